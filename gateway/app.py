@@ -1,0 +1,90 @@
+"""The gateway: the one public entry point. Auth, routing, merged OpenAPI; no business logic."""
+import asyncio
+from contextlib import asynccontextmanager
+
+import aiohttp
+from fastapi import FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
+from starlette.routing import Route
+
+from gateway.auth import KeyStore
+from gateway.config import GatewaySettings
+from gateway.openapi import fetch_service_docs, merge
+from gateway.proxy import Proxy, create_session
+from shared.errors import ServiceUnavailable, install_error_handlers
+from shared.metrics import install_metrics
+from shared.requests import install_request_id
+from shared.service_app import VERSION, Health
+
+PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    """Build the gateway app (uvicorn calls this as a factory)."""
+    settings = settings or GatewaySettings()
+    proxy = Proxy(upstreams=settings.upstream_urls(), keys=KeyStore(settings.keys_file),
+                  secret=settings.internal_secret.get_secret_value().encode(),
+                  max_body_bytes=settings.max_body_bytes)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        proxy.sessions = {name: create_session(timeout=settings.upstream_timeout,
+                                               connect_timeout=settings.upstream_connect_timeout)
+                          for name in proxy.upstreams}
+        yield
+        await asyncio.gather(*(session.close() for session in proxy.sessions.values()))
+
+    app = FastAPI(title="Marketplan API", version=VERSION, lifespan=lifespan,
+                  openapi_url=None, docs_url=None, redoc_url=None,
+                  description="Budgets, campaign calendar and team scheduling of the marketing "
+                              "department. Every `/api/` call needs `Authorization: Bearer <key>`.",
+                  generate_unique_id_function=lambda route: f"gateway_{route.name}")
+    install_error_handlers(app)
+    install_metrics(app)
+    install_request_id(app)
+    app.router.routes.append(Route("/api/{path:path}", proxy, methods=PROXIED_METHODS,
+                                   include_in_schema=False))
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    async def read_health() -> Health:
+        """Answer while the gateway process is alive."""
+        return Health(status="ok")
+
+    @app.get("/readyz", tags=["health"])
+    async def read_readiness() -> JSONResponse:
+        """Report each service's readiness; 503 unless all are ready."""
+
+        async def probe(name: str) -> str:
+            try:
+                async with proxy.sessions[name].get(
+                        proxy.upstreams[name] + "/readyz",
+                        timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    return "ready" if response.status == 200 else "unavailable"
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                return "unavailable"
+
+        names = sorted(proxy.upstreams)
+        states = dict(zip(names, await asyncio.gather(*(probe(n) for n in names))))
+        if all(state == "ready" for state in states.values()):
+            return JSONResponse({"status": "ready", "upstreams": states})
+        down = [name for name, state in states.items() if state != "ready"]
+        raise ServiceUnavailable(f"Not ready: {', '.join(down)} did not answer /readyz.",
+                                 upstreams=states)
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def read_openapi() -> JSONResponse:
+        docs, missing = await fetch_service_docs(proxy.sessions, proxy.upstreams)
+        merged = merge(app.openapi(), docs)
+        if missing:
+            merged["info"]["description"] += (
+                f"\n\n**Not shown: {', '.join(missing)} (unavailable right now).**")
+        return JSONResponse(merged)
+
+    @app.get("/docs", include_in_schema=False)
+    async def read_docs(request: Request) -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=str(request.url_for("read_openapi").path),
+                                   title="Marketplan API")
+
+    app.state.settings = settings
+    return app

@@ -1,0 +1,126 @@
+"""API keys (stored hashed in a JSON file) and what each role may do."""
+import fcntl
+import hashlib
+import json
+import os
+import re
+import secrets
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.errors import Forbidden, Unauthorized
+from shared.internal_auth import ROLES, Caller
+
+KEY_PREFIX = "mp_"
+# Reads are open to every role; finance writes only actuals (and may run what-if optimizations).
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+FINANCE_WRITES = re.compile(r"/api/v1/budget/(optimize|budgets/[^/]+/actuals(/.*)?)")
+
+
+def generate_key() -> str:
+    return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_key(key: str) -> str:
+    # Keys are 256-bit random tokens, so a fast hash is enough; a slow KDF would only slow
+    # every request down.
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyStore:
+    """The API keys file; the gateway re-reads it when it changes, so new keys work at once."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._stamp: tuple[int, int] | None = None
+        self._callers: dict[str, Caller] = {}
+
+    def _records(self) -> list[dict]:
+        try:
+            return json.loads(self.path.read_text())["keys"]
+        except FileNotFoundError:
+            return []
+
+    def _refresh(self) -> None:
+        try:
+            stat = self.path.stat()
+            stamp = (stat.st_mtime_ns, stat.st_size)
+        except FileNotFoundError:
+            stamp = None
+        if stamp != self._stamp:
+            self._callers = {r["hash"]: Caller(f"key:{r['id']}", r["role"])
+                             for r in self._records()}
+            self._stamp = stamp
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        """Return the caller of a `Bearer <key>` header, or raise Unauthorized."""
+        headers = {"WWW-Authenticate": 'Bearer realm="marketplan"'}
+        scheme, _, key = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not key.strip():
+            raise Unauthorized("Send an API key as `Authorization: Bearer <key>`; an admin "
+                               "creates one with `marketplan keys create --role <role>`.",
+                               headers=headers)
+        self._refresh()
+        caller = self._callers.get(hash_key(key.strip()))
+        if caller is None:
+            raise Unauthorized("This API key is unknown or revoked; ask an admin for a valid "
+                               "key.", headers=headers)
+        return caller
+
+    def _write(self, records: list[dict]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".keys-")
+        with os.fdopen(fd, "w") as out:
+            json.dump({"keys": records}, out, indent=2)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, self.path)  # atomic: the gateway never reads half a file
+
+    def _locked(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock = open(self.path.with_suffix(".lock"), "w")
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return lock
+
+    def create(self, role: str, *, label: str = "", key: str | None = None) -> tuple[dict, str]:
+        """Store a key for `role` (a given `key`, or a new random one); return record and key."""
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        key = key or generate_key()
+        if len(key) < 20:
+            raise ValueError("an API key must be at least 20 characters long")
+        with self._locked():
+            records = self._records()
+            digest = hash_key(key)
+            existing = next((r for r in records if r["hash"] == digest), None)
+            if existing is not None:
+                if existing["role"] != role:
+                    raise ValueError(f"that key already exists with role {existing['role']!r}")
+                return existing, key
+            record = {"id": "key_" + secrets.token_hex(6), "role": role, "label": label,
+                      "hash": digest, "created_at": datetime.now(UTC).isoformat()}
+            self._write([*records, record])
+        return record, key
+
+    def list(self) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "hash"} for r in self._records()]
+
+    def revoke(self, key_id: str) -> bool:
+        with self._locked():
+            records = self._records()
+            kept = [r for r in records if r["id"] != key_id]
+            if len(kept) == len(records):
+                return False
+            self._write(kept)
+        return True
+
+
+def authorize(caller: Caller, method: str, path: str) -> None:
+    """Raise Forbidden unless the caller's role may send `method` to `path`."""
+    if caller.role in ("admin", "planner") or method in READ_METHODS:
+        return
+    if caller.role == "finance" and FINANCE_WRITES.fullmatch(path):
+        return
+    allowed = ("read and write actuals" if caller.role == "finance" else "only read")
+    raise Forbidden(f"Role {caller.role!r} may {allowed}; {method} {path} needs a planner or "
+                    "admin key.")

@@ -1,0 +1,22 @@
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from shared.settings import BaseServiceSettings
+
+
+class GatewaySettings(BaseServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_")
+
+    port: int = 8000
+    calendar_url: str = "http://127.0.0.1:8001"
+    budget_url: str = "http://127.0.0.1:8002"
+    planner_url: str = "http://127.0.0.1:8003"
+    keys_file: str = "var/api_keys.json"
+    # Seconds for a whole upstream answer; the optimizer and scheduler have their own limits.
+    upstream_timeout: float = Field(default=60.0, gt=0)
+    upstream_connect_timeout: float = Field(default=2.0, gt=0)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+
+    def upstream_urls(self) -> dict[str, str]:
+        return {"calendar": self.calendar_url, "budget": self.budget_url,
+                "planner": self.planner_url}

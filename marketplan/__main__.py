@@ -1,0 +1,3 @@
+from marketplan.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""The `marketplan` command: up, serve, migrate, check, keys."""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+import uvicorn
+from dotenv import load_dotenv
+
+from gateway.auth import KeyStore
+from marketplan.processes import GATEWAY, PROCESSES, SERVICES
+from marketplan.up import up
+from shared import migrations
+from shared.internal_auth import ROLES
+from shared.requests import logging_config
+
+
+def _serve(args: argparse.Namespace) -> int:
+    process = PROCESSES[args.name]
+    if args.port:
+        os.environ[process.env_prefix + "PORT"] = str(args.port)
+    settings = process.settings()
+    uvicorn.run(process.factory, factory=True, host=settings.host, port=settings.port,
+                loop="uvloop", http="httptools", proxy_headers=False,
+                log_config=logging_config(process.name, settings.log_level))
+    return 0
+
+
+def _migrate(_args: argparse.Namespace) -> int:
+    for service in SERVICES:
+        migrations.upgrade(service.migrations, service.settings().database_url)
+        print(f"{service.name}: migrated")
+    return 0
+
+
+def _check(_args: argparse.Namespace) -> int:
+    for service in SERVICES:
+        migrations.check(service.migrations, service.settings().database_url)
+        print(f"{service.name}: models match the migrations")
+    return 0
+
+
+def _keys(args: argparse.Namespace) -> int:
+    keys = KeyStore(GATEWAY.settings().keys_file)
+    if args.action == "create":
+        try:
+            record, key = keys.create(args.role, label=args.label, key=args.key)
+        except ValueError as error:
+            print(f"marketplan keys create: {error}", file=sys.stderr)
+            return 2
+        print(key)
+        print(f"({record['role']} key {record['id']}; it is shown only now)", file=sys.stderr)
+    elif args.action == "list":
+        for record in keys.list():
+            print(f"{record['id']}  {record['role']:<8} {record['created_at']}  {record['label']}")
+    elif not keys.revoke(args.id):
+        print(f"marketplan keys revoke: no key {args.id}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="marketplan", description=__doc__)
+    root.add_argument("--env-file", type=Path,
+                      help="read settings from this file (e.g. var/up.env) before the environment")
+    commands = root.add_subparsers(dest="command", required=True)
+
+    start = commands.add_parser("up", help="migrate and run all four processes until Ctrl-C")
+    start.add_argument("--host", default="127.0.0.1")
+    start.add_argument("--port", type=int, default=8000,
+                       help="gateway port; the services take the next three")
+    start.add_argument("--var-dir", type=Path, default=Path("var"),
+                       help="where SQLite files, keys and the run settings go")
+    start.set_defaults(run=lambda a: up(host=a.host, port=a.port, var_dir=a.var_dir))
+
+    serve = commands.add_parser("serve", help="run one process")
+    serve.add_argument("name", choices=sorted(PROCESSES))
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--env-file", type=Path, default=argparse.SUPPRESS)
+    serve.set_defaults(run=_serve)
+
+    commands.add_parser("migrate", help="migrate every service's database").set_defaults(
+        run=_migrate)
+    commands.add_parser("check", help="fail if models and migrations differ").set_defaults(
+        run=_check)
+
+    keys = commands.add_parser("keys", help="manage gateway API keys")
+    actions = keys.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="print a new key for a role")
+    create.add_argument("--role", choices=ROLES, required=True)
+    create.add_argument("--label", default="")
+    create.add_argument("--key", help="store this exact key instead of a random one")
+    actions.add_parser("list", help="list keys (never their secrets)")
+    revoke = actions.add_parser("revoke", help="revoke a key by id")
+    revoke.add_argument("id")
+    keys.set_defaults(run=_keys)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    if args.env_file:
+        load_dotenv(args.env_file, override=True)
+    sys.exit(args.run(args))

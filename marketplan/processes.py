@@ -1,0 +1,41 @@
+"""The four Marketplan processes: how each is built, configured and migrated."""
+from dataclasses import dataclass
+from importlib import import_module
+from pathlib import Path
+
+from pydantic_settings import BaseSettings
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    module: str          # has create_app(settings) and, for a service, MIGRATIONS
+    settings_class: str  # "module:Class"
+    port_offset: int     # from the gateway's port
+
+    @property
+    def factory(self) -> str:
+        return f"{self.module}:create_app"
+
+    @property
+    def env_prefix(self) -> str:
+        return self.name.upper() + "_"
+
+    @property
+    def migrations(self) -> Path | None:
+        return getattr(import_module(self.module), "MIGRATIONS", None)
+
+    def settings(self) -> BaseSettings:
+        module, cls = self.settings_class.split(":")
+        return getattr(import_module(module), cls)()
+
+
+GATEWAY = Process("gateway", "gateway.app", "gateway.config:GatewaySettings", 0)
+SERVICES = (
+    Process("calendar", "services.calendar.app", "services.calendar.config:CalendarSettings", 1),
+    Process("budget", "services.budget.app", "services.budget.config:BudgetSettings", 2),
+    Process("planner", "services.planner.app", "services.planner.config:PlannerSettings", 3),
+)
+PROCESSES = {p.name: p for p in (GATEWAY, *SERVICES)}

@@ -1,0 +1,4 @@
+from services.budget.models import BudgetModel
+from shared.migrations import run_migrations
+
+run_migrations(BudgetModel.metadata)

@@ -1,0 +1,139 @@
+"""RFC 9457 problem details: the one error shape of every Marketplan process."""
+import logging
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "urn:marketplan:problem:"
+
+logger = logging.getLogger("marketplan.errors")
+
+
+class Problem(Exception):
+    """A domain error that renders as `application/problem+json`; subclasses fix the status."""
+
+    status = 500
+    slug = "internal-error"
+    title = "Internal server error"
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail)
+        self.detail = detail
+        self.headers = headers or {}
+        self.extra = extra
+
+    def body(self) -> dict[str, Any]:
+        return problem_body(self.status, self.title, self.detail, slug=self.slug, **self.extra)
+
+
+class BadRequest(Problem):
+    status, slug, title = 400, "bad-request", "Bad request"
+
+
+class Unauthorized(Problem):
+    status, slug, title = 401, "unauthorized", "Authentication required"
+
+
+class Forbidden(Problem):
+    status, slug, title = 403, "forbidden", "Not allowed for this role"
+
+
+class NotFound(Problem):
+    status, slug, title = 404, "not-found", "Resource not found"
+
+
+class Conflict(Problem):
+    status, slug, title = 409, "conflict", "Conflict with the current state"
+
+
+class PreconditionFailed(Problem):
+    status, slug, title = 412, "precondition-failed", "Stale version"
+
+
+class UnprocessableContent(Problem):
+    status, slug, title = 422, "unprocessable-content", "Request cannot be processed"
+
+
+class ServiceUnavailable(Problem):
+    status, slug, title = 503, "service-unavailable", "Service unavailable"
+
+
+class GatewayTimeout(Problem):
+    status, slug, title = 504, "upstream-timeout", "Upstream timed out"
+
+
+def problem_body(status: int, title: str, detail: str, *, slug: str, **extra: Any) -> dict:
+    return {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status,
+            "detail": detail, **extra}
+
+
+def problem_response(problem: Problem) -> JSONResponse:
+    return JSONResponse(problem.body(), status_code=problem.status, headers=problem.headers,
+                        media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        where, *path = error["loc"] or ("body",)
+        field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
+        errors.append({"in": str(where), "field": field, "detail": error["msg"],
+                       "type": error["type"]})
+    return errors
+
+
+async def _handle_problem(_request: Request, exc: Problem) -> JSONResponse:
+    return problem_response(exc)
+
+
+async def _handle_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = _field_errors(exc)
+    names = ", ".join(f"{e['in']} {e['field'] or '(whole)'}: {e['detail']}" for e in errors)
+    problem = UnprocessableContent(
+        f"The request has {len(errors)} invalid field(s): {names}. "
+        "Correct them and send the request again.",
+        errors=errors,
+    )
+    problem.slug, problem.title = "validation-error", "Invalid request"
+    return problem_response(problem)
+
+
+async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 404 and exc.detail == "Not Found":
+        detail = f"No resource at {request.url.path}. The API is described at /docs."
+    elif exc.status_code == 405:
+        detail = f"{request.method} is not supported on {request.url.path}."
+    else:
+        detail = str(exc.detail)
+    body = problem_body(exc.status_code, _reason(exc.status_code), detail,
+                        slug=_reason(exc.status_code).lower().replace(" ", "-"))
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers,
+                        media_type=PROBLEM_MEDIA_TYPE)
+
+
+async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    body = problem_body(500, Problem.title, "An unexpected error occurred. It has been logged; "
+                        "quote the X-Request-ID of this response when reporting it.",
+                        slug=Problem.slug)
+    return JSONResponse(body, status_code=500, media_type=PROBLEM_MEDIA_TYPE)
+
+
+def _reason(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Render every error of `app` as RFC 9457 problem+json."""
+    app.add_exception_handler(Problem, _handle_problem)
+    app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)
+    app.add_exception_handler(Exception, _handle_unexpected)

@@ -1,0 +1,51 @@
+"""Alembic, driven from code: each service keeps its own migrations folder and metadata."""
+from pathlib import Path
+
+from alembic import command, context
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, MetaData, create_engine, pool
+
+
+def alembic_config(migrations: Path, database_url: str) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(migrations))
+    # ConfigParser treats % as interpolation; URLs carry percent-encoded passwords.
+    config.set_main_option("sqlalchemy.url", database_url.replace("%", "%%"))
+    return config
+
+
+def upgrade(migrations: Path, database_url: str) -> None:
+    """Migrate the database to the newest revision."""
+    command.upgrade(alembic_config(migrations, database_url), "head")
+
+
+def check(migrations: Path, database_url: str) -> None:
+    """Raise if the models differ from what the migrations build (`alembic check`)."""
+    command.check(alembic_config(migrations, database_url))
+
+
+def is_current(migrations: Path, engine: Engine) -> bool:
+    """Tell whether the database is at the newest revision."""
+    heads = set(ScriptDirectory.from_config(alembic_config(migrations, "")).get_heads())
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+
+
+def run_migrations(metadata: MetaData) -> None:
+    """The body of every service's `migrations/env.py`."""
+    url = context.config.get_main_option("sqlalchemy.url")
+    # Batch mode lets the same migration ALTER tables on SQLite and PostgreSQL alike.
+    options = dict(target_metadata=metadata, render_as_batch=True, compare_type=True)
+    if context.is_offline_mode():
+        context.configure(url=url, literal_binds=True, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection, **options)
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()

@@ -1,0 +1,56 @@
+"""Cursor (keyset) pagination: stable under inserts, no OFFSET scans."""
+import base64
+import json
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel
+from sqlalchemy import Select, tuple_
+from sqlalchemy.orm import InstrumentedAttribute
+from sqlmodel import Session
+
+from shared.errors import UnprocessableContent
+
+T = TypeVar("T")
+
+LimitQuery = Annotated[int, Query(ge=1, le=500, description="Items per page (1-500).")]
+CursorQuery = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = None
+
+
+def encode_cursor(values: Sequence[str | int]) -> str:
+    raw = json.dumps(list(values), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[str | int]:
+    """Return the key values in `cursor`, or raise a 422 that says to restart from page one."""
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if (isinstance(values, list) and len(values) == arity
+                and all(isinstance(v, str | int) for v in values)):
+            return values
+    except ValueError:
+        pass
+    raise UnprocessableContent(
+        "The cursor is not one this API issued; drop `cursor` to start from the first page "
+        "and follow `next_cursor` from there.",
+        errors=[{"in": "query", "field": "cursor", "detail": "invalid cursor",
+                 "type": "value_error"}])
+
+
+def paginate(session: Session, statement: Select, *, order_by: Sequence[InstrumentedAttribute],
+             limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
+    """Run `statement` for one page ordered by the unique key `order_by` (str/int columns)."""
+    if cursor is not None:
+        statement = statement.where(tuple_(*order_by) > tuple_(*decode_cursor(cursor, len(order_by))))
+    rows = list(session.exec(statement.order_by(*order_by).limit(limit + 1)))
+    if len(rows) <= limit:
+        return rows, None
+    last = rows[limit - 1]
+    return rows[:limit], encode_cursor([getattr(last, column.key) for column in order_by])

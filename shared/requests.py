@@ -1,0 +1,54 @@
+"""Request ids and JSON logging, shared by the gateway and the services."""
+import logging.config
+import re
+
+from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
+from fastapi import FastAPI
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Accept a caller's id only if it is short and safe to write into logs."""
+    return bool(_REQUEST_ID.fullmatch(value))
+
+
+def current_request_id() -> str | None:
+    return correlation_id.get()
+
+
+def install_request_id(app: FastAPI) -> None:
+    """Reuse the caller's X-Request-ID or make one; echo it on the response."""
+    app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
+                       validator=is_valid_request_id)
+
+
+def logging_config(process: str, level: str) -> dict:
+    """Return a dictConfig that writes one JSON object per line with the request id."""
+    handler = {"class": "logging.StreamHandler", "formatter": "json",
+               "filters": ["request_id"], "stream": "ext://sys.stderr"}
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"request_id": {"()": "asgi_correlation_id.CorrelationIdFilter",
+                                   "default_value": "-"}},
+        "formatters": {"json": {
+            "()": "pythonjsonlogger.json.JsonFormatter",
+            "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",
+            "rename_fields": {"correlation_id": "request_id", "asctime": "time",
+                              "levelname": "level", "name": "logger"},
+            "static_fields": {"process": process},
+        }},
+        "handlers": {"default": handler},
+        "root": {"handlers": ["default"], "level": level},
+        "loggers": {
+            "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
+            "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False},
+        },
+    }
+
+
+def configure_logging(process: str, level: str) -> None:
+    logging.config.dictConfig(logging_config(process, level))
