@@ -1,13 +1,13 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.settings import BaseServiceSettings
+from shared.settings import BaseServiceSettings, Port
 
 
 class GatewaySettings(BaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
-    port: int = 8000
+    port: Port = 8000
     calendar_url: str = "http://127.0.0.1:8001"
     budget_url: str = "http://127.0.0.1:8002"
     planner_url: str = "http://127.0.0.1:8003"

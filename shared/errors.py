@@ -8,6 +8,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.requests import REQUEST_ID_HEADER, current_request_id
+
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_TYPE_BASE = "urn:marketplan:problem:"
 
@@ -118,10 +120,13 @@ async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONRes
 
 async def _handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    request_id = current_request_id()
     body = problem_body(500, Problem.title, "An unexpected error occurred. It has been logged; "
-                        "quote the X-Request-ID of this response when reporting it.",
-                        slug=Problem.slug)
-    return JSONResponse(body, status_code=500, media_type=PROBLEM_MEDIA_TYPE)
+                        "quote the request_id when reporting it.", slug=Problem.slug,
+                        request_id=request_id)
+    # This response is made outside the request-id middleware, so it sets the header itself.
+    headers = {REQUEST_ID_HEADER: request_id} if request_id else None
+    return JSONResponse(body, status_code=500, headers=headers, media_type=PROBLEM_MEDIA_TYPE)
 
 
 def _reason(status: int) -> str:

@@ -67,10 +67,11 @@ def run_once(session: Session, table: Table, *, principal: str, key: str, finger
                               fingerprint=fingerprint)) is not None:
         return stored
     status_code, body = create()
-    session.execute(insert(table).values(
-        principal=principal, key=key, fingerprint=fingerprint, status_code=status_code,
-        response_body=json.dumps(body, default=str), created_at=datetime.now(UTC)))
     try:
+        # PostgreSQL reports the duplicate here (after the winner commits), SQLite at commit.
+        session.execute(insert(table).values(
+            principal=principal, key=key, fingerprint=fingerprint, status_code=status_code,
+            response_body=json.dumps(body, default=str), created_at=datetime.now(UTC)))
         session.commit()
     except IntegrityError:
         session.rollback()

@@ -6,7 +6,7 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from fastapi import Query
 from pydantic import BaseModel
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Integer, Select, tuple_
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session
 
@@ -23,17 +23,22 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
+def _key_type(column: InstrumentedAttribute) -> type:
+    return int if isinstance(column.type, Integer) else str
+
+
 def encode_cursor(values: Sequence[str | int]) -> str:
     raw = json.dumps(list(values), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, arity: int) -> list[str | int]:
+def decode_cursor(cursor: str, columns: Sequence[InstrumentedAttribute]) -> list[str | int]:
     """Return the key values in `cursor`, or raise a 422 that says to restart from page one."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        if (isinstance(values, list) and len(values) == arity
-                and all(isinstance(v, str | int) for v in values)):
+        # A value of the wrong type would reach the database as a type error, not a 422.
+        if (isinstance(values, list) and len(values) == len(columns)
+                and all(type(v) is _key_type(c) for v, c in zip(values, columns))):
             return values
     except ValueError:
         pass
@@ -48,7 +53,7 @@ def paginate(session: Session, statement: Select, *, order_by: Sequence[Instrume
              limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
     """Run `statement` for one page ordered by the unique key `order_by` (str/int columns)."""
     if cursor is not None:
-        statement = statement.where(tuple_(*order_by) > tuple_(*decode_cursor(cursor, len(order_by))))
+        statement = statement.where(tuple_(*order_by) > tuple_(*decode_cursor(cursor, order_by)))
     rows = list(session.exec(statement.order_by(*order_by).limit(limit + 1)))
     if len(rows) <= limit:
         return rows, None

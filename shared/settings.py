@@ -1,5 +1,5 @@
 """Settings every process shares; each process subclasses with its own env prefix."""
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -8,6 +8,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 DEV_INTERNAL_SECRET = "marketplan-development-only-internal-secret"
 
 Environment = Literal["development", "test", "production"]
+Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class BaseServiceSettings(BaseSettings):
@@ -23,7 +24,7 @@ class BaseServiceSettings(BaseSettings):
     log_level: str = Field(default="INFO", validation_alias="MARKETPLAN_LOG_LEVEL")
 
     host: str = "127.0.0.1"
-    port: int = Field(ge=1, le=65535)
+    port: Port
 
     @model_validator(mode="after")
     def _refuse_default_secret(self):

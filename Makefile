@@ -1,0 +1,26 @@
+PYTHON ?= python3
+VENV := .venv
+PORT ?= 8000
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: up test install bench migrate
+
+up: install
+	marketplan up --port $(PORT)
+
+test: install
+	pytest $(PYTEST_ARGS)
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet -e ".[test]"
+	touch $@
+
+migrate: install
+	marketplan migrate
+
+bench: install
+	python bench/gateway.py

@@ -1,0 +1,65 @@
+import os
+import threading
+import time
+import uuid
+
+import pytest
+import uvicorn
+
+from shared.internal_auth import Caller, sign
+from tests.postgres import PostgresServer, free_port
+
+TEST_SECRET = "test-internal-secret-0123456789-abcdef"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """One PostgreSQL server for the run; skipped (with the reason) if it cannot start."""
+    server = PostgresServer()
+    try:
+        server.start()
+    except RuntimeError as error:
+        server.stop()
+        if os.environ.get("MARKETPLAN_REQUIRE_POSTGRES"):
+            pytest.fail(f"PostgreSQL is required here but could not start: {error}")
+        pytest.skip(f"PostgreSQL could not start: {error}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path) -> str:
+    """A fresh, empty database for one test, on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/test.db"
+    return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+def signed_headers(method: str, path: str, role: str = "admin",
+                   principal: str = "key:test") -> dict[str, str]:
+    """The headers the gateway would add for `role`."""
+    return sign(TEST_SECRET.encode(), method=method, path=path, caller=Caller(principal, role))
+
+
+class ThreadedServer:
+    """A real uvicorn server for an app, on a free loopback port, in a thread."""
+
+    def __init__(self, app, port: int | None = None):
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
+                                                    log_level="warning", lifespan="on"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def start(self) -> "ThreadedServer":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"server on port {self.port} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)

@@ -1,0 +1,80 @@
+"""A throwaway PostgreSQL server for the test run: initdb + pg_ctl on a free loopback port."""
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import psycopg
+
+
+def find_bin_dir() -> Path | None:
+    if initdb := shutil.which("initdb"):
+        return Path(initdb).resolve().parent
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(found[-1]).parent if found else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class PostgresServer:
+    """Start with `start()`; `url(db)` gives a SQLAlchemy URL; `stop()` removes everything."""
+
+    def __init__(self):
+        self.bin_dir = find_bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="marketplan-pg-"))
+        self.port = free_port()
+        # PostgreSQL refuses to run as root; CI runs as root, so use the `postgres` account.
+        self.run_as = "postgres" if os.geteuid() == 0 else None
+
+    def _run(self, *args: str) -> subprocess.CompletedProcess:
+        command = [str(self.bin_dir / args[0]), *args[1:]]
+        if self.run_as:
+            command = ["runuser", "-u", self.run_as, "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+
+    def start(self) -> None:
+        """Raise RuntimeError with the reason if the server cannot start."""
+        if self.bin_dir is None:
+            raise RuntimeError("no PostgreSQL server binaries (initdb) found")
+        if self.run_as:
+            try:
+                user = pwd.getpwnam(self.run_as)
+            except KeyError:
+                raise RuntimeError("running as root and no 'postgres' account exists") from None
+            os.chown(self.root, user.pw_uid, user.pw_gid)
+        data = self.root / "data"
+        steps = [
+            ("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
+             "--no-sync"),
+            ("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
+             "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
+                   f"-c unix_socket_directories={self.root} -c fsync=off "
+                   "-c max_connections=200", "start"),
+        ]
+        for step in steps:
+            result = self._run(*step)
+            if result.returncode != 0:
+                log = self.root / "server.log"
+                raise RuntimeError(f"{step[0]} failed: {result.stderr.strip()} "
+                                   f"{log.read_text() if log.exists() else ''}".strip())
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
+
+    def create_database(self, name: str) -> str:
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
+                             autocommit=True) as connection:
+            connection.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "immediate", "stop")
+        shutil.rmtree(self.root, ignore_errors=True)
