@@ -12,7 +12,7 @@ Port = Annotated[int, Field(ge=1, le=65535)]
 
 
 class BaseServiceSettings(BaseSettings):
-    model_config = SettingsConfigDict(extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(extra="ignore", frozen=True, populate_by_name=True)
 
     # Shared by all processes, so read without the per-service prefix.
     environment: Environment = Field(default="development", validation_alias="MARKETPLAN_ENV")

@@ -1,0 +1,67 @@
+"""Each service starts on SQLite and PostgreSQL with its migrations applied and no drift."""
+import pytest
+from fastapi.testclient import TestClient
+
+from marketplan.processes import SERVICES
+from shared import migrations
+from shared.errors import PROBLEM_MEDIA_TYPE
+from tests.conftest import TEST_SECRET, signed_headers
+
+
+@pytest.fixture(params=[s.name for s in SERVICES])
+def service(request, database_url, monkeypatch):
+    process = next(s for s in SERVICES if s.name == request.param)
+    monkeypatch.setenv(f"{process.env_prefix}DATABASE_URL", database_url)
+    monkeypatch.setenv("MARKETPLAN_INTERNAL_SECRET", TEST_SECRET)
+    migrations.upgrade(process.migrations, database_url)
+    module = __import__(process.module, fromlist=["create_app"])
+    with TestClient(module.create_app(process.settings())) as client:
+        yield process, client, database_url
+
+
+def test_migrations_match_the_models(service):
+    process, _, database_url = service
+    migrations.check(process.migrations, database_url)  # raises on drift
+
+
+def test_status_answers_a_signed_call(service):
+    process, client, database_url = service
+    path = f"/api/v1/{process.name}/status"
+    response = client.get(path, headers=signed_headers("GET", path, role="viewer") |
+                          {"X-Request-ID": "abc-1"})
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "abc-1"
+    assert response.json() | {"version": None} == {
+        "service": process.name, "version": None, "schema_current": True,
+        "database": database_url.split(":")[0].split("+")[0],
+        "principal": "key:test", "role": "viewer", "request_id": "abc-1"}
+
+
+def test_direct_call_without_internal_credential_is_401(service):
+    process, client, _ = service
+    response = client.get(f"/api/v1/{process.name}/status")
+    assert response.status_code == 401
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    assert "gateway" in response.json()["detail"]
+
+
+def test_health_readiness_and_metrics_are_open(service):
+    process, client, _ = service
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ready"}
+    path = f"/api/v1/{process.name}/status"
+    client.get(path, headers=signed_headers("GET", path))
+    metrics = client.get("/metrics").text
+    assert f'handler="/api/v1/{process.name}/status"' in metrics
+    assert "process_cpu_seconds_total" in metrics
+
+
+def test_status_reports_an_unmigrated_schema(database_url, monkeypatch):
+    budget = next(s for s in SERVICES if s.name == "budget")
+    monkeypatch.setenv("BUDGET_DATABASE_URL", database_url)
+    monkeypatch.setenv("MARKETPLAN_INTERNAL_SECRET", TEST_SECRET)
+    from services.budget.app import create_app
+
+    with TestClient(create_app(budget.settings())) as client:
+        path = "/api/v1/budget/status"
+        assert client.get(path, headers=signed_headers("GET", path)).json()["schema_current"] is False
