@@ -1,0 +1,14 @@
+# One image for all four processes; docker-compose.yml picks the process with `command`.
+FROM python:3.11-slim
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+COPY gateway ./gateway
+COPY marketplan ./marketplan
+RUN pip install . && useradd --system --uid 10001 marketplan \
+    && mkdir -p /var/lib/marketplan && chown marketplan /var/lib/marketplan
+USER marketplan
+EXPOSE 8000 8001 8002 8003
+CMD ["marketplan", "serve", "gateway"]

@@ -1,0 +1,129 @@
+"""`marketplan up` starts the real four processes; we talk HTTP to them through the gateway."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.postgres import free_port
+
+ADMIN_KEY = "e2e-admin-key-" + uuid.uuid4().hex
+pytestmark = pytest.mark.e2e
+
+
+def free_port_block(size: int = 4) -> int:
+    """A base port with `size` free ports after it."""
+    for _ in range(50):
+        base = free_port()
+        if base + size < 65535 and all(_is_free(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no block of free ports")
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def marketplan(*args: str, env: dict) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "marketplan", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def system(request, tmp_path):
+    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres")
+        for name in ("calendar", "budget", "planner"):
+            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
+                f"e2e_{name}_{uuid.uuid4().hex[:8]}")
+    port = free_port_block()
+    up = marketplan("up", "--port", str(port), "--var-dir", str(tmp_path / "var"), env=env)
+    lines = []
+    for line in up.stdout:
+        lines.append(line)
+        if line.startswith("Ctrl-C stops all"):
+            break
+    assert up.poll() is None, "".join(lines)
+    output = "".join(lines)
+    pids = {part.split()[0]: int(part.split()[2])
+            for part in output.split("Processes:")[1].splitlines()[0].split(", ")}
+    yield {"port": port, "up": up, "pids": pids, "output": output, "env": env,
+           "env_file": tmp_path / "var" / "up.env"}
+    if up.poll() is None:
+        up.send_signal(signal.SIGTERM)
+        up.wait(timeout=30)
+
+
+def test_the_system_through_the_gateway(system):
+    port, pids = system["port"], system["pids"]
+    assert f"http://127.0.0.1:{port}/docs" in system["output"]
+    assert ADMIN_KEY in system["output"]
+    gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}",
+                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
+    backend = system["env"].get("BUDGET_DATABASE_URL", "sqlite").split(":")[0].split("+")[0]
+
+    # 3. each service is reached through the gateway; readiness lists every upstream
+    for service in ("calendar", "budget", "planner"):
+        body = gateway.get(f"/api/v1/{service}/status").json()
+        assert (body["service"], body["role"], body["database"]) == (service, "admin", backend)
+        assert body["schema_current"] is True
+    assert gateway.get("/readyz").json()["status"] == "ready"
+    assert httpx.get(f"http://127.0.0.1:{port}/api/v1/budget/status").status_code == 401
+    document = gateway.get("/openapi.json").json()
+    assert {"/api/v1/calendar/status", "/api/v1/planner/status"} <= set(document["paths"])
+
+    # a key made with the CLI works at once, with its role's limits
+    created = subprocess.run([sys.executable, "-m", "marketplan", "--env-file",
+                              str(system["env_file"]), "keys", "create", "--role", "viewer"],
+                             capture_output=True, text=True, check=True, env=system["env"])
+    viewer = {"Authorization": f"Bearer {created.stdout.strip()}"}
+    assert gateway.get("/api/v1/planner/status", headers=viewer).json()["role"] == "viewer"
+    assert gateway.post("/api/v1/calendar/campaigns", headers=viewer,
+                        json={}).status_code == 403
+
+    # 4. a service port called directly, without the internal credential
+    assert httpx.get(f"http://127.0.0.1:{port + 1}/api/v1/calendar/status").status_code == 401
+
+    # 5. kill calendar: its routes are 503 problems, the others keep answering
+    os.kill(pids["calendar"], signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while (status := gateway.get("/api/v1/calendar/status").status_code) != 503:
+        assert time.monotonic() < deadline, status
+        time.sleep(0.1)
+    assert gateway.get("/api/v1/calendar/status").headers["content-type"] == \
+        "application/problem+json"
+    assert gateway.get("/api/v1/budget/status").status_code == 200
+    assert gateway.get("/readyz").json()["upstreams"]["calendar"] == "unavailable"
+
+    # ... and starting it again heals without restarting the gateway
+    restarted = marketplan("--env-file", str(system["env_file"]), "serve", "calendar",
+                           env=system["env"])
+    try:
+        deadline = time.monotonic() + 30
+        while gateway.get("/api/v1/calendar/status").status_code != 200:
+            assert time.monotonic() < deadline and restarted.poll() is None
+            time.sleep(0.2)
+        assert gateway.get("/readyz").status_code == 200
+    finally:
+        restarted.terminate()
+        restarted.wait(timeout=15)
+
+
+def test_sigterm_stops_all_four(system):
+    system["up"].send_signal(signal.SIGTERM)
+    assert system["up"].wait(timeout=30) == 0
+    for name, pid in system["pids"].items():
+        assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), name
+    assert all(_is_free(system["port"] + i) for i in range(4))
+
+
+def _is_zombie(pid: int) -> bool:
+    return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
