@@ -7,17 +7,38 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
 from gateway.openapi import fetch_service_docs, merge
 from gateway.proxy import Proxy, create_session
-from shared.errors import ServiceUnavailable, install_error_handlers
+from shared.errors import Problem, ServiceUnavailable, install_error_handlers, problem_response
 from shared.metrics import install_metrics
 from shared.requests import install_request_id
 from shared.service_app import VERSION, Health
 
-PROXIED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+
+
+class ProxyDispatch:
+    """Send `/api/` calls straight to the proxy, past FastAPI's router, dependency and
+    exception layers, which bench/gateway.py measured at a fifth of the gateway's time."""
+
+    route = Route("/api/{path:path}", endpoint=None)  # the metrics label of proxied calls
+
+    def __init__(self, app: ASGIApp, proxy: Proxy):
+        self.app = app
+        self.proxy = proxy
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        scope["route"] = self.route
+        try:
+            await self.proxy(scope, receive, send)
+        except Problem as problem:
+            await problem_response(problem)(scope, receive, send)
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
@@ -41,10 +62,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                               "department. Every `/api/` call needs `Authorization: Bearer <key>`.",
                   generate_unique_id_function=lambda route: f"gateway_{route.name}")
     install_error_handlers(app)
+    # Added first = innermost: metrics and request ids cover proxied calls too.
+    app.add_middleware(ProxyDispatch, proxy=proxy)
     install_metrics(app)
     install_request_id(app)
-    app.router.routes.append(Route("/api/{path:path}", proxy, methods=PROXIED_METHODS,
-                                   include_in_schema=False))
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def read_health() -> Health:

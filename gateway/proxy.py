@@ -58,7 +58,7 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 
 
 class Proxy:
-    """ASGI endpoint for `/api/...`; errors are raised as problems for the app to render."""
+    """ASGI endpoint for `/api/...`; errors are raised as problems for the caller to render."""
 
     def __init__(self, *, upstreams: dict[str, str], keys: KeyStore, secret: bytes,
                  max_body_bytes: int):

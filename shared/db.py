@@ -21,6 +21,9 @@ NAMING_CONVENTION = {
 }
 
 
+WRITE_OPTION = "marketplan_writes"
+
+
 def service_registry() -> registry:
     """Return a registry with its own MetaData, so each service migrates only its own tables."""
     return registry(metadata=MetaData(naming_convention=NAMING_CONVENTION))
@@ -49,11 +52,13 @@ def create_db_engine(settings: DatabaseSettings) -> Engine:
         cursor.close()
 
     @event.listens_for(engine, "begin")
-    def _begin_immediate(connection):
+    def _begin(connection):
         # A deferred transaction that reads and then writes fails at once with "database is
-        # locked" when another writer got in between; taking the write lock up front makes
-        # concurrent writers queue (up to busy_timeout) instead, so no update is lost.
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # locked" when another writer got in between; writers take the lock up front
+        # (BEGIN IMMEDIATE) and so queue for up to busy_timeout instead, and no update is
+        # lost. Readers stay deferred: in WAL mode they never wait for anyone.
+        immediate = connection.get_execution_options().get(WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
 
@@ -69,10 +74,22 @@ def check_database(engine: Engine) -> None:
         connection.execute(text("SELECT 1"))
 
 
+def write_engine(engine: Engine) -> Engine:
+    """The same engine, for transactions that will write (SQLite: BEGIN IMMEDIATE)."""
+    return engine.execution_options(**{WRITE_OPTION: True})
+
+
 def get_session(request: Request) -> Iterator[Session]:
-    """Yield a session on the app's engine, closed after the request."""
+    """Yield a session for reading, closed after the request."""
     with Session(request.app.state.engine) as session:
         yield session
 
 
+def get_write_session(request: Request) -> Iterator[Session]:
+    """Yield a session for a request that writes, closed after the request."""
+    with Session(write_engine(request.app.state.engine)) as session:
+        yield session
+
+
 SessionDep = Annotated[Session, Depends(get_session)]
+WriteSessionDep = Annotated[Session, Depends(get_write_session)]

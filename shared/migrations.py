@@ -26,11 +26,15 @@ def check(migrations: Path, database_url: str) -> None:
     command.check(alembic_config(migrations, database_url))
 
 
-def is_current(migrations: Path, engine: Engine) -> bool:
-    """Tell whether the database is at the newest revision."""
-    heads = set(ScriptDirectory.from_config(alembic_config(migrations, "")).get_heads())
+def heads(migrations: Path) -> set[str]:
+    """Return the newest revision(s) in a migrations folder."""
+    return set(ScriptDirectory.from_config(alembic_config(migrations, "")).get_heads())
+
+
+def is_current(engine: Engine, newest: set[str]) -> bool:
+    """Tell whether the database is at the `newest` revisions."""
     with engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads()) == heads
+        return set(MigrationContext.configure(connection).get_current_heads()) == newest
 
 
 def run_migrations(metadata: MetaData) -> None:

@@ -11,7 +11,7 @@ from shared.db import backend_name, check_database, create_db_engine
 from shared.errors import ServiceUnavailable, install_error_handlers
 from shared.internal_auth import CallerDep, InternalAuthMiddleware
 from shared.metrics import install_metrics
-from shared.migrations import is_current
+from shared.migrations import heads, is_current
 from shared.requests import current_request_id, install_request_id
 from shared.settings import DatabaseSettings
 
@@ -34,13 +34,14 @@ class ServiceStatus(BaseModel):
 
 def _status_router(name: str, migrations: Path) -> APIRouter:
     router = APIRouter(prefix=f"/api/v1/{name}", tags=[name])
+    newest = heads(migrations)
 
     @router.get("/status", response_model=ServiceStatus)
     def read_status(request: Request, caller: CallerDep) -> ServiceStatus:
         """Show that this service is reached, which database it uses, and who is calling."""
         engine = request.app.state.engine
         return ServiceStatus(service=name, version=VERSION, database=backend_name(engine),
-                             schema_current=is_current(migrations, engine),
+                             schema_current=is_current(engine, newest),
                              principal=caller.principal, role=caller.role,
                              request_id=current_request_id())
 

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlmodel import Session
 
-from shared.db import create_db_engine, service_registry
+from shared.db import create_db_engine, service_registry, write_engine
 from shared.errors import UnprocessableContent
 from shared.idempotency import fingerprint, idempotency_table, run_once
 from shared.settings import DatabaseSettings
@@ -19,7 +19,7 @@ things = Table("thing", metadata, Column("id", Integer, primary_key=True),
 def engine(database_url):
     engine = create_db_engine(DatabaseSettings(database_url=database_url, port=1))
     metadata.create_all(engine)
-    yield engine
+    yield write_engine(engine)
     engine.dispose()
 
 
