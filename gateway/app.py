@@ -15,7 +15,7 @@ from gateway.openapi import fetch_service_docs, merge
 from gateway.proxy import Proxy, create_session
 from shared.errors import Problem, ServiceUnavailable, install_error_handlers, problem_response
 from shared.metrics import install_metrics
-from shared.requests import install_request_id
+from shared.requests import install_request_id, request_id_header
 from shared.service_app import VERSION, Health
 
 
@@ -79,7 +79,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         async def probe(name: str) -> str:
             try:
                 async with proxy.sessions[name].get(
-                        proxy.upstreams[name] + "/readyz",
+                        proxy.upstreams[name] + "/readyz", headers=request_id_header(),
                         timeout=aiohttp.ClientTimeout(total=2)) as response:
                     return "ready" if response.status == 200 else "unavailable"
             except (aiohttp.ClientError, asyncio.TimeoutError):
@@ -95,7 +95,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def read_openapi() -> JSONResponse:
-        docs, missing = await fetch_service_docs(proxy.sessions, proxy.upstreams)
+        docs, missing = await fetch_service_docs(proxy.sessions, proxy.upstreams,
+                                                 headers=request_id_header())
         merged = merge(app.openapi(), docs)
         if missing:
             merged["info"]["description"] += (

@@ -40,12 +40,13 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
 
 
 async def fetch_service_docs(sessions: dict[str, aiohttp.ClientSession],
-                             upstreams: dict[str, str]) -> tuple[dict[str, dict], list[str]]:
+                             upstreams: dict[str, str],
+                             headers: dict[str, str]) -> tuple[dict[str, dict], list[str]]:
     """Fetch each service's document; return those that answered and the names that did not."""
 
     async def fetch(name: str) -> dict | None:
         try:
-            async with sessions[name].get(upstreams[name] + "/openapi.json",
+            async with sessions[name].get(upstreams[name] + "/openapi.json", headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=5)) as response:
                 return await response.json() if response.status == 200 else None
         except (aiohttp.ClientError, asyncio.TimeoutError):

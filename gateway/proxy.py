@@ -12,7 +12,7 @@ from yarl import URL
 from gateway.auth import KeyStore, authorize
 from shared.errors import GatewayTimeout, NotFound, Problem, ServiceUnavailable
 from shared.internal_auth import sign
-from shared.requests import current_request_id
+from shared.requests import request_id_header
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway itself sets or must not pass on
 # (the caller's API key never reaches a service; a client cannot forge an identity).
@@ -83,7 +83,7 @@ class Proxy:
                    if k not in DROPPED_REQUEST_HEADERS and not k.startswith(b"x-marketplan-")]
         headers.extend(sign(self.secret, method=method, path=raw_path.decode("latin-1"),
                             caller=caller).items())
-        headers.append(("x-request-id", current_request_id() or ""))
+        headers.extend(request_id_header().items())
         url = self.upstreams[service] + raw_path.decode("latin-1")
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")

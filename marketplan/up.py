@@ -57,7 +57,7 @@ def _wait_ready(children: dict[str, subprocess.Popen], env: dict[str, str]) -> s
             if children[name].poll() is not None:
                 return f"{name} exited with code {children[name].returncode} while starting"
             prefix = PROCESSES[name].env_prefix
-            url = f"http://{env[prefix + 'HOST']}:{env[prefix + 'PORT']}/healthz"
+            url = f"http://{env[prefix + 'HOST']}:{env[prefix + 'PORT']}/readyz"
             try:
                 if httpx.get(url, timeout=1).status_code == 200:
                     pending.discard(name)

@@ -3,7 +3,7 @@ import httpx
 
 from shared.errors import GatewayTimeout, ServiceUnavailable
 from shared.internal_auth import Caller, current_caller, sign
-from shared.requests import REQUEST_ID_HEADER, current_request_id
+from shared.requests import request_id_header
 
 # Calls made outside any request (start-up, background work) act as the service itself.
 SERVICE_ROLE = "admin"
@@ -29,8 +29,7 @@ class ServiceClient:
         request.headers.update(sign(self._secret, method=request.method,
                                     path=request.url.raw_path.split(b"?")[0].decode(),
                                     caller=caller))
-        if request_id := current_request_id():
-            request.headers[REQUEST_ID_HEADER] = request_id
+        request.headers.update(request_id_header())
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:
         """Send one call; an unreachable or slow service becomes a 503 or 504 problem."""

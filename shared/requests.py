@@ -18,6 +18,12 @@ def current_request_id() -> str | None:
     return correlation_id.get()
 
 
+def request_id_header() -> dict[str, str]:
+    """The header that carries the current request id to another process."""
+    request_id = correlation_id.get()
+    return {REQUEST_ID_HEADER: request_id} if request_id else {}
+
+
 def install_request_id(app: FastAPI) -> None:
     """Reuse the caller's X-Request-ID or make one; echo it on the response."""
     app.add_middleware(CorrelationIdMiddleware, header_name=REQUEST_ID_HEADER,
