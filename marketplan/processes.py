@@ -5,9 +5,6 @@ from pathlib import Path
 
 from pydantic_settings import BaseSettings
 
-ROOT = Path(__file__).resolve().parent.parent
-
-
 @dataclass(frozen=True)
 class Process:
     name: str

@@ -73,3 +73,11 @@ def test_an_oversized_body_is_413(upstreams, keys):
                                 content=b"x" * 101)
         assert response.status_code == 413
         assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+
+
+def test_proxied_calls_are_counted_in_metrics(gateway, keys):
+    gateway.get("/api/v1/budget/status", headers=bearer(keys["viewer"]))
+    gateway.get("/api/v1/budget/status")
+    metrics = gateway.get("/metrics").text
+    assert 'http_requests_total{handler="/api/{path:path}",method="GET",status="200"}' in metrics
+    assert 'http_requests_total{handler="/api/{path:path}",method="GET",status="401"}' in metrics

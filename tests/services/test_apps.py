@@ -1,4 +1,6 @@
 """Each service starts on SQLite and PostgreSQL with its migrations applied and no drift."""
+from importlib import import_module
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -14,8 +16,7 @@ def service(request, database_url, monkeypatch):
     monkeypatch.setenv(f"{process.env_prefix}DATABASE_URL", database_url)
     monkeypatch.setenv("MARKETPLAN_INTERNAL_SECRET", TEST_SECRET)
     migrations.upgrade(process.migrations, database_url)
-    module = __import__(process.module, fromlist=["create_app"])
-    with TestClient(module.create_app(process.settings())) as client:
+    with TestClient(import_module(process.module).create_app(process.settings())) as client:
         yield process, client, database_url
 
 
