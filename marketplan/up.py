@@ -48,11 +48,14 @@ def seed_admin_key(keys: KeyStore, admin_key: str | None) -> str:
     return keys.create("admin", label=UP_KEY_LABEL)[1]
 
 
-def _wait_ready(children: dict[str, subprocess.Popen], env: dict[str, str]) -> str | None:
+def _wait_ready(children: dict[str, subprocess.Popen], env: dict[str, str],
+                stopping: list) -> str | None:
     """Return None when every process answers /readyz, else why not."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     pending = set(children)
     while pending:
+        if stopping:
+            return "stopped while starting"
         for name in sorted(pending):
             if children[name].poll() is not None:
                 return f"{name} exited with code {children[name].returncode} while starting"
@@ -100,7 +103,7 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
     children = {name: subprocess.Popen([sys.executable, "-m", "marketplan", "serve", name,
                                         "--env-file", str(env_file)])
                 for name in (*(s.name for s in SERVICES), GATEWAY.name)}
-    if problem := _wait_ready(children, env):
+    if problem := _wait_ready(children, env, stopping):
         print(f"marketplan up failed: {problem}", file=sys.stderr)
         _stop(children)
         return 1
