@@ -4,6 +4,7 @@ import re
 
 from asgi_correlation_id import CorrelationIdMiddleware, correlation_id
 from fastapi import FastAPI
+from pythonjsonlogger.core import RESERVED_ATTRS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
@@ -45,6 +46,8 @@ def logging_config(process: str, level: str) -> dict:
             "rename_fields": {"correlation_id": "request_id", "asctime": "time",
                               "levelname": "level", "name": "logger"},
             "static_fields": {"process": process},
+            # uvicorn adds a terminal-coloured copy of each message; JSON has no use for it.
+            "reserved_attrs": [*RESERVED_ATTRS, "color_message"],
         }},
         "handlers": {"default": handler},
         "root": {"handlers": ["default"], "level": level},
