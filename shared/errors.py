@@ -61,6 +61,10 @@ class UnprocessableContent(Problem):
     status, slug, title = 422, "unprocessable-content", "Request cannot be processed"
 
 
+class InvalidRequest(UnprocessableContent):
+    slug, title = "validation-error", "Invalid request"
+
+
 class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 
@@ -96,13 +100,11 @@ async def _handle_problem(_request: Request, exc: Problem) -> JSONResponse:
 async def _handle_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = _field_errors(exc)
     names = ", ".join(f"{e['in']} {e['field'] or '(whole)'}: {e['detail']}" for e in errors)
-    problem = UnprocessableContent(
+    return problem_response(InvalidRequest(
         f"The request has {len(errors)} invalid field(s): {names}. "
         "Correct them and send the request again.",
         errors=errors,
-    )
-    problem.slug, problem.title = "validation-error", "Invalid request"
-    return problem_response(problem)
+    ))
 
 
 async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
