@@ -23,4 +23,6 @@ migrate: install
 	marketplan migrate
 
 bench: install
+	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
 	python bench/gateway.py
+	python bench/optimizer.py

@@ -1,0 +1,76 @@
+"""The exact greedy for concave curves under one budget and per-channel bounds.
+
+With concave curves, a budget and per-channel floors and caps, the optimum fills segments in
+order of falling slope: first each channel's best segments up to its floor, then every segment
+while its channel is under its cap and money is left. This is what the LP would find, in
+milliseconds instead of seconds at a million segments; tests hold the two to the same answer.
+"""
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from services.budget.optimize import Cell, Solution, _Scaled
+
+_EPS = 1e-12
+
+
+def applies(model: "_Scaled", cells: list["Cell"]) -> bool:
+    """Whether the greedy is exact for this problem (else the MILP solves it)."""
+    problem = model.problem
+    return (problem.objective in ("max_return", "max_profit")
+            and not problem.groups
+            and all(period.cap is None for period in problem.periods)
+            and not any(channel.min_if_used and channel.min is not None for channel in problem.channels)
+            and all(cell.segments is not None and cell.segments.gated == 0 for cell in cells)
+            and all(low <= high + _EPS for low, high in zip(model.lower, model.upper))
+            and sum(model.lower) <= model.budget + _EPS)
+
+
+def solve(model: "_Scaled", cells: list["Cell"]) -> "Solution":
+    from services.budget.optimize import Solution
+
+    cell_of = np.concatenate([np.full(len(c.segments.lengths), i) for i, c in enumerate(cells)]) \
+        if cells else np.zeros(0, dtype=int)
+    lengths = np.concatenate([c.segments.lengths for c in cells]) if cells else np.zeros(0)
+    slopes = np.concatenate([c.segments.slopes * c.weight for c in cells]) if cells else np.zeros(0)
+    channel = np.array([cells[i].channel for i in cell_of], dtype=int)
+    order = np.argsort(-slopes, kind="stable")
+    lower = np.asarray(model.lower)[channel]
+    upper = np.asarray(model.upper)[channel]
+
+    floor_fill = _fill_within_channel(order, channel, lengths, lower)
+    threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
+    remaining = np.where(slopes > threshold, lengths - floor_fill, 0.0)
+    capped = _fill_within_channel(order, channel, remaining, np.maximum(upper - lower, 0.0))
+    money = model.budget - floor_fill.sum()
+    before = np.cumsum(capped[order]) - capped[order]
+    paid = np.zeros_like(capped)
+    paid[order] = np.clip(money - before, 0.0, capped[order])
+    fill = floor_fill + paid
+
+    cut = np.nonzero(paid[order] < capped[order] - _EPS)[0]
+    if len(cut):
+        marginal = float(slopes[order][cut[0]] - threshold)
+    else:
+        marginal = 0.0
+    spend = np.bincount(cell_of, weights=fill, minlength=len(cells)) if cells else np.zeros(0)
+    return Solution(spend=spend, status="optimal", gap=0.0, solver="greedy",
+                    marginal_value=marginal, model_return=float(fill @ slopes))
+
+
+def _fill_within_channel(order: np.ndarray, channel: np.ndarray, lengths: np.ndarray,
+                         limit: np.ndarray) -> np.ndarray:
+    """Fill each channel's segments in `order` until the channel reaches its `limit`."""
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    by_channel = np.lexsort((rank, channel))
+    sorted_lengths = lengths[by_channel]
+    cumulative = np.cumsum(sorted_lengths) - sorted_lengths
+    starts = np.r_[True, channel[by_channel][1:] != channel[by_channel][:-1]] if len(order) else \
+        np.zeros(0, dtype=bool)
+    group_base = np.maximum.accumulate(np.where(starts, np.arange(len(order)), 0))
+    before = cumulative - cumulative[group_base]
+    fill = np.empty_like(lengths)
+    fill[by_channel] = np.clip(limit[by_channel] - before, 0.0, sorted_lengths)
+    return fill
