@@ -1,5 +1,6 @@
 """The one way a Marketplan service app is put together."""
-from contextlib import asynccontextmanager
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from importlib.metadata import version
 from pathlib import Path
 
@@ -69,14 +70,18 @@ def _health_router() -> APIRouter:
 
 
 def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Path,
-                       description: str, routers: tuple[APIRouter, ...] = ()) -> FastAPI:
+                       description: str, routers: tuple[APIRouter, ...] = (),
+                       resources: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
+                       ) -> FastAPI:
     """Build a service: engine in the lifespan, RFC 9457 errors, internal auth, request ids,
-    metrics, health, and `GET /api/v1/<name>/status`."""
+    metrics, health, and `GET /api/v1/<name>/status`. `resources(app)` opens and closes the
+    service's own long-lived resources inside the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.engine = create_db_engine(settings)
-        yield
+        async with resources(app) if resources else nullcontext():
+            yield
         app.state.engine.dispose()
 
     app = FastAPI(title=f"Marketplan {name}", version=VERSION, description=description,

@@ -1,15 +1,28 @@
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.budget.api import router
 from services.budget.config import BudgetSettings
 from shared.service_app import create_service_app
+from shared.workers import WorkerPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     """Build the budget service app (uvicorn calls this as a factory)."""
-    return create_service_app(name="budget", settings=settings or BudgetSettings(),
-                              migrations=MIGRATIONS,
-                              description="Budgets, channels, the allocation optimizer, the emergency reserve and actuals.")
+    settings = settings or BudgetSettings()
+
+    @asynccontextmanager
+    async def solver_workers(app: FastAPI):
+        app.state.workers = WorkerPool(settings.solver_workers, preload="services.budget.optimize")
+        app.state.workers.start()
+        yield
+        app.state.workers.close()
+
+    return create_service_app(name="budget", settings=settings, migrations=MIGRATIONS,
+                              description="Budgets, channels, the allocation optimizer, the "
+                                          "emergency reserve and actuals.",
+                              routers=(router,), resources=solver_workers)

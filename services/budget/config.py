@@ -1,3 +1,4 @@
+from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DatabaseSettings, Port
@@ -8,3 +9,7 @@ class BudgetSettings(DatabaseSettings):
 
     port: Port = 8002
     database_url: str = "sqlite:///var/budget.db"
+    # Processes that run optimizer solves; each holds one solve at a time.
+    solver_workers: int = Field(2, ge=1, le=64)
+    # A solve is stopped this long after its own time limit (model building, answer assembly).
+    solve_grace_seconds: float = Field(30, gt=0)

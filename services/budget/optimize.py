@@ -193,6 +193,9 @@ class Infeasible(Exception):
         super().__init__("; ".join(c.detail for c in conflicts))
         self.conflicts = conflicts
 
+    def __reduce__(self):   # crosses the worker-process boundary intact
+        return Infeasible, (self.conflicts,)
+
 
 class SolveTimeout(Exception):
     """The time limit passed before the solver found any plan."""
@@ -210,7 +213,7 @@ def solve(problem: Problem) -> Allocation:
         else:
             solution = _solve_milp(model, cells, started)
         error = _approximation_error(model, cells, solution)
-        if error <= TARGET_ERROR or not any(c.segments.error for c in cells):
+        if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells):
             break
         tolerance *= max(0.5 * TARGET_ERROR / error, 1e-3)
     return _allocation(model, cells, solution, error, time.perf_counter() - started)
@@ -262,8 +265,8 @@ class _Scaled:
         lower, upper = [], []
         incremental = self.problem.incremental
         for channel in self.problem.channels:
-            low = 0.0 if channel.min_if_used else (self.money(channel.min) or 0.0)
-            high = min(self.money(channel.max) or math.inf, self.budget)
+            low = 0.0 if channel.min_if_used or channel.min is None else self.money(channel.min)
+            high = self.budget if channel.max is None else min(self.money(channel.max), self.budget)
             if incremental and channel.id in incremental.previous:
                 previous = self.money(incremental.previous[channel.id])
                 share = float(incremental.tolerance)
@@ -351,7 +354,7 @@ class _Builder:
 
     def require(self, name: str, lhs, sense: str, rhs, *, penalty: float = 1.0) -> None:
         if self.elastic:
-            slack = pulp.LpVariable(f"slack_{len(self.slacks)}", lowBound=0)
+            slack = self.prob.add_variable(f"slack_{len(self.slacks)}", lowBound=0)
             self.slacks[name] = (slack, penalty)
             lhs = lhs - slack if sense == "<=" else lhs + slack
         constraint = lhs <= rhs if sense == "<=" else lhs >= rhs
@@ -378,7 +381,7 @@ def _variables(builder: _Builder, model: _Scaled, cells: list[Cell]) -> _Variabl
     segments, deals, binaries, spend, earned = [], [], [], [], []
     for i, cell in enumerate(cells):
         if cell.deal is not None:
-            bought = pulp.LpVariable(f"deal_{i}", cat=pulp.LpBinary)
+            bought = prob.add_variable(f"deal_{i}", cat=pulp.LpBinary)
             binaries.append(bought)
             segments.append([])
             deals.append(bought)
@@ -386,9 +389,9 @@ def _variables(builder: _Builder, model: _Scaled, cells: list[Cell]) -> _Variabl
             earned.append(cell.deal[1] * bought)
             continue
         seg = cell.segments
-        amounts = [pulp.LpVariable(f"s_{i}_{j}", lowBound=0, upBound=float(length))
+        amounts = [prob.add_variable(f"s_{i}_{j}", lowBound=0, upBound=float(length))
                    for j, length in enumerate(seg.lengths)]
-        gates = [pulp.LpVariable(f"z_{i}_{j}", cat=pulp.LpBinary) for j in range(seg.gated)]
+        gates = [prob.add_variable(f"z_{i}_{j}", cat=pulp.LpBinary) for j in range(seg.gated)]
         for j, gate in enumerate(gates):   # z_j = 1: segment j is full and j+1 may be used
             prob += amounts[j] >= float(seg.lengths[j]) * gate
             following = amounts[j + 1:] if j + 1 == seg.gated else amounts[j + 1:j + 2]
@@ -403,7 +406,7 @@ def _variables(builder: _Builder, model: _Scaled, cells: list[Cell]) -> _Variabl
     used = {}
     for c, channel in enumerate(model.problem.channels):
         if channel.min_if_used and channel.min is not None:
-            used[c] = pulp.LpVariable(f"used_{c}", cat=pulp.LpBinary)
+            used[c] = prob.add_variable(f"used_{c}", cat=pulp.LpBinary)
             binaries.append(used[c])
     return _Variables(segments, deals, binaries, used, spend, earned)
 
@@ -535,7 +538,7 @@ def _budget_dual(builder: _Builder, variables: _Variables, model: _Scaled, start
             var.cat, var.lowBound, var.upBound = pulp.LpContinuous, fixed, fixed
         if _run(prob, model, started)[0] == "infeasible":
             return None
-    constraint = prob.constraints[_constraint_name("budget")]
+    constraint = prob.get_constraint_by_name(_constraint_name("budget"))
     if constraint.pi is None:
         return None
     return abs(float(constraint.pi))
@@ -593,15 +596,18 @@ def _allocation(model: _Scaled, cells: list[Cell], solution: Solution, error: fl
     rounded = round_allocation(model, cells, solution.spend)
     allocations, binding_all = [], []
     for c, channel in enumerate(problem.channels):
-        mine = [(i, cell) for i, cell in enumerate(cells) if cell.channel == c]
+        mine = {cell.period: i for i, cell in enumerate(cells) if cell.channel == c}
         periods = []
         channel_return = Decimal(0)
         best_slope = None
-        for i, cell in mine:
-            amount = rounded.cells[i]
+        for p, period in enumerate(model.periods):
+            if p not in mine:   # nothing may be spent here (a zero cap)
+                periods.append(PeriodAllocation(period.id, 0 * quantum, 0 * quantum))
+                continue
+            cell, amount = cells[mine[p]], rounded.cells[mine[p]]
             earned = _money(model.true_return(cell, float(amount) / model.unit) * model.unit, quantum)
             channel_return += earned
-            periods.append(PeriodAllocation(model.periods[cell.period].id, amount, earned))
+            periods.append(PeriodAllocation(period.id, amount, earned))
             slope = model.true_slope(cell, float(amount) / model.unit)
             if slope is not None and (best_slope is None or slope > best_slope):
                 best_slope = slope

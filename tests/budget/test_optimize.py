@@ -1,0 +1,220 @@
+"""The optimizer's model, case by case (no database, no HTTP)."""
+from dataclasses import replace
+from decimal import Decimal as D
+
+import pytest
+
+from services.budget.optimize import (Channel, Deal, Group, Hill, Incremental, Infeasible, Linear,
+                                      Period, Points, Problem, Reserve, solve)
+from services.budget.rounding import largest_remainder
+
+
+def problem(*channels, total="1000000", reserve=None, **kwargs) -> Problem:
+    return Problem(total=D(total), decimals=kwargs.pop("decimals", 2), channels=channels,
+                   reserve=reserve or Reserve(), **kwargs)
+
+
+def amounts(result) -> dict[str, D]:
+    return {a.channel: a.amount for a in result.allocations}
+
+
+def assert_adds_up(result) -> None:
+    assert result.spend == sum(a.amount for a in result.allocations)
+    assert result.spend + result.reserve + result.unspent == result.total
+    assert result.unspent >= 0
+
+
+def test_solve_linear_fills_best_roi_up_to_its_max():
+    result = solve(problem(Channel("search", Linear(D("2.1")), max=D("400000")),
+                           Channel("email", Linear(D("1.5"))),
+                           reserve=Reserve(percent=D("10"))))
+    assert result.reserve == D("100000.00")
+    assert amounts(result) == {"search": D("400000.00"), "email": D("500000.00")}
+    assert result.expected_return == D("1590000.00")
+    assert result.marginal_value_of_budget == D("1.5")
+    assert set(result.binding_constraints) == {"budget", "max:search"}
+    assert result.status == "optimal"
+    assert_adds_up(result)
+
+
+def test_solve_fixed_reserve_is_held_back_exactly():
+    result = solve(problem(Channel("search", Linear(D("2"))), total="1000.05",
+                           reserve=Reserve(amount=D("123.45"))))
+    assert result.reserve == D("123.45")
+    assert result.spend == D("876.60")
+    assert_adds_up(result)
+
+
+def test_solve_percent_reserve_rounds_half_even_to_the_minor_unit():
+    result = solve(problem(Channel("search", Linear(D("2"))), total="1000.05",
+                           reserve=Reserve(percent=D("10"))))
+    assert result.reserve == D("100.00")   # 100.005 → 100.00 (half to even)
+    assert_adds_up(result)
+
+
+def test_solve_yen_has_no_decimals():
+    result = solve(problem(Channel("a", Linear(D("2"))), Channel("b", Hill(D(5e6), D(1e6), D("0.8"))),
+                           total="10000001", decimals=0, reserve=Reserve(percent=D("7"))))
+    assert all(a.amount == a.amount.to_integral_value() for a in result.allocations)
+    assert result.reserve == D("700000")
+    assert_adds_up(result)
+
+
+def test_largest_remainder_gives_the_missing_cents_to_the_largest_fractions():
+    assert largest_remainder([3333.33, 3333.33, 3333.34], 10000, [0, 0, 0], [10**6] * 3) == \
+        [3333, 3333, 3334]
+    assert largest_remainder([10.6, 20.7, 30.2], 62, [0, 0, 0], [10, 100, 100]) == [10, 21, 31]
+    assert largest_remainder([10.6, 20.7], 30, [11, 0], [100, 100]) == [11, 19]
+
+
+def test_solve_s_curves_concentrates_where_a_local_solver_splits():
+    # Two identical S-curves and money for one: spending it all on one channel returns far more
+    # than the even split a gradient method started from the middle stays at.
+    curve = Hill(D("1000000"), D("300000"), D("3"))
+    result = solve(problem(Channel("a", curve), Channel("b", curve), total="400000"))
+    spent = sorted(amounts(result).values())
+    assert spent == [D("0.00"), D("400000.00")]
+    even = 2 * 1000000 * (200000 / 300000) ** 3 / (1 + (200000 / 300000) ** 3)
+    assert result.expected_return > D(even) * D("1.3")
+
+
+def test_solve_non_concave_points_finds_the_global_optimum():
+    # Nothing comes back below 60k: a concave relaxation would spread money over both.
+    late = Points(((D(0), D(0)), (D(60000), D(6000)), (D(100000), D(300000))))
+    result = solve(problem(Channel("late", late), Channel("steady", Linear(D("1.2"))), total="100000"))
+    assert amounts(result) == {"late": D("100000.00"), "steady": D("0.00")}
+    assert result.expected_return == D("300000.00")
+
+
+def test_solve_buys_a_deal_only_when_it_beats_the_alternative():
+    good = solve(problem(Channel("kol", Deal(D("80000"), D("240000"))),
+                         Channel("search", Linear(D("2"))), total="100000"))
+    assert amounts(good) == {"kol": D("80000.00"), "search": D("20000.00")}
+    bad = solve(problem(Channel("kol", Deal(D("80000"), D("150000"))),
+                        Channel("search", Linear(D("2"))), total="100000"))
+    assert amounts(bad) == {"kol": D("0.00"), "search": D("100000.00")}
+    assert bad.allocations[0].marginal_roi is None
+
+
+def test_solve_min_if_used_is_zero_or_at_least_min():
+    channels = (Channel("tv", Linear(D("1.9")), min=D("500000"), min_if_used=True),
+                Channel("search", Linear(D("2")), max=D("300000")),
+                Channel("email", Linear(D("1.1"))))
+    small = solve(problem(*channels, total="400000"))
+    assert amounts(small)["tv"] == 0
+    large = solve(problem(*channels, total="900000"))
+    assert amounts(large)["tv"] == D("600000.00")
+
+
+def test_solve_hard_min_is_a_floor():
+    result = solve(problem(Channel("print", Linear(D("0.5")), min=D("100000")),
+                           Channel("search", Linear(D("2"))), total="300000"))
+    assert amounts(result)["print"] == D("100000.00")
+    assert "min:print" in result.binding_constraints
+
+
+def test_solve_group_share_holds():
+    result = solve(problem(Channel("search", Linear(D("3"))),
+                           Channel("video", Hill(D("500000"), D("200000"), D("1"))),
+                           Channel("kol", Deal(D("50000"), D("60000"))),
+                           groups=(Group("brand", ("video", "kol"), min_share=D("0.4")),),
+                           total="500000"))
+    a = amounts(result)
+    assert a["video"] + a["kol"] >= D("0.4") * result.spend - D("0.02")
+    assert "group_min:brand" in result.binding_constraints
+
+
+def test_solve_periods_respect_caps_and_weights():
+    periods = (Period("warmup", weight=D("0.5"), cap=D("100000")),
+               Period("burst", weight=D("1.5"), cap=D("300000")),
+               Period("sustain", weight=D("1")))
+    result = solve(problem(Channel("social", Hill(D("600000"), D("150000"), D("0.9"))),
+                           Channel("search", Linear(D("1.2"))),
+                           periods=periods, total="600000"))
+    by_period = {}
+    for allocation in result.allocations:
+        assert sum(p.amount for p in allocation.periods) == allocation.amount
+        assert sum(p.expected_return for p in allocation.periods) == allocation.expected_return
+        for p in allocation.periods:
+            by_period[p.period] = by_period.get(p.period, D(0)) + p.amount
+    assert by_period["warmup"] <= D("100000")
+    assert by_period["burst"] == D("300000.00")
+    assert "period_cap:burst" in result.binding_constraints
+    assert_adds_up(result)
+
+
+def test_solve_incremental_keeps_channels_near_the_previous_plan():
+    previous = {"search": D("500000"), "video": D("500000")}
+    result = solve(problem(Channel("search", Linear(D("3"))),
+                           Channel("video", Hill(D("400000"), D("200000"), D("1"))),
+                           incremental=Incremental(previous, D("0.1"))))
+    assert amounts(result) == {"search": D("550000.00"), "video": D("450000.00")}
+    assert result.allocations[0].binding == ("incremental_max",)
+
+
+def test_solve_min_spend_reaches_the_target_at_least_cost():
+    result = solve(problem(Channel("search", Linear(D("3")), max=D("100000")),
+                           Channel("email", Linear(D("2"))),
+                           objective="min_spend", target_return=D("500000")))
+    assert amounts(result) == {"search": D("100000.00"), "email": D("100000.00")}
+    assert result.unspent == D("800000.00")
+    assert "target_return" in result.binding_constraints
+
+
+def test_solve_max_profit_stops_where_a_unit_returns_a_unit():
+    curve = Hill(D("1000000"), D("250000"), D("1"))   # slope 1 at s = 250000: profit 250000
+    result = solve(problem(Channel("video", curve), objective="max_profit"))
+    assert D("249750") <= result.expected_return - result.spend <= D("250000")
+    assert abs(result.spend - D("250000")) < D("10000")
+    assert result.unspent > 0
+
+
+def test_solve_target_roi_keeps_return_over_spend():
+    result = solve(problem(Channel("video", Hill(D("1000000"), D("250000"), D("1"))),
+                           objective="target_roi", target_roi=D("2")))
+    assert result.expected_return >= 2 * result.spend - D("0.02")
+    assert abs(result.spend - D("250000")) < D("1000")   # 1e6 s/(s+k) = 2 s
+
+
+def test_solve_cbc_agrees_with_highs():
+    base = problem(Channel("video", Hill(D("900000"), D("250000"), D("2.2")), min=D("50000")),
+                   Channel("kol", Deal(D("80000"), D("240000"))),
+                   Channel("social", Points(((D(0), D(0)), (D(100000), D(250000)), (D(300000), D(420000))))),
+                   total="600000")
+    highs, cbc = solve(base), solve(replace(base, solver="cbc"))
+    assert cbc.solver == "CBC" and highs.solver == "HiGHS"
+    assert abs(cbc.expected_return - highs.expected_return) <= highs.expected_return * D("1e-6")
+
+
+def test_solve_reports_a_small_approximation_error_for_curves():
+    result = solve(problem(*(Channel(f"c{i}", Hill(D(10 ** 6), D(10 ** 5 * (i + 1)), D("0.5")))
+                             for i in range(5))))
+    assert 0 < result.approximation_error <= 1e-3
+
+
+def test_solve_minimums_above_the_money_name_the_conflict():
+    with pytest.raises(Infeasible) as caught:
+        solve(problem(Channel("video", Linear(D("1")), min=D("250000")),
+                      Channel("search", Linear(D("2")), min=D("400000")),
+                      total="600000", reserve=Reserve(percent=D("10"))))
+    conflict, = caught.value.conflicts
+    assert conflict.change == D("110000.00")
+    assert conflict.constraint in {"min:video", "min:search"}
+
+
+def test_solve_unreachable_target_names_target_return():
+    with pytest.raises(Infeasible) as caught:
+        solve(problem(Channel("search", Linear(D("2"))), total="1000",
+                      objective="min_spend", target_return=D("5000")))
+    conflict, = caught.value.conflicts
+    assert (conflict.constraint, conflict.change) == ("target_return", D("3000.00"))
+
+
+def test_solve_group_share_beyond_a_cap_names_both_sides():
+    with pytest.raises(Infeasible) as caught:
+        solve(problem(Channel("video", Linear(D("1")), max=D("100000")),
+                      Channel("search", Linear(D("2")), min=D("500000")),
+                      groups=(Group("brand", ("video",), min_share=D("0.5")),)))
+    names = {c.constraint for c in caught.value.conflicts}
+    assert names & {"group_min:brand", "max:video", "min:search"}
+    assert all(c.change > 0 for c in caught.value.conflicts)

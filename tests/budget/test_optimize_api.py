@@ -1,0 +1,130 @@
+"""`POST /api/v1/budget/optimize` on the budget service (the optimizer stores nothing, so
+SQLite is enough; the gateway path is covered end to end in tests/e2e)."""
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.budget.app import create_app
+from services.budget.config import BudgetSettings
+from shared.errors import PROBLEM_MEDIA_TYPE
+from tests.conftest import TEST_SECRET, signed_headers
+
+PATH = "/api/v1/budget/optimize"
+
+EXAMPLE = {
+    "currency": "USD", "total": "1000000", "reserve": {"percent": "10"},
+    "objective": "max_return",
+    "channels": [
+        {"id": "search", "max": "400000", "response": {"type": "linear", "roi": "2.1"}},
+        {"id": "social", "response": {"type": "points",
+                                      "points": [["0", "0"], ["100000", "250000"], ["300000", "420000"]]}},
+        {"id": "video", "min": "50000", "response": {"type": "hill", "beta": "900000", "k": "250000", "alpha": "2.2"}},
+        {"id": "kol-a", "response": {"type": "deal", "cost": "80000", "return": "240000"}}],
+    "groups": [{"id": "brand", "channels": ["video", "kol-a"], "min_share": "0.2"}],
+}
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    settings = BudgetSettings(database_url=f"sqlite:///{tmp_path_factory.mktemp('budget')}/b.db",
+                              internal_secret=TEST_SECRET, solver_workers=1)
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def post(client, body, role="planner"):
+    return client.post(PATH, json=body, headers=signed_headers("POST", PATH, role=role))
+
+
+def test_optimize_answers_the_issue_example(client):
+    response = post(client, EXAMPLE)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "optimal"
+    assert (body["total"], body["reserve"], body["spend"], body["unspent"]) == \
+        ("1000000.00", "100000.00", "900000.00", "0.00")
+    amounts = {a["channel"]: Decimal(a["amount"]) for a in body["allocations"]}
+    assert sum(amounts.values()) == Decimal(body["spend"])
+    assert amounts["search"] == Decimal("400000.00") and amounts["kol-a"] == Decimal("80000.00")
+    assert amounts["video"] + amounts["kol-a"] >= Decimal("180000")
+    assert "max:search" in body["binding_constraints"] and "budget" in body["binding_constraints"]
+    assert Decimal(body["marginal_value_of_budget"]) > 1
+    assert 0 <= body["approximation_error"] <= 1e-3
+    assert body["solver"]["name"] == "HiGHS" and body["gap"] == 0
+    assert all(isinstance(a["amount"], str) for a in body["allocations"])
+
+
+def test_optimize_yen_amounts_have_no_decimals(client):
+    response = post(client, {"currency": "JPY", "total": 1250000, "reserve": {"amount": "250000"},
+                             "channels": [{"id": "a", "response": {"type": "linear", "roi": 2}}]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["total"], body["reserve"], body["spend"]) == ("1250000", "250000", "1000000")
+
+
+def test_optimize_with_periods_lists_each_period(client):
+    body = EXAMPLE | {"periods": [{"id": "warmup", "weight": "0.6", "cap": "200000"},
+                                  {"id": "burst", "weight": "1.4"}]}
+    response = post(client, body)
+    assert response.status_code == 200, response.text
+    for allocation in response.json()["allocations"]:
+        assert [p["period"] for p in allocation["periods"]] == ["warmup", "burst"]
+        assert sum(Decimal(p["amount"]) for p in allocation["periods"]) == Decimal(allocation["amount"])
+
+
+def test_optimize_infeasible_minimums_are_a_422_naming_the_conflict(client):
+    body = EXAMPLE | {"channels": [
+        {"id": "video", "min": "600000", "response": {"type": "linear", "roi": "1"}},
+        {"id": "search", "min": "400000", "response": {"type": "linear", "roi": "2"}}], "groups": []}
+    response = post(client, body)
+    assert response.status_code == 422
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    problem = response.json()
+    assert problem["type"] == "urn:marketplan:problem:infeasible-plan"
+    conflict, = problem["conflicts"]
+    assert conflict["change"] == "100000.00"
+    assert conflict["constraint"] in ("min:video", "min:search")
+    assert "100000.00" in problem["detail"]
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"currency": "XYZ"}, "currency"),
+    ({"total": "-5"}, "total"),
+    ({"total": "100.001"}, "total"),
+    ({"reserve": {"percent": "120"}}, "reserve.percent"),
+    ({"reserve": {"percent": "5", "amount": "5"}}, "reserve"),
+    ({"objective": "min_spend"}, "target_return"),
+    ({"groups": [{"id": "g", "channels": ["nope"]}]}, "groups[0].channels"),
+    ({"channels": [{"id": "a", "response": {"type": "points", "points": [["5", "0"], ["10", "3"]]}}]},
+     "channels[0].response.points"),
+    ({"channels": [{"id": "a", "min": "10", "max": "5", "response": {"type": "linear", "roi": 1}}]},
+     "channels[0].min"),
+    ({"channels": [{"id": "a", "max": "5", "response": {"type": "deal", "cost": 1, "return": 2}}]},
+     "channels[0]"),
+    ({"channels": [{"id": "a", "response": {"type": "hill", "beta": 1, "k": 0, "alpha": 1}}]},
+     "channels[0].response.hill.k"),
+    ({"time_limit_seconds": 600}, "time_limit_seconds"),
+])
+def test_optimize_bad_input_is_a_422_naming_the_field(client, change, field):
+    response = post(client, EXAMPLE | change)
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == PROBLEM_MEDIA_TYPE
+    fields = [e["field"] for e in response.json()["errors"]]
+    assert any(f == field or f.startswith(field) for f in fields), fields
+
+
+def test_optimize_input_limits_are_enforced(client):
+    channels = [{"id": f"c{i}", "response": {"type": "linear", "roi": 1}} for i in range(2001)]
+    response = post(client, EXAMPLE | {"channels": channels, "groups": []})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "channels"
+    periods = [{"id": f"p{i}"} for i in range(60)]
+    channels = [{"id": f"c{i}", "response": {"type": "linear", "roi": 1}} for i in range(2000)]
+    response = post(client, EXAMPLE | {"channels": channels, "groups": [], "periods": periods})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "periods"
+
+
+def test_optimize_without_the_internal_credential_is_401(client):
+    assert client.post(PATH, json=EXAMPLE).status_code == 401
