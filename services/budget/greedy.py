@@ -34,10 +34,13 @@ def solve(model: "_Scaled", cells: list["Cell"]) -> "Solution":
         if cells else np.zeros(0, dtype=int)
     lengths = np.concatenate([c.segments.lengths for c in cells]) if cells else np.zeros(0)
     slopes = np.concatenate([c.segments.slopes * c.weight for c in cells]) if cells else np.zeros(0)
-    channel = np.array([cells[i].channel for i in cell_of], dtype=int)
+    channel = np.array([cell.channel for cell in cells], dtype=int)[cell_of]
     order = np.argsort(-slopes, kind="stable")
     lower = np.asarray(model.lower)[channel]
-    upper = np.asarray(model.upper)[channel]
+    # A cap equal to the whole budget is the budget itself: leave it to the budget, so that
+    # the marginal value reports what one more unit of budget would earn.
+    caps = np.asarray(model.upper)
+    upper = np.where(caps < model.budget - _EPS, caps, np.inf)[channel]
 
     floor_fill = _fill_within_channel(order, channel, lengths, lower)
     threshold = 1.0 if model.problem.objective == "max_profit" else 0.0

@@ -26,7 +26,7 @@ import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Literal
 
 import numpy as np
@@ -567,7 +567,9 @@ def _conflicts(model: _Scaled, cells: list[Cell], started: float) -> list[Confli
     for name, (slack, _) in builder.slacks.items():
         if (slack.varValue or 0.0) <= 1e-7:
             continue
-        change = (Decimal(repr(slack.varValue * model.unit))).quantize(quantum, rounding=ROUND_CEILING)
+        # Up to the next minor unit, past the solver's float noise (1e-6 of a unit).
+        units = math.ceil(slack.varValue * model.unit / float(quantum) - 1e-6)
+        change = units * quantum
         family, _, label = name.partition(":")
         advice = _ADVICE[family].format(name=label, amount=change)
         conflicts.append(Conflict(name, change, advice))

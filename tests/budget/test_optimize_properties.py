@@ -111,35 +111,36 @@ def check_plan(problem: Problem, result) -> None:
 
 
 def grid_reference(problem: Problem, steps: int = 300) -> float | None:
-    """The best plan on a grid of the money available (deals enumerated exactly): a lower
-    bound on the true optimum, found by a dynamic program. None when nothing is feasible."""
+    """The best plan on a grid of the money available: a lower bound on the true optimum, found
+    by a dynamic program. Deals (bought or not) and "min if used" channels (used or not) are
+    enumerated; floors are paid first so each curve is gridded from its floor. None when
+    nothing is feasible."""
     available = float(problem.total - problem.reserve.of(problem.total, problem.decimals))
-    deals = [c for c in problem.channels if isinstance(c.response, Deal)]
-    others = [c for c in problem.channels if not isinstance(c.response, Deal)]
+    choices = [c for c in problem.channels if isinstance(c.response, Deal) or c.min_if_used]
+    others = [c for c in problem.channels if c not in choices]
     best = None
-    for bought in itertools.product((False, True), repeat=len(deals)):
-        cost = sum(float(c.response.cost) for c, b in zip(deals, bought) if b)
-        if cost > available + 1e-9:
+    for picked in itertools.product((False, True), repeat=len(choices)):
+        fixed, curves = 0.0, []
+        for channel, chosen in zip(choices, picked):
+            if isinstance(channel.response, Deal):
+                fixed += float(channel.response.cost) if chosen else 0.0
+            elif chosen:
+                curves.append(channel)
+        curves += others
+        floors = sum(float(c.min or 0) for c in curves)
+        if fixed + floors > available + 1e-9:
             continue
-        money_left = available - cost
-        grid = np.linspace(0.0, money_left, steps + 1)
-        value = np.zeros(steps + 1)          # best return using at most grid[i]
-        for channel in others:
-            allowed = np.ones(steps + 1, dtype=bool)
-            if channel.max is not None:
-                allowed &= grid <= float(channel.max) + 1e-9
-            if channel.min is not None:
-                above = grid >= float(channel.min) - 1e-9
-                allowed &= above | (grid == 0) if channel.min_if_used else above
-            earned = np.array([true_return(channel.response, g) for g in grid])
-            earned = np.where(allowed, earned, -np.inf)
-            combined = np.full(steps + 1, -np.inf)
-            for i in range(steps + 1):
-                combined[i] = np.max(value[:i + 1][::-1] + earned[:i + 1])
-            value = combined
-        if np.isfinite(value[-1]):
-            total = value[-1] + sum(float(c.response.value) for c, b in zip(deals, bought) if b)
-            best = total if best is None else max(best, total)
+        grid = np.linspace(0.0, available - fixed - floors, steps + 1)
+        value = np.zeros(steps + 1)          # best return using at most grid[i] above the floors
+        for channel in curves:
+            floor = float(channel.min or 0)
+            room = float(channel.max) - floor if channel.max is not None else np.inf
+            earned = np.array([true_return(channel.response, floor + g) for g in grid])
+            earned = np.where(grid <= room + 1e-9, earned, -np.inf)
+            value = np.array([np.max(value[:i + 1][::-1] + earned[:i + 1]) for i in range(steps + 1)])
+        total = value[-1] + sum(float(c.response.value) for c, chosen in zip(choices, picked)
+                                if chosen and isinstance(c.response, Deal))
+        best = total if best is None else max(best, total)
     return best
 
 

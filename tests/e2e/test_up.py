@@ -1,65 +1,17 @@
 """`marketplan up` starts the real four processes; we talk HTTP to them through the gateway."""
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.postgres import free_port
+from tests.e2e.conftest import ADMIN_KEY, is_free, marketplan
 
-ADMIN_KEY = "e2e-admin-key-" + uuid.uuid4().hex
 pytestmark = pytest.mark.e2e
-
-
-def free_port_block(size: int = 4) -> int:
-    """A base port with `size` free ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65535 and all(_is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) != 0
-
-
-def marketplan(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "marketplan", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def system(request, tmp_path):
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres")
-        for name in ("calendar", "budget", "planner"):
-            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
-                f"e2e_{name}_{uuid.uuid4().hex[:8]}")
-    port = free_port_block()
-    up = marketplan("up", "--port", str(port), "--var-dir", str(tmp_path / "var"), env=env)
-    lines = []
-    for line in up.stdout:
-        lines.append(line)
-        if line.startswith("Ctrl-C stops all"):
-            break
-    assert up.poll() is None, "".join(lines)
-    output = "".join(lines)
-    pids = {part.split()[0]: int(part.split()[2])
-            for part in output.split("Processes:")[1].splitlines()[0].split(", ")}
-    yield {"port": port, "up": up, "pids": pids, "output": output, "env": env,
-           "env_file": tmp_path / "var" / "up.env"}
-    if up.poll() is None:
-        up.send_signal(signal.SIGTERM)
-        up.wait(timeout=30)
 
 
 def test_the_system_through_the_gateway(system):
@@ -122,7 +74,7 @@ def test_sigterm_stops_all_four(system):
     assert system["up"].wait(timeout=30) == 0
     for name, pid in system["pids"].items():
         assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), name
-    assert all(_is_free(system["port"] + i) for i in range(4))
+    assert all(is_free(system["port"] + i) for i in range(4))
 
 
 def _is_zombie(pid: int) -> bool:
