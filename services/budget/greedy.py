@@ -30,8 +30,7 @@ def applies(model: "_Scaled", cells: list["Cell"]) -> bool:
 def solve(model: "_Scaled", cells: list["Cell"]) -> "Solution":
     from services.budget.optimize import Solution
 
-    cell_of = np.concatenate([np.full(len(c.segments.lengths), i) for i, c in enumerate(cells)]) \
-        if cells else np.zeros(0, dtype=int)
+    cell_of = np.repeat(np.arange(len(cells)), [len(c.segments.lengths) for c in cells])
     lengths = np.concatenate([c.segments.lengths for c in cells]) if cells else np.zeros(0)
     slopes = np.concatenate([c.segments.slopes * c.weight for c in cells]) if cells else np.zeros(0)
     channel = np.array([cell.channel for cell in cells], dtype=int)[cell_of]
@@ -65,9 +64,8 @@ def solve(model: "_Scaled", cells: list["Cell"]) -> "Solution":
 def _fill_within_channel(order: np.ndarray, channel: np.ndarray, lengths: np.ndarray,
                          limit: np.ndarray) -> np.ndarray:
     """Fill each channel's segments in `order` until the channel reaches its `limit`."""
-    rank = np.empty_like(order)
-    rank[order] = np.arange(len(order))
-    by_channel = np.lexsort((rank, channel))
+    # A stable sort by channel of the slope order: each channel's segments, best first.
+    by_channel = order[np.argsort(channel[order], kind="stable")]
     sorted_lengths = lengths[by_channel]
     cumulative = np.cumsum(sorted_lengths) - sorted_lengths
     starts = np.r_[True, channel[by_channel][1:] != channel[by_channel][:-1]] if len(order) else \

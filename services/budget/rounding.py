@@ -45,8 +45,11 @@ def round_allocation(model: "_Scaled", cells: list["Cell"], spend) -> Rounded:
     for i, units in deal_units.items():
         period_left[cells[i].period] -= units
     cell_units = [0] * len(cells)
-    for c in range(len(problem.channels)):
-        mine = [i for i, cell in enumerate(cells) if cell.channel == c and cell.deal is None]
+    by_channel: list[list[int]] = [[] for _ in problem.channels]
+    for i, cell in enumerate(cells):
+        if cell.deal is None:
+            by_channel[cell.channel].append(i)
+    for c, mine in enumerate(by_channel):
         values = [max(spend[i], 0.0) * to_units for i in mine]
         caps = [period_left[cells[i].period] for i in mine]
         for i, units in zip(mine, largest_remainder(values, totals[c], [0] * len(mine), caps)):
