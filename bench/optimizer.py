@@ -32,7 +32,7 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from services.budget.optimize import (Channel, Deal, Group, Hill, Linear, Period, Points,  # noqa: E402
-                                      Problem, Reserve, solve)
+                                      Problem, Reserve, SolveTimeout, solve)
 
 
 # --- instances ---------------------------------------------------------------------------------
@@ -257,8 +257,12 @@ def largest() -> list[str]:
         for channels, periods in sizes:
             deals = 6 if caps else 0
             started = time.perf_counter()
-            result = solve(mixed_problem(channels, periods, deals, caps=caps) if caps else
-                           _concave_problem(channels, periods))
+            try:
+                result = solve(mixed_problem(channels, periods, deals, caps=caps) if caps else
+                               _concave_problem(channels, periods))
+            except SolveTimeout:
+                lines.append(f"| {label} | {channels} × {periods} | no plan within 30 s |")
+                break
             seconds = time.perf_counter() - started
             lines.append(f"| {label} | {channels} × {periods} | {seconds:.1f} ({result.solver}, {result.status}) |")
             if seconds > 30:
@@ -308,8 +312,9 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--skip-api", action="store_true")
     args = parser.parse_args()
-    for line in compare(args.instances) + timings() + largest() + ([] if args.skip_api else through_the_api()):
-        print(line, flush=True)
+    sections = [lambda: compare(args.instances), timings, largest] + ([] if args.skip_api else [through_the_api])
+    for section in sections:
+        print("\n".join(section()), flush=True)
 
 
 if __name__ == "__main__":
