@@ -352,7 +352,7 @@ class _Builder:
     def __init__(self, name: str, sense: int, elastic: bool):
         self.prob = pulp.LpProblem(name, sense)
         self.elastic = elastic
-        self.slacks: dict[str, pulp.LpVariable] = {}
+        self.slacks: dict[str, tuple[pulp.LpVariable, float]] = {}   # name → (slack, penalty)
 
     def require(self, name: str, lhs, sense: str, rhs, *, penalty: float = 1.0) -> None:
         if self.elastic:
@@ -654,9 +654,10 @@ def _money(value: float, quantum: Decimal) -> Decimal:
 
 
 def _ratio(value: float) -> Decimal:
+    """Six decimals; a concave Hill curve's slope at zero spend is infinite, shown as 1e12."""
     if not math.isfinite(value):
         value = 1e12
-    return Decimal(repr(round(value, 6))).normalize() + Decimal("0.000000")
+    return Decimal(repr(round(value, 6))).quantize(Decimal("0.000001"))
 
 
 def _channel_binding(model: _Scaled, channel: Channel, amount: Decimal) -> list[str]:
