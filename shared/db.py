@@ -1,9 +1,10 @@
 """Database engine and sessions: SQLite (default, WAL) or PostgreSQL, chosen by URL."""
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
-from sqlalchemy import Engine, MetaData, create_engine, event, text
+from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import registry
 from sqlmodel import Session
@@ -22,6 +23,24 @@ NAMING_CONVENTION = {
 
 
 WRITE_OPTION = "marketplan_writes"
+
+
+class Instant(TypeDecorator):
+    """A point in time, read back timezone-aware in UTC on every backend (SQLite keeps no
+    offset, PostgreSQL answers in the session's time zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("an instant needs a time zone; use datetime.now(UTC)")
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def service_registry() -> registry:

@@ -65,6 +65,15 @@ class InvalidRequest(UnprocessableContent):
     slug, title = "validation-error", "Invalid request"
 
 
+def invalid_fields(errors: list[tuple[str, str]], where: str = "body") -> InvalidRequest:
+    """An InvalidRequest listing every (field, what is wrong and how to fix it) at once."""
+    return InvalidRequest(
+        f"The request has {len(errors)} invalid field(s): "
+        + "; ".join(f"{field}: {detail}" for field, detail in errors) + ".",
+        errors=[{"in": where, "field": field, "detail": detail, "type": "value_error"}
+                for field, detail in errors])
+
+
 class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
 

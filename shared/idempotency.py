@@ -6,10 +6,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from fastapi import Depends, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
+from shared.db import get_write_session
 from shared.errors import UnprocessableContent
 
 TABLE_NAME = "idempotency_record"
@@ -81,3 +85,67 @@ def run_once(session: Session, table: Table, *, principal: str, key: str, finger
             raise
         return stored
     return StoredResponse(status_code, body, replayed=False)
+
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+
+
+@dataclass
+class Idempotency:
+    """A create request's session and optional `Idempotency-Key`, ready to run the create."""
+
+    session: Session
+    table: Table
+    principal: str
+    key: str | None
+    fingerprint: str
+
+    def replay(self) -> JSONResponse | None:
+        """The stored answer to this key, if any, so a slow create (a solve) is not redone.
+
+        Its transaction ends here, so no lock is held while the caller does slow work."""
+        if self.key is None:
+            return None
+        stored = find_replay(self.session, self.table, principal=self.principal, key=self.key,
+                             fingerprint=self.fingerprint)
+        self.session.rollback()
+        if stored is None:
+            return None
+        return JSONResponse(stored.body, status_code=stored.status_code,
+                            headers={REPLAYED_HEADER: "true"})
+
+    def create(self, create: Callable[[], Any], *, status_code: int = 201) -> JSONResponse:
+        """Run `create` (stages rows, returns the answer) and commit; once per key."""
+        def staged() -> tuple[int, Any]:
+            return status_code, jsonable_encoder(create())
+
+        if self.key is None:
+            status, body = staged()
+            self.session.commit()
+            return JSONResponse(body, status_code=status)
+        stored = run_once(self.session, self.table, principal=self.principal, key=self.key,
+                          fingerprint=self.fingerprint, create=staged)
+        headers = {REPLAYED_HEADER: "true"} if stored.replayed else None
+        return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+def idempotency_dependency(table: Table):
+    """A dependency giving create routes an `Idempotency` on the service's own `table`."""
+    async def dependency(request: Request,
+                         session: Session = Depends(get_write_session)) -> Idempotency:
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None and not 1 <= len(key) <= 255:
+            raise UnprocessableContent(
+                "Idempotency-Key must be 1 to 255 characters; a UUID is a good choice.",
+                errors=[{"in": "header", "field": IDEMPOTENCY_HEADER,
+                         "detail": "1 to 255 characters", "type": "value_error"}])
+        raw = await request.body()
+        try:
+            body = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("latin-1")
+        return Idempotency(session=session, table=table, principal=request.state.caller.principal,
+                           key=key, fingerprint=fingerprint(request.method, str(request.url.path)
+                                                            + "?" + request.url.query, body))
+    return Depends(dependency)

@@ -15,7 +15,7 @@ from typing import Annotated, Literal, get_args
 from fastapi import Depends, Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from shared.errors import Unauthorized, problem_response
+from shared.errors import Forbidden, Unauthorized, problem_response
 
 Role = Literal["admin", "planner", "finance", "viewer"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -106,3 +106,18 @@ def get_caller(request: Request) -> Caller:
 
 CallerDep = Annotated[Caller, Depends(get_caller)]
 
+
+
+def require_roles(*roles: Role):
+    """A dependency that returns the caller if their role is one of `roles`, else a 403.
+
+    The gateway already limits each role; this keeps a service's own rules true for every
+    signed caller (another service included).
+    """
+    def dependency(request: Request) -> Caller:
+        caller: Caller = request.state.caller
+        if caller.role not in roles:
+            raise Forbidden(f"Role {caller.role!r} may not do this; it needs one of: "
+                            f"{', '.join(roles)}. Ask an admin for a key with such a role.")
+        return caller
+    return Depends(dependency)

@@ -38,3 +38,19 @@ Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"]),
 # Accepts a JSON number or a decimal string; always written back as a decimal string.
 Money = Annotated[Decimal, Field(allow_inf_nan=False, examples=["1250000.00"]),
                   PlainSerializer(_to_json, return_type=str, when_used="json")]
+
+
+def to_minor(amount: Decimal, currency: str) -> int:
+    """Return `amount` in the currency's minor unit (cents); raise ValueError if it has more
+    decimals than the currency allows. Stored money is an integer: exact on every database."""
+    scaled = amount.scaleb(minor_units(currency))
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{amount} has more decimals than {currency} allows "
+                         f"({minor_units(currency)})")
+    return int(scaled)
+
+
+def from_minor(units: int, currency: str) -> Decimal:
+    """Return an amount stored in minor units as a Decimal with the currency's decimals."""
+    decimals = minor_units(currency)
+    return Decimal(units).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))

@@ -1,9 +1,17 @@
+from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 
-from services.budget import service
+from services.budget import actuals, audit, budgets, exports, plans, reserve, review, service
+from services.budget.models import idempotency_record
 from services.budget.optimization import OptimizationPublic, OptimizationRequest
+from shared.db import SessionDep, WriteSessionDep
+from shared.idempotency import Idempotency, idempotency_dependency
+from shared.internal_auth import Caller, require_roles
+from shared.pagination import CursorQuery, LimitQuery, Page
+from shared.versioning import body_etag, conditional_json, version_etag
 from shared.workers import WorkerPool
 
 router = APIRouter(prefix="/api/v1/budget", tags=["budget"])
@@ -14,6 +22,17 @@ def _workers(request: Request) -> WorkerPool:
 
 
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
+IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
+PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
+FinanceDep = Annotated[Caller, require_roles("admin", "finance")]
+IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
+BudgetPath = "/budgets/{budget_id}"
+CSV = {"description": "CSV with a header row.", "content": {"text/csv": {}}}
+
+
+def _csv(body: str, filename: str) -> Response:
+    return Response(body, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.post("/optimize", response_model=OptimizationPublic)
@@ -22,3 +41,199 @@ def optimize_budget(request: Request, body: OptimizationRequest, workers: Worker
     (a what-if: nothing is stored). An impossible request is a 422 naming the conflict."""
     return service.optimize_budget(request=body, workers=workers,
                                    grace_seconds=request.app.state.settings.solve_grace_seconds)
+
+
+# --- budgets ---------------------------------------------------------------------------
+
+@router.post("/budgets", status_code=201, response_model=budgets.BudgetPublic)
+def create_budget(body: budgets.BudgetCreate, caller: PlannerDep, idempotency: IdempotencyDep) -> JSONResponse:
+    """Create a budget with its fiscal period, total and reserve policy."""
+    return idempotency.create(lambda: budgets.create_budget(
+        session=idempotency.session, budget_in=body, caller=caller))
+
+
+@router.get("/budgets", response_model=Page[budgets.BudgetPublic])
+def read_budgets(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
+                 department: str | None = None, currency: str | None = None,
+                 active_from: Annotated[date | None, Query(description="Budgets whose fiscal period ends on or after this date.")] = None,
+                 active_to: Annotated[date | None, Query(description="... and starts on or before this date.")] = None):
+    """List budgets, oldest first, filtered by department, currency and fiscal-period overlap."""
+    return budgets.list_budgets(session=session, department=department, currency=currency,
+                                active_from=active_from, active_to=active_to, limit=limit,
+                                cursor=cursor)
+
+
+@router.get(BudgetPath, response_model=budgets.BudgetPublic,
+            responses={304: {"description": "Not modified (If-None-Match)."}})
+def read_budget(request: Request, budget_id: str, session: SessionDep) -> Response:
+    """Read a budget; its ETag is its version."""
+    public = budgets.to_public(session, budgets.get_budget(session, budget_id))
+    return conditional_json(request, public, version_etag(public.version))
+
+
+@router.patch(BudgetPath, response_model=budgets.BudgetPublic)
+def update_budget(budget_id: str, body: budgets.BudgetUpdate, session: WriteSessionDep,
+                  caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+    """Change a budget; `If-Match` must carry the ETag you read (412 if it changed since)."""
+    public = budgets.update_budget(session=session, budget_id=budget_id, update=body,
+                                   if_match=if_match, caller=caller)
+    return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
+
+
+# --- channels --------------------------------------------------------------------------
+
+@router.post(BudgetPath + "/channels", status_code=201, response_model=budgets.ChannelPublic)
+def create_channel(budget_id: str, body: budgets.ChannelCreate, caller: PlannerDep,
+                   idempotency: IdempotencyDep) -> JSONResponse:
+    """Add a channel with its return model, bounds, group and lifecycle state."""
+    return idempotency.create(lambda: budgets.create_channel(
+        session=idempotency.session, budget_id=budget_id, channel_in=body, caller=caller))
+
+
+@router.get(BudgetPath + "/channels", response_model=list[budgets.ChannelPublic])
+def read_channels(budget_id: str, session: SessionDep):
+    """List a budget's channels in the order they were added."""
+    return budgets.list_channels(session=session, budget_id=budget_id)
+
+
+@router.get(BudgetPath + "/channels/{channel_id}", response_model=budgets.ChannelPublic)
+def read_channel(request: Request, budget_id: str, channel_id: str, session: SessionDep) -> Response:
+    """Read a channel; its ETag is its version."""
+    budget = budgets.get_budget(session, budget_id)
+    public = budgets.channel_public(budget, budgets.get_channel(session, budget_id, channel_id))
+    return conditional_json(request, public, version_etag(public.version))
+
+
+@router.patch(BudgetPath + "/channels/{channel_id}", response_model=budgets.ChannelPublic)
+def update_channel(budget_id: str, channel_id: str, body: budgets.ChannelUpdate,
+                   session: WriteSessionDep, caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+    """Change a channel or move it through testing → active → scaling → exited (`If-Match`)."""
+    public = budgets.update_channel(session=session, budget_id=budget_id, channel_id=channel_id,
+                                    update=body, if_match=if_match, caller=caller)
+    return JSONResponse(public.model_dump(mode="json", by_alias=True),
+                        headers={"ETag": version_etag(public.version)})
+
+
+# --- plans -----------------------------------------------------------------------------
+
+@router.post(BudgetPath + "/plans", status_code=201, response_model=plans.PlanPublic)
+def create_plan(request: Request, budget_id: str, body: plans.PlanCreate, session: SessionDep,
+                caller: PlannerDep, workers: WorkersDep, idempotency: IdempotencyDep) -> JSONResponse:
+    """Optimize the budget's channels and store the answer as the next plan version (a draft
+    until approved). An impossible plan is a 422 naming the conflict."""
+    if (replay := idempotency.replay()) is not None:
+        return replay
+    optimization, version = plans.prepare(session=session, budget_id=budget_id, plan_in=body)
+    session.close()   # no transaction stays open while the solver works
+    result = plans.solve(request=optimization, workers=workers,
+                         grace_seconds=request.app.state.settings.solve_grace_seconds)
+    return idempotency.create(lambda: plans.store(
+        session=idempotency.session, budget_id=budget_id, plan_in=body, request=optimization,
+        result=result, version=version, caller=caller))
+
+
+@router.get(BudgetPath + "/plans", response_model=Page[plans.PlanSummaryPublic])
+def read_plans(budget_id: str, session: SessionDep, limit: LimitQuery = 50,
+               cursor: CursorQuery = None):
+    """List a budget's plan versions, oldest first."""
+    return plans.list_plans(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
+
+
+@router.get(BudgetPath + "/plans/{number}.csv", response_class=Response, responses={200: CSV})
+def export_plan(budget_id: str, number: int, session: SessionDep) -> Response:
+    """Export a plan version as CSV: one row per channel and period."""
+    return _csv(exports.plan_csv(session=session, budget_id=budget_id, number=number),
+                f"{budget_id}-plan-{number}.csv")
+
+
+@router.get(BudgetPath + "/plans/{number}", response_model=plans.PlanPublic)
+def read_plan(request: Request, budget_id: str, number: int, session: SessionDep) -> Response:
+    """Read a plan version with its channels, periods and the reserve draws made for it."""
+    public = plans.read_plan(session=session, budget_id=budget_id, number=number)
+    return conditional_json(request, public, body_etag(public))
+
+
+@router.post(BudgetPath + "/plans/{number}/approve", response_model=plans.PlanPublic)
+def approve_plan(budget_id: str, number: int, session: WriteSessionDep, caller: PlannerDep):
+    """Make this plan version the budget's current plan."""
+    return plans.approve(session=session, budget_id=budget_id, number=number, caller=caller)
+
+
+# --- reserve ---------------------------------------------------------------------------
+
+@router.get(BudgetPath + "/reserve", response_model=reserve.ReservePublic)
+def read_reserve(budget_id: str, session: SessionDep):
+    """Show how much the reserve holds, how much was drawn and what is left."""
+    return reserve.read_reserve(session=session, budget_id=budget_id)
+
+
+@router.get(BudgetPath + "/reserve/entries", response_model=Page[reserve.ReserveEntryPublic])
+def read_reserve_entries(budget_id: str, session: SessionDep, limit: LimitQuery = 50,
+                         cursor: CursorQuery = None):
+    """List the reserve's draws and reversals, oldest first."""
+    return reserve.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
+
+
+@router.post(BudgetPath + "/reserve/draws", status_code=201, response_model=reserve.ReserveEntryPublic)
+def draw_reserve(budget_id: str, body: reserve.DrawCreate, caller: PlannerDep,
+                 idempotency: IdempotencyDep) -> JSONResponse:
+    """Move money from the reserve to a channel or campaign; 409 if the reserve has too little."""
+    return idempotency.create(lambda: reserve.draw(
+        session=idempotency.session, budget_id=budget_id, draw_in=body, caller=caller))
+
+
+@router.post(BudgetPath + "/reserve/draws/{draw_id}/reversal", status_code=201,
+             response_model=reserve.ReserveEntryPublic)
+def reverse_draw(budget_id: str, draw_id: str, body: reserve.ReversalCreate, caller: PlannerDep,
+                 idempotency: IdempotencyDep) -> JSONResponse:
+    """Return a draw's money to the reserve with a compensating entry (draws are never edited)."""
+    return idempotency.create(lambda: reserve.reverse(
+        session=idempotency.session, budget_id=budget_id, draw_id=draw_id, reversal_in=body,
+        caller=caller))
+
+
+# --- actuals, variance, review -----------------------------------------------------------
+
+@router.post(BudgetPath + "/actuals", response_model=actuals.ImportResultPublic)
+def import_actuals(budget_id: str, body: actuals.ActualsImport, caller: FinanceDep,
+                   idempotency: IdempotencyDep) -> JSONResponse:
+    """Store actual spend and return by channel and period; a replayed file changes nothing."""
+    return idempotency.create(lambda: actuals.import_actuals(
+        session=idempotency.session, budget_id=budget_id, actuals_in=body, caller=caller),
+        status_code=200)
+
+
+@router.get(BudgetPath + "/actuals", response_model=Page[actuals.ActualPublic])
+def read_actuals(budget_id: str, session: SessionDep, channel_id: str | None = None,
+                 period: str | None = None, limit: LimitQuery = 100, cursor: CursorQuery = None):
+    """List actuals by period, then channel."""
+    return actuals.list_actuals(session=session, budget_id=budget_id, channel_id=channel_id,
+                                period=period, limit=limit, cursor=cursor)
+
+
+@router.get(BudgetPath + "/actuals.csv", response_class=Response, responses={200: CSV})
+def export_actuals(budget_id: str, session: SessionDep) -> Response:
+    """Export all actuals as CSV: one row per channel and period."""
+    return _csv(exports.actuals_csv(session=session, budget_id=budget_id),
+                f"{budget_id}-actuals.csv")
+
+
+@router.get(BudgetPath + "/variance", response_model=actuals.VariancePublic)
+def read_variance(budget_id: str, session: SessionDep):
+    """Compare the current plan (with its draws) and actuals: per channel and period, burn
+    rate, and alerts where spend runs ahead of plan by the budget's alert_percent."""
+    return actuals.read_variance(session=session, budget_id=budget_id)
+
+
+@router.get(BudgetPath + "/review", response_model=review.ReviewPublic)
+def read_review(budget_id: str, session: SessionDep):
+    """Apply the playbook's admit / scale-up / exit rules to each channel's actuals."""
+    return review.read_review(session=session, budget_id=budget_id)
+
+
+@router.get(BudgetPath + "/audit", response_model=Page[audit.AuditEntryPublic])
+def read_audit(budget_id: str, session: SessionDep, limit: LimitQuery = 100,
+               cursor: CursorQuery = None):
+    """Read a budget's append-only audit log, oldest first."""
+    budgets.get_budget(session, budget_id)
+    return audit.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)

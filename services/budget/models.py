@@ -1,6 +1,12 @@
-from sqlmodel import SQLModel
+"""The budget service's tables. Money is stored as integer minor units (cents): exact on
+SQLite and PostgreSQL alike, and summed exactly by the database."""
+from datetime import UTC, date, datetime
+from typing import Any
 
-from shared.db import service_registry
+from sqlalchemy import JSON, BigInteger, ForeignKey, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from shared.db import Instant, service_registry
 from shared.idempotency import idempotency_table
 
 
@@ -9,3 +15,139 @@ class BudgetModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(BudgetModel.metadata)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _instant(**kwargs) -> Any:
+    return Field(default_factory=utcnow, sa_type=Instant, **kwargs)
+
+
+def _money(nullable: bool = False) -> Any:
+    return Field(default=None if nullable else ..., sa_type=BigInteger, nullable=nullable)
+
+
+def _budget_key() -> Any:
+    return Field(sa_column_args=[ForeignKey("budget.id")], max_length=40, index=True)
+
+
+def _channel_key(**kwargs) -> Any:
+    return Field(sa_column_args=[ForeignKey("channel.id")], max_length=40, **kwargs)
+
+
+class Budget(BudgetModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200)
+    department: str = Field(max_length=100, index=True)
+    currency: str = Field(max_length=3)
+    start_date: date
+    end_date: date
+    period_length: str = Field(max_length=10)
+    total_minor: int = _money()
+    # {"percent": "10"} or {"amount": "50000.00"}, decimal strings (exact).
+    reserve: dict = Field(sa_type=JSON)
+    groups: list = Field(sa_type=JSON)
+    rules: dict = Field(sa_type=JSON)
+    campaign_ids: list = Field(sa_type=JSON)
+    current_plan: int | None = None
+    version: int = 1
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class Channel(BudgetModel, table=True):
+    __table_args__ = (UniqueConstraint("budget_id", "name"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    budget_id: str = _budget_key()
+    name: str = Field(max_length=100)
+    kind: str = Field(max_length=20)
+    response: dict = Field(sa_type=JSON)
+    min_minor: int | None = _money(nullable=True)
+    max_minor: int | None = _money(nullable=True)
+    min_if_used: bool = False
+    group: str | None = Field(default=None, max_length=100)
+    state: str = Field(max_length=10)
+    version: int = 1
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class Plan(BudgetModel, table=True):
+    """An immutable allocation: what the optimizer was asked and what it answered."""
+    __table_args__ = (UniqueConstraint("budget_id", "number"),)
+
+    id: str = Field(primary_key=True, max_length=40)
+    budget_id: str = _budget_key()
+    number: int
+    method: str = Field(max_length=20)
+    request: dict = Field(sa_type=JSON)
+    result: dict = Field(sa_type=JSON)
+    spend_minor: int = _money()
+    reserve_minor: int = _money()
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _instant()
+    approved_by: str | None = Field(default=None, max_length=200)
+    approved_at: datetime | None = Field(default=None, sa_type=Instant)
+
+
+class PlanLine(BudgetModel, table=True):
+    __tablename__ = "plan_line"
+
+    plan_id: str = Field(sa_column_args=[ForeignKey("plan.id")], primary_key=True, max_length=40)
+    channel_id: str = _channel_key(primary_key=True)
+    period: str = Field(primary_key=True, max_length=10)
+    amount_minor: int = _money()
+    expected_return_minor: int = _money()
+
+
+class ReserveEntry(BudgetModel, table=True):
+    """One line of the reserve's ledger: a draw (positive) or its reversal (negative).
+    Append-only, like the audit log (a trigger refuses UPDATE and DELETE)."""
+    __tablename__ = "reserve_entry"
+
+    id: str = Field(primary_key=True, max_length=40)
+    budget_id: str = _budget_key()
+    kind: str = Field(max_length=10)
+    amount_minor: int = _money()
+    channel_id: str | None = _channel_key(default=None)
+    campaign_id: str | None = Field(default=None, max_length=100)
+    plan_number: int | None = None
+    period: str | None = Field(default=None, max_length=10)
+    reason: str = Field(max_length=1000)
+    # A draw is reversed at most once: the database refuses a second reversal.
+    reverses_id: str | None = Field(default=None, max_length=40, unique=True)
+    author: str = Field(max_length=200)
+    request_id: str | None = Field(default=None, max_length=128)
+    created_at: datetime = _instant()
+
+
+class Actual(BudgetModel, table=True):
+    """Spend and return of one channel in one period; the key makes a replayed file harmless."""
+
+    budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
+                           max_length=40)
+    channel_id: str = _channel_key(primary_key=True)
+    period: str = Field(primary_key=True, max_length=10)
+    spend_minor: int = _money()
+    return_minor: int = _money()
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _instant()
+
+
+class AuditEntry(BudgetModel, table=True):
+    """Append-only (a trigger refuses UPDATE and DELETE, see migration 0002)."""
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    budget_id: str = Field(max_length=40, index=True)
+    at: datetime = _instant()
+    principal: str = Field(max_length=200)
+    role: str = Field(max_length=20)
+    request_id: str | None = Field(default=None, max_length=128)
+    action: str = Field(max_length=50)
+    target: str = Field(max_length=100)
+    changes: dict = Field(sa_type=JSON)

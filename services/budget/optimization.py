@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from services.budget import optimize
-from shared.errors import InvalidRequest
+from shared.errors import invalid_fields
 from shared.money import Currency, Money, minor_units
 
 # Documented input limits: a request beyond them is a 422, never a hang.
@@ -225,11 +225,7 @@ def check_request(request: OptimizationRequest) -> None:
     if request.objective == "target_roi" and request.target_roi is None:
         errors.append(("target_roi", "the target_roi objective needs a target_roi"))
     if errors:
-        raise InvalidRequest(
-            f"The request has {len(errors)} invalid field(s): "
-            + "; ".join(f"{field}: {detail}" for field, detail in errors) + ".",
-            errors=[{"in": "body", "field": field, "detail": detail, "type": "value_error"}
-                    for field, detail in errors])
+        raise invalid_fields(errors)
 
 
 def to_problem(request: OptimizationRequest) -> optimize.Problem:

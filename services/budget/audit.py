@@ -1,0 +1,40 @@
+"""The append-only audit log: who changed what in a budget, when, under which request id."""
+from datetime import datetime
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from pydantic import BaseModel
+from sqlmodel import Session, select
+
+from services.budget.models import AuditEntry
+from shared.internal_auth import Caller
+from shared.pagination import Page, paginate
+from shared.requests import current_request_id
+
+
+class AuditEntryPublic(BaseModel):
+    id: int
+    at: datetime
+    principal: str
+    role: str
+    request_id: str | None
+    action: str
+    target: str
+    changes: dict[str, Any]
+
+
+def record(session: Session, *, budget_id: str, caller: Caller, action: str, target: str,
+           changes: dict[str, Any]) -> None:
+    """Stage one audit entry in the caller's transaction: it commits with the change or not at all."""
+    session.add(AuditEntry(budget_id=budget_id, principal=caller.principal, role=caller.role,
+                           request_id=current_request_id(), action=action, target=target,
+                           changes=jsonable_encoder(changes)))
+
+
+def list_entries(*, session: Session, budget_id: str, limit: int,
+                 cursor: str | None) -> Page[AuditEntryPublic]:
+    """Return a budget's audit entries, oldest first."""
+    rows, next_cursor = paginate(session, select(AuditEntry).where(AuditEntry.budget_id == budget_id),
+                                 order_by=[AuditEntry.id], limit=limit, cursor=cursor)
+    return Page[AuditEntryPublic](items=[AuditEntryPublic.model_validate(r, from_attributes=True)
+                                         for r in rows], next_cursor=next_cursor)

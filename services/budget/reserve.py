@@ -1,0 +1,161 @@
+"""The emergency reserve: a ledger of draws and their reversals, never edited or deleted.
+
+Every draw locks its budget's row first, so concurrent draws are checked one after another
+against what is really left, and the reserve never goes below zero.
+"""
+from datetime import date, datetime
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlmodel import Session, select
+
+from services.budget import audit
+from services.budget.budgets import (budget_periods, get_budget, get_channel, reserve_amount,
+                                     reserve_drawn_minor)
+from services.budget.models import Budget, ReserveEntry, utcnow
+from services.budget.optimization import Amount, Identifier
+from services.budget.periods import period_of
+from shared.errors import Conflict, NotFound, invalid_fields
+from shared.ids import new_id
+from shared.internal_auth import Caller
+from shared.money import Money, from_minor, to_minor
+from shared.pagination import Page, paginate
+from shared.requests import current_request_id
+
+Reason = Field(min_length=1, max_length=1000, description="Why: it is kept with the entry.")
+
+
+class DrawCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    amount: Amount = Field(gt=0)
+    reason: str = Reason
+    channel_id: Identifier | None = Field(None, description="The channel that gets the money "
+                                          "(its amount in the current plan grows by it) ...")
+    campaign_id: Identifier | None = Field(None, description="... or the campaign.")
+    period: str | None = Field(None, description="Reporting period the money is for; default: "
+                               "the period of today (the first or last when outside).")
+
+    @model_validator(mode="after")
+    def _one_target(self):
+        if (self.channel_id is None) == (self.campaign_id is None):
+            raise ValueError("give exactly one of channel_id or campaign_id")
+        return self
+
+
+class ReversalCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    reason: str = Reason
+
+
+class ReserveEntryPublic(BaseModel):
+    id: str
+    budget_id: str
+    kind: str = Field(description="`draw`, or `reversal` of the draw in `reverses_id`.")
+    amount: Money = Field(description="Taken from the reserve; negative for a reversal.")
+    channel_id: str | None
+    campaign_id: str | None
+    plan_number: int | None = Field(description="The plan in force when the entry was made.")
+    period: str | None
+    reason: str
+    reverses_id: str | None
+    author: str
+    request_id: str | None
+    created_at: datetime
+
+
+class ReservePublic(BaseModel):
+    currency: str
+    amount: Money
+    drawn: Money
+    remaining: Money
+
+
+def _public(budget: Budget, entry: ReserveEntry) -> ReserveEntryPublic:
+    return ReserveEntryPublic(**entry.model_dump(exclude={"amount_minor"}),
+                              amount=from_minor(entry.amount_minor, budget.currency))
+
+
+def read_reserve(*, session: Session, budget_id: str) -> ReservePublic:
+    """Return how much the reserve holds, how much was drawn and what is left."""
+    budget = get_budget(session, budget_id)
+    amount = reserve_amount(budget)
+    drawn = from_minor(reserve_drawn_minor(session, budget.id), budget.currency)
+    return ReservePublic(currency=budget.currency, amount=amount, drawn=drawn,
+                         remaining=amount - drawn)
+
+
+def draw(*, session: Session, budget_id: str, draw_in: DrawCreate,
+         caller: Caller) -> ReserveEntryPublic:
+    """Move money from the reserve to a channel or campaign (staged; the caller commits)."""
+    budget = get_budget(session, budget_id, lock=True)
+    try:
+        amount = to_minor(draw_in.amount, budget.currency)
+    except ValueError as error:
+        raise invalid_fields([("amount", str(error))]) from None
+    periods = budget_periods(budget)
+    if draw_in.period is None:
+        period = period_of(date.today(), periods).id
+    elif draw_in.period in {p.id for p in periods}:
+        period = draw_in.period
+    else:
+        raise invalid_fields([("period", f"{draw_in.period!r} is not a period of this budget; "
+                                         f"its periods run {periods[0].id} to {periods[-1].id}")])
+    if draw_in.channel_id is not None:
+        channel = get_channel(session, budget.id, draw_in.channel_id)
+        if channel.state == "exited":
+            raise Conflict(f"Channel {channel.name!r} has exited; move it back to testing "
+                           "before giving it money.")
+    left = to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
+    if amount > left:
+        remaining = from_minor(left, budget.currency)
+        raise Conflict(f"The reserve has only {remaining} {budget.currency} left; draw at most "
+                       "that, or raise the budget's reserve.", remaining=format(remaining, "f"))
+    entry = ReserveEntry(id=new_id("draw"), budget_id=budget.id, kind="draw", amount_minor=amount,
+                         channel_id=draw_in.channel_id, campaign_id=draw_in.campaign_id,
+                         plan_number=budget.current_plan, period=period, reason=draw_in.reason,
+                         author=caller.principal, request_id=current_request_id())
+    return _stage(session, budget, entry, caller)
+
+
+def reverse(*, session: Session, budget_id: str, draw_id: str, reversal_in: ReversalCreate,
+            caller: Caller) -> ReserveEntryPublic:
+    """Give a draw's money back to the reserve with a compensating entry (staged)."""
+    budget = get_budget(session, budget_id, lock=True)
+    original = session.get(ReserveEntry, draw_id)
+    if original is None or original.budget_id != budget.id or original.kind != "draw":
+        raise NotFound(f"Budget {budget_id!r} has no draw {draw_id!r}; list its entries at "
+                       f"/api/v1/budget/budgets/{budget_id}/reserve/entries.")
+    done = session.exec(select(ReserveEntry.id).where(ReserveEntry.reverses_id == draw_id)).first()
+    if done is not None:
+        raise Conflict(f"Draw {draw_id!r} was already reversed by {done!r}; a draw is reversed "
+                       "at most once.", reversal_id=done)
+    entry = ReserveEntry(id=new_id("draw"), budget_id=budget.id, kind="reversal",
+                         amount_minor=-original.amount_minor, channel_id=original.channel_id,
+                         campaign_id=original.campaign_id, plan_number=original.plan_number,
+                         period=original.period, reason=reversal_in.reason,
+                         reverses_id=original.id, author=caller.principal,
+                         request_id=current_request_id())
+    return _stage(session, budget, entry, caller)
+
+
+def _stage(session: Session, budget: Budget, entry: ReserveEntry,
+           caller: Caller) -> ReserveEntryPublic:
+    # The reserve is part of the budget's representation, so its version moves too.
+    budget.version += 1
+    budget.updated_at = utcnow()
+    session.add_all([entry, budget])
+    session.flush()
+    public = _public(budget, entry)
+    audit.record(session, budget_id=budget.id, caller=caller, action=f"reserve.{entry.kind}",
+                 target=entry.id, changes={"after": public})
+    return public
+
+
+def list_entries(*, session: Session, budget_id: str, limit: int,
+                 cursor: str | None) -> Page[ReserveEntryPublic]:
+    """Return the reserve's ledger, oldest first."""
+    budget = get_budget(session, budget_id)
+    rows, next_cursor = paginate(session, select(ReserveEntry).where(ReserveEntry.budget_id == budget.id),
+                                 order_by=[ReserveEntry.id], limit=limit, cursor=cursor)
+    return Page[ReserveEntryPublic](items=[_public(budget, r) for r in rows], next_cursor=next_cursor)

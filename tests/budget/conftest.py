@@ -1,0 +1,76 @@
+"""The budget service on a migrated database, once per backend per test module; each test
+makes its own budgets, so tests do not see each other's data."""
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.budget.app import MIGRATIONS, create_app
+from services.budget.config import BudgetSettings
+from shared import migrations
+from tests.conftest import TEST_SECRET, signed_headers
+
+PREFIX = "/api/v1/budget"
+
+BUDGET = {"name": "FY27 growth", "department": "growth", "currency": "USD",
+          "start_date": "2027-01-01", "end_date": "2027-06-30", "total": "1000000.00",
+          "reserve": {"percent": "10"}}
+CHANNELS = [
+    {"name": "search", "kind": "search", "max": "400000",
+     "response": {"type": "linear", "roi": "2.1"}},
+    {"name": "social", "kind": "social",
+     "response": {"type": "points", "points": [["0", "0"], ["100000", "250000"], ["600000", "900000"]]}},
+    {"name": "video", "kind": "video", "min": "50000",
+     "response": {"type": "hill", "beta": "900000", "k": "250000", "alpha": "0.9"}},
+]
+
+
+class Api:
+    """Signed calls to the budget service as one role or another."""
+
+    def __init__(self, client: TestClient, database_url: str):
+        self.client = client
+        self.database_url = database_url
+
+    def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
+             **kwargs):
+        return self.client.request(method, PREFIX + path, headers=signed_headers(
+            method, PREFIX + path, role=role) | (headers or {}), **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body=None, **kwargs):
+        return self.call("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body, **kwargs):
+        return self.call("PATCH", path, json=body, **kwargs)
+
+    def ok(self, response, status: int = 200) -> dict:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def budget(self, **changes) -> dict:
+        return self.ok(self.post("/budgets", BUDGET | changes), 201)
+
+    def budget_with_channels(self, channels=CHANNELS, **changes) -> tuple[dict, dict[str, dict]]:
+        budget = self.budget(**changes)
+        made = {c["name"]: self.ok(self.post(f"/budgets/{budget['id']}/channels", c), 201)
+                for c in channels}
+        return budget, made
+
+    def approved_plan(self, budget_id: str, **body) -> dict:
+        plan = self.ok(self.post(f"/budgets/{budget_id}/plans", body), 201)
+        return self.ok(self.post(f"/budgets/{budget_id}/plans/{plan['number']}/approve"))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('budget')}/budget.db"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"b_{uuid.uuid4().hex[:16]}")
+    migrations.upgrade(MIGRATIONS, url)
+    settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1)
+    with TestClient(create_app(settings)) as client:
+        yield Api(client, url)
