@@ -13,7 +13,7 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
 from services.budget.actuals import cells
@@ -27,6 +27,8 @@ PLACES = Decimal("0.0001")
 
 
 class ChannelReviewPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
     channel_id: str
     channel: str
     state: str
