@@ -27,6 +27,14 @@ def is_free(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def api_key(system: dict, role: str) -> dict[str, str]:
+    """Create a key for `role` with the CLI, as an admin would; return its auth header."""
+    created = subprocess.run([sys.executable, "-m", "marketplan", "--env-file",
+                              str(system["env_file"]), "keys", "create", "--role", role],
+                             capture_output=True, text=True, check=True, env=system["env"])
+    return {"Authorization": f"Bearer {created.stdout.strip()}"}
+
+
 def marketplan(*args: str, env: dict) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "marketplan", *args], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)

@@ -1,13 +1,11 @@
 """The optimizer through the gateway, as the frontend, a finance system and a viewer call it."""
-import subprocess
-import sys
 from decimal import Decimal
 
 import httpx
 import pytest
 
 from tests.budget.test_optimize_api import EXAMPLE
-from tests.e2e.conftest import ADMIN_KEY
+from tests.e2e.conftest import ADMIN_KEY, api_key
 
 pytestmark = pytest.mark.e2e
 
@@ -17,10 +15,7 @@ def test_optimize_through_the_gateway(system):
     gateway = httpx.Client(base_url=f"http://127.0.0.1:{system['port']}", timeout=60)
 
     def key(role: str) -> dict:
-        created = subprocess.run([sys.executable, "-m", "marketplan", "--env-file",
-                                  str(system["env_file"]), "keys", "create", "--role", role],
-                                 capture_output=True, text=True, check=True, env=system["env"])
-        return {"Authorization": f"Bearer {created.stdout.strip()}"}
+        return api_key(system, role)
 
     admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
     response = gateway.post("/api/v1/budget/optimize", json=EXAMPLE, headers=admin
