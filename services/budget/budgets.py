@@ -293,6 +293,14 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
             and _has_history(session, budget.id):
         raise Conflict("The periods of a budget with plans or actuals cannot change: they are "
                        "what those records refer to. Create a new budget for a new fiscal period.")
+    if "groups" in changes:
+        kept = {g.id for g in update.groups or []}
+        orphans = sorted(session.exec(select(Channel.name).where(
+            Channel.budget_id == budget.id, Channel.group.is_not(None),
+            Channel.group.not_in(kept))).all())
+        if orphans:
+            raise Conflict(f"Channels {', '.join(orphans)} belong to a group this change removes; "
+                           "move them to another group (or none) first.")
     budget.sqlmodel_update(update.model_dump(mode="json", exclude_unset=True,
                                              exclude={"total", "start_date", "end_date"}))
     for field in ("start_date", "end_date"):

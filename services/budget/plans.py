@@ -265,6 +265,10 @@ def approve(*, session: Session, budget_id: str, number: int, caller: Caller) ->
     plan = get_plan(session, budget.id, number)
     if budget.current_plan == plan.number:
         return plan_public(session, budget, plan)
+    total = from_minor(budget.total_minor, budget.currency)
+    if Decimal(plan.request["total"]) != total:
+        raise Conflict(f"Plan {number} was made for a total of {plan.request['total']}; the budget "
+                       f"is now {total}. Make a new plan and approve that one.")
     left = to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
     if plan.reserve_minor != left:
         raise Conflict(

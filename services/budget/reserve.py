@@ -106,6 +106,9 @@ def draw(*, session: Session, budget_id: str, draw_in: DrawCreate,
         if channel.state == "exited":
             raise Conflict(f"Channel {channel.name!r} has exited; move it back to testing "
                            "before giving it money.")
+    if draw_in.campaign_id is not None and draw_in.campaign_id not in budget.campaign_ids:
+        raise invalid_fields([("campaign_id", f"campaign {draw_in.campaign_id!r} is not linked to "
+                                              "this budget; add it to the budget's campaign_ids")])
     left = to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
     if amount > left:
         remaining = from_minor(left, budget.currency)

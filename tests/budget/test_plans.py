@@ -109,3 +109,26 @@ def test_only_planners_and_admins_make_or_approve_plans(api):
     api.ok(api.post(path, {}, role="admin"), 201)
     assert api.post(f"{path}/1/approve", role="finance").status_code == 403
     assert api.post(f"{path}/1/approve", role="viewer").status_code == 403
+
+
+def test_a_plan_made_before_the_money_changed_cannot_be_approved(api):
+    budget, channels = api.budget_with_channels(CHANNELS[:1], campaign_ids=["c1"])
+    path = f"/budgets/{budget['id']}/plans"
+    api.ok(api.post(path, {}), 201)
+    api.ok(api.post(f"/budgets/{budget['id']}/reserve/draws",
+                    {"amount": "10", "reason": "x", "campaign_id": "c1"}), 201)
+    stale = api.post(f"{path}/1/approve")
+    assert stale.status_code == 409 and "new plan" in stale.json()["detail"]
+    fresh = api.ok(api.post(path, {}), 201)
+    assert fresh["reserve"] == "99990.00"
+    api.ok(api.post(f"{path}/2/approve"))
+    api.ok(api.patch(f"/budgets/{budget['id']}", {"total": "2000000"}, headers={"If-Match": '"3"'}))
+    assert api.post(f"{path}/2/approve").status_code == 200   # already current: nothing changes
+    assert api.post(f"{path}/1/approve").status_code == 409
+
+
+def test_removing_a_group_that_channels_use_is_a_409(api):
+    budget, _ = api.budget_with_channels([CHANNELS[0] | {"group": "brand"}],
+                                         groups=[{"id": "brand", "min_share": "0.1"}])
+    response = api.patch(f"/budgets/{budget['id']}", {"groups": []}, headers={"If-Match": '"1"'})
+    assert response.status_code == 409 and "search" in response.json()["detail"]
