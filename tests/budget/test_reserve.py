@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from services.budget.app import create_app
 from services.budget.config import BudgetSettings
-from tests.budget.conftest import BUDGET, CHANNELS, PREFIX
+from tests.budget.conftest import CHANNELS, PREFIX
 from tests.conftest import TEST_SECRET, ThreadedServer, signed_headers
 
 
