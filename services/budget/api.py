@@ -124,9 +124,9 @@ def create_plan(request: Request, budget_id: str, body: plans.PlanCreate, sessio
     if (replay := idempotency.replay()) is not None:
         return replay
     optimization, version = plans.prepare(session=session, budget_id=budget_id, plan_in=body)
-    session.close()   # no transaction stays open while the solver works
-    result = plans.solve(request=optimization, workers=workers,
-                         grace_seconds=request.app.state.settings.solve_grace_seconds)
+    session.close()   # no transaction (no SQLite write lock) stays open while the solver works
+    result = service.optimize_budget(request=optimization, workers=workers,
+                                     grace_seconds=request.app.state.settings.solve_grace_seconds)
     return idempotency.create(lambda: plans.store(
         session=idempotency.session, budget_id=budget_id, plan_in=body, request=optimization,
         result=result, version=version, caller=caller))

@@ -32,7 +32,7 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "exited": ("testing",),
 }
 Name = Annotated[str, Field(min_length=1, max_length=200)]
-Ratio_ = Annotated[Ratio, Field(gt=0, le=1000, allow_inf_nan=False)]
+Multiplier = Annotated[Ratio, Field(gt=0, le=1000, allow_inf_nan=False)]
 
 
 class _Strict(BaseModel):
@@ -47,14 +47,14 @@ class GroupRule(_Strict):
 
 class PlaybookRules(_Strict):
     """The department playbook's thresholds, per budget."""
-    admit_ratio: Ratio_ = Field(Decimal("1.15"), description="Admit a tested channel when its "
+    admit_ratio: Multiplier = Field(Decimal("1.15"), description="Admit a tested channel when its "
                                 "ROI is at least this times the active channels' average.")
-    scale_ratio: Ratio_ = Field(Decimal("1.30"), description="Scale a channel up at this ratio.")
-    exit_ratio: Ratio_ = Field(Decimal("0.5"), description="Exit a channel whose ROI stays below "
+    scale_ratio: Multiplier = Field(Decimal("1.30"), description="Scale a channel up at this ratio.")
+    exit_ratio: Multiplier = Field(Decimal("0.5"), description="Exit a channel whose ROI stays below "
                                "this times the target ROI ...")
     exit_periods: int = Field(3, ge=1, le=MAX_PERIODS, description="... for this many "
                               "consecutive periods.")
-    target_roi: Ratio_ | None = Field(None, description="Return per unit spent the budget aims "
+    target_roi: Multiplier | None = Field(None, description="Return per unit spent the budget aims "
                                       "for; without it the active channels' average is used.")
     alert_percent: Annotated[Ratio, Field(ge=0, le=1000)] = Field(
         Decimal(10), description="Alert when spend runs this many percent ahead of plan.")

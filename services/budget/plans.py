@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from services.budget import audit, service
+from services.budget import audit
 from services.budget.budgets import (budget_periods, get_budget, reserve_amount,
                                      reserve_drawn_minor)
 from services.budget.models import Budget, Channel, Plan, PlanLine, ReserveEntry, utcnow
@@ -22,7 +22,6 @@ from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import Money, from_minor, to_minor
 from shared.pagination import Page, paginate
-from shared.workers import WorkerPool
 
 
 class PlanCreate(BaseModel):
@@ -134,12 +133,6 @@ def prepare(*, session: Session, budget_id: str, plan_in: PlanCreate) -> tuple[O
         incremental=_incremental(session, budget, plan_in), solver=plan_in.solver,
         time_limit_seconds=plan_in.time_limit_seconds)
     return request, budget.version
-
-
-def solve(*, request: OptimizationRequest, workers: WorkerPool,
-          grace_seconds: float) -> OptimizationPublic:
-    """Run the optimizer (no database session is open meanwhile: solves can take seconds)."""
-    return service.optimize_budget(request=request, workers=workers, grace_seconds=grace_seconds)
 
 
 def store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: OptimizationRequest,
