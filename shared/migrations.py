@@ -5,7 +5,7 @@ from alembic import command, context
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, MetaData, create_engine, pool
+from sqlalchemy import Engine, MetaData, TypeDecorator, create_engine, pool
 
 
 def alembic_config(migrations: Path, database_url: str) -> Config:
@@ -37,11 +37,20 @@ def is_current(engine: Engine, newest: set[str]) -> bool:
         return set(MigrationContext.configure(connection).get_current_heads()) == newest
 
 
+def _render_item(kind: str, item, _context):
+    # Migrations must not import application code: a TypeDecorator is written as its
+    # SQLAlchemy column type (e.g. shared.db.Instant as sa.DateTime(timezone=True)).
+    if kind == "type" and isinstance(item, TypeDecorator):
+        return f"sa.{item.impl!r}"
+    return False
+
+
 def run_migrations(metadata: MetaData) -> None:
     """The body of every service's `migrations/env.py`."""
     url = context.config.get_main_option("sqlalchemy.url")
     # Batch mode lets the same migration ALTER tables on SQLite and PostgreSQL alike.
-    options = dict(target_metadata=metadata, render_as_batch=True, compare_type=True)
+    options = dict(target_metadata=metadata, render_as_batch=True, compare_type=True,
+                   render_item=_render_item)
     if context.is_offline_mode():
         context.configure(url=url, literal_binds=True, **options)
         with context.begin_transaction():

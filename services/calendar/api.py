@@ -1,0 +1,157 @@
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.calendar import campaigns, milestones
+from services.calendar.models import idempotency_record
+from shared.db import SessionDep, WriteSessionDep
+from shared.idempotency import Idempotency, idempotency_dependency
+from shared.internal_auth import Caller, require_roles
+from shared.pagination import CursorQuery, LimitQuery, Page
+from shared.versioning import conditional_json, version_etag
+
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+
+IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
+PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
+IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
+CampaignPath = "/campaigns/{campaign_id}"
+MilestonePath = CampaignPath + "/milestones/{milestone_id}"
+
+
+class StatusChange(BaseModel):
+    status: campaigns.Status
+
+
+def _versioned(public: BaseModel) -> JSONResponse:
+    return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
+
+
+@router.post("/campaigns", status_code=201, response_model=campaigns.CampaignPublic)
+def create_campaign(body: campaigns.CampaignCreate, caller: PlannerDep,
+                    idempotency: IdempotencyDep) -> JSONResponse:
+    """Create a campaign in `draft`; with a `template`, its phases and milestones too."""
+    return idempotency.create(lambda: campaigns.create_campaign(
+        session=idempotency.session, campaign_in=body, caller=caller))
+
+
+@router.post("/campaigns/bulk", status_code=201, response_model=campaigns.BulkResult)
+def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, idempotency: IdempotencyDep,
+                     partial: Annotated[bool, Query(description="Create the good rows and list "
+                                                    "the bad ones, instead of all or none.")] = False
+                     ) -> JSONResponse:
+    """Create up to 500 campaigns at once. By default one bad row rejects the batch (422
+    listing every bad row), so a script can fix and resend it as a whole."""
+    return idempotency.create(lambda: campaigns.create_campaigns(
+        session=idempotency.session, bulk=body, partial=partial, caller=caller))
+
+
+@router.get("/campaigns", response_model=Page[campaigns.CampaignPublic])
+def read_campaigns(session: SessionDep, status: campaigns.Status | None = None,
+                   owner: str | None = None, limit: LimitQuery = 50, cursor: CursorQuery = None):
+    """List campaigns, oldest first."""
+    return campaigns.list_campaigns(session=session, status=status, owner=owner, limit=limit,
+                                    cursor=cursor)
+
+
+@router.get(CampaignPath, response_model=campaigns.CampaignPublic)
+def read_campaign(request: Request, campaign_id: str, session: SessionDep) -> Response:
+    """Read a campaign with its phases and milestones; its ETag is its version."""
+    public = campaigns.to_public(session, campaigns.get_campaign(session, campaign_id))
+    return conditional_json(request, public, version_etag(public.version))
+
+
+@router.patch(CampaignPath, response_model=campaigns.CampaignPublic)
+def update_campaign(campaign_id: str, body: campaigns.CampaignUpdate, session: WriteSessionDep,
+                    caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+    """Change a campaign (`If-Match` required)."""
+    return _versioned(campaigns.update_campaign(session=session, campaign_id=campaign_id,
+                                                update=body, if_match=if_match))
+
+
+@router.post(CampaignPath + "/status", response_model=campaigns.CampaignPublic)
+def change_status(campaign_id: str, body: StatusChange, session: WriteSessionDep,
+                  caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+    """Move the campaign along draft → planned → approved → live → completed, or cancel it;
+    `approved` needs every review gate before launch passed (`If-Match` required)."""
+    return _versioned(campaigns.change_status(session=session, campaign_id=campaign_id,
+                                              status=body.status, if_match=if_match))
+
+
+@router.post(CampaignPath + "/phases", status_code=201, response_model=campaigns.PhasePublic)
+def create_phase(campaign_id: str, body: milestones.PhaseCreate, caller: PlannerDep,
+                 idempotency: IdempotencyDep) -> JSONResponse:
+    """Add a warmup, burst, sustain or wrapup phase inside the campaign window."""
+    return idempotency.create(lambda: milestones.create_phase(
+        session=idempotency.session, campaign_id=campaign_id, phase_in=body))
+
+
+@router.delete(CampaignPath + "/phases/{phase_id}", status_code=204)
+def delete_phase(campaign_id: str, phase_id: str, session: WriteSessionDep,
+                 caller: PlannerDep) -> Response:
+    """Remove a phase."""
+    milestones.delete_phase(session=session, campaign_id=campaign_id, phase_id=phase_id)
+    return Response(status_code=204)
+
+
+@router.post(CampaignPath + "/milestones", status_code=201, response_model=campaigns.MilestonePublic)
+def create_milestone(campaign_id: str, body: milestones.MilestoneCreate, caller: PlannerDep,
+                     idempotency: IdempotencyDep) -> JSONResponse:
+    """Add a milestone, optionally depending on others (finish-to-start, lag in working days)."""
+    return idempotency.create(lambda: milestones.create_milestone(
+        session=idempotency.session, campaign_id=campaign_id, milestone_in=body, caller=caller))
+
+
+@router.get(MilestonePath, response_model=campaigns.MilestonePublic)
+def read_milestone(request: Request, campaign_id: str, milestone_id: str,
+                   session: SessionDep) -> Response:
+    """Read a milestone; its ETag is its version."""
+    public = campaigns.milestone_public(
+        session, milestones.get_milestone(session, campaign_id, milestone_id))
+    return conditional_json(request, public, version_etag(public.version))
+
+
+@router.patch(MilestonePath, response_model=campaigns.MilestonePublic)
+def update_milestone(campaign_id: str, milestone_id: str, body: milestones.MilestoneUpdate,
+                     session: WriteSessionDep, caller: PlannerDep,
+                     if_match: IfMatch = None) -> JSONResponse:
+    """Change a milestone's name, time, owner, status or pin (`If-Match` required)."""
+    return _versioned(milestones.update_milestone(
+        session=session, campaign_id=campaign_id, milestone_id=milestone_id, update=body,
+        if_match=if_match))
+
+
+@router.post(MilestonePath + "/move", response_model=milestones.MoveResult)
+def move_milestone(campaign_id: str, milestone_id: str, body: milestones.MoveRequest,
+                   session: WriteSessionDep, caller: PlannerDep, if_match: IfMatch = None):
+    """Move a milestone; dependents that would break their rule move too, and the answer lists
+    everything that moved. A pinned milestone in the way makes it a 409."""
+    return milestones.move_milestone(session=session, campaign_id=campaign_id,
+                                     milestone_id=milestone_id, move=body, if_match=if_match)
+
+
+@router.post(MilestonePath + "/dependencies", response_model=milestones.MoveResult)
+def add_dependency(campaign_id: str, milestone_id: str, body: milestones.DependencyCreate,
+                   session: WriteSessionDep, caller: PlannerDep):
+    """Make this milestone depend on another; a cycle is a 422 naming it."""
+    return milestones.add_dependency(session=session, campaign_id=campaign_id,
+                                     milestone_id=milestone_id, dependency_in=body)
+
+
+@router.delete(MilestonePath + "/dependencies/{predecessor_id}", status_code=204)
+def remove_dependency(campaign_id: str, milestone_id: str, predecessor_id: str,
+                      session: WriteSessionDep, caller: PlannerDep) -> Response:
+    """Remove a dependency."""
+    milestones.remove_dependency(session=session, campaign_id=campaign_id,
+                                 milestone_id=milestone_id, predecessor_id=predecessor_id)
+    return Response(status_code=204)
+
+
+@router.post(MilestonePath + "/approval", response_model=campaigns.MilestonePublic)
+def approve_gate(campaign_id: str, milestone_id: str, body: milestones.ApprovalCreate,
+                 session: WriteSessionDep, caller: PlannerDep):
+    """Record a review gate's decision (passed or rejected) with the approver and a comment."""
+    return milestones.approve_gate(session=session, campaign_id=campaign_id,
+                                   milestone_id=milestone_id, approval_in=body, caller=caller)

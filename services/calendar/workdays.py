@@ -1,0 +1,60 @@
+"""Working days of a market: weekends and its public holidays (the `holidays` package) skipped.
+Pure: no database, no HTTP."""
+from datetime import date, timedelta
+from functools import cache
+
+import holidays
+
+WEEKEND = frozenset({5, 6})   # Saturday, Sunday
+
+
+def check_market(market: str) -> str:
+    """Return `market` (ISO 3166-1 alpha-2, optionally `-subdivision`, e.g. `US-CA`) if the
+    holidays package knows it, else raise ValueError saying what is accepted."""
+    country, _, subdivision = market.partition("-")
+    supported = holidays.list_supported_countries()
+    if country not in supported:
+        raise ValueError(f"{market!r} is not a market with a public-holiday calendar; use an "
+                         "ISO 3166-1 country code such as US, DE, GB, JP")
+    if subdivision and subdivision not in supported[country]:
+        raise ValueError(f"{subdivision!r} is not a subdivision of {country}; known: "
+                         f"{', '.join(supported[country][:30])}")
+    return market
+
+
+@cache
+def _holidays(market: str, year: int) -> frozenset[date]:
+    country, _, subdivision = market.partition("-")
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
+
+
+def is_working_day(day: date, market: str) -> bool:
+    return day.weekday() not in WEEKEND and day not in _holidays(market, day.year)
+
+
+def add_working_days(day: date, count: int, market: str) -> date:
+    """The `count`-th working day after `day` (before it when negative); `day` itself when 0.
+
+    >>> add_working_days(date(2026, 12, 24), 1, "US")   # Christmas, then a weekend
+    datetime.date(2026, 12, 28)
+    """
+    step = 1 if count >= 0 else -1
+    left = abs(count)
+    while left:
+        day += timedelta(days=step)
+        if is_working_day(day, market):
+            left -= 1
+    return day
+
+
+def next_working_day(day: date, market: str) -> date:
+    """`day` if it is a working day, else the first one after it."""
+    while not is_working_day(day, market):
+        day += timedelta(days=1)
+    return day
+
+
+def previous_working_day(day: date, market: str) -> date:
+    while not is_working_day(day, market):
+        day -= timedelta(days=1)
+    return day

@@ -1,0 +1,73 @@
+"""The calendar service on a migrated database, once per backend per test module; each test
+makes its own campaigns."""
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.calendar.app import MIGRATIONS, create_app
+from services.calendar.config import CalendarSettings
+from shared import migrations
+from tests.conftest import TEST_SECRET, signed_headers
+
+PREFIX = "/api/v1/calendar"
+
+CAMPAIGN = {"name": "Winter sale", "owner": "ana", "channels": ["search", "social"],
+            "objective": {"kpi": "conversion_rate", "target": "4.5", "unit": "%",
+                          "deadline": "2026-12-31"},
+            "market": "US", "time_zone": "America/New_York", "priority": 4,
+            "start_date": "2026-12-01", "end_date": "2026-12-31"}
+
+
+class Api:
+    """Signed calls to the calendar service as one role or another."""
+
+    def __init__(self, client: TestClient):
+        self.client = client
+
+    def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
+             **kwargs):
+        return self.client.request(method, PREFIX + path, headers=signed_headers(
+            method, PREFIX + path, role=role) | (headers or {}), **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body=None, **kwargs):
+        return self.call("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body, **kwargs):
+        return self.call("PATCH", path, json=body, **kwargs)
+
+    def ok(self, response, status: int = 200) -> dict:
+        assert response.status_code == status, response.text
+        return response.json()
+
+    def campaign(self, **changes) -> dict:
+        return self.ok(self.post("/campaigns", CAMPAIGN | changes), 201)
+
+    def from_template(self, template: str = "standard", launch: str = "2027-03-15", **changes) -> dict:
+        body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")}
+        return self.ok(self.post("/campaigns", body | {"template": template, "launch_date": launch}
+                                 | changes), 201)
+
+    def milestone(self, campaign: dict, **body) -> dict:
+        return self.ok(self.post(f"/campaigns/{campaign['id']}/milestones",
+                                 {"kind": "kickoff", "name": "m"} | body), 201)
+
+    def move(self, campaign: dict, milestone_id: str, due_date: str):
+        path = f"/campaigns/{campaign['id']}/milestones/{milestone_id}"
+        etag = self.get(path).headers["etag"]
+        return self.post(path + "/move", {"due_date": due_date}, headers={"If-Match": etag})
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"c_{uuid.uuid4().hex[:16]}")
+    migrations.upgrade(MIGRATIONS, url)
+    settings = CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
+    with TestClient(create_app(settings)) as client:
+        yield Api(client)
