@@ -16,6 +16,10 @@ KEY_PREFIX = "mp_"
 # Reads are open to every role; finance writes only actuals (and may run what-if optimizations).
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 FINANCE_WRITES = re.compile(r"/api/v1/budget/(optimize|budgets/[^/]+/actuals(/.*)?)")
+# Calendar clients cannot send an API key: a feed URL carries its own revocable token,
+# which the calendar service checks.
+FEED_PATH = re.compile(r"/api/v1/calendar/feeds/[^/]+\.ics")
+FEED_CALLER = Caller("feed-token", "viewer")
 
 
 def generate_key() -> str:
@@ -113,6 +117,13 @@ class KeyStore:
                 return False
             self._write(kept)
         return True
+
+
+def feed_caller(method: str, path: str, authorization: str | None) -> Caller | None:
+    """The caller of a feed request without an API key, else None."""
+    if authorization is None and method in ("GET", "HEAD") and FEED_PATH.fullmatch(path):
+        return FEED_CALLER
+    return None
 
 
 def authorize(caller: Caller, method: str, path: str) -> None:

@@ -9,7 +9,7 @@ import aiohttp
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
-from gateway.auth import KeyStore, authorize
+from gateway.auth import KeyStore, authorize, feed_caller
 from shared.errors import GatewayTimeout, NotFound, Problem, ServiceUnavailable
 from shared.internal_auth import sign
 from shared.requests import request_id_header
@@ -72,8 +72,10 @@ class Proxy:
         method, path = scope["method"], scope["path"]
         authorization = next((v.decode("latin-1") for k, v in scope["headers"]
                               if k == b"authorization"), None)
-        caller = self.keys.authenticate(authorization)
-        authorize(caller, method, path)
+        caller = feed_caller(method, path, authorization)
+        if caller is None:
+            caller = self.keys.authenticate(authorization)
+            authorize(caller, method, path)
         service = path.split("/", 4)[3] if path.startswith("/api/v1/") else ""
         if service not in self.sessions:
             raise NotFound(f"No service answers {path}; API paths start with /api/v1/ and "

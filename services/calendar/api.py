@@ -1,10 +1,11 @@
+from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from services.calendar import campaigns, milestones
+from services.calendar import campaigns, feeds, milestones, views
 from services.calendar.models import idempotency_record
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
@@ -155,3 +156,52 @@ def approve_gate(campaign_id: str, milestone_id: str, body: milestones.ApprovalC
     """Record a review gate's decision (passed or rejected) with the approver and a comment."""
     return milestones.approve_gate(session=session, campaign_id=campaign_id,
                                    milestone_id=milestone_id, approval_in=body, caller=caller)
+
+
+@router.get("/calendar", response_model=Page[views.CalendarEntryPublic])
+def read_calendar(session: SessionDep,
+                  from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
+                  to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
+                  channel: str | None = None, status: campaigns.Status | None = None,
+                  owner: str | None = None, limit: LimitQuery = 50, cursor: CursorQuery = None):
+    """Campaigns overlapping the range with the phases and milestones in it."""
+    return views.read_calendar(session=session, start=from_, end=to, channel=channel,
+                               status=status, owner=owner, limit=limit, cursor=cursor)
+
+
+@router.get("/conflicts", response_model=list[views.ConflictPublic])
+def read_conflicts(session: SessionDep,
+                   from_: Annotated[date, Query(alias="from")], to: date):
+    """Overlapping bursts on a channel, milestones outside their campaign, broken dependencies,
+    launches inside another campaign's contingency window on a channel."""
+    return views.find_conflicts(session=session, start=from_, end=to)
+
+
+@router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)
+def create_feed_token(body: feeds.FeedTokenCreate, caller: PlannerDep,
+                      idempotency: IdempotencyDep) -> JSONResponse:
+    """Make a revocable feed URL for one campaign or a filtered calendar (shown once)."""
+    return idempotency.create(lambda: feeds.create_token(
+        session=idempotency.session, token_in=body, caller=caller))
+
+
+@router.get("/feed-tokens", response_model=list[feeds.FeedTokenPublic])
+def read_feed_tokens(session: SessionDep):
+    """List feed tokens, without their secrets."""
+    return feeds.list_tokens(session=session)
+
+
+@router.post("/feed-tokens/{token_id}/revoke", response_model=feeds.FeedTokenPublic)
+def revoke_feed_token(token_id: str, session: WriteSessionDep, caller: PlannerDep):
+    """Revoke a feed token; its URL answers 404 from now on."""
+    return feeds.revoke_token(session=session, token_id=token_id)
+
+
+@router.get("/feeds/{token}.ics", response_class=Response,
+            responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545"}})
+def read_feed(token: str, session: SessionDep) -> Response:
+    """The iCalendar feed a feed token opens (the gateway lets these through without an API
+    key: the token is the credential)."""
+    return Response(feeds.read_feed(session=session, token=token, today=date.today()),
+                    media_type="text/calendar; charset=utf-8",
+                    headers={"Cache-Control": "private, max-age=300"})

@@ -1,0 +1,172 @@
+"""Read-side views across campaigns: the calendar for a date range, and its conflicts."""
+from collections.abc import Iterator
+from datetime import date, timedelta
+from itertools import combinations
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from sqlmodel import Session, select
+
+from services.calendar.campaigns import (MilestonePublic, PhasePublic, Status, milestone_public)
+from services.calendar.models import Campaign, Dependency, Milestone, Phase
+from services.calendar.workdays import add_working_days
+from shared.errors import invalid_fields
+from shared.pagination import Page, decode_cursor, encode_cursor
+
+MAX_RANGE_DAYS = 731
+
+
+class CalendarEntryPublic(BaseModel):
+    campaign_id: str
+    name: str
+    owner: str
+    channels: list[str]
+    status: str
+    priority: int
+    start_date: date
+    end_date: date
+    phases: list[PhasePublic] = Field(description="Those that overlap the range.")
+    milestones: list[MilestonePublic] = Field(description="Those due in the range.")
+
+
+def check_range(start: date, end: date) -> None:
+    if end < start:
+        raise invalid_fields([("to", f"`to` ({end}) is before `from` ({start})")], where="query")
+    if (end - start).days > MAX_RANGE_DAYS:
+        raise invalid_fields([("to", f"a range spans at most {MAX_RANGE_DAYS} days")], where="query")
+
+
+def campaigns_in(session: Session, start: date, end: date, *, channel: str | None = None,
+                 status: str | None = None, owner: str | None = None,
+                 after: str | None = None) -> Iterator[Campaign]:
+    """Campaigns overlapping start..end, by id, filtered (channels live in a JSON list, so
+    that filter is applied here, the same way on SQLite and PostgreSQL)."""
+    statement = select(Campaign).where(Campaign.start_date <= end, Campaign.end_date >= start)
+    if status is not None:
+        statement = statement.where(Campaign.status == status)
+    if owner is not None:
+        statement = statement.where(Campaign.owner == owner)
+    while True:
+        batch = session.exec((statement.where(Campaign.id > after) if after else statement)
+                             .order_by(Campaign.id).limit(200)).all()
+        for campaign in batch:
+            if channel is None or channel in campaign.channels:
+                yield campaign
+        if len(batch) < 200:
+            return
+        after = batch[-1].id
+
+
+def read_calendar(*, session: Session, start: date, end: date, channel: str | None,
+                  status: Status | None, owner: str | None, limit: int,
+                  cursor: str | None) -> Page[CalendarEntryPublic]:
+    """Everything between `start` and `end`: campaigns with their phases and milestones."""
+    check_range(start, end)
+    after = decode_cursor(cursor, [Campaign.id])[0] if cursor else None
+    entries, next_cursor = [], None
+    for campaign in campaigns_in(session, start, end, channel=channel, status=status,
+                                 owner=owner, after=after):
+        if len(entries) == limit:
+            next_cursor = encode_cursor([entries[-1].campaign_id])
+            break
+        phases = session.exec(select(Phase).where(
+            Phase.campaign_id == campaign.id, Phase.start_date <= end, Phase.end_date >= start)
+            .order_by(Phase.start_date, Phase.id)).all()
+        milestones = session.exec(select(Milestone).where(
+            Milestone.campaign_id == campaign.id, Milestone.due_date >= start,
+            Milestone.due_date <= end).order_by(Milestone.due_date, Milestone.id)).all()
+        entries.append(CalendarEntryPublic(
+            campaign_id=campaign.id, name=campaign.name, owner=campaign.owner,
+            channels=campaign.channels, status=campaign.status, priority=campaign.priority,
+            start_date=campaign.start_date, end_date=campaign.end_date,
+            phases=[PhasePublic.model_validate(p, from_attributes=True) for p in phases],
+            milestones=[milestone_public(session, m) for m in milestones]))
+    return Page[CalendarEntryPublic](items=entries, next_cursor=next_cursor)
+
+
+ConflictKind = Literal["burst_overlap", "milestone_outside_window", "dependency_violated",
+                       "launch_in_contingency"]
+
+
+class ConflictPublic(BaseModel):
+    kind: ConflictKind
+    detail: str
+    campaign_ids: list[str]
+    milestone_ids: list[str] = []
+    channel: str | None = None
+    start_date: date | None = Field(None, description="Where the conflict begins.")
+    end_date: date | None = None
+
+
+def _window(milestone: Milestone) -> tuple[date, date]:
+    days = -(-(milestone.window_hours or 48) // 24)   # whole days, rounded up
+    return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
+
+
+def find_conflicts(*, session: Session, start: date, end: date) -> list[ConflictPublic]:
+    """Overlapping bursts on a channel, milestones outside their campaign window, broken
+    dependencies, and launches inside another campaign's contingency window on a channel.
+    Cancelled campaigns are left out."""
+    check_range(start, end)
+    campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
+    ids = [c.id for c in campaigns]
+    phases = session.exec(select(Phase).where(Phase.campaign_id.in_(ids), Phase.kind == "burst")).all()
+    milestones = session.exec(select(Milestone).where(Milestone.campaign_id.in_(ids))).all()
+    by_id = {c.id: c for c in campaigns}
+    conflicts: list[ConflictPublic] = []
+
+    bursts = sorted(phases, key=lambda p: (p.start_date, p.id))
+    for a, b in combinations(bursts, 2):
+        if a.campaign_id == b.campaign_id:
+            continue
+        overlap = (max(a.start_date, b.start_date), min(a.end_date, b.end_date))
+        if overlap[0] > overlap[1]:
+            continue
+        ca, cb = by_id[a.campaign_id], by_id[b.campaign_id]
+        for channel in sorted(set(ca.channels) & set(cb.channels)):
+            conflicts.append(ConflictPublic(
+                kind="burst_overlap", channel=channel, campaign_ids=[ca.id, cb.id],
+                start_date=overlap[0], end_date=overlap[1],
+                detail=f"{ca.name!r} and {cb.name!r} both burst on {channel} from {overlap[0]} "
+                       f"to {overlap[1]}"))
+
+    for m in sorted(milestones, key=lambda m: (m.due_date, m.id)):
+        campaign = by_id[m.campaign_id]
+        if not campaign.start_date <= m.due_date <= campaign.end_date:
+            conflicts.append(ConflictPublic(
+                kind="milestone_outside_window", campaign_ids=[campaign.id], milestone_ids=[m.id],
+                start_date=m.due_date, end_date=m.due_date,
+                detail=f"{m.name!r} is due {m.due_date}, outside {campaign.name!r} "
+                       f"({campaign.start_date} to {campaign.end_date})"))
+
+    index = {m.id: m for m in milestones}
+    for dependency in session.exec(select(Dependency).where(
+            Dependency.successor_id.in_(list(index)))).all():
+        before, after = index.get(dependency.predecessor_id), index[dependency.successor_id]
+        if before is None:
+            continue
+        required = add_working_days(before.due_date, dependency.lag_days, by_id[after.campaign_id].market)
+        if after.due_date < required:
+            conflicts.append(ConflictPublic(
+                kind="dependency_violated", campaign_ids=[after.campaign_id],
+                milestone_ids=[before.id, after.id], start_date=after.due_date, end_date=required,
+                detail=f"{after.name!r} is due {after.due_date} but must be at least "
+                       f"{dependency.lag_days} working day(s) after {before.name!r} "
+                       f"({before.due_date}), so not before {required}"))
+
+    launches = [m for m in milestones if m.kind == "launch"]
+    for window in (m for m in milestones if m.kind == "contingency"):
+        first, last = _window(window)
+        owner = by_id[window.campaign_id]
+        for launch in launches:
+            other = by_id[launch.campaign_id]
+            if other.id == owner.id or not first <= launch.due_date <= last:
+                continue
+            for channel in sorted(set(owner.channels) & set(other.channels)):
+                conflicts.append(ConflictPublic(
+                    kind="launch_in_contingency", channel=channel,
+                    campaign_ids=[other.id, owner.id], milestone_ids=[launch.id, window.id],
+                    start_date=first, end_date=last,
+                    detail=f"{other.name!r} launches on {launch.due_date}, inside the "
+                           f"contingency window of {owner.name!r} ({first} to {last}) on {channel}"))
+    return conflicts

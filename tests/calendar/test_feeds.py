@@ -1,0 +1,121 @@
+"""iCalendar feeds: parsed back by `icalendar` and by the independent `vobject`, checked
+against RFC 5545 rules, reached with a revocable token."""
+import re
+from datetime import date, datetime
+
+import icalendar
+import vobject
+
+
+
+def feed_of(api, **token_body) -> tuple[dict, bytes]:
+    token = api.ok(api.post("/feed-tokens", {"label": "mine"} | token_body), 201)
+    response = api.get(token["path"].removeprefix("/api/v1/calendar"), role="viewer")
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/calendar")
+    return token, response.content
+
+
+def campaign_with_everything(api) -> dict:
+    campaign = api.from_template("standard", launch="2027-01-04", time_zone="America/New_York")
+    launch = next(m for m in campaign["milestones"] if m["kind"] == "launch")
+    path = f"/campaigns/{campaign['id']}/milestones/{launch['id']}"
+    api.ok(api.patch(path, {"due_time": "09:30:00"}, headers={"If-Match": api.get(path).headers["etag"]}))
+    return api.ok(api.get(f"/campaigns/{campaign['id']}"))
+
+
+def test_campaign_feed_round_trips_through_two_parsers(api):
+    campaign = campaign_with_everything(api)
+    _, body = feed_of(api, campaign_id=campaign["id"])
+    parsed = icalendar.Calendar.from_ical(body)
+    events = {str(e["UID"]): e for e in parsed.walk("VEVENT")}
+    milestones = {m["id"]: m for m in campaign["milestones"]}
+    for milestone in milestones.values():
+        event = events[f"{milestone['id']}@marketplan"]
+        start = event.decoded("DTSTART")
+        if milestone["kind"] == "launch":
+            assert start == datetime(2027, 1, 4, 9, 30, tzinfo=start.tzinfo)
+            assert str(event["DTSTART"].params["TZID"]) == "America/New_York"
+        elif milestone["kind"] == "contingency":
+            assert (start, event.decoded("DTEND")) == (date(2027, 1, 2), date(2027, 1, 7))
+        else:
+            assert start == date.fromisoformat(milestone["due_date"])
+        related = event.get("RELATED-TO")
+        related = related if isinstance(related, list) else [related]
+        finish_to_start = [(str(r), r.params.get("GAP")) for r in related
+                           if r.params.get("RELTYPE") == "FINISHTOSTART"]
+        assert finish_to_start == [(f"{d['milestone_id']}@marketplan", finish_to_start[0][1])
+                                   for d in milestone["depends_on"]]
+    launch = next(m for m in milestones.values() if m["kind"] == "launch")
+    launch_links = events[f"{launch['id']}@marketplan"]["RELATED-TO"]
+    gap = next(r for r in launch_links if r.params.get("RELTYPE") == "FINISHTOSTART").params["GAP"]
+    assert gap == "P6D"   # 3 working days from Tue 29 Dec: 30, 31 Dec, (1 Jan holiday) 4 Jan
+    phases = [e for e in events.values() if "campaign" not in str(e["SUMMARY"])
+              and str(e["UID"]).startswith("ph_")]
+    assert len(phases) == 4
+    reviews = [e for e in events.values() if "RRULE" in e]
+    assert sorted(str(e["RRULE"]["FREQ"][0]) for e in reviews) == ["DAILY", "MONTHLY", "WEEKLY"]
+
+    # The independent parser sees the same events, dates and relations.
+    other = vobject.readOne(body.decode())
+    uids = {str(e.uid.value): e for e in other.vevent_list}
+    assert set(uids) == set(events)
+    for uid, event in uids.items():
+        assert event.dtstart.value == events[uid].decoded("DTSTART")
+    launch_v = uids[f"{launch['id']}@marketplan"]
+    assert [(r.value, r.params["RELTYPE"][0]) for r in launch_v.contents["related-to"]] == \
+        [(str(r), r.params["RELTYPE"]) for r in launch_links]
+    daily = next(e for e in other.vevent_list if "rrule" in e.contents
+                 and "DAILY" in e.rrule.value)
+    occurrences = list(daily.getrruleset())
+    assert occurrences[0].date() == date(2027, 1, 4) and all(d.weekday() < 5 for d in occurrences)
+
+
+def test_feed_follows_rfc_5545_rules(api):
+    campaign = campaign_with_everything(api)
+    _, body = feed_of(api, campaign_id=campaign["id"])
+    text = body.decode()
+    assert text.startswith("BEGIN:VCALENDAR\r\n") and text.endswith("END:VCALENDAR\r\n")
+    assert all(len(line.encode()) <= 75 for line in text.split("\r\n"))          # 3.1 folding
+    assert "\n" not in text.replace("\r\n", "")                                   # CRLF only
+    parsed = icalendar.Calendar.from_ical(body)
+    assert parsed["VERSION"] == "2.0" and parsed["PRODID"]                       # 3.6
+    tzids = set(re.findall(r"TZID=([^:;]+)", text))
+    assert tzids == {"America/New_York"}
+    assert {str(tz["TZID"]) for tz in parsed.walk("VTIMEZONE")} == tzids          # 3.6.5
+    for event in parsed.walk("VEVENT"):
+        assert event.get("UID") and event.get("DTSTAMP")                          # 3.6.1
+        assert event.decoded("DTEND") > event.decoded("DTSTART")
+        assert type(event.decoded("DTEND")) is type(event.decoded("DTSTART"))     # 3.8.2.2
+    assert len({str(e["UID"]) for e in parsed.walk("VEVENT")}) == len(parsed.walk("VEVENT"))
+
+
+def test_feed_uids_are_stable_and_sequences_grow_when_things_change(api):
+    campaign = campaign_with_everything(api)
+    token, before = feed_of(api, campaign_id=campaign["id"])
+    kickoff = next(m for m in campaign["milestones"] if m["kind"] == "kickoff")
+    api.ok(api.move(campaign, kickoff["id"], "2026-12-04"))
+    after = api.get(token["path"].removeprefix("/api/v1/calendar")).content
+    events = [{str(e["UID"]): e for e in icalendar.Calendar.from_ical(b).walk("VEVENT")}
+              for b in (before, after)]
+    assert set(events[0]) == set(events[1])
+    uid = f"{kickoff['id']}@marketplan"
+    assert events[1][uid]["SEQUENCE"] > events[0][uid]["SEQUENCE"]
+    assert events[1][uid].decoded("DTSTART") == date(2026, 12, 4)
+
+
+def test_a_filtered_calendar_feed_and_a_revoked_token(api):
+    channel = "feed-only-channel"
+    mine = api.campaign(channels=[channel], start_date=date.today().isoformat(),
+                        end_date=date.today().isoformat())
+    api.campaign(channels=["elsewhere"], start_date=date.today().isoformat(),
+                 end_date=date.today().isoformat())
+    token, body = feed_of(api, filters={"channel": channel})
+    uids = {str(e["UID"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
+    assert uids == {f"{mine['id']}@marketplan"}
+    listed = api.ok(api.get("/feed-tokens"))
+    assert token["id"] in [t["id"] for t in listed] and "token" not in listed[0]
+    api.ok(api.post(f"/feed-tokens/{token['id']}/revoke"))
+    assert api.get(token["path"].removeprefix("/api/v1/calendar")).status_code == 404
+    assert api.get("/feeds/mpf_guessed.ics").status_code == 404
+    assert api.post("/feed-tokens", {"label": "x", "campaign_id": "cmp_nope"}).status_code == 404

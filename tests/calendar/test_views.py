@@ -1,0 +1,67 @@
+"""The calendar view for a date range, and the conflicts report."""
+import uuid
+
+
+def test_calendar_view_filters_and_pages(api):
+    owner = f"owner-{uuid.uuid4().hex[:6]}"
+    made = [api.campaign(owner=owner, name=f"c{i}", channels=channels,
+                         start_date=start, end_date=end)
+            for i, (channels, start, end) in enumerate([
+                (["search"], "2027-05-01", "2027-05-31"), (["social"], "2027-05-10", "2027-06-10"),
+                (["search", "video"], "2027-06-01", "2027-06-30"), (["search"], "2027-08-01", "2027-08-31")])]
+    api.milestone(made[0], name="in range", due_date="2027-05-20")
+    api.milestone(made[0], name="too early", due_date="2027-05-02")
+    view = api.ok(api.get("/calendar", params={"from": "2027-05-15", "to": "2027-06-15", "owner": owner}))
+    assert [e["name"] for e in view["items"]] == ["c0", "c1", "c2"]
+    assert [m["name"] for m in view["items"][0]["milestones"]] == ["in range"]
+    searched = api.ok(api.get("/calendar", params={"from": "2027-05-15", "to": "2027-06-15",
+                                                   "owner": owner, "channel": "search"}))
+    assert [e["name"] for e in searched["items"]] == ["c0", "c2"]
+    pages, cursor = [], None
+    while True:
+        page = api.ok(api.get("/calendar", params={"from": "2027-01-01", "to": "2027-12-31",
+                                                   "owner": owner, "limit": 3}
+                              | ({"cursor": cursor} if cursor else {})))
+        pages.append([e["name"] for e in page["items"]])
+        if not (cursor := page["next_cursor"]):
+            break
+    assert pages == [["c0", "c1", "c2"], ["c3"]]
+    bad = api.get("/calendar", params={"from": "2027-06-01", "to": "2027-05-01"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "to"
+
+
+def test_conflicts_report_each_kind(api):
+    channel = f"ch-{uuid.uuid4().hex[:6]}"
+    # Two campaigns on one channel: their bursts overlap, and B launches in A's contingency.
+    a = api.from_template("flash_sale", launch="2029-03-15", channels=[channel, "email"], name="A")
+    b = api.from_template("flash_sale", launch="2029-03-16", channels=[channel], name="B")
+    # A milestone outside its campaign, and a dependency broken by editing the window away.
+    outside = api.milestone(a, name="Late report", due_date="2029-04-30")
+    kinds = {}
+    for conflict in api.ok(api.get("/conflicts", params={"from": "2029-03-01", "to": "2029-05-01"})):
+        if set(conflict["campaign_ids"]) & {a["id"], b["id"]}:
+            kinds.setdefault(conflict["kind"], []).append(conflict)
+    overlap, = kinds["burst_overlap"]
+    assert (overlap["channel"], overlap["start_date"], overlap["end_date"]) == (channel, "2029-03-16", "2029-03-17")
+    assert kinds["milestone_outside_window"][0]["milestone_ids"] == [outside["id"]]
+    launches = {tuple(c["campaign_ids"]) for c in kinds["launch_in_contingency"]}
+    assert launches == {(b["id"], a["id"]), (a["id"], b["id"])}
+    assert "dependency_violated" not in kinds
+
+
+def test_a_dependency_broken_by_a_market_change_is_reported(api):
+    campaign = api.campaign(start_date="2027-03-01", end_date="2027-04-30", market="US")
+    first = api.milestone(campaign, name="First", due_date="2027-03-26")            # Friday
+    second = api.milestone(campaign, name="Second", due_date="2027-03-29",          # Monday
+                           depends_on=[{"milestone_id": first["id"], "lag_days": 1}])
+    window = {"from": "2027-03-01", "to": "2027-04-30"}
+    assert not [c for c in api.ok(api.get("/conflicts", params=window))
+                if campaign["id"] in c["campaign_ids"]]
+    # In Germany Easter Monday (29 March 2027) is a holiday: one working day after Friday is Tuesday.
+    path = f"/campaigns/{campaign['id']}"
+    api.ok(api.patch(path, {"market": "DE", "time_zone": "Europe/Berlin"},
+                     headers={"If-Match": api.get(path).headers["etag"]}))
+    broken, = [c for c in api.ok(api.get("/conflicts", params=window))
+               if campaign["id"] in c["campaign_ids"]]
+    assert broken["kind"] == "dependency_violated"
+    assert broken["milestone_ids"] == [first["id"], second["id"]] and broken["end_date"] == "2027-03-30"
