@@ -1,0 +1,68 @@
+"""A campaign's way to approval through the gateway, as a script and a planner drive it, and
+its feed as a calendar client reads it (no API key: the feed token is the credential)."""
+import uuid
+from datetime import date
+
+import httpx
+import icalendar
+import pytest
+
+from tests.calendar.conftest import CAMPAIGN
+from tests.e2e.conftest import api_key
+
+pytestmark = pytest.mark.e2e
+
+
+def test_campaign_from_template_to_approved_and_its_feed(system):
+    base = f"http://127.0.0.1:{system['port']}"
+    gateway = httpx.Client(base_url=base + "/api/v1/calendar", timeout=60)
+    planner, viewer = api_key(system, "planner"), api_key(system, "viewer")
+
+    # a script creates the campaign from a template, safely retried with the same key
+    body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")} \
+        | {"template": "standard", "launch_date": "2027-01-04"}
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    first = gateway.post("/campaigns", json=body, headers=planner | key)
+    again = gateway.post("/campaigns", json=body, headers=planner | key)
+    assert first.status_code == again.status_code == 201, first.text
+    campaign = first.json()
+    assert again.json()["id"] == campaign["id"]
+    assert gateway.post("/campaigns", json=body, headers=viewer).status_code == 403
+    path = f"/campaigns/{campaign['id']}"
+    by_kind = {m["kind"]: m for m in campaign["milestones"]}
+
+    # the creative slips two working days: everything after it moves along
+    creative = by_kind["creative_final"]
+    etag = gateway.get(f"{path}/milestones/{creative['id']}", headers=planner).headers["etag"]
+    moved = gateway.post(f"{path}/milestones/{creative['id']}/move", json={"due_date": "2026-12-21"},
+                         headers=planner | {"If-Match": etag})
+    assert moved.status_code == 200, moved.text
+    assert [m["name"] for m in moved.json()["moved"]] == [
+        "Creative final", "Creative review", "Channel test", "Launch readiness review", "Launch"]
+    assert moved.json()["moved"][-1]["to_date"] == "2027-01-06"
+
+    # gates approved, then planned → approved
+    current = gateway.get(path, headers=planner).json()
+    for gate in (m for m in current["milestones"] if m["kind"] == "review_gate"):
+        response = gateway.post(f"{path}/milestones/{gate['id']}/approval",
+                                json={"decision": "passed", "comment": "ok"}, headers=planner)
+        assert response.status_code == 200, response.text
+    for status in ("planned", "approved"):
+        etag = gateway.get(path, headers=planner).headers["etag"]
+        response = gateway.post(f"{path}/status", json={"status": status},
+                                headers=planner | {"If-Match": etag})
+        assert response.status_code == 200, response.text
+    assert response.json()["status"] == "approved"
+
+    # a calendar client subscribes with the feed URL alone
+    token = gateway.post("/feed-tokens", json={"label": "Outlook", "campaign_id": campaign["id"]},
+                         headers=planner).json()
+    feed = httpx.get(base + token["path"], timeout=30)
+    assert feed.status_code == 200, feed.text
+    events = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(feed.content).walk("VEVENT")}
+    launch = events[f"{by_kind['launch']['id']}@marketplan"]
+    assert launch.decoded("DTSTART") == date(2027, 1, 6)
+    assert str(events[f"{campaign['id']}@marketplan"]["STATUS"]) == "CONFIRMED"
+    gateway.post(f"/feed-tokens/{token['id']}/revoke", headers=planner)
+    assert httpx.get(base + token["path"], timeout=30).status_code == 404
+    assert httpx.get(base + "/api/v1/calendar/campaigns", timeout=30).status_code == 401
