@@ -2,6 +2,7 @@
 import glob
 import os
 import pwd
+import random
 import shutil
 import socket
 import subprocess
@@ -18,10 +19,28 @@ def find_bin_dir() -> Path | None:
     return Path(found[-1]).parent if found else None
 
 
-def free_port() -> int:
+# Servers the tests start listen below Linux's ephemeral range (32768-60999): a port there can
+# already be the local end of one of this busy process's client connections (database pools,
+# HTTP clients), and a server cannot bind it then.
+SERVER_PORTS = range(20000, 32000)
+
+
+def _bindable(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port(size: int = 1) -> int:
+    """A port (the first of `size` consecutive ones) that nothing holds right now."""
+    for _ in range(200):
+        base = random.randrange(SERVER_PORTS.start, SERVER_PORTS.stop - size)
+        if all(_bindable(base + i) for i in range(size)):
+            return base
+    raise RuntimeError("no free ports")
 
 
 class PostgresServer:

@@ -7,6 +7,7 @@ from fastapi.responses import JSONResponse
 from services.budget import actuals, audit, budgets, exports, plans, reserve, review, service
 from services.budget.models import idempotency_record
 from services.budget.optimization import OptimizationPublic, OptimizationRequest
+from shared.client import ServiceClient
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
@@ -22,6 +23,13 @@ def _workers(request: Request) -> WorkerPool:
 
 
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
+
+
+def _calendar(request: Request) -> ServiceClient:
+    return request.app.state.calendar
+
+
+CalendarDep = Annotated[ServiceClient, Depends(_calendar)]
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 FinanceDep = Annotated[Caller, require_roles("admin", "finance")]
@@ -46,10 +54,12 @@ def optimize_budget(request: Request, body: OptimizationRequest, workers: Worker
 # --- budgets ---------------------------------------------------------------------------
 
 @router.post("/budgets", status_code=201, response_model=budgets.BudgetPublic)
-def create_budget(body: budgets.BudgetCreate, caller: PlannerDep, idempotency: IdempotencyDep) -> JSONResponse:
-    """Create a budget with its fiscal period, total and reserve policy."""
+def create_budget(body: budgets.BudgetCreate, caller: PlannerDep, idempotency: IdempotencyDep,
+                  calendar: CalendarDep) -> JSONResponse:
+    """Create a budget with its fiscal period, total and reserve policy; linked campaigns
+    must exist in the calendar."""
     return idempotency.create(lambda: budgets.create_budget(
-        session=idempotency.session, budget_in=body, caller=caller))
+        session=idempotency.session, budget_in=body, calendar=calendar, caller=caller))
 
 
 @router.get("/budgets", response_model=Page[budgets.BudgetPublic])
@@ -73,10 +83,10 @@ def read_budget(request: Request, budget_id: str, session: SessionDep) -> Respon
 
 @router.patch(BudgetPath, response_model=budgets.BudgetPublic)
 def update_budget(budget_id: str, body: budgets.BudgetUpdate, session: WriteSessionDep,
-                  caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+                  caller: PlannerDep, calendar: CalendarDep, if_match: IfMatch = None) -> JSONResponse:
     """Change a budget; `If-Match` must carry the ETag you read (412 if it changed since)."""
     public = budgets.update_budget(session=session, budget_id=budget_id, update=body,
-                                   if_match=if_match, caller=caller)
+                                   if_match=if_match, calendar=calendar, caller=caller)
     return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
 
 

@@ -5,6 +5,7 @@ from fastapi import FastAPI
 
 from services.budget.api import router
 from services.budget.config import BudgetSettings
+from shared.client import ServiceClient
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
 
@@ -16,13 +17,17 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     settings = settings or BudgetSettings()
 
     @asynccontextmanager
-    async def solver_workers(app: FastAPI):
+    async def resources(app: FastAPI):
         app.state.workers = WorkerPool(settings.solver_workers, preload="services.budget.optimize")
         app.state.workers.start()
+        app.state.calendar = ServiceClient(
+            name="calendar", base_url=settings.calendar_url, caller_service="budget",
+            secret=settings.internal_secret.get_secret_value().encode())
         yield
+        app.state.calendar.close()
         app.state.workers.close()
 
     return create_service_app(name="budget", settings=settings, migrations=MIGRATIONS,
                               description="Budgets, channels, the allocation optimizer, the "
                                           "emergency reserve and actuals.",
-                              routers=(router,), resources=solver_workers)
+                              routers=(router,), resources=resources)

@@ -1,5 +1,6 @@
 """Budgets and their channels: shapes, checks and use cases."""
 from datetime import date, datetime
+from urllib.parse import quote
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -13,7 +14,8 @@ from services.budget.optimization import (Amount, Identifier, OptimizationChanne
                                           OptimizationRequest, Ratio, ReservePolicy, Response,
                                           Share, check_request)
 from services.budget.periods import MAX_PERIODS, PeriodLength, periods
-from shared.errors import Conflict, InvalidRequest, NotFound, invalid_fields
+from shared.client import ServiceClient
+from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, invalid_fields
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import Currency, Money, from_minor, quantize, to_minor
@@ -234,9 +236,24 @@ def _raise(errors: list[tuple[str, str]]) -> None:
         raise invalid_fields(errors)
 
 
-def create_budget(*, session: Session, budget_in: BudgetCreate, caller: Caller) -> BudgetPublic:
+def check_campaigns(calendar: ServiceClient, campaign_ids: list[str]) -> None:
+    """Raise InvalidRequest naming each id the calendar service does not know."""
+    errors = []
+    for i, campaign_id in enumerate(campaign_ids):
+        response = calendar.request("GET", f"/api/v1/calendar/campaigns/{quote(campaign_id, safe='')}")
+        if response.status_code == 404:
+            errors.append((f"campaign_ids[{i}]", f"the calendar has no campaign {campaign_id!r}"))
+        elif response.status_code != 200:
+            raise ServiceUnavailable("The calendar service could not confirm the campaigns; "
+                                     "try again shortly.")
+    _raise(errors)
+
+
+def create_budget(*, session: Session, budget_in: BudgetCreate, calendar: ServiceClient,
+                  caller: Caller) -> BudgetPublic:
     """Create a budget (staged; the caller commits)."""
     _check_budget(dict(budget_in), budget_in.currency)
+    check_campaigns(calendar, budget_in.campaign_ids)
     budget = Budget(
         id=new_id("bud"), created_by=caller.principal,
         **budget_in.model_dump(mode="json", exclude={"total", "start_date", "end_date"}),
@@ -279,8 +296,10 @@ def list_budgets(*, session: Session, department: str | None, currency: str | No
 
 
 def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_match: str | None,
-                  caller: Caller) -> BudgetPublic:
+                  calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Change a budget's settings at the version the caller read (412 if stale)."""
+    # Asked before the row lock: the calendar's answer does not depend on it.
+    check_campaigns(calendar, update.campaign_ids or [])
     budget = get_budget(session, budget_id, lock=True)
     require_if_match(if_match, budget.version, what="budget")
     before = to_public(session, budget)

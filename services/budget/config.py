@@ -13,3 +13,5 @@ class BudgetSettings(DatabaseSettings):
     solver_workers: int = Field(2, ge=1, le=64)
     # A solve is stopped this long after its own time limit (model building, answer assembly).
     solve_grace_seconds: float = Field(30, gt=0)
+    # Campaigns linked to a budget are checked there.
+    calendar_url: str = "http://127.0.0.1:8001"

@@ -2,13 +2,18 @@
 makes its own budgets, so tests do not see each other's data."""
 import uuid
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.budget.app import MIGRATIONS, create_app
 from services.budget.config import BudgetSettings
+from services.calendar.app import MIGRATIONS as CALENDAR_MIGRATIONS
+from services.calendar.app import create_app as create_calendar_app
+from services.calendar.config import CalendarSettings
 from shared import migrations
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.calendar.conftest import CAMPAIGN
+from tests.conftest import TEST_SECRET, ThreadedServer, signed_headers
 
 PREFIX = "/api/v1/budget"
 
@@ -28,9 +33,10 @@ CHANNELS = [
 class Api:
     """Signed calls to the budget service as one role or another."""
 
-    def __init__(self, client: TestClient, database_url: str):
+    def __init__(self, client: TestClient, database_url: str, campaign_id: str):
         self.client = client
         self.database_url = database_url
+        self.campaign_id = campaign_id   # a real campaign in the calendar service
 
     def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
              **kwargs):
@@ -64,13 +70,29 @@ class Api:
         return self.ok(self.post(f"/budgets/{budget_id}/plans/{plan['number']}/approve"))
 
 
+@pytest.fixture(scope="module")
+def calendar(tmp_path_factory):
+    """The real calendar service, which the budget service asks about linked campaigns."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
+    migrations.upgrade(CALENDAR_MIGRATIONS, url)
+    server = ThreadedServer(create_calendar_app(
+        CalendarSettings(database_url=url, internal_secret=TEST_SECRET))).start()
+    path = "/api/v1/calendar/campaigns"
+    created = httpx.post(server.url + path, json=CAMPAIGN, headers=signed_headers("POST", path))
+    assert created.status_code == 201, created.text
+    yield server, created.json()["id"]
+    server.stop()
+
+
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api(request, tmp_path_factory):
+def api(request, tmp_path_factory, calendar):
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('budget')}/budget.db"
     else:
         url = request.getfixturevalue("postgres").create_database(f"b_{uuid.uuid4().hex[:16]}")
     migrations.upgrade(MIGRATIONS, url)
-    settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1)
+    server, campaign_id = calendar
+    settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
+                              calendar_url=server.url)
     with TestClient(create_app(settings)) as client:
-        yield Api(client, url)
+        yield Api(client, url, campaign_id)

@@ -2,8 +2,13 @@
 import uuid
 
 import pytest
+from fastapi.testclient import TestClient
 
+from services.budget.app import create_app
+from services.budget.config import BudgetSettings
 from shared.errors import PROBLEM_MEDIA_TYPE
+from tests.conftest import TEST_SECRET, signed_headers
+from tests.postgres import free_port
 from tests.budget.conftest import BUDGET, CHANNELS
 
 
@@ -169,3 +174,27 @@ def test_a_finance_or_viewer_key_cannot_change_budgets(api):
     assert api.post("/budgets", BUDGET, role="viewer").status_code == 403
     budget = api.budget()
     assert api.get(f"/budgets/{budget['id']}", role="viewer").status_code == 200
+
+
+def test_linked_campaigns_must_exist_in_the_calendar(api):
+    budget = api.budget(campaign_ids=[api.campaign_id])
+    assert budget["campaign_ids"] == [api.campaign_id]
+    response = api.post("/budgets", BUDGET | {"campaign_ids": [api.campaign_id, "cmp_missing"]})
+    assert response.status_code == 422
+    assert response.json()["errors"][0]["field"] == "campaign_ids[1]"
+    update = api.patch(f"/budgets/{budget['id']}", {"campaign_ids": ["cmp_missing"]},
+                       headers={"If-Match": '"1"'})
+    assert update.status_code == 422
+    assert api.ok(api.get(f"/budgets/{budget['id']}"))["campaign_ids"] == [api.campaign_id]
+
+
+def test_an_unreachable_calendar_is_a_503_and_nothing_is_stored(api):
+    settings = BudgetSettings(database_url=api.database_url, internal_secret=TEST_SECRET,
+                              solver_workers=1, calendar_url=f"http://127.0.0.1:{free_port()}")
+    department = f"dept-{uuid.uuid4().hex[:8]}"
+    with TestClient(create_app(settings)) as client:
+        response = client.post("/api/v1/budget/budgets", json=BUDGET | {
+            "department": department, "campaign_ids": [api.campaign_id]},
+            headers=signed_headers("POST", "/api/v1/budget/budgets"))
+    assert response.status_code == 503 and "calendar" in response.json()["detail"]
+    assert api.ok(api.get("/budgets", params={"department": department}))["items"] == []

@@ -112,11 +112,11 @@ def test_only_planners_and_admins_make_or_approve_plans(api):
 
 
 def test_a_plan_made_before_the_money_changed_cannot_be_approved(api):
-    budget, channels = api.budget_with_channels(CHANNELS[:1], campaign_ids=["c1"])
+    budget, channels = api.budget_with_channels(CHANNELS[:1], campaign_ids=[api.campaign_id])
     path = f"/budgets/{budget['id']}/plans"
     api.ok(api.post(path, {}), 201)
     api.ok(api.post(f"/budgets/{budget['id']}/reserve/draws",
-                    {"amount": "10", "reason": "x", "campaign_id": "c1"}), 201)
+                    {"amount": "10", "reason": "x", "campaign_id": api.campaign_id}), 201)
     stale = api.post(f"{path}/1/approve")
     assert stale.status_code == 409 and "new plan" in stale.json()["detail"]
     fresh = api.ok(api.post(path, {}), 201)

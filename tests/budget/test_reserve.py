@@ -37,10 +37,10 @@ def test_a_draw_grows_the_current_plans_channel_and_shrinks_the_reserve(api):
 
 
 def test_a_draw_beyond_the_reserve_is_a_409_saying_what_is_left(api):
-    budget = api.budget(reserve={"amount": "1000.00"}, campaign_ids=["cmp_1"])
+    budget = api.budget(reserve={"amount": "1000.00"}, campaign_ids=[api.campaign_id])
     path = f"/budgets/{budget['id']}/reserve/draws"
-    api.ok(api.post(path, {"amount": "999.99", "reason": "a", "campaign_id": "cmp_1"}), 201)
-    response = api.post(path, {"amount": "0.02", "reason": "b", "campaign_id": "cmp_1"})
+    api.ok(api.post(path, {"amount": "999.99", "reason": "a", "campaign_id": api.campaign_id}), 201)
+    response = api.post(path, {"amount": "0.02", "reason": "b", "campaign_id": api.campaign_id})
     assert response.status_code == 409
     assert response.json()["remaining"] == "0.01" and "0.01" in response.json()["detail"]
 
@@ -54,7 +54,8 @@ def test_a_draw_beyond_the_reserve_is_a_409_saying_what_is_left(api):
     ({"amount": "1", "reason": "x", "campaign_id": "unlinked"}, "campaign_id"),
 ])
 def test_bad_draws_are_422_naming_the_field(api, body, field):
-    budget = api.budget(campaign_ids=["c"])
+    budget = api.budget(campaign_ids=[api.campaign_id])
+    body = {k: api.campaign_id if v == "c" else v for k, v in body.items()}
     response = api.post(f"/budgets/{budget['id']}/reserve/draws", body)
     assert response.status_code == 422, response.text
     assert field in [e["field"] for e in response.json()["errors"]]
@@ -76,8 +77,9 @@ def test_a_draw_is_reversed_once_by_a_compensating_entry(api):
 
 
 def test_the_ledger_and_the_audit_log_refuse_updates_and_deletes_in_the_database(api):
-    budget = api.budget(campaign_ids=["c"])
-    api.ok(api.post(f"/budgets/{budget['id']}/reserve/draws", {"amount": "1", "reason": "x", "campaign_id": "c"}), 201)
+    budget = api.budget(campaign_ids=[api.campaign_id])
+    api.ok(api.post(f"/budgets/{budget['id']}/reserve/draws",
+                    {"amount": "1", "reason": "x", "campaign_id": api.campaign_id}), 201)
     engine = create_engine(api.database_url)
     try:
         for statement in ("UPDATE reserve_entry SET amount_minor = 0", "DELETE FROM reserve_entry",
@@ -89,8 +91,8 @@ def test_the_ledger_and_the_audit_log_refuse_updates_and_deletes_in_the_database
 
 
 def test_finance_and_viewers_cannot_draw(api):
-    budget = api.budget(campaign_ids=["c"])
-    body = {"amount": "1", "reason": "x", "campaign_id": "c"}
+    budget = api.budget(campaign_ids=[api.campaign_id])
+    body = {"amount": "1", "reason": "x", "campaign_id": api.campaign_id}
     assert api.post(f"/budgets/{budget['id']}/reserve/draws", body, role="finance").status_code == 403
     assert api.post(f"/budgets/{budget['id']}/reserve/draws", body, role="viewer").status_code == 403
 

@@ -13,15 +13,6 @@ from tests.postgres import free_port
 ADMIN_KEY = "e2e-admin-key-" + uuid.uuid4().hex
 
 
-def free_port_block(size: int = 4) -> int:
-    """A base port with `size` free ports after it."""
-    for _ in range(50):
-        base = free_port()
-        if base + size < 65535 and all(is_free(base + i) for i in range(size)):
-            return base
-    raise RuntimeError("no block of free ports")
-
-
 def is_free(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) != 0
@@ -49,7 +40,7 @@ def system(request, tmp_path):
         for name in ("calendar", "budget", "planner"):
             env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
                 f"e2e_{name}_{uuid.uuid4().hex[:8]}")
-    port = free_port_block()
+    port = free_port(4)
     up = marketplan("up", "--port", str(port), "--var-dir", str(tmp_path / "var"), env=env)
     lines = []
     for line in up.stdout:
