@@ -1,15 +1,28 @@
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.planner.api import router
 from services.planner.config import PlannerSettings
 from shared.service_app import create_service_app
+from shared.workers import WorkerPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def create_app(settings: PlannerSettings | None = None) -> FastAPI:
     """Build the planner service app (uvicorn calls this as a factory)."""
-    return create_service_app(name="planner", settings=settings or PlannerSettings(),
-                              migrations=MIGRATIONS,
-                              description="Teams, tasks and resource scheduling across campaigns.")
+    settings = settings or PlannerSettings()
+
+    @asynccontextmanager
+    async def solver_workers(app: FastAPI):
+        app.state.workers = WorkerPool(settings.solver_workers,
+                                       preload="services.planner.schedule")
+        app.state.workers.start()
+        yield
+        app.state.workers.close()
+
+    return create_service_app(name="planner", settings=settings, migrations=MIGRATIONS,
+                              description="Teams, tasks and resource scheduling across campaigns.",
+                              routers=(router,), resources=solver_workers)

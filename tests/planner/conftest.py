@@ -1,0 +1,73 @@
+"""The planner service (with its CP-SAT worker processes) on a migrated SQLite database, once
+per test module; the stateless solve stores nothing, so one backend is enough here."""
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.planner.app import MIGRATIONS, create_app
+from services.planner.config import PlannerSettings
+from shared import migrations
+from tests.conftest import TEST_SECRET, signed_headers
+
+SOLVE = "/api/v1/planner/solve"
+
+EXAMPLE = {
+    "start": "2026-12-01", "horizon_days": 120,
+    "calendar": {"weekend": ["sat", "sun"], "holidays": ["2026-12-25"]},
+    "resources": [{"id": "design", "skills": ["design"], "hours_per_day": "24",
+                   "time_off": ["2026-12-10"]},
+                  {"id": "copy", "skills": ["copy", "brief"], "hours_per_day": "8"}],
+    "tasks": [
+        {"id": "c1-brief", "campaign": "c1", "skill": "brief", "effort_hours": "4",
+         "deadline": "2026-12-02", "priority": 3},
+        {"id": "c1-creative", "campaign": "c1", "skill": "design", "effort_hours": "40",
+         "earliest_start": "2026-12-01", "deadline": "2026-12-15", "priority": 3,
+         "predecessors": ["c1-brief"], "max_hours_per_day": "16", "resource": None}],
+}
+
+
+def solve(client: TestClient, body: dict, role: str = "planner"):
+    return client.post(SOLVE, json=body, headers=signed_headers("POST", SOLVE, role=role))
+
+
+def check_schedule(request: dict, schedule: dict) -> None:
+    """Independently check every rule of the contract on an answer."""
+    weekend = {("mon", "tue", "wed", "thu", "fri", "sat", "sun").index(d)
+               for d in request.get("calendar", {}).get("weekend", ["sat", "sun"])}
+    holidays = set(request.get("calendar", {}).get("holidays", []))
+    resources = {r["id"]: r for r in request["resources"]}
+    tasks = {t["id"]: t for t in request["tasks"]}
+    load: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    by_task = {a["task"]: a for a in schedule["assignments"]}
+    assert set(by_task) == set(tasks)
+    for a in schedule["assignments"]:
+        task, resource = tasks[a["task"]], resources[a["resource"]]
+        assert task["skill"] in resource["skills"]
+        assert task.get("resource") in (None, a["resource"])
+        assert sum(Decimal(d["hours"]) for d in a["days"]) == Decimal(task["effort_hours"])
+        for day in a["days"]:
+            when = date.fromisoformat(day["date"])
+            assert when.weekday() not in weekend and day["date"] not in holidays
+            assert day["date"] not in resource.get("time_off", [])
+            if task.get("max_hours_per_day"):
+                assert Decimal(day["hours"]) <= Decimal(task["max_hours_per_day"])
+            load[a["resource"], day["date"]] += Decimal(day["hours"])
+        assert (a["start"], a["finish"]) == (a["days"][0]["date"], a["days"][-1]["date"])
+        if task.get("earliest_start"):
+            assert a["start"] >= task["earliest_start"]
+        for p in task.get("predecessors", []):
+            assert a["start"] > by_task[p]["finish"]
+    for (resource, _), hours in load.items():
+        assert hours <= Decimal(resources[resource]["hours_per_day"])
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
+    migrations.upgrade(MIGRATIONS, url)
+    settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1)
+    with TestClient(create_app(settings)) as client:
+        yield client
