@@ -26,3 +26,4 @@ bench: install
 	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
 	python bench/gateway.py
 	python bench/optimizer.py
+	python bench/scheduler.py

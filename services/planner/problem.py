@@ -96,6 +96,7 @@ class Schedule:
     engine: str
     seconds: float
     first_answer_seconds: float
+    best_answer_seconds: float
     moved: int | None = None                  # re-plan: tasks whose resource or start changed
 
 
@@ -231,7 +232,8 @@ class Model:
 
 
 def assemble(model: Model, choice: dict[str, tuple[str, int]], *, status: str, engine: str,
-             bound: int | None, seconds: float, first_answer_seconds: float) -> Schedule:
+             bound: int | None, seconds: float, first_answer_seconds: float,
+             best_answer_seconds: float) -> Schedule:
     """Turn (resource, first day index) per task into a schedule, checking every rule."""
     days = model.days
     load: dict[str, list[int]] = {r: [0] * len(days) for r in model.resources}   # reserved
@@ -265,7 +267,7 @@ def assemble(model: Model, choice: dict[str, tuple[str, int]], *, status: str, e
         makespan=days[max(finish.values())] if finish else None, bound=bound,
         assignments=tuple(assignments), late=tuple(late), utilisation=_utilisation(model, worked),
         engine=engine, seconds=seconds, first_answer_seconds=first_answer_seconds,
-        moved=_moved(model, choice))
+        best_answer_seconds=best_answer_seconds, moved=_moved(model, choice))
 
 
 def _verify(model: Model, choice, load, finish) -> None:

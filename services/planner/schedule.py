@@ -84,14 +84,29 @@ def solve(problem: Problem) -> Schedule:
     solver.parameters.random_seed = 0
     solver.parameters.max_time_in_seconds = max(problem.time_limit - first_seconds, 0.1)
     solver.parameters.max_deterministic_time = max(problem.time_limit / 2, 0.05)
-    status = solver.Solve(cp)
+    found = _Progress(began)
+    status = solver.Solve(cp, found)
     seconds = time.perf_counter() - began
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         return assemble(model, first, status="feasible", engine="priority rule", bound=None,
-                        seconds=seconds, first_answer_seconds=first_seconds)
+                        seconds=seconds, first_answer_seconds=first_seconds,
+                        best_answer_seconds=first_seconds)
     choice = {t: (next(r for r in model.eligible[t] if solver.Value(use[t, r])),
                   solver.Value(start[t])) for t in model.order}
     optimal = status == cp_model.OPTIMAL
     return assemble(model, choice, status="optimal" if optimal else "feasible", engine="CP-SAT",
                     bound=int(solver.BestObjectiveBound()) // late_weight,
-                    seconds=seconds, first_answer_seconds=first_seconds)
+                    seconds=seconds, first_answer_seconds=first_seconds,
+                    best_answer_seconds=found.last or first_seconds)
+
+
+class _Progress(cp_model.CpSolverSolutionCallback):
+    """Notes when CP-SAT found its latest (best) solution."""
+
+    def __init__(self, began: float):
+        super().__init__()
+        self.began = began
+        self.last: float | None = None
+
+    def on_solution_callback(self) -> None:
+        self.last = time.perf_counter() - self.began

@@ -101,7 +101,8 @@ class ObjectivePublic(BaseModel):
 class ScheduleSolverPublic(BaseModel):
     engine: str
     seconds: float
-    first_answer_seconds: float
+    first_answer_seconds: float = Field(description="When the priority-rule schedule was ready.")
+    best_answer_seconds: float = Field(description="When the returned schedule was found.")
 
 
 class SchedulePublic(BaseModel):
@@ -157,7 +158,8 @@ def to_public(schedule: p.Schedule) -> SchedulePublic:
                                        capacity=_out(u.capacity)) for u in schedule.utilisation],
         moved=schedule.moved,
         solver=ScheduleSolverPublic(engine=schedule.engine, seconds=round(schedule.seconds, 3),
-                            first_answer_seconds=round(schedule.first_answer_seconds, 3)))
+                                    first_answer_seconds=round(schedule.first_answer_seconds, 3),
+                                    best_answer_seconds=round(schedule.best_answer_seconds, 3)))
 
 
 def solve(*, problem: p.Problem, workers: WorkerPool, grace_seconds: float) -> SchedulePublic:

@@ -68,5 +68,5 @@ def test_priority_rule_schedules_keep_capacity_and_precedence(body):
         return
     # assemble re-checks capacity, calendars and precedence and raises if any is broken.
     schedule = assemble(model, choice, status="feasible", engine="priority rule", bound=None,
-                        seconds=0, first_answer_seconds=0)
+                        seconds=0, first_answer_seconds=0, best_answer_seconds=0)
     assert len(schedule.assignments) == len(body["tasks"])
