@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from services.calendar.models import Campaign, Dependency, Milestone, Phase, utcnow
 from services.calendar.templates import TEMPLATES, TemplateName, lay_out
-from services.calendar.workdays import check_market
+from shared.workdays import check_market
 from shared.errors import Conflict, NotFound, invalid_fields
 from shared.ids import new_id
 from shared.internal_auth import Caller

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from services.calendar.campaigns import Status, get_campaign
 from services.calendar.models import Campaign, Dependency, FeedToken, Milestone, Phase, utcnow
 from services.calendar.views import campaigns_in
-from services.calendar.workdays import add_working_days
+from shared.workdays import add_working_days
 from shared.errors import NotFound
 from shared.ids import new_id
 from shared.internal_auth import Caller

@@ -17,7 +17,7 @@ from sqlmodel import Session, select
 from services.calendar.campaigns import (MilestoneKind, MilestonePublic, PhaseKind, PhasePublic,
                                          Text, get_campaign, milestone_public, touch)
 from services.calendar.models import Campaign, Dependency, Milestone, Phase, utcnow
-from services.calendar.workdays import add_working_days
+from shared.workdays import add_working_days
 from shared.errors import Conflict, NotFound, invalid_fields
 from shared.ids import new_id
 from shared.internal_auth import Caller

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from services.calendar.workdays import add_working_days
+from shared.workdays import add_working_days
 
 TemplateName = Literal["standard", "flash_sale", "brand"]
 CONTINGENCY_HOURS = 48

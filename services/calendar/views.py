@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 
 from services.calendar.campaigns import (MilestonePublic, PhasePublic, Status, milestone_public)
 from services.calendar.models import Campaign, Dependency, Milestone, Phase
-from services.calendar.workdays import add_working_days
+from shared.workdays import add_working_days
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
 

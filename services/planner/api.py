@@ -1,8 +1,13 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Header, Request
+from fastapi.responses import JSONResponse
 
-from services.planner import solving
+from services.planner import resources, schedules, solving, tasks
+from services.planner.models import idempotency_record
+from shared.client import ServiceClient
+from shared.db import SessionDep, WriteSessionDep
+from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.workers import WorkerPool
 
@@ -13,14 +18,106 @@ def _workers(request: Request) -> WorkerPool:
     return request.app.state.workers
 
 
+def _calendar(request: Request) -> ServiceClient:
+    return request.app.state.calendar
+
+
+def _grace(request: Request) -> float:
+    return request.app.state.settings.solve_grace_seconds
+
+
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
+CalendarDep = Annotated[ServiceClient, Depends(_calendar)]
+GraceDep = Annotated[float, Depends(_grace)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
+IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
+IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
 
 
 @router.post("/solve", response_model=solving.SchedulePublic)
-def solve_schedule(request: Request, body: solving.SolveRequest, workers: WorkersDep,
+def solve_schedule(body: solving.SolveRequest, workers: WorkersDep, grace: GraceDep,
                    caller: PlannerDep) -> solving.SchedulePublic:
     """Schedule tasks on resources without overload (a what-if: nothing is stored). A task no
     resource can do, a cycle of predecessors or a task longer than the horizon is a 422."""
-    return solving.solve(problem=solving.to_problem(body), workers=workers,
-                         grace_seconds=request.app.state.settings.solve_grace_seconds)
+    return solving.solve(problem=solving.to_problem(body), workers=workers, grace_seconds=grace)
+
+
+@router.post("/resources", status_code=201, response_model=resources.ResourcePublic)
+def create_resource(body: resources.ResourceCreate, caller: PlannerDep,
+                    idempotency: IdempotencyDep) -> JSONResponse:
+    """Add a team or person with skills, hours per day, market holidays and time off."""
+    return idempotency.create(lambda: resources.create_resource(
+        session=idempotency.session, resource_in=body))
+
+
+@router.get("/resources", response_model=list[resources.ResourcePublic])
+def read_resources(session: SessionDep):
+    """List resources in the order they were added."""
+    return resources.list_resources(session=session)
+
+
+@router.patch("/resources/{resource_id}", response_model=resources.ResourcePublic)
+def update_resource(resource_id: str, body: resources.ResourceUpdate, session: WriteSessionDep,
+                    caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+    """Change a resource's capacity, skills or days off (`If-Match` required)."""
+    public = resources.update_resource(session=session, resource_id=resource_id, update=body,
+                                       if_match=if_match)
+    return JSONResponse(public.model_dump(mode="json"), headers={"ETag": f'"{public.version}"'})
+
+
+@router.get("/task-templates", response_model=list[resources.TaskTemplatePublic])
+def read_task_templates(session: SessionDep):
+    """The work each milestone kind needs before it (the playbook's defaults unless edited)."""
+    return resources.list_templates(session=session)
+
+
+@router.put("/task-templates/{milestone_kind}", response_model=resources.TaskTemplatePublic)
+def put_task_template(milestone_kind: str, body: resources.TaskTemplateUpdate,
+                      session: WriteSessionDep, caller: PlannerDep):
+    """Replace the work a milestone kind needs."""
+    return resources.put_template(session=session, kind=milestone_kind, template_in=body)
+
+
+@router.post("/tasks", status_code=201, response_model=tasks.TaskPublic)
+def create_task(body: tasks.TaskCreate, caller: PlannerDep,
+                idempotency: IdempotencyDep) -> JSONResponse:
+    """Add a task by hand."""
+    return idempotency.create(lambda: tasks.create_task(session=idempotency.session, task_in=body))
+
+
+@router.get("/tasks", response_model=list[tasks.TaskPublic])
+def read_tasks(session: SessionDep, campaign_id: str | None = None):
+    """List tasks, optionally of one campaign."""
+    return tasks.list_tasks(session=session, campaign_id=campaign_id)
+
+
+@router.post("/campaigns/{campaign_id}/tasks", response_model=list[tasks.TaskPublic])
+def generate_tasks(campaign_id: str, session: WriteSessionDep, calendar: CalendarDep,
+                   caller: PlannerDep):
+    """Make or refresh a campaign's tasks from its milestones (read from the calendar service)
+    and the task templates; running it again after milestones moved updates the tasks."""
+    return tasks.generate_tasks(session=session, calendar=calendar, campaign_id=campaign_id)
+
+
+@router.post("/schedules", status_code=201, response_model=schedules.StoredSchedulePublic)
+def create_schedule(body: schedules.ScheduleCreate, session: WriteSessionDep,
+                    workers: WorkersDep, grace: GraceDep, caller: PlannerDep):
+    """Schedule the stored tasks (all campaigns or the chosen ones) and keep the schedule."""
+    return schedules.create_schedule(session=session, schedule_in=body, workers=workers,
+                                     grace_seconds=grace, caller=caller)
+
+
+@router.get("/schedules/{schedule_id}", response_model=schedules.StoredSchedulePublic)
+def read_schedule(schedule_id: str, session: SessionDep):
+    """Read a stored schedule."""
+    return schedules.read_schedule(session=session, schedule_id=schedule_id)
+
+
+@router.post("/schedules/{schedule_id}/replan", status_code=201,
+             response_model=schedules.StoredSchedulePublic)
+def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: WriteSessionDep,
+                    workers: WorkersDep, grace: GraceDep, caller: PlannerDep):
+    """Schedule again after milestones or capacity changed: started work stays, as few other
+    tasks as possible move (`schedule.moved` says how many)."""
+    return schedules.replan(session=session, schedule_id=schedule_id, replan_in=body,
+                            workers=workers, grace_seconds=grace, caller=caller)

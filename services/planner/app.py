@@ -5,6 +5,7 @@ from fastapi import FastAPI
 
 from services.planner.api import router
 from services.planner.config import PlannerSettings
+from shared.client import ServiceClient
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
 
@@ -16,13 +17,17 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
     settings = settings or PlannerSettings()
 
     @asynccontextmanager
-    async def solver_workers(app: FastAPI):
+    async def resources(app: FastAPI):
         app.state.workers = WorkerPool(settings.solver_workers,
                                        preload="services.planner.schedule")
         app.state.workers.start()
+        app.state.calendar = ServiceClient(
+            name="calendar", base_url=settings.calendar_url, caller_service="planner",
+            secret=settings.internal_secret.get_secret_value().encode())
         yield
+        app.state.calendar.close()
         app.state.workers.close()
 
     return create_service_app(name="planner", settings=settings, migrations=MIGRATIONS,
                               description="Teams, tasks and resource scheduling across campaigns.",
-                              routers=(router,), resources=solver_workers)
+                              routers=(router,), resources=resources)

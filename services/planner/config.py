@@ -13,3 +13,5 @@ class PlannerSettings(DatabaseSettings):
     solver_workers: int = Field(2, ge=1, le=64)
     # A solve is stopped this long after its own time limit.
     solve_grace_seconds: float = Field(30, gt=0)
+    # Tasks are generated from the milestones this calendar service reports.
+    calendar_url: str = "http://127.0.0.1:8001"

@@ -1,6 +1,11 @@
-from sqlmodel import SQLModel
+"""The planner service's tables. Hours are integers in hundredths of an hour."""
+from datetime import UTC, date, datetime
+from typing import Any
 
-from shared.db import service_registry
+from sqlalchemy import JSON
+from sqlmodel import Field, SQLModel
+
+from shared.db import Instant, service_registry
 from shared.idempotency import idempotency_table
 
 
@@ -9,3 +14,62 @@ class PlannerModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(PlannerModel.metadata)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _instant() -> Any:
+    return Field(default_factory=utcnow, sa_type=Instant)
+
+
+class Resource(PlannerModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    name: str = Field(max_length=200, unique=True)
+    skills: list = Field(sa_type=JSON)
+    hours_per_day: int
+    market: str | None = Field(default=None, max_length=10)   # its public holidays are days off
+    time_off: list = Field(sa_type=JSON)                      # ISO dates
+    version: int = 1
+    created_at: datetime = _instant()
+    updated_at: datetime = _instant()
+
+
+class TaskTemplate(PlannerModel, table=True):
+    """The work a milestone kind needs before it: [{name, skill, effort_hours, window_days,
+    max_hours_per_day}], in order (each step follows the previous one)."""
+    __tablename__ = "task_template"
+
+    milestone_kind: str = Field(primary_key=True, max_length=20)
+    steps: list = Field(sa_type=JSON)
+    version: int = 1
+    updated_at: datetime = _instant()
+
+
+class Task(PlannerModel, table=True):
+    id: str = Field(primary_key=True, max_length=100)
+    campaign_id: str | None = Field(default=None, max_length=40, index=True)
+    milestone_id: str | None = Field(default=None, max_length=40)
+    name: str = Field(max_length=200)
+    skill: str = Field(max_length=100)
+    effort: int
+    earliest_start: date | None = None
+    deadline: date | None = None
+    priority: int = 1
+    predecessors: list = Field(sa_type=JSON)
+    max_per_day: int | None = None
+    resource_id: str | None = Field(default=None, max_length=40)   # pinned resource
+    start: date | None = None                                      # pinned: work started
+    created_at: datetime = _instant()
+
+
+class Schedule(PlannerModel, table=True):
+    id: str = Field(primary_key=True, max_length=40)
+    start_date: date
+    horizon_days: int
+    campaign_ids: list = Field(sa_type=JSON)      # empty: all campaigns
+    replan_of: str | None = Field(default=None, max_length=40)
+    result: dict = Field(sa_type=JSON)            # the SchedulePublic answer
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _instant()

@@ -120,7 +120,7 @@ def _hours(value: Decimal) -> int:
     return int(value * p.UNIT)
 
 
-def _out(hundredths: int) -> Decimal:
+def hours_out(hundredths: int) -> Decimal:
     return (Decimal(hundredths) / p.UNIT).quantize(Decimal("0.01"))
 
 
@@ -148,14 +148,14 @@ def to_public(schedule: p.Schedule) -> SchedulePublic:
         bound=schedule.bound,
         assignments=[AssignmentPublic(task=a.task, resource=a.resource, start=a.start,
                                       finish=a.finish,
-                                      days=[DayPublic(date=d, hours=_out(h)) for d, h in a.days])
+                                      days=[DayPublic(date=d, hours=hours_out(h)) for d, h in a.days])
                      for a in schedule.assignments],
         late=[LatePublic(task=x.task, deadline=x.deadline, finish=x.finish, days_late=x.days_late,
                          reason=x.reason, resource=x.resource,
                          saturated_days=list(x.saturated_days), chain=list(x.chain))
               for x in schedule.late],
-        utilisation=[UtilisationPublic(resource=u.resource, week=u.week, hours=_out(u.hours),
-                                       capacity=_out(u.capacity)) for u in schedule.utilisation],
+        utilisation=[UtilisationPublic(resource=u.resource, week=u.week, hours=hours_out(u.hours),
+                                       capacity=hours_out(u.capacity)) for u in schedule.utilisation],
         moved=schedule.moved,
         solver=ScheduleSolverPublic(engine=schedule.engine, seconds=round(schedule.seconds, 3),
                                     first_answer_seconds=round(schedule.first_answer_seconds, 3),

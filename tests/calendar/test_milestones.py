@@ -3,7 +3,7 @@ from datetime import date
 
 import pytest
 
-from services.calendar.workdays import add_working_days
+from shared.workdays import add_working_days
 
 
 def test_working_days_skip_weekends_and_the_markets_holidays():

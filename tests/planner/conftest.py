@@ -71,3 +71,34 @@ def client(tmp_path_factory):
     settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def calendar(tmp_path_factory):
+    """The real calendar service, whose milestones the planner turns into tasks."""
+    from services.calendar.app import MIGRATIONS as CALENDAR_MIGRATIONS
+    from services.calendar.app import create_app as create_calendar_app
+    from services.calendar.config import CalendarSettings
+    from tests.conftest import ThreadedServer
+
+    url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
+    migrations.upgrade(CALENDAR_MIGRATIONS, url)
+    server = ThreadedServer(create_calendar_app(
+        CalendarSettings(database_url=url, internal_secret=TEST_SECRET))).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def planner(request, tmp_path_factory, calendar):
+    """The planner on each backend, talking to the real calendar service."""
+    import uuid
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
+    migrations.upgrade(MIGRATIONS, url)
+    settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
+                               calendar_url=calendar.url)
+    with TestClient(create_app(settings)) as client:
+        yield client

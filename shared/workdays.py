@@ -1,4 +1,5 @@
-"""Working days of a market: weekends and its public holidays (the `holidays` package) skipped.
+"""Working days of a market: weekends and its public holidays (the `holidays` package) skipped
+(the calendar's working-day lags, the planner's resource calendars).
 Pure: no database, no HTTP."""
 from datetime import date, timedelta
 from functools import cache
@@ -58,3 +59,9 @@ def previous_working_day(day: date, market: str) -> date:
     while not is_working_day(day, market):
         day -= timedelta(days=1)
     return day
+
+
+def holidays_between(market: str, first: date, last: date) -> set[date]:
+    """The market's public holidays from `first` to `last`, inclusive."""
+    return {day for year in range(first.year, last.year + 1)
+            for day in _holidays(market, year) if first <= day <= last}

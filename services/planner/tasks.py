@@ -1,0 +1,126 @@
+"""Tasks: made by hand, or generated for a campaign from the milestones the calendar service
+reports over HTTP (the planner never reads the calendar's database)."""
+from datetime import date, datetime
+from urllib.parse import quote
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, select
+
+from services.planner.models import Task
+from services.planner.problem import UNIT
+from services.planner.resources import get_resource, templates
+from services.planner.solving import DayHours, Hours, HoursOut, Identifier, hours_out
+from shared.client import ServiceClient
+from shared.errors import NotFound, ServiceUnavailable, invalid_fields
+from shared.workdays import add_working_days
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: Identifier
+    name: Identifier
+    campaign_id: Identifier | None = None
+    skill: Identifier
+    effort_hours: Hours
+    earliest_start: date | None = None
+    deadline: date | None = None
+    priority: int = Field(1, ge=1, le=100)
+    predecessors: list[Identifier] = Field([], max_length=100)
+    max_hours_per_day: DayHours | None = None
+    resource_id: Identifier | None = Field(None, description="Pinned: only this resource.")
+    start: date | None = Field(None, description="Pinned: work started on this day.")
+
+
+class TaskPublic(BaseModel):
+    id: str
+    name: str
+    campaign_id: str | None
+    milestone_id: str | None
+    skill: str
+    effort_hours: HoursOut
+    earliest_start: date | None
+    deadline: date | None
+    priority: int
+    predecessors: list[str]
+    max_hours_per_day: HoursOut | None
+    resource_id: str | None
+    start: date | None
+    created_at: datetime
+
+
+def public(task: Task) -> TaskPublic:
+    return TaskPublic(**task.model_dump(exclude={"effort", "max_per_day"}),
+                      effort_hours=hours_out(task.effort),
+                      max_hours_per_day=None if task.max_per_day is None
+                      else hours_out(task.max_per_day))
+
+
+def create_task(*, session: Session, task_in: TaskCreate) -> TaskPublic:
+    """Add a task by hand (staged; the caller commits)."""
+    errors = []
+    if session.get(Task, task_in.id) is not None:
+        errors.append(("id", f"task {task_in.id!r} exists; choose another id"))
+    for i, p in enumerate(task_in.predecessors):
+        if session.get(Task, p) is None:
+            errors.append((f"predecessors[{i}]", f"unknown task {p!r}"))
+    if errors:
+        raise invalid_fields(errors)
+    if task_in.resource_id is not None:
+        get_resource(session, task_in.resource_id)
+    values = task_in.model_dump(exclude={"effort_hours", "max_hours_per_day"})
+    task = Task(**values, effort=int(task_in.effort_hours * UNIT),
+                max_per_day=None if task_in.max_hours_per_day is None
+                else int(task_in.max_hours_per_day * UNIT))
+    session.add(task)
+    session.flush()
+    return public(task)
+
+
+def list_tasks(*, session: Session, campaign_id: str | None) -> list[TaskPublic]:
+    """Tasks, by id, optionally of one campaign."""
+    statement = select(Task).order_by(Task.id)
+    if campaign_id is not None:
+        statement = statement.where(Task.campaign_id == campaign_id)
+    return [public(t) for t in session.exec(statement)]
+
+
+def fetch_campaign(calendar: ServiceClient, campaign_id: str) -> dict:
+    response = calendar.request("GET", f"/api/v1/calendar/campaigns/{quote(campaign_id, safe='')}")
+    if response.status_code == 404:
+        raise NotFound(f"The calendar has no campaign {campaign_id!r}.")
+    if response.status_code != 200:
+        raise ServiceUnavailable("The calendar service could not answer; try again shortly.")
+    return response.json()
+
+
+def generate_tasks(*, session: Session, calendar: ServiceClient, campaign_id: str) -> list[TaskPublic]:
+    """Make (or refresh) a campaign's tasks from its milestones and the task templates: each
+    template step is due by its milestone, starts at most window_days working days before it,
+    and follows the previous step. Started or pinned tasks keep their pins."""
+    campaign = fetch_campaign(calendar, campaign_id)
+    steps_by_kind = templates(session)
+    made = []
+    for milestone in campaign["milestones"]:
+        due = date.fromisoformat(milestone["due_date"])
+        previous = None
+        for i, step in enumerate(steps_by_kind.get(milestone["kind"], [])):
+            task_id = f"{milestone['id']}-{i + 1}"
+            task = session.get(Task, task_id) or Task(id=task_id, name="", skill="", effort=0,
+                                                      predecessors=[])
+            task.sqlmodel_update({
+                "name": f"{campaign['name']}: {milestone['name']}: {step.name}",
+                "campaign_id": campaign["id"], "milestone_id": milestone["id"],
+                "skill": step.skill, "effort": int(step.effort_hours * UNIT),
+                "earliest_start": add_working_days(due, -step.window_days, campaign["market"]),
+                "deadline": due, "priority": campaign["priority"],
+                "predecessors": [previous] if previous else [],
+                "max_per_day": None if step.max_hours_per_day is None
+                else int(step.max_hours_per_day * UNIT)})
+            session.add(task)
+            made.append(task)
+            previous = task_id
+    session.flush()
+    answer = [public(t) for t in made]
+    session.commit()
+    return answer

@@ -1,0 +1,120 @@
+"""Stored planning: resources, templates, tasks generated from the calendar's milestones over
+HTTP, schedules, and re-plans that keep started work."""
+import httpx
+
+from tests.calendar.conftest import CAMPAIGN
+from tests.conftest import signed_headers
+
+PREFIX = "/api/v1/planner"
+
+
+def call(client, method: str, path: str, body=None, role: str = "planner", headers=None,
+         **kwargs):
+    return client.request(method, PREFIX + path, json=body, headers=signed_headers(
+        method, PREFIX + path, role=role) | (headers or {}), **kwargs)
+
+
+def ok(response, status: int = 200):
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def calendar_campaign(calendar, **changes) -> dict:
+    path = "/api/v1/calendar/campaigns"
+    body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")} \
+        | {"template": "standard", "launch_date": "2027-03-15"} | changes
+    return ok(httpx.post(calendar.url + path, json=body, headers=signed_headers("POST", path)), 201)
+
+
+def move(calendar, campaign: dict, kind: str, due_date: str) -> None:
+    milestone = next(m for m in campaign["milestones"] if m["kind"] == kind)
+    path = f"/api/v1/calendar/campaigns/{campaign['id']}/milestones/{milestone['id']}"
+    etag = httpx.get(calendar.url + path, headers=signed_headers("GET", path)).headers["etag"]
+    ok(httpx.post(calendar.url + path + "/move", json={"due_date": due_date},
+                  headers=signed_headers("POST", path + "/move") | {"If-Match": etag}))
+
+
+def team(planner) -> None:
+    if ok(call(planner, "GET", "/resources")):
+        return
+    for name, skills, hours in [("design", ["design"], "16"), ("copy", ["copy", "strategy"], "8"),
+                                ("media", ["media"], "8"), ("tech", ["tech"], "8")]:
+        ok(call(planner, "POST", "/resources", {"name": name, "skills": skills,
+                                                "hours_per_day": hours, "market": "US"}), 201)
+
+
+def test_tasks_are_generated_from_the_calendars_milestones(planner, calendar):
+    campaign = calendar_campaign(calendar)
+    tasks = ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
+    creative = next(m for m in campaign["milestones"] if m["kind"] == "creative_final")
+    design, review = [t for t in tasks if t["milestone_id"] == creative["id"]]
+    assert (design["skill"], design["effort_hours"], design["deadline"]) == ("design", "40.00", creative["due_date"])
+    assert review["predecessors"] == [design["id"]] and review["skill"] == "copy"
+    assert design["priority"] == CAMPAIGN["priority"]
+    assert {t["skill"] for t in tasks} == {"strategy", "design", "copy", "media", "tech"}
+    again = ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
+    assert [t["id"] for t in again] == [t["id"] for t in tasks]   # refreshed, not duplicated
+    assert len(ok(call(planner, "GET", "/tasks", params={"campaign_id": campaign["id"]}))) == len(tasks)
+
+
+def test_an_unknown_campaign_is_a_404(planner, calendar):
+    response = call(planner, "POST", "/campaigns/cmp_nope/tasks")
+    assert response.status_code == 404 and "cmp_nope" in response.json()["detail"]
+
+
+def test_templates_are_editable(planner, calendar):
+    steps = [{"name": "media buying", "skill": "media", "effort_hours": "24", "window_days": 8}]
+    ok(call(planner, "PUT", "/task-templates/channel_test", {"steps": steps}))
+    templates = {t["milestone_kind"]: t for t in ok(call(planner, "GET", "/task-templates"))}
+    assert templates["channel_test"]["steps"][0]["effort_hours"] == "24"
+    assert templates["launch"]["steps"][0]["effort_hours"] == "12"   # the default
+    assert call(planner, "PUT", "/task-templates/party", {"steps": []}).status_code == 404
+
+
+def test_schedule_and_replan_keep_started_work(planner, calendar):
+    team(planner)
+    campaigns = [calendar_campaign(calendar, launch_date=d, priority=p)
+                 for d, p in [("2027-03-15", 5), ("2027-03-17", 3), ("2027-03-22", 1)]]
+    for campaign in campaigns:
+        ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
+    ids = [c["id"] for c in campaigns]
+    first = ok(call(planner, "POST", "/schedules", {"start": "2027-02-01", "horizon_days": 90,
+                                                    "campaign_ids": ids}), 201)
+    schedule = first["schedule"]
+    assert schedule["status"] in ("optimal", "feasible") and len(schedule["assignments"]) > 10
+    assert ok(call(planner, "GET", f"/schedules/{first['id']}"))["schedule"] == schedule
+
+    # The third campaign's launch slips a week; work that started by 22 Feb stays put.
+    move(calendar, campaigns[2], "launch", "2027-03-29")
+    ok(call(planner, "POST", f"/campaigns/{campaigns[2]['id']}/tasks"))
+    again = ok(call(planner, "POST", f"/schedules/{first['id']}/replan", {"as_of": "2027-02-22"}), 201)
+    assert again["replan_of"] == first["id"]
+    before = {a["task"]: a for a in schedule["assignments"]}
+    after = {a["task"]: a for a in again["schedule"]["assignments"]}
+    for task, a in before.items():
+        if a["start"] <= "2027-02-22":
+            assert (after[task]["resource"], after[task]["start"]) == (a["resource"], a["start"])
+    moved = sum(1 for t in before if (before[t]["resource"], before[t]["start"])
+                != (after[t]["resource"], after[t]["start"]))
+    assert again["schedule"]["moved"] == moved
+
+
+def test_nothing_to_schedule_is_a_409(planner, calendar):
+    response = call(planner, "POST", "/schedules", {"start": "2027-02-01", "horizon_days": 30,
+                                                    "campaign_ids": ["cmp_without_tasks"]})
+    assert response.status_code == 409
+
+
+def test_resources_validate_and_version(planner, calendar):
+    bad = call(planner, "POST", "/resources", {"name": "x", "skills": [], "hours_per_day": "8"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "skills"
+    made = ok(call(planner, "POST", "/resources", {"name": "analyst", "skills": ["analytics"],
+                                                   "hours_per_day": "7.5", "market": "DE"}), 201)
+    assert made["hours_per_day"] == "7.50"
+    path = f"/resources/{made['id']}"
+    assert call(planner, "PATCH", path, {"hours_per_day": "8"}).status_code == 428
+    assert ok(call(planner, "PATCH", path, {"hours_per_day": "8"}, headers={"If-Match": '"1"'}))["version"] == 2
+    assert call(planner, "PATCH", path, {"hours_per_day": "6"}, headers={"If-Match": '"1"'}).status_code == 412
+    assert call(planner, "POST", "/resources", {"name": "analyst", "skills": ["a"], "hours_per_day": "8"}).status_code == 409
+    assert call(planner, "POST", "/resources", {"name": "y", "skills": ["a"], "hours_per_day": "8"},
+                role="viewer").status_code == 403
