@@ -9,7 +9,7 @@ from sqlmodel import Session, select
 from services.planner.models import Resource, TaskTemplate, utcnow
 from services.planner.problem import UNIT
 from services.planner.solving import DayHours, Hours, HoursOut, Identifier, hours_out
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, invalid_fields
 from shared.ids import new_id
 from shared.versioning import require_if_match
 from shared.workdays import check_market
@@ -35,7 +35,9 @@ class _Strict(BaseModel):
 class ResourceCreate(_Strict):
     name: Identifier
     skills: list[Identifier] = Field(min_length=1, max_length=50)
-    hours_per_day: DayHours = Field(description="A team of three designers is 24.")
+    hours_per_day: DayHours | None = Field(None, description="A team of three designers is 24.")
+    hours_per_week: Hours | None = Field(None, description="Instead of hours_per_day: spread "
+                                         "evenly over the five working days.")
     market: Annotated[str, AfterValidator(check_market)] | None = Field(
         None, description="Its public holidays are days off (ISO country, e.g. DE).")
     time_off: list[date] = Field([], max_length=1000)
@@ -45,6 +47,7 @@ class ResourceUpdate(_Strict):
     name: Identifier | None = None
     skills: list[Identifier] | None = Field(None, min_length=1, max_length=50)
     hours_per_day: DayHours | None = None
+    hours_per_week: Hours | None = None
     market: Annotated[str, AfterValidator(check_market)] | None = None
     time_off: list[date] | None = Field(None, max_length=1000)
 
@@ -85,9 +88,16 @@ def _public(resource: Resource) -> ResourcePublic:
                           hours_per_day=hours_out(resource.hours_per_day))
 
 
-def _columns(values: dict) -> dict:
-    if values.get("hours_per_day") is not None:
-        values["hours_per_day"] = int(Decimal(values["hours_per_day"]) * UNIT)
+def _columns(values: dict, *, required: bool) -> dict:
+    """Table columns from a request: capacity in hundredths of an hour per working day."""
+    day, week = values.pop("hours_per_day", None), values.pop("hours_per_week", None)
+    if (day is None) == (week is None) and (required or week is not None):
+        raise invalid_fields([("hours_per_day", "give exactly one of hours_per_day or "
+                                                "hours_per_week")])
+    if day is not None:
+        values["hours_per_day"] = int(Decimal(day) * UNIT)
+    elif week is not None:
+        values["hours_per_day"] = int(Decimal(week) * UNIT) // 5
     return values
 
 
@@ -101,7 +111,8 @@ def _unique_name(session: Session, name: str, resource_id: str | None) -> None:
 def create_resource(*, session: Session, resource_in: ResourceCreate) -> ResourcePublic:
     """Add a team or person (staged; the caller commits)."""
     _unique_name(session, resource_in.name, None)
-    resource = Resource(id=new_id("res"), **_columns(resource_in.model_dump(mode="json")))
+    resource = Resource(id=new_id("res"), **_columns(resource_in.model_dump(mode="json"),
+                                                     required=True))
     session.add(resource)
     session.flush()
     return _public(resource)
@@ -131,7 +142,8 @@ def update_resource(*, session: Session, resource_id: str, update: ResourceUpdat
     require_if_match(if_match, resource.version, what="resource")
     if update.name is not None:
         _unique_name(session, update.name, resource.id)
-    resource.sqlmodel_update(_columns(update.model_dump(mode="json", exclude_unset=True)))
+    resource.sqlmodel_update(_columns(update.model_dump(mode="json", exclude_unset=True),
+                                      required=False))
     resource.version += 1
     resource.updated_at = utcnow()
     session.add(resource)

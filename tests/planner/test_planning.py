@@ -118,3 +118,9 @@ def test_resources_validate_and_version(planner, calendar):
     assert call(planner, "POST", "/resources", {"name": "analyst", "skills": ["a"], "hours_per_day": "8"}).status_code == 409
     assert call(planner, "POST", "/resources", {"name": "y", "skills": ["a"], "hours_per_day": "8"},
                 role="viewer").status_code == 403
+    weekly = ok(call(planner, "POST", "/resources", {"name": "freelancer", "skills": ["copy"],
+                                                     "hours_per_week": "20"}), 201)
+    assert weekly["hours_per_day"] == "4.00"
+    both = call(planner, "POST", "/resources", {"name": "z", "skills": ["a"], "hours_per_day": "8",
+                                                "hours_per_week": "40"})
+    assert both.status_code == 422 and both.json()["errors"][0]["field"] == "hours_per_day"
