@@ -41,6 +41,34 @@ def signed_headers(method: str, path: str, role: str = "admin",
     return sign(TEST_SECRET.encode(), method=method, path=path, caller=Caller(principal, role))
 
 
+class SignedApi:
+    """Calls to one service under `prefix`, signed as the gateway would for a role."""
+
+    prefix = ""
+
+    def __init__(self, client):
+        self.client = client
+
+    def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
+             **kwargs):
+        return self.client.request(method, self.prefix + path, headers=signed_headers(
+            method, self.prefix + path, role=role) | (headers or {}), **kwargs)
+
+    def get(self, path: str, **kwargs):
+        return self.call("GET", path, **kwargs)
+
+    def post(self, path: str, body=None, **kwargs):
+        return self.call("POST", path, json=body, **kwargs)
+
+    def patch(self, path: str, body, **kwargs):
+        return self.call("PATCH", path, json=body, **kwargs)
+
+    @staticmethod
+    def ok(response, status: int = 200):
+        assert response.status_code == status, response.text
+        return response.json()
+
+
 class ThreadedServer:
     """A real uvicorn server for an app, on a free loopback port, in a thread."""
 

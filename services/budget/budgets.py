@@ -177,6 +177,11 @@ def reserve_drawn_minor(session: Session, budget_id: str) -> int:
     return int(drawn)
 
 
+def reserve_left_minor(session: Session, budget: Budget) -> int:
+    """What the reserve still holds, in minor units (negative only mid-change, never stored)."""
+    return to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
+
+
 def budget_periods(budget: Budget):
     return periods(budget.start_date, budget.end_date, budget.period_length)  # type: ignore[arg-type]
 
@@ -327,8 +332,8 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
             setattr(budget, field, values[field])
     if "total" in changes:
         budget.total_minor = to_minor(update.total, budget.currency)
-    drawn = reserve_drawn_minor(session, budget.id)
-    if to_minor(reserve_amount(budget), budget.currency) < drawn:
+    if reserve_left_minor(session, budget) < 0:
+        drawn = reserve_drawn_minor(session, budget.id)
         raise Conflict(f"{from_minor(drawn, budget.currency)} {budget.currency} has already been "
                        f"drawn from the reserve; the new reserve would be only "
                        f"{reserve_amount(budget)}. Keep the reserve at least at what was drawn.")

@@ -10,8 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from services.budget import audit
-from services.budget.budgets import (budget_periods, get_budget, reserve_amount,
-                                     reserve_drawn_minor)
+from services.budget.budgets import budget_periods, get_budget, reserve_left_minor
 from services.budget.models import Budget, Channel, Plan, PlanLine, ReserveEntry, utcnow
 from services.budget.optimization import (OptimizationChannel, OptimizationGroup,
                                           OptimizationPublic, OptimizationRequest, IncrementalMode,
@@ -110,8 +109,7 @@ def prepare(*, session: Session, budget_id: str, plan_in: PlanCreate) -> tuple[O
     if unknown:
         raise invalid_fields([(f"phasing.{p}", f"not a period of this budget; its periods are "
                                                f"{', '.join(sorted(known))}") for p in unknown])
-    remaining = to_minor(reserve_amount(budget), budget.currency) \
-        - reserve_drawn_minor(session, budget.id)
+    remaining = reserve_left_minor(session, budget)
     members = defaultdict(list)
     for channel in channels:
         if channel.group is not None:
@@ -262,7 +260,7 @@ def approve(*, session: Session, budget_id: str, number: int, caller: Caller) ->
     if Decimal(plan.request["total"]) != total:
         raise Conflict(f"Plan {number} was made for a total of {plan.request['total']}; the budget "
                        f"is now {total}. Make a new plan and approve that one.")
-    left = to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
+    left = reserve_left_minor(session, budget)
     if plan.reserve_minor != left:
         raise Conflict(
             f"Plan {number} was made with {from_minor(plan.reserve_minor, budget.currency)} left "

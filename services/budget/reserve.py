@@ -10,7 +10,7 @@ from sqlmodel import Session, select
 
 from services.budget import audit
 from services.budget.budgets import (budget_periods, get_budget, get_channel, reserve_amount,
-                                     reserve_drawn_minor)
+                                     reserve_drawn_minor, reserve_left_minor)
 from services.budget.models import Budget, ReserveEntry, utcnow
 from services.budget.optimization import Amount, Identifier
 from services.budget.periods import period_of
@@ -109,7 +109,7 @@ def draw(*, session: Session, budget_id: str, draw_in: DrawCreate,
     if draw_in.campaign_id is not None and draw_in.campaign_id not in budget.campaign_ids:
         raise invalid_fields([("campaign_id", f"campaign {draw_in.campaign_id!r} is not linked to "
                                               "this budget; add it to the budget's campaign_ids")])
-    left = to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
+    left = reserve_left_minor(session, budget)
     if amount > left:
         remaining = from_minor(left, budget.currency)
         raise Conflict(f"The reserve has only {remaining} {budget.currency} left; draw at most "

@@ -41,10 +41,6 @@ def _zone(name: str) -> str:
     return name
 
 
-def _market(code: str) -> str:
-    return check_market(code)
-
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -70,7 +66,7 @@ class CampaignCreate(_Strict):
     owner: Identifier
     channels: list[Identifier] = Field(min_length=1, max_length=50)
     market: Annotated[str, Field(min_length=2, max_length=10, examples=["US", "DE-BY"]),
-                      AfterValidator(_market)]
+                      AfterValidator(check_market)]
     time_zone: Annotated[str, Field(examples=["America/New_York"]), AfterValidator(_zone)]
     start_date: date | None = Field(None, description="Required without a template.")
     end_date: date | None = Field(None, description="Required without a template.")
@@ -87,7 +83,7 @@ class CampaignUpdate(_Strict):
     objective: Objective | None = None
     owner: Identifier | None = None
     channels: list[Identifier] | None = Field(None, min_length=1, max_length=50)
-    market: Annotated[str, AfterValidator(_market)] | None = None
+    market: Annotated[str, AfterValidator(check_market)] | None = None
     time_zone: Annotated[str, AfterValidator(_zone)] | None = None
     start_date: date | None = None
     end_date: date | None = None

@@ -116,9 +116,9 @@ class Model:
 
     def __init__(self, problem: Problem):
         self.problem = problem
-        self.days = [problem.start + timedelta(days=i) for i in range(problem.horizon_days)
-                     if (problem.start + timedelta(days=i)).weekday() not in problem.weekend
-                     and problem.start + timedelta(days=i) not in problem.holidays]
+        calendar = (problem.start + timedelta(days=i) for i in range(problem.horizon_days))
+        self.days = [day for day in calendar
+                     if day.weekday() not in problem.weekend and day not in problem.holidays]
         self.index = {day: i for i, day in enumerate(self.days)}
         self.tasks = {t.id: t for t in problem.tasks}
         self.resources = {r.id: r for r in problem.resources}

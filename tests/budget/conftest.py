@@ -13,7 +13,7 @@ from services.calendar.app import create_app as create_calendar_app
 from services.calendar.config import CalendarSettings
 from shared import migrations
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import TEST_SECRET, ThreadedServer, signed_headers
+from tests.conftest import TEST_SECRET, SignedApi, ThreadedServer, signed_headers
 
 PREFIX = "/api/v1/budget"
 
@@ -30,31 +30,15 @@ CHANNELS = [
 ]
 
 
-class Api:
+class Api(SignedApi):
     """Signed calls to the budget service as one role or another."""
 
+    prefix = PREFIX
+
     def __init__(self, client: TestClient, database_url: str, campaign_id: str):
-        self.client = client
+        super().__init__(client)
         self.database_url = database_url
         self.campaign_id = campaign_id   # a real campaign in the calendar service
-
-    def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
-             **kwargs):
-        return self.client.request(method, PREFIX + path, headers=signed_headers(
-            method, PREFIX + path, role=role) | (headers or {}), **kwargs)
-
-    def get(self, path: str, **kwargs):
-        return self.call("GET", path, **kwargs)
-
-    def post(self, path: str, body=None, **kwargs):
-        return self.call("POST", path, json=body, **kwargs)
-
-    def patch(self, path: str, body, **kwargs):
-        return self.call("PATCH", path, json=body, **kwargs)
-
-    def ok(self, response, status: int = 200) -> dict:
-        assert response.status_code == status, response.text
-        return response.json()
 
     def budget(self, **changes) -> dict:
         return self.ok(self.post("/budgets", BUDGET | changes), 201)

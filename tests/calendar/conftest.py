@@ -8,7 +8,7 @@ from fastapi.testclient import TestClient
 from services.calendar.app import MIGRATIONS, create_app
 from services.calendar.config import CalendarSettings
 from shared import migrations
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, SignedApi
 
 PREFIX = "/api/v1/calendar"
 
@@ -19,29 +19,10 @@ CAMPAIGN = {"name": "Winter sale", "owner": "ana", "channels": ["search", "socia
             "start_date": "2026-12-01", "end_date": "2026-12-31"}
 
 
-class Api:
+class Api(SignedApi):
     """Signed calls to the calendar service as one role or another."""
 
-    def __init__(self, client: TestClient):
-        self.client = client
-
-    def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
-             **kwargs):
-        return self.client.request(method, PREFIX + path, headers=signed_headers(
-            method, PREFIX + path, role=role) | (headers or {}), **kwargs)
-
-    def get(self, path: str, **kwargs):
-        return self.call("GET", path, **kwargs)
-
-    def post(self, path: str, body=None, **kwargs):
-        return self.call("POST", path, json=body, **kwargs)
-
-    def patch(self, path: str, body, **kwargs):
-        return self.call("PATCH", path, json=body, **kwargs)
-
-    def ok(self, response, status: int = 200) -> dict:
-        assert response.status_code == status, response.text
-        return response.json()
+    prefix = PREFIX
 
     def campaign(self, **changes) -> dict:
         return self.ok(self.post("/campaigns", CAMPAIGN | changes), 201)

@@ -3,20 +3,18 @@ HTTP, schedules, and re-plans that keep started work."""
 import httpx
 
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import signed_headers
-
-PREFIX = "/api/v1/planner"
+from tests.conftest import SignedApi, signed_headers
 
 
-def call(client, method: str, path: str, body=None, role: str = "planner", headers=None,
-         **kwargs):
-    return client.request(method, PREFIX + path, json=body, headers=signed_headers(
-        method, PREFIX + path, role=role) | (headers or {}), **kwargs)
+class Api(SignedApi):
+    prefix = "/api/v1/planner"
 
 
-def ok(response, status: int = 200):
-    assert response.status_code == status, response.text
-    return response.json()
+def call(client, method: str, path: str, body=None, **kwargs):
+    return Api(client).call(method, path, json=body, **kwargs)
+
+
+ok = SignedApi.ok
 
 
 def calendar_campaign(calendar, **changes) -> dict:
