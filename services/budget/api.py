@@ -131,15 +131,9 @@ def create_plan(request: Request, budget_id: str, body: plans.PlanCreate, sessio
                 caller: PlannerDep, workers: WorkersDep, idempotency: IdempotencyDep) -> JSONResponse:
     """Optimize the budget's channels and store the answer as the next plan version (a draft
     until approved). An impossible plan is a 422 naming the conflict."""
-    if (replay := idempotency.replay()) is not None:
-        return replay
-    optimization, version = plans.prepare(session=session, budget_id=budget_id, plan_in=body)
-    session.close()   # no transaction (no SQLite write lock) stays open while the solver works
-    result = service.optimize_budget(request=optimization, workers=workers,
-                                     grace_seconds=request.app.state.settings.solve_grace_seconds)
-    return idempotency.create(lambda: plans.store(
-        session=idempotency.session, budget_id=budget_id, plan_in=body, request=optimization,
-        result=result, version=version, caller=caller))
+    return plans.create_plan(session=session, idempotency=idempotency, budget_id=budget_id,
+                             plan_in=body, workers=workers, caller=caller,
+                             grace_seconds=request.app.state.settings.solve_grace_seconds)
 
 
 @router.get(BudgetPath + "/plans", response_model=Page[plans.PlanSummaryPublic])

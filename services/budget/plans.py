@@ -5,11 +5,12 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from services.budget import audit
+from services.budget import audit, service
 from services.budget.budgets import budget_periods, get_budget, reserve_left_minor
 from services.budget.models import Budget, Channel, Plan, PlanLine, ReserveEntry, utcnow
 from services.budget.optimization import (OptimizationChannel, OptimizationGroup,
@@ -17,10 +18,12 @@ from services.budget.optimization import (OptimizationChannel, OptimizationGroup
                                           Rate, ReservePolicy)
 from services.budget.periods import apportion
 from shared.errors import Conflict, NotFound, invalid_fields
+from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import Money, from_minor, to_minor
 from shared.pagination import Page, paginate
+from shared.workers import WorkerPool
 
 
 class PlanCreate(BaseModel):
@@ -165,6 +168,21 @@ def store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Opt
                  target=plan.id, changes={"number": number, "method": plan.method,
                                           "spend": public.spend, "status": result.status})
     return public
+
+
+def create_plan(*, session: Session, idempotency: Idempotency, budget_id: str,
+                plan_in: PlanCreate, workers: WorkerPool, grace_seconds: float,
+                caller: Caller) -> JSONResponse:
+    """Optimize the budget's channels and store the answer as its next plan version (once per
+    Idempotency-Key: a replay answers without solving again)."""
+    if (replay := idempotency.replay()) is not None:
+        return replay
+    request, version = prepare(session=session, budget_id=budget_id, plan_in=plan_in)
+    session.close()   # no transaction (no SQLite write lock) stays open while the solver works
+    result = service.optimize_budget(request=request, workers=workers, grace_seconds=grace_seconds)
+    return idempotency.create(lambda: store(
+        session=idempotency.session, budget_id=budget_id, plan_in=plan_in, request=request,
+        result=result, version=version, caller=caller))
 
 
 def get_plan(session: Session, budget_id: str, number: int) -> Plan:
