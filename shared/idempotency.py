@@ -1,12 +1,17 @@
-"""Idempotency-Key storage: a replayed create returns the first response, once per caller."""
+"""Idempotency-Key: a replayed create returns the first response, once per caller.
+
+The rule for every service: the use case owns its transaction. It stages its rows, calls
+`idempotency.record(session, answer)` to stage the key's record in the same transaction, and
+commits once, so a request leaves both or neither. A replay never reaches the use case: the
+dependency finds the stored answer first and raises `Replay`, which renders it as it was.
+"""
 import hashlib
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text, insert, select
@@ -17,6 +22,9 @@ from shared.db import get_write_session
 from shared.errors import UnprocessableContent
 
 TABLE_NAME = "idempotency_record"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+REPLAYED_HEADER = "Idempotent-Replayed"
+KEY_LENGTH = 255
 
 
 def idempotency_table(metadata: MetaData) -> Table:
@@ -24,7 +32,7 @@ def idempotency_table(metadata: MetaData) -> Table:
     return Table(
         TABLE_NAME, metadata,
         Column("principal", String(200), primary_key=True),
-        Column("key", String(255), primary_key=True),
+        Column("key", String(KEY_LENGTH), primary_key=True),
         Column("fingerprint", String(64), nullable=False),
         Column("status_code", Integer, nullable=False),
         Column("response_body", Text, nullable=False),
@@ -38,114 +46,99 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+class Replay(Exception):
+    """The stored first answer to a replayed key; rendered as it was, marked as a replay."""
+
+    def __init__(self, status_code: int, body: Any):
+        super().__init__(status_code)
+        self.status_code = status_code
+        self.body = body
+
+
 @dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    body: Any
-    replayed: bool
-
-
-def find_replay(session: Session, table: Table, *, principal: str, key: str,
-                fingerprint: str) -> StoredResponse | None:
-    """Return the stored first response for this key, or None; 422 if the request differs."""
-    row = session.execute(select(table).where(table.c.principal == principal,
-                                              table.c.key == key)).first()
-    if row is None:
-        return None
-    if row.fingerprint != fingerprint:
-        raise UnprocessableContent(
-            f"Idempotency-Key {key!r} was already used for a different request. Use a new "
-            "key for a new request, or resend exactly the first request to get its answer.")
-    return StoredResponse(row.status_code, json.loads(row.response_body), replayed=True)
-
-
-def run_once(session: Session, table: Table, *, principal: str, key: str, fingerprint: str,
-             create: Callable[[], tuple[int, Any]]) -> StoredResponse:
-    """Run `create` (which stages rows without committing) at most once for this key.
-
-    The record is committed in the same transaction as what `create` staged, so a request
-    either leaves both or neither; a concurrent duplicate loses on the primary key, rolls
-    back its own rows and answers with the winner's response.
-    """
-    if (stored := find_replay(session, table, principal=principal, key=key,
-                              fingerprint=fingerprint)) is not None:
-        return stored
-    status_code, body = create()
-    try:
-        # PostgreSQL reports the duplicate here (after the winner commits), SQLite at commit.
-        session.execute(insert(table).values(
-            principal=principal, key=key, fingerprint=fingerprint, status_code=status_code,
-            response_body=json.dumps(body, default=str), created_at=datetime.now(UTC)))
-        session.commit()
-    except IntegrityError:
-        session.rollback()
-        stored = find_replay(session, table, principal=principal, key=key,
-                             fingerprint=fingerprint)
-        if stored is None:
-            raise
-        return stored
-    return StoredResponse(status_code, body, replayed=False)
-
-
-IDEMPOTENCY_HEADER = "Idempotency-Key"
-REPLAYED_HEADER = "Idempotent-Replayed"
-
-
-@dataclass
 class Idempotency:
-    """A create request's session and optional `Idempotency-Key`, ready to run the create."""
+    """A create request's optional `Idempotency-Key`, bound to its caller and request."""
 
-    session: Session
     table: Table
     principal: str
     key: str | None
     fingerprint: str
 
-    def replay(self) -> JSONResponse | None:
-        """The stored answer to this key, if any, so a slow create (a solve) is not redone.
-
-        Its transaction ends here, so no lock is held while the caller does slow work."""
+    def check(self, session: Session) -> None:
+        """Raise `Replay` if this key already has an answer (422 if the request differs)."""
         if self.key is None:
-            return None
-        stored = find_replay(self.session, self.table, principal=self.principal, key=self.key,
-                             fingerprint=self.fingerprint)
-        self.session.rollback()
-        if stored is None:
-            return None
-        return JSONResponse(stored.body, status_code=stored.status_code,
-                            headers={REPLAYED_HEADER: "true"})
-
-    def create(self, create: Callable[[], Any], *, status_code: int = 201) -> JSONResponse:
-        """Run `create` (stages rows, returns the answer) and commit; once per key."""
-        def staged() -> tuple[int, Any]:
-            return status_code, jsonable_encoder(create())
-
-        if self.key is None:
-            status, body = staged()
-            self.session.commit()
-            return JSONResponse(body, status_code=status)
-        stored = run_once(self.session, self.table, principal=self.principal, key=self.key,
-                          fingerprint=self.fingerprint, create=staged)
-        headers = {REPLAYED_HEADER: "true"} if stored.replayed else None
-        return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
-
-
-def idempotency_dependency(table: Table):
-    """A dependency giving create routes an `Idempotency` on the service's own `table`."""
-    async def dependency(request: Request,
-                         session: Session = Depends(get_write_session)) -> Idempotency:
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is not None and not 1 <= len(key) <= 255:
+            return
+        row = session.execute(select(self.table).where(
+            self.table.c.principal == self.principal, self.table.c.key == self.key)).first()
+        if row is None:
+            return
+        if row.fingerprint != self.fingerprint:
             raise UnprocessableContent(
-                "Idempotency-Key must be 1 to 255 characters; a UUID is a good choice.",
-                errors=[{"in": "header", "field": IDEMPOTENCY_HEADER,
-                         "detail": "1 to 255 characters", "type": "value_error"}])
+                f"Idempotency-Key {self.key!r} was already used for a different request. Use a "
+                "new key for a new request, or resend exactly the first request to get its "
+                "answer.")
+        raise Replay(row.status_code, json.loads(row.response_body))
+
+    def record(self, session: Session, answer: Any, *, status_code: int = 201) -> None:
+        """Stage this key's record of `answer` in the caller's transaction (no commit).
+
+        A concurrent request with the same key that committed first makes the insert fail
+        (PostgreSQL waits for it here; SQLite's writers queue earlier): this request's own
+        rows are rolled back and the winner's answer is replayed instead."""
+        if self.key is None:
+            return
+        try:
+            session.execute(insert(self.table).values(
+                principal=self.principal, key=self.key, fingerprint=self.fingerprint,
+                status_code=status_code, created_at=datetime.now(UTC),
+                response_body=json.dumps(jsonable_encoder(answer), default=str)))
+            session.flush()
+        except IntegrityError:
+            session.rollback()
+            self.check(session)
+            raise
+
+
+def _idempotency_key(key: Annotated[str | None, Header(
+        alias=IDEMPOTENCY_HEADER, min_length=1, max_length=KEY_LENGTH,
+        description="Makes the create safe to retry: the same key and body within the same "
+                    "caller return the first answer (`Idempotent-Replayed: true`); a different "
+                    "body with a used key is a 422. A UUID is a good choice.")] = None,
+                     ) -> str | None:
+    return key
+
+
+def idempotency_dependency(table: Table) -> Any:
+    """A dependency giving create routes an `Idempotency` on the service's own `table`.
+
+    It checks for a stored answer before the route runs, so a replayed slow create (a solve)
+    is answered without doing the work again; the read ends there, holding no lock."""
+    async def dependency(request: Request,
+                         key: Annotated[str | None, Depends(_idempotency_key)],
+                         session: Session = Depends(get_write_session)) -> Idempotency:
         raw = await request.body()
         try:
             body = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("latin-1")
-        return Idempotency(session=session, table=table, principal=request.state.caller.principal,
-                           key=key, fingerprint=fingerprint(request.method, str(request.url.path)
-                                                            + "?" + request.url.query, body))
+        idempotency = Idempotency(
+            table=table, principal=request.state.caller.principal, key=key,
+            fingerprint=fingerprint(request.method, request.url.path + "?" + request.url.query,
+                                    body))
+        try:
+            idempotency.check(session)
+        finally:
+            session.rollback()
+        return idempotency
     return Depends(dependency)
+
+
+async def _render_replay(_request: Request, replay: Exception) -> JSONResponse:
+    assert isinstance(replay, Replay)
+    return JSONResponse(replay.body, status_code=replay.status_code,
+                        headers={REPLAYED_HEADER: "true"})
+
+
+def install_replay_handler(app: FastAPI) -> None:
+    """Render `Replay` as the stored first answer."""
+    app.add_exception_handler(Replay, _render_replay)

@@ -1,10 +1,11 @@
-"""Money: `Decimal` amounts in an ISO 4217 currency, exact to its minor unit."""
+"""Money arithmetic: `Decimal` amounts in an ISO 4217 currency, exact to its minor unit.
+
+Pure (no web or database library), so the optimizer may use it too; the API field types
+built on it live in `shared/types.py`."""
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import cache
-from typing import Annotated
 
 from babel.numbers import get_currency_precision, list_currencies
-from pydantic import AfterValidator, Field, PlainSerializer
 
 
 @cache
@@ -24,20 +25,15 @@ def minor_units(currency: str) -> int:
     return get_currency_precision(check_currency(currency))
 
 
+@cache
+def quantum(decimals: int) -> Decimal:
+    """The smallest amount with `decimals` decimals: 0.01 for 2, 1 for 0."""
+    return Decimal(1).scaleb(-decimals)
+
+
 def quantize(amount: Decimal, currency: str) -> Decimal:
     """Round `amount` to the currency's minor unit (half to even, as accounting does)."""
-    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_HALF_EVEN)
-
-
-def _to_json(amount: Decimal) -> str:
-    return format(amount, "f")
-
-
-Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"]),
-                     AfterValidator(check_currency)]
-# Accepts a JSON number or a decimal string; always written back as a decimal string.
-Money = Annotated[Decimal, Field(allow_inf_nan=False, examples=["1250000.00"]),
-                  PlainSerializer(_to_json, return_type=str, when_used="json")]
+    return amount.quantize(quantum(minor_units(currency)), rounding=ROUND_HALF_EVEN)
 
 
 def to_minor(amount: Decimal, currency: str) -> int:
@@ -53,4 +49,4 @@ def to_minor(amount: Decimal, currency: str) -> int:
 def from_minor(units: int, currency: str) -> Decimal:
     """Return an amount stored in minor units as a Decimal with the currency's decimals."""
     decimals = minor_units(currency)
-    return Decimal(units).scaleb(-decimals).quantize(Decimal(1).scaleb(-decimals))
+    return Decimal(units).scaleb(-decimals).quantize(quantum(decimals))

@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from shared.db import backend_name, check_database, create_db_engine
 from shared.errors import ServiceUnavailable, install_error_handlers
+from shared.idempotency import install_replay_handler
 from shared.internal_auth import CallerDep, InternalAuthMiddleware
 from shared.metrics import install_metrics
 from shared.migrations import heads, is_current
@@ -89,6 +90,7 @@ def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Pat
                   generate_unique_id_function=lambda route: f"{name}_{route.name}")
     app.state.settings = settings
     install_error_handlers(app)
+    install_replay_handler(app)
     # Added first = innermost: metrics and request ids also cover rejected direct calls.
     app.add_middleware(InternalAuthMiddleware,
                        secret=settings.internal_secret.get_secret_value().encode())

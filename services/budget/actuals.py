@@ -17,7 +17,8 @@ from services.budget.models import Actual, Budget, Channel, PlanLine, Plan, Rese
 from services.budget.optimization import Amount, Identifier, Ratio
 from shared.errors import invalid_fields
 from shared.internal_auth import Caller
-from shared.money import Money, from_minor, to_minor
+from shared.money import from_minor, to_minor
+from shared.types import Money
 from shared.pagination import Page, paginate
 
 MAX_ROWS = 10_000

@@ -18,7 +18,8 @@ from shared.client import ServiceClient
 from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, invalid_fields
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import Currency, Money, from_minor, quantize, to_minor
+from shared.money import from_minor, quantize, to_minor
+from shared.types import Currency, Money
 from shared.pagination import Page, paginate
 from shared.versioning import require_if_match
 

@@ -6,7 +6,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, model_valida
 
 from services.budget import optimize
 from shared.errors import invalid_fields
-from shared.money import Currency, Money, minor_units
+from shared.money import minor_units
+from shared.types import Currency, Money
 
 # Documented input limits: a request beyond them is a 422, never a hang.
 MAX_CHANNELS = 2000

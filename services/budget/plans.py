@@ -21,7 +21,8 @@ from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import Money, from_minor, to_minor
+from shared.money import from_minor, to_minor
+from shared.types import Money
 from shared.pagination import Page, paginate
 from shared.workers import WorkerPool
 

@@ -17,7 +17,8 @@ from services.budget.periods import period_of
 from shared.errors import Conflict, NotFound, invalid_fields
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import Money, from_minor, to_minor
+from shared.money import from_minor, to_minor
+from shared.types import Money
 from shared.pagination import Page, paginate
 from shared.requests import current_request_id
 

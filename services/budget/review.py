@@ -20,7 +20,8 @@ from services.budget.actuals import cells
 from services.budget.budgets import PlaybookRules, budget_periods, get_budget
 from services.budget.models import Channel
 from services.budget.optimization import Ratio
-from shared.money import Money, from_minor
+from shared.money import from_minor
+from shared.types import Money
 
 Recommendation = Literal["admit", "keep_testing", "scale_up", "keep", "exit", "no_data", "none"]
 PLACES = Decimal("0.0001")

@@ -6,7 +6,7 @@ from sqlmodel import Session
 
 from shared.db import create_db_engine, service_registry, write_engine
 from shared.errors import UnprocessableContent
-from shared.idempotency import fingerprint, idempotency_table, run_once
+from shared.idempotency import Idempotency, Replay, fingerprint, idempotency_table
 from shared.settings import DatabaseSettings
 
 metadata = service_registry().metadata
@@ -23,11 +23,19 @@ def engine(database_url):
     engine.dispose()
 
 
-def create_thing(session: Session, name: str):
-    def create():
-        new_id = session.execute(insert(things).values(name=name)).inserted_primary_key[0]
-        return 201, {"id": new_id, "name": name}
-    return create
+def create_thing(session: Session, idempotency: Idempotency, name: str) -> dict:
+    """A use case as every service writes one: check, stage, record, commit once."""
+    idempotency.check(session)
+    new_id = session.execute(insert(things).values(name=name)).inserted_primary_key[0]
+    answer = {"id": new_id, "name": name}
+    idempotency.record(session, answer)
+    session.commit()
+    return answer
+
+
+def keyed(key: str | None, name: str, principal: str = "p") -> Idempotency:
+    return Idempotency(table=records, principal=principal, key=key,
+                       fingerprint=fingerprint("POST", "/things", {"name": name}))
 
 
 def count_things(engine) -> int:
@@ -36,47 +44,46 @@ def count_things(engine) -> int:
 
 
 def test_a_replay_returns_the_first_response_and_creates_nothing(engine):
-    fp = fingerprint("POST", "/things", {"name": "a"})
     with Session(engine) as session:
-        first = run_once(session, records, principal="p", key="k1", fingerprint=fp,
-                         create=create_thing(session, "a"))
-    with Session(engine) as session:
-        again = run_once(session, records, principal="p", key="k1", fingerprint=fp,
-                         create=create_thing(session, "a"))
-    assert (first.replayed, again.replayed) == (False, True)
-    assert again.body == first.body and again.status_code == 201
+        first = create_thing(session, keyed("k1", "a"), "a")
+    with Session(engine) as session, pytest.raises(Replay) as replay:
+        create_thing(session, keyed("k1", "a"), "a")
+    assert replay.value.body == first and replay.value.status_code == 201
     assert count_things(engine) == 1
+
+
+def test_without_a_key_every_request_creates(engine):
+    for _ in range(2):
+        with Session(engine) as session:
+            create_thing(session, keyed(None, "a"), "a")
+    assert count_things(engine) == 2
 
 
 def test_same_key_with_a_different_body_is_a_422(engine):
     with Session(engine) as session:
-        run_once(session, records, principal="p", key="k", create=create_thing(session, "a"),
-                 fingerprint=fingerprint("POST", "/things", {"name": "a"}))
+        create_thing(session, keyed("k", "a"), "a")
     with Session(engine) as session, pytest.raises(UnprocessableContent, match="different"):
-        run_once(session, records, principal="p", key="k", create=create_thing(session, "b"),
-                 fingerprint=fingerprint("POST", "/things", {"name": "b"}))
+        create_thing(session, keyed("k", "b"), "b")
     assert count_things(engine) == 1
 
 
 def test_keys_are_scoped_per_caller(engine):
-    fp = fingerprint("POST", "/things", {"name": "a"})
     for principal in ("p1", "p2"):
         with Session(engine) as session:
-            run_once(session, records, principal=principal, key="k", fingerprint=fp,
-                     create=create_thing(session, "a"))
+            create_thing(session, keyed("k", "a", principal), "a")
     assert count_things(engine) == 2
 
 
 def test_concurrent_replays_create_exactly_once(engine):
-    fp = fingerprint("POST", "/things", {"name": "a"})
-    barrier, results, errors = threading.Barrier(8), [], []
+    barrier, created, replays, errors = threading.Barrier(8), [], [], []
 
     def worker():
         try:
             with Session(engine) as session:
                 barrier.wait()
-                results.append(run_once(session, records, principal="p", key="race",
-                                        fingerprint=fp, create=create_thing(session, "a")))
+                created.append(create_thing(session, keyed("race", "a"), "a"))
+        except Replay as replay:
+            replays.append(replay.body)
         except Exception as error:  # collected, so the assertion shows it
             errors.append(error)
 
@@ -87,5 +94,4 @@ def test_concurrent_replays_create_exactly_once(engine):
         thread.join()
     assert errors == []
     assert count_things(engine) == 1
-    assert len({r.body["id"] for r in results}) == 1
-    assert sum(not r.replayed for r in results) == 1
+    assert len(created) == 1 and replays == created * 7

@@ -3,7 +3,8 @@ from decimal import Decimal
 import pytest
 from pydantic import BaseModel, ValidationError
 
-from shared.money import Currency, Money, check_currency, minor_units, quantize
+from shared.money import check_currency, minor_units, quantize
+from shared.types import Currency, Money
 
 
 class Amount(BaseModel):
