@@ -3,13 +3,17 @@ VENV := .venv
 PORT ?= 8000
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: up test install bench migrate
+.PHONY: up test lint install bench migrate
 
 up: install
 	marketplan up --port $(PORT)
 
 test: install
 	pytest $(PYTEST_ARGS)
+
+lint: install
+	ruff check .
+	mypy
 
 install: $(VENV)/.installed
 
@@ -24,6 +28,7 @@ migrate: install
 
 bench: install
 	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
+	command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
 	python bench/gateway.py
 	python bench/optimizer.py
 	python bench/scheduler.py
