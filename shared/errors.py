@@ -102,11 +102,13 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     return errors
 
 
-async def _handle_problem(_request: Request, exc: Problem) -> JSONResponse:
+async def _handle_problem(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Problem)
     return problem_response(exc)
 
 
-async def _handle_validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _handle_validation(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
     errors = _field_errors(exc)
     names = ", ".join(f"{e['in']} {e['field'] or '(whole)'}: {e['detail']}" for e in errors)
     return problem_response(InvalidRequest(
@@ -116,7 +118,8 @@ async def _handle_validation(_request: Request, exc: RequestValidationError) -> 
     ))
 
 
-async def _handle_http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 404 and exc.detail == "Not Found":
         detail = f"No resource at {request.url.path}. The API is described at /docs."
     elif exc.status_code == 405:

@@ -1,5 +1,6 @@
 """Alembic, driven from code: each service keeps its own migrations folder and metadata."""
 from pathlib import Path
+from typing import Any, Literal
 
 from alembic import command, context
 from alembic.config import Config
@@ -37,7 +38,7 @@ def is_current(engine: Engine, newest: set[str]) -> bool:
         return set(MigrationContext.configure(connection).get_current_heads()) == newest
 
 
-def _render_item(kind: str, item, _context):
+def _render_item(kind: str, item: Any, _context: Any) -> str | Literal[False]:
     # Migrations must not import application code: a TypeDecorator is written as its
     # SQLAlchemy column type (e.g. shared.db.Instant as sa.DateTime(timezone=True)).
     if kind == "type" and isinstance(item, TypeDecorator):
@@ -48,9 +49,10 @@ def _render_item(kind: str, item, _context):
 def run_migrations(metadata: MetaData) -> None:
     """The body of every service's `migrations/env.py`."""
     url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None, "the service's migrations are always run with its database URL"
     # Batch mode lets the same migration ALTER tables on SQLite and PostgreSQL alike.
-    options = dict(target_metadata=metadata, render_as_batch=True, compare_type=True,
-                   render_item=_render_item)
+    options: dict[str, Any] = {"target_metadata": metadata, "render_as_batch": True,
+                               "compare_type": True, "render_item": _render_item}
     if context.is_offline_mode():
         context.configure(url=url, literal_binds=True, **options)
         with context.begin_transaction():

@@ -54,7 +54,7 @@ def paginate(session: Session, statement: Select, *, order_by: Sequence[Instrume
     """Run `statement` for one page ordered by the unique key `order_by` (str/int columns)."""
     if cursor is not None:
         statement = statement.where(tuple_(*order_by) > tuple_(*decode_cursor(cursor, order_by)))
-    rows = list(session.exec(statement.order_by(*order_by).limit(limit + 1)))
+    rows = list(session.exec(statement.order_by(*order_by).limit(limit + 1)))  # type: ignore[call-overload]
     if len(rows) <= limit:
         return rows, None
     last = rows[limit - 1]
