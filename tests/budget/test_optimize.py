@@ -4,9 +4,9 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.budget.optimize import (Channel, Deal, Group, Hill, Incremental, Infeasible, Linear,
-                                      Period, Points, Problem, Reserve, solve)
-from services.budget.rounding import largest_remainder
+from services.budget.optimizer import (Channel, Deal, Group, Hill, Incremental, Infeasible, Linear,
+                                       Period, Points, Problem, Reserve, solve)
+from services.budget.optimizer.rounding import largest_remainder
 
 
 def problem(*channels, total="1000000", reserve=None, **kwargs) -> Problem:

@@ -9,10 +9,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import minimize
 
-from services.budget import greedy
-from services.budget.optimize import (Channel, Deal, Group, Hill, Infeasible, Linear, Period,
-                                      Points, Problem, Reserve, _Scaled, _solve_milp, solve)
-from services.budget.curves import hill
+from services.budget.optimizer import (Channel, Deal, Group, Hill, Infeasible, Linear, Period,
+                                       Points, Problem, Reserve, greedy, solve)
+from services.budget.optimizer.curves import hill
+from services.budget.optimizer.milp import solve_milp
+from services.budget.optimizer.scaled import ScaledProblem
 
 # No shrinking: each example solves a MILP, and shrinking a failure took minutes; the failing
 # example is printed as generated.
@@ -202,14 +203,14 @@ def test_greedy_agrees_with_the_lp_model(problem, weights):
     periods = tuple(Period(f"p{i}", weight=D(w) / 100) for i, w in enumerate(weights))
     problem = Problem(total=problem.total, decimals=2, reserve=problem.reserve,
                       channels=channels, periods=periods)
-    model = _Scaled(problem)
+    model = ScaledProblem(problem)
     cells = model.cells(4e-4)
     if not greedy.applies(model, cells):
         with pytest.raises(Infeasible):
             solve(problem)
         return
     fast = greedy.solve(model, cells)
-    exact = _solve_milp(model, cells, 0.0)
+    exact = solve_milp(model, cells, 0.0)
     assert fast.model_return == pytest.approx(exact.model_return, rel=1e-6, abs=1e-9)
     assert fast.marginal_value == pytest.approx(exact.marginal_value, rel=1e-4, abs=1e-6)
 

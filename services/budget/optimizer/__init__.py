@@ -1,0 +1,58 @@
+"""The budget optimizer: how much to put in each channel, holding back an emergency reserve.
+
+Pure: frozen dataclasses in, an `Allocation` out; no database, no HTTP.
+
+The model. Money available M = total − reserve (the reserve is held back exactly). Each channel
+earns on its own response curve, per period when periods are given (weighted by the period's
+seasonality), and the plan maximises expected return (or reaches a target return at least cost,
+maximises profit, or keeps return/spend above a target ROI) subject to
+- spend ≤ M;
+- per-channel min/max (a hard floor, or "at least min if used at all");
+- channel-group share bounds (brand ≥ 20 %);
+- per-period spend caps;
+- incremental mode: each channel within ±x % of a previous allocation.
+Curves become piecewise-linear segments (`curves`); concave runs are exact LP pieces and
+non-concave runs and all-or-nothing deals get binaries, so the answer is the global optimum of
+the approximation (a MILP, `builder` and `milp`), solved by HiGHS through PuLP (or CBC,
+`backends`). A concave problem whose only constraints are the budget and per-channel bounds is
+solved exactly by a greedy over segments sorted by slope (`greedy`), which agrees with the MILP
+and runs in milliseconds. `rounding` makes the cents add up, `assembly` describes the plan, and
+`infeasibility` names the smallest change that makes an impossible request possible.
+
+    >>> problem = Problem(total=Decimal("1000"), decimals=2, reserve=Reserve(percent=Decimal(10)),
+    ...                   channels=(Channel("search", Linear(Decimal("2"))),))
+    >>> solve(problem).spend
+    Decimal('900.00')
+"""
+from services.budget.optimizer.answer import (
+                                              Allocation,
+                                              ChannelAllocation,
+                                              Conflict,
+                                              Infeasible,
+                                              PeriodAllocation,
+                                              SolveTimeout,
+)
+from services.budget.optimizer.checks import Issue, check_channel, check_problem
+from services.budget.optimizer.problem import (
+                                              Channel,
+                                              Deal,
+                                              Group,
+                                              Hill,
+                                              Incremental,
+                                              Linear,
+                                              Objective,
+                                              Period,
+                                              Points,
+                                              Problem,
+                                              Reserve,
+                                              Response,
+                                              SolverName,
+)
+from services.budget.optimizer.solver import solve
+
+__all__ = [
+    "Allocation", "Channel", "ChannelAllocation", "Conflict", "Deal", "Group", "Hill",
+    "Incremental", "Infeasible", "Issue", "Linear", "Objective", "Period", "PeriodAllocation",
+    "Points", "Problem", "Reserve", "Response", "SolveTimeout", "SolverName", "check_channel",
+    "check_problem", "solve",
+]

@@ -1,0 +1,38 @@
+"""Why a request has no plan: the elastic model names the constraints to relax, and by how much."""
+import math
+
+from services.budget.optimizer.answer import Conflict
+from services.budget.optimizer.backends import run
+from services.budget.optimizer.builder import build
+from services.budget.optimizer.scaled import Cell, ScaledProblem
+from shared.money import quantum
+
+ADVICE = {
+    "budget": "raise the money available (total minus reserve) by {amount}",
+    "min": "lower the minimum of channel {name} by {amount}",
+    "max": "raise the maximum of channel {name} by {amount}",
+    "group_min": "lower the minimum share of group {name}: it is {amount} short",
+    "group_max": "raise the maximum share of group {name}: it is {amount} over",
+    "period_cap": "raise the cap of period {name} by {amount}",
+    "target_return": "lower target_return by {amount}",
+    "target_roi": "lower target_roi: the return falls {amount} short of it",
+}
+
+
+def conflicts(model: ScaledProblem, cells: list[Cell], started: float) -> list[Conflict]:
+    """Name the constraints to relax, and by how much, with an elastic version of the model:
+    every constraint of the request gets a penalised slack, and the least total slack is the
+    smallest change that makes the request feasible."""
+    builder, _ = build(model, cells, elastic=True)
+    run(builder.prob, model.problem, started)
+    unit = quantum(model.problem.decimals)
+    found = []
+    for name, (slack, _) in builder.slacks.items():
+        value = slack.varValue or 0.0
+        if value <= 1e-7:
+            continue
+        # Up to the next minor unit, past the solver's float noise (1e-6 of a unit).
+        change = math.ceil(value * model.unit / float(unit) - 1e-6) * unit
+        family, _, label = name.partition(":")
+        found.append(Conflict(name, change, ADVICE[family].format(name=label, amount=change)))
+    return found
