@@ -11,9 +11,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
+from gateway.headers import SecurityHeaders
+from gateway.limits import ConcurrencyLimit, FailureLimit
 from gateway.openapi import fetch_service_docs, merge
-from gateway.proxy import Proxy, create_session
-from shared.errors import Problem, ServiceUnavailable, install_error_handlers, problem_response
+from gateway.proxy import Proxy, client_address, create_session
+from shared.errors import Forbidden, Problem, ServiceUnavailable, install_error_handlers, problem_response
+from shared.internal_auth import Caller
 from shared.metrics import install_metrics
 from shared.requests import install_request_id, request_id_header
 from shared.service_app import VERSION, Health
@@ -46,15 +49,31 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     settings = settings or GatewaySettings()
     proxy = Proxy(upstreams=settings.upstream_urls(), keys=KeyStore(settings.keys_file),
                   secret=settings.internal_secret.get_secret_value().encode(),
-                  max_body_bytes=settings.max_body_bytes)
+                  max_body_bytes=settings.max_body_bytes,
+                  failures=FailureLimit(settings.auth_failures_per_minute),
+                  solves=ConcurrencyLimit(settings.solves_per_key),
+                  connect_retries=settings.upstream_connect_retries)
+
+    def authenticate_admin(scope: Scope) -> Caller:
+        authorization = next((v.decode("latin-1") for k, v in scope["headers"]
+                              if k == b"authorization"), None)
+        caller = proxy.authenticate(client_address(scope), authorization)
+        if caller.role != "admin":
+            raise Forbidden("Only an admin key may read /metrics (or set "
+                            "GATEWAY_METRICS_PUBLIC=true where the port is private).")
+        return caller
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
-        proxy.sessions = {name: create_session(timeout=settings.upstream_timeout,
-                                               connect_timeout=settings.upstream_connect_timeout)
+        timeouts = {"timeout": settings.upstream_timeout,
+                    "connect_timeout": settings.upstream_connect_timeout}
+        proxy.sessions = {name: create_session(**timeouts, keepalive=settings.upstream_keepalive)
                           for name in proxy.upstreams}
+        proxy.write_sessions = {name: create_session(**timeouts, keepalive=None)
+                                for name in proxy.upstreams}
         yield
-        await asyncio.gather(*(session.close() for session in proxy.sessions.values()))
+        await asyncio.gather(*(session.close() for session in
+                               [*proxy.sessions.values(), *proxy.write_sessions.values()]))
 
     app = FastAPI(title="Marketplan API", version=VERSION, lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None,
@@ -66,6 +85,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.add_middleware(ProxyDispatch, proxy=proxy)
     install_metrics(app)
     install_request_id(app)
+    # Added last = outermost: every answer gets the headers, errors and 404s included.
+    app.add_middleware(SecurityHeaders, authenticate_admin=authenticate_admin,
+                       metrics_public=settings.metrics_public)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def read_health() -> Health:
@@ -82,7 +104,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                         proxy.upstreams[name] + "/readyz", headers=request_id_header(),
                         timeout=aiohttp.ClientTimeout(total=2)) as response:
                     return "ready" if response.status == 200 else "unavailable"
-            except (aiohttp.ClientError, asyncio.TimeoutError):
+            except (TimeoutError, aiohttp.ClientError):
                 return "unavailable"
 
         names = sorted(proxy.upstreams)

@@ -1,4 +1,4 @@
-"""API keys (stored hashed in a JSON file) and what each role may do."""
+"""API keys, stored hashed in a JSON file (what each role may do: gateway/policy.py)."""
 import fcntl
 import hashlib
 import json
@@ -6,16 +6,15 @@ import os
 import re
 import secrets
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from shared.errors import Forbidden, Unauthorized
+from shared.errors import Unauthorized
 from shared.internal_auth import ROLES, Caller
 
 KEY_PREFIX = "mp_"
-# Reads are open to every role; finance writes only actuals (and may run what-if optimizations).
-READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-FINANCE_WRITES = re.compile(r"/api/v1/budget/(optimize|budgets/[^/]+/actuals(/.*)?)")
 # Calendar clients cannot send an API key: a feed URL carries its own revocable token,
 # which the calendar service checks.
 FEED_PATH = re.compile(r"/api/v1/calendar/feeds/[^/]+\.ics")
@@ -80,11 +79,12 @@ class KeyStore:
         os.chmod(tmp, 0o600)
         os.replace(tmp, self.path)  # atomic: the gateway never reads half a file
 
-    def _locked(self):
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        lock = open(self.path.with_suffix(".lock"), "w")
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        return lock
+        with open(self.path.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
 
     def create(self, role: str, *, label: str = "", key: str | None = None) -> tuple[dict, str]:
         """Store a key for `role` (a given `key`, or a new random one); return record and key."""
@@ -125,13 +125,3 @@ def feed_caller(method: str, path: str, authorization: str | None) -> Caller | N
         return FEED_CALLER
     return None
 
-
-def authorize(caller: Caller, method: str, path: str) -> None:
-    """Raise Forbidden unless the caller's role may send `method` to `path`."""
-    if caller.role in ("admin", "planner") or method in READ_METHODS:
-        return
-    if caller.role == "finance" and FINANCE_WRITES.fullmatch(path):
-        return
-    allowed = ("read and write actuals" if caller.role == "finance" else "only read")
-    raise Forbidden(f"Role {caller.role!r} may {allowed}; {method} {path} needs a planner or "
-                    "admin key.")

@@ -15,7 +15,17 @@ class GatewaySettings(BaseServiceSettings):
     # Seconds for a whole upstream answer; the optimizer and scheduler have their own limits.
     upstream_timeout: float = Field(default=60.0, gt=0)
     upstream_connect_timeout: float = Field(default=2.0, gt=0)
+    # Idle pooled connections are dropped before uvicorn's own keep-alive timeout (5 s) can
+    # close them under a request.
+    upstream_keepalive: float = Field(default=2.0, gt=0, lt=5)
+    # Extra tries of a request that could not connect (it never left, so any method is safe).
+    upstream_connect_retries: int = Field(default=2, ge=0, le=10)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    # Per gateway process; see gateway/limits.py for the bounds with several processes.
+    auth_failures_per_minute: int = Field(default=10, ge=1)
+    solves_per_key: int = Field(default=2, ge=1)
+    # /metrics answers admin keys only, unless the gateway's port is private to Prometheus.
+    metrics_public: bool = False
 
     def upstream_urls(self) -> dict[str, str]:
         return {"calendar": self.calendar_url, "budget": self.budget_url,

@@ -49,7 +49,7 @@ async def fetch_service_docs(sessions: dict[str, aiohttp.ClientSession],
             async with sessions[name].get(upstreams[name] + "/openapi.json", headers=headers,
                                           timeout=aiohttp.ClientTimeout(total=5)) as response:
                 return await response.json() if response.status == 200 else None
-        except (aiohttp.ClientError, asyncio.TimeoutError):
+        except (TimeoutError, aiohttp.ClientError):
             return None
 
     names = sorted(upstreams)

@@ -4,14 +4,17 @@ Written as a plain ASGI endpoint on an aiohttp client: bench/gateway.py measured
 default transport as the bottleneck (see docs/benchmarks.md).
 """
 import asyncio
+from contextlib import nullcontext
 
 import aiohttp
 from starlette.types import Receive, Scope, Send
 from yarl import URL
 
-from gateway.auth import KeyStore, authorize, feed_caller
-from shared.errors import GatewayTimeout, NotFound, Problem, ServiceUnavailable
-from shared.internal_auth import sign
+from gateway.auth import KeyStore, feed_caller
+from gateway.limits import ConcurrencyLimit, FailureLimit
+from gateway.policy import authorize, runs_solver
+from shared.errors import GatewayTimeout, NotFound, Problem, ServiceUnavailable, Unauthorized
+from shared.internal_auth import Caller, sign
 from shared.requests import request_id_header
 
 # RFC 9110 §7.6.1 hop-by-hop headers, plus what the gateway itself sets or must not pass on
@@ -25,19 +28,28 @@ DROPPED_RESPONSE_HEADERS = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id",
     "date", "server",
 })
-# Methods that are safe to resend when a pooled connection turned out to be dead.
-RETRYABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Safe methods (RFC 9110 §9.2.1) ride pooled keep-alive connections and are resent when a
+# pooled connection turns out to be closed. Every other method gets a fresh connection, so it
+# is never written onto a connection the upstream has already closed, and a failure after
+# connecting is never resent: the upstream may have applied it.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# First pause before resending a request that never left; doubled on each further try.
+RETRY_BACKOFF_SECONDS = 0.05
 
 
 class PayloadTooLarge(Problem):
     status, slug, title = 413, "payload-too-large", "Request body too large"
 
 
-def create_session(*, timeout: float, connect_timeout: float) -> aiohttp.ClientSession:
-    """One long-lived pooled client per upstream, made in the gateway's lifespan."""
+def create_session(*, timeout: float, connect_timeout: float, keepalive: float | None
+                   ) -> aiohttp.ClientSession:
+    """A long-lived client for one upstream, made in the gateway's lifespan: pooled keep-alive
+    connections kept `keepalive` seconds, or (None) a fresh connection for every request."""
+    connector = (aiohttp.TCPConnector(limit=200, force_close=True) if keepalive is None
+                 else aiohttp.TCPConnector(limit=200, keepalive_timeout=keepalive))
     return aiohttp.ClientSession(
         timeout=aiohttp.ClientTimeout(total=timeout, connect=connect_timeout),
-        connector=aiohttp.TCPConnector(limit=200, keepalive_timeout=30),
+        connector=connector,
         auto_decompress=False,  # pass bodies through byte for byte
         skip_auto_headers=("User-Agent", "Accept-Encoding"),
     )
@@ -61,12 +73,28 @@ class Proxy:
     """ASGI endpoint for `/api/...`; errors are raised as problems for the caller to render."""
 
     def __init__(self, *, upstreams: dict[str, str], keys: KeyStore, secret: bytes,
-                 max_body_bytes: int):
+                 max_body_bytes: int, failures: FailureLimit, solves: ConcurrencyLimit,
+                 connect_retries: int):
         self.upstreams = upstreams
+        # Pooled keep-alive clients for safe methods, fresh-connection clients for the rest;
+        # both made in the app's lifespan.
         self.sessions: dict[str, aiohttp.ClientSession] = {}
+        self.write_sessions: dict[str, aiohttp.ClientSession] = {}
         self.keys = keys
         self.secret = secret
         self.max_body_bytes = max_body_bytes
+        self.failures = failures
+        self.solves = solves
+        self.connect_retries = connect_retries
+
+    def authenticate(self, client: str, authorization: str | None) -> Caller:
+        """The caller of an API key; failures are counted per client address."""
+        self.failures.check(client)
+        try:
+            return self.keys.authenticate(authorization)
+        except Unauthorized:
+            self.failures.failed(client)
+            raise
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path = scope["method"], scope["path"]
@@ -74,47 +102,70 @@ class Proxy:
                               if k == b"authorization"), None)
         caller = feed_caller(method, path, authorization)
         if caller is None:
-            caller = self.keys.authenticate(authorization)
+            caller = self.authenticate(client_address(scope), authorization)
             authorize(caller, method, path)
         service = path.split("/", 4)[3] if path.startswith("/api/v1/") else ""
         if service not in self.sessions:
             raise NotFound(f"No service answers {path}; API paths start with /api/v1/ and "
                            f"one of: {', '.join(sorted(self.upstreams))}.")
-        raw_path = scope.get("raw_path") or path.encode()
+        target = (scope.get("raw_path") or path.encode()).decode("latin-1")
+        if scope["query_string"]:
+            target += "?" + scope["query_string"].decode("latin-1")
+        body = await _read_body(receive, self.max_body_bytes)
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]
                    if k not in DROPPED_REQUEST_HEADERS and not k.startswith(b"x-marketplan-")]
-        headers.extend(sign(self.secret, method=method, path=raw_path.decode("latin-1"),
+        headers.extend(sign(self.secret, method=method, path=target, body=body,
                             caller=caller).items())
         headers.extend(request_id_header().items())
-        url = self.upstreams[service] + raw_path.decode("latin-1")
-        if scope["query_string"]:
-            url += "?" + scope["query_string"].decode("latin-1")
-        body = await _read_body(receive, self.max_body_bytes)
-        status, response_headers, content = await self._forward(
-            service, method, URL(url, encoded=True), headers, body)
+        url = URL(self.upstreams[service] + target, encoded=True)
+        with self.solves.slot(caller.principal) if runs_solver(method, path) else nullcontext():
+            status, response_headers, content = await self._forward(service, method, url,
+                                                                     headers, body)
         await send({"type": "http.response.start", "status": status,
                     "headers": [*response_headers,
                                 (b"content-length", str(len(content)).encode())]})
         await send({"type": "http.response.body", "body": content})
 
     async def _forward(self, service: str, method: str, url: URL, headers: list, body: bytes):
-        session = self.sessions[service]
-        for attempt in (1, 2):
+        safe = method in SAFE_METHODS
+        session = (self.sessions if safe else self.write_sessions)[service]
+        for attempt in range(self.connect_retries + 1):
+            if attempt:
+                await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
             try:
                 async with session.request(method, url, headers=headers, data=body or None,
                                            allow_redirects=False) as response:
+                    connection = response.connection
+                    if response.status >= 500 and connection and connection.protocol:
+                        # A service that failed may close the connection right after its
+                        # answer without saying so (uvicorn does after an unhandled error):
+                        # never pool such a connection.
+                        connection.protocol.force_close()
                     content = await response.read()
                     kept = [(k, v) for k, v in response.raw_headers
                             if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS]
                     return response.status, kept, content
-            except asyncio.TimeoutError:
+            except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                continue  # no connection was made, so the request never left: resend it
+            except TimeoutError:
                 raise GatewayTimeout(f"The {service} service did not answer in time; try "
                                      "again, or narrow the request.") from None
-            except aiohttp.ServerDisconnectedError:
-                # A pooled keep-alive connection to a restarted service: resend once if safe.
-                if attempt == 2 or method not in RETRYABLE_METHODS:
-                    break
+            except aiohttp.ClientConnectionError:
+                if safe:
+                    continue  # a pooled connection the service had closed; safe to resend
+                # A fresh connection broke after the request was sent: it may have been
+                # applied, so it is not resent here (a retry with the same Idempotency-Key is).
+                raise ServiceUnavailable(
+                    f"The {service} service closed the connection before answering; the "
+                    "request may or may not have been applied. Send it again with the same "
+                    "Idempotency-Key (or check before repeating an update).",
+                    service=service) from None
             except aiohttp.ClientError:
                 break
         raise ServiceUnavailable(f"The {service} service is unavailable right now; the other "
                                  "services keep working. Try again shortly.", service=service)
+
+
+def client_address(scope: Scope) -> str:
+    client = scope.get("client")
+    return client[0] if client else "unknown"

@@ -2,7 +2,7 @@
 import httpx
 
 from shared.errors import GatewayTimeout, ServiceUnavailable
-from shared.internal_auth import Caller, current_caller, sign
+from shared.internal_auth import Caller, InternalAuth, current_caller
 from shared.requests import request_id_header
 
 # Calls made outside any request (start-up, background work) act as the service itself.
@@ -18,17 +18,15 @@ class ServiceClient:
     def __init__(self, *, name: str, base_url: str, secret: bytes, caller_service: str,
                  timeout: float = 10.0, transport: httpx.BaseTransport | None = None):
         self.name = name
-        self._secret = secret
-        self._fallback_caller = Caller(f"service:{caller_service}", SERVICE_ROLE)
-        self._client = httpx.Client(base_url=base_url, transport=transport,
-                                    timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
-                                    event_hooks={"request": [self._authenticate]})
+        fallback = Caller(f"service:{caller_service}", SERVICE_ROLE)
+        self._client = httpx.Client(
+            base_url=base_url, transport=transport,
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 2.0)),
+            auth=InternalAuth(secret, lambda: current_caller.get() or fallback),
+            event_hooks={"request": [self._add_request_id]})
 
-    def _authenticate(self, request: httpx.Request) -> None:
-        caller = current_caller.get() or self._fallback_caller
-        request.headers.update(sign(self._secret, method=request.method,
-                                    path=request.url.raw_path.split(b"?")[0].decode(),
-                                    caller=caller))
+    @staticmethod
+    def _add_request_id(request: httpx.Request) -> None:
         request.headers.update(request_id_header())
 
     def request(self, method: str, path: str, **kwargs) -> httpx.Response:

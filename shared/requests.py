@@ -1,4 +1,5 @@
 """Request ids and JSON logging, shared by the gateway and the services."""
+import logging
 import logging.config
 import re
 
@@ -8,6 +9,25 @@ from pythonjsonlogger.core import RESERVED_ATTRS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+# A calendar feed URL carries its token, a bearer secret stored only as a hash: logs (access
+# lines, errors) keep the path with the token replaced.
+_FEED_TOKEN = re.compile(r"(/feeds/)[^/?#\s\"']+?(\.ics)?(?=[/?#\s\"']|$)")
+REDACTED = "[redacted]"
+
+
+def redact(text: str) -> str:
+    """Replace the secrets a log line may carry (feed tokens in URLs)."""
+    return _FEED_TOKEN.sub(lambda m: m.group(1) + REDACTED + (m.group(2) or ""), text)
+
+
+class RedactSecrets(logging.Filter):
+    """Format each record's message once with the secrets replaced, before any handler."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/feeds/" in message:
+            record.msg, record.args = redact(message), None
+        return True
 
 
 def is_valid_request_id(value: str) -> bool:
@@ -34,12 +54,13 @@ def install_request_id(app: FastAPI) -> None:
 def logging_config(process: str, level: str) -> dict:
     """Return a dictConfig that writes one JSON object per line with the request id."""
     handler = {"class": "logging.StreamHandler", "formatter": "json",
-               "filters": ["request_id"], "stream": "ext://sys.stderr"}
+               "filters": ["request_id", "redact"], "stream": "ext://sys.stderr"}
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "filters": {"request_id": {"()": "asgi_correlation_id.CorrelationIdFilter",
-                                   "default_value": "-"}},
+                                   "default_value": "-"},
+                    "redact": {"()": "shared.requests.RedactSecrets"}},
         "formatters": {"json": {
             "()": "pythonjsonlogger.json.JsonFormatter",
             "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(correlation_id)s",

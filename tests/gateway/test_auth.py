@@ -44,6 +44,7 @@ def test_every_role_reads_every_service(gateway, keys, role, service):
     ("finance", "PATCH", "/api/v1/budget/budgets/b1", False),
     ("finance", "POST", "/api/v1/budget/budgets/b1/reserve/draws", False),
     ("finance", "POST", "/api/v1/budget/budgets/b1/actuals", True),
+    ("planner", "POST", "/api/v1/budget/budgets/b1/actuals", False),  # the service agrees
     ("finance", "POST", "/api/v1/budget/optimize", True),
     ("planner", "POST", "/api/v1/planner/schedules", True),
     ("admin", "DELETE", "/api/v1/calendar/campaigns/c1", True),

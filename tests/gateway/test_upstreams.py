@@ -78,6 +78,6 @@ def test_an_oversized_body_is_413(upstreams, keys):
 def test_proxied_calls_are_counted_in_metrics(gateway, keys):
     gateway.get("/api/v1/budget/status", headers=bearer(keys["viewer"]))
     gateway.get("/api/v1/budget/status")
-    metrics = gateway.get("/metrics").text
+    metrics = gateway.get("/metrics", headers=bearer(keys["admin"])).text
     assert 'http_requests_total{handler="/api/{path:path}",method="GET",status="200"}' in metrics
     assert 'http_requests_total{handler="/api/{path:path}",method="GET",status="401"}' in metrics
