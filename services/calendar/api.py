@@ -1,11 +1,11 @@
+"""The calendar's routes: each validates, calls one use case and renders its answer."""
 from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
 
-from services.calendar import campaigns, feeds, milestones, views
+from services.calendar import campaigns, feeds, milestones, phases, views
 from services.calendar.models import idempotency_record
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
@@ -22,36 +22,34 @@ CampaignPath = "/campaigns/{campaign_id}"
 MilestonePath = CampaignPath + "/milestones/{milestone_id}"
 
 
-class StatusChange(BaseModel):
-    status: campaigns.Status
-
-
-def _versioned(public: BaseModel) -> JSONResponse:
+def _versioned(public: campaigns.CampaignPublic | milestones.MilestonePublic) -> JSONResponse:
     return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
 
 
 @router.post("/campaigns", status_code=201, response_model=campaigns.CampaignPublic)
-def create_campaign(body: campaigns.CampaignCreate, caller: PlannerDep,
-                    idempotency: IdempotencyDep) -> JSONResponse:
+def create_campaign(body: campaigns.CampaignCreate, caller: PlannerDep, session: WriteSessionDep,
+                    idempotency: IdempotencyDep) -> campaigns.CampaignPublic:
     """Create a campaign in `draft`; with a `template`, its phases and milestones too."""
-    return idempotency.create(lambda: campaigns.create_campaign(
-        session=idempotency.session, campaign_in=body, caller=caller))
+    return campaigns.create_campaign(session=session, campaign_in=body, caller=caller,
+                                     idempotency=idempotency)
 
 
 @router.post("/campaigns/bulk", status_code=201, response_model=campaigns.BulkResult)
-def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, idempotency: IdempotencyDep,
+def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, session: WriteSessionDep,
+                     idempotency: IdempotencyDep,
                      partial: Annotated[bool, Query(description="Create the good rows and list "
                                                     "the bad ones, instead of all or none.")] = False
-                     ) -> JSONResponse:
+                     ) -> campaigns.BulkResult:
     """Create up to 500 campaigns at once. By default one bad row rejects the batch (422
     listing every bad row), so a script can fix and resend it as a whole."""
-    return idempotency.create(lambda: campaigns.create_campaigns(
-        session=idempotency.session, bulk=body, partial=partial, caller=caller))
+    return campaigns.create_campaigns(session=session, bulk=body, partial=partial, caller=caller,
+                                      idempotency=idempotency)
 
 
 @router.get("/campaigns", response_model=Page[campaigns.CampaignPublic])
 def read_campaigns(session: SessionDep, status: campaigns.Status | None = None,
-                   owner: str | None = None, limit: LimitQuery = 50, cursor: CursorQuery = None):
+                   owner: str | None = None, limit: LimitQuery = 50,
+                   cursor: CursorQuery = None) -> Page[campaigns.CampaignPublic]:
     """List campaigns, oldest first."""
     return campaigns.list_campaigns(session=session, status=status, owner=owner, limit=limit,
                                     cursor=cursor)
@@ -60,7 +58,7 @@ def read_campaigns(session: SessionDep, status: campaigns.Status | None = None,
 @router.get(CampaignPath, response_model=campaigns.CampaignPublic)
 def read_campaign(request: Request, campaign_id: str, session: SessionDep) -> Response:
     """Read a campaign with its phases and milestones; its ETag is its version."""
-    public = campaigns.to_public(session, campaigns.get_campaign(session, campaign_id))
+    public = campaigns.read_campaign(session=session, campaign_id=campaign_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
@@ -73,7 +71,7 @@ def update_campaign(campaign_id: str, body: campaigns.CampaignUpdate, session: W
 
 
 @router.post(CampaignPath + "/status", response_model=campaigns.CampaignPublic)
-def change_status(campaign_id: str, body: StatusChange, session: WriteSessionDep,
+def change_status(campaign_id: str, body: campaigns.StatusChange, session: WriteSessionDep,
                   caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
     """Move the campaign along draft → planned → approved → live → completed, or cancel it;
     `approved` needs every review gate before launch passed (`If-Match` required)."""
@@ -81,40 +79,42 @@ def change_status(campaign_id: str, body: StatusChange, session: WriteSessionDep
                                               status=body.status, if_match=if_match))
 
 
-@router.post(CampaignPath + "/phases", status_code=201, response_model=campaigns.PhasePublic)
-def create_phase(campaign_id: str, body: milestones.PhaseCreate, caller: PlannerDep,
-                 idempotency: IdempotencyDep) -> JSONResponse:
+@router.post(CampaignPath + "/phases", status_code=201, response_model=phases.PhasePublic)
+def create_phase(campaign_id: str, body: phases.PhaseCreate, caller: PlannerDep,
+                 session: WriteSessionDep, idempotency: IdempotencyDep) -> phases.PhasePublic:
     """Add a warmup, burst, sustain or wrapup phase inside the campaign window."""
-    return idempotency.create(lambda: milestones.create_phase(
-        session=idempotency.session, campaign_id=campaign_id, phase_in=body))
+    return phases.create_phase(session=session, campaign_id=campaign_id, phase_in=body,
+                               idempotency=idempotency)
 
 
 @router.delete(CampaignPath + "/phases/{phase_id}", status_code=204)
 def delete_phase(campaign_id: str, phase_id: str, session: WriteSessionDep,
                  caller: PlannerDep) -> Response:
     """Remove a phase."""
-    milestones.delete_phase(session=session, campaign_id=campaign_id, phase_id=phase_id)
+    phases.delete_phase(session=session, campaign_id=campaign_id, phase_id=phase_id)
     return Response(status_code=204)
 
 
-@router.post(CampaignPath + "/milestones", status_code=201, response_model=campaigns.MilestonePublic)
+@router.post(CampaignPath + "/milestones", status_code=201,
+             response_model=milestones.MilestonePublic)
 def create_milestone(campaign_id: str, body: milestones.MilestoneCreate, caller: PlannerDep,
-                     idempotency: IdempotencyDep) -> JSONResponse:
+                     session: WriteSessionDep,
+                     idempotency: IdempotencyDep) -> milestones.MilestonePublic:
     """Add a milestone, optionally depending on others (finish-to-start, lag in working days)."""
-    return idempotency.create(lambda: milestones.create_milestone(
-        session=idempotency.session, campaign_id=campaign_id, milestone_in=body, caller=caller))
+    return milestones.create_milestone(session=session, campaign_id=campaign_id,
+                                       milestone_in=body, idempotency=idempotency)
 
 
-@router.get(MilestonePath, response_model=campaigns.MilestonePublic)
+@router.get(MilestonePath, response_model=milestones.MilestonePublic)
 def read_milestone(request: Request, campaign_id: str, milestone_id: str,
                    session: SessionDep) -> Response:
     """Read a milestone; its ETag is its version."""
-    public = campaigns.milestone_public(
-        session, milestones.get_milestone(session, campaign_id, milestone_id))
+    public = milestones.read_milestone(session=session, campaign_id=campaign_id,
+                                       milestone_id=milestone_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
-@router.patch(MilestonePath, response_model=campaigns.MilestonePublic)
+@router.patch(MilestonePath, response_model=milestones.MilestonePublic)
 def update_milestone(campaign_id: str, milestone_id: str, body: milestones.MilestoneUpdate,
                      session: WriteSessionDep, caller: PlannerDep,
                      if_match: IfMatch = None) -> JSONResponse:
@@ -126,7 +126,8 @@ def update_milestone(campaign_id: str, milestone_id: str, body: milestones.Miles
 
 @router.post(MilestonePath + "/move", response_model=milestones.MoveResult)
 def move_milestone(campaign_id: str, milestone_id: str, body: milestones.MoveRequest,
-                   session: WriteSessionDep, caller: PlannerDep, if_match: IfMatch = None):
+                   session: WriteSessionDep, caller: PlannerDep,
+                   if_match: IfMatch = None) -> milestones.MoveResult:
     """Move a milestone; dependents that would break their rule move too, and the answer lists
     everything that moved. A pinned milestone in the way makes it a 409."""
     return milestones.move_milestone(session=session, campaign_id=campaign_id,
@@ -135,7 +136,7 @@ def move_milestone(campaign_id: str, milestone_id: str, body: milestones.MoveReq
 
 @router.post(MilestonePath + "/dependencies", response_model=milestones.MoveResult)
 def add_dependency(campaign_id: str, milestone_id: str, body: milestones.DependencyCreate,
-                   session: WriteSessionDep, caller: PlannerDep):
+                   session: WriteSessionDep, caller: PlannerDep) -> milestones.MoveResult:
     """Make this milestone depend on another; a cycle is a 422 naming it."""
     return milestones.add_dependency(session=session, campaign_id=campaign_id,
                                      milestone_id=milestone_id, dependency_in=body)
@@ -150,9 +151,9 @@ def remove_dependency(campaign_id: str, milestone_id: str, predecessor_id: str,
     return Response(status_code=204)
 
 
-@router.post(MilestonePath + "/approval", response_model=campaigns.MilestonePublic)
+@router.post(MilestonePath + "/approval", response_model=milestones.MilestonePublic)
 def approve_gate(campaign_id: str, milestone_id: str, body: milestones.ApprovalCreate,
-                 session: WriteSessionDep, caller: PlannerDep):
+                 session: WriteSessionDep, caller: PlannerDep) -> milestones.MilestonePublic:
     """Record a review gate's decision (passed or rejected) with the approver and a comment."""
     return milestones.approve_gate(session=session, campaign_id=campaign_id,
                                    milestone_id=milestone_id, approval_in=body, caller=caller)
@@ -163,36 +164,38 @@ def read_calendar(session: SessionDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
                   to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
                   channel: str | None = None, status: campaigns.Status | None = None,
-                  owner: str | None = None, limit: LimitQuery = 50, cursor: CursorQuery = None):
-    """Campaigns overlapping the range with the phases and milestones in it."""
+                  owner: str | None = None, limit: LimitQuery = 50,
+                  cursor: CursorQuery = None) -> Page[views.CalendarEntryPublic]:
+    """List the campaigns overlapping the range with the phases and milestones in it."""
     return views.read_calendar(session=session, start=from_, end=to, channel=channel,
                                status=status, owner=owner, limit=limit, cursor=cursor)
 
 
 @router.get("/conflicts", response_model=list[views.ConflictPublic])
-def read_conflicts(session: SessionDep,
-                   from_: Annotated[date, Query(alias="from")], to: date):
-    """Overlapping bursts on a channel, milestones outside their campaign, broken dependencies,
-    launches inside another campaign's contingency window on a channel."""
+def read_conflicts(session: SessionDep, from_: Annotated[date, Query(alias="from")],
+                   to: date) -> list[views.ConflictPublic]:
+    """List overlapping bursts on a channel, milestones outside their campaign, broken
+    dependencies, launches inside another campaign's contingency window on a channel."""
     return views.find_conflicts(session=session, start=from_, end=to)
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)
-def create_feed_token(body: feeds.FeedTokenCreate, caller: PlannerDep,
-                      idempotency: IdempotencyDep) -> JSONResponse:
+def create_feed_token(body: feeds.FeedTokenCreate, caller: PlannerDep, session: WriteSessionDep,
+                      idempotency: IdempotencyDep) -> feeds.FeedTokenCreated:
     """Make a revocable feed URL for one campaign or a filtered calendar (shown once)."""
-    return idempotency.create(lambda: feeds.create_token(
-        session=idempotency.session, token_in=body, caller=caller))
+    return feeds.create_token(session=session, token_in=body, caller=caller,
+                              idempotency=idempotency)
 
 
 @router.get("/feed-tokens", response_model=list[feeds.FeedTokenPublic])
-def read_feed_tokens(session: SessionDep):
+def read_feed_tokens(session: SessionDep) -> list[feeds.FeedTokenPublic]:
     """List feed tokens, without their secrets."""
     return feeds.list_tokens(session=session)
 
 
 @router.post("/feed-tokens/{token_id}/revoke", response_model=feeds.FeedTokenPublic)
-def revoke_feed_token(token_id: str, session: WriteSessionDep, caller: PlannerDep):
+def revoke_feed_token(token_id: str, session: WriteSessionDep,
+                      caller: PlannerDep) -> feeds.FeedTokenPublic:
     """Revoke a feed token; its URL answers 404 from now on."""
     return feeds.revoke_token(session=session, token_id=token_id)
 
@@ -200,8 +203,8 @@ def revoke_feed_token(token_id: str, session: WriteSessionDep, caller: PlannerDe
 @router.get("/feeds/{token}.ics", response_class=Response,
             responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545"}})
 def read_feed(token: str, session: SessionDep) -> Response:
-    """The iCalendar feed a feed token opens (the gateway lets these through without an API
-    key: the token is the credential)."""
+    """Serve the iCalendar feed a feed token opens (the gateway lets these through without an
+    API key: the token is the credential)."""
     return Response(feeds.read_feed(session=session, token=token, today=date.today()),
                     media_type="text/calendar; charset=utf-8",
                     headers={"Cache-Control": "private, max-age=300"})

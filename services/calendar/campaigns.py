@@ -1,20 +1,37 @@
-"""Campaigns: shapes, the status machine, creation from templates, bulk creation."""
-from datetime import date, datetime, time
+"""Campaigns: shapes, the status machine with its gates, creation from templates, bulk
+creation."""
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
-from services.calendar.models import Campaign, Dependency, Milestone, Phase, utcnow
-from services.calendar.templates import TEMPLATES, TemplateName, lay_out
-from shared.workdays import check_market
-from shared.errors import Conflict, NotFound, invalid_fields
+from services.calendar.graph import TEMPLATES, TemplateName, lay_out
+from services.calendar.milestones import (
+    MilestonePublic,
+    campaign_milestones,
+    milestones_public,
+)
+from services.calendar.models import (
+    MARKET_LENGTH,
+    TIME_ZONE_LENGTH,
+    Campaign,
+    Dependency,
+    Milestone,
+    Phase,
+)
+from services.calendar.phases import PhaseKind, PhasePublic, campaign_phases, phase_public
+from services.calendar.store import CAMPAIGN_ORDER, get_campaign, touch
+from shared.errors import Conflict, invalid_fields
+from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.pagination import Page, paginate
+from shared.types import Identifier, Name, StrictModel, text
 from shared.versioning import require_if_match
+from shared.workdays import check_market
 
 Status = Literal["draft", "planned", "approved", "live", "completed", "cancelled"]
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -25,13 +42,8 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
     "completed": (),
     "cancelled": (),
 }
-PhaseKind = Literal["warmup", "burst", "sustain", "wrapup"]
-MilestoneKind = Literal["kickoff", "creative_final", "channel_test", "launch", "review_gate",
-                        "contingency"]
-MilestoneStatus = Literal["planned", "done", "passed", "rejected"]
-Text = Annotated[str, Field(min_length=1, max_length=200)]
-Identifier = Annotated[str, Field(min_length=1, max_length=100)]
 MAX_BULK = 500
+UNIT_LENGTH = 20
 
 
 def _zone(name: str) -> str:
@@ -41,33 +53,35 @@ def _zone(name: str) -> str:
     return name
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Market = Annotated[str, Field(min_length=2, max_length=MARKET_LENGTH, examples=["US", "DE-BY"]),
+                   AfterValidator(check_market)]
+TimeZone = Annotated[str, Field(max_length=TIME_ZONE_LENGTH, examples=["America/New_York"]),
+                     AfterValidator(_zone)]
 
 
-class Objective(_Strict):
+class Objective(StrictModel):
     """A measurable KPI target with a deadline, e.g. conversion rate 4.5 % by 2026-12-31."""
     kpi: Identifier = Field(examples=["conversion_rate"])
     target: Decimal = Field(allow_inf_nan=False, examples=["4.5"])
-    unit: Annotated[str, Field(max_length=20)] | None = Field(None, examples=["%"])
+    unit: text(UNIT_LENGTH, min_length=0) | None = Field(  # type: ignore[valid-type]
+        None, examples=["%"])
     deadline: date
 
 
-class Review(_Strict):
-    name: Text
+class Review(StrictModel):
+    name: Name
     frequency: Literal["daily", "weekly", "monthly", "quarterly"]
     phase: PhaseKind | None = Field(None, description="Only during this phase; null: the "
                                     "whole campaign.")
 
 
-class CampaignCreate(_Strict):
-    name: Text
+class CampaignCreate(StrictModel):
+    name: Name
     objective: Objective
     owner: Identifier
     channels: list[Identifier] = Field(min_length=1, max_length=50)
-    market: Annotated[str, Field(min_length=2, max_length=10, examples=["US", "DE-BY"]),
-                      AfterValidator(check_market)]
-    time_zone: Annotated[str, Field(examples=["America/New_York"]), AfterValidator(_zone)]
+    market: Market
+    time_zone: TimeZone
     start_date: date | None = Field(None, description="Required without a template.")
     end_date: date | None = Field(None, description="Required without a template.")
     priority: int = Field(3, ge=1, le=5, description="1 (low) to 5 (high).")
@@ -78,52 +92,17 @@ class CampaignCreate(_Strict):
                                          "default: the template's, else none.")
 
 
-class CampaignUpdate(_Strict):
-    name: Text | None = None
+class CampaignUpdate(StrictModel):
+    name: Name | None = None
     objective: Objective | None = None
     owner: Identifier | None = None
     channels: list[Identifier] | None = Field(None, min_length=1, max_length=50)
-    market: Annotated[str, AfterValidator(check_market)] | None = None
-    time_zone: Annotated[str, AfterValidator(_zone)] | None = None
+    market: Market | None = None
+    time_zone: TimeZone | None = None
     start_date: date | None = None
     end_date: date | None = None
     priority: int | None = Field(None, ge=1, le=5)
     reviews: list[Review] | None = Field(None, max_length=20)
-
-
-class PhasePublic(BaseModel):
-    id: str
-    kind: str
-    start_date: date
-    end_date: date
-
-
-class DependencyPublic(BaseModel):
-    milestone_id: str
-    lag_days: int
-
-
-class ApprovalPublic(BaseModel):
-    approver: str
-    decision: Literal["passed", "rejected"]
-    comment: str | None
-    at: datetime
-
-
-class MilestonePublic(BaseModel):
-    id: str
-    campaign_id: str
-    kind: str
-    name: str
-    due_date: date
-    due_time: time | None
-    window_hours: int | None
-    owner: str | None
-    status: str
-    pinned: bool
-    approval: ApprovalPublic | None
-    depends_on: list[DependencyPublic]
-    version: int
 
 
 class CampaignPublic(BaseModel):
@@ -148,37 +127,21 @@ class CampaignPublic(BaseModel):
     updated_at: datetime
 
 
-def milestone_public(session: Session, milestone: Milestone) -> MilestonePublic:
-    depends_on = [DependencyPublic(milestone_id=d.predecessor_id, lag_days=d.lag_days)
-                  for d in session.exec(select(Dependency).where(
-                      Dependency.successor_id == milestone.id).order_by(Dependency.predecessor_id))]
-    return MilestonePublic(**milestone.model_dump(), depends_on=depends_on)
+class StatusChange(StrictModel):
+    status: Status
 
 
 def to_public(session: Session, campaign: Campaign) -> CampaignPublic:
-    phases = session.exec(select(Phase).where(Phase.campaign_id == campaign.id)
-                          .order_by(Phase.start_date, Phase.id)).all()
-    milestones = session.exec(select(Milestone).where(Milestone.campaign_id == campaign.id)
-                              .order_by(Milestone.due_date, Milestone.id)).all()
+    """The campaign with its phases and milestones."""
     return CampaignPublic(**campaign.model_dump(),
-                          phases=[PhasePublic.model_validate(p, from_attributes=True) for p in phases],
-                          milestones=[milestone_public(session, m) for m in milestones])
+                          phases=[phase_public(p) for p in campaign_phases(session, campaign.id)],
+                          milestones=milestones_public(session,
+                                                       campaign_milestones(session, campaign.id)))
 
 
-def get_campaign(session: Session, campaign_id: str, *, lock: bool = False) -> Campaign:
-    """Load a campaign or raise NotFound; `lock` holds its row until commit."""
-    statement = select(Campaign).where(Campaign.id == campaign_id)
-    campaign = session.exec(statement.with_for_update() if lock else statement).first()
-    if campaign is None:
-        raise NotFound(f"There is no campaign {campaign_id!r}; list campaigns at "
-                       "/api/v1/calendar/campaigns.")
-    return campaign
-
-
-def touch(campaign: Campaign) -> None:
-    """Record a change anywhere in the campaign (its ETag covers phases and milestones too)."""
-    campaign.version += 1
-    campaign.updated_at = utcnow()
+def read_campaign(*, session: Session, campaign_id: str) -> CampaignPublic:
+    """Read a campaign with its phases and milestones."""
+    return to_public(session, get_campaign(session, campaign_id))
 
 
 def _check(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -199,16 +162,17 @@ def _check(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return errors
 
 
-def stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Caller) -> Campaign:
+def _stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Caller) -> Campaign:
     """Add a checked campaign (and its template's phases and milestones) to the session."""
     values = campaign_in.model_dump(exclude={"template", "launch_date", "reviews", "objective"})
     layout = None
     if campaign_in.template is not None:
+        assert campaign_in.launch_date is not None   # `_check` asks for it with a template
         layout = lay_out(campaign_in.template, campaign_in.launch_date, campaign_in.market)
         values["start_date"] = campaign_in.start_date or layout.start_date
         values["end_date"] = campaign_in.end_date or layout.end_date
     reviews = campaign_in.reviews
-    if reviews is None and layout is not None:
+    if reviews is None and campaign_in.template is not None:
         reviews = [Review(name=n, frequency=f, phase=p)
                    for n, f, p in TEMPLATES[campaign_in.template].reviews]
     campaign = Campaign(id=new_id("cmp"), status="draft", template=campaign_in.template,
@@ -219,31 +183,35 @@ def stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Caller
     if layout is not None:
         session.add_all(Phase(id=new_id("ph"), campaign_id=campaign.id, kind=p.kind,
                               start_date=p.start_date, end_date=p.end_date) for p in layout.phases)
-        previous = None
-        for planned in layout.milestones:
-            milestone = Milestone(id=new_id("ms"), campaign_id=campaign.id, kind=planned.kind,
-                                  name=planned.name, due_date=planned.due_date,
-                                  window_hours=planned.window_hours, owner=campaign.owner,
-                                  status="planned")
-            session.add(milestone)
-            session.flush()
-            if previous is not None and planned.kind != "contingency":
-                session.add(Dependency(predecessor_id=previous.id, successor_id=milestone.id,
-                                       lag_days=planned.lag_days))
-            previous = milestone
+        milestones = [Milestone(id=new_id("ms"), campaign_id=campaign.id, kind=planned.kind,
+                                name=planned.name, due_date=planned.due_date,
+                                window_hours=planned.window_hours, owner=campaign.owner,
+                                status="planned") for planned in layout.milestones]
+        session.add_all(milestones)
+        session.flush()   # the dependencies' foreign keys need the milestones' rows first
+        # The template's chain links each step to the one before; the contingency window
+        # stands beside the launch, outside the chain.
+        chain = [(m, planned) for m, planned in zip(milestones, layout.milestones)
+                 if planned.kind != "contingency"]
+        session.add_all(Dependency(predecessor_id=before.id, successor_id=after.id,
+                                   lag_days=planned.lag_days)
+                        for (before, _), (after, planned) in zip(chain, chain[1:]))
     session.flush()
     return campaign
 
 
-def create_campaign(*, session: Session, campaign_in: CampaignCreate,
-                    caller: Caller) -> CampaignPublic:
-    """Create a campaign in `draft` (staged; the caller commits)."""
+def create_campaign(*, session: Session, campaign_in: CampaignCreate, caller: Caller,
+                    idempotency: Idempotency) -> CampaignPublic:
+    """Create a campaign in `draft`; with a template, its phases and milestones too."""
     if errors := _check(dict(campaign_in)):
         raise invalid_fields(errors)
-    return to_public(session, stage_campaign(session, campaign_in, caller))
+    answer = to_public(session, _stage_campaign(session, campaign_in, caller))
+    idempotency.record(session, answer)
+    session.commit()
+    return answer
 
 
-class BulkCreate(_Strict):
+class BulkCreate(StrictModel):
     campaigns: list[dict[str, Any]] = Field(min_length=1, max_length=MAX_BULK)
 
 
@@ -257,8 +225,8 @@ class BulkResult(BaseModel):
     rejected: list[BulkError]
 
 
-def create_campaigns(*, session: Session, bulk: BulkCreate, partial: bool,
-                     caller: Caller) -> BulkResult:
+def create_campaigns(*, session: Session, bulk: BulkCreate, partial: bool, caller: Caller,
+                     idempotency: Idempotency) -> BulkResult:
     """Create many campaigns: all or none (default), or with `partial` the good ones."""
     good: list[CampaignCreate] = []
     rejected: list[BulkError] = []
@@ -277,8 +245,11 @@ def create_campaigns(*, session: Session, bulk: BulkCreate, partial: bool,
     if rejected and not partial:
         raise invalid_fields(
             [(f"campaigns[{r.index}].{e['field']}", e["detail"]) for r in rejected for e in r.errors])
-    created = [to_public(session, stage_campaign(session, c, caller)) for c in good]
-    return BulkResult(created=created, rejected=rejected)
+    created = [to_public(session, _stage_campaign(session, c, caller)) for c in good]
+    answer = BulkResult(created=created, rejected=rejected)
+    idempotency.record(session, answer)
+    session.commit()
+    return answer
 
 
 def list_campaigns(*, session: Session, status: str | None, owner: str | None,
@@ -289,7 +260,7 @@ def list_campaigns(*, session: Session, status: str | None, owner: str | None,
         statement = statement.where(Campaign.status == status)
     if owner is not None:
         statement = statement.where(Campaign.owner == owner)
-    rows, next_cursor = paginate(session, statement, order_by=[Campaign.id], limit=limit,
+    rows, next_cursor = paginate(session, statement, order_by=CAMPAIGN_ORDER, limit=limit,
                                  cursor=cursor)
     return Page[CampaignPublic](items=[to_public(session, c) for c in rows], next_cursor=next_cursor)
 
@@ -302,15 +273,22 @@ def update_campaign(*, session: Session, campaign_id: str, update: CampaignUpdat
     changes = update.model_dump(mode="json", exclude_unset=True)
     start = update.start_date if "start_date" in changes else campaign.start_date
     end = update.end_date if "end_date" in changes else campaign.end_date
-    if errors := _check({"start_date": start, "end_date": end, "template": campaign.template,
-                         "launch_date": None}):
+    # A template campaign's dates are not required on create (the template lays them out),
+    # but once made, every campaign keeps both.
+    if errors := (_check({"start_date": start, "end_date": end, "template": campaign.template,
+                          "launch_date": None})
+                  or [(field, "a campaign keeps its dates; give one")
+                      for field, value in (("start_date", start), ("end_date", end))
+                      if value is None]):
         raise invalid_fields(errors)
+    assert start is not None and end is not None
     campaign.sqlmodel_update({k: v for k, v in changes.items() if k not in ("start_date", "end_date")})
     campaign.start_date, campaign.end_date = start, end
     touch(campaign)
     session.add(campaign)
+    answer = to_public(session, campaign)
     session.commit()
-    return to_public(session, campaign)
+    return answer
 
 
 def change_status(*, session: Session, campaign_id: str, status: Status,
@@ -327,12 +305,13 @@ def change_status(*, session: Session, campaign_id: str, status: Status,
     campaign.status = status
     touch(campaign)
     session.add(campaign)
+    answer = to_public(session, campaign)
     session.commit()
-    return to_public(session, campaign)
+    return answer
 
 
 def _require_gates_passed(session: Session, campaign: Campaign) -> None:
-    milestones = session.exec(select(Milestone).where(Milestone.campaign_id == campaign.id)).all()
+    milestones = campaign_milestones(session, campaign.id)
     launches = [m.due_date for m in milestones if m.kind == "launch"]
     launch = min(launches) if launches else None
     open_gates = [m for m in milestones if m.kind == "review_gate" and m.status != "passed"

@@ -11,16 +11,21 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vRecur
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
-from services.calendar.campaigns import Status, get_campaign
-from services.calendar.models import Campaign, Dependency, FeedToken, Milestone, Phase, utcnow
+from services.calendar.campaigns import Status
+from services.calendar.graph import Link, MilestoneGraph, required_date, window_days
+from services.calendar.milestones import campaign_milestones
+from services.calendar.models import Campaign, Dependency, FeedToken, Milestone, utcnow
+from services.calendar.phases import campaign_phases
+from services.calendar.store import dependencies_of, get_campaign, graph_of
 from services.calendar.views import campaigns_in
-from shared.workdays import add_working_days
 from shared.errors import NotFound
+from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
+from shared.types import Identifier, Name, StrictModel
 
 TOKEN_PREFIX = "mpf_"
 UID_DOMAIN = "marketplan"
@@ -32,20 +37,16 @@ FREQUENCY = {"daily": ("DAILY", 1), "weekly": ("WEEKLY", 1), "monthly": ("MONTHL
              "quarterly": ("MONTHLY", 3)}
 
 
-class FeedFilters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    channel: str | None = None
+class FeedFilters(StrictModel):
+    channel: Identifier | None = None
     status: Status | None = None
-    owner: str | None = None
+    owner: Identifier | None = None
 
 
-class FeedTokenCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    label: str = Field(min_length=1, max_length=200, examples=["Ana's Outlook"])
-    campaign_id: str | None = Field(None, description="One campaign's feed; without it the "
-                                    "whole calendar, narrowed by `filters`.")
+class FeedTokenCreate(StrictModel):
+    label: Name = Field(examples=["Ana's Outlook"])
+    campaign_id: Identifier | None = Field(None, description="One campaign's feed; without it "
+                                           "the whole calendar, narrowed by `filters`.")
     filters: FeedFilters = FeedFilters()
 
 
@@ -69,11 +70,13 @@ def _hash(token: str) -> str:
 
 
 def feed_path(token: str) -> str:
+    """The path of the feed a token opens."""
     return f"/api/v1/calendar/feeds/{token}.ics"
 
 
-def create_token(*, session: Session, token_in: FeedTokenCreate, caller: Caller) -> FeedTokenCreated:
-    """Make a feed token (staged; the caller commits). The secret is in the answer only."""
+def create_token(*, session: Session, token_in: FeedTokenCreate, caller: Caller,
+                 idempotency: Idempotency) -> FeedTokenCreated:
+    """Make a feed token; its secret is in the answer only."""
     if token_in.campaign_id is not None:
         get_campaign(session, token_in.campaign_id)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -81,9 +84,13 @@ def create_token(*, session: Session, token_in: FeedTokenCreate, caller: Caller)
                     filters=token_in.filters.model_dump(), label=token_in.label,
                     created_by=caller.principal)
     session.add(row)
-    session.flush()
-    return FeedTokenCreated(**row.model_dump(exclude={"token_hash"}), token=token,
-                            path=feed_path(token))
+    answer = FeedTokenCreated(**row.model_dump(exclude={"token_hash"}), token=token,
+                              path=feed_path(token))
+    # A replay must answer with the same URL, so the key's record keeps the secret in clear
+    # (the token table keeps only its hash).
+    idempotency.record(session, answer)
+    session.commit()
+    return answer
 
 
 def list_tokens(*, session: Session) -> list[FeedTokenPublic]:
@@ -100,12 +107,14 @@ def revoke_token(*, session: Session, token_id: str) -> FeedTokenPublic:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
-        session.commit()
-    return FeedTokenPublic.model_validate(row, from_attributes=True)
+    answer = FeedTokenPublic.model_validate(row, from_attributes=True)
+    session.commit()
+    return answer
 
 
 def read_feed(*, session: Session, token: str, today: date) -> bytes:
-    """The feed a valid, unrevoked token opens; 404 for anything else (it reveals nothing)."""
+    """Render the feed a valid, unrevoked token opens; 404 for anything else (it reveals
+    nothing)."""
     row = session.exec(select(FeedToken).where(FeedToken.token_hash == _hash(token))).first()
     if row is None or row.revoked_at is not None:
         raise NotFound("This feed does not exist or its token was revoked; ask for a new link.")
@@ -163,18 +172,18 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
                              f"{objective.get('unit') or ''} by {objective['deadline']}. "
                              f"Owner: {campaign.owner}. Status: {campaign.status}.")
     calendar.add_component(event)
-    phases = session.exec(select(Phase).where(Phase.campaign_id == campaign.id)
-                          .order_by(Phase.start_date, Phase.id)).all()
+    phases = campaign_phases(session, campaign.id)
     for phase in phases:
         event = _event(_uid(phase.id), f"{campaign.name}: {phase.kind}", stamp, sequence)
         _all_day(event, phase.start_date, phase.end_date)
         event.add("related-to", parent, parameters={"RELTYPE": "PARENT"})
         calendar.add_component(event)
-    milestones = session.exec(select(Milestone).where(Milestone.campaign_id == campaign.id)
-                              .order_by(Milestone.due_date, Milestone.id)).all()
-    by_id = {m.id: m for m in milestones}
+    milestones = campaign_milestones(session, campaign.id)
+    dependencies = dependencies_of(session, (m.id for m in milestones))
+    graph = graph_of(campaign.market, milestones, dependencies)
     for milestone in milestones:
-        calendar.add_component(_milestone_event(session, campaign, milestone, by_id))
+        calendar.add_component(_milestone_event(campaign, milestone, dependencies[milestone.id],
+                                                graph))
     for i, review in enumerate(campaign.reviews):
         window = next(((p.start_date, p.end_date) for p in phases if p.kind == review["phase"]),
                       (campaign.start_date, campaign.end_date))
@@ -190,8 +199,8 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
         calendar.add_component(event)
 
 
-def _milestone_event(session: Session, campaign: Campaign, milestone: Milestone,
-                     by_id: dict[str, Milestone]) -> Event:
+def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: list[Dependency],
+                     graph: MilestoneGraph) -> Event:
     event = _event(_uid(milestone.id), f"{campaign.name}: {milestone.name}", milestone.updated_at,
                    milestone.version)
     hours = milestone.window_hours
@@ -200,7 +209,7 @@ def _milestone_event(session: Session, campaign: Campaign, milestone: Milestone,
         event.add("dtstart", at - timedelta(hours=hours) if hours else at)
         event.add("dtend", at + timedelta(hours=hours) if hours else at + timedelta(hours=1))
     else:
-        days = -(-hours // 24) if hours else 0
+        days = window_days(hours) if hours else 0
         _all_day(event, milestone.due_date - timedelta(days=days),
                  milestone.due_date + timedelta(days=days))
     event.add("categories", [milestone.kind])
@@ -213,12 +222,11 @@ def _milestone_event(session: Session, campaign: Campaign, milestone: Milestone,
                         + (f": {approval['comment']}" if approval.get("comment") else ""))
     event.add("description", description)
     event.add("related-to", _uid(campaign.id), parameters={"RELTYPE": "PARENT"})
-    for dependency in session.exec(select(Dependency).where(Dependency.successor_id == milestone.id)
-                                   .order_by(Dependency.predecessor_id)):
-        before = by_id[dependency.predecessor_id]
+    for dependency in dependencies:
+        before = graph.milestones[dependency.predecessor_id]
+        link = Link(dependency.predecessor_id, dependency.successor_id, dependency.lag_days)
         # GAP is a duration: the calendar days the working-day lag spans from the predecessor.
-        gap = (add_working_days(before.due_date, dependency.lag_days, campaign.market)
-               - before.due_date).days
+        gap = (required_date(graph, link) - before.due_date).days
         event.add("related-to", _uid(before.id),
                   parameters={"RELTYPE": "FINISHTOSTART", "GAP": f"P{gap}D"})
     return event

@@ -5,11 +5,14 @@ from itertools import combinations
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from services.calendar.campaigns import (MilestonePublic, PhasePublic, Status, milestone_public)
-from services.calendar.models import Campaign, Dependency, Milestone, Phase
-from shared.workdays import add_working_days
+from services.calendar.campaigns import Status
+from services.calendar.graph import CONTINGENCY_HOURS, violations, window_days
+from services.calendar.milestones import MilestonePublic, milestones_public
+from services.calendar.models import Campaign, Milestone, Phase
+from services.calendar.phases import PhasePublic, phase_public
+from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
 
@@ -30,6 +33,8 @@ class CalendarEntryPublic(BaseModel):
 
 
 def check_range(start: date, end: date) -> None:
+    """Raise a 422 on the query's `to` unless `start..end` is a range of at most
+    `MAX_RANGE_DAYS`."""
     if end < start:
         raise invalid_fields([("to", f"`to` ({end}) is before `from` ({start})")], where="query")
     if (end - start).days > MAX_RANGE_DAYS:
@@ -60,10 +65,11 @@ def campaigns_in(session: Session, start: date, end: date, *, channel: str | Non
 def read_calendar(*, session: Session, start: date, end: date, channel: str | None,
                   status: Status | None, owner: str | None, limit: int,
                   cursor: str | None) -> Page[CalendarEntryPublic]:
-    """Everything between `start` and `end`: campaigns with their phases and milestones."""
+    """List everything between `start` and `end`: campaigns with their phases and milestones."""
     check_range(start, end)
-    after = decode_cursor(cursor, [Campaign.id])[0] if cursor else None
-    entries, next_cursor = [], None
+    after = str(decode_cursor(cursor, CAMPAIGN_ORDER)[0]) if cursor else None
+    entries: list[CalendarEntryPublic] = []
+    next_cursor = None
     for campaign in campaigns_in(session, start, end, channel=channel, status=status,
                                  owner=owner, after=after):
         if len(entries) == limit:
@@ -71,16 +77,16 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
             break
         phases = session.exec(select(Phase).where(
             Phase.campaign_id == campaign.id, Phase.start_date <= end, Phase.end_date >= start)
-            .order_by(Phase.start_date, Phase.id)).all()
+            .order_by(col(Phase.start_date), col(Phase.id))).all()
         milestones = session.exec(select(Milestone).where(
             Milestone.campaign_id == campaign.id, Milestone.due_date >= start,
-            Milestone.due_date <= end).order_by(Milestone.due_date, Milestone.id)).all()
+            Milestone.due_date <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
         entries.append(CalendarEntryPublic(
             campaign_id=campaign.id, name=campaign.name, owner=campaign.owner,
             channels=campaign.channels, status=campaign.status, priority=campaign.priority,
             start_date=campaign.start_date, end_date=campaign.end_date,
-            phases=[PhasePublic.model_validate(p, from_attributes=True) for p in phases],
-            milestones=[milestone_public(session, m) for m in milestones]))
+            phases=[phase_public(p) for p in phases],
+            milestones=milestones_public(session, milestones)))
     return Page[CalendarEntryPublic](items=entries, next_cursor=next_cursor)
 
 
@@ -99,7 +105,7 @@ class ConflictPublic(BaseModel):
 
 
 def _window(milestone: Milestone) -> tuple[date, date]:
-    days = -(-(milestone.window_hours or 48) // 24)   # whole days, rounded up
+    days = window_days(milestone.window_hours or CONTINGENCY_HOURS)
     return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
 
 
@@ -110,9 +116,13 @@ def find_conflicts(*, session: Session, start: date, end: date) -> list[Conflict
     check_range(start, end)
     campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
-    phases = session.exec(select(Phase).where(Phase.campaign_id.in_(ids), Phase.kind == "burst")).all()
-    milestones = session.exec(select(Milestone).where(Milestone.campaign_id.in_(ids))).all()
+    phases = session.exec(select(Phase).where(col(Phase.campaign_id).in_(ids),
+                                              Phase.kind == "burst")).all()
+    milestones = session.exec(select(Milestone).where(col(Milestone.campaign_id).in_(ids))).all()
     by_id = {c.id: c for c in campaigns}
+    own: dict[str, list[Milestone]] = {c.id: [] for c in campaigns}
+    for milestone in milestones:
+        own[milestone.campaign_id].append(milestone)
     conflicts: list[ConflictPublic] = []
 
     bursts = sorted(phases, key=lambda p: (p.start_date, p.id))
@@ -139,20 +149,20 @@ def find_conflicts(*, session: Session, start: date, end: date) -> list[Conflict
                 detail=f"{m.name!r} is due {m.due_date}, outside {campaign.name!r} "
                        f"({campaign.start_date} to {campaign.end_date})"))
 
-    index = {m.id: m for m in milestones}
-    for dependency in session.exec(select(Dependency).where(
-            Dependency.successor_id.in_(list(index)))).all():
-        before, after = index.get(dependency.predecessor_id), index[dependency.successor_id]
-        if before is None:
-            continue
-        required = add_working_days(before.due_date, dependency.lag_days, by_id[after.campaign_id].market)
-        if after.due_date < required:
+    # Each campaign's graph counts lags in its own market's working days.
+    dependencies = dependencies_of(session, (m.id for m in milestones))
+    for campaign in campaigns:
+        graph = graph_of(campaign.market, own[campaign.id], dependencies)
+        for violation in violations(graph):
+            before = graph.milestones[violation.link.predecessor_id]
+            after = graph.milestones[violation.link.successor_id]
             conflicts.append(ConflictPublic(
-                kind="dependency_violated", campaign_ids=[after.campaign_id],
-                milestone_ids=[before.id, after.id], start_date=after.due_date, end_date=required,
+                kind="dependency_violated", campaign_ids=[campaign.id],
+                milestone_ids=[before.id, after.id], start_date=after.due_date,
+                end_date=violation.required,
                 detail=f"{after.name!r} is due {after.due_date} but must be at least "
-                       f"{dependency.lag_days} working day(s) after {before.name!r} "
-                       f"({before.due_date}), so not before {required}"))
+                       f"{violation.link.lag_days} working day(s) after {before.name!r} "
+                       f"({before.due_date}), so not before {violation.required}"))
 
     launches = [m for m in milestones if m.kind == "launch"]
     for window in (m for m in milestones if m.kind == "contingency"):

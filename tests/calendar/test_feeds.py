@@ -7,7 +7,6 @@ import icalendar
 import vobject
 
 
-
 def feed_of(api, **token_body) -> tuple[dict, bytes]:
     token = api.ok(api.post("/feed-tokens", {"label": "mine"} | token_body), 201)
     response = api.get(token["path"].removeprefix("/api/v1/calendar"), role="viewer")

@@ -5,10 +5,10 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
+from services.calendar.graph.model import CONTINGENCY_HOURS
 from shared.workdays import add_working_days
 
 TemplateName = Literal["standard", "flash_sale", "brand"]
-CONTINGENCY_HOURS = 48
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def _steps(creative: int, gate1: int, test: int, gate2: int, launch: int) -> tup
             Step("review_gate", "Launch readiness review", gate2), Step("launch", "Launch", launch))
 
 
-TEMPLATES: dict[str, Template] = {
+TEMPLATES: dict[TemplateName, Template] = {
     "standard": Template(_steps(10, 2, 3, 2, 3), warmup_days=7, burst_days=14, sustain_days=21,
                          wrapup_days=7,
                          reviews=(("Daily check", "daily", "burst"),
@@ -89,7 +89,8 @@ def lay_out(name: TemplateName, launch: date, market: str) -> Layout:
                   for s, d in zip(template.steps, dates)]
     milestones.append(PlannedMilestone("contingency", "Launch contingency window", launch, 0,
                                        CONTINGENCY_HOURS))
-    phases, day = [], launch - timedelta(days=template.warmup_days)
+    phases: list[PlannedPhase] = []
+    day = launch - timedelta(days=template.warmup_days)
     for kind, days in (("warmup", template.warmup_days), ("burst", template.burst_days),
                        ("sustain", template.sustain_days), ("wrapup", template.wrapup_days)):
         if days:

@@ -1,0 +1,39 @@
+"""The calendar's pure core: the milestone graph and its algorithms (cascade, cycles, working-
+day lags, slack, broken links) and the playbook's campaign templates. No web or database
+library: the use cases load plain data once, call these functions and write the result."""
+from services.calendar.graph.model import (
+                                           CONTINGENCY_HOURS,
+                                           Link,
+                                           MilestoneGraph,
+                                           MilestoneNode,
+                                           Move,
+                                           PinnedMilestoneInTheWay,
+                                           Requirement,
+                                           Violation,
+)
+from services.calendar.graph.schedule import (
+                                           cascade,
+                                           earliest,
+                                           find_cycle,
+                                           required_date,
+                                           slack_days,
+                                           violations,
+                                           window_days,
+)
+from services.calendar.graph.templates import (
+                                           TEMPLATES,
+                                           Layout,
+                                           PlannedMilestone,
+                                           PlannedPhase,
+                                           Step,
+                                           Template,
+                                           TemplateName,
+                                           lay_out,
+)
+
+__all__ = [
+    "CONTINGENCY_HOURS", "TEMPLATES", "Layout", "Link", "MilestoneGraph", "MilestoneNode",
+    "Move", "PinnedMilestoneInTheWay", "PlannedMilestone", "PlannedPhase", "Requirement",
+    "Step", "Template", "TemplateName", "Violation", "cascade", "earliest", "find_cycle",
+    "lay_out", "required_date", "slack_days", "violations", "window_days",
+]
