@@ -20,9 +20,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.workloads import workload  # noqa: E402
-from services.planner import heuristic, schedule  # noqa: E402
-from services.planner.problem import Model, Problem, assemble  # noqa: E402
+from bench.workloads import workload
+from services.planner.engine import Model, Problem, assemble
+from services.planner.engine import cp_sat as schedule
+from services.planner.engine import priority_rule as heuristic
 
 
 def priority_rule(problem: Problem):

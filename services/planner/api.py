@@ -1,7 +1,6 @@
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.planner import resources, schedules, solving, tasks
 from services.planner.models import idempotency_record
@@ -9,21 +8,25 @@ from shared.client import ServiceClient
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
+from shared.versioning import version_etag
 from shared.workers import WorkerPool
 
 router = APIRouter(prefix="/api/v1/planner", tags=["planner"])
 
 
 def _workers(request: Request) -> WorkerPool:
-    return request.app.state.workers
+    workers: WorkerPool = request.app.state.workers
+    return workers
 
 
 def _calendar(request: Request) -> ServiceClient:
-    return request.app.state.calendar
+    calendar: ServiceClient = request.app.state.calendar
+    return calendar
 
 
 def _grace(request: Request) -> float:
-    return request.app.state.settings.solve_grace_seconds
+    grace: float = request.app.state.settings.solve_grace_seconds
+    return grace
 
 
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
@@ -43,57 +46,58 @@ def solve_schedule(body: solving.SolveRequest, workers: WorkersDep, grace: Grace
 
 
 @router.post("/resources", status_code=201, response_model=resources.ResourcePublic)
-def create_resource(body: resources.ResourceCreate, caller: PlannerDep,
-                    idempotency: IdempotencyDep) -> JSONResponse:
+def create_resource(body: resources.ResourceCreate, session: WriteSessionDep,
+                    idempotency: IdempotencyDep, caller: PlannerDep) -> resources.ResourcePublic:
     """Add a team or person with skills, hours per day, market holidays and time off."""
-    return idempotency.create(lambda: resources.create_resource(
-        session=idempotency.session, resource_in=body))
+    return resources.create_resource(session=session, idempotency=idempotency, resource_in=body)
 
 
 @router.get("/resources", response_model=list[resources.ResourcePublic])
-def read_resources(session: SessionDep):
+def read_resources(session: SessionDep) -> list[resources.ResourcePublic]:
     """List resources in the order they were added."""
     return resources.list_resources(session=session)
 
 
 @router.patch("/resources/{resource_id}", response_model=resources.ResourcePublic)
 def update_resource(resource_id: str, body: resources.ResourceUpdate, session: WriteSessionDep,
-                    caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+                    response: Response, caller: PlannerDep,
+                    if_match: IfMatch = None) -> resources.ResourcePublic:
     """Change a resource's capacity, skills or days off (`If-Match` required)."""
     public = resources.update_resource(session=session, resource_id=resource_id, update=body,
                                        if_match=if_match)
-    return JSONResponse(public.model_dump(mode="json"), headers={"ETag": f'"{public.version}"'})
+    response.headers["ETag"] = version_etag(public.version)
+    return public
 
 
 @router.get("/task-templates", response_model=list[resources.TaskTemplatePublic])
-def read_task_templates(session: SessionDep):
-    """The work each milestone kind needs before it (the playbook's defaults unless edited)."""
+def read_task_templates(session: SessionDep) -> list[resources.TaskTemplatePublic]:
+    """List the work each milestone kind needs before it (the playbook's defaults unless edited)."""
     return resources.list_templates(session=session)
 
 
 @router.put("/task-templates/{milestone_kind}", response_model=resources.TaskTemplatePublic)
 def put_task_template(milestone_kind: str, body: resources.TaskTemplateUpdate,
-                      session: WriteSessionDep, caller: PlannerDep):
+                      session: WriteSessionDep, caller: PlannerDep) -> resources.TaskTemplatePublic:
     """Replace the work a milestone kind needs."""
     return resources.put_template(session=session, kind=milestone_kind, template_in=body)
 
 
 @router.post("/tasks", status_code=201, response_model=tasks.TaskPublic)
-def create_task(body: tasks.TaskCreate, caller: PlannerDep,
-                idempotency: IdempotencyDep) -> JSONResponse:
+def create_task(body: tasks.TaskCreate, session: WriteSessionDep, idempotency: IdempotencyDep,
+                caller: PlannerDep) -> tasks.TaskPublic:
     """Add a task by hand."""
-    return idempotency.create(lambda: tasks.create_task(session=idempotency.session, task_in=body))
+    return tasks.create_task(session=session, idempotency=idempotency, task_in=body)
 
 
 @router.get("/tasks", response_model=list[tasks.TaskPublic])
-def read_tasks(session: SessionDep, campaign_id: str | None = None):
+def read_tasks(session: SessionDep, campaign_id: str | None = None) -> list[tasks.TaskPublic]:
     """List tasks, optionally of one campaign."""
     return tasks.list_tasks(session=session, campaign_id=campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/tasks", response_model=list[tasks.TaskPublic])
 def generate_tasks(campaign_id: str, session: WriteSessionDep, calendar: CalendarDep,
-                   caller: PlannerDep):
+                   caller: PlannerDep) -> list[tasks.TaskPublic]:
     """Make or refresh a campaign's tasks from its milestones (read from the calendar service)
     and the task templates; running it again after milestones moved updates the tasks."""
     return tasks.generate_tasks(session=session, calendar=calendar, campaign_id=campaign_id)
@@ -101,14 +105,15 @@ def generate_tasks(campaign_id: str, session: WriteSessionDep, calendar: Calenda
 
 @router.post("/schedules", status_code=201, response_model=schedules.StoredSchedulePublic)
 def create_schedule(body: schedules.ScheduleCreate, session: WriteSessionDep,
-                    workers: WorkersDep, grace: GraceDep, caller: PlannerDep):
+                    idempotency: IdempotencyDep, workers: WorkersDep, grace: GraceDep,
+                    caller: PlannerDep) -> schedules.StoredSchedulePublic:
     """Schedule the stored tasks (all campaigns or the chosen ones) and keep the schedule."""
-    return schedules.create_schedule(session=session, schedule_in=body, workers=workers,
-                                     grace_seconds=grace, caller=caller)
+    return schedules.create_schedule(session=session, idempotency=idempotency, schedule_in=body,
+                                     workers=workers, grace_seconds=grace, caller=caller)
 
 
 @router.get("/schedules/{schedule_id}", response_model=schedules.StoredSchedulePublic)
-def read_schedule(schedule_id: str, session: SessionDep):
+def read_schedule(schedule_id: str, session: SessionDep) -> schedules.StoredSchedulePublic:
     """Read a stored schedule."""
     return schedules.read_schedule(session=session, schedule_id=schedule_id)
 
@@ -116,8 +121,9 @@ def read_schedule(schedule_id: str, session: SessionDep):
 @router.post("/schedules/{schedule_id}/replan", status_code=201,
              response_model=schedules.StoredSchedulePublic)
 def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: WriteSessionDep,
-                    workers: WorkersDep, grace: GraceDep, caller: PlannerDep):
+                    idempotency: IdempotencyDep, workers: WorkersDep, grace: GraceDep,
+                    caller: PlannerDep) -> schedules.StoredSchedulePublic:
     """Schedule again after milestones or capacity changed: started work stays, as few other
     tasks as possible move (`schedule.moved` says how many)."""
-    return schedules.replan(session=session, schedule_id=schedule_id, replan_in=body,
-                            workers=workers, grace_seconds=grace, caller=caller)
+    return schedules.replan(session=session, idempotency=idempotency, schedule_id=schedule_id,
+                            replan_in=body, workers=workers, grace_seconds=grace, caller=caller)

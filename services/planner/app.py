@@ -1,3 +1,4 @@
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -17,9 +18,9 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
     settings = settings or PlannerSettings()
 
     @asynccontextmanager
-    async def resources(app: FastAPI):
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.workers = WorkerPool(settings.solver_workers,
-                                       preload="services.planner.schedule")
+                                       preload="services.planner.engine.cp_sat")
         app.state.workers.start()
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="planner",

@@ -7,6 +7,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
 from shared.idempotency import idempotency_table
+from shared.types import ID_LENGTH, NAME_LENGTH
 
 
 class PlannerModel(SQLModel, registry=service_registry()):
@@ -25,12 +26,12 @@ def _instant() -> Any:
 
 
 class Resource(PlannerModel, table=True):
-    id: str = Field(primary_key=True, max_length=40)
-    name: str = Field(max_length=200, unique=True)
-    skills: list = Field(sa_type=JSON)
+    id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    name: str = Field(max_length=NAME_LENGTH, unique=True)
+    skills: list[str] = Field(sa_type=JSON)
     hours_per_day: int
     market: str | None = Field(default=None, max_length=10)   # its public holidays are days off
-    time_off: list = Field(sa_type=JSON)                      # ISO dates
+    time_off: list[str] = Field(sa_type=JSON)                 # ISO dates
     version: int = 1
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
@@ -42,34 +43,34 @@ class TaskTemplate(PlannerModel, table=True):
     __tablename__ = "task_template"
 
     milestone_kind: str = Field(primary_key=True, max_length=20)
-    steps: list = Field(sa_type=JSON)
+    steps: list[dict[str, Any]] = Field(sa_type=JSON)
     version: int = 1
     updated_at: datetime = _instant()
 
 
 class Task(PlannerModel, table=True):
-    id: str = Field(primary_key=True, max_length=100)
-    campaign_id: str | None = Field(default=None, max_length=40, index=True)
-    milestone_id: str | None = Field(default=None, max_length=40)
-    name: str = Field(max_length=200)
-    skill: str = Field(max_length=100)
+    id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    campaign_id: str | None = Field(default=None, max_length=ID_LENGTH, index=True)
+    milestone_id: str | None = Field(default=None, max_length=ID_LENGTH)
+    name: str = Field(max_length=NAME_LENGTH)
+    skill: str = Field(max_length=ID_LENGTH)
     effort: int
     earliest_start: date | None = None
     deadline: date | None = None
     priority: int = 1
-    predecessors: list = Field(sa_type=JSON)
+    predecessors: list[str] = Field(sa_type=JSON)
     max_per_day: int | None = None
-    resource_id: str | None = Field(default=None, max_length=40)   # pinned resource
-    start: date | None = None                                      # pinned: work started
+    resource_id: str | None = Field(default=None, max_length=ID_LENGTH)   # pinned resource
+    start: date | None = None                                             # pinned: work started
     created_at: datetime = _instant()
 
 
 class Schedule(PlannerModel, table=True):
-    id: str = Field(primary_key=True, max_length=40)
+    id: str = Field(primary_key=True, max_length=ID_LENGTH)
     start_date: date
     horizon_days: int
-    campaign_ids: list = Field(sa_type=JSON)      # empty: all campaigns
-    replan_of: str | None = Field(default=None, max_length=40)
-    result: dict = Field(sa_type=JSON)            # the SchedulePublic answer
+    campaign_ids: list[str] = Field(sa_type=JSON)   # empty: all campaigns
+    replan_of: str | None = Field(default=None, max_length=ID_LENGTH)
+    result: dict[str, Any] = Field(sa_type=JSON)    # a SchedulePublic, as JSON
     created_by: str = Field(max_length=200)
     created_at: datetime = _instant()

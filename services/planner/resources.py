@@ -1,21 +1,22 @@
 """Resources (teams or people) and the task templates per milestone kind."""
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
-from sqlmodel import Session, select
+from pydantic import AfterValidator, BaseModel, Field
+from sqlmodel import Session, col, select
 
+from services.planner.hours import DayHours, Hours, HoursOut, hours_out, hundredths
 from services.planner.models import Resource, TaskTemplate, utcnow
-from services.planner.problem import UNIT
-from services.planner.solving import DayHours, Hours, HoursOut, Identifier, hours_out
 from shared.errors import Conflict, NotFound, invalid_fields
+from shared.idempotency import Idempotency
 from shared.ids import new_id
+from shared.types import Identifier, Name, StrictModel
 from shared.versioning import require_if_match
 from shared.workdays import check_market
 
 # The department playbook's defaults: the work each milestone needs before it.
-DEFAULT_TEMPLATES: dict[str, list[dict]] = {
+DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
     "kickoff": [{"name": "brief", "skill": "strategy", "effort_hours": "4", "window_days": 5}],
     "creative_final": [
         {"name": "design", "skill": "design", "effort_hours": "40", "window_days": 10},
@@ -28,12 +29,8 @@ DEFAULT_TEMPLATES: dict[str, list[dict]] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ResourceCreate(_Strict):
-    name: Identifier
+class ResourceCreate(StrictModel):
+    name: Name
     skills: list[Identifier] = Field(min_length=1, max_length=50)
     hours_per_day: DayHours | None = Field(None, description="A team of three designers is 24.")
     hours_per_week: Hours | None = Field(None, description="Instead of hours_per_day: spread "
@@ -43,8 +40,8 @@ class ResourceCreate(_Strict):
     time_off: list[date] = Field([], max_length=1000)
 
 
-class ResourceUpdate(_Strict):
-    name: Identifier | None = None
+class ResourceUpdate(StrictModel):
+    name: Name | None = None
     skills: list[Identifier] | None = Field(None, min_length=1, max_length=50)
     hours_per_day: DayHours | None = None
     hours_per_week: Hours | None = None
@@ -64,7 +61,7 @@ class ResourcePublic(BaseModel):
     updated_at: datetime
 
 
-class TemplateStep(_Strict):
+class TemplateStep(StrictModel):
     name: Identifier
     skill: Identifier
     effort_hours: Hours
@@ -78,7 +75,7 @@ class TaskTemplatePublic(BaseModel):
     steps: list[TemplateStep]
 
 
-class TaskTemplateUpdate(_Strict):
+class TaskTemplateUpdate(StrictModel):
     steps: list[TemplateStep] = Field(max_length=20, description="In order: each follows the "
                                       "previous; all are due by the milestone.")
 
@@ -88,51 +85,52 @@ def _public(resource: Resource) -> ResourcePublic:
                           hours_per_day=hours_out(resource.hours_per_day))
 
 
-def _columns(values: dict, *, required: bool) -> dict:
+def _columns(values: dict[str, Any], *, required: bool) -> dict[str, Any]:
     """Table columns from a request: capacity in hundredths of an hour per working day."""
     day, week = values.pop("hours_per_day", None), values.pop("hours_per_week", None)
     if (day is None) == (week is None) and (required or week is not None):
         raise invalid_fields([("hours_per_day", "give exactly one of hours_per_day or "
                                                 "hours_per_week")])
     if day is not None:
-        values["hours_per_day"] = int(Decimal(day) * UNIT)
+        values["hours_per_day"] = hundredths(Decimal(day))
     elif week is not None:
-        values["hours_per_day"] = int(Decimal(week) * UNIT) // 5
+        values["hours_per_day"] = hundredths(Decimal(week)) // 5
     return values
 
 
 def _unique_name(session: Session, name: str, resource_id: str | None) -> None:
     clash = session.exec(select(Resource.id).where(Resource.name == name,
-                                                   Resource.id != resource_id)).first()
+                                                   col(Resource.id) != resource_id)).first()
     if clash is not None:
         raise Conflict(f"A resource named {name!r} exists ({clash}); choose another name.")
 
 
-def create_resource(*, session: Session, resource_in: ResourceCreate) -> ResourcePublic:
-    """Add a team or person (staged; the caller commits)."""
+def create_resource(*, session: Session, idempotency: Idempotency,
+                    resource_in: ResourceCreate) -> ResourcePublic:
+    """Add a team or person."""
     _unique_name(session, resource_in.name, None)
     resource = Resource(id=new_id("res"), **_columns(resource_in.model_dump(mode="json"),
                                                      required=True))
     session.add(resource)
     session.flush()
-    return _public(resource)
+    answer = _public(resource)
+    idempotency.record(session, answer)
+    session.commit()
+    return answer
 
 
 def list_resources(*, session: Session) -> list[ResourcePublic]:
-    """Every resource, in the order they were added."""
-    return [_public(r) for r in session.exec(select(Resource).order_by(Resource.id))]
+    """List every resource in the order they were added."""
+    return [_public(r) for r in session.exec(select(Resource).order_by(col(Resource.id)))]
 
 
 def get_resource(session: Session, resource_id: str) -> Resource:
+    """Load a resource or raise NotFound."""
     resource = session.get(Resource, resource_id)
     if resource is None:
         raise NotFound(f"There is no resource {resource_id!r}; list them at "
                        "/api/v1/planner/resources.")
     return resource
-
-
-def read_resource(*, session: Session, resource_id: str) -> ResourcePublic:
-    return _public(get_resource(session, resource_id))
 
 
 def update_resource(*, session: Session, resource_id: str, update: ResourceUpdate,
@@ -154,14 +152,14 @@ def update_resource(*, session: Session, resource_id: str, update: ResourceUpdat
 
 
 def templates(session: Session) -> dict[str, list[TemplateStep]]:
-    """The template of every milestone kind: stored edits over the playbook's defaults."""
+    """Return the template of every milestone kind: stored edits over the playbook's defaults."""
     stored = {t.milestone_kind: t.steps for t in session.exec(select(TaskTemplate))}
     return {kind: [TemplateStep.model_validate(s) for s in stored.get(kind, default)]
             for kind, default in DEFAULT_TEMPLATES.items()}
 
 
 def list_templates(*, session: Session) -> list[TaskTemplatePublic]:
-    """The work each milestone kind needs."""
+    """List the work each milestone kind needs."""
     return [TaskTemplatePublic(milestone_kind=k, steps=v) for k, v in templates(session).items()]
 
 

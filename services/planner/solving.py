@@ -1,63 +1,42 @@
-"""The stateless solve's API shapes, their translation to and from `problem`'s dataclasses, and
-the use case that runs it in a worker process."""
+"""The stateless solve: its API shapes, their translation to and from the engine's dataclasses,
+and the use case that runs the engine in a worker process (also used by stored schedules)."""
 from datetime import date
-from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import BaseModel, Field
 
-from services.planner import problem as p
+from services.planner import engine
+from services.planner.hours import DayHours, HoursOut, hours_out, hundredths
+from services.planner.tasks import TaskSpec
 from shared.errors import UnprocessableContent, invalid_fields
+from shared.types import Identifier, StrictModel
 from shared.workers import WorkerPool, WorkerTimeout
 
 MAX_TASKS = 5000
 MAX_RESOURCES = 200
 MAX_HORIZON_DAYS = 730
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-
-Hours = Annotated[Decimal, Field(gt=0, le=100_000, allow_inf_nan=False, decimal_places=2)]
-DayHours = Annotated[Decimal, Field(gt=0, le=24 * 100, allow_inf_nan=False, decimal_places=2)]
-Identifier = Annotated[str, Field(min_length=1, max_length=100)]
-HoursOut = Annotated[Decimal, PlainSerializer(lambda d: format(d, "f"), return_type=str,
-                                              when_used="json")]
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WEEKDAYS: tuple[Weekday, ...] = get_args(Weekday)   # in date.weekday() order
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class WorkCalendar(_Strict):
-    weekend: list[Literal[WEEKDAYS]] = ["sat", "sun"]  # type: ignore[valid-type]
+class WorkCalendar(StrictModel):
+    weekend: list[Weekday] = ["sat", "sun"]
     holidays: list[date] = Field([], max_length=1000)
 
 
-class ResourceIn(_Strict):
+class ResourceIn(StrictModel):
     id: Identifier
     skills: list[Identifier] = Field(min_length=1, max_length=50)
     hours_per_day: DayHours = Field(description="A team of three designers is 24.")
     time_off: list[date] = Field([], max_length=1000)
 
 
-class TaskIn(_Strict):
-    id: Identifier
-    campaign: Identifier | None = None
-    skill: Identifier
-    effort_hours: Hours
-    earliest_start: date | None = None
-    deadline: date | None = None
-    priority: int = Field(1, ge=1, le=100)
-    predecessors: list[Identifier] = Field([], max_length=100)
-    max_hours_per_day: DayHours | None = None
-    resource: Identifier | None = Field(None, description="Pinned: only this resource.")
-    start: date | None = Field(None, description="Pinned first day (work already started).")
-
-
-class SolveRequest(_Strict):
+class SolveRequest(StrictModel):
     start: date
     horizon_days: int = Field(ge=1, le=MAX_HORIZON_DAYS)
     calendar: WorkCalendar = WorkCalendar()
     resources: list[ResourceIn] = Field(min_length=1, max_length=MAX_RESOURCES)
-    tasks: list[TaskIn] = Field(min_length=1, max_length=MAX_TASKS)
+    tasks: list[TaskSpec] = Field(min_length=1, max_length=MAX_TASKS)
     time_limit_seconds: float = Field(10, gt=0, le=60, description="Past it, the best schedule "
                                       "found is returned as `feasible`.")
 
@@ -116,31 +95,25 @@ class SchedulePublic(BaseModel):
     solver: ScheduleSolverPublic
 
 
-def _hours(value: Decimal) -> int:
-    return int(value * p.UNIT)
-
-
-def hours_out(hundredths: int) -> Decimal:
-    return (Decimal(hundredths) / p.UNIT).quantize(Decimal("0.01"))
-
-
-def to_problem(request: SolveRequest, previous: dict[str, tuple[str, date]] | None = None) -> p.Problem:
-    return p.Problem(
+def to_problem(request: SolveRequest) -> engine.Problem:
+    """The engine's problem for a solve request."""
+    return engine.Problem(
         start=request.start, horizon_days=request.horizon_days,
         weekend=frozenset(WEEKDAYS.index(d) for d in request.calendar.weekend),
         holidays=frozenset(request.calendar.holidays),
-        resources=tuple(p.Resource(r.id, frozenset(r.skills), _hours(r.hours_per_day),
-                                   frozenset(r.time_off)) for r in request.resources),
-        tasks=tuple(p.Task(
-            id=t.id, skill=t.skill, effort=_hours(t.effort_hours), campaign=t.campaign,
+        resources=tuple(engine.Resource(r.id, frozenset(r.skills), hundredths(r.hours_per_day),
+                                        frozenset(r.time_off)) for r in request.resources),
+        tasks=tuple(engine.Task(
+            id=t.id, skill=t.skill, effort=hundredths(t.effort_hours), campaign=t.campaign_id,
             earliest_start=t.earliest_start, deadline=t.deadline, priority=t.priority,
             predecessors=tuple(t.predecessors),
-            max_per_day=None if t.max_hours_per_day is None else _hours(t.max_hours_per_day),
-            resource=t.resource, start=t.start) for t in request.tasks),
-        time_limit=request.time_limit_seconds, previous=previous or {})
+            max_per_day=None if t.max_hours_per_day is None else hundredths(t.max_hours_per_day),
+            resource=t.resource_id, start=t.start) for t in request.tasks),
+        time_limit=request.time_limit_seconds)
 
 
-def to_public(schedule: p.Schedule) -> SchedulePublic:
+def to_public(schedule: engine.Schedule) -> SchedulePublic:
+    """The API's answer for the engine's schedule."""
     return SchedulePublic(
         status=schedule.status,
         objective=ObjectivePublic(weighted_lateness_days=schedule.weighted_lateness,
@@ -162,12 +135,19 @@ def to_public(schedule: p.Schedule) -> SchedulePublic:
                                     best_answer_seconds=round(schedule.best_answer_seconds, 3)))
 
 
-def solve(*, problem: p.Problem, workers: WorkerPool, grace_seconds: float) -> SchedulePublic:
+def _api_field(field: str) -> str:
+    # The engine names a task's pinned resource `resource`; the API calls it `resource_id`.
+    if field.endswith(".resource"):
+        return field + "_id"
+    return field
+
+
+def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float) -> SchedulePublic:
     """Schedule in a worker process; an impossible problem is a 422 naming what to change."""
     try:
         schedule = workers.run(_solve, problem, timeout=problem.time_limit + grace_seconds)
-    except p.Invalid as invalid:
-        raise invalid_fields(invalid.errors) from None
+    except engine.Invalid as invalid:
+        raise invalid_fields([(_api_field(f), d) for f, d in invalid.errors]) from None
     except WorkerTimeout:
         raise UnprocessableContent(
             f"No schedule within {problem.time_limit:g} s; lower the number of tasks or raise "
@@ -175,7 +155,7 @@ def solve(*, problem: p.Problem, workers: WorkerPool, grace_seconds: float) -> S
     return to_public(schedule)
 
 
-def _solve(problem: p.Problem) -> p.Schedule:
+def _solve(problem: engine.Problem) -> engine.Schedule:
     # Imported here, in the worker: OR-Tools must never load in a process that has highspy.
-    from services.planner import schedule
-    return schedule.solve(problem)
+    from services.planner.engine import cp_sat
+    return cp_sat.solve(problem)

@@ -21,11 +21,11 @@ EXAMPLE = {
                    "time_off": ["2026-12-10"]},
                   {"id": "copy", "skills": ["copy", "brief"], "hours_per_day": "8"}],
     "tasks": [
-        {"id": "c1-brief", "campaign": "c1", "skill": "brief", "effort_hours": "4",
+        {"id": "c1-brief", "campaign_id": "c1", "skill": "brief", "effort_hours": "4",
          "deadline": "2026-12-02", "priority": 3},
-        {"id": "c1-creative", "campaign": "c1", "skill": "design", "effort_hours": "40",
+        {"id": "c1-creative", "campaign_id": "c1", "skill": "design", "effort_hours": "40",
          "earliest_start": "2026-12-01", "deadline": "2026-12-15", "priority": 3,
-         "predecessors": ["c1-brief"], "max_hours_per_day": "16", "resource": None}],
+         "predecessors": ["c1-brief"], "max_hours_per_day": "16", "resource_id": None}],
 }
 
 
@@ -46,7 +46,7 @@ def check_schedule(request: dict, schedule: dict) -> None:
     for a in schedule["assignments"]:
         task, resource = tasks[a["task"]], resources[a["resource"]]
         assert task["skill"] in resource["skills"]
-        assert task.get("resource") in (None, a["resource"])
+        assert task.get("resource_id") in (None, a["resource"])
         assert sum(Decimal(d["hours"]) for d in a["days"]) == Decimal(task["effort_hours"])
         for day in a["days"]:
             when = date.fromisoformat(day["date"])

@@ -46,7 +46,8 @@ def test_tasks_are_generated_from_the_calendars_milestones(planner, calendar):
     tasks = ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
     creative = next(m for m in campaign["milestones"] if m["kind"] == "creative_final")
     design, review = [t for t in tasks if t["milestone_id"] == creative["id"]]
-    assert (design["skill"], design["effort_hours"], design["deadline"]) == ("design", "40.00", creative["due_date"])
+    assert (design["skill"], design["effort_hours"], design["deadline"]) == (
+        "design", "40.00", creative["due_date"])
     assert review["predecessors"] == [design["id"]] and review["skill"] == "copy"
     assert design["priority"] == CAMPAIGN["priority"]
     assert {t["skill"] for t in tasks} == {"strategy", "design", "copy", "media", "tech"}
@@ -111,9 +112,12 @@ def test_resources_validate_and_version(planner, calendar):
     assert made["hours_per_day"] == "7.50"
     path = f"/resources/{made['id']}"
     assert call(planner, "PATCH", path, {"hours_per_day": "8"}).status_code == 428
-    assert ok(call(planner, "PATCH", path, {"hours_per_day": "8"}, headers={"If-Match": '"1"'}))["version"] == 2
-    assert call(planner, "PATCH", path, {"hours_per_day": "6"}, headers={"If-Match": '"1"'}).status_code == 412
-    assert call(planner, "POST", "/resources", {"name": "analyst", "skills": ["a"], "hours_per_day": "8"}).status_code == 409
+    assert ok(call(planner, "PATCH", path, {"hours_per_day": "8"},
+                   headers={"If-Match": '"1"'}))["version"] == 2
+    assert call(planner, "PATCH", path, {"hours_per_day": "6"},
+                headers={"If-Match": '"1"'}).status_code == 412
+    assert call(planner, "POST", "/resources", {"name": "analyst", "skills": ["a"],
+                                                "hours_per_day": "8"}).status_code == 409
     assert call(planner, "POST", "/resources", {"name": "y", "skills": ["a"], "hours_per_day": "8"},
                 role="viewer").status_code == 403
     weekly = ok(call(planner, "POST", "/resources", {"name": "freelancer", "skills": ["copy"],
@@ -122,3 +126,36 @@ def test_resources_validate_and_version(planner, calendar):
     both = call(planner, "POST", "/resources", {"name": "z", "skills": ["a"], "hours_per_day": "8",
                                                 "hours_per_week": "40"})
     assert both.status_code == 422 and both.json()["errors"][0]["field"] == "hours_per_day"
+
+
+def test_schedule_and_replan_posts_replay_with_an_idempotency_key(planner, calendar):
+    team(planner)
+    campaign = calendar_campaign(calendar, launch_date="2027-03-17")
+    ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
+    body = {"start": "2027-02-01", "horizon_days": 90, "campaign_ids": [campaign["id"]]}
+    first, again = (call(planner, "POST", "/schedules", body, headers={"Idempotency-Key": "s-1"})
+                    for _ in range(2))
+    assert (first.status_code, again.status_code) == (201, 201)
+    # The first answer, schedule id included: the retry stored no second schedule.
+    assert again.json() == first.json() and again.headers["Idempotent-Replayed"] == "true"
+    other = call(planner, "POST", "/schedules", body | {"horizon_days": 60},
+                 headers={"Idempotency-Key": "s-1"})
+    assert other.status_code == 422 and "different request" in other.json()["detail"]
+
+    path = f"/schedules/{first.json()['id']}/replan"
+    replans = [call(planner, "POST", path, {"as_of": "2027-02-01"},
+                    headers={"Idempotency-Key": "r-1"}) for _ in range(2)]
+    assert [r.status_code for r in replans] == [201, 201]
+    assert replans[1].json() == replans[0].json()
+    assert replans[0].json()["replan_of"] == first.json()["id"]
+
+
+def test_a_replayed_task_create_adds_one_task(planner, calendar):
+    body = {"id": "by-hand-1", "name": "Press kit", "skill": "copy", "effort_hours": "6",
+            "campaign_id": "cmp_press", "resource_id": None}
+    made = [call(planner, "POST", "/tasks", body, headers={"Idempotency-Key": "t-1"})
+            for _ in range(2)]
+    assert [m.status_code for m in made] == [201, 201] and made[1].json() == made[0].json()
+    assert made[1].headers["Idempotent-Replayed"] == "true"
+    assert [t["id"] for t in ok(call(planner, "GET", "/tasks",
+                                     params={"campaign_id": "cmp_press"}))] == ["by-hand-1"]

@@ -1,6 +1,9 @@
 """`POST /api/v1/planner/solve`: the contract, the rules, the explanations, the 422s."""
 import copy
+import subprocess
+import sys
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -41,8 +44,10 @@ def test_a_late_task_names_the_saturated_resource_and_the_chain(client):
             "resources": [{"id": "design", "skills": ["design"], "hours_per_day": "8"},
                           {"id": "tech", "skills": ["tech"], "hours_per_day": "8"}],
             "tasks": [
-                {"id": "big", "skill": "design", "effort_hours": "40", "deadline": "2026-12-11", "priority": 5},
-                {"id": "small", "skill": "design", "effort_hours": "8", "deadline": "2026-12-08", "priority": 1},
+                {"id": "big", "skill": "design", "effort_hours": "40", "deadline": "2026-12-11",
+                 "priority": 5},
+                {"id": "small", "skill": "design", "effort_hours": "8", "deadline": "2026-12-08",
+                 "priority": 1},
                 {"id": "build", "skill": "tech", "effort_hours": "8", "deadline": "2026-12-11",
                  "predecessors": ["big"], "priority": 1}]}
     schedule = solve(client, body).json()
@@ -64,7 +69,7 @@ def test_pinned_resource_and_started_work_stay_put(client):
     body = {"start": "2026-12-07", "horizon_days": 30,
             "resources": [{"id": "ana", "skills": ["design"], "hours_per_day": "8"},
                           {"id": "ben", "skills": ["design"], "hours_per_day": "8"}],
-            "tasks": [{"id": "a", "skill": "design", "effort_hours": "16", "resource": "ben"},
+            "tasks": [{"id": "a", "skill": "design", "effort_hours": "16", "resource_id": "ben"},
                       {"id": "b", "skill": "design", "effort_hours": "8", "start": "2026-12-09"}]}
     schedule = solve(client, body).json()
     check_schedule(body, schedule)
@@ -73,7 +78,7 @@ def test_pinned_resource_and_started_work_stay_put(client):
 
 
 def test_the_same_input_gives_the_same_schedule(client):
-    from bench.workloads import workload   # a 42-task generated workload
+    from bench.workloads import workload  # a 42-task generated workload
     body = workload_body(workload(3))
     first, second = solve(client, body).json(), solve(client, body).json()
     for answer in (first, second):
@@ -87,7 +92,7 @@ def workload_body(problem) -> dict:
             "calendar": {"holidays": sorted(d.isoformat() for d in problem.holidays)},
             "resources": [{"id": r.id, "skills": sorted(r.skills),
                            "hours_per_day": str(Decimal(r.hours_per_day) / 100)} for r in problem.resources],
-            "tasks": [{"id": t.id, "campaign": t.campaign, "skill": t.skill,
+            "tasks": [{"id": t.id, "campaign_id": t.campaign, "skill": t.skill,
                        "effort_hours": str(Decimal(t.effort) / 100),
                        "earliest_start": t.earliest_start.isoformat(), "deadline": t.deadline.isoformat(),
                        "priority": t.priority, "predecessors": list(t.predecessors),
@@ -96,17 +101,19 @@ def workload_body(problem) -> dict:
 
 
 @pytest.mark.parametrize("change, field, words", [
-    ({"tasks": [{"id": "x", "skill": "juggling", "effort_hours": "1"}]}, "tasks[0].skill", "no resource can do"),
+    ({"tasks": [{"id": "x", "skill": "juggling", "effort_hours": "1"}]}, "tasks[0].skill",
+     "no resource can do"),
     ({"tasks": [{"id": "x", "skill": "design", "effort_hours": "1", "predecessors": ["y"]},
-                {"id": "y", "skill": "design", "effort_hours": "1", "predecessors": ["x"]}]}, "tasks", "cycle"),
+                {"id": "y", "skill": "design", "effort_hours": "1", "predecessors": ["x"]}]},
+     "tasks", "cycle"),
     ({"horizon_days": 3, "tasks": [{"id": "x", "skill": "design", "effort_hours": "100",
                                     "max_hours_per_day": "8"}]}, "tasks[0]", "horizon"),
     ({"tasks": [{"id": "x", "skill": "design", "effort_hours": "1", "predecessors": ["nope"]}]},
      "tasks[0].predecessors", "unknown task"),
     ({"tasks": [{"id": "x", "skill": "design", "effort_hours": "1.005"}]}, "tasks[0].effort_hours", ""),
     ({"resources": []}, "resources", ""),
-    ({"tasks": [{"id": "x", "skill": "design", "effort_hours": "1", "resource": "nobody"}]},
-     "tasks[0].resource", "unknown resource"),
+    ({"tasks": [{"id": "x", "skill": "design", "effort_hours": "1", "resource_id": "nobody"}]},
+     "tasks[0].resource_id", "unknown resource"),
 ])
 def test_impossible_problems_are_422_naming_them(client, change, field, words):
     response = solve(client, EXAMPLE | change)
@@ -126,3 +133,10 @@ def test_a_horizon_too_short_for_the_work_is_a_422(client):
 
 def test_viewers_cannot_solve(client):
     assert solve(client, EXAMPLE, role="viewer").status_code == 403
+
+
+def test_the_api_process_never_loads_or_tools():
+    # OR-Tools bundles its own HiGHS and cannot share a process with highspy (the budget's):
+    # only the planner's worker processes may load it.
+    code = "import sys, services.planner.app; assert 'ortools' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parents[2])

@@ -7,7 +7,8 @@ soonest, on the first run of working days with room for its daily rate.
 """
 import heapq
 
-from services.planner.problem import Invalid, Model
+from services.planner.engine.model import Model
+from services.planner.engine.problem import Choice, Invalid
 
 
 def _first_fit(free: list[int], start: int, length: int, rate: int) -> int | None:
@@ -20,11 +21,11 @@ def _first_fit(free: list[int], start: int, length: int, rate: int) -> int | Non
     return None
 
 
-def schedule(model: Model) -> dict[str, tuple[str, int]]:
+def schedule(model: Model) -> Choice:
     """Return (resource, first working-day index) per task; Invalid if the horizon is short."""
     free = {r: [model.resources[r].hours_per_day if ok else 0 for ok in model.available[r]]
             for r in model.resources}
-    choice: dict[str, tuple[str, int]] = {}
+    choice: Choice = {}
     finish: dict[str, int] = {}
 
     def place(task: str, resource: str, first: int) -> None:
@@ -34,13 +35,14 @@ def schedule(model: Model) -> dict[str, tuple[str, int]]:
         choice[task] = (resource, first)
         finish[task] = first + model.length(task, resource) - 1
 
-    for task in (t for t in model.order if model.tasks[t].start is not None):
-        first = model.index[model.tasks[task].start]
+    started = [(t, pinned) for t in model.order if (pinned := model.tasks[t].start) is not None]
+    for task, pinned in started:
+        first = model.index[pinned]
         fits = [r for r in model.eligible[task] if _first_fit(
             free[r], first, model.length(task, r), model.rate(task, r)) == first]
         if not fits:
             raise Invalid([("tasks", f"started task {task!r} cannot keep its start "
-                                     f"{model.tasks[task].start}: its resource is full or off then")])
+                                     f"{pinned}: its resource is full or off then")])
         place(task, fits[0], first)
 
     waiting = {t: len(model.tasks[t].predecessors) for t in model.order}
@@ -51,7 +53,7 @@ def schedule(model: Model) -> dict[str, tuple[str, int]]:
 
     position = {t: i for i, t in enumerate(model.order)}
 
-    def key(task: str) -> tuple:
+    def key(task: str) -> tuple[int, int, int]:
         deadline = model.deadline(task)
         return (deadline if deadline is not None else len(model.days),
                 -model.tasks[task].priority, position[task])
@@ -61,12 +63,13 @@ def schedule(model: Model) -> dict[str, tuple[str, int]]:
     while ready:
         _, task = heapq.heappop(ready)
         if task not in choice:
-            start = max([model.earliest(task)] + [finish[p] + 1 for p in model.tasks[task].predecessors])
+            start = max([model.earliest(task)]
+                        + [finish[p] + 1 for p in model.tasks[task].predecessors])
             options = []
             for r in model.eligible[task]:
-                first = _first_fit(free[r], start, model.length(task, r), model.rate(task, r))
-                if first is not None:
-                    options.append((first + model.length(task, r), r, first))
+                fit = _first_fit(free[r], start, model.length(task, r), model.rate(task, r))
+                if fit is not None:
+                    options.append((fit + model.length(task, r), r, fit))
             if not options:
                 raise Invalid([("horizon_days", f"task {task!r} does not fit before the horizon "
                                                 "ends with the capacity available; raise "

@@ -1,0 +1,110 @@
+"""The scheduling problem and its answer, as plain data (hours in integer hundredths).
+
+A task is done by one resource at a fixed daily rate, min(its max_per_day, the resource's hours
+per day), on consecutive working days of that resource (it does not pause over the resource's
+time off: it goes before or after); the last day takes the remainder.
+"""
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Literal
+
+UNIT = 100   # hours are stored in hundredths
+# "optimal" only when proven for the model; a heuristic or time-limited answer is "feasible".
+Status = Literal["optimal", "feasible"]
+
+
+@dataclass(frozen=True)
+class Resource:
+    id: str
+    skills: frozenset[str]
+    hours_per_day: int                        # hundredths of an hour
+    time_off: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    skill: str
+    effort: int                               # hundredths of an hour
+    campaign: str | None = None
+    earliest_start: date | None = None
+    deadline: date | None = None
+    priority: int = 1
+    predecessors: tuple[str, ...] = ()
+    max_per_day: int | None = None
+    resource: str | None = None               # pinned resource
+    start: date | None = None                 # pinned first day (work already started)
+
+
+@dataclass(frozen=True)
+class Problem:
+    start: date
+    horizon_days: int
+    resources: tuple[Resource, ...]
+    tasks: tuple[Task, ...]
+    weekend: frozenset[int] = frozenset({5, 6})
+    holidays: frozenset[date] = frozenset()
+    time_limit: float = 30.0
+    # For a re-plan: the previous (resource, first day) of each task; moving fewer is better.
+    previous: dict[str, tuple[str, date]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Assignment:
+    task: str
+    resource: str
+    start: date
+    finish: date
+    days: tuple[tuple[date, int], ...]       # (day, hundredths of an hour)
+
+
+@dataclass(frozen=True)
+class Late:
+    task: str
+    deadline: date
+    finish: date
+    days_late: int                            # working days
+    reason: str
+    resource: str
+    saturated_days: tuple[date, ...]          # the resource was full on these, before the start
+    chain: tuple[str, ...]                    # predecessors that pushed it, nearest first
+
+
+@dataclass(frozen=True)
+class Utilisation:
+    resource: str
+    week: str                                 # ISO week, "2026-W49"
+    hours: int
+    capacity: int
+
+
+@dataclass(frozen=True)
+class Schedule:
+    status: Status
+    weighted_lateness: int                    # Σ priority × working days late
+    makespan: date | None
+    bound: int | None                         # lower bound on weighted_lateness, where known
+    assignments: tuple[Assignment, ...]
+    late: tuple[Late, ...]
+    utilisation: tuple[Utilisation, ...]
+    engine: str
+    seconds: float
+    first_answer_seconds: float
+    best_answer_seconds: float
+    moved: int | None = None                  # re-plan: tasks whose resource or start changed
+
+
+class Invalid(Exception):
+    """The problem cannot be scheduled as given: [(field, what is wrong and how to fix it)]."""
+
+    def __init__(self, errors: list[tuple[str, str]]):
+        super().__init__("; ".join(f"{f}: {d}" for f, d in errors))
+        self.errors = errors
+
+    def __reduce__(self) -> tuple[type["Invalid"], tuple[list[tuple[str, str]]]]:
+        # Crosses the worker-process boundary intact (the default would pickle only the text).
+        return Invalid, (self.errors,)
+
+
+# What an engine decides per task: (resource id, index of the first working day on the axis).
+Choice = dict[str, tuple[str, int]]
