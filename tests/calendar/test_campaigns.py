@@ -109,7 +109,8 @@ def test_approval_needs_every_gate_before_launch_passed(api):
     api.ok(api.post(f"/campaigns/{campaign['id']}/milestones/{gates[1]['id']}/approval",
                     {"decision": "rejected", "comment": "tracking missing"}))
     etag = api.get(f"/campaigns/{campaign['id']}").headers["etag"]
-    still = api.post(f"/campaigns/{campaign['id']}/status", {"status": "approved"}, headers={"If-Match": etag})
+    still = api.post(f"/campaigns/{campaign['id']}/status", {"status": "approved"},
+                     headers={"If-Match": etag})
     assert still.status_code == 409 and still.json()["gates"] == [gates[1]["id"]]
     gate = api.ok(api.post(f"/campaigns/{campaign['id']}/milestones/{gates[1]['id']}/approval",
                            {"decision": "passed"}, role="admin"))

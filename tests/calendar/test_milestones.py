@@ -73,7 +73,8 @@ def test_a_pinned_dependent_in_the_way_refuses_the_whole_move(api):
     assert stored == {"Kickoff": "2026-12-17", "Creative": "2026-12-21", "Launch": "2026-12-22"}
     assert api.move(campaign, launch["id"], "2026-12-23").status_code == 409   # pinned itself
     # A move that leaves the pinned milestone's rule intact goes through.
-    assert [m["name"] for m in api.ok(api.move(campaign, kickoff["id"], "2026-12-16"))["moved"]] == ["Kickoff"]
+    moved = api.ok(api.move(campaign, kickoff["id"], "2026-12-16"))["moved"]
+    assert [m["name"] for m in moved] == ["Kickoff"]
 
 
 def test_a_cycle_is_a_422_naming_it(api):
@@ -137,8 +138,21 @@ def test_a_gate_status_comes_only_from_its_approval(api):
 def test_phases_stay_inside_the_campaign_window(api):
     campaign = api.campaign()
     path = f"/campaigns/{campaign['id']}/phases"
-    phase = api.ok(api.post(path, {"kind": "burst", "start_date": "2026-12-05", "end_date": "2026-12-20"}), 201)
+    phase = api.ok(api.post(path, {"kind": "burst", "start_date": "2026-12-05",
+                                   "end_date": "2026-12-20"}), 201)
     outside = api.post(path, {"kind": "wrapup", "start_date": "2026-12-25", "end_date": "2027-01-05"})
     assert outside.status_code == 422
     assert api.call("DELETE", f"{path}/{phase['id']}").status_code == 204
     assert api.ok(api.get(f"/campaigns/{campaign['id']}"))["phases"] == []
+
+
+def test_an_owner_as_long_as_the_api_allows_fits_its_column(api):
+    # 200 characters is the API's limit (NAME_LENGTH); the column held 100, so PostgreSQL
+    # refused 101-200 with a 500 (issue 12, fault 5).
+    campaign = api.campaign()
+    milestone = api.milestone(campaign, due_date="2026-12-10", owner="o" * 200)
+    path = f"/campaigns/{campaign['id']}/milestones/{milestone['id']}"
+    assert api.ok(api.get(path))["owner"] == "o" * 200
+    too_long = api.post(f"/campaigns/{campaign['id']}/milestones",
+                        {"kind": "kickoff", "name": "m", "due_date": "2026-12-10", "owner": "o" * 201})
+    assert too_long.status_code == 422 and too_long.json()["errors"][0]["field"] == "owner"

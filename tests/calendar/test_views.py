@@ -42,7 +42,8 @@ def test_conflicts_report_each_kind(api):
         if set(conflict["campaign_ids"]) & {a["id"], b["id"]}:
             kinds.setdefault(conflict["kind"], []).append(conflict)
     overlap, = kinds["burst_overlap"]
-    assert (overlap["channel"], overlap["start_date"], overlap["end_date"]) == (channel, "2029-03-16", "2029-03-17")
+    assert (overlap["channel"], overlap["start_date"], overlap["end_date"]) == \
+        (channel, "2029-03-16", "2029-03-17")
     assert kinds["milestone_outside_window"][0]["milestone_ids"] == [outside["id"]]
     launches = {tuple(c["campaign_ids"]) for c in kinds["launch_in_contingency"]}
     assert launches == {(b["id"], a["id"]), (a["id"], b["id"])}

@@ -4,6 +4,7 @@ links a schedule breaks. Pure functions over `MilestoneGraph`; lags count workin
 graph's market (weekends and public holidays skipped, `shared.workdays`).
 
 >>> from datetime import date
+>>> from services.calendar.graph import Link, MilestoneGraph, MilestoneNode
 >>> graph = MilestoneGraph.of("US", [MilestoneNode("a", "Kickoff", date(2026, 12, 17)),
 ...                                  MilestoneNode("b", "Launch", date(2026, 12, 21))],
 ...                           [Link("a", "b", 2)])
