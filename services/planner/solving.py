@@ -96,7 +96,7 @@ class SchedulePublic(BaseModel):
 
 
 def to_problem(request: SolveRequest) -> engine.Problem:
-    """The engine's problem for a solve request."""
+    """Translate a solve request into the engine's problem."""
     return engine.Problem(
         start=request.start, horizon_days=request.horizon_days,
         weekend=frozenset(WEEKDAYS.index(d) for d in request.calendar.weekend),
@@ -113,7 +113,7 @@ def to_problem(request: SolveRequest) -> engine.Problem:
 
 
 def to_public(schedule: engine.Schedule) -> SchedulePublic:
-    """The API's answer for the engine's schedule."""
+    """Translate the engine's schedule into the API's answer."""
     return SchedulePublic(
         status=schedule.status,
         objective=ObjectivePublic(weighted_lateness_days=schedule.weighted_lateness,
