@@ -2,7 +2,7 @@
 import random
 from datetime import date, timedelta
 
-from services.planner.problem import UNIT, Problem, Resource, Task
+from services.planner.engine import UNIT, Problem, Resource, Task
 
 TEAMS = ("design", "tech", "media", "analytics")
 UTILISATION = 0.5    # teams are sized so that the work fills about this share of their hours
