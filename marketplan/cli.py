@@ -8,40 +8,47 @@ import uvicorn
 from dotenv import load_dotenv
 
 from gateway.auth import KeyStore
-from marketplan.processes import GATEWAY, PROCESSES, SERVICES
-from marketplan.up import up
+from gateway.config import GatewaySettings
+from marketplan.processes import PROCESSES, SERVICES
+from marketplan.up import die_with_supervisor, up
 from shared import migrations
 from shared.internal_auth import ROLES
 from shared.requests import logging_config
 
+# On SIGINT/SIGTERM, requests still running get this long before they are cancelled and the
+# lifespan closes (solver workers killed, database pools disposed): a stop takes ~1 s.
+GRACEFUL_SHUTDOWN_SECONDS = 1
+
 
 def _serve(args: argparse.Namespace) -> int:
+    die_with_supervisor()
     process = PROCESSES[args.name]
     if args.port:
         os.environ[process.env_prefix + "PORT"] = str(args.port)
     settings = process.settings()
     uvicorn.run(process.factory, factory=True, host=settings.host, port=settings.port,
                 loop="uvloop", http="httptools", proxy_headers=False,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
                 log_config=logging_config(process.name, settings.log_level))
     return 0
 
 
 def _migrate(_args: argparse.Namespace) -> int:
     for service in SERVICES:
-        migrations.upgrade(service.migrations, service.settings().database_url)
+        migrations.upgrade(service.migrations, service.database_url())
         print(f"{service.name}: migrated")
     return 0
 
 
 def _check(_args: argparse.Namespace) -> int:
     for service in SERVICES:
-        migrations.check(service.migrations, service.settings().database_url)
+        migrations.check(service.migrations, service.database_url())
         print(f"{service.name}: models match the migrations")
     return 0
 
 
 def _keys(args: argparse.Namespace) -> int:
-    keys = KeyStore(GATEWAY.settings().keys_file)
+    keys = KeyStore(GatewaySettings().keys_file)
     if args.action == "create":
         try:
             record, key = keys.create(args.role, label=args.label, key=args.key)
@@ -65,12 +72,15 @@ def parser() -> argparse.ArgumentParser:
                       help="read settings from this file (e.g. var/up.env) before the environment")
     commands = root.add_subparsers(dest="command", required=True)
 
-    start = commands.add_parser("up", help="migrate and run all four processes until Ctrl-C")
+    start = commands.add_parser("up", help="migrate and run (and restart) all four processes "
+                                          "until Ctrl-C")
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=8000,
                        help="gateway port; the services take the next three")
-    start.add_argument("--var-dir", type=Path, default=Path("var"),
-                       help="where SQLite files, keys and the run settings go")
+    start.add_argument("--var-dir", type=Path,
+                       default=Path(os.environ.get("MARKETPLAN_VAR_DIR", "var")),
+                       help="where SQLite files, keys and the run settings go "
+                            "(default: $MARKETPLAN_VAR_DIR or ./var)")
     start.set_defaults(run=lambda a: up(host=a.host, port=a.port, var_dir=a.var_dir))
 
     serve = commands.add_parser("serve", help="run one process")

@@ -3,7 +3,8 @@ from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
 
-from pydantic_settings import BaseSettings
+from shared.settings import BaseServiceSettings, DatabaseSettings
+
 
 @dataclass(frozen=True)
 class Process:
@@ -21,12 +22,18 @@ class Process:
         return self.name.upper() + "_"
 
     @property
-    def migrations(self) -> Path | None:
-        return getattr(import_module(self.module), "MIGRATIONS", None)
+    def migrations(self) -> Path:
+        """A service's migrations folder (the gateway has none)."""
+        return import_module(self.module).MIGRATIONS
 
-    def settings(self) -> BaseSettings:
+    def settings(self) -> BaseServiceSettings:
         module, cls = self.settings_class.split(":")
         return getattr(import_module(module), cls)()
+
+    def database_url(self) -> str:
+        settings = self.settings()
+        assert isinstance(settings, DatabaseSettings), f"{self.name} has no database"
+        return settings.database_url
 
 
 GATEWAY = Process("gateway", "gateway.app", "gateway.config:GatewaySettings", 0)

@@ -1,10 +1,19 @@
-"""`marketplan up`: migrate, start the four processes, wait until ready, stop them together."""
+"""`marketplan up`: migrate, start the four processes, keep them running, stop them together.
+
+`up` owns what it starts: each process runs in its own process group (with its solver
+workers), is restarted with backoff when it dies, dies with `up` (PR_SET_PDEATHSIG, see
+`die_with_supervisor`), and is stopped with its whole group when `up` stops. SIGINT, SIGTERM
+or SIGHUP to `up` (or to its process group, as Ctrl-C does) stops everything within
+`STOP_SECONDS`: a graceful SIGTERM first, then SIGKILL to whatever group is left.
+"""
+import ctypes
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -15,6 +24,13 @@ from shared import migrations
 
 UP_KEY_LABEL = "development admin (marketplan up)"
 READY_TIMEOUT_SECONDS = 60
+# Uvicorn's graceful shutdown is capped at 1 s (`marketplan serve`); what is left after this
+# is killed, so a stop never takes longer.
+STOP_SECONDS = 2.0
+# Restart backoff: 1, 2, 4 … 30 s between tries; a process that ran this long starts over at 1.
+BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER_SECONDS = 1.0, 30.0, 30.0
+SUPERVISOR_ENV = "MARKETPLAN_SUPERVISOR_PID"
+_PR_SET_PDEATHSIG = 1
 
 
 def run_environment(*, host: str, port: int, var_dir: Path) -> dict[str, str]:
@@ -49,44 +65,117 @@ def seed_admin_key(keys: KeyStore, admin_key: str | None) -> str:
     return keys.create("admin", label=UP_KEY_LABEL)[1]
 
 
-def _wait_ready(children: dict[str, subprocess.Popen], env: dict[str, str],
-                stopping: list) -> str | None:
+def die_with_supervisor() -> None:
+    """In a process `up` started: end (SIGTERM) when `up` ends, even if `up` is SIGKILLed."""
+    supervisor = os.environ.pop(SUPERVISOR_ENV, None)
+    if supervisor is None:
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != int(supervisor):  # `up` died before the line above took effect
+        sys.exit(0)
+
+
+def log(message: str) -> None:
+    print(f"marketplan up: {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    backoff: float = BACKOFF_FIRST
+    restart_at: float | None = None
+    exits: list[int] = field(default_factory=list)
+
+    def start(self) -> None:
+        env = os.environ | {SUPERVISOR_ENV: str(os.getpid())}
+        # Its own process group: `up` stops it with its solver workers in one killpg, and a
+        # Ctrl-C to the terminal reaches `up` alone, which stops everything in order.
+        self.process = subprocess.Popen(self.command, env=env, process_group=0)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def supervise(self, now: float) -> None:
+        """Restart the process with backoff if it died."""
+        if self.process is None or self.running():
+            return
+        if self.restart_at is None:
+            code = self.process.returncode
+            self.exits.append(code)
+            _kill_group(self.process.pid, signal.SIGKILL)  # workers it may have left
+            if now - self.started_at >= HEALTHY_AFTER_SECONDS:
+                self.backoff = BACKOFF_FIRST
+            self.restart_at = now + self.backoff
+            log(f"{self.name} exited with code {code}; restarting it in {self.backoff:g} s")
+            self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+        elif now >= self.restart_at:
+            self.start()
+            log(f"{self.name} restarted (pid {self.process.pid})")
+
+
+def _kill_group(pgid: int, sig: int) -> bool:
+    """Signal a process group; False when no process of it is left."""
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def stop(children: list[Child]) -> None:
+    """SIGTERM every group, wait up to STOP_SECONDS, SIGKILL what is left, reap."""
+    groups = [c.process.pid for c in children if c.process is not None]
+    for pgid in groups:
+        _kill_group(pgid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_SECONDS
+    for child in children:
+        if child.process is not None:
+            try:
+                child.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log(f"{child.name} did not stop in {STOP_SECONDS:g} s; killed")
+    for pgid in groups:
+        _kill_group(pgid, signal.SIGKILL)  # the leader's workers too, if any outlived it
+    for child in children:
+        if child.process is not None:
+            child.process.wait()
+
+
+def _wait_ready(children: list[Child], env: dict[str, str], stopping: list) -> str | None:
     """Return None when every process answers /readyz, else why not."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-    pending = set(children)
-    while pending:
-        if stopping:
-            return "stopped while starting"
-        for name in sorted(pending):
-            if children[name].poll() is not None:
-                return f"{name} exited with code {children[name].returncode} while starting"
-            prefix = PROCESSES[name].env_prefix
-            url = f"http://{env[prefix + 'HOST']}:{env[prefix + 'PORT']}/readyz"
-            try:
-                if httpx.get(url, timeout=1).status_code == 200:
-                    pending.discard(name)
-            except httpx.TransportError:
-                pass
-        if time.monotonic() > deadline:
-            return f"not ready after {READY_TIMEOUT_SECONDS} s: {', '.join(sorted(pending))}"
-        time.sleep(0.1)
+    pending = {c.name: c for c in children}
+    with httpx.Client(timeout=1) as client:
+        while pending:
+            if stopping:
+                return "stopped while starting"
+            for name, child in sorted(pending.items()):
+                if not child.running():
+                    assert child.process is not None
+                    return f"{name} exited with code {child.process.returncode} while starting"
+                prefix = PROCESSES[name].env_prefix
+                url = f"http://{env[prefix + 'HOST']}:{env[prefix + 'PORT']}/readyz"
+                try:
+                    if client.get(url).status_code == 200:
+                        del pending[name]
+                except httpx.TransportError:
+                    pass
+            if time.monotonic() > deadline:
+                return f"not ready after {READY_TIMEOUT_SECONDS} s: {', '.join(sorted(pending))}"
+            time.sleep(0.1)
     return None
 
 
-def _stop(children: dict[str, subprocess.Popen]) -> None:
-    for child in children.values():
-        if child.poll() is None:
-            child.terminate()
-    deadline = time.monotonic() + 10
-    for child in children.values():
-        try:
-            child.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-
-
 def up(*, host: str, port: int, var_dir: Path) -> int:
+    stopping: list[int] = []
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, lambda number, _frame: stopping.append(number))
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
     env = run_environment(host=host, port=port, var_dir=var_dir)
@@ -94,35 +183,35 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
     write_env_file(env_file, env)
     os.environ.update(env)
     for service in SERVICES:
-        migrations.upgrade(service.migrations, service.settings().database_url)
+        migrations.upgrade(service.migrations, service.database_url())
     admin_key = seed_admin_key(KeyStore(env["GATEWAY_KEYS_FILE"]),
                                os.environ.get("MARKETPLAN_ADMIN_KEY"))
+    if stopping:
+        return 0
 
-    stopping = []
-    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
-    signal.signal(signal.SIGINT, lambda *_: stopping.append(True))
-    children = {name: subprocess.Popen([sys.executable, "-m", "marketplan", "serve", name,
-                                        "--env-file", str(env_file)])
-                for name in (*(s.name for s in SERVICES), GATEWAY.name)}
-    if problem := _wait_ready(children, env, stopping):
-        print(f"marketplan up failed: {problem}", file=sys.stderr)
-        _stop(children)
-        return 1
-    gateway = f"http://{host}:{port}"
-    print(f"\nMarketplan is up.\n  API:        {gateway}/api/v1/\n  Docs:       {gateway}/docs\n"
-          f"  Admin key:  {admin_key}\n  Processes:  " + ", ".join(
-              f"{name} pid {child.pid} port {env[PROCESSES[name].env_prefix + 'PORT']}"
-              for name, child in children.items())
-          + "\nCtrl-C stops all.\n", flush=True)
-
-    reported = set()
-    while not stopping:
-        for name, child in children.items():
-            if child.poll() is not None and name not in reported:
-                reported.add(name)
-                print(f"{name} stopped (exit code {child.returncode}); the others keep "
-                      f"running. Start it again with: marketplan serve {name} --env-file "
-                      f"{env_file}", file=sys.stderr, flush=True)
-        time.sleep(0.2)
-    _stop(children)
-    return 0
+    children = [Child(name, [sys.executable, "-m", "marketplan", "serve", name, "--env-file",
+                             str(env_file)])
+                for name in (*(s.name for s in SERVICES), GATEWAY.name)]
+    for child in children:
+        child.start()
+    try:
+        if problem := _wait_ready(children, env, stopping):
+            if not stopping:
+                log(f"failed: {problem}")
+                return 1
+            return 0
+        gateway = f"http://{host}:{port}"
+        print(f"\nMarketplan is up.\n  API:        {gateway}/api/v1/\n  Docs:       {gateway}/docs\n"
+              f"  Admin key:  {admin_key}\n  Processes:  " + ", ".join(
+                  f"{c.name} pid {c.process.pid} port "
+                  f"{env[PROCESSES[c.name].env_prefix + 'PORT']}"
+                  for c in children if c.process is not None)
+              + "\nA process that stops is restarted.\nCtrl-C stops all.\n", flush=True)
+        while not stopping:
+            now = time.monotonic()
+            for child in children:
+                child.supervise(now)
+            time.sleep(0.1)
+        return 0
+    finally:
+        stop(children)

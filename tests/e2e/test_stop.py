@@ -1,0 +1,110 @@
+"""Stopping: any of SIGINT/SIGTERM to the `make up` process group, to `make` or to `marketplan
+up` stops every process of the run, solver workers included, with no traceback."""
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.budget.test_optimize_api import EXAMPLE
+from tests.postgres import free_port
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN_KEY = "e2e-stop-admin-key-" + uuid.uuid4().hex
+# Enough work that both solves are still running when the signal comes.
+SCHEDULE = {"start": "2026-12-01", "horizon_days": 120, "time_limit_seconds": 30,
+            "resources": [{"id": f"r{i}", "skills": ["design"], "hours_per_day": "8"}
+                          for i in range(3)],
+            "tasks": [{"id": f"t{i}", "campaign": "c1", "skill": "design", "effort_hours": "40",
+                       "earliest_start": "2026-12-01", "deadline": "2026-12-15",
+                       "priority": 3, "predecessors": []} for i in range(60)]}
+
+
+def run_processes(session: int) -> list[str]:
+    """The command lines of every live process in `session` (what the run started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (FileNotFoundError, ProcessLookupError, IndexError):
+            continue
+        # fields: state ppid pgrp session …; the supervised groups keep the session.
+        if fields[0] != "Z" and int(fields[3]) == session:
+            found.append(cmdline)
+    return found
+
+
+def start(how: str, tmp_path: Path, env: dict) -> tuple[subprocess.Popen, int]:
+    port = free_port(4)
+    if how == "up":
+        command = [sys.executable, "-m", "marketplan", "up", "--port", str(port)]
+    else:
+        # -o: never reinstall the shared .venv from a test.
+        command = ["make", "-o", ".venv/.installed", "up", f"PORT={port}"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env | {"MARKETPLAN_VAR_DIR": str(
+        tmp_path / "var")}, stdout=subprocess.PIPE, stderr=(tmp_path / "err").open("w"),
+        text=True, start_new_session=True)
+    for line in process.stdout:
+        if line.startswith("Ctrl-C stops all"):
+            return process, port
+    pytest.fail("the system did not start: " + (tmp_path / "err").read_text()[-2000:])
+
+
+def solve_in_each_service(port: int) -> list[threading.Thread]:
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+
+    def post(path: str, body: dict) -> None:
+        with contextlib.suppress(httpx.TransportError):  # the system stops under it
+            httpx.post(f"http://127.0.0.1:{port}{path}", json=body, headers=admin, timeout=60)
+
+    threads = [threading.Thread(target=post, args=args) for args in
+               (("/api/v1/budget/optimize", EXAMPLE), ("/api/v1/planner/solve", SCHEDULE))]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("target", ["group", "make", "up"])
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_every_process_of_the_run(request, tmp_path, backend, target, sig):
+    if sig == signal.SIGINT and target == "make":
+        pytest.skip("GNU make does not pass SIGINT on (it expects the terminal to signal "
+                    "the whole group) and waits for its child; see the report")
+    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
+    if backend == "postgresql":
+        server = request.getfixturevalue("postgres")
+        for name in ("calendar", "budget", "planner"):
+            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
+                f"stop_{name}_{uuid.uuid4().hex[:8]}")
+    how = "up" if target == "up" else "make"
+    process, port = start(how, tmp_path, env)
+    session = process.pid  # start_new_session: the first process leads the session
+    threads = solve_in_each_service(port)
+    time.sleep(1.0)  # both solves reach their workers
+    assert any("shared.workers" in p for p in run_processes(session))
+
+    started = time.monotonic()
+    if target == "group":
+        os.killpg(process.pid, sig)
+    else:  # `make` or `marketplan up` alone
+        os.kill(process.pid, sig)
+    process.wait(timeout=30)
+    while run_processes(session) and time.monotonic() - started < 30:
+        time.sleep(0.05)
+    took = time.monotonic() - started
+    for thread in threads:
+        thread.join(timeout=30)
+    print(f"{backend} {sig.name} to {target}: stopped in {took:.2f} s")
+    assert run_processes(session) == []
+    assert "Traceback" not in (tmp_path / "err").read_text()
