@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from marketplan.up import Child, stop
 from tests.e2e.conftest import ADMIN_KEY, is_free
 
 pytestmark = pytest.mark.e2e
@@ -72,3 +73,47 @@ def test_sigterm_stops_all_four(system):
 
 def _is_zombie(pid: int) -> bool:
     return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+
+
+def test_a_process_that_dies_is_restarted_with_growing_backoff(capsys):
+    child = Child("calendar", [sys.executable, "-c", "import sys; sys.exit(3)"])
+    child.start()
+    child.process.wait()
+    now = time.monotonic()
+    child.supervise(now)
+    assert "calendar exited with code 3; restarting it in 1 s" in capsys.readouterr().err
+    child.supervise(now + 0.5)
+    assert not child.running() and child.restart_at == now + 1  # still backing off
+    child.supervise(now + 1)
+    assert "calendar restarted" in capsys.readouterr().err
+    child.process.wait()
+    child.supervise(now + 1.1)
+    assert "restarting it in 2 s" in capsys.readouterr().err
+    assert child.exits == [3, 3]
+
+
+def test_stop_kills_the_whole_group_of_each_process():
+    # A leader and a child of its own (a solver worker, say) that both ignore SIGTERM; the
+    # child inherits that disposition.
+    script = ("import signal, subprocess, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']);"
+              "time.sleep(60)")
+    child = Child("budget", [sys.executable, "-c", script])
+    child.start()
+    time.sleep(1)
+    stop([child])
+    assert child.process.returncode == -signal.SIGKILL
+    assert _live_members(child.process.pid) == []
+
+
+def _live_members(group: int) -> list[int]:
+    """Processes of a process group that are not zombies (an orphan zombie waits for init)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, _ppid, pgrp = stat.read_text().rsplit(")", 1)[1].split()[:3]
+        except FileNotFoundError:
+            continue
+        if int(pgrp) == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
