@@ -1,6 +1,7 @@
 """The auth matrix through the gateway, against the real services."""
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -76,7 +77,7 @@ def test_new_and_revoked_keys_take_effect_without_restart(gateway, keys):
 
 
 def test_keys_are_stored_hashed_and_private(keys):
-    text = open(keys["_file"]).read()
+    text = Path(keys["_file"]).read_text()
     assert all(keys[role] not in text for role in ROLES)
     assert stat.S_IMODE(os.stat(keys["_file"]).st_mode) == 0o600
 

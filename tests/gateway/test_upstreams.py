@@ -1,4 +1,5 @@
 """Upstream failures become 503/504 problems for that service only; readiness reports them."""
+import contextlib
 import socket
 import threading
 
@@ -21,10 +22,8 @@ def silent_upstream():
     def accept():
         listener.settimeout(0.1)
         while not stop.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 accepted.append(listener.accept()[0])
-            except TimeoutError:
-                pass
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
