@@ -4,9 +4,10 @@
                       resources=(Resource("ana", frozenset({"copy"}), 8 * UNIT),),
                       tasks=(Task("brief", "copy", 12 * UNIT, deadline=date(2026, 12, 8)),))
     model = Model(problem)                      # Invalid if it cannot be scheduled as given
-    choice = priority_rule.schedule(model)      # {"brief": ("ana", 0)}: the first answer
-    schedule = assemble(model, choice, status="feasible", engine="priority rule", bound=None,
-                        seconds=0, first_answer_seconds=0, best_answer_seconds=0)
+    plan = priority_rule.schedule(model)        # {"brief": Work("ana", ((0, 800), (1, 400)))}
+    schedule = assemble(model, plan, status="feasible", engine="priority rule",
+                        bound=lower_bound(model), seconds=0, first_answer_seconds=0,
+                        best_answer_seconds=0)
     # brief: 8 h Mon 7th, 4 h Tue 8th, on time: schedule.weighted_lateness == 0
 
 The two engines are reached by module: `priority_rule.schedule(model)` (the immediate first
@@ -16,20 +17,23 @@ here: it loads OR-Tools, which bundles its own HiGHS and cannot share a process 
 """
 from services.planner.engine import priority_rule
 from services.planner.engine.assembly import assemble
+from services.planner.engine.bounds import lower_bound
 from services.planner.engine.model import Model
 from services.planner.engine.problem import (
     UNIT,
     Assignment,
-    Choice,
     Invalid,
     Late,
+    Plan,
     Problem,
     Resource,
     Schedule,
     Status,
     Task,
     Utilisation,
+    Work,
 )
 
-__all__ = ["UNIT", "Assignment", "Choice", "Invalid", "Late", "Model", "Problem", "Resource",
-           "Schedule", "Status", "Task", "Utilisation", "assemble", "priority_rule"]
+__all__ = ["UNIT", "Assignment", "Invalid", "Late", "Model", "Plan", "Problem", "Resource",
+           "Schedule", "Status", "Task", "Utilisation", "Work", "assemble", "lower_bound",
+           "priority_rule"]

@@ -1,20 +1,33 @@
-"""The scheduler: the priority-rule answer first, then CP-SAT (OR-Tools) to optimality or its
-time limit. Runs only in worker processes: OR-Tools cannot share a process with `highspy`.
+"""The scheduler: the priority rules' best plan first, then CP-SAT (OR-Tools) on the contract's
+problem to optimality or its time limit. Runs only in worker processes: OR-Tools cannot share
+a process with `highspy`.
 
-CP-SAT model, on the working-day axis: per task a start day, one resource among those with
-its skill (an optional fixed-length interval per candidate), a cumulative per resource with
-its hours per day (days off are blocked by fixed intervals), finish-to-start precedence, and
-lateness against the deadline's working day. Objective, lexicographic by weights: priority ×
-working days late, then (re-plans) tasks moved, then the last finish day.
+CP-SAT model, time-indexed on the working-day axis (hours in hundredths, so it is exact):
+- per task, a choice of resource among those that can do it (`use`), and per (task, resource,
+  working day of that resource in the task's window) the hundredths it works (`x`, at most its
+  daily rate); they add up to the effort on the chosen resource;
+- per (task, day) whether it works (`w`), linked to its first and last day: it works only on
+  days in [first, last]; a pinned task works on its pinned day and not before;
+- per (resource, day) its hours shared by its tasks; finish-to-start precedence on days;
+- lateness against the deadline's working day. Objective, lexicographic by weights: priority
+  × working days late, then (re-plans) tasks moved, then the last working day.
+The model stays small by windows that lose no optimal schedule: a task starts no sooner than
+its predecessors can finish (`bounds.soonest_finish`), and may be at most (the first plan's
+weighted lateness ÷ its priority) days late, which also bounds its predecessors.
 """
 import time
+from collections import defaultdict
 
 from ortools.sat.python import cp_model
 
-from services.planner.engine import priority_rule
+from services.planner.engine import bounds, priority_rule
 from services.planner.engine.assembly import assemble
 from services.planner.engine.model import Model
-from services.planner.engine.problem import Problem, Schedule
+from services.planner.engine.problem import Plan, Problem, Schedule, Work
+
+# (task, resource, day) hour variables past which building and searching the model would not
+# pay within any time limit the API allows: the priority rules answer alone.
+MAX_CELLS = 150_000
 
 
 def solve(problem: Problem) -> Schedule:
@@ -23,85 +36,179 @@ def solve(problem: Problem) -> Schedule:
     model = Model(problem)
     first = priority_rule.schedule(model)
     first_seconds = time.perf_counter() - began
-    days = len(model.days)
-    cp = cp_model.CpModel()
-    start = {t: cp.new_int_var(model.earliest(t), days - 1, f"start_{t}") for t in model.order}
-    finish = {t: cp.new_int_var(0, days - 1, f"finish_{t}") for t in model.order}
-    use: dict[tuple[str, str], cp_model.IntVar] = {}
-    per_resource: dict[str, tuple[list[cp_model.IntervalVar], list[int]]] = {
-        r: ([], []) for r in model.resources}
-    for t in model.order:
-        for r in model.eligible[t]:
-            use[t, r] = cp.new_bool_var(f"use_{t}_{r}")
-            interval = cp.new_optional_fixed_size_interval_var(
-                start[t], model.length(t, r), use[t, r], f"on_{t}_{r}")
-            per_resource[r][0].append(interval)
-            per_resource[r][1].append(model.rate(t, r))
-        cp.add_exactly_one(use[t, r] for r in model.eligible[t])
-        cp.add(finish[t] == start[t] - 1 + sum(use[t, r] * model.length(t, r)
-                                                for r in model.eligible[t]))
-        if (pinned := model.tasks[t].start) is not None:
-            cp.add(start[t] == model.index[pinned])
-        for p in model.tasks[t].predecessors:
-            cp.add(start[t] >= finish[p] + 1)
-    for r, (intervals, demands) in per_resource.items():
-        cap = model.resources[r].hours_per_day
-        for d, ok in enumerate(model.available[r]):
-            if not ok:
-                intervals.append(cp.new_fixed_size_interval_var(d, 1, f"off_{r}_{d}"))
-                demands.append(cap)
-        if intervals:
-            cp.add_cumulative(intervals, demands, cap)
-
-    lateness: list[cp_model.LinearExprT] = []
-    for t in model.order:
-        deadline = model.deadline(t)
-        if deadline is not None:
-            late = cp.new_int_var(0, days, f"late_{t}")
-            cp.add(late >= finish[t] - deadline)
-            lateness.append(model.tasks[t].priority * late)
-    moved: list[cp_model.LinearExprT] = []
-    for t, (resource, day) in problem.previous.items():
-        if t in start and day in model.index and (t, resource) in use:
-            keep = cp.new_bool_var(f"keep_{t}")
-            cp.add(start[t] == model.index[day]).only_enforce_if(keep)
-            cp.add_implication(keep, use[t, resource])
-            moved.append(1 - keep)
-    makespan = cp.new_int_var(0, days - 1, "makespan")
-    cp.add_max_equality(makespan, list(finish.values()))
-    move_weight = days + 1
-    late_weight = move_weight * (len(model.order) + 1)
-    cp.minimize(late_weight * cp_model.LinearExpr.sum(lateness)
-                + move_weight * cp_model.LinearExpr.sum(moved) + makespan)
-
-    for t, (resource, first_day) in first.items():
-        cp.add_hint(start[t], first_day)
-        for r in model.eligible[t]:
-            cp.add_hint(use[t, r], r == resource)
+    floor = bounds.lower_bound(model)
+    windows = _windows(model, priority_rule.measure(model, first)[0])
+    cells = sum(hi - lo + 1 for lo, hi in windows.values())
+    if cells * max(len(r) for r in model.eligible.values()) > MAX_CELLS:
+        return assemble(model, first, status="feasible", engine="priority rule", bound=floor,
+                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
+                        best_answer_seconds=first_seconds)
+    built = _Built(model, windows)
+    built.hint(first)
     solver = cp_model.CpSolver()
     # Interleaved search is CP-SAT's deterministic parallel mode, and the deterministic time
     # limit (about half the wall limit here) normally stops it first: same input, same plan.
-    # Three interleaved workers proved generated 336-task workloads fastest on these 2-core
-    # machines (2: 1.1 s, 3: 1.0 s, 4: 5.6 s, 8: 17 s; bench/scheduler.py).
     solver.parameters.num_workers = 3
     solver.parameters.interleave_search = True
     solver.parameters.random_seed = 0
-    solver.parameters.max_time_in_seconds = max(problem.time_limit - first_seconds, 0.1)
+    solver.parameters.max_time_in_seconds = max(problem.time_limit - (time.perf_counter() - began),
+                                                0.1)
     solver.parameters.max_deterministic_time = max(problem.time_limit / 2, 0.05)
     found = _Progress(began)
-    status = solver.solve(cp, found)
-    seconds = time.perf_counter() - began
+    status = solver.solve(built.cp, found)
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return assemble(model, first, status="feasible", engine="priority rule", bound=None,
-                        seconds=seconds, first_answer_seconds=first_seconds,
+        return assemble(model, first, status="feasible", engine="priority rule", bound=floor,
+                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
                         best_answer_seconds=first_seconds)
-    choice = {t: (next(r for r in model.eligible[t] if solver.value(use[t, r])),
-                  solver.value(start[t])) for t in model.order}
-    optimal = status == cp_model.OPTIMAL
-    return assemble(model, choice, status="optimal" if optimal else "feasible", engine="CP-SAT",
-                    bound=int(solver.best_objective_bound) // late_weight,
-                    seconds=seconds, first_answer_seconds=first_seconds,
+    plan = built.read(solver)
+    bound = max(floor, int(solver.best_objective_bound) // built.late_weight)
+    if priority_rule.measure(model, first) < priority_rule.measure(model, plan):
+        return assemble(model, first, status="feasible", engine="priority rule", bound=bound,
+                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
+                        best_answer_seconds=first_seconds)
+    return assemble(model, plan, status="optimal" if status == cp_model.OPTIMAL else "feasible",
+                    engine="CP-SAT", bound=bound, seconds=time.perf_counter() - began,
+                    first_answer_seconds=first_seconds,
                     best_answer_seconds=found.last or first_seconds)
+
+
+def _windows(model: Model, most_late: int) -> dict[str, tuple[int, int]]:
+    """(first day, last day) each task may work on in a schedule at most `most_late` late."""
+    soonest = bounds.soonest_finish(model)
+    followers: dict[str, list[str]] = defaultdict(list)
+    for t in model.order:
+        for p in model.tasks[t].predecessors:
+            followers[p].append(t)
+    latest: dict[str, int] = {}
+    for t in reversed(model.topological):
+        deadline = model.deadline(t)
+        hi = len(model.days) - 1
+        if deadline is not None:
+            hi = min(hi, deadline + most_late // model.tasks[t].priority)
+        for f in followers[t]:
+            hi = min(hi, latest[f] - min(model.length(f, r) for r in model.eligible[f]))
+        latest[t] = hi
+    return {t: (max([model.earliest(t)] + [soonest[p] + 1 for p in model.tasks[t].predecessors]),
+                latest[t]) for t in model.order}
+
+
+class _Built:
+    """The CP-SAT model of a checked problem, with its variables by name."""
+
+    def __init__(self, model: Model, windows: dict[str, tuple[int, int]]):
+        self.model = model
+        cp = self.cp = cp_model.CpModel()
+        days = len(model.days)
+        self.first: dict[str, cp_model.IntVar] = {}
+        self.last: dict[str, cp_model.IntVar] = {}
+        self.use: dict[tuple[str, str], cp_model.IntVar] = {}
+        self.x: dict[tuple[str, str, int], cp_model.IntVar] = {}
+        self.cells: dict[str, list[tuple[str, int, cp_model.IntVar]]] = defaultdict(list)
+        self.days_of: dict[str, list[tuple[int, cp_model.IntVar]]] = defaultdict(list)
+        self.late: dict[str, cp_model.IntVar] = {}
+        self.keep: dict[str, cp_model.IntVar] = {}
+        on_day: dict[tuple[str, int], list[tuple[cp_model.IntVar, int]]] = defaultdict(list)
+        for t in model.order:
+            lo, hi = windows[t]
+            eligible = model.eligible[t]
+            shortest = min(model.length(t, r) for r in eligible)
+            first = self.first[t] = cp.new_int_var(lo, hi, f"first_{t}")
+            last = self.last[t] = cp.new_int_var(lo, hi, f"last_{t}")
+            cp.add(last >= first + shortest - 1)
+            if len(eligible) > 1:
+                for r in eligible:
+                    self.use[t, r] = cp.new_bool_var(f"use_{t}_{r}")
+                cp.add_exactly_one(self.use[t, r] for r in eligible)
+            per_resource: dict[str, list[cp_model.IntVar]] = defaultdict(list)
+            worked: list[cp_model.IntVar] = []
+            for d in range(lo, hi + 1):
+                here = [r for r in eligible if model.available[r][d]]
+                if not here:
+                    continue
+                w = cp.new_bool_var(f"w_{t}_{d}")
+                self.days_of[t].append((d, w))
+                worked.append(w)
+                hours = []
+                for r in here:
+                    rate = model.rate(t, r)
+                    x = self.x[t, r, d] = cp.new_int_var(0, rate, f"x_{t}_{r}_{d}")
+                    self.cells[t].append((r, d, x))
+                    per_resource[r].append(x)
+                    on_day[r, d].append((x, rate))
+                    hours.append(x)
+                # Hours only on a day it works, and it works only inside [first, last].
+                cp.add(sum(hours) <= max(model.rate(t, r) for r in here) * w)
+                cp.add(last >= d * w)
+                cp.add(first + (hi - d) * w <= hi)
+            cp.add(sum(worked) >= shortest)
+            effort = model.tasks[t].effort
+            for r in eligible:
+                total = cp_model.LinearExpr.sum(per_resource[r])
+                cp.add(total == (effort * self.use[t, r] if (t, r) in self.use else effort))
+            if (pinned := model.tasks[t].start) is not None:
+                day = model.index[pinned]
+                cp.add(first == day)
+                cp.add(sum(self.x[t, r, day] for r in eligible if (t, r, day) in self.x) >= 1)
+            for p in model.tasks[t].predecessors:
+                cp.add(first >= self.last[p] + 1)
+            deadline = model.deadline(t)
+            if deadline is not None and hi > deadline:
+                late = self.late[t] = cp.new_int_var(0, hi - deadline, f"late_{t}")
+                cp.add(late >= last - deadline)
+        for (r, _), cell in on_day.items():
+            cap = model.resources[r].hours_per_day
+            if sum(rate for _, rate in cell) > cap:
+                cp.add(sum(x for x, _ in cell) <= cap)
+        for t, (r, previous) in model.problem.previous.items():
+            at = model.index.get(previous)
+            if at is not None and (t, r, at) in self.x:
+                keep = self.keep[t] = cp.new_bool_var(f"keep_{t}")
+                cp.add(self.first[t] == at).only_enforce_if(keep)
+                cp.add(self.x[t, r, at] >= 1).only_enforce_if(keep)
+        self.makespan = cp.new_int_var(0, days - 1, "makespan")
+        for last in self.last.values():
+            cp.add(self.makespan >= last)
+        move_weight = days + 1
+        self.late_weight = move_weight * (len(model.order) + 1)
+        cp.minimize(
+            self.late_weight * cp_model.LinearExpr.weighted_sum(
+                list(self.late.values()), [model.tasks[t].priority for t in self.late])
+            + move_weight * cp_model.LinearExpr.sum([1 - k for k in self.keep.values()])
+            + self.makespan)
+
+    def hint(self, plan: Plan) -> None:
+        """Start the search from a plan (every variable hinted)."""
+        cp, model = self.cp, self.model
+        for t, work in plan.items():
+            hours = dict(work.hours)
+            cp.add_hint(self.first[t], work.first)
+            cp.add_hint(self.last[t], work.last)
+            for r in model.eligible[t]:
+                if (t, r) in self.use:
+                    cp.add_hint(self.use[t, r], r == work.resource)
+            for r, d, x in self.cells[t]:
+                cp.add_hint(x, hours.get(d, 0) if r == work.resource else 0)
+            for d, w in self.days_of[t]:
+                cp.add_hint(w, d in hours)
+            if t in self.late:
+                deadline = model.deadline(t)
+                assert deadline is not None
+                cp.add_hint(self.late[t], max(0, work.last - deadline))
+            if t in self.keep:
+                resource, day = model.problem.previous[t]
+                cp.add_hint(self.keep[t], work.resource == resource
+                            and model.days[work.first] == day)
+        cp.add_hint(self.makespan, max(w.last for w in plan.values()))
+
+    def read(self, solver: cp_model.CpSolver) -> Plan:
+        """The plan of CP-SAT's best solution."""
+        hours: dict[str, list[tuple[int, int]]] = defaultdict(list)
+        resource: dict[str, str] = {}
+        for (t, r, d), x in self.x.items():
+            if (h := solver.value(x)) > 0:
+                hours[t].append((d, h))
+                resource[t] = r
+        return {t: Work(resource[t], tuple(sorted(hours[t]))) for t in self.model.order}
 
 
 class _Progress(cp_model.CpSolverSolutionCallback):

@@ -1,47 +1,74 @@
-"""Why a task is late, in words and data: the saturated resource and its days, and the chain
-of predecessors that pushed it."""
+"""Why a task is late, in words and data: the predecessors that held it back, the days its
+resource was full with other work, its days off (time off) and the holidays in between."""
+from datetime import date
+
 from services.planner.engine.model import Model
-from services.planner.engine.problem import Choice, Late
+from services.planner.engine.problem import UNIT, Late, Plan
 
 
-def explain_late(model: Model, choice: Choice, finish: dict[str, int],
-                 users: dict[tuple[str, int], list[str]], load: dict[str, list[int]],
-                 task_id: str, days_late: int) -> Late:
+def explain_late(model: Model, plan: Plan, load: dict[str, list[int]], task_id: str,
+                 days_late: int) -> Late:
     """Explain a task that finishes `days_late` working days after its deadline.
 
-    `finish` is each task's last working-day index; `users` the tasks on a (resource, day);
-    `load` the hours reserved per resource and day."""
-    resource, first = choice[task_id]
-    task = model.tasks[task_id]
+    `load` is the hours worked per resource and working-day index."""
+    work, task = plan[task_id], model.tasks[task_id]
     # Only a task with a deadline can be late.
     assert task.deadline is not None, task_id
-    ready = max([model.earliest(task_id)] + [finish[p] + 1 for p in task.predecessors])
+    resource = work.resource
+    chain = _chain(model, plan, task_id)
+    ready = _ready(model, plan, task_id)
+    rate, cap = model.rate(task_id, resource), model.resources[resource].hours_per_day
+    own = dict(work.hours)
+    days = range(ready, work.last + 1)
+    time_off = [model.days[d] for d in days if not model.available[resource][d]]
+    # Full: the resource had less than the task's rate left for it, because of other work.
+    full = [d for d in days if model.available[resource][d] and own.get(d, 0) < rate
+            and load[resource][d] - own.get(d, 0) > cap - rate]
+    booked = set(full)
+    blockers = sorted({u for u, other in plan.items() if u != task_id and other.resource == resource
+                       and any(d in booked for d, _ in other.hours)})
+    finish = model.days[work.last]
+    holidays = sorted(h for h in model.problem.holidays if model.days[ready] <= h <= finish)
+    parts = [f"{task_id} finishes {finish}, {days_late} working day(s) after its deadline "
+             f"{task.deadline}"]
+    if chain:
+        parts.append("it waited for " + " ← ".join(
+            f"{c} (done {model.days[plan[c].last]})" for c in chain))
+    if full:
+        parts.append(f"{resource} was fully booked on {len(full)} day(s) from "
+                     f"{model.days[full[0]]} to {model.days[full[-1]]}"
+                     + (f" (by {', '.join(blockers[:5])}{' …' if len(blockers) > 5 else ''})"
+                        if blockers else ""))
+    if time_off:
+        parts.append(f"{resource} was on time off on {_dates(time_off)}")
+    if holidays:
+        parts.append(f"{_dates(holidays)} {'is a holiday' if len(holidays) == 1 else 'are holidays'}")
+    parts.append(f"it needs {model.length(task_id, resource)} working day(s) at up to "
+                 f"{rate / UNIT:g} h a day from {model.days[ready]}")
+    return Late(task_id, task.deadline, finish, days_late, "; ".join(parts) + ".", resource,
+                tuple(model.days[d] for d in full), tuple(chain))
+
+
+def _ready(model: Model, plan: Plan, task_id: str) -> int:
+    """The first day the task could work: its earliest start, after its predecessors."""
+    return max([model.earliest(task_id)]
+               + [plan[p].last + 1 for p in model.tasks[task_id].predecessors])
+
+
+def _chain(model: Model, plan: Plan, task_id: str) -> list[str]:
+    """The predecessors that held the task back, nearest first: each one's finish set the day
+    the next could start, later than that task's own earliest start."""
     chain: list[str] = []
     current = task_id
-    # Follow the predecessors each task started right after: they pushed it.
     while preds := model.tasks[current].predecessors:
-        binding = max(preds, key=lambda p: (finish[p], p))
-        if choice[current][1] != finish[binding] + 1:
+        binding = max(preds, key=lambda p: (plan[p].last, p))
+        if plan[binding].last + 1 <= model.earliest(current):
             break
         chain.append(binding)
         current = binding
-    rate = model.rate(task_id, resource)
-    cap = model.resources[resource].hours_per_day
-    saturated = [model.days[d] for d in range(ready, first)
-                 if not model.available[resource][d] or load[resource][d] + rate > cap]
-    blockers = sorted({u for d in range(ready, first) for u in users[resource, d] if u != task_id})
-    parts = [f"{task_id} finishes {model.days[finish[task_id]]}, {days_late} working day(s) "
-             f"after its deadline {task.deadline}"]
-    if saturated:
-        parts.append(f"{resource} was fully booked on {len(saturated)} day(s) from "
-                     f"{saturated[0]} to {saturated[-1]}"
-                     + (f" (by {', '.join(blockers[:5])}{' …' if len(blockers) > 5 else ''})"
-                        if blockers else ""))
-    if chain:
-        parts.append("it waited for " + " ← ".join(
-            f"{c} (done {model.days[finish[c]]})" for c in chain))
-    if not saturated and not chain:
-        parts.append(f"it needs {model.length(task_id, resource)} working day(s) from "
-                     f"{model.days[ready]}, more than the time to its deadline")
-    return Late(task_id, task.deadline, model.days[finish[task_id]], days_late,
-                "; ".join(parts) + ".", resource, tuple(saturated), tuple(chain))
+    return chain
+
+
+def _dates(days: list[date]) -> str:
+    shown = ", ".join(str(d) for d in days[:5])
+    return shown + (f" and {len(days) - 5} more" if len(days) > 5 else "")

@@ -1,86 +1,290 @@
-"""A priority-rule schedule (serial schedule generation): the immediate first answer, the
-hint that starts CP-SAT, and the fallback when CP-SAT finds nothing in time.
+"""Priority rules (serial schedule generation): the immediate first answer, the hint that
+starts CP-SAT, the fallback when CP-SAT finds nothing in time, and the bench's baselines.
 
-Started (pinned) work is placed first; then, among tasks whose predecessors are placed, the one
-with the earliest deadline (then the highest priority) goes to the resource that finishes it
-soonest, on the first run of working days with room for its daily rate.
+Started (pinned) work is placed first, from its pinned day. A forward rule then takes, among
+tasks whose predecessors are placed, the one its key ranks first and gives it, on the resource
+that finishes it soonest, as many hours as are free (up to its rate) on each working day from
+the day it is ready. The backward rule places work as late as each deadline allows (it plants
+zero-lateness schedules when one is easy to see); a forward pass in its order then packs it
+left. `schedule` keeps the best by the objective.
 """
+import contextlib
 import heapq
+import random
+from collections.abc import Callable
 
 from services.planner.engine.model import Model
-from services.planner.engine.problem import Choice, Invalid
+from services.planner.engine.problem import Invalid, Plan, Work
+
+Key = Callable[[str], tuple[int, ...]]
+RANDOM_PASSES = 3
 
 
-def _first_fit(free: list[int], start: int, length: int, rate: int) -> int | None:
-    day = start
-    while day + length <= len(free):
-        blocked = next((d for d in range(day, day + length) if free[d] < rate), None)
-        if blocked is None:
-            return day
-        day = blocked + 1
-    return None
+def schedule(model: Model) -> Plan:
+    """Return the best plan of every rule; Invalid if none fits in the horizon."""
+    return best(model, list(rules(model).values()))
 
 
-def schedule(model: Model) -> Choice:
-    """Return (resource, first working-day index) per task; Invalid if the horizon is short."""
-    free = {r: [model.resources[r].hours_per_day if ok else 0 for ok in model.available[r]]
-            for r in model.resources}
-    choice: Choice = {}
-    finish: dict[str, int] = {}
-
-    def place(task: str, resource: str, first: int) -> None:
-        rate = model.rate(task, resource)
-        for d in range(first, first + model.length(task, resource)):
-            free[resource][d] -= rate
-        choice[task] = (resource, first)
-        finish[task] = first + model.length(task, resource) - 1
-
-    started = [(t, pinned) for t in model.order if (pinned := model.tasks[t].start) is not None]
-    for task, pinned in started:
-        first = model.index[pinned]
-        fits = [r for r in model.eligible[task] if _first_fit(
-            free[r], first, model.length(task, r), model.rate(task, r)) == first]
-        if not fits:
-            raise Invalid([("tasks", f"started task {task!r} cannot keep its start "
-                                     f"{pinned}: its resource is full or off then")])
-        place(task, fits[0], first)
-
-    waiting = {t: len(model.tasks[t].predecessors) for t in model.order}
-    followers: dict[str, list[str]] = {t: [] for t in model.order}
-    for t in model.order:
-        for p in model.tasks[t].predecessors:
-            followers[p].append(t)
-
+def rules(model: Model) -> dict[str, Plan]:
+    """Each rule's plan by name (a rule that cannot place its work is left out)."""
+    latest = latest_finish(model)
     position = {t: i for i, t in enumerate(model.order)}
 
-    def key(task: str) -> tuple[int, int, int]:
-        deadline = model.deadline(task)
-        return (deadline if deadline is not None else len(model.days),
-                -model.tasks[task].priority, position[task])
+    def deadline(task: str) -> int:
+        found = model.deadline(task)
+        return len(model.days) if found is None else found
 
+    keys: dict[str, Key] = {
+        "earliest deadline": lambda t: (deadline(t), -model.tasks[t].priority, position[t]),
+        "latest finish": lambda t: (latest[t], -model.tasks[t].priority, position[t]),
+    }
+    rng = random.Random(0)   # fixed: the same input gives the same answer
+    for i in range(RANDOM_PASSES):
+        keys[f"randomised {i + 1}"] = _noisy(model, latest, position, rng)
+    if model.problem.previous:
+        keys["previous starts"] = _previous_key(model, latest, position)
+    plans: dict[str, Plan] = {}
+    failure: Invalid | None = None
+    for name, key in keys.items():
+        try:
+            plans[name] = forward(model, key, keep=bool(model.problem.previous))
+        except Invalid as invalid:
+            failure = invalid
+    if (late := backward(model, latest)) is not None:
+        plans["backward"] = late
+        first = {t: work.first for t, work in late.items()}
+        # Packing is an improvement; where it fails, the backward plan itself stands.
+        with contextlib.suppress(Invalid):
+            plans["backward, packed"] = forward(model, lambda t: (first[t], position[t]))
+    if not plans:
+        assert failure is not None
+        raise failure
+    return plans
+
+
+def best(model: Model, plans: list[Plan]) -> Plan:
+    """The plan that is best by the objective (lateness, tasks moved, last day)."""
+    return min(plans, key=lambda plan: measure(model, plan))
+
+
+def measure(model: Model, plan: Plan) -> tuple[int, int, int]:
+    """(weighted working days late, tasks moved from the previous plan, last working day)."""
+    weighted = 0
+    for task_id, work in plan.items():
+        deadline = model.deadline(task_id)
+        if deadline is not None and work.last > deadline:
+            weighted += model.tasks[task_id].priority * (work.last - deadline)
+    return weighted, moved(model, plan), max((w.last for w in plan.values()), default=0)
+
+
+def moved(model: Model, plan: Plan) -> int:
+    """Tasks of the previous plan whose resource or first day changed."""
+    return sum(1 for task_id, (resource, day) in model.problem.previous.items()
+               if task_id in plan and (plan[task_id].resource != resource
+                                       or model.days[plan[task_id].first] != day))
+
+
+def latest_finish(model: Model) -> dict[str, int]:
+    """Latest last day of each task that keeps it and every follower on time (working days at
+    the full rate; the horizon's last day where nothing is due)."""
+    followers = _followers(model)
+    latest: dict[str, int] = {}
+    for task in reversed(model.topological):
+        own = model.deadline(task)
+        limit = len(model.days) - 1 if own is None else own
+        for f in followers[task]:
+            limit = min(limit, latest[f] - min(model.length(f, r) for r in model.eligible[f]))
+        latest[task] = limit
+    return latest
+
+
+def forward(model: Model, key: Key, *, keep: bool = False) -> Plan:
+    """Place tasks as early as possible in the order `key` gives to those ready (with `keep`,
+    a task stays at its previous start where that does not make it later than due)."""
+    free = _free(model)
+    plan = _place_started(model, free)
+    limit = _limits(model, plan)
+    waiting = {t: len(model.tasks[t].predecessors) for t in model.order}
+    followers = _followers(model)
     ready = [(key(t), t) for t in model.order if waiting[t] == 0]
     heapq.heapify(ready)
     while ready:
         _, task = heapq.heappop(ready)
-        if task not in choice:
+        if task not in plan:
             start = max([model.earliest(task)]
-                        + [finish[p] + 1 for p in model.tasks[task].predecessors])
+                        + [plan[p].last + 1 for p in model.tasks[task].predecessors])
             options = []
             for r in model.eligible[task]:
-                fit = _first_fit(free[r], start, model.length(task, r), model.rate(task, r))
-                if fit is not None:
-                    options.append((fit + model.length(task, r), r, fit))
+                hours = _fill(free[r], start, model.rate(task, r), model.tasks[task].effort,
+                              limit[task] + 1)
+                if hours is not None:
+                    options.append((hours[-1][0], model.eligible[task].index(r), r, hours))
             if not options:
                 raise Invalid([("horizon_days", f"task {task!r} does not fit before the horizon "
-                                                "ends with the capacity available; raise "
+                                                "ends (or before started work that follows it) "
+                                                "with the capacity available; raise "
                                                 "horizon_days or add capacity")])
-            _, resource, first = min(options)
-            place(task, resource, first)
-        elif any(choice[task][1] <= finish[p] for p in model.tasks[task].predecessors):
-            raise Invalid([("tasks", f"started task {task!r} starts before its predecessors "
-                                     "finish; unpin it or its predecessors")])
+            _, _, resource, hours = min(options)
+            if keep and (kept := _kept(model, free, task, start, limit[task], hours)):
+                resource, hours = kept
+            plan[task] = Work(resource, tuple(hours))
+            for d, h in hours:
+                free[resource][d] -= h
         for follower in followers[task]:
             waiting[follower] -= 1
             if waiting[follower] == 0:
                 heapq.heappush(ready, (key(follower), follower))
-    return choice
+    return plan
+
+
+def backward(model: Model, latest: dict[str, int]) -> Plan | None:
+    """Place tasks as late as their latest finish allows, followers first; None if a task
+    does not fit after its earliest start."""
+    free = _free(model)
+    try:
+        plan = _place_started(model, free)
+    except Invalid:
+        return None
+    followers = _followers(model)
+    floor = {t: max([model.earliest(t)] + [plan[p].last + 1 for p in model.tasks[t].predecessors
+                                           if p in plan]) for t in model.order}
+    waiting = {t: len(followers[t]) for t in model.order}
+    ready = [(-latest[t], t) for t in model.order if waiting[t] == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, task = heapq.heappop(ready)
+        if task not in plan:
+            ceiling = min([latest[task]] + [plan[f].first - 1 for f in followers[task]])
+            options = []
+            for r in model.eligible[task]:
+                hours = _fill_back(free[r], ceiling, model.rate(task, r),
+                                   model.tasks[task].effort, floor[task])
+                if hours is not None:
+                    options.append((-hours[0][0], model.eligible[task].index(r), r, hours))
+            if not options:
+                return None
+            _, _, resource, hours = min(options)
+            plan[task] = Work(resource, tuple(hours))
+            for d, h in hours:
+                free[resource][d] -= h
+        for p in model.tasks[task].predecessors:
+            waiting[p] -= 1
+            if waiting[p] == 0:
+                heapq.heappush(ready, (-latest[p], p))
+    return plan
+
+
+def _noisy(model: Model, latest: dict[str, int], position: dict[str, int],
+           rng: random.Random) -> Key:
+    """Latest finish, give or take a few days at random: a different order each draw."""
+    noise = {t: rng.randint(0, 3) for t in model.order}
+    return lambda t: (latest[t] + noise[t], -model.tasks[t].priority, position[t])
+
+
+def _previous_key(model: Model, latest: dict[str, int], position: dict[str, int]) -> Key:
+    previous = {t: model.index.get(day, latest[t]) for t, (_, day) in
+                model.problem.previous.items() if t in model.tasks}
+    return lambda t: (previous.get(t, latest[t]), -model.tasks[t].priority, position[t])
+
+
+def _kept(model: Model, free: dict[str, list[int]], task: str, start: int, limit: int,
+          soonest: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]] | None:
+    """The task's work from its previous start on its previous resource, if that is possible
+    and finishes no later than the soonest placement or its deadline."""
+    if task not in model.problem.previous:
+        return None
+    resource, day = model.problem.previous[task]
+    first = model.index.get(day)
+    if first is None or first < start or resource not in model.eligible[task] \
+            or free[resource][first] <= 0:
+        return None
+    hours = _fill(free[resource], first, model.rate(task, resource), model.tasks[task].effort,
+                  limit + 1)
+    due = model.deadline(task)
+    if hours is None or hours[-1][0] > max(soonest[-1][0], -1 if due is None else due):
+        return None
+    return resource, hours
+
+
+def _free(model: Model) -> dict[str, list[int]]:
+    return {r: [model.resources[r].hours_per_day if ok else 0 for ok in model.available[r]]
+            for r in model.resources}
+
+
+def _followers(model: Model) -> dict[str, list[str]]:
+    followers: dict[str, list[str]] = {t: [] for t in model.order}
+    for t in model.order:
+        for p in model.tasks[t].predecessors:
+            followers[p].append(t)
+    return followers
+
+
+def _place_started(model: Model, free: dict[str, list[int]]) -> Plan:
+    """Started work from its pinned day, on the eligible resource that finishes it soonest."""
+    plan: Plan = {}
+    for task in model.order:
+        pinned = model.tasks[task].start
+        if pinned is None:
+            continue
+        first = model.index[pinned]
+        options = []
+        for r in model.eligible[task]:
+            if free[r][first] > 0:
+                hours = _fill(free[r], first, model.rate(task, r), model.tasks[task].effort,
+                              len(model.days))
+                if hours is not None:
+                    options.append((hours[-1][0], model.eligible[task].index(r), r, hours))
+        if not options:
+            raise Invalid([("tasks", f"started task {task!r} cannot keep its start {pinned}: "
+                                     "its resource is full or off then")])
+        _, _, resource, hours = min(options)
+        plan[task] = Work(resource, tuple(hours))
+        for d, h in hours:
+            free[resource][d] -= h
+    for task, work in plan.items():
+        if any(p in plan and plan[p].last >= work.first for p in model.tasks[task].predecessors):
+            raise Invalid([("tasks", f"started task {task!r} starts before its predecessors "
+                                     "finish; unpin it or its predecessors")])
+    return plan
+
+
+def _limits(model: Model, started: Plan) -> dict[str, int]:
+    """Last day each task may end so that started work after it keeps its start."""
+    followers = _followers(model)
+    limit: dict[str, int] = {}
+    for task in reversed(model.topological):
+        last = started[task].last if task in started else len(model.days) - 1
+        for f in followers[task]:
+            last = min(last, started[f].first - 1 if f in started else limit[f] - 1)
+        limit[task] = last
+    return limit
+
+
+def _fill(free: list[int], start: int, rate: int, effort: int,
+          stop: int) -> list[tuple[int, int]] | None:
+    """Hours from day `start` on, as many as are free up to `rate`, before day `stop`."""
+    hours: list[tuple[int, int]] = []
+    left, day = effort, start
+    while left > 0:
+        if day >= min(stop, len(free)):
+            return None
+        if (h := min(rate, free[day], left)) > 0:
+            hours.append((day, h))
+            left -= h
+        day += 1
+    return hours
+
+
+def _fill_back(free: list[int], ceiling: int, rate: int, effort: int,
+               floor: int) -> list[tuple[int, int]] | None:
+    """Hours from day `ceiling` back, as many as are free up to `rate`, not before `floor`."""
+    hours: list[tuple[int, int]] = []
+    left, day = effort, ceiling
+    while left > 0:
+        if day < max(floor, 0):
+            return None
+        if (h := min(rate, free[day], left)) > 0:
+            hours.append((day, h))
+            left -= h
+        day -= 1
+    return hours[::-1]

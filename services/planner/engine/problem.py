@@ -1,15 +1,17 @@
 """The scheduling problem and its answer, as plain data (hours in integer hundredths).
 
-A task is done by one resource at a fixed daily rate, min(its max_per_day, the resource's hours
-per day), on consecutive working days of that resource (it does not pause over the resource's
-time off: it goes before or after); the last day takes the remainder.
+A task is done by one resource (an eligible one, or its pinned one) in any hours on any of that
+resource's working days in the task's window: at most min(its max_per_day, the resource's hours
+per day) a day, the resource's hours shared with its other tasks that day, pausing over
+weekends, holidays and time off, and starting only after every predecessor's last day of work.
 """
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
 
 UNIT = 100   # hours are stored in hundredths
-# "optimal" only when proven for the model; a heuristic or time-limited answer is "feasible".
+# "optimal" only when proven for the problem above; a heuristic or time-limited answer is
+# "feasible" (with a true lower bound where one is known).
 Status = Literal["optimal", "feasible"]
 
 
@@ -106,5 +108,20 @@ class Invalid(Exception):
         return Invalid, (self.errors,)
 
 
-# What an engine decides per task: (resource id, index of the first working day on the axis).
-Choice = dict[str, tuple[str, int]]
+@dataclass(frozen=True)
+class Work:
+    """What an engine decides for one task: its resource and its hours per working day."""
+    resource: str
+    hours: tuple[tuple[int, int], ...]        # (working-day index, hundredths > 0), by day
+
+    @property
+    def first(self) -> int:
+        return self.hours[0][0]
+
+    @property
+    def last(self) -> int:
+        return self.hours[-1][0]
+
+
+# An engine's answer before it is checked and explained: the work of every task.
+Plan = dict[str, Work]
