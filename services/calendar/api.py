@@ -2,15 +2,16 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.calendar import campaigns, feeds, milestones, phases, views
+from services.calendar import audit, campaigns, feeds, milestones, outbox, phases, views
 from services.calendar.models import idempotency_record
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.pagination import CursorQuery, LimitQuery, Page
+from shared.types import Identifier
 from shared.versioning import conditional_json, version_etag
 
 router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
@@ -18,6 +19,12 @@ router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
+# Ids and filters are text like any field: the same length and character rules (no NUL, which
+# PostgreSQL would refuse with a 500), checked before the database.
+CampaignId = Annotated[Identifier, Path()]
+MilestoneId = Annotated[Identifier, Path()]
+ItemId = Annotated[Identifier, Path()]
+Filter = Annotated[Identifier | None, Query()]
 CampaignPath = "/campaigns/{campaign_id}"
 MilestonePath = CampaignPath + "/milestones/{milestone_id}"
 
@@ -48,7 +55,7 @@ def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, session: Wr
 
 @router.get("/campaigns", response_model=Page[campaigns.CampaignPublic])
 def read_campaigns(session: SessionDep, status: campaigns.Status | None = None,
-                   owner: str | None = None, limit: LimitQuery = 50,
+                   owner: Filter = None, limit: LimitQuery = 50,
                    cursor: CursorQuery = None) -> Page[campaigns.CampaignPublic]:
     """List campaigns, oldest first."""
     return campaigns.list_campaigns(session=session, status=status, owner=owner, limit=limit,
@@ -56,57 +63,60 @@ def read_campaigns(session: SessionDep, status: campaigns.Status | None = None,
 
 
 @router.get(CampaignPath, response_model=campaigns.CampaignPublic)
-def read_campaign(request: Request, campaign_id: str, session: SessionDep) -> Response:
+def read_campaign(request: Request, campaign_id: CampaignId, session: SessionDep) -> Response:
     """Read a campaign with its phases and milestones; its ETag is its version."""
     public = campaigns.read_campaign(session=session, campaign_id=campaign_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
 @router.patch(CampaignPath, response_model=campaigns.CampaignPublic)
-def update_campaign(campaign_id: str, body: campaigns.CampaignUpdate, session: WriteSessionDep,
+def update_campaign(campaign_id: CampaignId, body: campaigns.CampaignUpdate, session: WriteSessionDep,
                     caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
     """Change a campaign (`If-Match` required)."""
     return _versioned(campaigns.update_campaign(session=session, campaign_id=campaign_id,
-                                                update=body, if_match=if_match))
+                                                update=body, caller=caller, if_match=if_match))
 
 
 @router.post(CampaignPath + "/status", response_model=campaigns.CampaignPublic)
-def change_status(campaign_id: str, body: campaigns.StatusChange, session: WriteSessionDep,
+def change_status(campaign_id: CampaignId, body: campaigns.StatusChange, session: WriteSessionDep,
                   caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
     """Move the campaign along draft → planned → approved → live → completed, or cancel it;
     `approved` needs every review gate before launch passed (`If-Match` required)."""
     return _versioned(campaigns.change_status(session=session, campaign_id=campaign_id,
-                                              status=body.status, if_match=if_match))
+                                              status=body.status, caller=caller,
+                                              if_match=if_match))
 
 
 @router.post(CampaignPath + "/phases", status_code=201, response_model=phases.PhasePublic)
-def create_phase(campaign_id: str, body: phases.PhaseCreate, caller: PlannerDep,
+def create_phase(campaign_id: CampaignId, body: phases.PhaseCreate, caller: PlannerDep,
                  session: WriteSessionDep, idempotency: IdempotencyDep) -> phases.PhasePublic:
     """Add a warmup, burst, sustain or wrapup phase inside the campaign window."""
     return phases.create_phase(session=session, campaign_id=campaign_id, phase_in=body,
-                               idempotency=idempotency)
+                               caller=caller, idempotency=idempotency)
 
 
 @router.delete(CampaignPath + "/phases/{phase_id}", status_code=204)
-def delete_phase(campaign_id: str, phase_id: str, session: WriteSessionDep,
+def delete_phase(campaign_id: CampaignId, phase_id: ItemId, session: WriteSessionDep,
                  caller: PlannerDep) -> Response:
     """Remove a phase."""
-    phases.delete_phase(session=session, campaign_id=campaign_id, phase_id=phase_id)
+    phases.delete_phase(session=session, campaign_id=campaign_id, phase_id=phase_id,
+                        caller=caller)
     return Response(status_code=204)
 
 
 @router.post(CampaignPath + "/milestones", status_code=201,
              response_model=milestones.MilestonePublic)
-def create_milestone(campaign_id: str, body: milestones.MilestoneCreate, caller: PlannerDep,
+def create_milestone(campaign_id: CampaignId, body: milestones.MilestoneCreate, caller: PlannerDep,
                      session: WriteSessionDep,
                      idempotency: IdempotencyDep) -> milestones.MilestonePublic:
     """Add a milestone, optionally depending on others (finish-to-start, lag in working days)."""
     return milestones.create_milestone(session=session, campaign_id=campaign_id,
-                                       milestone_in=body, idempotency=idempotency)
+                                       milestone_in=body, caller=caller,
+                                       idempotency=idempotency)
 
 
 @router.get(MilestonePath, response_model=milestones.MilestonePublic)
-def read_milestone(request: Request, campaign_id: str, milestone_id: str,
+def read_milestone(request: Request, campaign_id: CampaignId, milestone_id: MilestoneId,
                    session: SessionDep) -> Response:
     """Read a milestone; its ETag is its version."""
     public = milestones.read_milestone(session=session, campaign_id=campaign_id,
@@ -115,56 +125,97 @@ def read_milestone(request: Request, campaign_id: str, milestone_id: str,
 
 
 @router.patch(MilestonePath, response_model=milestones.MilestonePublic)
-def update_milestone(campaign_id: str, milestone_id: str, body: milestones.MilestoneUpdate,
+def update_milestone(campaign_id: CampaignId, milestone_id: MilestoneId, body: milestones.MilestoneUpdate,
                      session: WriteSessionDep, caller: PlannerDep,
                      if_match: IfMatch = None) -> JSONResponse:
     """Change a milestone's name, time, owner, status or pin (`If-Match` required)."""
     return _versioned(milestones.update_milestone(
         session=session, campaign_id=campaign_id, milestone_id=milestone_id, update=body,
-        if_match=if_match))
+        caller=caller, if_match=if_match))
 
 
 @router.post(MilestonePath + "/move", response_model=milestones.MoveResult)
-def move_milestone(campaign_id: str, milestone_id: str, body: milestones.MoveRequest,
+def move_milestone(campaign_id: CampaignId, milestone_id: MilestoneId, body: milestones.MoveRequest,
                    session: WriteSessionDep, caller: PlannerDep,
                    if_match: IfMatch = None) -> milestones.MoveResult:
     """Move a milestone; dependents that would break their rule move too, and the answer lists
     everything that moved. A pinned milestone in the way makes it a 409."""
     return milestones.move_milestone(session=session, campaign_id=campaign_id,
-                                     milestone_id=milestone_id, move=body, if_match=if_match)
+                                     milestone_id=milestone_id, move=body, caller=caller,
+                                     if_match=if_match)
 
 
 @router.post(MilestonePath + "/dependencies", response_model=milestones.MoveResult)
-def add_dependency(campaign_id: str, milestone_id: str, body: milestones.DependencyCreate,
+def add_dependency(campaign_id: CampaignId, milestone_id: MilestoneId, body: milestones.DependencyCreate,
                    session: WriteSessionDep, caller: PlannerDep) -> milestones.MoveResult:
     """Make this milestone depend on another; a cycle is a 422 naming it."""
     return milestones.add_dependency(session=session, campaign_id=campaign_id,
-                                     milestone_id=milestone_id, dependency_in=body)
+                                     milestone_id=milestone_id, dependency_in=body,
+                                     caller=caller)
 
 
 @router.delete(MilestonePath + "/dependencies/{predecessor_id}", status_code=204)
-def remove_dependency(campaign_id: str, milestone_id: str, predecessor_id: str,
+def remove_dependency(campaign_id: CampaignId, milestone_id: MilestoneId, predecessor_id: ItemId,
                       session: WriteSessionDep, caller: PlannerDep) -> Response:
     """Remove a dependency."""
     milestones.remove_dependency(session=session, campaign_id=campaign_id,
-                                 milestone_id=milestone_id, predecessor_id=predecessor_id)
+                                 milestone_id=milestone_id, predecessor_id=predecessor_id,
+                                 caller=caller)
     return Response(status_code=204)
 
 
+@router.delete(MilestonePath, status_code=204)
+def delete_milestone(campaign_id: CampaignId, milestone_id: MilestoneId,
+                     session: WriteSessionDep, caller: PlannerDep,
+                     if_match: IfMatch = None) -> Response:
+    """Remove a milestone and its dependencies (`If-Match` required)."""
+    milestones.delete_milestone(session=session, campaign_id=campaign_id,
+                                milestone_id=milestone_id, caller=caller, if_match=if_match)
+    return Response(status_code=204)
+
+
+@router.get(MilestonePath + "/approvals", response_model=Page[milestones.ApprovalPublic])
+def read_approvals(campaign_id: CampaignId, milestone_id: MilestoneId,
+                   session: SessionDep) -> Page[milestones.ApprovalPublic]:
+    """List every decision on a review gate, oldest first; the last one is current."""
+    return milestones.list_approvals(session=session, campaign_id=campaign_id,
+                                     milestone_id=milestone_id)
+
+
 @router.post(MilestonePath + "/approval", response_model=milestones.MilestonePublic)
-def approve_gate(campaign_id: str, milestone_id: str, body: milestones.ApprovalCreate,
+def approve_gate(campaign_id: CampaignId, milestone_id: MilestoneId, body: milestones.ApprovalCreate,
                  session: WriteSessionDep, caller: PlannerDep) -> milestones.MilestonePublic:
     """Record a review gate's decision (passed or rejected) with the approver and a comment."""
     return milestones.approve_gate(session=session, campaign_id=campaign_id,
                                    milestone_id=milestone_id, approval_in=body, caller=caller)
 
 
+@router.get("/events", response_model=outbox.EventPage)
+def read_events(session: SessionDep,
+                after: Annotated[str | None, Query(
+                    max_length=20, description="The id of the last event you applied; "
+                    "without it, from the oldest event kept.")] = None,
+                limit: LimitQuery = 100, campaign_id: Filter = None) -> outbox.EventPage:
+    """List the calendar's changes in commit order after `after`; `next_cursor` is set when
+    the page is full (more may follow). 410 when `after` is older than what is kept."""
+    return outbox.read_events(session=session, after=after, limit=limit, campaign_id=campaign_id)
+
+
+@router.get("/audit", response_model=Page[audit.AuditEntryPublic])
+def read_audit(session: SessionDep, campaign_id: Filter = None, limit: LimitQuery = 50,
+               cursor: CursorQuery = None) -> Page[audit.AuditEntryPublic]:
+    """List every change to the calendar, oldest first: who, when, what, request id, before
+    and after."""
+    return audit.list_entries(session=session, campaign_id=campaign_id, limit=limit,
+                              cursor=cursor)
+
+
 @router.get("/calendar", response_model=Page[views.CalendarEntryPublic])
 def read_calendar(session: SessionDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
                   to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
-                  channel: str | None = None, status: campaigns.Status | None = None,
-                  owner: str | None = None, limit: LimitQuery = 50,
+                  channel: Filter = None, status: campaigns.Status | None = None,
+                  owner: Filter = None, limit: LimitQuery = 50,
                   cursor: CursorQuery = None) -> Page[views.CalendarEntryPublic]:
     """List the campaigns overlapping the range with the phases and milestones in it."""
     return views.read_calendar(session=session, start=from_, end=to, channel=channel,
@@ -194,10 +245,10 @@ def read_feed_tokens(session: SessionDep) -> list[feeds.FeedTokenPublic]:
 
 
 @router.post("/feed-tokens/{token_id}/revoke", response_model=feeds.FeedTokenPublic)
-def revoke_feed_token(token_id: str, session: WriteSessionDep,
+def revoke_feed_token(token_id: ItemId, session: WriteSessionDep,
                       caller: PlannerDep) -> feeds.FeedTokenPublic:
     """Revoke a feed token; its URL answers 404 from now on."""
-    return feeds.revoke_token(session=session, token_id=token_id)
+    return feeds.revoke_token(session=session, token_id=token_id, caller=caller)
 
 
 @router.get("/feeds/{token}.ics", response_class=Response,

@@ -1,9 +1,13 @@
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.calendar.api import router
 from services.calendar.config import CalendarSettings
+from services.calendar.outbox import prune_forever
 from shared.service_app import create_service_app
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -11,7 +15,21 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 def create_app(settings: CalendarSettings | None = None) -> FastAPI:
     """Build the calendar service app (uvicorn calls this as a factory)."""
-    return create_service_app(name="calendar", settings=settings or CalendarSettings(),
-                              migrations=MIGRATIONS,
-                              description="Campaigns, phases, milestones and calendar feeds.",
-                              routers=(router,))
+    settings = settings or CalendarSettings()
+
+    @asynccontextmanager
+    async def retention(app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(prune_forever(
+            app.state.engine, retention_days=settings.event_retention_days,
+            interval_seconds=settings.event_prune_interval_seconds))
+        try:
+            yield
+        finally:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+
+    return create_service_app(name="calendar", settings=settings, migrations=MIGRATIONS,
+                              description="Campaigns, phases, milestones, calendar feeds and "
+                                          "the event feed of every change.",
+                              routers=(router,), resources=retention)

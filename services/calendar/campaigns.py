@@ -8,10 +8,12 @@ from zoneinfo import available_timezones
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
+from services.calendar import audit
 from services.calendar.graph import TEMPLATES, TemplateName, lay_out
 from services.calendar.milestones import (
     MilestonePublic,
     campaign_milestones,
+    created_event,
     milestones_public,
 )
 from services.calendar.models import (
@@ -22,8 +24,9 @@ from services.calendar.models import (
     Milestone,
     Phase,
 )
+from services.calendar.outbox import NewEvent, publish
 from services.calendar.phases import PhaseKind, PhasePublic, campaign_phases, phase_public
-from services.calendar.store import CAMPAIGN_ORDER, get_campaign, touch
+from services.calendar.store import CAMPAIGN_ORDER, get_campaign, phase_event, touch
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -31,7 +34,7 @@ from shared.internal_auth import Caller
 from shared.pagination import Page, paginate
 from shared.types import Identifier, Name, StrictModel, text
 from shared.versioning import require_if_match
-from shared.workdays import check_market
+from shared.workdays import check_market, holidays_between, is_working_day, next_working_day
 
 Status = Literal["draft", "planned", "approved", "live", "completed", "cancelled"]
 TRANSITIONS: dict[str, tuple[str, ...]] = {
@@ -87,7 +90,11 @@ class CampaignCreate(StrictModel):
     priority: int = Field(3, ge=1, le=5, description="1 (low) to 5 (high).")
     template: TemplateName | None = Field(None, description="Add the template's phases and "
                                           "milestones, placed back from launch_date.")
-    launch_date: date | None = Field(None, description="Required with a template.")
+    launch_date: date | None = Field(None, description="Required with a template; a working "
+                                     "day of the market.")
+    adjust: Literal["next_working_day"] | None = Field(
+        None, description="With a template: a launch_date that is not a working day of the "
+        "market moves to the next one (without it, such a launch is a 422).")
     reviews: list[Review] | None = Field(None, max_length=20, description="Recurring reviews; "
                                          "default: the template's, else none.")
 
@@ -154,21 +161,44 @@ def _check(values: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         for field in ("start_date", "end_date"):
             if values.get(field) is None:
                 errors.append((prefix + field, "required without a template"))
-        if values.get("launch_date") is not None:
-            errors.append((prefix + "launch_date", "only used with a template"))
+        for field in ("launch_date", "adjust"):
+            if values.get(field) is not None:
+                errors.append((prefix + field, "only used with a template"))
+    launch, market = values.get("launch_date"), values.get("market")
+    if (values.get("template") is not None and launch is not None and market is not None
+            and values.get("adjust") is None and not is_working_day(launch, market)):
+        reasons = [r for r, holds in (("a weekend day", launch.weekday() >= 5),
+                                      ("a public holiday", bool(holidays_between(market, launch,
+                                                                                 launch))))
+                   if holds]
+        errors.append((prefix + "launch_date",
+                       f"{launch.strftime('%A')} {launch} is not a working day in {market} "
+                       f"({' and '.join(reasons)}); the next working day is "
+                       f"{next_working_day(launch, market)}: send that launch_date, or add "
+                       f'"adjust": "next_working_day" to launch then'))
     start, end = values.get("start_date"), values.get("end_date")
     if start and end and end < start:
         errors.append((prefix + "end_date", f"the campaign ends ({end}) before it starts ({start})"))
     return errors
 
 
-def _stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Caller) -> Campaign:
-    """Add a checked campaign (and its template's phases and milestones) to the session."""
-    values = campaign_in.model_dump(exclude={"template", "launch_date", "reviews", "objective"})
+def campaign_state(campaign: Campaign) -> dict[str, Any]:
+    """A campaign's own fields (not its phases and milestones), for events and the audit."""
+    return campaign.model_dump(exclude={"version", "created_at", "updated_at"})
+
+
+def _stage_campaign(session: Session, campaign_in: CampaignCreate,
+                    caller: Caller) -> tuple[Campaign, list[NewEvent]]:
+    """Add a checked campaign (and its template's phases and milestones) to the session, and
+    return it with the events of its creation."""
+    values = campaign_in.model_dump(exclude={"template", "launch_date", "reviews", "objective",
+                                             "adjust"})
     layout = None
     if campaign_in.template is not None:
         assert campaign_in.launch_date is not None   # `_check` asks for it with a template
-        layout = lay_out(campaign_in.template, campaign_in.launch_date, campaign_in.market)
+        # `_check` refused a non-working launch unless the caller asked for this.
+        launch = next_working_day(campaign_in.launch_date, campaign_in.market)
+        layout = lay_out(campaign_in.template, launch, campaign_in.market)
         values["start_date"] = campaign_in.start_date or layout.start_date
         values["end_date"] = campaign_in.end_date or layout.end_date
     reviews = campaign_in.reviews
@@ -180,15 +210,23 @@ def _stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Calle
                         objective=campaign_in.objective.model_dump(mode="json"),
                         created_by=caller.principal, **values)
     session.add(campaign)
+    events = [NewEvent("campaign.created", campaign.id, campaign_state(campaign))]
     if layout is not None:
-        session.add_all(Phase(id=new_id("ph"), campaign_id=campaign.id, kind=p.kind,
-                              start_date=p.start_date, end_date=p.end_date) for p in layout.phases)
         milestones = [Milestone(id=new_id("ms"), campaign_id=campaign.id, kind=planned.kind,
                                 name=planned.name, due_date=planned.due_date,
                                 window_hours=planned.window_hours, owner=campaign.owner,
                                 status="planned") for planned in layout.milestones]
+        # The template's phases and contingency window follow its launch when it moves.
+        launch_id = next(m.id for m in milestones if m.kind == "launch")
+        for milestone in milestones:
+            if milestone.kind == "contingency":
+                milestone.anchor_id = launch_id
+        phases = [Phase(id=new_id("ph"), campaign_id=campaign.id, kind=p.kind,
+                        start_date=p.start_date, end_date=p.end_date, anchor_id=launch_id)
+                  for p in layout.phases]
         session.add_all(milestones)
-        session.flush()   # the dependencies' foreign keys need the milestones' rows first
+        session.flush()   # the dependencies' and anchors' foreign keys need milestones first
+        session.add_all(phases)
         # The template's chain links each step to the one before; the contingency window
         # stands beside the launch, outside the chain.
         chain = [(m, planned) for m, planned in zip(milestones, layout.milestones)
@@ -196,8 +234,15 @@ def _stage_campaign(session: Session, campaign_in: CampaignCreate, caller: Calle
         session.add_all(Dependency(predecessor_id=before.id, successor_id=after.id,
                                    lag_days=planned.lag_days)
                         for (before, _), (after, planned) in zip(chain, chain[1:]))
+        events += [phase_event(p, "created", None) for p in phases]
+        events += [created_event(m) for m in milestones]
     session.flush()
-    return campaign
+    return campaign, events
+
+
+def _record_created(session: Session, caller: Caller, answer: CampaignPublic) -> None:
+    audit.record(session, caller=caller, action="campaign.created", target=answer.id,
+                 campaign_id=answer.id, after=answer)
 
 
 def create_campaign(*, session: Session, campaign_in: CampaignCreate, caller: Caller,
@@ -205,7 +250,10 @@ def create_campaign(*, session: Session, campaign_in: CampaignCreate, caller: Ca
     """Create a campaign in `draft`; with a template, its phases and milestones too."""
     if errors := _check(dict(campaign_in)):
         raise invalid_fields(errors)
-    answer = to_public(session, _stage_campaign(session, campaign_in, caller))
+    campaign, events = _stage_campaign(session, campaign_in, caller)
+    answer = to_public(session, campaign)
+    _record_created(session, caller, answer)
+    publish(session, events)
     idempotency.record(session, answer)
     session.commit()
     return answer
@@ -245,8 +293,14 @@ def create_campaigns(*, session: Session, bulk: BulkCreate, partial: bool, calle
     if rejected and not partial:
         raise invalid_fields(
             [(f"campaigns[{r.index}].{e['field']}", e["detail"]) for r in rejected for e in r.errors])
-    created = [to_public(session, _stage_campaign(session, c, caller)) for c in good]
+    created, events = [], []
+    for campaign_in in good:
+        campaign, staged = _stage_campaign(session, campaign_in, caller)
+        created.append(to_public(session, campaign))
+        _record_created(session, caller, created[-1])
+        events += staged
     answer = BulkResult(created=created, rejected=rejected)
+    publish(session, events)
     idempotency.record(session, answer)
     session.commit()
     return answer
@@ -266,7 +320,7 @@ def list_campaigns(*, session: Session, status: str | None, owner: str | None,
 
 
 def update_campaign(*, session: Session, campaign_id: str, update: CampaignUpdate,
-                    if_match: str | None) -> CampaignPublic:
+                    caller: Caller, if_match: str | None) -> CampaignPublic:
     """Change a campaign at the version the caller read (412 if stale)."""
     campaign = get_campaign(session, campaign_id, lock=True)
     require_if_match(if_match, campaign.version, what="campaign")
@@ -282,16 +336,22 @@ def update_campaign(*, session: Session, campaign_id: str, update: CampaignUpdat
                       if value is None]):
         raise invalid_fields(errors)
     assert start is not None and end is not None
+    before = campaign_state(campaign)
     campaign.sqlmodel_update({k: v for k, v in changes.items() if k not in ("start_date", "end_date")})
     campaign.start_date, campaign.end_date = start, end
+    after = campaign_state(campaign)
     touch(campaign)
     session.add(campaign)
     answer = to_public(session, campaign)
+    audit.record(session, caller=caller, action="campaign.updated", target=campaign.id,
+                 campaign_id=campaign.id, before=before, after=after)
+    publish(session, [NewEvent("campaign.updated", campaign.id, {"changes": {
+        k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}})])
     session.commit()
     return answer
 
 
-def change_status(*, session: Session, campaign_id: str, status: Status,
+def change_status(*, session: Session, campaign_id: str, status: Status, caller: Caller,
                   if_match: str | None) -> CampaignPublic:
     """Move a campaign along draft → planned → approved → live → completed (or cancelled)."""
     campaign = get_campaign(session, campaign_id, lock=True)
@@ -302,10 +362,14 @@ def change_status(*, session: Session, campaign_id: str, status: Status,
                        f"{', '.join(allowed) or 'none (it is final)'}.", allowed=list(allowed))
     if status == "approved":
         _require_gates_passed(session, campaign)
-    campaign.status = status
+    previous, campaign.status = campaign.status, status
     touch(campaign)
     session.add(campaign)
     answer = to_public(session, campaign)
+    audit.record(session, caller=caller, action="campaign.status_changed", target=campaign.id,
+                 campaign_id=campaign.id, before={"status": previous}, after={"status": status})
+    publish(session, [NewEvent("campaign.status_changed", campaign.id,
+                               {"from": previous, "to": status})])
     session.commit()
     return answer
 

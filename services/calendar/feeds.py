@@ -6,6 +6,7 @@ milestone's dependencies are `RELATED-TO;RELTYPE=FINISHTOSTART;GAP=…` (RFC 925
 successor, pointing at the predecessor; recurring reviews are events with an `RRULE`.
 """
 import hashlib
+import re
 import secrets
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -14,9 +15,10 @@ from icalendar import Calendar, Event, vRecur
 from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
+from services.calendar import audit
 from services.calendar.campaigns import Status
 from services.calendar.graph import Link, MilestoneGraph, required_date, window_days
-from services.calendar.milestones import campaign_milestones
+from services.calendar.milestones import ApprovalPublic, campaign_milestones, latest_approvals
 from services.calendar.models import Campaign, Dependency, FeedToken, Milestone, utcnow
 from services.calendar.phases import campaign_phases
 from services.calendar.store import dependencies_of, get_campaign, graph_of
@@ -35,6 +37,9 @@ STATUS = {"draft": "TENTATIVE", "planned": "TENTATIVE", "approved": "CONFIRMED",
           "live": "CONFIRMED", "completed": "CONFIRMED", "cancelled": "CANCELLED"}
 FREQUENCY = {"daily": ("DAILY", 1), "weekly": ("WEEKLY", 1), "monthly": ("MONTHLY", 1),
              "quarterly": ("MONTHLY", 3)}
+# RFC 5545 3.3.11: TEXT holds no control characters but its escaped line breaks; `icalendar`
+# asserts on a raw one in some properties (a 500 for every feed with the campaign).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 class FeedFilters(StrictModel):
@@ -86,6 +91,9 @@ def create_token(*, session: Session, token_in: FeedTokenCreate, caller: Caller,
     session.add(row)
     answer = FeedTokenCreated(**row.model_dump(exclude={"token_hash"}), token=token,
                               path=feed_path(token))
+    audit.record(session, caller=caller, action="feed_token.created", target=row.id,
+                 campaign_id=row.campaign_id,
+                 after=FeedTokenPublic.model_validate(row, from_attributes=True))
     # A replay must answer with the same URL, so the key's record keeps the secret in clear
     # (the token table keeps only its hash).
     idempotency.record(session, answer)
@@ -99,7 +107,7 @@ def list_tokens(*, session: Session) -> list[FeedTokenPublic]:
             for t in session.exec(select(FeedToken).order_by(FeedToken.id))]
 
 
-def revoke_token(*, session: Session, token_id: str) -> FeedTokenPublic:
+def revoke_token(*, session: Session, token_id: str, caller: Caller) -> FeedTokenPublic:
     """Revoke a feed token: its URL stops working at once."""
     row = session.get(FeedToken, token_id)
     if row is None:
@@ -107,6 +115,8 @@ def revoke_token(*, session: Session, token_id: str) -> FeedTokenPublic:
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         session.add(row)
+        audit.record(session, caller=caller, action="feed_token.revoked", target=row.id,
+                     campaign_id=row.campaign_id, after={"revoked_at": row.revoked_at})
     answer = FeedTokenPublic.model_validate(row, from_attributes=True)
     session.commit()
     return answer
@@ -128,6 +138,14 @@ def read_feed(*, session: Session, token: str, today: date) -> bytes:
     return build_calendar(session, campaigns, name).to_ical()
 
 
+def _text(value: str, *, lines: bool = False) -> str:
+    """Stored text made safe for an iCalendar TEXT value, whatever it holds: control
+    characters become a space (line breaks are kept, escaped by `icalendar`, with `lines`)."""
+    if lines:
+        return "\n".join(_CONTROL.sub(" ", line) for line in value.splitlines())
+    return _CONTROL.sub(" ", value)
+
+
 def _uid(item_id: str) -> str:
     return f"{item_id}@{UID_DOMAIN}"
 
@@ -135,7 +153,7 @@ def _uid(item_id: str) -> str:
 def _event(uid: str, summary: str, stamp: datetime, sequence: int) -> Event:
     event = Event()
     event.add("uid", uid)
-    event.add("summary", summary)
+    event.add("summary", _text(summary))
     event.add("dtstamp", stamp)
     event.add("last-modified", stamp)
     event.add("sequence", sequence)
@@ -153,7 +171,7 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> Ca
     calendar.add("prodid", "-//Marketplan//Calendar feed//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
-    calendar.add("x-wr-calname", name)
+    calendar.add("x-wr-calname", _text(name))
     for campaign in campaigns:
         _add_campaign(session, calendar, campaign)
     calendar.add_missing_timezones()   # a VTIMEZONE for every TZID used (RFC 5545 3.6.5)
@@ -167,10 +185,11 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
     event = _event(parent, f"{campaign.name} (campaign)", stamp, sequence)
     _all_day(event, campaign.start_date, campaign.end_date)
     event.add("status", STATUS[campaign.status])
-    event.add("categories", campaign.channels)
-    event.add("description", f"Objective: {objective['kpi']} {objective['target']}"
-                             f"{objective.get('unit') or ''} by {objective['deadline']}. "
-                             f"Owner: {campaign.owner}. Status: {campaign.status}.")
+    event.add("categories", [_text(c) for c in campaign.channels])
+    event.add("description", _text(f"Objective: {objective['kpi']} {objective['target']}"
+                                   f"{objective.get('unit') or ''} by {objective['deadline']}. "
+                                   f"Owner: {campaign.owner}. Status: {campaign.status}.",
+                                   lines=True))
     calendar.add_component(event)
     phases = campaign_phases(session, campaign.id)
     for phase in phases:
@@ -181,9 +200,12 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
     milestones = campaign_milestones(session, campaign.id)
     dependencies = dependencies_of(session, (m.id for m in milestones))
     graph = graph_of(campaign.market, milestones, dependencies)
+    approvals = latest_approvals(session, [m.id for m in milestones if m.kind == "review_gate"])
     for milestone in milestones:
-        calendar.add_component(_milestone_event(campaign, milestone, dependencies[milestone.id],
-                                                graph))
+        approval = approvals.get(milestone.id)
+        calendar.add_component(_milestone_event(
+            campaign, milestone, dependencies[milestone.id], graph,
+            ApprovalPublic.model_validate(approval, from_attributes=True) if approval else None))
     for i, review in enumerate(campaign.reviews):
         window = next(((p.start_date, p.end_date) for p in phases if p.kind == review["phase"]),
                       (campaign.start_date, campaign.end_date))
@@ -200,7 +222,7 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
 
 
 def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: list[Dependency],
-                     graph: MilestoneGraph) -> Event:
+                     graph: MilestoneGraph, approval: ApprovalPublic | None) -> Event:
     event = _event(_uid(milestone.id), f"{campaign.name}: {milestone.name}", milestone.updated_at,
                    milestone.version)
     hours = milestone.window_hours
@@ -216,11 +238,11 @@ def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: lis
     event.add("status", "CANCELLED" if campaign.status == "cancelled" else
               "CONFIRMED" if milestone.status in ("done", "passed") else "TENTATIVE")
     description = f"{milestone.kind}, status {milestone.status}"
-    if milestone.approval:
-        approval = milestone.approval
-        description += (f"; {approval['decision']} by {approval['approver']} at {approval['at']}"
-                        + (f": {approval['comment']}" if approval.get("comment") else ""))
-    event.add("description", description)
+    if approval is not None:
+        description += (f"; {approval.decision} by {approval.approver_name or approval.approver}"
+                        f" at {approval.at.isoformat()}"
+                        + (f": {approval.comment}" if approval.comment else ""))
+    event.add("description", _text(description, lines=True))
     event.add("related-to", _uid(campaign.id), parameters={"RELTYPE": "PARENT"})
     for dependency in dependencies:
         before = graph.milestones[dependency.predecessor_id]

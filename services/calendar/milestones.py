@@ -3,11 +3,13 @@ dependents along, and review gates' approvals. The graph work (earliest dates, c
 cycles) is done by the pure `graph` package on data loaded once per request."""
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from pydantic import AfterValidator, BaseModel, Field
+from sqlalchemy import func
+from sqlmodel import Session, col, or_, select
 
+from services.calendar import audit
 from services.calendar.graph import (
     CONTINGENCY_HOURS,
     Link,
@@ -18,7 +20,15 @@ from services.calendar.graph import (
     earliest,
     find_cycle,
 )
-from services.calendar.models import Campaign, Dependency, Milestone, utcnow
+from services.calendar.models import (
+    COMMENT_LENGTH,
+    Approval,
+    Campaign,
+    Dependency,
+    Milestone,
+    Phase,
+)
+from services.calendar.outbox import NewEvent, publish
 from services.calendar.store import (
     apply_moves,
     changed,
@@ -33,6 +43,8 @@ from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
+from shared.pagination import Page
+from shared.requests import current_request_id
 from shared.types import Identifier, Name, StrictModel, text
 from shared.versioning import require_if_match
 
@@ -40,8 +52,20 @@ MilestoneKind = Literal["kickoff", "creative_final", "channel_test", "launch", "
                         "contingency"]
 MAX_LAG_DAYS = 260            # a working year
 MAX_WINDOW_HOURS = 24 * 14
-COMMENT_LENGTH = 2000
 LagDays = Field(0, ge=0, le=MAX_LAG_DAYS, description="Working days between the two.")
+
+
+
+def _local(value: time) -> time:
+    # A milestone's time is local to its campaign's time zone (whose offset changes with
+    # daylight saving): an offset given with it would be silently dropped or contradict it.
+    if value.tzinfo is not None:
+        raise ValueError("give a local time in the campaign's time zone without a UTC offset, "
+                         "e.g. 10:30:00; the campaign's time_zone places it")
+    return value
+
+
+LocalTime = Annotated[time, AfterValidator(_local)]
 
 
 class DependencyCreate(StrictModel):
@@ -53,8 +77,9 @@ class MilestoneCreate(StrictModel):
     kind: MilestoneKind
     name: Name
     due_date: date
-    due_time: time | None = Field(None, description="Local time in the campaign's time zone; "
-                                  "without it the milestone is an all-day event.")
+    due_time: LocalTime | None = Field(None, description="Local time in the campaign's time "
+                                       "zone, without a UTC offset; without it the milestone "
+                                       "is an all-day event.")
     window_hours: int | None = Field(None, ge=1, le=MAX_WINDOW_HOURS, description="Contingency: "
                                      f"hours kept free before and after (default "
                                      f"{CONTINGENCY_HOURS}).")
@@ -66,7 +91,7 @@ class MilestoneCreate(StrictModel):
 class MilestoneUpdate(StrictModel):
     """Everything but the date, which changes through `move` (it carries dependents along)."""
     name: Name | None = None
-    due_time: time | None = None
+    due_time: LocalTime | None = None
     window_hours: int | None = Field(None, ge=1, le=MAX_WINDOW_HOURS)
     owner: Name | None = None
     status: Literal["planned", "done"] | None = None
@@ -88,10 +113,13 @@ class DependencyPublic(BaseModel):
 
 
 class ApprovalPublic(BaseModel):
+    id: int
     approver: str
+    approver_name: str | None
     decision: Literal["passed", "rejected"]
     comment: str | None
     at: datetime
+    request_id: str | None
 
 
 class MilestonePublic(BaseModel):
@@ -105,7 +133,9 @@ class MilestonePublic(BaseModel):
     owner: str | None
     status: str
     pinned: bool
-    approval: ApprovalPublic | None
+    approval: ApprovalPublic | None = Field(description="A review gate's current decision: "
+                                            "its latest (all of them: …/approvals).")
+    anchor_id: str | None = Field(description="The launch this milestone follows when it moves.")
     depends_on: list[DependencyPublic]
     version: int
 
@@ -129,16 +159,40 @@ def campaign_milestones(session: Session, campaign_id: str) -> list[Milestone]:
                              .order_by(col(Milestone.due_date), col(Milestone.id))))
 
 
+def approval_public(approval: Approval) -> ApprovalPublic:
+    return ApprovalPublic.model_validate(approval, from_attributes=True)
+
+
+def latest_approvals(session: Session, milestone_ids: Sequence[str]) -> dict[str, Approval]:
+    """The current (latest) decision of each of these gates that has one, in one query."""
+    if not milestone_ids:
+        return {}
+    latest = (select(func.max(Approval.id))
+              .where(col(Approval.milestone_id).in_(milestone_ids))
+              .group_by(col(Approval.milestone_id)))
+    return {a.milestone_id: a
+            for a in session.exec(select(Approval).where(col(Approval.id).in_(latest)))}
+
+
 def milestones_public(session: Session, milestones: Sequence[Milestone]) -> list[MilestonePublic]:
-    """These milestones with their dependencies (one query for all of them)."""
+    """These milestones with their dependencies and current decisions (one query each for
+    all of them)."""
     dependencies = dependencies_of(session, (m.id for m in milestones))
+    approvals = latest_approvals(session, [m.id for m in milestones if m.kind == "review_gate"])
     return [MilestonePublic(**m.model_dump(), depends_on=[
         DependencyPublic(milestone_id=d.predecessor_id, lag_days=d.lag_days)
-        for d in dependencies[m.id]]) for m in milestones]
+        for d in dependencies[m.id]], approval=(approval_public(approvals[m.id])
+                                                 if m.id in approvals else None))
+        for m in milestones]
 
 
 def milestone_public(session: Session, milestone: Milestone) -> MilestonePublic:
     return milestones_public(session, [milestone])[0]
+
+
+def milestone_state(milestone: Milestone) -> dict[str, Any]:
+    """A milestone's stored fields, for the audit log."""
+    return milestone.model_dump(exclude={"created_at", "updated_at"})
 
 
 def read_milestone(*, session: Session, campaign_id: str, milestone_id: str) -> MilestonePublic:
@@ -146,8 +200,8 @@ def read_milestone(*, session: Session, campaign_id: str, milestone_id: str) -> 
     return milestone_public(session, get_milestone(session, campaign_id, milestone_id))
 
 
-def _moved_public(graph: MilestoneGraph, moves: Sequence[Move]) -> list[MovedPublic]:
-    return [MovedPublic(milestone_id=m.milestone_id, name=graph.milestones[m.milestone_id].name,
+def _moved_public(rows: dict[str, Milestone], moves: Sequence[Move]) -> list[MovedPublic]:
+    return [MovedPublic(milestone_id=m.milestone_id, name=rows[m.milestone_id].name,
                         from_date=m.from_date, to_date=m.to_date) for m in moves]
 
 
@@ -189,8 +243,20 @@ def _save_link(session: Session, link: Link) -> None:
                                successor_id=link.successor_id, lag_days=link.lag_days))
 
 
+def created_event(milestone: Milestone) -> NewEvent:
+    return NewEvent("milestone.created", milestone.campaign_id, {
+        "milestone_id": milestone.id, "kind": milestone.kind, "name": milestone.name,
+        "due_date": milestone.due_date, "due_time": milestone.due_time})
+
+
+def _dependency_event(kind: str, link: Link, campaign_id: str) -> NewEvent:
+    return NewEvent(kind, campaign_id, {"milestone_id": link.successor_id,
+                                        "predecessor_id": link.predecessor_id,
+                                        "lag_days": link.lag_days})
+
+
 def create_milestone(*, session: Session, campaign_id: str, milestone_in: MilestoneCreate,
-                     idempotency: Idempotency) -> MilestonePublic:
+                     caller: Caller, idempotency: Idempotency) -> MilestonePublic:
     """Add a milestone; its date must keep its dependencies."""
     campaign = get_campaign(session, campaign_id, lock=True)
     graph, _ = load_graph(session, campaign)
@@ -214,13 +280,17 @@ def create_milestone(*, session: Session, campaign_id: str, milestone_in: Milest
     session.add(campaign)
     session.flush()
     answer = milestone_public(session, milestone)
+    audit.record(session, caller=caller, action="milestone.created", target=milestone.id,
+                 campaign_id=campaign.id, after=answer)
+    publish(session, [created_event(milestone)])
     idempotency.record(session, answer)
     session.commit()
     return answer
 
 
 def update_milestone(*, session: Session, campaign_id: str, milestone_id: str,
-                     update: MilestoneUpdate, if_match: str | None) -> MilestonePublic:
+                     update: MilestoneUpdate, caller: Caller,
+                     if_match: str | None) -> MilestonePublic:
     """Change a milestone's name, owner, time, status or pin (not its date: see move)."""
     campaign = get_campaign(session, campaign_id, lock=True)
     milestone = get_milestone(session, campaign.id, milestone_id)
@@ -228,18 +298,26 @@ def update_milestone(*, session: Session, campaign_id: str, milestone_id: str,
     if update.status is not None and milestone.kind == "review_gate":
         raise invalid_fields([("status", "a review gate's status comes from its approval; "
                                          "POST …/approval instead")])
+    before = milestone_state(milestone)
     milestone.sqlmodel_update(update.model_dump(exclude_unset=True))
+    after = milestone_state(milestone)
+    changes = {k: {"from": before[k], "to": after[k]} for k in after if before[k] != after[k]}
     changed(milestone)
     touch(campaign)
     session.add_all([milestone, campaign])
     answer = milestone_public(session, milestone)
+    audit.record(session, caller=caller, action="milestone.updated", target=milestone.id,
+                 campaign_id=campaign.id, before=before, after=after)
+    publish(session, [NewEvent("milestone.updated", campaign.id, {
+        "milestone_id": milestone.id, "kind": milestone.kind, "changes": changes})])
     session.commit()
     return answer
 
 
 def move_milestone(*, session: Session, campaign_id: str, milestone_id: str, move: MoveRequest,
-                   if_match: str | None) -> MoveResult:
-    """Move a milestone to a new date and push its dependents as their rules require."""
+                   caller: Caller, if_match: str | None) -> MoveResult:
+    """Move a milestone to a new date and push its dependents as their rules require; what
+    follows it (a launch's phases and contingency window) keeps its working-day offsets."""
     campaign = get_campaign(session, campaign_id, lock=True)
     milestone = get_milestone(session, campaign.id, milestone_id)
     require_if_match(if_match, milestone.version, what="milestone")
@@ -258,18 +336,22 @@ def move_milestone(*, session: Session, campaign_id: str, milestone_id: str, mov
         moves = cascade(graph, milestone.id, move.due_date)
     except PinnedMilestoneInTheWay as error:
         raise _pinned_in_the_way(error) from None
-    if moves:
-        apply_moves(session, rows, moves)
+    applied = apply_moves(session, campaign, rows, moves)
+    moved = _moved_public(rows, applied.moves)
+    if applied.moves:
         touch(campaign)
         session.add(campaign)
-    answer = MoveResult(milestone=milestone_public(session, milestone),
-                        moved=_moved_public(graph, moves))
+        audit.record(session, caller=caller, action="milestone.moved", target=milestone.id,
+                     campaign_id=campaign.id, before={"due_date": moves[0].from_date},
+                     after={"due_date": move.due_date, "moved": moved})
+    answer = MoveResult(milestone=milestone_public(session, milestone), moved=moved)
+    publish(session, applied.events)
     session.commit()
     return answer
 
 
 def add_dependency(*, session: Session, campaign_id: str, milestone_id: str,
-                   dependency_in: DependencyCreate) -> MoveResult:
+                   dependency_in: DependencyCreate, caller: Caller) -> MoveResult:
     """Make a milestone depend on another; if it now breaks the rule it is pushed (cascading)."""
     campaign = get_campaign(session, campaign_id, lock=True)
     milestone = get_milestone(session, campaign.id, milestone_id)
@@ -289,46 +371,104 @@ def add_dependency(*, session: Session, campaign_id: str, milestone_id: str,
             moves = cascade(graph, milestone.id, requirement.earliest)
         except PinnedMilestoneInTheWay as error:
             raise _pinned_in_the_way(error) from None
-        apply_moves(session, rows, moves)
-    else:
+    applied = apply_moves(session, campaign, rows, moves)
+    if not moves:
         changed(milestone)   # its dependencies are part of it (ETag, feed)
     touch(campaign)
     session.add_all([milestone, campaign])
-    answer = MoveResult(milestone=milestone_public(session, milestone),
-                        moved=_moved_public(graph, moves))
+    moved = _moved_public(rows, applied.moves)
+    audit.record(session, caller=caller, action="dependency.added", target=milestone.id,
+                 campaign_id=campaign.id, after={"predecessor_id": link.predecessor_id,
+                                                 "lag_days": link.lag_days, "moved": moved})
+    answer = MoveResult(milestone=milestone_public(session, milestone), moved=moved)
+    publish(session, [_dependency_event("dependency.added", link, campaign.id),
+                      *applied.events])
     session.commit()
     return answer
 
 
 def remove_dependency(*, session: Session, campaign_id: str, milestone_id: str,
-                      predecessor_id: str) -> None:
+                      predecessor_id: str, caller: Caller) -> None:
     """Drop a dependency; no date changes."""
     campaign = get_campaign(session, campaign_id, lock=True)
     milestone = get_milestone(session, campaign.id, milestone_id)
     dependency = session.get(Dependency, (predecessor_id, milestone.id))
     if dependency is None:
         raise NotFound(f"Milestone {milestone_id!r} does not depend on {predecessor_id!r}.")
+    link = Link(dependency.predecessor_id, dependency.successor_id, dependency.lag_days)
     session.delete(dependency)
     changed(milestone)
     touch(campaign)
     session.add_all([milestone, campaign])
+    audit.record(session, caller=caller, action="dependency.removed", target=milestone.id,
+                 campaign_id=campaign.id, before={"predecessor_id": link.predecessor_id,
+                                                  "lag_days": link.lag_days})
+    publish(session, [_dependency_event("dependency.removed", link, campaign.id)])
+    session.commit()
+
+
+def delete_milestone(*, session: Session, campaign_id: str, milestone_id: str, caller: Caller,
+                     if_match: str | None) -> None:
+    """Remove a milestone and its dependencies; what followed it stays where it is. A review
+    gate's decisions stay in its history."""
+    campaign = get_campaign(session, campaign_id, lock=True)
+    milestone = get_milestone(session, campaign.id, milestone_id)
+    require_if_match(if_match, milestone.version, what="milestone")
+    before = milestone_public(session, milestone)
+    links = session.exec(select(Dependency).where(or_(
+        Dependency.predecessor_id == milestone.id, Dependency.successor_id == milestone.id))).all()
+    for dependency in links:
+        session.delete(dependency)
+    followers = [*session.exec(select(Milestone).where(Milestone.anchor_id == milestone.id)),
+                 *session.exec(select(Phase).where(Phase.anchor_id == milestone.id))]
+    for follower in followers:
+        follower.anchor_id = None
+        session.add(follower)
+    session.flush()   # nothing may refer to the row when it goes
+    session.delete(milestone)
+    touch(campaign)
+    session.add(campaign)
+    audit.record(session, caller=caller, action="milestone.deleted", target=milestone.id,
+                 campaign_id=campaign.id, before=before)
+    publish(session, [NewEvent("milestone.deleted", campaign.id, {
+        "milestone_id": milestone.id, "kind": milestone.kind, "due_date": milestone.due_date})])
     session.commit()
 
 
 def approve_gate(*, session: Session, campaign_id: str, milestone_id: str,
                  approval_in: ApprovalCreate, caller: Caller) -> MilestonePublic:
-    """Record a review gate's decision: who, what, why, when."""
+    """Record a review gate's decision: who, what, why, when (every decision is kept)."""
     campaign = get_campaign(session, campaign_id, lock=True)
     milestone = get_milestone(session, campaign.id, milestone_id)
     if milestone.kind != "review_gate":
         raise invalid_fields([("milestone_id", f"{milestone.name!r} is a {milestone.kind}, not "
                                                "a review_gate; only gates are approved")])
-    milestone.approval = {"approver": caller.principal, "decision": approval_in.decision,
-                          "comment": approval_in.comment, "at": utcnow().isoformat()}
+    decision = Approval(campaign_id=campaign.id, milestone_id=milestone.id,
+                        decision=approval_in.decision, comment=approval_in.comment,
+                        approver=caller.principal, approver_name=audit.caller_name(caller),
+                        request_id=current_request_id())
+    session.add(decision)
+    previous = milestone.status
     milestone.status = approval_in.decision
     changed(milestone)
     touch(campaign)
     session.add_all([milestone, campaign])
+    session.flush()
     answer = milestone_public(session, milestone)
+    audit.record(session, caller=caller, action="milestone.decided", target=milestone.id,
+                 campaign_id=campaign.id, before={"status": previous},
+                 after={"status": milestone.status, "approval": answer.approval})
+    publish(session, [NewEvent("milestone.decided", campaign.id, {
+        "milestone_id": milestone.id, "kind": milestone.kind, "decision": decision.decision,
+        "from_status": previous, "to_status": milestone.status})])
     session.commit()
     return answer
+
+
+def list_approvals(*, session: Session, campaign_id: str,
+                   milestone_id: str) -> Page[ApprovalPublic]:
+    """Every decision on a review gate, oldest first; the last one is current."""
+    milestone = get_milestone(session, campaign_id, milestone_id)
+    rows = session.exec(select(Approval).where(Approval.milestone_id == milestone.id)
+                        .order_by(col(Approval.id))).all()
+    return Page[ApprovalPublic](items=[approval_public(a) for a in rows])

@@ -2,7 +2,7 @@
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey
+from sqlalchemy import JSON, BigInteger, ForeignKey
 from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
@@ -15,6 +15,10 @@ ROW_ID_LENGTH = 40        # ids made by shared.ids.new_id (29 characters with a 
 PRINCIPAL_LENGTH = 200    # a caller's principal, as in the idempotency table
 MARKET_LENGTH = 10
 TIME_ZONE_LENGTH = 64
+COMMENT_LENGTH = 2000
+ROLE_LENGTH = 20
+REQUEST_ID_LENGTH = 128   # what shared.requests accepts as an X-Request-ID
+EVENT_TYPE_LENGTH = 40
 
 
 class CalendarModel(SQLModel, registry=service_registry()):
@@ -69,6 +73,9 @@ class Phase(CalendarModel, table=True):
     kind: str = Field(max_length=10)
     start_date: date
     end_date: date
+    # A template's phases follow their launch: when it moves, they keep their working-day
+    # offsets to it (`graph.follow`). Hand-made phases have no anchor and stay put.
+    anchor_id: str | None = _milestone_key(default=None, nullable=True)
 
 
 class Milestone(CalendarModel, table=True):
@@ -83,8 +90,8 @@ class Milestone(CalendarModel, table=True):
     owner: str | None = Field(default=None, max_length=NAME_LENGTH)
     status: str = Field(max_length=10)
     pinned: bool = False
-    # Review gates: {"approver", "decision": "passed"|"rejected", "comment", "at"}.
-    approval: dict | None = Field(default=None, sa_type=JSON)
+    # A template's contingency window follows its launch, as phases do.
+    anchor_id: str | None = _milestone_key(default=None, nullable=True)
     version: int = 1
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
@@ -111,3 +118,62 @@ class FeedToken(CalendarModel, table=True):
     created_by: str = Field(max_length=PRINCIPAL_LENGTH)
     created_at: datetime = _instant()
     revoked_at: datetime | None = Field(default=None, sa_type=Instant)
+
+
+class Approval(CalendarModel, table=True):
+    """A review gate's decision. Append-only (triggers refuse UPDATE and DELETE, migration
+    0004): every decision is kept, the gate's current one is its latest. No foreign key, so
+    the history outlives a deleted gate."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: str = Field(max_length=ROW_ID_LENGTH, index=True)
+    milestone_id: str = Field(max_length=ROW_ID_LENGTH, index=True)
+    decision: str = Field(max_length=10)
+    comment: str | None = Field(default=None, max_length=COMMENT_LENGTH)
+    approver: str = Field(max_length=PRINCIPAL_LENGTH)
+    approver_name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    request_id: str | None = Field(default=None, max_length=REQUEST_ID_LENGTH)
+    at: datetime = _instant()
+
+
+class AuditEntry(CalendarModel, table=True):
+    """Who changed what in the calendar, when, under which request: the state before and
+    after. Append-only (triggers refuse UPDATE and DELETE, migration 0004)."""
+    __tablename__ = "audit_entry"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _instant()
+    principal: str = Field(max_length=PRINCIPAL_LENGTH)
+    principal_name: str | None = Field(default=None, max_length=NAME_LENGTH)
+    role: str = Field(max_length=ROLE_LENGTH)
+    request_id: str | None = Field(default=None, max_length=REQUEST_ID_LENGTH)
+    action: str = Field(max_length=EVENT_TYPE_LENGTH)
+    target: str = Field(max_length=ROW_ID_LENGTH)
+    campaign_id: str | None = Field(default=None, max_length=ROW_ID_LENGTH, index=True)
+    before: dict | None = Field(default=None, sa_type=JSON)
+    after: dict | None = Field(default=None, sa_type=JSON)
+
+
+class EventSequence(CalendarModel, table=True):
+    """One row: the last feed position given out, and the last one pruned by retention.
+
+    Positions come from `UPDATE … SET last = last + n RETURNING last`: the row lock is held
+    until commit, so a transaction that took positions commits before the next one can take
+    any, and positions follow commit order (a sequence would not: id 9 may commit after 10)."""
+    __tablename__ = "event_sequence"
+
+    id: int = Field(primary_key=True, sa_column_kwargs={"autoincrement": False})
+    last: int = Field(sa_type=BigInteger)
+    pruned_through: int = Field(sa_type=BigInteger)
+
+
+class CalendarEvent(CalendarModel, table=True):
+    """The outbox: one change, written in the transaction that made it, served by the feed."""
+    __tablename__ = "calendar_event"
+
+    position: int = Field(sa_type=BigInteger, primary_key=True,
+                          sa_column_kwargs={"autoincrement": False})
+    type: str = Field(max_length=EVENT_TYPE_LENGTH)
+    campaign_id: str | None = Field(default=None, max_length=ROW_ID_LENGTH, index=True)
+    occurred_at: datetime = _instant(index=True)
+    data: dict = Field(sa_type=JSON)

@@ -1,14 +1,18 @@
 """Row access the calendar's use cases share: a campaign or milestone loaded (locked for a
 write) or 404, a change recorded on the campaign, a campaign's milestone graph loaded as plain
-data in two queries, and the moves the graph works out written back."""
+data in two queries, and the moves the graph works out written back, with what follows them
+(a template's phases and contingency window follow their launch) and their events."""
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Any, cast
 
 from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, col, select
 
-from services.calendar.graph import Link, MilestoneGraph, MilestoneNode, Move
-from services.calendar.models import Campaign, Dependency, Milestone, utcnow
+from services.calendar.graph import Link, MilestoneGraph, MilestoneNode, Move, follow
+from services.calendar.models import Campaign, Dependency, Milestone, Phase, utcnow
+from services.calendar.outbox import NewEvent
 from shared.errors import NotFound
 
 # Campaign lists page by id (ids sort by creation time). SQLModel types `Campaign.id` as a
@@ -82,10 +86,79 @@ def load_graph(session: Session, campaign: Campaign) -> tuple[MilestoneGraph, di
     return graph_of(campaign.market, milestones, dependencies_of(session, rows)), rows
 
 
-def apply_moves(session: Session, rows: Mapping[str, Milestone], moves: Iterable[Move]) -> None:
-    """Write the dates a cascade worked out to their rows, each a new version."""
-    for move in moves:
+def moved_event(milestone: Milestone, from_date: date) -> NewEvent:
+    return NewEvent("milestone.moved", milestone.campaign_id, {
+        "milestone_id": milestone.id, "kind": milestone.kind, "from_date": from_date,
+        "to_date": milestone.due_date})
+
+
+def phase_event(phase: Phase, change: str, before: tuple[date, date] | None) -> NewEvent:
+    """`phase.changed`: `change` is created, moved or deleted; `from`/`to` the dates before
+    and after (null for a phase that did not exist before, or no longer does)."""
+    def span(dates: tuple[date, date] | None) -> dict[str, date] | None:
+        return None if dates is None else {"start_date": dates[0], "end_date": dates[1]}
+    after = None if change == "deleted" else (phase.start_date, phase.end_date)
+    return NewEvent("phase.changed", phase.campaign_id, {
+        "phase_id": phase.id, "kind": phase.kind, "change": change, "from": span(before),
+        "to": span(after)})
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What a cascade changed: every milestone move (the cascade's, then the anchored ones
+    that followed), and the events of all changes, phases and campaign window included."""
+
+    moves: tuple[Move, ...]
+    events: tuple[NewEvent, ...]
+
+
+def _follow_span(first: date, last: date, move: Move, market: str) -> tuple[date, date]:
+    # The day after the end follows, so that spans that met still meet (graph.follow).
+    return (follow(first, move.from_date, move.to_date, market),
+            follow(last + timedelta(days=1), move.from_date, move.to_date, market)
+            - timedelta(days=1))
+
+
+def apply_moves(session: Session, campaign: Campaign, rows: Mapping[str, Milestone],
+                moves: Iterable[Move]) -> Applied:
+    """Write the dates a cascade worked out to their rows, each a new version; move what is
+    anchored to a moved milestone by the same working-day offsets (pinned milestones stay);
+    stretch the campaign window where it ended or began with a phase that moved."""
+    moves = tuple(moves)
+    by_anchor = {move.milestone_id: move for move in moves}
+    followers = [m for m in rows.values() if m.anchor_id in by_anchor and not m.pinned
+                 and m.id not in by_anchor]
+    all_moves = list(moves)
+    for follower in followers:
+        anchor_move = by_anchor[follower.anchor_id]   # type: ignore[index]
+        to_date = follow(follower.due_date, anchor_move.from_date, anchor_move.to_date,
+                         campaign.market)
+        if to_date != follower.due_date:
+            all_moves.append(Move(follower.id, follower.due_date, to_date))
+    events: list[NewEvent] = []
+    for move in all_moves:
         milestone = rows[move.milestone_id]
         milestone.due_date = move.to_date
         changed(milestone)
         session.add(milestone)
+        events.append(moved_event(milestone, move.from_date))
+    window = {"start_date": campaign.start_date, "end_date": campaign.end_date}
+    phases = session.exec(select(Phase).where(col(Phase.anchor_id).in_(list(by_anchor)))
+                          .order_by(col(Phase.start_date), col(Phase.id))).all() if moves else []
+    for phase in phases:
+        before = (phase.start_date, phase.end_date)
+        phase.start_date, phase.end_date = _follow_span(*before, by_anchor[phase.anchor_id],  # type: ignore[index]
+                                                        campaign.market)
+        if (phase.start_date, phase.end_date) != before:
+            session.add(phase)
+            events.append(phase_event(phase, "moved", before))
+            if before[0] == campaign.start_date:
+                window["start_date"] = phase.start_date
+            if before[1] == campaign.end_date:
+                window["end_date"] = phase.end_date
+    changes = {field: {"from": getattr(campaign, field), "to": value}
+               for field, value in window.items() if getattr(campaign, field) != value}
+    if changes:
+        campaign.sqlmodel_update(window)
+        events.append(NewEvent("campaign.updated", campaign.id, {"changes": changes}))
+    return Applied(tuple(all_moves), tuple(events))

@@ -1,6 +1,7 @@
 """The calendar's pure core: the milestone graph and its algorithms (cascade, cycles, working-
 day lags, slack, broken links) and the playbook's campaign templates. No web or database
 library: the use cases load plain data once, call these functions and write the result."""
+from services.calendar.graph.anchors import Offset, date_at, follow, offset_of
 from services.calendar.graph.model import (
                                            CONTINGENCY_HOURS,
                                            Link,
@@ -33,7 +34,7 @@ from services.calendar.graph.templates import (
 
 __all__ = [
     "CONTINGENCY_HOURS", "TEMPLATES", "Layout", "Link", "MilestoneGraph", "MilestoneNode",
-    "Move", "PinnedMilestoneInTheWay", "PlannedMilestone", "PlannedPhase", "Requirement",
-    "Step", "Template", "TemplateName", "Violation", "cascade", "earliest", "find_cycle",
-    "lay_out", "required_date", "slack_days", "violations", "window_days",
+    "Move", "Offset", "PinnedMilestoneInTheWay", "PlannedMilestone", "PlannedPhase", "Requirement",
+    "Step", "Template", "TemplateName", "Violation", "cascade", "date_at", "earliest", "find_cycle",
+    "follow", "lay_out", "offset_of", "required_date", "slack_days", "violations", "window_days",
 ]
