@@ -4,8 +4,10 @@ from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.planner import resources, schedules, solving, tasks
 from services.planner.models import idempotency_record
+from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
 from shared.db import SessionDep, WriteSessionDep
+from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.versioning import version_etag
@@ -24,6 +26,11 @@ def _calendar(request: Request) -> ServiceClient:
     return calendar
 
 
+def _consumer(request: Request) -> PlannerConsumer:
+    consumer: PlannerConsumer = request.app.state.consumer
+    return consumer
+
+
 def _grace(request: Request) -> float:
     grace: float = request.app.state.settings.solve_grace_seconds
     return grace
@@ -32,6 +39,7 @@ def _grace(request: Request) -> float:
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
 CalendarDep = Annotated[ServiceClient, Depends(_calendar)]
 GraceDep = Annotated[float, Depends(_grace)]
+ConsumerDep = Annotated[PlannerConsumer, Depends(_consumer)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
@@ -127,3 +135,9 @@ def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: Wri
     tasks as possible move (`schedule.moved` says how many)."""
     return schedules.replan(session=session, idempotency=idempotency, schedule_id=schedule_id,
                             replan_in=body, workers=workers, grace_seconds=grace, caller=caller)
+
+
+@router.get("/sync", response_model=SyncStatus)
+def read_sync(consumer: ConsumerDep) -> SyncStatus:
+    """Show how far the planner has applied the calendar's events: cursor, backlog, last error."""
+    return consumer.status()

@@ -1,11 +1,13 @@
+import asyncio
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.planner.api import router
 from services.planner.config import PlannerSettings
+from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
@@ -25,7 +27,17 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="planner",
             secret=settings.internal_secret.get_secret_value().encode())
+        app.state.consumer = PlannerConsumer(
+            engine=app.state.engine, calendar=app.state.calendar, workers=app.state.workers,
+            grace_seconds=settings.solve_grace_seconds, auto_replan=settings.auto_replan,
+            poll_seconds=settings.events_poll_seconds)
+        polling = (asyncio.create_task(app.state.consumer.run())
+                   if settings.events_poll_seconds > 0 else None)
         yield
+        if polling is not None:
+            polling.cancel()
+            with suppress(asyncio.CancelledError):
+                await polling
         app.state.calendar.close()
         app.state.workers.close()
 

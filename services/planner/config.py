@@ -15,3 +15,9 @@ class PlannerSettings(DatabaseSettings):
     solve_grace_seconds: float = Field(30, gt=0)
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
+    # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync
+    # status still answers), e.g. for a process that only serves requests.
+    events_poll_seconds: float = Field(0.5, ge=0, le=300)
+    # Re-plan every stale schedule as soon as a calendar change makes it stale (as the re-plan
+    # route would, work started by today kept), instead of waiting for someone to ask.
+    auto_replan: bool = False

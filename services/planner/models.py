@@ -6,6 +6,7 @@ from sqlalchemy import JSON
 from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
+from shared.events import consumer_table
 from shared.idempotency import idempotency_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
@@ -15,6 +16,7 @@ class PlannerModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(PlannerModel.metadata)
+event_consumer = consumer_table(PlannerModel.metadata)
 
 
 def utcnow() -> datetime:
@@ -74,3 +76,29 @@ class Schedule(PlannerModel, table=True):
     result: dict[str, Any] = Field(sa_type=JSON)    # a SchedulePublic, as JSON
     created_by: str = Field(max_length=200)
     created_at: datetime = _instant()
+
+
+class CampaignState(PlannerModel, table=True):
+    """What the planner keeps of a calendar campaign it has tasks for, as of the last event
+    about it that it applied."""
+    __tablename__ = "campaign_state"
+
+    campaign_id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    status: str = Field(max_length=20)
+    # Its tasks were generated from its milestones, so they follow the milestones' changes.
+    generated: bool = False
+    synced_at: datetime = _instant()
+
+
+class StaleMark(PlannerModel, table=True):
+    """A calendar change that made a stored schedule out of date: one row per schedule and
+    event, so an event applied again marks nothing twice."""
+    __tablename__ = "stale_mark"
+
+    schedule_id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    event_id: str = Field(primary_key=True, max_length=100)
+    event_type: str = Field(max_length=50)
+    campaign_id: str = Field(max_length=ID_LENGTH)
+    occurred_at: datetime = Field(sa_type=Instant)
+    detail: str = Field(max_length=500)
+    marked_at: datetime = _instant()

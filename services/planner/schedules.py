@@ -1,13 +1,15 @@
-"""Stored schedules of the stored resources and tasks, and re-plans that keep started work and
-move as few other tasks as possible."""
+"""Stored schedules of the stored resources and tasks, re-plans that keep started work and
+move as few other tasks as possible, and the marks calendar changes leave on the schedules they
+made out of date (re-planned at once when the deployment asks for it)."""
+import logging
 from datetime import date, datetime, timedelta
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from services.planner import engine, solving
-from services.planner.models import Resource, Schedule, Task
-from shared.errors import Conflict, NotFound
+from services.planner.models import CampaignState, Resource, Schedule, StaleMark, Task
+from shared.errors import Conflict, NotFound, Problem
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
@@ -15,19 +17,36 @@ from shared.types import Identifier, StrictModel
 from shared.workdays import holidays_between
 from shared.workers import WorkerPool
 
+logger = logging.getLogger("marketplan.planner")
+
+# A campaign in one of these states needs no more work: its tasks that have not started leave
+# the next schedule and re-plan.
+CLOSED = ("cancelled", "completed")
+AUTO_REPLANNER = "service:planner (automatic re-plan)"
+DEFAULT_TIME_LIMIT = 10
+DETAIL_LENGTH = 500
+
 
 class ScheduleCreate(StrictModel):
     start: date
     horizon_days: int = Field(ge=1, le=solving.MAX_HORIZON_DAYS)
     campaign_ids: list[Identifier] = Field([], max_length=500,
                                            description="Empty: all campaigns.")
-    time_limit_seconds: float = Field(10, gt=0, le=60)
+    time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60)
 
 
 class ReplanCreate(StrictModel):
     as_of: date | None = Field(None, description="Work that started by this day stays where "
                                "it is; default today.")
-    time_limit_seconds: float = Field(10, gt=0, le=60)
+    time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60)
+
+
+class StaleReason(BaseModel):
+    campaign_id: str
+    event_id: str = Field(description="The calendar event (`GET /api/v1/calendar/events`).")
+    event_type: str
+    occurred_at: datetime
+    detail: str = Field(description="What it changed in the planner.")
 
 
 class StoredSchedulePublic(BaseModel):
@@ -38,6 +57,9 @@ class StoredSchedulePublic(BaseModel):
     replan_of: str | None
     created_by: str
     created_at: datetime
+    stale: bool = Field(description="A calendar change since it was made changed its tasks: "
+                        "re-plan it (`POST …/replan`).")
+    stale_reasons: list[StaleReason]
     schedule: solving.SchedulePublic
 
 
@@ -50,7 +72,10 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
     statement = select(Task).order_by(col(Task.id))
     if campaign_ids:
         statement = statement.where(col(Task.campaign_id).in_(campaign_ids))
-    tasks = session.exec(statement).all()
+    closed = set(session.exec(select(CampaignState.campaign_id)
+                              .where(col(CampaignState.status).in_(CLOSED))))
+    tasks = [t for t in session.exec(statement)
+             if t.campaign_id not in closed or t.start is not None or t.id in pinned]
     if not resources or not tasks:
         raise Conflict("Nothing to schedule: add resources at /api/v1/planner/resources and tasks "
                        "(or generate them for a campaign) first.")
@@ -72,18 +97,23 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
             start=pinned[t.id][1] if t.id in pinned else t.start) for t in tasks))
 
 
-def _public(schedule: Schedule) -> StoredSchedulePublic:
+def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
+    marks = session.exec(select(StaleMark).where(StaleMark.schedule_id == schedule.id)
+                         .order_by(col(StaleMark.marked_at), col(StaleMark.event_id))).all()
     return StoredSchedulePublic(id=schedule.id, start=schedule.start_date,
                                 horizon_days=schedule.horizon_days,
                                 campaign_ids=schedule.campaign_ids, replan_of=schedule.replan_of,
                                 created_by=schedule.created_by, created_at=schedule.created_at,
+                                stale=bool(marks),
+                                stale_reasons=[StaleReason.model_validate(m, from_attributes=True)
+                                               for m in marks],
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
 
 
 def _store(session: Session, idempotency: Idempotency, schedule: Schedule) -> StoredSchedulePublic:
     session.add(schedule)
     session.flush()
-    answer = _public(schedule)
+    answer = _public(session, schedule)
     idempotency.record(session, answer)
     session.commit()
     return answer
@@ -111,24 +141,83 @@ def _get_schedule(session: Session, schedule_id: str) -> Schedule:
 
 def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic:
     """Read a stored schedule."""
-    return _public(_get_schedule(session, schedule_id))
+    return _public(session, _get_schedule(session, schedule_id))
+
+
+def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
+               workers: WorkerPool, grace_seconds: float, created_by: str) -> Schedule:
+    # Started work stays; other tasks keep their resource and start where they can, and the
+    # answer says how many moved.
+    placed = {a.task: (a.resource, a.start) for a in old.schedule.assignments}
+    started = {task: spot for task, spot in placed.items() if spot[1] <= as_of}
+    problem = _problem(session, old.start, old.horizon_days, old.campaign_ids, time_limit,
+                       started, placed)
+    session.rollback()   # no transaction stays open while the solver works
+    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
+                    campaign_ids=old.campaign_ids, replan_of=old.id,
+                    result=result.model_dump(mode="json"), created_by=created_by)
 
 
 def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
            replan_in: ReplanCreate, workers: WorkerPool, grace_seconds: float,
            caller: Caller) -> StoredSchedulePublic:
     """Schedule again after milestones or capacity changed, moving as little as possible."""
-    # Started work stays; other tasks keep their resource and start where they can, and the
-    # answer says how many moved.
-    old = _public(_get_schedule(session, schedule_id))
-    as_of = replan_in.as_of or date.today()
-    placed = {a.task: (a.resource, a.start) for a in old.schedule.assignments}
-    started = {task: spot for task, spot in placed.items() if spot[1] <= as_of}
-    problem = _problem(session, old.start, old.horizon_days, old.campaign_ids,
-                       replan_in.time_limit_seconds, started, placed)
-    session.rollback()
-    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
-    return _store(session, idempotency, Schedule(
-        id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
-        campaign_ids=old.campaign_ids, replan_of=old.id, result=result.model_dump(mode="json"),
-        created_by=caller.principal))
+    old = read_schedule(session=session, schedule_id=schedule_id)
+    return _store(session, idempotency, _replanned(
+        session, old, replan_in.as_of or date.today(), replan_in.time_limit_seconds, workers,
+        grace_seconds, caller.principal))
+
+
+def mark_stale(session: Session, *, campaign_id: str, event_id: str, event_type: str,
+               occurred_at: datetime, detail: str) -> list[str]:
+    """Stage a stale mark for this event on every stored schedule that contains the campaign
+    (all-campaign schedules do); return the ids of the schedules newly marked."""
+    marked = []
+    for schedule_id, campaign_ids in session.exec(select(Schedule.id, Schedule.campaign_ids)):
+        if campaign_ids and campaign_id not in campaign_ids:
+            continue
+        if session.get(StaleMark, (schedule_id, event_id)) is None:
+            session.add(StaleMark(schedule_id=schedule_id, event_id=event_id,
+                                  event_type=event_type, campaign_id=campaign_id,
+                                  occurred_at=occurred_at, detail=detail[:DETAIL_LENGTH]))
+            marked.append(schedule_id)
+    session.flush()
+    return marked
+
+
+def _latest_and_stale(session: Session, schedule_id: str) -> bool:
+    stale = session.exec(select(StaleMark.event_id)
+                         .where(StaleMark.schedule_id == schedule_id)).first() is not None
+    replanned = session.exec(select(Schedule.id)
+                             .where(Schedule.replan_of == schedule_id)).first() is not None
+    return stale and not replanned
+
+
+def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPool,
+                 grace_seconds: float, as_of: date) -> list[str]:
+    """Re-plan each of these schedules that is stale and has no re-plan yet, as the re-plan
+    route would; return the new schedules' ids. A schedule that cannot be re-planned (nothing
+    left to schedule, say) stays stale for a person to look at."""
+    made = []
+    for schedule_id in schedule_ids:
+        schedule = session.get(Schedule, schedule_id)
+        if schedule is None or not _latest_and_stale(session, schedule_id):
+            session.rollback()
+            continue
+        old = _public(session, schedule)
+        try:
+            new = _replanned(session, old, as_of, DEFAULT_TIME_LIMIT, workers, grace_seconds,
+                             AUTO_REPLANNER)
+        except Problem as problem:
+            session.rollback()
+            logger.warning("automatic re-plan of %s failed: %s", schedule_id, problem)
+            continue
+        # Another process may have re-planned it while this one solved: the old schedule's
+        # row lock (SQLite: the write transaction) makes the check and the insert one step.
+        session.exec(select(Schedule.id).where(Schedule.id == schedule_id).with_for_update())
+        if _latest_and_stale(session, schedule_id):
+            session.add(new)
+            made.append(new.id)
+        session.commit()
+    return made

@@ -1,6 +1,7 @@
 """Tasks: one shape for a task wherever the scheduler takes one (a solve request or a stored
 task), made by hand or generated for a campaign from the milestones the calendar service reports
 over HTTP (the planner never reads the calendar's database)."""
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
@@ -9,8 +10,8 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from services.planner.hours import DayHours, Hours, HoursOut, hours_out, hundredths
-from services.planner.models import Task
-from services.planner.resources import get_resource, templates
+from services.planner.models import CampaignState, Task, utcnow
+from services.planner.resources import TemplateStep, get_resource, templates
 from shared.client import ServiceClient
 from shared.errors import NotFound, ServiceUnavailable, invalid_fields
 from shared.idempotency import Idempotency
@@ -94,10 +95,86 @@ def list_tasks(*, session: Session, campaign_id: str | None) -> list[TaskPublic]
     return [_public(t) for t in session.exec(statement)]
 
 
-def _fetch_campaign(calendar: ServiceClient, campaign_id: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class TaskChanges:
+    """What bringing a campaign's generated tasks up to date with its milestones changed."""
+    added: tuple[str, ...] = ()
+    moved: tuple[str, ...] = ()      # deadline or earliest start
+    changed: tuple[str, ...] = ()    # skill, effort, priority, order or daily cap
+    removed: tuple[str, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.moved or self.changed or self.removed)
+
+    def summary(self) -> str:
+        """E.g. "tasks moved: m1-1, m1-2; removed: m2-1"."""
+        parts = [f"{what}: {', '.join(ids)}" for what, ids in (
+            ("added", self.added), ("moved", self.moved), ("changed", self.changed),
+            ("removed", self.removed)) if ids]
+        return "tasks " + "; ".join(parts) if parts else "no task changed"
+
+
+def _window(task: Task) -> tuple[Any, ...]:
+    return task.earliest_start, task.deadline
+
+
+def _terms(task: Task) -> tuple[Any, ...]:
+    return task.skill, task.effort, task.priority, tuple(task.predecessors), task.max_per_day
+
+
+def follow_milestones(session: Session, campaign: dict[str, Any],
+                      steps_by_kind: dict[str, list[TemplateStep]]) -> tuple[list[Task], TaskChanges]:
+    """Stage the campaign's generated tasks as its milestones and the templates say now.
+
+    Each template step is due by its milestone, starts at most window_days working days before
+    it, and follows the previous step. Hand-made tasks (no milestone) are not touched. Started
+    work (a pinned start) stays: it keeps its start, resource and earliest start, takes the
+    milestone's new deadline, and is kept even when its milestone or step is gone.
+    """
+    existing = {t.id: t for t in session.exec(select(Task).where(
+        Task.campaign_id == campaign["id"], col(Task.milestone_id).is_not(None)))}
+    made: list[Task] = []
+    added, moved, changed = [], [], []
+    for milestone in campaign["milestones"]:
+        due = date.fromisoformat(milestone["due_date"])
+        previous = None
+        for i, step in enumerate(steps_by_kind.get(milestone["kind"], [])):
+            task_id = f"{milestone['id']}-{i + 1}"
+            task = existing.pop(task_id, None) or session.get(Task, task_id)
+            if task is None:
+                task = Task(id=task_id, name="", skill="", effort=0, predecessors=[])
+                added.append(task_id)
+            window, terms = _window(task), _terms(task)
+            task.sqlmodel_update({
+                "name": f"{campaign['name']}: {milestone['name']}: {step.name}",
+                "campaign_id": campaign["id"], "milestone_id": milestone["id"],
+                "skill": step.skill, "effort": hundredths(step.effort_hours),
+                "deadline": due, "priority": campaign["priority"],
+                "predecessors": [previous] if previous else [],
+                "max_per_day": None if step.max_hours_per_day is None
+                else hundredths(step.max_hours_per_day)})
+            if task.start is None:
+                task.earliest_start = add_working_days(due, -step.window_days, campaign["market"])
+            if task_id not in added:
+                if _window(task) != window:
+                    moved.append(task_id)
+                if _terms(task) != terms:
+                    changed.append(task_id)
+            session.add(task)
+            made.append(task)
+            previous = task_id
+    removed = sorted(t.id for t in existing.values() if t.start is None)
+    for task_id in removed:
+        session.delete(existing[task_id])
+    session.flush()
+    return made, TaskChanges(tuple(added), tuple(moved), tuple(changed), tuple(removed))
+
+
+def fetch_campaign(calendar: ServiceClient, campaign_id: str) -> dict[str, Any] | None:
+    """The campaign with its milestones as the calendar service reports it; None if unknown."""
     response = calendar.request("GET", f"/api/v1/calendar/campaigns/{quote(campaign_id, safe='')}")
     if response.status_code == 404:
-        raise NotFound(f"The calendar has no campaign {campaign_id!r}.")
+        return None
     if response.status_code != 200:
         raise ServiceUnavailable("The calendar service could not answer; try again shortly.")
     campaign: dict[str, Any] = response.json()
@@ -106,31 +183,15 @@ def _fetch_campaign(calendar: ServiceClient, campaign_id: str) -> dict[str, Any]
 
 def generate_tasks(*, session: Session, calendar: ServiceClient, campaign_id: str) -> list[TaskPublic]:
     """Make or refresh a campaign's tasks from its milestones and the task templates."""
-    # Each template step is due by its milestone, starts at most window_days working days
-    # before it, and follows the previous step; a refresh keeps a task's pins.
-    campaign = _fetch_campaign(calendar, campaign_id)
-    steps_by_kind = templates(session)
-    made = []
-    for milestone in campaign["milestones"]:
-        due = date.fromisoformat(milestone["due_date"])
-        previous = None
-        for i, step in enumerate(steps_by_kind.get(milestone["kind"], [])):
-            task_id = f"{milestone['id']}-{i + 1}"
-            task = session.get(Task, task_id) or Task(id=task_id, name="", skill="", effort=0,
-                                                      predecessors=[])
-            task.sqlmodel_update({
-                "name": f"{campaign['name']}: {milestone['name']}: {step.name}",
-                "campaign_id": campaign["id"], "milestone_id": milestone["id"],
-                "skill": step.skill, "effort": hundredths(step.effort_hours),
-                "earliest_start": add_working_days(due, -step.window_days, campaign["market"]),
-                "deadline": due, "priority": campaign["priority"],
-                "predecessors": [previous] if previous else [],
-                "max_per_day": None if step.max_hours_per_day is None
-                else hundredths(step.max_hours_per_day)})
-            session.add(task)
-            made.append(task)
-            previous = task_id
-    session.flush()
+    campaign = fetch_campaign(calendar, campaign_id)
+    if campaign is None:
+        raise NotFound(f"The calendar has no campaign {campaign_id!r}.")
+    made, _ = follow_milestones(session, campaign, templates(session))
+    # From now on the campaign's calendar events keep these tasks up to date.
+    state = session.get(CampaignState, campaign_id) or CampaignState(campaign_id=campaign_id,
+                                                                      status=campaign["status"])
+    state.sqlmodel_update({"status": campaign["status"], "generated": True, "synced_at": utcnow()})
+    session.add(state)
     answer = [_public(t) for t in made]
     session.commit()
     return answer

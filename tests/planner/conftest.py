@@ -1,18 +1,63 @@
 """The planner service (with its CP-SAT worker processes) on a migrated SQLite database, once
-per test module; the stateless solve stores nothing, so one backend is enough here."""
+per test module; the stateless solve stores nothing, so one backend is enough here. Stored
+planning runs on both backends against the real calendar service."""
 from collections import defaultdict
 from datetime import date
 from decimal import Decimal
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
 from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
 from shared import migrations
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.calendar.conftest import CAMPAIGN
+from tests.conftest import TEST_SECRET, SignedApi, signed_headers
 
 SOLVE = "/api/v1/planner/solve"
+ok = SignedApi.ok
+
+
+class Api(SignedApi):
+    prefix = "/api/v1/planner"
+
+
+def call(client, method: str, path: str, body=None, **kwargs):
+    return Api(client).call(method, path, json=body, **kwargs)
+
+
+def calendar_call(calendar, method: str, path: str, body=None, **kwargs) -> httpx.Response:
+    """A signed call to the real calendar service under /api/v1/calendar."""
+    path = "/api/v1/calendar" + path
+    headers = signed_headers(method, path) | kwargs.pop("headers", {})
+    return httpx.request(method, calendar.url + path, json=body, headers=headers, **kwargs)
+
+
+def calendar_campaign(calendar, **changes) -> dict:
+    body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")} \
+        | {"template": "standard", "launch_date": "2027-03-15"} | changes
+    return ok(calendar_call(calendar, "POST", "/campaigns", body), 201)
+
+
+def milestone_of(campaign: dict, kind: str) -> dict:
+    return next(m for m in campaign["milestones"] if m["kind"] == kind)
+
+
+def move(calendar, campaign: dict, kind: str, due_date: str) -> None:
+    path = f"/campaigns/{campaign['id']}/milestones/{milestone_of(campaign, kind)['id']}"
+    etag = calendar_call(calendar, "GET", path).headers["etag"]
+    ok(calendar_call(calendar, "POST", path + "/move", {"due_date": due_date},
+                     headers={"If-Match": etag}))
+
+
+def team(planner) -> None:
+    if ok(call(planner, "GET", "/resources")):
+        return
+    for name, skills, hours in [("design", ["design"], "16"), ("copy", ["copy", "strategy"], "8"),
+                                ("media", ["media"], "8"), ("tech", ["tech"], "8")]:
+        ok(call(planner, "POST", "/resources", {"name": name, "skills": skills,
+                                                "hours_per_day": hours, "market": "US"}), 201)
 
 EXAMPLE = {
     "start": "2026-12-01", "horizon_days": 120,
@@ -98,7 +143,8 @@ def planner(request, tmp_path_factory, calendar):
     else:
         url = request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
     migrations.upgrade(MIGRATIONS, url)
+    # The tests drive the event consumer themselves (tests/planner/test_propagation.py).
     settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
-                               calendar_url=calendar.url)
+                               calendar_url=calendar.url, events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:
         yield client

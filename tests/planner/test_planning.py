@@ -1,44 +1,7 @@
 """Stored planning: resources, templates, tasks generated from the calendar's milestones over
 HTTP, schedules, and re-plans that keep started work."""
-import httpx
-
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import SignedApi, signed_headers
-
-
-class Api(SignedApi):
-    prefix = "/api/v1/planner"
-
-
-def call(client, method: str, path: str, body=None, **kwargs):
-    return Api(client).call(method, path, json=body, **kwargs)
-
-
-ok = SignedApi.ok
-
-
-def calendar_campaign(calendar, **changes) -> dict:
-    path = "/api/v1/calendar/campaigns"
-    body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")} \
-        | {"template": "standard", "launch_date": "2027-03-15"} | changes
-    return ok(httpx.post(calendar.url + path, json=body, headers=signed_headers("POST", path)), 201)
-
-
-def move(calendar, campaign: dict, kind: str, due_date: str) -> None:
-    milestone = next(m for m in campaign["milestones"] if m["kind"] == kind)
-    path = f"/api/v1/calendar/campaigns/{campaign['id']}/milestones/{milestone['id']}"
-    etag = httpx.get(calendar.url + path, headers=signed_headers("GET", path)).headers["etag"]
-    ok(httpx.post(calendar.url + path + "/move", json={"due_date": due_date},
-                  headers=signed_headers("POST", path + "/move") | {"If-Match": etag}))
-
-
-def team(planner) -> None:
-    if ok(call(planner, "GET", "/resources")):
-        return
-    for name, skills, hours in [("design", ["design"], "16"), ("copy", ["copy", "strategy"], "8"),
-                                ("media", ["media"], "8"), ("tech", ["tech"], "8")]:
-        ok(call(planner, "POST", "/resources", {"name": name, "skills": skills,
-                                                "hours_per_day": hours, "market": "US"}), 201)
+from tests.planner.conftest import calendar_campaign, call, move, ok, team
 
 
 def test_tasks_are_generated_from_the_calendars_milestones(planner, calendar):
