@@ -108,7 +108,7 @@ class _Built:
         self.late: dict[str, cp_model.IntVar] = {}
         self.keep: dict[str, cp_model.IntVar] = {}
         on_day: dict[tuple[str, int], list[tuple[cp_model.IntVar, int]]] = defaultdict(list)
-        for t in model.order:
+        for t in model.topological:   # predecessors' variables exist before their followers
             lo, hi = windows[t]
             eligible = model.eligible[t]
             shortest = min(model.length(t, r) for r in eligible)
