@@ -34,9 +34,9 @@ def test_holidays_weekends_and_time_off_are_skipped(client):
     body["resources"][0]["time_off"] = ["2026-12-29"]
     schedule = solve(client, body).json()
     check_schedule(body, schedule)
-    # A task runs on consecutive working days of its resource: it starts after the day off.
+    # A task pauses over weekends, holidays (Christmas) and its resource's day off (29th).
     assert [d["date"] for d in schedule["assignments"][0]["days"]] == [
-        "2026-12-30", "2026-12-31", "2027-01-01", "2027-01-04", "2027-01-05", "2027-01-06"]
+        "2026-12-24", "2026-12-28", "2026-12-30", "2026-12-31", "2027-01-01", "2027-01-04"]
 
 
 def test_a_late_task_names_the_saturated_resource_and_the_chain(client):
