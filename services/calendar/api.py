@@ -226,7 +226,8 @@ def read_calendar(session: SessionDep,
 def read_conflicts(session: SessionDep, from_: Annotated[date, Query(alias="from")],
                    to: date) -> list[views.ConflictPublic]:
     """List overlapping bursts on a channel, milestones outside their campaign, broken
-    dependencies, launches inside another campaign's contingency window on a channel."""
+    dependencies, launches inside another campaign's contingency window on a channel,
+    milestones on a non-working day of their market."""
     return views.find_conflicts(session=session, start=from_, end=to)
 
 

@@ -15,6 +15,7 @@ from services.calendar.phases import PhasePublic, phase_public
 from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
+from shared.workdays import is_working_day, next_working_day
 
 MAX_RANGE_DAYS = 731
 
@@ -91,7 +92,7 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
 
 
 ConflictKind = Literal["burst_overlap", "milestone_outside_window", "dependency_violated",
-                       "launch_in_contingency"]
+                       "launch_in_contingency", "non_working_day"]
 
 
 class ConflictPublic(BaseModel):
@@ -111,8 +112,9 @@ def _window(milestone: Milestone) -> tuple[date, date]:
 
 def find_conflicts(*, session: Session, start: date, end: date) -> list[ConflictPublic]:
     """Overlapping bursts on a channel, milestones outside their campaign window, broken
-    dependencies, and launches inside another campaign's contingency window on a channel.
-    Cancelled campaigns are left out."""
+    dependencies, launches inside another campaign's contingency window on a channel, and
+    milestones due on a day that is not a working day of their market. Cancelled campaigns
+    are left out."""
     check_range(start, end)
     campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
@@ -148,6 +150,16 @@ def find_conflicts(*, session: Session, start: date, end: date) -> list[Conflict
                 start_date=m.due_date, end_date=m.due_date,
                 detail=f"{m.name!r} is due {m.due_date}, outside {campaign.name!r} "
                        f"({campaign.start_date} to {campaign.end_date})"))
+
+    for m in sorted(milestones, key=lambda m: (m.due_date, m.id)):
+        campaign = by_id[m.campaign_id]
+        if start <= m.due_date <= end and not is_working_day(m.due_date, campaign.market):
+            conflicts.append(ConflictPublic(
+                kind="non_working_day", campaign_ids=[campaign.id], milestone_ids=[m.id],
+                start_date=m.due_date, end_date=m.due_date,
+                detail=f"{m.name!r} is due {m.due_date.strftime('%A')} {m.due_date}, not a "
+                       f"working day in {campaign.market}; the next one is "
+                       f"{next_working_day(m.due_date, campaign.market)}"))
 
     # Each campaign's graph counts lags in its own market's working days.
     dependencies = dependencies_of(session, (m.id for m in milestones))
