@@ -38,8 +38,10 @@ def test_campaign_from_template_to_approved_and_its_feed(system):
                          headers=planner | {"If-Match": etag})
     assert moved.status_code == 200, moved.text
     assert [m["name"] for m in moved.json()["moved"]] == [
-        "Creative final", "Creative review", "Channel test", "Launch readiness review", "Launch"]
-    assert moved.json()["moved"][-1]["to_date"] == "2027-01-06"
+        "Creative final", "Creative review", "Channel test", "Launch readiness review", "Launch",
+        "Launch contingency window"]
+    # the contingency window follows its launch
+    assert [m["to_date"] for m in moved.json()["moved"][-2:]] == ["2027-01-06", "2027-01-06"]
 
     # gates approved, then planned → approved
     current = gateway.get(path, headers=planner).json()
