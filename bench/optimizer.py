@@ -1,7 +1,7 @@
 """Benchmark the budget optimizer against the allocators of the best open MMM tools.
 
 On the same seeded instances, in one run:
-- Marketplan (`services.budget.optimize.solve`);
+- Marketplan (`services.budget.optimizer.solve`);
 - Robyn-style: nlopt AUGLAG with SLSQP as local solver, from the lower bounds, xtol_rel 1e-10,
   maxeval 1e5, total spend = budget (Robyn's allocator settings);
 - PyMC-Marketing-style: scipy SLSQP from an even split, ftol 1e-9, maxiter 1000, total = budget;
@@ -31,9 +31,20 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from services.budget.optimize import (Channel, Deal, Group, Hill, Linear, Period, Points,  # noqa: E402
-                                      Problem, Reserve, SolveTimeout, solve)
-
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Group,
+    Hill,
+    Linear,
+    Period,
+    Points,
+    Problem,
+    Reserve,
+    SolveTimeout,
+    solve,
+)
+from services.budget.whatif import OptimizationRequest, to_problem
 
 # --- instances ---------------------------------------------------------------------------------
 
@@ -271,7 +282,6 @@ def largest() -> list[str]:
 
 
 def _concave_problem(channels: int, periods: int) -> Problem:
-    from services.budget.optimization import OptimizationRequest, to_problem
     return to_problem(OptimizationRequest.model_validate(concave_request(channels, periods)))
 
 

@@ -2,11 +2,21 @@ from datetime import date
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
-from fastapi.responses import JSONResponse
 
-from services.budget import actuals, audit, budgets, exports, plans, reserve, review, service
-from services.budget.models import idempotency_record
-from services.budget.optimization import OptimizationPublic, OptimizationRequest
+from services.budget import whatif
+from services.budget.ledger import (
+    actuals,
+    audit,
+    budgets,
+    channels,
+    exports,
+    plans,
+    reserve,
+    review,
+    variance,
+)
+from services.budget.ledger.tables import idempotency_record
+from services.budget.whatif import OptimizationPublic, OptimizationRequest
 from shared.client import ServiceClient
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
@@ -47,26 +57,28 @@ def _csv(body: str, filename: str) -> Response:
 def optimize_budget(request: Request, body: OptimizationRequest, workers: WorkersDep) -> OptimizationPublic:
     """Allocate a budget across channels for the best expected return, holding back the reserve
     (a what-if: nothing is stored). An impossible request is a 422 naming the conflict."""
-    return service.optimize_budget(request=body, workers=workers,
+    return whatif.optimize_budget(request=body, workers=workers,
                                    grace_seconds=request.app.state.settings.solve_grace_seconds)
 
 
 # --- budgets ---------------------------------------------------------------------------
 
 @router.post("/budgets", status_code=201, response_model=budgets.BudgetPublic)
-def create_budget(body: budgets.BudgetCreate, caller: PlannerDep, idempotency: IdempotencyDep,
-                  calendar: CalendarDep) -> JSONResponse:
+def create_budget(body: budgets.BudgetCreate, session: WriteSessionDep, caller: PlannerDep,
+                  idempotency: IdempotencyDep, calendar: CalendarDep) -> budgets.BudgetPublic:
     """Create a budget with its fiscal period, total and reserve policy; linked campaigns
     must exist in the calendar."""
-    return idempotency.create(lambda: budgets.create_budget(
-        session=idempotency.session, budget_in=body, calendar=calendar, caller=caller))
+    return budgets.create_budget(session=session, idempotency=idempotency, budget_in=body,
+                                 calendar=calendar, caller=caller)
 
 
 @router.get("/budgets", response_model=Page[budgets.BudgetPublic])
 def read_budgets(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
                  department: str | None = None, currency: str | None = None,
-                 active_from: Annotated[date | None, Query(description="Budgets whose fiscal period ends on or after this date.")] = None,
-                 active_to: Annotated[date | None, Query(description="... and starts on or before this date.")] = None):
+                 active_from: Annotated[date | None, Query(
+                     description="Budgets whose fiscal period ends on or after this date.")] = None,
+                 active_to: Annotated[date | None, Query(
+                     description="... and starts on or before this date.")] = None):
     """List budgets, oldest first, filtered by department, currency and fiscal-period overlap."""
     return budgets.list_budgets(session=session, department=department, currency=currency,
                                 active_from=active_from, active_to=active_to, limit=limit,
@@ -77,58 +89,61 @@ def read_budgets(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuer
             responses={304: {"description": "Not modified (If-None-Match)."}})
 def read_budget(request: Request, budget_id: str, session: SessionDep) -> Response:
     """Read a budget; its ETag is its version."""
-    public = budgets.to_public(session, budgets.get_budget(session, budget_id))
+    public = budgets.read_budget(session=session, budget_id=budget_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
 @router.patch(BudgetPath, response_model=budgets.BudgetPublic)
-def update_budget(budget_id: str, body: budgets.BudgetUpdate, session: WriteSessionDep,
-                  caller: PlannerDep, calendar: CalendarDep, if_match: IfMatch = None) -> JSONResponse:
+def update_budget(response: Response, budget_id: str, body: budgets.BudgetUpdate,
+                  session: WriteSessionDep, caller: PlannerDep, calendar: CalendarDep,
+                  if_match: IfMatch = None) -> budgets.BudgetPublic:
     """Change a budget; `If-Match` must carry the ETag you read (412 if it changed since)."""
     public = budgets.update_budget(session=session, budget_id=budget_id, update=body,
                                    if_match=if_match, calendar=calendar, caller=caller)
-    return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
+    response.headers["ETag"] = version_etag(public.version)
+    return public
 
 
 # --- channels --------------------------------------------------------------------------
 
-@router.post(BudgetPath + "/channels", status_code=201, response_model=budgets.ChannelPublic)
-def create_channel(budget_id: str, body: budgets.ChannelCreate, caller: PlannerDep,
-                   idempotency: IdempotencyDep) -> JSONResponse:
+@router.post(BudgetPath + "/channels", status_code=201, response_model=channels.ChannelPublic)
+def create_channel(budget_id: str, body: channels.ChannelCreate, session: WriteSessionDep,
+                   caller: PlannerDep, idempotency: IdempotencyDep) -> channels.ChannelPublic:
     """Add a channel with its return model, bounds, group and lifecycle state."""
-    return idempotency.create(lambda: budgets.create_channel(
-        session=idempotency.session, budget_id=budget_id, channel_in=body, caller=caller))
+    return channels.create_channel(session=session, idempotency=idempotency, budget_id=budget_id,
+                                   channel_in=body, caller=caller)
 
 
-@router.get(BudgetPath + "/channels", response_model=list[budgets.ChannelPublic])
+@router.get(BudgetPath + "/channels", response_model=list[channels.ChannelPublic])
 def read_channels(budget_id: str, session: SessionDep):
     """List a budget's channels in the order they were added."""
-    return budgets.list_channels(session=session, budget_id=budget_id)
+    return channels.list_channels(session=session, budget_id=budget_id)
 
 
-@router.get(BudgetPath + "/channels/{channel_id}", response_model=budgets.ChannelPublic)
+@router.get(BudgetPath + "/channels/{channel_id}", response_model=channels.ChannelPublic)
 def read_channel(request: Request, budget_id: str, channel_id: str, session: SessionDep) -> Response:
     """Read a channel; its ETag is its version."""
-    budget = budgets.get_budget(session, budget_id)
-    public = budgets.channel_public(budget, budgets.get_channel(session, budget_id, channel_id))
+    public = channels.read_channel(session=session, budget_id=budget_id, channel_id=channel_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
-@router.patch(BudgetPath + "/channels/{channel_id}", response_model=budgets.ChannelPublic)
-def update_channel(budget_id: str, channel_id: str, body: budgets.ChannelUpdate,
-                   session: WriteSessionDep, caller: PlannerDep, if_match: IfMatch = None) -> JSONResponse:
+@router.patch(BudgetPath + "/channels/{channel_id}", response_model=channels.ChannelPublic)
+def update_channel(response: Response, budget_id: str, channel_id: str,
+                   body: channels.ChannelUpdate, session: WriteSessionDep, caller: PlannerDep,
+                   if_match: IfMatch = None) -> channels.ChannelPublic:
     """Change a channel or move it through testing → active → scaling → exited (`If-Match`)."""
-    public = budgets.update_channel(session=session, budget_id=budget_id, channel_id=channel_id,
-                                    update=body, if_match=if_match, caller=caller)
-    return JSONResponse(public.model_dump(mode="json", by_alias=True),
-                        headers={"ETag": version_etag(public.version)})
+    public = channels.update_channel(session=session, budget_id=budget_id, channel_id=channel_id,
+                                     update=body, if_match=if_match, caller=caller)
+    response.headers["ETag"] = version_etag(public.version)
+    return public
 
 
 # --- plans -----------------------------------------------------------------------------
 
 @router.post(BudgetPath + "/plans", status_code=201, response_model=plans.PlanPublic)
-def create_plan(request: Request, budget_id: str, body: plans.PlanCreate, session: SessionDep,
-                caller: PlannerDep, workers: WorkersDep, idempotency: IdempotencyDep) -> JSONResponse:
+def create_plan(request: Request, budget_id: str, body: plans.PlanCreate,
+                session: WriteSessionDep, caller: PlannerDep, workers: WorkersDep,
+                idempotency: IdempotencyDep) -> plans.PlanPublic:
     """Optimize the budget's channels and store the answer as the next plan version (a draft
     until approved). An impossible plan is a 422 naming the conflict."""
     return plans.create_plan(session=session, idempotency=idempotency, budget_id=budget_id,
@@ -179,32 +194,31 @@ def read_reserve_entries(budget_id: str, session: SessionDep, limit: LimitQuery 
 
 
 @router.post(BudgetPath + "/reserve/draws", status_code=201, response_model=reserve.ReserveEntryPublic)
-def draw_reserve(budget_id: str, body: reserve.DrawCreate, caller: PlannerDep,
-                 idempotency: IdempotencyDep) -> JSONResponse:
+def draw_reserve(budget_id: str, body: reserve.DrawCreate, session: WriteSessionDep,
+                 caller: PlannerDep, idempotency: IdempotencyDep) -> reserve.ReserveEntryPublic:
     """Move money from the reserve to a channel or campaign; 409 if the reserve has too little."""
-    return idempotency.create(lambda: reserve.draw(
-        session=idempotency.session, budget_id=budget_id, draw_in=body, caller=caller))
+    return reserve.draw(session=session, idempotency=idempotency, budget_id=budget_id,
+                        draw_in=body, caller=caller)
 
 
 @router.post(BudgetPath + "/reserve/draws/{draw_id}/reversal", status_code=201,
              response_model=reserve.ReserveEntryPublic)
-def reverse_draw(budget_id: str, draw_id: str, body: reserve.ReversalCreate, caller: PlannerDep,
-                 idempotency: IdempotencyDep) -> JSONResponse:
+def reverse_draw(budget_id: str, draw_id: str, body: reserve.ReversalCreate,
+                 session: WriteSessionDep, caller: PlannerDep,
+                 idempotency: IdempotencyDep) -> reserve.ReserveEntryPublic:
     """Return a draw's money to the reserve with a compensating entry (draws are never edited)."""
-    return idempotency.create(lambda: reserve.reverse(
-        session=idempotency.session, budget_id=budget_id, draw_id=draw_id, reversal_in=body,
-        caller=caller))
+    return reserve.reverse(session=session, idempotency=idempotency, budget_id=budget_id,
+                           draw_id=draw_id, reversal_in=body, caller=caller)
 
 
 # --- actuals, variance, review -----------------------------------------------------------
 
 @router.post(BudgetPath + "/actuals", response_model=actuals.ImportResultPublic)
-def import_actuals(budget_id: str, body: actuals.ActualsImport, caller: FinanceDep,
-                   idempotency: IdempotencyDep) -> JSONResponse:
+def import_actuals(budget_id: str, body: actuals.ActualsImport, session: WriteSessionDep,
+                   caller: FinanceDep, idempotency: IdempotencyDep) -> actuals.ImportResultPublic:
     """Store actual spend and return by channel and period; a replayed file changes nothing."""
-    return idempotency.create(lambda: actuals.import_actuals(
-        session=idempotency.session, budget_id=budget_id, actuals_in=body, caller=caller),
-        status_code=200)
+    return actuals.import_actuals(session=session, idempotency=idempotency, budget_id=budget_id,
+                                  actuals_in=body, caller=caller)
 
 
 @router.get(BudgetPath + "/actuals", response_model=Page[actuals.ActualPublic])
@@ -222,11 +236,11 @@ def export_actuals(budget_id: str, session: SessionDep) -> Response:
                 f"{budget_id}-actuals.csv")
 
 
-@router.get(BudgetPath + "/variance", response_model=actuals.VariancePublic)
+@router.get(BudgetPath + "/variance", response_model=variance.VariancePublic)
 def read_variance(budget_id: str, session: SessionDep):
     """Compare the current plan (with its draws) and actuals: per channel and period, burn
     rate, and alerts where spend runs ahead of plan by the budget's alert_percent."""
-    return actuals.read_variance(session=session, budget_id=budget_id)
+    return variance.read_variance(session=session, budget_id=budget_id)
 
 
 @router.get(BudgetPath + "/review", response_model=review.ReviewPublic)
@@ -239,5 +253,4 @@ def read_review(budget_id: str, session: SessionDep):
 def read_audit(budget_id: str, session: SessionDep, limit: LimitQuery = 100,
                cursor: CursorQuery = None):
     """Read a budget's append-only audit log, oldest first."""
-    budgets.get_budget(session, budget_id)
     return audit.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)

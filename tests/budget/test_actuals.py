@@ -52,7 +52,8 @@ def test_a_bad_row_rejects_the_whole_file_listing_every_bad_row(api):
     assert [e["field"] for e in response.json()["errors"]] == [
         "rows[1].channel_id", "rows[2].period", "rows[3].spend", "rows[4]"]
     assert api.ok(api.get(f"/budgets/{budget['id']}/actuals"))["items"] == []
-    negative = api.post(f"/budgets/{budget['id']}/actuals", {"rows": [good | {"spend": "-1"}]}, role="finance")
+    negative = api.post(f"/budgets/{budget['id']}/actuals", {"rows": [good | {"spend": "-1"}]},
+                        role="finance")
     assert negative.status_code == 422 and negative.json()["errors"][0]["field"] == "rows[0].spend"
 
 
@@ -79,7 +80,8 @@ def test_variance_compares_plan_with_draws_against_actuals_and_alerts(api):
     variance = api.ok(api.get(f"/budgets/{budget['id']}/variance", role="finance"))
     assert (variance["plan"], variance["through_period"]) == (1, "2027-02")
     cells = {(r["channel"], r["period"]): r for r in variance["rows"]}
-    assert (cells["alpha", "2027-01"]["planned"], cells["alpha", "2027-01"]["variance"]) == ("344.45", "-44.45")
+    alpha = cells["alpha", "2027-01"]
+    assert (alpha["planned"], alpha["variance"]) == ("344.45", "-44.45")
     assert cells["beta", "2027-01"]["planned"] == "444.45"   # 344.45 + the 100.00 draw
     assert cells["alpha", "2027-02"]["variance_percent"] == "28.5719"   # 88.89 / 311.11
     assert cells["alpha", "2027-03"]["spend"] == "0.00" and cells["alpha", "2027-03"]["roi"] is None
@@ -150,5 +152,6 @@ def test_audit_log_records_every_change_with_who_and_request_id(api):
                                           "plan.create", "plan.approve", "reserve.draw"]
     update = log[2]
     assert update["changes"]["name"] == {"from": "FY27 growth", "to": "renamed"}
-    assert (update["principal"], update["role"], update["request_id"]) == ("key:test", "planner", "req-audit-1")
+    assert (update["principal"], update["role"], update["request_id"]) == \
+        ("key:test", "planner", "req-audit-1")
     assert log[4]["changes"]["current_plan"] == {"from": None, "to": 1}

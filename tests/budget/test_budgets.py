@@ -7,9 +7,9 @@ from fastapi.testclient import TestClient
 from services.budget.app import create_app
 from services.budget.config import BudgetSettings
 from shared.errors import PROBLEM_MEDIA_TYPE
+from tests.budget.conftest import BUDGET, CHANNELS
 from tests.conftest import TEST_SECRET, signed_headers
 from tests.postgres import free_port
-from tests.budget.conftest import BUDGET, CHANNELS
 
 
 def test_create_budget_holds_back_the_reserve_and_lists_its_periods(api):
@@ -138,7 +138,8 @@ def test_channels_are_created_validated_and_listed(api):
     for change, field in [({"min": "5", "max": "1"}, "min"), ({"group": "nope"}, "group"),
                           ({"min": "-1"}, "min"), ({"min": "1.234"}, "min"),
                           ({"kind": "radio"}, "kind"),
-                          ({"response": {"type": "deal", "cost": "10", "return": "20"}, "min": "1"}, "response")]:
+                          ({"response": {"type": "deal", "cost": "10", "return": "20"}, "min": "1"},
+                           "response")]:
         response = api.post(path, CHANNELS[0] | {"name": "new"} | change)
         assert response.status_code == 422, (change, response.text)
         assert field in [e["field"] for e in response.json()["errors"]], (change, response.json())

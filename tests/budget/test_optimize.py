@@ -4,8 +4,20 @@ from decimal import Decimal as D
 
 import pytest
 
-from services.budget.optimizer import (Channel, Deal, Group, Hill, Incremental, Infeasible, Linear,
-                                       Period, Points, Problem, Reserve, solve)
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Group,
+    Hill,
+    Incremental,
+    Infeasible,
+    Linear,
+    Period,
+    Points,
+    Problem,
+    Reserve,
+    solve,
+)
 from services.budget.optimizer.rounding import largest_remainder
 
 

@@ -19,7 +19,8 @@ EXAMPLE = {
         {"id": "search", "max": "400000", "response": {"type": "linear", "roi": "2.1"}},
         {"id": "social", "response": {"type": "points",
                                       "points": [["0", "0"], ["100000", "250000"], ["300000", "420000"]]}},
-        {"id": "video", "min": "50000", "response": {"type": "hill", "beta": "900000", "k": "250000", "alpha": "2.2"}},
+        {"id": "video", "min": "50000",
+         "response": {"type": "hill", "beta": "900000", "k": "250000", "alpha": "2.2"}},
         {"id": "kol-a", "response": {"type": "deal", "cost": "80000", "return": "240000"}}],
     "groups": [{"id": "brand", "channels": ["video", "kol-a"], "min_share": "0.2"}],
 }

@@ -65,9 +65,11 @@ def test_bad_draws_are_422_naming_the_field(api, body, field):
 def test_a_draw_is_reversed_once_by_a_compensating_entry(api):
     budget, channels = api.budget_with_channels(CHANNELS[:1])
     draws = f"/budgets/{budget['id']}/reserve/draws"
-    draw = api.ok(api.post(draws, {"amount": "300", "reason": "x", "channel_id": channels["search"]["id"]}), 201)
+    draw = api.ok(api.post(draws, {"amount": "300", "reason": "x",
+                                   "channel_id": channels["search"]["id"]}), 201)
     reversal = api.ok(api.post(f"{draws}/{draw['id']}/reversal", {"reason": "not needed"}), 201)
-    assert (reversal["kind"], reversal["amount"], reversal["reverses_id"]) == ("reversal", "-300.00", draw["id"])
+    assert (reversal["kind"], reversal["amount"], reversal["reverses_id"]) == \
+        ("reversal", "-300.00", draw["id"])
     again = api.post(f"{draws}/{draw['id']}/reversal", {"reason": "twice"})
     assert again.status_code == 409 and again.json()["reversal_id"] == reversal["id"]
     assert api.post(f"{draws}/{reversal['id']}/reversal", {"reason": "x"}).status_code == 404

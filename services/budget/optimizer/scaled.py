@@ -6,8 +6,15 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.budget.optimizer import curves
-from services.budget.optimizer.curves import Floats, Segments
+from services.budget.optimizer.curves import (
+    Floats,
+    Segments,
+    hill,
+    hill_segments,
+    hill_slope,
+    linear_segments,
+    points_segments,
+)
 from services.budget.optimizer.problem import Deal, Hill, Linear, Period, Points, Problem
 
 # Scaled money is 1 for the whole budget; a cent on a billion is 1e-11, so 1e-9 is "equal".
@@ -97,15 +104,15 @@ class ScaledProblem:
         key = (id(response), upper, tolerance)
         if key not in self._cache:
             if isinstance(response, Linear):
-                segments = curves.linear_segments(float(response.roi), upper)
+                segments = linear_segments(float(response.roi), upper)
             elif isinstance(response, Points):
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
-                segments = curves.points_segments(points, upper)
+                segments = points_segments(points, upper)
             else:
                 beta, k = float(response.beta) / self.unit, float(response.k) / self.unit
                 alpha = float(response.alpha)
-                segments = curves.hill_segments(
-                    beta, k, alpha, upper, tolerance * float(curves.hill(upper, beta, k, alpha)))
+                segments = hill_segments(
+                    beta, k, alpha, upper, tolerance * float(hill(upper, beta, k, alpha)))
             self._cache[key] = segments
         return self._cache[key]
 
@@ -122,7 +129,7 @@ class ScaledProblem:
             ys = [float(r) / self.unit for _, r in response.points]
             value = float(np.interp(spend, xs, ys))
         else:
-            value = float(curves.hill(spend, float(response.beta) / self.unit,
+            value = float(hill(spend, float(response.beta) / self.unit,
                                       float(response.k) / self.unit, float(response.alpha)))
         return cell.weight * value
 
@@ -140,6 +147,6 @@ class ScaledProblem:
             if right >= len(xs):
                 return 0.0
             return cell.weight * (ys[right] - ys[right - 1]) / (xs[right] - xs[right - 1])
-        return cell.weight * float(curves.hill_slope(spend, float(response.beta) / self.unit,
+        return cell.weight * float(hill_slope(spend, float(response.beta) / self.unit,
                                                      float(response.k) / self.unit,
                                                      float(response.alpha)))

@@ -1,9 +1,10 @@
 """The optimizer's entry point: refine the curves until the plan is provably near the optimum."""
 import time
 
-from services.budget.optimizer import greedy
 from services.budget.optimizer.answer import Allocation
 from services.budget.optimizer.assembly import allocation, approximation_error
+from services.budget.optimizer.greedy import applies as greedy_applies
+from services.budget.optimizer.greedy import solve as solve_greedy
 from services.budget.optimizer.milp import solve_milp
 from services.budget.optimizer.problem import Problem
 from services.budget.optimizer.scaled import ScaledProblem
@@ -27,8 +28,8 @@ def solve(problem: Problem) -> Allocation:
     tolerance = FIRST_TOLERANCE
     for _ in range(REFINEMENTS):
         cells = model.cells(tolerance)
-        if greedy.applies(model, cells):
-            solution = greedy.solve(model, cells)
+        if greedy_applies(model, cells):
+            solution = solve_greedy(model, cells)
         else:
             solution = solve_milp(model, cells, started)
         error = approximation_error(model, cells, solution)

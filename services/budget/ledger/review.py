@@ -16,12 +16,12 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
-from services.budget.actuals import cells
-from services.budget.budgets import PlaybookRules, budget_periods, get_budget
-from services.budget.models import Channel
-from services.budget.optimization import Ratio
+from services.budget.ledger.budgets import PlaybookRules
+from services.budget.ledger.loaders import budget_periods, get_budget
+from services.budget.ledger.tables import Channel
+from services.budget.ledger.variance import cells
 from shared.money import from_minor
-from shared.types import Money
+from shared.types import Money, Ratio
 
 Recommendation = Literal["admit", "keep_testing", "scale_up", "keep", "exit", "no_data", "none"]
 PLACES = Decimal("0.0001")

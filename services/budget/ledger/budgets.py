@@ -1,54 +1,39 @@
-"""Budgets and their channels: shapes, checks and use cases."""
+"""Budgets: their fiscal period, total, reserve policy, groups and playbook rules."""
 from datetime import date, datetime
-from urllib.parse import quote
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import func
-from sqlmodel import Session, select
+from pydantic import BaseModel, Field
+from sqlmodel import Session, col, select
 
-from services.budget import audit
-from services.budget.models import Actual, Budget, Channel, Plan, ReserveEntry, utcnow
-from services.budget.optimization import (Amount, Identifier, OptimizationChannel,
-                                          OptimizationRequest, Ratio, ReservePolicy, Response,
-                                          Share, check_request)
-from services.budget.periods import MAX_PERIODS, PeriodLength, periods
+from services.budget.ledger import audit
+from services.budget.ledger.loaders import budget_periods, get_budget
+from services.budget.ledger.periods import MAX_PERIODS, PeriodLength, periods
+from services.budget.ledger.reserve import reserve_amount, reserve_drawn_minor, reserve_left_minor
+from services.budget.ledger.tables import Actual, Budget, Channel, Plan, page_order, utcnow
+from services.budget.ledger.transaction import rolls_back
+from services.budget.whatif import ReservePolicy
 from shared.client import ServiceClient
-from shared.errors import Conflict, InvalidRequest, NotFound, ServiceUnavailable, invalid_fields
+from shared.errors import Conflict, ServiceUnavailable, invalid_fields
+from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, quantize, to_minor
-from shared.types import Currency, Money
 from shared.pagination import Page, paginate
+from shared.types import Amount, Currency, Identifier, Money, Name, Ratio, Share, StrictModel
 from shared.versioning import require_if_match
 
-ChannelKind = Literal["search", "social", "video", "kol", "email", "display", "affiliate",
-                      "offline", "other"]
-ChannelState = Literal["testing", "active", "scaling", "exited"]
-# The playbook's lifecycle: a tested channel is admitted or dropped; an active one scales up
-# or exits; an exited one may come back only through a new test.
-TRANSITIONS: dict[str, tuple[str, ...]] = {
-    "testing": ("active", "exited"),
-    "active": ("scaling", "exited"),
-    "scaling": ("active", "exited"),
-    "exited": ("testing",),
-}
-Name = Annotated[str, Field(min_length=1, max_length=200)]
 Multiplier = Annotated[Ratio, Field(gt=0, le=1000, allow_inf_nan=False)]
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class GroupRule(_Strict):
+class GroupRule(StrictModel):
     id: Identifier
     min_share: Share | None = Field(None, description="Of total spend: 0.2 = at least 20 %.")
     max_share: Share | None = None
 
 
-class PlaybookRules(_Strict):
+class PlaybookRules(StrictModel):
     """The department playbook's thresholds, per budget."""
     admit_ratio: Multiplier = Field(Decimal("1.15"), description="Admit a tested channel when its "
                                 "ROI is at least this times the active channels' average.")
@@ -63,9 +48,9 @@ class PlaybookRules(_Strict):
         Decimal(10), description="Alert when spend runs this many percent ahead of plan.")
 
 
-class BudgetCreate(_Strict):
+class BudgetCreate(StrictModel):
     name: Name
-    department: Annotated[str, Field(min_length=1, max_length=100)]
+    department: Identifier
     currency: Currency
     start_date: date
     end_date: date
@@ -79,10 +64,10 @@ class BudgetCreate(_Strict):
     campaign_ids: list[Identifier] = Field([], max_length=500)
 
 
-class BudgetUpdate(_Strict):
+class BudgetUpdate(StrictModel):
     """Every field optional; the currency cannot change (create a new budget instead)."""
     name: Name | None = None
-    department: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    department: Identifier | None = None
     start_date: date | None = None
     end_date: date | None = None
     period_length: PeriodLength | None = None
@@ -123,71 +108,8 @@ class BudgetPublic(BaseModel):
     updated_at: datetime
 
 
-class ChannelCreate(_Strict):
-    name: Identifier
-    kind: ChannelKind
-    response: Response = Field(description="The return model the optimizer uses, for spend "
-                               "over the whole fiscal period.")
-    min: Amount | None = None
-    max: Amount | None = None
-    min_if_used: bool = False
-    group: Identifier | None = Field(None, description="Id of one of the budget's groups.")
-    state: ChannelState = "active"
-
-
-class ChannelUpdate(_Strict):
-    name: Identifier | None = None
-    kind: ChannelKind | None = None
-    response: Response | None = None
-    min: Amount | None = None
-    max: Amount | None = None
-    min_if_used: bool | None = None
-    group: Identifier | None = None
-    state: ChannelState | None = None
-
-
-class ChannelPublic(BaseModel):
-    id: str
-    budget_id: str
-    name: str
-    kind: str
-    response: Response
-    min: Money | None
-    max: Money | None
-    min_if_used: bool
-    group: str | None
-    state: str
-    version: int
-    created_at: datetime
-    updated_at: datetime
-
-
-# --- budgets ---------------------------------------------------------------------------
-
-def reserve_amount(budget: Budget) -> Decimal:
-    """What the budget's policy holds back, rounded half-even to the minor unit."""
-    total = from_minor(budget.total_minor, budget.currency)
-    if budget.reserve.get("amount") is not None:
-        return Decimal(budget.reserve["amount"])
-    return quantize(total * Decimal(budget.reserve["percent"]) / 100, budget.currency)
-
-
-def reserve_drawn_minor(session: Session, budget_id: str) -> int:
-    drawn = session.exec(select(func.coalesce(func.sum(ReserveEntry.amount_minor), 0))
-                         .where(ReserveEntry.budget_id == budget_id)).one()
-    return int(drawn)
-
-
-def reserve_left_minor(session: Session, budget: Budget) -> int:
-    """What the reserve still holds, in minor units (negative only mid-change, never stored)."""
-    return to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
-
-
-def budget_periods(budget: Budget):
-    return periods(budget.start_date, budget.end_date, budget.period_length)  # type: ignore[arg-type]
-
-
 def to_public(session: Session, budget: Budget) -> BudgetPublic:
+    """The budget as the API shows it, with its periods and what its reserve holds."""
     drawn = from_minor(reserve_drawn_minor(session, budget.id), budget.currency)
     amount = reserve_amount(budget)
     return BudgetPublic(
@@ -225,7 +147,7 @@ def _check_budget(values: dict[str, Any], currency: str) -> None:
         if group.min_share is not None and group.max_share is not None \
                 and group.min_share > group.max_share:
             errors.append((f"groups[{i}].min_share", "min_share is above max_share"))
-    _raise(errors)
+    _raise_if_any(errors)
 
 
 def _check_money(errors: list[tuple[str, str]], field: str, amount: Decimal | None,
@@ -237,7 +159,8 @@ def _check_money(errors: list[tuple[str, str]], field: str, amount: Decimal | No
             errors.append((field, f"{error}; round it to {quantize(amount, currency)}"))
 
 
-def _raise(errors: list[tuple[str, str]]) -> None:
+def _raise_if_any(errors: list[tuple[str, str]]) -> None:
+    """Raise InvalidRequest naming every (field, problem) at once, if there is any."""
     if errors:
         raise invalid_fields(errors)
 
@@ -252,12 +175,13 @@ def check_campaigns(calendar: ServiceClient, campaign_ids: list[str]) -> None:
         elif response.status_code != 200:
             raise ServiceUnavailable("The calendar service could not confirm the campaigns; "
                                      "try again shortly.")
-    _raise(errors)
+    _raise_if_any(errors)
 
 
-def create_budget(*, session: Session, budget_in: BudgetCreate, calendar: ServiceClient,
-                  caller: Caller) -> BudgetPublic:
-    """Create a budget (staged; the caller commits)."""
+@rolls_back
+def create_budget(*, session: Session, idempotency: Idempotency, budget_in: BudgetCreate,
+                  calendar: ServiceClient, caller: Caller) -> BudgetPublic:
+    """Create a budget; its linked campaigns must exist in the calendar."""
     _check_budget(dict(budget_in), budget_in.currency)
     check_campaigns(calendar, budget_in.campaign_ids)
     budget = Budget(
@@ -270,17 +194,14 @@ def create_budget(*, session: Session, budget_in: BudgetCreate, calendar: Servic
     public = to_public(session, budget)
     audit.record(session, budget_id=budget.id, caller=caller, action="budget.create",
                  target=budget.id, changes={"after": public})
+    idempotency.record(session, public)
+    session.commit()
     return public
 
 
-def get_budget(session: Session, budget_id: str, *, lock: bool = False) -> Budget:
-    """Load a budget or raise NotFound; `lock` holds its row until commit (PostgreSQL
-    `FOR UPDATE`; SQLite writers are already serialized by BEGIN IMMEDIATE)."""
-    statement = select(Budget).where(Budget.id == budget_id)
-    budget = session.exec(statement.with_for_update() if lock else statement).first()
-    if budget is None:
-        raise NotFound(f"There is no budget {budget_id!r}; list budgets at /api/v1/budget/budgets.")
-    return budget
+def read_budget(*, session: Session, budget_id: str) -> BudgetPublic:
+    """Return one budget."""
+    return to_public(session, get_budget(session, budget_id))
 
 
 def list_budgets(*, session: Session, department: str | None, currency: str | None,
@@ -296,11 +217,12 @@ def list_budgets(*, session: Session, department: str | None, currency: str | No
         statement = statement.where(Budget.end_date >= active_from)
     if active_to is not None:
         statement = statement.where(Budget.start_date <= active_to)
-    rows, next_cursor = paginate(session, statement, order_by=[Budget.id], limit=limit,
+    rows, next_cursor = paginate(session, statement, order_by=page_order(Budget.id), limit=limit,
                                  cursor=cursor)
     return Page[BudgetPublic](items=[to_public(session, b) for b in rows], next_cursor=next_cursor)
 
 
+@rolls_back
 def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_match: str | None,
                   calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Change a budget's settings at the version the caller read (412 if stale)."""
@@ -321,8 +243,8 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
     if "groups" in changes:
         kept = {g.id for g in update.groups or []}
         orphans = sorted(session.exec(select(Channel.name).where(
-            Channel.budget_id == budget.id, Channel.group.is_not(None),
-            Channel.group.not_in(kept))).all())
+            Channel.budget_id == budget.id, col(Channel.group).is_not(None),
+            col(Channel.group).not_in(kept))).all())
         if orphans:
             raise Conflict(f"Channels {', '.join(orphans)} belong to a group this change removes; "
                            "move them to another group (or none) first.")
@@ -332,7 +254,7 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
         if field in changes:
             setattr(budget, field, values[field])
     if "total" in changes:
-        budget.total_minor = to_minor(update.total, budget.currency)
+        budget.total_minor = to_minor(values["total"], budget.currency)
     if reserve_left_minor(session, budget) < 0:
         drawn = reserve_drawn_minor(session, budget.id)
         raise Conflict(f"{from_minor(drawn, budget.currency)} {budget.currency} has already been "
@@ -344,7 +266,7 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
     session.flush()
     after = to_public(session, budget)
     audit.record(session, budget_id=budget.id, caller=caller, action="budget.update",
-                 target=budget.id, changes=_diff(before, after))
+                 target=budget.id, changes=audit.diff(before, after))
     session.commit()
     return after
 
@@ -352,112 +274,3 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
 def _has_history(session: Session, budget_id: str) -> bool:
     return any(session.exec(select(model).where(model.budget_id == budget_id).limit(1)).first()
                for model in (Plan, Actual))
-
-
-def _diff(before: BaseModel, after: BaseModel) -> dict[str, Any]:
-    old, new = before.model_dump(mode="json", by_alias=True), after.model_dump(mode="json", by_alias=True)
-    return {key: {"from": old[key], "to": new[key]} for key in new
-            if old[key] != new[key] and key not in ("version", "updated_at")}
-
-
-# --- channels --------------------------------------------------------------------------
-
-def channel_public(budget: Budget, channel: Channel) -> ChannelPublic:
-    money = {field: None if getattr(channel, f"{field}_minor") is None
-             else from_minor(getattr(channel, f"{field}_minor"), budget.currency)
-             for field in ("min", "max")}
-    return ChannelPublic(**channel.model_dump(exclude={"min_minor", "max_minor"}), **money)
-
-
-def _check_channel(session: Session, budget: Budget, channel: ChannelCreate,
-                   channel_id: str | None) -> None:
-    """Raise InvalidRequest / Conflict for a channel the budget cannot take."""
-    # The optimizer's own request check knows every rule of a channel's money and response.
-    try:
-        check_request(OptimizationRequest(
-            currency=budget.currency, total=from_minor(budget.total_minor, budget.currency),
-            channels=[OptimizationChannel(id=channel.name, response=channel.response,
-                                          min=channel.min, max=channel.max,
-                                          min_if_used=channel.min_if_used)]))
-    except InvalidRequest as invalid:
-        _raise([(e["field"].removeprefix("channels[0]").lstrip(".") or "response", e["detail"])
-                for e in invalid.extra["errors"]])
-    groups = [g["id"] for g in budget.groups]
-    if channel.group is not None and channel.group not in groups:
-        _raise([("group", f"unknown group {channel.group!r}; the budget's groups are: "
-                          f"{', '.join(groups) or 'none (add them to the budget first)'}")])
-    clash = session.exec(select(Channel.id).where(Channel.budget_id == budget.id,
-                                                  Channel.name == channel.name,
-                                                  Channel.id != channel_id)).first()
-    if clash is not None:
-        raise Conflict(f"The budget already has a channel named {channel.name!r} ({clash}); "
-                       "choose another name or update that channel.")
-
-
-def create_channel(*, session: Session, budget_id: str, channel_in: ChannelCreate,
-                   caller: Caller) -> ChannelPublic:
-    """Add a channel to a budget (staged; the caller commits)."""
-    budget = get_budget(session, budget_id, lock=True)
-    _check_channel(session, budget, channel_in, None)
-    channel = Channel(id=new_id("ch"), budget_id=budget.id,
-                      **_channel_columns(budget, channel_in.model_dump(mode="json", by_alias=True)))
-    session.add(channel)
-    session.flush()
-    public = channel_public(budget, channel)
-    audit.record(session, budget_id=budget.id, caller=caller, action="channel.create",
-                 target=channel.id, changes={"after": public})
-    return public
-
-
-def _channel_columns(budget: Budget, values: dict[str, Any]) -> dict[str, Any]:
-    for field in ("min", "max"):
-        if field in values:
-            amount = values.pop(field)
-            values[f"{field}_minor"] = None if amount is None \
-                else to_minor(Decimal(amount), budget.currency)
-    return values
-
-
-def get_channel(session: Session, budget_id: str, channel_id: str) -> Channel:
-    channel = session.get(Channel, channel_id)
-    if channel is None or channel.budget_id != budget_id:
-        raise NotFound(f"Budget {budget_id!r} has no channel {channel_id!r}; list them at "
-                       f"/api/v1/budget/budgets/{budget_id}/channels.")
-    return channel
-
-
-def list_channels(*, session: Session, budget_id: str) -> list[ChannelPublic]:
-    """Return a budget's channels in the order they were added."""
-    budget = get_budget(session, budget_id)
-    return [channel_public(budget, c) for c in session.exec(
-        select(Channel).where(Channel.budget_id == budget_id).order_by(Channel.id))]
-
-
-def update_channel(*, session: Session, budget_id: str, channel_id: str, update: ChannelUpdate,
-                   if_match: str | None, caller: Caller) -> ChannelPublic:
-    """Change a channel at the version the caller read; state moves follow the playbook."""
-    budget = get_budget(session, budget_id, lock=True)
-    channel = get_channel(session, budget_id, channel_id)
-    require_if_match(if_match, channel.version, what="channel")
-    before = channel_public(budget, channel)
-    changes = update.model_dump(exclude_unset=True)
-    merged = ChannelCreate.model_validate(before.model_dump(include=set(ChannelCreate.model_fields))
-                                          | {k: getattr(update, k) for k in changes})
-    if "state" in changes and update.state != channel.state:
-        allowed = TRANSITIONS[channel.state]
-        if update.state not in allowed:
-            raise Conflict(f"A channel in state {channel.state!r} cannot move to "
-                           f"{update.state!r}; allowed: {', '.join(allowed)}.",
-                           allowed=list(allowed))
-    _check_channel(session, budget, merged, channel.id)
-    channel.sqlmodel_update(_channel_columns(budget, update.model_dump(
-        mode="json", by_alias=True, exclude_unset=True)))
-    channel.version += 1
-    channel.updated_at = utcnow()
-    session.add(channel)
-    session.flush()
-    after = channel_public(budget, channel)
-    audit.record(session, budget_id=budget.id, caller=caller, action="channel.update",
-                 target=channel.id, changes=_diff(before, after))
-    session.commit()
-    return after

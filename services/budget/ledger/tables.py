@@ -1,13 +1,18 @@
-"""The budget service's tables. Money is stored as integer minor units (cents): exact on
+"""The budget ledger's tables. Money is stored as integer minor units (cents): exact on
 SQLite and PostgreSQL alike, and summed exactly by the database."""
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import JSON, BigInteger, ForeignKey, UniqueConstraint
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
 from shared.idempotency import idempotency_table
+from shared.types import ID_LENGTH, NAME_LENGTH
+
+# Ids this service makes itself (`shared.ids.new_id`); ids the API accepts are up to ID_LENGTH.
+KEY_LENGTH = 40
 
 
 class BudgetModel(SQLModel, registry=service_registry()):
@@ -15,6 +20,12 @@ class BudgetModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(BudgetModel.metadata)
+
+
+def page_order(*columns: object) -> list[InstrumentedAttribute[Any]]:
+    """`columns` as `shared.pagination.paginate` takes them: SQLModel types a table's class
+    attributes as their values' types, though at run time they are the columns."""
+    return [cast(InstrumentedAttribute[Any], column) for column in columns]
 
 
 def utcnow() -> datetime:
@@ -30,17 +41,17 @@ def _money(nullable: bool = False) -> Any:
 
 
 def _budget_key() -> Any:
-    return Field(sa_column_args=[ForeignKey("budget.id")], max_length=40, index=True)
+    return Field(sa_column_args=[ForeignKey("budget.id")], max_length=KEY_LENGTH, index=True)
 
 
 def _channel_key(**kwargs) -> Any:
-    return Field(sa_column_args=[ForeignKey("channel.id")], max_length=40, **kwargs)
+    return Field(sa_column_args=[ForeignKey("channel.id")], max_length=KEY_LENGTH, **kwargs)
 
 
 class Budget(BudgetModel, table=True):
-    id: str = Field(primary_key=True, max_length=40)
-    name: str = Field(max_length=200)
-    department: str = Field(max_length=100, index=True)
+    id: str = Field(primary_key=True, max_length=KEY_LENGTH)
+    name: str = Field(max_length=NAME_LENGTH)
+    department: str = Field(max_length=ID_LENGTH, index=True)
     currency: str = Field(max_length=3)
     start_date: date
     end_date: date
@@ -61,15 +72,15 @@ class Budget(BudgetModel, table=True):
 class Channel(BudgetModel, table=True):
     __table_args__ = (UniqueConstraint("budget_id", "name"),)
 
-    id: str = Field(primary_key=True, max_length=40)
+    id: str = Field(primary_key=True, max_length=KEY_LENGTH)
     budget_id: str = _budget_key()
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=ID_LENGTH)
     kind: str = Field(max_length=20)
     response: dict = Field(sa_type=JSON)
     min_minor: int | None = _money(nullable=True)
     max_minor: int | None = _money(nullable=True)
     min_if_used: bool = False
-    group: str | None = Field(default=None, max_length=100)
+    group: str | None = Field(default=None, max_length=ID_LENGTH)
     state: str = Field(max_length=10)
     version: int = 1
     created_at: datetime = _instant()
@@ -80,7 +91,7 @@ class Plan(BudgetModel, table=True):
     """An immutable allocation: what the optimizer was asked and what it answered."""
     __table_args__ = (UniqueConstraint("budget_id", "number"),)
 
-    id: str = Field(primary_key=True, max_length=40)
+    id: str = Field(primary_key=True, max_length=KEY_LENGTH)
     budget_id: str = _budget_key()
     number: int
     method: str = Field(max_length=20)
@@ -97,7 +108,7 @@ class Plan(BudgetModel, table=True):
 class PlanLine(BudgetModel, table=True):
     __tablename__ = "plan_line"
 
-    plan_id: str = Field(sa_column_args=[ForeignKey("plan.id")], primary_key=True, max_length=40)
+    plan_id: str = Field(sa_column_args=[ForeignKey("plan.id")], primary_key=True, max_length=KEY_LENGTH)
     channel_id: str = _channel_key(primary_key=True)
     period: str = Field(primary_key=True, max_length=10)
     amount_minor: int = _money()
@@ -109,17 +120,17 @@ class ReserveEntry(BudgetModel, table=True):
     Append-only, like the audit log (a trigger refuses UPDATE and DELETE)."""
     __tablename__ = "reserve_entry"
 
-    id: str = Field(primary_key=True, max_length=40)
+    id: str = Field(primary_key=True, max_length=KEY_LENGTH)
     budget_id: str = _budget_key()
     kind: str = Field(max_length=10)
     amount_minor: int = _money()
     channel_id: str | None = _channel_key(default=None)
-    campaign_id: str | None = Field(default=None, max_length=100)
+    campaign_id: str | None = Field(default=None, max_length=ID_LENGTH)
     plan_number: int | None = None
     period: str | None = Field(default=None, max_length=10)
     reason: str = Field(max_length=1000)
     # A draw is reversed at most once: the database refuses a second reversal.
-    reverses_id: str | None = Field(default=None, max_length=40, unique=True)
+    reverses_id: str | None = Field(default=None, max_length=KEY_LENGTH, unique=True)
     author: str = Field(max_length=200)
     request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = _instant()
@@ -129,7 +140,7 @@ class Actual(BudgetModel, table=True):
     """Spend and return of one channel in one period; the key makes a replayed file harmless."""
 
     budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
-                           max_length=40)
+                           max_length=KEY_LENGTH)
     channel_id: str = _channel_key(primary_key=True)
     period: str = Field(primary_key=True, max_length=10)
     spend_minor: int = _money()
@@ -143,11 +154,11 @@ class AuditEntry(BudgetModel, table=True):
     __tablename__ = "audit_entry"
 
     id: int | None = Field(default=None, primary_key=True)
-    budget_id: str = Field(max_length=40, index=True)
+    budget_id: str = Field(max_length=KEY_LENGTH, index=True)
     at: datetime = _instant()
     principal: str = Field(max_length=200)
     role: str = Field(max_length=20)
     request_id: str | None = Field(default=None, max_length=128)
     action: str = Field(max_length=50)
-    target: str = Field(max_length=100)
+    target: str = Field(max_length=ID_LENGTH)
     changes: dict = Field(sa_type=JSON)

@@ -4,30 +4,31 @@ Every draw locks its budget's row first, so concurrent draws are checked one aft
 against what is really left, and the reserve never goes below zero.
 """
 from datetime import date, datetime
+from decimal import Decimal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, Field, model_validator
+from sqlalchemy import func
 from sqlmodel import Session, select
 
-from services.budget import audit
-from services.budget.budgets import (budget_periods, get_budget, get_channel, reserve_amount,
-                                     reserve_drawn_minor, reserve_left_minor)
-from services.budget.models import Budget, ReserveEntry, utcnow
-from services.budget.optimization import Amount, Identifier
-from services.budget.periods import period_of
+from services.budget import optimizer
+from services.budget.ledger import audit
+from services.budget.ledger.loaders import budget_periods, get_budget, get_channel
+from services.budget.ledger.periods import period_of
+from services.budget.ledger.tables import Budget, ReserveEntry, page_order, utcnow
+from services.budget.ledger.transaction import rolls_back
 from shared.errors import Conflict, NotFound, invalid_fields
+from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import from_minor, to_minor
-from shared.types import Money
+from shared.money import from_minor, minor_units, to_minor
 from shared.pagination import Page, paginate
 from shared.requests import current_request_id
+from shared.types import Amount, Identifier, Money, StrictModel
 
 Reason = Field(min_length=1, max_length=1000, description="Why: it is kept with the entry.")
 
 
-class DrawCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class DrawCreate(StrictModel):
     amount: Amount = Field(gt=0)
     reason: str = Reason
     channel_id: Identifier | None = Field(None, description="The channel that gets the money "
@@ -37,15 +38,13 @@ class DrawCreate(BaseModel):
                                "the period of today (the first or last when outside).")
 
     @model_validator(mode="after")
-    def _one_target(self):
+    def _one_target(self) -> "DrawCreate":
         if (self.channel_id is None) == (self.campaign_id is None):
             raise ValueError("give exactly one of channel_id or campaign_id")
         return self
 
 
-class ReversalCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class ReversalCreate(StrictModel):
     reason: str = Reason
 
 
@@ -72,6 +71,29 @@ class ReservePublic(BaseModel):
     remaining: Money
 
 
+def _decimal(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def reserve_amount(budget: Budget) -> Decimal:
+    """What the budget's reserve policy holds back (the optimizer's rule, applied to its total)."""
+    policy = optimizer.Reserve(percent=_decimal(budget.reserve.get("percent")),
+                               amount=_decimal(budget.reserve.get("amount")))
+    return policy.of(from_minor(budget.total_minor, budget.currency), minor_units(budget.currency))
+
+
+def reserve_drawn_minor(session: Session, budget_id: str) -> int:
+    """Net of draws and reversals so far, in minor units."""
+    drawn = session.exec(select(func.coalesce(func.sum(ReserveEntry.amount_minor), 0))
+                         .where(ReserveEntry.budget_id == budget_id)).one()
+    return int(drawn)
+
+
+def reserve_left_minor(session: Session, budget: Budget) -> int:
+    """What the reserve still holds, in minor units (negative only mid-change, never stored)."""
+    return to_minor(reserve_amount(budget), budget.currency) - reserve_drawn_minor(session, budget.id)
+
+
 def _public(budget: Budget, entry: ReserveEntry) -> ReserveEntryPublic:
     return ReserveEntryPublic(**entry.model_dump(exclude={"amount_minor"}),
                               amount=from_minor(entry.amount_minor, budget.currency))
@@ -86,9 +108,10 @@ def read_reserve(*, session: Session, budget_id: str) -> ReservePublic:
                          remaining=amount - drawn)
 
 
-def draw(*, session: Session, budget_id: str, draw_in: DrawCreate,
+@rolls_back
+def draw(*, session: Session, idempotency: Idempotency, budget_id: str, draw_in: DrawCreate,
          caller: Caller) -> ReserveEntryPublic:
-    """Move money from the reserve to a channel or campaign (staged; the caller commits)."""
+    """Move money from the reserve to a channel or campaign."""
     budget = get_budget(session, budget_id, lock=True)
     try:
         amount = to_minor(draw_in.amount, budget.currency)
@@ -119,12 +142,13 @@ def draw(*, session: Session, budget_id: str, draw_in: DrawCreate,
                          channel_id=draw_in.channel_id, campaign_id=draw_in.campaign_id,
                          plan_number=budget.current_plan, period=period, reason=draw_in.reason,
                          author=caller.principal, request_id=current_request_id())
-    return _stage(session, budget, entry, caller)
+    return _commit(session, idempotency, budget, entry, caller)
 
 
-def reverse(*, session: Session, budget_id: str, draw_id: str, reversal_in: ReversalCreate,
-            caller: Caller) -> ReserveEntryPublic:
-    """Give a draw's money back to the reserve with a compensating entry (staged)."""
+@rolls_back
+def reverse(*, session: Session, idempotency: Idempotency, budget_id: str, draw_id: str,
+            reversal_in: ReversalCreate, caller: Caller) -> ReserveEntryPublic:
+    """Give a draw's money back to the reserve with a compensating entry."""
     budget = get_budget(session, budget_id, lock=True)
     original = session.get(ReserveEntry, draw_id)
     if original is None or original.budget_id != budget.id or original.kind != "draw":
@@ -140,11 +164,11 @@ def reverse(*, session: Session, budget_id: str, draw_id: str, reversal_in: Reve
                          period=original.period, reason=reversal_in.reason,
                          reverses_id=original.id, author=caller.principal,
                          request_id=current_request_id())
-    return _stage(session, budget, entry, caller)
+    return _commit(session, idempotency, budget, entry, caller)
 
 
-def _stage(session: Session, budget: Budget, entry: ReserveEntry,
-           caller: Caller) -> ReserveEntryPublic:
+def _commit(session: Session, idempotency: Idempotency, budget: Budget, entry: ReserveEntry,
+            caller: Caller) -> ReserveEntryPublic:
     # The reserve is part of the budget's representation, so its version moves too.
     budget.version += 1
     budget.updated_at = utcnow()
@@ -153,6 +177,8 @@ def _stage(session: Session, budget: Budget, entry: ReserveEntry,
     public = _public(budget, entry)
     audit.record(session, budget_id=budget.id, caller=caller, action=f"reserve.{entry.kind}",
                  target=entry.id, changes={"after": public})
+    idempotency.record(session, public)
+    session.commit()
     return public
 
 
@@ -161,5 +187,5 @@ def list_entries(*, session: Session, budget_id: str, limit: int,
     """Return the reserve's ledger, oldest first."""
     budget = get_budget(session, budget_id)
     rows, next_cursor = paginate(session, select(ReserveEntry).where(ReserveEntry.budget_id == budget.id),
-                                 order_by=[ReserveEntry.id], limit=limit, cursor=cursor)
+                                 order_by=page_order(ReserveEntry.id), limit=limit, cursor=cursor)
     return Page[ReserveEntryPublic](items=[_public(budget, r) for r in rows], next_cursor=next_cursor)

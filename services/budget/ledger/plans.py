@@ -5,42 +5,40 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
-from services.budget import audit, service
-from services.budget.budgets import budget_periods, get_budget, reserve_left_minor
-from services.budget.models import Budget, Channel, Plan, PlanLine, ReserveEntry, utcnow
-from services.budget.optimization import (OptimizationChannel, OptimizationGroup,
-                                          OptimizationPublic, OptimizationRequest, IncrementalMode,
-                                          Rate, ReservePolicy)
-from services.budget.periods import apportion
-from shared.errors import Conflict, NotFound, invalid_fields
+from services.budget import optimizer, whatif
+from services.budget.ledger import audit
+from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
+from services.budget.ledger.periods import apportion
+from services.budget.ledger.reserve import reserve_left_minor
+from services.budget.ledger.tables import Budget, Channel, Plan, PlanLine, ReserveEntry, page_order, utcnow
+from services.budget.ledger.transaction import rolls_back
+from services.budget.whatif import OptimizationPublic, OptimizationRequest
+from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import from_minor, to_minor
-from shared.types import Money
+from shared.money import from_minor, minor_units, to_minor
 from shared.pagination import Page, paginate
+from shared.types import Money, Rate, StrictModel
 from shared.workers import WorkerPool
 
 
-class PlanCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class PlanCreate(StrictModel):
     method: Literal["zero_based", "incremental"] = Field(
         "zero_based", description="Zero-based ignores history; incremental keeps each channel "
                                   "within ± tolerance_percent of the current plan.")
     tolerance_percent: Decimal | None = Field(None, ge=0, le=100, allow_inf_nan=False)
-    objective: Literal["max_return", "min_spend", "max_profit", "target_roi"] = "max_return"
+    objective: optimizer.Objective = "max_return"
     target_return: Decimal | None = Field(None, ge=0, allow_inf_nan=False)
     target_roi: Rate | None = None
     phasing: dict[str, Rate] | None = Field(
         None, description="Weight per period id for spreading each channel's amount; default: "
                           "the days of each period.")
-    solver: Literal["highs", "cbc"] = "highs"
+    solver: optimizer.SolverName = "highs"
     time_limit_seconds: float = Field(30, gt=0, le=60)
 
 
@@ -80,7 +78,8 @@ class PlanPublic(BaseModel):
     approved_at: datetime | None
 
 
-def _incremental(session: Session, budget: Budget, plan_in: PlanCreate) -> IncrementalMode | None:
+def _incremental(session: Session, budget: Budget,
+                 plan_in: PlanCreate) -> optimizer.Incremental | None:
     if plan_in.method != "incremental":
         return None
     errors = []
@@ -91,17 +90,17 @@ def _incremental(session: Session, budget: Budget, plan_in: PlanCreate) -> Incre
                                  "make and approve a zero_based plan first"))
     if errors:
         raise invalid_fields(errors)
+    assert budget.current_plan is not None and plan_in.tolerance_percent is not None
     plan = get_plan(session, budget.id, budget.current_plan)
-    names = dict(session.exec(select(Channel.id, Channel.name)
-                              .where(Channel.budget_id == budget.id)).all())
-    return IncrementalMode(previous={names[c.channel_id]: c.current_amount
-                                     for c in _channels(session, budget, plan)},
-                           tolerance_percent=plan_in.tolerance_percent)
+    names = channel_names(session, budget.id)
+    return optimizer.Incremental(previous={names[c.channel_id]: c.current_amount
+                                           for c in _channels(session, budget, plan)},
+                                 tolerance=plan_in.tolerance_percent / 100)
 
 
-def prepare(*, session: Session, budget_id: str, plan_in: PlanCreate) -> tuple[OptimizationRequest, int]:
-    """Build the optimizer request for a budget's channels; return it with the budget version."""
-    budget = get_budget(session, budget_id)
+def _problem(session: Session, budget: Budget, plan_in: PlanCreate) -> optimizer.Problem:
+    """The optimizer's problem for the budget's channels (exited ones get nothing), with the
+    reserve held back as what is left of it now."""
     channels = session.exec(select(Channel).where(Channel.budget_id == budget.id,
                                                   Channel.state != "exited")
                             .order_by(Channel.id)).all()
@@ -113,33 +112,34 @@ def prepare(*, session: Session, budget_id: str, plan_in: PlanCreate) -> tuple[O
     if unknown:
         raise invalid_fields([(f"phasing.{p}", f"not a period of this budget; its periods are "
                                                f"{', '.join(sorted(known))}") for p in unknown])
-    remaining = reserve_left_minor(session, budget)
     members = defaultdict(list)
     for channel in channels:
         if channel.group is not None:
             members[channel.group].append(channel.name)
-    request = OptimizationRequest(
-        currency=budget.currency, total=from_minor(budget.total_minor, budget.currency),
-        reserve=ReservePolicy(amount=from_minor(remaining, budget.currency)),
-        objective=plan_in.objective, target_return=plan_in.target_return,
-        target_roi=plan_in.target_roi,
-        channels=[OptimizationChannel(
-            id=c.name, response=c.response, min_if_used=c.min_if_used,
-            min=None if c.min_minor is None else from_minor(c.min_minor, budget.currency),
-            max=None if c.max_minor is None else from_minor(c.max_minor, budget.currency))
-            for c in channels],
+    money = lambda units: None if units is None else from_minor(units, budget.currency)  # noqa: E731
+    return optimizer.Problem(
+        total=from_minor(budget.total_minor, budget.currency),
+        decimals=minor_units(budget.currency),
+        reserve=optimizer.Reserve(amount=money(reserve_left_minor(session, budget))),
+        channels=tuple(optimizer.Channel(
+            c.name, whatif.parse_response(c.response), money(c.min_minor), money(c.max_minor),
+            c.min_if_used) for c in channels),
         # A group whose channels all exited constrains nothing any more.
-        groups=[OptimizationGroup(id=g["id"], channels=members[g["id"]], min_share=g["min_share"],
-                                  max_share=g["max_share"])
-                for g in budget.groups if members[g["id"]]],
-        incremental=_incremental(session, budget, plan_in), solver=plan_in.solver,
-        time_limit_seconds=plan_in.time_limit_seconds)
-    return request, budget.version
+        groups=tuple(optimizer.Group(g["id"], tuple(members[g["id"]]), _share(g["min_share"]),
+                                     _share(g["max_share"]))
+                     for g in budget.groups if members[g["id"]]),
+        objective=plan_in.objective, target_return=plan_in.target_return,
+        target_roi=plan_in.target_roi, incremental=_incremental(session, budget, plan_in),
+        solver=plan_in.solver, time_limit=plan_in.time_limit_seconds)
 
 
-def store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: OptimizationRequest,
-          result: OptimizationPublic, version: int, caller: Caller) -> PlanPublic:
-    """Store the optimizer's answer as the budget's next plan version (staged)."""
+def _share(value: str | None) -> Decimal | None:
+    return None if value is None else Decimal(value)
+
+
+def _store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: OptimizationRequest,
+           result: OptimizationPublic, version: int, caller: Caller) -> PlanPublic:
+    """Stage the optimizer's answer as the budget's next plan version."""
     budget = get_budget(session, budget_id, lock=True)
     if budget.version != version:
         raise Conflict("The budget changed while the optimizer ran (a reserve draw or an edit); "
@@ -153,7 +153,7 @@ def store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Opt
                 reserve_minor=to_minor(result.reserve, budget.currency), created_by=caller.principal)
     session.add(plan)
     session.flush()
-    ids = dict(session.exec(select(Channel.name, Channel.id).where(Channel.budget_id == budget.id)).all())
+    ids = {name: channel_id for channel_id, name in channel_names(session, budget.id).items()}
     periods = budget_periods(budget)
     weights = [plan_in.phasing.get(p.id, Decimal(0)) if plan_in.phasing else Decimal(p.days)
                for p in periods]
@@ -171,38 +171,36 @@ def store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Opt
     return public
 
 
+@rolls_back
 def create_plan(*, session: Session, idempotency: Idempotency, budget_id: str,
                 plan_in: PlanCreate, workers: WorkerPool, grace_seconds: float,
-                caller: Caller) -> JSONResponse:
-    """Optimize the budget's channels and store the answer as its next plan version (once per
-    Idempotency-Key: a replay answers without solving again)."""
-    if (replay := idempotency.replay()) is not None:
-        return replay
-    request, version = prepare(session=session, budget_id=budget_id, plan_in=plan_in)
-    session.close()   # no transaction (no SQLite write lock) stays open while the solver works
-    result = service.optimize_budget(request=request, workers=workers, grace_seconds=grace_seconds)
-    return idempotency.create(lambda: store(
-        session=idempotency.session, budget_id=budget_id, plan_in=plan_in, request=request,
-        result=result, version=version, caller=caller))
-
-
-def get_plan(session: Session, budget_id: str, number: int) -> Plan:
-    plan = session.exec(select(Plan).where(Plan.budget_id == budget_id,
-                                           Plan.number == number)).first()
-    if plan is None:
-        raise NotFound(f"Budget {budget_id!r} has no plan {number}; list its plans at "
-                       f"/api/v1/budget/budgets/{budget_id}/plans.")
-    return plan
+                caller: Caller) -> PlanPublic:
+    """Optimize the budget's channels and store the answer as its next plan version."""
+    budget = get_budget(session, budget_id)
+    problem = _problem(session, budget, plan_in)
+    whatif.check(problem)
+    currency, version = budget.currency, budget.version
+    request = whatif.request_of(problem, currency, tolerance_percent=plan_in.tolerance_percent)
+    # Nothing is written yet: end the read's transaction so that no transaction (on SQLite,
+    # no write lock) stays open while the solver works; `_store` checks the budget's version.
+    session.rollback()
+    allocation = whatif.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    public = _store(session=session, budget_id=budget_id, plan_in=plan_in, request=request,
+                    result=whatif.to_public(allocation, currency), version=version, caller=caller)
+    idempotency.record(session, public)
+    session.commit()
+    return public
 
 
 def _channels(session: Session, budget: Budget, plan: Plan) -> list[PlanChannelPublic]:
-    names = dict(session.exec(select(Channel.id, Channel.name)
-                              .where(Channel.budget_id == budget.id)).all())
+    names = channel_names(session, budget.id)
     drawn: dict[tuple[str, str], int] = defaultdict(int)
     for channel_id, period, amount in session.exec(
             select(ReserveEntry.channel_id, ReserveEntry.period, ReserveEntry.amount_minor)
             .where(ReserveEntry.budget_id == budget.id, ReserveEntry.plan_number == plan.number,
-                   ReserveEntry.channel_id.is_not(None))):
+                   col(ReserveEntry.channel_id).is_not(None))):
+        # A draw for a channel always names its period (see reserve.draw).
+        assert channel_id is not None and period is not None
         drawn[channel_id, period] += amount
     lines: dict[str, list[PlanLine]] = defaultdict(list)
     for line in session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)
@@ -225,6 +223,7 @@ def _channels(session: Session, budget: Budget, plan: Plan) -> list[PlanChannelP
 
 
 def plan_public(session: Session, budget: Budget, plan: Plan) -> PlanPublic:
+    """The plan version as the API shows it, with its channels, periods and draws."""
     return PlanPublic(
         id=plan.id, budget_id=budget.id, number=plan.number, method=plan.method,
         status="approved" if plan.approved_at else "draft",
@@ -260,7 +259,7 @@ def list_plans(*, session: Session, budget_id: str, limit: int,
     """List a budget's plan versions, oldest first."""
     budget = get_budget(session, budget_id)
     rows, next_cursor = paginate(session, select(Plan).where(Plan.budget_id == budget.id),
-                                 order_by=[Plan.number], limit=limit, cursor=cursor)
+                                 order_by=page_order(Plan.number), limit=limit, cursor=cursor)
     return Page[PlanSummaryPublic](items=[PlanSummaryPublic(
         id=p.id, number=p.number, method=p.method,
         status="approved" if p.approved_at else "draft", current=budget.current_plan == p.number,
@@ -269,6 +268,7 @@ def list_plans(*, session: Session, budget_id: str, limit: int,
         created_at=p.created_at, approved_at=p.approved_at) for p in rows], next_cursor=next_cursor)
 
 
+@rolls_back
 def approve(*, session: Session, budget_id: str, number: int, caller: Caller) -> PlanPublic:
     """Make a plan the budget's current one."""
     budget = get_budget(session, budget_id, lock=True)

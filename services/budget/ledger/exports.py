@@ -4,9 +4,8 @@ import io
 
 from sqlmodel import Session, select
 
-from services.budget.budgets import budget_periods, get_budget
-from services.budget.models import Actual, Channel, PlanLine
-from services.budget.plans import get_plan
+from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
+from services.budget.ledger.tables import Actual, PlanLine
 from shared.money import from_minor
 
 PLAN_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "amount",
@@ -26,7 +25,7 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> str:
     """One row per channel and period of a plan version, as the optimizer allocated it."""
     budget = get_budget(session, budget_id)
     plan = get_plan(session, budget.id, number)
-    names = dict(session.exec(select(Channel.id, Channel.name).where(Channel.budget_id == budget.id)).all())
+    names = channel_names(session, budget.id)
     order = {p.id: i for i, p in enumerate(budget_periods(budget))}
     lines = sorted(session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)),
                    key=lambda line: (names[line.channel_id], order[line.period]))
@@ -40,7 +39,7 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> str:
 def actuals_csv(*, session: Session, budget_id: str) -> str:
     """One row per channel and period with reported actuals."""
     budget = get_budget(session, budget_id)
-    names = dict(session.exec(select(Channel.id, Channel.name).where(Channel.budget_id == budget.id)).all())
+    names = channel_names(session, budget.id)
     order = {p.id: i for i, p in enumerate(budget_periods(budget))}
     actuals = sorted(session.exec(select(Actual).where(Actual.budget_id == budget.id)),
                      key=lambda a: (order[a.period], names[a.channel_id]))

@@ -6,7 +6,8 @@ from fastapi.encoders import jsonable_encoder
 from pydantic import BaseModel
 from sqlmodel import Session, select
 
-from services.budget.models import AuditEntry
+from services.budget.ledger.loaders import get_budget
+from services.budget.ledger.tables import AuditEntry, page_order
 from shared.internal_auth import Caller
 from shared.pagination import Page, paginate
 from shared.requests import current_request_id
@@ -34,7 +35,15 @@ def record(session: Session, *, budget_id: str, caller: Caller, action: str, tar
 def list_entries(*, session: Session, budget_id: str, limit: int,
                  cursor: str | None) -> Page[AuditEntryPublic]:
     """Return a budget's audit entries, oldest first."""
+    get_budget(session, budget_id)
     rows, next_cursor = paginate(session, select(AuditEntry).where(AuditEntry.budget_id == budget_id),
-                                 order_by=[AuditEntry.id], limit=limit, cursor=cursor)
+                                 order_by=page_order(AuditEntry.id), limit=limit, cursor=cursor)
     return Page[AuditEntryPublic](items=[AuditEntryPublic.model_validate(r, from_attributes=True)
                                          for r in rows], next_cursor=next_cursor)
+
+
+def diff(before: BaseModel, after: BaseModel) -> dict[str, Any]:
+    """The fields that changed between two versions, for the audit log."""
+    old, new = before.model_dump(mode="json", by_alias=True), after.model_dump(mode="json", by_alias=True)
+    return {key: {"from": old[key], "to": new[key]} for key in new
+            if old[key] != new[key] and key not in ("version", "updated_at")}

@@ -1,0 +1,146 @@
+"""Plan against actuals: per channel and period, the current plan (with its reserve draws)
+next to what was spent and returned; burn rate, projection and alerts."""
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import Decimal
+
+from pydantic import BaseModel, ConfigDict, Field
+from sqlmodel import Session, col, select
+
+from services.budget.ledger.budgets import PlaybookRules
+from services.budget.ledger.loaders import budget_periods, channel_names, get_budget
+from services.budget.ledger.tables import Actual, Budget, Plan, PlanLine, ReserveEntry
+from shared.money import from_minor
+from shared.types import Money, Ratio
+
+
+@dataclass
+class Cell:
+    planned: int = 0
+    spend: int = 0
+    earned: int = 0
+    reported: bool = False
+
+
+def cells(session: Session, budget: Budget) -> dict[tuple[str, str], Cell]:
+    """(channel, period) → plan (current plan plus its draws) and actuals, in minor units."""
+    table: dict[tuple[str, str], Cell] = defaultdict(Cell)
+    if budget.current_plan is not None:
+        plan = session.exec(select(Plan).where(Plan.budget_id == budget.id,
+                                               Plan.number == budget.current_plan)).one()
+        for line in session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)):
+            table[line.channel_id, line.period].planned += line.amount_minor
+        for entry in session.exec(select(ReserveEntry).where(
+                ReserveEntry.budget_id == budget.id, ReserveEntry.plan_number == plan.number,
+                col(ReserveEntry.channel_id).is_not(None))):
+            # A draw for a channel always names its period (see reserve.draw).
+            assert entry.channel_id is not None and entry.period is not None
+            table[entry.channel_id, entry.period].planned += entry.amount_minor
+    for actual in session.exec(select(Actual).where(Actual.budget_id == budget.id)):
+        cell = table[actual.channel_id, actual.period]
+        cell.spend, cell.earned, cell.reported = actual.spend_minor, actual.return_minor, True
+    return table
+
+
+class VarianceRowPublic(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    channel_id: str
+    channel: str
+    period: str
+    planned: Money
+    spend: Money
+    variance: Money = Field(description="spend − planned: positive means over plan.")
+    variance_percent: Ratio | None = Field(description="Of planned; null when nothing was planned.")
+    return_: Money = Field(alias="return")
+    roi: Ratio | None
+
+
+class BurnPublic(BaseModel):
+    channel_id: str | None = Field(description="null for the whole budget.")
+    planned_total: Money
+    planned_to_date: Money = Field(description="Planned through the latest period with actuals.")
+    spend_to_date: Money
+    burn_rate: Ratio | None = Field(description="spend_to_date / planned_to_date.")
+    projected_spend: Money | None = Field(description="planned_total × burn_rate: where spend "
+                                          "ends if it keeps this pace.")
+
+
+class AlertPublic(BaseModel):
+    channel_id: str
+    channel: str
+    period: str | None = Field(description="null: the channel's total to date.")
+    planned: Money
+    spend: Money
+    over_percent: Ratio | None = Field(description="null when nothing was planned.")
+    detail: str
+
+
+class VariancePublic(BaseModel):
+    currency: str
+    plan: int | None
+    through_period: str | None = Field(description="The latest period with actuals.")
+    alert_percent: Ratio
+    rows: list[VarianceRowPublic]
+    burn: list[BurnPublic]
+    alerts: list[AlertPublic]
+
+
+def _ratio(numerator: int, denominator: int) -> Decimal | None:
+    if denominator == 0:
+        return None
+    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
+
+
+def read_variance(*, session: Session, budget_id: str) -> VariancePublic:
+    """Compare the current plan (with its draws) with actuals per channel and period."""
+    budget = get_budget(session, budget_id)
+    rules = PlaybookRules.model_validate(budget.rules)
+    names = channel_names(session, budget.id)
+    order = [p.id for p in budget_periods(budget)]
+    table = cells(session, budget)
+    reported = [order.index(period) for (_, period), cell in table.items() if cell.reported]
+    through = max(reported) if reported else -1
+    money = lambda units: from_minor(units, budget.currency)  # noqa: E731
+    keys = sorted(table, key=lambda key: (names[key[0]], order.index(key[1])))
+    rows, alerts = [], []
+    limit = 1 + rules.alert_percent / 100
+
+    def over(channel_id: str, period: str | None, planned: int, spend: int) -> None:
+        if spend > planned * limit:
+            percent = None if planned == 0 else _ratio(100 * (spend - planned), planned)
+            where = f"in {period}" if period else "to date"
+            alerts.append(AlertPublic(
+                channel_id=channel_id, channel=names[channel_id], period=period,
+                planned=money(planned), spend=money(spend), over_percent=percent,
+                detail=f"{names[channel_id]} spent {money(spend)} {where} against "
+                       f"{money(planned)} planned" + (f" ({percent} % over)" if percent else "")))
+
+    for channel_id, period in keys:
+        cell = table[channel_id, period]
+        rows.append(VarianceRowPublic(
+            channel_id=channel_id, channel=names[channel_id], period=period,
+            planned=money(cell.planned), spend=money(cell.spend),
+            variance=money(cell.spend - cell.planned),
+            variance_percent=_ratio(100 * (cell.spend - cell.planned), cell.planned),
+            return_=money(cell.earned), roi=_ratio(cell.earned, cell.spend)))
+        if cell.reported:
+            over(channel_id, period, cell.planned, cell.spend)
+    burn = []
+    for whose in [None, *sorted(names, key=lambda c: names[c])]:
+        mine = [(order.index(p), cell) for (c, p), cell in table.items()
+                if whose is None or c == whose]
+        planned_total = sum(cell.planned for _, cell in mine)
+        to_date = sum(cell.planned for i, cell in mine if i <= through)
+        spend = sum(cell.spend for _, cell in mine)
+        rate = _ratio(spend, to_date)
+        burn.append(BurnPublic(
+            channel_id=whose, planned_total=money(planned_total),
+            planned_to_date=money(to_date), spend_to_date=money(spend), burn_rate=rate,
+            projected_spend=None if rate is None else money(int(
+                (planned_total * Decimal(spend) / to_date).to_integral_value()))))
+        if whose is not None and through >= 0:
+            over(whose, None, to_date, spend)
+    return VariancePublic(currency=budget.currency, plan=budget.current_plan,
+                          through_period=order[through] if through >= 0 else None,
+                          alert_percent=rules.alert_percent, rows=rows, burn=burn, alerts=alerts)
