@@ -12,6 +12,7 @@ from services.budget.ledger.loaders import get_budget, get_channel
 from services.budget.ledger.tables import Budget, Channel, utcnow
 from services.budget.ledger.transaction import rolls_back
 from services.budget.whatif import Response, to_response
+from shared.channels import ChannelKind
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -20,8 +21,6 @@ from shared.money import from_minor, minor_units, to_minor
 from shared.types import Amount, Identifier, Money, StrictModel
 from shared.versioning import require_if_match
 
-ChannelKind = Literal["search", "social", "video", "kol", "email", "display", "affiliate",
-                      "offline", "other"]
 ChannelState = Literal["testing", "active", "scaling", "exited"]
 # The playbook's lifecycle: a tested channel is admitted or dropped; an active one scales up
 # or exits; an exited one may come back only through a new test.
