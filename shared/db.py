@@ -110,5 +110,7 @@ def get_write_session(request: Request) -> Iterator[Session]:
         yield session
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
-WriteSessionDep = Annotated[Session, Depends(get_write_session)]
+# "function" scope: the session closes as soon as the route returns, before the answer is sent,
+# so a transaction (on SQLite, the write lock) is never held while a client reads its answer.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+WriteSessionDep = Annotated[Session, Depends(get_write_session, scope="function")]

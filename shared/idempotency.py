@@ -18,7 +18,7 @@ from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, Text,
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from shared.db import get_write_session
+from shared.db import WriteSessionDep
 from shared.errors import UnprocessableContent
 
 TABLE_NAME = "idempotency_record"
@@ -108,19 +108,24 @@ def _idempotency_key(key: Annotated[str | None, Header(
     return key
 
 
+async def _request_body(request: Request) -> Any:
+    raw = await request.body()
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw.decode("latin-1")
+
+
 def idempotency_dependency(table: Table) -> Any:
     """A dependency giving create routes an `Idempotency` on the service's own `table`.
 
     It checks for a stored answer before the route runs, so a replayed slow create (a solve)
-    is answered without doing the work again; the read ends there, holding no lock."""
-    async def dependency(request: Request,
-                         key: Annotated[str | None, Depends(_idempotency_key)],
-                         session: Session = Depends(get_write_session)) -> Idempotency:
-        raw = await request.body()
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode("latin-1")
+    is answered without doing the work again; the read ends there, holding no lock. It is a
+    plain `def`, so FastAPI runs its database read in the threadpool: on the event loop, a
+    read waiting for SQLite's write lock would stall the very request that holds it."""
+    def dependency(request: Request, key: Annotated[str | None, Depends(_idempotency_key)],
+                   body: Annotated[Any, Depends(_request_body)],
+                   session: WriteSessionDep) -> Idempotency:
         idempotency = Idempotency(
             table=table, principal=request.state.caller.principal, key=key,
             fingerprint=fingerprint(request.method, request.url.path + "?" + request.url.query,

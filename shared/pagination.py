@@ -7,7 +7,6 @@ from typing import Annotated, Any, Generic, TypeVar
 from fastapi import Query
 from pydantic import BaseModel
 from sqlalchemy import Integer, Select, tuple_
-from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session
 
 from shared.errors import UnprocessableContent
@@ -23,7 +22,9 @@ class Page(BaseModel, Generic[T]):
     next_cursor: str | None = None
 
 
-def _key_type(column: InstrumentedAttribute) -> type:
+# SQLModel types a table's columns as their Python values (`Campaign.id: str`), so the key
+# columns are taken as `Any` here; each is an InstrumentedAttribute at run time.
+def _key_type(column: Any) -> type:
     return int if isinstance(column.type, Integer) else str
 
 
@@ -32,7 +33,7 @@ def encode_cursor(values: Sequence[str | int]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_cursor(cursor: str, columns: Sequence[InstrumentedAttribute]) -> list[str | int]:
+def decode_cursor(cursor: str, columns: Sequence[Any]) -> list[str | int]:
     """Return the key values in `cursor`, or raise a 422 that says to restart from page one."""
     try:
         values = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -49,7 +50,7 @@ def decode_cursor(cursor: str, columns: Sequence[InstrumentedAttribute]) -> list
                  "type": "value_error"}])
 
 
-def paginate(session: Session, statement: Select, *, order_by: Sequence[InstrumentedAttribute],
+def paginate(session: Session, statement: Select, *, order_by: Sequence[Any],
              limit: int, cursor: str | None) -> tuple[list[Any], str | None]:
     """Run `statement` for one page ordered by the unique key `order_by` (str/int columns)."""
     if cursor is not None:
