@@ -1,12 +1,17 @@
 """The gateway: the one public entry point. Auth, routing, merged OpenAPI; no business logic."""
 import asyncio
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import SimpleNamespace
 
 import aiohttp
+import swagger_ui
 from fastapi import FastAPI, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from gateway.auth import KeyStore
@@ -19,7 +24,15 @@ from shared.errors import Forbidden, Problem, ServiceUnavailable, install_error_
 from shared.internal_auth import Caller
 from shared.metrics import install_metrics
 from shared.requests import install_request_id, request_id_header
-from shared.service_app import VERSION, Health
+from shared.service_app import GZIP_MINIMUM_BYTES, VERSION, Health
+
+# Swagger UI as shipped in the swagger-ui-py wheel: /docs works without internet.
+SWAGGER_UI_ASSETS = Path(swagger_ui.__file__).parent / "static"
+# What a browser client may send and read across origins (CORS), beyond the safelisted ones.
+CORS_REQUEST_HEADERS = ["Authorization", "Content-Type", "Idempotency-Key", "If-Match",
+                        "If-None-Match", "Prefer", "X-Request-ID"]
+CORS_RESPONSE_HEADERS = ["ETag", "Location", "Link", "Idempotent-Replayed", "Retry-After",
+                         "X-Request-ID", "Allow"]
 
 
 class ProxyDispatch:
@@ -79,15 +92,27 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                   openapi_url=None, docs_url=None, redoc_url=None,
                   description="Budgets, campaign calendar and team scheduling of the marketing "
                               "department. Every `/api/` call needs `Authorization: Bearer <key>`.",
-                  generate_unique_id_function=lambda route: f"gateway_{route.name}")
+                  generate_unique_id_function=lambda route: route.name,
+                  separate_input_output_schemas=False)
     install_error_handlers(app)
-    # Added first = innermost: metrics and request ids cover proxied calls too.
+    # Added first = innermost. The gateway's own answers (the merged document above all) are
+    # compressed here; services compress their own, which the proxy passes through as is.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
+    # Metrics and request ids cover proxied calls too.
     app.add_middleware(ProxyDispatch, proxy=proxy)
     install_metrics(app)
     install_request_id(app)
-    # Added last = outermost: every answer gets the headers, errors and 404s included.
+    # Every answer gets the headers, errors and 404s included.
     app.add_middleware(SecurityHeaders, authenticate_admin=authenticate_admin,
                        metrics_public=settings.metrics_public)
+    if settings.cors_origins:
+        # Outermost: a preflight is answered before any key is asked for, and every answer
+        # to an allowed origin, errors included, carries its CORS headers.
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                           allow_methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"],
+                           allow_headers=CORS_REQUEST_HEADERS,
+                           expose_headers=CORS_RESPONSE_HEADERS, max_age=600)
+    app.mount("/docs/assets", StaticFiles(directory=SWAGGER_UI_ASSETS), name="docs_assets")
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     async def read_health() -> Health:
@@ -127,8 +152,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/docs", include_in_schema=False)
     async def read_docs(request: Request) -> HTMLResponse:
+        assets = "/docs/assets/"
         return get_swagger_ui_html(openapi_url=str(request.url_for("read_openapi").path),
-                                   title="Marketplan API")
+                                   title="Marketplan API",
+                                   swagger_js_url=assets + "swagger-ui-bundle.js",
+                                   swagger_css_url=assets + "swagger-ui.css",
+                                   swagger_favicon_url=assets + "favicon-32x32.png")
 
     app.state.settings = settings
     return app

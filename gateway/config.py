@@ -1,5 +1,7 @@
-from pydantic import Field
-from pydantic_settings import SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.settings import BaseServiceSettings, Port
 
@@ -26,6 +28,16 @@ class GatewaySettings(BaseServiceSettings):
     solves_per_key: int = Field(default=2, ge=1)
     # /metrics answers admin keys only, unless the gateway's port is private to Prometheus.
     metrics_public: bool = False
+    # Origins of browser frontends allowed to call the API (CORS), comma-separated, e.g.
+    # `https://plan.example.com,http://localhost:5173`; none by default.
+    cors_origins: Annotated[list[str], NoDecode] = []
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
+        return value
 
     def upstream_urls(self) -> dict[str, str]:
         return {"calendar": self.calendar_url, "budget": self.budget_url,

@@ -19,6 +19,7 @@ MAX_TRACKED_CLIENTS = 10_000
 
 class TooManyRequests(Problem):
     status, slug, title = 429, "too-many-requests", "Too many requests"
+    documented_headers = ("Retry-After",)
 
 
 class FailureLimit:

@@ -121,9 +121,10 @@ class Proxy:
         with self.solves.slot(caller.principal) if runs_solver(method, path) else nullcontext():
             status, response_headers, content = await self._forward(service, method, url,
                                                                      headers, body)
+        if method != "HEAD":  # a HEAD answer keeps the length of the GET it stands for
+            response_headers.append((b"content-length", str(len(content)).encode()))
         await send({"type": "http.response.start", "status": status,
-                    "headers": [*response_headers,
-                                (b"content-length", str(len(content)).encode())]})
+                    "headers": response_headers})
         await send({"type": "http.response.body", "body": content})
 
     async def _forward(self, service: str, method: str, url: URL, headers: list, body: bytes):
@@ -142,8 +143,10 @@ class Proxy:
                         # never pool such a connection.
                         connection.protocol.force_close()
                     content = await response.read()
+                    dropped = DROPPED_RESPONSE_HEADERS - (
+                        {"content-length"} if method == "HEAD" else set())
                     kept = [(k, v) for k, v in response.raw_headers
-                            if k.decode("latin-1").lower() not in DROPPED_RESPONSE_HEADERS]
+                            if k.decode("latin-1").lower() not in dropped]
                     return response.status, kept, content
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
                 continue  # no connection was made, so the request never left: resend it

@@ -22,6 +22,8 @@ class Problem(Exception):
     status = 500
     slug = "internal-error"
     title = "Internal server error"
+    # Response headers this problem may carry, for the OpenAPI document (shared/openapi.py).
+    documented_headers: tuple[str, ...] = ()
 
     def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
         super().__init__(detail)
@@ -49,12 +51,17 @@ class NotFound(Problem):
     status, slug, title = 404, "not-found", "Resource not found"
 
 
+class NotAcceptable(Problem):
+    status, slug, title = 406, "not-acceptable", "No acceptable representation"
+
+
 class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict with the current state"
 
 
 class PreconditionFailed(Problem):
     status, slug, title = 412, "precondition-failed", "Stale version"
+    documented_headers = ("ETag",)
 
 
 class UnprocessableContent(Problem):
@@ -76,6 +83,14 @@ def invalid_fields(errors: list[tuple[str, str]], where: str = "body") -> Invali
 
 class ServiceUnavailable(Problem):
     status, slug, title = 503, "service-unavailable", "Service unavailable"
+    documented_headers = ("Retry-After",)
+    # A restarted service is back within seconds (`marketplan up` restarts with backoff);
+    # clients and proxies that honour Retry-After then try again instead of giving up.
+    RETRY_AFTER_SECONDS = 5
+
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None, **extra: Any):
+        super().__init__(detail, headers={"Retry-After": str(self.RETRY_AFTER_SECONDS)}
+                         | (headers or {}), **extra)
 
 
 class GatewayTimeout(Problem):
