@@ -1,85 +1,233 @@
-"""Scheduler benchmark: generated marketing workloads (bench/workloads.py), CP-SAT against the
-plain priority rule it starts from, measured in the same run.
+"""Scheduler benchmark (issue 13): the engine against exact references and its old self.
 
-    python bench/scheduler.py [--campaigns 3 24 96] [--limit 30]
+    python bench/scheduler.py [--old COMMIT] [--limit 10] [--small 30]
 
-Per size: weighted lateness (priority × working days late) and makespan of the priority rule
-and of CP-SAT, CP-SAT's status and bound, time to the first answer (the priority rule) and to
-the best one. Then a re-plan: one campaign's deadlines slip 3 working days on the 24-campaign
-workload, started work pinned, and the count of other tasks that moved.
-Targets (issue 6): 336 tasks proven optimal within 5 s; 1,344 answered within 1 s and improved
-within 30 s; the 3-day slip re-planned moving ≤ 5 % of tasks.
-No standard RCPSP set (PSPLIB) is included: it cannot be downloaded on these machines.
+The old engine (fixed daily rate on consecutive days, `--old`, default b429204) is loaded from
+git in the same run, and every figure is printed old and new side by side (ratio old/new).
+(a) Small random instances (≤ 6 tasks) solved exactly by the tests' branch and bound: how many
+    each engine matches, and how often the old one said `optimal` when it was not.
+(b) Planted workloads (bench/workloads.py `planted`): a schedule is planted first and every
+    deadline set 0–1 working days after it, so 0 is attainable; steady and bursty, 3 to 40
+    campaigns, pins, days off, holidays, Sat/Sun and Fri/Sat weekends. Target: 0 on all.
+(c) Bursty workloads with deadlines 1–3 working days before the planted schedule (lateness is
+    forced): the priority rules (same run) and the engine against the best lower bound (the
+    engine's own, or the sum of each burst solved alone). Target: within 5 %.
+Then a re-plan of 336 planted tasks after one campaign slips 3 working days.
 """
 import argparse
 import dataclasses
+import random
+import subprocess
 import sys
+import tempfile
 import time
-from datetime import timedelta
+from collections import defaultdict
+from datetime import date, timedelta
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from bench.workloads import workload
-from services.planner.engine import Model, Problem, assemble
-from services.planner.engine import cp_sat as schedule
-from services.planner.engine import priority_rule as heuristic
-
-
-def priority_rule(problem: Problem):
-    began = time.perf_counter()
-    model = Model(problem)
-    choice = heuristic.schedule(model)
-    seconds = time.perf_counter() - began
-    return assemble(model, choice, status="feasible", engine="priority rule", bound=None,
-                    seconds=seconds, first_answer_seconds=seconds, best_answer_seconds=seconds)
+from bench.workloads import planted  # noqa: E402
+from services.planner.engine import UNIT, Model, Problem, Resource, Task, priority_rule  # noqa: E402
+from services.planner.engine import cp_sat as engine  # noqa: E402
+from tests.planner.test_engine_exact import exact  # noqa: E402
 
 
-def compare(campaigns: int, limit: float) -> None:
-    problem = workload(campaigns, time_limit=limit)
-    rule = priority_rule(problem)
-    cp = schedule.solve(problem)
-    print(f"| {len(problem.tasks)} | {rule.weighted_lateness} | {rule.makespan} | "
-          f"{cp.weighted_lateness} | {cp.makespan} | {cp.status} | {cp.bound} | "
-          f"{cp.first_answer_seconds:.3f} s | {cp.best_answer_seconds:.2f} s | {cp.seconds:.2f} s |",
-          flush=True)
+def old_engine(commit: str) -> ModuleType:
+    """The engine package at `commit`, importable as `old_engine`."""
+    folder = Path(tempfile.mkdtemp(prefix="old-engine-"))
+    package = folder / "old_engine"
+    package.mkdir()
+    listing = subprocess.run(["git", "ls-tree", "--name-only", commit, "services/planner/engine/"],
+                             cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    for path in listing:
+        text = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True,
+                              capture_output=True, text=True).stdout
+        (package / Path(path).name).write_text(text.replace("services.planner.engine", "old_engine"))
+    sys.path.insert(0, str(folder))
+    import old_engine.cp_sat
+    return old_engine.cp_sat
 
 
-def replan(limit: float) -> None:
-    problem = workload(24, time_limit=limit)
-    first = schedule.solve(problem)
-    today = problem.start + timedelta(days=14)
-    slipped = "c5"
-    placed = {a.task: a for a in first.assignments}
-    tasks = []
-    for task in problem.tasks:
-        a = placed[task.id]
-        if a.start <= today:   # started work stays where it is
-            task = dataclasses.replace(task, resource=a.resource, start=a.start)
-        elif task.campaign == slipped:
-            task = dataclasses.replace(task, deadline=task.deadline + timedelta(days=3),
-                                       earliest_start=task.earliest_start + timedelta(days=3))
-        tasks.append(task)
-    again = schedule.solve(dataclasses.replace(
-        problem, tasks=tuple(tasks), previous={a.task: (a.resource, a.start) for a in first.assignments}))
-    own = sum(1 for t in problem.tasks if t.campaign == slipped)
-    print(f"\nRe-plan after a 3-working-day slip of {slipped} ({own} of its tasks must move): "
-          f"{again.moved} of {len(tasks)} tasks moved ({100 * again.moved / len(tasks):.1f} %), "
-          f"{again.status}, weighted lateness {first.weighted_lateness} → "
-          f"{again.weighted_lateness}, {again.seconds:.2f} s", flush=True)
+def old_problem(old: ModuleType, problem: Problem) -> Any:
+    types = sys.modules["old_engine.problem"]
+    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem)}
+    fields["resources"] = tuple(types.Resource(**dataclasses.asdict(r)) for r in problem.resources)
+    fields["tasks"] = tuple(types.Task(**{f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
+                            for t in problem.tasks)
+    return types.Problem(**fields)
+
+
+def old_solve(old: ModuleType, problem: Problem) -> Any:
+    """The old engine's schedule, or None where it refused a problem that has one (a 422)."""
+    try:
+        return old.solve(old_problem(old, problem))
+    except sys.modules["old_engine.problem"].Invalid:
+        return None
+
+
+def old_figure(schedule: Any) -> str:
+    return "refused (422)" if schedule is None else \
+        f"{schedule.weighted_lateness} ({schedule.status})"
+
+
+def ratio(old: Any, new: int) -> str:
+    if old is None:
+        return "—"
+    old = old.weighted_lateness
+    if new == 0:
+        return "=" if old == 0 else "∞"
+    return f"{old / new:.2f}"
+
+
+def small_instance(rng: random.Random) -> Problem:
+    start = date(2027, 1, 4)
+    resources = tuple(Resource(f"r{i}", frozenset(rng.sample("ab", rng.randint(1, 2))),
+                               rng.choice([4, 6, 8]) * UNIT,
+                               frozenset(start + timedelta(days=rng.randint(0, 11))
+                                         for _ in range(rng.randint(0, 2))))
+                      for i in range(rng.randint(1, 2)))
+    skills = sorted({s for r in resources for s in r.skills})
+    tasks = tuple(Task(f"t{i}", rng.choice(skills), int(rng.choice([2, 3.5, 4, 6, 8, 12]) * UNIT),
+                       earliest_start=start + timedelta(days=rng.randint(0, 3)),
+                       deadline=start + timedelta(days=rng.randint(0, 11)),
+                       priority=rng.randint(1, 3),
+                       predecessors=tuple(sorted(rng.sample([f"t{j}" for j in range(i)],
+                                                            min(i, rng.randint(0, 2))))),
+                       max_per_day=rng.choice([None, 2 * UNIT, 4 * UNIT]))
+                  for i in range(rng.randint(2, 6)))
+    return Problem(start=start, horizon_days=18, resources=resources, tasks=tasks,
+                   holidays=frozenset({start + timedelta(days=9)}), time_limit=10)
+
+
+def small(old: ModuleType, count: int) -> None:
+    rng = random.Random(13)
+    new_equal = old_equal = old_false_optimal = solved = 0
+    worse = []
+    for _ in range(count):
+        problem = small_instance(rng)
+        best = exact(problem)
+        if best is None:
+            continue
+        solved += 1
+        new = engine.solve(problem)
+        days = Model(problem).index
+        new_equal += (new.weighted_lateness, days[new.makespan]) == best
+        was = old_solve(old, problem)
+        if was is None:
+            worse.append("refused (422)")
+            continue
+        old_equal += was.weighted_lateness == best[0]
+        old_false_optimal += was.status == "optimal" and was.weighted_lateness > best[0]
+        if was.weighted_lateness > best[0]:
+            worse.append(f"{was.weighted_lateness} vs {best[0]}")
+    print(f"(a) {solved} small instances with a schedule: new engine equals the exact optimum "
+          f"(lateness and last day) on {new_equal}; old engine's lateness equals it on "
+          f"{old_equal}, said `optimal` on {old_false_optimal} that were not; old worse on: "
+          f"{', '.join(worse) or 'none'}", flush=True)
+
+
+def planted_table(old: ModuleType, sizes: list[int], limit: float) -> None:
+    print("\n(b) planted, 0 attainable | tasks | old lateness (status) | new lateness (status, "
+          "bound) | ratio old/new | best rule | first answer | best answer | total |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for regime, weekend in (("steady", frozenset({5, 6})), ("bursty", frozenset({4, 5}))):
+        for campaigns in sizes:
+            problem = planted(campaigns, regime=regime, weekend=weekend, seed=campaigns,
+                              time_limit=limit)
+            new = engine.solve(problem)
+            was = old_solve(old, problem)
+            model = Model(problem)
+            rule = min(priority_rule.measure(model, p)[0]
+                       for p in priority_rule.rules(model).values())
+            days = "Fri/Sat" if 4 in weekend else "Sat/Sun"
+            print(f"| {regime} {campaigns} campaigns, {days} | {len(problem.tasks)} | "
+                  f"{old_figure(was)} | {new.weighted_lateness} ({new.status}, "
+                  f"{new.bound}) | {ratio(was, new.weighted_lateness)} | {rule} | "
+                  f"{new.first_answer_seconds:.2f} s | {new.best_answer_seconds:.2f} s | "
+                  f"{new.seconds:.2f} s |", flush=True)
+
+
+def bursty_table(old: ModuleType, sizes: list[int], limit: float) -> None:
+    print("\n(c) bursty, lateness forced | tasks | earliest deadline | latest finish | "
+          "randomised (best) | old | new (status) | best lower bound | new / bound |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for campaigns in sizes:
+        problem = planted(campaigns, regime="bursty", seed=campaigns, slack=(-3, -1),
+                          time_limit=limit)
+        model = Model(problem)
+        rules = {k: priority_rule.measure(model, p)[0]
+                 for k, p in priority_rule.rules(model).items()}
+        new = engine.solve(problem)
+        was = old_solve(old, problem)
+        bursts: dict[str, list[Task]] = defaultdict(list)
+        for task in problem.tasks:
+            bursts[(task.campaign or "").split("-")[0]].append(task)
+        # Each burst alone is a relaxation: the sum of their bounds bounds the whole.
+        alone = sum(engine.solve(dataclasses.replace(problem, tasks=tuple(tasks))).bound or 0
+                    for tasks in bursts.values())
+        bound = max(alone, new.bound or 0)
+        randomised = min(v for k, v in rules.items() if k.startswith("randomised"))
+        print(f"| {campaigns} campaigns in {len(bursts)} bursts | {len(problem.tasks)} | "
+              f"{rules['earliest deadline']} | {rules['latest finish']} | {randomised} | "
+              f"{old_figure(was)} | {new.weighted_lateness} ({new.status}) | "
+              f"{bound} | {new.weighted_lateness / bound if bound else float('nan'):.3f} |",
+              flush=True)
+
+
+def replan(old: ModuleType, limit: float) -> None:
+    problem = planted(28, seed=28, time_limit=limit)      # 336 tasks
+    slipped = "c10"
+    print()
+    for name, solve in (("old", lambda p: old_solve(old, p)), ("new", engine.solve)):
+        first = solve(problem)
+        if first is None:
+            print(f"Re-plan ({name}): the first schedule was refused (422)")
+            continue
+        today = problem.start + timedelta(days=14)
+        placed = {a.task: a for a in first.assignments}
+        tasks = []
+        for task in problem.tasks:
+            a = placed[task.id]
+            if a.start <= today:   # started work stays where it is
+                task = dataclasses.replace(task, resource=a.resource, start=a.start)
+            elif task.campaign == slipped:
+                task = dataclasses.replace(task, deadline=task.deadline + timedelta(days=3),
+                                           earliest_start=task.earliest_start + timedelta(days=3))
+            tasks.append(task)
+        began = time.perf_counter()
+        again = solve(dataclasses.replace(problem, tasks=tuple(tasks), previous={
+            a.task: (a.resource, a.start) for a in first.assignments}))
+        seconds = time.perf_counter() - began
+        if again is None:
+            print(f"Re-plan ({name}): refused (422)")
+            continue
+        own = {t.id for t in problem.tasks if t.campaign == slipped}
+        others = sum(1 for a in again.assignments if a.task not in own
+                     and (a.resource, a.start) != (placed[a.task].resource, placed[a.task].start))
+        print(f"Re-plan ({name}) after a 3-working-day slip of {slipped}: {others} of "
+              f"{len(tasks) - len(own)} tasks whose window did not move were moved "
+              f"({100 * others / (len(tasks) - len(own)):.1f} %), {again.status}, weighted "
+              f"lateness {first.weighted_lateness} → {again.weighted_lateness}, {seconds:.2f} s",
+              flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--campaigns", type=int, nargs="+", default=[3, 24, 96])
-    parser.add_argument("--limit", type=float, default=30.0, help="CP-SAT time limit, seconds")
+    parser.add_argument("--old", default="b429204", help="commit of the old engine")
+    parser.add_argument("--limit", type=float, default=10.0, help="time limit, seconds")
+    parser.add_argument("--small", type=int, default=30, help="small exact instances")
+    parser.add_argument("--planted", type=int, nargs="+", default=[3, 12, 40])
+    parser.add_argument("--bursty", type=int, nargs="+", default=[10, 20])
     args = parser.parse_args()
-    print("| tasks | rule lateness | rule makespan | CP-SAT lateness | CP-SAT makespan | status "
-          "| bound | first answer | best answer | total |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for campaigns in args.campaigns:
-        compare(campaigns, args.limit)
-    replan(args.limit)
+    old = old_engine(args.old)
+    small(old, args.small)
+    planted_table(old, args.planted, args.limit)
+    bursty_table(old, args.bursty, args.limit)
+    replan(old, args.limit)
 
 
 if __name__ == "__main__":

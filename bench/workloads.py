@@ -100,7 +100,7 @@ def planted(campaigns: int, *, regime: str = "steady", seed: int = 1,
             # The one with the most free hours in the next two weeks (ties at random).
             who = max((sum(free[p][ready:ready + 10]), rng.random(), p)
                       for p, skills, _, _ in PEOPLE if skill in skills)[2]
-            rate = min(dict((p, c) for p, _, c, _ in PEOPLE)[who] * UNIT, cap or effort, effort)
+            rate = min({p: c for p, _, c, _ in PEOPLE}[who] * UNIT, cap or effort, effort)
             day, left, worked = ready + rng.randint(0, 1), effort, []
             while left:
                 if day >= len(days):

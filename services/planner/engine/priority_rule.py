@@ -220,24 +220,33 @@ def _followers(model: Model) -> dict[str, list[str]]:
 
 
 def _place_started(model: Model, free: dict[str, list[int]]) -> Plan:
-    """Started work from its pinned day, on the eligible resource that finishes it soonest."""
+    """Started work from its pinned day, on the eligible resource that finishes it soonest.
+
+    Every started task first holds one hundredth of its pinned day, so that filling one never
+    takes the day another must start on."""
     plan: Plan = {}
+    held: dict[str, tuple[str, int]] = {}
     for task in model.order:
-        pinned = model.tasks[task].start
-        if pinned is None:
+        if (pinned := model.tasks[task].start) is None:
             continue
         first = model.index[pinned]
-        options = []
-        for r in model.eligible[task]:
-            if free[r][first] > 0:
-                hours = _fill(free[r], first, model.rate(task, r), model.tasks[task].effort,
-                              len(model.days))
-                if hours is not None:
-                    options.append((hours[-1][0], model.eligible[task].index(r), r, hours))
+        options = [r for r in model.eligible[task] if free[r][first] > 0]
         if not options:
             raise Invalid([("tasks", f"started task {task!r} cannot keep its start {pinned}: "
                                      "its resource is full or off then")])
-        _, _, resource, hours = min(options)
+        resource = max(options, key=lambda r: free[r][first])
+        held[task] = resource, first
+        free[resource][first] -= 1
+    # Each ends before the started work after it: the tightest are filled first.
+    stop = {task: min([len(model.days)] + [held[f][1] for f in _followers(model)[task] if f in held])
+            for task in held}
+    for task, (resource, first) in sorted(held.items(), key=lambda item: stop[item[0]]):
+        free[resource][first] += 1
+        hours = _fill(free[resource], first, model.rate(task, resource),
+                      model.tasks[task].effort, stop[task])
+        if hours is None:
+            raise Invalid([("tasks", f"started task {task!r} does not fit before the horizon "
+                                     "ends; raise horizon_days")])
         plan[task] = Work(resource, tuple(hours))
         for d, h in hours:
             free[resource][d] -= h
