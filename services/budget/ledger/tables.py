@@ -8,7 +8,9 @@ from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
+from shared.events import consumer_table
 from shared.idempotency import idempotency_table
+from shared.internal_auth import nonce_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
 # Ids this service makes itself (`shared.ids.new_id`); ids the API accepts are up to ID_LENGTH.
@@ -20,6 +22,10 @@ class BudgetModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(BudgetModel.metadata)
+# The calendar event feed's cursor and lease (`services.budget.propagation`).
+event_consumer = consumer_table(BudgetModel.metadata)
+# Internal credentials already used: a replayed one is refused in every process.
+internal_nonce = nonce_table(BudgetModel.metadata)
 
 
 def page_order(*columns: object) -> list[InstrumentedAttribute[Any]]:
@@ -162,3 +168,18 @@ class AuditEntry(BudgetModel, table=True):
     action: str = Field(max_length=50)
     target: str = Field(max_length=ID_LENGTH)
     changes: dict = Field(sa_type=JSON)
+
+
+class LinkedCampaign(BudgetModel, table=True):
+    """What the budget knows of a campaign a budget links: stored when a budget links it,
+    then kept current by the calendar's event feed. Draws for a closed campaign are refused."""
+    __tablename__ = "linked_campaign"
+
+    campaign_id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    name: str = Field(max_length=NAME_LENGTH)
+    status: str = Field(max_length=20)
+    start_date: date | None = None
+    end_date: date | None = None
+    # The last calendar event applied to this row (null: read from the calendar when linked).
+    event_id: str | None = Field(default=None, max_length=100)
+    synced_at: datetime = _instant()
