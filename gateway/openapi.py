@@ -72,7 +72,10 @@ def _distinct_schemas(docs: dict[str, dict]) -> dict[str, dict]:
             schemas = doc.get("components", {}).get("schemas", {})
             renames = {name: _pascal(service) + name for name in clashes if name in schemas}
             if renames:
-                doc["components"]["schemas"] = {renames.get(k, k): v for k, v in schemas.items()}
+                # Generators name their models by a schema's title: it follows the new name.
+                doc["components"]["schemas"] = {
+                    renames.get(k, k): v | ({"title": renames[k]} if k in renames else {})
+                    for k, v in schemas.items()}
                 docs[service] = _rename_refs(doc, renames)
 
 

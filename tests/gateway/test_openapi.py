@@ -129,8 +129,10 @@ def test_clashing_names_are_prefixed_with_their_service():
              ref="Page")
     merged = merge({"paths": {}}, {"a": a, "b": b})
     schemas = merged["components"]["schemas"]
-    assert schemas["AS"] == {"type": "string"} and schemas["BS"] == {"type": "integer"}
-    assert schemas["BPage"] == {"items": {"$ref": "#/components/schemas/BS"}}
+    # Generators name models by title, so the title follows the new name.
+    assert schemas["AS"] == {"type": "string", "title": "AS"}
+    assert schemas["BS"] == {"type": "integer", "title": "BS"}
+    assert schemas["BPage"] == {"items": {"$ref": "#/components/schemas/BS"}, "title": "BPage"}
     assert "S" not in schemas and "Page" not in schemas
     get_b = merged["paths"]["/api/v1/b/x"]["get"]
     assert get_b["operationId"] == "b_read_x"
