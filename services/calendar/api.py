@@ -6,7 +6,8 @@ from fastapi import APIRouter, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.calendar import audit, campaigns, feeds, milestones, outbox, phases, views
-from services.calendar.models import idempotency_record
+from services.calendar.models import idempotency_record, utcnow
+from shared.channels import ChannelKind
 from shared.db import SessionDep, WriteSessionDep
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
@@ -25,11 +26,18 @@ CampaignId = Annotated[Identifier, Path()]
 MilestoneId = Annotated[Identifier, Path()]
 ItemId = Annotated[Identifier, Path()]
 Filter = Annotated[Identifier | None, Query()]
+ChannelFilter = Annotated[ChannelKind | None, Query(description="One of the department's "
+                                                    "channel kinds.")]
 CampaignPath = "/campaigns/{campaign_id}"
 MilestonePath = CampaignPath + "/milestones/{milestone_id}"
+PhasePath = CampaignPath + "/phases/{phase_id}"
+FEED = {"content": {"text/calendar": {}}, "description": "RFC 5545",
+        "headers": {"ETag": {"schema": {"type": "string"}},
+                    "Last-Modified": {"schema": {"type": "string"}}}}
 
 
-def _versioned(public: campaigns.CampaignPublic | milestones.MilestonePublic) -> JSONResponse:
+def _versioned(public: campaigns.CampaignPublic | milestones.MilestonePublic
+               | phases.PhasePublic) -> JSONResponse:
     return JSONResponse(public.model_dump(mode="json"), headers={"ETag": version_etag(public.version)})
 
 
@@ -95,7 +103,25 @@ def create_phase(campaign_id: CampaignId, body: phases.PhaseCreate, caller: Plan
                                caller=caller, idempotency=idempotency)
 
 
-@router.delete(CampaignPath + "/phases/{phase_id}", status_code=204)
+@router.get(PhasePath, response_model=phases.PhasePublic)
+def read_phase(request: Request, campaign_id: CampaignId, phase_id: ItemId,
+               session: SessionDep) -> Response:
+    """Read a phase; its ETag is its version."""
+    public = phases.read_phase(session=session, campaign_id=campaign_id, phase_id=phase_id)
+    return conditional_json(request, public, version_etag(public.version))
+
+
+@router.patch(PhasePath, response_model=phases.PhasePublic)
+def update_phase(campaign_id: CampaignId, phase_id: ItemId, body: phases.PhaseUpdate,
+                 session: WriteSessionDep, caller: PlannerDep,
+                 if_match: IfMatch = None) -> JSONResponse:
+    """Change a phase's kind or dates inside the campaign window (`If-Match` required)."""
+    return _versioned(phases.update_phase(session=session, campaign_id=campaign_id,
+                                          phase_id=phase_id, update=body, caller=caller,
+                                          if_match=if_match))
+
+
+@router.delete(PhasePath, status_code=204)
 def delete_phase(campaign_id: CampaignId, phase_id: ItemId, session: WriteSessionDep,
                  caller: PlannerDep) -> Response:
     """Remove a phase."""
@@ -113,6 +139,15 @@ def create_milestone(campaign_id: CampaignId, body: milestones.MilestoneCreate, 
     return milestones.create_milestone(session=session, campaign_id=campaign_id,
                                        milestone_in=body, caller=caller,
                                        idempotency=idempotency)
+
+
+@router.get(CampaignPath + "/milestones", response_model=Page[milestones.MilestonePublic])
+def read_milestones(campaign_id: CampaignId, session: SessionDep,
+                    kind: milestones.MilestoneKind | None = None, limit: LimitQuery = 50,
+                    cursor: CursorQuery = None) -> Page[milestones.MilestonePublic]:
+    """List a campaign's milestones, oldest first."""
+    return milestones.list_milestones(session=session, campaign_id=campaign_id, kind=kind,
+                                      limit=limit, cursor=cursor)
 
 
 @router.get(MilestonePath, response_model=milestones.MilestonePublic)
@@ -214,7 +249,7 @@ def read_audit(session: SessionDep, campaign_id: Filter = None, limit: LimitQuer
 def read_calendar(session: SessionDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
                   to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
-                  channel: Filter = None, status: campaigns.Status | None = None,
+                  channel: ChannelFilter = None, status: campaigns.Status | None = None,
                   owner: Filter = None, limit: LimitQuery = 50,
                   cursor: CursorQuery = None) -> Page[views.CalendarEntryPublic]:
     """List the campaigns overlapping the range with the phases and milestones in it."""
@@ -252,11 +287,27 @@ def revoke_feed_token(token_id: ItemId, session: WriteSessionDep,
     return feeds.revoke_token(session=session, token_id=token_id, caller=caller)
 
 
+def _feed(request: Request, token: str, session: SessionDep, *, body: bool) -> Response:
+    feed = feeds.read_feed(session=session, token=token, now=utcnow())
+    if feed.not_modified(request.headers.get("if-none-match"),
+                         request.headers.get("if-modified-since")):
+        return Response(status_code=304, headers=feed.headers())
+    # HEAD answers GET's headers, its Content-Length included, without the body.
+    return Response(feed.body if body else b"", media_type="text/calendar; charset=utf-8",
+                    headers=feed.headers() | ({} if body else
+                                              {"Content-Length": str(len(feed.body))}))
+
+
 @router.get("/feeds/{token}.ics", response_class=Response,
-            responses={200: {"content": {"text/calendar": {}}, "description": "RFC 5545"}})
-def read_feed(token: str, session: SessionDep) -> Response:
+            responses={200: FEED, 304: {"description": "The client's copy is current "
+                                             "(`If-None-Match`, `If-Modified-Since`)."}})
+def read_feed(request: Request, token: str, session: SessionDep) -> Response:
     """Serve the iCalendar feed a feed token opens (the gateway lets these through without an
-    API key: the token is the credential)."""
-    return Response(feeds.read_feed(session=session, token=token, today=date.today()),
-                    media_type="text/calendar; charset=utf-8",
-                    headers={"Cache-Control": "private, max-age=300"})
+    API key: the token is the credential); 304 when the client's copy is current."""
+    return _feed(request, token, session, body=True)
+
+
+@router.head("/feeds/{token}.ics", response_class=Response, responses={200: FEED})
+def head_feed(request: Request, token: str, session: SessionDep) -> Response:
+    """Answer a feed's headers (ETag, Last-Modified, length) without its body."""
+    return _feed(request, token, session, body=False)

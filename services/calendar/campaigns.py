@@ -9,7 +9,7 @@ from pydantic import AfterValidator, BaseModel, Field, ValidationError
 from sqlmodel import Session, select
 
 from services.calendar import audit
-from services.calendar.graph import TEMPLATES, TemplateName, lay_out
+from services.calendar.graph import TEMPLATES, Frequency, TemplateName, lay_out
 from services.calendar.milestones import (
     MilestonePublic,
     campaign_milestones,
@@ -27,6 +27,7 @@ from services.calendar.models import (
 from services.calendar.outbox import NewEvent, publish
 from services.calendar.phases import PhaseKind, PhasePublic, campaign_phases, phase_public
 from services.calendar.store import CAMPAIGN_ORDER, get_campaign, phase_event, touch
+from shared.channels import CHANNEL_KINDS, ChannelKind
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -62,6 +63,19 @@ TimeZone = Annotated[str, Field(max_length=TIME_ZONE_LENGTH, examples=["America/
                      AfterValidator(_zone)]
 
 
+def _once_each(channels: list[str]) -> list[str]:
+    if repeated := sorted({c for c in channels if channels.count(c) > 1}):
+        raise ValueError(f"list each channel once; repeated: {', '.join(repeated)}")
+    return channels
+
+
+# The department's channel kinds, the same vocabulary as a budget's channels (an unknown one
+# is a 422 that lists them all).
+Channels = Annotated[list[ChannelKind], Field(min_length=1, max_length=len(CHANNEL_KINDS),
+                                              examples=[["search", "social"]]),
+                     AfterValidator(_once_each)]
+
+
 class Objective(StrictModel):
     """A measurable KPI target with a deadline, e.g. conversion rate 4.5 % by 2026-12-31."""
     kpi: Identifier = Field(examples=["conversion_rate"])
@@ -73,7 +87,8 @@ class Objective(StrictModel):
 
 class Review(StrictModel):
     name: Name
-    frequency: Literal["daily", "weekly", "monthly", "quarterly"]
+    frequency: Frequency = Field(description="On working days of the market: daily skips "
+                                 "holidays; the others move off days off (see the feeds).")
     phase: PhaseKind | None = Field(None, description="Only during this phase; null: the "
                                     "whole campaign.")
 
@@ -82,7 +97,7 @@ class CampaignCreate(StrictModel):
     name: Name
     objective: Objective
     owner: Identifier
-    channels: list[Identifier] = Field(min_length=1, max_length=50)
+    channels: Channels
     market: Market
     time_zone: TimeZone
     start_date: date | None = Field(None, description="Required without a template.")
@@ -103,7 +118,7 @@ class CampaignUpdate(StrictModel):
     name: Name | None = None
     objective: Objective | None = None
     owner: Identifier | None = None
-    channels: list[Identifier] | None = Field(None, min_length=1, max_length=50)
+    channels: Channels | None = None
     market: Market | None = None
     time_zone: TimeZone | None = None
     start_date: date | None = None
@@ -117,7 +132,7 @@ class CampaignPublic(BaseModel):
     name: str
     objective: Objective
     owner: str
-    channels: list[str]
+    channels: list[ChannelKind]
     market: str
     time_zone: str
     start_date: date

@@ -3,26 +3,38 @@ and the revocable feed tokens in their URLs (calendar clients cannot send an API
 
 Campaigns, phases and milestones are events with stable UIDs (`<id>@marketplan`); a
 milestone's dependencies are `RELATED-TO;RELTYPE=FINISHTOSTART;GAP=…` (RFC 9253) on the
-successor, pointing at the predecessor; recurring reviews are events with an `RRULE`.
+successor, pointing at the predecessor, with the predecessor's `DTEND` + `GAP` = the
+successor's `DTSTART`; recurring reviews are events with an `RRULE` whose occurrences all
+fall on working days of the campaign's market (`graph.reviews`: `EXDATE`, and `RDATE` for
+those moved off a day off).
+
+A feed answers HEAD, carries a strong `ETag` (of its bytes) and `Last-Modified`, and answers
+304 to `If-None-Match` or (without it) `If-Modified-Since`, so a polling client downloads it
+only when it changed; `REFRESH-INTERVAL` (RFC 7986) and `X-PUBLISHED-TTL` (Outlook) say how
+often to poll.
 """
 import hashlib
 import re
 import secrets
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from email.utils import format_datetime, parsedate_to_datetime
 from zoneinfo import ZoneInfo
 
-from icalendar import Calendar, Event, vRecur
+from icalendar import Calendar, Event, vDuration, vRecur
 from pydantic import BaseModel, Field
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from services.calendar import audit
 from services.calendar.campaigns import Status
-from services.calendar.graph import Link, MilestoneGraph, required_date, window_days
+from services.calendar.graph import Recurrence, recurrence, window_days
 from services.calendar.milestones import ApprovalPublic, campaign_milestones, latest_approvals
 from services.calendar.models import Campaign, Dependency, FeedToken, Milestone, utcnow
 from services.calendar.phases import campaign_phases
-from services.calendar.store import dependencies_of, get_campaign, graph_of
+from services.calendar.store import dependencies_of, get_campaign
 from services.calendar.views import campaigns_in
+from shared.channels import ChannelKind
 from shared.errors import NotFound
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -35,15 +47,16 @@ UID_DOMAIN = "marketplan"
 FEED_PAST_DAYS, FEED_FUTURE_DAYS = 180, 540
 STATUS = {"draft": "TENTATIVE", "planned": "TENTATIVE", "approved": "CONFIRMED",
           "live": "CONFIRMED", "completed": "CONFIRMED", "cancelled": "CANCELLED"}
-FREQUENCY = {"daily": ("DAILY", 1), "weekly": ("WEEKLY", 1), "monthly": ("MONTHLY", 1),
-             "quarterly": ("MONTHLY", 3)}
+# How often a client should poll: what REFRESH-INTERVAL, X-PUBLISHED-TTL and Cache-Control
+# say. Polls are cheap (a 304 while nothing changed), so planners see a change within this.
+REFRESH = timedelta(minutes=15)
 # RFC 5545 3.3.11: TEXT holds no control characters but its escaped line breaks; `icalendar`
 # asserts on a raw one in some properties (a 500 for every feed with the campaign).
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 
 
 class FeedFilters(StrictModel):
-    channel: Identifier | None = None
+    channel: ChannelKind | None = None
     status: Status | None = None
     owner: Identifier | None = None
 
@@ -122,7 +135,38 @@ def revoke_token(*, session: Session, token_id: str, caller: Caller) -> FeedToke
     return answer
 
 
-def read_feed(*, session: Session, token: str, today: date) -> bytes:
+@dataclass(frozen=True)
+class Feed:
+    """A rendered feed and its validators."""
+
+    body: bytes
+    etag: str
+    last_modified: datetime
+
+    def headers(self) -> dict[str, str]:
+        return {"ETag": self.etag, "Last-Modified": format_datetime(self.last_modified,
+                                                                    usegmt=True),
+                "Cache-Control": f"private, max-age={int(REFRESH.total_seconds())}"}
+
+    def not_modified(self, if_none_match: str | None, if_modified_since: str | None) -> bool:
+        """Whether the client's copy is this one (RFC 9110 13.1: `If-None-Match` compared
+        weakly; `If-Modified-Since` only without it, and ignored when not a valid date)."""
+        if if_none_match is not None:
+            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+            return "*" in tags or self.etag in tags
+        if if_modified_since is None:
+            return False
+        try:
+            since = parsedate_to_datetime(if_modified_since)
+        except (TypeError, ValueError):
+            return False
+        if since.tzinfo is None:
+            return False
+        # HTTP dates have whole seconds: a change within the second of `since` is not newer.
+        return self.last_modified.replace(microsecond=0) <= since
+
+
+def read_feed(*, session: Session, token: str, now: datetime) -> Feed:
     """Render the feed a valid, unrevoked token opens; 404 for anything else (it reveals
     nothing)."""
     row = session.exec(select(FeedToken).where(FeedToken.token_hash == _hash(token))).first()
@@ -131,11 +175,20 @@ def read_feed(*, session: Session, token: str, today: date) -> bytes:
     if row.campaign_id is not None:
         campaigns = [get_campaign(session, row.campaign_id)]
         name = campaigns[0].name
+        # Every change to a campaign, its phases and milestones included, touches it.
+        last_modified = campaigns[0].updated_at
     else:
+        today = now.date()
         campaigns = list(campaigns_in(session, today - timedelta(days=FEED_PAST_DAYS),
                                       today + timedelta(days=FEED_FUTURE_DAYS), **row.filters))
         name = f"Marketplan: {row.label}"
-    return build_calendar(session, campaigns, name).to_ical()
+        # A campaign may leave the feed when it changes (a filter, its dates) and the window
+        # moves with the day: the newest change to any campaign, or today, dates the feed.
+        newest = session.exec(select(func.max(Campaign.updated_at))).one()
+        last_modified = max(filter(None, (newest, row.created_at,
+                                          datetime.combine(today, time(), UTC))))
+    body = build_calendar(session, campaigns, name).to_ical()
+    return Feed(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', last_modified)
 
 
 def _text(value: str, *, lines: bool = False) -> str:
@@ -172,6 +225,8 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> Ca
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("x-wr-calname", _text(name))
+    calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
+    calendar.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
     for campaign in campaigns:
         _add_campaign(session, calendar, campaign)
     calendar.add_missing_timezones()   # a VTIMEZONE for every TZID used (RFC 5545 3.6.5)
@@ -199,41 +254,87 @@ def _add_campaign(session: Session, calendar: Calendar, campaign: Campaign) -> N
         calendar.add_component(event)
     milestones = campaign_milestones(session, campaign.id)
     dependencies = dependencies_of(session, (m.id for m in milestones))
-    graph = graph_of(campaign.market, milestones, dependencies)
+    spans = {m.id: _span(campaign, m) for m in milestones}
     approvals = latest_approvals(session, [m.id for m in milestones if m.kind == "review_gate"])
     for milestone in milestones:
         approval = approvals.get(milestone.id)
         calendar.add_component(_milestone_event(
-            campaign, milestone, dependencies[milestone.id], graph,
+            campaign, milestone, dependencies[milestone.id], spans,
             ApprovalPublic.model_validate(approval, from_attributes=True) if approval else None))
     for i, review in enumerate(campaign.reviews):
         window = next(((p.start_date, p.end_date) for p in phases if p.kind == review["phase"]),
                       (campaign.start_date, campaign.end_date))
-        frequency, interval = FREQUENCY[review["frequency"]]
+        dates = recurrence(review["frequency"], *window, campaign.market)
+        if dates is None:
+            continue   # no working day in the window: no review to hold
         event = _event(_uid(f"{campaign.id}-review-{i}"), f"{campaign.name}: {review['name']}",
                        stamp, sequence)
-        _all_day(event, window[0], window[0])
-        rule = {"FREQ": frequency, "INTERVAL": interval, "UNTIL": window[1]}
-        if review["frequency"] == "daily":
-            rule["BYDAY"] = ["MO", "TU", "WE", "TH", "FR"]
-        event.add("rrule", vRecur(rule))
+        _all_day(event, dates.start, dates.start)
+        _recur(event, dates)
         event.add("related-to", parent, parameters={"RELTYPE": "PARENT"})
         calendar.add_component(event)
 
 
-def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: list[Dependency],
-                     graph: MilestoneGraph, approval: ApprovalPublic | None) -> Event:
-    event = _event(_uid(milestone.id), f"{campaign.name}: {milestone.name}", milestone.updated_at,
-                   milestone.version)
+def _recur(event: Event, dates: Recurrence) -> None:
+    rule = dates.rule
+    parts: dict[str, object] = {"FREQ": rule.freq, "INTERVAL": rule.interval,
+                                "UNTIL": rule.until}
+    if rule.by_day:
+        parts["BYDAY"] = list(rule.by_day)
+    if rule.by_month_day:
+        parts["BYMONTHDAY"] = list(rule.by_month_day)
+    if rule.by_set_pos is not None:
+        parts["BYSETPOS"] = rule.by_set_pos
+    event.add("rrule", vRecur(parts))
+    if dates.excluded:
+        event.add("exdate", list(dates.excluded))
+    if dates.added:
+        event.add("rdate", list(dates.added))
+
+
+Instant = date | datetime
+
+
+def _span(campaign: Campaign, milestone: Milestone) -> tuple[Instant, Instant]:
+    """A milestone's DTSTART and DTEND: its hour (or its window around it) at its time, else
+    its day(s) as an all-day event (DTEND exclusive)."""
     hours = milestone.window_hours
     if milestone.due_time is not None:
         at = datetime.combine(milestone.due_date, milestone.due_time, ZoneInfo(campaign.time_zone))
-        event.add("dtstart", at - timedelta(hours=hours) if hours else at)
-        event.add("dtend", at + timedelta(hours=hours) if hours else at + timedelta(hours=1))
-    else:
-        days = window_days(hours) if hours else 0
-        _all_day(event, milestone.due_date - timedelta(days=days),
-                 milestone.due_date + timedelta(days=days))
+        return ((at - timedelta(hours=hours), at + timedelta(hours=hours)) if hours
+                else (at, at + timedelta(hours=1)))
+    days = window_days(hours) if hours else 0
+    return (milestone.due_date - timedelta(days=days),
+            milestone.due_date + timedelta(days=days + 1))
+
+
+def _gap(end: Instant, start: Instant, zone: ZoneInfo) -> timedelta:
+    """The RFC 9253 GAP from a predecessor's DTEND to its successor's DTSTART: whole days
+    are nominal (RFC 5545 3.3.6: a day keeps the local time across a DST change), the rest
+    exact, so that DTEND + GAP = DTSTART. An all-day date is midnight in the campaign's zone."""
+    if not isinstance(end, datetime) and not isinstance(start, datetime):
+        return start - end
+    first, last = (moment if isinstance(moment, datetime) else
+                   datetime.combine(moment, time(), zone) for moment in (end, start))
+    sign = 1 if last >= first else -1
+    if sign < 0:
+        first, last = last, first
+    # The most whole days from `first` that do not pass `last`, then the exact rest.
+    days = (last.date() - first.date()).days
+    while (middle := datetime.combine(first.date() + timedelta(days=days), first.timetz())) > last:
+        days -= 1
+    rest = last.astimezone(UTC) - middle.astimezone(UTC)
+    return sign * (timedelta(days=days) + rest)
+
+
+def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: list[Dependency],
+                     spans: dict[str, tuple[Instant, Instant]],
+                     approval: ApprovalPublic | None) -> Event:
+    event = _event(_uid(milestone.id), f"{campaign.name}: {milestone.name}", milestone.updated_at,
+                   milestone.version)
+    start, end = spans[milestone.id]
+    event.add("dtstart", start)
+    event.add("dtend", end)
     event.add("categories", [milestone.kind])
     event.add("status", "CANCELLED" if campaign.status == "cancelled" else
               "CONFIRMED" if milestone.status in ("done", "passed") else "TENTATIVE")
@@ -244,11 +345,9 @@ def _milestone_event(campaign: Campaign, milestone: Milestone, dependencies: lis
                         + (f": {approval.comment}" if approval.comment else ""))
     event.add("description", _text(description, lines=True))
     event.add("related-to", _uid(campaign.id), parameters={"RELTYPE": "PARENT"})
+    zone = ZoneInfo(campaign.time_zone)
     for dependency in dependencies:
-        before = graph.milestones[dependency.predecessor_id]
-        link = Link(dependency.predecessor_id, dependency.successor_id, dependency.lag_days)
-        # GAP is a duration: the calendar days the working-day lag spans from the predecessor.
-        gap = (required_date(graph, link) - before.due_date).days
-        event.add("related-to", _uid(before.id),
-                  parameters={"RELTYPE": "FINISHTOSTART", "GAP": f"P{gap}D"})
+        gap = _gap(spans[dependency.predecessor_id][1], start, zone)
+        event.add("related-to", _uid(dependency.predecessor_id),
+                  parameters={"RELTYPE": "FINISHTOSTART", "GAP": vDuration(gap).to_ical().decode()})
     return event

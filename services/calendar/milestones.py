@@ -3,10 +3,11 @@ dependents along, and review gates' approvals. The graph work (earliest dates, c
 cycles) is done by the pure `graph` package on data loaded once per request."""
 from collections.abc import Sequence
 from datetime import date, datetime, time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, cast
 
 from pydantic import AfterValidator, BaseModel, Field
 from sqlalchemy import func
+from sqlalchemy.orm import InstrumentedAttribute
 from sqlmodel import Session, col, or_, select
 
 from services.calendar import audit
@@ -43,7 +44,7 @@ from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.pagination import Page
+from shared.pagination import Page, paginate
 from shared.requests import current_request_id
 from shared.types import Identifier, Name, StrictModel, text
 from shared.versioning import require_if_match
@@ -53,7 +54,8 @@ MilestoneKind = Literal["kickoff", "creative_final", "channel_test", "launch", "
 MAX_LAG_DAYS = 260            # a working year
 MAX_WINDOW_HOURS = 24 * 14
 LagDays = Field(0, ge=0, le=MAX_LAG_DAYS, description="Working days between the two.")
-
+# Lists page by id (ids sort by creation time), an order a move cannot change under a reader.
+MILESTONE_ORDER = [cast(InstrumentedAttribute[Any], Milestone.id)]
 
 
 def _local(value: time) -> time:
@@ -198,6 +200,18 @@ def milestone_state(milestone: Milestone) -> dict[str, Any]:
 def read_milestone(*, session: Session, campaign_id: str, milestone_id: str) -> MilestonePublic:
     """Read a milestone with its dependencies."""
     return milestone_public(session, get_milestone(session, campaign_id, milestone_id))
+
+
+def list_milestones(*, session: Session, campaign_id: str, kind: str | None, limit: int,
+                    cursor: str | None) -> Page[MilestonePublic]:
+    """List a campaign's milestones, oldest first."""
+    campaign = get_campaign(session, campaign_id)
+    statement = select(Milestone).where(Milestone.campaign_id == campaign.id)
+    if kind is not None:
+        statement = statement.where(Milestone.kind == kind)
+    rows, next_cursor = paginate(session, statement, order_by=MILESTONE_ORDER, limit=limit,
+                                 cursor=cursor)
+    return Page[MilestonePublic](items=milestones_public(session, rows), next_cursor=next_cursor)
 
 
 def _moved_public(rows: dict[str, Milestone], moves: Sequence[Move]) -> list[MovedPublic]:

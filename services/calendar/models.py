@@ -7,6 +7,7 @@ from sqlmodel import Field, SQLModel
 
 from shared.db import Instant, service_registry
 from shared.idempotency import idempotency_table
+from shared.internal_auth import nonce_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
 # Column lengths shared with the API fields that fill them (see shared/types.py), so a value
@@ -26,6 +27,8 @@ class CalendarModel(SQLModel, registry=service_registry()):
 
 
 idempotency_record = idempotency_table(CalendarModel.metadata)
+# Nonces of the internal credentials of writes already served: a replayed one is refused.
+internal_nonce = nonce_table(CalendarModel.metadata)
 
 
 def utcnow() -> datetime:
@@ -51,6 +54,7 @@ class Campaign(CalendarModel, table=True):
     # {"kpi": "conversion_rate", "target": "4.5", "unit": "%", "deadline": "2026-12-31"}
     objective: dict = Field(sa_type=JSON)
     owner: str = Field(max_length=ID_LENGTH, index=True)
+    # The department's channel kinds (shared/channels.py), e.g. ["search", "social"].
     channels: list = Field(sa_type=JSON)
     market: str = Field(max_length=MARKET_LENGTH)
     time_zone: str = Field(max_length=TIME_ZONE_LENGTH)
@@ -76,6 +80,7 @@ class Phase(CalendarModel, table=True):
     # A template's phases follow their launch: when it moves, they keep their working-day
     # offsets to it (`graph.follow`). Hand-made phases have no anchor and stay put.
     anchor_id: str | None = _milestone_key(default=None, nullable=True)
+    version: int = 1
 
 
 class Milestone(CalendarModel, table=True):

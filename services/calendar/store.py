@@ -92,14 +92,17 @@ def moved_event(milestone: Milestone, from_date: date) -> NewEvent:
         "to_date": milestone.due_date})
 
 
-def phase_event(phase: Phase, change: str, before: tuple[date, date] | None) -> NewEvent:
-    """`phase.changed`: `change` is created, moved or deleted; `from`/`to` the dates before
-    and after (null for a phase that did not exist before, or no longer does)."""
+def phase_event(phase: Phase, change: str, before: tuple[date, date] | None,
+                from_kind: str | None = None) -> NewEvent:
+    """`phase.changed`: `change` is created, moved (new dates), updated (a new kind, named
+    with `from_kind`, and maybe new dates) or deleted; `from`/`to` the dates before and after
+    (null for a phase that did not exist before, or no longer does)."""
     def span(dates: tuple[date, date] | None) -> dict[str, date] | None:
         return None if dates is None else {"start_date": dates[0], "end_date": dates[1]}
     after = None if change == "deleted" else (phase.start_date, phase.end_date)
+    kinds = {"kind": phase.kind} | ({"from_kind": from_kind} if change == "updated" else {})
     return NewEvent("phase.changed", phase.campaign_id, {
-        "phase_id": phase.id, "kind": phase.kind, "change": change, "from": span(before),
+        "phase_id": phase.id, **kinds, "change": change, "from": span(before),
         "to": span(after)})
 
 
@@ -150,6 +153,7 @@ def apply_moves(session: Session, campaign: Campaign, rows: Mapping[str, Milesto
         phase.start_date, phase.end_date = _follow_span(*before, by_anchor[phase.anchor_id],  # type: ignore[index]
                                                         campaign.market)
         if (phase.start_date, phase.end_date) != before:
+            phase.version += 1
             session.add(phase)
             events.append(phase_event(phase, "moved", before))
             if before[0] == campaign.start_date:

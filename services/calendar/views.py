@@ -13,6 +13,7 @@ from services.calendar.milestones import MilestonePublic, milestones_public
 from services.calendar.models import Campaign, Milestone, Phase
 from services.calendar.phases import PhasePublic, phase_public
 from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of
+from shared.channels import ChannelKind
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.workdays import is_working_day, next_working_day
@@ -24,7 +25,7 @@ class CalendarEntryPublic(BaseModel):
     campaign_id: str
     name: str
     owner: str
-    channels: list[str]
+    channels: list[ChannelKind]
     status: str
     priority: int
     start_date: date

@@ -1,6 +1,7 @@
 """iCalendar feeds: parsed back by `icalendar` and by the independent `vobject`, checked
 against RFC 5545 rules, reached with a revocable token."""
 import re
+import uuid
 from datetime import date, datetime
 
 import icalendar
@@ -48,7 +49,9 @@ def test_campaign_feed_round_trips_through_two_parsers(api):
     launch = next(m for m in milestones.values() if m["kind"] == "launch")
     launch_links = events[f"{launch['id']}@marketplan"]["RELATED-TO"]
     gap = next(r for r in launch_links if r.params.get("RELTYPE") == "FINISHTOSTART").params["GAP"]
-    assert gap == "P6D"   # 3 working days from Tue 29 Dec: 30, 31 Dec, (1 Jan holiday) 4 Jan
+    # The readiness review is due Tue 29 Dec (all day: DTEND is Wed 30 Dec, midnight in New
+    # York); the launch is 3 working days later (30, 31 Dec, 1 Jan a holiday, 4 Jan) at 09:30.
+    assert gap == "P5DT9H30M"
     phases = [e for e in events.values() if "campaign" not in str(e["SUMMARY"])
               and str(e["UID"]).startswith("ph_")]
     assert len(phases) == 4
@@ -104,12 +107,12 @@ def test_feed_uids_are_stable_and_sequences_grow_when_things_change(api):
 
 
 def test_a_filtered_calendar_feed_and_a_revoked_token(api):
-    channel = "feed-only-channel"
-    mine = api.campaign(channels=[channel], start_date=date.today().isoformat(),
+    owner = f"feed-{uuid.uuid4().hex[:6]}"
+    mine = api.campaign(channels=["kol"], owner=owner, start_date=date.today().isoformat(),
                         end_date=date.today().isoformat())
-    api.campaign(channels=["elsewhere"], start_date=date.today().isoformat(),
+    api.campaign(channels=["email"], owner=owner, start_date=date.today().isoformat(),
                  end_date=date.today().isoformat())
-    token, body = feed_of(api, filters={"channel": channel})
+    token, body = feed_of(api, filters={"channel": "kol", "owner": owner})
     uids = {str(e["UID"]) for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
     assert uids == {f"{mine['id']}@marketplan"}
     listed = api.ok(api.get("/feed-tokens"))

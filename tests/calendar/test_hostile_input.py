@@ -14,7 +14,7 @@ NUL = "a\x00b"
 
 
 @pytest.mark.parametrize("change", [
-    {"name": NUL}, {"owner": NUL}, {"channels": [NUL]},
+    {"name": NUL}, {"owner": NUL},
     {"objective": CAMPAIGN["objective"] | {"kpi": NUL}},
     {"objective": CAMPAIGN["objective"] | {"unit": NUL}},
     {"reviews": [{"name": NUL, "frequency": "weekly"}]}])

@@ -60,8 +60,8 @@ def test_a_cascade_that_reaches_the_launch_moves_what_follows_it(api):
 
 
 def test_conflicts_check_the_moved_contingency_window(api):
-    campaign = api.from_template("standard", launch="2027-03-15", channels=["tv"])
-    other = api.campaign(channels=["tv"], start_date="2027-03-01", end_date="2027-03-31")
+    campaign = api.from_template("standard", launch="2027-03-15", channels=["offline"])
+    other = api.campaign(channels=["offline"], start_date="2027-03-01", end_date="2027-03-31")
     api.milestone(other, kind="launch", name="Other launch", due_date="2027-03-19")
     query = {"from": "2027-03-01", "to": "2027-03-31"}
 
@@ -74,7 +74,7 @@ def test_conflicts_check_the_moved_contingency_window(api):
     api.ok(api.move(campaign, launch["id"], "2027-03-18"))
     found = in_window()
     assert [(c["start_date"], c["end_date"], c["channel"]) for c in found] == [
-        ("2027-03-16", "2027-03-20", "tv")]
+        ("2027-03-16", "2027-03-20", "offline")]
 
 
 def test_a_template_launch_on_a_market_holiday_is_a_422_proposing_the_next_working_day(api):
