@@ -84,6 +84,9 @@ def log(message: str) -> None:
 class Child:
     name: str
     command: list[str]
+    # Where its JSON log lines go (appended), so the terminal keeps the banner readable;
+    # None leaves them on the terminal.
+    log_path: Path | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: float = BACKOFF_FIRST
@@ -94,7 +97,12 @@ class Child:
         env = os.environ | {SUPERVISOR_ENV: str(os.getpid())}
         # Its own process group: `up` stops it with its solver workers in one killpg, and a
         # Ctrl-C to the terminal reaches `up` alone, which stops everything in order.
-        self.process = subprocess.Popen(self.command, env=env, process_group=0)
+        if self.log_path is None:
+            self.process = subprocess.Popen(self.command, env=env, process_group=0)
+        else:
+            with open(self.log_path, "ab") as log_file:  # the child keeps its own descriptor
+                self.process = subprocess.Popen(self.command, env=env, process_group=0,
+                                                stdout=log_file, stderr=subprocess.STDOUT)
         self.started_at = time.monotonic()
         self.restart_at = None
 
@@ -189,8 +197,10 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
     if stopping:
         return 0
 
+    logs = var_dir / "logs"
+    logs.mkdir(exist_ok=True)
     children = [Child(name, [sys.executable, "-m", "marketplan", "serve", name, "--env-file",
-                             str(env_file)])
+                             str(env_file)], log_path=logs / f"{name}.log")
                 for name in (*(s.name for s in SERVICES), GATEWAY.name)]
     for child in children:
         child.start()
@@ -206,6 +216,7 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
                   f"{c.name} pid {c.process.pid} port "
                   f"{env[PROCESSES[c.name].env_prefix + 'PORT']}"
                   for c in children if c.process is not None)
+              + f"\n  Logs:       {logs}/<process>.log (JSON lines)"
               + "\nA process that stops is restarted.\nCtrl-C stops all.\n", flush=True)
         while not stopping:
             now = time.monotonic()
