@@ -1,7 +1,7 @@
 from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.budget import whatif
 from services.budget.ledger import (
@@ -16,12 +16,15 @@ from services.budget.ledger import (
     variance,
 )
 from services.budget.ledger.tables import idempotency_record
+from services.budget.propagation import BudgetConsumer
 from services.budget.whatif import OptimizationPublic, OptimizationRequest
 from shared.client import ServiceClient
 from shared.db import SessionDep, WriteSessionDep
+from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.pagination import CursorQuery, LimitQuery, Page
+from shared.types import Identifier
 from shared.versioning import body_etag, conditional_json, version_etag
 from shared.workers import WorkerPool
 
@@ -40,17 +43,38 @@ def _calendar(request: Request) -> ServiceClient:
 
 
 CalendarDep = Annotated[ServiceClient, Depends(_calendar)]
+
+
+def _consumer(request: Request) -> BudgetConsumer:
+    return request.app.state.consumer
+
+
+ConsumerDep = Annotated[BudgetConsumer, Depends(_consumer)]
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 FinanceDep = Annotated[Caller, require_roles("admin", "finance")]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
 BudgetPath = "/budgets/{budget_id}"
+# Path and filter texts follow the API's text rules (no NUL), checked before the database.
+BudgetId = Annotated[Identifier, Path()]
+ChannelId = Annotated[Identifier, Path()]
+DrawId = Annotated[Identifier, Path()]
+Filter = Annotated[Identifier | None, Query()]
+# Plan numbers are INTEGER columns: a larger number names no plan, and PostgreSQL would refuse
+# to compare it with one (a 500), so it is a 422 before the database.
+PlanNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 CSV = {"description": "CSV with a header row.", "content": {"text/csv": {}}}
 
 
 def _csv(body: str, filename: str) -> Response:
     return Response(body, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/sync", response_model=SyncStatus)
+def read_sync(consumer: ConsumerDep) -> SyncStatus:
+    """Show how far the budget has applied the calendar's events: cursor, backlog, last error."""
+    return consumer.status()
 
 
 @router.post("/optimize", response_model=OptimizationPublic)
@@ -74,7 +98,7 @@ def create_budget(body: budgets.BudgetCreate, session: WriteSessionDep, caller: 
 
 @router.get("/budgets", response_model=Page[budgets.BudgetPublic])
 def read_budgets(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuery = None,
-                 department: str | None = None, currency: str | None = None,
+                 department: Filter = None, currency: Filter = None,
                  active_from: Annotated[date | None, Query(
                      description="Budgets whose fiscal period ends on or after this date.")] = None,
                  active_to: Annotated[date | None, Query(
@@ -87,14 +111,14 @@ def read_budgets(session: SessionDep, limit: LimitQuery = 50, cursor: CursorQuer
 
 @router.get(BudgetPath, response_model=budgets.BudgetPublic,
             responses={304: {"description": "Not modified (If-None-Match)."}})
-def read_budget(request: Request, budget_id: str, session: SessionDep) -> Response:
+def read_budget(request: Request, budget_id: BudgetId, session: SessionDep) -> Response:
     """Read a budget; its ETag is its version."""
     public = budgets.read_budget(session=session, budget_id=budget_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
 @router.patch(BudgetPath, response_model=budgets.BudgetPublic)
-def update_budget(response: Response, budget_id: str, body: budgets.BudgetUpdate,
+def update_budget(response: Response, budget_id: BudgetId, body: budgets.BudgetUpdate,
                   session: WriteSessionDep, caller: PlannerDep, calendar: CalendarDep,
                   if_match: IfMatch = None) -> budgets.BudgetPublic:
     """Change a budget; `If-Match` must carry the ETag you read (412 if it changed since)."""
@@ -107,7 +131,7 @@ def update_budget(response: Response, budget_id: str, body: budgets.BudgetUpdate
 # --- channels --------------------------------------------------------------------------
 
 @router.post(BudgetPath + "/channels", status_code=201, response_model=channels.ChannelPublic)
-def create_channel(budget_id: str, body: channels.ChannelCreate, session: WriteSessionDep,
+def create_channel(budget_id: BudgetId, body: channels.ChannelCreate, session: WriteSessionDep,
                    caller: PlannerDep, idempotency: IdempotencyDep) -> channels.ChannelPublic:
     """Add a channel with its return model, bounds, group and lifecycle state."""
     return channels.create_channel(session=session, idempotency=idempotency, budget_id=budget_id,
@@ -115,20 +139,21 @@ def create_channel(budget_id: str, body: channels.ChannelCreate, session: WriteS
 
 
 @router.get(BudgetPath + "/channels", response_model=list[channels.ChannelPublic])
-def read_channels(budget_id: str, session: SessionDep):
+def read_channels(budget_id: BudgetId, session: SessionDep):
     """List a budget's channels in the order they were added."""
     return channels.list_channels(session=session, budget_id=budget_id)
 
 
 @router.get(BudgetPath + "/channels/{channel_id}", response_model=channels.ChannelPublic)
-def read_channel(request: Request, budget_id: str, channel_id: str, session: SessionDep) -> Response:
+def read_channel(request: Request, budget_id: BudgetId, channel_id: ChannelId,
+                 session: SessionDep) -> Response:
     """Read a channel; its ETag is its version."""
     public = channels.read_channel(session=session, budget_id=budget_id, channel_id=channel_id)
     return conditional_json(request, public, version_etag(public.version))
 
 
 @router.patch(BudgetPath + "/channels/{channel_id}", response_model=channels.ChannelPublic)
-def update_channel(response: Response, budget_id: str, channel_id: str,
+def update_channel(response: Response, budget_id: BudgetId, channel_id: ChannelId,
                    body: channels.ChannelUpdate, session: WriteSessionDep, caller: PlannerDep,
                    if_match: IfMatch = None) -> channels.ChannelPublic:
     """Change a channel or move it through testing → active → scaling → exited (`If-Match`)."""
@@ -141,7 +166,7 @@ def update_channel(response: Response, budget_id: str, channel_id: str,
 # --- plans -----------------------------------------------------------------------------
 
 @router.post(BudgetPath + "/plans", status_code=201, response_model=plans.PlanPublic)
-def create_plan(request: Request, budget_id: str, body: plans.PlanCreate,
+def create_plan(request: Request, budget_id: BudgetId, body: plans.PlanCreate,
                 session: WriteSessionDep, caller: PlannerDep, workers: WorkersDep,
                 idempotency: IdempotencyDep) -> plans.PlanPublic:
     """Optimize the budget's channels and store the answer as the next plan version (a draft
@@ -152,28 +177,28 @@ def create_plan(request: Request, budget_id: str, body: plans.PlanCreate,
 
 
 @router.get(BudgetPath + "/plans", response_model=Page[plans.PlanSummaryPublic])
-def read_plans(budget_id: str, session: SessionDep, limit: LimitQuery = 50,
+def read_plans(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 50,
                cursor: CursorQuery = None):
     """List a budget's plan versions, oldest first."""
     return plans.list_plans(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
 @router.get(BudgetPath + "/plans/{number}.csv", response_class=Response, responses={200: CSV})
-def export_plan(budget_id: str, number: int, session: SessionDep) -> Response:
+def export_plan(budget_id: BudgetId, number: PlanNumber, session: SessionDep) -> Response:
     """Export a plan version as CSV: one row per channel and period."""
     return _csv(exports.plan_csv(session=session, budget_id=budget_id, number=number),
                 f"{budget_id}-plan-{number}.csv")
 
 
 @router.get(BudgetPath + "/plans/{number}", response_model=plans.PlanPublic)
-def read_plan(request: Request, budget_id: str, number: int, session: SessionDep) -> Response:
+def read_plan(request: Request, budget_id: BudgetId, number: PlanNumber, session: SessionDep) -> Response:
     """Read a plan version with its channels, periods and the reserve draws made for it."""
     public = plans.read_plan(session=session, budget_id=budget_id, number=number)
     return conditional_json(request, public, body_etag(public))
 
 
 @router.post(BudgetPath + "/plans/{number}/approve", response_model=plans.PlanPublic)
-def approve_plan(budget_id: str, number: int, session: WriteSessionDep, caller: PlannerDep):
+def approve_plan(budget_id: BudgetId, number: PlanNumber, session: WriteSessionDep, caller: PlannerDep):
     """Make this plan version the budget's current plan."""
     return plans.approve(session=session, budget_id=budget_id, number=number, caller=caller)
 
@@ -181,20 +206,27 @@ def approve_plan(budget_id: str, number: int, session: WriteSessionDep, caller: 
 # --- reserve ---------------------------------------------------------------------------
 
 @router.get(BudgetPath + "/reserve", response_model=reserve.ReservePublic)
-def read_reserve(budget_id: str, session: SessionDep):
+def read_reserve(budget_id: BudgetId, session: SessionDep):
     """Show how much the reserve holds, how much was drawn and what is left."""
     return reserve.read_reserve(session=session, budget_id=budget_id)
 
 
 @router.get(BudgetPath + "/reserve/entries", response_model=Page[reserve.ReserveEntryPublic])
-def read_reserve_entries(budget_id: str, session: SessionDep, limit: LimitQuery = 50,
+def read_reserve_entries(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 50,
                          cursor: CursorQuery = None):
     """List the reserve's draws and reversals, oldest first."""
     return reserve.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
+@router.get(BudgetPath + "/reserve/entries.csv", response_class=Response, responses={200: CSV})
+def export_reserve_entries(budget_id: BudgetId, session: SessionDep) -> Response:
+    """Export the reserve's ledger as CSV: one row per draw or reversal, oldest first."""
+    return _csv(exports.reserve_csv(session=session, budget_id=budget_id),
+                f"{budget_id}-reserve.csv")
+
+
 @router.post(BudgetPath + "/reserve/draws", status_code=201, response_model=reserve.ReserveEntryPublic)
-def draw_reserve(budget_id: str, body: reserve.DrawCreate, session: WriteSessionDep,
+def draw_reserve(budget_id: BudgetId, body: reserve.DrawCreate, session: WriteSessionDep,
                  caller: PlannerDep, idempotency: IdempotencyDep) -> reserve.ReserveEntryPublic:
     """Move money from the reserve to a channel or campaign; 409 if the reserve has too little."""
     return reserve.draw(session=session, idempotency=idempotency, budget_id=budget_id,
@@ -203,7 +235,7 @@ def draw_reserve(budget_id: str, body: reserve.DrawCreate, session: WriteSession
 
 @router.post(BudgetPath + "/reserve/draws/{draw_id}/reversal", status_code=201,
              response_model=reserve.ReserveEntryPublic)
-def reverse_draw(budget_id: str, draw_id: str, body: reserve.ReversalCreate,
+def reverse_draw(budget_id: BudgetId, draw_id: DrawId, body: reserve.ReversalCreate,
                  session: WriteSessionDep, caller: PlannerDep,
                  idempotency: IdempotencyDep) -> reserve.ReserveEntryPublic:
     """Return a draw's money to the reserve with a compensating entry (draws are never edited)."""
@@ -214,7 +246,7 @@ def reverse_draw(budget_id: str, draw_id: str, body: reserve.ReversalCreate,
 # --- actuals, variance, review -----------------------------------------------------------
 
 @router.post(BudgetPath + "/actuals", response_model=actuals.ImportResultPublic)
-def import_actuals(budget_id: str, body: actuals.ActualsImport, session: WriteSessionDep,
+def import_actuals(budget_id: BudgetId, body: actuals.ActualsImport, session: WriteSessionDep,
                    caller: FinanceDep, idempotency: IdempotencyDep) -> actuals.ImportResultPublic:
     """Store actual spend and return by channel and period; a replayed file changes nothing."""
     return actuals.import_actuals(session=session, idempotency=idempotency, budget_id=budget_id,
@@ -222,35 +254,56 @@ def import_actuals(budget_id: str, body: actuals.ActualsImport, session: WriteSe
 
 
 @router.get(BudgetPath + "/actuals", response_model=Page[actuals.ActualPublic])
-def read_actuals(budget_id: str, session: SessionDep, channel_id: str | None = None,
-                 period: str | None = None, limit: LimitQuery = 100, cursor: CursorQuery = None):
+def read_actuals(budget_id: BudgetId, session: SessionDep, channel_id: Filter = None,
+                 period: Filter = None, limit: LimitQuery = 100, cursor: CursorQuery = None):
     """List actuals by period, then channel."""
     return actuals.list_actuals(session=session, budget_id=budget_id, channel_id=channel_id,
                                 period=period, limit=limit, cursor=cursor)
 
 
 @router.get(BudgetPath + "/actuals.csv", response_class=Response, responses={200: CSV})
-def export_actuals(budget_id: str, session: SessionDep) -> Response:
+def export_actuals(budget_id: BudgetId, session: SessionDep) -> Response:
     """Export all actuals as CSV: one row per channel and period."""
     return _csv(exports.actuals_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-actuals.csv")
 
 
 @router.get(BudgetPath + "/variance", response_model=variance.VariancePublic)
-def read_variance(budget_id: str, session: SessionDep):
+def read_variance(budget_id: BudgetId, session: SessionDep):
     """Compare the current plan (with its draws) and actuals: per channel and period, burn
     rate, and alerts where spend runs ahead of plan by the budget's alert_percent."""
     return variance.read_variance(session=session, budget_id=budget_id)
 
 
+@router.get(BudgetPath + "/variance.csv", response_class=Response, responses={200: CSV})
+def export_variance(budget_id: BudgetId, session: SessionDep) -> Response:
+    """Export the variance as CSV: one row per channel and period, plan against actuals."""
+    return _csv(exports.variance_csv(session=session, budget_id=budget_id),
+                f"{budget_id}-variance.csv")
+
+
 @router.get(BudgetPath + "/review", response_model=review.ReviewPublic)
-def read_review(budget_id: str, session: SessionDep):
+def read_review(budget_id: BudgetId, session: SessionDep):
     """Apply the playbook's admit / scale-up / exit rules to each channel's actuals."""
     return review.read_review(session=session, budget_id=budget_id)
 
 
+@router.get(BudgetPath + "/review.csv", response_class=Response, responses={200: CSV})
+def export_review(budget_id: BudgetId, session: SessionDep) -> Response:
+    """Export the channel review as CSV: one row per channel with its recommendation."""
+    return _csv(exports.review_csv(session=session, budget_id=budget_id),
+                f"{budget_id}-review.csv")
+
+
 @router.get(BudgetPath + "/audit", response_model=Page[audit.AuditEntryPublic])
-def read_audit(budget_id: str, session: SessionDep, limit: LimitQuery = 100,
+def read_audit(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 100,
                cursor: CursorQuery = None):
     """Read a budget's append-only audit log, oldest first."""
     return audit.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
+
+
+@router.get(BudgetPath + "/audit.csv", response_class=Response, responses={200: CSV})
+def export_audit(budget_id: BudgetId, session: SessionDep) -> Response:
+    """Export the budget's audit log as CSV, oldest entry first."""
+    return _csv(exports.audit_csv(session=session, budget_id=budget_id),
+                f"{budget_id}-audit.csv")

@@ -1,10 +1,13 @@
-from contextlib import asynccontextmanager
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from services.budget.api import router
 from services.budget.config import BudgetSettings
+from services.budget.propagation import BudgetConsumer
 from shared.client import ServiceClient
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
@@ -17,13 +20,21 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     settings = settings or BudgetSettings()
 
     @asynccontextmanager
-    async def resources(app: FastAPI):
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.workers = WorkerPool(settings.solver_workers, preload="services.budget.optimizer")
         app.state.workers.start()
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="budget",
             secret=settings.internal_secret.get_secret_value().encode())
+        app.state.consumer = BudgetConsumer(engine=app.state.engine, calendar=app.state.calendar,
+                                            poll_seconds=settings.events_poll_seconds)
+        polling = (asyncio.create_task(app.state.consumer.run())
+                   if settings.events_poll_seconds > 0 else None)
         yield
+        if polling is not None:
+            polling.cancel()
+            with suppress(asyncio.CancelledError):
+                await polling
         app.state.calendar.close()
         app.state.workers.close()
 

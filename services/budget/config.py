@@ -15,3 +15,6 @@ class BudgetSettings(DatabaseSettings):
     solve_grace_seconds: float = Field(30, gt=0)
     # Campaigns linked to a budget are checked there.
     calendar_url: str = "http://127.0.0.1:8001"
+    # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync
+    # status still answers), e.g. for a process that only serves requests.
+    events_poll_seconds: float = Field(0.5, ge=0, le=300)

@@ -10,9 +10,10 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from services.budget import optimizer
+from services.budget.fields import Amount, Number, Percent, Rate, Share
 from shared.errors import UnprocessableContent, invalid_fields
 from shared.money import minor_units, quantum
-from shared.types import Amount, Currency, Identifier, Money, Rate, Ratio, Share, StrictModel
+from shared.types import Currency, Identifier, Money, Ratio, StrictModel
 from shared.workers import WorkerPool, WorkerTimeout
 
 # Documented input limits: a request beyond them is a 422, never a hang.
@@ -49,7 +50,7 @@ class HillResponse(StrictModel):
     type: Literal["hill"]
     beta: Amount = Field(gt=0, description="Saturation: the most the channel can return.")
     k: Amount = Field(gt=0, description="Spend at which half of beta is reached.")
-    alpha: Decimal = Field(ge=Decimal("0.1"), le=10, allow_inf_nan=False,
+    alpha: Number = Field(ge=Decimal("0.1"), le=10,
                            description="Shape: concave at ≤ 1, S-shaped above 1.")
 
 
@@ -89,7 +90,7 @@ class OptimizationPeriod(StrictModel):
 
 
 class ReservePolicy(StrictModel):
-    percent: Decimal | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    percent: Percent | None = None
     amount: Amount | None = None
 
     @model_validator(mode="after")
@@ -101,7 +102,7 @@ class ReservePolicy(StrictModel):
 
 class IncrementalMode(StrictModel):
     previous: dict[Identifier, Amount] = Field(description="Amount per channel in the last plan.")
-    tolerance_percent: Decimal = Field(ge=0, le=100, allow_inf_nan=False,
+    tolerance_percent: Percent = Field(
                                        description="Each channel stays within ± this percent.")
 
 
@@ -262,11 +263,14 @@ def check(problem: optimizer.Problem) -> None:
 
 def to_public(allocation: optimizer.Allocation, currency: str) -> OptimizationPublic:
     """The optimizer's answer in the API's shape."""
+    # Every total with the currency's decimals, however the request wrote it: a fixed reserve
+    # of "150000" is answered as "150000.00".
+    exact = quantum(minor_units(currency))
     return OptimizationPublic(
-        status=allocation.status, currency=currency,
-        total=allocation.total.quantize(quantum(minor_units(currency))),
-        reserve=allocation.reserve, spend=allocation.spend, unspent=allocation.unspent,
-        expected_return=allocation.expected_return,
+        status=allocation.status, currency=currency, total=allocation.total.quantize(exact),
+        reserve=allocation.reserve.quantize(exact), spend=allocation.spend.quantize(exact),
+        unspent=allocation.unspent.quantize(exact),
+        expected_return=allocation.expected_return.quantize(exact),
         marginal_value_of_budget=allocation.marginal_value_of_budget,
         allocations=[ChannelAllocationPublic(
             channel=a.channel, amount=a.amount, expected_return=a.expected_return,

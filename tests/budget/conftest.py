@@ -1,5 +1,7 @@
 """The budget service on a migrated database, once per backend per test module; each test
 makes its own budgets, so tests do not see each other's data."""
+import csv
+import io
 import uuid
 
 import httpx
@@ -28,6 +30,14 @@ CHANNELS = [
     {"name": "video", "kind": "video", "min": "50000",
      "response": {"type": "hill", "beta": "900000", "k": "250000", "alpha": "0.9"}},
 ]
+
+
+def read_csv(response: httpx.Response) -> list[dict[str, str]]:
+    """The rows of a CSV export, which starts with a UTF-8 byte order mark for spreadsheets."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.content.startswith(b"\xef\xbb\xbf")
+    return list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"), newline="")))
 
 
 class Api(SignedApi):
@@ -76,7 +86,8 @@ def api(request, tmp_path_factory, calendar):
         url = request.getfixturevalue("postgres").create_database(f"b_{uuid.uuid4().hex[:16]}")
     migrations.upgrade(MIGRATIONS, url)
     server, campaign_id = calendar
+    # The tests apply the calendar's events themselves (`consumer.poll_once()`).
     settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
-                              calendar_url=server.url)
+                              calendar_url=server.url, events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:
         yield Api(client, url, campaign_id)

@@ -1,12 +1,10 @@
 """Actuals imports, variance against the current plan, the playbook review, CSV and audit."""
-import csv
-import io
 import uuid
 from decimal import Decimal
 
 import pytest
 
-from tests.budget.conftest import CHANNELS
+from tests.budget.conftest import CHANNELS, read_csv
 
 LINEAR = [{"name": name, "kind": "search", "response": {"type": "linear", "roi": "2"},
            "min": "1000", "max": "1000", "state": state}
@@ -130,9 +128,7 @@ def test_actuals_csv_sums_equal_the_variance_to_the_cent(api):
                                                 reserve={"percent": "7"})
     api.ok(api.post(f"/budgets/{budget['id']}/actuals", {"rows": rows(channels, {
         "search": [("1001", "2003"), ("999", "1")], "social": [("7", "0")]})}, role="finance"))
-    response = api.get(f"/budgets/{budget['id']}/actuals.csv", role="finance")
-    assert response.status_code == 200
-    table = list(csv.DictReader(io.StringIO(response.text)))
+    table = read_csv(api.get(f"/budgets/{budget['id']}/actuals.csv", role="finance"))
     assert list(table[0]) == ["budget_id", "channel_id", "channel", "period", "spend", "return", "currency"]
     variance = api.ok(api.get(f"/budgets/{budget['id']}/variance"))
     total = next(b for b in variance["burn"] if b["channel_id"] is None)

@@ -1,9 +1,7 @@
 """Plans: optimize a budget's channels, store numbered immutable versions, approve one."""
-import csv
-import io
 from decimal import Decimal
 
-from tests.budget.conftest import CHANNELS
+from tests.budget.conftest import CHANNELS, read_csv
 
 
 def amounts(plan: dict) -> dict[str, Decimal]:
@@ -88,9 +86,7 @@ def test_plan_request_errors_name_the_field(api):
 def test_plan_csv_sums_equal_the_api_to_the_cent(api):
     budget, _ = api.budget_with_channels(currency="EUR", total="777777.77")
     plan = api.ok(api.post(f"/budgets/{budget['id']}/plans", {}), 201)
-    response = api.get(f"/budgets/{budget['id']}/plans/1.csv", role="finance")
-    assert response.status_code == 200 and response.headers["content-type"].startswith("text/csv")
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    rows = read_csv(api.get(f"/budgets/{budget['id']}/plans/1.csv", role="finance"))
     assert list(rows[0]) == ["budget_id", "plan", "channel_id", "channel", "period", "amount",
                              "expected_return", "currency"]
     assert len(rows) == len(plan["channels"]) * len(budget["periods"])

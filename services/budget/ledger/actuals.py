@@ -8,6 +8,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
+from services.budget.fields import Amount, PeriodId
 from services.budget.ledger import audit
 from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.tables import Actual, Budget, Channel, page_order, utcnow
@@ -17,7 +18,7 @@ from shared.idempotency import Idempotency
 from shared.internal_auth import Caller
 from shared.money import from_minor, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Amount, Identifier, Money, StrictModel
+from shared.types import Identifier, Money, StrictModel
 
 MAX_ROWS = 10_000
 
@@ -26,7 +27,7 @@ class ActualRow(StrictModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     channel_id: Identifier
-    period: str = Field(description="A period id of the budget, e.g. 2027-03.")
+    period: PeriodId = Field(description="A period id of the budget, e.g. 2027-03.")  # type: ignore[valid-type]
     spend: Amount
     return_: Amount = Field(alias="return")
 

@@ -2,12 +2,13 @@
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
-from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from services.budget.ledger import audit
+from services.budget.fields import Amount, Ratio, Share
+from services.budget.ledger import audit, campaigns
+from services.budget.ledger.campaigns import LinkedCampaignPublic
 from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.periods import MAX_PERIODS, PeriodLength, periods
 from services.budget.ledger.reserve import reserve_amount, reserve_drawn_minor, reserve_left_minor
@@ -15,16 +16,16 @@ from services.budget.ledger.tables import Actual, Budget, Channel, Plan, page_or
 from services.budget.ledger.transaction import rolls_back
 from services.budget.whatif import ReservePolicy
 from shared.client import ServiceClient
-from shared.errors import Conflict, ServiceUnavailable, invalid_fields
+from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, quantize, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Amount, Currency, Identifier, Money, Name, Ratio, Share, StrictModel
+from shared.types import Currency, Identifier, Money, Name, StrictModel
 from shared.versioning import require_if_match
 
-Multiplier = Annotated[Ratio, Field(gt=0, le=1000, allow_inf_nan=False)]
+Multiplier = Annotated[Ratio, Field(gt=0, le=1000)]
 
 
 class GroupRule(StrictModel):
@@ -101,6 +102,9 @@ class BudgetPublic(BaseModel):
     groups: list[GroupRule]
     rules: PlaybookRules
     campaign_ids: list[str]
+    campaigns: list[LinkedCampaignPublic] = Field(description="Each linked campaign as the "
+                                                  "calendar last reported it, in campaign_ids "
+                                                  "order.")
     current_plan: int | None = Field(description="Number of the approved plan in force.")
     version: int
     created_by: str
@@ -117,10 +121,19 @@ def to_public(session: Session, budget: Budget) -> BudgetPublic:
         periods=[PeriodPublic(id=p.id, start_date=p.start, end_date=p.end)
                  for p in budget_periods(budget)],
         total=from_minor(budget.total_minor, budget.currency),
-        reserve=ReservePolicy.model_validate(budget.reserve), reserve_amount=amount,
+        reserve=_policy(budget), reserve_amount=amount,
         reserve_drawn=drawn, reserve_remaining=amount - drawn,
         groups=[GroupRule.model_validate(g) for g in budget.groups],
-        rules=PlaybookRules.model_validate(budget.rules))
+        rules=PlaybookRules.model_validate(budget.rules),
+        campaigns=campaigns.linked_public(session, budget))
+
+
+def _policy(budget: Budget) -> ReservePolicy:
+    """The reserve policy, a fixed amount shown with the currency's decimals."""
+    policy = ReservePolicy.model_validate(budget.reserve)
+    if policy.amount is None:
+        return policy
+    return policy.model_copy(update={"amount": quantize(policy.amount, budget.currency)})
 
 
 def _check_budget(values: dict[str, Any], currency: str) -> None:
@@ -165,31 +178,20 @@ def _raise_if_any(errors: list[tuple[str, str]]) -> None:
         raise invalid_fields(errors)
 
 
-def check_campaigns(calendar: ServiceClient, campaign_ids: list[str]) -> None:
-    """Raise InvalidRequest naming each id the calendar service does not know."""
-    errors = []
-    for i, campaign_id in enumerate(campaign_ids):
-        response = calendar.request("GET", f"/api/v1/calendar/campaigns/{quote(campaign_id, safe='')}")
-        if response.status_code == 404:
-            errors.append((f"campaign_ids[{i}]", f"the calendar has no campaign {campaign_id!r}"))
-        elif response.status_code != 200:
-            raise ServiceUnavailable("The calendar service could not confirm the campaigns; "
-                                     "try again shortly.")
-    _raise_if_any(errors)
-
-
 @rolls_back
 def create_budget(*, session: Session, idempotency: Idempotency, budget_in: BudgetCreate,
                   calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Create a budget; its linked campaigns must exist in the calendar."""
     _check_budget(dict(budget_in), budget_in.currency)
-    check_campaigns(calendar, budget_in.campaign_ids)
+    linked = campaigns.read_linked(calendar, budget_in.campaign_ids)
     budget = Budget(
         id=new_id("bud"), created_by=caller.principal,
         **budget_in.model_dump(mode="json", exclude={"total", "start_date", "end_date"}),
         start_date=budget_in.start_date, end_date=budget_in.end_date,
         total_minor=to_minor(budget_in.total, budget_in.currency))
     session.add(budget)
+    for state in linked:
+        campaigns.store(session, state)
     session.flush()
     public = to_public(session, budget)
     audit.record(session, budget_id=budget.id, caller=caller, action="budget.create",
@@ -212,7 +214,8 @@ def list_budgets(*, session: Session, department: str | None, currency: str | No
     if department is not None:
         statement = statement.where(Budget.department == department)
     if currency is not None:
-        statement = statement.where(Budget.currency == currency)
+        # Currency codes are stored upper case (ISO 4217); `eur` means EUR.
+        statement = statement.where(Budget.currency == currency.upper())
     if active_from is not None:
         statement = statement.where(Budget.end_date >= active_from)
     if active_to is not None:
@@ -227,7 +230,7 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
                   calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Change a budget's settings at the version the caller read (412 if stale)."""
     # Asked before the row lock: the calendar's answer does not depend on it.
-    check_campaigns(calendar, update.campaign_ids or [])
+    linked = campaigns.read_linked(calendar, update.campaign_ids or [])
     budget = get_budget(session, budget_id, lock=True)
     require_if_match(if_match, budget.version, what="budget")
     before = to_public(session, budget)
@@ -253,6 +256,8 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
     for field in ("start_date", "end_date"):
         if field in changes:
             setattr(budget, field, values[field])
+    for state in linked:
+        campaigns.store(session, state)
     if "total" in changes:
         budget.total_minor = to_minor(values["total"], budget.currency)
     if reserve_left_minor(session, budget) < 0:

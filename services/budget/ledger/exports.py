@@ -1,23 +1,61 @@
-"""CSV exports for finance: a header row, a fixed column order, exact decimal strings."""
+"""CSV exports for finance: a header row, a fixed column order, exact decimal strings.
+
+Made for spreadsheets as much as for programs:
+- a UTF-8 byte order mark first, without which LibreOffice's and Excel's default import read
+  UTF-8 as a legacy code page (`Télé — Prime` becomes `TÃ©lÃ© â€” Prime`);
+- a text cell that a spreadsheet would run as a formula (starting with = + - @, a tab or a
+  carriage return) is written with an apostrophe in front, as OWASP advises against CSV
+  injection; numbers are written as numbers, so a negative amount stays a number.
+"""
 import csv
 import io
+import json
+from collections.abc import Iterable, Sequence
+from decimal import Decimal
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from services.budget.ledger import review, variance
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
-from services.budget.ledger.tables import Actual, PlanLine
+from services.budget.ledger.tables import Actual, AuditEntry, PlanLine, ReserveEntry
 from shared.money import from_minor
+
+BOM = "\ufeff"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 PLAN_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "amount",
                 "expected_return", "currency")
 ACTUALS_COLUMNS = ("budget_id", "channel_id", "channel", "period", "spend", "return", "currency")
+VARIANCE_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "planned", "spend",
+                    "variance", "variance_percent", "return", "roi", "currency")
+RESERVE_COLUMNS = ("budget_id", "entry_id", "kind", "amount", "currency", "channel_id",
+                   "campaign_id", "plan", "period", "reason", "reverses_id", "author",
+                   "request_id", "created_at")
+AUDIT_COLUMNS = ("budget_id", "entry", "at", "principal", "role", "request_id", "action",
+                 "target", "changes")
+REVIEW_COLUMNS = ("budget_id", "channel_id", "channel", "state", "recommendation", "reason",
+                  "spend", "return", "roi", "ratio_to_average", "periods_below_exit",
+                  "currency")
+
+Cell = str | int | Decimal | None
 
 
-def _csv(columns: tuple[str, ...], rows: list[tuple]) -> str:
+def _cell(value: Cell) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, int):
+        return str(value)
+    return "'" + value if value.startswith(FORMULA_STARTS) else value
+
+
+def _csv(columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
     out = io.StringIO()
+    out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")   # RFC 4180 line ends
     writer.writerow(columns)
-    writer.writerows(rows)
+    writer.writerows([_cell(value) for value in row] for row in rows)
     return out.getvalue()
 
 
@@ -29,7 +67,7 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> str:
     order = {p.id: i for i, p in enumerate(budget_periods(budget))}
     lines = sorted(session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)),
                    key=lambda line: (names[line.channel_id], order[line.period]))
-    money = lambda units: format(from_minor(units, budget.currency), "f")  # noqa: E731
+    money = lambda units: from_minor(units, budget.currency)  # noqa: E731
     return _csv(PLAN_COLUMNS, [(budget.id, plan.number, line.channel_id, names[line.channel_id],
                                 line.period, money(line.amount_minor),
                                 money(line.expected_return_minor), budget.currency)
@@ -43,7 +81,46 @@ def actuals_csv(*, session: Session, budget_id: str) -> str:
     order = {p.id: i for i, p in enumerate(budget_periods(budget))}
     actuals = sorted(session.exec(select(Actual).where(Actual.budget_id == budget.id)),
                      key=lambda a: (order[a.period], names[a.channel_id]))
-    money = lambda units: format(from_minor(units, budget.currency), "f")  # noqa: E731
+    money = lambda units: from_minor(units, budget.currency)  # noqa: E731
     return _csv(ACTUALS_COLUMNS, [(budget.id, a.channel_id, names[a.channel_id], a.period,
                                    money(a.spend_minor), money(a.return_minor), budget.currency)
                                   for a in actuals])
+
+
+def variance_csv(*, session: Session, budget_id: str) -> str:
+    """The variance rows (plan with its draws against actuals), one per channel and period."""
+    report = variance.read_variance(session=session, budget_id=budget_id)
+    return _csv(VARIANCE_COLUMNS, [(budget_id, report.plan, r.channel_id, r.channel, r.period,
+                                    r.planned, r.spend, r.variance, r.variance_percent,
+                                    r.return_, r.roi, report.currency) for r in report.rows])
+
+
+def reserve_csv(*, session: Session, budget_id: str) -> str:
+    """The reserve's ledger, oldest entry first: draws positive, reversals negative."""
+    budget = get_budget(session, budget_id)
+    entries = session.exec(select(ReserveEntry).where(ReserveEntry.budget_id == budget.id)
+                           .order_by(ReserveEntry.id)).all()
+    return _csv(RESERVE_COLUMNS, [(
+        budget.id, e.id, e.kind, from_minor(e.amount_minor, budget.currency), budget.currency,
+        e.channel_id, e.campaign_id, e.plan_number, e.period, e.reason, e.reverses_id, e.author,
+        e.request_id, e.created_at.isoformat()) for e in entries])
+
+
+def audit_csv(*, session: Session, budget_id: str) -> str:
+    """The budget's audit log, oldest first; each entry's changes as one JSON cell."""
+    budget = get_budget(session, budget_id)
+    entries = session.exec(select(AuditEntry).where(AuditEntry.budget_id == budget.id)
+                           .order_by(col(AuditEntry.id))).all()
+    return _csv(AUDIT_COLUMNS, [(
+        budget.id, e.id, e.at.isoformat(), e.principal, e.role, e.request_id, e.action,
+        e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True)) for e in entries])
+
+
+def review_csv(*, session: Session, budget_id: str) -> str:
+    """The playbook's recommendation per channel, with the figures behind it."""
+    budget = get_budget(session, budget_id)
+    report = review.read_review(session=session, budget_id=budget.id)
+    return _csv(REVIEW_COLUMNS, [(
+        budget.id, c.channel_id, c.channel, c.state, c.recommendation, c.reason, c.spend,
+        c.return_, c.roi, c.ratio_to_average, " ".join(c.periods_below_exit), budget.currency)
+        for c in report.channels])

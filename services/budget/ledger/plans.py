@@ -10,6 +10,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.budget import optimizer, whatif
+from services.budget.fields import Amount, Percent, PeriodId, Rate
 from services.budget.ledger import audit
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
 from services.budget.ledger.periods import apportion
@@ -23,7 +24,7 @@ from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, minor_units, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Money, Rate, StrictModel
+from shared.types import Money, StrictModel
 from shared.workers import WorkerPool
 
 
@@ -31,11 +32,11 @@ class PlanCreate(StrictModel):
     method: Literal["zero_based", "incremental"] = Field(
         "zero_based", description="Zero-based ignores history; incremental keeps each channel "
                                   "within ± tolerance_percent of the current plan.")
-    tolerance_percent: Decimal | None = Field(None, ge=0, le=100, allow_inf_nan=False)
+    tolerance_percent: Percent | None = None
     objective: optimizer.Objective = "max_return"
-    target_return: Decimal | None = Field(None, ge=0, allow_inf_nan=False)
+    target_return: Amount | None = Field(None, description="Required by `min_spend`.")
     target_roi: Rate | None = None
-    phasing: dict[str, Rate] | None = Field(
+    phasing: dict[PeriodId, Rate] | None = Field(  # type: ignore[valid-type]
         None, description="Weight per period id for spreading each channel's amount; default: "
                           "the days of each period.")
     solver: optimizer.SolverName = "highs"
@@ -92,9 +93,13 @@ def _incremental(session: Session, budget: Budget,
         raise invalid_fields(errors)
     assert budget.current_plan is not None and plan_in.tolerance_percent is not None
     plan = get_plan(session, budget.id, budget.current_plan)
-    names = channel_names(session, budget.id)
-    return optimizer.Incremental(previous={names[c.channel_id]: c.current_amount
-                                           for c in _channels(session, budget, plan)},
+    # A channel exited since the current plan gets nothing now: its previous amount is
+    # released (not held within the tolerance) and goes wherever it returns most.
+    live = set(session.exec(select(Channel.id).where(Channel.budget_id == budget.id,
+                                                     Channel.state != "exited")))
+    return optimizer.Incremental(previous={c.channel: c.current_amount
+                                           for c in _channels(session, budget, plan)
+                                           if c.channel_id in live},
                                  tolerance=plan_in.tolerance_percent / 100)
 
 

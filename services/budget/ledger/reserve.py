@@ -11,7 +11,8 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from services.budget import optimizer
-from services.budget.ledger import audit
+from services.budget.fields import Amount, PeriodId, Reason
+from services.budget.ledger import audit, campaigns
 from services.budget.ledger.loaders import budget_periods, get_budget, get_channel
 from services.budget.ledger.periods import period_of
 from services.budget.ledger.tables import Budget, ReserveEntry, page_order, utcnow
@@ -20,22 +21,23 @@ from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.money import from_minor, minor_units, to_minor
+from shared.money import from_minor, minor_units, quantum, to_minor
 from shared.pagination import Page, paginate
 from shared.requests import current_request_id
-from shared.types import Amount, Identifier, Money, StrictModel
+from shared.types import Identifier, Money, StrictModel
 
-Reason = Field(min_length=1, max_length=1000, description="Why: it is kept with the entry.")
+WHY = "Why: it is kept with the entry."
 
 
 class DrawCreate(StrictModel):
     amount: Amount = Field(gt=0)
-    reason: str = Reason
+    reason: Reason = Field(description=WHY)  # type: ignore[valid-type]
     channel_id: Identifier | None = Field(None, description="The channel that gets the money "
                                           "(its amount in the current plan grows by it) ...")
     campaign_id: Identifier | None = Field(None, description="... or the campaign.")
-    period: str | None = Field(None, description="Reporting period the money is for; default: "
-                               "the period of today (the first or last when outside).")
+    period: PeriodId | None = Field(  # type: ignore[valid-type]
+        None, description="Reporting period the money is for; default: the period of today "
+                          "(the first or last when outside).")
 
     @model_validator(mode="after")
     def _one_target(self) -> "DrawCreate":
@@ -45,7 +47,7 @@ class DrawCreate(StrictModel):
 
 
 class ReversalCreate(StrictModel):
-    reason: str = Reason
+    reason: Reason = Field(description=WHY)  # type: ignore[valid-type]
 
 
 class ReserveEntryPublic(BaseModel):
@@ -79,7 +81,11 @@ def reserve_amount(budget: Budget) -> Decimal:
     """What the budget's reserve policy holds back (the optimizer's rule, applied to its total)."""
     policy = optimizer.Reserve(percent=_decimal(budget.reserve.get("percent")),
                                amount=_decimal(budget.reserve.get("amount")))
-    return policy.of(from_minor(budget.total_minor, budget.currency), minor_units(budget.currency))
+    decimals = minor_units(budget.currency)
+    # A fixed amount is kept as the caller wrote it ("150000"); it is shown with the
+    # currency's decimals like every other amount.
+    return policy.of(from_minor(budget.total_minor, budget.currency), decimals) \
+        .quantize(quantum(decimals))
 
 
 def reserve_drawn_minor(session: Session, budget_id: str) -> int:
@@ -133,6 +139,11 @@ def draw(*, session: Session, idempotency: Idempotency, budget_id: str, draw_in:
     if draw_in.campaign_id is not None and draw_in.campaign_id not in budget.campaign_ids:
         raise invalid_fields([("campaign_id", f"campaign {draw_in.campaign_id!r} is not linked to "
                                               "this budget; add it to the budget's campaign_ids")])
+    if draw_in.campaign_id is not None \
+            and (closed := campaigns.closed_campaign(session, draw_in.campaign_id)) is not None:
+        raise Conflict(f"Campaign {closed.name!r} ({closed.campaign_id}) is {closed.status}: a "
+                       f"{closed.status} campaign takes no more money from the reserve. Draw for "
+                       "another campaign or a channel.", campaign_status=closed.status)
     left = reserve_left_minor(session, budget)
     if amount > left:
         remaining = from_minor(left, budget.currency)

@@ -15,6 +15,10 @@ from shared.types import ID_LENGTH, NAME_LENGTH
 
 # Ids this service makes itself (`shared.ids.new_id`); ids the API accepts are up to ID_LENGTH.
 KEY_LENGTH = 40
+# Period ids ("2027-03", "2027-Q1", "2027-W09") and the reasons given for reserve entries, as
+# long as the API accepts them (`services.budget.fields`).
+PERIOD_LENGTH = 10
+REASON_LENGTH = 1000
 
 
 class BudgetModel(SQLModel, registry=service_registry()):
@@ -116,7 +120,7 @@ class PlanLine(BudgetModel, table=True):
 
     plan_id: str = Field(sa_column_args=[ForeignKey("plan.id")], primary_key=True, max_length=KEY_LENGTH)
     channel_id: str = _channel_key(primary_key=True)
-    period: str = Field(primary_key=True, max_length=10)
+    period: str = Field(primary_key=True, max_length=PERIOD_LENGTH)
     amount_minor: int = _money()
     expected_return_minor: int = _money()
 
@@ -133,8 +137,8 @@ class ReserveEntry(BudgetModel, table=True):
     channel_id: str | None = _channel_key(default=None)
     campaign_id: str | None = Field(default=None, max_length=ID_LENGTH)
     plan_number: int | None = None
-    period: str | None = Field(default=None, max_length=10)
-    reason: str = Field(max_length=1000)
+    period: str | None = Field(default=None, max_length=PERIOD_LENGTH)
+    reason: str = Field(max_length=REASON_LENGTH)
     # A draw is reversed at most once: the database refuses a second reversal.
     reverses_id: str | None = Field(default=None, max_length=KEY_LENGTH, unique=True)
     author: str = Field(max_length=200)
@@ -148,7 +152,7 @@ class Actual(BudgetModel, table=True):
     budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
                            max_length=KEY_LENGTH)
     channel_id: str = _channel_key(primary_key=True)
-    period: str = Field(primary_key=True, max_length=10)
+    period: str = Field(primary_key=True, max_length=PERIOD_LENGTH)
     spend_minor: int = _money()
     return_minor: int = _money()
     updated_by: str = Field(max_length=200)

@@ -1,0 +1,60 @@
+"""Calendar changes reaching the budget: the consumer of the calendar's event feed.
+
+For each event about a campaign a budget links, the budget keeps what it shows of the campaign
+(name, status, dates) as the calendar reports it now; when that changed, every budget linking
+the campaign gets a new version (its representation, and so its ETag, changed). Events about
+other campaigns are skipped, and still move the cursor past them.
+
+Why the current state and not the event's own data: one path covers every event type, an event
+applied again finds the state already stored and changes nothing, and an old event applied
+after newer ones can never bring an older state back. The states are read over HTTP once per
+batch, before the events' transactions: a transaction holding SQLite's write lock never waits
+on the network.
+"""
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from services.budget.ledger import campaigns
+from services.budget.ledger.tables import event_consumer, utcnow
+from shared.client import ServiceClient
+from shared.events import Event, EventConsumer
+
+CONSUMER_NAME = "calendar"
+
+
+def apply_event(session: Session, event: Event, state: dict[str, Any]) -> None:
+    """Stage the campaign's current `state` (read after `event`) in the budget."""
+    if not campaigns.store(session, state, event_id=event.id):
+        return
+    for budget in campaigns.budgets_linking(session, state["id"]):
+        budget.version += 1
+        budget.updated_at = utcnow()
+        session.add(budget)
+
+
+class BudgetConsumer(EventConsumer):
+    """The shared consumer, reading the linked campaigns a batch is about before applying it."""
+
+    def __init__(self, *, engine: Engine, calendar: ServiceClient, poll_seconds: float):
+        super().__init__(name=CONSUMER_NAME, engine=engine, table=event_consumer,
+                         calendar=calendar, apply=self._apply, poll_seconds=poll_seconds)
+        self.read_engine = engine
+        self._states: dict[str, dict[str, Any]] = {}
+
+    def fetch(self, cursor: str | None) -> tuple[list[Event], bool]:
+        """The next events, with the current state of each linked campaign they are about."""
+        events, more = super().fetch(cursor)
+        with Session(self.read_engine) as session:
+            ids = campaigns.linked(session, {e.campaign_id for e in events if e.campaign_id})
+        # Read after the events, so each state includes at least the changes they report.
+        # A campaign the calendar no longer knows keeps its last known state.
+        states = {i: campaigns.fetch_campaign(self.calendar, i) for i in sorted(ids)}
+        self._states = {i: state for i, state in states.items() if state is not None}
+        return events, more
+
+    def _apply(self, session: Session, event: Event) -> None:
+        state = self._states.get(event.campaign_id or "")
+        if state is not None:
+            apply_event(session, event, state)
