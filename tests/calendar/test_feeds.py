@@ -2,10 +2,14 @@
 against RFC 5545 rules, reached with a revocable token."""
 import re
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time, timedelta
+from email.utils import parsedate_to_datetime
+from zoneinfo import ZoneInfo
 
 import icalendar
 import vobject
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def feed_of(api, **token_body) -> tuple[dict, bytes]:
@@ -121,3 +125,116 @@ def test_a_filtered_calendar_feed_and_a_revoked_token(api):
     assert api.get(token["path"].removeprefix("/api/v1/calendar")).status_code == 404
     assert api.get("/feeds/mpf_guessed.ics").status_code == 404
     assert api.post("/feed-tokens", {"label": "x", "campaign_id": "cmp_nope"}).status_code == 404
+
+
+def _after(end, gap: timedelta):
+    """`end` + `gap` as RFC 5545 3.3.6 adds a duration: days nominal (the same local time),
+    the rest exact."""
+    sign = -1 if gap < timedelta(0) else 1
+    gap = abs(gap)
+    if not isinstance(end, datetime):
+        return end + sign * gap
+    day = datetime.combine(end.date() + sign * timedelta(days=gap.days), end.timetz())
+    return (day.astimezone(UTC) + sign * timedelta(seconds=gap.seconds)).astimezone(end.tzinfo)
+
+
+def test_every_link_gap_runs_from_the_predecessors_end_to_the_successors_start(api):
+    campaign = campaign_with_everything(api)
+    # Across the start of daylight saving time in New York (Sunday 14 March 2027): Friday
+    # 12 March 10:00 EST (its hour ends 11:00) to Monday 15 March 09:00 EDT is 2 nominal days
+    # (to Sunday 11:00 EDT) and 22 h, not the 2 days 21 h that pass on the clock.
+    friday = api.milestone(campaign, name="Brief", due_date="2027-03-12", due_time="10:00:00")
+    monday = api.milestone(campaign, name="Review", due_date="2027-03-15", due_time="09:00:00",
+                           depends_on=[{"milestone_id": friday["id"], "lag_days": 1}])
+    # The same day with no lag: the successor starts before the all-day predecessor ends.
+    same_day = api.milestone(campaign, name="Same day", due_date="2027-03-15",
+                             depends_on=[{"milestone_id": monday["id"]}])
+    _, body = feed_of(api, campaign_id=campaign["id"])
+    events = {str(e["UID"]): e for e in icalendar.Calendar.from_ical(body).walk("VEVENT")}
+    gaps = {}
+    for uid, event in events.items():
+        related = event.get("RELATED-TO", [])
+        for link in related if isinstance(related, list) else [related]:
+            if link.params.get("RELTYPE") != "FINISHTOSTART":
+                continue
+            gap = icalendar.vDuration.from_ical(link.params["GAP"])
+            # An all-day date next to a timed event: midnight in the campaign's zone.
+            end, start = (moment if isinstance(moment, datetime) or not timed
+                          else datetime.combine(moment, time(), NEW_YORK)
+                          for moment, timed in ((events[str(link)].decoded("DTEND"),
+                                                 isinstance(event.decoded("DTSTART"), datetime)),
+                                                (event.decoded("DTSTART"),
+                                                 isinstance(events[str(link)].decoded("DTEND"),
+                                                            datetime))))
+            assert _after(end, gap) == start
+            gaps[uid] = link.params["GAP"]
+    assert len(gaps) == 5 + 2   # the template's chain of 6, and the two made here
+    assert gaps[f"{monday['id']}@marketplan"] == "P2DT22H"
+    # Monday 09:00-10:00 EDT, then the all-day milestone from Monday midnight: -10 h.
+    assert gaps[f"{same_day['id']}@marketplan"] == "-PT10H"
+    # Whole days between all-day milestones: Creative final (Thu 17 Dec 2026, so DTEND Fri
+    # 18) and the creative review 2 working days later (Mon 21): 3 days from its end.
+    by_name = {m["name"]: m for m in campaign["milestones"]}
+    assert (by_name["Creative final"]["due_date"], by_name["Creative review"]["due_date"]) == \
+        ("2026-12-17", "2026-12-21")
+    assert gaps[f"{by_name['Creative review']['id']}@marketplan"] == "P3D"
+
+
+def test_a_feed_says_how_often_to_poll(api):
+    campaign = api.campaign()
+    _, body = feed_of(api, campaign_id=campaign["id"])
+    text = body.decode()
+    assert "REFRESH-INTERVAL;VALUE=DURATION:PT15M\r\n" in text      # RFC 7986 5.7
+    assert "X-PUBLISHED-TTL:PT15M\r\n" in text
+
+
+def test_a_feed_answers_head_and_conditional_requests(api):
+    campaign = api.campaign()
+    token, _ = feed_of(api, campaign_id=campaign["id"])
+    path = token["path"].removeprefix("/api/v1/calendar")
+    full = api.get(path)
+    etag, modified = full.headers["etag"], full.headers["last-modified"]
+    assert re.fullmatch(r'"[0-9a-f]{32}"', etag)
+    assert parsedate_to_datetime(modified) == datetime.fromisoformat(
+        campaign["updated_at"]).replace(microsecond=0)
+    assert full.headers["cache-control"] == "private, max-age=900"
+
+    head = api.call("HEAD", path)
+    assert head.status_code == 200 and head.content == b""
+    assert (head.headers["etag"], head.headers["last-modified"]) == (etag, modified)
+    assert head.headers["content-length"] == str(len(full.content))
+
+    for headers in ({"If-None-Match": etag}, {"If-None-Match": f'"other", W/{etag}'},
+                    {"If-Modified-Since": modified},
+                    {"If-Modified-Since": "Fri, 01 Jan 2100 00:00:00 GMT"}):
+        for method in ("GET", "HEAD"):
+            answer = api.call(method, path, headers=headers)
+            assert (answer.status_code, answer.content) == (304, b""), (method, headers)
+            assert answer.headers["etag"] == etag
+    for headers in ({"If-None-Match": '"other"'},
+                    {"If-Modified-Since": "Sat, 01 Jan 2000 00:00:00 GMT"},
+                    {"If-Modified-Since": "not a date"},
+                    # If-None-Match wins over If-Modified-Since (RFC 9110 13.2.2).
+                    {"If-None-Match": '"other"', "If-Modified-Since": modified}):
+        assert api.get(path, headers=headers).content == full.content, headers
+
+    # A change gives a new ETag: the client's copy is stale.
+    entity = f"/campaigns/{campaign['id']}"
+    api.ok(api.patch(entity, {"name": "Renamed"}, headers={"If-Match": api.get(entity).headers["etag"]}))
+    changed = api.get(path, headers={"If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["etag"] != etag
+    assert b"Renamed" in changed.content
+
+    api.ok(api.post(f"/feed-tokens/{token['id']}/revoke"))
+    assert api.call("HEAD", path).status_code == 404
+    assert api.get(path, headers={"If-None-Match": etag}).status_code == 404
+
+
+def test_a_whole_calendar_feed_is_dated_by_the_newest_change_or_today(api):
+    token, _ = feed_of(api, filters={"owner": f"nobody-{uuid.uuid4().hex[:6]}"})
+    path = token["path"].removeprefix("/api/v1/calendar")
+    before = parsedate_to_datetime(api.get(path).headers["last-modified"])
+    campaign = api.campaign()   # any campaign's change may move one into or out of the feed
+    after = parsedate_to_datetime(api.get(path).headers["last-modified"])
+    assert after == max(before, datetime.fromisoformat(campaign["updated_at"]).replace(microsecond=0))
+    assert after >= datetime.combine(date.today(), time(), UTC)

@@ -7,9 +7,10 @@ leaves out, the dates it adds) such that every occurrence is a working day of th
   the window's first day of the month, and on the last day of a month too short for it
   (`BYMONTHDAY=-1` for the 31st, `BYMONTHDAY=28,29;BYSETPOS=-1` for the 29th), so no month
   is skipped. An occurrence on a day off moves (`EXDATE` + `RDATE`) by the "modified
-  following" rule of business-day calendars: to the next working day, unless that leaves its
-  month or the window, then to the working day before; dropped only when neither is in the
-  window, or the day it would move to already has the review.
+  following" rule of business-day calendars: to the next working day, unless that leaves the
+  week (weekly) or month (monthly, quarterly) it stands for, or the window, then to the
+  working day before; dropped only when no such day is in the window, or the day it would
+  move to already has the review.
 
 Pure: no database, no HTTP.
 
@@ -86,10 +87,15 @@ def _rule_dates(frequency: Frequency, start: date, last: date) -> tuple[Rule, li
     return rule, dates
 
 
-def _moved(day: date, first: date, last: date, market: str) -> date | None:
+def _period(frequency: Frequency, day: date) -> tuple[int, int]:
+    """The week or month an occurrence stands for."""
+    return day.isocalendar()[:2] if frequency == "weekly" else (day.year, day.month)
+
+
+def _moved(frequency: Frequency, day: date, first: date, last: date, market: str) -> date | None:
     """Where an occurrence on a day off goes: modified following, within first..last."""
     following = next_working_day(day, market)
-    if following.month == day.month and following <= last:
+    if _period(frequency, following) == _period(frequency, day) and following <= last:
         return following
     preceding = previous_working_day(day, market)
     if preceding >= first:
@@ -109,7 +115,7 @@ def recurrence(frequency: Frequency, first: date, last: date, market: str) -> Re
     added: set[date] = set()
     if frequency != "daily":
         for day in excluded:
-            moved = _moved(day, first, last, market)
+            moved = _moved(frequency, day, first, last, market)
             if moved is not None and moved not in kept:
                 added.add(moved)
     return Recurrence(start, rule, tuple(excluded), tuple(sorted(added)),
