@@ -69,3 +69,12 @@ def test_dockerfile_installs_the_package_and_runs_unprivileged():
     assert "pip install ." in dockerfile and "USER marketplan" in dockerfile
     for package in ("shared", "services", "gateway", "marketplan"):
         assert f"COPY {package} ./{package}" in dockerfile
+    # deploy/k8s/ runs it in every service pod's init container.
+    assert "COPY deploy/wait_for_schema.py ./deploy/" in dockerfile
+
+
+@pytest.mark.parametrize("service", ["budget", "planner"])
+def test_solver_services_run_several_replicas(compose, service):
+    assert compose[service]["deploy"]["replicas"] >= 2
+    # Replicas cannot share a published host port; the gateway reaches them by name.
+    assert "ports" not in compose[service] and "container_name" not in compose[service]
