@@ -156,3 +156,27 @@ def test_an_owner_as_long_as_the_api_allows_fits_its_column(api):
     too_long = api.post(f"/campaigns/{campaign['id']}/milestones",
                         {"kind": "kickoff", "name": "m", "due_date": "2026-12-10", "owner": "o" * 201})
     assert too_long.status_code == 422 and too_long.json()["errors"][0]["field"] == "owner"
+
+
+def test_a_campaigns_milestones_are_listed_in_pages(api):
+    campaign = api.from_template("standard", launch="2027-03-15")
+    made = {m["id"]: m for m in campaign["milestones"]}
+    pages, cursor = [], None
+    while True:
+        page = api.ok(api.get(f"/campaigns/{campaign['id']}/milestones", role="viewer",
+                              params={"limit": 3} | ({"cursor": cursor} if cursor else {})))
+        pages.append(page["items"])
+        if not (cursor := page["next_cursor"]):
+            break
+    # 7 milestones (6 steps and the contingency window), oldest first: pages of 3, 3, 1.
+    assert [len(p) for p in pages] == [3, 3, 1]
+    listed = [m for p in pages for m in p]
+    assert [m["id"] for m in listed] == sorted(made) and {m["id"]: m for m in listed} == made
+    gates = api.ok(api.get(f"/campaigns/{campaign['id']}/milestones",
+                           params={"kind": "review_gate"}))
+    assert [m["name"] for m in gates["items"]] == ["Creative review", "Launch readiness review"]
+    assert api.get(f"/campaigns/{campaign['id']}/milestones",
+                   params={"kind": "party"}).status_code == 422
+    assert api.get("/campaigns/cmp_nope/milestones").status_code == 404
+    assert api.ok(api.get(f"/campaigns/{api.campaign()['id']}/milestones")) == {
+        "items": [], "next_cursor": None}
