@@ -45,10 +45,29 @@ class Api(SignedApi):
 
     prefix = PREFIX
 
-    def __init__(self, client: TestClient, database_url: str, campaign_id: str):
+    def __init__(self, client: TestClient, database_url: str, calendar_url: str,
+                 campaign_id: str):
         super().__init__(client)
         self.database_url = database_url
+        self.calendar_url = calendar_url
         self.campaign_id = campaign_id   # a real campaign in the calendar service
+
+    def calendar(self, method: str, path: str, body=None, status: int = 200,
+                 headers: dict | None = None) -> dict:
+        """A signed call to the real calendar service under /api/v1/calendar."""
+        path = "/api/v1/calendar" + path
+        response = httpx.request(method, self.calendar_url + path, json=body,
+                                 headers=signed_headers(method, path) | (headers or {}))
+        return self.ok(response, status)
+
+    def campaign(self, **changes) -> dict:
+        return self.calendar("POST", "/campaigns", CAMPAIGN | changes, 201)
+
+    def change_campaign(self, campaign_id: str, method: str, path: str, body: dict) -> dict:
+        """Change a campaign at the version it is now (its ETag is its version)."""
+        version = self.calendar("GET", f"/campaigns/{campaign_id}")["version"]
+        return self.calendar(method, f"/campaigns/{campaign_id}{path}", body,
+                             headers={"If-Match": f'"{version}"'})
 
     def budget(self, **changes) -> dict:
         return self.ok(self.post("/budgets", BUDGET | changes), 201)
@@ -90,4 +109,4 @@ def api(request, tmp_path_factory, calendar):
     settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
                               calendar_url=server.url, events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:
-        yield Api(client, url, campaign_id)
+        yield Api(client, url, server.url, campaign_id)
