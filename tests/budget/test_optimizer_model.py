@@ -3,7 +3,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from services.budget.optimizer.builder import constraint_name
+from services.budget.optimizer.formulation import constraint_name
 
 ROOT = Path(__file__).resolve().parents[2]
 # Channel and group names whose characters the solver cannot take, so the constraint names
@@ -12,7 +12,7 @@ WRITE_LP = """
 import sys
 from decimal import Decimal as D
 from services.budget.optimizer import Channel, Deal, Group, Hill, Linear, Period, Problem
-from services.budget.optimizer.builder import build
+from services.budget.optimizer.formulation import formulate, to_pulp
 from services.budget.optimizer.scaled import ScaledProblem
 
 problem = Problem(total=D("1000000"), decimals=2, channels=(
@@ -22,8 +22,8 @@ problem = Problem(total=D("1000000"), decimals=2, channels=(
     groups=(Group("brand/tv", ("tv spot", "kol:a"), min_share=D("0.2")),),
     periods=(Period("2027-Q1", cap=D("600000")), Period("2027-Q2", weight=D("1.3"))))
 model = ScaledProblem(problem)
-builder, _ = build(model, model.cells(4e-4))
-builder.prob.writeLP(sys.argv[1])
+prob, _ = to_pulp(formulate(model, model.cells(4e-4)))
+prob.writeLP(sys.argv[1])
 """
 
 

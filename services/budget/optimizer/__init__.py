@@ -3,9 +3,11 @@
 Pure: frozen dataclasses in, an `Allocation` out; no database, no HTTP.
 
 The model. Money available M = total − reserve (the reserve is held back exactly). Each channel
-earns on its own response curve, per period when periods are given (weighted by the period's
-seasonality), and the plan maximises expected return (or reaches a target return at least cost,
-maximises profit, or keeps return/spend above a target ROI) subject to
+earns on its own response curve R, which covers the whole horizon; split into periods, period p
+earns weight_p · share_p · R(x / share_p) (seasonality weight, share of the horizon: equal
+unless given), so an even proportional split returns R(total). The plan maximises expected
+return (or reaches a target return at least cost, maximises profit, or keeps return/spend above
+a target ROI) subject to
 - spend ≤ M;
 - per-channel min/max (a hard floor, or "at least min if used at all");
 - channel-group share bounds (brand ≥ 20 %);
@@ -13,11 +15,14 @@ maximises profit, or keeps return/spend above a target ROI) subject to
 - incremental mode: each channel within ±x % of a previous allocation.
 Curves become piecewise-linear segments (`curves`); concave runs are exact LP pieces and
 non-concave runs and all-or-nothing deals get binaries, so the answer is the global optimum of
-the approximation (a MILP, `builder` and `milp`), solved by HiGHS through PuLP (or CBC,
-`backends`). A concave problem whose only constraints are the budget and per-channel bounds is
-solved exactly by a greedy over segments sorted by slope (`greedy`), which agrees with the MILP
-and runs in milliseconds. `rounding` makes the cents add up, `assembly` describes the plan, and
-`infeasibility` names the smallest change that makes an impossible request possible.
+the approximation: a MILP built as arrays (`formulation`) and solved with tangent gating
+(`milp`: binaries only where a plan sits inside an S-curve's non-concave stretch, starting from
+the concave-envelope LP's plan and bound) by HiGHS through its matrix interface, or by CBC
+through PuLP (`backends`), within the time limit. A concave problem whose only constraints are
+the budget and per-channel bounds is solved exactly by a greedy over segments sorted by slope
+(`greedy`), which agrees with the MILP and runs in milliseconds. `rounding` makes the cents add
+up, `assembly` describes the plan, and `infeasibility` names the smallest change that makes an
+impossible request possible.
 
     >>> problem = Problem(total=Decimal("1000"), decimals=2, reserve=Reserve(percent=Decimal(10)),
     ...                   channels=(Channel("search", Linear(Decimal("2"))),))
@@ -30,6 +35,7 @@ from services.budget.optimizer.answer import (
                                               Conflict,
                                               Infeasible,
                                               PeriodAllocation,
+                                              Progress,
                                               SolveTimeout,
 )
 from services.budget.optimizer.checks import Issue, check_channel, check_problem
@@ -53,6 +59,6 @@ from services.budget.optimizer.solver import solve
 __all__ = [
     "Allocation", "Channel", "ChannelAllocation", "Conflict", "Deal", "Group", "Hill",
     "Incremental", "Infeasible", "Issue", "Linear", "Objective", "Period", "PeriodAllocation",
-    "Points", "Problem", "Reserve", "Response", "SolveTimeout", "SolverName", "check_channel",
+    "Points", "Problem", "Progress", "Reserve", "Response", "SolveTimeout", "SolverName", "check_channel",
     "check_problem", "solve",
 ]

@@ -57,5 +57,16 @@ class Infeasible(Exception):
         return Infeasible, (self.conflicts,)
 
 
+@dataclass(frozen=True)
+class Progress:
+    """How a solve stands: the best plan's objective so far, the bound no plan can beat, and the
+    gap between them (relative to the incumbent), in the objective's money."""
+
+    incumbent: float | None
+    bound: float | None
+    gap: float | None
+    seconds: float
+
+
 class SolveTimeout(Exception):
     """The time limit passed before the solver found any plan."""

@@ -2,6 +2,8 @@
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
 
+import numpy as np
+
 from services.budget.optimizer.answer import Allocation, ChannelAllocation, PeriodAllocation
 from services.budget.optimizer.problem import Channel
 from services.budget.optimizer.rounding import Rounded, round_allocation
@@ -18,7 +20,7 @@ def approximation_error(model: ScaledProblem, cells: list[Cell], solution: Solut
     above its pieces, and the model's optimum is at most this plan's model return plus the gap,
     so true optimum − this plan's true return ≤ model optimum − true return + Σ rises.
     """
-    true = sum(model.true_return(cell, float(x)) for cell, x in zip(cells, solution.spend))
+    true = float(model.true_returns(cells, solution.spend).sum())
     rises = sum(cell.weight * cell.segments.error for cell in cells if cell.segments is not None)
     model_optimum = solution.model_return * (1 + (solution.gap or 0.0))
     bound = max(model_optimum - true + rises, 0.0)
@@ -32,30 +34,33 @@ def allocation(model: ScaledProblem, cells: list[Cell], solution: Solution, erro
     problem = model.problem
     unit = quantum(problem.decimals)
     rounded = round_allocation(model, cells, solution.spend)
+    amounts = np.array([float(a) for a in rounded.cells]) / model.unit
+    earned = [_money(value, unit) for value in
+              (model.true_returns(cells, amounts) * model.unit).tolist()]
+    slopes = model.true_slopes(cells, amounts)
+    where = {(cell.channel, cell.period): i for i, cell in enumerate(cells)}
+    nothing = 0 * unit
     allocations: list[ChannelAllocation] = []
     binding_all: list[str] = []
-    where = {(cell.channel, cell.period): i for i, cell in enumerate(cells)}
     for c, channel in enumerate(problem.channels):
-        mine = {p: where[c, p] for p in range(len(model.periods)) if (c, p) in where}
         periods = []
         channel_return = Decimal(0)
-        best_slope: float | None = None
+        mine = []
         for p, period in enumerate(model.periods):
-            if p not in mine:   # nothing may be spent here (a zero cap)
-                periods.append(PeriodAllocation(period.id, 0 * unit, 0 * unit))
+            i = where.get((c, p))
+            if i is None:   # nothing may be spent here (a zero cap)
+                periods.append(PeriodAllocation(period.id, nothing, nothing))
                 continue
-            cell, amount = cells[mine[p]], rounded.cells[mine[p]]
-            earned = _money(model.true_return(cell, float(amount) / model.unit) * model.unit, unit)
-            channel_return += earned
-            periods.append(PeriodAllocation(period.id, amount, earned))
-            slope = model.true_slope(cell, float(amount) / model.unit)
-            if slope is not None and (best_slope is None or slope > best_slope):
-                best_slope = slope
+            mine.append(i)
+            channel_return += earned[i]
+            periods.append(PeriodAllocation(period.id, rounded.cells[i], earned[i]))
+        best = slopes[mine] if mine else np.zeros(0)
+        best = best[~np.isnan(best)]
         binding = _channel_binding(model, channel, rounded.channels[c])
         binding_all.extend(f"{name}:{channel.id}" for name in binding)
         allocations.append(ChannelAllocation(
             channel=channel.id, amount=rounded.channels[c], expected_return=channel_return,
-            marginal_roi=None if best_slope is None else _ratio(best_slope),
+            marginal_roi=_ratio(float(best.max())) if len(best) else None,
             binding=tuple(binding), periods=tuple(periods) if problem.periods else ()))
     spend = sum((a.amount for a in allocations), Decimal(0))
     unspent = model.available - spend

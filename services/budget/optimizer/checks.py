@@ -74,6 +74,11 @@ def check_problem(problem: Problem) -> list[Issue]:
         issues.append(Issue("periods", "period ids must be unique"))
     for i, period in enumerate(problem.periods):
         issues += _money(f"periods[{i}].cap", period.cap, decimals)
+        if period.share is not None and period.share <= 0:
+            issues.append(Issue(f"periods[{i}].share", "a period's share must be above 0"))
+    given = [p.share is not None for p in problem.periods]
+    if any(given) and not all(given):
+        issues.append(Issue("periods", "give every period a share, or none (equal shares)"))
     if problem.incremental:
         for name, amount in problem.incremental.previous.items():
             if name not in seen:

@@ -2,7 +2,9 @@
 
 Every channel's curve becomes segments (spend length, return per unit). Concave runs are plain LP
 segments; where the slope rises again (an S-shaped Hill curve, non-concave points) the optimizer
-gates the leading segments with binaries, so the approximation is solved globally.
+either gates the leading segments with binaries, so the approximation is solved globally, or
+stands in the curve's concave envelope (its upper hull), a relaxation that is exact wherever the
+plan sits on a hull breakpoint or off the curve's non-concave stretches (`hull`).
 """
 from dataclasses import dataclass
 
@@ -28,6 +30,9 @@ class Segments:
     gated: int
     # The most the true curve lies above this approximation anywhere on its domain.
     error: float
+    # Indices of the breakpoints (0 … len(lengths)) on the upper concave hull: all of them for
+    # a concave curve; for an S-curve 0, the tangent point of its envelope and every one after.
+    hull: npt.NDArray[np.intp]
 
 
 def hill(spend: Floats | float, beta: float, k: float, alpha: float) -> Floats:
@@ -60,11 +65,33 @@ def segments_from_breakpoints(xs: Floats, ys: Floats, error: float = 0.0) -> Seg
     slopes = np.diff(ys) / lengths
     rises = np.nonzero(slopes[1:] > slopes[:-1] * (1 + 1e-12) + 1e-15)[0]
     gated = int(rises[-1]) + 1 if len(rises) else 0
-    return Segments(lengths=lengths, slopes=slopes, gated=gated, error=error)
+    hull = upper_hull(xs, ys) if gated else np.arange(len(xs))
+    return Segments(lengths=lengths, slopes=slopes, gated=gated, error=error, hull=hull)
+
+
+def upper_hull(xs: Floats, ys: Floats) -> npt.NDArray[np.intp]:
+    """Indices of the points on the upper concave hull of (xs, ys), xs increasing (monotone
+    chain): the concave envelope of the piecewise-linear curve through them.
+
+    >>> upper_hull(np.array([0.0, 1.0, 2.0, 3.0]), np.array([0.0, 0.1, 2.0, 2.5])).tolist()
+    [0, 2, 3]
+    """
+    kept: list[int] = []
+    for i in range(len(xs)):
+        while len(kept) >= 2:
+            a, b = kept[-2], kept[-1]
+            # b lies on or below the chord a → i: it is not a corner of the envelope.
+            if (ys[b] - ys[a]) * (xs[i] - xs[a]) <= (ys[i] - ys[a]) * (xs[b] - xs[a]):
+                kept.pop()
+            else:
+                break
+        kept.append(i)
+    return np.asarray(kept, dtype=np.intp)
 
 
 def linear_segments(roi: float, upper: float) -> Segments:
-    return Segments(lengths=np.array([upper]), slopes=np.array([roi]), gated=0, error=0.0)
+    return Segments(lengths=np.array([upper]), slopes=np.array([roi]), gated=0, error=0.0,
+                    hull=np.arange(2))
 
 
 def points_segments(points: list[tuple[float, float]], upper: float) -> Segments:

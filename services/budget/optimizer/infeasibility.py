@@ -1,11 +1,16 @@
 """Why a request has no plan: the elastic model names the constraints to relax, and by how much."""
 import math
+import time
 
 from services.budget.optimizer.answer import Conflict
-from services.budget.optimizer.backends import run
-from services.budget.optimizer.builder import build
+from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.scaled import Cell, ScaledProblem
 from shared.money import quantum
+
+# Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
+# change beats a timeout.
+LEAST_SECONDS = 1.0
 
 ADVICE = {
     "budget": "raise the money available (total minus reserve) by {amount}",
@@ -19,16 +24,18 @@ ADVICE = {
 }
 
 
-def conflicts(model: ScaledProblem, cells: list[Cell], started: float) -> list[Conflict]:
+def conflicts(model: ScaledProblem, cells: list[Cell], deadline: float) -> list[Conflict]:
     """Name the constraints to relax, and by how much, with an elastic version of the model:
     every constraint of the request gets a penalised slack, and the least total slack is the
     smallest change that makes the request feasible."""
-    builder, _ = build(model, cells, elastic=True)
-    run(builder.prob, model.problem, started)
+    # Which plans are possible depends on the curves only through a return floor.
+    floors = model.problem.objective in ("min_spend", "target_roi")
+    form = formulate(model, cells, exact=None if floors else (), elastic=True)
+    run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
     unit = quantum(model.problem.decimals)
     found = []
-    for name, (slack, _) in builder.slacks.items():
-        value = slack.varValue or 0.0
+    for name, (column, _) in form.slacks.items():
+        value = 0.0 if run.x is None else float(run.x[column])
         if value <= 1e-7:
             continue
         # Up to the next minor unit, past the solver's float noise (1e-6 of a unit).

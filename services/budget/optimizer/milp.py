@@ -1,49 +1,202 @@
-"""Solve the scaled problem as a MILP (any curve, deal or constraint) and read its shadow price."""
-import numpy as np
-import pulp
+"""Solve the scaled problem as a MILP (any curve, deal or constraint) and read its shadow price.
 
-from services.budget.optimizer.answer import Infeasible
-from services.budget.optimizer.backends import run, solver_label
-from services.budget.optimizer.builder import Builder, Variables, build, constraint_name
+Tangent gating: binaries only where the plan needs them. The concave-envelope LP (every curve by
+its upper hull, deals and "min if used" continuous) is an upper bound, and its plan, repaired
+(deals not fully paid dropped, segments filled in order), starts the MILP. The MILP then models
+deals and "min if used" exactly and each curve by its envelope, except the cells found inside a
+non-concave stretch (strictly between two hull breakpoints where the curve lies below the hull):
+those get the exact, gated model and the MILP is solved again from the last plan, until no cell
+is left there. On the envelope's breakpoints and concave stretches the envelope is the curve, and
+every other cell's envelope is above its curve, so the last model is a relaxation whose optimum
+the plan reaches: the optimum of the fully gated model, with far fewer binaries. The objectives
+with a return floor (`min_spend`, `target_roi`) gate every cell from the start: an envelope
+could meet the floor with return the curves do not give.
+"""
+import time
+from collections.abc import Callable
+from typing import Literal
+
+import numpy as np
+
+from services.budget.optimizer.answer import Infeasible, SolveTimeout
+from services.budget.optimizer.backends import Run, run_cbc, run_highs
+from services.budget.optimizer.curves import Floats, Segments
+from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
 from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem, Solution
 
+Gating = Literal["tangent", "full"]
+# Called with (incumbent, bound) of the objective, scaled, as they improve.
+Report = Callable[[float, float | None], None]
+# The budget's shadow price needs one more LP; below this many seconds left it is skipped.
+DUAL_SECONDS = 0.2
 
-def solve_milp(model: ScaledProblem, cells: list[Cell], started: float) -> Solution:
-    """The MILP's plan, or `Infeasible` naming the smallest change that makes one possible."""
-    builder, made = build(model, cells)
-    status, gap = run(builder.prob, model.problem, started)
-    if status == "infeasible":
-        raise Infeasible(conflicts(model, cells, started))
-    spend = np.maximum(np.array([pulp.value(e) or 0.0 for e in made.cell_spend], dtype=float), 0.0)
-    model_return = sum(model_value(cell, float(x)) for cell, x in zip(cells, spend))
-    marginal = budget_dual(builder, made, model, started)
-    return Solution(spend, status, gap, solver_label(model.problem), marginal, model_return)
+
+def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
+               gating: Gating = "tangent", warm_start: bool = True,
+               report: Report | None = None) -> Solution:
+    """The MILP's plan by `deadline` (a `time.perf_counter()` instant), or `Infeasible` naming
+    the smallest change that makes one possible, or `SolveTimeout` when no plan is found."""
+    if model.problem.solver == "cbc":
+        return _solve_cbc(model, cells, deadline)
+    floors = model.problem.objective in ("min_spend", "target_roi")
+    exact: set[int] | None = None if gating == "full" or floors else set()
+    needs_binaries = any(c.deal is not None or (c.segments is not None and c.segments.gated)
+                         for c in cells) or any(ch.min_if_used for ch in model.problem.channels)
+    best: tuple[Floats, float] | None = None     # (spend per cell, objective)
+    bound: float | None = None
+    spend: Floats | None = None
+    if warm_start and needs_binaries:
+        # The envelope LP bounds every model below, however its cells are gated.
+        relaxed = formulate(model, cells, exact=(), relax_integers=True)
+        lp = run_highs(relaxed, _left(deadline))
+        _check(lp, model, cells, deadline)
+        bound = lp.bound
+        spend = None if lp.x is None else relaxed.cell_spend(lp.x, len(cells))
+    while True:
+        form = formulate(model, cells, exact=exact)
+        start = None if spend is None else form.columns_for(cells, spend)
+        if spend is not None and start is not None and form.feasible(start):
+            best = _better(best, (spend, _objective(model, cells, spend)), form.maximise)
+            if report:
+                report(best[1], bound)
+        on_improve = None if report is None else _improving(model, cells, form, report)
+        run = run_highs(form, _left(deadline), start=start, on_improve=on_improve)
+        _check(run, model, cells, deadline)
+        if run.x is None:
+            break
+        spend = form.cell_spend(run.x, len(cells))
+        plan = (spend, _objective(model, cells, spend))
+        bound = _tighter(bound, run.bound, form.maximise)
+        loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
+        if not loose and run.status == "optimal":
+            return _solution(model, cells, form, run, plan, bound, report, deadline)
+        best = _better(best, plan, form.maximise)
+        if not loose or time.perf_counter() >= deadline:
+            break
+        exact.update(loose)                           # type: ignore[union-attr]
+    if best is None:
+        raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
+    return _solution(model, cells, None, None, best, bound, report, deadline)
+
+
+def _left(deadline: float) -> float:
+    return deadline - time.perf_counter()
+
+
+def _check(run: Run, model: ScaledProblem, cells: list[Cell], deadline: float) -> None:
+    if run.status == "infeasible":
+        raise Infeasible(conflicts(model, cells, deadline))
+
+
+def _better(best: tuple[Floats, float] | None, plan: tuple[Floats, float],
+            maximise: bool) -> tuple[Floats, float]:
+    if best is None or (plan[1] > best[1] if maximise else plan[1] < best[1]):
+        return plan
+    return best
+
+
+def _tighter(bound: float | None, new: float | None, maximise: bool) -> float | None:
+    if bound is None or new is None:
+        return new if bound is None else bound
+    return min(bound, new) if maximise else max(bound, new)
+
+
+def _improving(model: ScaledProblem, cells: list[Cell], form: Formulation,
+               report: Report) -> Callable[[Floats, float], None]:
+    """HiGHS's improving solutions as reports, each scored on the curves (an envelope's own
+    objective overstates a plan inside a non-concave stretch)."""
+    def on_improve(x: Floats, bound: float) -> None:
+        report(_objective(model, cells, form.cell_spend(x, len(cells))), bound)
+    return on_improve
+
+
+def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None, run: Run | None,
+              best: tuple[Floats, float], bound: float | None, report: Report | None,
+              deadline: float) -> Solution:
+    """The best plan with its gap to the bound; proven `optimal` only when the last model was
+    solved to optimality with the plan on the curves."""
+    spend, objective = best
+    proven = run is not None and run.status == "optimal"
+    gap = None if bound is None else abs(bound - objective) / max(abs(objective), EPS)
+    if report:
+        report(objective, bound)
+    marginal = _budget_dual(form, run, deadline) if form is not None and run else None
+    return Solution(spend, "optimal" if proven else "feasible", gap, "HiGHS", marginal,
+                    float(model_values(cells, spend).sum()))
+
+
+def _objective(model: ScaledProblem, cells: list[Cell], spend: Floats) -> float:
+    """The request's objective for `spend` on the piecewise-linear curves."""
+    earned, paid = float(model_values(cells, spend).sum()), float(spend.sum())
+    objective = model.problem.objective
+    if objective == "min_spend":
+        return paid
+    if objective == "max_profit":
+        return earned - paid
+    return earned - SPEND_TIE_BREAK * paid
+
+
+def model_values(cells: list[Cell], spend: Floats) -> Floats:
+    """Per cell, the piecewise-linear model's return at `spend` (segments filled in order,
+    whatever the solver's split among equal-valued segments)."""
+    values = np.zeros(len(cells))
+    by_curve: dict[int, tuple[Segments, list[int]]] = {}
+    for i, cell in enumerate(cells):
+        if cell.deal is not None:
+            values[i] = cell.deal[1] if spend[i] > EPS else 0.0
+        elif cell.segments is not None:
+            by_curve.setdefault(id(cell.segments), (cell.segments, []))[1].append(i)
+    for seg, mine in by_curve.values():
+        xs = np.concatenate([[0.0], np.cumsum(seg.lengths)])
+        ys = np.concatenate([[0.0], np.cumsum(seg.lengths * seg.slopes)])
+        weights = np.array([cells[i].weight for i in mine])
+        values[mine] = weights * np.interp(spend[mine], xs, ys)
+    return values
 
 
 def model_value(cell: Cell, spend: float) -> float:
-    """The piecewise-linear model's return at `spend` (filled in order, whatever the solver's
-    split among equal-valued segments)."""
-    if cell.deal is not None:
-        return cell.deal[1] if spend > EPS else 0.0
-    seg = cell.segments
-    assert seg is not None
-    xs = np.concatenate([[0.0], np.cumsum(seg.lengths)])
-    ys = np.concatenate([[0.0], np.cumsum(seg.lengths * seg.slopes)])
-    return cell.weight * float(np.interp(spend, xs, ys))
+    """The piecewise-linear model's return of one cell at `spend`."""
+    return float(model_values([cell], np.array([spend]))[0])
 
 
-def budget_dual(builder: Builder, made: Variables, model: ScaledProblem,
-                started: float) -> float | None:
+def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) -> list[int]:
+    """The cells modelled by their envelope whose spend lies strictly inside a stretch where
+    the curve is below the envelope: there the envelope overstates the return."""
+    loose = []
+    for i, cell in enumerate(cells):
+        seg = cell.segments
+        if seg is None or not seg.gated or i in exact:
+            continue
+        knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])
+        edges = np.flatnonzero(np.diff(seg.hull) > 1)
+        low, high = knots[seg.hull[edges]], knots[seg.hull[edges + 1]]
+        if np.any((spend[i] > low + EPS) & (spend[i] < high - EPS)):
+            loose.append(i)
+    return loose
+
+
+def _budget_dual(form: Formulation, run: Run, deadline: float) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed."""
-    prob = builder.prob
-    if made.binaries:
-        for var in made.binaries:
-            fixed = round(var.varValue or 0.0)
-            var.cat, var.lowBound, var.upBound = pulp.LpContinuous, fixed, fixed
-        if run(prob, model.problem, started)[0] == "infeasible":
+    duals = run.row_dual
+    if form.integer.any():
+        if _left(deadline) < DUAL_SECONDS or run.x is None:
             return None
-    constraint = prob.get_constraint_by_name(constraint_name("budget"))
-    if constraint.pi is None:
-        return None
-    return abs(float(constraint.pi))
+        fixed = np.round(run.x[form.integer])
+        form.col_lower[form.integer] = fixed
+        form.col_upper[form.integer] = fixed
+        form.integer[:] = False
+        duals = run_highs(form, _left(deadline)).row_dual
+    return None if duals is None else abs(float(duals[form.row_index("budget")]))
+
+
+def _solve_cbc(model: ScaledProblem, cells: list[Cell], deadline: float) -> Solution:
+    """CBC on the fully gated model (it takes PuLP's model; the shadow price from HiGHS)."""
+    form = formulate(model, cells)
+    run = run_cbc(form, _left(deadline))
+    _check(run, model, cells, deadline)
+    if run.x is None:
+        raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
+    spend = form.cell_spend(run.x, len(cells))
+    return Solution(spend, run.status, 0.0 if run.status == "optimal" else None, "CBC",
+                    _budget_dual(form, run, deadline), float(model_values(cells, spend).sum()))

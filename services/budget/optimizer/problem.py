@@ -64,9 +64,15 @@ class Group:
 
 @dataclass(frozen=True)
 class Period:
+    """One period of the horizon. A channel's curve R covers the whole horizon; in period p it is
+    r_p(x) = weight_p · s_p · R(x / s_p), s_p the period's share of the horizon (`share` over
+    the sum of all periods' shares, or equal shares when none is given), so spending in
+    proportion to the shares with all weights 1 returns exactly R(total)."""
+
     id: str
     weight: Decimal = Decimal(1)       # seasonality: return multiplier in this period
     cap: Decimal | None = None         # most that may be spent in this period
+    share: Decimal | None = None       # relative length of the period (e.g. its working days)
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,11 @@
 """The problem in floats, as the solvers see it: money divided by the money available, so the
 budget is 1, and each channel in each period a `Cell` with its curve as segments."""
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 
 from services.budget.optimizer.curves import (
     Floats,
@@ -17,13 +18,17 @@ from services.budget.optimizer.curves import (
 )
 from services.budget.optimizer.problem import Deal, Hill, Linear, Period, Points, Problem
 
+Indices = npt.NDArray[np.intp]
+
 # Scaled money is 1 for the whole budget; a cent on a billion is 1e-11, so 1e-9 is "equal".
 EPS = 1e-9
 
 
 @dataclass(frozen=True)
 class Cell:
-    """One channel in one period: its curve as segments, or its deal."""
+    """One channel in one period: its curve as segments, or its deal.
+
+    Its curve is the channel's curve R scaled to the period: weight · share · R(x / share)."""
 
     channel: int
     period: int
@@ -31,6 +36,7 @@ class Cell:
     upper: float
     segments: Segments | None          # None for a deal
     deal: tuple[float, float] | None   # (cost, value), scaled
+    share: float = 1.0                 # the period's share of the horizon
 
 
 @dataclass
@@ -55,9 +61,10 @@ class ScaledProblem:
         self.unit = float(self.available) if self.available > 0 else 1.0
         self.budget = float(self.available) / self.unit
         self.periods = problem.periods or (Period(id=""),)
+        self.shares = _shares(self.periods)
         self.index = {c.id: i for i, c in enumerate(problem.channels)}
         self.lower, self.upper = self._bounds()
-        self._cache: dict[tuple[int, float, float], Segments] = {}
+        self._cache: dict[tuple[int, float, float, float], Segments] = {}
 
     def money(self, amount: Decimal) -> float:
         """`amount` scaled."""
@@ -82,71 +89,124 @@ class ScaledProblem:
         return lower, upper
 
     def cells(self, tolerance: float) -> list[Cell]:
-        """Every (channel, period) where money may go, its curve within `tolerance` (of the
-        curve's value at its cap) of its segments."""
+        """Every (channel, period) where money may go, channel by channel, its curve within
+        `tolerance` (of the curve's value at its cap) of its segments."""
         cells = []
+        caps = [self.optional_money(period.cap) for period in self.periods]
         for c, channel in enumerate(self.problem.channels):
+            response = channel.response
             for p, period in enumerate(self.periods):
-                cap = self.optional_money(period.cap)
+                cap = caps[p]
                 upper = min(self.upper[c], cap if cap is not None else math.inf)
-                weight = float(period.weight)
-                response = channel.response
+                weight, share = float(period.weight), self.shares[p]
                 if isinstance(response, Deal):
+                    # A deal is bought whole, in one period: its price and value do not scale.
                     deal = (self.money(response.cost), self.money(response.value) * weight)
-                    cells.append(Cell(c, p, weight, upper, None, deal))
+                    cells.append(Cell(c, p, weight, upper, None, deal, share))
                 elif upper > EPS:
                     cells.append(Cell(c, p, weight, upper,
-                                      self._segments(response, upper, tolerance), None))
+                                      self._segments(response, upper, share, tolerance), None,
+                                      share))
         return cells
 
-    def _segments(self, response: Linear | Points | Hill, upper: float,
+    def _segments(self, response: Linear | Points | Hill, upper: float, share: float,
                   tolerance: float) -> Segments:
-        key = (id(response), upper, tolerance)
+        """The segments of share · R(x / share) on [0, upper]: R's on [0, upper / share] with
+        lengths and error times `share` and the same slopes."""
+        key = (id(response), upper, share, tolerance)
         if key not in self._cache:
+            domain = upper / share
             if isinstance(response, Linear):
-                segments = linear_segments(float(response.roi), upper)
+                base = linear_segments(float(response.roi), domain)
             elif isinstance(response, Points):
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
-                segments = points_segments(points, upper)
+                base = points_segments(points, domain)
             else:
                 beta, k = float(response.beta) / self.unit, float(response.k) / self.unit
                 alpha = float(response.alpha)
-                segments = hill_segments(
-                    beta, k, alpha, upper, tolerance * float(hill(upper, beta, k, alpha)))
-            self._cache[key] = segments
+                base = hill_segments(
+                    beta, k, alpha, domain, tolerance * float(hill(domain, beta, k, alpha)))
+            self._cache[key] = base if share == 1.0 else replace(
+                base, lengths=base.lengths * share, error=base.error * share)
         return self._cache[key]
+
+    def true_returns(self, cells: list[Cell], spend: Floats) -> Floats:
+        """Per cell, the return of `spend` on the channel's true curve for its period, scaled."""
+        values = np.zeros(len(cells))
+        for c, mine in _by_channel(cells):
+            response = self.problem.channels[c].response
+            x = spend[mine]
+            if isinstance(response, Deal):
+                values[mine] = np.array([cells[i].deal[1] if cells[i].deal else 0.0
+                                         for i in mine]) * (x > EPS)
+                continue
+            weight, share = _column(cells, mine, "weight"), _column(cells, mine, "share")
+            values[mine] = weight * share * self._curve(response, x / share)
+        return values
+
+    def true_slopes(self, cells: list[Cell], spend: Floats) -> Floats:
+        """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""
+        slopes = np.full(len(cells), np.nan)
+        for c, mine in _by_channel(cells):
+            response = self.problem.channels[c].response
+            if isinstance(response, Deal):
+                continue
+            weight, share = _column(cells, mine, "weight"), _column(cells, mine, "share")
+            slopes[mine] = weight * self._curve_slope(response, spend[mine] / share)
+        return slopes
 
     def true_return(self, cell: Cell, spend: float) -> float:
         """The return of `spend` in `cell` on the channel's true curve, scaled."""
-        response = self.problem.channels[cell.channel].response
-        if isinstance(response, Deal):
-            assert cell.deal is not None
-            return cell.deal[1] if spend > EPS else 0.0
-        if isinstance(response, Linear):
-            value = float(response.roi) * spend
-        elif isinstance(response, Points):
-            xs = [float(s) / self.unit for s, _ in response.points]
-            ys = [float(r) / self.unit for _, r in response.points]
-            value = float(np.interp(spend, xs, ys))
-        else:
-            value = float(hill(spend, float(response.beta) / self.unit,
-                                      float(response.k) / self.unit, float(response.alpha)))
-        return cell.weight * value
+        return float(self.true_returns([cell], np.array([spend]))[0])
 
-    def true_slope(self, cell: Cell, spend: float) -> float | None:
-        """The return of the next unit spent in `cell` on the true curve."""
-        response = self.problem.channels[cell.channel].response
-        if isinstance(response, Deal):
-            return None
+    def _curve(self, response: Linear | Points | Hill, x: Floats) -> Floats:
+        """R(x) of the channel's horizon curve, scaled."""
         if isinstance(response, Linear):
-            return cell.weight * float(response.roi)
+            value: Floats = float(response.roi) * x
+            return value
         if isinstance(response, Points):
-            xs = [float(s) / self.unit for s, _ in response.points]
-            ys = [float(r) / self.unit for _, r in response.points]
-            right = int(np.searchsorted(xs, spend + EPS, side="right"))
-            if right >= len(xs):
-                return 0.0
-            return cell.weight * (ys[right] - ys[right - 1]) / (xs[right] - xs[right - 1])
-        return cell.weight * float(hill_slope(spend, float(response.beta) / self.unit,
-                                                     float(response.k) / self.unit,
-                                                     float(response.alpha)))
+            xs, ys = self._points(response)
+            return np.interp(x, xs, ys)
+        return hill(x, float(response.beta) / self.unit, float(response.k) / self.unit,
+                    float(response.alpha))
+
+    def _curve_slope(self, response: Linear | Points | Hill, x: Floats) -> Floats:
+        """R'(x) to the right of x (flat beyond the last point)."""
+        if isinstance(response, Linear):
+            return np.full(len(x), float(response.roi))
+        if isinstance(response, Points):
+            xs, ys = self._points(response)
+            right = np.searchsorted(xs, x + EPS, side="right")
+            inside = right < len(xs)
+            right = np.minimum(right, len(xs) - 1)
+            slope: Floats = np.where(inside, (ys[right] - ys[right - 1]) /
+                                     (xs[right] - xs[right - 1]), 0.0)
+            return slope
+        return hill_slope(x, float(response.beta) / self.unit, float(response.k) / self.unit,
+                          float(response.alpha))
+
+    def _points(self, response: Points) -> tuple[Floats, Floats]:
+        xs = np.array([float(s) for s, _ in response.points]) / self.unit
+        ys = np.array([float(r) for _, r in response.points]) / self.unit
+        return xs, ys
+
+
+def _shares(periods: tuple[Period, ...]) -> list[float]:
+    """Each period's share of the horizon: the given shares normalised, else equal."""
+    given = [float(p.share) for p in periods if p.share is not None]
+    if len(given) != len(periods):
+        return [1.0 / len(periods)] * len(periods)
+    return [share / sum(given) for share in given]
+
+
+def _by_channel(cells: list[Cell]) -> list[tuple[int, Indices]]:
+    """The cells' indices grouped by channel (cells come channel by channel)."""
+    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
+    starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(cells) else \
+        np.zeros(0, dtype=np.intp)
+    ends = np.r_[starts[1:], len(cells)]
+    return [(int(channel[a]), np.arange(a, b)) for a, b in zip(starts, ends)]
+
+
+def _column(cells: list[Cell], mine: Indices, name: str) -> Floats:
+    return np.array([getattr(cells[i], name) for i in mine], dtype=float)

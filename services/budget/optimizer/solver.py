@@ -1,39 +1,69 @@
-"""The optimizer's entry point: refine the curves until the plan is provably near the optimum."""
+"""The optimizer's entry point: refine the curves until the plan is provably near the optimum,
+within the time limit."""
 import time
+from collections.abc import Callable
 
-from services.budget.optimizer.answer import Allocation
+from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
 from services.budget.optimizer.greedy import applies as greedy_applies
 from services.budget.optimizer.greedy import solve as solve_greedy
-from services.budget.optimizer.milp import solve_milp
+from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
-from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.scaled import Cell, ScaledProblem, Solution
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
 TARGET_ERROR = 1e-3
 FIRST_TOLERANCE = 4e-4   # of each curve's value at its cap; usually meets TARGET_ERROR at once
 REFINEMENTS = 3
+# The solver stops this share of the time limit (plus a fixed part, at most the cap) before
+# it, so that rounding and describing the plan end within the limit.
+ASSEMBLY_SHARE, ASSEMBLY_FIXED, ASSEMBLY_CAP = 0.1, 0.1, 1.5
 
 
-def solve(problem: Problem) -> Allocation:
-    """Return the best allocation of `problem`, or raise `Infeasible` naming the conflict
-    (`SolveTimeout` when the time limit passes before any plan is found).
+def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
+          gating: Gating = "tangent", warm_start: bool = True) -> Allocation:
+    """Return the best allocation of `problem` within its time limit, or raise `Infeasible`
+    naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
 
     Each round cuts the curves into segments within a tolerance, solves (the greedy when it is
     exact, else the MILP) and bounds the true optimum's lead over the plan; past TARGET_ERROR
-    the tolerance shrinks and the problem is solved again.
+    the tolerance shrinks and the problem is solved again while time is left. `progress`, when
+    given, hears the incumbent, bound and gap as they improve. `gating` and `warm_start` choose
+    the MILP's method ("full" gating and a cold start are the references the tests and the
+    benchmark compare with).
     """
     started = time.perf_counter()
+    limit = problem.time_limit
+    deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
     model = ScaledProblem(problem)
+
+    def report(incumbent: float, bound: float | None) -> None:
+        if progress is not None:
+            gap = None if bound is None else abs(bound - incumbent) / max(abs(incumbent), 1e-12)
+            progress(Progress(incumbent * model.unit, None if bound is None else bound * model.unit,
+                              gap, round(time.perf_counter() - started, 4)))
+
     tolerance = FIRST_TOLERANCE
+    best: tuple[list[Cell], Solution, float] | None = None
     for _ in range(REFINEMENTS):
         cells = model.cells(tolerance)
-        if greedy_applies(model, cells):
-            solution = solve_greedy(model, cells)
-        else:
-            solution = solve_milp(model, cells, started)
+        try:
+            if greedy_applies(model, cells):
+                solution = solve_greedy(model, cells)
+                report(solution.model_return, solution.model_return)
+            else:
+                solution = solve_milp(model, cells, deadline, gating=gating,
+                                      warm_start=warm_start, report=report)
+        except SolveTimeout:
+            if best is None:
+                raise
+            break
         error = approximation_error(model, cells, solution)
-        if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells):
+        if best is None or error < best[2]:
+            best = cells, solution, error
+        if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells) \
+                or time.perf_counter() >= deadline:
             break
         tolerance *= max(0.5 * TARGET_ERROR / error, 1e-3)
-    return allocation(model, cells, solution, error, time.perf_counter() - started)
+    assert best is not None
+    return allocation(model, *best, time.perf_counter() - started)
