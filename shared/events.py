@@ -93,6 +93,10 @@ class SyncStatus(BaseModel):
 
 
 Apply = Callable[[Session, Event], None]
+# Brings the service's copy of every campaign it follows up to the calendar's current state;
+# called when the events since the cursor are no longer kept, in the transaction that moves
+# the cursor past them.
+Resync = Callable[[Session], None]
 
 
 def _now() -> datetime:
@@ -110,20 +114,31 @@ class LeaseLost(Exception):
     """Another process holds the lease, or moved the cursor: this one must stop applying."""
 
 
+class FeedRestarted(Exception):
+    """The feed no longer holds the events after the cursor (retention, or a restored
+    calendar): the consumer must resync from current state and go on from `restart_at`."""
+
+    def __init__(self, detail: str, restart_at: str):
+        super().__init__(detail)
+        self.restart_at = restart_at
+
+
 class EventConsumer:
     """Applies the calendar's events to one service's database, once each, in feed order."""
 
     def __init__(self, *, name: str, engine: Engine, table: Table, calendar: ServiceClient,
-                 apply: Apply, poll_seconds: float = 0.5, lease_seconds: float = 10.0,
-                 batch: int = 100):
+                 apply: Apply, resync: Resync | None = None, poll_seconds: float = 0.5,
+                 lease_seconds: float = 10.0, batch: int = 100):
         self.name = name
         self.engine = write_engine(engine)
         self.table = table
         self.calendar = calendar
         self.apply = apply
+        self.resync = resync
         self.poll_seconds = poll_seconds
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
+        self._last_error: str | None = None
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def _row(self, session: Session, *, lock: bool = False) -> Any:
@@ -171,6 +186,11 @@ class EventConsumer:
         if cursor is not None:
             params["after"] = cursor
         response = self.calendar.request("GET", EVENTS_PATH, params=params)
+        if response.status_code == 410:
+            problem = response.json()
+            restart_at = problem.get("pruned_through") or problem.get("last")
+            if restart_at is not None:
+                raise FeedRestarted(problem.get("detail", "events gone"), str(restart_at))
         if response.status_code != 200:
             raise RuntimeError(f"the calendar's event feed answered {response.status_code}: "
                                f"{response.text[:300]}")
@@ -190,6 +210,22 @@ class EventConsumer:
                 cursor=event.id, applied=self.table.c.applied + 1, applied_at=_now(),
                 last_error=None, last_error_at=None))
             session.commit()
+
+    def restart(self, restarted: FeedRestarted, expected_cursor: str | None) -> None:
+        """Resync from current state and move the cursor to where the feed starts again."""
+        if self.resync is None:
+            raise RuntimeError(f"{restarted} (this consumer cannot resync by itself)")
+        with Session(self.engine) as session:
+            row = self._row(session, lock=True)
+            if row.holder != self.holder or row.cursor != expected_cursor:
+                session.rollback()
+                raise LeaseLost(f"{self.name}: the lease or the cursor moved under this process")
+            self.resync(session)
+            session.execute(update(self.table).where(self.table.c.name == self.name).values(
+                cursor=restarted.restart_at, last_error=None, last_error_at=None))
+            session.commit()
+        logger.warning("%s: %s; resynced and restarted the feed at %s", self.name, restarted,
+                       restarted.restart_at)
 
     def _note_backlog(self, events: list[Event], more: bool) -> None:
         with Session(self.engine) as session:
@@ -212,7 +248,11 @@ class EventConsumer:
         try:
             while self.acquire_lease():
                 cursor = self.cursor()
-                events, more = self.fetch(cursor)
+                try:
+                    events, more = self.fetch(cursor)
+                except FeedRestarted as restarted:
+                    self.restart(restarted, cursor)
+                    continue
                 self._note_backlog(events, more)
                 for event in events:
                     self.apply_one(event, cursor)
@@ -224,8 +264,14 @@ class EventConsumer:
         except LeaseLost as lost:
             logger.info("%s", lost)
         except Exception as error:  # kept visible at /sync and retried at the next poll
-            logger.warning("applying calendar events failed: %s", error, exc_info=error)
+            message = f"{type(error).__name__}: {error}"
+            # One traceback per new error, not one every poll while the calendar is down.
+            logger.warning("applying calendar events failed: %s", message,
+                           exc_info=error if message != self._last_error else None)
+            self._last_error = message
             self._note_error(error)
+        else:
+            self._last_error = None
         return applied
 
     async def run(self) -> None:

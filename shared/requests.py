@@ -76,6 +76,8 @@ def logging_config(process: str, level: str) -> dict:
             "uvicorn": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.error": {"handlers": ["default"], "level": level, "propagate": False},
             "uvicorn.access": {"handlers": ["default"], "level": level, "propagate": False},
+            # httpx logs every request at INFO: twice a second per event consumer, all noise.
+            "httpx": {"level": "WARNING"},
         },
     }
 

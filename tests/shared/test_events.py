@@ -26,10 +26,14 @@ class Feed:
                         "occurred_at": datetime(2027, 1, 1, tzinfo=UTC).isoformat(),
                         "data": {"position": i}} for i in range(1, count + 1)]
         self.calls = 0
+        self.pruned_through: str | None = None     # events up to this id are no longer kept
 
     def handle(self, request: httpx.Request) -> httpx.Response:
         self.calls += 1
         after, limit = request.url.params.get("after"), int(request.url.params["limit"])
+        if self.pruned_through is not None and (after or "") < self.pruned_through:
+            return httpx.Response(410, json={"status": 410, "detail": "no longer kept",
+                                             "pruned_through": self.pruned_through})
         start = 0 if after is None else [e["id"] for e in self.events].index(after) + 1
         page = self.events[start:start + limit]
         more = start + limit < len(self.events)
@@ -46,7 +50,7 @@ def engine(database_url):
 
 
 def consumer(engine, feed: Feed, *, failing: set[int] = frozenset(), lease_seconds: float = 10.0,
-             batch: int = 4) -> EventConsumer:
+             batch: int = 4, resync=None) -> EventConsumer:
     def apply(session: Session, event) -> None:
         position = event.data["position"]
         session.execute(insert(effects).values(event_id=event.id, position=position))
@@ -56,7 +60,7 @@ def consumer(engine, feed: Feed, *, failing: set[int] = frozenset(), lease_secon
     client = ServiceClient(name="calendar", base_url="http://calendar", secret=b"s" * 32,
                            caller_service="test", transport=httpx.MockTransport(feed.handle))
     return EventConsumer(name="calendar", engine=engine, table=cursors, calendar=client,
-                         apply=apply, lease_seconds=lease_seconds, batch=batch)
+                         apply=apply, resync=resync, lease_seconds=lease_seconds, batch=batch)
 
 
 def applied(engine) -> list[int]:
@@ -135,3 +139,23 @@ def test_a_holder_that_lost_its_lease_cannot_apply_again(engine):
         slow.apply_one(first_event, cursor)
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(effects)).scalar_one() == 4
+
+
+def test_events_no_longer_kept_make_the_consumer_resync_and_go_on(engine):
+    feed, resyncs = Feed(8), []
+    worker = consumer(engine, feed, resync=lambda session: resyncs.append("resync"))
+    assert worker.poll_once() == 8
+    feed.events += Feed(12).events[8:]
+    feed.pruned_through = "ev0010"           # 9 and 10 were pruned before this consumer saw them
+    assert worker.poll_once() == 2           # resynced from current state, then 11 and 12
+    assert resyncs == ["resync"]
+    assert applied(engine) == [1, 2, 3, 4, 5, 6, 7, 8, 11, 12]
+    assert worker.status().last_error is None
+
+
+def test_without_a_resync_a_gone_feed_is_an_error_kept_for_sync(engine):
+    feed = Feed(3)
+    feed.pruned_through = "ev0002"
+    worker = consumer(engine, feed)
+    assert worker.poll_once() == 0
+    assert "cannot resync" in worker.status().last_error
