@@ -65,6 +65,13 @@ def test_campaign_from_template_to_approved_and_its_feed(system):
     launch = events[f"{by_kind['launch']['id']}@marketplan"]
     assert launch.decoded("DTSTART") == date(2027, 1, 6)
     assert str(events[f"{campaign['id']}@marketplan"]["STATUS"]) == "CONFIRMED"
+    # it polls cheaply: HEAD, and a 304 while its copy is current
+    head = httpx.head(base + token["path"], timeout=30)
+    assert (head.status_code, head.content, head.headers["etag"]) == (200, b"", feed.headers["etag"])
+    assert head.headers["content-length"] == str(len(feed.content))
+    for validator in ({"If-None-Match": feed.headers["etag"]},
+                      {"If-Modified-Since": feed.headers["last-modified"]}):
+        assert httpx.get(base + token["path"], headers=validator, timeout=30).status_code == 304
     gateway.post(f"/feed-tokens/{token['id']}/revoke", headers=planner)
     assert httpx.get(base + token["path"], timeout=30).status_code == 404
     assert httpx.get(base + "/api/v1/calendar/campaigns", timeout=30).status_code == 401
