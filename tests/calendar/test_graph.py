@@ -16,11 +16,13 @@ from services.calendar.graph import (
     MilestoneNode,
     Move,
     PinnedMilestoneInTheWay,
+    anchors,
     cascade,
     earliest,
     find_cycle,
     lay_out,
     required_date,
+    reviews,
     schedule,
     slack_days,
     templates,
@@ -177,7 +179,7 @@ def test_the_standard_template_lays_milestones_back_from_launch():
     assert (layout.start_date, layout.end_date) == (date(2026, 12, 3), date(2027, 2, 14))
 
 
-@pytest.mark.parametrize("module", [schedule, templates])
+@pytest.mark.parametrize("module", [anchors, reviews, schedule, templates])
 def test_the_documented_examples_hold(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
