@@ -11,7 +11,8 @@
     # brief: 8 h Mon 7th, 4 h Tue 8th, on time: schedule.weighted_lateness == 0
 
 The two engines are reached by module: `priority_rule.schedule(model)` (the immediate first
-answer) and `cp_sat.solve(problem)` (the optimiser). `cp_sat` is deliberately not imported
+answer) and `cp_sat.solve(problem, progress=…, stop=…)` (the optimiser, within
+`problem.time_limit` for the whole call). `cp_sat` is deliberately not imported
 here: it loads OR-Tools, which bundles its own HiGHS and cannot share a process with
 `highspy` (the budget optimizer), so it runs only in the planner's worker processes.
 """
@@ -25,7 +26,9 @@ from services.planner.engine.problem import (
     Invalid,
     Late,
     Plan,
+    Previous,
     Problem,
+    Progress,
     Resource,
     Schedule,
     Status,
@@ -34,6 +37,6 @@ from services.planner.engine.problem import (
     Work,
 )
 
-__all__ = ["UNIT", "Assignment", "Invalid", "Late", "Model", "Plan", "Problem", "Resource",
-           "Schedule", "Status", "Task", "Utilisation", "Work", "assemble", "lower_bound",
-           "priority_rule"]
+__all__ = ["UNIT", "Assignment", "Invalid", "Late", "Model", "Plan", "Previous", "Problem",
+           "Progress", "Resource", "Schedule", "Status", "Task", "Utilisation", "Work", "assemble",
+           "lower_bound", "priority_rule"]

@@ -10,70 +10,165 @@ CP-SAT model, time-indexed on the working-day axis (hours in hundredths, so it i
   days in [first, last]; a pinned task works on its pinned day and not before;
 - per (resource, day) its hours shared by its tasks; finish-to-start precedence on days;
 - lateness against the deadline's working day. Objective, lexicographic by weights: priority
-  × working days late, then (re-plans) tasks moved, then the last working day.
+  × working days late, then (re-plans) tasks not kept (`Model.kept`), then the last working day.
 The model stays small by windows that lose no optimal schedule: a task starts no sooner than
 its predecessors can finish (`bounds.soonest_finish`), and may be at most (the first plan's
 weighted lateness ÷ its priority) days late, which also bounds its predecessors.
+
+Time: `problem.time_limit` bounds the whole call. CP-SAT gets what is left after the rules and
+the model's build, less a reserve for reading and checking its answer (twice the measured time
+to check the rules' plan, plus RESERVE_SECONDS); the answer comes within the limit plus
+MARGIN_SECONDS. With too little left, the rules' plan is the answer (`feasible`, its engine
+says why). Where no rule places every task, CP-SAT looks for any schedule: a 422 says that the
+work does not fit only when the bounds or the search prove it.
 """
+import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import replace
 
 from ortools.sat.python import cp_model
 
 from services.planner.engine import bounds, priority_rule
 from services.planner.engine.assembly import assemble
-from services.planner.engine.model import Model
-from services.planner.engine.problem import Plan, Problem, Schedule, Work
+from services.planner.engine.model import Model, Placed
+from services.planner.engine.problem import Invalid, Plan, Problem, Progress, Schedule, Work
 
 # (task, resource, day) hour variables past which building and searching the model would not
 # pay within any time limit the API allows: the priority rules answer alone.
 MAX_CELLS = 150_000
+RESERVE_SECONDS = 0.3     # beyond twice the measured check: CP-SAT stops up to ~0.3 s late
+# Past the time limit, the answer comes within this (measured up to 0.2 s on 5,000 tasks; a
+# priority rule started just before the limit, or CP-SAT stopping its workers, takes that).
+MARGIN_SECONDS = 0.5
+MIN_SEARCH_SECONDS = 0.05  # less than this left after the build: the search is not started
+BUILD_SHARE = 0.8          # of building the model and hinting it, measured on 5,000 tasks
+REPORT_SECONDS = 1.0       # progress is reported at least this often
+STOP_CHECK_SECONDS = 0.1   # how soon a stop from outside is seen
+
+OnProgress = Callable[[Progress], None]
+Stop = Callable[[], bool]
 
 
-def solve(problem: Problem) -> Schedule:
-    """Schedule every task; see the module text for the model."""
-    began = time.perf_counter()
+def solve(problem: Problem, *, progress: OnProgress | None = None,
+          stop: Stop | None = None) -> Schedule:
+    """Schedule every task; see the module text for the model and the time limit.
+
+    `progress` is called (from another thread, never two calls at once) with the search's
+    state on each better answer, each better bound and at least once a second. Once `stop()`
+    is true the search ends within a tenth of a second or so and the best answer found is
+    returned (`feasible`)."""
+    watch = _Watch(problem.time_limit, progress, stop)
+    try:
+        return _solve(problem, watch)
+    finally:
+        watch.close()
+
+
+def _solve(problem: Problem, watch: "_Watch") -> Schedule:
     model = Model(problem)
-    first = priority_rule.schedule(model)
-    first_seconds = time.perf_counter() - began
+    try:
+        first: Plan | None = priority_rule.schedule(model, stop=watch.out_of_time)
+    except Invalid:
+        first = None
+    first_seconds = watch.elapsed()
     floor = bounds.lower_bound(model)
-    windows = _windows(model, priority_rule.measure(model, first)[0])
+    if first is None:
+        return _any_schedule(model, watch, floor)
+    lateness = priority_rule.measure(model, first)[0]
+    watch.found(lateness, floor)
+    checked = time.perf_counter()
+    fallback = assemble(model, first, status="feasible", engine="priority rule", bound=floor,
+                        seconds=0, first_answer_seconds=first_seconds,
+                        best_answer_seconds=first_seconds)
+    reserve = 2 * (time.perf_counter() - checked) + RESERVE_SECONDS
+
+    def rules_answer(engine: str, bound: int = floor) -> Schedule:
+        return replace(fallback, engine=engine, bound=bound, seconds=watch.elapsed())
+
+    windows = _windows(model, lateness)
     cells = sum(hi - lo + 1 for lo, hi in windows.values())
     if cells * max(len(r) for r in model.eligible.values()) > MAX_CELLS:
-        return assemble(model, first, status="feasible", engine="priority rule", bound=floor,
-                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
-                        best_answer_seconds=first_seconds)
-    built = _Built(model, windows)
-    built.hint(first)
+        return rules_answer("priority rule (too large to search)")
+    try:
+        give_up = watch.builder(reserve + MIN_SEARCH_SECONDS)
+        built = _Built(model, windows, give_up)
+        built.hint(first, give_up)
+    except _OutOfTime:
+        return rules_answer(watch.why_not("priority rule", "the search"))
+    if watch.left() - reserve < MIN_SEARCH_SECONDS or watch.stopped():
+        return rules_answer(watch.why_not("priority rule", "the search"))
+    solver, status = _search(built, watch, watch.left() - reserve)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return rules_answer("priority rule")
+    plan = built.read(solver)
+    bound = max(floor, int(solver.best_objective_bound) // built.late_weight)
+    if priority_rule.measure(model, first) < priority_rule.measure(model, plan):
+        return rules_answer("priority rule", bound)
+    return assemble(model, plan, status="optimal" if status == cp_model.OPTIMAL else "feasible",
+                    engine="CP-SAT (stopped)" if watch.stopped() else "CP-SAT", bound=bound,
+                    seconds=watch.elapsed(), first_answer_seconds=first_seconds,
+                    best_answer_seconds=watch.best_seconds or first_seconds)
+
+
+def _any_schedule(model: Model, watch: "_Watch", floor: int) -> Schedule:
+    """No rule placed every task: a schedule from CP-SAT, or a 422 that says why there is none
+    (proven) or that none was found in time."""
+    if errors := bounds.unschedulable(model):
+        raise Invalid(errors)
+    not_found = Invalid([("time_limit_seconds", (
+        f"no schedule found within {model.problem.time_limit:g} s: the priority rules could not "
+        "place every task, and the search neither found a schedule nor proved that there is "
+        "none; raise time_limit_seconds (up to 60), horizon_days or the capacity"))])
+    windows = _windows(model, None)
+    cells = sum(hi - lo + 1 for lo, hi in windows.values())
+    if cells * max(len(r) for r in model.eligible.values()) > MAX_CELLS:
+        raise not_found
+    try:
+        built = _Built(model, windows, watch.builder(RESERVE_SECONDS + MIN_SEARCH_SECONDS))
+    except _OutOfTime:
+        raise not_found from None
+    if watch.left() < MIN_SEARCH_SECONDS or watch.stopped():
+        raise not_found
+    solver, status = _search(built, watch, watch.left() - RESERVE_SECONDS)
+    if status == cp_model.INFEASIBLE:
+        raise Invalid([("horizon_days", (
+            "the tasks do not fit before the horizon ends (or before the started work that "
+            "follows them) with the capacity available: the search proved that there is no "
+            "schedule; raise horizon_days, add capacity or unpin started work"))])
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        raise not_found
+    return assemble(model, built.read(solver),
+                    status="optimal" if status == cp_model.OPTIMAL else "feasible",
+                    engine="CP-SAT (no priority rule placed every task)",
+                    bound=max(floor, int(solver.best_objective_bound) // built.late_weight),
+                    seconds=watch.elapsed(), first_answer_seconds=watch.best_seconds or 0,
+                    best_answer_seconds=watch.best_seconds or 0)
+
+
+def _search(built: "_Built", watch: "_Watch",
+            seconds: float) -> tuple[cp_model.CpSolver, cp_model.CpSolverStatus]:
     solver = cp_model.CpSolver()
     # Interleaved search is CP-SAT's deterministic parallel mode, and the deterministic time
     # limit (about half the wall limit here) normally stops it first: same input, same plan.
     solver.parameters.num_workers = 3
     solver.parameters.interleave_search = True
     solver.parameters.random_seed = 0
-    solver.parameters.max_time_in_seconds = max(problem.time_limit - (time.perf_counter() - began),
-                                                0.1)
-    solver.parameters.max_deterministic_time = max(problem.time_limit / 2, 0.05)
-    found = _Progress(began)
-    status = solver.solve(built.cp, found)
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return assemble(model, first, status="feasible", engine="priority rule", bound=floor,
-                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
-                        best_answer_seconds=first_seconds)
-    plan = built.read(solver)
-    bound = max(floor, int(solver.best_objective_bound) // built.late_weight)
-    if priority_rule.measure(model, first) < priority_rule.measure(model, plan):
-        return assemble(model, first, status="feasible", engine="priority rule", bound=bound,
-                        seconds=time.perf_counter() - began, first_answer_seconds=first_seconds,
-                        best_answer_seconds=first_seconds)
-    return assemble(model, plan, status="optimal" if status == cp_model.OPTIMAL else "feasible",
-                    engine="CP-SAT", bound=bound, seconds=time.perf_counter() - began,
-                    first_answer_seconds=first_seconds,
-                    best_answer_seconds=found.last or first_seconds)
+    solver.parameters.max_time_in_seconds = max(seconds, 0.01)
+    solver.parameters.max_deterministic_time = max(built.model.problem.time_limit / 2, 0.05)
+    solver.best_bound_callback = lambda bound: watch.found(None, int(bound) // built.late_weight)
+    watch.searching(solver)
+    try:
+        status = solver.solve(built.cp, _Solutions(watch, built.late_weight))
+    finally:
+        watch.searching(None)
+    return solver, status
 
 
-def _windows(model: Model, most_late: int) -> dict[str, tuple[int, int]]:
-    """(first day, last day) each task may work on in a schedule at most `most_late` late."""
+def _windows(model: Model, most_late: int | None) -> dict[str, tuple[int, int]]:
+    """(first day, last day) each task may work on in a schedule at most `most_late` late
+    (None: in any schedule)."""
     soonest = bounds.soonest_finish(model)
     followers: dict[str, list[str]] = defaultdict(list)
     for t in model.order:
@@ -83,7 +178,7 @@ def _windows(model: Model, most_late: int) -> dict[str, tuple[int, int]]:
     for t in reversed(model.topological):
         deadline = model.deadline(t)
         hi = len(model.days) - 1
-        if deadline is not None:
+        if deadline is not None and most_late is not None:
             hi = min(hi, deadline + most_late // model.tasks[t].priority)
         for f in followers[t]:
             hi = min(hi, latest[f] - min(model.length(f, r) for r in model.eligible[f]))
@@ -93,9 +188,11 @@ def _windows(model: Model, most_late: int) -> dict[str, tuple[int, int]]:
 
 
 class _Built:
-    """The CP-SAT model of a checked problem, with its variables by name."""
+    """The CP-SAT model of a checked problem, with its variables by name; _OutOfTime once
+    `give_up(share of the build done)` is true."""
 
-    def __init__(self, model: Model, windows: dict[str, tuple[int, int]]):
+    def __init__(self, model: Model, windows: dict[str, tuple[int, int]],
+                 give_up: Callable[[float], bool]):
         self.model = model
         cp = self.cp = cp_model.CpModel()
         days = len(model.days)
@@ -108,7 +205,9 @@ class _Built:
         self.late: dict[str, cp_model.IntVar] = {}
         self.keep: dict[str, cp_model.IntVar] = {}
         on_day: dict[tuple[str, int], list[tuple[cp_model.IntVar, int]]] = defaultdict(list)
-        for t in model.topological:   # predecessors' variables exist before their followers
+        for i, t in enumerate(model.topological):   # predecessors' variables come first
+            if i % 64 == 0 and give_up(BUILD_SHARE * i / len(model.order)):
+                raise _OutOfTime
             lo, hi = windows[t]
             eligible = model.eligible[t]
             shortest = min(model.length(t, r) for r in eligible)
@@ -155,16 +254,14 @@ class _Built:
             if deadline is not None and hi > deadline:
                 late = self.late[t] = cp.new_int_var(0, hi - deadline, f"late_{t}")
                 cp.add(late >= last - deadline)
-        for (r, _), cell in on_day.items():
+        for i, ((r, _), cell) in enumerate(on_day.items()):
+            if i % 256 == 0 and give_up(BUILD_SHARE):
+                raise _OutOfTime
             cap = model.resources[r].hours_per_day
             if sum(rate for _, rate in cell) > cap:
                 cp.add(sum(x for x, _ in cell) <= cap)
-        for t, (r, previous) in model.problem.previous.items():
-            at = model.index.get(previous)
-            if at is not None and (t, r, at) in self.x:
-                keep = self.keep[t] = cp.new_bool_var(f"keep_{t}")
-                cp.add(self.first[t] == at).only_enforce_if(keep)
-                cp.add(self.x[t, r, at] >= 1).only_enforce_if(keep)
+        for t, placed in model.previous.items():
+            self._keep(t, placed)
         self.makespan = cp.new_int_var(0, days - 1, "makespan")
         for last in self.last.values():
             cp.add(self.makespan >= last)
@@ -176,10 +273,30 @@ class _Built:
             + move_weight * cp_model.LinearExpr.sum([1 - k for k in self.keep.values()])
             + self.makespan)
 
-    def hint(self, plan: Plan) -> None:
-        """Start the search from a plan (every variable hinted)."""
+    def _keep(self, t: str, placed: Placed) -> None:
+        """keep_t: the task stays where the previous plan had it, as `Model.kept` defines it
+        (no variable where it cannot: it then counts as moved in every schedule)."""
+        cp, r = self.cp, placed.resource
+        if placed.first is None or (t, r, placed.first) not in self.x:
+            return
+        if placed.hours is None:
+            keep = self.keep[t] = cp.new_bool_var(f"keep_{t}")
+            cp.add(self.first[t] == placed.first).only_enforce_if(keep)
+            cp.add(self.x[t, r, placed.first] >= 1).only_enforce_if(keep)
+            return
+        hours = dict(placed.hours)
+        if any((t, r, d) not in self.x or h > self.model.rate(t, r) for d, h in hours.items()):
+            return
+        keep = self.keep[t] = cp.new_bool_var(f"keep_{t}")
+        for resource, d, x in self.cells[t]:
+            cp.add(x == (hours.get(d, 0) if resource == r else 0)).only_enforce_if(keep)
+
+    def hint(self, plan: Plan, give_up: Callable[[float], bool]) -> None:
+        """Start the search from a plan (every variable hinted); `give_up` as for the build."""
         cp, model = self.cp, self.model
-        for t, work in plan.items():
+        for i, (t, work) in enumerate(plan.items()):
+            if i % 64 == 0 and give_up(BUILD_SHARE + (1 - BUILD_SHARE) * i / len(plan)):
+                raise _OutOfTime
             hours = dict(work.hours)
             cp.add_hint(self.first[t], work.first)
             cp.add_hint(self.last[t], work.last)
@@ -195,9 +312,7 @@ class _Built:
                 assert deadline is not None
                 cp.add_hint(self.late[t], max(0, work.last - deadline))
             if t in self.keep:
-                resource, day = model.problem.previous[t]
-                cp.add_hint(self.keep[t], work.resource == resource
-                            and model.days[work.first] == day)
+                cp.add_hint(self.keep[t], model.kept(t, work))
         cp.add_hint(self.makespan, max(w.last for w in plan.values()))
 
     def read(self, solver: cp_model.CpSolver) -> Plan:
@@ -211,13 +326,111 @@ class _Built:
         return {t: Work(resource[t], tuple(sorted(hours[t]))) for t in self.model.order}
 
 
-class _Progress(cp_model.CpSolverSolutionCallback):
-    """Notes when CP-SAT found its latest (best) solution."""
+class _OutOfTime(Exception):
+    """The time limit passed, or a stop came, while the model was being built."""
 
-    def __init__(self, began: float):
+
+class _Watch:
+    """The call's clock, its progress reports and its stop: a thread reports at least once a
+    second and passes a stop from outside on to CP-SAT."""
+
+    def __init__(self, time_limit: float, progress: OnProgress | None, stop: Stop | None):
+        self.began = time.perf_counter()
+        self.deadline = self.began + time_limit
+        self.best_seconds: float | None = None     # when the best CP-SAT answer was found
+        self._progress, self._stop = progress, stop
+        self._lock = threading.Lock()
+        self._incumbent: int | None = None
+        self._bound = 0
+        self._stopped = threading.Event()
+        self._closed = threading.Event()
+        self._solver: cp_model.CpSolver | None = None
+        self._thread = threading.Thread(target=self._run, name="schedule-watch", daemon=True)
+        if progress is not None or stop is not None:
+            self._thread.start()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.began
+
+    def left(self) -> float:
+        return self.deadline - time.perf_counter()
+
+    def stopped(self) -> bool:
+        if not self._stopped.is_set() and self._stop is not None and self._stop():
+            self._stopped.set()
+        return self._stopped.is_set()
+
+    def out_of_time(self) -> bool:
+        return self.stopped() or self.left() <= 0
+
+    def builder(self, keep: float) -> Callable[[float], bool]:
+        """A check for a model build starting now, called with the share of it done: give up
+        once stopped, or once the build, at its pace so far, would not end `keep` seconds
+        before the deadline (a build that cannot end in time is not worth finishing)."""
+        began = time.perf_counter()
+
+        def give_up(done: float) -> bool:
+            now = time.perf_counter()
+            ends = now + (now - began) * (1 - done) / done if done > 0 else now
+            return self.stopped() or ends > self.deadline - keep
+        return give_up
+
+    def why_not(self, engine: str, step: str) -> str:
+        """The engine's label when `step` did not run: stopped, or out of time."""
+        return f"{engine} ({'stopped' if self.stopped() else 'time limit reached'} before {step})"
+
+    def found(self, incumbent: int | None, bound: int | None) -> None:
+        """Note a better answer's weighted lateness or a better bound, and report it."""
+        with self._lock:
+            changed = False
+            if incumbent is not None and (self._incumbent is None or incumbent < self._incumbent):
+                self._incumbent, changed = incumbent, True
+            if bound is not None and bound > self._bound:
+                self._bound, changed = bound, True
+            if changed:
+                self._report()
+
+    def searching(self, solver: cp_model.CpSolver | None) -> None:
+        with self._lock:
+            self._solver = solver
+        if solver is not None and self.stopped():
+            solver.stop_search()
+
+    def close(self) -> None:
+        self._closed.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _report(self) -> None:
+        # Called with the lock held: one report at a time, in order.
+        if self._progress is None:
+            return
+        incumbent, bound = self._incumbent, self._bound
+        bound = bound if incumbent is None else min(bound, incumbent)
+        gap = None if incumbent is None else (incumbent - bound) / max(incumbent, 1)
+        self._progress(Progress(round(self.elapsed(), 3), incumbent, bound, gap))
+
+    def _run(self) -> None:
+        reported = time.perf_counter()
+        while not self._closed.wait(STOP_CHECK_SECONDS):
+            if self.stopped():
+                with self._lock:
+                    if self._solver is not None:
+                        self._solver.stop_search()
+            if time.perf_counter() - reported >= REPORT_SECONDS - STOP_CHECK_SECONDS / 2:
+                with self._lock:
+                    self._report()
+                reported = time.perf_counter()
+
+
+class _Solutions(cp_model.CpSolverSolutionCallback):
+    """Each better CP-SAT answer: when it came, its weighted lateness and the bound."""
+
+    def __init__(self, watch: _Watch, late_weight: int):
         super().__init__()
-        self.began = began
-        self.last: float | None = None
+        self.watch, self.late_weight = watch, late_weight
 
     def on_solution_callback(self) -> None:
-        self.last = time.perf_counter() - self.began
+        self.watch.best_seconds = self.watch.elapsed()
+        self.watch.found(int(self.objective_value) // self.late_weight,
+                         int(self.best_objective_bound) // self.late_weight)

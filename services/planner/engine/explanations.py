@@ -1,5 +1,6 @@
 """Why a task is late, in words and data: the predecessors that held it back, the days its
-resource was full with other work, its days off (time off) and the holidays in between."""
+resource was full with other work, its own days off (time off), its market's holidays and the
+holidays of everyone in between."""
 from datetime import date
 
 from services.planner.engine.model import Model
@@ -20,7 +21,11 @@ def explain_late(model: Model, plan: Plan, load: dict[str, list[int]], task_id: 
     rate, cap = model.rate(task_id, resource), model.resources[resource].hours_per_day
     own = dict(work.hours)
     days = range(ready, work.last + 1)
-    time_off = [model.days[d] for d in days if not model.available[resource][d]]
+    # A day the resource is off is its market's holiday or its own time off (holiday first:
+    # it would be off that day whatever it had asked for).
+    off = [model.days[d] for d in days if not model.available[resource][d]]
+    own_holidays = [day for day in off if day in model.resources[resource].holidays]
+    time_off = [day for day in off if day not in model.resources[resource].holidays]
     # Full: the resource had less than the task's rate left for it, because of other work.
     full = [d for d in days if model.available[resource][d] and own.get(d, 0) < rate
             and load[resource][d] - own.get(d, 0) > cap - rate]
@@ -41,6 +46,9 @@ def explain_late(model: Model, plan: Plan, load: dict[str, list[int]], task_id: 
                         if blockers else ""))
     if time_off:
         parts.append(f"{resource} was on time off on {_dates(time_off)}")
+    if own_holidays:
+        parts.append(f"{_dates(own_holidays)} {'is a holiday' if len(own_holidays) == 1 else 'are holidays'} "
+                     f"for {resource}")
     if holidays:
         parts.append(f"{_dates(holidays)} {'is a holiday' if len(holidays) == 1 else 'are holidays'}")
     parts.append(f"it needs {model.length(task_id, resource)} working day(s) at up to "

@@ -1,14 +1,25 @@
 """The problem on its working-day axis: what every engine needs, computed once and checked.
 
 The axis holds the horizon's working days (weekends and holidays left out); each resource has
-its own availability on it (its time off). A task may take at most its daily rate on a day,
-which depends on the resource that does it. The predecessor graph is walked without recursion
-(5,000 tasks may form one chain).
+its own availability on it (its time off and its market's holidays). A task may take at most
+its daily rate on a day, which depends on the resource that does it. The predecessor graph is
+walked without recursion (5,000 tasks may form one chain).
 """
 from bisect import bisect_left, bisect_right
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import date, timedelta
 
-from services.planner.engine.problem import Invalid, Problem, Resource, Task
+from services.planner.engine.problem import Invalid, Previous, Problem, Resource, Task, Work
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A task's place in the previous plan, on the axis."""
+    resource: str
+    first: int | None                         # its first day (None: not a working day now)
+    # Its exact hours by day: None for the older (resource, first day) form, () when a day
+    # of it is no longer a working day (it cannot be kept).
+    hours: tuple[tuple[int, int], ...] | None
 
 
 class Model:
@@ -23,8 +34,8 @@ class Model:
         self.tasks = {t.id: t for t in problem.tasks}
         self.resources = {r.id: r for r in problem.resources}
         self.order = [t.id for t in problem.tasks]
-        self.available = {r.id: [day not in r.time_off for day in self.days]
-                          for r in problem.resources}
+        self.available = {r.id: [day not in r.time_off and day not in r.holidays
+                                 for day in self.days] for r in problem.resources}
         # Available days of a resource from index d to the end of the horizon.
         self._left = {r: _suffix_counts(ok) for r, ok in self.available.items()}
         self._check()
@@ -35,6 +46,25 @@ class Model:
         self._deadline = {t.id: bisect_right(self.days, t.deadline) - 1 if t.deadline else None
                           for t in problem.tasks}
         self._check_room()
+        self.previous = {t: self._placed(spot) for t, spot in problem.previous.items()
+                         if t in self.tasks}
+
+    def _placed(self, spot: Previous | tuple[str, date]) -> Placed:
+        if not isinstance(spot, Previous):
+            resource, first = spot
+            return Placed(resource, self.index.get(first), None)
+        on_axis = all(day in self.index for day, _ in spot.days)
+        return Placed(spot.resource, self.index.get(spot.days[0][0]) if spot.days else None,
+                      tuple((self.index[day], h) for day, h in spot.days) if on_axis else ())
+
+    def kept(self, task: str, work: Work) -> bool:
+        """Whether the task stays where the previous plan had it (see Problem.previous)."""
+        placed = self.previous[task]
+        if work.resource != placed.resource:
+            return False
+        if placed.hours is None:
+            return work.first == placed.first
+        return work.hours == placed.hours
 
     def _can(self, task: Task, resource: Resource) -> bool:
         return (task.resource is None or task.resource == resource.id) \

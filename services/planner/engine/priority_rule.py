@@ -20,19 +20,24 @@ Key = Callable[[str], tuple[int, ...]]
 RANDOM_PASSES = 3
 
 
-def schedule(model: Model) -> Plan:
-    """Return the best plan of every rule; Invalid if none fits in the horizon."""
-    return best(model, list(rules(model).values()))
+def schedule(model: Model, *, stop: Callable[[], bool] | None = None) -> Plan:
+    """Return the best plan of every rule; Invalid if none fits in the horizon. Once `stop()`
+    is true (out of time) no further rule starts if one has a plan."""
+    return best(model, list(rules(model, stop=stop).values()))
 
 
-def rules(model: Model) -> dict[str, Plan]:
-    """Each rule's plan by name (a rule that cannot place its work is left out)."""
+def rules(model: Model, *, stop: Callable[[], bool] | None = None) -> dict[str, Plan]:
+    """Each rule's plan by name (a rule that cannot place its work is left out); once `stop()`
+    is true no further rule starts if one has a plan."""
     latest = latest_finish(model)
     position = {t: i for i, t in enumerate(model.order)}
 
     def deadline(task: str) -> int:
         found = model.deadline(task)
         return len(model.days) if found is None else found
+
+    def late() -> bool:
+        return stop is not None and bool(plans) and stop()
 
     keys: dict[str, Key] = {
         "earliest deadline": lambda t: (deadline(t), -model.tasks[t].priority, position[t]),
@@ -41,18 +46,20 @@ def rules(model: Model) -> dict[str, Plan]:
     rng = random.Random(0)   # fixed: the same input gives the same answer
     for i in range(RANDOM_PASSES):
         keys[f"randomised {i + 1}"] = _noisy(model, latest, position, rng)
-    if model.problem.previous:
+    if model.previous:
         keys["previous starts"] = _previous_key(model, latest, position)
     plans: dict[str, Plan] = {}
     failure: Invalid | None = None
     for name, key in keys.items():
+        if late():
+            return plans
         try:
-            plans[name] = forward(model, key, keep=bool(model.problem.previous))
+            plans[name] = forward(model, key, keep=bool(model.previous))
         except Invalid as invalid:
             failure = invalid
-    if (late := backward(model, latest)) is not None:
-        plans["backward"] = late
-        first = {t: work.first for t, work in late.items()}
+    if not late() and (backward_plan := backward(model, latest)) is not None:
+        plans["backward"] = backward_plan
+        first = {t: work.first for t, work in backward_plan.items()}
         # Packing is an improvement; where it fails, the backward plan itself stands.
         with contextlib.suppress(Invalid):
             plans["backward, packed"] = forward(model, lambda t: (first[t], position[t]))
@@ -78,10 +85,9 @@ def measure(model: Model, plan: Plan) -> tuple[int, int, int]:
 
 
 def moved(model: Model, plan: Plan) -> int:
-    """Tasks of the previous plan whose resource or first day changed."""
-    return sum(1 for task_id, (resource, day) in model.problem.previous.items()
-               if task_id in plan and (plan[task_id].resource != resource
-                                       or model.days[plan[task_id].first] != day))
+    """Tasks of the previous plan that are not kept where it had them (`Model.kept`)."""
+    return sum(1 for task_id in model.previous
+               if task_id in plan and not model.kept(task_id, plan[task_id]))
 
 
 def latest_finish(model: Model) -> dict[str, int]:
@@ -182,26 +188,32 @@ def _noisy(model: Model, latest: dict[str, int], position: dict[str, int],
 
 
 def _previous_key(model: Model, latest: dict[str, int], position: dict[str, int]) -> Key:
-    previous = {t: model.index.get(day, latest[t]) for t, (_, day) in
-                model.problem.previous.items() if t in model.tasks}
+    previous = {t: latest[t] if placed.first is None else placed.first
+                for t, placed in model.previous.items()}
     return lambda t: (previous.get(t, latest[t]), -model.tasks[t].priority, position[t])
 
 
 def _kept(model: Model, free: dict[str, list[int]], task: str, start: int, limit: int,
           soonest: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]] | None:
-    """The task's work from its previous start on its previous resource, if that is possible
-    and finishes no later than the soonest placement or its deadline."""
-    if task not in model.problem.previous:
+    """The task's work where the previous plan had it (its exact hours, or for the older form
+    its hours from its previous first day), if that is possible now and finishes no later than
+    the soonest placement or its deadline."""
+    if (placed := model.previous.get(task)) is None or placed.first is None:
         return None
-    resource, day = model.problem.previous[task]
-    first = model.index.get(day)
-    if first is None or first < start or resource not in model.eligible[task] \
-            or free[resource][first] <= 0:
+    resource, first = placed.resource, placed.first
+    if first < start or resource not in model.eligible[task] or free[resource][first] <= 0:
         return None
-    hours = _fill(free[resource], first, model.rate(task, resource), model.tasks[task].effort,
-                  limit + 1)
+    rate = model.rate(task, resource)
+    hours: list[tuple[int, int]] | None
+    if placed.hours is None:
+        hours = _fill(free[resource], first, rate, model.tasks[task].effort, limit + 1)
+    else:
+        hours = list(placed.hours)
+        if sum(h for _, h in hours) != model.tasks[task].effort or any(
+                d > limit or not 0 < h <= min(rate, free[resource][d]) for d, h in hours):
+            return None
     due = model.deadline(task)
-    if hours is None or hours[-1][0] > max(soonest[-1][0], -1 if due is None else due):
+    if not hours or hours[-1][0] > max(soonest[-1][0], -1 if due is None else due):
         return None
     return resource, hours
 

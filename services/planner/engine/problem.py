@@ -5,6 +5,7 @@ resource's working days in the task's window: at most min(its max_per_day, the r
 per day) a day, the resource's hours shared with its other tasks that day, pausing over
 weekends, holidays and time off, and starting only after every predecessor's last day of work.
 """
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -20,7 +21,8 @@ class Resource:
     id: str
     skills: frozenset[str]
     hours_per_day: int                        # hundredths of an hour
-    time_off: frozenset[date] = frozenset()
+    time_off: frozenset[date] = frozenset()   # the person's or team's own days off
+    holidays: frozenset[date] = frozenset()   # its market's public holidays
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,13 @@ class Task:
 
 
 @dataclass(frozen=True)
+class Previous:
+    """A task's place in the plan being re-planned: its resource and its hours per day."""
+    resource: str
+    days: tuple[tuple[date, int], ...]       # (day, hundredths of an hour), by day
+
+
+@dataclass(frozen=True)
 class Problem:
     start: date
     horizon_days: int
@@ -46,9 +55,12 @@ class Problem:
     tasks: tuple[Task, ...]
     weekend: frozenset[int] = frozenset({5, 6})
     holidays: frozenset[date] = frozenset()
+    # Seconds for the whole engine call: the answer comes within it plus `cp_sat.MARGIN`.
     time_limit: float = 30.0
-    # For a re-plan: the previous (resource, first day) of each task; moving fewer is better.
-    previous: dict[str, tuple[str, date]] = field(default_factory=dict)
+    # For a re-plan: where each task was; moving fewer is better. A task is kept when it has
+    # exactly its previous hours on each day, on its previous resource. The older form, a
+    # (resource, first day) pair, keeps a task that keeps its resource and first day.
+    previous: Mapping[str, Previous | tuple[str, date]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -93,7 +105,7 @@ class Schedule:
     seconds: float
     first_answer_seconds: float
     best_answer_seconds: float
-    moved: int | None = None                  # re-plan: tasks whose resource or start changed
+    moved: int | None = None                  # re-plan: tasks not kept (see Problem.previous)
 
 
 class Invalid(Exception):
@@ -106,6 +118,16 @@ class Invalid(Exception):
     def __reduce__(self) -> tuple[type["Invalid"], tuple[list[tuple[str, str]]]]:
         # Crosses the worker-process boundary intact (the default would pickle only the text).
         return Invalid, (self.errors,)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a search is: the best answer's weighted lateness (None before there is one), a
+    lower bound on it, and their relative gap (incumbent − bound) / max(incumbent, 1)."""
+    elapsed_seconds: float
+    incumbent: int | None
+    bound: int
+    gap: float | None
 
 
 @dataclass(frozen=True)
