@@ -103,7 +103,7 @@ def test_finance_and_viewers_cannot_draw(api):
 def server(api):
     """A real uvicorn server on the same database, so requests really run at the same time."""
     settings = BudgetSettings(database_url=api.database_url, internal_secret=TEST_SECRET,
-                              solver_workers=1)
+                              solver_workers=1, events_poll_seconds=0)
     server = ThreadedServer(create_app(settings)).start()
     yield server
     server.stop()

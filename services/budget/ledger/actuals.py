@@ -12,7 +12,6 @@ from services.budget.fields import Amount, PeriodId
 from services.budget.ledger import audit
 from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.tables import Actual, Budget, Channel, page_order, utcnow
-from services.budget.ledger.transaction import rolls_back
 from shared.errors import invalid_fields
 from shared.idempotency import Idempotency
 from shared.internal_auth import Caller
@@ -53,7 +52,6 @@ class ActualPublic(BaseModel):
     updated_at: datetime
 
 
-@rolls_back
 def import_actuals(*, session: Session, idempotency: Idempotency, budget_id: str,
                    actuals_in: ActualsImport, caller: Caller) -> ImportResultPublic:
     """Store rows of actuals by (channel, period); all rows are checked before any is stored."""

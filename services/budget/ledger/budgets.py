@@ -13,7 +13,6 @@ from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.periods import MAX_PERIODS, PeriodLength, periods
 from services.budget.ledger.reserve import reserve_amount, reserve_drawn_minor, reserve_left_minor
 from services.budget.ledger.tables import Actual, Budget, Channel, Plan, page_order, utcnow
-from services.budget.ledger.transaction import rolls_back
 from services.budget.whatif import ReservePolicy
 from shared.client import ServiceClient
 from shared.errors import Conflict, invalid_fields
@@ -178,7 +177,6 @@ def _raise_if_any(errors: list[tuple[str, str]]) -> None:
         raise invalid_fields(errors)
 
 
-@rolls_back
 def create_budget(*, session: Session, idempotency: Idempotency, budget_in: BudgetCreate,
                   calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Create a budget; its linked campaigns must exist in the calendar."""
@@ -225,7 +223,6 @@ def list_budgets(*, session: Session, department: str | None, currency: str | No
     return Page[BudgetPublic](items=[to_public(session, b) for b in rows], next_cursor=next_cursor)
 
 
-@rolls_back
 def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_match: str | None,
                   calendar: ServiceClient, caller: Caller) -> BudgetPublic:
     """Change a budget's settings at the version the caller read (412 if stale)."""

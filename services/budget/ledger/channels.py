@@ -11,7 +11,6 @@ from services.budget.fields import Amount
 from services.budget.ledger import audit
 from services.budget.ledger.loaders import get_budget, get_channel
 from services.budget.ledger.tables import Budget, Channel, utcnow
-from services.budget.ledger.transaction import rolls_back
 from services.budget.whatif import Response, to_response
 from shared.channels import ChannelKind
 from shared.errors import Conflict, invalid_fields
@@ -103,7 +102,6 @@ def _check_channel(session: Session, budget: Budget, channel: ChannelCreate,
                        "choose another name or update that channel.")
 
 
-@rolls_back
 def create_channel(*, session: Session, idempotency: Idempotency, budget_id: str,
                    channel_in: ChannelCreate, caller: Caller) -> ChannelPublic:
     """Add a channel with its return model, bounds, group and lifecycle state to a budget."""
@@ -143,7 +141,6 @@ def list_channels(*, session: Session, budget_id: str) -> list[ChannelPublic]:
         select(Channel).where(Channel.budget_id == budget_id).order_by(Channel.id))]
 
 
-@rolls_back
 def update_channel(*, session: Session, budget_id: str, channel_id: str, update: ChannelUpdate,
                    if_match: str | None, caller: Caller) -> ChannelPublic:
     """Change a channel at the version the caller read; state moves follow the playbook."""

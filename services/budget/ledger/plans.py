@@ -16,7 +16,6 @@ from services.budget.ledger.loaders import budget_periods, channel_names, get_bu
 from services.budget.ledger.periods import apportion
 from services.budget.ledger.reserve import reserve_left_minor
 from services.budget.ledger.tables import Budget, Channel, Plan, PlanLine, ReserveEntry, page_order, utcnow
-from services.budget.ledger.transaction import rolls_back
 from services.budget.whatif import OptimizationPublic, OptimizationRequest
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
@@ -176,7 +175,6 @@ def _store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Op
     return public
 
 
-@rolls_back
 def create_plan(*, session: Session, idempotency: Idempotency, budget_id: str,
                 plan_in: PlanCreate, workers: WorkerPool, grace_seconds: float,
                 caller: Caller) -> PlanPublic:
@@ -273,7 +271,6 @@ def list_plans(*, session: Session, budget_id: str, limit: int,
         created_at=p.created_at, approved_at=p.approved_at) for p in rows], next_cursor=next_cursor)
 
 
-@rolls_back
 def approve(*, session: Session, budget_id: str, number: int, caller: Caller) -> PlanPublic:
     """Make a plan the budget's current one."""
     budget = get_budget(session, budget_id, lock=True)

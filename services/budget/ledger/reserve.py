@@ -16,7 +16,6 @@ from services.budget.ledger import audit, campaigns
 from services.budget.ledger.loaders import budget_periods, get_budget, get_channel
 from services.budget.ledger.periods import period_of
 from services.budget.ledger.tables import Budget, ReserveEntry, page_order, utcnow
-from services.budget.ledger.transaction import rolls_back
 from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -114,7 +113,6 @@ def read_reserve(*, session: Session, budget_id: str) -> ReservePublic:
                          remaining=amount - drawn)
 
 
-@rolls_back
 def draw(*, session: Session, idempotency: Idempotency, budget_id: str, draw_in: DrawCreate,
          caller: Caller) -> ReserveEntryPublic:
     """Move money from the reserve to a channel or campaign."""
@@ -156,7 +154,6 @@ def draw(*, session: Session, idempotency: Idempotency, budget_id: str, draw_in:
     return _commit(session, idempotency, budget, entry, caller)
 
 
-@rolls_back
 def reverse(*, session: Session, idempotency: Idempotency, budget_id: str, draw_id: str,
             reversal_in: ReversalCreate, caller: Caller) -> ReserveEntryPublic:
     """Give a draw's money back to the reserve with a compensating entry."""
