@@ -2,7 +2,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
-from services.planner import resources, schedules, solving, tasks
+from services.planner import campaign_plans, overview, resources, schedules, solving, tasks
+from services.planner.config import PlannerSettings
 from services.planner.models import idempotency_record
 from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
@@ -26,6 +27,16 @@ def _calendar(request: Request) -> ServiceClient:
     return calendar
 
 
+def _budget(request: Request) -> ServiceClient:
+    budget: ServiceClient = request.app.state.budget
+    return budget
+
+
+def _settings(request: Request) -> PlannerSettings:
+    settings: PlannerSettings = request.app.state.settings
+    return settings
+
+
 def _consumer(request: Request) -> PlannerConsumer:
     consumer: PlannerConsumer = request.app.state.consumer
     return consumer
@@ -38,6 +49,8 @@ def _grace(request: Request) -> float:
 
 WorkersDep = Annotated[WorkerPool, Depends(_workers)]
 CalendarDep = Annotated[ServiceClient, Depends(_calendar)]
+BudgetDep = Annotated[ServiceClient, Depends(_budget)]
+SettingsDep = Annotated[PlannerSettings, Depends(_settings)]
 GraceDep = Annotated[float, Depends(_grace)]
 ConsumerDep = Annotated[PlannerConsumer, Depends(_consumer)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
@@ -135,6 +148,37 @@ def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: Wri
     tasks as possible move (`schedule.moved` says how many)."""
     return schedules.replan(session=session, idempotency=idempotency, schedule_id=schedule_id,
                             replan_in=body, workers=workers, grace_seconds=grace, caller=caller)
+
+
+@router.get("/campaigns/{campaign_id}/overview", response_model=overview.CampaignOverview)
+def read_campaign_overview(campaign_id: str, session: SessionDep, calendar: CalendarDep,
+                           budget: BudgetDep, settings: SettingsDep) -> overview.CampaignOverview:
+    """Show a campaign's dates (calendar), money (budget) and work (its tasks in their newest
+    schedule) in one answer; a service that cannot answer in time is listed in `partial`."""
+    return overview.read_overview(session=session, calendar=calendar, budget=budget,
+                                  campaign_id=campaign_id,
+                                  timeout=settings.overview_timeout_seconds)
+
+
+@router.post("/campaign-plans", response_model=campaign_plans.CampaignPlanPublic,
+             responses={201: {"description": "Committed: the campaign, its tasks and its "
+                                             "funding were created.",
+                              "model": campaign_plans.CampaignPlanPublic}})
+def create_campaign_plan(body: campaign_plans.CampaignPlanCreate, response: Response,
+                         session: WriteSessionDep, idempotency: IdempotencyDep,
+                         calendar: CalendarDep, budget: BudgetDep, workers: WorkersDep,
+                         grace: GraceDep, settings: SettingsDep,
+                         caller: PlannerDep) -> campaign_plans.CampaignPlanPublic:
+    """Plan a campaign across the services: its milestones and phases, its tasks scheduled with
+    the work already planned, its funding optimised (a what-if, 200). With `"commit": true`
+    (and an `Idempotency-Key`), create its campaign, tasks and funding all or nothing (201)."""
+    answer = campaign_plans.plan_campaign(
+        session=session, idempotency=idempotency, calendar=calendar, budget=budget,
+        workers=workers, grace_seconds=grace, caller=caller, plan_in=body,
+        fail_step=settings.fail_step)
+    if answer.committed:
+        response.status_code = 201
+    return answer
 
 
 @router.get("/sync", response_model=SyncStatus)

@@ -27,6 +27,9 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="planner",
             secret=settings.internal_secret.get_secret_value().encode())
+        app.state.budget = ServiceClient(
+            name="budget", base_url=settings.budget_url, caller_service="planner",
+            secret=settings.internal_secret.get_secret_value().encode())
         app.state.consumer = PlannerConsumer(
             engine=app.state.engine, calendar=app.state.calendar, workers=app.state.workers,
             grace_seconds=settings.solve_grace_seconds, auto_replan=settings.auto_replan,
@@ -39,6 +42,7 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
             with suppress(asyncio.CancelledError):
                 await polling
         app.state.calendar.close()
+        app.state.budget.close()
         app.state.workers.close()
 
     return create_service_app(name="planner", settings=settings, migrations=MIGRATIONS,

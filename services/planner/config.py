@@ -1,4 +1,6 @@
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.settings import DatabaseSettings, Port
@@ -15,9 +17,23 @@ class PlannerSettings(DatabaseSettings):
     solve_grace_seconds: float = Field(30, gt=0)
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
+    # Campaign funding (the overview, plan-a-campaign) comes from this budget service.
+    budget_url: str = "http://127.0.0.1:8002"
+    # The campaign overview waits this long for each other service, then answers without it
+    # (listed in `partial`): a service that is down must not make the overview slow.
+    overview_timeout_seconds: float = Field(2.0, gt=0, le=30)
     # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync
     # status still answers), e.g. for a process that only serves requests.
     events_poll_seconds: float = Field(0.5, ge=0, le=300)
     # Re-plan every stale schedule as soon as a calendar change makes it stale (as the re-plan
     # route would, work started by today kept), instead of waiting for someone to ask.
     auto_replan: bool = False
+    # TEST HOOK, never set in a deployment: a committed plan-a-campaign fails at this step
+    # (after doing it), so the tests can watch the earlier steps being undone.
+    fail_step: Literal["campaign", "tasks", "funding"] | None = None
+
+    @model_validator(mode="after")
+    def _no_test_hook_in_production(self) -> "PlannerSettings":
+        if self.fail_step is not None and self.environment == "production":
+            raise ValueError("PLANNER_FAIL_STEP is a test hook; unset it in production")
+        return self

@@ -3,6 +3,7 @@ move as few other tasks as possible, and the marks calendar changes leave on the
 made out of date (re-planned at once when the deployment asks for it)."""
 import logging
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
@@ -25,6 +26,8 @@ CLOSED = ("cancelled", "completed")
 AUTO_REPLANNER = "service:planner (automatic re-plan)"
 DEFAULT_TIME_LIMIT = 10
 DETAIL_LENGTH = 500
+# A what-if's horizon runs this long past the last deadline, so late work still fits.
+WHATIF_ROOM_DAYS = 60
 
 
 class ScheduleCreate(StrictModel):
@@ -67,7 +70,8 @@ Spot = tuple[str, date]   # (resource id, first day)
 
 
 def _problem(session: Session, start: date, horizon_days: int, campaign_ids: list[str],
-             time_limit: float, pinned: dict[str, Spot], previous: dict[str, Spot]) -> engine.Problem:
+             time_limit: float, pinned: dict[str, Spot], previous: dict[str, Spot],
+             extra: tuple[engine.Task, ...] = (), not_before: date | None = None) -> engine.Problem:
     resources = session.exec(select(Resource).order_by(col(Resource.id))).all()
     statement = select(Task).order_by(col(Task.id))
     if campaign_ids:
@@ -76,11 +80,18 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
                               .where(col(CampaignState.status).in_(CLOSED))))
     tasks = [t for t in session.exec(statement)
              if t.campaign_id not in closed or t.start is not None or t.id in pinned]
-    if not resources or not tasks:
+    if not resources or not (tasks or extra):
         raise Conflict("Nothing to schedule: add resources at /api/v1/planner/resources and tasks "
                        "(or generate them for a campaign) first.")
     last = start + timedelta(days=horizon_days - 1)
     ids = {t.id for t in tasks}
+
+    def earliest(task: Task) -> date | None:
+        # Work that has not started cannot be done before `not_before` (today, for a what-if).
+        if not_before is None or task.start is not None or task.id in pinned:
+            return task.earliest_start
+        return max(task.earliest_start or not_before, not_before)
+
     return engine.Problem(
         start=start, horizon_days=horizon_days, time_limit=time_limit, previous=previous,
         resources=tuple(engine.Resource(
@@ -90,23 +101,27 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
             for r in resources),
         tasks=tuple(engine.Task(
             id=t.id, skill=t.skill, effort=t.effort, campaign=t.campaign_id,
-            earliest_start=t.earliest_start, deadline=t.deadline, priority=t.priority,
+            earliest_start=earliest(t), deadline=t.deadline, priority=t.priority,
             # Work outside this schedule's scope counts as done.
             predecessors=tuple(x for x in t.predecessors if x in ids), max_per_day=t.max_per_day,
             resource=pinned[t.id][0] if t.id in pinned else t.resource_id,
-            start=pinned[t.id][1] if t.id in pinned else t.start) for t in tasks))
+            start=pinned[t.id][1] if t.id in pinned else t.start) for t in tasks) + extra)
+
+
+def stale_reasons(session: Session, schedule_id: str) -> list[StaleReason]:
+    """The calendar changes that made a stored schedule out of date, oldest first."""
+    marks = session.exec(select(StaleMark).where(StaleMark.schedule_id == schedule_id)
+                         .order_by(col(StaleMark.marked_at), col(StaleMark.event_id))).all()
+    return [StaleReason.model_validate(m, from_attributes=True) for m in marks]
 
 
 def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
-    marks = session.exec(select(StaleMark).where(StaleMark.schedule_id == schedule.id)
-                         .order_by(col(StaleMark.marked_at), col(StaleMark.event_id))).all()
+    reasons = stale_reasons(session, schedule.id)
     return StoredSchedulePublic(id=schedule.id, start=schedule.start_date,
                                 horizon_days=schedule.horizon_days,
                                 campaign_ids=schedule.campaign_ids, replan_of=schedule.replan_of,
                                 created_by=schedule.created_by, created_at=schedule.created_at,
-                                stale=bool(marks),
-                                stale_reasons=[StaleReason.model_validate(m, from_attributes=True)
-                                               for m in marks],
+                                stale=bool(reasons), stale_reasons=reasons,
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
 
 
@@ -221,3 +236,53 @@ def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPo
             made.append(new.id)
         session.commit()
     return made
+
+
+def _newest_first(session: Session) -> list[tuple[str, list[str]]]:
+    rows = session.exec(select(col(Schedule.id), col(Schedule.campaign_ids))
+                        .order_by(col(Schedule.created_at).desc(), col(Schedule.id).desc()))
+    return [(schedule_id, scope) for schedule_id, scope in rows]
+
+
+def newest_holding(session: Session, campaign_id: str,
+                   task_ids: set[str]) -> tuple[Schedule, list[dict[str, Any]]] | None:
+    """The newest stored schedule that placed any of these tasks of the campaign, with those
+    tasks' assignments (as stored JSON); None if no schedule did."""
+    for schedule_id, scope in _newest_first(session):
+        if scope and campaign_id not in scope:
+            continue
+        schedule = session.get(Schedule, schedule_id)
+        assert schedule is not None
+        held = [a for a in schedule.result["assignments"] if a["task"] in task_ids]
+        if held:
+            return schedule, held
+    return None
+
+
+def whatif_problem(session: Session, *, extra: tuple[engine.Task, ...], as_of: date,
+                   time_limit: float) -> engine.Problem:
+    """Every campaign's current work plus `extra` tasks as one problem, the way a re-plan
+    sees it: each task's newest stored placement is kept where its work started by `as_of`
+    and preferred elsewhere; work not started begins on `as_of` at the earliest."""
+    current = set(session.exec(select(Task.id)))
+    placed: dict[str, Spot] = {}
+    for schedule_id, _ in _newest_first(session):
+        if current <= placed.keys():
+            break
+        schedule = session.get(Schedule, schedule_id)
+        assert schedule is not None
+        for a in schedule.result["assignments"]:
+            if a["task"] in current:
+                placed.setdefault(a["task"], (a["resource"], date.fromisoformat(a["start"])))
+        session.expunge(schedule)   # its result can be large; keep one at a time
+    started = {task: spot for task, spot in placed.items() if spot[1] <= as_of}
+    pinned_starts = session.exec(select(col(Task.start)).where(col(Task.start).is_not(None)))
+    start = min([as_of, *(spot[1] for spot in started.values()),
+                 *(d for d in pinned_starts if d is not None)])
+    deadlines = [d for d in session.exec(select(col(Task.deadline))) if d is not None]
+    deadlines += [t.deadline for t in extra if t.deadline is not None]
+    # Room after the last deadline for late work, as much as a schedule may have.
+    last = max([as_of, *deadlines]) + timedelta(days=WHATIF_ROOM_DAYS)
+    horizon = min((last - start).days + 1, solving.MAX_HORIZON_DAYS)
+    return _problem(session, start, horizon, [], time_limit, started, placed, extra=extra,
+                    not_before=as_of)

@@ -122,47 +122,69 @@ def _terms(task: Task) -> tuple[Any, ...]:
     return task.skill, task.effort, task.priority, tuple(task.predecessors), task.max_per_day
 
 
-def follow_milestones(session: Session, campaign: dict[str, Any],
-                      steps_by_kind: dict[str, list[TemplateStep]]) -> tuple[list[Task], TaskChanges]:
-    """Stage the campaign's generated tasks as its milestones and the templates say now.
+@dataclass(frozen=True)
+class StepTask:
+    """One template step of one milestone, as a task: its id, the columns it sets, and the
+    earliest start it gets unless its work has started."""
+    id: str
+    values: dict[str, Any]
+    earliest_start: date
+
+
+def milestone_work(campaign: dict[str, Any],
+                   steps_by_kind: dict[str, list[TemplateStep]]) -> list[StepTask]:
+    """The tasks the templates give a campaign's milestones (as the calendar reports them).
 
     Each template step is due by its milestone, starts at most window_days working days before
-    it, and follows the previous step. Hand-made tasks (no milestone) are not touched. Started
-    work (a pinned start) stays: it keeps its start, resource and earliest start, takes the
-    milestone's new deadline, and is kept even when its milestone or step is gone.
-    """
-    existing = {t.id: t for t in session.exec(select(Task).where(
-        Task.campaign_id == campaign["id"], col(Task.milestone_id).is_not(None)))}
-    made: list[Task] = []
-    added, moved, changed = [], [], []
+    it, and follows the previous step."""
+    work = []
     for milestone in campaign["milestones"]:
         due = date.fromisoformat(milestone["due_date"])
         previous = None
         for i, step in enumerate(steps_by_kind.get(milestone["kind"], [])):
             task_id = f"{milestone['id']}-{i + 1}"
-            task = existing.pop(task_id, None) or session.get(Task, task_id)
-            if task is None:
-                task = Task(id=task_id, name="", skill="", effort=0, predecessors=[])
-                added.append(task_id)
-            window, terms = _window(task), _terms(task)
-            task.sqlmodel_update({
+            work.append(StepTask(task_id, {
                 "name": f"{campaign['name']}: {milestone['name']}: {step.name}",
                 "campaign_id": campaign["id"], "milestone_id": milestone["id"],
                 "skill": step.skill, "effort": hundredths(step.effort_hours),
                 "deadline": due, "priority": campaign["priority"],
                 "predecessors": [previous] if previous else [],
                 "max_per_day": None if step.max_hours_per_day is None
-                else hundredths(step.max_hours_per_day)})
-            if task.start is None:
-                task.earliest_start = add_working_days(due, -step.window_days, campaign["market"])
-            if task_id not in added:
-                if _window(task) != window:
-                    moved.append(task_id)
-                if _terms(task) != terms:
-                    changed.append(task_id)
-            session.add(task)
-            made.append(task)
+                else hundredths(step.max_hours_per_day)},
+                add_working_days(due, -step.window_days, campaign["market"])))
             previous = task_id
+    return work
+
+
+def follow_milestones(session: Session, campaign: dict[str, Any],
+                      steps_by_kind: dict[str, list[TemplateStep]]) -> tuple[list[Task], TaskChanges]:
+    """Stage the campaign's generated tasks as its milestones and the templates say now.
+
+    Hand-made tasks (no milestone) are not touched. Started work (a pinned start) stays: it
+    keeps its start, resource and earliest start, takes the milestone's new deadline, and is
+    kept even when its milestone or step is gone.
+    """
+    existing = {t.id: t for t in session.exec(select(Task).where(
+        Task.campaign_id == campaign["id"], col(Task.milestone_id).is_not(None)))}
+    made: list[Task] = []
+    added, moved, changed = [], [], []
+    for step_task in milestone_work(campaign, steps_by_kind):
+        task_id = step_task.id
+        task = existing.pop(task_id, None) or session.get(Task, task_id)
+        if task is None:
+            task = Task(id=task_id, name="", skill="", effort=0, predecessors=[])
+            added.append(task_id)
+        window, terms = _window(task), _terms(task)
+        task.sqlmodel_update(step_task.values)
+        if task.start is None:
+            task.earliest_start = step_task.earliest_start
+        if task_id not in added:
+            if _window(task) != window:
+                moved.append(task_id)
+            if _terms(task) != terms:
+                changed.append(task_id)
+        session.add(task)
+        made.append(task)
     removed = sorted(t.id for t in existing.values() if t.start is None)
     for task_id in removed:
         session.delete(existing[task_id])
@@ -181,17 +203,35 @@ def fetch_campaign(calendar: ServiceClient, campaign_id: str) -> dict[str, Any] 
     return campaign
 
 
+def stage_campaign_tasks(session: Session, campaign: dict[str, Any]) -> list[TaskPublic]:
+    """Stage a campaign's tasks from its milestones (as the calendar reported them) and the
+    task templates; from then on its calendar events keep them up to date."""
+    made, _ = follow_milestones(session, campaign, templates(session))
+    state = session.get(CampaignState, campaign["id"]) or CampaignState(
+        campaign_id=campaign["id"], status=campaign["status"])
+    state.sqlmodel_update({"status": campaign["status"], "generated": True, "synced_at": utcnow()})
+    session.add(state)
+    return [_public(t) for t in made]
+
+
 def generate_tasks(*, session: Session, calendar: ServiceClient, campaign_id: str) -> list[TaskPublic]:
     """Make or refresh a campaign's tasks from its milestones and the task templates."""
     campaign = fetch_campaign(calendar, campaign_id)
     if campaign is None:
         raise NotFound(f"The calendar has no campaign {campaign_id!r}.")
-    made, _ = follow_milestones(session, campaign, templates(session))
-    # From now on the campaign's calendar events keep these tasks up to date.
-    state = session.get(CampaignState, campaign_id) or CampaignState(campaign_id=campaign_id,
-                                                                      status=campaign["status"])
-    state.sqlmodel_update({"status": campaign["status"], "generated": True, "synced_at": utcnow()})
-    session.add(state)
-    answer = [_public(t) for t in made]
+    answer = stage_campaign_tasks(session, campaign)
     session.commit()
     return answer
+
+
+def remove_campaign_tasks(*, session: Session, campaign_id: str) -> list[str]:
+    """Delete every task of a campaign and what the planner kept of it (the undo of a
+    campaign's creation); return the deleted tasks' ids."""
+    tasks = session.exec(select(Task).where(Task.campaign_id == campaign_id)).all()
+    for task in tasks:
+        session.delete(task)
+    state = session.get(CampaignState, campaign_id)
+    if state is not None:
+        session.delete(state)
+    session.commit()
+    return sorted(t.id for t in tasks)
