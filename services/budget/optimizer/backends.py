@@ -32,7 +32,7 @@ class Run:
 def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
               on_improve: OnImprove | None = None) -> Run:
     """Solve `form` with HiGHS within `seconds`, from the column values `start` if given."""
-    highs = highspy.Highs()
+    highs = highspy.Highs()   # type: ignore[no-untyped-call]
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", 1)
     highs.setOptionValue("time_limit", max(seconds, 0.01))
@@ -58,11 +58,10 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
     solution = highs.getSolution()
     proven = model_status == highspy.HighsModelStatus.kOptimal
     objective = float(info.objective_function_value)
+    bound: float | None = objective if proven else None
     if form.integer.any():
-        bound = float(info.mip_dual_bound)
-        bound = bound if math.isfinite(bound) else None
-    else:
-        bound = objective if proven else None
+        dual_bound = float(info.mip_dual_bound)
+        bound = dual_bound if math.isfinite(dual_bound) else None
     duals = np.asarray(solution.row_dual, dtype=float) if solution.dual_valid else None
     return Run("optimal" if proven else "feasible", np.asarray(solution.col_value, dtype=float),
                objective, bound, duals)

@@ -71,9 +71,8 @@ class Formulation:
     def cell_spend(self, x: Floats, cells: int) -> Floats:
         """Per cell, the spend of the column values `x`."""
         mine = self.cell_of >= 0
-        spend: Floats = np.bincount(self.cell_of[mine], weights=x[mine] * self.spend_of[mine],
-                                    minlength=cells)
-        return spend
+        return np.bincount(self.cell_of[mine], weights=x[mine] * self.spend_of[mine],
+                           minlength=cells).astype(np.float64)
 
     def row_index(self, name: str) -> int:
         return self.row_names.index(name)

@@ -67,7 +67,7 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
             break
         spend = form.cell_spend(run.x, len(cells))
         plan = (spend, _objective(model, cells, spend))
-        bound = _tighter(bound, run.bound, form.maximise)
+        bound = _tighter(bound, run.bound, plan[1], form.maximise)
         loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
         if not loose and run.status == "optimal":
             return _solution(model, cells, form, run, plan, bound, report, deadline)
@@ -96,9 +96,14 @@ def _better(best: tuple[Floats, float] | None, plan: tuple[Floats, float],
     return best
 
 
-def _tighter(bound: float | None, new: float | None, maximise: bool) -> float | None:
-    if bound is None or new is None:
-        return new if bound is None else bound
+def _tighter(bound: float | None, new: float | None, reached: float,
+             maximise: bool) -> float | None:
+    """The tighter of two bounds. A MILP's bound that a plan beats on the curves (HiGHS may
+    leave a segment split out of order, within its gap, and bound that split) is no bound."""
+    if new is None or (new < reached if maximise else new > reached):
+        return bound
+    if bound is None:
+        return new
     return min(bound, new) if maximise else max(bound, new)
 
 
