@@ -18,7 +18,7 @@ from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
 from gateway.headers import SecurityHeaders
 from gateway.limits import ConcurrencyLimit, FailureLimit
-from gateway.openapi import fetch_service_docs, merge
+from gateway.openapi import fetch_service_docs, gateway_problems, merge
 from gateway.proxy import Proxy, client_address, create_session
 from shared.errors import Forbidden, Problem, ServiceUnavailable, install_error_handlers, problem_response
 from shared.internal_auth import Caller
@@ -88,6 +88,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         await asyncio.gather(*(session.close() for session in
                                [*proxy.sessions.values(), *proxy.write_sessions.values()]))
 
+    gateway_problems()  # walked once here, not in the first request for the document
     app = FastAPI(title="Marketplan API", version=VERSION, lifespan=lifespan,
                   openapi_url=None, docs_url=None, redoc_url=None,
                   description="Budgets, campaign calendar and team scheduling of the marketing "

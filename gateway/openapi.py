@@ -111,6 +111,11 @@ def merge(gateway_doc: dict, service_docs: dict[str, dict]) -> dict:
     return merged
 
 
+# A service builds its document on the first request for it (then keeps it): on a busy
+# machine that takes seconds, and a document without a service is worse than a slow one.
+FETCH_SECONDS = 30
+
+
 async def fetch_service_docs(sessions: dict[str, aiohttp.ClientSession],
                              upstreams: dict[str, str],
                              headers: dict[str, str]) -> tuple[dict[str, dict], list[str]]:
@@ -118,8 +123,9 @@ async def fetch_service_docs(sessions: dict[str, aiohttp.ClientSession],
 
     async def fetch(name: str) -> dict | None:
         try:
-            async with sessions[name].get(upstreams[name] + "/openapi.json", headers=headers,
-                                          timeout=aiohttp.ClientTimeout(total=5)) as response:
+            async with sessions[name].get(
+                    upstreams[name] + "/openapi.json", headers=headers,
+                    timeout=aiohttp.ClientTimeout(total=FETCH_SECONDS)) as response:
                 return await response.json() if response.status == 200 else None
         except (TimeoutError, aiohttp.ClientError):
             return None

@@ -28,6 +28,8 @@ DROPPED_RESPONSE_HEADERS = frozenset({
     "connection", "keep-alive", "transfer-encoding", "content-length", "x-request-id",
     "date", "server",
 })
+# A HEAD answer has no body to measure: the upstream's length (of the GET) is passed on.
+DROPPED_HEAD_RESPONSE_HEADERS = DROPPED_RESPONSE_HEADERS - {"content-length"}
 # Safe methods (RFC 9110 §9.2.1) ride pooled keep-alive connections and are resent when a
 # pooled connection turns out to be closed. Every other method gets a fresh connection, so it
 # is never written onto a connection the upstream has already closed, and a failure after
@@ -143,8 +145,8 @@ class Proxy:
                         # never pool such a connection.
                         connection.protocol.force_close()
                     content = await response.read()
-                    dropped = DROPPED_RESPONSE_HEADERS - (
-                        {"content-length"} if method == "HEAD" else set())
+                    dropped = (DROPPED_HEAD_RESPONSE_HEADERS if method == "HEAD"
+                               else DROPPED_RESPONSE_HEADERS)
                     kept = [(k, v) for k, v in response.raw_headers
                             if k.decode("latin-1").lower() not in dropped]
                     return response.status, kept, content

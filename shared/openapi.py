@@ -16,6 +16,7 @@ import builtins
 import functools
 import inspect
 import textwrap
+import threading
 import types
 import typing
 from collections.abc import Callable, Iterable
@@ -76,6 +77,9 @@ HEADERS = {
                     "schema": {"type": "string"}},
     "Allow": {"description": "The methods this path supports.", "schema": {"type": "string"}},
 }
+# CPython 3.11's parser keeps recursion state that two threads parsing at once can corrupt
+# ("AST constructor recursion depth mismatch"); tests run several apps in one process.
+_PARSE_LOCK = threading.Lock()
 IF_NONE_MATCH = {"name": "If-None-Match", "in": "header", "required": False,
                  "description": "An ETag you hold: 304 Not Modified if it is still current.",
                  "schema": {"type": "string"}}
@@ -143,7 +147,9 @@ def _method(cls: type, name: str) -> Callable | None:
 def _callees(func: Callable) -> tuple[set[Callable], set[type[Problem]]]:
     """The project functions `func` calls for certain, and the problems it constructs."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
+        source = textwrap.dedent(inspect.getsource(func))
+        with _PARSE_LOCK:
+            tree = ast.parse(source)
     except (OSError, TypeError, SyntaxError):
         return set(), set()
     names = _namespace(func)
