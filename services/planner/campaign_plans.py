@@ -217,7 +217,7 @@ def _saturated(schedule: solving.SchedulePublic, tasks: tuple[engine.Task, ...],
     window = set() if first is None or last is None else {
         f"{d.isocalendar().year}-W{d.isocalendar().week:02d}"
         for d in (date.fromordinal(o) for o in range(first.toordinal(), last.toordinal() + 1))}
-    waited = {x.resource: x for x in late if x.saturated_days}
+    waited = {x.resource: x for x in late}
     answer = []
     for resource in sorted(used | waited.keys()):
         full = [u for u in schedule.utilisation
@@ -229,7 +229,7 @@ def _saturated(schedule: solving.SchedulePublic, tasks: tuple[engine.Task, ...],
             reasons.append(f"{resource} is fully booked in {', '.join(u.week for u in full)} "
                            "while the campaign's work is due")
         if resource in waited:
-            reasons.append(f"its task {waited[resource].task} waits for it: "
+            reasons.append(f"the campaign's task {waited[resource].task} is late on it: "
                            f"{waited[resource].reason}")
         answer.append(SaturatedResource(resource=resource, weeks=full, reason="; ".join(reasons)))
     return answer
@@ -266,7 +266,8 @@ def whatif(*, session: Session, calendar: ServiceClient, budget: ServiceClient,
     with ThreadPoolExecutor(max_workers=1) as executor:
         funding = start(executor, lambda: _optimize(budget, plan_in, campaign))
         schedule = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
-        answer = CampaignPlanPublic(committed=False, campaign=campaign_view(campaign),
+        answer = CampaignPlanPublic(committed=False,
+                                    campaign=campaign_view(campaign | {"id": None}),
                                     work=_work(schedule, tasks, names), funding=funding.result(),
                                     funded=None)
     return answer, campaign

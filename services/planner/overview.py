@@ -35,7 +35,8 @@ class GateDecision(BaseModel):
 
 
 class CampaignMilestone(BaseModel):
-    id: str | None = Field(None, description="Null in a what-if (nothing is stored).")
+    id: str = Field(description="In a what-if, a placeholder (`planned-1`, …) that its tasks "
+                    "refer to.")
     kind: str
     name: str
     due_date: date

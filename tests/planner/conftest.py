@@ -148,3 +148,49 @@ def planner(request, tmp_path_factory, calendar):
                                calendar_url=calendar.url, events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:
         yield client
+
+
+@pytest.fixture(scope="module")
+def fakes():
+    """The contract's calendar and budget as two fake services (tests/planner/contract_fakes.py),
+    each on its own server so that one hanging leaves the other answering."""
+    from tests.planner.contract_fakes import Fakes, serve
+
+    state = Fakes()
+    calendar_server, budget_server = serve(state), serve(state)
+    state.calendar_url, state.budget_url = calendar_server.url, budget_server.url
+    yield state
+    calendar_server.stop()
+    budget_server.stop()
+
+
+def composed_planner(url: str, fakes, **settings) -> TestClient:
+    """A planner on `url` calling the fake calendar and budget."""
+    migrations.upgrade(MIGRATIONS, url)
+    return TestClient(create_app(PlannerSettings(
+        database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
+        calendar_url=fakes.calendar_url, budget_url=fakes.budget_url, events_poll_seconds=0,
+        overview_timeout_seconds=0.5, **settings)))
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def backend_url(request, tmp_path_factory):
+    """A fresh planner database URL per module, on each backend."""
+    import uuid
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
+    return request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
+
+
+@pytest.fixture(scope="module")
+def composed(backend_url, fakes):
+    """The planner on each backend against the contract's fakes."""
+    with composed_planner(backend_url, fakes) as client:
+        yield client
+
+
+@pytest.fixture
+def peers(fakes):
+    """The fakes, emptied and healthy for each test."""
+    fakes.reset()
+    return fakes
