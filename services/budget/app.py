@@ -1,9 +1,11 @@
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from services.budget.api import router
 from services.budget.config import BudgetSettings
@@ -13,6 +15,7 @@ from shared.service_app import create_service_app
 from shared.workers import WorkerPool
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+logger = logging.getLogger("marketplan.budget")
 
 
 def create_app(settings: BudgetSettings | None = None) -> FastAPI:
@@ -33,8 +36,13 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
         yield
         if polling is not None:
             polling.cancel()
-            with suppress(asyncio.CancelledError):
-                await polling
+            try:
+                with suppress(asyncio.CancelledError):
+                    await polling
+            except SQLAlchemyError as error:
+                # The consumer gives its lease up as it stops; with the database out of reach
+                # the lease lapses by itself (shared/events.py), and the stop goes on.
+                logger.warning("the event consumer's lease was not released: %s", error)
         app.state.calendar.close()
         app.state.workers.close()
 
