@@ -12,7 +12,9 @@ git in the same run, and every figure is printed old and new side by side (ratio
 (c) Bursty workloads with deadlines 1–3 working days before the planted schedule (lateness is
     forced): the priority rules (same run) and the engine against the best lower bound (the
     engine's own, or the sum of each burst solved alone). Target: within 5 %.
-Then a re-plan of 336 planted tasks after one campaign slips 3 working days.
+Then a re-plan of 336 planted tasks after one campaign slips 3 working days (a task moved
+unless it keeps its resource and exactly its hours on each day), the lower bound on the 42-task
+generated workload, and the whole call's time against its limit (480 and 5,000 tasks).
 """
 import argparse
 import dataclasses
@@ -30,8 +32,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.workloads import planted  # noqa: E402
-from services.planner.engine import UNIT, Model, Problem, Resource, Task, priority_rule  # noqa: E402
+from bench.workloads import planted, workload  # noqa: E402
+from services.planner.engine import (  # noqa: E402
+    UNIT,
+    Model,
+    Previous,
+    Problem,
+    Resource,
+    Task,
+    lower_bound,
+    priority_rule,
+)
 from services.planner.engine import cp_sat as engine  # noqa: E402
 from tests.planner.test_engine_exact import exact  # noqa: E402
 
@@ -54,11 +65,17 @@ def old_engine(commit: str) -> ModuleType:
 
 def old_problem(old: ModuleType, problem: Problem) -> Any:
     types = sys.modules["old_engine.problem"]
-    fields = {f.name: getattr(problem, f.name) for f in dataclasses.fields(problem)}
-    fields["resources"] = tuple(types.Resource(**dataclasses.asdict(r)) for r in problem.resources)
-    fields["tasks"] = tuple(types.Task(**{f.name: getattr(t, f.name) for f in dataclasses.fields(t)})
-                            for t in problem.tasks)
-    return types.Problem(**fields)
+
+    def fields(kind: Any, value: Any) -> dict[str, Any]:
+        # The fields the old engine knows (it has no market holidays; it keeps a task's
+        # previous place as (resource, first day)).
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
+    made = fields(types.Problem, problem)
+    made["resources"] = tuple(types.Resource(**fields(types.Resource, r)) for r in problem.resources)
+    made["tasks"] = tuple(types.Task(**fields(types.Task, t)) for t in problem.tasks)
+    made["previous"] = {t: (p.resource, p.days[0][0]) if isinstance(p, Previous) else p
+                        for t, p in problem.previous.items()}
+    return types.Problem(**made)
 
 
 def old_solve(old: ModuleType, problem: Problem) -> Any:
@@ -200,19 +217,56 @@ def replan(old: ModuleType, limit: float) -> None:
             tasks.append(task)
         began = time.perf_counter()
         again = solve(dataclasses.replace(problem, tasks=tuple(tasks), previous={
-            a.task: (a.resource, a.start) for a in first.assignments}))
+            a.task: Previous(a.resource, a.days) for a in first.assignments}))
         seconds = time.perf_counter() - began
         if again is None:
             print(f"Re-plan ({name}): refused (422)")
             continue
         own = {t.id for t in problem.tasks if t.campaign == slipped}
+        # Moved: not on the same resource with exactly the same hours on each day.
         others = sum(1 for a in again.assignments if a.task not in own
-                     and (a.resource, a.start) != (placed[a.task].resource, placed[a.task].start))
+                     and (a.resource, a.days) != (placed[a.task].resource, placed[a.task].days))
         print(f"Re-plan ({name}) after a 3-working-day slip of {slipped}: {others} of "
               f"{len(tasks) - len(own)} tasks whose window did not move were moved "
               f"({100 * others / (len(tasks) - len(own)):.1f} %), {again.status}, weighted "
               f"lateness {first.weighted_lateness} → {again.weighted_lateness}, {seconds:.2f} s",
               flush=True)
+
+
+def limits(sizes: list[float]) -> None:
+    """The whole call against its time limit (the engine's MARGIN_SECONDS past it at most)."""
+    print(f"\nTime limits (answer within the limit + {engine.MARGIN_SECONDS} s):")
+    for label, make in (("480 tasks, bursty", lambda: planted(40, regime="bursty", seed=40)),
+                        ("5,000 tasks", many_tasks)):
+        problem = make()
+        for limit in sizes:
+            began = time.perf_counter()
+            answer = engine.solve(dataclasses.replace(problem, time_limit=limit))
+            print(f"  {label}, limit {limit:g} s: answered in {time.perf_counter() - began:.2f} s, "
+                  f"{answer.status}, {answer.engine}, weighted lateness {answer.weighted_lateness}",
+                  flush=True)
+
+
+def many_tasks() -> Problem:
+    """The 5,000-task case of the tests: 11 copies of 40 planted campaigns, teams 12× larger."""
+    problem = planted(40, seed=5)
+    tasks = tuple(Task(f"x{i}-{t.id}", t.skill, t.effort, earliest_start=t.earliest_start,
+                       deadline=t.deadline, priority=t.priority, max_per_day=t.max_per_day,
+                       predecessors=tuple(f"x{i}-{p}" for p in t.predecessors))
+                  for i in range(11) for t in problem.tasks)[:5000]
+    teams = tuple(dataclasses.replace(r, hours_per_day=12 * r.hours_per_day)
+                  for r in problem.resources)
+    return dataclasses.replace(problem, horizon_days=730, resources=teams, tasks=tasks)
+
+
+def overloaded_bound(old: ModuleType, limit: float) -> None:
+    """The lower bound on the 42-task generated workload, old and new, against the answer."""
+    problem = workload(3, time_limit=limit)
+    was = sys.modules["old_engine.bounds"].lower_bound(
+        sys.modules["old_engine.model"].Model(old_problem(old, problem)))
+    answer = engine.solve(problem)
+    print(f"\nLower bound, 42-task workload: old {was}, new {lower_bound(Model(problem))}; "
+          f"answer {answer.weighted_lateness} ({answer.status}, bound {answer.bound})", flush=True)
 
 
 def main() -> None:
@@ -222,12 +276,15 @@ def main() -> None:
     parser.add_argument("--small", type=int, default=30, help="small exact instances")
     parser.add_argument("--planted", type=int, nargs="+", default=[3, 12, 40])
     parser.add_argument("--bursty", type=int, nargs="+", default=[10, 20])
+    parser.add_argument("--limits", type=float, nargs="+", default=[2, 10])
     args = parser.parse_args()
     old = old_engine(args.old)
     small(old, args.small)
     planted_table(old, args.planted, args.limit)
     bursty_table(old, args.bursty, args.limit)
     replan(old, args.limit)
+    overloaded_bound(old, args.limit)
+    limits(args.limits)
 
 
 if __name__ == "__main__":

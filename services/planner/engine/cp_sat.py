@@ -39,8 +39,9 @@ from services.planner.engine.problem import Invalid, Plan, Problem, Progress, Sc
 # pay within any time limit the API allows: the priority rules answer alone.
 MAX_CELLS = 150_000
 RESERVE_SECONDS = 0.3     # beyond twice the measured check: CP-SAT stops up to ~0.3 s late
-# Past the time limit, the answer comes within this (measured up to 0.2 s on 5,000 tasks; a
-# priority rule started just before the limit, or CP-SAT stopping its workers, takes that).
+# Past the time limit, the answer comes within this: a priority rule started just before the
+# limit, or CP-SAT stopping its workers, takes up to ~0.3 s on 5,000 tasks. (The first answer
+# itself needs ~0.6 s on 5,000 tasks on an idle core: a smaller limit is answered then.)
 MARGIN_SECONDS = 0.5
 MIN_SEARCH_SECONDS = 0.05  # less than this left after the build: the search is not started
 BUILD_SHARE = 0.8          # of building the model and hinting it, measured on 5,000 tasks
@@ -73,6 +74,12 @@ def _solve(problem: Problem, watch: "_Watch") -> Schedule:
     except Invalid:
         first = None
     first_seconds = watch.elapsed()
+    if first is not None and watch.out_of_time():
+        # Only the cheap bound: every step now makes the answer later than asked.
+        return assemble(model, first, status="feasible",
+                        engine=watch.why_not("priority rule", "the search"),
+                        bound=bounds.lower_bound(model, energy=False), seconds=watch.elapsed(),
+                        first_answer_seconds=first_seconds, best_answer_seconds=first_seconds)
     floor = bounds.lower_bound(model)
     if first is None:
         return _any_schedule(model, watch, floor)
@@ -87,6 +94,8 @@ def _solve(problem: Problem, watch: "_Watch") -> Schedule:
     def rules_answer(engine: str, bound: int = floor) -> Schedule:
         return replace(fallback, engine=engine, bound=bound, seconds=watch.elapsed())
 
+    if watch.out_of_time():
+        return rules_answer(watch.why_not("priority rule", "the search"))
     windows = _windows(model, lateness)
     cells = sum(hi - lo + 1 for lo, hi in windows.values())
     if cells * max(len(r) for r in model.eligible.values()) > MAX_CELLS:
