@@ -49,6 +49,15 @@ def create_campaign(body: campaigns.CampaignCreate, caller: PlannerDep, session:
                                      idempotency=idempotency)
 
 
+@router.post("/campaigns/preview", response_model=campaigns.CampaignPublic)
+def preview_campaign(body: campaigns.CampaignCreate, caller: PlannerDep,
+                     session: WriteSessionDep) -> campaigns.CampaignPublic:
+    """Answer what `POST /campaigns` with this body would make (its fields, phases and
+    milestones with their dates, or its 422), storing nothing; the ids shown are never stored."""
+    # A write session: the preview runs the create itself up to its commit, then rolls back.
+    return campaigns.preview_campaign(session=session, campaign_in=body, caller=caller)
+
+
 @router.post("/campaigns/bulk", status_code=201, response_model=campaigns.BulkResult)
 def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, session: WriteSessionDep,
                      idempotency: IdempotencyDep,
@@ -83,6 +92,16 @@ def update_campaign(campaign_id: CampaignId, body: campaigns.CampaignUpdate, ses
     """Change a campaign (`If-Match` required)."""
     return _versioned(campaigns.update_campaign(session=session, campaign_id=campaign_id,
                                                 update=body, caller=caller, if_match=if_match))
+
+
+@router.delete(CampaignPath, status_code=204)
+def delete_campaign(campaign_id: CampaignId, session: WriteSessionDep, caller: PlannerDep,
+                    if_match: IfMatch = None) -> Response:
+    """Remove a draft campaign with its phases and milestones (`If-Match` required: the ETag
+    of the create's answer or of a later read, or `*`); past draft it is a 409: cancel it."""
+    campaigns.delete_campaign(session=session, campaign_id=campaign_id, caller=caller,
+                              if_match=if_match)
+    return Response(status_code=204)
 
 
 @router.post(CampaignPath + "/status", response_model=campaigns.CampaignPublic)

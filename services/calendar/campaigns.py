@@ -6,7 +6,8 @@ from typing import Annotated, Any, Literal
 from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, Field, ValidationError
-from sqlmodel import Session, select
+from sqlalchemy import delete
+from sqlmodel import Session, col, select
 
 from services.calendar import audit
 from services.calendar.graph import TEMPLATES, Frequency, TemplateName, lay_out
@@ -260,18 +261,68 @@ def _record_created(session: Session, caller: Caller, answer: CampaignPublic) ->
                  campaign_id=answer.id, after=answer)
 
 
-def create_campaign(*, session: Session, campaign_in: CampaignCreate, caller: Caller,
-                    idempotency: Idempotency) -> CampaignPublic:
-    """Create a campaign in `draft`; with a template, its phases and milestones too."""
+def _draft(session: Session, campaign_in: CampaignCreate,
+           caller: Caller) -> tuple[CampaignPublic, list[NewEvent]]:
+    """Check a new campaign, stage it in the session, and return it as the create answers it
+    with the events of its creation (no commit)."""
     if errors := _check(dict(campaign_in)):
         raise invalid_fields(errors)
     campaign, events = _stage_campaign(session, campaign_in, caller)
-    answer = to_public(session, campaign)
+    return to_public(session, campaign), events
+
+
+def create_campaign(*, session: Session, campaign_in: CampaignCreate, caller: Caller,
+                    idempotency: Idempotency) -> CampaignPublic:
+    """Create a campaign in `draft`; with a template, its phases and milestones too."""
+    answer, events = _draft(session, campaign_in, caller)
     _record_created(session, caller, answer)
     publish(session, events)
     idempotency.record(session, answer)
     session.commit()
     return answer
+
+
+def preview_campaign(*, session: Session, campaign_in: CampaignCreate,
+                     caller: Caller) -> CampaignPublic:
+    """Answer what creating this campaign would make, storing nothing."""
+    answer, _ = _draft(session, campaign_in, caller)
+    # The create's own rows, read back and then undone: a preview cannot drift from what a
+    # create makes. Its ids were never stored; a create makes new ones.
+    session.rollback()
+    return answer
+
+
+def delete_campaign(*, session: Session, campaign_id: str, caller: Caller,
+                    if_match: str | None) -> None:
+    """Remove a draft campaign with its phases, milestones and their dependencies."""
+    campaign = get_campaign(session, campaign_id, lock=True)
+    # Past draft, others may act on the campaign (approvals, funding, tasks): it is cancelled
+    # instead, and stays in everyone's history. Said before the version check, since no
+    # version of it can be deleted.
+    if campaign.status != "draft":
+        fix = ("cancel it instead (POST …/status with {\"status\": \"cancelled\"})"
+               if TRANSITIONS[campaign.status] else "it stays as it is")
+        raise Conflict(f"Only a draft campaign can be deleted; {campaign.id} is "
+                       f"{campaign.status}: {fix}.",
+                       campaign_status=campaign.status)
+    require_if_match(if_match, campaign.version, what="campaign")
+    before = to_public(session, campaign)
+    milestone_ids = [m.id for m in before.milestones]
+    # Dependencies and anchors refer to milestones, milestones and phases to the campaign:
+    # each statement removes what refers to the next one's rows. A gate's decisions and the
+    # audit log are append-only and keep no foreign key: they outlive the campaign.
+    session.execute(delete(Dependency).where(col(Dependency.successor_id).in_(milestone_ids)
+                                             | col(Dependency.predecessor_id).in_(milestone_ids)))
+    session.execute(delete(Phase).where(col(Phase.campaign_id) == campaign.id))
+    session.execute(delete(Milestone).where(col(Milestone.campaign_id) == campaign.id))
+    session.delete(campaign)
+    audit.record(session, caller=caller, action="campaign.deleted", target=campaign.id,
+                 campaign_id=campaign.id, before=before)
+    # The calendar answers 404 for the campaign from now on, so the event carries what a
+    # consumer needs to drop what it derived from it.
+    publish(session, [NewEvent("campaign.deleted", campaign.id, campaign_state(campaign) | {
+        "phase_ids": [p.id for p in before.phases], "milestone_ids": milestone_ids})])
+    session.commit()
 
 
 class BulkCreate(StrictModel):

@@ -75,3 +75,32 @@ def test_campaign_from_template_to_approved_and_its_feed(system):
     gateway.post(f"/feed-tokens/{token['id']}/revoke", headers=planner)
     assert httpx.get(base + token["path"], timeout=30).status_code == 404
     assert httpx.get(base + "/api/v1/calendar/campaigns", timeout=30).status_code == 401
+
+
+def test_plan_a_campaigns_calendar_steps_preview_create_and_undo(system):
+    gateway = httpx.Client(base_url=f"http://127.0.0.1:{system['port']}/api/v1/calendar",
+                           timeout=60)
+    planner = api_key(system, "planner")
+    # Saturday 2027-01-02: the preview refuses it as the create would, naming Monday the 4th.
+    body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")} \
+        | {"template": "flash_sale", "launch_date": "2027-01-02"}
+    refused = gateway.post("/campaigns/preview", json=body, headers=planner)
+    assert refused.status_code == 422 and "2027-01-04" in refused.text
+    body["adjust"] = "next_working_day"
+    preview = gateway.post("/campaigns/preview", json=body, headers=planner)
+    assert preview.status_code == 200, preview.text
+    assert gateway.get(f"/campaigns/{preview.json()['id']}", headers=planner).status_code == 404
+
+    created = gateway.post("/campaigns", json=body,
+                           headers=planner | {"Idempotency-Key": str(uuid.uuid4())})
+    assert created.status_code == 201, created.text
+    assert [(m["kind"], m["due_date"]) for m in created.json()["milestones"]] == \
+        [(m["kind"], m["due_date"]) for m in preview.json()["milestones"]]
+    # a later step failed: the undo deletes the draft with the ETag the create answered
+    path = f"/campaigns/{created.json()['id']}"
+    undone = gateway.delete(path, headers=planner | {"If-Match": created.headers["etag"]})
+    assert undone.status_code == 204, undone.text
+    assert gateway.get(path, headers=planner).status_code == 404
+    feed = gateway.get("/events", params={"campaign_id": created.json()["id"]},
+                       headers=planner).json()["items"]
+    assert feed[-1]["type"] == "campaign.deleted"
