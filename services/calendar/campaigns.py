@@ -1,5 +1,5 @@
-"""Campaigns: shapes, the status machine with its gates, creation from templates, bulk
-creation."""
+"""Campaigns: shapes, the status machine with its gates, creation from templates (and its
+preview), bulk creation, and deletion while draft (the undo of a plan-a-campaign commit)."""
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
