@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from shared.db import create_db_engine, write_engine
+from shared.idempotency import Idempotency, fingerprint
 from shared.internal_auth import Caller, sign
 from shared.jobs import JobRunner, prefers_async
 from shared.settings import DatabaseSettings
@@ -334,7 +335,7 @@ def test_the_heartbeat_reports_a_cancel(engine):
 
 def test_two_runners_never_run_the_same_job(engine):
     ids = queued_jobs(engine, 24)
-    runners = [runner(engine) for _ in range(6)]
+    runners = [runner(engine) for _ in range(16)]
     barrier, claimed, errors = threading.Barrier(len(runners)), [], []
 
     def claim_all(worker: JobRunner) -> None:
@@ -355,3 +356,31 @@ def test_two_runners_never_run_the_same_job(engine):
     with Session(engine) as session:
         holders = dict(session.execute(select(jobs.c.id, jobs.c.claimed_by)).all())
     assert holders == dict(claimed)
+
+
+def test_concurrent_submits_with_one_key_make_one_job(engine):
+    queue, body = jobs_app.queue(), jobs_app.SolveIn(values=[1])
+    idempotency = Idempotency(table=jobs_app.records, principal="key:ana", key="same",
+                              fingerprint=fingerprint("POST", "/plans", body.model_dump()))
+    barrier, answers, errors = threading.Barrier(16), [], []
+
+    def submit_once() -> None:
+        try:
+            with Session(write_engine(engine)) as session:
+                barrier.wait()
+                response = queue.submit(session, kind="plan", body=body, idempotency=idempotency,
+                                        caller=Caller("key:ana", "planner"))
+                answers.append((response.status_code, json.loads(response.body)["id"],
+                                response.headers.get("idempotent-replayed")))
+        except Exception as error:  # collected, so the assertion shows it
+            errors.append(error)
+
+    threads = [threading.Thread(target=submit_once) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len({job_id for _, job_id, _ in answers}) == 1
+    assert sorted(replayed or "" for _, _, replayed in answers) == [""] + ["true"] * 15
+    assert {status for status, _, _ in answers} == {202}
