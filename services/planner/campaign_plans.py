@@ -49,6 +49,7 @@ from shared.errors import Problem, ServiceUnavailable
 from shared.idempotency import IDEMPOTENCY_HEADER, KEY_LENGTH, Idempotency
 from shared.internal_auth import Caller
 from shared.types import Amount, Identifier, Money, Name, Ratio, Share, StrictModel
+from shared.versioning import version_etag
 from shared.workers import WorkerPool
 
 logger = logging.getLogger("marketplan.planner")
@@ -306,6 +307,9 @@ class _Steps:
         self.session, self.calendar, self.budget = session, calendar, budget
         self.budget_id = budget_id
         self.campaign_id: str | None = None
+        # The version the calendar created: the undo deletes that version only, never a
+        # campaign someone changed in the meantime.
+        self.campaign_version: int | None = None
         self.reached: list[Step] = []
 
     def undo(self) -> list[str]:
@@ -339,7 +343,8 @@ class _Steps:
 
     def _delete_campaign(self) -> None:
         response = self.calendar.request(
-            "DELETE", f"/api/v1/calendar/campaigns/{quote(self.campaign_id or '', safe='')}")
+            "DELETE", f"/api/v1/calendar/campaigns/{quote(self.campaign_id or '', safe='')}",
+            headers={"If-Match": version_etag(self.campaign_version or 0)})
         if response.status_code not in (204, 404):
             raise refused(service="calendar", what="Deleting the campaign", response=response)
 
@@ -386,7 +391,7 @@ def plan_campaign(*, session: Session, idempotency: Idempotency, calendar: Servi
         if response.status_code not in (200, 201):
             raise refused(service="calendar", what="Creating the campaign", response=response)
         created: dict[str, Any] = response.json()
-        steps.campaign_id = created["id"]
+        steps.campaign_id, steps.campaign_version = created["id"], created.get("version")
         _inject(step, fail_step)
 
         step = "tasks"

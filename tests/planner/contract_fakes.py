@@ -39,6 +39,7 @@ def laid_out(body: dict[str, Any], campaign_id: str | None, ids: itertools.count
             "owner": body["owner"], "channels": body["channels"], "market": market,
             "time_zone": body["time_zone"], "priority": body.get("priority", 3),
             "status": "draft" if campaign_id else None, "template": body["template"],
+            "version": 1,
             "start_date": milestones[0]["due_date"], "end_date": phases[-1]["end_date"],
             "phases": phases, "milestones": milestones}
 
@@ -128,12 +129,14 @@ def fake_app(fakes: Fakes) -> FastAPI:
         return campaign
 
     @app.delete("/api/v1/calendar/campaigns/{campaign_id}")
-    def delete(campaign_id: str):
+    def delete(campaign_id: str, if_match: str | None = Header(None)):
         campaign = fakes.campaigns.get(campaign_id)
         if campaign is None:
             return _problem(404, f"no campaign {campaign_id}")
         if campaign["status"] != "draft":
             return _problem(409, f"campaign is {campaign['status']}")
+        if if_match != f'"{campaign["version"]}"':
+            return _problem(428 if if_match is None else 412, "send If-Match")
         del fakes.campaigns[campaign_id]
         return Response(status_code=204)
 
