@@ -2,16 +2,18 @@
 
 Tables take their column lengths from the same constants (`ID_LENGTH`, `NAME_LENGTH`, ...),
 so a value the API accepts always fits its column on SQLite and PostgreSQL alike."""
+import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
 from shared.money import check_currency
 
 ID_LENGTH = 100
 NAME_LENGTH = 200
-MAX_AMOUNT = Decimal("1e15")
+# Written out, so that a 422 says "less than or equal to 1000000000000000", not "1E+15".
+MAX_AMOUNT = Decimal("1000000000000000")
 
 
 def _printable(value: str) -> str:
@@ -42,13 +44,37 @@ def _decimal_string(value: Decimal) -> str:
     return format(value, "f")
 
 
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _plain_decimal(value: object) -> object:
+    # Python's Decimal would also take " 5 " or "1_000": a finance system should hear about
+    # those, not have them guessed.
+    if isinstance(value, str) and not _DECIMAL.fullmatch(value):
+        raise ValueError("must be a decimal number such as 1250000.00: digits, one point, "
+                         "no spaces or separators")
+    return value
+
+
+def _unsigned_zero(value: Decimal) -> Decimal:
+    # "-0" is 0, written back as "0.00", never "-0.00".
+    return abs(value) if value == 0 else value
+
+
+# Every decimal the API takes: a JSON number or a plain decimal string, never NaN or infinity.
+_EXACT = (Field(allow_inf_nan=False), BeforeValidator(_plain_decimal),
+          AfterValidator(_unsigned_zero))
+
 Currency = Annotated[str, Field(min_length=3, max_length=3, examples=["USD"]),
                      AfterValidator(check_currency)]
 # Accepts a JSON number or a decimal string; always written back as a decimal string.
-Money = Annotated[Decimal, Field(allow_inf_nan=False, examples=["1250000.00"]),
+Money = Annotated[Decimal, *_EXACT, Field(examples=["1250000.00"]),
                   PlainSerializer(_decimal_string, return_type=str, when_used="json")]
-Amount = Annotated[Decimal, Field(ge=0, le=MAX_AMOUNT, allow_inf_nan=False)]
-Rate = Annotated[Decimal, Field(ge=0, le=Decimal("1e6"), allow_inf_nan=False)]
-Share = Annotated[Decimal, Field(ge=0, le=1, allow_inf_nan=False)]
+Number = Annotated[Decimal, *_EXACT]
+Amount = Annotated[Decimal, *_EXACT, Field(ge=0, le=MAX_AMOUNT)]
+Rate = Annotated[Decimal, *_EXACT, Field(ge=0, le=Decimal("1000000"))]
+Share = Annotated[Decimal, *_EXACT, Field(ge=0, le=1)]
+Percent = Annotated[Decimal, *_EXACT, Field(ge=0, le=100)]
 # Ratios (ROI, shadow prices) go out as decimal strings, like money.
-Ratio = Annotated[Decimal, PlainSerializer(_decimal_string, return_type=str, when_used="json")]
+Ratio = Annotated[Decimal, *_EXACT,
+                  PlainSerializer(_decimal_string, return_type=str, when_used="json")]
