@@ -133,7 +133,7 @@ def overview_bench(client: httpx.Client, campaigns: list[dict], reads: int,
     figures: dict[str, list[float]] = {"overview": [], "status": []}
     for _ in range(reads):
         path = f"/planner/campaigns/{rng.choice(campaigns)['id']}/overview"
-        figures["overview"].append(timed(lambda: call(client, "GET", path)))  # noqa: B023
+        figures["overview"].append(timed(lambda path=path: call(client, "GET", path)))
         figures["status"].append(timed(lambda: call(client, "GET", "/planner/status")))
     answer = call(client, "GET", f"/planner/campaigns/{campaigns[0]['id']}/overview")
     assert answer["partial"] == [] and answer["work"]["schedule"], answer
