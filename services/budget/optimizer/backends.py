@@ -1,9 +1,10 @@
 """Hand a formulation to HiGHS (its matrix interface) or CBC (through PuLP) and read back an
 honest status: a time-limited incumbent is `feasible` with its gap, never `optimal`."""
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import highspy
 import numpy as np
@@ -15,6 +16,7 @@ from services.budget.optimizer.formulation import Formulation, to_pulp
 
 # A MILP stops once proven within this of its optimum; with the curve error it stays < 0.1 %.
 MIP_GAP = 2e-4
+FEASIBILITY = 1e-9
 Status = Literal["optimal", "feasible", "infeasible", "none"]
 # Called as the solver improves its plan: (column values, bound of the objective).
 OnImprove = Callable[[Floats, float], None]
@@ -30,14 +32,12 @@ class Run:
 
 
 def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
-              on_improve: OnImprove | None = None) -> Run:
-    """Solve `form` with HiGHS within `seconds`, from the column values `start` if given."""
-    highs = highspy.Highs()   # type: ignore[no-untyped-call]
-    highs.setOptionValue("output_flag", False)
-    highs.setOptionValue("threads", 1)
-    highs.setOptionValue("time_limit", max(seconds, 0.01))
-    highs.setOptionValue("mip_rel_gap", MIP_GAP)
-    highs.passModel(_lp(form))
+              relax: bool = False, on_improve: OnImprove | None = None,
+              good_enough: float | None = None) -> Run:
+    """Solve `form` with HiGHS within `seconds`, from the column values `start` if given.
+    `relax`: its LP relaxation. `good_enough`: a bound from elsewhere; the MILP stops once its
+    incumbent is within MIP_GAP of it."""
+    highs = _highs(form, seconds, relax)
     if start is not None:
         solution = highspy.HighsSolution()
         solution.col_value = list(start)
@@ -47,7 +47,51 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         highs.cbMipImprovingSolution.subscribe(
             lambda event: on_improve(np.asarray(event.data_out.mip_solution, dtype=float),
                                      float(event.data_out.mip_dual_bound)))
+    if good_enough is not None:
+        def stop(event: Any) -> None:
+            incumbent = float(event.data_out.mip_primal_bound)
+            if math.isfinite(incumbent) and \
+                    abs(good_enough - incumbent) <= MIP_GAP * max(abs(incumbent), 1e-12):
+                event.interrupt()
+        highs.cbMipInterrupt.subscribe(stop)
     highs.run()
+    return _read(highs, form, relax)
+
+
+def relax_then_fix(form: Formulation, seconds: float,
+                   rounding: Callable[[Floats], Floats]) -> tuple[Run, Run | None]:
+    """The LP relaxation of `form`, then, from its basis, the LP with the integer columns fixed
+    at `rounding` of the relaxation's values: a bound and, when that LP is feasible, a plan."""
+    started = time.perf_counter()
+    highs = _highs(form, seconds, relax=True)
+    highs.run()
+    relaxed = _read(highs, form, relax=True)
+    if relaxed.x is None or not form.integer.any():
+        return relaxed, None
+    columns = np.flatnonzero(form.integer)
+    fixed = rounding(relaxed.x)[columns]
+    highs.changeColsBounds(len(columns), columns.astype(np.int32), fixed, fixed)
+    highs.setOptionValue("time_limit", max(seconds - (time.perf_counter() - started), 0.01))
+    highs.run()
+    return relaxed, _read(highs, form, relax=True)
+
+
+def _highs(form: Formulation, seconds: float, relax: bool) -> highspy.Highs:
+    highs = highspy.Highs()   # type: ignore[no-untyped-call]
+    highs.setOptionValue("output_flag", False)
+    highs.setOptionValue("threads", 1)
+    highs.setOptionValue("time_limit", max(seconds, 0.01))
+    highs.setOptionValue("mip_rel_gap", MIP_GAP)
+    # The first segments of a steep curve are a billionth of the budget long: at the default
+    # tolerance (1e-7) HiGHS's MIP presolve treats them as free and reports a plan about 1 %
+    # short as optimal, with a bound below plans that exist.
+    highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY)
+    highs.setOptionValue("mip_feasibility_tolerance", FEASIBILITY)
+    highs.passModel(highs_model(form, relax))
+    return highs
+
+
+def _read(highs: highspy.Highs, form: Formulation, relax: bool) -> Run:
     model_status = highs.getModelStatus()
     if model_status in (highspy.HighsModelStatus.kInfeasible,
                         highspy.HighsModelStatus.kUnboundedOrInfeasible):
@@ -59,7 +103,7 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
     proven = model_status == highspy.HighsModelStatus.kOptimal
     objective = float(info.objective_function_value)
     bound: float | None = objective if proven else None
-    if form.integer.any():
+    if form.integer.any() and not relax:
         dual_bound = float(info.mip_dual_bound)
         bound = dual_bound if math.isfinite(dual_bound) else None
     duals = np.asarray(solution.row_dual, dtype=float) if solution.dual_valid else None
@@ -67,7 +111,8 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
                objective, bound, duals)
 
 
-def _lp(form: Formulation) -> highspy.HighsLp:
+def highs_model(form: Formulation, relax: bool = False) -> highspy.HighsLp:
+    """`form` as HiGHS's model (`relax`: without integrality)."""
     lp = highspy.HighsLp()
     lp.num_col_ = len(form.cost)
     lp.num_row_ = len(form.row_names)
@@ -81,7 +126,7 @@ def _lp(form: Formulation) -> highspy.HighsLp:
     lp.a_matrix_.index_ = form.index
     lp.a_matrix_.value_ = form.value
     lp.sense_ = highspy.ObjSense.kMaximize if form.maximise else highspy.ObjSense.kMinimize
-    if form.integer.any():
+    if form.integer.any() and not relax:
         lp.integrality_ = [highspy.HighsVarType.kInteger if i else highspy.HighsVarType.kContinuous
                            for i in form.integer]
     return lp

@@ -166,16 +166,16 @@ class _Columns:
 
 
 def formulate(model: ScaledProblem, cells: list[Cell], *, exact: Collection[int] | None = None,
-              relax_integers: bool = False, elastic: bool = False) -> Formulation:
+              elastic: bool = False) -> Formulation:
     """The whole model. `exact`: the cells modelled exactly (None: every cell); the others by
-    their concave envelope. `relax_integers`: every binary continuous (an LP relaxation)."""
+    their concave envelope."""
     exact_cells = frozenset(range(len(cells)) if exact is None else exact)
     columns, rows = _Columns(), _Rows()
     gates: list[tuple[Indices, Indices, Floats, int]] = []   # (segments, gates, lengths, count)
     for i, cell in enumerate(cells):
         if cell.deal is not None:
             columns.add([f"deal_{i}"], lower=np.zeros(1), upper=np.ones(1),
-                        integer=not relax_integers, cell=i, spend=np.array([cell.deal[0]]),
+                        integer=True, cell=i, spend=np.array([cell.deal[0]]),
                         earned=np.array([cell.deal[1]]))
             continue
         seg = cell.segments
@@ -192,13 +192,13 @@ def formulate(model: ScaledProblem, cells: list[Cell], *, exact: Collection[int]
                               cell=i, spend=np.ones(len(lengths)), earned=cell.weight * slopes)
         if gated:
             made = columns.add([f"z_{i}_{j}" for j in range(gated)], lower=np.zeros(gated),
-                               upper=np.ones(gated), integer=not relax_integers)
+                               upper=np.ones(gated), integer=True)
             gates.append((amounts, made, lengths, gated))
     used: dict[int, int] = {}
     for c, channel in enumerate(model.problem.channels):
         if channel.min_if_used and channel.min is not None:
             used[c] = int(columns.add([f"used_{c}"], lower=np.zeros(1), upper=np.ones(1),
-                                      integer=not relax_integers)[0])
+                                      integer=True)[0])
 
     cell_of = columns.stacked("cell").astype(np.intp)
     spend_of = columns.stacked("spend").astype(float)

@@ -19,7 +19,7 @@ from typing import Literal
 import numpy as np
 
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
-from services.budget.optimizer.backends import Run, run_cbc, run_highs
+from services.budget.optimizer.backends import MIP_GAP, Run, relax_then_fix, run_cbc, run_highs
 from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
@@ -47,21 +47,30 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
     bound: float | None = None
     spend: Floats | None = None
     if warm_start and needs_binaries:
-        # The envelope LP bounds every model below, however its cells are gated.
-        relaxed = formulate(model, cells, exact=(), relax_integers=True)
-        lp = run_highs(relaxed, _left(deadline))
-        _check(lp, model, cells, deadline)
-        bound = lp.bound
-        spend = None if lp.x is None else relaxed.cell_spend(lp.x, len(cells))
+        # The envelope LP bounds every model below, however its cells are gated; rounded and
+        # re-solved with its binaries fixed it is often a plan within the gap already.
+        envelope = formulate(model, cells, exact=())
+        relaxed, repaired = relax_then_fix(envelope, _left(deadline),
+                                           lambda x: _rounded(envelope, cells, x))
+        _check(relaxed, model, cells, deadline)
+        bound = relaxed.bound
+        if repaired is not None and repaired.x is not None:
+            spend = envelope.cell_spend(repaired.x, len(cells))
+        elif relaxed.x is not None:
+            spend = envelope.cell_spend(relaxed.x, len(cells))
     while True:
         form = formulate(model, cells, exact=exact)
         start = None if spend is None else form.columns_for(cells, spend)
         if spend is not None and start is not None and form.feasible(start):
-            best = _better(best, (spend, _objective(model, cells, spend)), form.maximise)
+            plan = (spend, _objective(model, cells, spend))
+            best = _better(best, plan, form.maximise)
             if report:
                 report(best[1], bound)
+            if _within_gap(plan[1], bound) and not _inside_envelope(cells, spend, form.exact):
+                return _solution(model, cells, form, None, plan, bound, report, deadline)
         on_improve = None if report is None else _improving(model, cells, form, report)
-        run = run_highs(form, _left(deadline), start=start, on_improve=on_improve)
+        run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
+                        good_enough=bound)
         _check(run, model, cells, deadline)
         if run.x is None:
             break
@@ -69,7 +78,7 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
         plan = (spend, _objective(model, cells, spend))
         bound = _tighter(bound, run.bound, plan[1], form.maximise)
         loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
-        if not loose and run.status == "optimal":
+        if not loose and (run.status == "optimal" or _within_gap(plan[1], bound)):
             return _solution(model, cells, form, run, plan, bound, report, deadline)
         best = _better(best, plan, form.maximise)
         if not loose or time.perf_counter() >= deadline:
@@ -78,6 +87,28 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
     if best is None:
         raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline)
+
+
+def _rounded(form: Formulation, cells: list[Cell], x: Floats) -> Floats:
+    """The relaxation's binaries rounded: each deal bought in the period where it is most
+    bought, if at least half; a "min if used" channel used if at least half."""
+    rounded = x.copy()
+    deals: dict[int, list[int]] = {}
+    for column in np.flatnonzero(form.integer):
+        cell = int(form.cell_of[column])
+        if cell >= 0:
+            deals.setdefault(cells[cell].channel, []).append(int(column))
+        else:
+            rounded[column] = float(x[column] >= 0.5)
+    for columns in deals.values():
+        most = max(columns, key=lambda j: x[j])
+        rounded[columns] = 0.0
+        rounded[most] = float(x[most] >= 0.5)
+    return rounded
+
+
+def _within_gap(objective: float, bound: float | None) -> bool:
+    return bound is not None and abs(bound - objective) <= MIP_GAP * max(abs(objective), EPS)
 
 
 def _left(deadline: float) -> float:
@@ -122,11 +153,11 @@ def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None,
     """The best plan with its gap to the bound; proven `optimal` only when the last model was
     solved to optimality with the plan on the curves."""
     spend, objective = best
-    proven = run is not None and run.status == "optimal"
+    proven = (run is not None and run.status == "optimal") or _within_gap(objective, bound)
     gap = None if bound is None else abs(bound - objective) / max(abs(objective), EPS)
     if report:
         report(objective, bound)
-    marginal = _budget_dual(form, run, deadline) if form is not None and run else None
+    marginal = None if form is None else _budget_dual(form, spend, run, deadline, cells)
     return Solution(spend, "optimal" if proven else "feasible", gap, "HiGHS", marginal,
                     float(model_values(cells, spend).sum()))
 
@@ -181,17 +212,17 @@ def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) ->
     return loose
 
 
-def _budget_dual(form: Formulation, run: Run, deadline: float) -> float | None:
+def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,
+                 cells: list[Cell]) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed."""
-    duals = run.row_dual
-    if form.integer.any():
-        if _left(deadline) < DUAL_SECONDS or run.x is None:
+    duals = None if run is None else run.row_dual
+    if form.integer.any() or duals is None:
+        if _left(deadline) < DUAL_SECONDS:
             return None
-        fixed = np.round(run.x[form.integer])
+        fixed = np.round(form.columns_for(cells, spend)[form.integer])
         form.col_lower[form.integer] = fixed
         form.col_upper[form.integer] = fixed
-        form.integer[:] = False
-        duals = run_highs(form, _left(deadline)).row_dual
+        duals = run_highs(form, _left(deadline), relax=True).row_dual
     return None if duals is None else abs(float(duals[form.row_index("budget")]))
 
 
@@ -204,4 +235,5 @@ def _solve_cbc(model: ScaledProblem, cells: list[Cell], deadline: float) -> Solu
         raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
     spend = form.cell_spend(run.x, len(cells))
     return Solution(spend, run.status, 0.0 if run.status == "optimal" else None, "CBC",
-                    _budget_dual(form, run, deadline), float(model_values(cells, spend).sum()))
+                    _budget_dual(form, spend, run, deadline, cells),
+                    float(model_values(cells, spend).sum()))
