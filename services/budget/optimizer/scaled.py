@@ -1,12 +1,14 @@
 """The problem in floats, as the solvers see it: money divided by the money available, so the
 budget is 1, and each channel in each period a `Cell` with its curve as segments."""
 import math
+import time
 from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 
+from services.budget.optimizer.answer import SolveTimeout
 from services.budget.optimizer.curves import (
     Floats,
     Segments,
@@ -88,12 +90,15 @@ class ScaledProblem:
             upper.append(high)
         return lower, upper
 
-    def cells(self, tolerance: float) -> list[Cell]:
+    def cells(self, tolerance: float, deadline: float = math.inf) -> list[Cell]:
         """Every (channel, period) where money may go, channel by channel, its curve within
-        `tolerance` (of the curve's value at its cap) of its segments."""
+        `tolerance` (of the curve's value at its cap) of its segments; `SolveTimeout` past
+        `deadline` (a `time.perf_counter()` instant)."""
         cells = []
         caps = [self.optional_money(period.cap) for period in self.periods]
         for c, channel in enumerate(self.problem.channels):
+            if time.perf_counter() > deadline:
+                raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
             response = channel.response
             for p, period in enumerate(self.periods):
                 cap = caps[p]

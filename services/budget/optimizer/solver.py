@@ -46,8 +46,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     tolerance = FIRST_TOLERANCE
     best: tuple[list[Cell], Solution, float] | None = None
     for _ in range(REFINEMENTS):
-        cells = model.cells(tolerance)
         try:
+            cells = model.cells(tolerance, deadline)
             if greedy_applies(model, cells):
                 solution = solve_greedy(model, cells)
                 report(solution.model_return, solution.model_return)
