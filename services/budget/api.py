@@ -1,20 +1,24 @@
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.budget import whatif
 from services.budget.ledger import (
     actuals,
+    approvals,
     audit,
     budgets,
     channels,
     exports,
+    funding,
+    funding_whatif,
     plans,
     reserve,
     review,
     variance,
 )
+from services.budget.ledger.pending import PendingActionPublic, PendingStatus
 from services.budget.ledger.tables import idempotency_record
 from services.budget.propagation import BudgetConsumer
 from services.budget.whatif import OptimizationPublic, OptimizationRequest
@@ -59,6 +63,13 @@ BudgetPath = "/budgets/{budget_id}"
 BudgetId = Annotated[Identifier, Path()]
 ChannelId = Annotated[Identifier, Path()]
 DrawId = Annotated[Identifier, Path()]
+CampaignId = Annotated[Identifier, Path()]
+PendingId = Annotated[Identifier, Path()]
+CampaignFilter = Annotated[Identifier | None, Query(
+    description="Only what carries this campaign (its funding as the plan, in variance).")]
+PENDING: dict[int | str, dict[str, Any]] = {202: {"model": PendingActionPublic,
+                 "description": "Above the budget's four_eyes_above: pending until another "
+                                "key holder confirms it at …/pending/{id}/confirm."}}
 Filter = Annotated[Identifier | None, Query()]
 # Plan numbers are INTEGER columns: a larger number names no plan, and PostgreSQL would refuse
 # to compare it with one (a 500), so it is a 422 before the database.
@@ -197,10 +208,15 @@ def read_plan(request: Request, budget_id: BudgetId, number: PlanNumber, session
     return conditional_json(request, public, body_etag(public))
 
 
-@router.post(BudgetPath + "/plans/{number}/approve", response_model=plans.PlanPublic)
-def approve_plan(budget_id: BudgetId, number: PlanNumber, session: WriteSessionDep, caller: PlannerDep):
-    """Make this plan version the budget's current plan."""
-    return plans.approve(session=session, budget_id=budget_id, number=number, caller=caller)
+@router.post(BudgetPath + "/plans/{number}/approve", response_model=plans.PlanPublic,
+             responses=PENDING)
+def approve_plan(response: Response, budget_id: BudgetId, number: PlanNumber,
+                 session: WriteSessionDep, caller: PlannerDep) -> Any:
+    """Make this plan version the budget's current plan (202 pending when four eyes apply)."""
+    answer = plans.approve(session=session, budget_id=budget_id, number=number, caller=caller)
+    if isinstance(answer, PendingActionPublic):
+        response.status_code = 202
+    return answer
 
 
 # --- reserve ---------------------------------------------------------------------------
@@ -225,12 +241,17 @@ def export_reserve_entries(budget_id: BudgetId, session: SessionDep) -> Response
                 f"{budget_id}-reserve.csv")
 
 
-@router.post(BudgetPath + "/reserve/draws", status_code=201, response_model=reserve.ReserveEntryPublic)
-def draw_reserve(budget_id: BudgetId, body: reserve.DrawCreate, session: WriteSessionDep,
-                 caller: PlannerDep, idempotency: IdempotencyDep) -> reserve.ReserveEntryPublic:
-    """Move money from the reserve to a channel or campaign; 409 if the reserve has too little."""
-    return reserve.draw(session=session, idempotency=idempotency, budget_id=budget_id,
-                        draw_in=body, caller=caller)
+@router.post(BudgetPath + "/reserve/draws", status_code=201,
+             response_model=reserve.ReserveEntryPublic, responses=PENDING)
+def draw_reserve(response: Response, budget_id: BudgetId, body: reserve.DrawCreate,
+                 session: WriteSessionDep, caller: PlannerDep, idempotency: IdempotencyDep) -> Any:
+    """Move money from the reserve to a channel or campaign (202 pending when four eyes
+    apply); 409 if the reserve has too little."""
+    answer = reserve.draw(session=session, idempotency=idempotency, budget_id=budget_id,
+                          draw_in=body, caller=caller)
+    if isinstance(answer, PendingActionPublic):
+        response.status_code = 202
+    return answer
 
 
 @router.post(BudgetPath + "/reserve/draws/{draw_id}/reversal", status_code=201,
@@ -255,37 +276,50 @@ def import_actuals(budget_id: BudgetId, body: actuals.ActualsImport, session: Wr
 
 @router.get(BudgetPath + "/actuals", response_model=Page[actuals.ActualPublic])
 def read_actuals(budget_id: BudgetId, session: SessionDep, channel_id: Filter = None,
-                 period: Filter = None, limit: LimitQuery = 100, cursor: CursorQuery = None):
-    """List actuals by period, then channel."""
+                 period: Filter = None, campaign_id: CampaignFilter = None,
+                 limit: LimitQuery = 100, cursor: CursorQuery = None):
+    """List actuals by period, then channel, then campaign."""
     return actuals.list_actuals(session=session, budget_id=budget_id, channel_id=channel_id,
-                                period=period, limit=limit, cursor=cursor)
+                                period=period, campaign_id=campaign_id, limit=limit,
+                                cursor=cursor)
 
 
 @router.get(BudgetPath + "/actuals.csv", response_class=Response, responses={200: CSV})
-def export_actuals(budget_id: BudgetId, session: SessionDep) -> Response:
-    """Export all actuals as CSV: one row per channel and period."""
-    return _csv(exports.actuals_csv(session=session, budget_id=budget_id),
-                f"{budget_id}-actuals.csv")
+def export_actuals(budget_id: BudgetId, session: SessionDep,
+                   campaign_id: CampaignFilter = None) -> Response:
+    """Export actuals as CSV: one row per channel, period and campaign."""
+    return _csv(exports.actuals_csv(session=session, budget_id=budget_id,
+                                    campaign_id=campaign_id), f"{budget_id}-actuals.csv")
 
 
 @router.get(BudgetPath + "/variance", response_model=variance.VariancePublic)
-def read_variance(budget_id: BudgetId, session: SessionDep):
+def read_variance(budget_id: BudgetId, session: SessionDep, campaign_id: CampaignFilter = None):
     """Compare the current plan (with its draws) and actuals: per channel and period, burn
     rate, and alerts where spend runs ahead of plan by the budget's alert_percent."""
-    return variance.read_variance(session=session, budget_id=budget_id)
+    return variance.read_variance(session=session, budget_id=budget_id, campaign_id=campaign_id)
 
 
 @router.get(BudgetPath + "/variance.csv", response_class=Response, responses={200: CSV})
-def export_variance(budget_id: BudgetId, session: SessionDep) -> Response:
+def export_variance(budget_id: BudgetId, session: SessionDep,
+                    campaign_id: CampaignFilter = None) -> Response:
     """Export the variance as CSV: one row per channel and period, plan against actuals."""
-    return _csv(exports.variance_csv(session=session, budget_id=budget_id),
-                f"{budget_id}-variance.csv")
+    return _csv(exports.variance_csv(session=session, budget_id=budget_id,
+                                     campaign_id=campaign_id), f"{budget_id}-variance.csv")
 
 
 @router.get(BudgetPath + "/review", response_model=review.ReviewPublic)
 def read_review(budget_id: BudgetId, session: SessionDep):
     """Apply the playbook's admit / scale-up / exit rules to each channel's actuals."""
     return review.read_review(session=session, budget_id=budget_id)
+
+
+@router.post(BudgetPath + "/review/apply", response_model=review.ReviewAppliedPublic)
+def apply_review(budget_id: BudgetId, body: review.ReviewApply, session: WriteSessionDep,
+                 caller: PlannerDep) -> review.ReviewAppliedPublic:
+    """Apply the review's recommendations you confirm (admit, scale up, exit) in one go; 409
+    naming each that is no longer what the review says."""
+    return review.apply_review(session=session, budget_id=budget_id, apply_in=body,
+                               caller=caller)
 
 
 @router.get(BudgetPath + "/review.csv", response_class=Response, responses={200: CSV})
@@ -307,3 +341,83 @@ def export_audit(budget_id: BudgetId, session: SessionDep) -> Response:
     """Export the budget's audit log as CSV, oldest entry first."""
     return _csv(exports.audit_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-audit.csv")
+
+
+# --- four eyes --------------------------------------------------------------------------
+
+@router.get(BudgetPath + "/pending", response_model=Page[PendingActionPublic])
+def read_pending(budget_id: BudgetId, session: SessionDep,
+                 status: Annotated[PendingStatus | None, Query()] = None,
+                 limit: LimitQuery = 50, cursor: CursorQuery = None):
+    """List draws and plan approvals waiting for (or given) a second key holder."""
+    return approvals.list_pending(session=session, budget_id=budget_id, status=status,
+                                  limit=limit, cursor=cursor)
+
+
+@router.post(BudgetPath + "/pending/{pending_id}/confirm", response_model=PendingActionPublic)
+def confirm_pending(budget_id: BudgetId, pending_id: PendingId, session: WriteSessionDep,
+                    caller: PlannerDep) -> PendingActionPublic:
+    """Confirm a pending draw or plan approval as a second key holder (not its author)."""
+    return approvals.confirm(session=session, budget_id=budget_id, pending_id=pending_id,
+                             caller=caller)
+
+
+@router.post(BudgetPath + "/pending/{pending_id}/cancel", response_model=PendingActionPublic)
+def cancel_pending(budget_id: BudgetId, pending_id: PendingId, session: WriteSessionDep,
+                   caller: PlannerDep) -> PendingActionPublic:
+    """Withdraw or refuse a pending draw or plan approval; a held draw's money is free again."""
+    return approvals.cancel(session=session, budget_id=budget_id, pending_id=pending_id,
+                            caller=caller)
+
+
+# --- campaign funding ---------------------------------------------------------------------
+
+CampaignFundingPath = BudgetPath + "/campaigns/{campaign_id}"
+
+
+@router.put(CampaignFundingPath, response_model=funding.CampaignFundingPublic,
+            responses={201: {"model": funding.CampaignFundingPublic,
+                             "description": "The campaign was not funded by this budget before."}})
+def put_campaign_funding(response: Response, budget_id: BudgetId, campaign_id: CampaignId,
+                         body: funding.CampaignFundingPut, session: WriteSessionDep,
+                         caller: PlannerDep, calendar: CalendarDep) -> funding.CampaignFundingPublic:
+    """Fund a campaign from the current plan, per channel, phased over its phases (links it
+    if needed); 409 naming a channel without enough uncommitted money."""
+    answer, created = funding.put_funding(session=session, budget_id=budget_id,
+                                          campaign_id=campaign_id, funding_in=body,
+                                          calendar=calendar, caller=caller)
+    if created:
+        response.status_code = 201
+    return answer
+
+
+@router.get(CampaignFundingPath, response_model=funding.CampaignFundingPublic)
+def read_campaign_funding(budget_id: BudgetId, campaign_id: CampaignId, session: SessionDep):
+    """Read a campaign's funding: lines per phase and period, spend, return, ROI and KPI."""
+    return funding.read_funding(session=session, budget_id=budget_id, campaign_id=campaign_id)
+
+
+@router.delete(CampaignFundingPath, status_code=204)
+def delete_campaign_funding(budget_id: BudgetId, campaign_id: CampaignId,
+                            session: WriteSessionDep, caller: PlannerDep) -> None:
+    """Remove a campaign's funding from the budget (the campaign stays linked)."""
+    funding.delete_funding(session=session, budget_id=budget_id, campaign_id=campaign_id,
+                           caller=caller)
+
+
+@router.get("/campaigns/{campaign_id}/funding", response_model=funding.CampaignFundingList)
+def read_funding_of_campaign(campaign_id: CampaignId, session: SessionDep):
+    """List a campaign's funding in every budget that funds it."""
+    return funding.list_campaign_funding(session=session, campaign_id=campaign_id)
+
+
+@router.post(BudgetPath + "/campaign-funding/optimize",
+             response_model=funding_whatif.FundingOptimizationPublic)
+def optimize_campaign_funding(request: Request, budget_id: BudgetId,
+                              body: funding_whatif.FundingOptimizeRequest, session: SessionDep,
+                              workers: WorkersDep) -> funding_whatif.FundingOptimizationPublic:
+    """Find a campaign's best funding within its ceiling and the plan's uncommitted money, each
+    channel's curve cut to the campaign's phases (a what-if: nothing is stored)."""
+    return funding_whatif.optimize_funding(
+        session=session, budget_id=budget_id, request=body, workers=workers,
+        grace_seconds=request.app.state.settings.solve_grace_seconds)

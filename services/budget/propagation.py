@@ -1,8 +1,12 @@
 """Calendar changes reaching the budget: the consumer of the calendar's event feed.
 
 For each event about a campaign a budget links, the budget keeps what it shows of the campaign
-(name, status, dates) as the calendar reports it now; when that changed, every budget linking
-the campaign gets a new version (its representation, and so its ETag, changed). Events about
+(name, status, dates, objective, phases) as the calendar reports it now; when that changed,
+every budget linking the campaign gets a new version (its representation, and so its ETag,
+changed). A funded campaign's money is phased over the phases kept here when it is read, so a
+`phase.changed`, `milestone.moved` or `campaign.updated` that moves the phases re-phases its
+funding. `campaign.deleted` (a draft removed) drops the campaign's links and funding in every
+budget, with an audit entry in each; applied again it finds nothing left to drop. Events about
 other campaigns are skipped, and still move the cursor past them.
 
 Why the current state and not the event's own data: one path covers every event type, an event
@@ -16,12 +20,27 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session
 
-from services.budget.ledger import campaigns
+from services.budget.ledger import audit, campaigns
 from services.budget.ledger.tables import event_consumer, utcnow
 from shared.client import ServiceClient
 from shared.events import Event, EventConsumer
+from shared.internal_auth import Caller
 
 CONSUMER_NAME = "calendar"
+# Who the audit log names for changes the calendar's events make.
+CALENDAR = Caller(principal="service:calendar", role="service")
+DELETED = "campaign.deleted"
+
+
+def drop_deleted(session: Session, event: Event) -> None:
+    """Stage the removal of a campaign the calendar deleted, from every budget."""
+    assert event.campaign_id is not None
+    for budget in campaigns.drop(session, event.campaign_id):
+        audit.record(session, budget_id=budget.id, caller=CALENDAR, action=DELETED,
+                     target=event.campaign_id, changes={
+                         "event_id": event.id, "campaign_ids": budget.campaign_ids,
+                         "detail": "the calendar deleted the campaign: its link and funding "
+                                   "are gone"})
 
 
 def apply_event(session: Session, event: Event, state: dict[str, Any]) -> None:
@@ -55,6 +74,9 @@ class BudgetConsumer(EventConsumer):
         return events, more
 
     def _apply(self, session: Session, event: Event) -> None:
+        if event.type == DELETED and event.campaign_id:
+            drop_deleted(session, event)
+            return
         state = self._states.get(event.campaign_id or "")
         if state is not None:
             apply_event(session, event, state)

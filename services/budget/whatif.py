@@ -10,10 +10,20 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from services.budget import optimizer
-from services.budget.fields import Amount, Number, Percent, Rate, Share
 from shared.errors import UnprocessableContent, invalid_fields
 from shared.money import minor_units, quantum
-from shared.types import Currency, Identifier, Money, Ratio, StrictModel
+from shared.types import (
+    Amount,
+    Currency,
+    Identifier,
+    Money,
+    Number,
+    Percent,
+    Rate,
+    Ratio,
+    Share,
+    StrictModel,
+)
 from shared.workers import WorkerPool, WorkerTimeout
 
 # Documented input limits: a request beyond them is a 422, never a hang.

@@ -129,7 +129,8 @@ def test_actuals_csv_sums_equal_the_variance_to_the_cent(api):
     api.ok(api.post(f"/budgets/{budget['id']}/actuals", {"rows": rows(channels, {
         "search": [("1001", "2003"), ("999", "1")], "social": [("7", "0")]})}, role="finance"))
     table = read_csv(api.get(f"/budgets/{budget['id']}/actuals.csv", role="finance"))
-    assert list(table[0]) == ["budget_id", "channel_id", "channel", "period", "spend", "return", "currency"]
+    assert list(table[0]) == ["budget_id", "channel_id", "channel", "period", "campaign_id",
+                              "spend", "return", "currency"]
     variance = api.ok(api.get(f"/budgets/{budget['id']}/variance"))
     total = next(b for b in variance["burn"] if b["channel_id"] is None)
     assert sum(Decimal(r["spend"]) for r in table) == Decimal(total["spend_to_date"]) == Decimal(2007)

@@ -26,7 +26,7 @@ def test_a_draw_grows_the_current_plans_channel_and_shrinks_the_reserve(api):
         ("draw", "2500.50", 1, "key:test")
     reserve = api.ok(api.get(f"/budgets/{budget['id']}/reserve"))
     assert reserve == {"currency": "USD", "amount": "100000.00", "drawn": "2500.50",
-                       "remaining": "97499.50"}
+                       "pending": "0.00", "remaining": "97499.50"}
     after = api.ok(api.get(f"/budgets/{budget['id']}/plans/1"))
     row = next(c for c in after["channels"] if c["channel_id"] == search["id"])
     before = next(c for c in plan["channels"] if c["channel_id"] == search["id"])

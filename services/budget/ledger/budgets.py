@@ -6,10 +6,10 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
-from services.budget.fields import Amount, Ratio, Share
 from services.budget.ledger import audit, campaigns
 from services.budget.ledger.campaigns import LinkedCampaignPublic
 from services.budget.ledger.loaders import budget_periods, get_budget
+from services.budget.ledger.pending import held_minor
 from services.budget.ledger.periods import MAX_PERIODS, PeriodLength, periods
 from services.budget.ledger.reserve import reserve_amount, reserve_drawn_minor, reserve_left_minor
 from services.budget.ledger.tables import Actual, Budget, Channel, Plan, page_order, utcnow
@@ -21,16 +21,28 @@ from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, quantize, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Currency, Identifier, Money, Name, StrictModel
+from shared.types import Amount, Currency, Identifier, Money, Name, Rate, Ratio, Share, StrictModel
 from shared.versioning import require_if_match
 
 Multiplier = Annotated[Ratio, Field(gt=0, le=1000)]
+FOUR_EYES = ("Four eyes: approving a plan that spends more than this, or drawing more than this "
+             "from the reserve, waits for a second key holder (not its author) to confirm it; "
+             "0 = always; null = never.")
 
 
 class GroupRule(StrictModel):
     id: Identifier
     min_share: Share | None = Field(None, description="Of total spend: 0.2 = at least 20 %.")
     max_share: Share | None = None
+
+
+class PhaseWeights(StrictModel):
+    """How a campaign's money is phased: each phase kind's weight (normalised over the kinds
+    the campaign has; a kind's part is split over its phases by days)."""
+    warmup: Rate = Decimal("0.1")
+    burst: Rate = Decimal("0.5")
+    sustain: Rate = Decimal("0.3")
+    wrapup: Rate = Decimal("0.1")
 
 
 class PlaybookRules(StrictModel):
@@ -46,6 +58,8 @@ class PlaybookRules(StrictModel):
                                       "for; without it the active channels' average is used.")
     alert_percent: Annotated[Ratio, Field(ge=0, le=1000)] = Field(
         Decimal(10), description="Alert when spend runs this many percent ahead of plan.")
+    phase_weights: PhaseWeights = Field(PhaseWeights(), description="Default phasing of a "
+                                        "campaign's funding over its phases.")
 
 
 class BudgetCreate(StrictModel):
@@ -62,6 +76,7 @@ class BudgetCreate(StrictModel):
     groups: list[GroupRule] = Field([], max_length=200)
     rules: PlaybookRules = PlaybookRules()
     campaign_ids: list[Identifier] = Field([], max_length=500)
+    four_eyes_above: Amount | None = Field(None, description=FOUR_EYES)
 
 
 class BudgetUpdate(StrictModel):
@@ -76,6 +91,7 @@ class BudgetUpdate(StrictModel):
     groups: list[GroupRule] | None = Field(None, max_length=200)
     rules: PlaybookRules | None = None
     campaign_ids: list[Identifier] | None = Field(None, max_length=500)
+    four_eyes_above: Amount | None = Field(None, description=FOUR_EYES)
 
 
 class PeriodPublic(BaseModel):
@@ -97,6 +113,7 @@ class BudgetPublic(BaseModel):
     reserve: ReservePolicy
     reserve_amount: Money = Field(description="What the reserve policy holds back.")
     reserve_drawn: Money = Field(description="Net of draws and their reversals.")
+    reserve_pending: Money = Field(description="Held by draws waiting for a second key holder.")
     reserve_remaining: Money
     groups: list[GroupRule]
     rules: PlaybookRules
@@ -105,6 +122,7 @@ class BudgetPublic(BaseModel):
                                                   "calendar last reported it, in campaign_ids "
                                                   "order.")
     current_plan: int | None = Field(description="Number of the approved plan in force.")
+    four_eyes_above: Money | None = Field(description=FOUR_EYES)
     version: int
     created_by: str
     created_at: datetime
@@ -114,14 +132,18 @@ class BudgetPublic(BaseModel):
 def to_public(session: Session, budget: Budget) -> BudgetPublic:
     """The budget as the API shows it, with its periods and what its reserve holds."""
     drawn = from_minor(reserve_drawn_minor(session, budget.id), budget.currency)
+    held = from_minor(held_minor(session, budget.id), budget.currency)
     amount = reserve_amount(budget)
     return BudgetPublic(
-        **budget.model_dump(exclude={"total_minor", "reserve", "groups", "rules"}),
+        **budget.model_dump(exclude={"total_minor", "reserve", "groups", "rules",
+                                     "four_eyes_above_minor"}),
+        four_eyes_above=None if budget.four_eyes_above_minor is None
+        else from_minor(budget.four_eyes_above_minor, budget.currency),
         periods=[PeriodPublic(id=p.id, start_date=p.start, end_date=p.end)
                  for p in budget_periods(budget)],
         total=from_minor(budget.total_minor, budget.currency),
         reserve=_policy(budget), reserve_amount=amount,
-        reserve_drawn=drawn, reserve_remaining=amount - drawn,
+        reserve_drawn=drawn, reserve_pending=held, reserve_remaining=amount - drawn - held,
         groups=[GroupRule.model_validate(g) for g in budget.groups],
         rules=PlaybookRules.model_validate(budget.rules),
         campaigns=campaigns.linked_public(session, budget))
@@ -138,7 +160,7 @@ def _policy(budget: Budget) -> ReservePolicy:
 def _check_budget(values: dict[str, Any], currency: str) -> None:
     """Raise InvalidRequest naming every cross-field problem of a budget's settings at once."""
     errors: list[tuple[str, str]] = []
-    for field in ("total",):
+    for field in ("total", "four_eyes_above"):
         _check_money(errors, field, values[field], currency)
     reserve: ReservePolicy = values["reserve"]
     if reserve.amount is not None:
@@ -171,6 +193,10 @@ def _check_money(errors: list[tuple[str, str]], field: str, amount: Decimal | No
             errors.append((field, f"{error}; round it to {quantize(amount, currency)}"))
 
 
+def _minor(amount: Decimal | None, currency: str) -> int | None:
+    return None if amount is None else to_minor(amount, currency)
+
+
 def _raise_if_any(errors: list[tuple[str, str]]) -> None:
     """Raise InvalidRequest naming every (field, problem) at once, if there is any."""
     if errors:
@@ -184,9 +210,11 @@ def create_budget(*, session: Session, idempotency: Idempotency, budget_in: Budg
     linked = campaigns.read_linked(calendar, budget_in.campaign_ids)
     budget = Budget(
         id=new_id("bud"), created_by=caller.principal,
-        **budget_in.model_dump(mode="json", exclude={"total", "start_date", "end_date"}),
+        **budget_in.model_dump(mode="json", exclude={"total", "start_date", "end_date",
+                                                     "four_eyes_above"}),
         start_date=budget_in.start_date, end_date=budget_in.end_date,
-        total_minor=to_minor(budget_in.total, budget_in.currency))
+        total_minor=to_minor(budget_in.total, budget_in.currency),
+        four_eyes_above_minor=_minor(budget_in.four_eyes_above, budget_in.currency))
     session.add(budget)
     for state in linked:
         campaigns.store(session, state)
@@ -249,7 +277,8 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
             raise Conflict(f"Channels {', '.join(orphans)} belong to a group this change removes; "
                            "move them to another group (or none) first.")
     budget.sqlmodel_update(update.model_dump(mode="json", exclude_unset=True,
-                                             exclude={"total", "start_date", "end_date"}))
+                                             exclude={"total", "start_date", "end_date",
+                                                      "four_eyes_above"}))
     for field in ("start_date", "end_date"):
         if field in changes:
             setattr(budget, field, values[field])
@@ -257,10 +286,13 @@ def update_budget(*, session: Session, budget_id: str, update: BudgetUpdate, if_
         campaigns.store(session, state)
     if "total" in changes:
         budget.total_minor = to_minor(values["total"], budget.currency)
+    if "four_eyes_above" in changes:
+        budget.four_eyes_above_minor = _minor(values["four_eyes_above"], budget.currency)
     if reserve_left_minor(session, budget) < 0:
-        drawn = reserve_drawn_minor(session, budget.id)
+        drawn = reserve_drawn_minor(session, budget.id) + held_minor(session, budget.id)
         raise Conflict(f"{from_minor(drawn, budget.currency)} {budget.currency} has already been "
-                       f"drawn from the reserve; the new reserve would be only "
+                       f"drawn from the reserve or is held for draws waiting for confirmation; the new "
+                       f"reserve would be only "
                        f"{reserve_amount(budget)}. Keep the reserve at least at what was drawn.")
     budget.version += 1
     budget.updated_at = utcnow()

@@ -2,16 +2,23 @@
 links them, then kept current by the calendar's event feed (`services.budget.propagation`).
 
 A row stays after the last budget unlinks its campaign: it is still kept current, and a
-budget that links the campaign again starts from a fresh read anyway."""
+budget that links the campaign again starts from a fresh read anyway. A campaign the calendar
+deletes (only drafts can be) is dropped everywhere: its row, its links and its funding."""
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import quote
 
 from pydantic import BaseModel, Field
-from sqlalchemy import String, cast
+from sqlalchemy import String, cast, delete
 from sqlmodel import Session, col, select
 
-from services.budget.ledger.tables import Budget, LinkedCampaign, utcnow
+from services.budget.ledger.tables import (
+    Budget,
+    CampaignFunding,
+    FundingLine,
+    LinkedCampaign,
+    utcnow,
+)
 from shared.client import ServiceClient
 from shared.errors import ServiceUnavailable, invalid_fields
 
@@ -59,7 +66,11 @@ def read_linked(calendar: ServiceClient, campaign_ids: list[str]) -> list[dict[s
 def _values(state: dict[str, Any]) -> dict[str, Any]:
     dates = {field: None if state.get(field) is None else date.fromisoformat(state[field])
              for field in ("start_date", "end_date")}
-    return {"name": state["name"], "status": state["status"]} | dates
+    # Phases as JSON, in the calendar's (date) order: what a funded campaign is phased over.
+    phases = [{key: phase[key] for key in ("id", "kind", "start_date", "end_date")}
+              for phase in state.get("phases", [])]
+    return {"name": state["name"], "status": state["status"],
+            "objective": state.get("objective"), "phases": phases} | dates
 
 
 def store(session: Session, state: dict[str, Any], *, event_id: str | None = None) -> bool:
@@ -90,6 +101,25 @@ def budgets_linking(session: Session, campaign_id: str) -> list[Budget]:
     rows = session.exec(select(Budget).where(cast(Budget.campaign_ids, String).contains(
         campaign_id, autoescape=True)).with_for_update()).all()
     return [budget for budget in rows if campaign_id in budget.campaign_ids]
+
+
+def drop(session: Session, campaign_id: str) -> list[Budget]:
+    """Stage the removal of a deleted campaign: its links, its funding in every budget and
+    its row; return the budgets that linked or funded it (locked), for their audit entries."""
+    budgets = {b.id: b for b in budgets_linking(session, campaign_id)}
+    funders = session.exec(select(Budget).join(CampaignFunding, col(CampaignFunding.budget_id) == Budget.id)
+                           .where(CampaignFunding.campaign_id == campaign_id)
+                           .with_for_update()).all()
+    budgets |= {b.id: b for b in funders}
+    for budget in budgets.values():
+        budget.campaign_ids = [i for i in budget.campaign_ids if i != campaign_id]
+        budget.version += 1
+        budget.updated_at = utcnow()
+        session.add(budget)
+    session.execute(delete(FundingLine).where(col(FundingLine.campaign_id) == campaign_id))
+    session.execute(delete(CampaignFunding).where(col(CampaignFunding.campaign_id) == campaign_id))
+    session.execute(delete(LinkedCampaign).where(col(LinkedCampaign.campaign_id) == campaign_id))
+    return sorted(budgets.values(), key=lambda b: b.id)
 
 
 def closed_campaign(session: Session, campaign_id: str) -> LinkedCampaign | None:

@@ -7,7 +7,6 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from services.budget import optimizer
-from services.budget.fields import Amount
 from services.budget.ledger import audit
 from services.budget.ledger.loaders import get_budget, get_channel
 from services.budget.ledger.tables import Budget, Channel, utcnow
@@ -18,7 +17,7 @@ from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, minor_units, to_minor
-from shared.types import Identifier, Money, StrictModel
+from shared.types import Amount, Identifier, Money, StrictModel
 from shared.versioning import require_if_match
 
 ChannelState = Literal["testing", "active", "scaling", "exited"]

@@ -25,12 +25,14 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 PLAN_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "amount",
                 "expected_return", "currency")
-ACTUALS_COLUMNS = ("budget_id", "channel_id", "channel", "period", "spend", "return", "currency")
-VARIANCE_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "planned", "spend",
+ACTUALS_COLUMNS = ("budget_id", "channel_id", "channel", "period", "campaign_id", "spend",
+                   "return", "currency")
+VARIANCE_COLUMNS = ("budget_id", "plan", "campaign_id", "channel_id", "channel", "period",
+                    "planned", "spend",
                     "variance", "variance_percent", "return", "roi", "currency")
 RESERVE_COLUMNS = ("budget_id", "entry_id", "kind", "amount", "currency", "channel_id",
                    "campaign_id", "plan", "period", "reason", "reverses_id", "author",
-                   "request_id", "created_at")
+                   "confirmed_by", "request_id", "created_at")
 AUDIT_COLUMNS = ("budget_id", "entry", "at", "principal", "role", "request_id", "action",
                  "target", "changes")
 REVIEW_COLUMNS = ("budget_id", "channel_id", "channel", "state", "recommendation", "reason",
@@ -74,23 +76,29 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> str:
                                for line in lines])
 
 
-def actuals_csv(*, session: Session, budget_id: str) -> str:
-    """One row per channel and period with reported actuals."""
+def actuals_csv(*, session: Session, budget_id: str, campaign_id: str | None = None) -> str:
+    """One row per channel, period and campaign with reported actuals (only the campaign's
+    with `campaign_id`)."""
     budget = get_budget(session, budget_id)
     names = channel_names(session, budget.id)
     order = {p.id: i for i, p in enumerate(budget_periods(budget))}
-    actuals = sorted(session.exec(select(Actual).where(Actual.budget_id == budget.id)),
-                     key=lambda a: (order[a.period], names[a.channel_id]))
+    statement = select(Actual).where(Actual.budget_id == budget.id)
+    if campaign_id is not None:
+        statement = statement.where(Actual.campaign_id == campaign_id)
+    actuals = sorted(session.exec(statement),
+                     key=lambda a: (order[a.period], names[a.channel_id], a.campaign_id))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
     return _csv(ACTUALS_COLUMNS, [(budget.id, a.channel_id, names[a.channel_id], a.period,
-                                   money(a.spend_minor), money(a.return_minor), budget.currency)
-                                  for a in actuals])
+                                   a.campaign_id or None, money(a.spend_minor),
+                                   money(a.return_minor), budget.currency) for a in actuals])
 
 
-def variance_csv(*, session: Session, budget_id: str) -> str:
-    """The variance rows (plan with its draws against actuals), one per channel and period."""
-    report = variance.read_variance(session=session, budget_id=budget_id)
-    return _csv(VARIANCE_COLUMNS, [(budget_id, report.plan, r.channel_id, r.channel, r.period,
+def variance_csv(*, session: Session, budget_id: str, campaign_id: str | None = None) -> str:
+    """The variance rows (plan with its draws against actuals, or a campaign's funding against
+    its actuals), one per channel and period."""
+    report = variance.read_variance(session=session, budget_id=budget_id,
+                                    campaign_id=campaign_id)
+    return _csv(VARIANCE_COLUMNS, [(budget_id, report.plan, campaign_id, r.channel_id, r.channel, r.period,
                                     r.planned, r.spend, r.variance, r.variance_percent,
                                     r.return_, r.roi, report.currency) for r in report.rows])
 
@@ -103,7 +111,7 @@ def reserve_csv(*, session: Session, budget_id: str) -> str:
     return _csv(RESERVE_COLUMNS, [(
         budget.id, e.id, e.kind, from_minor(e.amount_minor, budget.currency), budget.currency,
         e.channel_id, e.campaign_id, e.plan_number, e.period, e.reason, e.reverses_id, e.author,
-        e.request_id, e.created_at.isoformat()) for e in entries])
+        e.confirmed_by, e.request_id, e.created_at.isoformat()) for e in entries])
 
 
 def audit_csv(*, session: Session, budget_id: str) -> str:

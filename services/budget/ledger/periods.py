@@ -76,3 +76,49 @@ def apportion(units: int, weights: list[Decimal]) -> list[int]:
     for i in by_remainder[:units - sum(parts)]:
         parts[i] += 1
     return parts
+
+
+@dataclass(frozen=True)
+class Span:
+    """A stretch of days of some kind: a campaign's phase (`warmup`, `burst`, ...)."""
+    kind: str
+    start: date
+    end: date           # inclusive
+
+    @property
+    def days(self) -> int:
+        return (self.end - self.start).days + 1
+
+
+def phase_split(units: int, phases: list[Span], weights: dict[str, Decimal]) -> list[int]:
+    """Split `units` over `phases`, exactly: over the phase kinds present by their weights,
+    then each kind's part over its phases by their days.
+
+    >>> phase_split(1000, [Span("warmup", date(2027, 3, 1), date(2027, 3, 7)),
+    ...                    Span("burst", date(2027, 3, 8), date(2027, 3, 21))],
+    ...             {"warmup": Decimal("0.1"), "burst": Decimal("0.5")})
+    [167, 833]
+    """
+    kinds = list(dict.fromkeys(phase.kind for phase in phases))
+    parts = [0] * len(phases)
+    for kind, amount in zip(kinds, apportion(units, [weights.get(k, Decimal(0)) for k in kinds])):
+        mine = [i for i, phase in enumerate(phases) if phase.kind == kind]
+        for i, part in zip(mine, apportion(amount, [Decimal(phases[i].days) for i in mine])):
+            parts[i] = part
+    return parts
+
+
+def spread(units: int, span: Span, among: list[Period]) -> dict[str, int]:
+    """Split `units` over the periods `span` overlaps, by the days it has in each, exactly;
+    a span outside them all puts everything in the nearest period.
+
+    >>> spread(100, Span("burst", date(2027, 1, 30), date(2027, 2, 2)),
+    ...        periods(date(2027, 1, 1), date(2027, 3, 31), "month"))
+    {'2027-01': 50, '2027-02': 50}
+    """
+    overlaps = [(p.id, (min(span.end, p.end) - max(span.start, p.start)).days + 1) for p in among]
+    overlaps = [(period, days) for period, days in overlaps if days > 0]
+    if not overlaps:
+        return {period_of(span.start, among).id: units}
+    return dict(zip([period for period, _ in overlaps],
+                    apportion(units, [Decimal(days) for _, days in overlaps])))

@@ -10,12 +10,22 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.budget import optimizer, whatif
-from services.budget.fields import Amount, Percent, PeriodId, Rate
-from services.budget.ledger import audit
+from services.budget.fields import PeriodId
+from services.budget.ledger import audit, pending
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
+from services.budget.ledger.pending import PendingActionPublic
 from services.budget.ledger.periods import apportion
 from services.budget.ledger.reserve import reserve_left_minor
-from services.budget.ledger.tables import Budget, Channel, Plan, PlanLine, ReserveEntry, page_order, utcnow
+from services.budget.ledger.tables import (
+    Budget,
+    Channel,
+    PendingAction,
+    Plan,
+    PlanLine,
+    ReserveEntry,
+    page_order,
+    utcnow,
+)
 from services.budget.whatif import OptimizationPublic, OptimizationRequest
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency
@@ -23,7 +33,7 @@ from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, minor_units, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Money, StrictModel
+from shared.types import Amount, Money, Percent, Rate, StrictModel
 from shared.workers import WorkerPool
 
 
@@ -271,22 +281,51 @@ def list_plans(*, session: Session, budget_id: str, limit: int,
         created_at=p.created_at, approved_at=p.approved_at) for p in rows], next_cursor=next_cursor)
 
 
-def approve(*, session: Session, budget_id: str, number: int, caller: Caller) -> PlanPublic:
-    """Make a plan the budget's current one."""
+def approve(*, session: Session, budget_id: str, number: int,
+            caller: Caller) -> PlanPublic | PendingActionPublic:
+    """Make a plan the budget's current one, or ask a second key holder to confirm it when it
+    spends more than the budget's four-eyes threshold."""
     budget = get_budget(session, budget_id, lock=True)
     plan = get_plan(session, budget.id, number)
     if budget.current_plan == plan.number:
         return plan_public(session, budget, plan)
+    check_approvable(session, budget, plan)
+    if not pending.needs_second_key(budget, plan.spend_minor):
+        approved = make_current(session, budget, plan, caller)
+        session.commit()
+        return approved
+    waiting = session.exec(select(PendingAction).where(
+        PendingAction.budget_id == budget.id, PendingAction.kind == "approval",
+        PendingAction.plan_number == plan.number, PendingAction.status == "pending")).first()
+    if waiting is None:
+        # One request per plan: asking again answers the request already waiting.
+        waiting = pending.stage(session, budget, kind="approval", amount_minor=plan.spend_minor,
+                                caller=caller, plan_number=plan.number)
+        session.flush()
+        audit.record(session, budget_id=budget.id, caller=caller, action="plan.approval_requested",
+                     target=plan.id, changes={"pending_id": waiting.id, "number": plan.number})
+    public = pending.pending_public(budget, waiting)
+    session.commit()
+    return public
+
+
+def check_approvable(session: Session, budget: Budget, plan: Plan) -> None:
+    """Raise Conflict unless the plan's money is still the budget's: its total and what is left
+    in the reserve."""
     total = from_minor(budget.total_minor, budget.currency)
     if Decimal(plan.request["total"]) != total:
-        raise Conflict(f"Plan {number} was made for a total of {plan.request['total']}; the budget "
-                       f"is now {total}. Make a new plan and approve that one.")
+        raise Conflict(f"Plan {plan.number} was made for a total of {plan.request['total']}; the "
+                       f"budget is now {total}. Make a new plan and approve that one.")
     left = reserve_left_minor(session, budget)
     if plan.reserve_minor != left:
         raise Conflict(
-            f"Plan {number} was made with {from_minor(plan.reserve_minor, budget.currency)} left "
-            f"in the reserve; {from_minor(left, budget.currency)} is left now (draws or a new "
-            "reserve policy since). Make a new plan and approve that one.")
+            f"Plan {plan.number} was made with {from_minor(plan.reserve_minor, budget.currency)} "
+            f"left in the reserve; {from_minor(left, budget.currency)} is left now (draws or a "
+            "new reserve policy since). Make a new plan and approve that one.")
+
+
+def make_current(session: Session, budget: Budget, plan: Plan, caller: Caller) -> PlanPublic:
+    """Stage the plan as the budget's current one, approved by `caller`."""
     previous = budget.current_plan
     plan.approved_by, plan.approved_at = caller.principal, utcnow()
     budget.current_plan = plan.number
@@ -295,5 +334,5 @@ def approve(*, session: Session, budget_id: str, number: int, caller: Caller) ->
     session.add_all([plan, budget])
     audit.record(session, budget_id=budget.id, caller=caller, action="plan.approve",
                  target=plan.id, changes={"current_plan": {"from": previous, "to": plan.number}})
-    session.commit()
+    session.flush()
     return plan_public(session, budget, plan)

@@ -8,6 +8,11 @@
 The average is spend-weighted (total return / total spend of `active` and `scaling` channels),
 so a small channel's lucky month does not move it. Without a target ROI in the budget's
 rules, the target is that average.
+
+Applying the review moves the channels the caller confirms in one transaction: `admit`
+(testing → active), `scale_up` (active → scaling), `exit` (→ exited); each must still be the
+channel's recommendation when applied, so a review read before new actuals cannot act on
+figures that changed since.
 """
 from collections import defaultdict
 from decimal import Decimal
@@ -16,12 +21,16 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, select
 
+from services.budget.ledger import audit
 from services.budget.ledger.budgets import PlaybookRules
+from services.budget.ledger.channels import channel_public
 from services.budget.ledger.loaders import budget_periods, get_budget
-from services.budget.ledger.tables import Channel
+from services.budget.ledger.tables import Channel, utcnow
 from services.budget.ledger.variance import cells
+from shared.errors import Conflict, invalid_fields
+from shared.internal_auth import Caller
 from shared.money import from_minor
-from shared.types import Money, Ratio
+from shared.types import Identifier, Money, Ratio, StrictModel
 
 Recommendation = Literal["admit", "keep_testing", "scale_up", "keep", "exit", "no_data", "none"]
 PLACES = Decimal("0.0001")
@@ -122,3 +131,79 @@ def _recommend(state: str, roi: Decimal | None, average: Decimal | None, target:
     if state == "active" and roi >= rules.scale_ratio * average:
         return "scale_up", f"ROI {roi} ≥ {rules.scale_ratio} × active average {average}"
     return "keep", f"ROI {roi} against active average {average}"
+
+
+ReviewAction = Literal["admit", "scale_up", "exit"]
+# The state each action moves a channel to.
+TARGET_STATE: dict[ReviewAction, str] = {"admit": "active", "scale_up": "scaling",
+                                         "exit": "exited"}
+
+
+class ConfirmedAction(StrictModel):
+    channel_id: Identifier
+    action: ReviewAction
+
+
+class ReviewApply(StrictModel):
+    actions: list[ConfirmedAction] = Field(min_length=1, max_length=2000, description="The "
+                                           "recommendations you confirm, each as the review "
+                                           "gives it now.")
+
+
+class AppliedActionPublic(BaseModel):
+    channel_id: str
+    channel: str
+    action: ReviewAction
+    from_state: str
+    to_state: str
+    version: int = Field(description="The channel's new version (its ETag).")
+
+
+class ReviewAppliedPublic(BaseModel):
+    applied: list[AppliedActionPublic]
+
+
+def apply_review(*, session: Session, budget_id: str, apply_in: ReviewApply,
+                 caller: Caller) -> ReviewAppliedPublic:
+    """Apply the confirmed recommendations of the channel review, all or none."""
+    budget = get_budget(session, budget_id, lock=True)
+    current = {c.channel_id: c for c in read_review(session=session, budget_id=budget.id).channels}
+    errors, seen = [], set()
+    for i, confirmed in enumerate(apply_in.actions):
+        if confirmed.channel_id not in current:
+            errors.append((f"actions[{i}].channel_id",
+                           f"budget has no channel {confirmed.channel_id!r}"))
+        elif confirmed.channel_id in seen:
+            errors.append((f"actions[{i}].channel_id", f"channel {confirmed.channel_id!r} is "
+                                                       "listed twice; confirm one action each"))
+        seen.add(confirmed.channel_id)
+    if errors:
+        raise invalid_fields(errors)
+    stale = [(confirmed, current[confirmed.channel_id]) for confirmed in apply_in.actions
+             if current[confirmed.channel_id].recommendation != confirmed.action]
+    if stale:
+        raise Conflict("The review no longer recommends " + "; ".join(
+            f"{c.action} for channel {now.channel!r} ({c.channel_id}): it now says "
+            f"{now.recommendation} ({now.reason})" for c, now in stale)
+            + ". Read the review again and confirm what it says now.",
+            channels=[{"channel_id": c.channel_id, "confirmed": c.action,
+                       "recommendation": now.recommendation} for c, now in stale])
+    applied = []
+    for confirmed in apply_in.actions:
+        channel = session.get(Channel, confirmed.channel_id)
+        assert channel is not None
+        before = channel_public(budget, channel)
+        channel.state = TARGET_STATE[confirmed.action]
+        channel.version += 1
+        channel.updated_at = utcnow()
+        session.add(channel)
+        session.flush()
+        after = channel_public(budget, channel)
+        audit.record(session, budget_id=budget.id, caller=caller, action="channel.update",
+                     target=channel.id, changes=audit.diff(before, after)
+                     | {"review": confirmed.action})
+        applied.append(AppliedActionPublic(channel_id=channel.id, channel=channel.name,
+                                           action=confirmed.action, from_state=before.state,
+                                           to_state=channel.state, version=channel.version))
+    session.commit()
+    return ReviewAppliedPublic(applied=applied)

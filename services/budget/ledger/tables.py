@@ -13,6 +13,8 @@ from shared.idempotency import idempotency_table
 from shared.internal_auth import nonce_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
+# An actual that is no campaign's spend (`Actual.campaign_id`).
+NO_CAMPAIGN = ""
 # Ids this service makes itself (`shared.ids.new_id`); ids the API accepts are up to ID_LENGTH.
 KEY_LENGTH = 40
 # Period ids ("2027-03", "2027-Q1", "2027-W09") and the reasons given for reserve entries, as
@@ -73,6 +75,8 @@ class Budget(BudgetModel, table=True):
     rules: dict = Field(sa_type=JSON)
     campaign_ids: list = Field(sa_type=JSON)
     current_plan: int | None = None
+    # Four eyes: plan approvals and reserve draws above this need a second key holder.
+    four_eyes_above_minor: int | None = _money(nullable=True)
     version: int = 1
     created_by: str = Field(max_length=200)
     created_at: datetime = _instant()
@@ -142,17 +146,22 @@ class ReserveEntry(BudgetModel, table=True):
     # A draw is reversed at most once: the database refuses a second reversal.
     reverses_id: str | None = Field(default=None, max_length=KEY_LENGTH, unique=True)
     author: str = Field(max_length=200)
+    # The second key holder who made a four-eyes draw effective (`ledger.approvals`).
+    confirmed_by: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = _instant()
 
 
 class Actual(BudgetModel, table=True):
-    """Spend and return of one channel in one period; the key makes a replayed file harmless."""
+    """Spend and return of one channel in one period, for one campaign or none; the key makes
+    a replayed file harmless."""
 
     budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
                            max_length=KEY_LENGTH)
     channel_id: str = _channel_key(primary_key=True)
     period: str = Field(primary_key=True, max_length=PERIOD_LENGTH)
+    # NO_CAMPAIGN for spend that is no campaign's: a key column cannot be null.
+    campaign_id: str = Field(default=NO_CAMPAIGN, primary_key=True, max_length=ID_LENGTH)
     spend_minor: int = _money()
     return_minor: int = _money()
     updated_by: str = Field(max_length=200)
@@ -184,6 +193,58 @@ class LinkedCampaign(BudgetModel, table=True):
     status: str = Field(max_length=20)
     start_date: date | None = None
     end_date: date | None = None
+    # The calendar's objective ({kpi, target, unit, deadline}) and phases ([{id, kind,
+    # start_date, end_date}]): a funded campaign's money is phased over them.
+    objective: dict | None = Field(default=None, sa_type=JSON)
+    phases: list = Field(default_factory=list, sa_type=JSON)
     # The last calendar event applied to this row (null: read from the calendar when linked).
     event_id: str | None = Field(default=None, max_length=100)
     synced_at: datetime = _instant()
+
+
+class CampaignFunding(BudgetModel, table=True):
+    """A linked campaign funded from a budget's current plan: its lines are `FundingLine`s,
+    phased over the campaign's phases by these weights (per phase kind)."""
+    __tablename__ = "campaign_funding"
+
+    budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
+                           max_length=KEY_LENGTH)
+    campaign_id: str = Field(primary_key=True, max_length=ID_LENGTH, index=True)
+    phase_weights: dict = Field(sa_type=JSON)
+    created_by: str = Field(max_length=200)
+    created_at: datetime = _instant()
+    updated_by: str = Field(max_length=200)
+    updated_at: datetime = _instant()
+
+
+class FundingLine(BudgetModel, table=True):
+    """What one channel gives a funded campaign."""
+    __tablename__ = "funding_line"
+
+    budget_id: str = Field(sa_column_args=[ForeignKey("budget.id")], primary_key=True,
+                           max_length=KEY_LENGTH)
+    campaign_id: str = Field(primary_key=True, max_length=ID_LENGTH)
+    channel_id: str = _channel_key(primary_key=True)
+    amount_minor: int = _money()
+
+
+class PendingAction(BudgetModel, table=True):
+    """A four-eyes action waiting for a second key holder: a reserve draw (its money held) or
+    a plan approval. Confirmed, it becomes effective; cancelled, a held draw's money is free."""
+    __tablename__ = "pending_action"
+
+    id: str = Field(primary_key=True, max_length=KEY_LENGTH)
+    budget_id: str = _budget_key()
+    kind: str = Field(max_length=10)
+    amount_minor: int = _money()
+    plan_number: int | None = None
+    # A draw's request (channel_id or campaign_id, period, reason) as it will be entered.
+    draw: dict | None = Field(default=None, sa_type=JSON)
+    status: str = Field(max_length=10, index=True)
+    requested_by: str = Field(max_length=200)
+    requested_at: datetime = _instant()
+    request_id: str | None = Field(default=None, max_length=128)
+    decided_by: str | None = Field(default=None, max_length=200)
+    decided_at: datetime | None = Field(default=None, sa_type=Instant)
+    # The reserve entry a confirmed draw made.
+    entry_id: str | None = Field(default=None, max_length=KEY_LENGTH)

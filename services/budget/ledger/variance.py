@@ -1,5 +1,6 @@
 """Plan against actuals: per channel and period, the current plan (with its reserve draws)
-next to what was spent and returned; burn rate, projection and alerts."""
+next to what was spent and returned; burn rate, projection and alerts. Cut by a campaign, the
+plan is the campaign's funding phased over the periods, and the actuals those carrying it."""
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
@@ -8,9 +9,18 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlmodel import Session, col, select
 
 from services.budget.ledger.budgets import PlaybookRules
+from services.budget.ledger.funding import funding_public
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget
-from services.budget.ledger.tables import Actual, Budget, Plan, PlanLine, ReserveEntry
-from shared.money import from_minor
+from services.budget.ledger.tables import (
+    Actual,
+    Budget,
+    CampaignFunding,
+    Plan,
+    PlanLine,
+    ReserveEntry,
+)
+from shared.errors import NotFound
+from shared.money import from_minor, to_minor
 from shared.types import Money, Ratio
 
 
@@ -22,10 +32,19 @@ class Cell:
     reported: bool = False
 
 
-def cells(session: Session, budget: Budget) -> dict[tuple[str, str], Cell]:
-    """(channel, period) → plan (current plan plus its draws) and actuals, in minor units."""
+def cells(session: Session, budget: Budget,
+          campaign_id: str | None = None) -> dict[tuple[str, str], Cell]:
+    """(channel, period) → plan (current plan plus its draws) and actuals (every campaign's
+    and none's together), in minor units; for `campaign_id`, its funding and its actuals."""
     table: dict[tuple[str, str], Cell] = defaultdict(Cell)
-    if budget.current_plan is not None:
+    if campaign_id is not None:
+        funding = session.get(CampaignFunding, (budget.id, campaign_id))
+        if funding is not None:
+            for funded in funding_public(session, budget, funding).lines:
+                for part in funded.per_period:
+                    table[funded.channel_id, part.period].planned += to_minor(part.amount,
+                                                                             budget.currency)
+    elif budget.current_plan is not None:
         plan = session.exec(select(Plan).where(Plan.budget_id == budget.id,
                                                Plan.number == budget.current_plan)).one()
         for line in session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)):
@@ -36,9 +55,14 @@ def cells(session: Session, budget: Budget) -> dict[tuple[str, str], Cell]:
             # A draw for a channel always names its period (see reserve.draw).
             assert entry.channel_id is not None and entry.period is not None
             table[entry.channel_id, entry.period].planned += entry.amount_minor
-    for actual in session.exec(select(Actual).where(Actual.budget_id == budget.id)):
+    statement = select(Actual).where(Actual.budget_id == budget.id)
+    if campaign_id is not None:
+        statement = statement.where(Actual.campaign_id == campaign_id)
+    for actual in session.exec(statement):
         cell = table[actual.channel_id, actual.period]
-        cell.spend, cell.earned, cell.reported = actual.spend_minor, actual.return_minor, True
+        cell.spend += actual.spend_minor
+        cell.earned += actual.return_minor
+        cell.reported = True
     return table
 
 
@@ -79,6 +103,8 @@ class AlertPublic(BaseModel):
 class VariancePublic(BaseModel):
     currency: str
     plan: int | None
+    campaign_id: str | None = Field(description="The campaign the figures are cut by: its "
+                                    "funding as the plan, its actuals as the spend.")
     through_period: str | None = Field(description="The latest period with actuals.")
     alert_percent: Ratio
     rows: list[VarianceRowPublic]
@@ -92,13 +118,18 @@ def _ratio(numerator: int, denominator: int) -> Decimal | None:
     return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
 
 
-def read_variance(*, session: Session, budget_id: str) -> VariancePublic:
-    """Compare the current plan (with its draws) with actuals per channel and period."""
+def read_variance(*, session: Session, budget_id: str,
+                  campaign_id: str | None = None) -> VariancePublic:
+    """Compare the current plan (with its draws) with actuals per channel and period, or a
+    campaign's funding with its actuals."""
     budget = get_budget(session, budget_id)
+    if campaign_id is not None and campaign_id not in budget.campaign_ids:
+        raise NotFound(f"Budget {budget.id!r} does not link campaign {campaign_id!r}; its "
+                       f"campaigns are listed at /api/v1/budget/budgets/{budget.id}.")
     rules = PlaybookRules.model_validate(budget.rules)
     names = channel_names(session, budget.id)
     order = [p.id for p in budget_periods(budget)]
-    table = cells(session, budget)
+    table = cells(session, budget, campaign_id)
     reported = [order.index(period) for (_, period), cell in table.items() if cell.reported]
     through = max(reported) if reported else -1
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
@@ -142,5 +173,6 @@ def read_variance(*, session: Session, budget_id: str) -> VariancePublic:
         if whose is not None and through >= 0:
             over(whose, None, to_date, spend)
     return VariancePublic(currency=budget.currency, plan=budget.current_plan,
+                          campaign_id=campaign_id,
                           through_period=order[through] if through >= 0 else None,
                           alert_percent=rules.alert_percent, rows=rows, burn=burn, alerts=alerts)
