@@ -8,14 +8,20 @@ request's timeout never touches another request's solve. The answer comes within
 plus the time to kill one process (milliseconds). Closing the pool kills every worker and
 starts no new one, so a stopping service leaves no process behind.
 
+A call may also follow the solve (its progress reports reach the caller while it runs) and
+stop it early (the solver returns its best answer so far; one that does not is killed).
+
 Plain `subprocess` children with a pipe each way rather than `multiprocessing`: no resource
 tracker process, no pool that respawns workers behind our back while the service stops.
 Run as a program (`python -m shared.workers <module> <request fd> <answer fd>`) it is a worker.
 """
 import contextlib
+import dataclasses
 import logging
+import math
 import os
 import pickle
+import queue
 import select
 import signal
 import struct
@@ -33,13 +39,30 @@ logger = logging.getLogger("marketplan.workers")
 
 _HEADER = struct.Struct("!Q")  # length of the pickled message that follows
 
+POLL_SECONDS = 0.1       # how often the caller's `cancelled()` is asked
+REPORT_SECONDS = 0.25    # the caller hears at most one progress report per this interval
+STOP_GRACE_SECONDS = 1.0  # how long a stopped function may take to return its best answer
+
+OnProgress = Callable[[dict[str, Any]], None]
+IsCancelled = Callable[[], bool]
+
 
 class WorkerTimeout(Exception):
     """The function ran past its wall-clock limit and its worker was stopped."""
 
 
+class Cancelled(Exception):
+    """The caller cancelled the call and the function gave no answer: it was still waiting
+    for a worker, or it did not return within the grace after the stop (its worker was
+    killed)."""
+
+
 class _WorkerGone(Exception):
     """The worker process ended (killed, crashed) before answering."""
+
+
+class _StopIgnored(Exception):
+    """The function did not return within the grace after its stop."""
 
 
 def _read_exact(fd: int, size: int, deadline: float | None) -> bytes:
@@ -69,6 +92,35 @@ def _read_message(fd: int, deadline: float | None) -> Any:
     return pickle.loads(_read_exact(fd, size, deadline))
 
 
+# Messages. To a worker: ("call", function, args, wants progress, wants stop) or ("stop",).
+# From a worker: ("progress", dict), then one ("value", value) or ("error", exception).
+_STOP = ("stop",)
+
+
+class _Relay:
+    """Hands the caller the latest progress report, at most one per REPORT_SECONDS: a solver
+    may report many times a second, and only the newest state matters."""
+
+    def __init__(self, deliver: OnProgress | None):
+        self._deliver = deliver
+        self._pending: dict[str, Any] | None = None
+        self._next = 0.0
+
+    def add(self, report: dict[str, Any]) -> None:
+        self._pending = report
+
+    def seconds_to_next(self, now: float) -> float:
+        return math.inf if self._pending is None else max(0.0, self._next - now)
+
+    def flush(self, now: float, *, last: bool = False) -> None:
+        # The last report before the answer is delivered at once: the caller's view ends at
+        # the solve's final state.
+        if self._deliver is None or self._pending is None or (now < self._next and not last):
+            return
+        report, self._pending, self._next = self._pending, None, now + REPORT_SECONDS
+        self._deliver(report)
+
+
 class _Worker:
     """One worker process and the two pipes to it."""
 
@@ -82,19 +134,46 @@ class _Worker:
         os.close(request_read)
         os.close(answer_write)
 
-    def call(self, function: Callable[..., Any], args: tuple, deadline: float) -> Any:
+    def _send(self, message: object) -> None:
         try:
-            _write_message(self._requests, (function, args))
+            _write_message(self._requests, message)
         except BrokenPipeError:
             raise _WorkerGone from None
-        ok, value = _read_message(self._answers, deadline)
-        if not ok:
-            raise value
-        return value
 
-    def kill(self) -> None:
+    def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float,
+             progress: OnProgress | None, cancelled: IsCancelled | None) -> tuple[bool, Any]:
+        """Return (True, value) or (False, the function's exception); raise TimeoutError past
+        the deadline, _StopIgnored past the grace after a stop, _WorkerGone if it died."""
+        self._send(("call", function, args, progress is not None, cancelled is not None))
+        relay = _Relay(progress)
+        stopped_at: float | None = None
+        while True:
+            now = time.monotonic()
+            until = deadline if stopped_at is None else min(deadline, stopped_at + STOP_GRACE_SECONDS)
+            wait = min(until - now, relay.seconds_to_next(now),
+                       POLL_SECONDS if cancelled is not None and stopped_at is None else math.inf)
+            if select.select([self._answers], [], [], max(wait, 0.0))[0]:
+                kind, value = _read_message(self._answers, until)
+                if kind != "progress":
+                    relay.flush(time.monotonic(), last=True)
+                    return kind == "value", value
+                relay.add(value)
+            now = time.monotonic()
+            relay.flush(now)
+            if now >= until:
+                raise TimeoutError if stopped_at is None else _StopIgnored
+            if stopped_at is None and cancelled is not None and cancelled():
+                self._send(_STOP)
+                stopped_at = now
+
+    def end(self) -> None:
+        """Kill the process only: a caller reading its pipes sees it gone, then kills it."""
         self.process.kill()
         self.process.wait()
+
+    def kill(self) -> None:
+        """Kill the process and close its pipes (by the one thread that uses them)."""
+        self.end()
         for fd in (self._requests, self._answers):
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -125,9 +204,14 @@ class WorkerPool:
         """Kill every worker (a running solve's caller gets a 503) and start none again."""
         with self._lock:
             self._closed = True
-            workers, self._all, self._idle = list(self._all), set(), []
-        for worker in workers:
+            idle, busy = self._idle, self._all.difference(self._idle)
+            self._all, self._idle = set(), []
+        for worker in idle:
             worker.kill()
+        # A busy worker's pipes are closed by its caller, after reading the end there: closed
+        # here, a read would fail on a closed descriptor, or read another file that reused it.
+        for worker in busy:
+            worker.end()
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -135,66 +219,126 @@ class WorkerPool:
                 raise ServiceUnavailable("The solver workers are shutting down; retry shortly.")
             worker = self._idle.pop() if self._idle else None
             if worker is None or worker.process.poll() is not None:
-                if worker is not None:
+                if worker is not None:  # died while idle
                     self._all.discard(worker)
+                    worker.kill()
                 worker = self._spawn()
             return worker
 
-    def _give_back(self, worker: _Worker | None) -> None:
-        """Return a worker that answered; replace one that was killed or died (None)."""
+    def _give_back(self, worker: _Worker) -> None:
+        """Return a worker that answered (killed instead if the pool closed meanwhile)."""
         with self._lock:
-            if self._closed:
-                stale = worker
-            elif worker is None:
-                self._idle.append(self._spawn())
-                stale = None
-            else:
+            if not self._closed:
                 self._idle.append(worker)
-                stale = None
-        if stale is not None:
-            stale.kill()
+                return
+        worker.kill()
 
-    def _discard(self, worker: _Worker) -> None:
+    def _replace(self, worker: _Worker) -> None:
+        """Kill a worker whose call did not end cleanly and start another in its place."""
         with self._lock:
             self._all.discard(worker)
         worker.kill()
+        with self._lock:
+            if not self._closed:
+                self._idle.append(self._spawn())
 
-    def run(self, function: Callable[..., Any], *args: Any, timeout: float) -> Any:
+    def _acquire(self, timeout: float, deadline: float, cancelled: IsCancelled | None) -> None:
+        while True:
+            left = deadline - time.monotonic()
+            if self._free.acquire(timeout=max(0.0, left if cancelled is None
+                                              else min(left, POLL_SECONDS))):
+                return
+            if cancelled is not None and cancelled():
+                raise Cancelled("cancelled while waiting for a free solver worker")
+            if time.monotonic() >= deadline:
+                raise ServiceUnavailable(f"All {self._size} solver workers stayed busy for "
+                                         f"{timeout:g} s; retry shortly.",
+                                         headers={"Retry-After": "5"})
+
+    def run(self, function: Callable[..., Any], *args: Any, timeout: float,
+            progress: OnProgress | None = None, cancelled: IsCancelled | None = None) -> Any:
         """Return function(*args) computed in a worker; raise WorkerTimeout past `timeout`
-        seconds from now (the function's own exceptions are raised as they were)."""
+        seconds from now (the function's own exceptions are raised as they were).
+
+        With `progress`, the function is also given `progress=`, a callable taking a mapping
+        or a dataclass instance (a solver's progress record); each report reaches `progress`
+        here as a dict, in this thread, the newest one at most every REPORT_SECONDS.
+        With `cancelled`, the function is also given `stop=`, a callable that turns true once
+        `cancelled()` (asked every POLL_SECONDS) has: the function should then return its best
+        answer, which is returned here as usual. If it has not within STOP_GRACE_SECONDS its
+        worker is killed and Cancelled raised, as it is when the cancel comes before a worker
+        was free. (A deadline passing after the stop raises Cancelled too.)
+        """
         deadline = time.monotonic() + timeout
-        if not self._free.acquire(timeout=timeout):
-            raise ServiceUnavailable(f"All {self._size} solver workers stayed busy for "
-                                     f"{timeout:g} s; retry shortly.",
-                                     headers={"Retry-After": "5"})
+        self._acquire(timeout, deadline, cancelled)
         try:
             for attempt in (1, 2):
                 worker = self._take()
                 try:
-                    value = worker.call(function, args, deadline)
+                    ok, value = worker.call(function, args, deadline, progress, cancelled)
                 except TimeoutError:
                     logger.warning("a solve passed its %.1f s limit; its worker was stopped",
                                    timeout)
-                    self._discard(worker)
-                    self._give_back(None)
+                    self._replace(worker)
                     raise WorkerTimeout(f"stopped after {timeout:g} s") from None
+                except _StopIgnored:
+                    logger.warning("a cancelled solve did not stop within %.1f s; its worker "
+                                   "was stopped", STOP_GRACE_SECONDS)
+                    self._replace(worker)
+                    raise Cancelled(f"stopped {STOP_GRACE_SECONDS:g} s after its cancel "
+                                    "with no answer") from None
                 except _WorkerGone:
                     # Killed or crashed (perhaps while idle): the functions are pure, so the
                     # call runs again once on a new worker, unless the pool is closing.
-                    self._discard(worker)
-                    self._give_back(None)
+                    self._replace(worker)
                     if attempt == 2:
                         raise ServiceUnavailable("The solver worker stopped before answering; "
                                                  "retry shortly.") from None
                     continue
                 except BaseException:
-                    self._give_back(worker)  # the function raised; the worker is fine
+                    # The caller's own hooks raised (or it was interrupted) mid-call: the
+                    # worker is still busy with the call, so it cannot serve another.
+                    self._replace(worker)
                     raise
                 self._give_back(worker)
+                if not ok:
+                    raise value
                 return value
             raise AssertionError("unreachable")
         finally:
             self._free.release()
+
+
+class _Answers:
+    """A worker's answer pipe, written by the call's thread and by its progress reports
+    (which a solver may make from its own threads)."""
+
+    def __init__(self, fd: int):
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._call = 0
+
+    def report(self, call: int, progress: Any) -> None:
+        # The engines report their own dataclasses; the caller hears plain dicts either way.
+        is_record = dataclasses.is_dataclass(progress) and not isinstance(progress, type)
+        values = dataclasses.asdict(progress) if is_record else dict(progress)
+        with self._lock:
+            # A solver thread reporting after its call answered would be read as the next
+            # call's progress: from then on, that call's reports are dropped.
+            if call == self._call:
+                _write_message(self._fd, ("progress", values))
+
+    def answer(self, kind: str, value: object) -> None:
+        with self._lock:
+            self._call += 1
+            try:
+                _write_message(self._fd, (kind, value))
+            except (pickle.PicklingError, TypeError, AttributeError) as error:
+                _write_message(self._fd, ("error", RuntimeError(f"unpicklable answer: {error!r}")))
+
+    @property
+    def call(self) -> int:
+        return self._call
 
 
 def _watch_parent(parent: int) -> None:
@@ -204,25 +348,56 @@ def _watch_parent(parent: int) -> None:
     os._exit(0)
 
 
-def _serve(preload: str, requests: int, answers: int) -> None:
+_Request = tuple[Callable[..., Any], tuple[Any, ...], bool, threading.Event | None] | Exception | None
+
+
+def _read_requests(requests: int, calls: "queue.SimpleQueue[_Request]") -> None:
+    # The one reader of the request pipe, so a stop can arrive while the call runs; a call's
+    # stop precedes the next call in the pipe, so it sets that call's own event, never a
+    # later one's.
+    stop = threading.Event()
+    while True:
+        try:
+            message = _read_message(requests, None)
+        except _WorkerGone:
+            calls.put(None)  # the service closed the pipe
+            return
+        except Exception as error:  # a call that cannot be unpickled here answers why
+            calls.put(error)
+            continue
+        if message == _STOP:
+            stop.set()
+            continue
+        _, function, args, wants_progress, wants_stop = message
+        stop = threading.Event()
+        calls.put((function, args, wants_progress, stop if wants_stop else None))
+
+
+def _serve(preload: str, requests: int, answers_fd: int) -> None:
     # Ctrl-C reaches the whole process group: the worker just ends, quietly; the service
     # decides whether a new one is needed.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
     import_module(preload)
-    while True:
+    calls: queue.SimpleQueue[_Request] = queue.SimpleQueue()
+    threading.Thread(target=_read_requests, args=(requests, calls), daemon=True).start()
+    answers = _Answers(answers_fd)
+    while (request := calls.get()) is not None:
+        if isinstance(request, Exception):
+            answers.answer("error", request)
+            continue
+        function, args, wants_progress, stop = request
+        hooks: dict[str, Any] = {}
+        if wants_progress:
+            call = answers.call
+            hooks["progress"] = lambda report, call=call: answers.report(call, report)
+        if stop is not None:
+            hooks["stop"] = stop.is_set
         try:
-            function, args = _read_message(requests, None)
-        except _WorkerGone:
-            return  # the service closed the pipe
-        try:
-            answer = (True, function(*args))
+            kind, value = "value", function(*args, **hooks)
         except Exception as error:
-            answer = (False, error)
-        try:
-            _write_message(answers, answer)
-        except (pickle.PicklingError, TypeError, AttributeError) as error:
-            _write_message(answers, (False, RuntimeError(f"unpicklable answer: {error!r}")))
+            kind, value = "error", error
+        answers.answer(kind, value)
 
 
 if __name__ == "__main__":

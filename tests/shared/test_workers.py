@@ -1,13 +1,16 @@
-"""Solver workers: a solve past its limit is stopped alone, by its deadline; nothing is left."""
+"""Solver workers: a solve past its limit is stopped alone, by its deadline; nothing is left;
+progress reaches the caller and a cancel stops the solve with its best answer."""
 import os
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from shared.errors import ServiceUnavailable
-from shared.workers import WorkerPool, WorkerTimeout
+from shared.workers import Cancelled, WorkerPool, WorkerTimeout
 
 # Generous for a loaded 2-core machine: killing one process takes milliseconds.
 MARGIN_SECONDS = 1.0
@@ -24,6 +27,48 @@ def refuse(message: str) -> None:
 
 def worker_pid() -> int:
     return os.getpid()
+
+
+@dataclass(frozen=True)
+class Improvement:
+    """The fake solver's progress record, a dataclass like the engines' own."""
+    incumbent: int
+    bound: int
+    gap: float
+
+
+def search(steps: int, pause: float, *, progress: Callable[[Improvement], None] | None = None,
+           stop: Callable[[], bool] | None = None) -> dict[str, object]:
+    """Improve an answer by one each step, reporting each; once stopped, answer the best so far."""
+    best = 0
+    for _ in range(steps):
+        if stop is not None and stop():
+            return {"best": best, "stopped": True}
+        time.sleep(pause)
+        best += 1
+        if progress is not None:
+            progress(Improvement(best, steps, (steps - best) / steps))
+    return {"best": best, "stopped": False}
+
+
+def stubborn(seconds: float, *, progress: Callable[[dict[str, int]], None],
+             stop: Callable[[], bool]) -> None:
+    """Say which process runs it, then ignore the stop."""
+    progress({"pid": os.getpid()})
+    time.sleep(seconds)
+
+
+def hooks(**given: object) -> list[str]:
+    return sorted(given)
+
+
+def reports_after_answering(*, progress: Callable[[dict[str, bool]], None]) -> None:
+    """Leave a thread reporting after the call answered, as a solver's timer thread might."""
+    def keep_reporting() -> None:
+        for _ in range(20):
+            time.sleep(0.05)
+            progress({"late": True})
+    threading.Thread(target=keep_reporting).start()
 
 
 def alive(pid: int) -> bool:
@@ -93,3 +138,102 @@ def test_a_worker_killed_from_outside_is_replaced(pool):
     os.kill(pid, 9)
     # The call that meets the dead worker runs again on a new one.
     assert pid not in {pool.run(worker_pid, timeout=30) for _ in range(3)}
+
+
+def test_the_function_gets_only_the_hooks_its_caller_asked_for(pool):
+    assert pool.run(hooks, timeout=30) == []
+    assert pool.run(hooks, timeout=30, progress=print) == ["progress"]
+    assert pool.run(hooks, timeout=30, cancelled=lambda: False) == ["stop"]
+    assert pool.run(hooks, timeout=30, progress=print, cancelled=lambda: False) == ["progress", "stop"]
+
+
+def test_progress_reaches_the_caller_throttled_and_ending_at_the_final_state(pool):
+    received: list[dict[str, object]] = []
+    # A burst of 1,000 reports and a pause: the caller hears a few, the last one among them.
+    answer = pool.run(search, 1000, 0.0005, timeout=60, progress=received.append)
+    print(f"{len(received)} of 1000 reports delivered")
+    assert answer == {"best": 1000, "stopped": False}
+    assert 1 <= len(received) < 100
+    assert received[-1] == {"incumbent": 1000, "bound": 1000, "gap": 0.0}
+    incumbents = [report["incumbent"] for report in received]
+    assert incumbents == sorted(incumbents)
+
+
+def test_a_cancel_returns_the_best_answer_so_far(pool):
+    received: list[dict[str, object]] = []
+    cancel = threading.Event()
+
+    def follow(report: dict[str, object]) -> None:
+        received.append(report)
+        if report["incumbent"] >= 3:
+            cancel.set()
+
+    answer = pool.run(search, 1200, 0.05, timeout=60, progress=follow, cancelled=cancel.is_set)
+    print(f"stopped at {answer['best']} of 1200 steps")
+    assert answer["stopped"] is True
+    assert 3 <= received[-1]["incumbent"] <= answer["best"] < 1200
+    # The worker answered, so it stays in the pool.
+    assert pool.run(search, 2, 0, timeout=30) == {"best": 2, "stopped": False}
+
+
+def test_a_function_that_ignores_its_stop_is_killed_while_a_concurrent_solve_succeeds(pool):
+    outcomes: dict[str, object] = {}
+    started = threading.Event()
+
+    def concurrent_solve() -> None:
+        outcomes["concurrent"] = pool.run(search, 40, 0.05, timeout=60,
+                                          progress=lambda _: started.set(), cancelled=lambda: False)
+
+    thread = threading.Thread(target=concurrent_solve)
+    thread.start()
+    assert started.wait(30)
+    pids: list[int] = []
+    with pytest.raises(Cancelled, match="no answer"):
+        pool.run(stubborn, 60, timeout=60, progress=lambda report: pids.append(report["pid"]),
+                 cancelled=lambda: bool(pids))
+    thread.join()
+    assert outcomes["concurrent"] == {"best": 40, "stopped": False}
+    assert len(pids) == 1 and not alive(pids[0])
+    # The killed worker was replaced: two workers answer at once again.
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
+
+
+def test_a_cancel_while_every_worker_is_busy_runs_nothing(pool):
+    running = [threading.Event(), threading.Event()]
+    busy = [threading.Thread(target=pool.run, args=(search, 40, 0.05),
+                             kwargs={"timeout": 60, "progress": lambda _, e=event: e.set()})
+            for event in running]
+    for thread in busy:
+        thread.start()
+    assert all(event.wait(30) for event in running)
+    with pytest.raises(Cancelled, match="waiting for a free"):
+        pool.run(worker_pid, timeout=60, cancelled=lambda: True)
+    for thread in busy:
+        thread.join()
+
+
+def test_a_report_made_after_the_answer_never_reaches_the_next_call():
+    pool = WorkerPool(1, preload="tests.shared.test_workers")
+    pool.start()
+    try:
+        pool.run(reports_after_answering, timeout=30, progress=print)
+        received: list[dict[str, object]] = []
+        # The same worker, while the previous call's thread still reports.
+        assert pool.run(search, 30, 0.05, timeout=30, progress=received.append)["best"] == 30
+        assert received and all("late" not in report for report in received)
+    finally:
+        pool.close()
+
+
+def test_a_failing_progress_hook_reaches_its_caller_and_the_busy_worker_is_replaced(pool):
+    pids: list[int] = []
+
+    def refuse_report(report: dict[str, int]) -> None:
+        pids.append(report["pid"])
+        raise ValueError(f"unknown progress keys {sorted(report)}")
+
+    with pytest.raises(ValueError, match="unknown progress keys"):
+        pool.run(stubborn, 60, timeout=60, progress=refuse_report, cancelled=lambda: False)
+    # The worker still busy with that call was killed, not handed to the next caller.
+    assert not alive(pids[0])
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
