@@ -208,8 +208,8 @@ def read_plan(request: Request, budget_id: BudgetId, number: PlanNumber, session
     return conditional_json(request, public, body_etag(public))
 
 
-@router.post(BudgetPath + "/plans/{number}/approve", response_model=plans.PlanPublic,
-             responses=PENDING)
+@router.post(BudgetPath + "/plans/{number}/approve",
+             response_model=plans.PlanPublic | PendingActionPublic, responses=PENDING)
 def approve_plan(response: Response, budget_id: BudgetId, number: PlanNumber,
                  session: WriteSessionDep, caller: PlannerDep) -> Any:
     """Make this plan version the budget's current plan (202 pending when four eyes apply)."""
@@ -242,7 +242,7 @@ def export_reserve_entries(budget_id: BudgetId, session: SessionDep) -> Response
 
 
 @router.post(BudgetPath + "/reserve/draws", status_code=201,
-             response_model=reserve.ReserveEntryPublic, responses=PENDING)
+             response_model=reserve.ReserveEntryPublic | PendingActionPublic, responses=PENDING)
 def draw_reserve(response: Response, budget_id: BudgetId, body: reserve.DrawCreate,
                  session: WriteSessionDep, caller: PlannerDep, idempotency: IdempotencyDep) -> Any:
     """Move money from the reserve to a channel or campaign (202 pending when four eyes

@@ -28,7 +28,7 @@ def _get_pending(session: Session, budget: Budget, pending_id: str) -> PendingAc
 def _decidable(action: PendingAction) -> None:
     if action.status != "pending":
         raise Conflict(f"Pending action {action.id!r} was already {action.status} by "
-                       f"{action.decided_by}; nothing is left to decide.", status=action.status)
+                       f"{action.decided_by}; nothing is left to decide.", pending_status=action.status)
 
 
 def list_pending(*, session: Session, budget_id: str, status: PendingStatus | None, limit: int,
