@@ -269,7 +269,10 @@ class EventConsumer:
             logger.warning("applying calendar events failed: %s", message,
                            exc_info=error if message != self._last_error else None)
             self._last_error = message
-            self._note_error(error)
+            try:
+                self._note_error(error)
+            except Exception as unrecorded:  # the database itself is out of reach or unmigrated
+                logger.warning("could not record the event consumer's error: %s", unrecorded)
         else:
             self._last_error = None
         return applied
