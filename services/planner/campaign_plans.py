@@ -163,7 +163,8 @@ def _target_return(plan_in: CampaignPlanCreate) -> Decimal | None:
     if objective.kpi in REVENUE_KPIS:
         return objective.target
     if objective.kpi == ROAS_KPI:   # return per unit spent, over the whole ceiling
-        return objective.target * plan_in.ceiling
+        # With the ceiling's decimals: the budget takes no more than its currency has.
+        return (objective.target * plan_in.ceiling).quantize(plan_in.ceiling)
     return None
 
 
