@@ -67,7 +67,8 @@ def test_budget_lifecycle_through_the_gateway(system):
     # CSV exports add up to what the API says
     plan_csv = gateway.get(f"{base}/plans/1.csv", headers=finance)
     assert plan_csv.status_code == 200, plan_csv.text
-    assert sum(Decimal(r["amount"]) for r in csv.DictReader(io.StringIO(plan_csv.text))) == Decimal("900000.00")
+    plan_rows = csv.DictReader(io.StringIO(plan_csv.text))
+    assert sum(Decimal(r["amount"]) for r in plan_rows) == Decimal("900000.00")
     actuals_csv = gateway.get(f"{base}/actuals.csv", headers=finance)
     assert sum(Decimal(r["spend"]) for r in csv.DictReader(io.StringIO(actuals_csv.text))) == \
         Decimal(total["spend_to_date"])
