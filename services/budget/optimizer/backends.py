@@ -64,7 +64,13 @@ def relax_then_fix(form: Formulation, seconds: float,
     at `rounding` of the relaxation's values: a bound and, when that LP is feasible, a plan."""
     started = time.perf_counter()
     highs = _highs(form, seconds, relax=True)
+    # Interior point without presolve: HiGHS's presolve and simplex start on a model of many
+    # thin columns and few rows take seconds without an interrupt point; its iterations stop
+    # on time, and its crossover leaves the basis the fixed LP restarts from.
+    highs.setOptionValue("presolve", "off")
+    highs.setOptionValue("solver", "ipm")
     highs.run()
+    highs.setOptionValue("solver", "simplex")
     relaxed = _read(highs, form, relax=True)
     if relaxed.x is None or not form.integer.any():
         return relaxed, None
@@ -88,6 +94,15 @@ def _highs(form: Formulation, seconds: float, relax: bool) -> highspy.Highs:
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY)
     highs.setOptionValue("mip_feasibility_tolerance", FEASIBILITY)
     highs.passModel(highs_model(form, relax))
+    # HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
+    # root LP); the wall clock checked at every interrupt point keeps the caller's deadline.
+    deadline = time.perf_counter() + seconds
+
+    def past(event: Any) -> None:
+        if time.perf_counter() > deadline:
+            event.interrupt()
+    for callback in (highs.cbSimplexInterrupt, highs.cbIpmInterrupt, highs.cbMipInterrupt):
+        callback.subscribe(past)
     return highs
 
 

@@ -89,6 +89,15 @@ def upper_hull(xs: Floats, ys: Floats) -> npt.NDArray[np.intp]:
     return np.asarray(kept, dtype=np.intp)
 
 
+def envelope(segments: Segments) -> Segments:
+    """The concave envelope of `segments` as segments of its own (no gating)."""
+    xs = np.concatenate([[0.0], np.cumsum(segments.lengths)])
+    ys = np.concatenate([[0.0], np.cumsum(segments.lengths * segments.slopes)])
+    lengths = np.diff(xs[segments.hull])
+    return Segments(lengths=lengths, slopes=np.diff(ys[segments.hull]) / lengths, gated=0,
+                    error=segments.error, hull=np.arange(len(lengths) + 1))
+
+
 def linear_segments(roi: float, upper: float) -> Segments:
     return Segments(lengths=np.array([upper]), slopes=np.array([roi]), gated=0, error=0.0,
                     hull=np.arange(2))

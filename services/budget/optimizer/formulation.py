@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import pulp
 
-from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.problem import Deal
 from services.budget.optimizer.scaled import Cell, ScaledProblem
 
@@ -180,13 +180,9 @@ def formulate(model: ScaledProblem, cells: list[Cell], *, exact: Collection[int]
             continue
         seg = cell.segments
         assert seg is not None
-        if i in exact_cells or seg.gated == 0:
-            lengths, slopes, gated = seg.lengths, seg.slopes, seg.gated
-        else:
-            knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])[seg.hull]
-            values = np.concatenate([[0.0], np.cumsum(seg.lengths * seg.slopes)])[seg.hull]
-            lengths, gated = np.diff(knots), 0
-            slopes = np.diff(values) / lengths
+        if i not in exact_cells and seg.gated:
+            seg = envelope(seg)
+        lengths, slopes, gated = seg.lengths, seg.slopes, seg.gated
         amounts = columns.add([f"s_{i}_{j}" for j in range(len(lengths))],
                               lower=np.zeros(len(lengths)), upper=lengths, integer=False,
                               cell=i, spend=np.ones(len(lengths)), earned=cell.weight * slopes)

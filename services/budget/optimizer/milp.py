@@ -14,13 +14,15 @@ could meet the floor with return the curves do not give.
 """
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
 
+from services.budget.optimizer import greedy
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import MIP_GAP, Run, relax_then_fix, run_cbc, run_highs
-from services.budget.optimizer.curves import Floats, Segments
+from services.budget.optimizer.curves import Floats, Segments, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
 from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem, Solution
@@ -29,7 +31,7 @@ Gating = Literal["tangent", "full"]
 # Called with (incumbent, bound) of the objective, scaled, as they improve.
 Report = Callable[[float, float | None], None]
 # The budget's shadow price needs one more LP; below this many seconds left it is skipped.
-DUAL_SECONDS = 0.2
+DUAL_SECONDS, DUAL_SHARE = 0.2, 0.25
 
 
 def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
@@ -46,18 +48,29 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
     best: tuple[Floats, float] | None = None     # (spend per cell, objective)
     bound: float | None = None
     spend: Floats | None = None
-    if warm_start and needs_binaries:
+    marginal: float | None = None                 # the budget's shadow price at `spend`
+    hulls = _envelopes(cells)
+    if warm_start and needs_binaries and greedy.applies(model, hulls):
+        # Only S-curves under a budget and channel bounds: the envelope is concave, so the
+        # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
+        # inside a non-concave stretch drop back to the stretch's start.
+        relaxation = greedy.solve(model, hulls)
+        bound = _objective(model, hulls, relaxation.spend)
+        spend = _off_stretches(cells, relaxation.spend)
+        marginal = relaxation.marginal_value
+    elif warm_start and needs_binaries:
         # The envelope LP bounds every model below, however its cells are gated; rounded and
         # re-solved with its binaries fixed it is often a plan within the gap already.
-        envelope = formulate(model, cells, exact=())
-        relaxed, repaired = relax_then_fix(envelope, _left(deadline),
-                                           lambda x: _rounded(envelope, cells, x))
+        envelope_model = formulate(model, cells, exact=())
+        relaxed, repaired = relax_then_fix(envelope_model, _left(deadline),
+                                           lambda x: _rounded(envelope_model, cells, x))
         _check(relaxed, model, cells, deadline)
         bound = relaxed.bound
         if repaired is not None and repaired.x is not None:
-            spend = envelope.cell_spend(repaired.x, len(cells))
+            spend = envelope_model.cell_spend(repaired.x, len(cells))
+            marginal = _dual(envelope_model, repaired.row_dual)
         elif relaxed.x is not None:
-            spend = envelope.cell_spend(relaxed.x, len(cells))
+            spend = envelope_model.cell_spend(relaxed.x, len(cells))
     while True:
         form = formulate(model, cells, exact=exact)
         start = None if spend is None else form.columns_for(cells, spend)
@@ -67,7 +80,8 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
             if report:
                 report(best[1], bound)
             if _within_gap(plan[1], bound) and not _inside_envelope(cells, spend, form.exact):
-                return _solution(model, cells, form, None, plan, bound, report, deadline)
+                return _solution(model, cells, None, None, plan, bound, report, deadline,
+                                 marginal)
         on_improve = None if report is None else _improving(model, cells, form, report)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
                         good_enough=bound)
@@ -87,6 +101,32 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
     if best is None:
         raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline)
+
+
+def _envelopes(cells: list[Cell]) -> list[Cell]:
+    """`cells` with every non-concave curve replaced by its envelope (once per curve)."""
+    made: dict[int, Segments] = {}
+    hulls = []
+    for cell in cells:
+        seg = cell.segments
+        if seg is not None and seg.gated:
+            if id(seg) not in made:
+                made[id(seg)] = envelope(seg)
+            cell = replace(cell, segments=made[id(seg)])
+        hulls.append(cell)
+    return hulls
+
+
+def _off_stretches(cells: list[Cell], spend: Floats) -> Floats:
+    """`spend` with each cell inside a non-concave stretch moved down to the stretch's start
+    (it spends less, so every budget and cap still holds)."""
+    moved = spend.copy()
+    for i in _inside_envelope(cells, spend, frozenset()):
+        seg = cells[i].segments
+        assert seg is not None
+        knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])[seg.hull]
+        moved[i] = knots[np.searchsorted(knots, spend[i]) - 1]
+    return moved
 
 
 def _rounded(form: Formulation, cells: list[Cell], x: Floats) -> Floats:
@@ -149,7 +189,7 @@ def _improving(model: ScaledProblem, cells: list[Cell], form: Formulation,
 
 def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None, run: Run | None,
               best: tuple[Floats, float], bound: float | None, report: Report | None,
-              deadline: float) -> Solution:
+              deadline: float, marginal: float | None = None) -> Solution:
     """The best plan with its gap to the bound; proven `optimal` only when the last model was
     solved to optimality with the plan on the curves."""
     spend, objective = best
@@ -157,7 +197,8 @@ def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None,
     gap = None if bound is None else abs(bound - objective) / max(abs(objective), EPS)
     if report:
         report(objective, bound)
-    marginal = None if form is None else _budget_dual(form, spend, run, deadline, cells)
+    if form is not None:
+        marginal = _budget_dual(form, spend, run, deadline, cells)
     return Solution(spend, "optimal" if proven else "feasible", gap, "HiGHS", marginal,
                     float(model_values(cells, spend).sum()))
 
@@ -214,15 +255,20 @@ def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) ->
 
 def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,
                  cells: list[Cell]) -> float | None:
-    """The shadow price of the budget; for a MILP, of the LP with its binaries fixed."""
+    """The shadow price of the budget; for a MILP, of the LP with its binaries fixed (given at
+    most a share of the time left: it is worth less than keeping the limit)."""
     duals = None if run is None else run.row_dual
     if form.integer.any() or duals is None:
-        if _left(deadline) < DUAL_SECONDS:
+        if _left(deadline) < DUAL_SECONDS or run is None or run.x is None:
             return None
         fixed = np.round(form.columns_for(cells, spend)[form.integer])
         form.col_lower[form.integer] = fixed
         form.col_upper[form.integer] = fixed
-        duals = run_highs(form, _left(deadline), relax=True).row_dual
+        duals = run_highs(form, DUAL_SHARE * _left(deadline), relax=True).row_dual
+    return _dual(form, duals)
+
+
+def _dual(form: Formulation, duals: Floats | None) -> float | None:
     return None if duals is None else abs(float(duals[form.row_index("budget")]))
 
 
