@@ -7,7 +7,8 @@ here is never refused there for its role. The table, first matching rule wins:
 |--------------------------|-----------------------------------------|---------------------------|
 | GET, HEAD, OPTIONS       | every `/api/v1/…` path                  | admin, planner, finance, viewer |
 | POST, PUT, PATCH, DELETE | `/api/v1/budget/budgets/{id}/actuals…`  | admin, finance            |
-| POST                     | `/api/v1/budget/optimize` (what-if; stores nothing) | admin, planner, finance |
+| POST                     | `/api/v1/budget/optimize`, `…/budgets/{id}/campaign-funding/optimize` (what-ifs; store nothing) | admin, planner, finance |
+| POST                     | `/api/v1/budget/budgets/{id}/pending/{pid}/confirm` and `/cancel` (the second key of four eyes) | admin, planner, finance |
 | POST, PUT, PATCH, DELETE | every other `/api/v1/…` path            | admin, planner            |
 """
 import re
@@ -32,7 +33,9 @@ POLICY = (
     # Actuals come from the finance systems; planners plan, they do not book spend.
     Rule(WRITE_METHODS, re.compile(r"/api/v1/budget/budgets/[^/]+/actuals(/.*)?"),
          ("admin", "finance")),
-    Rule(frozenset({"POST"}), re.compile(r"/api/v1/budget/optimize"),
+    Rule(frozenset({"POST"}), re.compile(r"/api/v1/budget/(optimize"
+                                         r"|budgets/[^/]+/campaign-funding/optimize"
+                                         r"|budgets/[^/]+/pending/[^/]+/(confirm|cancel))"),
          ("admin", "planner", "finance")),
     Rule(WRITE_METHODS, re.compile(r"/api/v1/.*"), ("admin", "planner")),
 )

@@ -57,6 +57,8 @@ ConsumerDep = Annotated[BudgetConsumer, Depends(_consumer)]
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 FinanceDep = Annotated[Caller, require_roles("admin", "finance")]
+# The second key holder of a four-eyes action may be finance as well as a planner.
+ConfirmerDep = Annotated[Caller, require_roles("admin", "planner", "finance")]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
 BudgetPath = "/budgets/{budget_id}"
 # Path and filter texts follow the API's text rules (no NUL), checked before the database.
@@ -356,7 +358,7 @@ def read_pending(budget_id: BudgetId, session: SessionDep,
 
 @router.post(BudgetPath + "/pending/{pending_id}/confirm", response_model=PendingActionPublic)
 def confirm_pending(budget_id: BudgetId, pending_id: PendingId, session: WriteSessionDep,
-                    caller: PlannerDep) -> PendingActionPublic:
+                    caller: ConfirmerDep) -> PendingActionPublic:
     """Confirm a pending draw or plan approval as a second key holder (not its author)."""
     return approvals.confirm(session=session, budget_id=budget_id, pending_id=pending_id,
                              caller=caller)
@@ -364,7 +366,7 @@ def confirm_pending(budget_id: BudgetId, pending_id: PendingId, session: WriteSe
 
 @router.post(BudgetPath + "/pending/{pending_id}/cancel", response_model=PendingActionPublic)
 def cancel_pending(budget_id: BudgetId, pending_id: PendingId, session: WriteSessionDep,
-                   caller: PlannerDep) -> PendingActionPublic:
+                   caller: ConfirmerDep) -> PendingActionPublic:
     """Withdraw or refuse a pending draw or plan approval; a held draw's money is free again."""
     return approvals.cancel(session=session, budget_id=budget_id, pending_id=pending_id,
                             caller=caller)

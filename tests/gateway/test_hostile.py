@@ -185,6 +185,11 @@ def test_metrics_need_an_admin_key_unless_public(upstream, keys):
     ("planner", "POST", "/api/v1/budget/budgets/b1/plans", True),
     ("viewer", "GET", "/api/v1/budget/budgets/b1/actuals.csv", True),
     ("viewer", "POST", "/api/v1/planner/solve", False),
+    ("finance", "POST", "/api/v1/budget/budgets/b1/campaign-funding/optimize", True),
+    ("finance", "POST", "/api/v1/budget/budgets/b1/pending/p1/confirm", True),
+    ("finance", "POST", "/api/v1/budget/budgets/b1/pending/p1/cancel", True),
+    ("viewer", "POST", "/api/v1/budget/budgets/b1/pending/p1/confirm", False),
+    ("finance", "POST", "/api/v1/budget/budgets/b1/reserve/draws", False),
 ])
 def test_one_role_policy(role, method, path, allowed):
     caller = Caller("key:x", role)
