@@ -37,8 +37,9 @@ from shared.workdays import next_working_day  # noqa: E402
 from tests.postgres import free_port  # noqa: E402
 
 KINDS = [k for k in CHANNEL_KINDS if k != "other"]
-TEAM = [("design", ["design"], "24"), ("studio", ["copy", "strategy"], "16"),
-        ("media", ["media"], "16"), ("tech", ["tech"], "16"), ("data", ["analysis"], "8")]
+# Enough for 200 campaigns over nine months (each needs 40 h of design, 16 h of media ...).
+TEAM = [("design", ["design"], "80"), ("studio", ["copy", "strategy"], "32"),
+        ("media", ["media"], "32"), ("tech", ["tech"], "32"), ("data", ["analysis"], "16")]
 PLAN_TIME_LIMIT = 2
 
 
@@ -110,7 +111,7 @@ def populate(client: httpx.Client, *, campaigns: int, tasks: int, channels: int,
         campaign = created[i % len(created)]
         call(client, "POST", "/planner/tasks", {
             "id": f"extra-{i}", "name": f"extra {i}", "campaign_id": campaign["id"],
-            "skill": "analysis", "effort_hours": "4", "priority": campaign["priority"],
+            "skill": "analysis", "effort_hours": "1", "priority": campaign["priority"],
             "earliest_start": campaign["start_date"], "deadline": campaign["end_date"]}, 201)
     for campaign in created:
         lines = [{"channel_id": c["id"], "amount": "1000.00"}
