@@ -4,6 +4,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.budget import whatif
+from services.budget.jobs import CAMPAIGN_FUNDING, JOBS, OPTIMIZE, PLAN, WHATIF_ROLES
 from services.budget.ledger import (
     actuals,
     approvals,
@@ -27,6 +28,7 @@ from shared.db import SessionDep, WriteSessionDep
 from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
+from shared.jobs import ASYNC_RESPONSES, PreferAsyncDep
 from shared.pagination import CursorQuery, LimitQuery, Page
 from shared.types import Identifier
 from shared.versioning import body_etag, conditional_json, version_etag
@@ -59,6 +61,8 @@ PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
 FinanceDep = Annotated[Caller, require_roles("admin", "finance")]
 # The second key holder of a four-eyes action may be finance as well as a planner.
 ConfirmerDep = Annotated[Caller, require_roles("admin", "planner", "finance")]
+# What-ifs store nothing: finance may run them as well as planners.
+WhatIfDep = Annotated[Caller, require_roles(*WHATIF_ROLES)]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
 BudgetPath = "/budgets/{budget_id}"
 # Path and filter texts follow the API's text rules (no NUL), checked before the database.
@@ -90,10 +94,13 @@ def read_sync(consumer: ConsumerDep) -> SyncStatus:
     return consumer.status()
 
 
-@router.post("/optimize", response_model=OptimizationPublic)
-def optimize_budget(request: Request, body: OptimizationRequest, workers: WorkersDep) -> OptimizationPublic:
+@router.post("/optimize", response_model=OptimizationPublic, responses=ASYNC_RESPONSES)
+def optimize_budget(request: Request, body: OptimizationRequest, session: WriteSessionDep,
+                    caller: WhatIfDep, workers: WorkersDep, respond_async: PreferAsyncDep) -> Any:
     """Allocate a budget across channels for the best expected return, holding back the reserve
     (a what-if: nothing is stored). An impossible request is a 422 naming the conflict."""
+    if respond_async:
+        return JOBS.submit(session, kind=OPTIMIZE, caller=caller, body=body)
     return whatif.optimize_budget(request=body, workers=workers,
                                    grace_seconds=request.app.state.settings.solve_grace_seconds)
 
@@ -178,12 +185,16 @@ def update_channel(response: Response, budget_id: BudgetId, channel_id: ChannelI
 
 # --- plans -----------------------------------------------------------------------------
 
-@router.post(BudgetPath + "/plans", status_code=201, response_model=plans.PlanPublic)
+@router.post(BudgetPath + "/plans", status_code=201, response_model=plans.PlanPublic,
+             responses=ASYNC_RESPONSES)
 def create_plan(request: Request, budget_id: BudgetId, body: plans.PlanCreate,
                 session: WriteSessionDep, caller: PlannerDep, workers: WorkersDep,
-                idempotency: IdempotencyDep) -> plans.PlanPublic:
+                idempotency: IdempotencyDep, respond_async: PreferAsyncDep) -> Any:
     """Optimize the budget's channels and store the answer as the next plan version (a draft
     until approved). An impossible plan is a 422 naming the conflict."""
+    if respond_async:
+        return JOBS.submit(session, kind=PLAN, caller=caller, body=body,
+                           params={"budget_id": budget_id}, idempotency=idempotency)
     return plans.create_plan(session=session, idempotency=idempotency, budget_id=budget_id,
                              plan_in=body, workers=workers, caller=caller,
                              grace_seconds=request.app.state.settings.solve_grace_seconds)
@@ -414,12 +425,18 @@ def read_funding_of_campaign(campaign_id: CampaignId, session: SessionDep):
 
 
 @router.post(BudgetPath + "/campaign-funding/optimize",
-             response_model=funding_whatif.FundingOptimizationPublic)
+             response_model=funding_whatif.FundingOptimizationPublic, responses=ASYNC_RESPONSES)
 def optimize_campaign_funding(request: Request, budget_id: BudgetId,
                               body: funding_whatif.FundingOptimizeRequest, session: SessionDep,
-                              workers: WorkersDep) -> funding_whatif.FundingOptimizationPublic:
+                              jobs_session: WriteSessionDep, caller: WhatIfDep,
+                              workers: WorkersDep, respond_async: PreferAsyncDep) -> Any:
     """Find a campaign's best funding within its ceiling and the plan's uncommitted money, each
     channel's curve cut to the campaign's phases (a what-if: nothing is stored)."""
+    # The what-if only reads (`session`); queuing its job writes (`jobs_session`). A session
+    # opens no transaction until used, so the one the call does not need costs nothing.
+    if respond_async:
+        return JOBS.submit(jobs_session, kind=CAMPAIGN_FUNDING, caller=caller, body=body,
+                           params={"budget_id": budget_id})
     return funding_whatif.optimize_funding(
         session=session, budget_id=budget_id, request=body, workers=workers,
         grace_seconds=request.app.state.settings.solve_grace_seconds)

@@ -7,10 +7,12 @@ from pathlib import Path
 from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
+from services.budget import jobs
 from services.budget.api import router
 from services.budget.config import BudgetSettings
 from services.budget.propagation import BudgetConsumer
 from shared.client import ServiceClient
+from shared.jobs import JobRunner
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
 
@@ -33,7 +35,20 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
                                             poll_seconds=settings.events_poll_seconds)
         polling = (asyncio.create_task(app.state.consumer.run())
                    if settings.events_poll_seconds > 0 else None)
+        # One job per solver worker: a job holds one for its whole solve.
+        app.state.runner = JobRunner(
+            jobs.JOBS, engine=app.state.engine, concurrency=settings.solver_workers,
+            work=jobs.work(engine=app.state.engine, workers=app.state.workers,
+                           grace_seconds=settings.solve_grace_seconds))
+        running = asyncio.create_task(app.state.runner.run()) if settings.run_jobs else None
         yield
+        if running is not None:
+            # Before the worker pool closes: the runner hands its running jobs back to the
+            # queue (another process, or this one restarted, runs them), then the pool's
+            # closing ends their solves.
+            running.cancel()
+            with suppress(asyncio.CancelledError):
+                await running
         if polling is not None:
             polling.cancel()
             try:
@@ -49,4 +64,4 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     return create_service_app(name="budget", settings=settings, migrations=MIGRATIONS,
                               description="Budgets, channels, the allocation optimizer, the "
                                           "emergency reserve and actuals.",
-                              routers=(router,), resources=resources)
+                              routers=(router, jobs.JOBS.router()), resources=resources)

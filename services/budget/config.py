@@ -11,8 +11,13 @@ class BudgetSettings(DatabaseSettings):
     database_url: str = "sqlite:///var/budget.db"
     # Processes that run optimizer solves; each holds one solve at a time.
     solver_workers: int = Field(2, ge=1, le=64)
-    # A solve is stopped this long after its own time limit (model building, answer assembly).
-    solve_grace_seconds: float = Field(30, gt=0)
+    # A solve is stopped this long after its own time limit: the optimizer keeps that limit
+    # itself (building the model and describing the plan included), so this is only a margin
+    # for the worker's round trip, not a second allowance (issue 12, fault 9).
+    solve_grace_seconds: float = Field(2, gt=0)
+    # Whether this process runs queued jobs (long solves sent with `Prefer: respond-async`);
+    # off, it only queues them for the processes that do.
+    run_jobs: bool = True
     # Campaigns linked to a budget are checked there.
     calendar_url: str = "http://127.0.0.1:8001"
     # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync

@@ -4,8 +4,9 @@ dataclasses (the only place that knows both), and the use case that solves witho
 Stored plans use the same conversion and solve: they build a `Problem` from the ledger and
 record what was asked in these shapes (`request_of`), so a plan shows exactly what a what-if
 with the same figures would have been sent."""
+from collections.abc import Callable, Mapping
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
@@ -295,12 +296,39 @@ def to_public(allocation: optimizer.Allocation, currency: str) -> OptimizationPu
 
 # --- use cases -----------------------------------------------------------------------------
 
-def solve(*, problem: optimizer.Problem, workers: WorkerPool,
-          grace_seconds: float) -> optimizer.Allocation:
-    """Solve a checked problem in a worker process; an impossible one is a 422 naming the fix."""
+# A solve's progress as the worker pool relays it: the optimizer's `Progress` as a dict.
+OnProgress = Callable[[Mapping[str, Any]], None]
+IsCancelled = Callable[[], bool]
+
+
+def solve_until_stopped(problem: optimizer.Problem, *, stop: IsCancelled,
+                        progress: Callable[[optimizer.Progress], None] | None = None,
+                        ) -> optimizer.Allocation:
+    """Solve `problem` for a call that may be cancelled (run in a worker, which passes `stop`).
+
+    The optimizer takes no stop of its own yet, so `stop` goes unread: a cancelled solve runs
+    on until the pool kills its worker `workers.STOP_GRACE_SECONDS` after the cancel, and the
+    call raises `workers.Cancelled` (the best answer so far is lost with the worker)."""
+    del stop
+    return optimizer.solve(problem, progress)
+
+
+def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: float,
+          progress: OnProgress | None = None,
+          cancelled: IsCancelled | None = None) -> optimizer.Allocation:
+    """Solve a checked problem in a worker process; an impossible one is a 422 naming the fix.
+
+    `progress` hears the solver's incumbent, bound and gap as they improve; once `cancelled()`
+    turns true the solve is stopped (`workers.Cancelled`)."""
     try:
-        allocation: optimizer.Allocation = workers.run(
-            optimizer.solve, problem, timeout=problem.time_limit + grace_seconds)
+        if cancelled is None:
+            allocation: optimizer.Allocation = workers.run(
+                optimizer.solve, problem, timeout=problem.time_limit + grace_seconds,
+                progress=progress)
+        else:
+            allocation = workers.run(
+                solve_until_stopped, problem, timeout=problem.time_limit + grace_seconds,
+                progress=progress, cancelled=cancelled)
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
         raise InfeasiblePlan(
@@ -316,10 +344,12 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool,
     return allocation
 
 
-def optimize_budget(*, request: OptimizationRequest, workers: WorkerPool,
-                    grace_seconds: float) -> OptimizationPublic:
+def optimize_budget(*, request: OptimizationRequest, workers: WorkerPool, grace_seconds: float,
+                    progress: OnProgress | None = None,
+                    cancelled: IsCancelled | None = None) -> OptimizationPublic:
     """Find the best allocation of the request's budget; nothing is stored."""
     problem = to_problem(request)
     check(problem)
-    allocation = solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    allocation = solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                       progress=progress, cancelled=cancelled)
     return to_public(allocation, request.currency)

@@ -129,7 +129,9 @@ def _caps(request: FundingOptimizeRequest, phases: list[tuple[str, int]],
 
 
 def optimize_funding(*, session: Session, budget_id: str, request: FundingOptimizeRequest,
-                     workers: WorkerPool, grace_seconds: float) -> FundingOptimizationPublic:
+                     workers: WorkerPool, grace_seconds: float,
+                     progress: whatif.OnProgress | None = None,
+                     cancelled: whatif.IsCancelled | None = None) -> FundingOptimizationPublic:
     """Find the campaign's best funding within its ceiling and the plan's uncommitted money."""
     budget = get_budget(session, budget_id)
     require_current_plan(budget)
@@ -169,7 +171,8 @@ def optimize_funding(*, session: Session, budget_id: str, request: FundingOptimi
     whatif.check(problem)
     # No transaction stays open while the solver works.
     session.rollback()
-    allocation = whatif.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    allocation = whatif.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                              progress=progress, cancelled=cancelled)
     kind_of = {c.id: c.kind for c in channels}
     lines = [OptimizedLinePublic(
         channel_id=a.channel, channel_kind=kind_of[a.channel], amount=a.amount,

@@ -187,7 +187,8 @@ def _store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Op
 
 def create_plan(*, session: Session, idempotency: Idempotency, budget_id: str,
                 plan_in: PlanCreate, workers: WorkerPool, grace_seconds: float,
-                caller: Caller) -> PlanPublic:
+                caller: Caller, progress: whatif.OnProgress | None = None,
+                cancelled: whatif.IsCancelled | None = None) -> PlanPublic:
     """Optimize the budget's channels and store the answer as its next plan version."""
     budget = get_budget(session, budget_id)
     problem = _problem(session, budget, plan_in)
@@ -197,7 +198,8 @@ def create_plan(*, session: Session, idempotency: Idempotency, budget_id: str,
     # Nothing is written yet: end the read's transaction so that no transaction (on SQLite,
     # no write lock) stays open while the solver works; `_store` checks the budget's version.
     session.rollback()
-    allocation = whatif.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    allocation = whatif.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                              progress=progress, cancelled=cancelled)
     public = _store(session=session, budget_id=budget_id, plan_in=plan_in, request=request,
                     result=whatif.to_public(allocation, currency), version=version, caller=caller)
     idempotency.record(session, public)

@@ -11,6 +11,7 @@ from shared.db import Instant, service_registry
 from shared.events import consumer_table
 from shared.idempotency import idempotency_table
 from shared.internal_auth import nonce_table
+from shared.jobs import job_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
 # An actual that is no campaign's spend (`Actual.campaign_id`).
@@ -32,6 +33,8 @@ idempotency_record = idempotency_table(BudgetModel.metadata)
 event_consumer = consumer_table(BudgetModel.metadata)
 # Internal credentials already used: a replayed one is refused in every process.
 internal_nonce = nonce_table(BudgetModel.metadata)
+# Long solves run as jobs (`services.budget.jobs`): stored, so any process may run them.
+job = job_table(BudgetModel.metadata)
 
 
 def page_order(*columns: object) -> list[InstrumentedAttribute[Any]]:

@@ -1,0 +1,80 @@
+"""The budget's long solves as durable jobs (`shared.jobs`): their kinds, who may see them, and
+the work a `JobRunner` does for each — the very use cases the synchronous routes call, so a
+job's `result` is exactly the synchronous answer.
+
+A job's solve runs in the service's worker pool like a synchronous one; its progress is the
+optimizer's own (incumbent, bound, gap). A cancel stops the solve through the pool: the
+optimizer has no stop of its own yet (`whatif.solve_until_stopped`), so its worker is killed
+about a second after the cancel and the job ends `cancelled` with no result.
+"""
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from services.budget import whatif
+from services.budget.ledger import funding_whatif, plans
+from services.budget.ledger.tables import idempotency_record, job
+from services.budget.whatif import OptimizationRequest
+from shared.db import write_engine
+from shared.jobs import PROGRESS_KEYS, JobCancelled, JobContext, JobKind, JobQueue, Work
+from shared.workers import Cancelled, WorkerPool
+
+OPTIMIZE, PLAN, CAMPAIGN_FUNDING = "optimize", "plan", "campaign_funding"
+# The roles each call's route admits (gateway/policy.py): only they may see its jobs.
+WHATIF_ROLES = ("admin", "planner", "finance")
+PLANNER_ROLES = ("admin", "planner")
+
+JOBS = JobQueue(service="budget", table=job, idempotency=idempotency_record,
+                kinds=[JobKind(OPTIMIZE, WHATIF_ROLES), JobKind(PLAN, PLANNER_ROLES),
+                       JobKind(CAMPAIGN_FUNDING, WHATIF_ROLES)])
+
+
+def _progress(context: JobContext) -> whatif.OnProgress:
+    # The pool relays the optimizer's whole `Progress`; a job shows the solve's figures only
+    # (its elapsed time is the job's own).
+    def report(values: Mapping[str, Any]) -> None:
+        context.progress({key: values[key] for key in PROGRESS_KEYS if key in values})
+    return report
+
+
+def _stoppable(solve: Callable[[JobContext], Any]) -> Work:
+    def work(context: JobContext) -> Any:
+        try:
+            return solve(context)
+        except Cancelled:
+            # The pool stopped the solve (killed its worker) with no answer to keep.
+            raise JobCancelled from None
+    return work
+
+
+def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float) -> dict[str, Work]:
+    """The runner's callable for each job kind."""
+    def optimize(context: JobContext) -> whatif.OptimizationPublic:
+        return whatif.optimize_budget(
+            request=OptimizationRequest.model_validate(context.body), workers=workers,
+            grace_seconds=grace_seconds, progress=_progress(context),
+            cancelled=context.cancelled)
+
+    def plan(context: JobContext) -> plans.PlanPublic:
+        # The job was queued by the synchronous route's own checks: it always has its record.
+        assert context.idempotency is not None
+        with Session(write_engine(engine)) as session:
+            return plans.create_plan(
+                session=session, idempotency=context.idempotency,
+                budget_id=context.params["budget_id"],
+                plan_in=plans.PlanCreate.model_validate(context.body), workers=workers,
+                grace_seconds=grace_seconds, caller=context.caller,
+                progress=_progress(context), cancelled=context.cancelled)
+
+    def campaign_funding(context: JobContext) -> funding_whatif.FundingOptimizationPublic:
+        with Session(engine) as session:
+            return funding_whatif.optimize_funding(
+                session=session, budget_id=context.params["budget_id"],
+                request=funding_whatif.FundingOptimizeRequest.model_validate(context.body),
+                workers=workers, grace_seconds=grace_seconds, progress=_progress(context),
+                cancelled=context.cancelled)
+
+    return {OPTIMIZE: _stoppable(optimize), PLAN: _stoppable(plan),
+            CAMPAIGN_FUNDING: _stoppable(campaign_funding)}
