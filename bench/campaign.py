@@ -45,9 +45,7 @@ PLAN_TIME_LIMIT = 2
 
 def start(var_dir: Path, admin_key: str) -> tuple[subprocess.Popen, httpx.Client]:
     port = free_port(4)
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": admin_key, "MARKETPLAN_LOG_LEVEL": "WARNING",
-                        # `marketplan up` does not pass the budget's address to the planner yet.
-                        "PLANNER_BUDGET_URL": f"http://127.0.0.1:{port + 2}"}
+    env = os.environ | {"MARKETPLAN_ADMIN_KEY": admin_key, "MARKETPLAN_LOG_LEVEL": "WARNING"}
     up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
                            "--var-dir", str(var_dir)], env=env, cwd=ROOT, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)

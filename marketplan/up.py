@@ -46,6 +46,7 @@ def run_environment(*, host: str, port: int, var_dir: Path) -> dict[str, str]:
             env[f"GATEWAY_{prefix}URL"] = f"http://{host}:{port + process.port_offset}"
             env[prefix + "DATABASE_URL"] = f"sqlite:///{var_dir / process.name}.db"
     env["BUDGET_CALENDAR_URL"] = env["PLANNER_CALENDAR_URL"] = env["GATEWAY_CALENDAR_URL"]
+    env["PLANNER_BUDGET_URL"] = env["GATEWAY_BUDGET_URL"]
     env.update({k: v for k, v in os.environ.items() if k in env})
     return env
 

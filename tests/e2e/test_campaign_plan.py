@@ -9,11 +9,9 @@ from decimal import Decimal
 
 import pytest
 
-import tests.e2e.conftest as e2e
 from tests.budget.conftest import BUDGET
 from tests.e2e.conftest import api_key
 from tests.e2e.test_propagation import System
-from tests.postgres import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -29,15 +27,6 @@ PLAN = {"name": "Spring launch", "template": "standard", "launch_date": LAUNCH, 
         "objective": {"kpi": "revenue", "target": "150000", "unit": "USD",
                       "deadline": "2027-06-30"},
         "ceiling": "60000.00"}
-
-
-@pytest.fixture(autouse=True)
-def planner_reaches_the_budget(monkeypatch):
-    """`marketplan up` tells the planner where the calendar is but not (yet) the budget: the
-    system's ports are chosen here so the planner gets PLANNER_BUDGET_URL as well."""
-    port = free_port(4)
-    monkeypatch.setattr(e2e, "free_port", lambda size=1: port)
-    monkeypatch.setenv("PLANNER_BUDGET_URL", f"http://127.0.0.1:{port + 2}")
 
 
 def funded_budget(live: System) -> dict:
