@@ -13,8 +13,9 @@ class PlannerSettings(DatabaseSettings):
     database_url: str = "sqlite:///var/planner.db"
     # Processes that run schedule solves (CP-SAT), each one solve at a time.
     solver_workers: int = Field(2, ge=1, le=64)
-    # A solve is stopped this long after its own time limit.
-    solve_grace_seconds: float = Field(30, gt=0)
+    # A solve's worker is killed this long after the solve's own time limit: the engine keeps
+    # its limit within 0.5 s, so this covers only a stuck worker.
+    solve_grace_seconds: float = Field(2, gt=0)
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
     # Campaign funding (the overview, plan-a-campaign) comes from this budget service.

@@ -2,6 +2,7 @@
 move as few other tasks as possible, and the marks calendar changes leave on the schedules they
 made out of date (re-planned at once when the deployment asks for it)."""
 import logging
+from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -9,6 +10,7 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from services.planner import engine, solving
+from services.planner.hours import hundredths
 from services.planner.models import CampaignState, Resource, Schedule, StaleMark, Task
 from shared.errors import Conflict, NotFound, Problem
 from shared.idempotency import Idempotency
@@ -70,7 +72,8 @@ Spot = tuple[str, date]   # (resource id, first day)
 
 
 def _problem(session: Session, start: date, horizon_days: int, campaign_ids: list[str],
-             time_limit: float, pinned: dict[str, Spot], previous: dict[str, Spot],
+             time_limit: float, pinned: dict[str, Spot],
+             previous: Mapping[str, engine.Previous | Spot],
              extra: tuple[engine.Task, ...] = (), not_before: date | None = None) -> engine.Problem:
     resources = session.exec(select(Resource).order_by(col(Resource.id))).all()
     statement = select(Task).order_by(col(Task.id))
@@ -96,8 +99,8 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
         start=start, horizon_days=horizon_days, time_limit=time_limit, previous=previous,
         resources=tuple(engine.Resource(
             r.id, frozenset(r.skills), r.hours_per_day,
-            frozenset(date.fromisoformat(d) for d in r.time_off)
-            | (holidays_between(r.market, start, last) if r.market else set()))
+            time_off=frozenset(date.fromisoformat(d) for d in r.time_off),
+            holidays=frozenset(holidays_between(r.market, start, last) if r.market else ()))
             for r in resources),
         tasks=tuple(engine.Task(
             id=t.id, skill=t.skill, effort=t.effort, campaign=t.campaign_id,
@@ -161,12 +164,15 @@ def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic
 
 def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
                workers: WorkerPool, grace_seconds: float, created_by: str) -> Schedule:
-    # Started work stays; other tasks keep their resource and start where they can, and the
-    # answer says how many moved.
-    placed = {a.task: (a.resource, a.start) for a in old.schedule.assignments}
-    started = {task: spot for task, spot in placed.items() if spot[1] <= as_of}
+    # Started work stays; other tasks keep their resource and hours per day where they can,
+    # and the answer says how many did not.
+    started = {a.task: (a.resource, a.start) for a in old.schedule.assignments
+               if a.start <= as_of}
+    previous = {a.task: engine.Previous(a.resource, tuple((d.date, hundredths(d.hours))
+                                                          for d in a.days))
+                for a in old.schedule.assignments}
     problem = _problem(session, old.start, old.horizon_days, old.campaign_ids, time_limit,
-                       started, placed)
+                       started, previous)
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
     return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,

@@ -61,7 +61,8 @@ class LatePublic(BaseModel):
     days_late: int = Field(description="Working days.")
     reason: str
     resource: str
-    saturated_days: list[date] = Field(description="Days the resource was full before the start.")
+    saturated_days: list[date] = Field(description="Days between the task being ready and "
+                                       "finishing when the resource was full with other work.")
     chain: list[str] = Field(description="Predecessors that pushed it, nearest first.")
 
 
@@ -78,7 +79,12 @@ class ObjectivePublic(BaseModel):
 
 
 class ScheduleSolverPublic(BaseModel):
-    engine: str
+    engine: str = Field(description=(
+        "Which engine made the answer: `CP-SAT` (the search; `optimal` when it proved it), "
+        "`CP-SAT (stopped)` (the search, stopped from outside: its best answer so far), "
+        "`CP-SAT (no priority rule placed every task)`, `priority rule` (the search found "
+        "nothing better), `priority rule (too large to search)`, or `priority rule (time "
+        "limit reached before the search)` / `priority rule (stopped before the search)`."))
     seconds: float
     first_answer_seconds: float = Field(description="When the priority-rule schedule was ready.")
     best_answer_seconds: float = Field(description="When the returned schedule was found.")
@@ -91,7 +97,9 @@ class SchedulePublic(BaseModel):
     assignments: list[AssignmentPublic]
     late: list[LatePublic]
     utilisation: list[UtilisationPublic]
-    moved: int | None = Field(None, description="Re-plans: tasks whose resource or start changed.")
+    moved: int | None = Field(None, description="Re-plans: tasks not kept hour for hour (a "
+                              "kept task has its previous resource and the same hours on each "
+                              "day).")
     solver: ScheduleSolverPublic
 
 
