@@ -7,6 +7,7 @@ optimizer's own (incumbent, bound, gap). A cancel stops the solve through the po
 optimizer has no stop of its own yet (`whatif.solve_until_stopped`), so its worker is killed
 about a second after the cancel and the job ends `cancelled` with no result.
 """
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,11 +32,18 @@ JOBS = JobQueue(service="budget", table=job, idempotency=idempotency_record,
                        JobKind(CAMPAIGN_FUNDING, WHATIF_ROLES)])
 
 
+def _finite(value: Any) -> float | None:
+    # Before its first bound the optimizer reports an infinite bound and gap: JSON has no
+    # infinity (PostgreSQL's json type refuses it, and so does the answer's encoder), and
+    # "no bound yet" is what it means.
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 def _progress(context: JobContext) -> whatif.OnProgress:
     # The pool relays the optimizer's whole `Progress`; a job shows the solve's figures only
     # (its elapsed time is the job's own).
     def report(values: Mapping[str, Any]) -> None:
-        context.progress({key: values[key] for key in PROGRESS_KEYS if key in values})
+        context.progress({key: _finite(values[key]) for key in PROGRESS_KEYS if key in values})
     return report
 
 
