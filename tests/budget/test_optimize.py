@@ -241,7 +241,8 @@ def test_solve_group_share_beyond_a_cap_names_both_sides():
 def whole_curve(response, spend: float) -> float:
     """R(spend) of the channel's curve for the whole horizon."""
     model = ScaledProblem(problem(Channel("c", response), total="1"))
-    return model.true_return(model.cells(4e-4)[0], spend / model.unit) * model.unit
+    return float(model.true_returns(model.cells(4e-4), np.array([spend / model.unit]))[0]) * \
+        model.unit
 
 
 @pytest.mark.parametrize("response", [Hill(D("900000"), D("250000"), D("0.7")),

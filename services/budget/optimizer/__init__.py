@@ -24,6 +24,7 @@ the budget and per-channel bounds is solved exactly by a greedy over segments so
 up, `assembly` describes the plan, and `infeasibility` names the smallest change that makes an
 impossible request possible.
 
+    >>> from decimal import Decimal
     >>> problem = Problem(total=Decimal("1000"), decimals=2, reserve=Reserve(percent=Decimal(10)),
     ...                   channels=(Channel("search", Linear(Decimal("2"))),))
     >>> solve(problem).spend

@@ -24,7 +24,6 @@ from services.budget.optimizer.problem import Deal
 from services.budget.optimizer.scaled import Cell, ScaledProblem
 
 Indices = npt.NDArray[np.intp]
-Gating = Literal["envelope", "exact"]
 
 # Among plans with the same return, spend less: money on a flat curve earns nothing.
 SPEND_TIE_BREAK = 1e-7

@@ -232,11 +232,6 @@ def model_values(cells: list[Cell], spend: Floats) -> Floats:
     return values
 
 
-def model_value(cell: Cell, spend: float) -> float:
-    """The piecewise-linear model's return of one cell at `spend`."""
-    return float(model_values([cell], np.array([spend]))[0])
-
-
 def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) -> list[int]:
     """The cells modelled by their envelope whose spend lies strictly inside a stretch where
     the curve is below the envelope: there the envelope overstates the return."""

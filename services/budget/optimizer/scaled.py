@@ -160,10 +160,6 @@ class ScaledProblem:
             slopes[mine] = weight * self._curve_slope(response, spend[mine] / share)
         return slopes
 
-    def true_return(self, cell: Cell, spend: float) -> float:
-        """The return of `spend` in `cell` on the channel's true curve, scaled."""
-        return float(self.true_returns([cell], np.array([spend]))[0])
-
     def _curve(self, response: Linear | Points | Hill, x: Floats) -> Floats:
         """R(x) of the channel's horizon curve, scaled."""
         if isinstance(response, Linear):
