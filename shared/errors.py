@@ -133,8 +133,20 @@ async def _handle_validation(_request: Request, exc: Exception) -> JSONResponse:
     ))
 
 
+# What FastAPI raises (as a 400) for a body it cannot even decode, e.g. bytes that are not
+# UTF-8; a body that is text but not JSON is already a 422 validation error.
+_UNDECODABLE_BODY = "There was an error parsing the body"
+
+
 async def _handle_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNDECODABLE_BODY:
+        # The same answer as any other unreadable body: a 422 that names the body, as every
+        # route with a body documents.
+        return problem_response(InvalidRequest(
+            "The request body is not JSON text: send a UTF-8 JSON document.",
+            errors=[{"in": "body", "field": "", "detail": "not UTF-8 JSON text",
+                     "type": "json_invalid"}]))
     if exc.status_code == 404 and exc.detail == "Not Found":
         detail = f"No resource at {request.url.path}. The API is described at /docs."
     elif exc.status_code == 405:
