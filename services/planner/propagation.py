@@ -13,6 +13,11 @@ the calendar, so it changes no task and marks no schedule; an old event applied 
 changes brings the tasks to the newest state, never back to an older one. The states are read
 over HTTP once per batch, before the events' transactions: a transaction that holds SQLite's
 write lock never waits on the network.
+
+`campaign.deleted` (a draft removed) is the one event applied from itself: the calendar no
+longer knows the campaign. Its generated tasks that have not started go, with what the planner
+kept of it, and the schedules containing it are marked stale; applied again, it finds nothing
+left to remove and marks nothing.
 """
 import logging
 from datetime import date
@@ -32,6 +37,7 @@ from shared.workers import WorkerPool
 logger = logging.getLogger("marketplan.planner")
 
 CONSUMER_NAME = "calendar"
+DELETED = "campaign.deleted"
 
 
 def followed(session: Session, campaign_ids: set[str]) -> set[str]:
@@ -72,6 +78,27 @@ def apply_event(session: Session, event: Event, campaign: dict[str, Any]) -> lis
                                 detail=_detail(campaign["status"], closed_now, changes))
 
 
+def apply_deletion(session: Session, event: Event, campaign_id: str) -> list[str]:
+    """Stage the removal of the deleted campaign's unstarted generated tasks and its state;
+    return the ids of the schedules it newly marked stale."""
+    state = session.get(CampaignState, campaign_id)
+    # Started work and hand-made tasks stay: someone did or decided that work.
+    tasks = session.exec(select(Task).where(Task.campaign_id == campaign_id,
+                                            col(Task.milestone_id).is_not(None),
+                                            col(Task.start).is_(None))).all()
+    if state is None and not tasks:
+        return []
+    for task in tasks:
+        session.delete(task)
+    if state is not None:
+        session.delete(state)
+    session.flush()
+    removed = TaskChanges(removed=tuple(sorted(t.id for t in tasks)))
+    return schedules.mark_stale(session, campaign_id=campaign_id, event_id=event.id,
+                                event_type=event.type, occurred_at=event.occurred_at,
+                                detail=f"campaign deleted: {removed.summary()}")
+
+
 class PlannerConsumer(EventConsumer):
     """The shared consumer, reading the campaigns a batch is about before applying it, and
     re-planning the schedules it made stale when `auto_replan` is on."""
@@ -99,6 +126,9 @@ class PlannerConsumer(EventConsumer):
         return events, more
 
     def _apply(self, session: Session, event: Event) -> None:
+        if event.type == DELETED and event.campaign_id is not None:
+            self._marked += apply_deletion(session, event, event.campaign_id)
+            return
         campaign = self._campaigns.get(event.campaign_id or "")
         if campaign is not None:
             self._marked += apply_event(session, event, campaign)

@@ -203,6 +203,54 @@ def test_a_cancelled_campaigns_unstarted_tasks_leave_the_next_schedule_and_repla
     assert len(tasks_of(planner, cancelled)) == len(owned[cancelled["id"]])   # kept, not deleted
 
 
+def test_a_deleted_campaigns_unstarted_generated_tasks_leave_and_its_schedules_go_stale(
+        planner, calendar, feed, worker):
+    team(planner)
+    deleted, other = (calendar_campaign(calendar, launch_date=d)
+                      for d in ("2027-05-24", "2027-05-26"))
+    for campaign in (deleted, other):
+        ok(call(planner, "POST", f"/campaigns/{campaign['id']}/tasks"))
+    by_hand = ok(call(planner, "POST", "/tasks", {
+        "id": f"{deleted['id']}-press", "name": "Press kit", "skill": "copy",
+        "effort_hours": "6", "campaign_id": deleted["id"], "deadline": "2027-05-20"}), 201)
+    generated = set(tasks_of(planner, deleted)) - {by_hand["id"]}
+    started = f"{milestone_of(deleted, 'creative_final')['id']}-1"
+    with Session(planner.app.state.engine) as session:
+        session.get(Task, started).start = date(2027, 4, 26)
+        session.commit()
+    both = schedule(planner, deleted, other, start="2027-03-15")
+    alone = schedule(planner, other, start="2027-03-15")
+    worker.poll_once()
+    others = tasks_of(planner, other)
+
+    path = f"/campaigns/{deleted['id']}"
+    etag = calendar_call(calendar, "GET", path).headers["etag"]
+    assert calendar_call(calendar, "DELETE", path, headers={"If-Match": etag}).status_code == 204
+    event_id = feed.add("campaign.deleted", deleted,
+                        milestone_ids=[m["id"] for m in deleted["milestones"]],
+                        phase_ids=[p["id"] for p in deleted["phases"]])
+    assert worker.poll_once() == 1
+
+    # Started work and the hand-made task stay; every other generated task and the state go.
+    assert set(tasks_of(planner, deleted)) == {started, by_hand["id"]}
+    assert tasks_of(planner, other) == others
+    with Session(planner.app.state.engine) as session:
+        assert session.get(CampaignState, deleted["id"]) is None
+    read = ok(call(planner, "GET", f"/schedules/{both['id']}"))
+    [reason] = read["stale_reasons"]
+    assert (reason["campaign_id"], reason["event_id"], reason["event_type"]) == \
+        (deleted["id"], event_id, "campaign.deleted")
+    assert reason["detail"] == \
+        "campaign deleted: tasks removed: " + ", ".join(sorted(generated - {started}))
+    assert ok(call(planner, "GET", f"/schedules/{alone['id']}"))["stale"] is False
+
+    # Delivered again: nothing left to remove, no second mark.
+    feed.events.append(feed.events[-1])
+    assert worker.poll_once() == 1
+    assert set(tasks_of(planner, deleted)) == {started, by_hand["id"]}
+    assert ok(call(planner, "GET", f"/schedules/{both['id']}")) == read
+
+
 def test_auto_replan_replans_a_stale_schedule_once(planner, calendar, feed, worker, monkeypatch):
     team(planner)
     campaign = calendar_campaign(calendar, launch_date="2027-04-19")
