@@ -11,6 +11,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from pydantic import BaseModel
+from sqlalchemy import Table
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -79,12 +80,13 @@ def _health_router() -> APIRouter:
 
 
 def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Path,
-                       description: str, routers: tuple[APIRouter, ...] = (),
+                       description: str, nonces: Table | None = None, routers: tuple[APIRouter, ...] = (),
                        resources: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
                        ) -> FastAPI:
-    """Build a service: engine in the lifespan, RFC 9457 errors, internal auth, request ids,
-    metrics, health, and `GET /api/v1/<name>/status`. `resources(app)` opens and closes the
-    service's own long-lived resources inside the lifespan."""
+    """Build a service: engine in the lifespan, RFC 9457 errors, internal auth (refusing a
+    replayed credential through the service's `nonces` table), request ids, metrics, health,
+    and `GET /api/v1/<name>/status`. `resources(app)` opens and closes the service's own
+    long-lived resources inside the lifespan."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -106,7 +108,7 @@ def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Pat
     app.add_middleware(HttpConventions)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
     # Metrics and request ids also cover rejected direct calls.
-    app.add_middleware(InternalAuthMiddleware,
+    app.add_middleware(InternalAuthMiddleware, nonces=nonces,
                        secret=settings.internal_secret.get_secret_value().encode())
     install_metrics(app)
     install_request_id(app)

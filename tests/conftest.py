@@ -6,7 +6,7 @@ import uuid
 import pytest
 import uvicorn
 
-from shared.internal_auth import Caller, sign
+from shared.internal_auth import Caller, InternalAuth, sign
 from tests.postgres import PostgresServer, free_port
 
 TEST_SECRET = "test-internal-secret-0123456789-abcdef"
@@ -37,8 +37,14 @@ def database_url(request, tmp_path) -> str:
 
 def signed_headers(method: str, path: str, role: str = "admin",
                    principal: str = "key:test") -> dict[str, str]:
-    """The headers the gateway would add for `role`."""
+    """The headers the gateway would add for `role` to a call without a body or query.
+    (A call with a body signs the bytes it sends: use `signed_as`.)"""
     return sign(TEST_SECRET.encode(), method=method, path=path, caller=Caller(principal, role))
+
+
+def signed_as(role: str = "admin", principal: str = "key:test") -> InternalAuth:
+    """An httpx `auth=` that signs each request exactly as sent, as the gateway would."""
+    return InternalAuth(TEST_SECRET.encode(), Caller(principal, role))
 
 
 class SignedApi:
@@ -51,8 +57,8 @@ class SignedApi:
 
     def call(self, method: str, path: str, *, role: str = "planner", headers: dict | None = None,
              **kwargs):
-        return self.client.request(method, self.prefix + path, headers=signed_headers(
-            method, self.prefix + path, role=role) | (headers or {}), **kwargs)
+        return self.client.request(method, self.prefix + path, headers=headers,
+                                   auth=signed_as(role), **kwargs)
 
     def get(self, path: str, **kwargs):
         return self.call("GET", path, **kwargs)

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 
 from services.calendar.api import router
 from services.calendar.config import CalendarSettings
+from services.calendar.models import internal_nonce
 from services.calendar.outbox import prune_forever
 from shared.service_app import create_service_app
 
@@ -32,4 +33,4 @@ def create_app(settings: CalendarSettings | None = None) -> FastAPI:
     return create_service_app(name="calendar", settings=settings, migrations=MIGRATIONS,
                               description="Campaigns, phases, milestones, calendar feeds and "
                                           "the event feed of every change.",
-                              routers=(router,), resources=retention)
+                              nonces=internal_nonce, routers=(router,), resources=retention)
