@@ -15,7 +15,7 @@ from services.calendar.app import create_app as create_calendar_app
 from services.calendar.config import CalendarSettings
 from shared import migrations
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import TEST_SECRET, SignedApi, ThreadedServer, signed_headers
+from tests.conftest import TEST_SECRET, SignedApi, ThreadedServer, signed_as
 
 PREFIX = "/api/v1/budget"
 
@@ -56,8 +56,8 @@ class Api(SignedApi):
                  headers: dict | None = None) -> dict:
         """A signed call to the real calendar service under /api/v1/calendar."""
         path = "/api/v1/calendar" + path
-        response = httpx.request(method, self.calendar_url + path, json=body,
-                                 headers=signed_headers(method, path) | (headers or {}))
+        response = httpx.request(method, self.calendar_url + path, json=body, headers=headers,
+                                 auth=signed_as())
         return self.ok(response, status)
 
     def campaign(self, **changes) -> dict:
@@ -91,7 +91,7 @@ def calendar(tmp_path_factory):
     server = ThreadedServer(create_calendar_app(
         CalendarSettings(database_url=url, internal_secret=TEST_SECRET))).start()
     path = "/api/v1/calendar/campaigns"
-    created = httpx.post(server.url + path, json=CAMPAIGN, headers=signed_headers("POST", path))
+    created = httpx.post(server.url + path, json=CAMPAIGN, auth=signed_as())
     assert created.status_code == 201, created.text
     yield server, created.json()["id"]
     server.stop()
