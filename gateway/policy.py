@@ -7,8 +7,9 @@ here is never refused there for its role. The table, first matching rule wins:
 |--------------------------|-----------------------------------------|---------------------------|
 | GET, HEAD, OPTIONS       | every `/api/v1/…` path                  | admin, planner, finance, viewer |
 | POST, PUT, PATCH, DELETE | `/api/v1/budget/budgets/{id}/actuals…`  | admin, finance            |
-| POST                     | `/api/v1/budget/optimize`, `…/budgets/{id}/campaign-funding/optimize` (what-ifs; store nothing) | admin, planner, finance |
-| POST                     | `/api/v1/budget/budgets/{id}/pending/{pid}/confirm` and `/cancel` (the second key of four eyes) | admin, planner, finance |
+| POST                     | what-ifs (store nothing): `/api/v1/budget/optimize`,       | admin, planner, finance |
+|                          | `…/budgets/{id}/campaign-funding/optimize`; the second key |                           |
+|                          | of four eyes: `…/budgets/{id}/pending/{pid}/confirm`, `/cancel` |                      |
 | POST, PUT, PATCH, DELETE | every other `/api/v1/…` path            | admin, planner            |
 """
 import re
