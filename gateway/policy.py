@@ -1,16 +1,14 @@
 """Who may do what: the one role policy of the API, checked at the gateway.
 
 Services check the same rules on their own routes (`require_roles`), so a call that passes
-here is never refused there for its role. The table, first matching rule wins:
+here is never refused there for its role. First matching rule wins:
 
-| methods                  | paths                                   | roles                     |
-|--------------------------|-----------------------------------------|---------------------------|
-| GET, HEAD, OPTIONS       | every `/api/v1/…` path                  | admin, planner, finance, viewer |
-| POST, PUT, PATCH, DELETE | `/api/v1/budget/budgets/{id}/actuals…`  | admin, finance            |
-| POST                     | what-ifs (store nothing): `/api/v1/budget/optimize`,       | admin, planner, finance |
-|                          | `…/budgets/{id}/campaign-funding/optimize`; the second key |                           |
-|                          | of four eyes: `…/budgets/{id}/pending/{pid}/confirm`, `/cancel` |                      |
-| POST, PUT, PATCH, DELETE | every other `/api/v1/…` path            | admin, planner            |
+- GET, HEAD, OPTIONS on every `/api/v1/…` path: admin, planner, finance, viewer.
+- POST, PUT, PATCH, DELETE on `/api/v1/budget/budgets/{id}/actuals…`: admin, finance.
+- POST on the what-ifs that store nothing (`/api/v1/budget/optimize`,
+  `…/budgets/{id}/campaign-funding/optimize`) and on the second key of four eyes
+  (`…/budgets/{id}/pending/{pid}/confirm`, `/cancel`): admin, planner, finance.
+- POST, PUT, PATCH, DELETE on every other `/api/v1/…` path: admin, planner.
 """
 import re
 from dataclasses import dataclass
