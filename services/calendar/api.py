@@ -59,11 +59,12 @@ def preview_campaign(body: campaigns.CampaignCreate, caller: PlannerDep,
 
 
 @router.post("/campaigns/bulk", status_code=201, response_model=campaigns.BulkResult)
-def create_campaigns(body: campaigns.BulkCreate, caller: PlannerDep, session: WriteSessionDep,
-                     idempotency: IdempotencyDep,
-                     partial: Annotated[bool, Query(description="Create the good rows and list "
-                                                    "the bad ones, instead of all or none.")] = False
-                     ) -> campaigns.BulkResult:
+def create_campaigns_in_bulk(body: campaigns.BulkCreate, caller: PlannerDep,
+                             session: WriteSessionDep, idempotency: IdempotencyDep,
+                             partial: Annotated[bool, Query(
+                                 description="Create the good rows and list the bad ones, "
+                                             "instead of all or none.")] = False,
+                             ) -> campaigns.BulkResult:
     """Create up to 500 campaigns at once. By default one bad row rejects the batch (422
     listing every bad row), so a script can fix and resend it as a whole."""
     return campaigns.create_campaigns(session=session, bulk=body, partial=partial, caller=caller,
@@ -255,9 +256,9 @@ def read_events(session: SessionDep,
     return outbox.read_events(session=session, after=after, limit=limit, campaign_id=campaign_id)
 
 
-@router.get("/audit", response_model=Page[audit.AuditEntryPublic])
-def read_audit(session: SessionDep, campaign_id: Filter = None, limit: LimitQuery = 50,
-               cursor: CursorQuery = None) -> Page[audit.AuditEntryPublic]:
+@router.get("/audit", response_model=Page[audit.CampaignAuditEntryPublic])
+def read_campaign_audit(session: SessionDep, campaign_id: Filter = None, limit: LimitQuery = 50,
+                        cursor: CursorQuery = None) -> Page[audit.CampaignAuditEntryPublic]:
     """List every change to the calendar, oldest first: who, when, what, request id, before
     and after."""
     return audit.list_entries(session=session, campaign_id=campaign_id, limit=limit,

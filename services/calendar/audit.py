@@ -16,7 +16,7 @@ from shared.requests import current_request_id
 AUDIT_ORDER = [cast(InstrumentedAttribute[Any], AuditEntry.id)]
 
 
-class AuditEntryPublic(BaseModel):
+class CampaignAuditEntryPublic(BaseModel):
     id: int
     at: datetime
     principal: str
@@ -47,12 +47,12 @@ def record(session: Session, *, caller: Caller, action: str, target: str,
 
 
 def list_entries(*, session: Session, campaign_id: str | None, limit: int,
-                 cursor: str | None) -> Page[AuditEntryPublic]:
+                 cursor: str | None) -> Page[CampaignAuditEntryPublic]:
     """List the audit log, oldest first, optionally for one campaign."""
     statement = select(AuditEntry)
     if campaign_id is not None:
         statement = statement.where(AuditEntry.campaign_id == campaign_id)
     rows, next_cursor = paginate(session, statement, order_by=AUDIT_ORDER, limit=limit,
                                  cursor=cursor)
-    return Page[AuditEntryPublic](items=[AuditEntryPublic.model_validate(r, from_attributes=True)
-                                         for r in rows], next_cursor=next_cursor)
+    items = [CampaignAuditEntryPublic.model_validate(r, from_attributes=True) for r in rows]
+    return Page[CampaignAuditEntryPublic](items=items, next_cursor=next_cursor)

@@ -60,7 +60,7 @@ def test_calendar_flow_through_the_python_client(client, models):
 
     # a bulk file with a bad row: a typed problem naming the row and field
     rows = [CAMPAIGN, CAMPAIGN | {"priority": 9}]
-    bulk = op("calendar.create_campaigns").sync_detailed(
+    bulk = op("calendar.create_campaigns_in_bulk").sync_detailed(
         client=client, body=models.BulkCreate.from_dict({"campaigns": rows}))
     assert bulk.status_code == 422
     problem = bulk.parsed
