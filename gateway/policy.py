@@ -7,7 +7,9 @@ here is never refused there for its role. First matching rule wins:
 - POST, PUT, PATCH, DELETE on `/api/v1/budget/budgets/{id}/actuals…`: admin, finance.
 - POST on the what-ifs that store nothing (`/api/v1/budget/optimize`,
   `…/budgets/{id}/campaign-funding/optimize`) and on the second key of four eyes
-  (`…/budgets/{id}/pending/{pid}/confirm`, `/cancel`): admin, planner, finance.
+  (`…/budgets/{id}/pending/{pid}/confirm`, `/cancel`), and cancelling a budget job (the
+  service lets each role see and cancel only the kinds of job it could start): admin,
+  planner, finance.
 - POST, PUT, PATCH, DELETE on every other `/api/v1/…` path: admin, planner.
 """
 import re
@@ -34,7 +36,8 @@ POLICY = (
          ("admin", "finance")),
     Rule(frozenset({"POST"}), re.compile(r"/api/v1/budget/(optimize"
                                          r"|budgets/[^/]+/campaign-funding/optimize"
-                                         r"|budgets/[^/]+/pending/[^/]+/(confirm|cancel))"),
+                                         r"|budgets/[^/]+/pending/[^/]+/(confirm|cancel)"
+                                         r"|jobs/[^/]+/cancel)"),
          ("admin", "planner", "finance")),
     Rule(WRITE_METHODS, re.compile(r"/api/v1/.*"), ("admin", "planner")),
 )

@@ -190,6 +190,8 @@ def test_metrics_need_an_admin_key_unless_public(upstream, keys):
     ("finance", "POST", "/api/v1/budget/budgets/b1/pending/p1/cancel", True),
     ("viewer", "POST", "/api/v1/budget/budgets/b1/pending/p1/confirm", False),
     ("finance", "POST", "/api/v1/budget/budgets/b1/reserve/draws", False),
+    ("finance", "POST", "/api/v1/budget/jobs/j1/cancel", True),
+    ("finance", "POST", "/api/v1/planner/jobs/j1/cancel", False),
 ])
 def test_one_role_policy(role, method, path, allowed):
     caller = Caller("key:x", role)
