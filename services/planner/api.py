@@ -1,9 +1,10 @@
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Request, Response
 
 from services.planner import campaign_plans, overview, resources, schedules, solving, tasks
 from services.planner.config import PlannerSettings
+from services.planner.jobs import CAMPAIGN_PLAN, JOBS, REPLAN, SCHEDULE, SOLVE
 from services.planner.models import idempotency_record
 from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
@@ -11,6 +12,7 @@ from shared.db import SessionDep, WriteSessionDep
 from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
+from shared.jobs import ASYNC_RESPONSES, PreferAsyncDep
 from shared.versioning import version_etag
 from shared.workers import WorkerPool
 
@@ -58,11 +60,15 @@ IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_recor
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
 
 
-@router.post("/solve", response_model=solving.SchedulePublic)
-def solve_schedule(body: solving.SolveRequest, workers: WorkersDep, grace: GraceDep,
-                   caller: PlannerDep) -> solving.SchedulePublic:
+@router.post("/solve", response_model=solving.SchedulePublic, responses=ASYNC_RESPONSES)
+def solve_schedule(body: solving.SolveRequest, session: WriteSessionDep, workers: WorkersDep,
+                   grace: GraceDep, caller: PlannerDep, respond_async: PreferAsyncDep) -> Any:
     """Schedule tasks on resources without overload (a what-if: nothing is stored). A task no
     resource can do, a cycle of predecessors or a task longer than the horizon is a 422."""
+    # The what-if stores nothing; queuing its job is the one write (`session`), and a session
+    # opens no transaction until used.
+    if respond_async:
+        return JOBS.submit(session, kind=SOLVE, caller=caller, body=body)
     return solving.solve(problem=solving.to_problem(body), workers=workers, grace_seconds=grace)
 
 
@@ -124,11 +130,15 @@ def generate_tasks(campaign_id: str, session: WriteSessionDep, calendar: Calenda
     return tasks.generate_tasks(session=session, calendar=calendar, campaign_id=campaign_id)
 
 
-@router.post("/schedules", status_code=201, response_model=schedules.StoredSchedulePublic)
+@router.post("/schedules", status_code=201, response_model=schedules.StoredSchedulePublic,
+             responses=ASYNC_RESPONSES)
 def create_schedule(body: schedules.ScheduleCreate, session: WriteSessionDep,
                     idempotency: IdempotencyDep, workers: WorkersDep, grace: GraceDep,
-                    caller: PlannerDep) -> schedules.StoredSchedulePublic:
+                    caller: PlannerDep, respond_async: PreferAsyncDep) -> Any:
     """Schedule the stored tasks (all campaigns or the chosen ones) and keep the schedule."""
+    if respond_async:
+        return JOBS.submit(session, kind=SCHEDULE, caller=caller, body=body,
+                           idempotency=idempotency)
     return schedules.create_schedule(session=session, idempotency=idempotency, schedule_in=body,
                                      workers=workers, grace_seconds=grace, caller=caller)
 
@@ -140,12 +150,17 @@ def read_schedule(schedule_id: str, session: SessionDep) -> schedules.StoredSche
 
 
 @router.post("/schedules/{schedule_id}/replan", status_code=201,
-             response_model=schedules.StoredSchedulePublic)
+             response_model=schedules.StoredSchedulePublic, responses=ASYNC_RESPONSES)
 def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: WriteSessionDep,
                     idempotency: IdempotencyDep, workers: WorkersDep, grace: GraceDep,
-                    caller: PlannerDep) -> schedules.StoredSchedulePublic:
+                    caller: PlannerDep, respond_async: PreferAsyncDep) -> Any:
     """Schedule again after milestones or capacity changed: started work stays, as few other
     tasks as possible move (`schedule.moved` says how many)."""
+    if respond_async:
+        # A schedule that is not there is a 404 now, not a failed job later.
+        schedules.read_schedule(session=session, schedule_id=schedule_id)
+        return JOBS.submit(session, kind=REPLAN, caller=caller, body=body,
+                           params={"schedule_id": schedule_id}, idempotency=idempotency)
     return schedules.replan(session=session, idempotency=idempotency, schedule_id=schedule_id,
                             replan_in=body, workers=workers, grace_seconds=grace, caller=caller)
 
@@ -160,18 +175,26 @@ def read_campaign_overview(campaign_id: str, session: SessionDep, calendar: Cale
                                   timeout=settings.overview_timeout_seconds)
 
 
+CAMPAIGN_PLAN_RESPONSES: dict[int | str, dict[str, Any]] = {
+    201: {"description": "Committed: the campaign, its tasks and its funding were created.",
+          "model": campaign_plans.CampaignPlanPublic},
+    **ASYNC_RESPONSES}
+
+
 @router.post("/campaign-plans", response_model=campaign_plans.CampaignPlanPublic,
-             responses={201: {"description": "Committed: the campaign, its tasks and its "
-                                             "funding were created.",
-                              "model": campaign_plans.CampaignPlanPublic}})
+             responses=CAMPAIGN_PLAN_RESPONSES)
 def create_campaign_plan(body: campaign_plans.CampaignPlanCreate, response: Response,
                          session: WriteSessionDep, idempotency: IdempotencyDep,
                          calendar: CalendarDep, budget: BudgetDep, workers: WorkersDep,
-                         grace: GraceDep, settings: SettingsDep,
-                         caller: PlannerDep) -> campaign_plans.CampaignPlanPublic:
+                         grace: GraceDep, settings: SettingsDep, caller: PlannerDep,
+                         respond_async: PreferAsyncDep) -> Any:
     """Plan a campaign across the services: its milestones and phases, its tasks scheduled with
     the work already planned, its funding optimised (a what-if, 200). With `"commit": true`
     (and an `Idempotency-Key`), create its campaign, tasks and funding all or nothing (201)."""
+    if respond_async:
+        campaign_plans.require_key(body, idempotency)
+        return JOBS.submit(session, kind=CAMPAIGN_PLAN, caller=caller, body=body,
+                           idempotency=idempotency)
     answer = campaign_plans.plan_campaign(
         session=session, idempotency=idempotency, calendar=calendar, budget=budget,
         workers=workers, grace_seconds=grace, caller=caller, plan_in=body,

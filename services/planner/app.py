@@ -5,10 +5,12 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.planner import jobs
 from services.planner.api import router
 from services.planner.config import PlannerSettings
 from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
+from shared.jobs import JobRunner
 from shared.service_app import create_service_app
 from shared.workers import WorkerPool
 
@@ -36,7 +38,22 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
             poll_seconds=settings.events_poll_seconds)
         polling = (asyncio.create_task(app.state.consumer.run())
                    if settings.events_poll_seconds > 0 else None)
+        # One job per solver worker: a job holds one for its whole search.
+        app.state.runner = JobRunner(
+            jobs.JOBS, engine=app.state.engine, concurrency=settings.solver_workers,
+            work=jobs.work(engine=app.state.engine, workers=app.state.workers,
+                           grace_seconds=settings.solve_grace_seconds,
+                           calendar=app.state.calendar, budget=app.state.budget,
+                           fail_step=settings.fail_step))
+        running = asyncio.create_task(app.state.runner.run()) if settings.run_jobs else None
         yield
+        if running is not None:
+            # Before the worker pool closes: the runner hands its running jobs back to the
+            # queue (another process, or this one restarted, runs them), then the pool's
+            # closing ends their searches.
+            running.cancel()
+            with suppress(asyncio.CancelledError):
+                await running
         if polling is not None:
             polling.cancel()
             with suppress(asyncio.CancelledError):
@@ -47,4 +64,5 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
 
     return create_service_app(name="planner", settings=settings, migrations=MIGRATIONS,
                               description="Teams, tasks and resource scheduling across campaigns.",
-                              routers=(router,), resources=resources)
+                              routers=(router, jobs.JOBS.router()),
+                              resources=resources)

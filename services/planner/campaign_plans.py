@@ -255,6 +255,7 @@ def _work(schedule: solving.SchedulePublic, tasks: tuple[engine.Task, ...],
 
 def whatif(*, session: Session, calendar: ServiceClient, budget: ServiceClient,
            workers: WorkerPool, grace_seconds: float, caller: Caller, plan_in: CampaignPlanCreate,
+           progress: solving.OnProgress | None = None, cancelled: solving.IsCancelled | None = None,
            ) -> tuple[CampaignPlanPublic, dict[str, Any]]:
     """Answer what the campaign would get (storing nothing), with the preview it came from."""
     campaign = _preview(calendar, _campaign_body(plan_in, caller))
@@ -267,7 +268,8 @@ def whatif(*, session: Session, calendar: ServiceClient, budget: ServiceClient,
     session.rollback()   # no transaction stays open while the solver and the budget work
     with ThreadPoolExecutor(max_workers=1) as executor:
         funding = start(executor, lambda: _optimize(budget, plan_in, campaign))
-        schedule = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+        schedule = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                                 progress=progress, cancelled=cancelled)
         answer = CampaignPlanPublic(committed=False,
                                     campaign=campaign_view(campaign | {"id": None}),
                                     work=_work(schedule, tasks, names), funding=funding.result(),
@@ -368,18 +370,28 @@ def _inject(step: Step, fail_step: Step | None) -> None:
         raise BadGateway(f"an injected failure (PLANNER_FAIL_STEP={step}, a test hook).")
 
 
-def plan_campaign(*, session: Session, idempotency: Idempotency, calendar: ServiceClient,
-                  budget: ServiceClient, workers: WorkerPool, grace_seconds: float,
-                  caller: Caller, plan_in: CampaignPlanCreate,
-                  fail_step: Step | None = None) -> CampaignPlanPublic:
-    """Plan a campaign across the services; with `commit`, create it all or nothing."""
+def require_key(plan_in: CampaignPlanCreate, idempotency: Idempotency) -> None:
+    """Refuse a commit without an Idempotency-Key (428)."""
     if plan_in.commit and idempotency.key is None:
         raise IdempotencyKeyRequired(
             f"A commit creates a campaign, its tasks and its funding: send an "
             f"`{IDEMPOTENCY_HEADER}` (a UUID) so that a retry cannot create them twice.")
+
+
+def plan_campaign(*, session: Session, idempotency: Idempotency, calendar: ServiceClient,
+                  budget: ServiceClient, workers: WorkerPool, grace_seconds: float,
+                  caller: Caller, plan_in: CampaignPlanCreate, fail_step: Step | None = None,
+                  progress: solving.OnProgress | None = None,
+                  cancelled: solving.IsCancelled | None = None) -> CampaignPlanPublic:
+    """Plan a campaign across the services; with `commit`, create it all or nothing.
+
+    Cancelled (`cancelled()` true) after the what-if, a commit creates nothing: the what-if's
+    answer comes back uncommitted."""
+    require_key(plan_in, idempotency)
     answer, planned = whatif(session=session, calendar=calendar, budget=budget, workers=workers,
-                             grace_seconds=grace_seconds, caller=caller, plan_in=plan_in)
-    if not plan_in.commit:
+                             grace_seconds=grace_seconds, caller=caller, plan_in=plan_in,
+                             progress=progress, cancelled=cancelled)
+    if not plan_in.commit or (cancelled is not None and cancelled()):
         return answer
     assert idempotency.key is not None
     steps = _Steps(session=session, calendar=calendar, budget=budget, budget_id=plan_in.budget_id)

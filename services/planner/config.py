@@ -16,6 +16,9 @@ class PlannerSettings(DatabaseSettings):
     # A solve's worker is killed this long after the solve's own time limit: the engine keeps
     # its limit within 0.5 s, so this covers only a stuck worker.
     solve_grace_seconds: float = Field(2, gt=0)
+    # Whether this process runs queued jobs (long solves sent with `Prefer: respond-async`);
+    # off, it only queues them for the processes that do.
+    run_jobs: bool = True
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
     # Campaign funding (the overview, plan-a-campaign) comes from this budget service.

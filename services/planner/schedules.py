@@ -138,12 +138,15 @@ def _store(session: Session, idempotency: Idempotency, schedule: Schedule) -> St
 
 
 def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: ScheduleCreate,
-                    workers: WorkerPool, grace_seconds: float, caller: Caller) -> StoredSchedulePublic:
+                    workers: WorkerPool, grace_seconds: float, caller: Caller,
+                    progress: solving.OnProgress | None = None,
+                    cancelled: solving.IsCancelled | None = None) -> StoredSchedulePublic:
     """Schedule the stored tasks on the stored resources and keep the answer."""
     problem = _problem(session, schedule_in.start, schedule_in.horizon_days,
                        schedule_in.campaign_ids, schedule_in.time_limit_seconds, {}, {})
     session.rollback()   # no transaction stays open while the solver works
-    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                           progress=progress, cancelled=cancelled)
     return _store(session, idempotency, Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
         campaign_ids=schedule_in.campaign_ids, result=result.model_dump(mode="json"),
@@ -163,7 +166,9 @@ def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic
 
 
 def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
-               workers: WorkerPool, grace_seconds: float, created_by: str) -> Schedule:
+               workers: WorkerPool, grace_seconds: float, created_by: str,
+               progress: solving.OnProgress | None = None,
+               cancelled: solving.IsCancelled | None = None) -> Schedule:
     # Started work stays; other tasks keep their resource and hours per day where they can,
     # and the answer says how many did not.
     started = {a.task: (a.resource, a.start) for a in old.schedule.assignments
@@ -174,7 +179,8 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
     problem = _problem(session, old.start, old.horizon_days, old.campaign_ids, time_limit,
                        started, previous)
     session.rollback()   # no transaction stays open while the solver works
-    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds)
+    result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
+                           progress=progress, cancelled=cancelled)
     return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
                     campaign_ids=old.campaign_ids, replan_of=old.id,
                     result=result.model_dump(mode="json"), created_by=created_by)
@@ -182,12 +188,13 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
 
 def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
            replan_in: ReplanCreate, workers: WorkerPool, grace_seconds: float,
-           caller: Caller) -> StoredSchedulePublic:
+           caller: Caller, progress: solving.OnProgress | None = None,
+           cancelled: solving.IsCancelled | None = None) -> StoredSchedulePublic:
     """Schedule again after milestones or capacity changed, moving as little as possible."""
     old = read_schedule(session=session, schedule_id=schedule_id)
     return _store(session, idempotency, _replanned(
         session, old, replan_in.as_of or date.today(), replan_in.time_limit_seconds, workers,
-        grace_seconds, caller.principal))
+        grace_seconds, caller.principal, progress, cancelled))
 
 
 def mark_stale(session: Session, *, campaign_id: str, event_id: str, event_type: str,

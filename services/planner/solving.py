@@ -1,7 +1,8 @@
 """The stateless solve: its API shapes, their translation to and from the engine's dataclasses,
 and the use case that runs the engine in a worker process (also used by stored schedules)."""
+from collections.abc import Callable, Mapping
 from datetime import date
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field
 
@@ -11,6 +12,11 @@ from services.planner.tasks import TaskSpec
 from shared.errors import UnprocessableContent, invalid_fields
 from shared.types import Identifier, StrictModel
 from shared.workers import WorkerPool, WorkerTimeout
+
+# A search's progress as the worker pool relays it (the engine's `Progress` as a dict), and the
+# caller's cancel.
+OnProgress = Callable[[Mapping[str, Any]], None]
+IsCancelled = Callable[[], bool]
 
 MAX_TASKS = 5000
 MAX_RESOURCES = 200
@@ -150,10 +156,17 @@ def _api_field(field: str) -> str:
     return field
 
 
-def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float) -> SchedulePublic:
-    """Schedule in a worker process; an impossible problem is a 422 naming what to change."""
+def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float,
+          progress: OnProgress | None = None,
+          cancelled: IsCancelled | None = None) -> SchedulePublic:
+    """Schedule in a worker process; an impossible problem is a 422 naming what to change.
+
+    `progress` hears the search's incumbent, bound and gap as they improve; once `cancelled()`
+    turns true the search stops and its best schedule so far is the answer (`CP-SAT
+    (stopped)`), or `workers.Cancelled` is raised when there is none."""
     try:
-        schedule = workers.run(_solve, problem, timeout=problem.time_limit + grace_seconds)
+        schedule = workers.run(_solve, problem, timeout=problem.time_limit + grace_seconds,
+                               progress=progress, cancelled=cancelled)
     except engine.Invalid as invalid:
         raise invalid_fields([(_api_field(f), d) for f, d in invalid.errors]) from None
     except WorkerTimeout:
@@ -163,7 +176,8 @@ def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float)
     return to_public(schedule)
 
 
-def _solve(problem: engine.Problem) -> engine.Schedule:
+def _solve(problem: engine.Problem, *, progress: Callable[[engine.Progress], None] | None = None,
+           stop: Callable[[], bool] | None = None) -> engine.Schedule:
     # Imported here, in the worker: OR-Tools must never load in a process that has highspy.
     from services.planner.engine import cp_sat
-    return cp_sat.solve(problem)
+    return cp_sat.solve(problem, progress=progress, stop=stop)

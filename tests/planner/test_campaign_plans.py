@@ -6,8 +6,9 @@ from datetime import date, timedelta
 import pytest
 
 from shared.workdays import add_working_days, next_working_day
-from tests.planner.conftest import call, composed_planner, ok, team
+from tests.planner.conftest import Api, call, composed_planner, ok, team
 from tests.planner.test_campaign_overview import campaign_body, resource_id
+from tests.planner.test_jobs import ASYNC, follow, submit
 
 TODAY = date.today()
 LAUNCH = next_working_day(TODAY + timedelta(days=90), "US")
@@ -161,3 +162,26 @@ def test_the_calendars_refusal_of_the_preview_is_relayed_and_nothing_is_made(com
     assert response.json()["errors"] == errors
     assert "calendar" in response.json()["detail"]
     assert peers.campaigns == {} and ("POST", "/api/v1/calendar/campaigns") not in peers.calls
+
+
+def test_a_campaign_plan_runs_as_a_job(composed, peers):
+    api = Api(composed)
+    team(composed)
+    # A commit without a key is refused before anything is queued.
+    refused = api.post(PLANS, plan_body("No key", commit=True), headers=ASYNC)
+    assert refused.status_code == 428 and "Idempotency-Key" in refused.json()["detail"]
+    whatif, _ = follow(api, submit(api, PLANS, plan_body("As a job"))["id"])
+    assert whatif["status"] == "succeeded", whatif
+    assert whatif["result"]["committed"] is False and peers.campaigns == {}
+    synchronous = ok(plan(composed, plan_body("As a job")))
+    assert whatif["result"]["funding"] == synchronous["funding"]
+    assert whatif["result"]["work"]["tasks"] == synchronous["work"]["tasks"]
+
+    key = {"Idempotency-Key": "plan-as-a-job"}
+    job, _ = follow(api, submit(api, PLANS, plan_body("Job", commit=True), headers=key)["id"])
+    assert job["status"] == "succeeded", job
+    [campaign] = peers.campaigns.values()
+    assert job["result"]["committed"] is True and job["result"]["campaign"]["id"] == campaign["id"]
+    # The key's synchronous replay answers the job's commit: one campaign, not two.
+    again = plan(composed, plan_body("Job", commit=True), key="plan-as-a-job")
+    assert ok(again, 201) == job["result"] and len(peers.campaigns) == 1
