@@ -1,6 +1,6 @@
 """The answer: a rounded plan scored on the true curves, with its bindings and error bound."""
 import math
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 import numpy as np
 
@@ -33,35 +33,39 @@ def allocation(model: ScaledProblem, cells: list[Cell], solution: Solution, erro
     true returns, marginal ROIs, the binding constraints."""
     problem = model.problem
     unit = quantum(problem.decimals)
+    scale = 10 ** problem.decimals
     rounded = round_allocation(model, cells, solution.spend)
-    amounts = np.array([float(a) for a in rounded.cells]) / model.unit
-    earned = [_money(value, unit) for value in
-              (model.true_returns(cells, amounts) * model.unit).tolist()]
+    amounts = rounded.units / (model.unit * scale)
+    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
+    period = np.fromiter((cell.period for cell in cells), dtype=np.intp, count=len(cells))
+    # Returns in whole minor units, half to even, so that a channel's is its periods' sum.
+    earned_units = np.rint(model.true_returns(cells, amounts) * model.unit * scale).astype(np.int64)
+    earned = [Decimal(u) * unit for u in earned_units.tolist()]
+    channel_returns = [Decimal(u) * unit for u in np.bincount(
+        channel, weights=earned_units, minlength=len(problem.channels)).astype(np.int64).tolist()]
     slopes = model.true_slopes(cells, amounts)
-    where = {(cell.channel, cell.period): i for i, cell in enumerate(cells)}
+    best = np.full(len(problem.channels), -np.inf)
+    known = ~np.isnan(slopes)
+    np.maximum.at(best, channel[known], slopes[known])
+    where = np.full((len(problem.channels), len(model.periods)), -1, dtype=np.intp)
+    where[channel, period] = np.arange(len(cells))
     nothing = 0 * unit
     allocations: list[ChannelAllocation] = []
     binding_all: list[str] = []
-    for c, channel in enumerate(problem.channels):
+    for c, channel_in in enumerate(problem.channels):
         periods = []
-        channel_return = Decimal(0)
-        mine = []
-        for p, period in enumerate(model.periods):
-            i = where.get((c, p))
-            if i is None:   # nothing may be spent here (a zero cap)
-                periods.append(PeriodAllocation(period.id, nothing, nothing))
-                continue
-            mine.append(i)
-            channel_return += earned[i]
-            periods.append(PeriodAllocation(period.id, rounded.cells[i], earned[i]))
-        best = slopes[mine] if mine else np.zeros(0)
-        best = best[~np.isnan(best)]
-        binding = _channel_binding(model, channel, rounded.channels[c])
-        binding_all.extend(f"{name}:{channel.id}" for name in binding)
+        if problem.periods:
+            for p, i in enumerate(where[c].tolist()):
+                period_id = model.periods[p].id
+                # i < 0: nothing may be spent here (a zero cap)
+                periods.append(PeriodAllocation(period_id, nothing, nothing) if i < 0 else
+                               PeriodAllocation(period_id, rounded.cells[i], earned[i]))
+        binding = _channel_binding(model, channel_in, rounded.channels[c])
+        binding_all.extend(f"{name}:{channel_in.id}" for name in binding)
         allocations.append(ChannelAllocation(
-            channel=channel.id, amount=rounded.channels[c], expected_return=channel_return,
-            marginal_roi=_ratio(float(best.max())) if len(best) else None,
-            binding=tuple(binding), periods=tuple(periods) if problem.periods else ()))
+            channel=channel_in.id, amount=rounded.channels[c], expected_return=channel_returns[c],
+            marginal_roi=_ratio(float(best[c])) if best[c] > -np.inf else None,
+            binding=tuple(binding), periods=tuple(periods)))
     spend = sum((a.amount for a in allocations), Decimal(0))
     unspent = model.available - spend
     expected = sum((a.expected_return for a in allocations), Decimal(0))
@@ -74,10 +78,6 @@ def allocation(model: ScaledProblem, cells: list[Cell], solution: Solution, erro
         allocations=tuple(allocations), binding_constraints=tuple(global_binding + binding_all),
         approximation_error=round(float(error), 8), gap=solution.gap, solver=solution.solver,
         seconds=round(seconds, 4))
-
-
-def _money(value: float, unit: Decimal) -> Decimal:
-    return Decimal(repr(value)).quantize(unit, rounding=ROUND_HALF_EVEN)
 
 
 def _ratio(value: float) -> Decimal:

@@ -8,6 +8,9 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
+import numpy.typing as npt
+
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem
 from shared.money import quantum
@@ -18,6 +21,7 @@ class Rounded:
     cells: list[Decimal]
     channels: list[Decimal]
     periods: list[Decimal]
+    units: npt.NDArray[np.int64]       # the cells' amounts in minor units
 
 
 def round_allocation(model: ScaledProblem, cells: list[Cell], spend: Floats) -> Rounded:
@@ -26,46 +30,54 @@ def round_allocation(model: ScaledProblem, cells: list[Cell], spend: Floats) -> 
     scale = 10 ** problem.decimals
     to_units = model.unit * scale
     available = int(model.available * scale)
+    channels = len(problem.channels)
+    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
+    period = np.fromiter((cell.period for cell in cells), dtype=np.intp, count=len(cells))
+    is_deal = np.fromiter((cell.deal is not None for cell in cells), dtype=bool, count=len(cells))
+    wanted_units = np.where(is_deal, 0.0, np.maximum(spend, 0.0) * to_units)
 
     # A deal counts as bought above EPS of scaled spend.
-    deal_units = {i: _units(cell.deal[0] * model.unit, scale) if spend[i] > EPS else 0
-                  for i, cell in enumerate(cells) if cell.deal is not None}
-    flows: list[list[float]] = [[] for _ in problem.channels]
-    for i, cell in enumerate(cells):
-        if cell.deal is None:
-            flows[cell.channel].append(max(float(spend[i]), 0.0) * to_units)
-    wanted = [sum(f) for f in flows]
-    low = [_low(model, c, wanted[c], scale) for c in range(len(problem.channels))]
-    high: list[float] = [_high(model, c, scale) for c in range(len(problem.channels))]
+    deal_units = {i: _units(deal[0] * model.unit, scale) if spend[i] > EPS else 0
+                  for i, deal in enumerate(cell.deal for cell in cells) if deal is not None}
+    wanted = np.bincount(channel, weights=wanted_units, minlength=channels).tolist()
+    low = [_low(model, c, wanted[c], scale) for c in range(channels)]
+    high: list[float] = [_high(model, c, scale) for c in range(channels)]
     target = min(round(sum(wanted)), available - sum(deal_units.values()))
     totals = largest_remainder(wanted, target, low, high)
 
-    period_left = [_units(float(p.cap), scale) if p.cap is not None else math.inf
-                   for p in model.periods]
-    for i, units in deal_units.items():
-        period_left[cells[i].period] -= units
-    cell_units = [0] * len(cells)
-    by_channel: list[list[int]] = [[] for _ in problem.channels]
-    for i, cell in enumerate(cells):
-        if cell.deal is None:
-            by_channel[cell.channel].append(i)
-    for c, mine in enumerate(by_channel):
-        values = [max(float(spend[i]), 0.0) * to_units for i in mine]
-        caps = [period_left[cells[i].period] for i in mine]
-        for i, units in zip(mine, largest_remainder(values, totals[c], [0] * len(mine), caps)):
-            cell_units[i] = units
+    cell_units = np.zeros(len(cells), dtype=np.int64)
+    curves = np.flatnonzero(~is_deal)
+    if all(p.cap is None for p in model.periods):
+        cell_units[curves] = _largest_remainder_by(channel[curves], wanted_units[curves],
+                                                   np.asarray(totals, dtype=np.int64))
+    else:
+        # Period caps are shared by the channels, so each channel's periods are rounded in
+        # turn against what the channels before it left.
+        period_left = [_units(float(p.cap), scale) if p.cap is not None else math.inf
+                       for p in model.periods]
+        for i, units in deal_units.items():
             period_left[cells[i].period] -= units
+        order = curves[np.argsort(channel[curves], kind="stable")]
+        starts = np.searchsorted(channel[order], np.arange(channels + 1))
+        for c in range(channels):
+            mine = order[starts[c]:starts[c + 1]].tolist()
+            caps = [period_left[cells[i].period] for i in mine]
+            for i, units in zip(mine, largest_remainder(wanted_units[mine].tolist(), totals[c],
+                                                        [0] * len(mine), caps)):
+                cell_units[i] = units
+                period_left[cells[i].period] -= units
     for i, units in deal_units.items():
         cell_units[i] = units
 
     unit = quantum(problem.decimals)
-    as_money = [Decimal(u) * unit for u in cell_units]
-    channels = [Decimal(0) * unit] * len(problem.channels)
-    periods = [Decimal(0) * unit] * len(model.periods)
-    for cell, amount in zip(cells, as_money):
-        channels[cell.channel] += amount
-        periods[cell.period] += amount
-    return Rounded(as_money, channels, periods)
+    return Rounded(
+        cells=[Decimal(u) * unit for u in cell_units.tolist()],
+        channels=[Decimal(u) * unit for u in
+                  np.bincount(channel, weights=cell_units, minlength=channels).astype(np.int64).tolist()],
+        periods=[Decimal(u) * unit for u in
+                 np.bincount(period, weights=cell_units, minlength=len(model.periods))
+                 .astype(np.int64).tolist()],
+        units=cell_units)
 
 
 def largest_remainder(values: list[float], target: int, low: list[int],
@@ -94,6 +106,35 @@ def largest_remainder(values: list[float], target: int, low: list[int],
         if missing < 0 and floors[i] - 1 >= low[i]:
             floors[i] -= 1
             missing += 1
+    return floors
+
+
+def _largest_remainder_by(group: npt.NDArray[np.intp], values: Floats,
+                          totals: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """`largest_remainder` within each group at once, with no bounds but 0: per group, the
+    floors plus a unit more for the largest fractional parts (a unit less for the smallest)."""
+    floors = np.floor(values + 1e-6).astype(np.int64)
+    missing = totals - np.bincount(group, weights=floors, minlength=len(totals)).astype(np.int64)
+    counts = np.bincount(group, minlength=len(totals))
+    # Every member gets the whole rounds of missing units; the rest goes by remainder.
+    rounds = np.where(counts > 0, np.maximum(missing, 0) // np.maximum(counts, 1), 0)
+    floors += rounds[group]
+    missing -= rounds * counts
+    order = np.lexsort((-(values - floors), group))
+    rank = np.empty(len(values), dtype=np.int64)
+    starts = np.cumsum(counts) - counts
+    rank[order] = np.arange(len(values)) - starts[group[order]]
+    floors += rank < missing[group]
+    # Surplus units come off the smallest fractional parts of members that have one to give.
+    surplus = np.maximum(-missing, 0)
+    if surplus.any():
+        giving = floors[order] >= 1
+        givers: npt.NDArray[np.int64] = np.r_[0, np.cumsum(giving)]
+        owner = group[order]
+        # Among its group's givers, in falling remainder: its position and how many there are.
+        position = givers[:-1] - givers[starts][owner]
+        count = (givers[starts + counts] - givers[starts])[owner]
+        floors[order] -= giving & (position >= count - surplus[owner])
     return floors
 
 

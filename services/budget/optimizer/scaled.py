@@ -138,6 +138,7 @@ class ScaledProblem:
     def true_returns(self, cells: list[Cell], spend: Floats) -> Floats:
         """Per cell, the return of `spend` on the channel's true curve for its period, scaled."""
         values = np.zeros(len(cells))
+        weights, shares = _column(cells, "weight"), _column(cells, "share")
         for c, mine in _by_channel(cells):
             response = self.problem.channels[c].response
             x = spend[mine]
@@ -145,19 +146,19 @@ class ScaledProblem:
                 values[mine] = np.array([cells[i].deal[1] if cells[i].deal else 0.0
                                          for i in mine]) * (x > EPS)
                 continue
-            weight, share = _column(cells, mine, "weight"), _column(cells, mine, "share")
+            weight, share = weights[mine], shares[mine]
             values[mine] = weight * share * self._curve(response, x / share)
         return values
 
     def true_slopes(self, cells: list[Cell], spend: Floats) -> Floats:
         """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""
         slopes = np.full(len(cells), np.nan)
+        weights, shares = _column(cells, "weight"), _column(cells, "share")
         for c, mine in _by_channel(cells):
             response = self.problem.channels[c].response
             if isinstance(response, Deal):
                 continue
-            weight, share = _column(cells, mine, "weight"), _column(cells, mine, "share")
-            slopes[mine] = weight * self._curve_slope(response, spend[mine] / share)
+            slopes[mine] = weights[mine] * self._curve_slope(response, spend[mine] / shares[mine])
         return slopes
 
     def _curve(self, response: Linear | Points | Hill, x: Floats) -> Floats:
@@ -209,5 +210,6 @@ def _by_channel(cells: list[Cell]) -> list[tuple[int, Indices]]:
     return [(int(channel[a]), np.arange(a, b)) for a, b in zip(starts, ends)]
 
 
-def _column(cells: list[Cell], mine: Indices, name: str) -> Floats:
-    return np.array([getattr(cells[i], name) for i in mine], dtype=float)
+def _column(cells: list[Cell], name: str) -> Floats:
+    """One float field of every cell, as an array."""
+    return np.fromiter((getattr(cell, name) for cell in cells), dtype=float, count=len(cells))
