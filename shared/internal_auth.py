@@ -26,11 +26,11 @@ import httpx
 from anyio import to_thread
 from fastapi import Depends, Request
 from sqlalchemy import BigInteger, Column, Engine, MetaData, String, Table, delete, insert
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import write_engine
-from shared.errors import Forbidden, Unauthorized, problem_response
+from shared.errors import Forbidden, ServiceUnavailable, Unauthorized, problem_response
 
 Role = Literal["admin", "planner", "finance", "viewer"]
 ROLES: tuple[str, ...] = get_args(Role)
@@ -214,10 +214,15 @@ class InternalAuthMiddleware:
             credential = self._verify(scope, target, body, headers)
             if self.nonces is not None and scope["method"] not in SAFE_METHODS:
                 engine = scope["app"].state.engine
-                if not await to_thread.run_sync(self.nonces.claim, engine, credential):
+                try:
+                    fresh = await to_thread.run_sync(self.nonces.claim, engine, credential)
+                except SQLAlchemyError:
+                    raise ServiceUnavailable("The service's database is not reachable; try "
+                                             "again shortly.", headers={"Retry-After": "5"}) from None
+                if not fresh:
                     raise Unauthorized("This internal credential was already used; every call "
                                        "needs a new one. Send the request through the gateway.")
-        except Unauthorized as problem:
+        except (Unauthorized, ServiceUnavailable) as problem:
             await problem_response(problem)(scope, receive, send)
             return
 

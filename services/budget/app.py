@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.budget import jobs
 from services.budget.api import router
 from services.budget.config import BudgetSettings
+from services.budget.ledger.tables import internal_nonce
 from services.budget.propagation import BudgetConsumer
 from shared.client import ServiceClient
 from shared.jobs import JobRunner
@@ -64,4 +65,5 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     return create_service_app(name="budget", settings=settings, migrations=MIGRATIONS,
                               description="Budgets, channels, the allocation optimizer, the "
                                           "emergency reserve and actuals.",
-                              routers=(router, jobs.JOBS.router()), resources=resources)
+                              nonces=internal_nonce, routers=(router, jobs.JOBS.router()),
+                              resources=resources)

@@ -8,7 +8,7 @@ from services.budget.app import create_app
 from services.budget.config import BudgetSettings
 from shared.errors import PROBLEM_MEDIA_TYPE
 from tests.budget.conftest import BUDGET, CHANNELS
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, signed_as
 from tests.postgres import free_port
 
 
@@ -196,6 +196,6 @@ def test_an_unreachable_calendar_is_a_503_and_nothing_is_stored(api):
     with TestClient(create_app(settings)) as client:
         response = client.post("/api/v1/budget/budgets", json=BUDGET | {
             "department": department, "campaign_ids": [api.campaign_id]},
-            headers=signed_headers("POST", "/api/v1/budget/budgets"))
+            auth=signed_as())
     assert response.status_code == 503 and "calendar" in response.json()["detail"]
     assert api.ok(api.get("/budgets", params={"department": department}))["items"] == []

@@ -10,7 +10,7 @@ from sqlalchemy import update
 from services.budget.ledger.tables import event_consumer
 from tests.budget.conftest import CHANNELS, read_csv
 from tests.budget.test_propagation import consumer, database
-from tests.conftest import signed_headers
+from tests.conftest import signed_as
 
 # 2027-01-04 (Monday) to 2027-05-21 (Friday): 20 weeks, 100 working days.
 FISCAL = {"start_date": "2027-01-04", "end_date": "2027-05-21"}
@@ -190,8 +190,8 @@ def test_a_campaign_the_calendar_deletes_is_dropped_with_its_funding(api):
     api.ok(put(api, budget["id"], campaign["id"], {"lines": lines(channels, social="1000")}), 201)
     version = api.calendar("GET", f"/campaigns/{campaign['id']}")["version"]
     path = f"/api/v1/calendar/campaigns/{campaign['id']}"
-    deleted = httpx.delete(api.calendar_url + path, headers=signed_headers("DELETE", path)
-                           | {"If-Match": f'"{version}"'})
+    deleted = httpx.delete(api.calendar_url + path, auth=signed_as(),
+                           headers={"If-Match": f'"{version}"'})
     assert deleted.status_code == 204, deleted.text
     consumer(api).poll_once()
     assert api.get(f"/budgets/{budget['id']}/campaigns/{campaign['id']}").status_code == 404

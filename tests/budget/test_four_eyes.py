@@ -10,7 +10,7 @@ import pytest
 from services.budget.app import create_app
 from services.budget.config import BudgetSettings
 from tests.budget.conftest import CHANNELS, PREFIX
-from tests.conftest import TEST_SECRET, ThreadedServer, signed_headers
+from tests.conftest import TEST_SECRET, ThreadedServer, signed_as
 
 ANA, BEN, CARA = "key:ana", "key:ben", "key:cara"
 
@@ -18,8 +18,7 @@ ANA, BEN, CARA = "key:ana", "key:ben", "key:cara"
 def call(api, method: str, path: str, body=None, *, principal: str = ANA,
          role: str = "planner") -> httpx.Response:
     full = PREFIX + path
-    return api.client.request(method, full, json=body, headers=signed_headers(
-        method, full, role=role, principal=principal))
+    return api.client.request(method, full, json=body, auth=signed_as(role, principal))
 
 
 def test_a_draw_above_the_threshold_waits_for_another_key_holder(api):
@@ -114,8 +113,8 @@ def test_concurrent_pending_draws_never_hold_more_than_the_reserve(api, server):
 
     def draw(i: int) -> httpx.Response:
         body = {"amount": "150", "reason": f"draw {i}", "campaign_id": api.campaign_id}
-        headers = signed_headers("POST", path) | {"Idempotency-Key": uuid.uuid4().hex}
-        return httpx.post(server.url + path, json=body, headers=headers, timeout=60)
+        return httpx.post(server.url + path, json=body, auth=signed_as(),
+                          headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=60)
 
     with ThreadPoolExecutor(20) as pool:
         statuses = sorted(r.status_code for r in pool.map(draw, range(20)))

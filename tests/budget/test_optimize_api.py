@@ -1,14 +1,16 @@
 """`POST /api/v1/budget/optimize` on the budget service (the optimizer stores nothing, so
-SQLite is enough; the gateway path is covered end to end in tests/e2e)."""
+SQLite is enough — migrated, since every write call records its credential's nonce; the
+gateway path is covered end to end in tests/e2e)."""
 from decimal import Decimal
 
 import pytest
 from fastapi.testclient import TestClient
 
-from services.budget.app import create_app
+from services.budget.app import MIGRATIONS, create_app
 from services.budget.config import BudgetSettings
+from shared import migrations
 from shared.errors import PROBLEM_MEDIA_TYPE
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, signed_as
 
 PATH = "/api/v1/budget/optimize"
 
@@ -28,14 +30,16 @@ EXAMPLE = {
 
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
-    settings = BudgetSettings(database_url=f"sqlite:///{tmp_path_factory.mktemp('budget')}/b.db",
-                              internal_secret=TEST_SECRET, solver_workers=1)
+    url = f"sqlite:///{tmp_path_factory.mktemp('budget')}/b.db"
+    migrations.upgrade(MIGRATIONS, url)
+    settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
+                              events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:
         yield client
 
 
 def post(client, body, role="planner"):
-    return client.post(PATH, json=body, headers=signed_headers("POST", PATH, role=role))
+    return client.post(PATH, json=body, auth=signed_as(role))
 
 
 def test_optimize_answers_the_issue_example(client):

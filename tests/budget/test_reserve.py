@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 from services.budget.app import create_app
 from services.budget.config import BudgetSettings
 from tests.budget.conftest import CHANNELS, PREFIX
-from tests.conftest import TEST_SECRET, ThreadedServer, signed_headers
+from tests.conftest import TEST_SECRET, ThreadedServer, signed_as
 
 
 def test_a_draw_grows_the_current_plans_channel_and_shrinks_the_reserve(api):
@@ -120,8 +120,8 @@ def test_fifty_concurrent_draws_never_overdraw_the_reserve(api, server):
     def draw(i: int) -> httpx.Response:
         body = {"amount": str(amounts[i]), "reason": f"draw {i}",
                 "channel_id": channels[names[i % 2]]["id"]}
-        headers = signed_headers("POST", path) | {"Idempotency-Key": uuid.uuid4().hex}
-        return httpx.post(server.url + path, json=body, headers=headers, timeout=60)
+        return httpx.post(server.url + path, json=body, auth=signed_as(),
+                          headers={"Idempotency-Key": uuid.uuid4().hex}, timeout=60)
 
     with ThreadPoolExecutor(50) as pool:
         responses = list(pool.map(draw, range(50)))

@@ -2,7 +2,7 @@
 import pytest
 from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
-from sqlalchemy import MetaData, func, select
+from sqlalchemy import MetaData, create_engine, func, select
 
 from shared.db import create_db_engine
 from shared.errors import Unauthorized, install_error_handlers
@@ -167,3 +167,23 @@ def test_a_call_without_credential_is_401(two_processes):
     response = TestClient(two_processes[0]).post("/api/v1/budget/draws", json={})
     assert response.status_code == 401
     assert two_processes[0].state.writes == []
+
+
+def test_a_write_whose_nonce_cannot_be_recorded_is_a_503_not_a_500(tmp_path):
+    """The nonce table missing (an unmigrated database) or out of reach: the service says it
+    is unavailable, and the write is not done."""
+    app = FastAPI()
+    app.state.engine = create_engine(f"sqlite:///{tmp_path}/empty.db")
+    app.add_middleware(InternalAuthMiddleware, secret=b"s" * 32, nonces=nonce_table(MetaData()))
+    done = []
+
+    @app.post("/api/v1/x/things")
+    def create() -> dict:
+        done.append(1)
+        return {}
+
+    with TestClient(app) as client:
+        response = client.post("/api/v1/x/things", json={},
+                               auth=InternalAuth(b"s" * 32, Caller("key:a", "admin")))
+    assert response.status_code == 503 and response.headers["retry-after"] == "5"
+    assert done == []
