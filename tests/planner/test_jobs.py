@@ -11,9 +11,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench.workloads import planted
+from services.planner import jobs
 from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
 from shared import migrations
+from shared.internal_auth import Caller
+from shared.jobs import JobCancelled, JobContext
+from shared.workers import Cancelled
 from tests.conftest import TEST_SECRET
 from tests.planner.conftest import EXAMPLE, Api, check_schedule
 
@@ -217,3 +221,25 @@ def test_a_restarted_service_runs_the_jobs_left_queued(api, request, tmp_path):
             job, _ = follow(second, job_id)
             assert job["status"] == "succeeded", job
             assert job["result"]["objective"]["weighted_lateness_days"] == 0
+
+
+def context() -> JobContext:
+    return JobContext(job_id="job_1", kind=jobs.SOLVE, caller=Caller("key:test", "planner"),
+                      body=None, params={}, idempotency=None)
+
+
+def test_a_job_shows_the_searchs_figures_and_a_stop_without_an_answer_is_a_cancel():
+    job = context()
+    # The engine's whole `Progress`, as the pool relays it: the job keeps its own clock.
+    jobs._progress(job)({"elapsed_seconds": 7.5, "incumbent": 4, "bound": 1, "gap": 0.75})
+    snapshot = job.snapshot()
+    assert snapshot["elapsed_seconds"] < 7.5
+    assert {k: v for k, v in snapshot.items() if k != "elapsed_seconds"} == \
+        {"incumbent": 4.0, "bound": 1.0, "gap": 0.75}
+
+    def stopped(_: JobContext) -> None:
+        raise Cancelled("stopped 1 s after its cancel")
+    with pytest.raises(JobCancelled):
+        jobs._stoppable(stopped)(job)
+    # A search stopped with a schedule answers it: the runner keeps it as the result.
+    assert jobs._stoppable(lambda _: "best so far")(job) == "best so far"
