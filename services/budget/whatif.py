@@ -75,8 +75,7 @@ class DealResponse(StrictModel):
 
 Response = Annotated[LinearResponse | PointsResponse | HillResponse | DealResponse,
                      Field(discriminator="type")]
-# mypy reads an Annotated union as a value here; pydantic takes it as the type it is.
-_RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)  # type: ignore[arg-type]
+_RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
 
 
 class OptimizationChannel(StrictModel):
