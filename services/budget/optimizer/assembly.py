@@ -7,13 +7,13 @@ import numpy as np
 from services.budget.optimizer.answer import Allocation, ChannelAllocation, PeriodAllocation
 from services.budget.optimizer.problem import Channel
 from services.budget.optimizer.rounding import Rounded, round_allocation
-from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
 RATIO_PLACES = Decimal("0.000001")
 
 
-def approximation_error(model: ScaledProblem, cells: list[Cell], solution: Solution) -> float:
+def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
     """Bound how far the true optimum can lie above the plan, relative to the plan's return.
 
     No plan's true return exceeds the model's by more than the sum of each curve's largest rise
@@ -21,13 +21,15 @@ def approximation_error(model: ScaledProblem, cells: list[Cell], solution: Solut
     so true optimum − this plan's true return ≤ model optimum − true return + Σ rises.
     """
     true = float(model.true_returns(cells, solution.spend).sum())
-    rises = sum(cell.weight * cell.segments.error for cell in cells if cell.segments is not None)
+    errors = np.fromiter((0.0 if cell.segments is None else cell.segments.error for cell in cells),
+                         dtype=float, count=len(cells))
+    rises = float(cells.weight @ errors)
     model_optimum = solution.model_return * (1 + (solution.gap or 0.0))
     bound = max(model_optimum - true + rises, 0.0)
     return bound / true if true > EPS else (0.0 if bound <= EPS else math.inf)
 
 
-def allocation(model: ScaledProblem, cells: list[Cell], solution: Solution, error: float,
+def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: float,
                seconds: float) -> Allocation:
     """Round the solution to the minor unit and describe it: per channel and period amounts and
     true returns, marginal ROIs, the binding constraints."""
@@ -36,8 +38,7 @@ def allocation(model: ScaledProblem, cells: list[Cell], solution: Solution, erro
     scale = 10 ** problem.decimals
     rounded = round_allocation(model, cells, solution.spend)
     amounts = rounded.units / (model.unit * scale)
-    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
-    period = np.fromiter((cell.period for cell in cells), dtype=np.intp, count=len(cells))
+    channel, period = cells.channel, cells.period
     # Returns in whole minor units, half to even, so that a channel's is its periods' sum.
     earned_units = np.rint(model.true_returns(cells, amounts) * model.unit * scale).astype(np.int64)
     earned = [Decimal(u) * unit for u in earned_units.tolist()]

@@ -18,6 +18,9 @@ Floats = npt.NDArray[np.float64]
 _SAMPLE_SAFETY = 1.02
 _SAMPLES = np.linspace(0.0, 1.0, 33)[1:-1]
 _MAX_SEGMENTS = 4000
+# Where a Hill curve's density is sampled, as fractions of its domain: dense near zero (on a
+# log scale, where alpha < 1 is steepest) and evenly along the rest; made once for every curve.
+_GRID = np.unique(np.concatenate([np.geomspace(1e-9, 1.0, 3000), np.linspace(0.0, 1.0, 1000)[1:]]))
 
 
 @dataclass(frozen=True)
@@ -124,8 +127,7 @@ def hill_segments(beta: float, k: float, alpha: float, upper: float, tolerance: 
     zero (alpha < 1) and around the bend, sparse on the saturated tail. Any piece whose sampled
     error still exceeds the tolerance is split until it does not.
     """
-    grid = np.unique(np.concatenate([np.geomspace(upper * 1e-9, upper, 3000),
-                                     np.linspace(0.0, upper, 1000)[1:]]))
+    grid = _GRID * upper
     density = np.sqrt(_hill_curvature(grid, beta, k, alpha))
     grid, density = np.concatenate([[0.0], grid]), np.concatenate([[density[0]], density])
     mass = np.concatenate([[0.0], np.cumsum(np.diff(grid) * (density[1:] + density[:-1]) / 2)])

@@ -21,7 +21,7 @@ import pulp
 
 from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.problem import Deal
-from services.budget.optimizer.scaled import Cell, ScaledProblem
+from services.budget.optimizer.scaled import Cells, ScaledProblem
 
 Indices = npt.NDArray[np.intp]
 
@@ -76,7 +76,7 @@ class Formulation:
     def row_index(self, name: str) -> int:
         return self.row_names.index(name)
 
-    def columns_for(self, cells: list[Cell], spend: Floats) -> Floats:
+    def columns_for(self, cells: Cells, spend: Floats) -> Floats:
         """Column values that spend `spend` per cell: each curve's segments filled in order,
         gates open up to the last full segment, a deal bought when fully paid, `used` where its
         channel spends. The plan a warm start repairs a relaxation's answer to."""
@@ -164,7 +164,7 @@ class _Columns:
         return np.concatenate([b[key] for b in self.blocks]) if self.blocks else np.zeros(0)
 
 
-def formulate(model: ScaledProblem, cells: list[Cell], *, exact: Collection[int] | None = None,
+def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | None = None,
               elastic: bool = False) -> Formulation:
     """The whole model. `exact`: the cells modelled exactly (None: every cell); the others by
     their concave envelope."""

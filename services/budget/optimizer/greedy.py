@@ -13,13 +13,13 @@ import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.curves import Floats, Segments
-from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
 
 Indices = npt.NDArray[np.intp]
 Flags = npt.NDArray[np.bool_]
 
 
-def applies(model: ScaledProblem, cells: list[Cell]) -> bool:
+def applies(model: ScaledProblem, cells: Cells) -> bool:
     """Whether the greedy is exact for this problem (else the MILP solves it)."""
     problem = model.problem
     return (problem.objective in ("max_return", "max_profit")
@@ -31,7 +31,7 @@ def applies(model: ScaledProblem, cells: list[Cell]) -> bool:
             and sum(model.lower) <= model.budget + EPS)
 
 
-def solve(model: ScaledProblem, cells: list[Cell]) -> Solution:
+def solve(model: ScaledProblem, cells: Cells) -> Solution:
     """Fill segments by falling slope: floors first, then caps and the budget (see `applies`)."""
     slopes, lengths, cell_of, channel = _flatten(model, cells)
     channels = len(model.lower)
@@ -67,15 +67,14 @@ def solve(model: ScaledProblem, cells: list[Cell]) -> Solution:
                     marginal_value=marginal, model_return=float(fill @ slopes))
 
 
-def _flatten(model: ScaledProblem, cells: list[Cell]) -> tuple[Floats, Floats, Indices, Indices]:
+def _flatten(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats, Indices, Indices]:
     """Every cell's segments in one array (slopes weighted, lengths, their cell and channel),
     cell by cell. A channel's periods share one `Segments` (the curve cache), so each is read
     once and repeated, not concatenated cell by cell."""
     ids = np.fromiter((id(cell.segments) for cell in cells), dtype=np.int64, count=len(cells))
     _, first_cell, base_of = np.unique(ids, return_index=True, return_inverse=True)
     bases = [_segments(cells[i]) for i in first_cell]
-    weight = np.fromiter((cell.weight for cell in cells), dtype=float, count=len(cells))
-    cell_channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
+    weight, cell_channel = cells.weight, cells.channel
     if not bases:
         empty = np.zeros(0)
         return empty, empty, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)

@@ -5,7 +5,7 @@ import time
 from services.budget.optimizer.answer import Conflict
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.scaled import Cell, ScaledProblem
+from services.budget.optimizer.scaled import Cells, ScaledProblem
 from shared.money import quantum
 
 # Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
@@ -24,7 +24,7 @@ ADVICE = {
 }
 
 
-def conflicts(model: ScaledProblem, cells: list[Cell], deadline: float) -> list[Conflict]:
+def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """Name the constraints to relax, and by how much, with an elastic version of the model:
     every constraint of the request gets a penalised slack, and the least total slack is the
     smallest change that makes the request feasible."""

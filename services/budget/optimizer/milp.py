@@ -25,7 +25,7 @@ from services.budget.optimizer.backends import MIP_GAP, Run, relax_then_fix, run
 from services.budget.optimizer.curves import Floats, Segments, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
-from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 Gating = Literal["tangent", "full"]
 # Called with (incumbent, bound) of the objective, scaled, as they improve.
@@ -34,7 +34,7 @@ Report = Callable[[float, float | None], None]
 DUAL_SECONDS, DUAL_SHARE = 0.2, 0.25
 
 
-def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
+def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                gating: Gating = "tangent", warm_start: bool = True,
                report: Report | None = None) -> Solution:
     """The MILP's plan by `deadline` (a `time.perf_counter()` instant), or `Infeasible` naming
@@ -103,7 +103,7 @@ def solve_milp(model: ScaledProblem, cells: list[Cell], deadline: float, *,
     return _solution(model, cells, None, None, best, bound, report, deadline)
 
 
-def _envelopes(cells: list[Cell]) -> list[Cell]:
+def _envelopes(cells: Cells) -> Cells:
     """`cells` with every non-concave curve replaced by its envelope (once per curve)."""
     made: dict[int, Segments] = {}
     hulls = []
@@ -114,10 +114,10 @@ def _envelopes(cells: list[Cell]) -> list[Cell]:
                 made[id(seg)] = envelope(seg)
             cell = replace(cell, segments=made[id(seg)])
         hulls.append(cell)
-    return hulls
+    return Cells(hulls)
 
 
-def _off_stretches(cells: list[Cell], spend: Floats) -> Floats:
+def _off_stretches(cells: Cells, spend: Floats) -> Floats:
     """`spend` with each cell inside a non-concave stretch moved down to the stretch's start
     (it spends less, so every budget and cap still holds)."""
     moved = spend.copy()
@@ -129,7 +129,7 @@ def _off_stretches(cells: list[Cell], spend: Floats) -> Floats:
     return moved
 
 
-def _rounded(form: Formulation, cells: list[Cell], x: Floats) -> Floats:
+def _rounded(form: Formulation, cells: Cells, x: Floats) -> Floats:
     """The relaxation's binaries rounded: each deal bought in the period where it is most
     bought, if at least half; a "min if used" channel used if at least half."""
     rounded = x.copy()
@@ -155,7 +155,7 @@ def _left(deadline: float) -> float:
     return deadline - time.perf_counter()
 
 
-def _check(run: Run, model: ScaledProblem, cells: list[Cell], deadline: float) -> None:
+def _check(run: Run, model: ScaledProblem, cells: Cells, deadline: float) -> None:
     if run.status == "infeasible":
         raise Infeasible(conflicts(model, cells, deadline))
 
@@ -178,7 +178,7 @@ def _tighter(bound: float | None, new: float | None, reached: float,
     return min(bound, new) if maximise else max(bound, new)
 
 
-def _improving(model: ScaledProblem, cells: list[Cell], form: Formulation,
+def _improving(model: ScaledProblem, cells: Cells, form: Formulation,
                report: Report) -> Callable[[Floats, float], None]:
     """HiGHS's improving solutions as reports, each scored on the curves (an envelope's own
     objective overstates a plan inside a non-concave stretch)."""
@@ -187,7 +187,7 @@ def _improving(model: ScaledProblem, cells: list[Cell], form: Formulation,
     return on_improve
 
 
-def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None, run: Run | None,
+def _solution(model: ScaledProblem, cells: Cells, form: Formulation | None, run: Run | None,
               best: tuple[Floats, float], bound: float | None, report: Report | None,
               deadline: float, marginal: float | None = None) -> Solution:
     """The best plan with its gap to the bound; proven `optimal` only when the last model was
@@ -203,7 +203,7 @@ def _solution(model: ScaledProblem, cells: list[Cell], form: Formulation | None,
                     float(model_values(cells, spend).sum()))
 
 
-def _objective(model: ScaledProblem, cells: list[Cell], spend: Floats) -> float:
+def _objective(model: ScaledProblem, cells: Cells, spend: Floats) -> float:
     """The request's objective for `spend` on the piecewise-linear curves."""
     earned, paid = float(model_values(cells, spend).sum()), float(spend.sum())
     objective = model.problem.objective
@@ -214,7 +214,7 @@ def _objective(model: ScaledProblem, cells: list[Cell], spend: Floats) -> float:
     return earned - SPEND_TIE_BREAK * paid
 
 
-def model_values(cells: list[Cell], spend: Floats) -> Floats:
+def model_values(cells: Cells, spend: Floats) -> Floats:
     """Per cell, the piecewise-linear model's return at `spend` (segments filled in order,
     whatever the solver's split among equal-valued segments)."""
     values = np.zeros(len(cells))
@@ -232,7 +232,7 @@ def model_values(cells: list[Cell], spend: Floats) -> Floats:
     return values
 
 
-def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) -> list[int]:
+def _inside_envelope(cells: Cells, spend: Floats, exact: frozenset[int]) -> list[int]:
     """The cells modelled by their envelope whose spend lies strictly inside a stretch where
     the curve is below the envelope: there the envelope overstates the return."""
     loose = []
@@ -249,7 +249,7 @@ def _inside_envelope(cells: list[Cell], spend: Floats, exact: frozenset[int]) ->
 
 
 def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,
-                 cells: list[Cell]) -> float | None:
+                 cells: Cells) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed (given at
     most a share of the time left: it is worth less than keeping the limit)."""
     duals = None if run is None else run.row_dual
@@ -267,7 +267,7 @@ def _dual(form: Formulation, duals: Floats | None) -> float | None:
     return None if duals is None else abs(float(duals[form.row_index("budget")]))
 
 
-def _solve_cbc(model: ScaledProblem, cells: list[Cell], deadline: float) -> Solution:
+def _solve_cbc(model: ScaledProblem, cells: Cells, deadline: float) -> Solution:
     """CBC on the fully gated model (it takes PuLP's model; the shadow price from HiGHS)."""
     form = formulate(model, cells)
     run = run_cbc(form, _left(deadline))

@@ -12,7 +12,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.scaled import EPS, Cell, ScaledProblem
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
 
@@ -24,21 +24,20 @@ class Rounded:
     units: npt.NDArray[np.int64]       # the cells' amounts in minor units
 
 
-def round_allocation(model: ScaledProblem, cells: list[Cell], spend: Floats) -> Rounded:
+def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Rounded:
     """Per cell, channel and period: the plan in whole minor units, adding up exactly."""
     problem = model.problem
     scale = 10 ** problem.decimals
     to_units = model.unit * scale
     available = int(model.available * scale)
     channels = len(problem.channels)
-    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
-    period = np.fromiter((cell.period for cell in cells), dtype=np.intp, count=len(cells))
-    is_deal = np.fromiter((cell.deal is not None for cell in cells), dtype=bool, count=len(cells))
+    channel, period, is_deal = cells.channel, cells.period, cells.is_deal
     wanted_units = np.where(is_deal, 0.0, np.maximum(spend, 0.0) * to_units)
 
     # A deal counts as bought above EPS of scaled spend.
     deal_units = {i: _units(deal[0] * model.unit, scale) if spend[i] > EPS else 0
-                  for i, deal in enumerate(cell.deal for cell in cells) if deal is not None}
+                  for i in np.flatnonzero(is_deal).tolist()
+                  if (deal := cells[i].deal) is not None}
     wanted = np.bincount(channel, weights=wanted_units, minlength=channels).tolist()
     low = [_low(model, c, wanted[c], scale) for c in range(channels)]
     high: list[float] = [_high(model, c, scale) for c in range(channels)]

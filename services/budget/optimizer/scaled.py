@@ -4,6 +4,7 @@ import math
 import time
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from functools import cached_property
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +40,31 @@ class Cell:
     segments: Segments | None          # None for a deal
     deal: tuple[float, float] | None   # (cost, value), scaled
     share: float = 1.0                 # the period's share of the horizon
+
+
+class Cells(list[Cell]):
+    """The cells of a problem, built once and never changed, with their fields as arrays (read
+    once, when first asked for), so that the steps after the solve work on arrays."""
+
+    @cached_property
+    def channel(self) -> Indices:
+        return np.fromiter((cell.channel for cell in self), dtype=np.intp, count=len(self))
+
+    @cached_property
+    def period(self) -> Indices:
+        return np.fromiter((cell.period for cell in self), dtype=np.intp, count=len(self))
+
+    @cached_property
+    def weight(self) -> Floats:
+        return np.fromiter((cell.weight for cell in self), dtype=float, count=len(self))
+
+    @cached_property
+    def share(self) -> Floats:
+        return np.fromiter((cell.share for cell in self), dtype=float, count=len(self))
+
+    @cached_property
+    def is_deal(self) -> npt.NDArray[np.bool_]:
+        return np.fromiter((cell.deal is not None for cell in self), dtype=bool, count=len(self))
 
 
 @dataclass
@@ -90,11 +116,11 @@ class ScaledProblem:
             upper.append(high)
         return lower, upper
 
-    def cells(self, tolerance: float, deadline: float = math.inf) -> list[Cell]:
+    def cells(self, tolerance: float, deadline: float = math.inf) -> Cells:
         """Every (channel, period) where money may go, channel by channel, its curve within
         `tolerance` (of the curve's value at its cap) of its segments; `SolveTimeout` past
         `deadline` (a `time.perf_counter()` instant)."""
-        cells = []
+        cells = Cells()
         caps = [self.optional_money(period.cap) for period in self.periods]
         for c, channel in enumerate(self.problem.channels):
             if time.perf_counter() > deadline:
@@ -135,10 +161,10 @@ class ScaledProblem:
                 base, lengths=base.lengths * share, error=base.error * share)
         return self._cache[key]
 
-    def true_returns(self, cells: list[Cell], spend: Floats) -> Floats:
+    def true_returns(self, cells: Cells, spend: Floats) -> Floats:
         """Per cell, the return of `spend` on the channel's true curve for its period, scaled."""
         values = np.zeros(len(cells))
-        weights, shares = _column(cells, "weight"), _column(cells, "share")
+        weights, shares = cells.weight, cells.share
         for c, mine in _by_channel(cells):
             response = self.problem.channels[c].response
             x = spend[mine]
@@ -150,10 +176,10 @@ class ScaledProblem:
             values[mine] = weight * share * self._curve(response, x / share)
         return values
 
-    def true_slopes(self, cells: list[Cell], spend: Floats) -> Floats:
+    def true_slopes(self, cells: Cells, spend: Floats) -> Floats:
         """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""
         slopes = np.full(len(cells), np.nan)
-        weights, shares = _column(cells, "weight"), _column(cells, "share")
+        weights, shares = cells.weight, cells.share
         for c, mine in _by_channel(cells):
             response = self.problem.channels[c].response
             if isinstance(response, Deal):
@@ -201,15 +227,10 @@ def _shares(periods: tuple[Period, ...]) -> list[float]:
     return [share / sum(given) for share in given]
 
 
-def _by_channel(cells: list[Cell]) -> list[tuple[int, Indices]]:
+def _by_channel(cells: Cells) -> list[tuple[int, Indices]]:
     """The cells' indices grouped by channel (cells come channel by channel)."""
-    channel = np.fromiter((cell.channel for cell in cells), dtype=np.intp, count=len(cells))
+    channel = cells.channel
     starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(cells) else \
         np.zeros(0, dtype=np.intp)
     ends = np.r_[starts[1:], len(cells)]
     return [(int(channel[a]), np.arange(a, b)) for a, b in zip(starts, ends)]
-
-
-def _column(cells: list[Cell], name: str) -> Floats:
-    """One float field of every cell, as an array."""
-    return np.fromiter((getattr(cell, name) for cell in cells), dtype=float, count=len(cells))

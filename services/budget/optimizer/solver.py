@@ -9,7 +9,7 @@ from services.budget.optimizer.greedy import applies as greedy_applies
 from services.budget.optimizer.greedy import solve as solve_greedy
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
-from services.budget.optimizer.scaled import Cell, ScaledProblem, Solution
+from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
 TARGET_ERROR = 1e-3
@@ -44,7 +44,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                               gap, round(time.perf_counter() - started, 4)))
 
     tolerance = FIRST_TOLERANCE
-    best: tuple[list[Cell], Solution, float] | None = None
+    best: tuple[Cells, Solution, float] | None = None
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline)
