@@ -1,6 +1,7 @@
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 
 from services.planner import campaign_plans, overview, resources, schedules, solving, tasks
 from services.planner.config import PlannerSettings
@@ -13,6 +14,8 @@ from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.jobs import ASYNC_RESPONSES, PreferAsyncDep
+from shared.pagination import CursorQuery, LimitQuery, Page
+from shared.types import Identifier
 from shared.versioning import version_etag
 from shared.workers import WorkerPool
 
@@ -116,14 +119,20 @@ def create_task(body: tasks.TaskCreate, session: WriteSessionDep, idempotency: I
     return tasks.create_task(session=session, idempotency=idempotency, task_in=body)
 
 
+# Typed like the calendar's ids, so a malformed one is this request's 422, not the calendar's.
+CampaignId = Annotated[Identifier, Path()]
+CampaignFilter = Annotated[Identifier | None, Query(description="Only this campaign's.")]
+
+
 @router.get("/tasks", response_model=list[tasks.TaskPublic])
-def read_tasks(session: SessionDep, campaign_id: str | None = None) -> list[tasks.TaskPublic]:
+def read_tasks(session: SessionDep,
+               campaign_id: CampaignFilter = None) -> list[tasks.TaskPublic]:
     """List tasks, optionally of one campaign."""
     return tasks.list_tasks(session=session, campaign_id=campaign_id)
 
 
 @router.post("/campaigns/{campaign_id}/tasks", response_model=list[tasks.TaskPublic])
-def generate_tasks(campaign_id: str, session: WriteSessionDep, calendar: CalendarDep,
+def generate_tasks(campaign_id: CampaignId, session: WriteSessionDep, calendar: CalendarDep,
                    caller: PlannerDep) -> list[tasks.TaskPublic]:
     """Make or refresh a campaign's tasks from its milestones (read from the calendar service)
     and the task templates; running it again after milestones moved updates the tasks."""
@@ -166,7 +175,7 @@ def replan_schedule(schedule_id: str, body: schedules.ReplanCreate, session: Wri
 
 
 @router.get("/campaigns/{campaign_id}/overview", response_model=overview.CampaignOverview)
-def read_campaign_overview(campaign_id: str, session: SessionDep, calendar: CalendarDep,
+def read_campaign_overview(campaign_id: CampaignId, session: SessionDep, calendar: CalendarDep,
                            budget: BudgetDep, settings: SettingsDep) -> overview.CampaignOverview:
     """Show a campaign's dates (calendar), money (budget) and work (its tasks in their newest
     schedule) in one answer; a service that cannot answer in time is listed in `partial`."""
@@ -208,3 +217,62 @@ def create_campaign_plan(body: campaign_plans.CampaignPlanCreate, response: Resp
 def read_sync(consumer: ConsumerDep) -> SyncStatus:
     """Show how far the planner has applied the calendar's events: cursor, backlog, last error."""
     return consumer.status()
+
+
+@router.get("/tasks/{task_id}", response_model=tasks.TaskPublic)
+def read_task(task_id: str, session: SessionDep) -> tasks.TaskPublic:
+    """Read a task, with `warnings` saying why no schedule can place it, if so."""
+    return tasks.read_task(session=session, task_id=task_id)
+
+
+@router.patch("/tasks/{task_id}", response_model=tasks.TaskPublic)
+def update_task(task_id: str, body: tasks.TaskUpdate, session: WriteSessionDep,
+                caller: PlannerDep) -> tasks.TaskPublic:
+    """Change a task; a generated task's dates follow its milestone and its other terms its
+    template (409): only its pin (`resource_id`, `start`) changes here."""
+    return tasks.update_task(session=session, task_id=task_id, update=body)
+
+
+@router.delete("/tasks/{task_id}", status_code=204)
+def delete_task(task_id: str, session: WriteSessionDep, caller: PlannerDep) -> None:
+    """Delete a hand-made task that has not started (409 otherwise)."""
+    tasks.delete_task(session=session, task_id=task_id)
+
+
+@router.get("/resources/{resource_id}", response_model=resources.ResourcePublic)
+def read_resource(resource_id: str, session: SessionDep,
+                  response: Response) -> resources.ResourcePublic:
+    """Read a resource; its `ETag` is what a PATCH sends as `If-Match`."""
+    public = resources.read_resource(session=session, resource_id=resource_id)
+    response.headers["ETag"] = version_etag(public.version)
+    return public
+
+
+@router.delete("/resources/{resource_id}", status_code=204)
+def delete_resource(resource_id: str, session: WriteSessionDep, caller: PlannerDep) -> None:
+    """Delete a resource no started task holds (409 otherwise); its unstarted pins are lifted."""
+    resources.delete_resource(session=session, resource_id=resource_id)
+
+
+@router.get("/schedules", response_model=Page[resources.StoredScheduleSummary])
+def read_schedules(session: SessionDep, limit: LimitQuery = 50,
+                   cursor: CursorQuery = None) -> Page[resources.StoredScheduleSummary]:
+    """List stored schedules, newest first, each with whether it is stale."""
+    return resources.list_schedules(session=session, limit=limit, cursor=cursor)
+
+
+@router.get("/task-templates/{milestone_kind}/preview", response_model=list[tasks.TaskPreview])
+def preview_task_template(milestone_kind: str, session: SessionDep,
+                          due_date: Annotated[date, Query(description="The milestone's date.")],
+                          market: Annotated[resources.Market, Query(
+                              description="Its working days (ISO country, e.g. US).")]
+                          ) -> list[tasks.TaskPreview]:
+    """List the tasks the template would make for a milestone of this kind on `due_date`."""
+    return tasks.preview_template(session=session, kind=milestone_kind, due_date=due_date,
+                                  market=market)
+
+
+@router.get("/skills", response_model=list[resources.SkillPublic])
+def read_skills(session: SessionDep) -> list[resources.SkillPublic]:
+    """List the skills the resources have and the task templates need."""
+    return resources.list_skills(session=session)

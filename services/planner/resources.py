@@ -1,4 +1,5 @@
-"""Resources (teams or people) and the task templates per milestone kind."""
+"""Resources (teams or people), the task templates per milestone kind, the skills they name,
+and the index of stored schedules."""
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any
@@ -7,10 +8,11 @@ from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, select
 
 from services.planner.hours import DayHours, Hours, HoursOut, hours_out, hundredths
-from services.planner.models import Resource, TaskTemplate, utcnow
+from services.planner.models import Resource, Schedule, StaleMark, Task, TaskTemplate, utcnow
 from shared.errors import Conflict, NotFound, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
+from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.types import Identifier, Name, StrictModel
 from shared.versioning import require_if_match
 from shared.workdays import check_market
@@ -29,14 +31,18 @@ DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# A market whose public holidays are days off (ISO country, optionally `-subdivision`).
+Market = Annotated[str, AfterValidator(check_market)]
+
+
 class ResourceCreate(StrictModel):
     name: Name
     skills: list[Identifier] = Field(min_length=1, max_length=50)
     hours_per_day: DayHours | None = Field(None, description="A team of three designers is 24.")
     hours_per_week: Hours | None = Field(None, description="Instead of hours_per_day: spread "
                                          "evenly over the five working days.")
-    market: Annotated[str, AfterValidator(check_market)] | None = Field(
-        None, description="Its public holidays are days off (ISO country, e.g. DE).")
+    market: Market | None = Field(None, description="Its public holidays are days off (ISO "
+                                  "country, e.g. DE).")
     time_off: list[date] = Field([], max_length=1000)
 
 
@@ -45,7 +51,7 @@ class ResourceUpdate(StrictModel):
     skills: list[Identifier] | None = Field(None, min_length=1, max_length=50)
     hours_per_day: DayHours | None = None
     hours_per_week: Hours | None = None
-    market: Annotated[str, AfterValidator(check_market)] | None = None
+    market: Market | None = None
     time_off: list[date] | None = Field(None, max_length=1000)
 
 
@@ -151,6 +157,28 @@ def update_resource(*, session: Session, resource_id: str, update: ResourceUpdat
     return answer
 
 
+def read_resource(*, session: Session, resource_id: str) -> ResourcePublic:
+    """Read a resource (its version is the ETag a PATCH names)."""
+    return _public(get_resource(session, resource_id))
+
+
+def delete_resource(*, session: Session, resource_id: str) -> None:
+    """Delete a resource no started task holds; tasks pinned to it that have not started are
+    unpinned, so any resource with their skill may take them."""
+    resource = get_resource(session, resource_id)
+    held = session.exec(select(Task).where(Task.resource_id == resource_id)).all()
+    started = sorted(t.id for t in held if t.start is not None)
+    if started:
+        raise Conflict(f"Resource {resource_id!r} holds started work ({', '.join(started)}): "
+                       "finish or re-pin those tasks (PATCH /api/v1/planner/tasks/{task_id}) "
+                       "first.", tasks=started)
+    for task in held:
+        task.resource_id = None
+        session.add(task)
+    session.delete(resource)
+    session.commit()
+
+
 def templates(session: Session) -> dict[str, list[TemplateStep]]:
     """Return the template of every milestone kind: stored edits over the playbook's defaults."""
     stored = {t.milestone_kind: t.steps for t in session.exec(select(TaskTemplate))}
@@ -177,3 +205,59 @@ def put_template(*, session: Session, kind: str, template_in: TaskTemplateUpdate
     session.add(row)
     session.commit()
     return TaskTemplatePublic(milestone_kind=kind, steps=template_in.steps)
+
+
+class SkillPublic(BaseModel):
+    skill: str
+    resource_ids: list[str] = Field(description="The resources that have it.")
+    milestone_kinds: list[str] = Field(description="The task templates that need it.")
+
+
+def list_skills(*, session: Session) -> list[SkillPublic]:
+    """List the skills the resources have and the task templates need, by name."""
+    resources: dict[str, list[str]] = {}
+    for resource in session.exec(select(Resource).order_by(col(Resource.id))):
+        for skill in resource.skills:
+            resources.setdefault(skill, []).append(resource.id)
+    kinds: dict[str, list[str]] = {}
+    for kind, steps in templates(session).items():
+        for skill in dict.fromkeys(step.skill for step in steps):
+            kinds.setdefault(skill, []).append(kind)
+    return [SkillPublic(skill=skill, resource_ids=resources.get(skill, []),
+                        milestone_kinds=kinds.get(skill, []))
+            for skill in sorted(resources.keys() | kinds.keys())]
+
+
+class StoredScheduleSummary(BaseModel):
+    id: str
+    start: date
+    horizon_days: int
+    campaign_ids: list[str]
+    replan_of: str | None
+    created_by: str
+    created_at: datetime
+    stale: bool = Field(description="A calendar change since it was made changed its tasks "
+                        "(its stale_reasons are in the schedule itself).")
+    status: str = Field(description="`optimal` or `feasible`.")
+    weighted_lateness_days: int
+    late_tasks: int
+
+
+def list_schedules(*, session: Session, limit: int,
+                   cursor: str | None) -> Page[StoredScheduleSummary]:
+    """List stored schedules, newest first, a page at a time."""
+    statement = select(Schedule).order_by(col(Schedule.id).desc()).limit(limit + 1)
+    if cursor is not None:
+        # Ids sort by creation time (shared/ids.py), so "older than the cursor" is "<".
+        statement = statement.where(col(Schedule.id) < decode_cursor(cursor, [Schedule.id])[0])
+    rows = list(session.exec(statement))
+    page, more = rows[:limit], len(rows) > limit
+    stale = set(session.exec(select(StaleMark.schedule_id).where(
+        col(StaleMark.schedule_id).in_([s.id for s in page]))))
+    return Page(items=[StoredScheduleSummary(
+        id=s.id, start=s.start_date, horizon_days=s.horizon_days, campaign_ids=s.campaign_ids,
+        replan_of=s.replan_of, created_by=s.created_by, created_at=s.created_at,
+        stale=s.id in stale, status=s.result["status"],
+        weighted_lateness_days=s.result["objective"]["weighted_lateness_days"],
+        late_tasks=len(s.result["late"])) for s in page],
+        next_cursor=encode_cursor([page[-1].id]) if more else None)

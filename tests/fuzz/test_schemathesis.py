@@ -40,13 +40,7 @@ SERVER_ERROR_CODE = "ST101"  # schemathesis' code for not_a_server_error failure
 # Faults found by this run in services whose owners are changing them now: each 5xx that
 # matches one is reported by its own strict xfail below instead of failing the whole run.
 # operation -> (status, detail of the problem, a minimal reproduction: method, path).
-KNOWN_FAULTS: dict[str, tuple[int, str, tuple[str, str]]] = {
-    # The planner's path id is a bare `str`: a control character reaches the calendar, which
-    # answers 422, and the planner turns any non-404 answer into a 503.
-    "POST /api/v1/planner/campaigns/{campaign_id}/tasks": (
-        503, "The calendar service could not answer; try again shortly.",
-        ("POST", "/api/v1/planner/campaigns/a%11b/tasks")),
-}
+KNOWN_FAULTS: dict[str, tuple[int, str, tuple[str, str]]] = {}
 # Schemathesis' own errors that are not the API's: its generator giving up on a schema it
 # finds too large to shrink reliably ("Inconsistent results"). A network error, an
 # unresponsive operation or a schema it cannot read are the API's, and fail the test.
@@ -155,14 +149,3 @@ def _documented(fuzzed: dict) -> list[str]:
                          headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30).json()
     return [f"{method.upper()} {path}" for path, item in document["paths"].items()
             for method in item if method in ("get", "put", "post", "patch", "delete")]
-
-
-@pytest.mark.parametrize("operation", [
-    pytest.param(operation, marks=pytest.mark.xfail(
-        strict=True, reason="a known 5xx in a service being changed by its owner"))
-    for operation in KNOWN_FAULTS])
-def test_known_fault_is_fixed(fuzzed, operation):
-    status, _, (method, path) = KNOWN_FAULTS[operation]
-    answer = httpx.request(method, f"http://127.0.0.1:{fuzzed['port']}{path}",
-                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
-    assert answer.status_code < 500, answer.text
