@@ -186,20 +186,6 @@ class InternalAuthMiddleware:
         self.secret = secret
         self.nonces = NonceStore(nonces) if nonces is not None else None
 
-    def _verify(self, scope: Scope, target: str, body: bytes,
-                headers: dict[str, str]) -> Credential:
-        try:
-            return verify(self.secret, method=scope["method"], path=target, body=body,
-                          headers=headers)
-        except Unauthorized:
-            if self.nonces is not None:
-                raise
-            # TRANSITION, until the service passes its nonce table: it still accepts the
-            # previous credential, over the bare path only (tests/conftest.py signs so).
-            bare = scope.get("raw_path", scope["path"].encode()).decode("latin-1")
-            return verify(self.secret, method=scope["method"], path=bare, body=b"",
-                          headers=headers)
-
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or not scope["path"].startswith("/api/"):
             await self.app(scope, receive, send)
@@ -211,7 +197,8 @@ class InternalAuthMiddleware:
             target += "?" + scope["query_string"].decode("latin-1")
         try:
             body, messages = await _read_body(receive)
-            credential = self._verify(scope, target, body, headers)
+            credential = verify(self.secret, method=scope["method"], path=target, body=body,
+                                headers=headers)
             if self.nonces is not None and scope["method"] not in SAFE_METHODS:
                 engine = scope["app"].state.engine
                 try:

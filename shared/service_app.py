@@ -80,7 +80,7 @@ def _health_router() -> APIRouter:
 
 
 def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Path,
-                       description: str, nonces: Table | None = None, routers: tuple[APIRouter, ...] = (),
+                       description: str, nonces: Table, routers: tuple[APIRouter, ...] = (),
                        resources: Callable[[FastAPI], AbstractAsyncContextManager] | None = None,
                        ) -> FastAPI:
     """Build a service: engine in the lifespan, RFC 9457 errors, internal auth (refusing a

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 from services.planner import jobs
 from services.planner.api import router
 from services.planner.config import PlannerSettings
+from services.planner.models import internal_nonce
 from services.planner.propagation import PlannerConsumer
 from shared.client import ServiceClient
 from shared.jobs import JobRunner
@@ -64,5 +65,5 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
 
     return create_service_app(name="planner", settings=settings, migrations=MIGRATIONS,
                               description="Teams, tasks and resource scheduling across campaigns.",
-                              routers=(router, jobs.JOBS.router()),
+                              nonces=internal_nonce, routers=(router, jobs.JOBS.router()),
                               resources=resources)

@@ -8,6 +8,7 @@ from sqlmodel import Field, SQLModel
 from shared.db import Instant, service_registry
 from shared.events import consumer_table
 from shared.idempotency import idempotency_table
+from shared.internal_auth import nonce_table
 from shared.jobs import job_table
 from shared.types import ID_LENGTH, NAME_LENGTH
 
@@ -20,6 +21,7 @@ idempotency_record = idempotency_table(PlannerModel.metadata)
 event_consumer = consumer_table(PlannerModel.metadata)
 # Long solves run as jobs (`services.planner.jobs`): stored, so any process may run them.
 job = job_table(PlannerModel.metadata)
+internal_nonce = nonce_table(PlannerModel.metadata)
 
 
 def utcnow() -> datetime:

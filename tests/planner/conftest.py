@@ -13,7 +13,7 @@ from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
 from shared import migrations
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import TEST_SECRET, SignedApi, signed_headers
+from tests.conftest import TEST_SECRET, SignedApi, signed_as
 
 SOLVE = "/api/v1/planner/solve"
 ok = SignedApi.ok
@@ -30,8 +30,7 @@ def call(client, method: str, path: str, body=None, **kwargs):
 def calendar_call(calendar, method: str, path: str, body=None, **kwargs) -> httpx.Response:
     """A signed call to the real calendar service under /api/v1/calendar."""
     path = "/api/v1/calendar" + path
-    headers = signed_headers(method, path) | kwargs.pop("headers", {})
-    return httpx.request(method, calendar.url + path, json=body, headers=headers, **kwargs)
+    return httpx.request(method, calendar.url + path, json=body, auth=signed_as(), **kwargs)
 
 
 def calendar_campaign(calendar, **changes) -> dict:
@@ -75,7 +74,7 @@ EXAMPLE = {
 
 
 def solve(client: TestClient, body: dict, role: str = "planner"):
-    return client.post(SOLVE, json=body, headers=signed_headers("POST", SOLVE, role=role))
+    return client.post(SOLVE, json=body, auth=signed_as(role))
 
 
 def check_schedule(request: dict, schedule: dict) -> None:
