@@ -75,7 +75,9 @@ class DealResponse(StrictModel):
 
 Response = Annotated[LinearResponse | PointsResponse | HillResponse | DealResponse,
                      Field(discriminator="type")]
-_RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)
+# mypy reads the Annotated union as a value here, or not, depending on the order it checks
+# modules in; pydantic takes it as the type it is.
+_RESPONSE: TypeAdapter[Response] = TypeAdapter(Response)  # type: ignore[arg-type, unused-ignore]
 
 
 class OptimizationChannel(StrictModel):
