@@ -14,8 +14,10 @@ class GatewaySettings(BaseServiceSettings):
     budget_url: str = "http://127.0.0.1:8002"
     planner_url: str = "http://127.0.0.1:8003"
     keys_file: str = "var/api_keys.json"
-    # Seconds for a whole upstream answer; the optimizer and scheduler have their own limits.
-    upstream_timeout: float = Field(default=60.0, gt=0)
+    # Seconds for a whole upstream answer. Above the longest solve a client may ask for (60 s)
+    # plus the solvers' margin and the worker grace, so a solve at its limit is answered by the
+    # service (its best plan, or a solve-time-limit problem), never cut off here as a 504.
+    upstream_timeout: float = Field(default=75.0, gt=0)
     upstream_connect_timeout: float = Field(default=2.0, gt=0)
     # Idle pooled connections are dropped before uvicorn's own keep-alive timeout (5 s) can
     # close them under a request.
