@@ -2,6 +2,7 @@
 move as few other tasks as possible, and the marks calendar changes leave on the schedules they
 made out of date (re-planned at once when the deployment asks for it)."""
 import logging
+from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -12,6 +13,7 @@ from sqlmodel import Session, col, select
 from services.planner import engine, solving
 from services.planner.hours import hundredths
 from services.planner.models import CampaignState, Resource, Schedule, StaleMark, Task
+from services.planner.tasks import Skills, placement_warnings, resource_skills
 from shared.errors import Conflict, NotFound, Problem
 from shared.idempotency import Idempotency
 from shared.ids import new_id
@@ -54,6 +56,12 @@ class StaleReason(BaseModel):
     detail: str = Field(description="What it changed in the planner.")
 
 
+class UnscheduledTask(BaseModel):
+    task_id: str
+    reason: str = Field(description="Why no schedule can place it: no resource can do it, or "
+                        "it waits for a task that cannot be scheduled.")
+
+
 class StoredSchedulePublic(BaseModel):
     id: str
     start: date
@@ -65,16 +73,48 @@ class StoredSchedulePublic(BaseModel):
     stale: bool = Field(description="A calendar change since it was made changed its tasks: "
                         "re-plan it (`POST …/replan`).")
     stale_reasons: list[StaleReason]
+    unscheduled: list[UnscheduledTask] = Field(description="Tasks in scope left out of this "
+                                               "schedule, each with why; the rest is planned.")
     schedule: solving.SchedulePublic
 
 
 Spot = tuple[str, date]   # (resource id, first day)
+# Where a stored schedule's result JSON keeps the tasks it left out (no migration needed; a
+# schedule stored before it had none).
+UNSCHEDULED_KEY = "unscheduled"
+
+
+def _unschedulable(tasks: list[Task], skills: Skills) -> list[UnscheduledTask]:
+    """The tasks no resource can do and every task that waits for one of them, however
+    indirectly, each with why; in the order of `tasks`."""
+    reasons = {t.id: "; ".join(w) for t in tasks if (w := placement_warnings(t, skills))}
+    waiting: defaultdict[str, list[str]] = defaultdict(list)
+    for t in tasks:
+        for p in t.predecessors:
+            waiting[p].append(t.id)
+    out, queue = set(reasons), list(reasons)
+    while queue:
+        for follower in waiting[queue.pop()]:
+            if follower not in out:
+                out.add(follower)
+                queue.append(follower)
+    answer = []
+    for t in tasks:
+        if t.id in out:
+            # A waiting task names the first of its own predecessors that is left out.
+            blocker = next((p for p in t.predecessors if p in out), None)
+            answer.append(UnscheduledTask(task_id=t.id, reason=reasons.get(t.id) or (
+                f"waits for task {blocker!r}, which cannot be scheduled")))
+    return answer
 
 
 def _problem(session: Session, start: date, horizon_days: int, campaign_ids: list[str],
              time_limit: float, pinned: dict[str, Spot],
              previous: Mapping[str, engine.Previous | Spot],
-             extra: tuple[engine.Task, ...] = (), not_before: date | None = None) -> engine.Problem:
+             extra: tuple[engine.Task, ...] = (),
+             not_before: date | None = None) -> tuple[engine.Problem, list[UnscheduledTask]]:
+    """The problem of the tasks in scope that some resource can do, and the tasks left out
+    (no resource can do them, or they wait for one that none can)."""
     resources = session.exec(select(Resource).order_by(col(Resource.id))).all()
     statement = select(Task).order_by(col(Task.id))
     if campaign_ids:
@@ -83,9 +123,17 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
                               .where(col(CampaignState.status).in_(CLOSED))))
     tasks = [t for t in session.exec(statement)
              if t.campaign_id not in closed or t.start is not None or t.id in pinned]
+    unscheduled = _unschedulable(tasks, resource_skills(session))
+    left_out = {u.task_id for u in unscheduled}
+    tasks = [t for t in tasks if t.id not in left_out]
     if not resources or not (tasks or extra):
-        raise Conflict("Nothing to schedule: add resources at /api/v1/planner/resources and tasks "
-                       "(or generate them for a campaign) first.")
+        detail = "Nothing to schedule: add resources at /api/v1/planner/resources and tasks " \
+                 "(or generate them for a campaign) first."
+        if unscheduled:
+            detail += " No task in scope can be scheduled: " + "; ".join(
+                f"{u.task_id}: {u.reason}" for u in unscheduled[:10]) + \
+                ("; …" if len(unscheduled) > 10 else ".")
+        raise Conflict(detail)
     last = start + timedelta(days=horizon_days - 1)
     ids = {t.id for t in tasks}
 
@@ -95,7 +143,7 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
             return task.earliest_start
         return max(task.earliest_start or not_before, not_before)
 
-    return engine.Problem(
+    problem = engine.Problem(
         start=start, horizon_days=horizon_days, time_limit=time_limit, previous=previous,
         resources=tuple(engine.Resource(
             r.id, frozenset(r.skills), r.hours_per_day,
@@ -109,6 +157,13 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
             predecessors=tuple(x for x in t.predecessors if x in ids), max_per_day=t.max_per_day,
             resource=pinned[t.id][0] if t.id in pinned else t.resource_id,
             start=pinned[t.id][1] if t.id in pinned else t.start) for t in tasks) + extra)
+    return problem, unscheduled
+
+
+def _result(schedule: solving.SchedulePublic,
+            unscheduled: list[UnscheduledTask]) -> dict[str, Any]:
+    return schedule.model_dump(mode="json") | {
+        UNSCHEDULED_KEY: [u.model_dump(mode="json") for u in unscheduled]}
 
 
 def stale_reasons(session: Session, schedule_id: str) -> list[StaleReason]:
@@ -125,6 +180,7 @@ def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
                                 campaign_ids=schedule.campaign_ids, replan_of=schedule.replan_of,
                                 created_by=schedule.created_by, created_at=schedule.created_at,
                                 stale=bool(reasons), stale_reasons=reasons,
+                                unscheduled=schedule.result.get(UNSCHEDULED_KEY, []),
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
 
 
@@ -142,14 +198,15 @@ def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: 
                     progress: solving.OnProgress | None = None,
                     cancelled: solving.IsCancelled | None = None) -> StoredSchedulePublic:
     """Schedule the stored tasks on the stored resources and keep the answer."""
-    problem = _problem(session, schedule_in.start, schedule_in.horizon_days,
-                       schedule_in.campaign_ids, schedule_in.time_limit_seconds, {}, {})
+    problem, unscheduled = _problem(session, schedule_in.start, schedule_in.horizon_days,
+                                    schedule_in.campaign_ids, schedule_in.time_limit_seconds,
+                                    {}, {})
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled)
     return _store(session, idempotency, Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
-        campaign_ids=schedule_in.campaign_ids, result=result.model_dump(mode="json"),
+        campaign_ids=schedule_in.campaign_ids, result=_result(result, unscheduled),
         created_by=caller.principal))
 
 
@@ -176,14 +233,14 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
     previous = {a.task: engine.Previous(a.resource, tuple((d.date, hundredths(d.hours))
                                                           for d in a.days))
                 for a in old.schedule.assignments}
-    problem = _problem(session, old.start, old.horizon_days, old.campaign_ids, time_limit,
-                       started, previous)
+    problem, unscheduled = _problem(session, old.start, old.horizon_days, old.campaign_ids,
+                                    time_limit, started, previous)
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled)
     return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
                     campaign_ids=old.campaign_ids, replan_of=old.id,
-                    result=result.model_dump(mode="json"), created_by=created_by)
+                    result=_result(result, unscheduled), created_by=created_by)
 
 
 def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
@@ -297,5 +354,7 @@ def whatif_problem(session: Session, *, extra: tuple[engine.Task, ...], as_of: d
     # Room after the last deadline for late work, as much as a schedule may have.
     last = max([as_of, *deadlines]) + timedelta(days=WHATIF_ROOM_DAYS)
     horizon = min((last - start).days + 1, solving.MAX_HORIZON_DAYS)
-    return _problem(session, start, horizon, [], time_limit, started, placed, extra=extra,
-                    not_before=as_of)
+    # A what-if plans around stored work nobody can do, as a stored schedule does.
+    problem, _ = _problem(session, start, horizon, [], time_limit, started, placed, extra=extra,
+                          not_before=as_of)
+    return problem
