@@ -108,6 +108,12 @@ def _highs(form: Formulation, seconds: float, relax: bool) -> highspy.Highs:
 
 def _read(highs: highspy.Highs, form: Formulation, relax: bool) -> Run:
     model_status = highs.getModelStatus()
+    # With no columns (no money to place) every row's activity is 0, which HiGHS does not
+    # check against the rows' bounds: minimums above nothing are still infeasible.
+    if model_status == highspy.HighsModelStatus.kModelEmpty:
+        if ((form.row_lower > FEASIBILITY) | (form.row_upper < -FEASIBILITY)).any():
+            return Run("infeasible", None, None, None, None)
+        return Run("optimal", np.zeros(0), 0.0, 0.0, np.zeros(len(form.row_lower)))
     if model_status in (highspy.HighsModelStatus.kInfeasible,
                         highspy.HighsModelStatus.kUnboundedOrInfeasible):
         return Run("infeasible", None, None, None, None)

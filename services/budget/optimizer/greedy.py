@@ -16,7 +16,8 @@ from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
 
 Indices = npt.NDArray[np.intp]
-Flags = npt.NDArray[np.bool_]
+# Above this many segments the budget's level is first bracketed between this many pivots.
+_BUCKETED, _PIVOTS = 50_000, 256
 
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
@@ -103,21 +104,41 @@ def _budget_level(slopes: Floats, lengths: Floats, channel: Indices, lower: Floa
     settles every candidate above it (λ is at or below it) or drops every one at or below it.
     """
     rng = np.random.default_rng(0)
-    base = np.zeros(len(lower))
+    channels = len(lower)
+    base = np.zeros(channels)
+    if len(slopes) > _BUCKETED:
+        # One pass against many pivots at once (a sorted sample) leaves only the segments
+        # between the two pivots around λ, about one in _PIVOTS, for the rounds below.
+        pivots = np.unique(rng.choice(slopes, _PIVOTS))
+        bucket = np.searchsorted(pivots, slopes)        # pivots[b − 1] < slope ≤ pivots[b]
+        per = _sum_by(channel * (len(pivots) + 1) + bucket, lengths,
+                      channels * (len(pivots) + 1)).reshape(channels, len(pivots) + 1)
+        # above[:, b]: what each channel has strictly above pivots[b].
+        above = np.cumsum(per[:, ::-1], axis=1)[:, ::-1][:, 1:]
+        fits = np.clip(above, lower[:, None], upper[:, None]).sum(axis=0) <= budget
+        if fits.any():
+            # λ lies in (pivots[low − 1], pivots[low]], low the lowest pivot within the
+            # budget: every segment above pivots[low] is taken.
+            low = int(np.argmax(fits))
+            base = above[:, low].copy()
+            keep = bucket == low
+        else:
+            keep = bucket == len(pivots)                # λ is above every pivot
+        slopes, lengths, channel = slopes[keep], lengths[keep], channel[keep]
     while True:
         top, bottom = slopes.max(), slopes.min()
         if top == bottom:
-            ties = _sum_by(channel, lengths, len(lower))
+            ties = _sum_by(channel, lengths, channels)
             return float(top), base, ties
         pivot = slopes[rng.integers(len(slopes))]
         if pivot == top:
             pivot = slopes[slopes < top].max()   # a pivot at the top would settle nothing
-        above = slopes > pivot
-        taken = base + _sum_by(channel[above], lengths[above], len(lower))
+        above_pivot = slopes > pivot
+        taken = base + _sum_by(channel[above_pivot], lengths[above_pivot], channels)
         if np.clip(taken, lower, upper).sum() <= budget:
-            base, keep = taken, ~above
+            base, keep = taken, ~above_pivot
         else:
-            keep = above
+            keep = above_pivot
         slopes, lengths, channel = slopes[keep], lengths[keep], channel[keep]
 
 
