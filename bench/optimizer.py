@@ -13,11 +13,14 @@ gating from a cold start against tangent gating from the concave-envelope LP (an
 alone); then the issue's targets with their time limits (including the other workload shapes:
 steeper S-curves, caps on 30 % of the channels, period caps, a brand group over S-curves and
 deals, seasonal weights, flatter concave curves), and 1,000 concave channels × 52 periods
-through the API (`marketplan up`, via the gateway).
+through the API (`marketplan up`, via the gateway). With `--before <commit>`, the exact greedy
+path (1,000 concave channels × 52 periods, both curve shapes) timed on that commit's optimizer
+and on this one, in the same run, alternating, as a ratio.
 
-    python bench/optimizer.py [--instances 60] [--skip-api]
+    python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
 """
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -394,6 +397,51 @@ def targets() -> list[str]:
     return lines
 
 
+# Times `solve` on a request read from argv[1] with the optimizer of the tree it runs in.
+_TIMER = """
+import json, sys, time
+from services.budget.optimizer import solve
+from services.budget.whatif import OptimizationRequest, to_problem
+problem = to_problem(OptimizationRequest.model_validate(json.load(open(sys.argv[1]))))
+started = time.perf_counter()
+result = solve(problem)
+print(json.dumps({"seconds": time.perf_counter() - started, "solver": result.solver,
+                  "expected_return": str(result.expected_return),
+                  "marginal": str(result.marginal_value_of_budget)}))
+"""
+
+
+def greedy_before_after(commit: str, rounds: int = 3) -> list[str]:
+    """The exact greedy path end to end (cutting, greedy, rounding, assembly) on `commit`'s
+    optimizer and on this tree's, each solve in a fresh process, the two alternating."""
+    root = Path(__file__).resolve().parent.parent
+    lines = ["", f"| 1,000 concave × 52 (greedy path) | before ({commit[:7]}) | after | before ÷ after "
+                 "| same plan |", "|---|---|---|---|---|"]
+    with tempfile.TemporaryDirectory() as work:
+        before = Path(work) / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(root), "archive", commit, "services", "shared"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        for label, flat in (("benchmark curves", False), ("flatter curves, 30 % capped", True)):
+            request = Path(work) / "request.json"
+            request.write_text(json.dumps(concave_request(1000, 52, flat)))
+            runs: dict[str, list[dict]] = {"before": [], "after": []}
+            for _ in range(rounds):
+                for name, tree in (("before", before), ("after", root)):
+                    out = subprocess.run([sys.executable, "-c", _TIMER, str(request)], cwd=tree,
+                                         env=os.environ | {"PYTHONPATH": str(tree)}, check=True,
+                                         capture_output=True, text=True).stdout
+                    runs[name].append(json.loads(out.strip().splitlines()[-1]))
+            old = min(r["seconds"] for r in runs["before"])
+            new = min(r["seconds"] for r in runs["after"])
+            answers = [{(r["expected_return"], r["marginal"]) for r in runs[name]}
+                       for name in ("before", "after")]
+            same = "yes" if answers[0] == answers[1] else f"no: {answers[0]} / {answers[1]}"
+            lines.append(f"| {label} | {old:.2f} s | {new:.2f} s | {old / new:.1f}× | {same} |")
+    return lines
+
+
 def through_the_api() -> list[str]:
     """1,000 concave channels × 52 periods, POSTed through the gateway of `marketplan up`."""
     key = "bench-" + uuid.uuid4().hex
@@ -431,9 +479,16 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--instances", type=int, default=60)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--before", help="a commit whose greedy path to time against this tree's")
+    parser.add_argument("--only-greedy", action="store_true",
+                        help="only the greedy path: before/after and through the API")
     args = parser.parse_args()
-    sections = [lambda: compare(args.instances), model_build, methods, targets] + \
-        ([] if args.skip_api else [through_the_api])
+    sections = [] if args.only_greedy else \
+        [lambda: compare(args.instances), model_build, methods, targets]
+    if args.before:
+        sections.append(lambda: greedy_before_after(args.before))
+    if not args.skip_api:
+        sections.append(through_the_api)
     for section in sections:
         print("\n".join(section()), flush=True)
 
