@@ -38,7 +38,8 @@ class Segments:
     hull: npt.NDArray[np.intp]
 
 
-def hill(spend: Floats | float, beta: float, k: float, alpha: float) -> Floats:
+def hill(spend: Floats | float, beta: Floats | float, k: Floats | float,
+         alpha: Floats | float) -> Floats:
     """Return beta * s^alpha / (s^alpha + k^alpha), computed stably for large s/k."""
     ratio = np.power(np.maximum(np.asarray(spend, dtype=float), 0.0) / k, alpha)
     value: Floats = beta * ratio / (1.0 + ratio)
@@ -55,7 +56,7 @@ def hill_slope(spend: Floats | float, beta: float, k: float, alpha: float) -> Fl
     return np.where(s > 0, slope, at_zero)
 
 
-def _hill_curvature(spend: Floats, beta: float, k: float, alpha: float) -> Floats:
+def _hill_curvature(spend: Floats, beta: Floats, k: Floats, alpha: Floats) -> Floats:
     """Return |f''| of the Hill curve, whose square root sets where breakpoints go."""
     r = np.power(spend / k, alpha)
     second = beta * alpha * r * ((alpha - 1.0) - (alpha + 1.0) * r) / (spend * spend * (1.0 + r) ** 3)
@@ -119,36 +120,61 @@ def points_segments(points: list[tuple[float, float]], upper: float) -> Segments
     return segments_from_breakpoints(xs, ys)
 
 
-def hill_segments(beta: float, k: float, alpha: float, upper: float, tolerance: float) -> Segments:
-    """Breakpoints on [0, upper] such that the curve is within `tolerance` of the pieces.
+def hill_segments(curves: Floats, relative: float) -> list[Segments]:
+    """Per Hill curve (rows of beta, k, alpha, upper): breakpoints on [0, upper] such that the
+    curve is within `relative` × its value at upper of the pieces; all curves cut at once.
 
     Breakpoints are spread so that each piece carries an equal share of the integral of
     sqrt(|f''|), the density that minimises the interpolation error for a given count: dense near
     zero (alpha < 1) and around the bend, sparse on the saturated tail. Any piece whose sampled
     error still exceeds the tolerance is split until it does not.
     """
+    beta, k, alpha, upper = (curves[:, i:i + 1] for i in range(4))
+    tolerance = relative * hill(upper, beta, k, alpha)[:, 0]
     grid = _GRID * upper
     density = np.sqrt(_hill_curvature(grid, beta, k, alpha))
-    grid, density = np.concatenate([[0.0], grid]), np.concatenate([[density[0]], density])
-    mass = np.concatenate([[0.0], np.cumsum(np.diff(grid) * (density[1:] + density[:-1]) / 2)])
-    count = int(np.clip(np.ceil(mass[-1] / np.sqrt(8.0 * tolerance)), 1, _MAX_SEGMENTS))
-    xs = np.interp(np.linspace(0.0, mass[-1], count + 1), mass, grid) if mass[-1] > 0 else \
-        np.array([0.0, upper])
-    xs[0], xs[-1] = 0.0, upper
-    xs = np.unique(xs)
-    while True:
-        above, below = _errors(xs, beta, k, alpha)
-        worst = np.maximum(above, below)
-        split = worst > tolerance
-        if not split.any() or len(xs) > _MAX_SEGMENTS:
-            break
-        xs = np.unique(np.concatenate([xs, (xs[:-1][split] + xs[1:][split]) / 2]))
-    return segments_from_breakpoints(xs, hill(xs, beta, k, alpha), error=float(above.max()))
+    grid = np.concatenate([np.zeros_like(upper), grid], axis=1)
+    density = np.concatenate([density[:, :1], density], axis=1)
+    mass = np.concatenate([np.zeros_like(upper), np.cumsum(
+        np.diff(grid, axis=1) * (density[:, 1:] + density[:, :-1]) / 2, axis=1)], axis=1)
+    counts = np.clip(np.ceil(mass[:, -1] / np.sqrt(8.0 * tolerance)), 1, _MAX_SEGMENTS)
+    rows = []
+    for row, count in enumerate(counts.astype(int).tolist()):
+        end = mass[row, -1]
+        xs = np.interp(np.linspace(0.0, end, count + 1), mass[row], grid[row]) if end > 0 else \
+            np.array([0.0, upper[row, 0]])
+        xs[0], xs[-1] = 0.0, upper[row, 0]
+        rows.append(np.unique(xs))
+    # Split the pieces that are still too far from the curve, every curve at once; a curve
+    # none of whose pieces split is done (its worst rise above its pieces is known).
+    xs = np.concatenate(rows)
+    owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    worst = np.zeros(len(rows))
+    active = np.ones(len(rows), dtype=bool)
+    while active.any():
+        piece = np.flatnonzero((owner[1:] == owner[:-1]) & active[owner[:-1]])
+        curve = owner[piece]
+        above, below = _errors(xs[piece], xs[piece + 1], curves[curve])
+        rise = np.zeros(len(rows))
+        np.maximum.at(rise, curve, above)
+        worst = np.where(active, rise, worst)
+        sizes = np.bincount(owner, minlength=len(rows))
+        split = (np.maximum(above, below) > tolerance[curve]) & (sizes[curve] <= _MAX_SEGMENTS)
+        active = np.bincount(curve[split], minlength=len(rows)) > 0
+        middle = (xs[piece[split]] + xs[piece[split] + 1]) / 2
+        order = np.lexsort((np.r_[xs, middle], np.r_[owner, curve[split]]))
+        xs, owner = np.r_[xs, middle][order], np.r_[owner, curve[split]][order]
+    starts = np.searchsorted(owner, np.arange(len(rows) + 1))
+    return [segments_from_breakpoints(xs[a:b], hill(xs[a:b], *curves[row, :3].tolist()),
+                                      error=float(worst[row]))
+            for row, (a, b) in enumerate(zip(starts[:-1].tolist(), starts[1:].tolist()))]
 
 
-def _errors(xs: Floats, beta: float, k: float, alpha: float) -> tuple[Floats, Floats]:
-    """Per piece: how far the curve rises above and dips below its chord (sampled)."""
-    a, b = xs[:-1, None], xs[1:, None]
+def _errors(a: Floats, b: Floats, curves: Floats) -> tuple[Floats, Floats]:
+    """Per piece [a, b] of its curve (rows of beta, k, alpha): how far the curve rises above
+    and dips below its chord (sampled)."""
+    beta, k, alpha = (curves[:, i:i + 1] for i in range(3))
+    a, b = a[:, None], b[:, None]
     fa, fb = hill(a, beta, k, alpha), hill(b, beta, k, alpha)
     x = a + _SAMPLES * (b - a)
     gap = hill(x, beta, k, alpha) - (fa + _SAMPLES * (fb - fa))

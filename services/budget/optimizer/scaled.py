@@ -98,9 +98,6 @@ class ScaledProblem:
         """`amount` scaled."""
         return float(amount) / self.unit
 
-    def optional_money(self, amount: Decimal | None) -> float | None:
-        return None if amount is None else self.money(amount)
-
     def _bounds(self) -> tuple[list[float], list[float]]:
         """Per channel: hard floor and cap, scaled; incremental bounds folded in."""
         lower, upper = [], []
@@ -121,20 +118,24 @@ class ScaledProblem:
         `tolerance` (of the curve's value at its cap) of its segments; `SolveTimeout` past
         `deadline` (a `time.perf_counter()` instant)."""
         cells = Cells()
-        caps = [self.optional_money(period.cap) for period in self.periods]
+        caps = [math.inf if period.cap is None else self.money(period.cap)
+                for period in self.periods]
+        weights = [float(period.weight) for period in self.periods]
+        shape = list(zip(range(len(self.periods)), caps, weights, self.shares))
+        self._cut_hills(caps, tolerance)
         for c, channel in enumerate(self.problem.channels):
             if time.perf_counter() > deadline:
                 raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
-            response = channel.response
-            for p, period in enumerate(self.periods):
-                cap = caps[p]
-                upper = min(self.upper[c], cap if cap is not None else math.inf)
-                weight, share = float(period.weight), self.shares[p]
-                if isinstance(response, Deal):
-                    # A deal is bought whole, in one period: its price and value do not scale.
-                    deal = (self.money(response.cost), self.money(response.value) * weight)
-                    cells.append(Cell(c, p, weight, upper, None, deal, share))
-                elif upper > EPS:
+            response, high = channel.response, self.upper[c]
+            if isinstance(response, Deal):
+                # A deal is bought whole, in one period: its price and value do not scale.
+                cost, value = self.money(response.cost), self.money(response.value)
+                cells.extend(Cell(c, p, weight, min(high, cap), None, (cost, value * weight), share)
+                             for p, cap, weight, share in shape)
+                continue
+            for p, cap, weight, share in shape:
+                upper = min(high, cap)
+                if upper > EPS:
                     cells.append(Cell(c, p, weight, upper,
                                       self._segments(response, upper, share, tolerance), None,
                                       share))
@@ -153,13 +154,31 @@ class ScaledProblem:
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
                 base = points_segments(points, domain)
             else:
-                beta, k = float(response.beta) / self.unit, float(response.k) / self.unit
-                alpha = float(response.alpha)
-                base = hill_segments(
-                    beta, k, alpha, domain, tolerance * float(hill(domain, beta, k, alpha)))
-            self._cache[key] = base if share == 1.0 else replace(
-                base, lengths=base.lengths * share, error=base.error * share)
+                base = hill_segments(self._hill_row(response, domain), tolerance)[0]
+            self._cache[key] = _per_share(base, share)
         return self._cache[key]
+
+    def _cut_hills(self, caps: list[float], tolerance: float) -> None:
+        """Cut every Hill curve the cells need and the cache lacks, all in one pass."""
+        wanted: dict[tuple[int, float, float, float], tuple[Floats, float]] = {}
+        for channel, high in zip(self.problem.channels, self.upper):
+            if isinstance(channel.response, Hill):
+                for cap, share in zip(caps, self.shares):
+                    upper = min(high, cap)
+                    key = (id(channel.response), upper, share, tolerance)
+                    if upper > EPS and key not in self._cache and key not in wanted:
+                        wanted[key] = self._hill_row(channel.response, upper / share), share
+        if not wanted:
+            return
+        curves = np.concatenate([curve for curve, _ in wanted.values()])
+        for (key, (_, share)), base in zip(wanted.items(), hill_segments(curves, tolerance)):
+            self._cache[key] = _per_share(base, share)
+
+    def _hill_row(self, response: Hill, domain: float) -> Floats:
+        """The curve as hill_segments reads it: one row of beta, k, alpha (scaled) and the
+        domain's end."""
+        return np.array([[float(response.beta) / self.unit, float(response.k) / self.unit,
+                          float(response.alpha), domain]])
 
     def true_returns(self, cells: Cells, spend: Floats) -> Floats:
         """Per cell, the return of `spend` on the channel's true curve for its period, scaled."""
@@ -217,6 +236,13 @@ class ScaledProblem:
         xs = np.array([float(s) for s, _ in response.points]) / self.unit
         ys = np.array([float(r) for _, r in response.points]) / self.unit
         return xs, ys
+
+
+def _per_share(base: Segments, share: float) -> Segments:
+    """R's segments on [0, upper / share] as share · R(x / share)'s: lengths and error times
+    `share`, the same slopes."""
+    return base if share == 1.0 else replace(base, lengths=base.lengths * share,
+                                             error=base.error * share)
 
 
 def _shares(periods: tuple[Period, ...]) -> list[float]:
