@@ -218,6 +218,22 @@ def test_solve_minimums_above_the_money_name_the_conflict():
     assert conflict.constraint in {"min:video", "min:search"}
 
 
+def test_solve_minimum_with_everything_in_reserve_names_the_minimum():
+    # Reserve = total leaves no money and so no column to solve for; the minimum still cannot
+    # be met, by exactly itself.
+    with pytest.raises(Infeasible) as caught:
+        solve(problem(Channel("search", Linear(D("2")), min=D("75")), total="1000",
+                      reserve=Reserve(amount=D("1000"))))
+    conflict, = caught.value.conflicts
+    assert (conflict.constraint, conflict.change) == ("min:search", D("75.00"))
+
+
+def test_solve_with_everything_in_reserve_spends_nothing():
+    result = solve(problem(Channel("search", Linear(D("2"))), total="1000",
+                           reserve=Reserve(amount=D("1000"))))
+    assert (result.spend, result.unspent, result.reserve) == (D("0.00"), D("0.00"), D("1000"))
+
+
 def test_solve_unreachable_target_names_target_return():
     with pytest.raises(Infeasible) as caught:
         solve(problem(Channel("search", Linear(D("2"))), total="1000",
