@@ -19,8 +19,9 @@ the approximation: a MILP built as arrays (`formulation`) and solved with tangen
 (`milp`: binaries only where a plan sits inside an S-curve's non-concave stretch, starting from
 the concave-envelope LP's plan and bound) by HiGHS through its matrix interface, or by CBC
 through PuLP (`backends`), within the time limit. A concave problem whose only constraints are
-the budget and per-channel bounds is solved exactly by a greedy over segments sorted by slope
-(`greedy`), which agrees with the MILP and runs in milliseconds. `rounding` makes the cents add
+the budget and per-channel bounds is solved exactly by a greedy that selects the budget's
+level among the segments' slopes without sorting them (`greedy`), which agrees with the MILP
+and takes a fraction of a second at 1,000 channels × 52 periods. `rounding` makes the cents add
 up, `assembly` describes the plan, and `infeasibility` names the smallest change that makes an
 impossible request possible.
 

@@ -4,9 +4,10 @@ With concave curves, a budget and per-channel floors and caps, the optimum fills
 order of falling slope: each channel at least to its floor with its best segments, then every
 segment steeper than a threshold λ while its channel is under its cap, λ being the lowest
 slope at which the money runs out (the budget's shadow price). So no sort is needed: λ is found
-by selection (quickselect over the segments' slopes, each round a pivot and one pass that
-counts what each channel would take above it, keeping the half of the candidates λ lies in),
-and then each channel's own level the same way, all channels at once. This is what the LP would
+by selection (on many segments, first one pass against a sorted sample of pivots, keeping only
+those between the two pivots around λ; then quickselect, each round a pivot and one pass that
+counts what each channel would take above it, keeping the part of the candidates λ lies in),
+and then each capped or floored channel's own level the same way, all channels at once. This is what the LP would
 find, in a fraction of a second at millions of segments; tests hold the two to the same answer.
 """
 import numpy as np
