@@ -7,8 +7,9 @@ slope at which the money runs out (the budget's shadow price). So no sort is nee
 by selection (on many segments, first one pass against a sorted sample of pivots, keeping only
 those between the two pivots around λ; then quickselect, each round a pivot and one pass that
 counts what each channel would take above it, keeping the part of the candidates λ lies in),
-and then each capped or floored channel's own level the same way, all channels at once. This is what the LP would
-find, in a fraction of a second at millions of segments; tests hold the two to the same answer.
+and then each capped or floored channel's own level the same way, all channels at once. This
+is what the LP would find, in a fraction of a second at millions of segments; tests hold the
+two to the same answer.
 """
 import numpy as np
 import numpy.typing as npt
