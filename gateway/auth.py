@@ -6,6 +6,7 @@ import os
 import re
 import secrets
 import tempfile
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -19,10 +20,33 @@ KEY_PREFIX = "mp_"
 # which the calendar service checks.
 FEED_PATH = re.compile(r"/api/v1/calendar/feeds/[^/]+\.ics")
 FEED_CALLER = Caller("feed-token", "viewer")
+# The name is shown wherever the key's caller is (approvers, authors, audit entries) and kept
+# in the services' `*_name` columns of the same length.
+NAME_MAX_LENGTH = 200
 
 
 def generate_key() -> str:
     return KEY_PREFIX + secrets.token_urlsafe(32)
+
+
+def check_name(name: str) -> str:
+    """Return a key's name without surrounding blanks, or raise ValueError saying what is wrong."""
+    name = name.strip()
+    if not 1 <= len(name) <= NAME_MAX_LENGTH:
+        raise ValueError(f"a key's name must be 1 to {NAME_MAX_LENGTH} characters long")
+    if any(unicodedata.category(c) == "Cc" for c in name):
+        raise ValueError("a key's name may not contain control characters (tabs, newlines …)")
+    return name
+
+
+def display_name(record: dict) -> str:
+    """The name a key's caller goes by: keys made before names existed go by their label,
+    else their id."""
+    return record.get("name") or record.get("label") or record["id"]
+
+
+def _caller(record: dict) -> Caller:
+    return Caller(f"key:{record['id']}", record["role"], display_name(record))
 
 
 def hash_key(key: str) -> str:
@@ -52,8 +76,7 @@ class KeyStore:
         except FileNotFoundError:
             stamp = None
         if stamp != self._stamp:
-            self._callers = {r["hash"]: Caller(f"key:{r['id']}", r["role"])
-                             for r in self._records()}
+            self._callers = {r["hash"]: _caller(r) for r in self._records()}
             self._stamp = stamp
 
     def authenticate(self, authorization: str | None) -> Caller:
@@ -86,10 +109,14 @@ class KeyStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def create(self, role: str, *, label: str = "", key: str | None = None) -> tuple[dict, str]:
-        """Store a key for `role` (a given `key`, or a new random one); return record and key."""
+    def create(self, role: str, *, name: str | None = None, label: str = "",
+               key: str | None = None) -> tuple[dict, str]:
+        """Store a key for `role` and its holder's `name` (a given `key`, or a new random one);
+        return record and key. `marketplan keys create` requires the name."""
         if role not in ROLES:
             raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+        if name is not None:
+            name = check_name(name)
         key = key or generate_key()
         if len(key) < 20:
             raise ValueError("an API key must be at least 20 characters long")
@@ -101,13 +128,16 @@ class KeyStore:
                 if existing["role"] != role:
                     raise ValueError(f"that key already exists with role {existing['role']!r}")
                 return existing, key
-            record = {"id": "key_" + secrets.token_hex(6), "role": role, "label": label,
-                      "hash": digest, "created_at": datetime.now(UTC).isoformat()}
+            record = {"id": "key_" + secrets.token_hex(6), "role": role, "name": name,
+                      "label": label, "hash": digest,
+                      "created_at": datetime.now(UTC).isoformat()}
             self._write([*records, record])
         return record, key
 
     def list(self) -> list[dict]:
-        return [{k: v for k, v in r.items() if k != "hash"} for r in self._records()]
+        """The keys without their hashes, each with the name its caller goes by."""
+        return [{k: v for k, v in r.items() if k != "hash"} | {"name": display_name(r)}
+                for r in self._records()]
 
     def revoke(self, key_id: str) -> bool:
         with self._locked():

@@ -2,10 +2,11 @@
 
 The gateway (and a service calling another) signs each call with HMAC-SHA256, using the
 shared internal secret, over the whole request: a timestamp, a random nonce, the method, the
-path with its query, the SHA-256 of the body and the caller's identity. A service accepts an
-`/api/` call only with a valid signature made within `VALIDITY_SECONDS`, so a direct call that
-bypasses the gateway is a 401, the caller's role cannot be forged, and a captured credential
-cannot carry another body, query or path.
+path with its query, the SHA-256 of the body and the caller's identity (principal, role and,
+when the caller has one, the name of its API key, percent-encoded so any name fits a header).
+A service accepts an `/api/` call only with a valid signature made within `VALIDITY_SECONDS`,
+so a direct call that bypasses the gateway is a 401, the caller's role and name cannot be
+forged, and a captured credential cannot carry another body, query or path.
 
 A replayed credential is refused by its nonce: a service records the nonce of every call that
 can change state in its own database (`nonce_table`), so the refusal holds across all its
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import secrets
 import time
+import urllib.parse
 from collections.abc import Callable, Generator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -37,6 +39,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 
 PRINCIPAL_HEADER = "x-marketplan-principal"
 ROLE_HEADER = "x-marketplan-role"
+NAME_HEADER = "x-marketplan-name"
 TIMESTAMP_HEADER = "x-marketplan-timestamp"
 NONCE_HEADER = "x-marketplan-nonce"
 SIGNATURE_HEADER = "x-marketplan-signature"
@@ -55,6 +58,9 @@ NONCE_LENGTH = 32
 class Caller:
     principal: str
     role: str
+    # The person's or system's name of the API key, shown next to the principal; keys made
+    # before names existed, and services acting as themselves, have none.
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +76,18 @@ current_caller: ContextVar[Caller | None] = ContextVar("current_caller", default
 
 def _signature(secret: bytes, *, timestamp: str, nonce: str, method: str, path: str,
                body: bytes, caller: Caller) -> str:
-    message = "\n".join((timestamp, nonce, method.upper(), path,
-                         hashlib.sha256(body).hexdigest(), caller.principal, caller.role))
+    fields = [timestamp, nonce, method.upper(), path, hashlib.sha256(body).hexdigest(),
+              caller.principal, caller.role]
+    # A nameless caller signs exactly what it signed before names existed; a name adds a line
+    # (encoded: no newline in it), so neither adding nor removing one keeps the signature.
+    if caller.name is not None:
+        fields.append(_encode_name(caller.name))
+    message = "\n".join(fields)
     return hmac.new(secret, message.encode(), hashlib.sha256).hexdigest()
+
+
+def _encode_name(name: str) -> str:
+    return urllib.parse.quote(name, safe="")
 
 
 def sign(secret: bytes, *, method: str, path: str, caller: Caller, body: bytes = b"",
@@ -81,7 +96,7 @@ def sign(secret: bytes, *, method: str, path: str, caller: Caller, body: bytes =
     raw path with its query, as sent) carrying `body`."""
     timestamp = str(int(time.time() if now is None else now))
     nonce = secrets.token_hex(NONCE_LENGTH // 2)
-    return {
+    headers = {
         PRINCIPAL_HEADER: caller.principal,
         ROLE_HEADER: caller.role,
         TIMESTAMP_HEADER: timestamp,
@@ -89,6 +104,9 @@ def sign(secret: bytes, *, method: str, path: str, caller: Caller, body: bytes =
         SIGNATURE_HEADER: _signature(secret, timestamp=timestamp, nonce=nonce, method=method,
                                      path=path, body=body, caller=caller),
     }
+    if caller.name is not None:
+        headers[NAME_HEADER] = _encode_name(caller.name)
+    return headers
 
 
 class InternalAuth(httpx.Auth):
@@ -114,11 +132,14 @@ def verify(secret: bytes, *, method: str, path: str, body: bytes, headers: dict[
     """Return the credential of this call if its signature covers exactly this request and
     is fresh, or raise Unauthorized. Replays are the caller's to check (`NonceStore`)."""
     try:
-        caller = Caller(headers[PRINCIPAL_HEADER], headers[ROLE_HEADER])
+        encoded_name = headers.get(NAME_HEADER)
+        name = None if encoded_name is None else urllib.parse.unquote(encoded_name,
+                                                                      errors="strict")
+        caller = Caller(headers[PRINCIPAL_HEADER], headers[ROLE_HEADER], name)
         timestamp, nonce = headers[TIMESTAMP_HEADER], headers[NONCE_HEADER]
         signature = headers[SIGNATURE_HEADER]
         signed_at = int(timestamp)
-    except (KeyError, ValueError):
+    except (KeyError, ValueError):  # UnicodeDecodeError is a ValueError
         raise Unauthorized("This service is reached only through the Marketplan gateway; "
                            "send the request to the gateway with an API key.") from None
     expected = _signature(secret, timestamp=timestamp, nonce=nonce, method=method,

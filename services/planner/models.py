@@ -80,6 +80,9 @@ class Schedule(PlannerModel, table=True):
     replan_of: str | None = Field(default=None, max_length=ID_LENGTH)
     result: dict[str, Any] = Field(sa_type=JSON)    # a SchedulePublic, as JSON
     created_by: str = Field(max_length=200)
+    # The maker's API key name as signed (null: a key without one, the automatic re-planner,
+    # or a schedule from before names).
+    created_by_name: str | None = Field(default=None, max_length=200)
     created_at: datetime = _instant()
 
 

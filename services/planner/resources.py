@@ -235,6 +235,7 @@ class StoredScheduleSummary(BaseModel):
     campaign_ids: list[str]
     replan_of: str | None
     created_by: str
+    created_by_name: str | None
     created_at: datetime
     stale: bool = Field(description="A calendar change since it was made changed its tasks "
                         "(its stale_reasons are in the schedule itself).")
@@ -256,7 +257,8 @@ def list_schedules(*, session: Session, limit: int,
         col(StaleMark.schedule_id).in_([s.id for s in page]))))
     return Page(items=[StoredScheduleSummary(
         id=s.id, start=s.start_date, horizon_days=s.horizon_days, campaign_ids=s.campaign_ids,
-        replan_of=s.replan_of, created_by=s.created_by, created_at=s.created_at,
+        replan_of=s.replan_of, created_by=s.created_by, created_by_name=s.created_by_name,
+        created_at=s.created_at,
         stale=s.id in stale, status=s.result["status"],
         weighted_lateness_days=s.result["objective"]["weighted_lateness_days"],
         late_tasks=len(s.result["late"])) for s in page],

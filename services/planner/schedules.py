@@ -69,6 +69,7 @@ class StoredSchedulePublic(BaseModel):
     campaign_ids: list[str]
     replan_of: str | None
     created_by: str
+    created_by_name: str | None = Field(description="The name of the maker's API key.")
     created_at: datetime
     stale: bool = Field(description="A calendar change since it was made changed its tasks: "
                         "re-plan it (`POST …/replan`).")
@@ -178,7 +179,9 @@ def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
     return StoredSchedulePublic(id=schedule.id, start=schedule.start_date,
                                 horizon_days=schedule.horizon_days,
                                 campaign_ids=schedule.campaign_ids, replan_of=schedule.replan_of,
-                                created_by=schedule.created_by, created_at=schedule.created_at,
+                                created_by=schedule.created_by,
+                                created_by_name=schedule.created_by_name,
+                                created_at=schedule.created_at,
                                 stale=bool(reasons), stale_reasons=reasons,
                                 unscheduled=schedule.result.get(UNSCHEDULED_KEY, []),
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
@@ -207,7 +210,7 @@ def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: 
     return _store(session, idempotency, Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
         campaign_ids=schedule_in.campaign_ids, result=_result(result, unscheduled),
-        created_by=caller.principal))
+        created_by=caller.principal, created_by_name=caller.name))
 
 
 def _get_schedule(session: Session, schedule_id: str) -> Schedule:
@@ -224,7 +227,7 @@ def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic
 
 def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
                workers: WorkerPool, grace_seconds: float, created_by: str,
-               progress: solving.OnProgress | None = None,
+               created_by_name: str | None, progress: solving.OnProgress | None = None,
                cancelled: solving.IsCancelled | None = None) -> Schedule:
     # Started work stays; other tasks keep their resource and hours per day where they can,
     # and the answer says how many did not.
@@ -240,7 +243,8 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
                            progress=progress, cancelled=cancelled)
     return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
                     campaign_ids=old.campaign_ids, replan_of=old.id,
-                    result=_result(result, unscheduled), created_by=created_by)
+                    result=_result(result, unscheduled), created_by=created_by,
+                    created_by_name=created_by_name)
 
 
 def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
@@ -251,7 +255,7 @@ def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
     old = read_schedule(session=session, schedule_id=schedule_id)
     return _store(session, idempotency, _replanned(
         session, old, replan_in.as_of or date.today(), replan_in.time_limit_seconds, workers,
-        grace_seconds, caller.principal, progress, cancelled))
+        grace_seconds, caller.principal, caller.name, progress, cancelled))
 
 
 def mark_stale(session: Session, *, campaign_id: str, event_id: str, event_type: str,
@@ -293,7 +297,7 @@ def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPo
         old = _public(session, schedule)
         try:
             new = _replanned(session, old, as_of, DEFAULT_TIME_LIMIT, workers, grace_seconds,
-                             AUTO_REPLANNER)
+                             AUTO_REPLANNER, None)
         except Problem as problem:
             session.rollback()
             logger.warning("automatic re-plan of %s failed: %s", schedule_id, problem)

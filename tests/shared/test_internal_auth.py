@@ -7,6 +7,7 @@ from sqlalchemy import MetaData, create_engine, func, select
 from shared.db import create_db_engine
 from shared.errors import Unauthorized, install_error_handlers
 from shared.internal_auth import (
+    NAME_HEADER,
     NONCE_HEADER,
     ROLE_HEADER,
     TIMESTAMP_HEADER,
@@ -76,6 +77,39 @@ def test_verify_rejects_stale_and_future_signatures():
 def test_verify_rejects_a_non_numeric_timestamp():
     headers = sign(SECRET, method="GET", path="/p", caller=CALLER) | {TIMESTAMP_HEADER: "x"}
     with pytest.raises(Unauthorized, match="gateway"):
+        check(headers, path="/p")
+
+
+@pytest.mark.parametrize("name", ["Ana Ruiz", "José Ñúñez-Öztürk 王芳", "a%20b & c\\d",
+                                  "Finance sync (SAP)\u00a0prod", "x" * 200])
+def test_verify_returns_the_signed_name(name):
+    caller = Caller("key:abc", "planner", name)
+    headers = sign(SECRET, method="POST", path="/api/v1/x", body=b"{}", caller=caller)
+    assert headers[NAME_HEADER].isascii()  # any name fits a header
+    assert check(headers, method="POST", path="/api/v1/x", body=b"{}").caller == caller
+
+
+def test_a_caller_without_name_signs_as_before():
+    headers = sign(SECRET, method="GET", path="/p", caller=CALLER)
+    assert NAME_HEADER not in headers
+    assert check(headers, path="/p").caller.name is None
+
+
+@pytest.mark.parametrize("tamper", [
+    lambda h: h | {NAME_HEADER: "Boss"},            # another name on a named credential
+    lambda h: {k: v for k, v in h.items() if k != NAME_HEADER},
+    lambda h: h | {NAME_HEADER: "%FF"},             # not UTF-8
+])
+def test_verify_rejects_a_changed_name(tamper):
+    headers = tamper(sign(SECRET, method="GET", path="/p",
+                          caller=Caller("key:abc", "viewer", "Ana Ruiz")))
+    with pytest.raises(Unauthorized):
+        check(headers, path="/p")
+
+
+def test_verify_rejects_a_name_added_to_a_nameless_credential():
+    headers = sign(SECRET, method="GET", path="/p", caller=CALLER) | {NAME_HEADER: "Boss"}
+    with pytest.raises(Unauthorized):
         check(headers, path="/p")
 
 

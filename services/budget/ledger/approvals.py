@@ -86,6 +86,7 @@ def cancel(*, session: Session, budget_id: str, pending_id: str,
 def _decide(session: Session, budget: Budget, action: PendingAction,
             status: Literal["confirmed", "cancelled"], caller: Caller) -> PendingActionPublic:
     action.status, action.decided_by, action.decided_at = status, caller.principal, utcnow()
+    action.decided_by_name = caller.name
     session.add(action)
     session.flush()
     public = pending_public(budget, action)

@@ -3,7 +3,7 @@ from datetime import datetime
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from sqlmodel import Session, select
 
 from services.budget.ledger.loaders import get_budget
@@ -17,6 +17,8 @@ class AuditEntryPublic(BaseModel):
     id: int
     at: datetime
     principal: str
+    principal_name: str | None = Field(description="The name of the principal's API key "
+                                       "(null for a service, or a key without a name).")
     role: str
     request_id: str | None
     action: str
@@ -27,7 +29,8 @@ class AuditEntryPublic(BaseModel):
 def record(session: Session, *, budget_id: str, caller: Caller, action: str, target: str,
            changes: dict[str, Any]) -> None:
     """Stage one audit entry in the caller's transaction: it commits with the change or not at all."""
-    session.add(AuditEntry(budget_id=budget_id, principal=caller.principal, role=caller.role,
+    session.add(AuditEntry(budget_id=budget_id, principal=caller.principal,
+                           principal_name=caller.name, role=caller.role,
                            request_id=current_request_id(), action=action, target=target,
                            changes=jsonable_encoder(changes)))
 

@@ -32,9 +32,10 @@ VARIANCE_COLUMNS = ("budget_id", "plan", "campaign_id", "channel_id", "channel",
                     "variance", "variance_percent", "return", "roi", "currency")
 RESERVE_COLUMNS = ("budget_id", "entry_id", "kind", "amount", "currency", "channel_id",
                    "campaign_id", "plan", "period", "reason", "reverses_id", "author",
-                   "confirmed_by", "request_id", "created_at")
-AUDIT_COLUMNS = ("budget_id", "entry", "at", "principal", "role", "request_id", "action",
-                 "target", "changes")
+                   "author_name", "confirmed_by", "confirmed_by_name", "request_id",
+                   "created_at")
+AUDIT_COLUMNS = ("budget_id", "entry", "at", "principal", "principal_name", "role",
+                 "request_id", "action", "target", "changes")
 REVIEW_COLUMNS = ("budget_id", "channel_id", "channel", "state", "recommendation", "reason",
                   "spend", "return", "roi", "ratio_to_average", "periods_below_exit",
                   "currency")
@@ -111,7 +112,8 @@ def reserve_csv(*, session: Session, budget_id: str) -> str:
     return _csv(RESERVE_COLUMNS, [(
         budget.id, e.id, e.kind, from_minor(e.amount_minor, budget.currency), budget.currency,
         e.channel_id, e.campaign_id, e.plan_number, e.period, e.reason, e.reverses_id, e.author,
-        e.confirmed_by, e.request_id, e.created_at.isoformat()) for e in entries])
+        e.author_name, e.confirmed_by, e.confirmed_by_name, e.request_id,
+        e.created_at.isoformat()) for e in entries])
 
 
 def audit_csv(*, session: Session, budget_id: str) -> str:
@@ -120,8 +122,8 @@ def audit_csv(*, session: Session, budget_id: str) -> str:
     entries = session.exec(select(AuditEntry).where(AuditEntry.budget_id == budget.id)
                            .order_by(col(AuditEntry.id))).all()
     return _csv(AUDIT_COLUMNS, [(
-        budget.id, e.id, e.at.isoformat(), e.principal, e.role, e.request_id, e.action,
-        e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True)) for e in entries])
+        budget.id, e.id, e.at.isoformat(), e.principal, e.principal_name, e.role, e.request_id,
+        e.action, e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True)) for e in entries])
 
 
 def review_csv(*, session: Session, budget_id: str) -> str:

@@ -34,8 +34,10 @@ class PendingActionPublic(BaseModel):
     draw: dict[str, Any] | None = Field(description="The draw as it will be entered: "
                                         "channel_id or campaign_id, period, reason.")
     requested_by: str
+    requested_by_name: str | None = Field(description="The name of the requester's API key.")
     requested_at: datetime
     decided_by: str | None = Field(description="Who confirmed or cancelled it.")
+    decided_by_name: str | None = Field(description="The name of the decider's API key.")
     decided_at: datetime | None
     entry_id: str | None = Field(description="The reserve entry a confirmed draw made.")
 
@@ -60,6 +62,7 @@ def stage(session: Session, budget: Budget, *, kind: PendingKind, amount_minor: 
     action = PendingAction(id=new_id("pend"), budget_id=budget.id, kind=kind,
                            amount_minor=amount_minor, plan_number=plan_number, draw=draw,
                            status="pending", requested_by=caller.principal,
+                           requested_by_name=caller.name,
                            request_id=current_request_id())
     session.add(action)
     return action

@@ -83,8 +83,10 @@ class PlanPublic(BaseModel):
     optimizer: OptimizationPublic = Field(description="The optimizer's full answer.")
     request: OptimizationRequest = Field(description="Exactly what the optimizer was asked.")
     created_by: str
+    created_by_name: str | None = Field(description="The name of the maker's API key.")
     created_at: datetime
     approved_by: str | None
+    approved_by_name: str | None = Field(description="The name of the approver's API key.")
     approved_at: datetime | None
 
 
@@ -164,7 +166,8 @@ def _store(*, session: Session, budget_id: str, plan_in: PlanCreate, request: Op
                 request=request.model_dump(mode="json", by_alias=True),
                 result=result.model_dump(mode="json", by_alias=True),
                 spend_minor=to_minor(result.spend, budget.currency),
-                reserve_minor=to_minor(result.reserve, budget.currency), created_by=caller.principal)
+                reserve_minor=to_minor(result.reserve, budget.currency), created_by=caller.principal,
+                created_by_name=caller.name)
     session.add(plan)
     session.flush()
     ids = {name: channel_id for channel_id, name in channel_names(session, budget.id).items()}
@@ -246,8 +249,9 @@ def plan_public(session: Session, budget: Budget, plan: Plan) -> PlanPublic:
         spend=from_minor(plan.spend_minor, budget.currency),
         reserve=from_minor(plan.reserve_minor, budget.currency),
         channels=_channels(session, budget, plan), optimizer=plan.result, request=plan.request,
-        created_by=plan.created_by, created_at=plan.created_at, approved_by=plan.approved_by,
-        approved_at=plan.approved_at)
+        created_by=plan.created_by, created_by_name=plan.created_by_name,
+        created_at=plan.created_at, approved_by=plan.approved_by,
+        approved_by_name=plan.approved_by_name, approved_at=plan.approved_at)
 
 
 def read_plan(*, session: Session, budget_id: str, number: int) -> PlanPublic:
@@ -265,6 +269,7 @@ class PlanSummaryPublic(BaseModel):
     spend: Money
     reserve: Money
     created_by: str
+    created_by_name: str | None
     created_at: datetime
     approved_at: datetime | None
 
@@ -280,7 +285,8 @@ def list_plans(*, session: Session, budget_id: str, limit: int,
         status="approved" if p.approved_at else "draft", current=budget.current_plan == p.number,
         spend=from_minor(p.spend_minor, budget.currency),
         reserve=from_minor(p.reserve_minor, budget.currency), created_by=p.created_by,
-        created_at=p.created_at, approved_at=p.approved_at) for p in rows], next_cursor=next_cursor)
+        created_by_name=p.created_by_name, created_at=p.created_at,
+        approved_at=p.approved_at) for p in rows], next_cursor=next_cursor)
 
 
 def approve(*, session: Session, budget_id: str, number: int,
@@ -330,6 +336,7 @@ def make_current(session: Session, budget: Budget, plan: Plan, caller: Caller) -
     """Stage the plan as the budget's current one, approved by `caller`."""
     previous = budget.current_plan
     plan.approved_by, plan.approved_at = caller.principal, utcnow()
+    plan.approved_by_name = caller.name
     budget.current_plan = plan.number
     budget.version += 1
     budget.updated_at = utcnow()

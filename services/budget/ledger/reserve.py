@@ -65,8 +65,10 @@ class ReserveEntryPublic(BaseModel):
     reason: str
     reverses_id: str | None
     author: str
+    author_name: str | None = Field(description="The name of the author's API key.")
     confirmed_by: str | None = Field(description="The second key holder who confirmed a "
                                      "four-eyes draw.")
+    confirmed_by_name: str | None = Field(description="The name of the confirmer's API key.")
     request_id: str | None
     created_at: datetime
 
@@ -165,7 +167,7 @@ def draw(*, session: Session, idempotency: Idempotency, budget_id: str, draw_in:
         return held
     entry = ReserveEntry(id=new_id("draw"), budget_id=budget.id, kind="draw", amount_minor=amount,
                          plan_number=budget.current_plan, author=caller.principal,
-                         request_id=current_request_id(), **target)
+                         author_name=caller.name, request_id=current_request_id(), **target)
     public = _stage(session, budget, entry, caller)
     idempotency.record(session, public)
     session.commit()
@@ -195,7 +197,8 @@ def enter_pending_draw(session: Session, budget: Budget, action: PendingAction,
     _check_target(session, budget, action.draw["channel_id"], action.draw["campaign_id"])
     entry = ReserveEntry(id=new_id("draw"), budget_id=budget.id, kind="draw",
                          amount_minor=action.amount_minor, plan_number=budget.current_plan,
-                         author=action.requested_by, confirmed_by=caller.principal,
+                         author=action.requested_by, author_name=action.requested_by_name,
+                         confirmed_by=caller.principal, confirmed_by_name=caller.name,
                          request_id=current_request_id(), **action.draw)
     return _stage(session, budget, entry, caller)
 
@@ -217,7 +220,7 @@ def reverse(*, session: Session, idempotency: Idempotency, budget_id: str, draw_
                          campaign_id=original.campaign_id, plan_number=original.plan_number,
                          period=original.period, reason=reversal_in.reason,
                          reverses_id=original.id, author=caller.principal,
-                         request_id=current_request_id())
+                         author_name=caller.name, request_id=current_request_id())
     public = _stage(session, budget, entry, caller)
     idempotency.record(session, public)
     session.commit()

@@ -117,8 +117,12 @@ class Plan(BudgetModel, table=True):
     spend_minor: int = _money()
     reserve_minor: int = _money()
     created_by: str = Field(max_length=200)
+    # Each principal's API key name, as the caller was signed when it acted (null: a key
+    # without a name, a service, or a row from before names).
+    created_by_name: str | None = Field(default=None, max_length=200)
     created_at: datetime = _instant()
     approved_by: str | None = Field(default=None, max_length=200)
+    approved_by_name: str | None = Field(default=None, max_length=200)
     approved_at: datetime | None = Field(default=None, sa_type=Instant)
 
 
@@ -149,8 +153,10 @@ class ReserveEntry(BudgetModel, table=True):
     # A draw is reversed at most once: the database refuses a second reversal.
     reverses_id: str | None = Field(default=None, max_length=KEY_LENGTH, unique=True)
     author: str = Field(max_length=200)
+    author_name: str | None = Field(default=None, max_length=200)
     # The second key holder who made a four-eyes draw effective (`ledger.approvals`).
     confirmed_by: str | None = Field(default=None, max_length=200)
+    confirmed_by_name: str | None = Field(default=None, max_length=200)
     request_id: str | None = Field(default=None, max_length=128)
     created_at: datetime = _instant()
 
@@ -179,6 +185,7 @@ class AuditEntry(BudgetModel, table=True):
     budget_id: str = Field(max_length=KEY_LENGTH, index=True)
     at: datetime = _instant()
     principal: str = Field(max_length=200)
+    principal_name: str | None = Field(default=None, max_length=200)
     role: str = Field(max_length=20)
     request_id: str | None = Field(default=None, max_length=128)
     action: str = Field(max_length=50)
@@ -245,9 +252,11 @@ class PendingAction(BudgetModel, table=True):
     draw: dict | None = Field(default=None, sa_type=JSON)
     status: str = Field(max_length=10, index=True)
     requested_by: str = Field(max_length=200)
+    requested_by_name: str | None = Field(default=None, max_length=200)
     requested_at: datetime = _instant()
     request_id: str | None = Field(default=None, max_length=128)
     decided_by: str | None = Field(default=None, max_length=200)
+    decided_by_name: str | None = Field(default=None, max_length=200)
     decided_at: datetime | None = Field(default=None, sa_type=Instant)
     # The reserve entry a confirmed draw made.
     entry_id: str | None = Field(default=None, max_length=KEY_LENGTH)
