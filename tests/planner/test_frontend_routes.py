@@ -184,6 +184,8 @@ def test_template_preview_dates_the_steps(planner):
 
 
 def test_schedules_are_listed_newest_first_a_page_at_a_time(planner):
+    resource(planner, "Ana", ["copy"])
+    task(planner, "t-copy", "copy")
     made = [ok(call(planner, "POST", "/schedules", {
         "start": "2027-06-07", "horizon_days": 30, "campaign_ids": [CAMPAIGN]}), 201)
         for _ in range(3)]
@@ -197,7 +199,8 @@ def test_schedules_are_listed_newest_first_a_page_at_a_time(planner):
     assert summary == {
         "id": stored["id"], "start": "2027-06-07", "horizon_days": 30,
         "campaign_ids": [CAMPAIGN], "replan_of": None, "created_by": stored["created_by"],
-        "created_at": stored["created_at"], "stale": False,
+        "created_by_name": stored["created_by_name"], "created_at": stored["created_at"],
+        "stale": False,
         "status": stored["schedule"]["status"],
         "weighted_lateness_days": stored["schedule"]["objective"]["weighted_lateness_days"],
         "late_tasks": len(stored["schedule"]["late"])}
