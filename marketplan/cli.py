@@ -55,10 +55,6 @@ def _keys(args: argparse.Namespace) -> int:
         except ValueError as error:
             print(f"marketplan keys create: {error}", file=sys.stderr)
             return 2
-        if args.name is None:
-            print("marketplan keys create: warning: no --name; this key's caller is shown by "
-                  "its label or id. Give the person's or system's name with --name.",
-                  file=sys.stderr)
         print(key)
         print(f"({record['role']} key {record['id']} of {display_name(record)}; it is shown only now)",
               file=sys.stderr)
@@ -106,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     create.add_argument("--role", choices=ROLES, required=True)
     # Not yet required: the e2e tests and the Kubernetes gateway's start command still create
     # keys without it (a warning says so).
-    create.add_argument("--name",
+    create.add_argument("--name", required=True,
                         help="the person's or system's name, shown wherever the key's caller "
                              "is (1–200 characters)")
     create.add_argument("--label", default="")

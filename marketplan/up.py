@@ -59,11 +59,12 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
 def seed_admin_key(keys: KeyStore, admin_key: str | None) -> str:
     """Store the given admin key, or make a new one and revoke the last run's."""
     if admin_key:
-        return keys.create("admin", label="MARKETPLAN_ADMIN_KEY", key=admin_key)[1]
+        return keys.create("admin", name="Development admin", label="MARKETPLAN_ADMIN_KEY",
+                           key=admin_key)[1]
     for record in keys.list():
         if record["label"] == UP_KEY_LABEL:
             keys.revoke(record["id"])
-    return keys.create("admin", label=UP_KEY_LABEL)[1]
+    return keys.create("admin", name="Development admin", label=UP_KEY_LABEL)[1]
 
 
 def die_with_supervisor() -> None:

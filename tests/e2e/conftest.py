@@ -21,7 +21,8 @@ def is_free(port: int) -> bool:
 def api_key(system: dict, role: str) -> dict[str, str]:
     """Create a key for `role` with the CLI, as an admin would; return its auth header."""
     created = subprocess.run([sys.executable, "-m", "marketplan", "--env-file",
-                              str(system["env_file"]), "keys", "create", "--role", role],
+                              str(system["env_file"]), "keys", "create", "--role", role,
+                              "--name", f"Test {role}"],
                              capture_output=True, text=True, check=True, env=system["env"])
     return {"Authorization": f"Bearer {created.stdout.strip()}"}
 

@@ -35,7 +35,8 @@ def test_the_system_through_the_gateway(system):
 
     # a key made with the CLI works at once, with its role's limits
     created = subprocess.run([sys.executable, "-m", "marketplan", "--env-file",
-                              str(system["env_file"]), "keys", "create", "--role", "viewer"],
+                              str(system["env_file"]), "keys", "create", "--role", "viewer",
+                               "--name", "Vera Viewer"],
                              capture_output=True, text=True, check=True, env=system["env"])
     viewer = {"Authorization": f"Bearer {created.stdout.strip()}"}
     assert gateway.get("/api/v1/planner/status", headers=viewer).json()["role"] == "viewer"

@@ -162,15 +162,14 @@ def test_cli_creates_a_named_key_and_lists_it(tmp_path, monkeypatch, capsys):
     assert KeyStore(keys_file).authenticate(f"Bearer {key.strip()}").name == "Ana Ruiz"
 
 
-def test_cli_refuses_a_bad_name_and_warns_without_one(tmp_path, monkeypatch, capsys):
+def test_cli_refuses_a_bad_name_or_none(tmp_path, monkeypatch, capsys):
     keys_file = tmp_path / "keys.json"
     assert run_cli(monkeypatch, keys_file, "create", "--role", "viewer",
                    "--name", "line\nbreak") == 2
     assert "control characters" in capsys.readouterr().err
+    assert run_cli(monkeypatch, keys_file, "create", "--role", "viewer", "--label", "BI") == 2
+    assert "--name" in capsys.readouterr().err
     assert KeyStore(keys_file).list() == []
-    assert run_cli(monkeypatch, keys_file, "create", "--role", "viewer", "--label", "BI") == 0
-    assert "warning: no --name" in capsys.readouterr().err
-    assert [k["name"] for k in KeyStore(keys_file).list()] == ["BI"]
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
