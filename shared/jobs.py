@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from asgi_correlation_id import correlation_id
-from fastapi import APIRouter, Depends, Header
+from fastapi import APIRouter, Depends, Header, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
@@ -166,12 +166,14 @@ def prefers_async(values: Iterable[str]) -> bool:
                for value in values for match in _PREFERENCE.finditer(value))
 
 
-def _prefer(prefer: Annotated[list[str] | None, Header(
+def _prefer(request: Request, prefer: Annotated[str | None, Header(
         alias="Prefer",
         description="`respond-async` (RFC 7240): answer `202 Accepted` at once with the job's "
                     "`Location`, and follow its progress there instead of waiting.")] = None,
             ) -> bool:
-    return prefers_async(prefer or ())
+    # Documented as one string (generated clients take no list-valued headers); a client that
+    # repeats the header is still read whole.
+    return prefer is not None and prefers_async(request.headers.getlist("prefer"))
 
 
 PreferAsyncDep = Annotated[bool, Depends(_prefer)]
