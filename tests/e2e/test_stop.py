@@ -80,7 +80,7 @@ def solve_in_each_service(port: int) -> list[threading.Thread]:
 def test_a_signal_stops_every_process_of_the_run(request, tmp_path, backend, target, sig):
     if sig == signal.SIGINT and target == "make":
         pytest.skip("GNU make does not pass SIGINT on (it expects the terminal to signal "
-                    "the whole group) and waits for its child; see the report")
+                    "the whole group) and waits for its child; README, Operating")
     env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
     if backend == "postgresql":
         server = request.getfixturevalue("postgres")
