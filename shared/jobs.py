@@ -24,6 +24,7 @@ released, as a failed synchronous call records nothing.
 import asyncio
 import contextlib
 import logging
+import math
 import os
 import re
 import socket
@@ -74,6 +75,7 @@ from shared.ids import new_id
 from shared.internal_auth import Caller, CallerDep, current_caller
 from shared.requests import current_request_id
 from shared.types import ID_LENGTH
+from shared.workers import Cancelled
 
 logger = logging.getLogger("marketplan.jobs")
 
@@ -313,6 +315,12 @@ class JobQueue:
         return router
 
 
+def _finite(value: Any) -> float | None:
+    # JSON has no infinity (PostgreSQL's json type refuses it, and so does the answer's
+    # encoder), and "no bound yet" is what a solver's infinite bound means.
+    return None if value is None or not math.isfinite(value) else float(value)
+
+
 class JobCancelled(Exception):
     """Raised by a job's work that stopped on `cancelled()` with no answer worth keeping."""
 
@@ -332,13 +340,13 @@ class JobContext:
     _cancel: threading.Event = field(default_factory=threading.Event)
 
     def progress(self, values: Mapping[str, Any]) -> None:
-        """Report the solve's latest `incumbent`, `bound` and `gap` (any of them); call it as
-        often as the solver reports: the runner writes at most one update per heartbeat."""
-        unknown = set(values) - PROGRESS_KEYS
-        if unknown:
-            raise ValueError(f"unknown progress keys {sorted(unknown)}; use {sorted(PROGRESS_KEYS)}")
+        """Report a solver's progress as it relays it: its `incumbent`, `bound` and `gap` are
+        kept (other figures, such as its own clock, are not: the job keeps its own), and an
+        infinite bound or gap (none found yet) is shown as null. Call it as often as the solver
+        reports: the runner writes at most one update per heartbeat."""
         with self._lock:
-            self._reported.update({k: None if v is None else float(v) for k, v in values.items()})
+            self._reported.update({key: _finite(values[key])
+                                   for key in PROGRESS_KEYS if key in values})
 
     def cancelled(self) -> bool:
         """True once the job should stop: cancelled by a user, or claimed by another runner."""
@@ -500,7 +508,8 @@ class JobRunner:
             # A concurrent synchronous call with the same key committed first: its answer is
             # the one resource this request makes.
             result = replay.body
-        except JobCancelled:
+        except (JobCancelled, Cancelled):
+            # Cancelled: the worker pool stopped the solve with no answer to keep.
             return Outcome("cancelled")
         except Problem as problem:
             return Outcome("cancelled" if context.cancelled() else "failed", error=problem.body())

@@ -7,9 +7,6 @@ optimizer's own (incumbent, bound, gap). A cancel stops the solve through the po
 optimizer has no stop of its own yet (`whatif.solve_until_stopped`), so its worker is killed
 about a second after the cancel and the job ends `cancelled` with no result.
 """
-import math
-from collections.abc import Callable, Mapping
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,8 +16,8 @@ from services.budget.ledger import funding_whatif, plans
 from services.budget.ledger.tables import idempotency_record, job
 from services.budget.whatif import OptimizationRequest
 from shared.db import write_engine
-from shared.jobs import PROGRESS_KEYS, JobCancelled, JobContext, JobKind, JobQueue, Work
-from shared.workers import Cancelled, WorkerPool
+from shared.jobs import JobContext, JobKind, JobQueue, Work
+from shared.workers import WorkerPool
 
 OPTIMIZE, PLAN, CAMPAIGN_FUNDING = "optimize", "plan", "campaign_funding"
 # The roles each call's route admits (gateway/policy.py): only they may see its jobs.
@@ -32,37 +29,12 @@ JOBS = JobQueue(service="budget", table=job, idempotency=idempotency_record,
                        JobKind(CAMPAIGN_FUNDING, WHATIF_ROLES)])
 
 
-def _finite(value: Any) -> float | None:
-    # Before its first bound the optimizer reports an infinite bound and gap: JSON has no
-    # infinity (PostgreSQL's json type refuses it, and so does the answer's encoder), and
-    # "no bound yet" is what it means.
-    return None if value is None or not math.isfinite(value) else float(value)
-
-
-def _progress(context: JobContext) -> whatif.OnProgress:
-    # The pool relays the optimizer's whole `Progress`; a job shows the solve's figures only
-    # (its elapsed time is the job's own).
-    def report(values: Mapping[str, Any]) -> None:
-        context.progress({key: _finite(values[key]) for key in PROGRESS_KEYS if key in values})
-    return report
-
-
-def _stoppable(solve: Callable[[JobContext], Any]) -> Work:
-    def work(context: JobContext) -> Any:
-        try:
-            return solve(context)
-        except Cancelled:
-            # The pool stopped the solve (killed its worker) with no answer to keep.
-            raise JobCancelled from None
-    return work
-
-
 def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float) -> dict[str, Work]:
     """The runner's callable for each job kind."""
     def optimize(context: JobContext) -> whatif.OptimizationPublic:
         return whatif.optimize_budget(
             request=OptimizationRequest.model_validate(context.body), workers=workers,
-            grace_seconds=grace_seconds, progress=_progress(context),
+            grace_seconds=grace_seconds, progress=context.progress,
             cancelled=context.cancelled)
 
     def plan(context: JobContext) -> plans.PlanPublic:
@@ -74,15 +46,15 @@ def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float) -> dict[s
                 budget_id=context.params["budget_id"],
                 plan_in=plans.PlanCreate.model_validate(context.body), workers=workers,
                 grace_seconds=grace_seconds, caller=context.caller,
-                progress=_progress(context), cancelled=context.cancelled)
+                progress=context.progress, cancelled=context.cancelled)
 
     def campaign_funding(context: JobContext) -> funding_whatif.FundingOptimizationPublic:
         with Session(engine) as session:
             return funding_whatif.optimize_funding(
                 session=session, budget_id=context.params["budget_id"],
                 request=funding_whatif.FundingOptimizeRequest.model_validate(context.body),
-                workers=workers, grace_seconds=grace_seconds, progress=_progress(context),
+                workers=workers, grace_seconds=grace_seconds, progress=context.progress,
                 cancelled=context.cancelled)
 
-    return {OPTIMIZE: _stoppable(optimize), PLAN: _stoppable(plan),
-            CAMPAIGN_FUNDING: _stoppable(campaign_funding)}
+    return {OPTIMIZE: optimize, PLAN: plan,
+            CAMPAIGN_FUNDING: campaign_funding}

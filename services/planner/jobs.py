@@ -8,8 +8,6 @@ search through the pool: the engine returns its best schedule so far, which the 
 its result (`cancelled`, with the schedule stored for the stored kinds); with none, the job
 ends `cancelled` with no result.
 """
-from collections.abc import Callable, Mapping
-from typing import Any
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -19,8 +17,8 @@ from services.planner.models import idempotency_record, job
 from shared.client import ServiceClient
 from shared.db import write_engine
 from shared.idempotency import Idempotency
-from shared.jobs import PROGRESS_KEYS, JobCancelled, JobContext, JobKind, JobQueue, Work
-from shared.workers import Cancelled, WorkerPool
+from shared.jobs import JobContext, JobKind, JobQueue, Work
+from shared.workers import WorkerPool
 
 SOLVE, SCHEDULE, REPLAN, CAMPAIGN_PLAN = "solve", "schedule", "replan", "campaign_plan"
 # The roles each call's route admits (`PlannerDep`): only they may see its jobs.
@@ -28,25 +26,6 @@ ROLES = ("admin", "planner")
 
 JOBS = JobQueue(service="planner", table=job, idempotency=idempotency_record,
                 kinds=[JobKind(kind, ROLES) for kind in (SOLVE, SCHEDULE, REPLAN, CAMPAIGN_PLAN)])
-
-
-def _progress(context: JobContext) -> solving.OnProgress:
-    # The pool relays the engine's whole `Progress`; a job shows the search's figures only
-    # (its elapsed time is the job's own).
-    def report(values: Mapping[str, Any]) -> None:
-        context.progress({key: values[key] for key in PROGRESS_KEYS if key in values})
-    return report
-
-
-def _stoppable(solve: Callable[[JobContext], Any]) -> Work:
-    def work(context: JobContext) -> Any:
-        try:
-            return solve(context)
-        except Cancelled:
-            # The pool stopped the search with no schedule to keep (still waiting for a worker,
-            # or no answer within the grace after the stop).
-            raise JobCancelled from None
-    return work
 
 
 def _idempotency(context: JobContext) -> Idempotency:
@@ -62,7 +41,7 @@ def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float, calendar:
     def solve(context: JobContext) -> solving.SchedulePublic:
         problem = solving.to_problem(solving.SolveRequest.model_validate(context.body))
         return solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
-                             progress=_progress(context), cancelled=context.cancelled)
+                             progress=context.progress, cancelled=context.cancelled)
 
     def schedule(context: JobContext) -> schedules.StoredSchedulePublic:
         with Session(write_engine(engine)) as session:
@@ -70,7 +49,7 @@ def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float, calendar:
                 session=session, idempotency=_idempotency(context),
                 schedule_in=schedules.ScheduleCreate.model_validate(context.body),
                 workers=workers, grace_seconds=grace_seconds, caller=context.caller,
-                progress=_progress(context), cancelled=context.cancelled)
+                progress=context.progress, cancelled=context.cancelled)
 
     def replan(context: JobContext) -> schedules.StoredSchedulePublic:
         with Session(write_engine(engine)) as session:
@@ -79,7 +58,7 @@ def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float, calendar:
                 schedule_id=context.params["schedule_id"],
                 replan_in=schedules.ReplanCreate.model_validate(context.body), workers=workers,
                 grace_seconds=grace_seconds, caller=context.caller,
-                progress=_progress(context), cancelled=context.cancelled)
+                progress=context.progress, cancelled=context.cancelled)
 
     def campaign_plan(context: JobContext) -> campaign_plans.CampaignPlanPublic:
         with Session(write_engine(engine)) as session:
@@ -88,7 +67,7 @@ def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float, calendar:
                 budget=budget, workers=workers, grace_seconds=grace_seconds,
                 caller=context.caller,
                 plan_in=campaign_plans.CampaignPlanCreate.model_validate(context.body),
-                fail_step=fail_step, progress=_progress(context), cancelled=context.cancelled)
+                fail_step=fail_step, progress=context.progress, cancelled=context.cancelled)
 
-    return {SOLVE: _stoppable(solve), SCHEDULE: _stoppable(schedule),
-            REPLAN: _stoppable(replan), CAMPAIGN_PLAN: _stoppable(campaign_plan)}
+    return {SOLVE: solve, SCHEDULE: schedule,
+            REPLAN: replan, CAMPAIGN_PLAN: campaign_plan}

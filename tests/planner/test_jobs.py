@@ -6,9 +6,11 @@ import time
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import create_engine
 
 from bench.workloads import planted
 from services.planner import jobs
@@ -16,7 +18,7 @@ from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
 from shared import migrations
 from shared.internal_auth import Caller
-from shared.jobs import JobCancelled, JobContext
+from shared.jobs import JobContext, JobRunner
 from shared.workers import Cancelled
 from tests.conftest import TEST_SECRET
 from tests.planner.conftest import EXAMPLE, Api, check_schedule
@@ -231,7 +233,7 @@ def context() -> JobContext:
 def test_a_job_shows_the_searchs_figures_and_a_stop_without_an_answer_is_a_cancel():
     job = context()
     # The engine's whole `Progress`, as the pool relays it: the job keeps its own clock.
-    jobs._progress(job)({"elapsed_seconds": 7.5, "incumbent": 4, "bound": 1, "gap": 0.75})
+    job.progress({"elapsed_seconds": 7.5, "incumbent": 4, "bound": 1, "gap": 0.75})
     snapshot = job.snapshot()
     assert snapshot["elapsed_seconds"] < 7.5
     assert {k: v for k, v in snapshot.items() if k != "elapsed_seconds"} == \
@@ -239,7 +241,9 @@ def test_a_job_shows_the_searchs_figures_and_a_stop_without_an_answer_is_a_cance
 
     def stopped(_: JobContext) -> None:
         raise Cancelled("stopped 1 s after its cancel")
-    with pytest.raises(JobCancelled):
-        jobs._stoppable(stopped)(job)
+    runner = JobRunner(jobs.JOBS, engine=create_engine("sqlite://"), work={jobs.SOLVE: stopped})
+    claim = SimpleNamespace(id="job_1", kind=jobs.SOLVE, row=SimpleNamespace(request_id=None))
+    assert runner.execute(claim, job).status == "cancelled"
     # A search stopped with a schedule answers it: the runner keeps it as the result.
-    assert jobs._stoppable(lambda _: "best so far")(job) == "best so far"
+    runner.work[jobs.SOLVE] = lambda _: "best so far"
+    assert runner.execute(claim, job).result == "best so far"
