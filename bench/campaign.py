@@ -16,10 +16,8 @@ Starts `marketplan up` on free ports (SQLite), twice:
 Prints Markdown tables. Issue 16 asks for plan-a-campaign under 3 s on this machine.
 """
 import argparse
-import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -32,9 +30,10 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.system import client as gateway_client  # noqa: E402
+from bench.system import percentile, start  # noqa: E402
 from shared.channels import CHANNEL_KINDS  # noqa: E402
 from shared.workdays import next_working_day  # noqa: E402
-from tests.postgres import free_port  # noqa: E402
 
 KINDS = [k for k in CHANNEL_KINDS if k != "other"]
 # Enough for 200 campaigns over nine months (each needs 40 h of design, 16 h of media ...).
@@ -43,30 +42,12 @@ TEAM = [("design", ["design"], "80"), ("studio", ["copy", "strategy"], "32"),
 PLAN_TIME_LIMIT = 2
 
 
-def start(var_dir: Path, admin_key: str) -> tuple[subprocess.Popen, httpx.Client]:
-    port = free_port(4)
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": admin_key, "MARKETPLAN_LOG_LEVEL": "WARNING"}
-    up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
-                           "--var-dir", str(var_dir)], env=env, cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert up.stdout is not None
-    for line in up.stdout:
-        if line.startswith("Ctrl-C stops all"):
-            return up, httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=300,
-                                    headers={"Authorization": f"Bearer {admin_key}"})
-    raise RuntimeError("marketplan up did not start")
-
-
 def call(client: httpx.Client, method: str, path: str, body=None, status: int = 200, **kw):
     response = client.request(method, path, json=body, **kw)
     if response.status_code != status:
         raise RuntimeError(f"{method} {path}: {response.status_code} {response.text[:500]}")
     return response.json() if response.content else None
 
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def campaign_body(i: int, launch: date, kinds: list[str]) -> dict:
@@ -197,7 +178,8 @@ def main() -> None:
     for stage, (campaigns, tasks, channels) in (("overview", (200, 2000, 50)),
                                                 ("plan", (30, 300, 10))):
         with tempfile.TemporaryDirectory() as var_dir:
-            up, client = start(Path(var_dir), admin_key)
+            up, port = start(Path(var_dir), admin_key)
+            client = gateway_client(port, admin_key)
             try:
                 began = time.perf_counter()
                 budget, made = populate(client, campaigns=campaigns, tasks=tasks,

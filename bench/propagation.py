@@ -14,11 +14,9 @@ measured in the same run, interleaved, so the figures read as a ratio to it as w
 Prints a Markdown table for docs/benchmarks.md. Issue 15 asks for p95 under 5 s.
 """
 import argparse
-import os
 import random
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -30,30 +28,13 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.system import client as gateway_client  # noqa: E402
+from bench.system import percentile, start  # noqa: E402
 from tests.budget.conftest import BUDGET  # noqa: E402
 from tests.calendar.conftest import CAMPAIGN  # noqa: E402
-from tests.postgres import free_port  # noqa: E402
 
 POLL_SECONDS = 0.01       # how often this client reads a sync status while it waits
 TIMEOUT_SECONDS = 60
-
-
-def start(var_dir: Path, admin_key: str) -> tuple[subprocess.Popen, int]:
-    port = free_port(4)
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": admin_key, "MARKETPLAN_LOG_LEVEL": "WARNING"}
-    up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
-                           "--var-dir", str(var_dir)], env=env, cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert up.stdout is not None
-    for line in up.stdout:
-        if line.startswith("Ctrl-C stops all"):
-            return up, port
-    raise RuntimeError("marketplan up did not start")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 class Run:
@@ -95,9 +76,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as var:
         up, port = start(Path(var), admin_key)
         try:
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}/api/v1", timeout=60,
-                                  headers={"Authorization": f"Bearer {admin_key}"})
-            run = Run(client)
+            run = Run(gateway_client(port, admin_key))
             figures = measure(run, args.changes, rng)
         finally:
             up.send_signal(signal.SIGTERM)
