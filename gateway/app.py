@@ -20,6 +20,7 @@ from gateway.headers import SecurityHeaders
 from gateway.limits import ConcurrencyLimit, FailureLimit
 from gateway.openapi import fetch_service_docs, gateway_problems, merge
 from gateway.proxy import Proxy, client_address, create_session
+from gateway.upstreams import Pool, Upstream
 from shared.errors import Forbidden, Problem, ServiceUnavailable, install_error_handlers, problem_response
 from shared.internal_auth import Caller
 from shared.metrics import install_metrics
@@ -60,7 +61,8 @@ class ProxyDispatch:
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """Build the gateway app (uvicorn calls this as a factory)."""
     settings = settings or GatewaySettings()
-    proxy = Proxy(upstreams=settings.upstream_urls(), keys=KeyStore(settings.keys_file),
+    pools = {name: Pool(name, urls) for name, urls in settings.upstream_addresses().items()}
+    proxy = Proxy(upstreams=pools, keys=KeyStore(settings.keys_file),
                   secret=settings.internal_secret.get_secret_value().encode(),
                   max_body_bytes=settings.max_body_bytes,
                   failures=FailureLimit(settings.auth_failures_per_minute),
@@ -80,13 +82,19 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     async def lifespan(_app: FastAPI):
         timeouts = {"timeout": settings.upstream_timeout,
                     "connect_timeout": settings.upstream_connect_timeout}
-        proxy.sessions = {name: create_session(**timeouts, keepalive=settings.upstream_keepalive)
-                          for name in proxy.upstreams}
-        proxy.write_sessions = {name: create_session(**timeouts, keepalive=None)
-                                for name in proxy.upstreams}
+        members = [member for pool in pools.values() for member in pool.members]
+        for member in members:
+            member.session = create_session(**timeouts, keepalive=settings.upstream_keepalive)
+            member.write_session = create_session(**timeouts, keepalive=None)
+        # One address has nowhere else to send a request: only pools of several are watched.
+        watching = [asyncio.create_task(pool.watch(settings.upstream_probe_interval))
+                    for pool in pools.values() if len(pool.members) > 1]
         yield
-        await asyncio.gather(*(session.close() for session in
-                               [*proxy.sessions.values(), *proxy.write_sessions.values()]))
+        for task in watching:
+            task.cancel()
+        await asyncio.gather(*watching, return_exceptions=True)
+        await asyncio.gather(*(session.close() for member in members
+                               for session in (member.session, member.write_session)))
 
     gateway_problems()  # walked once here, not in the first request for the document
     app = FastAPI(title="Marketplan API", version=VERSION, lifespan=lifespan,
@@ -125,15 +133,20 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         """Report each service's readiness; 503 unless all are ready."""
 
         async def probe(name: str) -> str:
-            try:
-                async with proxy.sessions[name].get(
-                        proxy.upstreams[name] + "/readyz", headers=request_id_header(),
-                        timeout=aiohttp.ClientTimeout(total=2)) as response:
-                    return "ready" if response.status == 200 else "unavailable"
-            except (TimeoutError, aiohttp.ClientError):
-                return "unavailable"
+            """A service is ready when one of its processes is."""
+            answers = await asyncio.gather(*(ready(member) for member in pools[name].members))
+            return "ready" if any(answers) else "unavailable"
 
-        names = sorted(proxy.upstreams)
+        async def ready(member: Upstream) -> bool:
+            try:
+                async with member.session.get(
+                        member.url + "/readyz", headers=request_id_header(),
+                        timeout=aiohttp.ClientTimeout(total=2)) as response:
+                    return response.status == 200
+            except (TimeoutError, aiohttp.ClientError):
+                return False
+
+        names = sorted(pools)
         states = dict(zip(names, await asyncio.gather(*(probe(n) for n in names))))
         if all(state == "ready" for state in states.values()):
             return JSONResponse({"status": "ready", "upstreams": states})
@@ -143,8 +156,10 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
 
     @app.get("/openapi.json", include_in_schema=False)
     async def read_openapi() -> JSONResponse:
-        docs, missing = await fetch_service_docs(proxy.sessions, proxy.upstreams,
-                                                 headers=request_id_header())
+        chosen = {name: pool.first_healthy() for name, pool in pools.items()}
+        docs, missing = await fetch_service_docs(
+            {name: member.session for name, member in chosen.items()},
+            {name: member.url for name, member in chosen.items()}, headers=request_id_header())
         merged = merge(app.openapi(), docs)
         if missing:
             merged["info"]["description"] += (

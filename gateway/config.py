@@ -3,6 +3,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gateway.upstreams import split_urls
 from shared.settings import BaseServiceSettings, Port
 
 
@@ -10,6 +11,8 @@ class GatewaySettings(BaseServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_")
 
     port: Port = 8000
+    # Each service's address, or several comma-separated (its processes, balanced over:
+    # gateway/upstreams.py), e.g. `http://127.0.0.1:8002,http://127.0.0.1:8012`.
     calendar_url: str = "http://127.0.0.1:8001"
     budget_url: str = "http://127.0.0.1:8002"
     planner_url: str = "http://127.0.0.1:8003"
@@ -24,6 +27,9 @@ class GatewaySettings(BaseServiceSettings):
     upstream_keepalive: float = Field(default=2.0, gt=0, lt=5)
     # Extra tries of a request that could not connect (it never left, so any method is safe).
     upstream_connect_retries: int = Field(default=2, ge=0, le=10)
+    # Seconds between probes of each address's /readyz (a service with several addresses):
+    # how soon a process that answers again is back in, and one that hangs is out.
+    upstream_probe_interval: float = Field(default=0.5, gt=0, le=10)
     max_body_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
     # Per gateway process; see gateway/limits.py for the bounds with several processes.
     auth_failures_per_minute: int = Field(default=10, ge=1)
@@ -41,6 +47,19 @@ class GatewaySettings(BaseServiceSettings):
             return [origin.strip().rstrip("/") for origin in value.split(",") if origin.strip()]
         return value
 
+    @field_validator("calendar_url", "budget_url", "planner_url")
+    @classmethod
+    def _has_an_address(cls, value: str) -> str:
+        if not split_urls(value):
+            raise ValueError("give the service's address, e.g. http://127.0.0.1:8002, or "
+                             "several separated by commas")
+        return value
+
     def upstream_urls(self) -> dict[str, str]:
+        """Each service's address setting as given (one address, or several with commas)."""
         return {"calendar": self.calendar_url, "budget": self.budget_url,
                 "planner": self.planner_url}
+
+    def upstream_addresses(self) -> dict[str, list[str]]:
+        """Each service's addresses, one per process."""
+        return {name: split_urls(value) for name, value in self.upstream_urls().items()}

@@ -13,6 +13,7 @@ from yarl import URL
 from gateway.auth import KeyStore, feed_caller
 from gateway.limits import ConcurrencyLimit, FailureLimit
 from gateway.policy import authorize, runs_solver
+from gateway.upstreams import Pool, Upstream
 from shared.errors import GatewayTimeout, NotFound, Problem, ServiceUnavailable, Unauthorized
 from shared.internal_auth import Caller, sign
 from shared.requests import request_id_header
@@ -74,14 +75,11 @@ async def _read_body(receive: Receive, limit: int) -> bytes:
 class Proxy:
     """ASGI endpoint for `/api/...`; errors are raised as problems for the caller to render."""
 
-    def __init__(self, *, upstreams: dict[str, str], keys: KeyStore, secret: bytes,
+    def __init__(self, *, upstreams: dict[str, Pool], keys: KeyStore, secret: bytes,
                  max_body_bytes: int, failures: FailureLimit, solves: ConcurrencyLimit,
                  connect_retries: int):
+        # Each address's clients are made in the app's lifespan (gateway/upstreams.py).
         self.upstreams = upstreams
-        # Pooled keep-alive clients for safe methods, fresh-connection clients for the rest;
-        # both made in the app's lifespan.
-        self.sessions: dict[str, aiohttp.ClientSession] = {}
-        self.write_sessions: dict[str, aiohttp.ClientSession] = {}
         self.keys = keys
         self.secret = secret
         self.max_body_bytes = max_body_bytes
@@ -107,7 +105,8 @@ class Proxy:
             caller = self.authenticate(client_address(scope), authorization)
             authorize(caller, method, path)
         service = path.split("/", 4)[3] if path.startswith("/api/v1/") else ""
-        if service not in self.sessions:
+        pool = self.upstreams.get(service)
+        if pool is None:
             raise NotFound(f"No service answers {path}; API paths start with /api/v1/ and "
                            f"one of: {', '.join(sorted(self.upstreams))}.")
         target = (scope.get("raw_path") or path.encode()).decode("latin-1")
@@ -119,9 +118,8 @@ class Proxy:
         headers.extend(sign(self.secret, method=method, path=target, body=body,
                             caller=caller).items())
         headers.extend(request_id_header().items())
-        url = URL(self.upstreams[service] + target, encoded=True)
         with self.solves.slot(caller.principal) if runs_solver(method, path) else nullcontext():
-            status, response_headers, content = await self._forward(service, method, url,
+            status, response_headers, content = await self._forward(pool, method, target,
                                                                      headers, body)
         if method != "HEAD":  # a HEAD answer keeps the length of the GET it stands for
             response_headers.append((b"content-length", str(len(content)).encode()))
@@ -129,46 +127,67 @@ class Proxy:
                     "headers": response_headers})
         await send({"type": "http.response.body", "body": content})
 
-    async def _forward(self, service: str, method: str, url: URL, headers: list, body: bytes):
+    async def _forward(self, pool: Pool, method: str, target: str, headers: list,
+                       body: bytes):
+        """Send to the pool's best address; what never left goes to the next one at once, and
+        round the pool again after a pause while tries are left."""
         safe = method in SAFE_METHODS
-        session = (self.sessions if safe else self.write_sessions)[service]
-        for attempt in range(self.connect_retries + 1):
-            if attempt:
-                await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** (attempt - 1))
+        tried: list[Upstream] = []
+        rounds = 0
+        for _attempt in range(len(pool.members) + self.connect_retries):
+            upstream = pool.pick(tried)
+            if upstream is None:  # every address failed once: pause, then try them again
+                await asyncio.sleep(RETRY_BACKOFF_SECONDS * 2 ** rounds)
+                rounds += 1
+                tried.clear()
+                upstream = pool.pick(tried)
+                assert upstream is not None
+            tried.append(upstream)
+            session = upstream.session if safe else upstream.write_session
             try:
-                async with session.request(method, url, headers=headers, data=body or None,
-                                           allow_redirects=False) as response:
-                    connection = response.connection
-                    if response.status >= 500 and connection and connection.protocol:
-                        # A service that failed may close the connection right after its
-                        # answer without saying so (uvicorn does after an unhandled error):
-                        # never pool such a connection.
-                        connection.protocol.force_close()
-                    content = await response.read()
-                    dropped = (DROPPED_HEAD_RESPONSE_HEADERS if method == "HEAD"
-                               else DROPPED_RESPONSE_HEADERS)
-                    kept = [(k, v) for k, v in response.raw_headers
-                            if k.decode("latin-1").lower() not in dropped]
-                    return response.status, kept, content
+                with upstream.busy():
+                    return await self._send(session, method, URL(upstream.url + target,
+                                                                 encoded=True), headers, body)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
+                upstream.mark_down()
                 continue  # no connection was made, so the request never left: resend it
             except TimeoutError:
-                raise GatewayTimeout(f"The {service} service did not answer in time; try "
+                raise GatewayTimeout(f"The {pool.name} service did not answer in time; try "
                                      "again, or narrow the request.") from None
             except aiohttp.ClientConnectionError:
                 if safe:
                     continue  # a pooled connection the service had closed; safe to resend
-                # A fresh connection broke after the request was sent: it may have been
+                # A fresh connection broke after the request was sent: its process may have
+                # died (the probe brings it back if not), and the request may have been
                 # applied, so it is not resent here (a retry with the same Idempotency-Key is).
+                upstream.mark_down()
                 raise ServiceUnavailable(
-                    f"The {service} service closed the connection before answering; the "
+                    f"The {pool.name} service closed the connection before answering; the "
                     "request may or may not have been applied. Send it again with the same "
                     "Idempotency-Key (or check before repeating an update).",
-                    service=service) from None
+                    service=pool.name) from None
             except aiohttp.ClientError:
                 break
-        raise ServiceUnavailable(f"The {service} service is unavailable right now; the other "
-                                 "services keep working. Try again shortly.", service=service)
+        raise ServiceUnavailable(f"The {pool.name} service is unavailable right now; the "
+                                 "other services keep working. Try again shortly.",
+                                 service=pool.name)
+
+    @staticmethod
+    async def _send(session: aiohttp.ClientSession, method: str, url: URL, headers: list,
+                    body: bytes) -> tuple[int, list, bytes]:
+        async with session.request(method, url, headers=headers, data=body or None,
+                                   allow_redirects=False) as response:
+            connection = response.connection
+            if response.status >= 500 and connection and connection.protocol:
+                # A service that failed may close the connection right after its answer
+                # without saying so (uvicorn does after an unhandled error): never pool such
+                # a connection.
+                connection.protocol.force_close()
+            content = await response.read()
+            dropped = DROPPED_HEAD_RESPONSE_HEADERS if method == "HEAD" else DROPPED_RESPONSE_HEADERS
+            kept = [(k, v) for k, v in response.raw_headers
+                    if k.decode("latin-1").lower() not in dropped]
+            return response.status, kept, content
 
 
 def client_address(scope: Scope) -> str:

@@ -78,12 +78,16 @@ def parser() -> argparse.ArgumentParser:
                                           "until Ctrl-C")
     start.add_argument("--host", default="127.0.0.1")
     start.add_argument("--port", type=int, default=8000,
-                       help="gateway port; the services take the next three")
+                       help="gateway port; the services take the next ones (3 × replicas)")
+    start.add_argument("--replicas", type=int, default=1, choices=range(1, 9), metavar="N",
+                       help="processes per service, 1-8 (more than 1 needs PostgreSQL: "
+                            "set CALENDAR_, BUDGET_ and PLANNER_DATABASE_URL)")
     start.add_argument("--var-dir", type=Path,
                        default=Path(os.environ.get("MARKETPLAN_VAR_DIR", "var")),
                        help="where SQLite files, keys and the run settings go "
                             "(default: $MARKETPLAN_VAR_DIR or ./var)")
-    start.set_defaults(run=lambda a: up(host=a.host, port=a.port, var_dir=a.var_dir))
+    start.set_defaults(run=lambda a: up(host=a.host, port=a.port, var_dir=a.var_dir,
+                                      replicas=a.replicas))
 
     serve = commands.add_parser("serve", help="run one process")
     serve.add_argument("name", choices=sorted(PROCESSES))

@@ -1,5 +1,10 @@
 """`marketplan up`: migrate, start the four processes, keep them running, stop them together.
 
+`--replicas N` runs N processes of each service (PostgreSQL only) on consecutive ports after
+the gateway's; the gateway balances over them (gateway/upstreams.py). Migrations run once,
+before any process starts; every process runs its service's job runner, as jobs are claimed
+through the database.
+
 `up` owns what it starts: each process runs in its own process group (with its solver
 workers), is restarted with backoff when it dies, dies with `up` (PR_SET_PDEATHSIG, see
 `die_with_supervisor`), and is stopped with its whole group when `up` stops. SIGINT, SIGTERM
@@ -19,7 +24,7 @@ from pathlib import Path
 import httpx
 
 from gateway.auth import KeyStore
-from marketplan.processes import GATEWAY, PROCESSES, SERVICES
+from marketplan.processes import GATEWAY, SERVICES
 from shared import migrations
 
 UP_KEY_LABEL = "development admin (marketplan up)"
@@ -33,22 +38,51 @@ SUPERVISOR_ENV = "MARKETPLAN_SUPERVISOR_PID"
 _PR_SET_PDEATHSIG = 1
 
 
-def run_environment(*, host: str, port: int, var_dir: Path) -> dict[str, str]:
-    """The settings every process gets; the caller's own environment wins where it is set."""
+def service_ports(port: int, replicas: int) -> dict[str, list[int]]:
+    """Each service's ports: `replicas` consecutive ones per service after the gateway's, in
+    the order calendar, budget, planner (one each: port+1, port+2, port+3 as always)."""
+    return {service.name: [port + 1 + index * replicas + replica
+                           for replica in range(replicas)]
+            for index, service in enumerate(SERVICES)}
+
+
+def run_environment(*, host: str, port: int, var_dir: Path,
+                    replicas: int = 1) -> dict[str, str]:
+    """The settings every process gets; the caller's own environment wins where it is set.
+
+    The gateway gets every address of each service, comma-separated, and balances over them."""
+    ports = service_ports(port, replicas)
     env = {"MARKETPLAN_ENV": "development",
            "MARKETPLAN_INTERNAL_SECRET": secrets.token_urlsafe(32),
-           "GATEWAY_KEYS_FILE": str(var_dir / "api_keys.json")}
-    for process in PROCESSES.values():
-        prefix = process.env_prefix
+           "GATEWAY_KEYS_FILE": str(var_dir / "api_keys.json"),
+           "GATEWAY_HOST": host, "GATEWAY_PORT": str(port)}
+    for service in SERVICES:
+        prefix = service.env_prefix
         env[prefix + "HOST"] = host
-        env[prefix + "PORT"] = str(port + process.port_offset)
-        if process is not GATEWAY:
-            env[f"GATEWAY_{prefix}URL"] = f"http://{host}:{port + process.port_offset}"
-            env[prefix + "DATABASE_URL"] = f"sqlite:///{var_dir / process.name}.db"
-    env["BUDGET_CALENDAR_URL"] = env["PLANNER_CALENDAR_URL"] = env["GATEWAY_CALENDAR_URL"]
-    env["PLANNER_BUDGET_URL"] = env["GATEWAY_BUDGET_URL"]
+        env[f"GATEWAY_{prefix}URL"] = ",".join(f"http://{host}:{p}" for p in ports[service.name])
+        env[prefix + "DATABASE_URL"] = f"sqlite:///{var_dir / service.name}.db"
     env.update({k: v for k, v in os.environ.items() if k in env})
     return env
+
+
+def replica_environment(*, host: str, port: int, replicas: int, replica: int
+                        ) -> dict[str, str]:
+    """What differs between the processes of one service: replica i of budget and planner
+    calls replica i of the services it needs, so the calls spread like the processes do.
+    Set by `up` for each process, never written to the shared env file (`serve` loads that
+    file over its environment); the caller's own environment wins here too."""
+    ports = service_ports(port, replicas)
+    calendar, budget = (f"http://{host}:{ports[name][replica]}" for name in ("calendar", "budget"))
+    env = {"BUDGET_CALENDAR_URL": calendar, "PLANNER_CALENDAR_URL": calendar,
+           "PLANNER_BUDGET_URL": budget}
+    return env | {k: v for k, v in os.environ.items() if k in env}
+
+
+def sqlite_services(env: dict[str, str]) -> list[str]:
+    """The services whose database is SQLite: one process each, as SQLite takes one writer at
+    a time and would only serialize several processes behind the balancer."""
+    return [s.name for s in SERVICES
+            if env[s.env_prefix + "DATABASE_URL"].startswith("sqlite")]
 
 
 def write_env_file(path: Path, env: dict[str, str]) -> None:
@@ -89,6 +123,10 @@ class Child:
     # Where its JSON log lines go (appended), so the terminal keeps the banner readable;
     # None leaves them on the terminal.
     log_path: Path | None = None
+    # What this process alone gets on top of `up`'s environment, and where it answers.
+    env: dict[str, str] = field(default_factory=dict)
+    port: int | None = None
+    ready_url: str | None = None
     process: subprocess.Popen | None = None
     started_at: float = 0.0
     backoff: float = BACKOFF_FIRST
@@ -96,7 +134,7 @@ class Child:
     exits: list[int] = field(default_factory=list)
 
     def start(self) -> None:
-        env = os.environ | {SUPERVISOR_ENV: str(os.getpid())}
+        env = os.environ | self.env | {SUPERVISOR_ENV: str(os.getpid())}
         # Its own process group: `up` stops it with its solver workers in one killpg, and a
         # Ctrl-C to the terminal reaches `up` alone, which stops everything in order.
         if self.log_path is None:
@@ -157,7 +195,7 @@ def stop(children: list[Child]) -> None:
             child.process.wait()
 
 
-def _wait_ready(children: list[Child], env: dict[str, str], stopping: list) -> str | None:
+def _wait_ready(children: list[Child], stopping: list) -> str | None:
     """Return None when every process answers /readyz, else why not."""
     deadline = time.monotonic() + READY_TIMEOUT_SECONDS
     pending = {c.name: c for c in children}
@@ -169,10 +207,8 @@ def _wait_ready(children: list[Child], env: dict[str, str], stopping: list) -> s
                 if not child.running():
                     assert child.process is not None
                     return f"{name} exited with code {child.process.returncode} while starting"
-                prefix = PROCESSES[name].env_prefix
-                url = f"http://{env[prefix + 'HOST']}:{env[prefix + 'PORT']}/readyz"
                 try:
-                    if client.get(url).status_code == 200:
+                    if client.get(f"{child.ready_url}").status_code == 200:
                         del pending[name]
                 except httpx.TransportError:
                     pass
@@ -182,16 +218,47 @@ def _wait_ready(children: list[Child], env: dict[str, str], stopping: list) -> s
     return None
 
 
-def up(*, host: str, port: int, var_dir: Path) -> int:
+def children_for(*, host: str, port: int, replicas: int, env_file: Path, logs: Path
+                 ) -> list[Child]:
+    """The processes `up` runs: `replicas` of each service, then the gateway. With one
+    replica each keeps its plain name (`budget`); with more they are `budget-1`, `budget-2`…"""
+    children = []
+    ports = service_ports(port, replicas)
+    for service in SERVICES:
+        for replica, service_port in enumerate(ports[service.name]):
+            name = service.name if replicas == 1 else f"{service.name}-{replica + 1}"
+            children.append(Child(
+                name, [sys.executable, "-m", "marketplan", "serve", service.name, "--port",
+                       str(service_port), "--env-file", str(env_file)],
+                log_path=logs / f"{name}.log", port=service_port,
+                env=replica_environment(host=host, port=port, replicas=replicas,
+                                        replica=replica),
+                ready_url=f"http://{host}:{service_port}/readyz"))
+    children.append(Child(GATEWAY.name, [sys.executable, "-m", "marketplan", "serve",
+                                         GATEWAY.name, "--env-file", str(env_file)],
+                          log_path=logs / f"{GATEWAY.name}.log", port=port,
+                          ready_url=f"http://{host}:{port}/readyz"))
+    return children
+
+
+def up(*, host: str, port: int, var_dir: Path, replicas: int = 1) -> int:
     stopping: list[int] = []
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, lambda number, _frame: stopping.append(number))
     var_dir = var_dir.resolve()
     var_dir.mkdir(parents=True, exist_ok=True)
-    env = run_environment(host=host, port=port, var_dir=var_dir)
+    env = run_environment(host=host, port=port, var_dir=var_dir, replicas=replicas)
+    if replicas > 1 and (on_sqlite := sqlite_services(env)):
+        log(f"--replicas {replicas} needs PostgreSQL, and {', '.join(on_sqlite)} "
+            "would run on SQLite. Set CALENDAR_DATABASE_URL, BUDGET_DATABASE_URL and "
+            "PLANNER_DATABASE_URL to one database each, e.g. "
+            "postgresql+psycopg://user:password@host:5432/marketplan_budget "
+            "(or run without --replicas: SQLite runs one process per service).")
+        return 2
     env_file = var_dir / "up.env"
     write_env_file(env_file, env)
     os.environ.update(env)
+    # Once, before any process starts: replicas never race each other's migrations.
     for service in SERVICES:
         migrations.upgrade(service.migrations, service.database_url())
     admin_key = seed_admin_key(KeyStore(env["GATEWAY_KEYS_FILE"]),
@@ -201,13 +268,12 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
 
     logs = var_dir / "logs"
     logs.mkdir(exist_ok=True)
-    children = [Child(name, [sys.executable, "-m", "marketplan", "serve", name, "--env-file",
-                             str(env_file)], log_path=logs / f"{name}.log")
-                for name in (*(s.name for s in SERVICES), GATEWAY.name)]
+    children = children_for(host=host, port=port, replicas=replicas, env_file=env_file,
+                            logs=logs)
     for child in children:
         child.start()
     try:
-        if problem := _wait_ready(children, env, stopping):
+        if problem := _wait_ready(children, stopping):
             if not stopping:
                 log(f"failed: {problem}")
                 return 1
@@ -215,8 +281,7 @@ def up(*, host: str, port: int, var_dir: Path) -> int:
         gateway = f"http://{host}:{port}"
         print(f"\nMarketplan is up.\n  API:        {gateway}/api/v1/\n  Docs:       {gateway}/docs\n"
               f"  Admin key:  {admin_key}\n  Processes:  " + ", ".join(
-                  f"{c.name} pid {c.process.pid} port "
-                  f"{env[PROCESSES[c.name].env_prefix + 'PORT']}"
+                  f"{c.name} pid {c.process.pid} port {c.port}"
                   for c in children if c.process is not None)
               + f"\n  Logs:       {logs}/<process>.log (JSON lines)"
               + "\nA process that stops is restarted.\nCtrl-C stops all.\n", flush=True)
