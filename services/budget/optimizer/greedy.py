@@ -4,13 +4,19 @@ With concave curves, a budget and per-channel floors and caps, the optimum fills
 order of falling slope: each channel at least to its floor with its best segments, then every
 segment steeper than a threshold λ while its channel is under its cap, λ being the lowest
 slope at which the money runs out (the budget's shadow price). So no sort is needed: λ is found
-by selection (on many segments, first one pass against a sorted sample of pivots, keeping only
-those between the two pivots around λ; then quickselect, each round a pivot and one pass that
-counts what each channel would take above it, keeping the part of the candidates λ lies in),
-and then each capped or floored channel's own level the same way, all channels at once. This
-is what the LP would find, in a fraction of a second at millions of segments; tests hold the
-two to the same answer.
+by selection, and then each capped or floored channel's own level the same way, all channels
+at once. This is what the LP would find; tests hold the two to the same answer.
+
+The segments are never laid out cell by cell. A channel's periods share one curve (the curve
+cache) and differ only by their weight, so each distinct curve's segments are kept once, by
+falling slope, with running sums of their lengths; a cell is its curve and its weight. What a
+cell takes above a level is then a prefix of its curve, found by binary search on the weighted
+slopes (computed as the cells' own slopes would be: curve slope × weight), so each round of the
+selection costs a few passes over the cells, not over the millions of segments they stand for.
 """
+from collections.abc import Callable
+from dataclasses import dataclass
+
 import numpy as np
 import numpy.typing as npt
 
@@ -18,8 +24,9 @@ from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
 
 Indices = npt.NDArray[np.intp]
-# Above this many segments the budget's level is first bracketed between this many pivots.
-_BUCKETED, _PIVOTS = 50_000, 256
+Flags = npt.NDArray[np.bool_]
+# Per group, whether it holds with the amounts the cells take above its pivot.
+Settles = Callable[[Floats], Flags]
 
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
@@ -36,7 +43,8 @@ def applies(model: ScaledProblem, cells: Cells) -> bool:
 
 def solve(model: ScaledProblem, cells: Cells) -> Solution:
     """Fill segments by falling slope: floors first, then caps and the budget (see `applies`)."""
-    slopes, lengths, cell_of, channel = _flatten(model, cells)
+    curves = _Curves.of(cells)
+    everyone = curves.cells
     channels = len(model.lower)
     lower = np.asarray(model.lower, dtype=float)
     # A cap equal to the whole budget is the budget itself: leave it to the budget, so that
@@ -45,15 +53,24 @@ def solve(model: ScaledProblem, cells: Cells) -> Solution:
     upper = np.where(caps < model.budget - EPS, caps, np.inf)
     threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
 
-    steep = slopes > threshold
-    taken = _sum_by(channel[steep], lengths[steep], channels)
+    steep = curves.count(everyone, np.full(len(cells), threshold), strict=True)
+    taken = curves.by_channel(curves.taken(everyone, steep), channels)
     if np.clip(taken, lower, upper).sum() <= model.budget:
         # Money is left when every segment worth more than it costs is bought.
         level, above, ties, marginal = threshold, taken, np.zeros(channels), 0.0
         target = np.clip(taken, lower, upper)
     else:
-        level, above, ties = _budget_level(slopes[steep], lengths[steep], channel[steep],
-                                           lower, upper, model.budget)
+        def fits(amounts: Floats) -> Flags:
+            spent = np.clip(curves.by_channel(amounts, channels), lower, upper).sum()
+            return np.array([spent <= model.budget])
+
+        levels, over, at = curves.select(np.zeros(len(cells), dtype=np.intp), steep,
+                                         np.zeros(len(cells), dtype=np.intp), np.full(1, np.nan),
+                                         fits)
+        level = float(levels[0])
+        above = curves.by_channel(curves.taken(everyone, over), channels)
+        ties = curves.by_channel(curves.taken(everyone, at) - curves.taken(everyone, over),
+                                 channels)
         least = np.clip(above, lower, upper)
         room = np.clip(above + ties, lower, upper) - least
         # Money left at the level goes to its ties in channel order, as a stable sort would.
@@ -64,32 +81,146 @@ def solve(model: ScaledProblem, cells: Cells) -> Solution:
     # fills to the level too; only the others (at a floor or a cap) need a level of their own.
     slack = EPS * np.maximum(target, 1.0)
     known = (above - slack <= target) & (target <= above + ties + slack)
-    fill = _fill_to(slopes, lengths, channel, target, np.where(known, level, np.nan))
-    spend = _sum_by(cell_of, fill, len(cells))
+    spend, model_return = _fill_to(curves, target, np.where(known, level, np.nan))
     return Solution(spend=spend, status="optimal", gap=0.0, solver="greedy",
-                    marginal_value=marginal, model_return=float(fill @ slopes))
+                    marginal_value=marginal, model_return=model_return)
 
 
-def _flatten(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats, Indices, Indices]:
-    """Every cell's segments in one array (slopes weighted, lengths, their cell and channel),
-    cell by cell. A channel's periods share one `Segments` (the curve cache), so each is read
-    once and repeated, not concatenated cell by cell."""
-    ids = np.fromiter((id(cell.segments) for cell in cells), dtype=np.int64, count=len(cells))
-    _, first_cell, base_of = np.unique(ids, return_index=True, return_inverse=True)
-    bases = [_segments(cells[i]) for i in first_cell]
-    weight, cell_channel = cells.weight, cells.channel
-    if not bases:
-        empty = np.zeros(0)
-        return empty, empty, np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
-    sizes = np.array([len(s.lengths) for s in bases], dtype=np.intp)
-    starts = np.cumsum(sizes) - sizes
-    counts = sizes[base_of]
-    cell_of = np.repeat(np.arange(len(cells), dtype=np.intp), counts)
-    first = np.cumsum(counts) - counts
-    index = np.arange(len(cell_of), dtype=np.intp) - first[cell_of] + starts[base_of][cell_of]
-    slopes = np.concatenate([s.slopes for s in bases])[index] * weight[cell_of]
-    lengths = np.concatenate([s.lengths for s in bases])[index]
-    return slopes, lengths, cell_of, cell_channel[cell_of]
+@dataclass(frozen=True)
+class _Curves:
+    """The cells' distinct curves, each once with its segments by falling slope, and per cell
+    its curve (where its segments start and how many there are), weight and channel."""
+
+    slopes: Floats         # every distinct curve's segment slopes, one curve after another
+    lengths: Floats
+    running: Floats        # per curve, 0 then the running sums of its lengths
+    returns: Floats        # per curve, 0 then the running sums of length × slope
+    start: Indices         # per cell: where its curve's segments start in `slopes`
+    first: Indices         # per cell: where its curve's running sums start
+    size: Indices          # per cell: how many segments its curve has
+    weight: Floats
+    channel: Indices
+
+    @classmethod
+    def of(cls, cells: Cells) -> "_Curves":
+        ids = np.fromiter((id(cell.segments) for cell in cells), dtype=np.int64,
+                          count=len(cells))
+        _, first_cell, curve_of = np.unique(ids, return_index=True, return_inverse=True)
+        curves = [_by_falling_slope(_segments(cells[i])) for i in first_cell.tolist()]
+        sizes = np.array([len(lengths) for lengths, _ in curves], dtype=np.intp)
+        starts = np.cumsum(sizes) - sizes
+        lengths = [lengths for lengths, _ in curves]
+        slopes = [slopes for _, slopes in curves]
+
+        def running(parts: list[Floats]) -> Floats:
+            zero = np.zeros(1)
+            return np.concatenate([x for part in parts for x in (zero, np.cumsum(part))]) \
+                if parts else np.zeros(0)
+
+        return cls(slopes=np.concatenate(slopes) if curves else np.zeros(0),
+                   lengths=np.concatenate(lengths) if curves else np.zeros(0),
+                   running=running(lengths),
+                   returns=running([a * b for a, b in zip(lengths, slopes)]),
+                   start=starts[curve_of], first=(starts + np.arange(len(sizes)))[curve_of],
+                   size=sizes[curve_of], weight=cells.weight, channel=cells.channel)
+
+    @property
+    def cells(self) -> Indices:
+        return np.arange(len(self.channel), dtype=np.intp)
+
+    def value(self, cell: Indices, position: Indices) -> Floats:
+        """The weighted slope of each cell's segment at `position` (in falling order)."""
+        values: Floats = self.slopes[self.start[cell] + position] * self.weight[cell]
+        return values
+
+    def count(self, cell: Indices, level: Floats, *, strict: Flags | bool,
+              low: Indices | None = None, high: Indices | None = None) -> Indices:
+        """Per `cell`, how many of its segments are steeper than its `level` (or as steep,
+        where not `strict`), knowing the answer lies within [low, high] (default: anywhere)."""
+        low = np.zeros(len(cell), dtype=np.intp) if low is None else low.copy()
+        high = self.size[cell] if high is None else high.copy()
+        todo = np.flatnonzero(low < high)
+        while len(todo):
+            middle = (low[todo] + high[todo]) // 2
+            value = self.value(cell[todo], middle)
+            exact = strict if isinstance(strict, bool) else strict[todo]
+            steeper = np.where(exact, value > level[todo], value >= level[todo])
+            low[todo] = np.where(steeper, middle + 1, low[todo])
+            high[todo] = np.where(steeper, high[todo], middle)
+            todo = todo[low[todo] < high[todo]]
+        return low
+
+    def taken(self, cell: Indices, count: Indices) -> Floats:
+        """Per `cell`, the length of its first `count` segments."""
+        lengths: Floats = self.running[self.first[cell] + count]
+        return lengths
+
+    def by_channel(self, amounts: Floats, channels: int) -> Floats:
+        return _sum_by(self.channel, amounts, channels)
+
+    def select(self, over: Indices, under: Indices, group: Indices, level: Floats,
+               settles: Settles) -> tuple[Floats, Indices, Indices]:
+        """Per group whose `level` is NaN, the lowest weighted slope v among its cells' segments
+        at positions [over, under) such that `settles` holds with what the cells take above v;
+        with, per cell, how many of its segments are steeper than its group's level and as
+        steep (for the groups selected here; `over` and `under` as given for the others).
+
+        Quickselect over all groups at once: each round draws a pivot among each group's
+        candidates, which either settles every candidate above it (the level is at or below it)
+        or drops every one at or below it. Cells are ordered by group.
+        """
+        rng = np.random.default_rng(0)
+        level = level.copy()
+        over, under = over.copy(), under.copy()
+        groups = len(level)
+        while True:
+            live = np.flatnonzero(np.isnan(level)[group] & (under > over))
+            if not len(live):
+                return level, over, under
+            mine = group[live]
+            top = np.full(groups, -np.inf)
+            bottom = np.full(groups, np.inf)
+            np.maximum.at(top, mine, self.value(live, over[live]))
+            np.minimum.at(bottom, mine, self.value(live, under[live] - 1))
+            done = np.isnan(level) & (top == bottom)
+            level[done] = top[done]
+            # A pivot: each open group's candidate at a uniformly drawn rank among its own.
+            candidates = under[live] - over[live]
+            counts = np.bincount(mine, weights=candidates, minlength=groups).astype(np.intp)
+            ends = np.cumsum(candidates)
+            rank = np.cumsum(counts) - counts + (rng.random(groups) * counts).astype(np.intp)
+            searching = np.flatnonzero(np.isnan(level) & (counts > 0))
+            at = np.searchsorted(ends, rank[searching], side="right")
+            pivot = np.full(groups, np.nan)
+            pivot[searching] = self.value(live[at], over[live[at]] + rank[searching]
+                                          - (ends[at] - candidates[at]))
+            # A pivot at its group's top would settle nothing: ask instead whether the level
+            # lies below the top (whether what the cells take at or above it settles); if
+            # not, the top is the level.
+            at_top = pivot == top
+            live = live[~np.isnan(pivot[mine])]
+            mine = group[live]
+            steeper = self.count(live, pivot[mine], strict=~at_top[mine], low=over[live],
+                                 high=under[live])
+            amounts = self.taken(self.cells, over)
+            amounts[live] = self.taken(live, steeper)
+            lower = np.zeros(groups, dtype=bool)
+            lower[searching] = settles(amounts)[searching]
+            level[searching] = np.where(at_top[searching] & ~lower[searching], top[searching],
+                                        np.nan)
+            over[live] = np.where(lower[mine], steeper, over[live])
+            under[live] = np.where(lower[mine], under[live], steeper)
+
+
+def _by_falling_slope(segments: Segments) -> tuple[Floats, Floats]:
+    """A concave curve's lengths and slopes in falling slope order: as they are, unless its
+    slopes rise within the tolerance that still counts as concave (a stable sort then keeps
+    equal slopes in their order)."""
+    lengths, slopes = segments.lengths, segments.slopes
+    if np.all(slopes[1:] <= slopes[:-1]):
+        return lengths, slopes
+    order = np.argsort(-slopes, kind="stable")
+    return lengths[order], slopes[order]
 
 
 def _segments(cell: Cell) -> Segments:
@@ -97,113 +228,45 @@ def _segments(cell: Cell) -> Segments:
     return cell.segments
 
 
-def _budget_level(slopes: Floats, lengths: Floats, channel: Indices, lower: Floats,
-                  upper: Floats, budget: float) -> tuple[float, Floats, Floats]:
-    """The lowest slope λ at which the channels, each held within its bounds, take no more than
-    the budget from the segments steeper than λ; with what each channel has above λ and at it.
-
-    Quickselect: λ is always one of the candidates' slopes, and each round's pivot either
-    settles every candidate above it (λ is at or below it) or drops every one at or below it.
-    """
-    rng = np.random.default_rng(0)
-    channels = len(lower)
-    base = np.zeros(channels)
-    if len(slopes) > _BUCKETED:
-        # One pass against many pivots at once (a sorted sample) leaves only the segments
-        # between the two pivots around λ, about one in _PIVOTS, for the rounds below.
-        pivots = np.unique(rng.choice(slopes, _PIVOTS))
-        bucket = np.searchsorted(pivots, slopes)        # pivots[b − 1] < slope ≤ pivots[b]
-        per = _sum_by(channel * (len(pivots) + 1) + bucket, lengths,
-                      channels * (len(pivots) + 1)).reshape(channels, len(pivots) + 1)
-        # above[:, b]: what each channel has strictly above pivots[b].
-        above = np.cumsum(per[:, ::-1], axis=1)[:, ::-1][:, 1:]
-        fits = np.clip(above, lower[:, None], upper[:, None]).sum(axis=0) <= budget
-        if fits.any():
-            # λ lies in (pivots[low − 1], pivots[low]], low the lowest pivot within the
-            # budget: every segment above pivots[low] is taken.
-            low = int(np.argmax(fits))
-            base = above[:, low].copy()
-            keep = bucket == low
-        else:
-            keep = bucket == len(pivots)                # λ is above every pivot
-        slopes, lengths, channel = slopes[keep], lengths[keep], channel[keep]
-    while True:
-        top, bottom = slopes.max(), slopes.min()
-        if top == bottom:
-            ties = _sum_by(channel, lengths, channels)
-            return float(top), base, ties
-        pivot = slopes[rng.integers(len(slopes))]
-        if pivot == top:
-            pivot = slopes[slopes < top].max()   # a pivot at the top would settle nothing
-        above_pivot = slopes > pivot
-        taken = base + _sum_by(channel[above_pivot], lengths[above_pivot], channels)
-        if np.clip(taken, lower, upper).sum() <= budget:
-            base, keep = taken, ~above_pivot
-        else:
-            keep = above_pivot
-        slopes, lengths, channel = slopes[keep], lengths[keep], channel[keep]
-
-
-def _fill_to(slopes: Floats, lengths: Floats, channel: Indices, target: Floats,
-             level: Floats) -> Floats:
-    """Per segment, how much of it each channel fills to spend `target`, steepest first.
+def _fill_to(curves: _Curves, target: Floats, level: Floats) -> tuple[Floats, float]:
+    """Per cell, what it spends for each channel to spend `target`, steepest segments first;
+    and the plan's return on the segments.
 
     Each channel's level μ (the lowest slope whose steeper segments stay within its target;
-    given in `level` where known, NaN where not) is found by a quickselect run for all those
-    channels at once, each with its own random pivot; the segments at μ share what is left of
-    the target in order.
+    given in `level` where known, NaN where not) is selected for all those channels at once;
+    the segments at μ share what is left of the target in cell order.
     """
-    rng = np.random.default_rng(0)
-    channels = len(target)
-    searching = np.isnan(level)
-    total = _sum_by(channel, lengths, channels)
+    channels, everyone = len(target), curves.cells
+    given = ~np.isnan(level)
+    total = curves.by_channel(curves.taken(everyone, curves.size), channels)
     # A channel that takes all of its segments, or none, has no level to find.
-    whole = searching & (target >= total - EPS * np.maximum(total, 1.0))
-    level = np.where(whole, -np.inf, np.where(searching & (target <= 0), np.inf, level))
-    searching &= ~whole & (target > 0)
-    base = np.zeros(channels)
-    candidates = np.flatnonzero(searching[channel])
-    while len(candidates):
-        mine = channel[candidates]
-        values = slopes[candidates]
-        counts = np.bincount(mine, minlength=channels)
-        present = np.flatnonzero(counts)
-        firsts = np.cumsum(counts) - counts
-        top = np.full(channels, -np.inf)
-        bottom = np.full(channels, np.inf)
-        top[present] = np.maximum.reduceat(values, firsts[present])
-        bottom[present] = np.minimum.reduceat(values, firsts[present])
-        done = present[top[present] == bottom[present]]
-        level[done] = top[done]
-        pivot = np.full(channels, np.inf)
-        draw = firsts + (rng.random(channels) * counts).astype(np.intp)
-        pivot[present] = values[np.minimum(draw[present], len(values) - 1)]
-        pivot[done] = np.inf
-        # A pivot at a channel's top would settle nothing: take the next slope below it.
-        at_top = (pivot == top) & np.isfinite(pivot)
-        if at_top.any():
-            below = np.where(values < top[mine], values, -np.inf)
-            second = np.full(channels, -np.inf)
-            np.maximum.at(second, mine, below)
-            pivot[at_top] = second[at_top]
-        above = values > pivot[mine]
-        taken = base + _sum_by(mine[above], lengths[candidates][above], channels)
-        settles = taken <= target
-        base = np.where(settles & np.isfinite(pivot), taken, base)
-        keep = np.where(settles[mine], ~above, above) & np.isfinite(pivot[mine])
-        candidates = candidates[keep]
-    fill = np.where(slopes > level[channel], lengths, 0.0)
-    at = np.flatnonzero(slopes == level[channel])
-    if len(at):
-        # Ties at a channel's level share what is left of its target, in segment order.
-        owner = channel[at]
-        left = target - _sum_by(channel, fill, channels)
-        cumulative = np.cumsum(lengths[at])
-        before = cumulative - lengths[at]
-        starts = np.r_[True, owner[1:] != owner[:-1]]
-        group_base = before[np.maximum.accumulate(np.where(starts, np.arange(len(at)), 0))]
-        fill[at] = np.clip(left[owner] - (before - group_base), 0.0, lengths[at])
-    return fill
+    whole = ~given & (target >= total - EPS * np.maximum(total, 1.0))
+    level = np.where(whole, -np.inf, np.where(~given & (target <= 0), np.inf, level))
+    given = ~np.isnan(level)
+
+    def within(amounts: Floats) -> Flags:
+        return curves.by_channel(amounts, channels) <= target
+
+    level, over, at = curves.select(np.zeros(len(everyone), dtype=np.intp), curves.size,
+                                    curves.channel, level, within)
+    cell = np.flatnonzero(given[curves.channel])
+    if len(cell):
+        mine = level[curves.channel[cell]]
+        over[cell] = curves.count(cell, mine, strict=True)
+        at[cell] = curves.count(cell, mine, strict=False, low=over[cell], high=at[cell])
+    full = curves.taken(everyone, over)
+    ties = curves.taken(everyone, at) - full
+    # Ties at a channel's level share what is left of its target, in cell order.
+    left = target - curves.by_channel(full, channels)
+    before = np.cumsum(ties) - ties
+    starts = np.r_[True, curves.channel[1:] != curves.channel[:-1]] if len(everyone) else \
+        np.zeros(0, dtype=bool)
+    group_base = before[np.maximum.accumulate(np.where(starts, everyone, 0))]
+    shared = np.clip(left[curves.channel] - (before - group_base), 0.0, ties)
+    # A level of ±∞ has no ties (nothing is as steep): its cells share nothing.
+    at_level = np.where(np.isfinite(level), level, 0.0)[curves.channel]
+    earned = curves.returns[curves.first + over] * curves.weight + shared * at_level
+    return full + shared, float(earned.sum())
 
 
 def _sum_by(index: Indices, values: Floats, size: int) -> Floats:
