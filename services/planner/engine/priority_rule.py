@@ -11,13 +11,14 @@ left. `schedule` keeps the best by the objective.
 import contextlib
 import heapq
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 from services.planner.engine.model import Model
 from services.planner.engine.problem import Invalid, Plan, Work
 
 Key = Callable[[str], tuple[int, ...]]
 RANDOM_PASSES = 3
+REPAIRED = "previous, repaired"   # the rule of a re-plan that keeps what it can (`repair`)
 
 
 def schedule(model: Model, *, stop: Callable[[], bool] | None = None) -> Plan:
@@ -32,23 +33,21 @@ def rules(model: Model, *, stop: Callable[[], bool] | None = None) -> dict[str, 
     latest = latest_finish(model)
     position = {t: i for i, t in enumerate(model.order)}
 
-    def deadline(task: str) -> int:
-        found = model.deadline(task)
-        return len(model.days) if found is None else found
-
     def late() -> bool:
         return stop is not None and bool(plans) and stop()
 
     keys: dict[str, Key] = {
-        "earliest deadline": lambda t: (deadline(t), -model.tasks[t].priority, position[t]),
+        "earliest deadline": lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
         "latest finish": lambda t: (latest[t], -model.tasks[t].priority, position[t]),
     }
+    plans: dict[str, Plan] = {}
     rng = random.Random(0)   # fixed: the same input gives the same answer
     for i in range(RANDOM_PASSES):
         keys[f"randomised {i + 1}"] = _noisy(model, latest, position, rng)
     if model.previous:
         keys["previous starts"] = _previous_key(model, latest, position)
-    plans: dict[str, Plan] = {}
+        if (repaired := repair(model, keys["earliest deadline"])) is not None:
+            plans[REPAIRED] = repaired
     failure: Invalid | None = None
     for name, key in keys.items():
         if late():
@@ -104,11 +103,16 @@ def latest_finish(model: Model) -> dict[str, int]:
     return latest
 
 
-def forward(model: Model, key: Key, *, keep: bool = False) -> Plan:
+def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = None) -> Plan:
     """Place tasks as early as possible in the order `key` gives to those ready (with `keep`,
-    a task stays at its previous start where that does not make it later than due)."""
+    a task stays at its previous start where that does not make it later than due). The
+    started work is placed first, or `fixed` is taken as it is instead (it must fit)."""
     free = _free(model)
-    plan = _place_started(model, free)
+    plan = dict(fixed or {})
+    for work in plan.values():
+        for d, h in work.hours:
+            free[work.resource][d] -= h
+    plan |= _place_started(model, free, skip=plan.keys())
     limit = _limits(model, plan)
     waiting = {t: len(model.tasks[t].predecessors) for t in model.order}
     followers = _followers(model)
@@ -126,10 +130,7 @@ def forward(model: Model, key: Key, *, keep: bool = False) -> Plan:
                 if hours is not None:
                     options.append((hours[-1][0], model.eligible[task].index(r), r, hours))
             if not options:
-                raise Invalid([("horizon_days", f"task {task!r} does not fit before the horizon "
-                                                "ends (or before started work that follows it) "
-                                                "with the capacity available; raise "
-                                                "horizon_days or add capacity")])
+                raise _NoRoom(task)
             _, _, resource, hours = min(options)
             if keep and (kept := _kept(model, free, task, start, limit[task], hours)):
                 resource, hours = kept
@@ -141,6 +142,100 @@ def forward(model: Model, key: Key, *, keep: bool = False) -> Plan:
             if waiting[follower] == 0:
                 heapq.heappush(ready, (key(follower), follower))
     return plan
+
+
+def repair(model: Model, key: Key, kept: Plan | None = None) -> Plan | None:
+    """The previous plan mended: every task whose previous hours still fit (its resource, its
+    window, its pin, the capacity, its predecessors) keeps them exactly (or the `kept` work
+    is kept), and the others are placed around them as `forward` places work, in `key` order.
+    A task that then finds no room releases the kept tasks that follow it and the pass starts
+    again; None if it still finds none. This is the plan that moves fewest tasks when the
+    change is local, and the hint that lets CP-SAT start from it."""
+    kept = _keepable(model) if kept is None else kept
+    # The others stay at their previous place where that is no later (`forward`'s keep).
+    while True:
+        try:
+            plan = forward(model, key, keep=True, fixed=kept)
+        except _NoRoom as no_room:
+            blocking = _successors(model, no_room.task) & kept.keys()
+            if not blocking:
+                return None
+            kept = {t: work for t, work in kept.items() if t not in blocking}
+        except Invalid:
+            return None
+        else:
+            # Started work placed afresh is not held back by the kept work after it.
+            return plan if all(plan[p].last < work.first for t, work in plan.items()
+                               for p in model.tasks[t].predecessors) else None
+
+
+def around(model: Model, fixed: Plan) -> Plan | None:
+    """The best plan of the forward rules that keeps the `fixed` work as it is and places
+    every other task around it, at its previous place where that is no later (`repair` from
+    it); None if none fits."""
+    latest = latest_finish(model)
+    position = {t: i for i, t in enumerate(model.order)}
+    keys: list[Key] = [
+        lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
+        lambda t: (latest[t], -model.tasks[t].priority, position[t]),
+    ]
+    plans = [plan for key in keys if (plan := repair(model, key, fixed)) is not None]
+    return best(model, plans) if plans else None
+
+
+def _keepable_alone(model: Model) -> Plan:
+    """The previous hours of every task for which they are still a valid place on their own
+    (resource, window, pin, the resource's days), whatever the other tasks do."""
+    found: Plan = {}
+    for task in model.order:
+        placed = model.previous.get(task)
+        if placed is None or not placed.hours:
+            continue
+        work, spec = Work(placed.resource, placed.hours), model.tasks[task]
+        r = work.resource
+        if r in model.eligible[task] and sum(h for _, h in work.hours) == spec.effort \
+                and work.first >= model.earliest(task) \
+                and (spec.start is None or model.days[work.first] == spec.start) \
+                and all(0 < h <= model.rate(task, r) and model.available[r][d]
+                        for d, h in work.hours):
+            found[task] = work
+    return found
+
+
+def _due(model: Model, task: str) -> int:
+    found = model.deadline(task)
+    return len(model.days) if found is None else found
+
+
+def _keepable(model: Model) -> Plan:
+    """The tasks whose previous hours are still a valid place on their own, taken in
+    topological order while they fit in the capacity and after their kept predecessors."""
+    free = _free(model)
+    alone = _keepable_alone(model)
+    kept: Plan = {}
+    for task in model.topological:
+        if (work := alone.get(task)) is None \
+                or any(h > free[work.resource][d] for d, h in work.hours) \
+                or any(p in kept and kept[p].last >= work.first
+                       for p in model.tasks[task].predecessors):
+            continue
+        kept[task] = work
+        for d, h in work.hours:
+            free[work.resource][d] -= h
+    return kept
+
+
+def _successors(model: Model, task: str) -> set[str]:
+    """Every task that waits for `task`, however indirectly."""
+    followers = _followers(model)
+    found: set[str] = set()
+    queue = [task]
+    while queue:
+        for f in followers[queue.pop()]:
+            if f not in found:
+                found.add(f)
+                queue.append(f)
+    return found
 
 
 def backward(model: Model, latest: dict[str, int]) -> Plan | None:
@@ -178,6 +273,17 @@ def backward(model: Model, latest: dict[str, int]) -> Plan | None:
             if waiting[p] == 0:
                 heapq.heappush(ready, (-latest[p], p))
     return plan
+
+
+class _NoRoom(Invalid):
+    """A task does not fit before the horizon ends or before the fixed work after it."""
+
+    def __init__(self, task: str):
+        super().__init__([("horizon_days", f"task {task!r} does not fit before the horizon "
+                                           "ends (or before started work that follows it) "
+                                           "with the capacity available; raise horizon_days "
+                                           "or add capacity")])
+        self.task = task
 
 
 def _noisy(model: Model, latest: dict[str, int], position: dict[str, int],
@@ -231,15 +337,17 @@ def _followers(model: Model) -> dict[str, list[str]]:
     return followers
 
 
-def _place_started(model: Model, free: dict[str, list[int]]) -> Plan:
-    """Started work from its pinned day, on the eligible resource that finishes it soonest.
+def _place_started(model: Model, free: dict[str, list[int]],
+                   skip: Collection[str] = ()) -> Plan:
+    """Started work (but `skip`) from its pinned day, on the eligible resource that finishes
+    it soonest.
 
     Every started task first holds one hundredth of its pinned day, so that filling one never
     takes the day another must start on."""
     plan: Plan = {}
     held: dict[str, tuple[str, int]] = {}
     for task in model.order:
-        if (pinned := model.tasks[task].start) is None:
+        if (pinned := model.tasks[task].start) is None or task in skip:
             continue
         first = model.index[pinned]
         options = [r for r in model.eligible[task] if free[r][first] > 0]
