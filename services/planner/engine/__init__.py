@@ -16,7 +16,7 @@ answer) and `cp_sat.solve(problem, progress=…, stop=…)` (the optimiser, with
 here: it loads OR-Tools, which bundles its own HiGHS and cannot share a process with
 `highspy` (the budget optimizer), so it runs only in the planner's worker processes.
 """
-from services.planner.engine import priority_rule
+from services.planner.engine import neighbourhood, priority_rule, stability
 from services.planner.engine.assembly import assemble
 from services.planner.engine.bounds import lower_bound
 from services.planner.engine.model import Model
@@ -39,4 +39,4 @@ from services.planner.engine.problem import (
 
 __all__ = ["UNIT", "Assignment", "Invalid", "Late", "Model", "Plan", "Previous", "Problem",
            "Progress", "Resource", "Schedule", "Status", "Task", "Utilisation", "Work", "assemble",
-           "lower_bound", "priority_rule"]
+           "lower_bound", "neighbourhood", "priority_rule", "stability"]
