@@ -1,7 +1,15 @@
 """What the optimizer answers: the allocation, or why there is none."""
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import cached_property
 from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from shared.money import quantum
+
+Units = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -21,6 +29,35 @@ class ChannelAllocation:
     periods: tuple[PeriodAllocation, ...] = ()
 
 
+@dataclass(frozen=True, eq=False)
+class Figures:
+    """A plan's amounts and expected returns in whole minor units, per channel and per channel
+    and period (a grid, 0 where nothing may be spent): arrays, so that a plan of 52,000 cells
+    crosses a process boundary and is written out without an object per cell."""
+
+    decimals: int                      # the currency's minor-unit decimals
+    periods: tuple[str, ...]           # the grid's columns; () when the problem has no periods
+    amounts: Units                     # per channel
+    returns: Units
+    cell_amounts: Units                # channels × periods
+    cell_returns: Units
+
+    def money(self, units: Units) -> list[Decimal]:
+        """`units` as amounts of the currency (Decimal with its decimals)."""
+        unit = quantum(self.decimals)
+        return [Decimal(u) * unit for u in units.tolist()]
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Figures) and (self.decimals, self.periods) == \
+            (other.decimals, other.periods) and all(
+                np.array_equal(a, b) for a, b in zip(self._arrays(), other._arrays()))
+
+    __hash__ = None  # type: ignore[assignment]   # equal by value, and mutable arrays inside
+
+    def _arrays(self) -> tuple[Units, ...]:
+        return self.amounts, self.returns, self.cell_amounts, self.cell_returns
+
+
 @dataclass(frozen=True)
 class Allocation:
     status: Literal["optimal", "feasible"]
@@ -30,12 +67,32 @@ class Allocation:
     unspent: Decimal
     expected_return: Decimal
     marginal_value_of_budget: Decimal | None
-    allocations: tuple[ChannelAllocation, ...]
+    channels: tuple[str, ...]
+    marginal_roi: tuple[Decimal | None, ...]    # per channel; None for a deal
+    binding: tuple[tuple[str, ...], ...]        # per channel
+    figures: Figures
     binding_constraints: tuple[str, ...]
     approximation_error: float         # bound on how far the true optimum can beat this plan
     gap: float | None                  # the solver's optimality gap (MILP), 0 when proven
     solver: str
     seconds: float
+
+    @cached_property
+    def allocations(self) -> tuple[ChannelAllocation, ...]:
+        """Per channel (and period, when the problem has periods): amount, expected return,
+        marginal ROI and binding bounds, as objects (made when first asked for)."""
+        figures = self.figures
+        amounts, returns = figures.money(figures.amounts), figures.money(figures.returns)
+        cells = figures.money(figures.cell_amounts.ravel())
+        earned = figures.money(figures.cell_returns.ravel())
+        width = len(figures.periods)
+        return tuple(
+            ChannelAllocation(channel=channel, amount=amounts[c], expected_return=returns[c],
+                              marginal_roi=self.marginal_roi[c], binding=self.binding[c],
+                              periods=tuple(PeriodAllocation(period, cells[c * width + p],
+                                                             earned[c * width + p])
+                                            for p, period in enumerate(figures.periods)))
+            for c, channel in enumerate(self.channels))
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,9 @@ from decimal import Decimal
 
 import numpy as np
 
-from services.budget.optimizer.answer import Allocation, ChannelAllocation, PeriodAllocation
+from services.budget.optimizer.answer import Allocation, Figures
 from services.budget.optimizer.problem import Channel
-from services.budget.optimizer.rounding import Rounded, round_allocation
+from services.budget.optimizer.rounding import Rounded, round_allocation, sum_by
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
@@ -38,45 +38,44 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     scale = 10 ** problem.decimals
     rounded = round_allocation(model, cells, solution.spend)
     amounts = rounded.units / (model.unit * scale)
-    channel, period = cells.channel, cells.period
+    channels, channel, period = len(problem.channels), cells.channel, cells.period
     # Returns in whole minor units, half to even, so that a channel's is its periods' sum.
-    earned_units = np.rint(model.true_returns(cells, amounts) * model.unit * scale).astype(np.int64)
-    earned = [Decimal(u) * unit for u in earned_units.tolist()]
-    channel_returns = [Decimal(u) * unit for u in np.bincount(
-        channel, weights=earned_units, minlength=len(problem.channels)).astype(np.int64).tolist()]
+    earned = np.rint(model.true_returns(cells, amounts) * model.unit * scale).astype(np.int64)
+    returns = sum_by(channel, earned, channels)
     slopes = model.true_slopes(cells, amounts)
-    best = np.full(len(problem.channels), -np.inf)
+    best = np.full(channels, -np.inf)
     known = ~np.isnan(slopes)
     np.maximum.at(best, channel[known], slopes[known])
-    where = np.full((len(problem.channels), len(model.periods)), -1, dtype=np.intp)
-    where[channel, period] = np.arange(len(cells))
-    nothing = 0 * unit
-    allocations: list[ChannelAllocation] = []
-    binding_all: list[str] = []
-    for c, channel_in in enumerate(problem.channels):
-        periods = []
-        if problem.periods:
-            for p, i in enumerate(where[c].tolist()):
-                period_id = model.periods[p].id
-                # i < 0: nothing may be spent here (a zero cap)
-                periods.append(PeriodAllocation(period_id, nothing, nothing) if i < 0 else
-                               PeriodAllocation(period_id, rounded.cells[i], earned[i]))
-        binding = _channel_binding(model, channel_in, rounded.channels[c])
-        binding_all.extend(f"{name}:{channel_in.id}" for name in binding)
-        allocations.append(ChannelAllocation(
-            channel=channel_in.id, amount=rounded.channels[c], expected_return=channel_returns[c],
-            marginal_roi=_ratio(float(best[c])) if best[c] > -np.inf else None,
-            binding=tuple(binding), periods=tuple(periods)))
-    spend = sum((a.amount for a in allocations), Decimal(0))
+    # The grid of channels × periods; a cell that is not there (a zero cap) spent nothing.
+    width = len(problem.periods)
+    cell_amounts = np.zeros((channels, width), dtype=np.int64)
+    cell_returns = np.zeros((channels, width), dtype=np.int64)
+    if width:
+        cell_amounts[channel, period] = rounded.units
+        cell_returns[channel, period] = earned
+    figures = Figures(decimals=problem.decimals, periods=tuple(p.id for p in problem.periods),
+                      amounts=rounded.channels, returns=returns, cell_amounts=cell_amounts,
+                      cell_returns=cell_returns)
+    channel_amounts = figures.money(rounded.channels)
+    binding = tuple(tuple(_channel_binding(model, channel_in, amount))
+                    for channel_in, amount in zip(problem.channels, channel_amounts))
+    spend = int(rounded.channels.sum()) * unit
     unspent = model.available - spend
-    expected = sum((a.expected_return for a in allocations), Decimal(0))
-    global_binding = _global_binding(model, rounded, spend, unspent, expected, unit)
+    expected = int(returns.sum()) * unit
+    global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,
+                                     unit)
     marginal = solution.marginal_value
     return Allocation(
         status="optimal" if solution.status == "optimal" else "feasible", total=problem.total,
         reserve=model.reserve, spend=spend, unspent=unspent, expected_return=expected,
         marginal_value_of_budget=None if marginal is None else _ratio(marginal),
-        allocations=tuple(allocations), binding_constraints=tuple(global_binding + binding_all),
+        channels=tuple(c.id for c in problem.channels),
+        marginal_roi=tuple(_ratio(value) if value > -np.inf else None
+                           for value in best.tolist()),
+        binding=binding, figures=figures,
+        binding_constraints=tuple(global_binding) + tuple(
+            f"{name}:{channel_in.id}" for channel_in, names in zip(problem.channels, binding)
+            for name in names),
         approximation_error=round(float(error), 8), gap=solution.gap, solver=solution.solver,
         seconds=round(seconds, 4))
 
@@ -105,19 +104,20 @@ def _channel_binding(model: ScaledProblem, channel: Channel, amount: Decimal) ->
     return binding
 
 
-def _global_binding(model: ScaledProblem, rounded: Rounded, spend: Decimal, unspent: Decimal,
-                    expected: Decimal, unit: Decimal) -> list[str]:
+def _global_binding(model: ScaledProblem, rounded: Rounded, channels: list[Decimal],
+                    spend: Decimal, unspent: Decimal, expected: Decimal,
+                    unit: Decimal) -> list[str]:
     problem = model.problem
     binding = ["budget"] if unspent == 0 else []
     slack = unit * max(len(problem.channels), 1)
     for group in problem.groups:
-        amount = sum((rounded.channels[model.index[c]] for c in group.channels), Decimal(0))
+        amount = sum((channels[model.index[c]] for c in group.channels), Decimal(0))
         if group.min_share is not None and abs(amount - group.min_share * spend) <= slack:
             binding.append(f"group_min:{group.id}")
         if group.max_share is not None and abs(amount - group.max_share * spend) <= slack:
             binding.append(f"group_max:{group.id}")
     for p, period in enumerate(problem.periods):
-        if period.cap is not None and rounded.periods[p] == period.cap:
+        if period.cap is not None and int(rounded.periods[p]) * unit == period.cap:
             binding.append(f"period_cap:{period.id}")
     if problem.objective == "min_spend" and problem.target_return is not None \
             and expected - problem.target_return <= slack:

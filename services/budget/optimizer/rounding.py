@@ -6,22 +6,22 @@ each channel's periods (their sum is the channel total, each period within its c
 """
 import math
 from dataclasses import dataclass
-from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
 
+from services.budget.optimizer.answer import Units
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
-from shared.money import quantum
 
 
 @dataclass(frozen=True)
 class Rounded:
-    cells: list[Decimal]
-    channels: list[Decimal]
-    periods: list[Decimal]
-    units: npt.NDArray[np.int64]       # the cells' amounts in minor units
+    """The plan in whole minor units: per cell, and its sums per channel and per period."""
+
+    units: Units
+    channels: Units
+    periods: Units
 
 
 def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Rounded:
@@ -68,15 +68,15 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
     for i, units in deal_units.items():
         cell_units[i] = units
 
-    unit = quantum(problem.decimals)
-    return Rounded(
-        cells=[Decimal(u) * unit for u in cell_units.tolist()],
-        channels=[Decimal(u) * unit for u in
-                  np.bincount(channel, weights=cell_units, minlength=channels).astype(np.int64).tolist()],
-        periods=[Decimal(u) * unit for u in
-                 np.bincount(period, weights=cell_units, minlength=len(model.periods))
-                 .astype(np.int64).tolist()],
-        units=cell_units)
+    return Rounded(units=cell_units, channels=sum_by(channel, cell_units, channels),
+                   periods=sum_by(period, cell_units, len(model.periods)))
+
+
+def sum_by(index: npt.NDArray[np.intp], units: Units, size: int) -> Units:
+    """Sums of `units` by `index` (0 … size − 1), exact (no float in between)."""
+    sums = np.zeros(size, dtype=np.int64)
+    np.add.at(sums, index, units)
+    return sums
 
 
 def largest_remainder(values: list[float], target: int, low: list[int],
