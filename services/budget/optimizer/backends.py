@@ -17,9 +17,13 @@ from services.budget.optimizer.formulation import Formulation, to_pulp
 # A MILP stops once proven within this of its optimum; with the curve error it stays < 0.1 %.
 MIP_GAP = 2e-4
 FEASIBILITY = 1e-9
+# A plan HiGHS reports is checked against the rows within this (its own tolerance is FEASIBILITY).
+REPORTED = 1e-6
 Status = Literal["optimal", "feasible", "infeasible", "none"]
 # Called as the solver improves its plan: (column values, bound of the objective).
 OnImprove = Callable[[Floats, float], None]
+# Asked at every interrupt point: true once the caller wants the best plan so far.
+Stop = Callable[[], bool]
 
 
 @dataclass(frozen=True)
@@ -33,11 +37,11 @@ class Run:
 
 def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
               relax: bool = False, on_improve: OnImprove | None = None,
-              good_enough: float | None = None) -> Run:
+              good_enough: float | None = None, stop: Stop | None = None) -> Run:
     """Solve `form` with HiGHS within `seconds`, from the column values `start` if given.
     `relax`: its LP relaxation. `good_enough`: a bound from elsewhere; the MILP stops once its
-    incumbent is within MIP_GAP of it."""
-    highs = _highs(form, seconds, relax)
+    incumbent is within MIP_GAP of it. `stop`: interrupts the solve once true."""
+    highs = _highs(form, seconds, relax, stop)
     if start is not None:
         solution = highspy.HighsSolution()
         solution.col_value = list(start)
@@ -48,22 +52,28 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
             lambda event: on_improve(np.asarray(event.data_out.mip_solution, dtype=float),
                                      float(event.data_out.mip_dual_bound)))
     if good_enough is not None:
-        def stop(event: Any) -> None:
+        def close_enough(event: Any) -> None:
             incumbent = float(event.data_out.mip_primal_bound)
             if math.isfinite(incumbent) and \
                     abs(good_enough - incumbent) <= MIP_GAP * max(abs(incumbent), 1e-12):
                 event.interrupt()
-        highs.cbMipInterrupt.subscribe(stop)
+        highs.cbMipInterrupt.subscribe(close_enough)
     highs.run()
-    return _read(highs, form, relax)
+    run = _read(highs, form, relax)
+    if run.x is not None and not form.feasible(run.x, REPORTED):
+        # Interrupted before it checked them, HiGHS can hand back the start it was given as
+        # a plan: one that breaks a row is none.
+        return Run("none", None, None, run.bound, None)
+    return run
 
 
 def relax_then_fix(form: Formulation, seconds: float,
-                   rounding: Callable[[Floats], Floats]) -> tuple[Run, Run | None]:
+                   rounding: Callable[[Floats], Floats],
+                   stop: Stop | None = None) -> tuple[Run, Run | None]:
     """The LP relaxation of `form`, then, from its basis, the LP with the integer columns fixed
     at `rounding` of the relaxation's values: a bound and, when that LP is feasible, a plan."""
     started = time.perf_counter()
-    highs = _highs(form, seconds, relax=True)
+    highs = _highs(form, seconds, relax=True, stop=stop)
     # Interior point without presolve: HiGHS's presolve and simplex start on a model of many
     # thin columns and few rows take seconds without an interrupt point; its iterations stop
     # on time, and its crossover leaves the basis the fixed LP restarts from.
@@ -72,7 +82,7 @@ def relax_then_fix(form: Formulation, seconds: float,
     highs.run()
     highs.setOptionValue("solver", "simplex")
     relaxed = _read(highs, form, relax=True)
-    if relaxed.x is None or not form.integer.any():
+    if relaxed.x is None or not form.integer.any() or (stop is not None and stop()):
         return relaxed, None
     columns = np.flatnonzero(form.integer)
     fixed = rounding(relaxed.x)[columns]
@@ -82,7 +92,8 @@ def relax_then_fix(form: Formulation, seconds: float,
     return relaxed, _read(highs, form, relax=True)
 
 
-def _highs(form: Formulation, seconds: float, relax: bool) -> highspy.Highs:
+def _highs(form: Formulation, seconds: float, relax: bool,
+           stop: Stop | None = None) -> highspy.Highs:
     highs = highspy.Highs()   # type: ignore[no-untyped-call]
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", 1)
@@ -95,11 +106,12 @@ def _highs(form: Formulation, seconds: float, relax: bool) -> highspy.Highs:
     highs.setOptionValue("mip_feasibility_tolerance", FEASIBILITY)
     highs.passModel(highs_model(form, relax))
     # HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
-    # root LP); the wall clock checked at every interrupt point keeps the caller's deadline.
+    # root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
+    # and the caller's stop is heard at the same points.
     deadline = time.perf_counter() + seconds
 
     def past(event: Any) -> None:
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or (stop is not None and stop()):
             event.interrupt()
     for callback in (highs.cbSimplexInterrupt, highs.cbIpmInterrupt, highs.cbMipInterrupt):
         callback.subscribe(past)

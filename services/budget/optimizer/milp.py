@@ -21,7 +21,14 @@ import numpy as np
 
 from services.budget.optimizer import greedy
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
-from services.budget.optimizer.backends import MIP_GAP, Run, relax_then_fix, run_cbc, run_highs
+from services.budget.optimizer.backends import (
+    MIP_GAP,
+    Run,
+    Stop,
+    relax_then_fix,
+    run_cbc,
+    run_highs,
+)
 from services.budget.optimizer.curves import Floats, Segments, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
@@ -36,9 +43,13 @@ DUAL_SECONDS, DUAL_SHARE = 0.2, 0.25
 
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                gating: Gating = "tangent", warm_start: bool = True,
-               report: Report | None = None) -> Solution:
-    """The MILP's plan by `deadline` (a `time.perf_counter()` instant), or `Infeasible` naming
-    the smallest change that makes one possible, or `SolveTimeout` when no plan is found."""
+               report: Report | None = None, stop: Stop | None = None) -> Solution:
+    """The MILP's plan by `deadline` (a `time.perf_counter()` instant) or once `stop()` turns
+    true (the best plan so far, with its gap), or `Infeasible` naming the smallest change that
+    makes one possible, or `SolveTimeout` when no plan is found."""
+    def stopped() -> bool:
+        return stop is not None and stop()
+
     if model.problem.solver == "cbc":
         return _solve_cbc(model, cells, deadline)
     floors = model.problem.objective in ("min_spend", "target_roi")
@@ -63,7 +74,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         # re-solved with its binaries fixed it is often a plan within the gap already.
         envelope_model = formulate(model, cells, exact=())
         relaxed, repaired = relax_then_fix(envelope_model, _left(deadline),
-                                           lambda x: _rounded(envelope_model, cells, x))
+                                           lambda x: _rounded(envelope_model, cells, x), stop)
         _check(relaxed, model, cells, deadline)
         bound = relaxed.bound
         if repaired is not None and repaired.x is not None:
@@ -74,7 +85,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     while True:
         form = formulate(model, cells, exact=exact)
         start = None if spend is None else form.columns_for(cells, spend)
-        if spend is not None and start is not None and form.feasible(start):
+        if start is not None and not form.feasible(start):
+            start = None
+        if spend is not None and start is not None:
             plan = (spend, _objective(model, cells, spend))
             best = _better(best, plan, form.maximise)
             if report:
@@ -82,9 +95,11 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             if _within_gap(plan[1], bound) and not _inside_envelope(cells, spend, form.exact):
                 return _solution(model, cells, None, None, plan, bound, report, deadline,
                                  marginal)
+        if stopped():
+            break
         on_improve = None if report is None else _improving(model, cells, form, report)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
-                        good_enough=bound)
+                        good_enough=bound, stop=stop)
         _check(run, model, cells, deadline)
         if run.x is None:
             break
@@ -93,13 +108,15 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         bound = _tighter(bound, run.bound, plan[1], form.maximise)
         loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
         if not loose and (run.status == "optimal" or _within_gap(plan[1], bound)):
-            return _solution(model, cells, form, run, plan, bound, report, deadline)
+            return _solution(model, cells, None if stopped() else form, run, plan, bound,
+                             report, deadline)
         best = _better(best, plan, form.maximise)
-        if not loose or time.perf_counter() >= deadline:
+        if not loose or time.perf_counter() >= deadline or stopped():
             break
         exact.update(loose)                           # type: ignore[union-attr]
     if best is None:
-        raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
+        raise SolveTimeout("stopped before any plan was found" if stopped() else
+                           f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline)
 
 

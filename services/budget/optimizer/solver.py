@@ -5,6 +5,7 @@ from collections.abc import Callable
 
 from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
+from services.budget.optimizer.backends import Stop
 from services.budget.optimizer.greedy import applies as greedy_applies
 from services.budget.optimizer.greedy import solve as solve_greedy
 from services.budget.optimizer.milp import Gating, solve_milp
@@ -21,16 +22,19 @@ ASSEMBLY_SHARE, ASSEMBLY_FIXED, ASSEMBLY_CAP = 0.1, 0.1, 1.5
 
 
 def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
-          gating: Gating = "tangent", warm_start: bool = True) -> Allocation:
+          stop: Stop | None = None, gating: Gating = "tangent",
+          warm_start: bool = True) -> Allocation:
     """Return the best allocation of `problem` within its time limit, or raise `Infeasible`
     naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
 
     Each round cuts the curves into segments within a tolerance, solves (the greedy when it is
     exact, else the MILP) and bounds the true optimum's lead over the plan; past TARGET_ERROR
     the tolerance shrinks and the problem is solved again while time is left. `progress`, when
-    given, hears the incumbent, bound and gap as they improve. `gating` and `warm_start` choose
-    the MILP's method ("full" gating and a cold start are the references the tests and the
-    benchmark compare with).
+    given, hears the incumbent, bound and gap as they improve. Once `stop()` turns true (asked
+    at HiGHS's interrupt points and between rounds) the best plan so far is answered, as
+    `feasible` with its gap unless already proven (`SolveTimeout` if there is none).
+    `gating` and `warm_start` choose the MILP's method ("full" gating and a cold start are the
+    references the tests and the benchmark compare with).
     """
     started = time.perf_counter()
     limit = problem.time_limit
@@ -53,7 +57,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 report(solution.model_return, solution.model_return)
             else:
                 solution = solve_milp(model, cells, deadline, gating=gating,
-                                      warm_start=warm_start, report=report)
+                                      warm_start=warm_start, report=report, stop=stop)
         except SolveTimeout:
             if best is None:
                 raise
@@ -62,7 +66,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         if best is None or error < best[2]:
             best = cells, solution, error
         if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells) \
-                or time.perf_counter() >= deadline:
+                or time.perf_counter() >= deadline or (stop is not None and stop()):
             break
         tolerance *= max(0.5 * TARGET_ERROR / error, 1e-3)
     assert best is not None
