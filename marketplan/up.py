@@ -28,6 +28,7 @@ from marketplan.processes import GATEWAY, SERVICES
 from shared import migrations
 
 UP_KEY_LABEL = "development admin (marketplan up)"
+# Per replica: N processes of each service start at once and share the machine's cores.
 READY_TIMEOUT_SECONDS = 60
 # Uvicorn's graceful shutdown is capped at 1 s (`marketplan serve`); what is left after this
 # is killed, so a stop never takes longer.
@@ -195,9 +196,9 @@ def stop(children: list[Child]) -> None:
             child.process.wait()
 
 
-def _wait_ready(children: list[Child], stopping: list) -> str | None:
+def _wait_ready(children: list[Child], stopping: list, timeout: float) -> str | None:
     """Return None when every process answers /readyz, else why not."""
-    deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    deadline = time.monotonic() + timeout
     pending = {c.name: c for c in children}
     with httpx.Client(timeout=1) as client:
         while pending:
@@ -213,7 +214,7 @@ def _wait_ready(children: list[Child], stopping: list) -> str | None:
                 except httpx.TransportError:
                     pass
             if time.monotonic() > deadline:
-                return f"not ready after {READY_TIMEOUT_SECONDS} s: {', '.join(sorted(pending))}"
+                return f"not ready after {timeout:g} s: {', '.join(sorted(pending))}"
             time.sleep(0.1)
     return None
 
@@ -273,7 +274,7 @@ def up(*, host: str, port: int, var_dir: Path, replicas: int = 1) -> int:
     for child in children:
         child.start()
     try:
-        if problem := _wait_ready(children, stopping):
+        if problem := _wait_ready(children, stopping, READY_TIMEOUT_SECONDS * replicas):
             if not stopping:
                 log(f"failed: {problem}")
                 return 1
