@@ -32,3 +32,6 @@ bench: install
 	python bench/gateway.py
 	python bench/optimizer.py
 	python bench/scheduler.py
+	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
+	python bench/jobs.py
+	python bench/throughput.py
