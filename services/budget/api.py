@@ -1,7 +1,10 @@
+from collections.abc import Iterator
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
+from fastapi.responses import StreamingResponse
+from sqlmodel import Session
 
 from services.budget import whatif
 from services.budget.jobs import CAMPAIGN_FUNDING, JOBS, OPTIMIZE, PLAN, WHATIF_ROLES
@@ -24,7 +27,7 @@ from services.budget.ledger.tables import idempotency_record
 from services.budget.propagation import BudgetConsumer
 from services.budget.whatif import OptimizationPublic, OptimizationRequest
 from shared.client import ServiceClient
-from shared.db import SessionDep, WriteSessionDep
+from shared.db import SessionDep, WriteSessionDep, get_session
 from shared.events import SyncStatus
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
@@ -83,9 +86,14 @@ PlanNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 CSV = {"description": "CSV with a header row.", "content": {"text/csv": {}}}
 
 
-def _csv(body: str, filename: str) -> Response:
-    return Response(body, media_type="text/csv; charset=utf-8",
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+# An export's session stays open until its last row is sent ("request" scope: closed after
+# the response), since the rows are read from the database while the answer streams.
+ExportSessionDep = Annotated[Session, Depends(get_session, scope="request")]
+
+
+def _csv(body: Iterator[str], filename: str) -> StreamingResponse:
+    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/sync", response_model=SyncStatus)
@@ -207,8 +215,8 @@ def read_plans(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 50,
     return plans.list_plans(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/plans/{number}.csv", response_class=Response, responses={200: CSV})
-def export_plan(budget_id: BudgetId, number: PlanNumber, session: SessionDep) -> Response:
+@router.get(BudgetPath + "/plans/{number}.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_plan(budget_id: BudgetId, number: PlanNumber, session: ExportSessionDep) -> StreamingResponse:
     """Export a plan version as CSV: one row per channel and period."""
     return _csv(exports.plan_csv(session=session, budget_id=budget_id, number=number),
                 f"{budget_id}-plan-{number}.csv")
@@ -247,8 +255,8 @@ def read_reserve_entries(budget_id: BudgetId, session: SessionDep, limit: LimitQ
     return reserve.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/reserve/entries.csv", response_class=Response, responses={200: CSV})
-def export_reserve_entries(budget_id: BudgetId, session: SessionDep) -> Response:
+@router.get(BudgetPath + "/reserve/entries.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_reserve_entries(budget_id: BudgetId, session: ExportSessionDep) -> StreamingResponse:
     """Export the reserve's ledger as CSV: one row per draw or reversal, oldest first."""
     return _csv(exports.reserve_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-reserve.csv")
@@ -297,9 +305,9 @@ def read_actuals(budget_id: BudgetId, session: SessionDep, channel_id: Filter = 
                                 cursor=cursor)
 
 
-@router.get(BudgetPath + "/actuals.csv", response_class=Response, responses={200: CSV})
-def export_actuals(budget_id: BudgetId, session: SessionDep,
-                   campaign_id: CampaignFilter = None) -> Response:
+@router.get(BudgetPath + "/actuals.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_actuals(budget_id: BudgetId, session: ExportSessionDep,
+                   campaign_id: CampaignFilter = None) -> StreamingResponse:
     """Export actuals as CSV: one row per channel, period and campaign."""
     return _csv(exports.actuals_csv(session=session, budget_id=budget_id,
                                     campaign_id=campaign_id), f"{budget_id}-actuals.csv")
@@ -312,9 +320,9 @@ def read_variance(budget_id: BudgetId, session: SessionDep, campaign_id: Campaig
     return variance.read_variance(session=session, budget_id=budget_id, campaign_id=campaign_id)
 
 
-@router.get(BudgetPath + "/variance.csv", response_class=Response, responses={200: CSV})
-def export_variance(budget_id: BudgetId, session: SessionDep,
-                    campaign_id: CampaignFilter = None) -> Response:
+@router.get(BudgetPath + "/variance.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_variance(budget_id: BudgetId, session: ExportSessionDep,
+                    campaign_id: CampaignFilter = None) -> StreamingResponse:
     """Export the variance as CSV: one row per channel and period, plan against actuals."""
     return _csv(exports.variance_csv(session=session, budget_id=budget_id,
                                      campaign_id=campaign_id), f"{budget_id}-variance.csv")
@@ -335,8 +343,8 @@ def apply_review(budget_id: BudgetId, body: review.ReviewApply, session: WriteSe
                                caller=caller)
 
 
-@router.get(BudgetPath + "/review.csv", response_class=Response, responses={200: CSV})
-def export_review(budget_id: BudgetId, session: SessionDep) -> Response:
+@router.get(BudgetPath + "/review.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_review(budget_id: BudgetId, session: ExportSessionDep) -> StreamingResponse:
     """Export the channel review as CSV: one row per channel with its recommendation."""
     return _csv(exports.review_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-review.csv")
@@ -349,8 +357,8 @@ def read_audit(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 100
     return audit.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/audit.csv", response_class=Response, responses={200: CSV})
-def export_audit(budget_id: BudgetId, session: SessionDep) -> Response:
+@router.get(BudgetPath + "/audit.csv", response_class=StreamingResponse, responses={200: CSV})
+def export_audit(budget_id: BudgetId, session: ExportSessionDep) -> StreamingResponse:
     """Export the budget's audit log as CSV, oldest entry first."""
     return _csv(exports.audit_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-audit.csv")

@@ -1,7 +1,7 @@
 """Read-side views across campaigns: the calendar for a date range, and its conflicts."""
 from collections.abc import Iterator
 from datetime import date, timedelta
-from itertools import combinations
+from itertools import combinations, islice
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -70,25 +70,30 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
     """List everything between `start` and `end`: campaigns with their phases and milestones."""
     check_range(start, end)
     after = str(decode_cursor(cursor, CAMPAIGN_ORDER)[0]) if cursor else None
-    entries: list[CalendarEntryPublic] = []
-    next_cursor = None
-    for campaign in campaigns_in(session, start, end, channel=channel, status=status,
-                                 owner=owner, after=after):
-        if len(entries) == limit:
-            next_cursor = encode_cursor([entries[-1].campaign_id])
-            break
-        phases = session.exec(select(Phase).where(
-            Phase.campaign_id == campaign.id, Phase.start_date <= end, Phase.end_date >= start)
-            .order_by(col(Phase.start_date), col(Phase.id))).all()
-        milestones = session.exec(select(Milestone).where(
-            Milestone.campaign_id == campaign.id, Milestone.due_date >= start,
-            Milestone.due_date <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
-        entries.append(CalendarEntryPublic(
-            campaign_id=campaign.id, name=campaign.name, owner=campaign.owner,
-            channels=campaign.channels, status=campaign.status, priority=campaign.priority,
-            start_date=campaign.start_date, end_date=campaign.end_date,
-            phases=[phase_public(p) for p in phases],
-            milestones=milestones_public(session, milestones)))
+    page = list(islice(campaigns_in(session, start, end, channel=channel, status=status,
+                                    owner=owner, after=after), limit + 1))
+    next_cursor = encode_cursor([page[limit - 1].id]) if len(page) > limit else None
+    page = page[:limit]
+    # The page's phases and milestones in one query each (and one each for the milestones'
+    # dependencies and decisions), not four per campaign.
+    ids = [campaign.id for campaign in page]
+    phases: dict[str, list[Phase]] = {i: [] for i in ids}
+    for phase in session.exec(select(Phase).where(
+            col(Phase.campaign_id).in_(ids), Phase.start_date <= end, Phase.end_date >= start)
+            .order_by(col(Phase.start_date), col(Phase.id))):
+        phases[phase.campaign_id].append(phase)
+    due = session.exec(select(Milestone).where(
+        col(Milestone.campaign_id).in_(ids), Milestone.due_date >= start,
+        Milestone.due_date <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
+    milestones: dict[str, list[MilestonePublic]] = {i: [] for i in ids}
+    for milestone in milestones_public(session, due):
+        milestones[milestone.campaign_id].append(milestone)
+    entries = [CalendarEntryPublic(
+        campaign_id=campaign.id, name=campaign.name, owner=campaign.owner,
+        channels=campaign.channels, status=campaign.status, priority=campaign.priority,
+        start_date=campaign.start_date, end_date=campaign.end_date,
+        phases=[phase_public(p) for p in phases[campaign.id]],
+        milestones=milestones[campaign.id]) for campaign in page]
     return Page[CalendarEntryPublic](items=entries, next_cursor=next_cursor)
 
 

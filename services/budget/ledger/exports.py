@@ -6,21 +6,29 @@ Made for spreadsheets as much as for programs:
 - a text cell that a spreadsheet would run as a formula (starting with = + - @, a tab or a
   carriage return) is written with an apostrophe in front, as OWASP advises against CSV
   injection; numbers are written as numbers, so a negative amount stays a number.
+
+Each export checks what it is asked for at once (a missing budget is a 404 before any byte is
+sent) and returns the text in pieces: rows are read from the database `CHUNK_ROWS` at a time
+(`yield_per`: a server-side cursor on PostgreSQL) in the order the file has, sorted by the
+database, so an export of 100,000 rows holds no more in memory than one of 1,000.
 """
 import csv
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
+from typing import Any
 
+from sqlalchemy import ColumnElement
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
-from services.budget.ledger.loaders import budget_periods, channel_names, get_budget, get_plan
-from services.budget.ledger.tables import Actual, AuditEntry, PlanLine, ReserveEntry
+from services.budget.ledger.loaders import get_budget, get_plan
+from services.budget.ledger.tables import Actual, AuditEntry, Channel, PlanLine, ReserveEntry
 from shared.money import from_minor
 
 BOM = "\ufeff"
+CHUNK_ROWS = 1000
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 PLAN_COLUMNS = ("budget_id", "plan", "channel_id", "channel", "period", "amount",
@@ -53,48 +61,68 @@ def _cell(value: Cell) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def _csv(columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+def _csv(columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Iterator[str]:
+    """The file's text: BOM and header first, then `CHUNK_ROWS` rows per piece."""
     out = io.StringIO()
     out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")   # RFC 4180 line ends
     writer.writerow(columns)
-    writer.writerows([_cell(value) for value in row] for row in rows)
-    return out.getvalue()
+    for count, row in enumerate(rows, 1):
+        writer.writerow([_cell(value) for value in row])
+        if count % CHUNK_ROWS == 0:
+            yield out.getvalue()
+            out.seek(0)
+            out.truncate()
+    yield out.getvalue()
 
 
-def plan_csv(*, session: Session, budget_id: str, number: int) -> str:
+def _code_points(session: Session, column: Any) -> ColumnElement[Any]:
+    """The column ordered as Python orders text (by code point), as the files always were:
+    SQLite compares bytes already; PostgreSQL's database collation may not, its "C" does."""
+    return column.collate("C") if session.get_bind().dialect.name == "postgresql" else column
+
+
+def _streamed(session: Session, statement: Any) -> Iterator[Any]:
+    return iter(session.exec(statement.execution_options(yield_per=CHUNK_ROWS)))
+
+
+def plan_csv(*, session: Session, budget_id: str, number: int) -> Iterator[str]:
     """One row per channel and period of a plan version, as the optimizer allocated it."""
     budget = get_budget(session, budget_id)
     plan = get_plan(session, budget.id, number)
-    names = channel_names(session, budget.id)
-    order = {p.id: i for i, p in enumerate(budget_periods(budget))}
-    lines = sorted(session.exec(select(PlanLine).where(PlanLine.plan_id == plan.id)),
-                   key=lambda line: (names[line.channel_id], order[line.period]))
+    # Period ids of one budget sort as their dates do ("2026-W53" < "2027-W01", "2027-Q1").
+    lines = _streamed(session, select(PlanLine, Channel.name)
+                      .join(Channel, col(Channel.id) == col(PlanLine.channel_id))
+                      .where(PlanLine.plan_id == plan.id)
+                      .order_by(_code_points(session, Channel.name),
+                                _code_points(session, PlanLine.period)))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(PLAN_COLUMNS, [(budget.id, plan.number, line.channel_id, names[line.channel_id],
-                                line.period, money(line.amount_minor),
-                                money(line.expected_return_minor), budget.currency)
-                               for line in lines])
+    return _csv(PLAN_COLUMNS, ((budget.id, plan.number, line.channel_id, name, line.period,
+                                money(line.amount_minor), money(line.expected_return_minor),
+                                budget.currency) for line, name in lines))
 
 
-def actuals_csv(*, session: Session, budget_id: str, campaign_id: str | None = None) -> str:
+def actuals_csv(*, session: Session, budget_id: str,
+                campaign_id: str | None = None) -> Iterator[str]:
     """One row per channel, period and campaign with reported actuals (only the campaign's
     with `campaign_id`)."""
     budget = get_budget(session, budget_id)
-    names = channel_names(session, budget.id)
-    order = {p.id: i for i, p in enumerate(budget_periods(budget))}
-    statement = select(Actual).where(Actual.budget_id == budget.id)
+    statement = (select(Actual, Channel.name)
+                 .join(Channel, col(Channel.id) == col(Actual.channel_id))
+                 .where(Actual.budget_id == budget.id)
+                 .order_by(_code_points(session, Actual.period), _code_points(session, Channel.name),
+                           _code_points(session, Actual.campaign_id)))
     if campaign_id is not None:
         statement = statement.where(Actual.campaign_id == campaign_id)
-    actuals = sorted(session.exec(statement),
-                     key=lambda a: (order[a.period], names[a.channel_id], a.campaign_id))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(ACTUALS_COLUMNS, [(budget.id, a.channel_id, names[a.channel_id], a.period,
+    return _csv(ACTUALS_COLUMNS, ((budget.id, a.channel_id, name, a.period,
                                    a.campaign_id or None, money(a.spend_minor),
-                                   money(a.return_minor), budget.currency) for a in actuals])
+                                   money(a.return_minor), budget.currency)
+                                  for a, name in _streamed(session, statement)))
 
 
-def variance_csv(*, session: Session, budget_id: str, campaign_id: str | None = None) -> str:
+def variance_csv(*, session: Session, budget_id: str,
+                 campaign_id: str | None = None) -> Iterator[str]:
     """The variance rows (plan with its draws against actuals, or a campaign's funding against
     its actuals), one per channel and period."""
     report = variance.read_variance(session=session, budget_id=budget_id,
@@ -104,29 +132,30 @@ def variance_csv(*, session: Session, budget_id: str, campaign_id: str | None = 
                                     r.return_, r.roi, report.currency) for r in report.rows])
 
 
-def reserve_csv(*, session: Session, budget_id: str) -> str:
+def reserve_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     """The reserve's ledger, oldest entry first: draws positive, reversals negative."""
     budget = get_budget(session, budget_id)
-    entries = session.exec(select(ReserveEntry).where(ReserveEntry.budget_id == budget.id)
-                           .order_by(ReserveEntry.id)).all()
-    return _csv(RESERVE_COLUMNS, [(
+    entries = _streamed(session, select(ReserveEntry).where(ReserveEntry.budget_id == budget.id)
+                        .order_by(ReserveEntry.id))
+    return _csv(RESERVE_COLUMNS, ((
         budget.id, e.id, e.kind, from_minor(e.amount_minor, budget.currency), budget.currency,
         e.channel_id, e.campaign_id, e.plan_number, e.period, e.reason, e.reverses_id, e.author,
         e.author_name, e.confirmed_by, e.confirmed_by_name, e.request_id,
-        e.created_at.isoformat()) for e in entries])
+        e.created_at.isoformat()) for e in entries))
 
 
-def audit_csv(*, session: Session, budget_id: str) -> str:
+def audit_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     """The budget's audit log, oldest first; each entry's changes as one JSON cell."""
     budget = get_budget(session, budget_id)
-    entries = session.exec(select(AuditEntry).where(AuditEntry.budget_id == budget.id)
-                           .order_by(col(AuditEntry.id))).all()
-    return _csv(AUDIT_COLUMNS, [(
+    entries = _streamed(session, select(AuditEntry).where(AuditEntry.budget_id == budget.id)
+                        .order_by(col(AuditEntry.id)))
+    return _csv(AUDIT_COLUMNS, ((
         budget.id, e.id, e.at.isoformat(), e.principal, e.principal_name, e.role, e.request_id,
-        e.action, e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True)) for e in entries])
+        e.action, e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True))
+        for e in entries))
 
 
-def review_csv(*, session: Session, budget_id: str) -> str:
+def review_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     """The playbook's recommendation per channel, with the figures behind it."""
     budget = get_budget(session, budget_id)
     report = review.read_review(session=session, budget_id=budget.id)
