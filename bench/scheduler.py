@@ -18,6 +18,7 @@ generated workload, and the whole call's time against its limit (480 and 5,000 t
 """
 import argparse
 import dataclasses
+import importlib
 import random
 import subprocess
 import sys
@@ -42,39 +43,40 @@ from services.planner.engine import (  # noqa: E402
     Task,
     lower_bound,
     priority_rule,
+    stability,
 )
 from services.planner.engine import cp_sat as engine  # noqa: E402
 from tests.planner.test_engine_exact import exact  # noqa: E402
 
 
-def old_engine(commit: str) -> ModuleType:
-    """The engine package at `commit`, importable as `old_engine`."""
+def old_engine(commit: str, name: str = "old_engine") -> ModuleType:
+    """The engine package at `commit`, importable as `name`; its `cp_sat` module."""
     folder = Path(tempfile.mkdtemp(prefix="old-engine-"))
-    package = folder / "old_engine"
+    package = folder / name
     package.mkdir()
     listing = subprocess.run(["git", "ls-tree", "--name-only", commit, "services/planner/engine/"],
                              cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
     for path in listing:
         text = subprocess.run(["git", "show", f"{commit}:{path}"], cwd=ROOT, check=True,
                               capture_output=True, text=True).stdout
-        (package / Path(path).name).write_text(text.replace("services.planner.engine", "old_engine"))
+        (package / Path(path).name).write_text(text.replace("services.planner.engine", name))
     sys.path.insert(0, str(folder))
-    import old_engine.cp_sat
-    return old_engine.cp_sat
+    return importlib.import_module(f"{name}.cp_sat")
 
 
-def old_problem(old: ModuleType, problem: Problem) -> Any:
-    types = sys.modules["old_engine.problem"]
+def old_problem(old: ModuleType, problem: Problem, name: str = "old_engine") -> Any:
+    """The problem in the types of the engine package `name`."""
+    types = sys.modules[f"{name}.problem"]
 
     def fields(kind: Any, value: Any) -> dict[str, Any]:
-        # The fields the old engine knows (it has no market holidays; it keeps a task's
-        # previous place as (resource, first day)).
+        # The fields that engine knows (the oldest has no market holidays).
         return {f.name: getattr(value, f.name) for f in dataclasses.fields(kind)}
     made = fields(types.Problem, problem)
     made["resources"] = tuple(types.Resource(**fields(types.Resource, r)) for r in problem.resources)
     made["tasks"] = tuple(types.Task(**fields(types.Task, t)) for t in problem.tasks)
-    made["previous"] = {t: (p.resource, p.days[0][0]) if isinstance(p, Previous) else p
-                        for t, p in problem.previous.items()}
+    # The oldest keeps a task's previous place as (resource, first day) only.
+    made["previous"] = {t: types.Previous(p.resource, p.days) if hasattr(types, "Previous")
+                        else (p.resource, p.days[0][0]) for t, p in problem.previous.items()}
     return types.Problem(**made)
 
 
@@ -195,42 +197,79 @@ def bursty_table(old: ModuleType, sizes: list[int], limit: float) -> None:
               flush=True)
 
 
-def replan(old: ModuleType, limit: float) -> None:
-    problem = planted(28, seed=28, time_limit=limit)      # 336 tasks
-    slipped = "c10"
-    print()
-    for name, solve in (("old", lambda p: old_solve(old, p)), ("new", engine.solve)):
-        first = solve(problem)
-        if first is None:
-            print(f"Re-plan ({name}): the first schedule was refused (422)")
-            continue
-        today = problem.start + timedelta(days=14)
-        placed = {a.task: a for a in first.assignments}
-        tasks = []
-        for task in problem.tasks:
-            a = placed[task.id]
-            if a.start <= today:   # started work stays where it is
-                task = dataclasses.replace(task, resource=a.resource, start=a.start)
-            elif task.campaign == slipped:
-                task = dataclasses.replace(task, deadline=task.deadline + timedelta(days=3),
-                                           earliest_start=task.earliest_start + timedelta(days=3))
-            tasks.append(task)
-        began = time.perf_counter()
-        again = solve(dataclasses.replace(problem, tasks=tuple(tasks), previous={
-            a.task: Previous(a.resource, a.days) for a in first.assignments}))
-        seconds = time.perf_counter() - began
-        if again is None:
-            print(f"Re-plan ({name}): refused (422)")
-            continue
-        own = {t.id for t in problem.tasks if t.campaign == slipped}
-        # Moved: not on the same resource with exactly the same hours on each day.
-        others = sum(1 for a in again.assignments if a.task not in own
-                     and (a.resource, a.days) != (placed[a.task].resource, placed[a.task].days))
-        print(f"Re-plan ({name}) after a 3-working-day slip of {slipped}: {others} of "
-              f"{len(tasks) - len(own)} tasks whose window did not move were moved "
-              f"({100 * others / (len(tasks) - len(own)):.1f} %), {again.status}, weighted "
-              f"lateness {first.weighted_lateness} → {again.weighted_lateness}, {seconds:.2f} s",
-              flush=True)
+def working_days_later(problem: Problem, day: date, count: int) -> date:
+    """The day `count` working days of the problem's calendar after `day`."""
+    while count:
+        day += timedelta(days=1)
+        count -= day.weekday() not in problem.weekend and day not in problem.holidays
+    return day
+
+
+def slip(problem: Problem, campaigns: set[str], days: int) -> Problem:
+    """The campaigns' milestones move `days` working days later: so do their tasks' windows."""
+    return dataclasses.replace(problem, tasks=tuple(
+        dataclasses.replace(t, deadline=t.deadline and working_days_later(problem, t.deadline, days),
+                            earliest_start=t.earliest_start and working_days_later(
+                                problem, t.earliest_start, days))
+        if t.campaign in campaigns else t for t in problem.tasks))
+
+
+def week_off(problem: Problem, resource: str, monday: date) -> Problem:
+    off = {monday + timedelta(days=i) for i in range(5)}
+    return dataclasses.replace(problem, resources=tuple(
+        dataclasses.replace(r, time_off=r.time_off | off) if r.id == resource else r
+        for r in problem.resources))
+
+
+def replan_case(problem: Problem, first: Any, change: str) -> Problem:
+    """The re-plan's problem two weeks in: started work pinned where it is, then `change`."""
+    today = problem.start + timedelta(days=14)
+    placed = {a.task: a for a in first.assignments}
+    started = dataclasses.replace(problem, tasks=tuple(
+        dataclasses.replace(t, resource=placed[t.id].resource, start=placed[t.id].start)
+        if placed[t.id].start <= today else t for t in problem.tasks))
+    waiting = sorted({t.campaign for t in problem.tasks if t.campaign} - {
+        t.campaign for t in started.tasks if t.start is not None and t.campaign})
+    if change == "one campaign slips 3 working days":
+        changed = slip(started, {waiting[len(waiting) // 3]}, 3)
+    elif change == "two campaigns slip 3 working days":
+        changed = slip(started, {waiting[len(waiting) // 3], waiting[len(waiting) // 2]}, 3)
+    else:   # the busiest person's week off, the week after next
+        hours: dict[str, int] = defaultdict(int)
+        for a in first.assignments:
+            hours[a.resource] += sum(h for d, h in a.days if d > today)
+        monday = today + timedelta(days=7 - today.weekday() + 7)
+        changed = week_off(started, max(hours, key=lambda r: hours[r]), monday)
+    return dataclasses.replace(changed, previous={a.task: Previous(a.resource, a.days)
+                                                  for a in first.assignments})
+
+
+REPLAN_CHANGES = ("one campaign slips 3 working days", "two campaigns slip 3 working days",
+                  "the busiest person's week off")
+
+
+def replan(before: ModuleType, limit: float) -> None:
+    """Re-plans of 336 planted tasks (steady and bursty) after three kinds of change, by the
+    engine before this round (`--replan-before`) and now: the share of the untouched tasks
+    moved (`engine.stability`, hour for hour), lateness, wall and CPU seconds."""
+    print(f"\nRe-plans, 336 tasks, limit {limit:g} s | change | engine | untouched moved | "
+          "weighted lateness before → after | status (engine) | wall | CPU |")
+    print("|---|---|---|---|---|---|---|---|")
+    for regime in ("steady", "bursty"):
+        problem = planted(28, regime=regime, seed=28, time_limit=limit)
+        first = engine.solve(problem)
+        for change in REPLAN_CHANGES:
+            again = replan_case(problem, first, change)
+            for name, solve in (("before", lambda p: before.solve(
+                    old_problem(before, p, "replan_before"))), ("now", engine.solve)):
+                wall, cpu = time.perf_counter(), time.process_time()
+                answer = solve(again)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+                share = stability.moved_share(problem, again, again.previous, answer)
+                print(f"| {regime} | {change} | {name} | {share.moved} of {share.untouched} "
+                      f"({share.percent:.1f} %) | {first.weighted_lateness} → "
+                      f"{answer.weighted_lateness} | {answer.status} ({answer.engine}) | "
+                      f"{wall:.2f} s | {cpu:.2f} s |", flush=True)
 
 
 def limits(sizes: list[float]) -> None:
@@ -277,12 +316,18 @@ def main() -> None:
     parser.add_argument("--planted", type=int, nargs="+", default=[3, 12, 40])
     parser.add_argument("--bursty", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--limits", type=float, nargs="+", default=[2, 10])
+    parser.add_argument("--replan-before", default="b315f01",
+                        help="commit of the engine the re-plans are compared with")
+    parser.add_argument("--only-replan", action="store_true")
     args = parser.parse_args()
+    if args.only_replan:
+        replan(old_engine(args.replan_before, "replan_before"), args.limit)
+        return
     old = old_engine(args.old)
     small(old, args.small)
     planted_table(old, args.planted, args.limit)
     bursty_table(old, args.bursty, args.limit)
-    replan(old, args.limit)
+    replan(old_engine(args.replan_before, "replan_before"), args.limit)
     overloaded_bound(old, args.limit)
     limits(args.limits)
 

@@ -52,6 +52,7 @@ STOP_CHECK_SECONDS = 0.1   # how soon a stop from outside is seen
 # smaller than the whole).
 NEIGHBOURHOOD_SHARE = 0.7
 NEIGHBOURHOOD_MOST = 0.6
+MOST_RINGS = 2
 NEIGHBOURHOOD = "CP-SAT (re-plan neighbourhood)"
 
 OnProgress = Callable[[Progress], None]
@@ -112,10 +113,13 @@ def _solve(problem: Problem, watch: "_Watch") -> Schedule:
     # starts from (and alone can prove optimal).
     best, engine = first, "priority rule"
     if (repaired := plans.get(priority_rule.REPAIRED)) is not None:
-        local = _neighbourhood(model, windows, repaired, watch, reserve)
+        local = _neighbourhood(model, windows, lateness, repaired, watch, reserve)
         if local is not None and \
                 priority_rule.measure(model, local) < priority_rule.measure(model, first):
             best, engine = local, NEIGHBOURHOOD
+            # Windows that keep every schedule at least as good (see `_windows`): smaller.
+            if (most_late := priority_rule.measure(model, local)[0]) < lateness:
+                windows = _windows(model, most_late)
 
     def best_answer(engine: str, bound: int = floor) -> Schedule:
         if best is first:
@@ -181,21 +185,31 @@ def _any_schedule(model: Model, watch: "_Watch", floor: int) -> Schedule:
                     best_answer_seconds=watch.best_seconds or 0)
 
 
-def _neighbourhood(model: Model, windows: dict[str, tuple[int, int]], repaired: Plan,
-                   watch: "_Watch", reserve: float) -> Plan | None:
+def _neighbourhood(model: Model, windows: dict[str, tuple[int, int]], lateness: int,
+                   repaired: Plan, watch: "_Watch", reserve: float) -> Plan | None:
+    # `windows` are those of schedules no later than `lateness`.
     """The best plan found in NEIGHBOURHOOD_SHARE of the time left that keeps every task
     outside the re-plan's neighbourhood (`neighbourhood.reach`) as the mended previous plan
     has it; None if the neighbourhood is most of the tasks or nothing was found."""
-    free = neighbourhood.reach(model, repaired, windows)
-    if len(free) > NEIGHBOURHOOD_MOST * len(model.order):
-        return None
     share = NEIGHBOURHOOD_SHARE * (watch.left() - reserve)
     ends = time.perf_counter() + share
-    fixed = {t: work for t, work in repaired.items() if t not in free}
-    # The mended plan places the changed tasks after all kept work (often late): the
-    # neighbourhood placed afresh around the rest is the better start, where it fits.
-    seed = priority_rule.best(model, [p for p in (repaired, priority_rule.around(model, fixed))
-                                      if p is not None])
+    for rings in range(1, MOST_RINGS + 1):
+        free = neighbourhood.reach(model, repaired, windows, rings)
+        if len(free) > NEIGHBOURHOOD_MOST * len(model.order):
+            return None
+        fixed = {t: work for t, work in repaired.items() if t not in free}
+        # The mended plan places the changed tasks after all kept work (often late): the
+        # neighbourhood placed afresh around the rest is the better start, where it fits.
+        seed = priority_rule.best(model, [p for p in (repaired, priority_rule.around(
+            model, fixed)) if p is not None])
+        # A start later than the rules' plan says the neighbourhood is too tight (measured
+        # on bursty workloads: the search rarely gets that lateness back): one ring more.
+        if priority_rule.measure(model, seed)[0] <= lateness:
+            break
+    # The windows of schedules no later than the seed: the search starts from a complete
+    # plan inside them (the neighbourhood's best is no later than its seed).
+    if (most_late := priority_rule.measure(model, seed)[0]) != lateness:
+        windows = _windows(model, most_late)
     try:
         give_up = watch.builder(watch.left() - share)
         built = _Built(model, windows, give_up, fixed={t: work for t, work in fixed.items()
@@ -290,6 +304,13 @@ class _Built:
             if t in fixed:
                 continue
             lo, hi = windows[t]
+            # Fixed neighbours narrow the window (where they leave one: else the precedence
+            # constraints below say that there is none).
+            after = max([lo] + [fixed[p].last + 1 for p in model.tasks[t].predecessors
+                                if p in fixed])
+            before = min([hi] + [f - 1 for f in fixed_followers[t]])
+            if after <= before:
+                lo, hi = after, before
             eligible = model.eligible[t]
             shortest = min(model.length(t, r) for r in eligible)
             first = self.first[t] = cp.new_int_var(lo, hi, f"first_{t}")

@@ -4,7 +4,7 @@ every other task exactly where the previous plan had it and stay small.
 The changed tasks are those a mended previous plan (`priority_rule.repair`) does not keep. The
 neighbourhood holds them and every task that is not started and worked, in that plan, on a
 resource one of them may use on a day it may work (its window, as the model's windows give
-it); RINGS such steps outwards. Keeping the rest where it was loses schedules, so a search over
+it); `rings` such steps outwards. Keeping the rest where it was loses schedules, so a search over
 the neighbourhood proves nothing about the whole problem: its plan is a hint and an incumbent
 for the search of the whole, never called `optimal` on its own.
 
@@ -13,15 +13,14 @@ for the search of the whole, never called `optimal` on its own.
 from services.planner.engine.model import Model
 from services.planner.engine.problem import Plan
 
-RINGS = 1
 
-
-def reach(model: Model, plan: Plan, windows: dict[str, tuple[int, int]]) -> set[str]:
+def reach(model: Model, plan: Plan, windows: dict[str, tuple[int, int]],
+          rings: int = 1) -> set[str]:
     """The tasks free to move in the first search of a re-plan (see the module text)."""
     frontier = {t for t in model.order if t not in model.previous
                 or not model.kept(t, plan[t])}
     free = set(frontier)
-    for _ in range(RINGS):
+    for _ in range(rings):
         # Per resource, the days some frontier task may work on it (a difference array).
         marks = {r: [0] * (len(model.days) + 1) for r in model.resources}
         for t in frontier:
