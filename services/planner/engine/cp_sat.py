@@ -15,6 +15,12 @@ The model stays small by windows that lose no optimal schedule: a task starts no
 its predecessors can finish (`bounds.soonest_finish`), and may be at most (the first plan's
 weighted lateness ÷ its priority) days late, which also bounds its predecessors.
 
+A re-plan searches first over the change's neighbourhood (`neighbourhood.reach`), every other
+task fixed where the mended previous plan (`priority_rule.repair`) keeps it, with one worker
+for NEIGHBOURHOOD_SHARE of the time; the whole model then starts from its answer. The
+neighbourhood's bound holds only with the rest fixed, so it is never reported: `optimal` and
+`bound` come from the search of the whole (or the lower bounds) alone.
+
 Time: `problem.time_limit` bounds the whole call. CP-SAT gets what is left after the rules and
 the model's build, less a reserve for reading and checking its answer (twice the measured time
 to check the rules' plan, plus RESERVE_SECONDS); the answer comes within the limit plus
