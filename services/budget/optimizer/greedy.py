@@ -16,6 +16,7 @@ selection costs a few passes over the cells, not over the millions of segments t
 """
 from collections.abc import Callable
 from dataclasses import dataclass
+from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -27,6 +28,7 @@ Indices = npt.NDArray[np.intp]
 Flags = npt.NDArray[np.bool_]
 # Per group, whether it holds with the amounts the cells take above its pivot.
 Settles = Callable[[Floats], Flags]
+_SEGMENTS = attrgetter("segments")
 
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
@@ -103,8 +105,7 @@ class _Curves:
 
     @classmethod
     def of(cls, cells: Cells) -> "_Curves":
-        ids = np.fromiter((id(cell.segments) for cell in cells), dtype=np.int64,
-                          count=len(cells))
+        ids = np.fromiter(map(id, map(_SEGMENTS, cells)), dtype=np.int64, count=len(cells))
         _, first_cell, curve_of = np.unique(ids, return_index=True, return_inverse=True)
         curves = [_by_falling_slope(_segments(cells[i])) for i in first_cell.tolist()]
         sizes = np.array([len(lengths) for lengths, _ in curves], dtype=np.intp)
