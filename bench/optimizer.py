@@ -15,7 +15,8 @@ steeper S-curves, caps on 30 % of the channels, period caps, a brand group over 
 deals, seasonal weights, flatter concave curves), and 1,000 concave channels × 52 periods
 through the API (`marketplan up`, via the gateway). With `--before <commit>`, the exact greedy
 path (1,000 concave channels × 52 periods, both curve shapes) timed on that commit's optimizer
-and on this one, in the same run, alternating, as a ratio.
+and on this one, in the same run, alternating, as a ratio; and the API figure for both trees
+(that commit's whole tree runs its own `marketplan up` beside this one's, taking turns).
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
 """
@@ -447,42 +448,71 @@ def greedy_before_after(commit: str, rounds: int = 3) -> list[str]:
     return lines
 
 
-def through_the_api() -> list[str]:
-    """1,000 concave channels × 52 periods, POSTed through the gateway of `marketplan up`."""
+def through_the_api(before: str | None = None, rounds: int = 3) -> list[str]:
+    """1,000 concave channels × 52 periods POSTed through the gateway of `marketplan up`, and
+    the same request solved in process (a fresh process each time), in the same run; with
+    `before`, that commit's whole tree runs a second stack beside this one, the two taking
+    turns. Per tree: medians of `rounds` calls, their ratio, and what the API adds to a call
+    beyond the solve (end to end less the solver's own seconds, median)."""
+    root = Path(__file__).resolve().parent.parent
+    lines = ["", "| 1,000 concave × 52 | in process | through the gateway | API ÷ in process | "
+                 "API beyond the solve | response |", "|---|---|---|---|---|---|"]
+    body = concave_request(1000, 52)
     key = "bench-" + uuid.uuid4().hex
-    with tempfile.TemporaryDirectory() as var:
-        port = 18400
-        up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
-                               "--var-dir", var], env=os.environ | {"MARKETPLAN_ADMIN_KEY": key},
-                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    with tempfile.TemporaryDirectory() as work:
+        trees = {"after": root}
+        if before:
+            trees = {"before": Path(work) / "before"} | trees
+            trees["before"].mkdir()
+            archive = subprocess.run(["git", "-C", str(root), "archive", before],
+                                     check=True, capture_output=True).stdout
+            subprocess.run(["tar", "-x", "-C", str(trees["before"])], input=archive, check=True)
+        request = Path(work) / "request.json"
+        request.write_text(json.dumps(body))
+        stacks, clients = {}, {}
         try:
-            for line in up.stdout:
-                if line.startswith("Ctrl-C stops all"):
-                    break
-            body = concave_request(1000, 52)
-            client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
-                                  headers={"Authorization": f"Bearer {key}"})
-            client.post("/api/v1/budget/optimize", json=concave_request(5, 2))   # warm the worker
-            seconds = []
-            for _ in range(3):
-                started = time.perf_counter()
-                response = client.post("/api/v1/budget/optimize", json=body)
-                response.raise_for_status()
-                seconds.append(time.perf_counter() - started)
-            plan = response.json()
+            for port, (name, tree) in zip((18400, 18410), trees.items()):
+                var = Path(work) / f"var-{name}"
+                stacks[name] = subprocess.Popen(
+                    [sys.executable, "-m", "marketplan", "up", "--port", str(port), "--var-dir",
+                     str(var)], cwd=tree, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    text=True, env=os.environ | {"MARKETPLAN_ADMIN_KEY": key,
+                                                 "PYTHONPATH": str(tree)})
+                for line in stacks[name].stdout:
+                    if line.startswith("Ctrl-C stops all"):
+                        break
+                clients[name] = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120,
+                                             headers={"Authorization": f"Bearer {key}"})
+                # Warm the worker (its imports) before timing.
+                clients[name].post("/api/v1/budget/optimize", json=concave_request(5, 2))
+            runs: dict[str, dict[str, list[float]]] = {
+                name: {"api": [], "solver": [], "in_process": [], "bytes": []} for name in trees}
+            for _ in range(rounds):
+                for name, tree in trees.items():
+                    started = time.perf_counter()
+                    response = clients[name].post("/api/v1/budget/optimize", json=body)
+                    response.raise_for_status()
+                    runs[name]["api"].append(time.perf_counter() - started)
+                    runs[name]["solver"].append(response.json()["solver"]["seconds"])
+                    out = subprocess.run([sys.executable, "-c", _TIMER, str(request)], cwd=tree,
+                                         env=os.environ | {"PYTHONPATH": str(tree)}, check=True,
+                                         capture_output=True, text=True).stdout
+                    runs[name]["in_process"].append(
+                        json.loads(out.strip().splitlines()[-1])["seconds"])
+                    runs[name]["bytes"].append(len(response.content))
         finally:
-            up.terminate()
-            up.wait(timeout=30)
-    problem = _concave_problem(1000, 52)
-    in_process = statistics.median(timed(solve, problem)[0] for _ in range(3))
-    through = statistics.median(seconds)
-    return ["", f"1,000 concave channels × 52 periods through the gateway: "
-                f"median {through:.2f} s end to end "
-                f"(runs {', '.join(f'{s:.2f}' for s in seconds)}), "
-                f"solver {plan['solver']['name']} {plan['solver']['seconds']:.2f} s, "
-                f"response {len(response.content) / 1e6:.1f} MB, status {plan['status']}; "
-                f"in process (median of 3, same run) {in_process:.2f} s: "
-                f"API ÷ in process {through / in_process:.2f}×"]
+            for stack in stacks.values():
+                stack.terminate()
+                stack.wait(timeout=30)
+    for name in trees:
+        api, in_process = (statistics.median(runs[name][k]) for k in ("api", "in_process"))
+        beyond = statistics.median(a - s for a, s in zip(runs[name]["api"], runs[name]["solver"]))
+        label = f"before ({before[:7]})" if name == "before" and before else name
+        lines.append(f"| {label} | {in_process:.2f} s | {api:.2f} s "
+                     f"(runs {', '.join(f'{s:.2f}' for s in runs[name]['api'])}) | "
+                     f"{api / in_process:.2f}× | {beyond:.2f} s | "
+                     f"{runs[name]['bytes'][-1] / 1e6:.1f} MB |")
+    return lines
 
 
 def main() -> None:
@@ -498,7 +528,7 @@ def main() -> None:
     if args.before:
         sections.append(lambda: greedy_before_after(args.before))
     if not args.skip_api:
-        sections.append(through_the_api)
+        sections.append(lambda: through_the_api(args.before))
     for section in sections:
         print("\n".join(section()), flush=True)
 
