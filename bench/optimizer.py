@@ -19,6 +19,7 @@ and on this one, in the same run, alternating, as a ratio; and the API figure fo
 (that commit's whole tree runs its own `marketplan up` beside this one's, taking turns).
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
+                              [--milp-before COMMIT] [--only-milp]
 """
 import argparse
 import json
@@ -398,6 +399,102 @@ def targets() -> list[str]:
     return lines
 
 
+# Solves one of the MILP workloads (argv[1]) with the optimizer of the tree it runs in, in
+# wall and CPU seconds (the machine is shared: CPU is the steadier figure).
+_MILP_TIMER = """
+import json, sys, time
+sys.path.insert(0, sys.argv[2])
+from optimizer import MILP_CASES
+from services.budget.optimizer import SolveTimeout, solve
+problem = MILP_CASES[sys.argv[1]][0]()
+started, cpu = time.perf_counter(), time.process_time()
+try:
+    result = solve(problem)
+    answer = {"status": result.status, "gap": result.gap, "error": result.approximation_error,
+              "expected_return": str(result.expected_return)}
+except SolveTimeout:
+    answer = {"status": "no plan", "gap": None, "error": None, "expected_return": "0"}
+print(json.dumps(answer | {"seconds": time.perf_counter() - started,
+                           "cpu": time.process_time() - cpu}))
+"""
+
+# The MILP workloads: how to make each, and the issue's target for it.
+MILP_CASES = {
+    "50 × 13 mix, 6 deals (30 s)": (lambda: mixed_problem(50, 13, 6, time_limit=30), "< 1 s"),
+    "50 × 13 other shapes, 6 deals (30 s)": (lambda: hard_problem(50, 13, 6, time_limit=30),
+                                             "< 1 s"),
+    "100 × 26 mix, 6 deals (10 s)": (lambda: mixed_problem(100, 26, 6, time_limit=10),
+                                     "optimal or gap ≤ 0.1 % within 10 s"),
+    "100 × 26 other shapes, 6 deals (10 s)": (lambda: hard_problem(100, 26, 6, time_limit=10),
+                                              "(not an issue target)"),
+    "200 S-shaped × 20 (20 s)": (lambda: s_curve_problem(200, 20, 20), "a plan within 20 s"),
+}
+
+
+def milp_before_after(commit: str) -> list[str]:
+    """The MILP workloads on `commit`'s optimizer and on this tree's, each solve in a fresh
+    process, the two in turn: wall and CPU seconds, the answer and its gap."""
+    root = Path(__file__).resolve().parent.parent
+    lines = ["", f"| MILP workload | before ({commit[:7]}): wall (CPU), answer | after: wall (CPU), "
+                 "answer | CPU before ÷ after | target |", "|---|---|---|---|---|"]
+
+    def cell(run: dict) -> str:
+        gap = "–" if run["gap"] is None else f"{run['gap']:.1e}"
+        error = "–" if run["error"] is None else f"{run['error']:.1e}"
+        return (f"{run['seconds']:.2f} s ({run['cpu']:.2f} s), {run['status']}, gap {gap}, "
+                f"error {error}, return {float(run['expected_return']):,.0f}")
+
+    with tempfile.TemporaryDirectory() as work:
+        before = Path(work) / "before"
+        before.mkdir()
+        archive = subprocess.run(["git", "-C", str(root), "archive", commit, "services", "shared"],
+                                 check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
+        for label, (_, target) in MILP_CASES.items():
+            runs = {}
+            for name, tree in (("before", before), ("after", root)):
+                out = subprocess.run([sys.executable, "-c", _MILP_TIMER, label,
+                                      str(Path(__file__).resolve().parent)], cwd=tree,
+                                     env=os.environ | {"PYTHONPATH": str(tree)}, check=True,
+                                     capture_output=True, text=True).stdout
+                runs[name] = json.loads(out.strip().splitlines()[-1])
+            ratio = runs["before"]["cpu"] / max(runs["after"]["cpu"], 1e-9)
+            lines.append(f"| {label} | {cell(runs['before'])} | {cell(runs['after'])} | "
+                         f"{ratio:.1f}× | {target} |")
+    return lines
+
+
+def stop_latency() -> list[str]:
+    """How soon a stopped solve answers: stopped at its first reported plan and at fixed
+    times, on the other shapes at 50 × 13 (the MILP that runs longest)."""
+    lines = ["", "| stop (50 × 13 other shapes) | answered after the stop | answer |",
+             "|---|---|---|"]
+    for label, after in (("at the first plan reported", None), ("after 1 s", 1.0),
+                         ("after 3 s", 3.0), ("after 6 s", 6.0)):
+        waited, answer = _stopped(hard_problem(50, 13, 6, time_limit=30), after)
+        lines.append(f"| {label} | {waited:.2f} s | {answer} |")
+    return lines
+
+
+def _stopped(problem: Problem, after: float | None) -> tuple[float, str]:
+    """Solve `problem`, stopped `after` seconds (None: at its first report); return how long
+    the answer took after the stop, and the answer."""
+    heard: list = []
+    started, stopped_at = time.perf_counter(), []
+
+    def stop() -> bool:
+        due = bool(heard) if after is None else time.perf_counter() - started >= after
+        if due and not stopped_at:
+            stopped_at.append(time.perf_counter())
+        return due
+    try:
+        result = solve(problem, heard.append, stop=stop)
+        answer = _describe(result) + f", return {float(result.expected_return):,.0f}"
+    except SolveTimeout:
+        answer = "no plan yet"
+    return time.perf_counter() - (stopped_at[0] if stopped_at else started), answer
+
+
 # Times `solve` on a request read from argv[1] with the optimizer of the tree it runs in.
 _TIMER = """
 import json, sys, time
@@ -522,12 +619,19 @@ def main() -> None:
     parser.add_argument("--before", help="a commit whose greedy path to time against this tree's")
     parser.add_argument("--only-greedy", action="store_true",
                         help="only the greedy path: before/after and through the API")
+    parser.add_argument("--milp-before", help="a commit whose MILP to time against this tree's")
+    parser.add_argument("--only-milp", action="store_true",
+                        help="only the MILP: before/after (with --milp-before) and the stop")
     args = parser.parse_args()
-    sections = [] if args.only_greedy else \
+    sections = [] if args.only_greedy or args.only_milp else \
         [lambda: compare(args.instances), model_build, methods, targets]
+    if args.milp_before:
+        sections.append(lambda: milp_before_after(args.milp_before))
+    if args.only_milp:
+        sections.append(stop_latency)
     if args.before:
         sections.append(lambda: greedy_before_after(args.before))
-    if not args.skip_api:
+    if not args.skip_api and not args.only_milp:
         sections.append(lambda: through_the_api(args.before))
     for section in sections:
         print("\n".join(section()), flush=True)
