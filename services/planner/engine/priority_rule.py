@@ -103,10 +103,13 @@ def latest_finish(model: Model) -> dict[str, int]:
     return latest
 
 
-def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = None) -> Plan:
-    """Place tasks as early as possible in the order `key` gives to those ready (with `keep`,
-    a task stays at its previous start where that does not make it later than due). The
-    started work is placed first, or `fixed` is taken as it is instead (it must fit)."""
+def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = None,
+            around_previous: bool = False) -> Plan:
+    """Place tasks as early as possible in the order `key` gives to those ready. With `keep`,
+    a task stays at its previous place where that does not make it later than due; with
+    `around_previous`, it goes around the previous hours of the tasks not placed yet where
+    that is no later either (so that it does not push them out). The started work is placed
+    first, or `fixed` is taken as it is instead (it must fit)."""
     free = _free(model)
     plan = dict(fixed or {})
     for work in plan.values():
@@ -114,6 +117,12 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
             free[work.resource][d] -= h
     plan |= _place_started(model, free, skip=plan.keys())
     limit = _limits(model, plan)
+    held = {t: w for t, w in _keepable_alone(model).items()
+            if t not in plan} if around_previous else {}
+    reserved = {r: [0] * len(model.days) for r in model.resources}
+    for work in held.values():
+        for d, h in work.hours:
+            reserved[work.resource][d] += h
     waiting = {t: len(model.tasks[t].predecessors) for t in model.order}
     followers = _followers(model)
     ready = [(key(t), t) for t in model.order if waiting[t] == 0]
@@ -121,17 +130,25 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
     while ready:
         _, task = heapq.heappop(ready)
         if task not in plan:
+            if (own := held.get(task)) is not None:
+                for d, h in own.hours:
+                    reserved[own.resource][d] -= h
             start = max([model.earliest(task)]
                         + [plan[p].last + 1 for p in model.tasks[task].predecessors])
-            options = []
+            options, around = [], []
             for r in model.eligible[task]:
-                hours = _fill(free[r], start, model.rate(task, r), model.tasks[task].effort,
-                              limit[task] + 1)
+                rate, effort = model.rate(task, r), model.tasks[task].effort
+                hours = _fill(free[r], start, rate, effort, limit[task] + 1)
                 if hours is not None:
                     options.append((hours[-1][0], model.eligible[task].index(r), r, hours))
+                if held and (hours := _fill(free[r], start, rate, effort, limit[task] + 1,
+                                            reserved[r])) is not None:
+                    around.append((hours[-1][0], model.eligible[task].index(r), r, hours))
             if not options:
                 raise _NoRoom(task)
             _, _, resource, hours = min(options)
+            if around and min(around)[0] <= max(hours[-1][0], _due(model, task)):
+                _, _, resource, hours = min(around)
             if keep and (kept := _kept(model, free, task, start, limit[task], hours)):
                 resource, hours = kept
             plan[task] = Work(resource, tuple(hours))
@@ -144,7 +161,8 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
     return plan
 
 
-def repair(model: Model, key: Key, kept: Plan | None = None) -> Plan | None:
+def repair(model: Model, key: Key, kept: Plan | None = None, *,
+           around_previous: bool = False) -> Plan | None:
     """The previous plan mended: every task whose previous hours still fit (its resource, its
     window, its pin, the capacity, its predecessors) keeps them exactly (or the `kept` work
     is kept), and the others are placed around them as `forward` places work, in `key` order.
@@ -155,7 +173,7 @@ def repair(model: Model, key: Key, kept: Plan | None = None) -> Plan | None:
     # The others stay at their previous place where that is no later (`forward`'s keep).
     while True:
         try:
-            plan = forward(model, key, keep=True, fixed=kept)
+            plan = forward(model, key, keep=True, fixed=kept, around_previous=around_previous)
         except _NoRoom as no_room:
             blocking = _successors(model, no_room.task) & kept.keys()
             if not blocking:
@@ -171,15 +189,16 @@ def repair(model: Model, key: Key, kept: Plan | None = None) -> Plan | None:
 
 def around(model: Model, fixed: Plan) -> Plan | None:
     """The best plan of the forward rules that keeps the `fixed` work as it is and places
-    every other task around it, at its previous place where that is no later (`repair` from
-    it); None if none fits."""
+    every other task around it, at its previous place where that is no later, and around
+    the previous hours of others or not (`repair` from it); None if none fits."""
     latest = latest_finish(model)
     position = {t: i for i, t in enumerate(model.order)}
     keys: list[Key] = [
         lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
         lambda t: (latest[t], -model.tasks[t].priority, position[t]),
     ]
-    plans = [plan for key in keys if (plan := repair(model, key, fixed)) is not None]
+    plans = [plan for key in keys for around_previous in (False, True)
+             if (plan := repair(model, key, fixed, around_previous=around_previous)) is not None]
     return best(model, plans) if plans else None
 
 
@@ -389,15 +408,16 @@ def _limits(model: Model, started: Plan) -> dict[str, int]:
     return limit
 
 
-def _fill(free: list[int], start: int, rate: int, effort: int,
-          stop: int) -> list[tuple[int, int]] | None:
-    """Hours from day `start` on, as many as are free up to `rate`, before day `stop`."""
+def _fill(free: list[int], start: int, rate: int, effort: int, stop: int,
+          reserved: list[int] | None = None) -> list[tuple[int, int]] | None:
+    """Hours from day `start` on, as many as are free (and not `reserved`) up to `rate`,
+    before day `stop`."""
     hours: list[tuple[int, int]] = []
     left, day = effort, start
     while left > 0:
         if day >= min(stop, len(free)):
             return None
-        if (h := min(rate, free[day], left)) > 0:
+        if (h := min(rate, free[day] - (reserved[day] if reserved else 0), left)) > 0:
             hours.append((day, h))
             left -= h
         day += 1
