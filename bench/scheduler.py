@@ -12,9 +12,12 @@ git in the same run, and every figure is printed old and new side by side (ratio
 (c) Bursty workloads with deadlines 1–3 working days before the planted schedule (lateness is
     forced): the priority rules (same run) and the engine against the best lower bound (the
     engine's own, or the sum of each burst solved alone). Target: within 5 %.
-Then a re-plan of 336 planted tasks after one campaign slips 3 working days (a task moved
-unless it keeps its resource and exactly its hours on each day), the lower bound on the 42-task
-generated workload, and the whole call's time against its limit (480 and 5,000 tasks).
+Then re-plans of 336 planted tasks (steady and bursty) after one campaign slips 3 working days,
+two campaigns slip, and the busiest person takes a week off: the share of the untouched tasks
+moved (`engine.stability`: a task moved unless it keeps its resource and exactly its hours on
+each day), by the engine before this round (`--replan-before`) and now (`--only-replan` runs
+just these); the lower bound on the 42-task generated workload, and the whole call's time
+against its limit (480 and 5,000 tasks).
 """
 import argparse
 import dataclasses
