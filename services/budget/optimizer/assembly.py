@@ -1,6 +1,7 @@
 """The answer: a rounded plan scored on the true curves, with its bindings and error bound."""
 import math
 from decimal import Decimal
+from operator import attrgetter
 
 import numpy as np
 
@@ -11,6 +12,7 @@ from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
 RATIO_PLACES = Decimal("0.000001")
+_SEGMENTS = attrgetter("segments")
 
 
 def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
@@ -21,8 +23,8 @@ def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) 
     so true optimum − this plan's true return ≤ model optimum − true return + Σ rises.
     """
     true = float(model.true_returns(cells, solution.spend).sum())
-    errors = np.fromiter((0.0 if cell.segments is None else cell.segments.error for cell in cells),
-                         dtype=float, count=len(cells))
+    errors = np.fromiter((0.0 if segments is None else segments.error
+                          for segments in map(_SEGMENTS, cells)), dtype=float, count=len(cells))
     rises = float(cells.weight @ errors)
     model_optimum = solution.model_return * (1 + (solution.gap or 0.0))
     bound = max(model_optimum - true + rises, 0.0)
