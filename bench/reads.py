@@ -12,10 +12,14 @@ of the same run and the same moment. Reads (as a frontend or a finance system ma
   variance, reserve ledger, audit, review);
 - planner: the campaign overview (calendar + budget + planner) of a random campaign.
 
-Then, in this process, the memory a CSV export holds: peak of Python's allocations
-(tracemalloc) while the audit export of 1,000, 10,000 and 100,000 rows is streamed.
+Then, in this process and on the same backend, the memory a CSV export takes: the audit
+export of 1,000, 10,000 and 100,000 rows (written straight into a migrated budget database)
+read to its end, with the peak of Python's allocations (tracemalloc) and of the process's
+resident memory above where it started (VmHWM, reset before each export). `--exports-from
+COMMIT` measures that commit's `services/budget/ledger/exports.py` on the same rows too.
 
     .venv/bin/python bench/reads.py [--backend sqlite postgresql] [--scale 1] [--reads 40]
+                                    [--exports-from COMMIT]
 
 Prints Markdown tables (p50/p95 in ms and p50/p95 as a ratio to the trivial read's p50).
 """
@@ -26,19 +30,29 @@ import subprocess
 import sys
 import tempfile
 import time
+import tracemalloc
+import types
 import uuid
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import httpx
+from sqlalchemy import create_engine, insert
+from sqlmodel import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.dataset import Dataset, api_client, generate  # noqa: E402
+from services.budget.app import MIGRATIONS as BUDGET_MIGRATIONS  # noqa: E402
+from services.budget.ledger import exports  # noqa: E402
+from services.budget.ledger.tables import AuditEntry, Budget  # noqa: E402
+from shared import migrations  # noqa: E402
 from tests.postgres import PostgresServer, free_port  # noqa: E402
 
 TRIVIAL = "GET one budget"
+EXPORT_ROWS = (1_000, 10_000, 100_000)
 MONTH, QUARTER = ("2027-11-01", "2027-11-30"), ("2027-10-01", "2027-12-31")
 
 
@@ -115,7 +129,69 @@ def measure(client: httpx.Client, data: Dataset, count: int,
     return times, sizes
 
 
-def run_backend(backend: str, *, scale: float, seed: int, count: int) -> tuple[Dataset, dict, dict]:
+def _peak_rss_reset() -> int:
+    """Reset the process's peak resident memory to its current one (Linux); return it, bytes."""
+    Path("/proc/self/clear_refs").write_text("5")
+    return _status_kib("VmHWM") * 1024
+
+
+def _status_kib(field: str) -> int:
+    line = next(x for x in Path("/proc/self/status").read_text().splitlines()
+                if x.startswith(field + ":"))
+    return int(line.split()[1])
+
+
+def module_at(commit: str) -> types.ModuleType:
+    """`services/budget/ledger/exports.py` as it was at `commit`."""
+    source = subprocess.run(["git", "show", f"{commit}:services/budget/ledger/exports.py"],
+                            cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    module = types.ModuleType(f"exports_{commit}")
+    exec(compile(source, f"{commit}:exports.py", "exec"), module.__dict__)
+    return module
+
+
+def export_memory(url: str, modules: dict[str, types.ModuleType]) -> list[tuple]:
+    """(module, rows, bytes, peak traced, peak RSS above the start) of the audit export of
+    each size in EXPORT_ROWS, rows written directly into a migrated budget database."""
+    migrations.upgrade(BUDGET_MIGRATIONS, url)
+    engine = create_engine(url)
+    now = datetime.now(UTC)
+    with Session(engine) as session:
+        session.add(Budget(id="bud_memory", name="Memory", department="bench", currency="EUR",
+                           start_date=date(2027, 1, 1), end_date=date(2027, 12, 31),
+                           period_length="week", total_minor=100_000_00,
+                           reserve={"percent": "10"}, groups=[], rules={}, campaign_ids=[],
+                           created_by="bench", created_at=now, updated_at=now))
+        session.commit()
+    results, made = [], 0
+    for rows in EXPORT_ROWS:
+        with Session(engine) as session:
+            while made < rows:
+                batch = min(10_000, rows - made)
+                session.execute(insert(AuditEntry), [{
+                    "budget_id": "bud_memory", "at": now, "principal": "key_bench",
+                    "principal_name": "Bench", "role": "finance", "request_id": uuid.uuid4().hex,
+                    "action": "actuals.import", "target": f"channel-{(made + i) % 50}",
+                    "changes": {"after": {"spend": f"{made + i}.00", "period": "2027-W10"}}}
+                    for i in range(batch)])
+                made += batch
+            session.commit()
+        for name, module in modules.items():
+            with Session(engine) as session:
+                start = _peak_rss_reset()
+                tracemalloc.start()
+                pieces = module.audit_csv(session=session, budget_id="bud_memory")
+                written = sum(len(piece.encode()) for piece in
+                              ([pieces] if isinstance(pieces, str) else pieces))
+                traced = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                results.append((name, rows, written, traced, _status_kib("VmHWM") * 1024 - start))
+    engine.dispose()
+    return results
+
+
+def run_backend(backend: str, *, scale: float, seed: int, count: int,
+                modules: dict[str, types.ModuleType]) -> tuple[Dataset, dict, dict, list]:
     admin_key = "bench-" + uuid.uuid4().hex
     server = None
     env: dict[str, str] = {}
@@ -135,10 +211,21 @@ def run_backend(backend: str, *, scale: float, seed: int, count: int) -> tuple[D
             finally:
                 up.terminate()
                 up.wait(timeout=30)
+            memory = export_memory(server.create_database("reads_memory") if server else
+                                   f"sqlite:///{var_dir}/memory.db", modules)
     finally:
         if server is not None:
             server.stop()
-    return data, times, sizes
+    return data, times, sizes, memory
+
+
+def memory_table(memory: list[tuple]) -> str:
+    lines = ["| exports module | rows | CSV | peak traced (Python) | peak RSS above start |",
+             "|---|---:|---:|---:|---:|"]
+    for name, rows, written, traced, rss in memory:
+        lines.append(f"| {name} | {rows:,} | {written / 2**20:,.1f} MiB | "
+                     f"{traced / 2**20:,.1f} MiB | {rss / 2**20:,.1f} MiB |")
+    return "\n".join(lines)
 
 
 def table(backend: str, data: Dataset, times: dict[str, list[float]],
@@ -164,11 +251,17 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--reads", type=int, default=40, help="timed calls of each read")
+    parser.add_argument("--exports-from", metavar="COMMIT",
+                        help="also measure the memory of this commit's CSV exports")
     args = parser.parse_args()
+    modules = {"this tree": exports}
+    if args.exports_from:
+        modules[args.exports_from] = module_at(args.exports_from)
     for backend in args.backend:
-        data, times, sizes = run_backend(backend, scale=args.scale, seed=args.seed,
-                                         count=args.reads)
-        print(table(backend, data, times, sizes), end="\n\n", flush=True)
+        data, times, sizes, memory = run_backend(backend, scale=args.scale, seed=args.seed,
+                                                 count=args.reads, modules=modules)
+        print(table(backend, data, times, sizes), end="\n\n")
+        print(memory_table(memory), end="\n\n", flush=True)
 
 
 if __name__ == "__main__":
