@@ -17,13 +17,14 @@ Curves become piecewise-linear segments (`curves`); concave runs are exact LP pi
 non-concave runs and all-or-nothing deals get binaries, so the answer is the global optimum of
 the approximation: a MILP built as arrays (`formulation`) and solved with tangent gating
 (`milp`: binaries only where a plan sits inside an S-curve's non-concave stretch, starting from
-the concave-envelope LP's plan and bound) by HiGHS through its matrix interface, or by CBC
-through PuLP (`backends`), within the time limit. A concave problem whose only constraints are
-the budget and per-channel bounds is solved exactly by a greedy that selects the budget's
-level among the segments' slopes without sorting them (`greedy`), which agrees with the MILP
-and takes a fraction of a second at 1,000 channels × 52 periods. `rounding` makes the cents add
-up, `assembly` describes the plan, and `infeasibility` names the smallest change that makes an
-impossible request possible.
+the concave-envelope LP's plan and bound, each curve narrowed to where a plan as good can
+spend by the LP's row prices: `windows`) by HiGHS through its matrix interface, or by CBC
+through PuLP (`backends`), within the time limit or until the caller's `stop()`. A concave
+problem whose only constraints are the budget and per-channel bounds is solved exactly by a
+greedy that selects the budget's level among the segments' slopes without sorting them
+(`greedy`), which agrees with the MILP and takes a fraction of a second at 1,000 channels ×
+52 periods. `rounding` makes the cents add up, `assembly` describes the plan, and
+`infeasibility` names the smallest change that makes an impossible request possible.
 
     >>> from decimal import Decimal
     >>> problem = Problem(total=Decimal("1000"), decimals=2, reserve=Reserve(percent=Decimal(10)),

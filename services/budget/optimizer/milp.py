@@ -11,6 +11,13 @@ every other cell's envelope is above its curve, so the last model is a relaxatio
 the plan reaches: the optimum of the fully gated model, with far fewer binaries. The objectives
 with a return floor (`min_spend`, `target_roi`) gate every cell from the start: an envelope
 could meet the floor with return the curves do not give.
+
+The envelope LP is solved on curves cut coarsely (a quarter of the segments; its time grows with
+them): its plan is repaired as above, then polished (its choices kept, its amounts re-solved on
+the real curves near it), and its row prices y give the bound L(y) on the real cells' envelope
+(`windows`), which also narrows every curve of the MILP to where a plan as good as the best one
+can spend. A plan is proven once within `_gap` of the bound: half of what the curves' own error
+leaves of the answer's 0.1 %, so that the two together keep that promise.
 """
 import time
 from collections.abc import Callable
@@ -33,20 +40,34 @@ from services.budget.optimizer.curves import Floats, Segments, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
+from services.budget.optimizer.windows import intervals, lagrangian, narrowed, prices
 
 Gating = Literal["tangent", "full"]
 # Called with (incumbent, bound) of the objective, scaled, as they improve.
 Report = Callable[[float, float | None], None]
 # The budget's shadow price needs one more LP; below this many seconds left it is skipped.
 DUAL_SECONDS, DUAL_SHARE = 0.2, 0.25
+# The envelope LP that starts the MILP cuts its curves this coarsely (a sixteenth of the
+# segments' precision, a quarter of their count): its plan and row prices are what matter,
+# and its bound is re-made on the real cells from those prices.
+COARSE_TOLERANCE = 6.4e-3
+# The prices that narrow the curves (`windows`): the model they price, themselves, L(y).
+Priced = tuple[Formulation, Floats, float]
+# The coarse plan is re-solved on the real curves within this share of each cell's spend.
+NEAR = 0.5
 
 
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                gating: Gating = "tangent", warm_start: bool = True,
-               report: Report | None = None, stop: Stop | None = None) -> Solution:
+               report: Report | None = None, stop: Stop | None = None,
+               target_error: float | None = None) -> Solution:
     """The MILP's plan by `deadline` (a `time.perf_counter()` instant) or once `stop()` turns
     true (the best plan so far, with its gap), or `Infeasible` naming the smallest change that
-    makes one possible, or `SolveTimeout` when no plan is found."""
+    makes one possible, or `SolveTimeout` when no plan is found.
+
+    `target_error`: how far below the true optimum the answer may be; a plan is proven (and
+    the search ends) within half of what the curves' own error leaves of it, at least MIP_GAP,
+    so that gap and curves together stay within it."""
     def stopped() -> bool:
         return stop is not None and stop()
 
@@ -60,6 +81,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     bound: float | None = None
     spend: Floats | None = None
     marginal: float | None = None                 # the budget's shadow price at `spend`
+    priced: Priced | None = None
+    polish = False                                # the coarse plan re-solved on the cells
     hulls = _envelopes(cells)
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
@@ -69,6 +92,32 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
         marginal = relaxation.marginal_value
+        if marginal is not None:
+            # The budget's price is the greedy's level (the channels' caps priced at 0 leave
+            # a looser but valid bound).
+            envelope_model = formulate(model, hulls, exact=())
+            y = np.zeros(len(envelope_model.row_names))
+            y[envelope_model.row_index("budget")] = marginal
+            priced = _priced(envelope_model, y)
+    elif warm_start and needs_binaries and not floors:
+        # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
+        # within the gap already; its row prices bound every model of the real cells
+        # (L(y) on their envelope) and narrow their curves (`windows`).
+        coarse = model.cells(COARSE_TOLERANCE, deadline)
+        coarse_model = formulate(model, coarse, exact=())
+        relaxed, repaired = relax_then_fix(coarse_model, _left(deadline),
+                                           lambda x: _rounded(coarse_model, coarse, x), stop)
+        _check(relaxed, model, cells, deadline)
+        if repaired is not None and repaired.x is not None:
+            spend = coarse_model.cell_spend(repaired.x, len(cells))
+        elif relaxed.x is not None:
+            spend = coarse_model.cell_spend(relaxed.x, len(cells))
+        if relaxed.row_dual is not None:
+            # The coarse and the real envelope models have the same rows, in the same order.
+            envelope_model = formulate(model, hulls, exact=())
+            priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
+            bound = priced[2]
+        polish = True
     elif warm_start and needs_binaries:
         # The envelope LP bounds every model below, however its cells are gated; rounded and
         # re-solved with its binaries fixed it is often a plan within the gap already.
@@ -83,23 +132,38 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         elif relaxed.x is not None:
             spend = envelope_model.cell_spend(relaxed.x, len(cells))
     while True:
-        form = formulate(model, cells, exact=exact)
+        gap = _gap(cells, best, bound, target_error)
+        if priced is not None and spend is not None:
+            envelope_model = priced[0]
+            if envelope_model.feasible(envelope_model.columns_for(cells, spend)):
+                best = _better(best, (spend, _objective(model, cells, spend)), True)
+        if polish and priced is not None and spend is not None:
+            polish = False
+            spend, marginal, priced = _polish(model, cells, _shown(cells, hulls, exact), spend,
+                                              priced, deadline, stop)
+            bound = priced[2] if bound is None else min(bound, priced[2])
+            continue
+        shown = cells if priced is None or best is None else \
+            _narrowed(cells, hulls, exact, priced, best[1])
+        form = formulate(model, shown, exact=exact)
         start = None if spend is None else form.columns_for(cells, spend)
         if start is not None and not form.feasible(start):
             start = None
+
         if spend is not None and start is not None:
             plan = (spend, _objective(model, cells, spend))
             best = _better(best, plan, form.maximise)
             if report:
                 report(best[1], bound)
-            if _within_gap(plan[1], bound) and not _inside_envelope(cells, spend, form.exact):
-                return _solution(model, cells, None, None, plan, bound, report, deadline,
-                                 marginal)
+            if _within_gap(plan[1], bound, gap) and \
+                    not _inside_envelope(cells, spend, form.exact):
+                return _solution(model, cells, form if marginal is None else None, None, plan,
+                                 bound, report, deadline, gap, marginal)
         if stopped():
             break
         on_improve = None if report is None else _improving(model, cells, form, report)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
-                        good_enough=bound, stop=stop)
+                        good_enough=bound, stop=stop, gap=gap)
         _check(run, model, cells, deadline)
         if run.x is None:
             break
@@ -107,9 +171,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         plan = (spend, _objective(model, cells, spend))
         bound = _tighter(bound, run.bound, plan[1], form.maximise)
         loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
-        if not loose and (run.status == "optimal" or _within_gap(plan[1], bound)):
+        if not loose and (run.status == "optimal" or _within_gap(plan[1], bound, gap)):
             return _solution(model, cells, None if stopped() else form, run, plan, bound,
-                             report, deadline)
+                             report, deadline, gap)
         best = _better(best, plan, form.maximise)
         if not loose or time.perf_counter() >= deadline or stopped():
             break
@@ -117,7 +181,71 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     if best is None:
         raise SolveTimeout("stopped before any plan was found" if stopped() else
                            f"no plan found within {model.problem.time_limit:g} s")
-    return _solution(model, cells, None, None, best, bound, report, deadline)
+    return _solution(model, cells, None, None, best, bound, report, deadline,
+                     _gap(cells, best, bound, target_error))
+
+
+def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
+    """The LP of `form` with its integer columns fixed at their values in `x`."""
+    at = np.round(x[form.integer])
+    lower, upper = form.col_lower.copy(), form.col_upper.copy()
+    lower[form.integer], upper[form.integer] = at, at
+    return run_highs(replace(form, col_lower=lower, col_upper=upper), _left(deadline),
+                     relax=True, stop=stop)
+
+
+def _gap(cells: Cells, best: tuple[Floats, float] | None, bound: float | None,
+         target_error: float | None) -> float:
+    """The MILP's gap: half of what the curves' error (their largest rises above their
+    segments, relative to the plan) leaves of `target_error`, at least MIP_GAP."""
+    scale = best[1] if best is not None else bound
+    if target_error is None or scale is None or scale <= EPS:
+        return MIP_GAP
+    errors = np.fromiter((0.0 if c.segments is None else c.segments.error for c in cells),
+                         dtype=float, count=len(cells))
+    return max(MIP_GAP, 0.5 * (target_error - float(cells.weight @ errors) / scale))
+
+
+def _priced(envelope_model: Formulation, y: Floats) -> Priced:
+    return envelope_model, y, lagrangian(envelope_model, y)
+
+
+def _narrowed(cells: Cells, hulls: Cells, exact: set[int] | None, priced: Priced,
+              floor: float) -> Cells:
+    """The cells as the MILP models them (envelopes outside `exact`), each curve narrowed to
+    where a plan worth at least `floor` spends at the prices `priced` (see `windows`)."""
+    envelope_model, y, bound = priced
+    low, high = intervals(envelope_model, y, len(cells), bound - floor)
+    return narrowed(_shown(cells, hulls, exact), low, high)
+
+
+def _shown(cells: Cells, hulls: Cells, exact: set[int] | None) -> Cells:
+    """The cells as the MILP models them: by their envelopes outside `exact`."""
+    return Cells(cell if exact is None or i in exact else hulls[i]
+                 for i, cell in enumerate(cells))
+
+
+def _polish(model: ScaledProblem, cells: Cells, shown: Cells, spend: Floats, priced: Priced,
+            deadline: float, stop: Stop | None) -> tuple[Floats, float | None, Priced]:
+    """A coarse plan's choices (deals, gates) kept and its amounts re-solved on the real curves
+    near it (each cell's curve merged outside NEAR × its spend): a better plan, the budget's
+    price with those choices, and row prices whose L(y) is usually the tighter bound."""
+    local = narrowed(shown, spend * (1 - NEAR), spend * (1 + NEAR) + EPS)
+    form = formulate(model, local, exact=frozenset(
+        i for i, cell in enumerate(shown) if cell.segments is not None and cell.segments.gated))
+    start = form.columns_for(cells, spend)
+    if not form.feasible(start):
+        return spend, None, priced
+    run = _fixed(form, start, deadline, stop)
+    if run.x is None:
+        return spend, None, priced
+    if run.row_dual is not None:
+        envelope_model = priced[0]
+        y = prices(envelope_model, run.row_dual)
+        again = lagrangian(envelope_model, y)
+        if again < priced[2]:
+            priced = envelope_model, y, again
+    return form.cell_spend(run.x, len(cells)), _dual(form, run.row_dual), priced
 
 
 def _envelopes(cells: Cells) -> Cells:
@@ -164,8 +292,8 @@ def _rounded(form: Formulation, cells: Cells, x: Floats) -> Floats:
     return rounded
 
 
-def _within_gap(objective: float, bound: float | None) -> bool:
-    return bound is not None and abs(bound - objective) <= MIP_GAP * max(abs(objective), EPS)
+def _within_gap(objective: float, bound: float | None, gap: float = MIP_GAP) -> bool:
+    return bound is not None and abs(bound - objective) <= gap * max(abs(objective), EPS)
 
 
 def _left(deadline: float) -> float:
@@ -206,11 +334,13 @@ def _improving(model: ScaledProblem, cells: Cells, form: Formulation,
 
 def _solution(model: ScaledProblem, cells: Cells, form: Formulation | None, run: Run | None,
               best: tuple[Floats, float], bound: float | None, report: Report | None,
-              deadline: float, marginal: float | None = None) -> Solution:
+              deadline: float, allowed: float = MIP_GAP,
+              marginal: float | None = None) -> Solution:
     """The best plan with its gap to the bound; proven `optimal` only when the last model was
-    solved to optimality with the plan on the curves."""
+    solved to optimality (within `allowed`) with the plan on the curves."""
     spend, objective = best
-    proven = (run is not None and run.status == "optimal") or _within_gap(objective, bound)
+    proven = (run is not None and run.status == "optimal") or \
+        _within_gap(objective, bound, allowed)
     gap = None if bound is None else abs(bound - objective) / max(abs(objective), EPS)
     if report:
         report(objective, bound)
@@ -271,7 +401,7 @@ def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: fl
     most a share of the time left: it is worth less than keeping the limit)."""
     duals = None if run is None else run.row_dual
     if form.integer.any() or duals is None:
-        if _left(deadline) < DUAL_SECONDS or run is None or run.x is None:
+        if _left(deadline) < DUAL_SECONDS:
             return None
         fixed = np.round(form.columns_for(cells, spend)[form.integer])
         form.col_lower[form.integer] = fixed

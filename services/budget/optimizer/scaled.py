@@ -25,6 +25,9 @@ Indices = npt.NDArray[np.intp]
 
 # Scaled money is 1 for the whole budget; a cent on a billion is 1e-11, so 1e-9 is "equal".
 EPS = 1e-9
+# Hill curves are cut this many at a time: the deadline is checked between batches (cutting
+# 2,000 curves takes seconds).
+HILL_BATCH = 200
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,7 @@ class ScaledProblem:
                 for period in self.periods]
         weights = [float(period.weight) for period in self.periods]
         shape = list(zip(range(len(self.periods)), caps, weights, self.shares))
-        self._cut_hills(caps, tolerance)
+        self._cut_hills(caps, tolerance, deadline)
         for c, channel in enumerate(self.problem.channels):
             if time.perf_counter() > deadline:
                 raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
@@ -158,8 +161,9 @@ class ScaledProblem:
             self._cache[key] = _per_share(base, share)
         return self._cache[key]
 
-    def _cut_hills(self, caps: list[float], tolerance: float) -> None:
-        """Cut every Hill curve the cells need and the cache lacks, all in one pass."""
+    def _cut_hills(self, caps: list[float], tolerance: float, deadline: float) -> None:
+        """Cut every Hill curve the cells need and the cache lacks, HILL_BATCH at a time (all
+        in one pass each); `SolveTimeout` past `deadline`."""
         wanted: dict[tuple[int, float, float, float], tuple[Floats, float]] = {}
         for channel, high in zip(self.problem.channels, self.upper):
             if isinstance(channel.response, Hill):
@@ -168,11 +172,14 @@ class ScaledProblem:
                     key = (id(channel.response), upper, share, tolerance)
                     if upper > EPS and key not in self._cache and key not in wanted:
                         wanted[key] = self._hill_row(channel.response, upper / share), share
-        if not wanted:
-            return
-        curves = np.concatenate([curve for curve, _ in wanted.values()])
-        for (key, (_, share)), base in zip(wanted.items(), hill_segments(curves, tolerance)):
-            self._cache[key] = _per_share(base, share)
+        items = list(wanted.items())
+        for first in range(0, len(items), HILL_BATCH):
+            if time.perf_counter() > deadline:
+                raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
+            batch = items[first:first + HILL_BATCH]
+            curves = np.concatenate([curve for _, (curve, _) in batch])
+            for (key, (_, share)), base in zip(batch, hill_segments(curves, tolerance)):
+                self._cache[key] = _per_share(base, share)
 
     def _hill_row(self, response: Hill, domain: float) -> Floats:
         """The curve as hill_segments reads it: one row of beta, k, alpha (scaled) and the

@@ -57,7 +57,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 report(solution.model_return, solution.model_return)
             else:
                 solution = solve_milp(model, cells, deadline, gating=gating,
-                                      warm_start=warm_start, report=report, stop=stop)
+                                      warm_start=warm_start, report=report, stop=stop,
+                                      target_error=TARGET_ERROR)
         except SolveTimeout:
             if best is None:
                 raise

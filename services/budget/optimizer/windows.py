@@ -1,0 +1,117 @@
+"""Narrow each curve's segments to where a plan good enough to matter can spend.
+
+Prices y on the rows (an LP's duals) give the Lagrangian bound L(y) = Σ_r y_r·b_r +
+Σ_j max over its bounds of (c_j − (Aᵀy)_j)·x_j, which no plan of the envelope model beats, nor
+of any model whose curves lie at or below their envelopes (the gated ones). A plan falls short
+of L(y) by at least the sum of its columns' losses, and a cell's least loss at spend s is the
+convex gap between its best price-adjusted return and its return at s (segments filled in
+order). So a plan worth at least `floor` spends, in each cell, inside the interval where that
+loss stays within L(y) − floor. The segments wholly below it are merged into one (full in every
+such plan) and those wholly above into one (empty): merged, the model's return is at or below
+the curve's everywhere and the same inside the intervals, so it keeps every such plan and its
+optimum with a fraction of the columns — what HiGHS's presolve and branching pay for.
+
+Only concave runs are merged (a chord lies below a concave curve only), so a gated curve keeps
+its gated segments.
+"""
+from dataclasses import replace
+
+import numpy as np
+
+from services.budget.optimizer.curves import Floats, Segments, upper_hull
+from services.budget.optimizer.formulation import Formulation
+from services.budget.optimizer.scaled import EPS, Cells
+
+# L(y) − floor is widened by this share (and EPS) against float noise in the prices.
+_SAFETY = 1e-6
+
+
+def prices(form: Formulation, duals: Floats) -> Floats:
+    """HiGHS's row duals as Lagrangian prices: for a maximisation a price is ≥ 0 on a row
+    bounded above and ≤ 0 on one bounded below; a sign the row's bounds cannot take is 0."""
+    y = np.asarray(duals, dtype=float).copy()
+    sign = 1.0 if form.maximise else -1.0
+    y[(sign * y > 0) & ~np.isfinite(form.row_upper)] = 0.0
+    y[(sign * y < 0) & ~np.isfinite(form.row_lower)] = 0.0
+    return y
+
+
+def reduced_costs(form: Formulation, y: Floats) -> Floats:
+    """c − Aᵀy per column."""
+    row = np.repeat(np.arange(len(form.row_names)), np.diff(form.start))
+    return form.cost - np.bincount(form.index, weights=form.value * y[row],
+                                   minlength=len(form.cost))
+
+
+def lagrangian(form: Formulation, y: Floats) -> float:
+    """L(y), a bound on every plan of `form` (a maximisation) and of every model whose curves
+    lie at or below `form`'s."""
+    rhs = np.where(y > 0, form.row_upper, np.where(y < 0, form.row_lower, 0.0))
+    d = reduced_costs(form, y)
+    return float(y @ rhs + np.maximum(d * form.col_lower, d * form.col_upper).sum())
+
+
+def intervals(form: Formulation, y: Floats, cells: int, slack: float) -> tuple[Floats, Floats]:
+    """Per cell of the envelope model `form`, the spend interval [low, high] outside which its
+    least loss at prices `y` exceeds `slack` (a deal's cell: [0, its upper])."""
+    slack = slack * (1 + _SAFETY) + EPS
+    low, high = np.zeros(cells), np.full(cells, np.inf)
+    d = reduced_costs(form, y)
+    columns = np.flatnonzero((form.cell_of >= 0) & ~form.integer)
+    owner = form.cell_of[columns]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(columns) else \
+        np.zeros(0, dtype=np.intp)
+    ends = np.r_[starts[1:], len(columns)]
+    for a, b in zip(starts.tolist(), ends.tolist()):
+        mine = columns[a:b]
+        widths, gains = form.col_upper[mine], d[mine] * form.col_upper[mine]
+        knots = np.r_[0.0, np.cumsum(widths)]
+        # The price-adjusted return at each breakpoint, segments filled in order.
+        value = np.r_[0.0, np.cumsum(gains)]
+        loss = value.max() - value
+        peak = int(np.argmax(value))
+        inside = np.flatnonzero(loss <= slack)
+        first, last = int(inside.min(initial=peak)), int(inside.max(initial=peak))
+        cell = int(owner[a])
+        # The interval reaches into the segments beside the breakpoints within the slack.
+        low[cell] = knots[max(first - 1, 0)]
+        high[cell] = knots[min(last + 1, len(knots) - 1)]
+    return low, high
+
+
+def narrowed(cells: Cells, low: Floats, high: Floats) -> Cells:
+    """`cells` with each curve's concave segments wholly below `low` merged into one and those
+    wholly above `high` into one."""
+    made: dict[tuple[int, float, float], Segments] = {}
+    out = Cells()
+    for i, cell in enumerate(cells):
+        seg = cell.segments
+        if seg is not None:
+            key = (id(seg), float(low[i]), float(high[i]))
+            if key not in made:
+                made[key] = _merged(seg, float(low[i]), float(high[i]))
+            cell = replace(cell, segments=made[key])
+        out.append(cell)
+    return out
+
+
+def _merged(seg: Segments, low: float, high: float) -> Segments:
+    knots = np.r_[0.0, np.cumsum(seg.lengths)]
+    n, first = len(seg.lengths), seg.gated
+    # Segment k spans [knots[k], knots[k + 1]]: those before `below` end by `low`, those from
+    # `above` on start at `high` or later; a run of one is left as it is.
+    below = max(int(np.searchsorted(knots[1:], low, side="right")), first)
+    if below - first < 2:
+        below = first
+    above = max(int(np.searchsorted(knots[:-1], high, side="left")), below)
+    if n - above < 2:
+        above = n
+    if below == first and above == n:
+        return seg
+    keep = np.unique(np.r_[np.arange(first + 1), np.arange(below, above + 1), [n]])
+    xs = knots[keep]
+    ys = np.r_[0.0, np.cumsum(seg.lengths * seg.slopes)][keep]
+    lengths = np.diff(xs)
+    hull = upper_hull(xs, ys) if seg.gated else np.arange(len(xs))
+    return Segments(lengths=lengths, slopes=np.diff(ys) / lengths, gated=seg.gated,
+                    error=seg.error, hull=hull)
