@@ -91,15 +91,16 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> Iterator[str]:
     budget = get_budget(session, budget_id)
     plan = get_plan(session, budget.id, number)
     # Period ids of one budget sort as their dates do ("2026-W53" < "2027-W01", "2027-Q1").
-    lines = _streamed(session, select(PlanLine, Channel.name)
+    lines = _streamed(session, select(PlanLine.channel_id, Channel.name, PlanLine.period,
+                                      PlanLine.amount_minor, PlanLine.expected_return_minor)
                       .join(Channel, col(Channel.id) == col(PlanLine.channel_id))
                       .where(PlanLine.plan_id == plan.id)
                       .order_by(_code_points(session, Channel.name),
                                 _code_points(session, PlanLine.period)))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(PLAN_COLUMNS, ((budget.id, plan.number, line.channel_id, name, line.period,
-                                money(line.amount_minor), money(line.expected_return_minor),
-                                budget.currency) for line, name in lines))
+    return _csv(PLAN_COLUMNS, ((budget.id, plan.number, channel_id, name, period, money(amount),
+                                money(expected), budget.currency)
+                               for channel_id, name, period, amount, expected in lines))
 
 
 def actuals_csv(*, session: Session, budget_id: str,
@@ -107,7 +108,8 @@ def actuals_csv(*, session: Session, budget_id: str,
     """One row per channel, period and campaign with reported actuals (only the campaign's
     with `campaign_id`)."""
     budget = get_budget(session, budget_id)
-    statement = (select(Actual, Channel.name)
+    statement = (select(Actual.channel_id, Channel.name, Actual.period, Actual.campaign_id,
+                        Actual.spend_minor, Actual.return_minor)
                  .join(Channel, col(Channel.id) == col(Actual.channel_id))
                  .where(Actual.budget_id == budget.id)
                  .order_by(_code_points(session, Actual.period), _code_points(session, Channel.name),
@@ -115,10 +117,10 @@ def actuals_csv(*, session: Session, budget_id: str,
     if campaign_id is not None:
         statement = statement.where(Actual.campaign_id == campaign_id)
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(ACTUALS_COLUMNS, ((budget.id, a.channel_id, name, a.period,
-                                   a.campaign_id or None, money(a.spend_minor),
-                                   money(a.return_minor), budget.currency)
-                                  for a, name in _streamed(session, statement)))
+    return _csv(ACTUALS_COLUMNS, ((budget.id, channel_id, name, period, campaign or None,
+                                   money(spend), money(earned), budget.currency)
+                                  for channel_id, name, period, campaign, spend, earned
+                                  in _streamed(session, statement)))
 
 
 def variance_csv(*, session: Session, budget_id: str,
