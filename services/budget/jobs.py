@@ -4,9 +4,12 @@ job's `result` is exactly the synchronous answer.
 
 A job's solve runs in the service's worker pool like a synchronous one; its progress is the
 optimizer's own (incumbent, bound, gap). A cancel stops the solve through the pool: the
-optimizer has no stop of its own yet (`whatif.solve_until_stopped`), so its worker is killed
-about a second after the cancel and the job ends `cancelled` with no result.
+optimizer hears the stop (`whatif.solve_until_stopped`) and answers its best plan so far
+(`feasible`, with its gap), and the job ends `cancelled` with that plan as its result; a cancel
+that comes before any plan was found ends it with neither result nor error.
 """
+from collections.abc import Callable
+from typing import TypeVar
 
 from sqlalchemy import Engine
 from sqlmodel import Session
@@ -16,7 +19,7 @@ from services.budget.ledger import funding_whatif, plans
 from services.budget.ledger.tables import idempotency_record, job
 from services.budget.whatif import OptimizationRequest
 from shared.db import write_engine
-from shared.jobs import JobContext, JobKind, JobQueue, Work
+from shared.jobs import JobCancelled, JobContext, JobKind, JobQueue, Work
 from shared.workers import WorkerPool
 
 OPTIMIZE, PLAN, CAMPAIGN_FUNDING = "optimize", "plan", "campaign_funding"
@@ -29,32 +32,47 @@ JOBS = JobQueue(service="budget", table=job, idempotency=idempotency_record,
                        JobKind(CAMPAIGN_FUNDING, WHATIF_ROLES)])
 
 
+Answer = TypeVar("Answer")
+
+
+def _until_cancelled(context: JobContext, solve: Callable[[], Answer]) -> Answer:
+    """`solve()`; stopped by a cancel before the optimizer found any plan, it is a cancel, not
+    the time limit's "no plan" problem."""
+    try:
+        return solve()
+    except whatif.SolveTimeLimit:
+        if context.cancelled():
+            raise JobCancelled from None
+        raise
+
+
 def work(*, engine: Engine, workers: WorkerPool, grace_seconds: float) -> dict[str, Work]:
     """The runner's callable for each job kind."""
     def optimize(context: JobContext) -> whatif.OptimizationPublic:
-        return whatif.optimize_budget(
+        return _until_cancelled(context, lambda: whatif.optimize_budget(
             request=OptimizationRequest.model_validate(context.body), workers=workers,
             grace_seconds=grace_seconds, progress=context.progress,
-            cancelled=context.cancelled)
+            cancelled=context.cancelled))
 
     def plan(context: JobContext) -> plans.PlanPublic:
         # The job was queued by the synchronous route's own checks: it always has its record.
-        assert context.idempotency is not None
+        idempotency = context.idempotency
+        assert idempotency is not None
         with Session(write_engine(engine)) as session:
-            return plans.create_plan(
-                session=session, idempotency=context.idempotency,
+            return _until_cancelled(context, lambda: plans.create_plan(
+                session=session, idempotency=idempotency,
                 budget_id=context.params["budget_id"],
                 plan_in=plans.PlanCreate.model_validate(context.body), workers=workers,
                 grace_seconds=grace_seconds, caller=context.caller,
-                progress=context.progress, cancelled=context.cancelled)
+                progress=context.progress, cancelled=context.cancelled))
 
     def campaign_funding(context: JobContext) -> funding_whatif.FundingOptimizationPublic:
         with Session(engine) as session:
-            return funding_whatif.optimize_funding(
+            return _until_cancelled(context, lambda: funding_whatif.optimize_funding(
                 session=session, budget_id=context.params["budget_id"],
                 request=funding_whatif.FundingOptimizeRequest.model_validate(context.body),
                 workers=workers, grace_seconds=grace_seconds, progress=context.progress,
-                cancelled=context.cancelled)
+                cancelled=context.cancelled))
 
     return {OPTIMIZE: optimize, PLAN: plan,
             CAMPAIGN_FUNDING: campaign_funding}
