@@ -1,0 +1,73 @@
+"""The MILP's row prices and narrowed curves (`windows`), held to HiGHS on the same models:
+L(y) bounds the envelope LP at any prices and equals it at the LP's own, and curves narrowed
+to where a plan as good as a given one can spend keep the model's optimum."""
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+
+from services.budget.optimizer import Channel, Deal, Group, Hill, Linear, Period, Problem, Reserve
+from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.milp import _envelopes, _objective
+from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.windows import intervals, lagrangian, narrowed, prices
+
+
+def mixed(seed: int) -> Problem:
+    """Concave and S-shaped curves, a deal, a capped channel and period, a brand group."""
+    rng = np.random.default_rng(seed)
+    channels = [Channel(f"h{i}", Hill(D(int(rng.integers(200_000, 900_000))),
+                                      D(int(rng.integers(30_000, 200_000))),
+                                      D(str(round(rng.uniform(0.5, 3.5), 2)))),
+                        max=D(150_000) if i == 0 else None) for i in range(5)]
+    channels += [Channel("lin", Linear(D("1.1"))),
+                 Channel("deal", Deal(D(int(rng.integers(40_000, 120_000))), D(200_000)))]
+    periods = (Period("p0", cap=D(200_000)), Period("p1", weight=D("1.3")), Period("p2"))
+    return Problem(total=D(600_000), decimals=2, reserve=Reserve(percent=D(10)),
+                   channels=tuple(channels), periods=periods,
+                   groups=(Group("brand", ("h1", "deal"), min_share=D("0.2")),))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_lagrangian_bounds_the_envelope_lp_and_meets_it_at_its_own_prices(seed):
+    model = ScaledProblem(mixed(seed))
+    cells = _envelopes(model.cells(4e-4))
+    form = formulate(model, cells, exact=())
+    lp = run_highs(form, 60, relax=True)
+    assert lp.status == "optimal" and lp.row_dual is not None and lp.objective is not None
+    y = prices(form, lp.row_dual)
+    # Strong duality at the LP's own prices ...
+    assert lagrangian(form, y) == pytest.approx(lp.objective, rel=1e-7, abs=1e-9)
+    # ... and weak duality at any others with the right signs (here: every price moved).
+    rng = np.random.default_rng(seed)
+    for _ in range(5):
+        other = prices(form, y + rng.normal(0, 0.3, len(y)))
+        assert lagrangian(form, other) >= lp.objective - 1e-9
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_curves_narrowed_around_a_good_plan_keep_the_model_optimum(seed):
+    problem = mixed(seed)
+    model = ScaledProblem(problem)
+    cells = model.cells(4e-4)
+    hulls = _envelopes(cells)
+    envelope = formulate(model, hulls, exact=())
+    lp = run_highs(envelope, 60, relax=True)
+    assert lp.row_dual is not None
+    y = prices(envelope, lp.row_dual)
+    # The fully gated model's optimum, and a plan 0.5 % worse as the floor.
+    full = formulate(model, cells)
+    exact = run_highs(full, 60)
+    assert exact.status == "optimal" and exact.objective is not None
+    floor = exact.objective - 5e-3 * abs(exact.objective)
+    low, high = intervals(envelope, y, len(cells), lagrangian(envelope, y) - floor)
+    narrow_cells = narrowed(cells, low, high)
+    narrow = formulate(model, narrow_cells)
+    assert len(narrow.cost) < len(full.cost)
+    kept = run_highs(narrow, 60)
+    assert kept.status == "optimal" and kept.x is not None
+    # The same optimum, the narrowed model's plan scored on the real segments too.
+    assert kept.objective == pytest.approx(exact.objective, rel=3e-4)
+    spend = narrow.cell_spend(kept.x, len(cells))
+    assert _objective(model, cells, spend) == pytest.approx(exact.objective, rel=3e-4)
