@@ -28,8 +28,9 @@ from marketplan.processes import GATEWAY, SERVICES
 from shared import migrations
 
 UP_KEY_LABEL = "development admin (marketplan up)"
-# Per replica: N processes of each service start at once and share the machine's cores.
-READY_TIMEOUT_SECONDS = 60
+# Per replica: N processes of each service start at once and share the machine's cores. A
+# loaded 2-core machine (load average ~20) took over 60 s to start the four on PostgreSQL.
+READY_TIMEOUT_SECONDS = 120
 # Uvicorn's graceful shutdown is capped at 1 s (`marketplan serve`); what is left after this
 # is killed, so a stop never takes longer.
 STOP_SECONDS = 2.0
