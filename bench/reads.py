@@ -49,7 +49,7 @@ from services.budget.app import MIGRATIONS as BUDGET_MIGRATIONS  # noqa: E402
 from services.budget.ledger import exports  # noqa: E402
 from services.budget.ledger.tables import AuditEntry, Budget  # noqa: E402
 from shared import migrations  # noqa: E402
-from tests.postgres import PostgresServer, free_port  # noqa: E402
+from tests.postgres import PostgresServer, find_bin_dir, free_port  # noqa: E402
 
 TRIVIAL = "GET one budget"
 EXPORT_ROWS = (1_000, 10_000, 100_000)
@@ -260,6 +260,10 @@ def main() -> None:
     if args.exports_from:
         modules[args.exports_from] = module_at(args.exports_from)
     for backend in args.backend:
+        if backend == "postgresql" and find_bin_dir() is None:
+            print("### postgresql\n\nSkipped: no PostgreSQL server binaries (initdb). Install "
+                  "Debian's `postgresql` as `.ci/run` does, or pass `--backend sqlite`.\n")
+            continue
         data, times, sizes, memory = run_backend(backend, scale=args.scale, seed=args.seed,
                                                  count=args.reads, modules=modules)
         print(table(backend, data, times, sizes), end="\n\n")

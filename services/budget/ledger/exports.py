@@ -20,6 +20,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import ColumnElement
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
@@ -91,10 +92,11 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> Iterator[str]:
     budget = get_budget(session, budget_id)
     plan = get_plan(session, budget.id, number)
     # Period ids of one budget sort as their dates do ("2026-W53" < "2027-W01", "2027-Q1").
-    lines = _streamed(session, select(PlanLine.channel_id, Channel.name, PlanLine.period,
-                                      PlanLine.amount_minor, PlanLine.expected_return_minor)
+    lines = _streamed(session, select_columns(
+        col(PlanLine.channel_id), col(Channel.name), col(PlanLine.period),
+        col(PlanLine.amount_minor), col(PlanLine.expected_return_minor))
                       .join(Channel, col(Channel.id) == col(PlanLine.channel_id))
-                      .where(PlanLine.plan_id == plan.id)
+                      .where(col(PlanLine.plan_id) == plan.id)
                       .order_by(_code_points(session, Channel.name),
                                 _code_points(session, PlanLine.period)))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
@@ -108,14 +110,16 @@ def actuals_csv(*, session: Session, budget_id: str,
     """One row per channel, period and campaign with reported actuals (only the campaign's
     with `campaign_id`)."""
     budget = get_budget(session, budget_id)
-    statement = (select(Actual.channel_id, Channel.name, Actual.period, Actual.campaign_id,
-                        Actual.spend_minor, Actual.return_minor)
+    # SQLAlchemy's own select: SQLModel's takes at most four columns.
+    statement = (select_columns(col(Actual.channel_id), col(Channel.name), col(Actual.period),
+                                col(Actual.campaign_id), col(Actual.spend_minor),
+                                col(Actual.return_minor))
                  .join(Channel, col(Channel.id) == col(Actual.channel_id))
-                 .where(Actual.budget_id == budget.id)
+                 .where(col(Actual.budget_id) == budget.id)
                  .order_by(_code_points(session, Actual.period), _code_points(session, Channel.name),
                            _code_points(session, Actual.campaign_id)))
     if campaign_id is not None:
-        statement = statement.where(Actual.campaign_id == campaign_id)
+        statement = statement.where(col(Actual.campaign_id) == campaign_id)
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
     return _csv(ACTUALS_COLUMNS, ((budget.id, channel_id, name, period, campaign or None,
                                    money(spend), money(earned), budget.currency)
