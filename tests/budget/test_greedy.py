@@ -23,10 +23,10 @@ from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget import greedy_reference
 
 
-def seeded_problem(seed: int) -> Problem:
+def seeded_problem(seed: int, channels: int | None = None, periods: int | None = None) -> Problem:
     rng = np.random.default_rng(seed)
-    channels = int(rng.integers(1, 40))
-    periods = int(rng.integers(0, 10))
+    channels = int(rng.integers(1, 40)) if channels is None else channels
+    periods = int(rng.integers(0, 10)) if periods is None else periods
     total = D(int(rng.integers(10_000, 5_000_000)))
     made = []
     for i in range(channels):
@@ -56,9 +56,11 @@ def seeded_problem(seed: int) -> Problem:
         objective="max_profit" if rng.random() < 0.2 else "max_return")
 
 
-@pytest.mark.parametrize("seed", range(300))
-def test_greedy_gives_the_reference_plan_to_the_cent(seed):
-    model = ScaledProblem(seeded_problem(seed))
+@pytest.mark.parametrize(("seed", "channels", "periods"),
+                         [(seed, None, None) for seed in range(300)]
+                         + [(seed, 300, 26) for seed in range(1000, 1004)])
+def test_greedy_gives_the_reference_plan_to_the_cent(seed, channels, periods):
+    model = ScaledProblem(seeded_problem(seed, channels, periods))
     cells = model.cells(FIRST_TOLERANCE)
     if not greedy.applies(model, cells):
         pytest.skip("floors above the money available: the MILP's case")
