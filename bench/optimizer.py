@@ -403,9 +403,11 @@ def targets() -> list[str]:
 # wall and CPU seconds (the machine is shared: CPU is the steadier figure).
 _MILP_TIMER = """
 import json, sys, time
+# The tree's own optimizer first: the bench module puts this tree's root first on the path.
+from services.budget.optimizer import SolveTimeout, solve
+import services.budget.whatif
 sys.path.insert(0, sys.argv[2])
 from optimizer import MILP_CASES
-from services.budget.optimizer import SolveTimeout, solve
 problem = MILP_CASES[sys.argv[1]][0]()
 started, cpu = time.perf_counter(), time.process_time()
 try:

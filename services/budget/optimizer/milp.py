@@ -82,6 +82,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     spend: Floats | None = None
     marginal: float | None = None                 # the budget's shadow price at `spend`
     priced: Priced | None = None
+    budget_price: float | None = None             # prices to make when a MILP is needed
     polish = False                                # the coarse plan re-solved on the cells
     hulls = _envelopes(cells)
     if warm_start and needs_binaries and greedy.applies(model, hulls):
@@ -91,14 +92,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         relaxation = greedy.solve(model, hulls)
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
-        marginal = relaxation.marginal_value
-        if marginal is not None:
-            # The budget's price is the greedy's level (the channels' caps priced at 0 leave
-            # a looser but valid bound).
-            envelope_model = formulate(model, hulls, exact=())
-            y = np.zeros(len(envelope_model.row_names))
-            y[envelope_model.row_index("budget")] = marginal
-            priced = _priced(envelope_model, y)
+        marginal = budget_price = relaxation.marginal_value
     elif warm_start and needs_binaries and not floors:
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
         # within the gap already; its row prices bound every model of the real cells
@@ -132,6 +126,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         elif relaxed.x is not None:
             spend = envelope_model.cell_spend(relaxed.x, len(cells))
     while True:
+        if best is not None and _left(deadline) <= 0:
+            break
         gap = _gap(cells, best, bound, target_error)
         if priced is not None and spend is not None:
             envelope_model = priced[0]
@@ -159,8 +155,17 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                     not _inside_envelope(cells, spend, form.exact):
                 return _solution(model, cells, form if marginal is None else None, None, plan,
                                  bound, report, deadline, gap, marginal)
-        if stopped():
+        if stopped() or _left(deadline) <= 0:
             break
+        if priced is None and budget_price is not None and best is not None:
+            # The budget's price is the greedy's level (the channels' caps priced at 0 leave
+            # a looser but valid bound); made only now that a MILP is needed, and the model
+            # made again narrowed by it.
+            envelope_model = formulate(model, hulls, exact=())
+            y = np.zeros(len(envelope_model.row_names))
+            y[envelope_model.row_index("budget")] = budget_price
+            priced = _priced(envelope_model, y)
+            continue
         on_improve = None if report is None else _improving(model, cells, form, report)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
                         good_enough=bound, stop=stop, gap=gap)
