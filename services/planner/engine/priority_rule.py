@@ -7,6 +7,10 @@ that finishes it soonest, as many hours as are free (up to its rate) on each wor
 the day it is ready. The backward rule places work as late as each deadline allows (it plants
 zero-lateness schedules when one is easy to see); a forward pass in its order then packs it
 left. `schedule` keeps the best by the objective.
+
+A re-plan adds `repair`: the previous plan mended (every task whose exact previous hours still
+fit keeps them, the rest placed around them); `around` places a re-plan's neighbourhood around
+the work kept fixed, the start of CP-SAT's search of it (`cp_sat`, `neighbourhood`).
 """
 import contextlib
 import heapq
@@ -36,10 +40,7 @@ def rules(model: Model, *, stop: Callable[[], bool] | None = None) -> dict[str, 
     def late() -> bool:
         return stop is not None and bool(plans) and stop()
 
-    keys: dict[str, Key] = {
-        "earliest deadline": lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
-        "latest finish": lambda t: (latest[t], -model.tasks[t].priority, position[t]),
-    }
+    keys = _orders(model, latest, position)
     plans: dict[str, Plan] = {}
     rng = random.Random(0)   # fixed: the same input gives the same answer
     for i in range(RANDOM_PASSES):
@@ -191,15 +192,18 @@ def around(model: Model, fixed: Plan) -> Plan | None:
     """The best plan of the forward rules that keeps the `fixed` work as it is and places
     every other task around it, at its previous place where that is no later, and around
     the previous hours of others or not (`repair` from it); None if none fits."""
-    latest = latest_finish(model)
-    position = {t: i for i, t in enumerate(model.order)}
-    keys: list[Key] = [
-        lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
-        lambda t: (latest[t], -model.tasks[t].priority, position[t]),
-    ]
-    plans = [plan for key in keys for around_previous in (False, True)
+    keys = _orders(model, latest_finish(model), {t: i for i, t in enumerate(model.order)})
+    plans = [plan for key in keys.values() for around_previous in (False, True)
              if (plan := repair(model, key, fixed, around_previous=around_previous)) is not None]
     return best(model, plans) if plans else None
+
+
+def _orders(model: Model, latest: dict[str, int], position: dict[str, int]) -> dict[str, Key]:
+    """The two plain rules' keys: earliest deadline, and latest finish through successors."""
+    return {
+        "earliest deadline": lambda t: (_due(model, t), -model.tasks[t].priority, position[t]),
+        "latest finish": lambda t: (latest[t], -model.tasks[t].priority, position[t]),
+    }
 
 
 def _keepable_alone(model: Model) -> Plan:
