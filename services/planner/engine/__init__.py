@@ -15,6 +15,8 @@ answer) and `cp_sat.solve(problem, progress=…, stop=…)` (the optimiser, with
 `problem.time_limit` for the whole call). `cp_sat` is deliberately not imported
 here: it loads OR-Tools, which bundles its own HiGHS and cannot share a process with
 `highspy` (the budget optimizer), so it runs only in the planner's worker processes.
+`stability` holds the re-plan promise's rule (which tasks a change left alone, which of them
+moved); `neighbourhood` the tasks a re-plan's first search may move.
 """
 from services.planner.engine import neighbourhood, priority_rule, stability
 from services.planner.engine.assembly import assemble
