@@ -82,3 +82,21 @@ def test_greedy_ties_share_the_level_in_cell_order():
     assert [[p.amount for p in a.periods] for a in result.allocations] == \
         [[D("200.00"), D("0.00"), D("0.00")], [D("250.00"), D("0.00"), D("0.00")]]
     assert result.marginal_value_of_budget == D("2.000000")
+
+
+def test_greedy_takes_a_curve_whose_slopes_rise_within_the_concave_tolerance():
+    # The second piece is steeper than the first by 1e-13 (relative): concave within the
+    # tolerance, so the greedy solves it, reading the pieces by falling slope.
+    points = ((D(0), D(0)), (D(100_000), D(200_000)),
+              (D(200_000), D("400000.00000002")), (D(400_000), D(500_000)))
+    problem = Problem(total=D(450_000), decimals=2,
+                      channels=(Channel("a", Points(points)), Channel("b", Linear(D("1.5")))),
+                      periods=(Period("p0"), Period("p1", weight=D("0.8"))))
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    assert greedy.applies(model, cells)
+    assert np.any(np.diff(cells[0].segments.slopes) > 0)
+    new, old = greedy.solve(model, cells), greedy_reference.solve(model, cells)
+    assert new.marginal_value == old.marginal_value
+    assert round_allocation(model, cells, new.spend).units.tolist() == \
+        round_allocation(model, cells, old.spend).units.tolist()
