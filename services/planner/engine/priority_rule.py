@@ -23,6 +23,9 @@ from services.planner.engine.problem import Invalid, Plan, Work
 Key = Callable[[str], tuple[int, ...]]
 RANDOM_PASSES = 3
 REPAIRED = "previous, repaired"   # the rule of a re-plan that keeps what it can (`repair`)
+# Each pass of `repair` costs one forward pass (0.14 s of CPU on 5,000 tasks): a change that needs
+# more releases than this is not local, and the other rules answer it.
+REPAIR_PASSES = 8
 
 
 def schedule(model: Model, *, stop: Callable[[], bool] | None = None) -> Plan:
@@ -168,11 +171,11 @@ def repair(model: Model, key: Key, kept: Plan | None = None, *,
     window, its pin, the capacity, its predecessors) keeps them exactly (or the `kept` work
     is kept), and the others are placed around them as `forward` places work, in `key` order.
     A task that then finds no room releases the kept tasks that follow it and the pass starts
-    again; None if it still finds none. This is the plan that moves fewest tasks when the
-    change is local, and the hint that lets CP-SAT start from it."""
+    again (at most REPAIR_PASSES passes); None if it still finds none. This is the plan that
+    moves fewest tasks when the change is local, and the hint that lets CP-SAT start from it."""
     kept = _keepable(model) if kept is None else kept
     # The others stay at their previous place where that is no later (`forward`'s keep).
-    while True:
+    for _ in range(REPAIR_PASSES):
         try:
             plan = forward(model, key, keep=True, fixed=kept, around_previous=around_previous)
         except _NoRoom as no_room:
@@ -186,6 +189,7 @@ def repair(model: Model, key: Key, kept: Plan | None = None, *,
             # Started work placed afresh is not held back by the kept work after it.
             return plan if all(plan[p].last < work.first for t, work in plan.items()
                                for p in model.tasks[t].predecessors) else None
+    return None
 
 
 def around(model: Model, fixed: Plan) -> Plan | None:
