@@ -94,7 +94,6 @@ class _Curves:
     its curve (where its segments start and how many there are), weight and channel."""
 
     slopes: Floats         # every distinct curve's segment slopes, one curve after another
-    lengths: Floats
     running: Floats        # per curve, 0 then the running sums of its lengths
     returns: Floats        # per curve, 0 then the running sums of length × slope
     start: Indices         # per cell: where its curve's segments start in `slopes`
@@ -119,7 +118,6 @@ class _Curves:
                 if parts else np.zeros(0)
 
         return cls(slopes=np.concatenate(slopes) if curves else np.zeros(0),
-                   lengths=np.concatenate(lengths) if curves else np.zeros(0),
                    running=running(lengths),
                    returns=running([a * b for a, b in zip(lengths, slopes)]),
                    start=starts[curve_of], first=(starts + np.arange(len(sizes)))[curve_of],
