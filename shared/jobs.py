@@ -503,7 +503,10 @@ class JobRunner:
             claim.row.request_id)
         try:
             answer = self.work[claim.kind](context)
-            result = jsonable_encoder(answer)
+            # A model dumps itself to JSON types in one pass; jsonable_encoder would walk the
+            # dump again in Python (0.7 s on a 52,000-cell plan).
+            result = (answer.model_dump(mode="json", by_alias=True)
+                      if isinstance(answer, BaseModel) else jsonable_encoder(answer))
         except Replay as replay:
             # A concurrent synchronous call with the same key committed first: its answer is
             # the one resource this request makes.
