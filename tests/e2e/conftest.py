@@ -1,10 +1,18 @@
-"""End-to-end fixtures: `marketplan up` starts the real four processes on free ports."""
+"""End-to-end fixtures: `marketplan up` starts the real four processes on free ports.
+
+Starting them takes seconds, so a test module's tests share one running system per backend
+(`system`); each test makes its own data under names of its own, so none depends on a fresh
+database. A test that stops the system, or needs it started with settings of its own, starts
+its own (`own_system`)."""
+import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -27,33 +35,53 @@ def api_key(system: dict, role: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {created.stdout.strip()}"}
 
 
-def marketplan(*args: str, env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "marketplan", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+def unique(name: str) -> str:
+    """`name` made unique, for things the system keeps unique (a planner resource's name)."""
+    return f"{name}-{uuid.uuid4().hex[:6]}"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def system(request, tmp_path):
-    """The running system; parametrize with indirect=True to pick one backend."""
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
-    if request.param == "postgresql":
+@contextlib.contextmanager
+def running(request: pytest.FixtureRequest, backend: str, root: Path,
+            env: dict[str, str] | None = None) -> Iterator[dict]:
+    """Run `marketplan up` on `backend` (fresh databases) with `env` added; stop it after."""
+    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY} | (env or {})
+    if backend == "postgresql":
         server = request.getfixturevalue("postgres")
         for name in ("calendar", "budget", "planner"):
             env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
                 f"e2e_{name}_{uuid.uuid4().hex[:8]}")
     port = free_port(4)
-    up = marketplan("up", "--port", str(port), "--var-dir", str(tmp_path / "var"), env=env)
-    lines = []
-    for line in up.stdout:
-        lines.append(line)
-        if line.startswith("Ctrl-C stops all"):
-            break
-    assert up.poll() is None, "".join(lines)
-    output = "".join(lines)
-    pids = {part.split()[0]: int(part.split()[2])
-            for part in output.split("Processes:")[1].splitlines()[0].split(", ")}
-    yield {"port": port, "up": up, "pids": pids, "output": output, "env": env,
-           "env_file": tmp_path / "var" / "up.env"}
-    if up.poll() is None:
-        up.send_signal(signal.SIGTERM)
-        up.wait(timeout=30)
+    up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
+                           "--var-dir", str(root / "var")], env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        lines = []
+        for line in up.stdout:
+            lines.append(line)
+            if line.startswith("Ctrl-C stops all"):
+                break
+        assert up.poll() is None, "".join(lines)
+        output = "".join(lines)
+        pids = {part.split()[0]: int(part.split()[2])
+                for part in output.split("Processes:")[1].splitlines()[0].split(", ")}
+        yield {"port": port, "up": up, "pids": pids, "output": output, "env": env,
+               "env_file": root / "var" / "up.env"}
+    finally:
+        if up.poll() is None:
+            up.send_signal(signal.SIGTERM)
+            up.wait(timeout=30)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def system(request, tmp_path_factory):
+    """The running system a module's tests share; parametrize with indirect=True to pick one
+    backend."""
+    with running(request, request.param, tmp_path_factory.mktemp("system")) as started:
+        yield started
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def own_system(request, tmp_path):
+    """A running system for one test alone, started with the environment as the test set it."""
+    with running(request, request.param, tmp_path) as started:
+        yield started

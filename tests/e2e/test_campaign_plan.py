@@ -120,9 +120,8 @@ def failing_last_step(monkeypatch):
     monkeypatch.setenv("PLANNER_FAIL_STEP", "funding")   # the planner's documented test hook
 
 
-@pytest.mark.parametrize("system", ["sqlite", "postgresql"], indirect=True)
-def test_a_failure_in_the_last_step_of_a_commit_leaves_nothing(failing_last_step, system):
-    live = System(system)
+def test_a_failure_in_the_last_step_of_a_commit_leaves_nothing(failing_last_step, own_system):
+    live = System(own_system)
     live.team()
     budget = funded_budget(live)
     campaigns_before = live.call("GET", "/calendar/campaigns")["items"]

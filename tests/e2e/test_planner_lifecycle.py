@@ -4,7 +4,7 @@ import httpx
 import pytest
 
 from tests.calendar.conftest import CAMPAIGN
-from tests.e2e.conftest import api_key
+from tests.e2e.conftest import api_key, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -19,7 +19,7 @@ def test_campaign_to_schedule_through_the_gateway(system):
     for name, skills, hours in [("studio", ["design", "copy", "strategy"], "16"),
                                 ("performance", ["media", "tech"], "8")]:
         response = gateway.post("/planner/resources", json={
-            "name": name, "skills": skills, "hours_per_day": hours, "market": "US"}, headers=planner)
+            "name": unique(name), "skills": skills, "hours_per_day": hours, "market": "US"}, headers=planner)
         assert response.status_code == 201, response.text
     tasks = gateway.post(f"/planner/campaigns/{campaign['id']}/tasks", headers=planner)
     assert tasks.status_code == 200, tasks.text

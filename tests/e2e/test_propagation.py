@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from services.planner.models import event_consumer
 from tests.budget.conftest import BUDGET
 from tests.calendar.conftest import CAMPAIGN
-from tests.e2e.conftest import api_key
+from tests.e2e.conftest import api_key, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -58,7 +58,7 @@ class System:
         for name, skills, hours in [("design", ["design"], "16"),
                                     ("studio", ["copy", "strategy"], "8"),
                                     ("performance", ["media", "tech"], "8")]:
-            self.call("POST", "/planner/resources", {"name": name, "skills": skills,
+            self.call("POST", "/planner/resources", {"name": unique(name), "skills": skills,
                                                      "hours_per_day": hours, "market": "US"}, 201)
 
     def tasks(self, campaign: dict) -> dict[str, dict]:

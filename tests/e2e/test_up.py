@@ -64,12 +64,12 @@ def test_the_system_through_the_gateway(system):
         time.sleep(0.2)
     assert gateway.get("/readyz").status_code == 200
 
-def test_sigterm_stops_all_four(system):
-    system["up"].send_signal(signal.SIGTERM)
-    assert system["up"].wait(timeout=30) == 0
-    for name, pid in system["pids"].items():
+def test_sigterm_stops_all_four(own_system):
+    own_system["up"].send_signal(signal.SIGTERM)
+    assert own_system["up"].wait(timeout=30) == 0
+    for name, pid in own_system["pids"].items():
         assert not Path(f"/proc/{pid}").exists() or _is_zombie(pid), name
-    assert all(is_free(system["port"] + i) for i in range(4))
+    assert all(is_free(own_system["port"] + i) for i in range(4))
 
 
 def _is_zombie(pid: int) -> bool:
