@@ -1,37 +1,41 @@
 """Schemathesis against the real system: every operation of the gateway's merged document, on
 SQLite and on PostgreSQL, and no answer may be a 5xx (issue 12).
 
-One bounded `st run` per backend: a fixed seed, all four phases (explicit examples; coverage,
+One bounded `st run` per backend: a fixed seed, the four phases (explicit examples; coverage,
 which sends the schema's boundary and just-invalid values; fuzzing; stateful, which chains
 operations through the links schemathesis infers from the schema and from `Location` headers),
 an admin key. Every call is recorded (HAR), so the assertions read the answers themselves.
+
+The coverage phase runs on PostgreSQL alone. Its cases are the same on every backend (they
+come from the document, not from the answers), nearly all stop at validation, and a value that
+gets past it reaches the stricter store there (NUL characters, integer and length limits); its
+cost is schemathesis' own generation of some 5,500 cases, which takes most of a run. SQLite
+still gets every operation called by the fuzzing phase (valid and invalid data) and the
+stateful chains.
 """
 import json
-import os
 import re
-import signal
 import subprocess
 import sys
-import uuid
 from collections import Counter
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import ADMIN_KEY, marketplan
-from tests.postgres import free_port
+from tests.e2e.conftest import ADMIN_KEY, running
 
 pytestmark = pytest.mark.e2e
 
 SEED = 20241212
 # Cases per operation in the fuzzing phase and per scenario in the stateful one. The coverage
-# phase is not bounded by it (it sends each boundary once): with 89 operations a run makes
-# about 6,000 calls; start, run and stop take 95-130 s per backend on the 2-core machine.
+# phase is not bounded by it (it sends each boundary once): with 89 operations a run with it
+# makes about 6,000 calls; start, run and stop take 95-130 s on the 2-core machine.
 MAX_EXAMPLES = 3
+PHASES = {"postgresql": "examples,coverage,fuzzing,stateful", "sqlite": "examples,fuzzing,stateful"}
 WORKERS = 2
 # A safety net only: a run that hangs must fail the test, not CI's time limit.
 RUN_TIMEOUT_SECONDS = 300
-AT_LEAST_CALLS = 1_000
+AT_LEAST_CALLS = {"postgresql": 1_000, "sqlite": 250}   # the seeded SQLite run made 309
 # A 5xx is the must; an answer whose status the document does not list is a documentation
 # bug the run finds on the way (the document is what generated clients are built from).
 CHECKS = ("not_a_server_error", "status_code_conformance")
@@ -51,22 +55,9 @@ def fuzzed(request, tmp_path_factory):
     # Schemathesis sends requests without the key or with a wrong one on purpose: with the
     # default failed-key limit the address would be locked out (429) after ten of them, and
     # the rest of the run would test nothing but the lockout.
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY,
-                        "GATEWAY_AUTH_FAILURES_PER_MINUTE": "1000000"}
-    if request.param == "postgresql":
-        server = request.getfixturevalue("postgres")
-        for name in ("calendar", "budget", "planner"):
-            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
-                f"fuzz_{name}_{uuid.uuid4().hex[:8]}")
-    port = free_port(4)
-    up = marketplan("up", "--port", str(port), "--var-dir", str(root / "var"), env=env)
-    try:
-        lines = []
-        for line in up.stdout:
-            lines.append(line)
-            if line.startswith("Ctrl-C stops all"):
-                break
-        assert up.poll() is None, "".join(lines)
+    with running(request, request.param, root,
+                 env={"GATEWAY_AUTH_FAILURES_PER_MINUTE": "1000000"}) as system:
+        port = system["port"]
         har, report = root / "calls.har.json", root / "report.json"
         run = subprocess.run(
             [sys.executable, "-m", "schemathesis.cli", "run",
@@ -74,19 +65,17 @@ def fuzzed(request, tmp_path_factory):
              "--header", f"Authorization: Bearer {ADMIN_KEY}",
              "--checks", ",".join(CHECKS), "--seed", str(SEED),
              "--max-examples", str(MAX_EXAMPLES), "--workers", str(WORKERS),
-             "--phases", "examples,coverage,fuzzing,stateful",
+             "--phases", PHASES[request.param],
              # Above the gateway's upstream timeout: a slow answer shows as its 504.
              "--request-timeout", "70", "--no-color",
              "--report", "har,json", "--report-har-path", str(har),
              "--report-json-path", str(report)],
-            capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, env=env, cwd=root)
+            capture_output=True, text=True, timeout=RUN_TIMEOUT_SECONDS, env=system["env"],
+            cwd=root)
         assert report.exists() and har.exists(), run.stdout[-5000:] + run.stderr[-5000:]
-        yield {"report": json.loads(report.read_text()),
+        yield {"backend": request.param, "report": json.loads(report.read_text()),
                "calls": json.loads(har.read_text())["log"]["entries"],
                "output": run.stdout, "port": port}
-    finally:
-        up.send_signal(signal.SIGTERM)
-        up.wait(timeout=30)
 
 
 def _operation(call: dict, patterns: dict[str, re.Pattern]) -> str:
@@ -110,7 +99,7 @@ def test_no_answer_is_a_server_error(fuzzed):
     # every operation of the document was tried, the stateful phase too
     assert report["operations"]["tested"] == report["operations"]["total"] > 80
     assert report["phases"]["stateful"]["status"] == "success", report["phases"]
-    assert len(calls) >= AT_LEAST_CALLS
+    assert len(calls) >= AT_LEAST_CALLS[fuzzed["backend"]]
 
     patterns = _patterns(_documented(fuzzed))
     server_errors = [
