@@ -100,7 +100,10 @@ def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Pat
     app = FastAPI(title=f"Marketplan {name}", version=VERSION, description=description,
                   lifespan=lifespan, docs_url=None, redoc_url=None,
                   generate_unique_id_function=lambda route: route.name,
-                  redirect_slashes=False, dependencies=[Depends(check_request)])
+                  redirect_slashes=False, dependencies=[Depends(check_request)],
+                  # No OpenTelemetry here (Prometheus metrics and request ids instead); left
+                  # on, FastAPI looks for a provider on every request.
+                  telemetry={"tracing": False, "metrics": False, "logs": False})
     app.state.settings = settings
     install_error_handlers(app)
     install_replay_handler(app)
