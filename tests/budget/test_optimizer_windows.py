@@ -6,7 +6,17 @@ from decimal import Decimal as D
 import numpy as np
 import pytest
 
-from services.budget.optimizer import Channel, Deal, Group, Hill, Linear, Period, Problem, Reserve
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Group,
+    Hill,
+    Linear,
+    Period,
+    Problem,
+    Reserve,
+    solve,
+)
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.milp import _envelopes, _objective
@@ -71,3 +81,16 @@ def test_curves_narrowed_around_a_good_plan_keep_the_model_optimum(seed):
     assert kept.objective == pytest.approx(exact.objective, rel=3e-4)
     spend = narrow.cell_spend(kept.x, len(cells))
     assert _objective(model, cells, spend) == pytest.approx(exact.objective, rel=3e-4)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_every_gating_and_start_finds_the_same_optimum(seed):
+    # The warm start (coarse LP, polish, prices, narrowed curves) under full gating too, whose
+    # polish LP has the gated cells' rows besides the envelope model's.
+    problem = mixed(seed)
+    answers = [solve(problem, gating=gating, warm_start=warm)
+               for gating in ("tangent", "full") for warm in (True, False)]
+    assert {a.status for a in answers} == {"optimal"}
+    best = max(float(a.expected_return) for a in answers)
+    for answer in answers:
+        assert float(answer.expected_return) == pytest.approx(best, rel=5e-4)

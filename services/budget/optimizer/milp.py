@@ -244,9 +244,11 @@ def _polish(model: ScaledProblem, cells: Cells, shown: Cells, spend: Floats, pri
     run = _fixed(form, start, deadline, stop)
     if run.x is None:
         return spend, None, priced
-    if run.row_dual is not None:
-        envelope_model = priced[0]
-        y = prices(envelope_model, run.row_dual)
+    envelope_model = priced[0]
+    rows = len(envelope_model.row_names)
+    # The gated cells' own rows come after the request's, which the envelope model shares.
+    if run.row_dual is not None and form.row_names[:rows] == envelope_model.row_names:
+        y = prices(envelope_model, run.row_dual[:rows])
         again = lagrangian(envelope_model, y)
         if again < priced[2]:
             priced = envelope_model, y, again
