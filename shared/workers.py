@@ -1,10 +1,12 @@
 """Worker processes for CPU-heavy pure functions (solvers), so a solve never stalls the API.
 
 A pool keeps `workers` processes, each started once (a fresh interpreter that imports the
-solver module up front) and each running one solve at a time. A call gets an answer by its
-deadline, its `timeout` counted from the call (waiting for a free worker included): past it,
-the worker running that call alone is killed and a new one started in its place, so one
-request's timeout never touches another request's solve. The answer comes within `timeout`
+`preload` modules up front: the solver and the module of every function the pool will run, or
+the first call would pay for those imports out of its own deadline) and each running one
+solve at a time. A call gets an answer by its deadline, its `timeout` counted from the call
+(waiting for a free worker included): past it, the worker running that call alone is killed
+and a new one started in its place, so one request's timeout never touches another request's
+solve. The answer comes within `timeout`
 plus the time to kill one process (milliseconds). Closing the pool kills every worker and
 starts no new one, so a stopping service leaves no process behind.
 
@@ -13,7 +15,8 @@ stop it early (the solver returns its best answer so far; one that does not is k
 
 Plain `subprocess` children with a pipe each way rather than `multiprocessing`: no resource
 tracker process, no pool that respawns workers behind our back while the service stops.
-Run as a program (`python -m shared.workers <module> <request fd> <answer fd>`) it is a worker.
+Run as a program (`python -m shared.workers <module>[,<module>…] <request fd> <answer fd>`) it
+is a worker.
 """
 import contextlib
 import dataclasses
@@ -124,11 +127,11 @@ class _Relay:
 class _Worker:
     """One worker process and the two pipes to it."""
 
-    def __init__(self, preload: str):
+    def __init__(self, preload: tuple[str, ...]):
         request_read, self._requests = os.pipe()
         self._answers, answer_write = os.pipe()
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "shared.workers", preload, str(request_read),
+            [sys.executable, "-m", "shared.workers", ",".join(preload), str(request_read),
              str(answer_write)],
             pass_fds=(request_read, answer_write), stdin=subprocess.DEVNULL)
         os.close(request_read)
@@ -180,7 +183,7 @@ class _Worker:
 
 
 class WorkerPool:
-    def __init__(self, workers: int, *, preload: str):
+    def __init__(self, workers: int, *, preload: tuple[str, ...]):
         self._size = workers
         self._preload = preload
         self._lock = threading.Lock()
@@ -373,12 +376,13 @@ def _read_requests(requests: int, calls: "queue.SimpleQueue[_Request]") -> None:
         calls.put((function, args, wants_progress, stop if wants_stop else None))
 
 
-def _serve(preload: str, requests: int, answers_fd: int) -> None:
+def _serve(preload: list[str], requests: int, answers_fd: int) -> None:
     # Ctrl-C reaches the whole process group: the worker just ends, quietly; the service
     # decides whether a new one is needed.
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
-    import_module(preload)
+    for module in preload:
+        import_module(module)
     calls: queue.SimpleQueue[_Request] = queue.SimpleQueue()
     threading.Thread(target=_read_requests, args=(requests, calls), daemon=True).start()
     answers = _Answers(answers_fd)
@@ -401,4 +405,4 @@ def _serve(preload: str, requests: int, answers_fd: int) -> None:
 
 
 if __name__ == "__main__":
-    _serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    _serve(sys.argv[1].split(","), int(sys.argv[2]), int(sys.argv[3]))

@@ -27,7 +27,7 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.workers = WorkerPool(settings.solver_workers, preload="services.budget.optimizer")
+        app.state.workers = WorkerPool(settings.solver_workers, preload=("services.budget.optimizer",))
         app.state.workers.start()
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="budget",

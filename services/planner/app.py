@@ -24,8 +24,11 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def resources(app: FastAPI) -> AsyncIterator[None]:
-        app.state.workers = WorkerPool(settings.solver_workers,
-                                       preload="services.planner.engine.cp_sat")
+        # The solve function's own module too: unpickling it on a first call imported the
+        # web stack in the worker, out of that solve's deadline.
+        app.state.workers = WorkerPool(
+            settings.solver_workers,
+            preload=("services.planner.engine.cp_sat", "services.planner.solving"))
         app.state.workers.start()
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="planner",

@@ -26,7 +26,7 @@ def _solve(problem: Problem) -> Schedule:
 
 @pytest.fixture(scope="module")
 def engine():
-    pool = WorkerPool(1, preload="services.planner.engine.cp_sat")
+    pool = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
     pool.start()
     yield lambda problem: pool.run(_solve, problem, timeout=problem.time_limit + 30)
     pool.close()

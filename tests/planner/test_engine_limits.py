@@ -62,7 +62,7 @@ def _solve_stopped_before(problem: Problem) -> Schedule:
 
 @pytest.fixture(scope="module")
 def pool():
-    workers = WorkerPool(1, preload="services.planner.engine.cp_sat")
+    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
     workers.start()
     yield lambda function, problem: workers.run(function, problem,
                                                 timeout=problem.time_limit + 30)

@@ -36,7 +36,7 @@ def _solve(problem: Problem) -> Schedule:
 
 @pytest.fixture(scope="module")
 def pool():
-    workers = WorkerPool(1, preload="services.planner.engine.cp_sat")
+    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
     workers.start()
     yield lambda function, problem: workers.run(function, problem,
                                                 timeout=problem.time_limit + 30)

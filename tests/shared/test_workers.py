@@ -1,6 +1,7 @@
 """Solver workers: a solve past its limit is stopped alone, by its deadline; nothing is left;
 progress reaches the caller and a cancel stops the solve with its best answer."""
 import os
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -71,6 +72,10 @@ def reports_after_answering(*, progress: Callable[[dict[str, bool]], None]) -> N
     threading.Thread(target=keep_reporting).start()
 
 
+def loaded(names: list[str]) -> list[str]:
+    return [name for name in names if name in sys.modules]
+
+
 def alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
@@ -80,7 +85,7 @@ def alive(pid: int) -> bool:
 
 @pytest.fixture
 def pool():
-    pool = WorkerPool(2, preload="tests.shared.test_workers")
+    pool = WorkerPool(2, preload=("tests.shared.test_workers",))
     pool.start()
     yield pool
     pool.close()
@@ -213,7 +218,7 @@ def test_a_cancel_while_every_worker_is_busy_runs_nothing(pool):
 
 
 def test_a_report_made_after_the_answer_never_reaches_the_next_call():
-    pool = WorkerPool(1, preload="tests.shared.test_workers")
+    pool = WorkerPool(1, preload=("tests.shared.test_workers",))
     pool.start()
     try:
         pool.run(reports_after_answering, timeout=30, progress=print)
@@ -237,3 +242,14 @@ def test_a_failing_progress_hook_reaches_its_caller_and_the_busy_worker_is_repla
     # The worker still busy with that call was killed, not handed to the next caller.
     assert not alive(pids[0])
     assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
+
+
+def test_every_preloaded_module_is_imported_before_the_first_call():
+    # A call's function is unpickled in the worker; a module not preloaded would be imported
+    # then, out of that call's deadline.
+    pool = WorkerPool(1, preload=("tests.shared.test_workers", "wave", "shelve"))
+    pool.start()
+    try:
+        assert pool.run(loaded, ["wave", "shelve", "mailbox"], timeout=30) == ["wave", "shelve"]
+    finally:
+        pool.close()
