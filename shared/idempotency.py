@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from shared.db import WriteSessionDep
 from shared.errors import UnprocessableContent
+from shared.prefer import prefers_async
 
 TABLE_NAME = "idempotency_record"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -130,6 +131,10 @@ def idempotency_dependency(table: Table) -> Any:
             table=table, principal=request.state.caller.principal, key=key,
             fingerprint=fingerprint(request.method, request.url.path + "?" + request.url.query,
                                     body))
+        # An asynchronous retry is answered by the job the first request made (the job queue
+        # finds it by its key): replaying the resource that job stored would change the answer.
+        if prefers_async(request.headers.getlist("prefer")):
+            return idempotency
         try:
             idempotency.check(session)
         finally:

@@ -16,9 +16,10 @@ Everything a job is lives in the service's own database (`job_table`), never in 
 - a cancel is a flag the heartbeat reads back, so the work's `cancelled()` turns true within one
   heartbeat; the best answer the work returns then is kept as the result.
 
-Idempotency-Key works as on the synchronous call: a retried async POST returns the same job;
-the job's use case records the key's answer like the synchronous route, so a later replay of
-the key (async or not) answers that one resource. A key whose job failed or was cancelled is
+Idempotency-Key works as on the synchronous call: a retried async POST returns the same job,
+before or after it ended; the job's use case records the key's answer like the synchronous
+route, so a synchronous replay of the key answers that one resource (and a job whose key a
+synchronous call used first ends with that call's answer). A key whose job failed or was cancelled is
 released, as a failed synchronous call records nothing.
 """
 import asyncio
@@ -26,7 +27,6 @@ import contextlib
 import logging
 import math
 import os
-import re
 import socket
 import threading
 import time
@@ -73,6 +73,7 @@ from shared.errors import (
 from shared.idempotency import KEY_LENGTH, REPLAYED_HEADER, Idempotency, Replay, fingerprint
 from shared.ids import new_id
 from shared.internal_auth import Caller, CallerDep, current_caller
+from shared.prefer import RESPOND_ASYNC, prefers_async
 from shared.requests import current_request_id
 from shared.types import ID_LENGTH
 from shared.workers import Cancelled
@@ -82,7 +83,6 @@ logger = logging.getLogger("marketplan.jobs")
 TABLE_NAME = "job"
 KIND_LENGTH = 50
 PREFERENCE_APPLIED_HEADER = "Preference-Applied"
-RESPOND_ASYNC = "respond-async"
 
 JobStatus = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 FINAL: frozenset[str] = frozenset({"succeeded", "failed", "cancelled"})
@@ -155,17 +155,6 @@ def _public(row: Any) -> JobPublic:
                      cancel_requested=bool(row.cancel_requested), attempts=row.attempts,
                      created_at=row.created_at, started_at=row.started_at,
                      finished_at=row.finished_at)
-
-
-# RFC 7240: `Prefer` is a comma-separated list (and may repeat) of `token [= value] *(; param)`;
-# a comma inside a quoted value does not separate preferences.
-_PREFERENCE = re.compile(r'\s*([^=;,\s]+)(?:[^,"]|"(?:[^"\\]|\\.)*")*')
-
-
-def prefers_async(values: Iterable[str]) -> bool:
-    """Whether `Prefer` header values ask for `respond-async` (tokens are case-insensitive)."""
-    return any(match.group(1).lower() == RESPOND_ASYNC
-               for value in values for match in _PREFERENCE.finditer(value))
 
 
 def _prefer(request: Request, prefer: Annotated[str | None, Header(

@@ -20,7 +20,8 @@ from sqlmodel import Session
 from shared.db import create_db_engine, write_engine
 from shared.idempotency import Idempotency, fingerprint
 from shared.internal_auth import Caller, sign
-from shared.jobs import JobRunner, prefers_async
+from shared.jobs import JobRunner
+from shared.prefer import prefers_async
 from shared.settings import DatabaseSettings
 from tests.conftest import TEST_SECRET
 from tests.shared import jobs_app
@@ -208,11 +209,25 @@ def test_an_idempotency_key_gives_one_job_and_one_resource(database_url, control
         controls.release.set()
         finished = wait_for(client, first.json()["id"], ended)
         assert finished["status"] == "succeeded"
-        # The job recorded the key's answer as the synchronous call does: a replay, with or
-        # without Prefer, answers that one plan.
-        for headers in (key, ASYNC | key):
-            replay = call(client, "POST", f"{BASE}/plans", body=body, headers=headers)
-            assert replay.status_code == 201 and replay.json() == finished["result"]
+        # The job recorded the key's answer as the synchronous call does: a synchronous replay
+        # answers that one plan; an asynchronous one still answers the job, now ended with it.
+        replay = call(client, "POST", f"{BASE}/plans", body=body, headers=key)
+        assert replay.status_code == 201 and replay.json() == finished["result"]
+        replay = call(client, "POST", f"{BASE}/plans", body=body, headers=ASYNC | key)
+        assert replay.status_code == 202 and replay.headers["idempotent-replayed"] == "true"
+        assert replay.json() == finished
+    assert count_plans(database_url) == 1
+
+
+def test_a_key_used_synchronously_first_gives_its_job_the_same_resource(database_url, controls):
+    key = {"Idempotency-Key": "sync-first"}
+    body = {"values": VALUES}
+    with service(database_url, controls) as client:
+        made = call(client, "POST", f"{BASE}/plans", body=body, headers=key)
+        assert made.status_code == 201
+        job = wait_for(client, submit(client, "/plans", body=body, headers=key).json()["id"],
+                       ended)
+        assert job["status"] == "succeeded" and job["result"] == made.json()
     assert count_plans(database_url) == 1
 
 
