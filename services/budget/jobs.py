@@ -4,7 +4,7 @@ job's `result` is exactly the synchronous answer.
 
 A job's solve runs in the service's worker pool like a synchronous one; its progress is the
 optimizer's own (incumbent, bound, gap). A cancel stops the solve through the pool: the
-optimizer hears the stop (`whatif.solve_until_stopped`) and answers its best plan so far
+optimizer hears the stop (`optimizer.solve(..., stop=)`) and answers its best plan so far
 (`feasible`, with its gap), and the job ends `cancelled` with that plan as its result; a cancel
 that comes before any plan was found ends it with neither result nor error.
 """

@@ -313,33 +313,18 @@ OnProgress = Callable[[Mapping[str, Any]], None]
 IsCancelled = Callable[[], bool]
 
 
-def solve_until_stopped(problem: optimizer.Problem, *, stop: IsCancelled,
-                        progress: Callable[[optimizer.Progress], None] | None = None,
-                        ) -> optimizer.Allocation:
-    """Solve `problem` for a call that may be cancelled (run in a worker, which passes `stop`).
-
-    Once `stop()` turns true the optimizer answers its best plan so far (`feasible`, with its
-    gap), within `workers.STOP_GRACE_SECONDS`; only a stop before any plan was found ends
-    without one."""
-    return optimizer.solve(problem, progress, stop=stop)
-
-
 def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: float,
           progress: OnProgress | None = None,
           cancelled: IsCancelled | None = None) -> optimizer.Allocation:
     """Solve a checked problem in a worker process; an impossible one is a 422 naming the fix.
 
     `progress` hears the solver's incumbent, bound and gap as they improve; once `cancelled()`
-    turns true the solve is stopped (`workers.Cancelled`)."""
+    turns true the optimizer answers its best plan so far (`feasible`, with its gap), or
+    `workers.Cancelled` is raised when it has none."""
     try:
-        if cancelled is None:
-            allocation: optimizer.Allocation = workers.run(
-                optimizer.solve, problem, timeout=problem.time_limit + grace_seconds,
-                progress=progress)
-        else:
-            allocation = workers.run(
-                solve_until_stopped, problem, timeout=problem.time_limit + grace_seconds,
-                progress=progress, cancelled=cancelled)
+        allocation: optimizer.Allocation = workers.run(
+            optimizer.solve, problem, timeout=problem.time_limit + grace_seconds,
+            progress=progress, cancelled=cancelled)
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
         raise InfeasiblePlan(
