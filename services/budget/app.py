@@ -39,6 +39,7 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
         # One job per solver worker: a job holds one for its whole solve.
         app.state.runner = JobRunner(
             jobs.JOBS, engine=app.state.engine, concurrency=settings.solver_workers,
+            lease_seconds=settings.job_lease_seconds,
             work=jobs.work(engine=app.state.engine, workers=app.state.workers,
                            grace_seconds=settings.solve_grace_seconds))
         running = asyncio.create_task(app.state.runner.run()) if settings.run_jobs else None

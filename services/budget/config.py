@@ -18,6 +18,10 @@ class BudgetSettings(DatabaseSettings):
     # Whether this process runs queued jobs (long solves sent with `Prefer: respond-async`);
     # off, it only queues them for the processes that do.
     run_jobs: bool = True
+    # A running job whose heartbeat (every 0.5 s) is older than this is taken for a job whose
+    # process died, and is claimed again. The job runner refuses less than 4 heartbeats: one
+    # slow heartbeat must not look like a dead process.
+    job_lease_seconds: float = Field(10, ge=2, le=3600)
     # Campaigns linked to a budget are checked there.
     calendar_url: str = "http://127.0.0.1:8001"
     # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync

@@ -19,6 +19,10 @@ class PlannerSettings(DatabaseSettings):
     # Whether this process runs queued jobs (long solves sent with `Prefer: respond-async`);
     # off, it only queues them for the processes that do.
     run_jobs: bool = True
+    # A running job whose heartbeat (every 0.5 s) is older than this is taken for a job whose
+    # process died, and is claimed again. The job runner refuses less than 4 heartbeats: one
+    # slow heartbeat must not look like a dead process.
+    job_lease_seconds: float = Field(10, ge=2, le=3600)
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
     # Campaign funding (the overview, plan-a-campaign) comes from this budget service.
