@@ -6,7 +6,7 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 .PHONY: up test lint install bench migrate
 
 up: install
-	marketplan up --port $(PORT)
+	marketplan up --port $(PORT)$(if $(REPLICAS), --replicas $(REPLICAS))
 
 test: install
 	pytest $(PYTEST_ARGS)
