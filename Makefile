@@ -29,7 +29,7 @@ migrate: install
 bench: install
 	$(VENV)/bin/pip install --quiet -e ".[test,bench]"
 	command -v wrk >/dev/null || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q wrk; }
-	python bench/gateway.py --variants aiohttp  # its httpx variants still override the old Proxy._forward
+	python bench/gateway.py
 	python bench/optimizer.py
 	python bench/scheduler.py
 	command -v initdb >/dev/null || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql; }
