@@ -19,15 +19,13 @@ from collections.abc import Iterator
 
 import aiohttp
 
+# The services read their callees' addresses the same way (gateway/config.py reads it here).
+from shared.client import split_urls as split_urls
+
 # A process that is up answers /readyz in milliseconds; a probe waits this long at most.
 PROBE_TIMEOUT_SECONDS = 0.5
 # Consecutive failed probes that take an address out: one slow answer under load is not enough.
 PROBE_FAILURES_TO_REMOVE = 2
-
-
-def split_urls(value: str) -> list[str]:
-    """The addresses of a comma-separated setting, without trailing slashes."""
-    return [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
 
 
 class Upstream:

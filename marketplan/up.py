@@ -70,11 +70,14 @@ def run_environment(*, host: str, port: int, var_dir: Path,
 def replica_environment(*, host: str, port: int, replicas: int, replica: int
                         ) -> dict[str, str]:
     """What differs between the processes of one service: replica i of budget and planner
-    calls replica i of the services it needs, so the calls spread like the processes do.
+    calls replica i of the services it needs first, so the calls spread like the processes
+    do, and the others after it when it cannot be reached (shared/client.py).
     Set by `up` for each process, never written to the shared env file (`serve` loads that
     file over its environment); the caller's own environment wins here too."""
     ports = service_ports(port, replicas)
-    calendar, budget = (f"http://{host}:{ports[name][replica]}" for name in ("calendar", "budget"))
+    calendar, budget = (",".join(f"http://{host}:{p}" for p in
+                                 ports[name][replica:] + ports[name][:replica])
+                        for name in ("calendar", "budget"))
     env = {"BUDGET_CALENDAR_URL": calendar, "PLANNER_CALENDAR_URL": calendar,
            "PLANNER_BUDGET_URL": budget}
     return env | {k: v for k, v in os.environ.items() if k in env}
