@@ -168,24 +168,35 @@ def hill_segments(curves: Floats, relative: float) -> list[Segments]:
         xs[0], xs[-1] = 0.0, upper[row, 0]
         rows.append(np.unique(xs))
     # Split the pieces that are still too far from the curve, every curve at once; a curve
-    # none of whose pieces split is done (its worst rise above its pieces is known).
+    # none of whose pieces split is done (its worst rise above its pieces is known). Only the
+    # halves of split pieces are checked again: a piece a round kept was within the tolerance
+    # (its curve, under the segment limit, split all those that were not), and its rise above
+    # the curve, kept by the point it starts at, is the same when read again.
     xs = np.concatenate(rows)
     owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
+    rises = np.zeros(len(xs))
+    fresh = np.ones(len(xs), dtype=bool)
     worst = np.zeros(len(rows))
     active = np.ones(len(rows), dtype=bool)
     while active.any():
-        piece = np.flatnonzero((owner[1:] == owner[:-1]) & active[owner[:-1]])
+        pieces = (owner[1:] == owner[:-1]) & active[owner[:-1]]
+        piece = np.flatnonzero(pieces & fresh[:-1])
         curve = owner[piece]
         above, below = _errors(xs[piece], xs[piece + 1], curves[curve])
+        rises[piece] = above
         rise = np.zeros(len(rows))
-        np.maximum.at(rise, curve, above)
+        np.maximum.at(rise, owner[:-1][pieces], rises[:-1][pieces])
         worst = np.where(active, rise, worst)
         sizes = np.bincount(owner, minlength=len(rows))
         split = (np.maximum(above, below) > tolerance[curve]) & (sizes[curve] <= _MAX_SEGMENTS)
         active = np.bincount(curve[split], minlength=len(rows)) > 0
         middle = (xs[piece[split]] + xs[piece[split] + 1]) / 2
+        fresh = np.zeros(len(xs), dtype=bool)
+        fresh[piece[split]] = True
         order = np.lexsort((np.r_[xs, middle], np.r_[owner, curve[split]]))
         xs, owner = np.r_[xs, middle][order], np.r_[owner, curve[split]][order]
+        rises = np.r_[rises, np.zeros(len(middle))][order]
+        fresh = np.r_[fresh, np.ones(len(middle), dtype=bool)][order]
     starts = np.searchsorted(owner, np.arange(len(rows) + 1))
     return [segments_from_breakpoints(xs[a:b], hill(xs[a:b], *curves[row, :3].tolist()),
                                       error=float(worst[row]))
