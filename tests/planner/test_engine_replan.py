@@ -18,6 +18,7 @@ from services.planner.engine import (
     Resource,
     Schedule,
     Task,
+    Work,
     neighbourhood,
     priority_rule,
     stability,
@@ -169,3 +170,33 @@ def test_the_neighbourhood_leaves_out_other_resources_and_far_days():
     assert mended is not None
     windows = {t: (model.earliest(t), model.deadline(t) or 0) for t in model.order}
     assert neighbourhood.reach(model, mended, windows) == {"changed", "near"}
+
+
+def _plan(model: Model, days: dict[str, tuple[tuple[date, int], ...]]) -> dict[str, Work]:
+    return {t: Work("ana", tuple((model.index[d], h) for d, h in hours))
+            for t, hours in days.items()}
+
+
+def test_keep_more_puts_back_what_fits_one_task_at_a_time():
+    # Nothing changed, but a stopped search left three tasks moved. c2-brief fits back on
+    # Mon 4 h + Tue 4 h at once (its own Monday hours are taken out first). c1-b (Thursday)
+    # and c2-copy (Friday) swapped days: each one's previous day holds the other, so neither
+    # fits back alone and both stay moved: 3 moved → 2.
+    model = Model(replace(BEFORE, previous=PREVIOUS))
+    stopped = _plan(model, {"c1-a": ((WED, 8 * UNIT),), "c1-b": ((FRI, 8 * UNIT),),
+                            "c2-brief": ((MON, 8 * UNIT),), "c2-copy": ((THU, 8 * UNIT),)})
+    assert priority_rule.measure(model, stopped) == (0, 3, 4)
+    kept = priority_rule.keep_more(model, stopped)
+    assert kept == {**stopped, "c2-brief": Work("ana", ((0, 4 * UNIT), (1, 4 * UNIT)))}
+    assert priority_rule.measure(model, kept) == (0, 2, 4)
+
+
+def test_keep_more_puts_back_a_task_once_another_made_room():
+    # c2-copy sits on Tuesday, where c2-brief's previous 4 h no longer fit (8 + 4 > 8): the
+    # first pass puts c2-copy back on Friday, the next one c2-brief on Mon + Tue: all kept.
+    model = Model(replace(BEFORE, previous=PREVIOUS))
+    stopped = _plan(model, {"c1-a": ((WED, 8 * UNIT),), "c1-b": ((THU, 8 * UNIT),),
+                            "c2-brief": ((MON, 8 * UNIT),), "c2-copy": ((TUE, 8 * UNIT),)})
+    kept = priority_rule.keep_more(model, stopped)
+    assert priority_rule.measure(model, kept) == (0, 0, 4)
+    assert kept == _plan(model, {t: p.days for t, p in PREVIOUS.items()})

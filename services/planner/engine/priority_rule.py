@@ -10,7 +10,8 @@ left. `schedule` keeps the best by the objective.
 
 A re-plan adds `repair`: the previous plan mended (every task whose exact previous hours still
 fit keeps them, the rest placed around them); `around` places a re-plan's neighbourhood around
-the work kept fixed, the start of CP-SAT's search of it (`cp_sat`, `neighbourhood`).
+the work kept fixed, the start of CP-SAT's search of it (`cp_sat`, `neighbourhood`);
+`keep_more` puts back on their previous hours the tasks a stopped search left moved.
 """
 import contextlib
 import heapq
@@ -200,6 +201,55 @@ def around(model: Model, fixed: Plan) -> Plan | None:
     plans = [plan for key in keys.values() for around_previous in (False, True)
              if (plan := repair(model, key, fixed, around_previous=around_previous)) is not None]
     return best(model, plans) if plans else None
+
+
+def keep_more(model: Model, plan: Plan) -> Plan:
+    """The plan with every moved task put back on its previous hours where they still fit (its
+    resource, pin, window, the capacity left by the others and its neighbours in the chain)
+    and that makes the plan better by the objective; repeated until none is. A search stopped
+    by its time limit leaves such tasks (measured on bursty re-plans of 336 tasks: 69 → 68)."""
+    plan = dict(plan)
+    used: dict[tuple[str, int], int] = {}
+    for work in plan.values():
+        for d, h in work.hours:
+            used[work.resource, d] = used.get((work.resource, d), 0) + h
+    followers = _followers(model)
+    score = measure(model, plan)
+    better = True
+    while better:
+        better = False
+        for t, placed in model.previous.items():
+            if t not in plan or not placed.hours or model.kept(t, plan[t]) or \
+                    not _fits_back(model, plan, used, followers, t):
+                continue
+            trial = {**plan, t: Work(placed.resource, placed.hours)}
+            if (scored := measure(model, trial)) < score:
+                for d, h in plan[t].hours:
+                    used[plan[t].resource, d] -= h
+                for d, h in placed.hours:
+                    used[placed.resource, d] = used.get((placed.resource, d), 0) + h
+                plan, score, better = trial, scored, True
+    return plan
+
+
+def _fits_back(model: Model, plan: Plan, used: dict[tuple[str, int], int],
+               followers: dict[str, list[str]], task: str) -> bool:
+    """Whether `task`'s previous hours fit the plan with its own current work taken out."""
+    placed, spec, now = model.previous[task], model.tasks[task], plan[task]
+    r, hours = placed.resource, placed.hours
+    assert hours
+    first, last = hours[0][0], hours[-1][0]
+    if r not in model.eligible[task] or first < model.earliest(task) or \
+            sum(h for _, h in hours) != spec.effort or (spec.resource is not None and spec.resource != r) or \
+            (spec.start is not None and model.index.get(spec.start) != first):
+        return False
+    if any(plan[p].last >= first for p in spec.predecessors) or \
+            any(plan[f].first <= last for f in followers[task]):
+        return False
+    mine = dict(now.hours) if now.resource == r else {}
+    return all(model.available[r][d] and h <= model.rate(task, r) and
+               used.get((r, d), 0) - mine.get(d, 0) + h <= model.resources[r].hours_per_day
+               for d, h in hours)
 
 
 def _orders(model: Model, latest: dict[str, int], position: dict[str, int]) -> dict[str, Key]:
