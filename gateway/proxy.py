@@ -38,6 +38,11 @@ DROPPED_HEAD_RESPONSE_HEADERS = DROPPED_RESPONSE_HEADERS - {"content-length"}
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # First pause before resending a request that never left; doubled on each further try.
 RETRY_BACKOFF_SECONDS = 0.05
+# An answer of known length up to this is read whole and sent in one piece (the hot path); a
+# longer one, or one of unknown length (a streamed CSV export), is passed on chunk by chunk,
+# so the gateway holds one chunk of it at a time whatever its size.
+WHOLE_ANSWER_BYTES = 256 * 1024
+CHUNK_BYTES = 64 * 1024
 
 
 class PayloadTooLarge(Problem):
@@ -119,16 +124,10 @@ class Proxy:
                             caller=caller).items())
         headers.extend(request_id_header().items())
         with self.solves.slot(caller.principal) if runs_solver(method, path) else nullcontext():
-            status, response_headers, content = await self._forward(pool, method, target,
-                                                                     headers, body)
-        if method != "HEAD":  # a HEAD answer keeps the length of the GET it stands for
-            response_headers.append((b"content-length", str(len(content)).encode()))
-        await send({"type": "http.response.start", "status": status,
-                    "headers": response_headers})
-        await send({"type": "http.response.body", "body": content})
+            await self._forward(pool, method, target, headers, body, send)
 
     async def _forward(self, pool: Pool, method: str, target: str, headers: list,
-                       body: bytes):
+                       body: bytes, send: Send) -> None:
         """Send to the pool's best address; what never left goes to the next one at once, and
         round the pool again after a pause while tries are left."""
         safe = method in SAFE_METHODS
@@ -147,7 +146,8 @@ class Proxy:
             try:
                 with upstream.busy():
                     return await self._send(session, method, URL(upstream.url + target,
-                                                                 encoded=True), headers, body)
+                                                                 encoded=True), headers, body,
+                                            send)
             except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError):
                 upstream.mark_down()
                 continue  # no connection was made, so the request never left: resend it
@@ -174,7 +174,7 @@ class Proxy:
 
     @staticmethod
     async def _send(session: aiohttp.ClientSession, method: str, url: URL, headers: list,
-                    body: bytes) -> tuple[int, list, bytes]:
+                    body: bytes, send: Send) -> None:
         async with session.request(method, url, headers=headers, data=body or None,
                                    allow_redirects=False) as response:
             connection = response.connection
@@ -183,11 +183,36 @@ class Proxy:
                 # without saying so (uvicorn does after an unhandled error): never pool such
                 # a connection.
                 connection.protocol.force_close()
-            content = await response.read()
             dropped = DROPPED_HEAD_RESPONSE_HEADERS if method == "HEAD" else DROPPED_RESPONSE_HEADERS
             kept = [(k, v) for k, v in response.raw_headers
                     if k.decode("latin-1").lower() not in dropped]
-            return response.status, kept, content
+            length = response.content_length
+            if method == "HEAD" or (length is not None and length <= WHOLE_ANSWER_BYTES):
+                # Read whole before anything is sent, so a failure here can still be resent
+                # or answered as a problem.
+                content = await response.read()
+                if method != "HEAD":  # a HEAD answer keeps the length of the GET it stands for
+                    kept.append((b"content-length", str(len(content)).encode()))
+                await send({"type": "http.response.start", "status": response.status,
+                            "headers": kept})
+                await send({"type": "http.response.body", "body": content})
+                return
+            if length is not None:
+                kept.append((b"content-length", str(length).encode()))
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": kept})
+            try:
+                async for chunk in response.content.iter_chunked(CHUNK_BYTES):
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except (aiohttp.ClientError, TimeoutError) as broken:
+                # The answer started, so no problem can replace it and nothing may be resent:
+                # the client's connection is cut (never a clean end), so it sees it is partial.
+                raise _CutShort(f"the upstream answer broke off: {broken!r}") from broken
+            await send({"type": "http.response.body", "body": b""})
+
+
+class _CutShort(Exception):
+    """An upstream answer that broke off after its first bytes were passed on."""
 
 
 def client_address(scope: Scope) -> str:
