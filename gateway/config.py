@@ -3,7 +3,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
-from gateway.upstreams import split_urls
+from shared.client import split_urls
 from shared.settings import BaseServiceSettings, Port
 
 

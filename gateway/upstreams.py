@@ -20,7 +20,6 @@ from collections.abc import Iterator
 import aiohttp
 
 # The services read their callees' addresses the same way (gateway/config.py reads it here).
-from shared.client import split_urls as split_urls
 
 # A process that is up answers /readyz in milliseconds; a probe waits this long at most.
 PROBE_TIMEOUT_SECONDS = 0.5

@@ -40,10 +40,13 @@ def replica(name: str) -> FastAPI:
         app.state.seen[n] += 1
         return {"replica": name, "n": n}
 
+    app.state.slow_release = threading.Event()
+
     @app.get("/api/v1/budget/slow")
     def slow() -> dict:
         app.state.slow_arrived.set()
-        time.sleep(2)
+        # Held until the test has made its short calls, however long they take.
+        app.state.slow_release.wait(timeout=30)
         return {"replica": name}
 
     return app
@@ -131,7 +134,7 @@ def test_an_address_busy_with_a_long_call_gets_none_of_the_short_ones(replicas, 
     try:
         slow: list[str] = []
         holder = threading.Thread(target=lambda: slow.append(httpx.get(
-            gateway.url + "/api/v1/budget/slow", headers=admin(keys), timeout=10
+            gateway.url + "/api/v1/budget/slow", headers=admin(keys), timeout=60
         ).json()["replica"]))
         holder.start()
         deadline = time.monotonic() + 10
@@ -143,8 +146,10 @@ def test_an_address_busy_with_a_long_call_gets_none_of_the_short_ones(replicas, 
         free = ({"a", "b"} - {busy}).pop()
         answers = [httpx.get(gateway.url + "/api/v1/budget/who", headers=admin(keys),
                              timeout=10).json()["replica"] for _ in range(10)]
-        holder.join()
     finally:
+        for server in replicas.values():
+            server.server.config.app.state.slow_release.set()
+        holder.join()
         gateway.stop()
     # Least outstanding: while the long call holds `busy`, every short call goes to `free`.
     assert slow == [busy]

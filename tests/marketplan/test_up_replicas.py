@@ -40,10 +40,11 @@ def test_one_replica_keeps_the_plain_names_and_ports(tmp_path):
         ("calendar", 8001), ("budget", 8002), ("planner", 8003), ("gateway", 8000)]
 
 
-def test_replica_i_calls_replica_i_of_the_services_it_needs():
+def test_replica_i_calls_replica_i_first_and_the_others_when_it_cannot():
     assert replica_environment(host="h", port=9000, replicas=2, replica=1) == {
-        "BUDGET_CALENDAR_URL": "http://h:9002", "PLANNER_CALENDAR_URL": "http://h:9002",
-        "PLANNER_BUDGET_URL": "http://h:9004"}
+        "BUDGET_CALENDAR_URL": "http://h:9002,http://h:9001",
+        "PLANNER_CALENDAR_URL": "http://h:9002,http://h:9001",
+        "PLANNER_BUDGET_URL": "http://h:9004,http://h:9003"}
 
 
 def test_sqlite_is_named_until_every_service_has_a_server_database(tmp_path, monkeypatch):
