@@ -370,18 +370,25 @@ class Outcome:
     error: dict[str, Any] | None = None
 
 
+HEARTBEAT_SECONDS = 0.5
+# A lapse must mean a dead process, not one slow heartbeat.
+HEARTBEATS_PER_LEASE = 4
+# The shortest lease a service's settings may ask for, with the default heartbeat.
+MIN_LEASE_SECONDS = HEARTBEATS_PER_LEASE * HEARTBEAT_SECONDS
+
+
 class JobRunner:
     """Claims a service's jobs and runs them, in its lifespan task (like the event consumer)."""
 
     def __init__(self, queue: JobQueue, *, engine: Engine, work: Mapping[str, Work],
-                 concurrency: int = 1, poll_seconds: float = 0.5, heartbeat_seconds: float = 0.5,
-                 lease_seconds: float = 10.0, max_attempts: int = 3):
+                 concurrency: int = 1, poll_seconds: float = 0.5,
+                 heartbeat_seconds: float = HEARTBEAT_SECONDS, lease_seconds: float = 10.0,
+                 max_attempts: int = 3):
         unknown = set(work) - set(queue.kinds)
         if unknown:
             raise ValueError(f"work for undeclared job kinds: {sorted(unknown)}")
-        # A lapse must mean a dead process, not one slow heartbeat.
-        if lease_seconds < 4 * heartbeat_seconds:
-            raise ValueError("lease_seconds must be at least 4 heartbeats")
+        if lease_seconds < HEARTBEATS_PER_LEASE * heartbeat_seconds:
+            raise ValueError(f"lease_seconds must be at least {HEARTBEATS_PER_LEASE} heartbeats")
         self.queue = queue
         self.table = queue.table
         self.engine = write_engine(engine)

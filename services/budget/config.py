@@ -1,6 +1,7 @@
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from shared.jobs import MIN_LEASE_SECONDS
 from shared.settings import DatabaseSettings, Port
 
 
@@ -19,9 +20,9 @@ class BudgetSettings(DatabaseSettings):
     # off, it only queues them for the processes that do.
     run_jobs: bool = True
     # A running job whose heartbeat (every 0.5 s) is older than this is taken for a job whose
-    # process died, and is claimed again. The job runner refuses less than 4 heartbeats: one
-    # slow heartbeat must not look like a dead process.
-    job_lease_seconds: float = Field(10, ge=2, le=3600)
+    # process died, and is claimed again; at least 4 heartbeats, so one slow heartbeat does
+    # not look like a dead process.
+    job_lease_seconds: float = Field(10, ge=MIN_LEASE_SECONDS, le=3600)
     # Campaigns linked to a budget are checked there.
     calendar_url: str = "http://127.0.0.1:8001"
     # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync

@@ -3,6 +3,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.jobs import MIN_LEASE_SECONDS
 from shared.settings import DatabaseSettings, Port
 
 
@@ -20,9 +21,9 @@ class PlannerSettings(DatabaseSettings):
     # off, it only queues them for the processes that do.
     run_jobs: bool = True
     # A running job whose heartbeat (every 0.5 s) is older than this is taken for a job whose
-    # process died, and is claimed again. The job runner refuses less than 4 heartbeats: one
-    # slow heartbeat must not look like a dead process.
-    job_lease_seconds: float = Field(10, ge=2, le=3600)
+    # process died, and is claimed again; at least 4 heartbeats, so one slow heartbeat does
+    # not look like a dead process.
+    job_lease_seconds: float = Field(10, ge=MIN_LEASE_SECONDS, le=3600)
     # Tasks are generated from the milestones this calendar service reports.
     calendar_url: str = "http://127.0.0.1:8001"
     # Campaign funding (the overview, plan-a-campaign) comes from this budget service.
