@@ -133,6 +133,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             envelope_model = priced[0]
             if envelope_model.feasible(envelope_model.columns_for(cells, spend)):
                 best = _better(best, (spend, _objective(model, cells, spend)), True)
+        if best is not None and stopped():
+            break   # before the next model is made: that alone takes a second at 100 × 52
         if polish and priced is not None and spend is not None:
             polish = False
             spend, marginal, priced = _polish(model, cells, _shown(cells, hulls, exact), spend,
