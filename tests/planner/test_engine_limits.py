@@ -4,13 +4,16 @@ stop from outside, and the energy lower bound.
 
 CP-SAT runs in a worker process, as in the service (it cannot share a process with highspy);
 progress reports are collected in the worker and returned with the schedule."""
+import json
 import threading
 from dataclasses import replace
 from datetime import date, timedelta
+from pathlib import Path
 
 import pytest
 
 from bench.workloads import planted, workload
+from services.planner import solving
 from services.planner.engine import (
     UNIT,
     Invalid,
@@ -257,3 +260,15 @@ def test_the_energy_bound_counts_the_followers_of_the_last_late_task():
         Task("a2", "tech", 8 * UNIT, deadline=TUE, priority=2, predecessors=("a",)),
         Task("b2", "tech", 8 * UNIT, deadline=TUE, priority=2, predecessors=("b",))))
     assert lower_bound(Model(problem)) == 4
+
+
+def test_work_the_rules_cannot_fit_and_too_large_to_search_blames_the_horizon(pool):
+    # A user's request (400 tasks, 12 people, chains, a 120-day horizon the work outgrows):
+    # nothing is searched, so the answer names the horizon, not the time limit, at once.
+    body = json.loads((Path(__file__).parent / "data" / "short_horizon_400_tasks.json")
+                      .read_text())
+    problem = solving.to_problem(solving.SolveRequest.model_validate(body))
+    with pytest.raises(Invalid) as raised:
+        pool(_solve, problem)
+    [(field, detail)] = raised.value.errors
+    assert field == "horizon_days" and "within 120 days" in detail

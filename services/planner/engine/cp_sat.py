@@ -172,7 +172,11 @@ def _any_schedule(model: Model, watch: "_Watch", floor: int) -> Schedule:
     windows = _windows(model, None)
     cells = sum(hi - lo + 1 for lo, hi in windows.values())
     if cells * max(len(r) for r in model.eligible.values()) > MAX_CELLS:
-        raise not_found
+        # Nothing was searched, so the time limit is not what to change.
+        raise Invalid([("horizon_days", (
+            f"the priority rules could not place every task within {model.problem.horizon_days} "
+            "days, and the problem is too large to search for a schedule they missed; raise "
+            "horizon_days or the capacity (resources, hours per day)"))])
     try:
         built = _Built(model, windows, watch.builder(RESERVE_SECONDS + MIN_SEARCH_SECONDS))
     except _OutOfTime:
