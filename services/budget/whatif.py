@@ -159,7 +159,10 @@ class SolverPublic(BaseModel):
 
 
 class OptimizationPublic(BaseModel):
-    status: Literal["optimal", "feasible"]
+    status: Literal["optimal", "feasible"] = Field(description=(
+        "`optimal`: proven within 0.1 % of the best plan the request allows on its true "
+        "curves (`gap` + `approximation_error` ≤ 0.001); `feasible`: the best plan found "
+        "within the time limit or before a cancel, `gap` saying how far it may be."))
     currency: str
     total: Money
     reserve: Money
@@ -173,7 +176,10 @@ class OptimizationPublic(BaseModel):
     approximation_error: float = Field(
         description="Bound on how much more the true optimum could return, relative to this "
                     "plan's expected return.")
-    gap: float | None = Field(description="Solver's optimality gap; 0 when proven optimal.")
+    gap: float | None = Field(description=(
+        "Relative distance from this plan's objective to the solver's proven bound for the "
+        "solved (piecewise) model; small but rarely 0 under `optimal`; null when no bound "
+        "is known."))
     solver: SolverPublic
 
 
