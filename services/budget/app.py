@@ -33,7 +33,8 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
             name="calendar", base_url=settings.calendar_url, caller_service="budget",
             secret=settings.internal_secret.get_secret_value().encode())
         app.state.consumer = BudgetConsumer(engine=app.state.engine, calendar=app.state.calendar,
-                                            poll_seconds=settings.events_poll_seconds)
+                                            poll_seconds=settings.events_poll_seconds,
+                                            lease_seconds=settings.events_lease_seconds)
         polling = (asyncio.create_task(app.state.consumer.run())
                    if settings.events_poll_seconds > 0 else None)
         # One job per solver worker: a job holds one for its whole solve.

@@ -28,3 +28,6 @@ class BudgetSettings(DatabaseSettings):
     # Seconds between reads of the calendar's event feed; 0 turns the consumer off (the sync
     # status still answers), e.g. for a process that only serves requests.
     events_poll_seconds: float = Field(0.5, ge=0, le=300)
+    # A consumer whose lease (renewed at each poll) is older than this is taken for a dead
+    # process: with several processes, another one takes over the event feed after it.
+    events_lease_seconds: float = Field(10, ge=1, le=3600)

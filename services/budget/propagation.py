@@ -56,9 +56,10 @@ def apply_event(session: Session, event: Event, state: dict[str, Any]) -> None:
 class BudgetConsumer(EventConsumer):
     """The shared consumer, reading the linked campaigns a batch is about before applying it."""
 
-    def __init__(self, *, engine: Engine, calendar: ServiceClient, poll_seconds: float):
+    def __init__(self, *, engine: Engine, calendar: ServiceClient, poll_seconds: float, lease_seconds: float):
         super().__init__(name=CONSUMER_NAME, engine=engine, table=event_consumer,
-                         calendar=calendar, apply=self._apply, poll_seconds=poll_seconds)
+                         calendar=calendar, apply=self._apply, poll_seconds=poll_seconds,
+                         lease_seconds=lease_seconds)
         self.read_engine = engine
         self._states: dict[str, dict[str, Any]] = {}
 

@@ -39,7 +39,8 @@ def create_app(settings: PlannerSettings | None = None) -> FastAPI:
         app.state.consumer = PlannerConsumer(
             engine=app.state.engine, calendar=app.state.calendar, workers=app.state.workers,
             grace_seconds=settings.solve_grace_seconds, auto_replan=settings.auto_replan,
-            poll_seconds=settings.events_poll_seconds)
+            poll_seconds=settings.events_poll_seconds,
+            lease_seconds=settings.events_lease_seconds)
         polling = (asyncio.create_task(app.state.consumer.run())
                    if settings.events_poll_seconds > 0 else None)
         # One job per solver worker: a job holds one for its whole search.

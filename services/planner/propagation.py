@@ -104,9 +104,10 @@ class PlannerConsumer(EventConsumer):
     re-planning the schedules it made stale when `auto_replan` is on."""
 
     def __init__(self, *, engine: Engine, calendar: ServiceClient, workers: WorkerPool,
-                 grace_seconds: float, auto_replan: bool, poll_seconds: float):
+                 grace_seconds: float, auto_replan: bool, poll_seconds: float, lease_seconds: float):
         super().__init__(name=CONSUMER_NAME, engine=engine, table=event_consumer,
-                         calendar=calendar, apply=self._apply, poll_seconds=poll_seconds)
+                         calendar=calendar, apply=self._apply, poll_seconds=poll_seconds,
+                         lease_seconds=lease_seconds)
         self.read_engine = engine
         self.workers = workers
         self.grace_seconds = grace_seconds

@@ -74,9 +74,10 @@ def running(request: pytest.FixtureRequest, backend: str, root: Path,
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def system(request, tmp_path_factory):
-    """The running system a module's tests share; parametrize with indirect=True to pick one
-    backend."""
-    with running(request, request.param, tmp_path_factory.mktemp("system")) as started:
+    """The running system a module's tests share, with the module's `SYSTEM_ENV` settings if
+    it has any; parametrize with indirect=True to pick one backend."""
+    with running(request, request.param, tmp_path_factory.mktemp("system"),
+                 getattr(request.module, "SYSTEM_ENV", None)) as started:
         yield started
 
 

@@ -17,7 +17,10 @@ from tests.e2e.conftest import api_key, unique
 
 pytestmark = pytest.mark.e2e
 
-SYNC_SECONDS = 60   # generous: includes a restart and a dead holder's 10 s lease
+SYNC_SECONDS = 60   # generous: includes a restart and a dead holder's lease
+# A killed planner's lease lapses in 2 s, not the default 10 s: the restarted process waits
+# that long before it takes the feed over.
+SYSTEM_ENV = {"PLANNER_EVENTS_LEASE_SECONDS": "2", "BUDGET_EVENTS_LEASE_SECONDS": "2"}
 
 
 class System:

@@ -70,7 +70,8 @@ def worker(planner, calendar, feed) -> PlannerConsumer:
                            caller_service="planner", transport=feed)
     state = planner.app.state
     return PlannerConsumer(engine=state.engine, calendar=client, workers=state.workers,
-                           grace_seconds=30, auto_replan=False, poll_seconds=0.5)
+                           grace_seconds=30, auto_replan=False, poll_seconds=0.5,
+                           lease_seconds=10)
 
 
 def tasks_of(planner, campaign: dict) -> dict[str, dict]:
