@@ -29,17 +29,25 @@ WHATIF = {"currency": "USD", "total": "1000000", "reserve": {"percent": "10"}, "
                                              ["600000", "900000"]]}}]}
 
 
-def s_curves(time_limit: float) -> dict:
-    """100 S-shaped channels and 20 deals over 8 seasonal periods: a MILP that runs to its time
-    limit (several seconds on the test machine) and reports incumbents and bounds on the way."""
+def s_curves(time_limit: float, crowded: bool = False) -> dict:
+    """100 S-shaped channels and 20 deals over 8 seasonal periods: a MILP that reports
+    incumbents and bounds on the way (about 2 s on an idle machine). `crowded` adds a brand
+    group over a third of the curves and every deal, and period caps: a first plan within a
+    second, then about 9 s of search before it is proven."""
     channels = [{"id": f"c{i}", "max": "200000", "response": {
         "type": "hill", "beta": str(100000 + 1000 * i), "k": str(20000 + 137 * i),
         "alpha": str(2 + (i % 5) / 2)}} for i in range(100)]
     deals = [{"id": f"d{i}", "response": {"type": "deal", "cost": str(30000 + 977 * i),
                                           "return": str(70000 + 1531 * i)}} for i in range(20)]
-    return {"currency": "USD", "total": "2000000", "reserve": {"percent": "5"},
+    body = {"currency": "USD", "total": "2000000", "reserve": {"percent": "5"},
             "channels": channels + deals, "time_limit_seconds": time_limit,
             "periods": [{"id": f"p{j}", "weight": str(1 + (j % 4) / 10)} for j in range(8)]}
+    if crowded:
+        body["groups"] = [{"id": "brand", "min_share": "0.35", "channels": [
+            f"c{i}" for i in range(0, 100, 3)] + [f"d{i}" for i in range(20)]}]
+        for period in body["periods"]:
+            period["cap"] = "260000"
+    return body
 
 
 def submit(api: Api, path: str, body: dict, *, role: str = "planner",
@@ -111,7 +119,7 @@ def test_a_long_solve_shows_its_progress_while_it_runs(api):
 
 
 def test_a_cancelled_solve_keeps_its_best_plan_and_the_pool_serves_on(api):
-    job = submit(api, "/optimize", s_curves(time_limit=30))
+    job = submit(api, "/optimize", s_curves(time_limit=30, crowded=True))
     # Cancelled once it has a plan to keep (it shows the solver's incumbent).
     job, _ = follow(api, job["id"], lambda job: job["status"] not in ("queued", "running")
                     or (job["progress"] or {}).get("incumbent") is not None)

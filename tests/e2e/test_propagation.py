@@ -117,6 +117,9 @@ def test_a_slip_and_a_cancellation_reach_the_planner_and_the_budget(system):
     slipping, other = live.campaign("2027-03-15"), live.campaign("2027-03-22")
     for campaign in (slipping, other):
         live.call("POST", f"/planner/campaigns/{campaign['id']}/tasks")
+    # The planner has seen the campaigns' creation before the schedule is made: a creation it
+    # applied later would mark the schedule stale too (made before it knew the campaign).
+    live.synced("planner")
     first = live.call("POST", "/planner/schedules", {
         "start": "2027-02-01", "horizon_days": 90,
         "campaign_ids": [slipping["id"], other["id"]]}, 201)
