@@ -14,7 +14,6 @@ Needs `wrk` (Debian: apt-get install wrk). Prints a Markdown table for docs/benc
 """
 import argparse
 import os
-import re
 import shutil
 import statistics
 import subprocess
@@ -28,6 +27,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.system import wrk  # noqa: E402
 from gateway.auth import KeyStore  # noqa: E402
 from shared.internal_auth import Caller, sign  # noqa: E402
 from tests.postgres import free_port  # noqa: E402
@@ -113,18 +113,6 @@ def wait_ready(url: str) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not come up")
         time.sleep(0.1)
-
-
-def wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> dict:
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", url]
-    for key, value in headers.items():
-        args[1:1] = ["-H", f"{key}: {value}"]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    if "Non-2xx" in out:
-        raise RuntimeError(f"errors under load:\n{out}")
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": latency["50"], "p99": latency["99"]}
 
 
 def main() -> None:

@@ -14,13 +14,10 @@ docs/benchmarks.md. On a 2-core machine little gain is expected: gateway, wrk, P
 every process share the same cores.
 """
 import argparse
-import json
 import os
-import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -31,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.postgres import PostgresServer, free_port  # noqa: E402
+from bench.system import start, wrk  # noqa: E402
+from tests.postgres import PostgresServer  # noqa: E402
 
 ADMIN_KEY = "bench-admin-key-" + uuid.uuid4().hex
 BUDGET = {"name": "Bench", "department": "bench", "currency": "USD",
@@ -41,22 +39,10 @@ BUDGET = {"name": "Bench", "department": "bench", "currency": "USD",
 
 @contextmanager
 def running_system(*, replicas: int, env: dict[str, str]) -> Iterator[dict]:
-    """`marketplan up --replicas N` until the block ends; yields its port and admin header."""
+    """`marketplan up --replicas N` until the block ends; yields its URL and admin header."""
     work = Path(tempfile.mkdtemp(prefix="marketplan-bench-"))
-    port = free_port(1 + 3 * replicas)
-    errors = work / "up.err"
-    with errors.open("w") as stderr:
-        up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--replicas",
-                               str(replicas), "--port", str(port), "--var-dir", str(work / "var")],
-                              env=os.environ | env | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY},
-                              stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT)
+    up, port = start(work / "var", ADMIN_KEY, env=env, replicas=replicas)
     try:
-        assert up.stdout is not None
-        for line in up.stdout:
-            if line.startswith("Ctrl-C stops all"):
-                break
-        else:
-            raise RuntimeError(f"marketplan up failed: {errors.read_text()}")
         yield {"url": f"http://127.0.0.1:{port}",
                "headers": {"Authorization": f"Bearer {ADMIN_KEY}"}}
     finally:
@@ -69,27 +55,6 @@ def postgres_env(server: PostgresServer, tag: str) -> dict[str, str]:
     """Fresh databases, one per service."""
     return {f"{name.upper()}_DATABASE_URL": server.create_database(f"bench_{tag}_{name}")
             for name in ("calendar", "budget", "planner")}
-
-
-def wrk_post(url: str, headers: dict[str, str], body: dict, seconds: int,
-             connections: int) -> dict:
-    """Requests/s and latency of one wrk run POSTing `body`; fails on any non-2xx answer."""
-    script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text(f'wrk.method = "POST"\nwrk.body = {json.dumps(json.dumps(body))}\n'
-                      'wrk.headers["Content-Type"] = "application/json"\n')
-    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--timeout", "30s", "--latency",
-            "-s", str(script), url]
-    for key, value in headers.items():
-        args[1:1] = ["-H", f"{key}: {value}"]
-    try:
-        out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    finally:
-        script.unlink()
-    if "Non-2xx" in out or "Socket errors" in out:
-        raise RuntimeError(f"errors under load:\n{out}")
-    latency = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
-            "p50": latency["50"], "p99": latency["99"]}
 
 
 def main() -> None:
@@ -106,12 +71,12 @@ def main() -> None:
     results: dict[int, list[dict]] = {}
     try:
         for replicas in (1, 2):
-            env = postgres_env(server, f"r{replicas}") | {"MARKETPLAN_LOG_LEVEL": "WARNING"}
+            env = postgres_env(server, f"r{replicas}")
             with running_system(replicas=replicas, env=env) as system:
                 url = system["url"] + "/api/v1/budget/budgets"
-                wrk_post(url, system["headers"], BUDGET, 2, args.connections)  # warm-up
-                results[replicas] = [wrk_post(url, system["headers"], BUDGET, args.seconds,
-                                              args.connections) for _ in range(args.rounds)]
+                wrk(url, system["headers"], 2, args.connections, body=BUDGET)  # warm-up
+                results[replicas] = [wrk(url, system["headers"], args.seconds, args.connections,
+                                         body=BUDGET) for _ in range(args.rounds)]
     finally:
         server.stop()
 
