@@ -86,6 +86,18 @@ class Schedule(PlannerModel, table=True):
     created_at: datetime = _instant()
 
 
+class ScheduleCampaign(PlannerModel, table=True):
+    """One campaign's part of a stored schedule: the assignments and late entries of its tasks,
+    as in the schedule's result and in its order. A campaign's overview reads these few rows,
+    not the whole result (3,000 assignments on a department-year)."""
+    __tablename__ = "schedule_campaign"
+
+    schedule_id: str = Field(primary_key=True, max_length=ID_LENGTH, foreign_key="schedule.id")
+    campaign_id: str = Field(primary_key=True, max_length=ID_LENGTH, index=True)
+    assignments: list[dict[str, Any]] = Field(sa_type=JSON)
+    late: list[dict[str, Any]] = Field(sa_type=JSON)
+
+
 class CampaignState(PlannerModel, table=True):
     """What the planner keeps of a calendar campaign it has tasks for, as of the last event
     about it that it applied."""

@@ -184,15 +184,13 @@ def campaign_work(session: Session, campaign_id: str) -> CampaignWork:
     found = schedules.newest_holding(session, campaign_id, ids) if tasks else None
     if found is None:
         return CampaignWork(tasks=[work_task(t, None) for t in tasks], late=[], schedule=None)
-    schedule, held = found
-    by_task = {a["task"]: a for a in held}
-    reasons = schedules.stale_reasons(session, schedule.id)
+    by_task = {a["task"]: a for a in found.assignments}
+    reasons = schedules.stale_reasons(session, found.schedule_id)
     unscheduled = sorted(ids - by_task.keys())
     return CampaignWork(
         tasks=[work_task(t, by_task.get(t.id)) for t in tasks],
-        late=[solving.LatePublic.model_validate(x) for x in schedule.result["late"]
-              if x["task"] in ids],
-        schedule=ScheduleRef(id=schedule.id, created_at=schedule.created_at,
+        late=[solving.LatePublic.model_validate(x) for x in found.late],
+        schedule=ScheduleRef(id=found.schedule_id, created_at=found.created_at,
                              stale=bool(reasons or unscheduled), stale_reasons=reasons,
                              unscheduled=unscheduled))
 

@@ -4,6 +4,7 @@ made out of date (re-planned at once when the deployment asks for it)."""
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,7 +13,14 @@ from sqlmodel import Session, col, select
 
 from services.planner import engine, solving
 from services.planner.hours import hundredths
-from services.planner.models import CampaignState, Resource, Schedule, StaleMark, Task
+from services.planner.models import (
+    CampaignState,
+    Resource,
+    Schedule,
+    ScheduleCampaign,
+    StaleMark,
+    Task,
+)
 from services.planner.tasks import Skills, placement_warnings, resource_skills
 from shared.errors import Conflict, NotFound, Problem
 from shared.idempotency import Idempotency
@@ -167,6 +175,27 @@ def _result(schedule: solving.SchedulePublic,
         UNSCHEDULED_KEY: [u.model_dump(mode="json") for u in unscheduled]}
 
 
+def _by_campaign(schedule: Schedule, problem: engine.Problem) -> list[ScheduleCampaign]:
+    """The schedule's assignments and late entries split by their task's campaign, each list
+    in the result's order; work of no campaign is in no part."""
+    campaign_of = {t.id: t.campaign for t in problem.tasks if t.campaign is not None}
+    parts: dict[str, ScheduleCampaign] = {}
+    for key in ("assignments", "late"):
+        for item in schedule.result[key]:
+            if (campaign_id := campaign_of.get(item["task"])) is not None:
+                part = parts.setdefault(campaign_id, ScheduleCampaign(
+                    schedule_id=schedule.id, campaign_id=campaign_id, assignments=[], late=[]))
+                getattr(part, key).append(item)
+    return list(parts.values())
+
+
+def _add(session: Session, schedule: Schedule, parts: list[ScheduleCampaign]) -> None:
+    session.add(schedule)
+    # The parts refer to the schedule's row: it is written first.
+    session.flush()
+    session.add_all(parts)
+
+
 def stale_reasons(session: Session, schedule_id: str) -> list[StaleReason]:
     """The calendar changes that made a stored schedule out of date, oldest first."""
     marks = session.exec(select(StaleMark).where(StaleMark.schedule_id == schedule_id)
@@ -187,9 +216,9 @@ def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
 
 
-def _store(session: Session, idempotency: Idempotency, schedule: Schedule) -> StoredSchedulePublic:
-    session.add(schedule)
-    session.flush()
+def _store(session: Session, idempotency: Idempotency, schedule: Schedule,
+           parts: list[ScheduleCampaign]) -> StoredSchedulePublic:
+    _add(session, schedule, parts)
     answer = _public(session, schedule)
     idempotency.record(session, answer)
     session.commit()
@@ -207,10 +236,11 @@ def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: 
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled)
-    return _store(session, idempotency, Schedule(
+    schedule = Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
         campaign_ids=schedule_in.campaign_ids, result=_result(result, unscheduled),
-        created_by=caller.principal, created_by_name=caller.name))
+        created_by=caller.principal, created_by_name=caller.name)
+    return _store(session, idempotency, schedule, _by_campaign(schedule, problem))
 
 
 def _get_schedule(session: Session, schedule_id: str) -> Schedule:
@@ -228,7 +258,8 @@ def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic
 def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
                workers: WorkerPool, grace_seconds: float, created_by: str,
                created_by_name: str | None, progress: solving.OnProgress | None = None,
-               cancelled: solving.IsCancelled | None = None) -> Schedule:
+               cancelled: solving.IsCancelled | None = None
+               ) -> tuple[Schedule, list[ScheduleCampaign]]:
     # Started work stays; other tasks keep their resource and hours per day where they can,
     # and the answer says how many did not.
     started = {a.task: (a.resource, a.start) for a in old.schedule.assignments
@@ -241,10 +272,11 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled)
-    return Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
-                    campaign_ids=old.campaign_ids, replan_of=old.id,
-                    result=_result(result, unscheduled), created_by=created_by,
-                    created_by_name=created_by_name)
+    schedule = Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
+                        campaign_ids=old.campaign_ids, replan_of=old.id,
+                        result=_result(result, unscheduled), created_by=created_by,
+                        created_by_name=created_by_name)
+    return schedule, _by_campaign(schedule, problem)
 
 
 def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
@@ -253,7 +285,7 @@ def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
            cancelled: solving.IsCancelled | None = None) -> StoredSchedulePublic:
     """Schedule again after milestones or capacity changed, moving as little as possible."""
     old = read_schedule(session=session, schedule_id=schedule_id)
-    return _store(session, idempotency, _replanned(
+    return _store(session, idempotency, *_replanned(
         session, old, replan_in.as_of or date.today(), replan_in.time_limit_seconds, workers,
         grace_seconds, caller.principal, caller.name, progress, cancelled))
 
@@ -296,8 +328,8 @@ def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPo
             continue
         old = _public(session, schedule)
         try:
-            new = _replanned(session, old, as_of, DEFAULT_TIME_LIMIT, workers, grace_seconds,
-                             AUTO_REPLANNER, None)
+            new, parts = _replanned(session, old, as_of, DEFAULT_TIME_LIMIT, workers,
+                                    grace_seconds, AUTO_REPLANNER, None)
         except Problem as problem:
             session.rollback()
             logger.warning("automatic re-plan of %s failed: %s", schedule_id, problem)
@@ -306,7 +338,7 @@ def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPo
         # row lock (SQLite: the write transaction) makes the check and the insert one step.
         session.exec(select(Schedule.id).where(Schedule.id == schedule_id).with_for_update())
         if _latest_and_stale(session, schedule_id):
-            session.add(new)
+            _add(session, new, parts)
             made.append(new.id)
         session.commit()
     return made
@@ -318,18 +350,30 @@ def _newest_first(session: Session) -> list[tuple[str, list[str]]]:
     return [(schedule_id, scope) for schedule_id, scope in rows]
 
 
-def newest_holding(session: Session, campaign_id: str,
-                   task_ids: set[str]) -> tuple[Schedule, list[dict[str, Any]]] | None:
+@dataclass(frozen=True)
+class Holding:
+    """A stored schedule's placements of some of a campaign's tasks, as stored JSON."""
+    schedule_id: str
+    created_at: datetime
+    assignments: list[dict[str, Any]]
+    late: list[dict[str, Any]]
+
+
+def newest_holding(session: Session, campaign_id: str, task_ids: set[str]) -> Holding | None:
     """The newest stored schedule that placed any of these tasks of the campaign, with those
-    tasks' assignments (as stored JSON); None if no schedule did."""
-    for schedule_id, scope in _newest_first(session):
-        if scope and campaign_id not in scope:
-            continue
-        schedule = session.get(Schedule, schedule_id)
-        assert schedule is not None
-        held = [a for a in schedule.result["assignments"] if a["task"] in task_ids]
+    tasks' assignments and late entries; None if no schedule did."""
+    # The campaign's parts only: a department-year's schedule holds 3,000 assignments, and
+    # parsing them all to find one campaign's dozen took half the overview's time.
+    rows = session.exec(select(Schedule.id, Schedule.created_at, ScheduleCampaign.assignments,
+                               ScheduleCampaign.late)
+                        .join(ScheduleCampaign, col(ScheduleCampaign.schedule_id) == Schedule.id)
+                        .where(ScheduleCampaign.campaign_id == campaign_id)
+                        .order_by(col(Schedule.created_at).desc(), col(Schedule.id).desc()))
+    for schedule_id, created_at, assignments, late in rows:
+        held = [a for a in assignments if a["task"] in task_ids]
         if held:
-            return schedule, held
+            return Holding(schedule_id, created_at, held,
+                           [x for x in late if x["task"] in task_ids])
     return None
 
 
