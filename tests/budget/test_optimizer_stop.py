@@ -74,3 +74,22 @@ def test_a_stop_that_never_comes_changes_nothing():
     # The same plan to the cent, status and gap; only the wall time differs.
     assert replace(solve(problem, stop=lambda: False), seconds=0) == \
         replace(solve(problem), seconds=0)
+
+
+def test_the_repaired_coarse_plan_is_heard_before_the_polish(monkeypatch):
+    from services.budget.optimizer import milp
+    problem = s_curves_and_deals()
+    heard: list[Progress] = []
+    heard_at_polish: list[int] = []
+    polish = milp._polish
+
+    def spied(*args, **kwargs):
+        heard_at_polish.append(len(heard))
+        return polish(*args, **kwargs)
+    monkeypatch.setattr(milp, "_polish", spied)
+    result = solve(problem, heard.append)
+    # The polish re-solves the first plan on the real curves (seconds at 150 x 52); a stop or
+    # a short limit in that time keeps the plan heard before it, which places money.
+    assert heard_at_polish == [1]
+    assert heard[0].incumbent > 0 and heard[0].bound is None
+    assert float(result.expected_return) >= heard[0].incumbent * (1 - 1e-9)

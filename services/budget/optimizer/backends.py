@@ -39,13 +39,17 @@ class Run:
 def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
               relax: bool = False, on_improve: OnImprove | None = None,
               good_enough: float | None = None, stop: Stop | None = None,
-              gap: float = MIP_GAP) -> Run:
+              gap: float = MIP_GAP, interior: bool = False) -> Run:
     """Solve `form` with HiGHS within `seconds`, from the column values `start` if given.
-    `relax`: its LP relaxation. `gap`: the MILP's relative gap. `good_enough`: a bound from
-    elsewhere; the MILP stops once its incumbent is within `gap` of it. `stop`: interrupts the
-    solve once true."""
+    `relax`: its LP relaxation (`interior`: by interior point without presolve, see
+    `relax_then_fix`). `gap`: the MILP's relative gap. `good_enough`: a bound from elsewhere;
+    the MILP stops once its incumbent is within `gap` of it. `stop`: interrupts the solve once
+    true."""
     highs = _highs(form, seconds, relax, stop)
     highs.setOptionValue("mip_rel_gap", gap)
+    if relax and interior:
+        highs.setOptionValue("presolve", "off")
+        highs.setOptionValue("solver", "ipm")
     if not relax:
         # HiGHS's MIP presolve on these many thin columns takes seconds (8 of 27 on the other
         # shapes at 50 × 13) and hears no interrupt, so neither the deadline nor a stop; its

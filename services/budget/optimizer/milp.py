@@ -19,6 +19,7 @@ the real curves near it), and its row prices y give the bound L(y) on the real c
 can spend. A plan is proven once within `_gap` of the bound: half of what the curves' own error
 leaves of the answer's 0.1 %, so that the two together keep that promise.
 """
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -104,6 +105,12 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         _check(relaxed, model, cells, deadline)
         if repaired is not None and repaired.x is not None:
             spend = coarse_model.cell_spend(repaired.x, len(cells))
+            if coarse_model.feasible(repaired.x):
+                # The first plan, heard before the real cells' models are made and the plan
+                # polished (seconds at 150 x 52), so a stop or a short limit keeps it.
+                best = spend, _objective(model, cells, spend)
+                if report:
+                    report(best[1], None)   # the coarse LP bounds the coarse curves only
         elif relaxed.x is not None:
             spend = coarse_model.cell_spend(relaxed.x, len(cells))
         if relaxed.row_dual is not None:
@@ -153,8 +160,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             best = _better(best, plan, form.maximise)
             if report:
                 report(best[1], bound)
-            if _within_gap(plan[1], bound, gap) and \
-                    not _inside_envelope(cells, spend, form.exact):
+            # `plan` is scored on the real curves and `bound` holds for every model whose
+            # curves lie at or below their envelopes: within the gap, proven wherever it sits.
+            if _within_gap(plan[1], bound, gap):
                 return _solution(model, cells, form if marginal is None else None, None, plan,
                                  bound, report, deadline, gap, marginal)
         if stopped() or _left(deadline) <= 0:
@@ -168,7 +176,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             y[envelope_model.row_index("budget")] = budget_price
             priced = _priced(envelope_model, y)
             continue
-        on_improve = None if report is None else _improving(model, cells, form, report)
+        on_improve = None if report is None else _improving(model, cells, form, report, bound)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
                         good_enough=bound, stop=stop, gap=gap)
         _check(run, model, cells, deadline)
@@ -193,12 +201,14 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
-    """The LP of `form` with its integer columns fixed at their values in `x`."""
+    """The LP of `form` with its integer columns fixed at their values in `x`, by interior
+    point without presolve, as the relaxation (`relax_then_fix`): on the polish's 48,000 thin
+    columns at 150 x 52 that is 0.6 s of CPU against 2.4 s for presolve and simplex."""
     at = np.round(x[form.integer])
     lower, upper = form.col_lower.copy(), form.col_upper.copy()
     lower[form.integer], upper[form.integer] = at, at
     return run_highs(replace(form, col_lower=lower, col_upper=upper), _left(deadline),
-                     relax=True, stop=stop)
+                     relax=True, stop=stop, interior=True)
 
 
 def _gap(cells: Cells, best: tuple[Floats, float] | None, bound: float | None,
@@ -332,12 +342,15 @@ def _tighter(bound: float | None, new: float | None, reached: float,
     return min(bound, new) if maximise else max(bound, new)
 
 
-def _improving(model: ScaledProblem, cells: Cells, form: Formulation,
-               report: Report) -> Callable[[Floats, float], None]:
+def _improving(model: ScaledProblem, cells: Cells, form: Formulation, report: Report,
+               known: float | None) -> Callable[[Floats, float], None]:
     """HiGHS's improving solutions as reports, each scored on the curves (an envelope's own
-    objective overstates a plan inside a non-concave stretch)."""
+    objective overstates a plan inside a non-concave stretch), with the tighter of HiGHS's
+    bound (infinite before its root is solved) and the `known` one."""
     def on_improve(x: Floats, bound: float) -> None:
-        report(_objective(model, cells, form.cell_spend(x, len(cells))), bound)
+        objective = _objective(model, cells, form.cell_spend(x, len(cells)))
+        report(objective, _tighter(known, bound if math.isfinite(bound) else None, objective,
+                                   form.maximise))
     return on_improve
 
 
