@@ -13,13 +13,17 @@ gating from a cold start against tangent gating from the concave-envelope LP (an
 alone); then the issue's targets with their time limits (including the other workload shapes:
 steeper S-curves, caps on 30 % of the channels, period caps, a brand group over S-curves and
 deals, seasonal weights, flatter concave curves), and 1,000 concave channels × 52 periods
-through the API (`marketplan up`, via the gateway). With `--before <commit>`, the exact greedy
-path (1,000 concave channels × 52 periods, both curve shapes) timed on that commit's optimizer
-and on this one, in the same run, alternating, as a ratio; and the API figure for both trees
-(that commit's whole tree runs its own `marketplan up` beside this one's, taking turns).
+through the API (`marketplan up`, via the gateway). With `--milp-before <commit>`, the MILP
+workloads (the mix, the other shapes, S-curves, and a department's weekly 150 and 200 × 52
+requests with S-curves, deals and a brand group) on that commit's optimizer and on this one,
+each solve in a fresh process: time to the first plan, to the answer, its status and gap.
+With `--before <commit>`, the exact greedy path (1,000 concave channels × 52 periods, both
+curve shapes) timed on that commit's optimizer and on this one, in the same run, alternating,
+as a ratio; and the API figure for both trees (that commit's whole tree runs its own
+`marketplan up` beside this one's, taking turns).
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
-                              [--milp-before COMMIT] [--only-milp]
+                              [--milp-before COMMIT [--milp-cases LABEL ...]] [--only-milp]
 """
 import argparse
 import json
@@ -313,6 +317,44 @@ def concave_request(channels: int, periods: int, flat: bool = False) -> dict:
                         for w in range(periods)]}
 
 
+def weekly_request(channels: int, seed: int = 150, time_limit: float = 20.0) -> dict:
+    """A department's weekly request, shaped as users' are (the saved 100/150/200 × 52 ones):
+    Hill curves on 60 % of the channels (two in three S-shaped, alpha 1.5–3), linear and
+    piecewise (often S-shaped) points curves, deals on 14 %, caps on a third, a brand group of
+    every third channel at 25 %, 52 weeks with quarterly ramps in weight and caps at twice an
+    even share, 5 % reserve."""
+    rng = np.random.default_rng(seed)
+    total = channels * 150_000
+
+    def channel(i: int) -> dict:
+        kind = rng.random()
+        if kind < 0.14:
+            cost = int(rng.integers(20_000, 190_000))
+            return {"id": f"ch{i}", "response": {"type": "deal", "cost": str(cost),
+                                                 "return": str(int(cost * rng.uniform(0.3, 3.0)))}}
+        if kind < 0.27:
+            response = {"type": "linear", "roi": str(round(rng.uniform(0.7, 2.2), 2))}
+        elif kind < 0.40:
+            spends = np.cumsum(rng.uniform(25_000, 100_000, 5))
+            returns = np.cumsum(rng.uniform(0.3, 3.0, 5) * np.diff(np.r_[0, spends]))
+            response = {"type": "points", "points": [[0, 0]] + [[str(int(s)), str(int(r))]
+                                                              for s, r in zip(spends, returns)]}
+        else:
+            alpha = rng.uniform(1.5, 3.0) if rng.random() < 0.67 else rng.uniform(0.6, 1.0)
+            response = {"type": "hill", "beta": str(int(rng.uniform(200_000, 1_900_000))),
+                        "k": str(int(rng.uniform(60_000, 500_000))), "alpha": str(round(alpha, 2))}
+        capped = rng.random() < 0.33
+        return {"id": f"ch{i}", "response": response} | (
+            {"max": str(int(rng.uniform(110_000, 600_000)))} if capped else {})
+    made = [channel(i) for i in range(channels)]
+    return {"currency": "USD", "total": str(total), "reserve": {"percent": "5"},
+            "channels": made, "time_limit_seconds": time_limit,
+            "groups": [{"id": "brand", "channels": [c["id"] for c in made[::3]],
+                        "min_share": "0.25"}],
+            "periods": [{"id": f"w{w + 1}", "weight": str(round(1 + 0.0385 * (w % 13), 2)),
+                         "cap": str(2 * total // 52)} for w in range(52)]}
+
+
 def _concave_problem(channels: int, periods: int, flat: bool = False) -> Problem:
     return to_problem(OptimizationRequest.model_validate(concave_request(channels, periods, flat)))
 
@@ -410,14 +452,20 @@ sys.path.insert(0, sys.argv[2])
 from optimizer import MILP_CASES
 problem = MILP_CASES[sys.argv[1]][0]()
 started, cpu = time.perf_counter(), time.process_time()
+first = {}
+def heard(progress):
+    # The first plan that places money (a job shows it; a stop or the limit answers it).
+    if not first and progress.incumbent > 0:
+        first.update(first=time.perf_counter() - started, first_cpu=time.process_time() - cpu)
 try:
-    result = solve(problem)
+    result = solve(problem, heard)
     answer = {"status": result.status, "gap": result.gap, "error": result.approximation_error,
               "expected_return": str(result.expected_return)}
 except SolveTimeout:
     answer = {"status": "no plan", "gap": None, "error": None, "expected_return": "0"}
 print(json.dumps(answer | {"seconds": time.perf_counter() - started,
-                           "cpu": time.process_time() - cpu}))
+                           "cpu": time.process_time() - cpu, "first": None, "first_cpu": None}
+                 | first))
 """
 
 # The MILP workloads: how to make each, and the issue's target for it.
@@ -430,21 +478,34 @@ MILP_CASES = {
     "100 × 26 other shapes, 6 deals (10 s)": (lambda: hard_problem(100, 26, 6, time_limit=10),
                                               "(not an issue target)"),
     "200 S-shaped × 20 (20 s)": (lambda: s_curve_problem(200, 20, 20), "a plan within 20 s"),
+    "weekly 150 × 52, S-curves, deals, brand group (20 s)": (
+        lambda: _weekly_problem(150), "a first plan in a couple of seconds"),
+    "weekly 200 × 52, S-curves, deals, brand group (20 s)": (
+        lambda: _weekly_problem(200), "a first plan in a couple of seconds"),
 }
 
 
-def milp_before_after(commit: str) -> list[str]:
-    """The MILP workloads on `commit`'s optimizer and on this tree's, each solve in a fresh
-    process, the two in turn: wall and CPU seconds, the answer and its gap."""
+def _weekly_problem(channels: int) -> Problem:
+    return to_problem(OptimizationRequest.model_validate(weekly_request(channels)))
+
+
+def milp_before_after(commit: str, only: list[str] | None = None) -> list[str]:
+    """The MILP workloads (those whose label holds one of `only`, if given) on `commit`'s
+    optimizer and on this tree's, each solve in a fresh process, the two in turn: wall and
+    CPU seconds to the first plan and to the answer, the answer and its gap."""
     root = Path(__file__).resolve().parent.parent
-    lines = ["", f"| MILP workload | before ({commit[:7]}): wall (CPU), answer | after: wall (CPU), "
-                 "answer | CPU before ÷ after | target |", "|---|---|---|---|---|"]
+    lines = ["", f"| MILP workload | before ({commit[:7]}): first plan; end, wall (CPU), answer | "
+                 "after: first plan; end, wall (CPU), answer | CPU before ÷ after | target |",
+             "|---|---|---|---|---|"]
 
     def cell(run: dict) -> str:
         gap = "–" if run["gap"] is None else f"{run['gap']:.1e}"
         error = "–" if run["error"] is None else f"{run['error']:.1e}"
-        return (f"{run['seconds']:.2f} s ({run['cpu']:.2f} s), {run['status']}, gap {gap}, "
-                f"error {error}, return {float(run['expected_return']):,.0f}")
+        first = "none" if run["first"] is None else \
+            f"{run['first']:.2f} s ({run['first_cpu']:.2f} s)"
+        return (f"first plan {first}; {run['seconds']:.2f} s ({run['cpu']:.2f} s), "
+                f"{run['status']}, gap {gap}, error {error}, "
+                f"return {float(run['expected_return']):,.0f}")
 
     with tempfile.TemporaryDirectory() as work:
         before = Path(work) / "before"
@@ -453,6 +514,8 @@ def milp_before_after(commit: str) -> list[str]:
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
         for label, (_, target) in MILP_CASES.items():
+            if only and not any(part in label for part in only):
+                continue
             runs = {}
             for name, tree in (("before", before), ("after", root)):
                 out = subprocess.run([sys.executable, "-c", _MILP_TIMER, label,
@@ -622,13 +685,15 @@ def main() -> None:
     parser.add_argument("--only-greedy", action="store_true",
                         help="only the greedy path: before/after and through the API")
     parser.add_argument("--milp-before", help="a commit whose MILP to time against this tree's")
+    parser.add_argument("--milp-cases", nargs="*",
+                        help="with --milp-before: only the workloads whose label holds one of these")
     parser.add_argument("--only-milp", action="store_true",
                         help="only the MILP: before/after (with --milp-before) and the stop")
     args = parser.parse_args()
     sections = [] if args.only_greedy or args.only_milp else \
         [lambda: compare(args.instances), model_build, methods, targets]
     if args.milp_before:
-        sections.append(lambda: milp_before_after(args.milp_before))
+        sections.append(lambda: milp_before_after(args.milp_before, args.milp_cases))
     if args.only_milp:
         sections.append(stop_latency)
     if args.before:
