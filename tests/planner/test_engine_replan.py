@@ -3,6 +3,7 @@ moved (`engine.stability`), and the engine's order for a re-plan: least weighted
 first, then fewest tasks moved, then the earliest last day.
 
 CP-SAT runs in a worker process, as in the service (it cannot share a process with highspy)."""
+import time
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -200,3 +201,49 @@ def test_keep_more_puts_back_a_task_once_another_made_room():
     kept = priority_rule.keep_more(model, stopped)
     assert priority_rule.measure(model, kept) == (0, 0, 4)
     assert kept == _plan(model, {t: p.days for t, p in PREVIOUS.items()})
+
+
+def _put_back_swapped(problem: Problem) -> dict[str, Work]:
+    # A stopped search left c2-brief on Mon 8 h and c1-b and c2-copy on each other's day.
+    from services.planner.engine import cp_sat
+    model = Model(problem)
+    stopped = _plan(model, {"c1-a": ((WED, 8 * UNIT),), "c1-b": ((FRI, 8 * UNIT),),
+                            "c2-brief": ((MON, 8 * UNIT),), "c2-copy": ((THU, 8 * UNIT),)})
+    windows = {t: (model.earliest(t), model.deadline(t) or 0) for t in model.order}
+    return cp_sat.put_back(model, stopped, windows, ends=time.perf_counter() + 30)
+
+
+def test_put_back_swaps_back_what_keep_more_cannot(pool):
+    # The same stopped plan as above: keep_more leaves c1-b and c2-copy moved (neither fits
+    # back alone); put_back re-places c1-b together with the work around its Thursday (all of
+    # ana's week) and finds every task on its previous hours: 3 moved → 0.
+    problem = replace(BEFORE, previous=PREVIOUS, time_limit=10)
+    model = Model(problem)
+    plan = pool(_put_back_swapped, problem)
+    assert plan == _plan(model, {t: p.days for t, p in PREVIOUS.items()})
+    assert priority_rule.measure(model, plan) == (0, 0, 4)
+
+
+def _put_back_on_time(problem: Problem) -> dict[str, Work]:
+    from services.planner.engine import cp_sat
+    model = Model(problem)
+    plan = _plan(model, {"s": ((MON, 800),), "u": ((TUE, 800),), "v": ((WED, 800),)})
+    # Windows up to the horizon's end: the searches may make a task late.
+    windows = {t: (model.earliest(t), len(model.days) - 1) for t in model.order}
+    return cp_sat.put_back(model, plan, windows, ends=time.perf_counter() + 30)
+
+
+def test_put_back_keeps_a_task_moved_where_going_back_makes_one_late(pool):
+    # The worked example: s is due Monday now; it was on Tuesday and u on Monday. Going back
+    # to the previous plan (u Monday, s Tuesday) moves nothing but leaves s 1 working day
+    # late: lateness comes first, so the plan stays, 2 moved.
+    tasks = (Task("s", "copy", 8 * UNIT, deadline=MON), Task("u", "copy", 8 * UNIT, deadline=FRI),
+             Task("v", "copy", 8 * UNIT, deadline=FRI))
+    previous = {"s": Previous("ana", ((TUE, 800),)), "u": Previous("ana", ((MON, 800),)),
+                "v": Previous("ana", ((WED, 800),))}
+    problem = Problem(start=MON, horizon_days=14, resources=(ANA,), tasks=tasks,
+                      previous=previous, time_limit=10)
+    model = Model(problem)
+    plan = pool(_put_back_on_time, problem)
+    assert plan == _plan(model, {"s": ((MON, 800),), "u": ((TUE, 800),), "v": ((WED, 800),)})
+    assert priority_rule.measure(model, plan) == (0, 2, 2)

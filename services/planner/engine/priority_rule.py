@@ -122,7 +122,7 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
             free[work.resource][d] -= h
     plan |= _place_started(model, free, skip=plan.keys())
     limit = _limits(model, plan)
-    held = {t: w for t, w in _keepable_alone(model).items()
+    held = {t: w for t, w in keepable_alone(model).items()
             if t not in plan} if around_previous else {}
     reserved = {r: [0] * len(model.days) for r in model.resources}
     for work in held.values():
@@ -260,7 +260,7 @@ def _orders(model: Model, latest: dict[str, int], position: dict[str, int]) -> d
     }
 
 
-def _keepable_alone(model: Model) -> Plan:
+def keepable_alone(model: Model) -> Plan:
     """The previous hours of every task for which they are still a valid place on their own
     (resource, window, pin, the resource's days), whatever the other tasks do."""
     found: Plan = {}
@@ -288,7 +288,7 @@ def _keepable(model: Model) -> Plan:
     """The tasks whose previous hours are still a valid place on their own, taken in
     topological order while they fit in the capacity and after their kept predecessors."""
     free = _free(model)
-    alone = _keepable_alone(model)
+    alone = keepable_alone(model)
     kept: Plan = {}
     for task in model.topological:
         if (work := alone.get(task)) is None \
