@@ -70,10 +70,10 @@ def read_review(*, session: Session, budget_id: str) -> ReviewPublic:
     rules = PlaybookRules.model_validate(budget.rules)
     channels = session.exec(select(Channel).where(Channel.budget_id == budget.id)
                             .order_by(Channel.id)).all()
-    order = [p.id for p in budget_periods(budget)]
+    position = {p.id: i for i, p in enumerate(budget_periods(budget))}
     history: dict[str, list[tuple[str, int, int]]] = defaultdict(list)
     for (channel_id, period), cell in sorted(cells(session, budget).items(),
-                                             key=lambda item: order.index(item[0][1])):
+                                             key=lambda item: position[item[0][1]]):
         if cell.reported:
             history[channel_id].append((period, cell.spend, cell.earned))
     totals = {c.id: (sum(s for _, s, _ in history[c.id]), sum(r for _, _, r in history[c.id]))
