@@ -139,6 +139,18 @@ class _Rows:
             self.request.append((row, sense, penalty))
 
 
+    def add_pairs(self, names: list[str], first: Indices, second: Indices, coef: Floats,
+                  lower: Floats, upper: Floats) -> None:
+        """Internal rows lower ≤ x[first] + coef · x[second] ≤ upper, one per entry, at once."""
+        made = np.arange(len(self.names), len(self.names) + len(names), dtype=np.intp)
+        self.rows.append(np.repeat(made, 2))
+        self.cols.append(np.column_stack([first, second]).ravel())
+        self.vals.append(np.column_stack([np.ones(len(names)), coef]).ravel())
+        self.lower += lower.tolist()
+        self.upper += upper.tolist()
+        self.names += names
+
+
 class _Columns:
     """Columns appended block by block."""
 
@@ -295,14 +307,21 @@ def _channel_rows(rows: _Rows, model: ScaledProblem, cell_of: Indices,
 
 def _gate_rows(rows: _Rows, amounts: Indices, gates: Indices, lengths: Floats,
                gated: int) -> None:
-    """z_j = 1: segment j is full and j + 1 may be used (the last gate opens all the rest)."""
-    for j in range(gated):
-        rows.add(f"fill_{amounts[j]}", np.array([amounts[j], gates[j]]),
-                 np.array([1.0, -lengths[j]]), ">=", 0.0, request=False)
-        following = range(j + 1, len(amounts)) if j + 1 == gated else range(j + 1, j + 2)
-        for k in following:
-            rows.add(f"open_{amounts[k]}_{j}", np.array([amounts[k], gates[j]]),
-                     np.array([1.0, -lengths[k]]), "<=", 0.0, request=False)
+    """z_j = 1: segment j is full and j + 1 may be used (the last gate opens all the rest).
+
+    Rows in the order fill_0, open_1_0, fill_1, open_2_1, …, fill_{g−1}, then the last gate's
+    opens, made as arrays (a row at a time took 1.6 s of CPU for 52,000 gates at 150 × 52)."""
+    last = gated - 1
+    j = np.arange(last)
+    # Segment, gate, which of the pair (0: fill, 1: open), interleaved, then the last gate's.
+    segment = np.r_[np.column_stack([j, j + 1]).ravel(), last, np.arange(gated, len(amounts))]
+    gate = np.r_[np.repeat(j, 2), last, np.full(len(amounts) - gated, last)]
+    opens = np.r_[np.tile([False, True], last), False,
+                  np.ones(len(amounts) - gated, dtype=bool)]
+    names = [f"open_{amounts[k]}_{g}" if o else f"fill_{amounts[k]}"
+             for k, g, o in zip(segment.tolist(), gate.tolist(), opens.tolist())]
+    rows.add_pairs(names, amounts[segment], gates[gate], -lengths[segment],
+                   np.where(opens, -np.inf, 0.0), np.where(opens, 0.0, np.inf))
 
 
 def _csr(rows: _Rows, count: int) -> tuple[Indices, Indices, Floats]:
