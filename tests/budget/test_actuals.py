@@ -91,6 +91,22 @@ def test_variance_compares_plan_with_draws_against_actuals_and_alerts(api):
     assert sum(Decimal(r["planned"]) for r in variance["rows"]) == Decimal(total["planned_total"])
 
 
+
+def test_a_share_too_small_to_show_is_zero_without_a_sign(api):
+    budget, channels = api.budget_with_channels(
+        [LINEAR[0] | {"min": "30000", "max": "30000"}], total="30000",
+        reserve={"amount": "0"}, end_date="2027-01-31")
+    api.approved_plan(budget["id"])
+    # One cent under 30000.00 planned: 100 × -0.01 / 30000 = -0.0000333…, which rounds to
+    # -0.0000 and is written 0.0000, as every ratio of the API; the ROI is 2 exactly.
+    api.ok(api.post(f"/budgets/{budget['id']}/actuals", {"rows": rows(
+        channels, {"alpha": [("29999.99", "59999.98")]})}, role="finance"))
+    [row] = api.ok(api.get(f"/budgets/{budget['id']}/variance"))["rows"]
+    assert (row["planned"], row["variance"], row["variance_percent"], row["roi"]) == (
+        "30000.00", "-0.01", "0.0000", "2.0000")
+    [line] = read_csv(api.get(f"/budgets/{budget['id']}/variance.csv"))
+    assert (line["variance"], line["variance_percent"]) == ("-0.01", "0.0000")
+
 def test_review_applies_admit_scale_and_exit_rules(api):
     budget, channels = api.budget_with_channels(
         LINEAR, total="4000", reserve={"amount": "0"},

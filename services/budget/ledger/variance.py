@@ -25,6 +25,8 @@ from shared.errors import NotFound
 from shared.money import minor_units, quantum, to_minor
 from shared.types import Money, Ratio
 
+RATIO_PLACES = Decimal("0.0001")
+
 
 @dataclass
 class Cell:
@@ -133,7 +135,10 @@ def money_of(currency: str) -> Callable[[int], Decimal]:
 def _ratio(numerator: int, denominator: int) -> Decimal | None:
     if denominator == 0:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(Decimal("0.0001"))
+    ratio = (Decimal(numerator) / Decimal(denominator)).quantize(RATIO_PLACES)
+    # A small negative share rounds to -0.0000, which the API's Ratio writes as 0.0000: the
+    # rows are built without validation, so the zero is made unsigned here.
+    return ratio if ratio else abs(ratio)
 
 
 def read_variance(*, session: Session, budget_id: str,
@@ -169,7 +174,9 @@ def read_variance(*, session: Session, budget_id: str,
 
     for channel_id, period in keys:
         cell = table[channel_id, period]
-        rows.append(VarianceRowPublic(
+        # Built as they are, not validated: every value is made above, and validating 2,650
+        # rows (seven decimals each through Python validators) cost a seventh of the answer.
+        rows.append(VarianceRowPublic.model_construct(
             channel_id=channel_id, channel=names[channel_id], period=period,
             planned=money(cell.planned), spend=money(cell.spend),
             variance=money(cell.spend - cell.planned),
