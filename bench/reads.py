@@ -19,13 +19,21 @@ resident memory above where it started (VmHWM, reset before each export). `--exp
 COMMIT` measures that commit's `services/budget/ledger/exports.py` on the same rows too.
 
     .venv/bin/python bench/reads.py [--backend sqlite postgresql] [--scale 1] [--reads 40]
-                                    [--exports-from COMMIT]
+                                    [--exports-from COMMIT] [--keep DIR] [--only NAME ...]
 
 Prints Markdown tables (p50/p95 in ms and p50/p95 as a ratio to the trivial read's p50).
+
+To iterate on one read: `--keep DIR` keeps each backend's loaded system in `DIR/<backend>`
+(the var directory, the PostgreSQL data directory, the dataset's ids) and a later run with the
+same `DIR`, scale and seed starts it again instead of loading for minutes; `--only` times only
+the reads whose names contain one of the words given (and the trivial read), without the
+export memory.
 """
 import argparse
+import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,6 +42,8 @@ import tracemalloc
 import types
 import uuid
 from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import asdict
 from datetime import UTC, date, datetime
 from pathlib import Path
 
@@ -54,6 +64,8 @@ from tests.postgres import PostgresServer, find_bin_dir, free_port  # noqa: E402
 TRIVIAL = "GET one budget"
 EXPORT_ROWS = (1_000, 10_000, 100_000)
 FEED, FEED_READS = "iCalendar feed, whole calendar", 5
+# A calendar client's poll of the same feed with the ETag it holds: nothing changed, so a 304.
+FEED_POLL = "iCalendar feed, whole calendar, unchanged (304)"
 MONTH, QUARTER = ("2027-11-01", "2027-11-30"), ("2027-10-01", "2027-12-31")
 
 
@@ -100,22 +112,29 @@ def reads(client: httpx.Client, data: Dataset, rng: random.Random) -> dict[str, 
         "CSV audit": lambda: f"{reported()}/audit.csv",
         "CSV review": lambda: f"{reported()}/review.csv",
         FEED: lambda: feed.removeprefix("/api/v1"),
+        FEED_POLL: lambda: feed.removeprefix("/api/v1"),
     }
 
 
-def measure(client: httpx.Client, data: Dataset, count: int,
-            rng: random.Random) -> tuple[dict[str, list[float]], dict[str, int]]:
-    """Seconds per call of each read, each call followed by a trivial read; bytes answered."""
-    paths = reads(client, data, rng)
+def measure(client: httpx.Client, data: Dataset, count: int, rng: random.Random,
+            only: list[str] | None = None) -> tuple[dict[str, list[float]], dict[str, int]]:
+    """Seconds per call of each read (those whose names contain a word of `only`, if given),
+    each call followed by a trivial read; bytes answered."""
+    paths = {name: path for name, path in reads(client, data, rng).items()
+             if only is None or name == TRIVIAL or any(word in name for word in only)}
     times: dict[str, list[float]] = {name: [] for name in paths}
     sizes: dict[str, int] = {}
+    etags: dict[str, str] = {}
 
     def get(name: str) -> None:
         path = paths[name]()
+        poll = name == FEED_POLL
+        if poll and path not in etags:
+            etags[path] = client.get(path).headers["etag"]
         began = time.perf_counter()
-        response = client.get(path)
+        response = client.get(path, headers={"If-None-Match": etags[path]} if poll else None)
         times[name].append(time.perf_counter() - began)
-        if response.status_code != 200:
+        if response.status_code != (304 if poll else 200):
             raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:300]}")
         sizes[name] = len(response.content)
 
@@ -124,8 +143,8 @@ def measure(client: httpx.Client, data: Dataset, count: int,
         times[name].clear()
     for round_ in range(count):
         for name in paths:
-            # The whole-calendar feed takes seconds: timed fewer times.
-            if name != TRIVIAL and (name != FEED or round_ < FEED_READS):
+            # The whole-calendar feed takes seconds (and so did its 304): timed fewer times.
+            if name != TRIVIAL and (name not in (FEED, FEED_POLL) or round_ < FEED_READS):
                 get(name)
                 get(TRIVIAL)
     return times, sizes
@@ -192,32 +211,79 @@ def export_memory(url: str, modules: dict[str, types.ModuleType]) -> list[tuple]
     return results
 
 
+class KeptPostgres(PostgresServer):
+    """A PostgreSQL server whose data directory is `root`, kept when it stops, so a later run
+    starts it again with what was loaded."""
+
+    def __init__(self, root: Path):
+        super().__init__()
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = root
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> None:
+        if not (self.root / "data").exists():
+            super().start()
+            return
+        result = self._run("pg_ctl", "-D", str(self.root / "data"), "-l",
+                           str(self.root / "server.log"), "-w", "-t", "60", "-o",
+                           f"-p {self.port} -c listen_addresses=127.0.0.1 -c "
+                           f"unix_socket_directories={self.root} -c fsync=off "
+                           "-c max_connections=200", "start")
+        if result.returncode != 0:
+            raise RuntimeError(f"pg_ctl start failed: {result.stderr.strip()}")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.root / "data"), "-m", "fast", "stop")
+
+
 def run_backend(backend: str, *, scale: float, seed: int, count: int,
-                modules: dict[str, types.ModuleType]) -> tuple[Dataset, dict, dict, list]:
-    admin_key = "bench-" + uuid.uuid4().hex
-    server = None
-    env: dict[str, str] = {}
-    if backend == "postgresql":
-        server = PostgresServer()
-        server.start()
-        for name in ("calendar", "budget", "planner"):
-            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(f"reads_{name}")
-    try:
-        with tempfile.TemporaryDirectory() as var_dir:
-            up, url = start(Path(var_dir), admin_key, env)
-            try:
-                with api_client(url, admin_key) as client:
+                modules: dict[str, types.ModuleType], keep: Path | None = None,
+                only: list[str] | None = None) -> tuple[Dataset, dict, dict, list]:
+    """Load (or, with `keep`, reuse) a department-year on `backend`, time its reads and,
+    unless `only` narrows them, the exports' memory."""
+    with ExitStack() as stack:
+        if keep is None:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        else:
+            home = keep / backend
+            home.mkdir(parents=True, exist_ok=True)
+        var_dir, saved = home / "var", home / "dataset.json"
+        var_dir.mkdir(exist_ok=True)
+        kept = json.loads(saved.read_text()) if saved.exists() else None
+        if kept is not None and (kept["scale"], kept["seed"]) != (scale, seed):
+            raise SystemExit(f"{home} holds scale {kept['scale']}, seed {kept['seed']}: "
+                             "pass those or another --keep directory")
+        admin_key = kept["admin_key"] if kept else "bench-" + uuid.uuid4().hex
+        server = None
+        env: dict[str, str] = {}
+        if backend == "postgresql":
+            server = KeptPostgres(home / "postgresql") if keep else PostgresServer()
+            server.start()
+            stack.callback(server.stop)
+            for name in ("calendar", "budget", "planner"):
+                env[f"{name.upper()}_DATABASE_URL"] = (
+                    server.url(f"reads_{name}") if kept else
+                    server.create_database(f"reads_{name}"))
+        up, url = start(var_dir, admin_key, env)
+        try:
+            with api_client(url, admin_key) as client:
+                if kept:
+                    data = Dataset(**kept["data"])
+                else:
                     data = generate(client, scale=scale, seed=seed, log=lambda message: print(
                         f"  {backend} {message}", file=sys.stderr))
-                    times, sizes = measure(client, data, count, random.Random(seed))
-            finally:
-                up.terminate()
-                up.wait(timeout=30)
-            memory = export_memory(server.create_database("reads_memory") if server else
-                                   f"sqlite:///{var_dir}/memory.db", modules)
-    finally:
-        if server is not None:
-            server.stop()
+                    if keep is not None:
+                        saved.write_text(json.dumps({"scale": scale, "seed": seed,
+                                                     "admin_key": admin_key,
+                                                     "data": asdict(data)}, default=str))
+                times, sizes = measure(client, data, count, random.Random(seed), only)
+        finally:
+            up.terminate()
+            up.wait(timeout=30)
+        memory = [] if only else export_memory(
+            server.create_database(f"reads_memory_{uuid.uuid4().hex[:8]}") if server else
+            f"sqlite:///{home}/memory-{uuid.uuid4().hex[:8]}.db", modules)
     return data, times, sizes, memory
 
 
@@ -255,6 +321,12 @@ def main() -> None:
     parser.add_argument("--reads", type=int, default=40, help="timed calls of each read")
     parser.add_argument("--exports-from", metavar="COMMIT",
                         help="also measure the memory of this commit's CSV exports")
+    parser.add_argument("--keep", metavar="DIR", type=Path,
+                        help="keep each backend's loaded system in DIR/<backend>; reuse it "
+                             "when it is there")
+    parser.add_argument("--only", nargs="+", metavar="WORD",
+                        help="time only the reads whose names contain one of these words "
+                             "(e.g. calendar conflicts feed), without the export memory")
     args = parser.parse_args()
     modules = {"this tree": exports}
     if args.exports_from:
@@ -265,9 +337,11 @@ def main() -> None:
                   "Debian's `postgresql` as `.ci/run` does, or pass `--backend sqlite`.\n")
             continue
         data, times, sizes, memory = run_backend(backend, scale=args.scale, seed=args.seed,
-                                                 count=args.reads, modules=modules)
+                                                 count=args.reads, modules=modules,
+                                                 keep=args.keep, only=args.only)
         print(table(backend, data, times, sizes), end="\n\n")
-        print(memory_table(memory), end="\n\n", flush=True)
+        if memory:
+            print(memory_table(memory), end="\n\n", flush=True)
 
 
 if __name__ == "__main__":

@@ -279,11 +279,23 @@ def read_calendar(session: SessionDep,
 
 @router.get("/conflicts", response_model=list[views.ConflictPublic])
 def read_conflicts(session: SessionDep, from_: Annotated[date, Query(alias="from")],
-                   to: date) -> list[views.ConflictPublic]:
+                   to: date, kind: views.ConflictKind | None = None,
+                   channel: ChannelFilter = None,
+                   campaign_id: Filter = None) -> list[views.ConflictPublic]:
     """List overlapping bursts on a channel, milestones outside their campaign, broken
     dependencies, launches inside another campaign's contingency window on a channel,
-    milestones on a non-working day of their market."""
-    return views.find_conflicts(session=session, start=from_, end=to)
+    milestones on a non-working day of their market; `kind`, `channel` and `campaign_id`
+    keep only those (how many of each: `/conflicts/summary`)."""
+    return views.find_conflicts(session=session, start=from_, end=to, kind=kind,
+                                channel=channel, campaign_id=campaign_id)
+
+
+@router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic)
+def read_conflict_summary(session: SessionDep, from_: Annotated[date, Query(alias="from")],
+                          to: date) -> views.ConflictSummaryPublic:
+    """Count the range's conflicts by kind, by channel and by campaign (the list, narrowed
+    by the same keys: `/conflicts?kind=&channel=&campaign_id=`)."""
+    return views.summarize_conflicts(session=session, start=from_, end=to)
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)
@@ -312,10 +324,11 @@ def _feed(request: Request, token: str, session: SessionDep, *, body: bool) -> R
     if feed.not_modified(request.headers.get("if-none-match"),
                          request.headers.get("if-modified-since")):
         return Response(status_code=304, headers=feed.headers())
+    rendered = feeds.render_feed(session=session, feed=feed)
     # HEAD answers GET's headers, its Content-Length included, without the body.
-    return Response(feed.body if body else b"", media_type="text/calendar; charset=utf-8",
+    return Response(rendered if body else b"", media_type="text/calendar; charset=utf-8",
                     headers=feed.headers() | ({} if body else
-                                              {"Content-Length": str(len(feed.body))}))
+                                              {"Content-Length": str(len(rendered))}))
 
 
 @router.get("/feeds/{token}.ics", response_class=Response,

@@ -8,10 +8,12 @@ successor's `DTSTART`; recurring reviews are events with an `RRULE` whose occurr
 fall on working days of the campaign's market (`graph.reviews`: `EXDATE`, and `RDATE` for
 those moved off a day off).
 
-A feed answers HEAD, carries a strong `ETag` (of its bytes) and `Last-Modified`, and answers
-304 to `If-None-Match` or (without it) `If-Modified-Since`, so a polling client downloads it
-only when it changed; `REFRESH-INTERVAL` (RFC 7986) and `X-PUBLISHED-TTL` (Outlook) say how
-often to poll.
+A feed answers HEAD, carries a strong `ETag` and `Last-Modified`, and answers 304 to
+`If-None-Match` or (without it) `If-Modified-Since`, so a polling client downloads it only
+when it changed; `REFRESH-INTERVAL` (RFC 7986) and `X-PUBLISHED-TTL` (Outlook) say how often
+to poll. The ETag names what the bytes are made from (the calendar's last change, the day for
+a whole-calendar feed, the rendering code), so a 304 is answered without rendering: the whole
+calendar of a department-year takes seconds to render, nearly all of it inside `icalendar`.
 """
 import hashlib
 import re
@@ -19,6 +21,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
+from importlib import metadata
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vDuration, vRecur
@@ -26,7 +30,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
-from services.calendar import audit
+from services.calendar import audit, graph
 from services.calendar.campaigns import Status
 from services.calendar.graph import Recurrence, recurrence, window_days
 from services.calendar.milestones import ApprovalPublic, latest_approvals
@@ -34,13 +38,16 @@ from services.calendar.models import (
     Approval,
     Campaign,
     Dependency,
+    EventSequence,
     FeedToken,
     Milestone,
     Phase,
     utcnow,
 )
+from services.calendar.outbox import SEQUENCE_ID
 from services.calendar.store import dependencies_of, get_campaign
 from services.calendar.views import campaigns_in
+from shared import workdays
 from shared.channels import ChannelKind
 from shared.errors import NotFound
 from shared.idempotency import Idempotency
@@ -144,11 +151,12 @@ def revoke_token(*, session: Session, token_id: str, caller: Caller) -> FeedToke
 
 @dataclass(frozen=True)
 class Feed:
-    """A rendered feed and its validators."""
+    """A feed's validators, worked out without rendering it, and what renders it."""
 
-    body: bytes
+    token: FeedToken
     etag: str
     last_modified: datetime
+    today: date
 
     def headers(self) -> dict[str, str]:
         return {"ETag": self.etag, "Last-Modified": format_datetime(self.last_modified,
@@ -173,29 +181,62 @@ class Feed:
         return self.last_modified.replace(microsecond=0) <= since
 
 
+def _renderer() -> str:
+    """What, besides the data, decides a feed's bytes: this code and the libraries it uses
+    (a deployment that changes them must not answer 304 to a copy made by the old ones)."""
+    digest = hashlib.sha256()
+    for source in sorted([Path(__file__), Path(workdays.__file__),
+                          *Path(graph.__file__).parent.glob("*.py")]):
+        digest.update(source.read_bytes())
+    for package in ("icalendar", "holidays"):
+        digest.update(metadata.version(package).encode())
+    return digest.hexdigest()
+
+
+_RENDERER = _renderer()
+
+
 def read_feed(*, session: Session, token: str, now: datetime) -> Feed:
-    """Render the feed a valid, unrevoked token opens; 404 for anything else (it reveals
-    nothing)."""
+    """Work out the validators of the feed a valid, unrevoked token opens, without rendering
+    it; 404 for anything else (it reveals nothing)."""
     row = session.exec(select(FeedToken).where(FeedToken.token_hash == _hash(token))).first()
     if row is None or row.revoked_at is not None:
         raise NotFound("This feed does not exist or its token was revoked; ask for a new link.")
+    # Every change the calendar makes takes the next position of the event feed in its own
+    # transaction, so the last position given out names the state the feed is rendered from:
+    # a poll answered 304 costs two one-row reads, not the seconds a big feed takes to render.
+    # Read before the rows it renders: a change committed in between can only make the body
+    # newer than its ETag (the next poll downloads it again), never older.
+    position = session.exec(select(EventSequence.last)
+                            .where(EventSequence.id == SEQUENCE_ID)).one()
+    today = now.date()
     if row.campaign_id is not None:
-        campaigns = [get_campaign(session, row.campaign_id)]
-        name = campaigns[0].name
         # Every change to a campaign, its phases and milestones included, touches it.
-        last_modified = campaigns[0].updated_at
+        last_modified = get_campaign(session, row.campaign_id).updated_at
+        state = f"{row.id} {position} {_RENDERER}"
     else:
-        today = now.date()
-        campaigns = list(campaigns_in(session, today - timedelta(days=FEED_PAST_DAYS),
-                                      today + timedelta(days=FEED_FUTURE_DAYS), **row.filters))
-        name = f"Marketplan: {row.label}"
         # A campaign may leave the feed when it changes (a filter, its dates) and the window
         # moves with the day: the newest change to any campaign, or today, dates the feed.
         newest = session.exec(select(func.max(Campaign.updated_at))).one()
         last_modified = max(filter(None, (newest, row.created_at,
                                           datetime.combine(today, time(), UTC))))
-    body = build_calendar(session, campaigns, name).to_ical()
-    return Feed(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"', last_modified)
+        state = f"{row.id} {position} {today} {_RENDERER}"
+    return Feed(row, '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"',
+                last_modified, today)
+
+
+def render_feed(*, session: Session, feed: Feed) -> bytes:
+    """Render the feed `read_feed` validated, as RFC 5545 bytes."""
+    row = feed.token
+    if row.campaign_id is not None:
+        campaigns = [get_campaign(session, row.campaign_id)]
+        name = campaigns[0].name
+    else:
+        campaigns = list(campaigns_in(session, feed.today - timedelta(days=FEED_PAST_DAYS),
+                                      feed.today + timedelta(days=FEED_FUTURE_DAYS),
+                                      **row.filters))
+        name = f"Marketplan: {row.label}"
+    return build_calendar(session, campaigns, name).to_ical()
 
 
 def _text(value: str, *, lines: bool = False) -> str:

@@ -38,6 +38,7 @@ from services.calendar.store import (
     get_milestone,
     load_graph,
     node,
+    rows_of,
     touch,
 )
 from shared.errors import Conflict, NotFound, invalid_fields
@@ -173,15 +174,19 @@ def latest_approvals(session: Session, milestone_ids: Sequence[str]) -> dict[str
               .where(col(Approval.milestone_id).in_(milestone_ids))
               .group_by(col(Approval.milestone_id)))
     return {a.milestone_id: a
-            for a in session.exec(select(Approval).where(col(Approval.id).in_(latest)))}
+            for a in session.exec(rows_of(Approval).where(col(Approval.id).in_(latest)))}
+
+
+# What a milestone's answer takes from its row (objects or read-only rows alike).
+_STORED = MilestonePublic.model_fields.keys() - {"approval", "depends_on"}
 
 
 def milestones_public(session: Session, milestones: Sequence[Milestone]) -> list[MilestonePublic]:
-    """These milestones with their dependencies and current decisions (one query each for
-    all of them)."""
+    """These milestones (objects or rows) with their dependencies and current decisions (one
+    query each for all of them)."""
     dependencies = dependencies_of(session, (m.id for m in milestones))
     approvals = latest_approvals(session, [m.id for m in milestones if m.kind == "review_gate"])
-    return [MilestonePublic(**m.model_dump(), depends_on=[
+    return [MilestonePublic(**{name: getattr(m, name) for name in _STORED}, depends_on=[
         DependencyPublic(milestone_id=d.predecessor_id, lag_days=d.lag_days)
         for d in dependencies[m.id]], approval=(approval_public(approvals[m.id])
                                                  if m.id in approvals else None))

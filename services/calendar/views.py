@@ -1,19 +1,20 @@
 """Read-side views across campaigns: the calendar for a date range, and its conflicts."""
 from bisect import bisect_left, bisect_right
+from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
 from itertools import islice
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col
 
 from services.calendar.campaigns import Status
 from services.calendar.graph import CONTINGENCY_HOURS, violations, window_days
 from services.calendar.milestones import MilestonePublic, milestones_public
 from services.calendar.models import Campaign, Milestone, Phase
 from services.calendar.phases import PhasePublic, phase_public
-from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of
+from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of, rows_of
 from shared.channels import ChannelKind
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
@@ -48,8 +49,9 @@ def campaigns_in(session: Session, start: date, end: date, *, channel: str | Non
                  status: str | None = None, owner: str | None = None,
                  after: str | None = None) -> Iterator[Campaign]:
     """Campaigns overlapping start..end, by id, filtered (channels live in a JSON list, so
-    that filter is applied here, the same way on SQLite and PostgreSQL)."""
-    statement = select(Campaign).where(Campaign.start_date <= end, Campaign.end_date >= start)
+    that filter is applied here, the same way on SQLite and PostgreSQL), as read-only rows."""
+    statement = rows_of(Campaign).where(col(Campaign.start_date) <= end,
+                                        col(Campaign.end_date) >= start)
     if status is not None:
         statement = statement.where(Campaign.status == status)
     if owner is not None:
@@ -76,16 +78,17 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
     next_cursor = encode_cursor([page[limit - 1].id]) if len(page) > limit else None
     page = page[:limit]
     # The page's phases and milestones in one query each (and one each for the milestones'
-    # dependencies and decisions), not four per campaign.
+    # dependencies and decisions), not four per campaign; read as rows, not ORM objects.
     ids = [campaign.id for campaign in page]
     phases: dict[str, list[Phase]] = {i: [] for i in ids}
-    for phase in session.exec(select(Phase).where(
-            col(Phase.campaign_id).in_(ids), Phase.start_date <= end, Phase.end_date >= start)
+    for phase in session.exec(rows_of(Phase).where(
+            col(Phase.campaign_id).in_(ids), col(Phase.start_date) <= end,
+            col(Phase.end_date) >= start)
             .order_by(col(Phase.start_date), col(Phase.id))):
         phases[phase.campaign_id].append(phase)
-    due = session.exec(select(Milestone).where(
-        col(Milestone.campaign_id).in_(ids), Milestone.due_date >= start,
-        Milestone.due_date <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
+    due = session.exec(rows_of(Milestone).where(
+        col(Milestone.campaign_id).in_(ids), col(Milestone.due_date) >= start,
+        col(Milestone.due_date) <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
     milestones: dict[str, list[MilestonePublic]] = {i: [] for i in ids}
     for milestone in milestones_public(session, due):
         milestones[milestone.campaign_id].append(milestone)
@@ -112,23 +115,55 @@ class ConflictPublic(BaseModel):
     end_date: date | None = None
 
 
+class ConflictSummaryPublic(BaseModel):
+    total: int
+    by_kind: dict[ConflictKind, int] = Field(description="Kinds with at least one conflict.")
+    by_channel: dict[str, int] = Field(description="Conflicts on a channel (overlapping "
+                                       "bursts, launches in a contingency window), by channel.")
+    by_campaign: dict[str, int] = Field(description="The conflicts each campaign is in, by "
+                                        "campaign id (a conflict of two counts for both).")
+
+
 def _window(milestone: Milestone) -> tuple[date, date]:
     days = window_days(milestone.window_hours or CONTINGENCY_HOURS)
     return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
 
 
-def find_conflicts(*, session: Session, start: date, end: date) -> list[ConflictPublic]:
-    """Overlapping bursts on a channel, milestones outside their campaign window, broken
-    dependencies, launches inside another campaign's contingency window on a channel, and
-    milestones due on a day that is not a working day of their market. Cancelled campaigns
-    are left out."""
+def find_conflicts(*, session: Session, start: date, end: date, kind: ConflictKind | None = None,
+                   channel: str | None = None,
+                   campaign_id: str | None = None) -> list[ConflictPublic]:
+    """List the range's conflicts of `kind`, on `channel`, involving `campaign_id` (each
+    filter when given): overlapping bursts on a channel, milestones outside their campaign
+    window, broken dependencies, launches inside another campaign's contingency window on a
+    channel, and milestones due on a day that is not a working day of their market.
+    Cancelled campaigns are left out."""
+    return [c for c in _conflicts(session, start, end)
+            if (kind is None or c.kind == kind) and (channel is None or c.channel == channel)
+            and (campaign_id is None or campaign_id in c.campaign_ids)]
+
+
+def summarize_conflicts(*, session: Session, start: date, end: date) -> ConflictSummaryPublic:
+    """Count the range's conflicts by kind, by channel and by campaign."""
+    conflicts = _conflicts(session, start, end)
+    return ConflictSummaryPublic(
+        total=len(conflicts),
+        by_kind=dict(sorted(Counter(c.kind for c in conflicts).items())),
+        by_channel=dict(sorted(Counter(c.channel for c in conflicts if c.channel).items())),
+        by_campaign=dict(sorted(Counter(i for c in conflicts for i in c.campaign_ids).items())))
+
+
+def _conflicts(session: Session, start: date, end: date) -> list[ConflictPublic]:
     check_range(start, end)
     campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
-    phases = session.exec(select(Phase).where(col(Phase.campaign_id).in_(ids),
-                                              Phase.kind == "burst")).all()
-    milestones = session.exec(select(Milestone).where(col(Milestone.campaign_id).in_(ids))).all()
+    phases = session.exec(rows_of(Phase).where(col(Phase.campaign_id).in_(ids),
+                                               col(Phase.kind) == "burst")).all()
+    milestones = session.exec(rows_of(Milestone)
+                              .where(col(Milestone.campaign_id).in_(ids))).all()
     by_id = {c.id: c for c in campaigns}
+    # Each campaign's channels as a set once, not twice per pair of overlapping bursts (a
+    # month holds tens of thousands of pairs, most without a channel in common).
+    channels = {c.id: set(c.channels) for c in campaigns}
     own: dict[str, list[Milestone]] = {c.id: [] for c in campaigns}
     for milestone in milestones:
         own[milestone.campaign_id].append(milestone)
@@ -147,7 +182,7 @@ def find_conflicts(*, session: Session, start: date, end: date) -> list[Conflict
     for a, b in overlaps:
         overlap = (b.start_date, min(a.end_date, b.end_date))
         ca, cb = by_id[a.campaign_id], by_id[b.campaign_id]
-        for channel in sorted(set(ca.channels) & set(cb.channels)):
+        for channel in sorted(channels[ca.id] & channels[cb.id]):
             conflicts.append(ConflictPublic(
                 kind="burst_overlap", channel=channel, campaign_ids=[ca.id, cb.id],
                 start_date=overlap[0], end_date=overlap[1],
@@ -200,7 +235,7 @@ def find_conflicts(*, session: Session, start: date, end: date) -> list[Conflict
             other = by_id[launch.campaign_id]
             if other.id == owner.id:
                 continue
-            for channel in sorted(set(owner.channels) & set(other.channels)):
+            for channel in sorted(channels[owner.id] & channels[other.id]):
                 conflicts.append(ConflictPublic(
                     kind="launch_in_contingency", channel=channel,
                     campaign_ids=[other.id, owner.id], milestone_ids=[launch.id, window.id],

@@ -9,6 +9,8 @@ from zoneinfo import ZoneInfo
 import icalendar
 import vobject
 
+from services.calendar import feeds
+
 NEW_YORK = ZoneInfo("America/New_York")
 
 
@@ -238,3 +240,27 @@ def test_a_whole_calendar_feed_is_dated_by_the_newest_change_or_today(api):
     after = parsedate_to_datetime(api.get(path).headers["last-modified"])
     assert after == max(before, datetime.fromisoformat(campaign["updated_at"]).replace(microsecond=0))
     assert after >= datetime.combine(date.today(), time(), UTC)
+
+
+def test_a_poll_of_an_unchanged_feed_is_answered_without_rendering_it(api, monkeypatch):
+    campaign = campaign_with_everything(api)
+    token, body = feed_of(api)
+    path = token["path"].removeprefix("/api/v1/calendar")
+    etag = api.get(path).headers["etag"]
+
+    def render(**_):
+        raise AssertionError("a 304 must not render the feed")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(feeds, "render_feed", render)
+        assert api.get(path, headers={"If-None-Match": etag}).status_code == 304
+    # Any change the calendar makes is a new ETag, a gate's decision as much as a rename; a
+    # change to another campaign too (the whole calendar may show it).
+    gate = next(m for m in campaign["milestones"] if m["kind"] == "review_gate")
+    api.ok(api.post(f"/campaigns/{campaign['id']}/milestones/{gate['id']}/approval",
+                    {"decision": "passed"}))
+    decided = api.get(path, headers={"If-None-Match": etag})
+    assert decided.status_code == 200 and decided.headers["etag"] != etag
+    assert decided.content != body
+    api.campaign()
+    assert api.get(path, headers={"If-None-Match": decided.headers["etag"]}).status_code == 200

@@ -70,3 +70,30 @@ def test_a_dependency_broken_by_a_market_change_is_reported(api):
         ("dependency_violated", [first["id"], second["id"]])]
     broken = found[-1]
     assert broken["milestone_ids"] == [first["id"], second["id"]] and broken["end_date"] == "2027-03-30"
+
+
+def test_conflicts_narrow_by_kind_channel_and_campaign_and_sum_up(api):
+    window = {"from": "2031-03-01", "to": "2031-05-01"}    # no other test's campaigns here
+    # As in test_conflicts_report_each_kind: the bursts of A and B overlap on affiliate (one
+    # conflict), B launches in A's contingency window and A in B's (two), and a milestone of
+    # A lies outside its campaign (one); C bursts alone on search.
+    a = api.from_template("flash_sale", launch="2031-03-13", channels=["affiliate", "email"], name="A")
+    b = api.from_template("flash_sale", launch="2031-03-14", channels=["affiliate"], name="B")
+    c = api.from_template("flash_sale", launch="2031-04-15", channels=["search"], name="C")
+    api.milestone(a, name="Late report", due_date="2031-04-30")
+    every = api.ok(api.get("/conflicts", params=window))
+    assert sorted(x["kind"] for x in every) == ["burst_overlap", "launch_in_contingency",
+                                               "launch_in_contingency", "milestone_outside_window"]
+    assert api.ok(api.get("/conflicts", params=window | {"kind": "launch_in_contingency"})) == \
+        [x for x in every if x["kind"] == "launch_in_contingency"]
+    assert api.ok(api.get("/conflicts", params=window | {"channel": "affiliate"})) == \
+        [x for x in every if x["channel"] == "affiliate"]
+    assert api.ok(api.get("/conflicts", params=window | {"campaign_id": c["id"]})) == []
+    assert api.ok(api.get("/conflicts", params=window | {"campaign_id": b["id"], "kind":
+                                                         "burst_overlap"})) == every[:1]
+    assert api.ok(api.get("/conflicts/summary", params=window)) == {
+        "total": 4, "by_kind": {"burst_overlap": 1, "launch_in_contingency": 2,
+                                "milestone_outside_window": 1},
+        "by_channel": {"affiliate": 3}, "by_campaign": {a["id"]: 4, b["id"]: 3}}
+    bad = api.get("/conflicts", params=window | {"kind": "everything"})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "kind"
