@@ -319,7 +319,7 @@ def main() -> None:
     parser.add_argument("--planted", type=int, nargs="+", default=[3, 12, 40])
     parser.add_argument("--bursty", type=int, nargs="+", default=[10, 20])
     parser.add_argument("--limits", type=float, nargs="+", default=[2, 10])
-    parser.add_argument("--replan-before", default="b315f01",
+    parser.add_argument("--replan-before", default="64d7cdd",
                         help="commit of the engine the re-plans are compared with")
     parser.add_argument("--only-replan", action="store_true")
     args = parser.parse_args()
