@@ -1,9 +1,10 @@
 """End-to-end fixtures: `marketplan up` starts the real four processes on free ports.
 
-Starting them takes seconds, so a test module's tests share one running system per backend
-(`system`); each test makes its own data under names of its own, so none depends on a fresh
-database. A test that stops the system, or needs it started with settings of its own, starts
-its own (`own_system`)."""
+Starting them takes seconds, so the e2e tests share one running system per backend (`system`,
+stopped after the last e2e test); each test makes its own data under names of its own, so
+none depends on a fresh database. A module whose tests stop or kill its processes, wait for
+the event feed to settle, or need settings of its own has one of its own (`module_system`);
+a test that stops the system for good starts its own (`own_system`)."""
 import contextlib
 import os
 import signal
@@ -72,11 +73,19 @@ def running(request: pytest.FixtureRequest, backend: str, root: Path,
             up.wait(timeout=30)
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
 def system(request, tmp_path_factory):
-    """The running system a module's tests share, with the module's `SYSTEM_ENV` settings if
-    it has any; parametrize with indirect=True to pick one backend."""
-    with running(request, request.param, tmp_path_factory.mktemp("system"),
+    """The running system the e2e tests share on one backend; parametrize with indirect=True
+    to pick one."""
+    with running(request, request.param, tmp_path_factory.mktemp("system")) as started:
+        yield started
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_system(request, tmp_path_factory):
+    """A running system for one module's tests alone, with the module's `SYSTEM_ENV` settings
+    if it has any; parametrize with indirect=True to pick one backend."""
+    with running(request, request.param, tmp_path_factory.mktemp("module-system"),
                  getattr(request.module, "SYSTEM_ENV", None)) as started:
         yield started
 

@@ -46,10 +46,10 @@ def campaign_plan(live: System, budget: dict, *, commit: bool, key: str | None =
                      headers={"Idempotency-Key": key} if key else {})
 
 
-@pytest.mark.parametrize("system", ["sqlite", "postgresql"], indirect=True)
-def test_a_campaign_planned_committed_tracked_slipped_and_read_while_the_budget_hangs(system):
-    live = System(system)
-    viewer, finance = api_key(system, "viewer"), api_key(system, "finance")
+@pytest.mark.parametrize("module_system", ["sqlite", "postgresql"], indirect=True)
+def test_a_campaign_planned_committed_tracked_slipped_and_read_while_the_budget_hangs(module_system):
+    live = System(module_system)
+    viewer, finance = api_key(module_system, "viewer"), api_key(module_system, "finance")
     live.team()
     budget = funded_budget(live)
     campaigns_before = live.call("GET", "/calendar/campaigns")["items"]
@@ -104,7 +104,7 @@ def test_a_campaign_planned_committed_tracked_slipped_and_read_while_the_budget_
 
     # A budget that hangs (stopped, not dead): the overview answers without it, in about
     # the planner's 2 s wait.
-    budget_group = system["pids"]["budget"]
+    budget_group = module_system["pids"]["budget"]
     os.killpg(budget_group, signal.SIGSTOP)
     try:
         response = live.http.get(f"/planner/campaigns/{campaign_id}/overview", headers=viewer)

@@ -110,9 +110,9 @@ def planner_group(live: System) -> int:
     return int(live.synced("planner")["holder"].split(":")[1])
 
 
-@pytest.mark.parametrize("system", ["sqlite", "postgresql"], indirect=True)
-def test_a_slip_and_a_cancellation_reach_the_planner_and_the_budget(system):
-    live = System(system)
+@pytest.mark.parametrize("module_system", ["sqlite", "postgresql"], indirect=True)
+def test_a_slip_and_a_cancellation_reach_the_planner_and_the_budget(module_system):
+    live = System(module_system)
     live.team()
     slipping, other = live.campaign("2027-03-15"), live.campaign("2027-03-22")
     for campaign in (slipping, other):
@@ -171,15 +171,15 @@ def test_a_slip_and_a_cancellation_reach_the_planner_and_the_budget(system):
     assert "cancelled" in refused.json()["detail"]
 
 
-@pytest.mark.parametrize("system", ["sqlite", "postgresql"], indirect=True)
-def test_the_planner_catches_up_after_a_stop_a_kill_and_a_replay(system):
-    live = System(system)
+@pytest.mark.parametrize("module_system", ["sqlite", "postgresql"], indirect=True)
+def test_the_planner_catches_up_after_a_stop_a_kill_and_a_replay(module_system):
+    live = System(module_system)
     live.team()
     campaign = live.campaign("2027-04-05")
     live.call("POST", f"/planner/campaigns/{campaign['id']}/tasks")
     stored = live.call("POST", "/planner/schedules", {
         "start": "2027-02-15", "horizon_days": 90, "campaign_ids": [campaign["id"]]}, 201)
-    database = planner_database(system)
+    database = planner_database(module_system)
     launch = next(m for m in campaign["milestones"] if m["kind"] == "launch")
 
     # Stopped: the planner applies nothing while the calendar changes; killed and restarted

@@ -15,7 +15,8 @@ from tests.e2e.conftest import ADMIN_KEY, is_free
 pytestmark = pytest.mark.e2e
 
 
-def test_the_system_through_the_gateway(system):
+def test_the_system_through_the_gateway(module_system):
+    system = module_system   # its own: the test kills a process of it
     port, pids = system["port"], system["pids"]
     assert f"http://127.0.0.1:{port}/docs" in system["output"]
     assert ADMIN_KEY in system["output"]
