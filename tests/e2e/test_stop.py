@@ -75,10 +75,11 @@ def solve_in_each_service(port: int) -> list[threading.Thread]:
     return threads
 
 
-# Every signal × target on SQLite; the way down is the same code whatever the database, so
-# PostgreSQL runs once, as Ctrl-C in a terminal sends it, to prove the run's connections close.
-CASES = [("sqlite", target, sig) for target in ("group", "make", "up")
-         for sig in (signal.SIGINT, signal.SIGTERM)] + [("postgresql", "group", signal.SIGINT)]
+# Every signal × target once: the way down is the same code whatever the database, so Ctrl-C
+# in a terminal (SIGINT to the group) runs on PostgreSQL, where it also proves that the run's
+# connections close, and the others on SQLite.
+CASES = [("postgresql" if (target, sig) == ("group", signal.SIGINT) else "sqlite", target, sig)
+         for target in ("group", "make", "up") for sig in (signal.SIGINT, signal.SIGTERM)]
 
 
 def connections(server, databases: list[str]) -> int:
