@@ -14,6 +14,7 @@ from services.budget.optimizer import (
     Problem,
     Progress,
     Reserve,
+    SolveTimeout,
     solve,
 )
 
@@ -93,3 +94,22 @@ def test_the_repaired_coarse_plan_is_heard_before_the_polish(monkeypatch):
     assert heard_at_polish == [1]
     assert heard[0].incumbent > 0 and heard[0].bound is None
     assert float(result.expected_return) >= heard[0].incumbent * (1 - 1e-9)
+
+
+def test_a_solve_stopped_anywhere_answers_a_plan_that_keeps_every_rule():
+    # Larger than the first example, so the envelope LP's interior point runs long enough to
+    # be stopped part-way: its iterate (caps passed, deals part-bought) is no plan.
+    problem = s_curves_and_deals(channels=24, periods=8)
+    answered = 0
+    for after in range(0, 400, 25):
+        def stop(after: int = after, calls: list[int] = [0]) -> bool:   # noqa: B006 (a count)
+            calls[0] += 1
+            return calls[0] > after
+        try:
+            result = solve(problem, stop=stop)
+        except SolveTimeout:
+            continue
+        answered += 1
+        check_plan(problem, result)
+        assert result.spend <= problem.total - result.reserve
+    assert answered > 0

@@ -137,8 +137,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             break
         gap = _gap(cells, best, bound, target_error)
         if priced is not None and spend is not None:
-            envelope_model = priced[0]
-            if envelope_model.feasible(envelope_model.columns_for(cells, spend)):
+            held = _held(priced[0], cells, spend)
+            if held is not None:
+                spend = held[1]
                 best = _better(best, (spend, _objective(model, cells, spend)), True)
         if best is not None and stopped():
             break   # before the next model is made: that alone takes a second at 100 × 52
@@ -151,11 +152,10 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         shown = cells if priced is None or best is None else \
             _narrowed(cells, hulls, exact, priced, best[1])
         form = formulate(model, shown, exact=exact)
-        start = None if spend is None else form.columns_for(cells, spend)
-        if start is not None and not form.feasible(start):
-            start = None
-
-        if spend is not None and start is not None:
+        held = None if spend is None else _held(form, cells, spend)
+        start = None if held is None else held[0]
+        if held is not None:
+            spend = held[1]
             plan = (spend, _objective(model, cells, spend))
             best = _better(best, plan, form.maximise)
             if report:
@@ -198,6 +198,14 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                            f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline,
                      _gap(cells, best, bound, target_error))
+
+
+def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Floats] | None:
+    """`spend` as `form`'s column values and what those spend per cell, if they meet every
+    row: a relaxation's point (a deal part-bought, a cell past its cap, an interrupted
+    interior point) is held to what the columns can spend, never taken as it is."""
+    x = form.columns_for(cells, spend)
+    return (x, form.cell_spend(x, len(cells))) if form.feasible(x) else None
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
