@@ -21,7 +21,7 @@ def test_the_system_through_the_gateway(module_system):
     assert f"http://127.0.0.1:{port}/docs" in system["output"]
     assert ADMIN_KEY in system["output"]
     gateway = httpx.Client(base_url=f"http://127.0.0.1:{port}",
-                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=10)
+                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
     backend = system["env"].get("BUDGET_DATABASE_URL", "sqlite").split(":")[0].split("+")[0]
 
     # 3. each service is reached through the gateway; readiness lists every upstream
