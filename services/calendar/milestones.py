@@ -38,6 +38,7 @@ from services.calendar.store import (
     get_milestone,
     load_graph,
     node,
+    read_rows,
     rows_of,
     touch,
 )
@@ -174,7 +175,7 @@ def latest_approvals(session: Session, milestone_ids: Sequence[str]) -> dict[str
               .where(col(Approval.milestone_id).in_(milestone_ids))
               .group_by(col(Approval.milestone_id)))
     return {a.milestone_id: a
-            for a in session.exec(rows_of(Approval).where(col(Approval.id).in_(latest)))}
+            for a in read_rows(session, rows_of(Approval).where(col(Approval.id).in_(latest)))}
 
 
 # What a milestone's answer takes from its row (objects or read-only rows alike).

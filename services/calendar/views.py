@@ -1,20 +1,33 @@
 """Read-side views across campaigns: the calendar for a date range, and its conflicts."""
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
+from functools import partial
 from itertools import islice
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col
 
 from services.calendar.campaigns import Status
-from services.calendar.graph import CONTINGENCY_HOURS, violations, window_days
+from services.calendar.graph import (
+    CONTINGENCY_HOURS,
+    MilestoneNode,
+    Violation,
+    violations,
+    window_days,
+)
 from services.calendar.milestones import MilestonePublic, milestones_public
 from services.calendar.models import Campaign, Milestone, Phase
 from services.calendar.phases import PhasePublic, phase_public
-from services.calendar.store import CAMPAIGN_ORDER, dependencies_of, graph_of, rows_of
+from services.calendar.store import (
+    CAMPAIGN_ORDER,
+    dependencies_of,
+    graph_of,
+    read_rows,
+    rows_of,
+)
 from shared.channels import ChannelKind
 from shared.errors import invalid_fields
 from shared.pagination import Page, decode_cursor, encode_cursor
@@ -57,8 +70,8 @@ def campaigns_in(session: Session, start: date, end: date, *, channel: str | Non
     if owner is not None:
         statement = statement.where(Campaign.owner == owner)
     while True:
-        batch = session.exec((statement.where(Campaign.id > after) if after else statement)
-                             .order_by(Campaign.id).limit(200)).all()
+        batch = read_rows(session, (statement.where(Campaign.id > after) if after else statement)
+                          .order_by(Campaign.id).limit(200))
         for campaign in batch:
             if channel is None or channel in campaign.channels:
                 yield campaign
@@ -81,14 +94,14 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
     # dependencies and decisions), not four per campaign; read as rows, not ORM objects.
     ids = [campaign.id for campaign in page]
     phases: dict[str, list[Phase]] = {i: [] for i in ids}
-    for phase in session.exec(rows_of(Phase).where(
+    for phase in read_rows(session, rows_of(Phase).where(
             col(Phase.campaign_id).in_(ids), col(Phase.start_date) <= end,
             col(Phase.end_date) >= start)
             .order_by(col(Phase.start_date), col(Phase.id))):
         phases[phase.campaign_id].append(phase)
-    due = session.exec(rows_of(Milestone).where(
+    due = read_rows(session, rows_of(Milestone).where(
         col(Milestone.campaign_id).in_(ids), col(Milestone.due_date) >= start,
-        col(Milestone.due_date) <= end).order_by(col(Milestone.due_date), col(Milestone.id))).all()
+        col(Milestone.due_date) <= end).order_by(col(Milestone.due_date), col(Milestone.id)))
     milestones: dict[str, list[MilestonePublic]] = {i: [] for i in ids}
     for milestone in milestones_public(session, due):
         milestones[milestone.campaign_id].append(milestone)
@@ -129,6 +142,16 @@ def _window(milestone: Milestone) -> tuple[date, date]:
     return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
 
 
+class Found(NamedTuple):
+    """A conflict as found: what the filters and the summary read, and how to describe it
+    (built only for the conflicts answered: a busy month holds thousands)."""
+
+    kind: ConflictKind
+    channel: str | None
+    campaign_ids: tuple[str, ...]
+    describe: Callable[[], ConflictPublic]
+
+
 def find_conflicts(*, session: Session, start: date, end: date, kind: ConflictKind | None = None,
                    channel: str | None = None,
                    campaign_id: str | None = None) -> list[ConflictPublic]:
@@ -137,14 +160,15 @@ def find_conflicts(*, session: Session, start: date, end: date, kind: ConflictKi
     window, broken dependencies, launches inside another campaign's contingency window on a
     channel, and milestones due on a day that is not a working day of their market.
     Cancelled campaigns are left out."""
-    return [c for c in _conflicts(session, start, end)
-            if (kind is None or c.kind == kind) and (channel is None or c.channel == channel)
-            and (campaign_id is None or campaign_id in c.campaign_ids)]
+    return [found.describe() for found in _conflicts(session, start, end)
+            if (kind is None or found.kind == kind)
+            and (channel is None or found.channel == channel)
+            and (campaign_id is None or campaign_id in found.campaign_ids)]
 
 
 def summarize_conflicts(*, session: Session, start: date, end: date) -> ConflictSummaryPublic:
     """Count the range's conflicts by kind, by channel and by campaign."""
-    conflicts = _conflicts(session, start, end)
+    conflicts = list(_conflicts(session, start, end))
     return ConflictSummaryPublic(
         total=len(conflicts),
         by_kind=dict(sorted(Counter(c.kind for c in conflicts).items())),
@@ -152,22 +176,68 @@ def summarize_conflicts(*, session: Session, start: date, end: date) -> Conflict
         by_campaign=dict(sorted(Counter(i for c in conflicts for i in c.campaign_ids).items())))
 
 
-def _conflicts(session: Session, start: date, end: date) -> list[ConflictPublic]:
+def _burst_overlap(a: Campaign, b: Campaign, channel: str, first: date,
+                   last: date) -> ConflictPublic:
+    return ConflictPublic(
+        kind="burst_overlap", channel=channel, campaign_ids=[a.id, b.id],
+        start_date=first, end_date=last,
+        detail=f"{a.name!r} and {b.name!r} both burst on {channel} from {first} to {last}")
+
+
+def _outside_window(campaign: Campaign, m: Milestone) -> ConflictPublic:
+    return ConflictPublic(
+        kind="milestone_outside_window", campaign_ids=[campaign.id], milestone_ids=[m.id],
+        start_date=m.due_date, end_date=m.due_date,
+        detail=f"{m.name!r} is due {m.due_date}, outside {campaign.name!r} "
+               f"({campaign.start_date} to {campaign.end_date})")
+
+
+def _non_working_day(campaign: Campaign, m: Milestone) -> ConflictPublic:
+    return ConflictPublic(
+        kind="non_working_day", campaign_ids=[campaign.id], milestone_ids=[m.id],
+        start_date=m.due_date, end_date=m.due_date,
+        detail=f"{m.name!r} is due {m.due_date.strftime('%A')} {m.due_date}, not a "
+               f"working day in {campaign.market}; the next one is "
+               f"{next_working_day(m.due_date, campaign.market)}")
+
+
+def _dependency_violated(campaign: Campaign, before: MilestoneNode, after: MilestoneNode,
+                         violation: Violation) -> ConflictPublic:
+    return ConflictPublic(
+        kind="dependency_violated", campaign_ids=[campaign.id],
+        milestone_ids=[before.id, after.id], start_date=after.due_date,
+        end_date=violation.required,
+        detail=f"{after.name!r} is due {after.due_date} but must be at least "
+               f"{violation.link.lag_days} working day(s) after {before.name!r} "
+               f"({before.due_date}), so not before {violation.required}")
+
+
+def _launch_in_contingency(other: Campaign, owner: Campaign, launch: Milestone,
+                           window: Milestone, channel: str) -> ConflictPublic:
+    first, last = _window(window)
+    return ConflictPublic(
+        kind="launch_in_contingency", channel=channel,
+        campaign_ids=[other.id, owner.id], milestone_ids=[launch.id, window.id],
+        start_date=first, end_date=last,
+        detail=f"{other.name!r} launches on {launch.due_date}, inside the "
+               f"contingency window of {owner.name!r} ({first} to {last}) on {channel}")
+
+
+def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
     check_range(start, end)
     campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
-    phases = session.exec(rows_of(Phase).where(col(Phase.campaign_id).in_(ids),
-                                               col(Phase.kind) == "burst")).all()
-    milestones = session.exec(rows_of(Milestone)
-                              .where(col(Milestone.campaign_id).in_(ids))).all()
+    phases = read_rows(session, rows_of(Phase).where(col(Phase.campaign_id).in_(ids),
+                                                     col(Phase.kind) == "burst"))
+    milestones = read_rows(session, rows_of(Milestone)
+                           .where(col(Milestone.campaign_id).in_(ids)))
     by_id = {c.id: c for c in campaigns}
     # Each campaign's channels as a set once, not twice per pair of overlapping bursts (a
-    # month holds tens of thousands of pairs, most without a channel in common).
+    # month holds thousands of pairs).
     channels = {c.id: set(c.channels) for c in campaigns}
     own: dict[str, list[Milestone]] = {c.id: [] for c in campaigns}
     for milestone in milestones:
         own[milestone.campaign_id].append(milestone)
-    conflicts: list[ConflictPublic] = []
 
     overlaps: list[tuple[Phase, Phase]] = []
     bursts = sorted(phases, key=lambda p: (p.start_date, p.id))
@@ -180,48 +250,31 @@ def _conflicts(session: Session, start: date, end: date) -> list[ConflictPublic]
             if a.campaign_id != b.campaign_id:
                 overlaps.append((a, b))
     for a, b in overlaps:
-        overlap = (b.start_date, min(a.end_date, b.end_date))
         ca, cb = by_id[a.campaign_id], by_id[b.campaign_id]
         for channel in sorted(channels[ca.id] & channels[cb.id]):
-            conflicts.append(ConflictPublic(
-                kind="burst_overlap", channel=channel, campaign_ids=[ca.id, cb.id],
-                start_date=overlap[0], end_date=overlap[1],
-                detail=f"{ca.name!r} and {cb.name!r} both burst on {channel} from {overlap[0]} "
-                       f"to {overlap[1]}"))
+            yield Found("burst_overlap", channel, (ca.id, cb.id), partial(
+                _burst_overlap, ca, cb, channel, b.start_date, min(a.end_date, b.end_date)))
 
     for m in sorted(milestones, key=lambda m: (m.due_date, m.id)):
         campaign = by_id[m.campaign_id]
         if not campaign.start_date <= m.due_date <= campaign.end_date:
-            conflicts.append(ConflictPublic(
-                kind="milestone_outside_window", campaign_ids=[campaign.id], milestone_ids=[m.id],
-                start_date=m.due_date, end_date=m.due_date,
-                detail=f"{m.name!r} is due {m.due_date}, outside {campaign.name!r} "
-                       f"({campaign.start_date} to {campaign.end_date})"))
+            yield Found("milestone_outside_window", None, (campaign.id,),
+                        partial(_outside_window, campaign, m))
 
     for m in sorted(milestones, key=lambda m: (m.due_date, m.id)):
         campaign = by_id[m.campaign_id]
         if start <= m.due_date <= end and not is_working_day(m.due_date, campaign.market):
-            conflicts.append(ConflictPublic(
-                kind="non_working_day", campaign_ids=[campaign.id], milestone_ids=[m.id],
-                start_date=m.due_date, end_date=m.due_date,
-                detail=f"{m.name!r} is due {m.due_date.strftime('%A')} {m.due_date}, not a "
-                       f"working day in {campaign.market}; the next one is "
-                       f"{next_working_day(m.due_date, campaign.market)}"))
+            yield Found("non_working_day", None, (campaign.id,),
+                        partial(_non_working_day, campaign, m))
 
     # Each campaign's graph counts lags in its own market's working days.
     dependencies = dependencies_of(session, (m.id for m in milestones))
     for campaign in campaigns:
         graph = graph_of(campaign.market, own[campaign.id], dependencies)
         for violation in violations(graph):
-            before = graph.milestones[violation.link.predecessor_id]
-            after = graph.milestones[violation.link.successor_id]
-            conflicts.append(ConflictPublic(
-                kind="dependency_violated", campaign_ids=[campaign.id],
-                milestone_ids=[before.id, after.id], start_date=after.due_date,
-                end_date=violation.required,
-                detail=f"{after.name!r} is due {after.due_date} but must be at least "
-                       f"{violation.link.lag_days} working day(s) after {before.name!r} "
-                       f"({before.due_date}), so not before {violation.required}"))
+            yield Found("dependency_violated", None, (campaign.id,), partial(
+                _dependency_violated, campaign, graph.milestones[violation.link.predecessor_id],
+                graph.milestones[violation.link.successor_id], violation))
 
     launches = [m for m in milestones if m.kind == "launch"]
     # Launches by date, to find those inside a window by bisection rather than one by one.
@@ -236,10 +289,5 @@ def _conflicts(session: Session, start: date, end: date) -> list[ConflictPublic]
             if other.id == owner.id:
                 continue
             for channel in sorted(channels[owner.id] & channels[other.id]):
-                conflicts.append(ConflictPublic(
-                    kind="launch_in_contingency", channel=channel,
-                    campaign_ids=[other.id, owner.id], milestone_ids=[launch.id, window.id],
-                    start_date=first, end_date=last,
-                    detail=f"{other.name!r} launches on {launch.due_date}, inside the "
-                           f"contingency window of {owner.name!r} ({first} to {last}) on {channel}"))
-    return conflicts
+                yield Found("launch_in_contingency", channel, (other.id, owner.id), partial(
+                    _launch_in_contingency, other, owner, launch, window, channel))
