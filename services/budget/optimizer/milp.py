@@ -105,12 +105,6 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         _check(relaxed, model, cells, deadline)
         if repaired is not None and repaired.x is not None:
             spend = coarse_model.cell_spend(repaired.x, len(cells))
-            if coarse_model.feasible(repaired.x):
-                # The first plan, heard before the real cells' models are made and the plan
-                # polished (seconds at 150 x 52), so a stop or a short limit keeps it.
-                best = spend, _objective(model, cells, spend)
-                if report:
-                    report(best[1], None)   # the coarse LP bounds the coarse curves only
         elif relaxed.x is not None:
             spend = coarse_model.cell_spend(relaxed.x, len(cells))
         if relaxed.row_dual is not None:
@@ -118,6 +112,15 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             envelope_model = formulate(model, hulls, exact=())
             priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
             bound = priced[2]
+            held = None if spend is None else _held(envelope_model, cells, spend)
+            if held is not None:
+                # The first plan, heard with its bound before the plan is polished (seconds
+                # at 150 x 52, a stop heard only inside its LP), so a stop or a short limit
+                # keeps it with its gap.
+                spend = held[1]
+                best = spend, _objective(model, cells, spend)
+                if report:
+                    report(best[1], bound)
         polish = True
     elif warm_start and needs_binaries:
         # The envelope LP bounds every model below, however its cells are gated; rounded and
@@ -255,6 +258,8 @@ def _polish(model: ScaledProblem, cells: Cells, shown: Cells, spend: Floats, pri
     """A coarse plan's choices (deals, gates) kept and its amounts re-solved on the real curves
     near it (each cell's curve merged outside NEAR × its spend): a better plan, the budget's
     price with those choices, and row prices whose L(y) is usually the tighter bound."""
+    if stop is not None and stop():
+        return spend, None, priced   # before its model is made (a second at 100 x 52)
     local = narrowed(shown, spend * (1 - NEAR), spend * (1 + NEAR) + EPS)
     form = formulate(model, local, exact=frozenset(
         i for i, cell in enumerate(shown) if cell.segments is not None and cell.segments.gated))
