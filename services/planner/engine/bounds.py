@@ -45,9 +45,11 @@ def soonest_finish(model: Model) -> dict[str, int]:
 
 def releases(model: Model) -> dict[str, int]:
     """The first working day each task can work on: its earliest start, after every
-    predecessor's soonest finish."""
+    predecessor's soonest finish (the day after the horizon, len(model.days), for a task whose
+    predecessors cannot finish inside it: the bounds index the pools' hours by it)."""
     soonest = _soonest(model)
-    return {t: max([model.earliest(t)] + [soonest[p] + 1 for p in model.tasks[t].predecessors])
+    return {t: min(len(model.days),
+                   max([model.earliest(t)] + [soonest[p] + 1 for p in model.tasks[t].predecessors]))
             for t in model.order}
 
 

@@ -106,9 +106,9 @@ def _solve(problem: Problem, watch: "_Watch") -> Schedule:
                         engine=watch.why_not("priority rule", "the search"),
                         bound=bounds.lower_bound(model, energy=False), seconds=watch.elapsed(),
                         first_answer_seconds=first_seconds, best_answer_seconds=first_seconds)
-    floor = bounds.lower_bound(model)
     if first is None:
-        return _any_schedule(model, watch, floor)
+        return _any_schedule(model, watch)
+    floor = bounds.lower_bound(model)
     lateness = priority_rule.measure(model, first)[0]
     watch.found(lateness, floor)
     checked = time.perf_counter()
@@ -168,11 +168,13 @@ def _solve(problem: Problem, watch: "_Watch") -> Schedule:
                     best_answer_seconds=watch.best_seconds or first_seconds)
 
 
-def _any_schedule(model: Model, watch: "_Watch", floor: int) -> Schedule:
+def _any_schedule(model: Model, watch: "_Watch") -> Schedule:
     """No rule placed every task: a schedule from CP-SAT, or a 422 that says why there is none
     (proven) or that none was found in time."""
+    # The proofs first: the lower bound has nothing to say of a problem without a schedule.
     if errors := bounds.unschedulable(model):
         raise Invalid(errors)
+    floor = bounds.lower_bound(model)
     not_found = Invalid([("time_limit_seconds", (
         f"no schedule found within {model.problem.time_limit:g} s: the priority rules could not "
         "place every task, and the search neither found a schedule nor proved that there is "
