@@ -109,7 +109,9 @@ def create_service_app(*, name: str, settings: DatabaseSettings, migrations: Pat
     install_replay_handler(app)
     # Added first = innermost: inside the internal auth, which checks the method as sent.
     app.add_middleware(HttpConventions)
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=6)
+    # Level 1: a year's variance (720 KiB) compresses in 4.6 ms instead of level 6's 13 ms, to
+    # 95 KB instead of 71: the time is the answer's, the bytes cross a data centre's network.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=1)
     # Metrics and request ids also cover rejected direct calls.
     app.add_middleware(InternalAuthMiddleware, nonces=nonces,
                        secret=settings.internal_secret.get_secret_value().encode())
