@@ -3,11 +3,22 @@ own request, shrunk where it could be.
 
 CP-SAT runs in a worker process, as in the service (it cannot share a process with highspy)."""
 from dataclasses import replace
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
-from services.planner.engine import UNIT, Invalid, Model, Problem, Resource, Task, lower_bound
+from services.planner.engine import (
+    UNIT,
+    Invalid,
+    Model,
+    Previous,
+    Problem,
+    Resource,
+    Task,
+    Work,
+    lower_bound,
+    priority_rule,
+)
 from shared.workers import WorkerPool
 
 MON = date(2027, 1, 4)   # a Monday
@@ -56,3 +67,45 @@ def test_the_lower_bound_of_a_chain_past_the_horizon_is_still_a_bound():
     # (day 5) instead, g's 2 h take the pool's next 8 h day, day 5, against its deadline on
     # Wednesday (day 2): 3 days late, priority 1 (the paths, clamped to day 4, say 2).
     assert lower_bound(Model(_chain(date(2027, 1, 6)))) == 3
+
+
+# --- a re-plan's first answers are never later than a fresh solve's ---------------------------
+
+WEEK1 = [MON + timedelta(days=i) for i in range(5)]   # Mon 4th .. Fri 8th: days 0-4
+
+
+def _week_off() -> Problem:
+    # The trial's week off, shrunk to its chain: copy c (ana) before build b (tom), due
+    # Thursday and Friday; the previous plan had c on Thursday and b on Friday, on time. Tom
+    # now takes Friday off.
+    return Problem(
+        start=MON, horizon_days=14, time_limit=5,
+        resources=(Resource("ana", frozenset({"copy"}), 8 * UNIT),
+                   Resource("tom", frozenset({"tech"}), 8 * UNIT, frozenset({WEEK1[4]}))),
+        tasks=(Task("c", "copy", 8 * UNIT, deadline=WEEK1[3]),
+               Task("b", "tech", 8 * UNIT, deadline=WEEK1[4], predecessors=("c",))),
+        previous={"c": Previous("ana", ((WEEK1[3], 8 * UNIT),)),
+                  "b": Previous("tom", ((WEEK1[4], 8 * UNIT),))})
+
+
+def test_a_kept_task_does_not_make_its_follower_late_for_its_resources_day_off():
+    # Kept on Thursday, c left b Monday 11th, after tom's Friday off: 1 day late (the keep
+    # rule counted b's day over every day, not over tom's). c may hold no day past Wednesday,
+    # so it is placed afresh, Monday, and b (its Friday is gone) Tuesday: on time.
+    model = Model(_week_off())
+    plan = priority_rule.forward(model, lambda t: (t == "b",), keep=True)
+    assert plan == {"c": Work("ana", ((0, 8 * UNIT),)), "b": Work("tom", ((1, 8 * UNIT),))}
+    assert priority_rule.measure(model, plan) == (0, 2, 1)
+
+
+def test_a_replans_rules_include_the_fresh_solves_plans():
+    # Keeping costs lateness where capacity shrank; lateness comes first, so each rule also
+    # runs as a fresh solve runs it: the best is never later than the fresh solve's.
+    problem = _week_off()
+    model, fresh = Model(problem), Model(replace(problem, previous={}))
+    plans = priority_rule.rules(model)
+    for name, plan in priority_rule.rules(fresh).items():
+        if name == "backward, packed" or name == "backward":
+            assert plans[name] == plan
+        else:
+            assert plans[f"{name}, {priority_rule.AFRESH}"] == plan

@@ -16,6 +16,7 @@ the work kept fixed, the start of CP-SAT's search of it (`cp_sat`, `neighbourhoo
 import contextlib
 import heapq
 import random
+from bisect import bisect_right
 from collections.abc import Callable, Collection
 
 from services.planner.engine.model import Model
@@ -24,6 +25,7 @@ from services.planner.engine.problem import Invalid, Plan, Work
 Key = Callable[[str], tuple[int, ...]]
 RANDOM_PASSES = 3
 REPAIRED = "previous, repaired"   # the rule of a re-plan that keeps what it can (`repair`)
+AFRESH = "afresh"                 # a re-plan's rule run as in a fresh solve, keeping nothing
 # Each pass of `repair` costs one forward pass (0.14 s of CPU on 5,000 tasks): a change that needs
 # more releases than this is not local, and the other rules answer it.
 REPAIR_PASSES = 8
@@ -54,11 +56,16 @@ def rules(model: Model, *, stop: Callable[[], bool] | None = None) -> dict[str, 
         if (repaired := repair(model, keys["earliest deadline"])) is not None:
             plans[REPAIRED] = repaired
     failure: Invalid | None = None
-    for name, key in keys.items():
+    # A re-plan also runs each rule as a fresh solve does: keeping previous places can cost
+    # lateness, which comes first (the trial's week off: 80 kept, 36 afresh).
+    runs = [(name, key, keep) for name, key in keys.items()
+            for keep in ((True, False) if model.previous else (False,))]
+    for name, key, keep in runs:
         if late():
             return plans
         try:
-            plans[name] = forward(model, key, keep=bool(model.previous))
+            plans[name if keep or not model.previous else f"{name}, {AFRESH}"] = \
+                forward(model, key, keep=keep)
         except Invalid as invalid:
             failure = invalid
     if not late() and (backward_plan := backward(model, latest)) is not None:
@@ -108,10 +115,37 @@ def latest_finish(model: Model) -> dict[str, int]:
     return latest
 
 
+def _keep_until(model: Model) -> dict[str, int]:
+    """`latest_finish` with each follower's days counted over the working days of the resource
+    that can start it latest: the last day to which a kept task may hold its place. (Counted
+    over every day, the week off of the only person who can do a follower went unseen, and a
+    chain kept before it made its last task late: the trial's week off, 60 kept, 10 afresh.
+    The rules' keys keep `latest_finish`: as an order, it did better on the trial's plans.)"""
+    followers = _followers(model)
+    works = {r: [d for d, ok in enumerate(model.available[r]) if ok] for r in model.resources}
+    latest: dict[str, int] = {}
+    for task in reversed(model.topological):
+        own = model.deadline(task)
+        limit = len(model.days) - 1 if own is None else own
+        for f in followers[task]:
+            limit = min(limit, _latest_start(model, works, f, latest[f]) - 1)
+        latest[task] = limit
+    return latest
+
+
+def _latest_start(model: Model, works: dict[str, list[int]], task: str, end: int) -> int:
+    """The latest first day from which the task can end by day `end` on some eligible
+    resource's working days (at its full rate: a day before the horizon where none can)."""
+    starts = [works[r][i] for r in model.eligible[task]
+              if (i := bisect_right(works[r], end) - model.length(task, r)) >= 0]
+    return max(starts, default=end - min(model.length(task, r) for r in model.eligible[task]) + 1)
+
+
 def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = None,
             around_previous: bool = False) -> Plan:
     """Place tasks as early as possible in the order `key` gives to those ready. With `keep`,
-    a task stays at its previous place where that does not make it later than due; with
+    a task stays at its previous place where that makes neither it nor its followers later
+    than due (`_keep_until`); with
     `around_previous`, it goes around the previous hours of the tasks not placed yet where
     that is no later either (so that it does not push them out). The started work is placed
     first, or `fixed` is taken as it is instead (it must fit)."""
@@ -122,6 +156,7 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
             free[work.resource][d] -= h
     plan |= _place_started(model, free, skip=plan.keys())
     limit = _limits(model, plan)
+    latest = _keep_until(model) if keep else {}
     held = {t: w for t, w in keepable_alone(model).items()
             if t not in plan} if around_previous else {}
     reserved = {r: [0] * len(model.days) for r in model.resources}
@@ -154,7 +189,8 @@ def forward(model: Model, key: Key, *, keep: bool = False, fixed: Plan | None = 
             _, _, resource, hours = min(options)
             if around and min(around)[0] <= max(hours[-1][0], _due(model, task)):
                 _, _, resource, hours = min(around)
-            if keep and (kept := _kept(model, free, task, start, limit[task], hours)):
+            if keep and (kept := _kept(model, free, task, start, limit[task], hours,
+                                       latest[task])):
                 resource, hours = kept
             plan[task] = Work(resource, tuple(hours))
             for d, h in hours:
@@ -377,10 +413,10 @@ def _previous_key(model: Model, latest: dict[str, int], position: dict[str, int]
 
 
 def _kept(model: Model, free: dict[str, list[int]], task: str, start: int, limit: int,
-          soonest: list[tuple[int, int]]) -> tuple[str, list[tuple[int, int]]] | None:
+          soonest: list[tuple[int, int]], latest: int) -> tuple[str, list[tuple[int, int]]] | None:
     """The task's work where the previous plan had it (its exact hours, or for the older form
     its hours from its previous first day), if that is possible now and finishes no later than
-    the soonest placement or its deadline."""
+    the soonest placement or its `latest` finish through its followers (`_keep_until`)."""
     if (placed := model.previous.get(task)) is None or placed.first is None:
         return None
     resource, first = placed.resource, placed.first
@@ -395,8 +431,9 @@ def _kept(model: Model, free: dict[str, list[int]], task: str, start: int, limit
         if sum(h for _, h in hours) != model.tasks[task].effort or any(
                 d > limit or not 0 < h <= min(rate, free[resource][d]) for d, h in hours):
             return None
-    due = model.deadline(task)
-    if not hours or hours[-1][0] > max(soonest[-1][0], -1 if due is None else due):
+    # Nothing due at or after it (latest is then the horizon's end): no later than soonest.
+    due = -1 if model.deadline(task) is None and latest == len(model.days) - 1 else latest
+    if not hours or hours[-1][0] > max(soonest[-1][0], due):
         return None
     return resource, hours
 
