@@ -34,6 +34,8 @@ from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.workdays import is_working_day, next_working_day
 
 MAX_RANGE_DAYS = 731
+# A milestone's columns these views never answer.
+UNANSWERED = ("created_at", "updated_at")
 
 
 class CalendarEntryPublic(BaseModel):
@@ -99,7 +101,7 @@ def read_calendar(*, session: Session, start: date, end: date, channel: str | No
             col(Phase.end_date) >= start)
             .order_by(col(Phase.start_date), col(Phase.id))):
         phases[phase.campaign_id].append(phase)
-    due = read_rows(session, rows_of(Milestone).where(
+    due = read_rows(session, rows_of(Milestone, without=UNANSWERED).where(
         col(Milestone.campaign_id).in_(ids), col(Milestone.due_date) >= start,
         col(Milestone.due_date) <= end).order_by(col(Milestone.due_date), col(Milestone.id)))
     milestones: dict[str, list[MilestonePublic]] = {i: [] for i in ids}
@@ -229,7 +231,7 @@ def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
     ids = [c.id for c in campaigns]
     phases = read_rows(session, rows_of(Phase).where(col(Phase.campaign_id).in_(ids),
                                                      col(Phase.kind) == "burst"))
-    milestones = read_rows(session, rows_of(Milestone)
+    milestones = read_rows(session, rows_of(Milestone, without=UNANSWERED)
                            .where(col(Milestone.campaign_id).in_(ids)))
     by_id = {c.id: c for c in campaigns}
     # Each campaign's channels as a set once, not twice per pair of overlapping bursts (a
