@@ -146,6 +146,8 @@ def create_schedule(body: schedules.ScheduleCreate, session: WriteSessionDep,
                     caller: PlannerDep, respond_async: PreferAsyncDep) -> Any:
     """Schedule the stored tasks (all campaigns or the chosen ones) and keep the schedule."""
     if respond_async:
+        # An unknown campaign is a 422 now, not a failed job later.
+        schedules.check_campaigns(session, body.campaign_ids)
         return JOBS.submit(session, kind=SCHEDULE, caller=caller, body=body,
                            idempotency=idempotency)
     return schedules.create_schedule(session=session, idempotency=idempotency, schedule_in=body,

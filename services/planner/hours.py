@@ -6,10 +6,12 @@ from typing import Annotated
 from pydantic import Field
 
 from services.planner.engine import UNIT
-from shared.types import Ratio
+from shared.types import Number, Ratio
 
-Hours = Annotated[Decimal, Field(gt=0, le=100_000, allow_inf_nan=False, decimal_places=2)]
-DayHours = Annotated[Decimal, Field(gt=0, le=24 * 100, allow_inf_nan=False, decimal_places=2)]
+# On the shared exact decimal: a JSON number or a plain decimal string (" 5 " and "1_000" are
+# refused, as for amounts), never NaN or infinity.
+Hours = Annotated[Number, Field(gt=0, le=100_000, decimal_places=2)]
+DayHours = Annotated[Number, Field(gt=0, le=24 * 100, decimal_places=2)]
 # Written back as a decimal string ("16.00"), the rule for every exact quantity in the API.
 HoursOut = Ratio
 

@@ -2,8 +2,9 @@
 move as few other tasks as possible, and the marks calendar changes leave on the schedules they
 made out of date (re-planned at once when the deployment asks for it)."""
 import logging
+import re
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -22,7 +23,7 @@ from services.planner.models import (
     Task,
 )
 from services.planner.tasks import Skills, placement_warnings, resource_skills
-from shared.errors import Conflict, NotFound, Problem
+from shared.errors import Conflict, NotFound, Problem, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
@@ -53,6 +54,8 @@ class ScheduleCreate(StrictModel):
 class ReplanCreate(StrictModel):
     as_of: date | None = Field(None, description="Work that started by this day stays where "
                                "it is; default today.")
+    horizon_days: int | None = Field(None, ge=1, le=solving.MAX_HORIZON_DAYS, description=(
+        "From the schedule's start, as on a schedule; default the re-planned schedule's."))
     time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60)
 
 
@@ -169,6 +172,31 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
     return problem, unscheduled
 
 
+def _task_fields(problem: engine.Problem) -> Callable[[str], str]:
+    """Name a problem's `tasks[i]…` fields by task id (`tasks/camp24-report.start`, after the
+    task's own path): a stored schedule's request has no list of tasks to index."""
+    ids = [t.id for t in problem.tasks]
+
+    def rename(field: str) -> str:
+        if (match := re.fullmatch(r"tasks\[(\d+)\](.*)", field)) is None:
+            return field
+        return f"tasks/{ids[int(match[1])]}{match[2]}"
+    return rename
+
+
+def check_campaigns(session: Session, campaign_ids: list[str]) -> None:
+    """Refuse campaign ids no stored task has (a typo, or tasks not made yet): a schedule of
+    them would plan nothing for them without saying so."""
+    known = set(session.exec(select(Task.campaign_id).distinct()
+                             .where(col(Task.campaign_id).in_(campaign_ids))))
+    unknown = [c for c in dict.fromkeys(campaign_ids) if c not in known]
+    if unknown:
+        raise invalid_fields([(f"campaign_ids[{campaign_ids.index(c)}]",
+                               f"the planner has no task of campaign {c!r}; add its tasks "
+                               f"(POST /api/v1/planner/campaigns/{c}/tasks or "
+                               "/api/v1/planner/tasks) or leave it out") for c in unknown])
+
+
 def _result(schedule: solving.SchedulePublic,
             unscheduled: list[UnscheduledTask]) -> dict[str, Any]:
     return schedule.model_dump(mode="json") | {
@@ -230,12 +258,14 @@ def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: 
                     progress: solving.OnProgress | None = None,
                     cancelled: solving.IsCancelled | None = None) -> StoredSchedulePublic:
     """Schedule the stored tasks on the stored resources and keep the answer."""
+    check_campaigns(session, schedule_in.campaign_ids)
     problem, unscheduled = _problem(session, schedule_in.start, schedule_in.horizon_days,
                                     schedule_in.campaign_ids, schedule_in.time_limit_seconds,
                                     {}, {})
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
-                           progress=progress, cancelled=cancelled)
+                           progress=progress, cancelled=cancelled,
+                           rename=_task_fields(problem))
     schedule = Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
         campaign_ids=schedule_in.campaign_ids, result=_result(result, unscheduled),
@@ -255,8 +285,8 @@ def read_schedule(*, session: Session, schedule_id: str) -> StoredSchedulePublic
     return _public(session, _get_schedule(session, schedule_id))
 
 
-def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_limit: float,
-               workers: WorkerPool, grace_seconds: float, created_by: str,
+def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, horizon_days: int,
+               time_limit: float, workers: WorkerPool, grace_seconds: float, created_by: str,
                created_by_name: str | None, progress: solving.OnProgress | None = None,
                cancelled: solving.IsCancelled | None = None
                ) -> tuple[Schedule, list[ScheduleCampaign]]:
@@ -267,12 +297,13 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, time_li
     previous = {a.task: engine.Previous(a.resource, tuple((d.date, hundredths(d.hours))
                                                           for d in a.days))
                 for a in old.schedule.assignments}
-    problem, unscheduled = _problem(session, old.start, old.horizon_days, old.campaign_ids,
+    problem, unscheduled = _problem(session, old.start, horizon_days, old.campaign_ids,
                                     time_limit, started, previous)
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
-                           progress=progress, cancelled=cancelled)
-    schedule = Schedule(id=new_id("sch"), start_date=old.start, horizon_days=old.horizon_days,
+                           progress=progress, cancelled=cancelled,
+                           rename=_task_fields(problem))
+    schedule = Schedule(id=new_id("sch"), start_date=old.start, horizon_days=horizon_days,
                         campaign_ids=old.campaign_ids, replan_of=old.id,
                         result=_result(result, unscheduled), created_by=created_by,
                         created_by_name=created_by_name)
@@ -286,8 +317,9 @@ def replan(*, session: Session, idempotency: Idempotency, schedule_id: str,
     """Schedule again after milestones or capacity changed, moving as little as possible."""
     old = read_schedule(session=session, schedule_id=schedule_id)
     return _store(session, idempotency, *_replanned(
-        session, old, replan_in.as_of or date.today(), replan_in.time_limit_seconds, workers,
-        grace_seconds, caller.principal, caller.name, progress, cancelled))
+        session, old, replan_in.as_of or date.today(), replan_in.horizon_days or old.horizon_days,
+        replan_in.time_limit_seconds, workers, grace_seconds, caller.principal, caller.name,
+        progress, cancelled))
 
 
 def mark_stale(session: Session, *, campaign_id: str, event_id: str, event_type: str,
@@ -328,8 +360,8 @@ def replan_stale(*, session: Session, schedule_ids: list[str], workers: WorkerPo
             continue
         old = _public(session, schedule)
         try:
-            new, parts = _replanned(session, old, as_of, DEFAULT_TIME_LIMIT, workers,
-                                    grace_seconds, AUTO_REPLANNER, None)
+            new, parts = _replanned(session, old, as_of, old.horizon_days, DEFAULT_TIME_LIMIT,
+                                    workers, grace_seconds, AUTO_REPLANNER, None)
         except Problem as problem:
             session.rollback()
             logger.warning("automatic re-plan of %s failed: %s", schedule_id, problem)

@@ -157,18 +157,21 @@ def _api_field(field: str) -> str:
 
 
 def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float,
-          progress: OnProgress | None = None,
-          cancelled: IsCancelled | None = None) -> SchedulePublic:
+          progress: OnProgress | None = None, cancelled: IsCancelled | None = None,
+          rename: Callable[[str], str] | None = None) -> SchedulePublic:
     """Schedule in a worker process; an impossible problem is a 422 naming what to change.
 
-    `progress` hears the search's incumbent, bound and gap as they improve; once `cancelled()`
-    turns true the search stops and its best schedule so far is the answer (`CP-SAT
-    (stopped)`), or `workers.Cancelled` is raised when there is none."""
+    `rename` names a field of the problem (`tasks[3].start`) as the caller's request would (a
+    stored schedule's request has no `tasks` list). `progress` hears the search's incumbent,
+    bound and gap as they improve; once `cancelled()` turns true the search stops and its best
+    schedule so far is the answer (`CP-SAT (stopped)`), or `workers.Cancelled` is raised when
+    there is none."""
     try:
         schedule = workers.run(_solve, problem, timeout=problem.time_limit + grace_seconds,
                                progress=progress, cancelled=cancelled)
     except engine.Invalid as invalid:
-        raise invalid_fields([(_api_field(f), d) for f, d in invalid.errors]) from None
+        fields = [(_api_field(f), d) for f, d in invalid.errors]
+        raise invalid_fields([(rename(f), d) for f, d in fields] if rename else fields) from None
     except WorkerTimeout:
         raise UnprocessableContent(
             f"No schedule within {problem.time_limit:g} s; lower the number of tasks or raise "

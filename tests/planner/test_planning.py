@@ -62,10 +62,11 @@ def test_schedule_and_replan_keep_started_work(planner, calendar):
     assert again["schedule"]["moved"] == moved
 
 
-def test_nothing_to_schedule_is_a_409(planner, calendar):
+def test_a_campaign_without_tasks_is_a_422_naming_it(planner, calendar):
     response = call(planner, "POST", "/schedules", {"start": "2027-02-01", "horizon_days": 30,
                                                     "campaign_ids": ["cmp_without_tasks"]})
-    assert response.status_code == 409
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["campaign_ids[0]"]
 
 
 def test_resources_validate_and_version(planner, calendar):
