@@ -83,6 +83,15 @@ def test_largest_remainder_gives_the_missing_cents_to_the_largest_fractions():
     assert largest_remainder([10.6, 20.7], 30, [11, 0], [100, 100]) == [11, 19]
 
 
+def test_largest_remainder_fills_a_far_target_by_whole_rounds():
+    # 3,000,000 units over 0.5 + 1.5 + 2.5 (floors 0, 1, 2): the second stops at its cap of
+    # 10, and the first and third take the rest, 2,999,990, in equal whole rounds of
+    # 1,499,994 on their floors 0 and 2 (the third's cap of 2,000,000 is never reached). A
+    # unit a round took about a second here.
+    assert largest_remainder([0.5, 1.5, 2.5], 3_000_000, [0, 0, 0],
+                             [float("inf"), 10, 2_000_000.0]) == [1_499_994, 10, 1_499_996]
+
+
 def test_solve_s_curves_concentrates_where_a_local_solver_splits():
     # Two identical S-curves and money for one: spending it all on one channel returns far more
     # than the even split a gradient method started from the middle stays at.
