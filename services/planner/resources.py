@@ -2,8 +2,10 @@
 and the index of stored schedules."""
 from datetime import date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Annotated, Any
 
+import holidays
 from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -15,7 +17,7 @@ from shared.ids import new_id
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.types import Identifier, Name, StrictModel
 from shared.versioning import require_if_match
-from shared.workdays import check_market
+from shared.workdays import WEEKEND, check_market
 
 # The department playbook's defaults: the work each milestone needs before it.
 DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
@@ -35,14 +37,27 @@ DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
 Market = Annotated[str, AfterValidator(check_market)]
 
 
+@cache
+def weekend_of(market: str | None) -> frozenset[int]:
+    """Return the weekdays (Monday 0) a resource of this market does not work: its country's
+    weekend as the holidays package knows it (SA: Friday and Saturday), Saturday and Sunday
+    without a market."""
+    if market is None:
+        return WEEKEND
+    country, _, subdivision = market.partition("-")
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None).weekend)
+
+
 class ResourceCreate(StrictModel):
     name: Name
     skills: list[Identifier] = Field(min_length=1, max_length=50)
     hours_per_day: DayHours | None = Field(None, description="A team of three designers is 24.")
     hours_per_week: Hours | None = Field(None, description="Instead of hours_per_day: spread "
-                                         "evenly over the five working days.")
-    market: Market | None = Field(None, description="Its public holidays are days off (ISO "
-                                  "country, e.g. DE).")
+                                         "evenly over its market's working days of a week "
+                                         "(five with a two-day weekend).")
+    market: Market | None = Field(None, description="Its public holidays and its weekend are "
+                                  "days off (ISO country, e.g. DE; SA works Sunday to "
+                                  "Thursday); without one, Saturday and Sunday.")
     time_off: list[date] = Field([], max_length=1000)
 
 
@@ -91,8 +106,9 @@ def _public(resource: Resource) -> ResourcePublic:
                           hours_per_day=hours_out(resource.hours_per_day))
 
 
-def _columns(values: dict[str, Any], *, required: bool) -> dict[str, Any]:
-    """Table columns from a request: capacity in hundredths of an hour per working day."""
+def _columns(values: dict[str, Any], *, required: bool, market: str | None) -> dict[str, Any]:
+    """Table columns from a request: capacity in hundredths of an hour per working day of the
+    resource's market."""
     day, week = values.pop("hours_per_day", None), values.pop("hours_per_week", None)
     if (day is None) == (week is None) and (required or week is not None):
         raise invalid_fields([("hours_per_day", "give exactly one of hours_per_day or "
@@ -100,7 +116,7 @@ def _columns(values: dict[str, Any], *, required: bool) -> dict[str, Any]:
     if day is not None:
         values["hours_per_day"] = hundredths(Decimal(day))
     elif week is not None:
-        values["hours_per_day"] = hundredths(Decimal(week)) // 5
+        values["hours_per_day"] = hundredths(Decimal(week)) // (7 - len(weekend_of(market)))
     return values
 
 
@@ -116,7 +132,7 @@ def create_resource(*, session: Session, idempotency: Idempotency,
     """Add a team or person."""
     _unique_name(session, resource_in.name, None)
     resource = Resource(id=new_id("res"), **_columns(resource_in.model_dump(mode="json"),
-                                                     required=True))
+                                                     required=True, market=resource_in.market))
     session.add(resource)
     session.flush()
     answer = _public(resource)
@@ -146,8 +162,9 @@ def update_resource(*, session: Session, resource_id: str, update: ResourceUpdat
     require_if_match(if_match, resource.version, what="resource")
     if update.name is not None:
         _unique_name(session, update.name, resource.id)
-    resource.sqlmodel_update(_columns(update.model_dump(mode="json", exclude_unset=True),
-                                      required=False))
+    values = update.model_dump(mode="json", exclude_unset=True)
+    resource.sqlmodel_update(_columns(values, required=False,
+                                      market=values.get("market", resource.market)))
     resource.version += 1
     resource.updated_at = utcnow()
     session.add(resource)

@@ -22,6 +22,7 @@ from services.planner.models import (
     StaleMark,
     Task,
 )
+from services.planner.resources import weekend_of
 from services.planner.tasks import Skills, placement_warnings, resource_skills
 from shared.errors import Conflict, NotFound, Problem, invalid_fields
 from shared.idempotency import Idempotency
@@ -148,6 +149,16 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
         raise Conflict(detail)
     last = start + timedelta(days=horizon_days - 1)
     ids = {t.id for t in tasks}
+    # The engine has one calendar weekend: the days every resource has off. A resource's other
+    # weekend days (Friday for SA next to DE) are its own days off, as time off is.
+    weekends = {r.id: weekend_of(r.market) for r in resources}
+    weekend = frozenset.intersection(*weekends.values())
+    days = [start + timedelta(days=i) for i in range(horizon_days)]
+
+    def days_off(resource: Resource) -> frozenset[date]:
+        own = weekends[resource.id] - weekend
+        return frozenset(date.fromisoformat(d) for d in resource.time_off) | frozenset(
+            d for d in days if d.weekday() in own)
 
     def earliest(task: Task) -> date | None:
         # Work that has not started cannot be done before `not_before` (today, for a what-if).
@@ -156,10 +167,9 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
         return max(task.earliest_start or not_before, not_before)
 
     problem = engine.Problem(
-        start=start, horizon_days=horizon_days, time_limit=time_limit, previous=previous,
-        resources=tuple(engine.Resource(
-            r.id, frozenset(r.skills), r.hours_per_day,
-            time_off=frozenset(date.fromisoformat(d) for d in r.time_off),
+        start=start, horizon_days=horizon_days, weekend=weekend, time_limit=time_limit,
+        previous=previous, resources=tuple(engine.Resource(
+            r.id, frozenset(r.skills), r.hours_per_day, time_off=days_off(r),
             holidays=frozenset(holidays_between(r.market, start, last) if r.market else ()))
             for r in resources),
         tasks=tuple(engine.Task(

@@ -94,3 +94,47 @@ def test_hours_take_plain_decimals_and_json_numbers(planner):
                                                    "skill": "trialpad", "effort_hours": hours}),
                   201)
         assert made["effort_hours"] == ["5.00", "5.00", "5.25", "5.50"][i]
+
+
+def test_a_resource_works_its_markets_week(planner):
+    # SA's weekend is Friday and Saturday; DE's (and no market's) Saturday and Sunday. The
+    # schedule's calendar weekend is what every resource has off (Saturday); Friday is the SA
+    # resource's own day off, Sunday the DE resource's.
+    sara = resource(planner, "trial sara", "trialksa", market="SA")
+    resource(planner, "trial dirk", "trialde", market="DE")
+    # 40 h from Sunday 2 May 2027, due Thursday 6 May: Sunday to Thursday is Sara's week.
+    task(planner, "tw-week", "cmp_trial_ksa", "trialksa", "40", "2027-05-02", "2027-05-06")
+    stored = ok(call(planner, "POST", "/schedules", {
+        "start": "2027-05-01", "horizon_days": 30, "campaign_ids": ["cmp_trial_ksa"]}), 201)
+    week = [(f"2027-05-0{d}", "8.00") for d in range(2, 7)]
+    assert days(stored) == {"tw-week": week}
+    assert stored["schedule"]["late"] == [] and stored["schedule"]["assignments"][0][
+        "resource"] == sara["id"]
+    replanned = ok(call(planner, "POST", f"/schedules/{stored['id']}/replan",
+                        {"as_of": "2027-04-01"}), 201)
+    assert days(replanned) == {"tw-week": week} and replanned["schedule"]["moved"] == 0
+
+    # 48 h: the last 8 h go on Sunday 9 May (Friday and Saturday are Sara's weekend). Lateness
+    # counts the schedule's working days after Thursday: Friday 7 (a working day for Dirk)
+    # and Sunday 9, so 2, where Sara's own week would count 1 (README, "Weekends by market").
+    task(planner, "tw-late", "cmp_trial_ksa_late", "trialksa", "48", "2027-05-02", "2027-05-06")
+    late = ok(call(planner, "POST", "/schedules", {
+        "start": "2027-05-01", "horizon_days": 30, "campaign_ids": ["cmp_trial_ksa_late"]}), 201)
+    assert days(late) == {"tw-late": [*week, ("2027-05-09", "8.00")]}
+    [entry] = late["schedule"]["late"]
+    assert (entry["finish"], entry["days_late"]) == ("2027-05-09", 2)
+    # Sara's capacity in ISO week 18 (Monday 3 to Sunday 9 May) is her five working days in
+    # it: Monday to Thursday and Sunday 9, not Friday 7.
+    capacity = {u["week"]: u["capacity"] for u in late["schedule"]["utilisation"]
+                if u["resource"] == sara["id"]}
+    assert capacity["2027-W18"] == "40.00"
+
+
+@pytest.mark.parametrize(("market", "weekly", "daily"), [
+    (None, "40", "8.00"), ("SA", "40", "8.00"), ("IR", "48", "8.00"), ("IR", "40", "6.66")])
+def test_hours_per_week_spread_over_the_markets_working_days(planner, market, weekly, daily):
+    # Iran's weekend is Friday alone: six working days.
+    made = ok(call(planner, "POST", "/resources", {
+        "name": f"trial weekly {market} {weekly}", "skills": ["trialweekly"],
+        "hours_per_week": weekly, "market": market}), 201)
+    assert made["hours_per_day"] == daily
