@@ -269,7 +269,8 @@ def whatif(*, session: Session, calendar: ServiceClient, budget: ServiceClient,
     with ThreadPoolExecutor(max_workers=1) as executor:
         funding = start(executor, lambda: _optimize(budget, plan_in, campaign))
         schedule = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
-                                 progress=progress, cancelled=cancelled)
+                                 progress=progress, cancelled=cancelled,
+                                 rename=schedules.task_fields(problem))
         answer = CampaignPlanPublic(committed=False,
                                     campaign=campaign_view(campaign | {"id": None}),
                                     work=_work(schedule, tasks, names), funding=funding.result(),

@@ -182,7 +182,7 @@ def _problem(session: Session, start: date, horizon_days: int, campaign_ids: lis
     return problem, unscheduled
 
 
-def _task_fields(problem: engine.Problem) -> Callable[[str], str]:
+def task_fields(problem: engine.Problem) -> Callable[[str], str]:
     """Name a problem's `tasks[i]…` fields by task id (`tasks/camp24-report.start`, after the
     task's own path): a stored schedule's request has no list of tasks to index."""
     ids = [t.id for t in problem.tasks]
@@ -275,7 +275,7 @@ def create_schedule(*, session: Session, idempotency: Idempotency, schedule_in: 
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled,
-                           rename=_task_fields(problem))
+                           rename=task_fields(problem))
     schedule = Schedule(
         id=new_id("sch"), start_date=schedule_in.start, horizon_days=schedule_in.horizon_days,
         campaign_ids=schedule_in.campaign_ids, result=_result(result, unscheduled),
@@ -312,7 +312,7 @@ def _replanned(session: Session, old: StoredSchedulePublic, as_of: date, horizon
     session.rollback()   # no transaction stays open while the solver works
     result = solving.solve(problem=problem, workers=workers, grace_seconds=grace_seconds,
                            progress=progress, cancelled=cancelled,
-                           rename=_task_fields(problem))
+                           rename=task_fields(problem))
     schedule = Schedule(id=new_id("sch"), start_date=old.start, horizon_days=horizon_days,
                         campaign_ids=old.campaign_ids, replan_of=old.id,
                         result=_result(result, unscheduled), created_by=created_by,

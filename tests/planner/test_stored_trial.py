@@ -3,8 +3,12 @@ can take a longer horizon and its 422 names tasks by id, a schedule of an unknow
 names it, and hours refuse padded numbers as amounts do. On SQLite and PostgreSQL, against the
 real calendar service; each test has its own campaign and skills (the module shares one
 database)."""
+from datetime import date
+
 import pytest
 
+from services.planner import engine
+from services.planner.schedules import task_fields
 from tests.planner.conftest import call, ok
 
 
@@ -59,6 +63,19 @@ def test_a_replan_of_added_work_takes_a_longer_horizon(planner):
                     {"as_of": "2027-06-01"}), 201)
     assert again["horizon_days"] == 14
     assert days(again) == days(longer)
+
+
+def test_problem_fields_are_named_by_task_id():
+    # Stored schedules, re-plans and campaign plans have no `tasks` list in their request.
+    problem = engine.Problem(
+        start=date(2027, 6, 7), horizon_days=7,
+        resources=(engine.Resource("r", frozenset({"s"}), 800),),
+        tasks=(engine.Task(id="a", skill="s", effort=800),
+               engine.Task(id="b", skill="s", effort=800)))
+    rename = task_fields(problem)
+    assert [rename(f) for f in ("tasks[1]", "tasks[0].start", "tasks[1].resource_id",
+                                "horizon_days", "tasks")] == [
+        "tasks/b", "tasks/a.start", "tasks/b.resource_id", "horizon_days", "tasks"]
 
 
 @pytest.mark.parametrize("prefer", [None, "respond-async"])
