@@ -88,6 +88,9 @@ class StoredSchedulePublic(BaseModel):
     stale_reasons: list[StaleReason]
     unscheduled: list[UnscheduledTask] = Field(description="Tasks in scope left out of this "
                                                "schedule, each with why; the rest is planned.")
+    resource_names: dict[str, str] = Field(description="The name of each resource the schedule "
+                                           "names (assignments, late work and its reasons), by "
+                                           "id; one deleted since is left out.")
     schedule: solving.SchedulePublic
 
 
@@ -243,6 +246,10 @@ def stale_reasons(session: Session, schedule_id: str) -> list[StaleReason]:
 
 def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
     reasons = stale_reasons(session, schedule.id)
+    # The engine's late reasons name resources by id; a reader wants the names it knows.
+    named = {item["resource"] for key in ("assignments", "late") for item in schedule.result[key]}
+    names = session.exec(select(Resource.id, Resource.name)
+                         .where(col(Resource.id).in_(named)).order_by(col(Resource.id)))
     return StoredSchedulePublic(id=schedule.id, start=schedule.start_date,
                                 horizon_days=schedule.horizon_days,
                                 campaign_ids=schedule.campaign_ids, replan_of=schedule.replan_of,
@@ -251,6 +258,7 @@ def _public(session: Session, schedule: Schedule) -> StoredSchedulePublic:
                                 created_at=schedule.created_at,
                                 stale=bool(reasons), stale_reasons=reasons,
                                 unscheduled=schedule.result.get(UNSCHEDULED_KEY, []),
+                                resource_names=dict(names.all()),
                                 schedule=solving.SchedulePublic.model_validate(schedule.result))
 
 

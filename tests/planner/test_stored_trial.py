@@ -127,6 +127,8 @@ def test_a_resource_works_its_markets_week(planner):
     assert days(stored) == {"tw-week": week}
     assert stored["schedule"]["late"] == [] and stored["schedule"]["assignments"][0][
         "resource"] == sara["id"]
+    # Late reasons name resources by id: the answer gives their names beside.
+    assert stored["resource_names"] == {sara["id"]: "trial sara"}
     replanned = ok(call(planner, "POST", f"/schedules/{stored['id']}/replan",
                         {"as_of": "2027-04-01"}), 201)
     assert days(replanned) == {"tw-week": week} and replanned["schedule"]["moved"] == 0
