@@ -15,12 +15,16 @@ The model stays small by windows that lose no optimal schedule: a task starts no
 its predecessors can finish (`bounds.soonest_finish`), and may be at most (the first plan's
 weighted lateness ÷ its priority) days late, which also bounds its predecessors.
 
+The search of the whole runs one worker first (PROOF_DETERMINISTIC_SECONDS: it proves small
+problems far sooner), then three interleaved workers from its answer.
+
 A re-plan searches first over the change's neighbourhood (`neighbourhood.reach`), every other
 task fixed where the mended previous plan (`priority_rule.repair`) keeps it, for
 NEIGHBOURHOOD_SHARE of the time: `put_back` (small exact searches that put each moved task
 back with the work around its previous days) until it takes nothing more, then core-based
 search and LNS over the whole neighbourhood, interleaved so that it stays deterministic; the
-whole model then starts from its answer. Both searches' answers go
+whole model then starts from its answer (where the neighbourhood stays later than the rules'
+best plan, it starts from that plan instead). Both searches' answers go
 through `priority_rule.keep_more` (a stopped search can leave a task moved that fits back). The
 neighbourhood's bound holds only with the rest fixed, so it is never reported: `optimal` and
 `bound` come from the search of the whole (or the lower bounds) alone.

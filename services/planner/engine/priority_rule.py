@@ -8,10 +8,12 @@ the day it is ready. The backward rule places work as late as each deadline allo
 zero-lateness schedules when one is easy to see); a forward pass in its order then packs it
 left. `schedule` keeps the best by the objective.
 
-A re-plan adds `repair`: the previous plan mended (every task whose exact previous hours still
-fit keeps them, the rest placed around them); `around` places a re-plan's neighbourhood around
-the work kept fixed, the start of CP-SAT's search of it (`cp_sat`, `neighbourhood`);
-`keep_more` puts back on their previous hours the tasks a stopped search left moved.
+A re-plan runs each rule twice, keeping previous places where they are no later (`keep`) and
+afresh as a fresh solve does (lateness comes first), and adds `repair`: the previous plan
+mended (every task whose exact previous hours still fit keeps them, the rest placed around
+them); `around` places a re-plan's neighbourhood around the work kept fixed, the start of
+CP-SAT's search of it (`cp_sat`, `neighbourhood`); `keep_more` puts back on their previous
+hours the tasks a stopped search left moved.
 """
 import contextlib
 import heapq
