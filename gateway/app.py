@@ -25,7 +25,7 @@ from shared.errors import Forbidden, Problem, ServiceUnavailable, install_error_
 from shared.internal_auth import Caller
 from shared.metrics import install_metrics
 from shared.requests import install_request_id, request_id_header
-from shared.service_app import GZIP_MINIMUM_BYTES, VERSION, Health
+from shared.service_app import GZIP_MINIMUM_BYTES, VERSION, Health, freeze_startup_heap
 
 # Swagger UI as shipped in the swagger-ui-py wheel: /docs works without internet.
 SWAGGER_UI_ASSETS = Path(swagger_ui.__file__).parent / "static"
@@ -89,6 +89,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         # One address has nowhere else to send a request: only pools of several are watched.
         watching = [asyncio.create_task(pool.watch(settings.upstream_probe_interval))
                     for pool in pools.values() if len(pool.members) > 1]
+        freeze_startup_heap()
         yield
         for task in watching:
             task.cancel()
