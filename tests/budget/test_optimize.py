@@ -349,3 +349,26 @@ def test_solve_reports_progress_up_to_the_answer():
     last = heard[-1]
     assert last.gap is not None and last.gap <= 2e-4
     assert float(result.expected_return) == pytest.approx(last.incumbent, rel=1e-3)
+
+
+def test_solve_a_total_far_beyond_the_channels_earns_at_least_a_smaller_total():
+    # The README's example shape at its largest total (trial of issue 18): money scaled by the
+    # whole 9e14 put every curve at 1e-9 of the budget, within the solver's tolerances, and
+    # the answer was "optimal" with a gap of 0.35 and 449,793 earned, where a total of 1e6
+    # earns 1,946,101.70. More money never earns less, and "optimal" keeps its 0.1 %.
+    def shaped(total: str) -> Problem:
+        return problem(Channel("search", Linear(D("2.1")), max=D("400000")),
+                       Channel("video", Hill(D("900000"), D("250000"), D("2.2"))),
+                       Channel("kol", Deal(D("80000"), D("240000"))),
+                       total=total, reserve=Reserve(percent=D(10)),
+                       periods=(Period("w1"), Period("w2", weight=D("1.3"), cap=D("300000"))),
+                       groups=(Group("brand", ("video", "kol"), min_share=D("0.2")),),
+                       time_limit=5)
+
+    small, huge = solve(shaped("1000000")), solve(shaped("1000000000000000"))
+    assert small.expected_return == D("1946101.70")
+    assert huge.expected_return >= small.expected_return
+    for result in (small, huge):
+        assert_adds_up(result)
+        if result.status == "optimal":
+            assert (result.gap or 0.0) + result.approximation_error <= 1e-3

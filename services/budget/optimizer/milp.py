@@ -367,11 +367,13 @@ def _solution(model: ScaledProblem, cells: Cells, form: Formulation | None, run:
               best: tuple[Floats, float], bound: float | None, report: Report | None,
               deadline: float, allowed: float = MIP_GAP,
               marginal: float | None = None) -> Solution:
-    """The best plan with its gap to the bound; proven `optimal` only when the last model was
-    solved to optimality (within `allowed`) with the plan on the curves."""
+    """The best plan with its gap to the bound; proven `optimal` only when within `allowed` of
+    the bound (or, with none, when the last model was solved to optimality)."""
     spend, objective = best
-    proven = (run is not None and run.status == "optimal") or \
-        _within_gap(objective, bound, allowed)
+    # A bound from elsewhere (the envelope's) that the plan does not meet overrules a solver's
+    # "optimal": that only speaks for its own model.
+    proven = _within_gap(objective, bound, allowed) if bound is not None else \
+        run is not None and run.status == "optimal"
     gap = None if bound is None else abs(bound - objective) / max(abs(objective), EPS)
     if report:
         report(objective, bound)

@@ -1,5 +1,6 @@
-"""The problem in floats, as the solvers see it: money divided by the money available, so the
-budget is 1, and each channel in each period a `Cell` with its curve as segments."""
+"""The problem in floats, as the solvers see it: money divided by the money that can matter (the
+money available, or less when the channels cannot use it all), and each channel in each period
+a `Cell` with its curve as segments."""
 import math
 import time
 from dataclasses import dataclass, replace
@@ -25,6 +26,9 @@ Indices = npt.NDArray[np.intp]
 
 # Scaled money is 1 for the whole budget; a cent on a billion is 1e-11, so 1e-9 is "equal".
 EPS = 1e-9
+# A Hill curve's useful spend, for the unit: where what it has left to give, beta · (k / s)^alpha
+# roughly, is this share of beta.
+HILL_LEFT = 1e-4
 # Hill curves are cut this many at a time: the deadline is checked between batches (cutting
 # 2,000 curves takes seconds).
 HILL_BATCH = 200
@@ -94,13 +98,17 @@ class Solution:
 
 
 class ScaledProblem:
-    """`problem` with money divided by the money available (total − reserve)."""
+    """`problem` with money divided by the money that can matter: the money available (total −
+    reserve), or what the channels can usefully spend when that is less. A total of 1e15 over
+    channels worth a million would otherwise put every curve at 1e-9 of the budget, where the
+    solvers' tolerances are: they then call a plan optimal that is a third short."""
 
     def __init__(self, problem: Problem):
         self.problem = problem
         self.reserve = problem.reserve.of(problem.total, problem.decimals)
         self.available = problem.total - self.reserve
-        self.unit = float(self.available) if self.available > 0 else 1.0
+        useful = min(float(self.available), _useful(problem))
+        self.unit = useful if useful > 0 else 1.0
         self.budget = float(self.available) / self.unit
         self.periods = problem.periods or (Period(id=""),)
         self.shares = _shares(self.periods)
@@ -254,6 +262,30 @@ class ScaledProblem:
         xs = np.array([float(s) for s, _ in response.points]) / self.unit
         ys = np.array([float(r) for _, r in response.points]) / self.unit
         return xs, ys
+
+
+def _useful(problem: Problem) -> float:
+    """The most money the channels can put to use (infinite when one has no end): each
+    channel's cap, else where its curve ends (a deal's cost, the last point, a Hill curve's
+    HILL_LEFT), and no less than its floor; at most the periods' caps when all have one."""
+    reach = 0.0
+    for channel in problem.channels:
+        response = channel.response
+        if channel.max is not None:
+            end = float(channel.max)
+        elif isinstance(response, Deal):
+            end = float(response.cost)
+        elif isinstance(response, Points):
+            end = float(response.points[-1][0])
+        elif isinstance(response, Hill):
+            end = float(response.k) * HILL_LEFT ** (-1 / float(response.alpha))
+        else:
+            return math.inf
+        reach += max(end, float(channel.min or 0))
+    caps = [period.cap for period in problem.periods]
+    if caps and all(cap is not None for cap in caps):
+        reach = min(reach, sum(float(cap) for cap in caps if cap is not None))
+    return reach
 
 
 def _per_share(base: Segments, share: float) -> Segments:
