@@ -81,6 +81,13 @@ def test_time_off_touches_only_the_tasks_on_that_day():
     assert stability.untouched(BEFORE, after, PREVIOUS) == {"c1-a", "c1-b", "c2-brief"}
 
 
+def test_time_off_under_a_task_touches_the_tasks_that_wait_for_it():
+    # ana takes Wednesday off: c1-a (Wednesday) must move, and c1-b, which waits for it, may
+    # have to follow, as after a slip: both touched. c2 is left alone.
+    after = replace(BEFORE, resources=(replace(ANA, time_off=frozenset({WED})),))
+    assert stability.untouched(BEFORE, after, PREVIOUS) == {"c2-brief", "c2-copy"}
+
+
 def test_a_pin_where_the_task_already_was_is_no_change():
     # Work that started is pinned where the previous plan had it: still untouched. A pin
     # elsewhere is a change.

@@ -5,11 +5,12 @@ A re-plan moves at most 5 % of the *untouched* tasks (issue 13). Going from prob
 - it is in both with the same skill, effort, earliest start, deadline, priority, daily cap and
   pin; a pin to where the previous plan already had it (work that started by the re-plan's
   day is pinned there) is no change;
-- every task it waits for, however indirectly, is untouched by the first rule too, and it
-  waits for the same tasks;
 - the resource the previous plan gave it still exists with the same skills and daily hours,
   and still works on every day the previous plan gave it (no new time off, holiday or
-  weekend on those days; the other days may change).
+  weekend on those days; the other days may change);
+- every task it waits for, however indirectly, is untouched by these rules too, and it waits
+  for the same tasks: a predecessor that must move, because its fields changed or its
+  resource lost a day it worked, moves the chain that follows it as a slip does.
 A task is *moved* unless it has its previous resource and exactly its previous hours on every
 day (`Model.kept`, hour for hour). Example: campaign c1 slips, c2 does not; c2's brief on ana
 Mon 4 h + Tue 4 h, and ana takes Wednesday off: the brief is untouched; the re-plan that gives
@@ -38,7 +39,8 @@ def untouched(before: Problem, after: Problem, previous: Mapping[str, Previous])
     old = {t.id: t for t in before.tasks}
     resources = ({r.id: r for r in before.resources}, {r.id: r for r in after.resources})
     same = {t.id for t in after.tasks
-            if t.id in old and t.id in previous and _same(old[t.id], t, previous[t.id])}
+            if t.id in old and t.id in previous and _same(old[t.id], t, previous[t.id])
+            and _still_available(after, resources, previous[t.id])}
     tasks = {t.id: t for t in after.tasks}
     # Walk each task's predecessors without recursion (a chain may be 5,000 long).
     chain_ok: dict[str, bool] = {}
@@ -56,8 +58,7 @@ def untouched(before: Problem, after: Problem, previous: Mapping[str, Previous])
             stack.pop()
             chain_ok[t] = t in same and all(p in tasks and chain_ok[p]
                                             for p in tasks[t].predecessors)
-    return {t for t, ok in chain_ok.items()
-            if ok and _still_available(after, resources, previous[t])}
+    return {t for t, ok in chain_ok.items() if ok}
 
 
 def moved_share(before: Problem, after: Problem, previous: Mapping[str, Previous],
