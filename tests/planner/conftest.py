@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
 from shared import migrations
+from shared.workers import WorkerPool
 from tests.calendar.conftest import CAMPAIGN
 from tests.conftest import TEST_SECRET, SignedApi, signed_as
 
@@ -193,3 +194,20 @@ def peers(fakes):
     """The fakes, emptied and healthy for each test."""
     fakes.reset()
     return fakes
+
+
+def engine_solve(problem):
+    """The engine's solve, as a worker of `pool` runs it (the pool preloads CP-SAT)."""
+    from services.planner.engine import cp_sat
+    return cp_sat.solve(problem)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    """Run `pool(function, problem)` in a worker process, as the service does, with room
+    past the problem's time limit: a solve that overran fails the test, not the worker."""
+    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
+    workers.start()
+    yield lambda function, problem: workers.run(function, problem,
+                                                timeout=problem.time_limit + 30)
+    workers.close()

@@ -27,7 +27,6 @@ from services.planner.engine import (
     lower_bound,
     priority_rule,
 )
-from shared.workers import WorkerPool
 
 MON = date(2027, 1, 4)   # a Monday
 TUE, WED = MON + timedelta(days=1), MON + timedelta(days=2)
@@ -61,15 +60,6 @@ def _solve_stopped_at_first_answer(problem: Problem) -> tuple[Schedule, list[Pro
 def _solve_stopped_before(problem: Problem) -> Schedule:
     from services.planner.engine import cp_sat
     return cp_sat.solve(problem, stop=lambda: True)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
-    workers.start()
-    yield lambda function, problem: workers.run(function, problem,
-                                                timeout=problem.time_limit + 30)
-    workers.close()
 
 
 # --- the time limit bounds the whole call ----------------------------------------------------

@@ -7,8 +7,6 @@ import time
 from dataclasses import replace
 from datetime import date, timedelta
 
-import pytest
-
 from bench.workloads import planted
 from services.planner.engine import (
     UNIT,
@@ -24,25 +22,11 @@ from services.planner.engine import (
     priority_rule,
     stability,
 )
-from shared.workers import WorkerPool
+from tests.planner.conftest import engine_solve
 
 MON = date(2027, 1, 4)   # a Monday
 TUE, WED, THU, FRI = (MON + timedelta(days=i) for i in range(1, 5))
 ANA = Resource("ana", frozenset({"copy"}), 8 * UNIT)
-
-
-def _solve(problem: Problem) -> Schedule:
-    from services.planner.engine import cp_sat
-    return cp_sat.solve(problem)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
-    workers.start()
-    yield lambda function, problem: workers.run(function, problem,
-                                                timeout=problem.time_limit + 30)
-    workers.close()
 
 
 def _schedule(days: dict[str, tuple[tuple[date, int], ...]]) -> Schedule:
@@ -129,7 +113,7 @@ def test_a_replan_moves_an_untouched_task_only_to_avoid_lateness(pool):
                 "v": Previous("ana", ((WED, 800),))}
     before = Problem(start=MON, horizon_days=14, resources=(ANA,), tasks=tasks, time_limit=10)
     after = replace(before, tasks=(replace(tasks[0], deadline=MON), *tasks[1:]), previous=previous)
-    schedule = pool(_solve, after)
+    schedule = pool(engine_solve, after)
     days = {a.task: a.days for a in schedule.assignments}
     assert days == {"s": ((MON, 800),), "u": ((TUE, 800),), "v": ((WED, 800),)}
     assert (schedule.weighted_lateness, schedule.moved, schedule.status) == (0, 2, "optimal")
@@ -141,10 +125,10 @@ def test_a_replan_after_no_change_moves_nothing(pool):
     # 72 planted tasks scheduled, then re-planned as they are: the mended previous plan keeps
     # every task, and no plan is better by lateness (the first was proven optimal).
     problem = planted(6, seed=6, time_limit=20)
-    first = pool(_solve, problem)
+    first = pool(engine_solve, problem)
     assert first.status == "optimal"
     previous = {a.task: Previous(a.resource, a.days) for a in first.assignments}
-    again = pool(_solve, replace(problem, previous=previous))
+    again = pool(engine_solve, replace(problem, previous=previous))
     assert again.moved == 0 and again.weighted_lateness == first.weighted_lateness
 
 

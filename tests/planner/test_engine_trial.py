@@ -19,23 +19,9 @@ from services.planner.engine import (
     lower_bound,
     priority_rule,
 )
-from shared.workers import WorkerPool
+from tests.planner.conftest import engine_solve
 
 MON = date(2027, 1, 4)   # a Monday
-
-
-def _solve(problem: Problem):
-    from services.planner.engine import cp_sat
-    return cp_sat.solve(problem)
-
-
-@pytest.fixture(scope="module")
-def pool():
-    workers = WorkerPool(1, preload=("services.planner.engine.cp_sat",))
-    workers.start()
-    yield lambda function, problem: workers.run(function, problem,
-                                                timeout=problem.time_limit + 30)
-    workers.close()
 
 
 # --- a chain longer than the horizon, with a deadline: a 422, not a 500 ----------------------
@@ -52,9 +38,9 @@ def _chain(deadline: date | None) -> Problem:
 
 def test_a_chain_past_the_horizon_with_a_deadline_is_the_same_422_as_without(pool):
     with pytest.raises(Invalid) as without:
-        pool(_solve, _chain(None))
+        pool(engine_solve, _chain(None))
     with pytest.raises(Invalid) as due:
-        pool(_solve, _chain(date(2027, 1, 6)))
+        pool(engine_solve, _chain(date(2027, 1, 6)))
     # f would end on day 6 and g on day 7 of a 5-day horizon: both named, horizon to raise.
     assert due.value.errors == without.value.errors
     assert [field for field, _ in due.value.errors] == ["tasks[5]", "tasks[6]"]
