@@ -16,7 +16,10 @@ The envelope LP is solved on curves cut coarsely (a quarter of the segments; its
 them): its plan is repaired as above, then polished (its choices kept, its amounts re-solved on
 the real curves near it), and its row prices y give the bound L(y) on the real cells' envelope
 (`windows`), which also narrows every curve of the MILP to where a plan as good as the best one
-can spend. A plan is proven once within `_gap` of the bound: half of what the curves' own error
+can spend. A problem without binaries that the greedy cannot take (concave curves under
+period caps or groups) takes the same route: its whole LP, many thin columns on few rows, took
+HiGHS 33 s at 100 x 52 (no plan within 15 s), the coarse LP, polish and narrowed curves 4 s.
+A plan is proven once within `_gap` of the bound: half of what the curves' own error
 leaves of the answer's 0.1 %, so that the two together keep that promise.
 """
 import math
@@ -94,7 +97,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
         marginal = budget_price = relaxation.marginal_value
-    elif warm_start and needs_binaries and not floors:
+    elif warm_start and not floors:
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
         # within the gap already; its row prices bound every model of the real cells
         # (L(y) on their envelope) and narrow their curves (`windows`).
@@ -144,8 +147,11 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             break   # before the next model is made: that alone takes a second at 100 × 52
         if polish and priced is not None and spend is not None:
             polish = False
-            spend, marginal, priced = _polish(model, cells, _shown(cells, hulls, exact), spend,
+            spend, polished, priced = _polish(model, cells, _shown(cells, hulls, exact), spend,
                                               priced, deadline, stop)
+            # Without binaries the plan is an LP's, whose budget price is the whole LP's: the
+            # polish's narrowed curves can leave the budget slack at a price of 0.
+            marginal = polished if needs_binaries else None
             bound = priced[2] if bound is None else min(bound, priced[2])
             continue
         shown = cells if priced is None or best is None else \
