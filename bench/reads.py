@@ -31,7 +31,6 @@ export memory.
 """
 import argparse
 import json
-import os
 import random
 import shutil
 import subprocess
@@ -55,11 +54,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.dataset import Dataset, api_client, generate  # noqa: E402
+from bench.system import percentile, start  # noqa: E402
 from services.budget.app import MIGRATIONS as BUDGET_MIGRATIONS  # noqa: E402
 from services.budget.ledger import exports  # noqa: E402
 from services.budget.ledger.tables import AuditEntry, Budget  # noqa: E402
 from shared import migrations  # noqa: E402
-from tests.postgres import PostgresServer, find_bin_dir, free_port  # noqa: E402
+from tests.postgres import PostgresServer, find_bin_dir  # noqa: E402
 
 TRIVIAL = "GET one budget"
 EXPORT_ROWS = (1_000, 10_000, 100_000)
@@ -70,26 +70,6 @@ FEED_POLL = "iCalendar feed, whole calendar, unchanged (304)"
 # take): left out of their tables, with `--keep` runs of such a commit.
 ADDED_READS = {"conflicts summary, a month", "conflicts of one campaign, a month"}
 MONTH, QUARTER = ("2027-11-01", "2027-11-30"), ("2027-10-01", "2027-12-31")
-
-
-def start(var_dir: Path, admin_key: str, env: dict[str, str]) -> tuple[subprocess.Popen, str]:
-    """`marketplan up` on free ports; returns the process and the gateway's URL."""
-    port = free_port(4)
-    env = os.environ | env | {"MARKETPLAN_ADMIN_KEY": admin_key,
-                              "MARKETPLAN_LOG_LEVEL": "WARNING"}
-    up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
-                           "--var-dir", str(var_dir)], env=env, cwd=ROOT, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert up.stdout is not None
-    for line in up.stdout:
-        if line.startswith("Ctrl-C stops all"):
-            return up, f"http://127.0.0.1:{port}"
-    raise RuntimeError("marketplan up did not start")
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def reads(client: httpx.Client, data: Dataset, rng: random.Random) -> dict[str, Callable[[], str]]:
@@ -284,7 +264,8 @@ def run_backend(backend: str, *, scale: float, seed: int, count: int,
                 env[f"{name.upper()}_DATABASE_URL"] = (
                     server.url(f"reads_{name}") if kept else
                     server.create_database(f"reads_{name}"))
-        up, url = start(var_dir, admin_key, env)
+        up, port = start(var_dir, admin_key, env=env)
+        url = f"http://127.0.0.1:{port}"
         try:
             with api_client(url, admin_key) as client:
                 if kept:
