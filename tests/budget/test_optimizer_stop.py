@@ -1,5 +1,7 @@
 """The optimizer's stop hook: a stopped MILP answers its best plan so far, with a gap that
 holds against the plan the unstopped solve proves (no database, no HTTP)."""
+import math
+import threading
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -120,3 +122,47 @@ def test_a_solve_stopped_anywhere_answers_a_plan_that_keeps_every_rule():
         check_plan(problem, result)
         assert result.spend <= problem.total - result.reserve
     assert answered > 0
+
+
+class _Deaf:
+    """A HiGHS that hears no stop until the test lets it end."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.cancelled = False
+
+    def run(self) -> None:
+        self.release.wait()
+
+    def cancelSolve(self) -> None:   # HiGHS's name
+        self.cancelled = True
+
+
+def test_a_run_that_does_not_hear_the_stop_is_left_behind():
+    # The trial of issue 18: HiGHS 1.16 went 6 s without an interrupt point in a MILP's root,
+    # and a cancelled job lost its plan when its worker was stopped. The caller answers
+    # without such a run once asked to stop (it was asked to cancel first).
+    from services.budget.optimizer import backends
+    deaf = _Deaf()
+    assert backends._run(deaf, math.inf, lambda: True) is False
+    assert deaf.cancelled
+    deaf.release.set()
+    # One that ends is waited for, however long it takes.
+    heard = _Deaf()
+    heard.release.set()
+    assert backends._run(heard, math.inf, lambda: False) is True
+
+
+def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
+    from services.budget.optimizer import backends
+    problem = s_curves_and_deals()
+
+    def left_behind(highs, end, stop) -> bool:
+        highs.run()   # its improving plans are heard, then it is left as if it had not ended
+        return False
+    monkeypatch.setattr(backends, "_run", left_behind)
+    # Every run left behind, the envelope LP's too (no bound, no relaxed plan): the MILP's
+    # last improving plan, heard before it was left, is still the answer, unproven.
+    result = solve(problem)
+    check_plan(problem, result)
+    assert result.status == "feasible" and result.expected_return > 0

@@ -1,6 +1,7 @@
 """Hand a formulation to HiGHS (its matrix interface) or CBC (through PuLP) and read back an
 honest status: a time-limited incumbent is `feasible` with its gap, never `optimal`."""
 import math
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,6 +19,9 @@ from services.budget.optimizer.formulation import Formulation, to_pulp
 # the curves' own error leaves of the 0.1 % the answer promises).
 MIP_GAP = 2e-4
 FEASIBILITY = 1e-9
+# HiGHS runs in a thread watched this often; past its time limit by LATE, or once stopped, it
+# is given HEARD to end before its caller answers without it (`_run`).
+POLL, LATE, HEARD = 0.05, 0.1, 0.1
 # A plan HiGHS reports is checked against the rows within this (its own tolerance is FEASIBILITY).
 REPORTED = 1e-6
 Status = Literal["optimal", "feasible", "infeasible", "none"]
@@ -45,6 +49,7 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
     `relax_then_fix`). `gap`: the MILP's relative gap. `good_enough`: a bound from elsewhere;
     the MILP stops once its incumbent is within `gap` of it. `stop`: interrupts the solve once
     true."""
+    end = time.perf_counter() + seconds   # building HiGHS's model takes part of it
     highs = _highs(form, seconds, relax, stop)
     highs.setOptionValue("mip_rel_gap", gap)
     if relax and interior:
@@ -61,10 +66,18 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         solution.col_value = list(start)
         solution.value_valid = True
         highs.setSolution(solution)
-    if on_improve is not None:
-        highs.cbMipImprovingSolution.subscribe(
-            lambda event: on_improve(np.asarray(event.data_out.mip_solution, dtype=float),
-                                     float(event.data_out.mip_dual_bound)))
+    improved: list[Floats] = []    # the last improving plan, kept should HiGHS be left behind
+    abandoned = threading.Event()
+
+    def improving(event: Any) -> None:
+        if abandoned.is_set():
+            return   # a run left behind reports nothing after its caller answered
+        x = np.asarray(event.data_out.mip_solution, dtype=float)
+        improved[:] = [x]
+        if on_improve is not None:
+            on_improve(x, float(event.data_out.mip_dual_bound))
+    if not relax:
+        highs.cbMipImprovingSolution.subscribe(improving)
     if good_enough is not None:
         def close_enough(event: Any) -> None:
             incumbent = float(event.data_out.mip_primal_bound)
@@ -72,7 +85,12 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
                     abs(good_enough - incumbent) <= gap * max(abs(incumbent), 1e-12):
                 event.interrupt()
         highs.cbMipInterrupt.subscribe(close_enough)
-    highs.run()
+    if not _run(highs, end, stop):
+        abandoned.set()
+        x = improved[0] if improved else None
+        if x is None or not form.feasible(x, REPORTED):
+            return Run("none", None, None, None, None)
+        return Run("feasible", x, float(form.cost @ x), None, None)
     run = _read(highs, form, relax)
     if run.x is not None and not form.feasible(run.x, REPORTED):
         # Interrupted before it checked them, HiGHS can hand back the start it was given as
@@ -93,7 +111,8 @@ def relax_then_fix(form: Formulation, seconds: float,
     # on time, and its crossover leaves the basis the fixed LP restarts from.
     highs.setOptionValue("presolve", "off")
     highs.setOptionValue("solver", "ipm")
-    highs.run()
+    if not _run(highs, started + seconds, stop):
+        return Run("none", None, None, None, None), None
     highs.setOptionValue("solver", "simplex")
     relaxed = _read(highs, form, relax=True)
     if relaxed.x is None or not form.integer.any() or (stop is not None and stop()):
@@ -102,8 +121,32 @@ def relax_then_fix(form: Formulation, seconds: float,
     fixed = rounding(relaxed.x)[columns]
     highs.changeColsBounds(len(columns), columns.astype(np.int32), fixed, fixed)
     highs.setOptionValue("time_limit", max(seconds - (time.perf_counter() - started), 0.01))
-    highs.run()
+    if not _run(highs, started + seconds, stop):
+        return relaxed, None
     return relaxed, _read(highs, form, relax=True)
+
+
+def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
+    """Run `highs` in a thread of its own while this one watches the clock and `stop()`: true
+    once it has ended, false when it was left behind. HiGHS 1.16 hears neither its interrupt
+    callbacks nor `cancelSolve` in stretches of a MILP's root (6 s without one at 150 x 52,
+    where a stop then came 6 s late and a deadline 0.8 s late). Past `end` (+ LATE) or
+    once `stop()`, it is asked to stop and given HEARD to; after that the caller answers
+    without it (its plans until then kept by the caller), and the run ends on its own time
+    limit, heard inside its simplex, reporting nothing."""
+    done = threading.Event()
+
+    def solve() -> None:
+        try:
+            highs.run()
+        finally:
+            done.set()
+    threading.Thread(target=solve, daemon=True, name="highs").start()
+    while not done.wait(POLL):
+        if time.perf_counter() > end + LATE or (stop is not None and stop()):
+            highs.cancelSolve()   # type: ignore[no-untyped-call]
+            return done.wait(HEARD)
+    return True
 
 
 def _highs(form: Formulation, seconds: float, relax: bool,
