@@ -169,7 +169,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             # curves lie at or below their envelopes: within the gap, proven wherever it sits.
             if _within_gap(plan[1], bound, gap):
                 return _solution(model, cells, form if marginal is None else None, None, plan,
-                                 bound, report, deadline, gap, marginal)
+                                 bound, report, deadline, gap, marginal, stop=stop)
         if stopped() or _left(deadline) <= 0:
             break
         if priced is None and budget_price is not None and best is not None:
@@ -193,7 +193,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         loose = [] if exact is None else _inside_envelope(cells, spend, form.exact)
         if not loose and (run.status == "optimal" or _within_gap(plan[1], bound, gap)):
             return _solution(model, cells, None if stopped() else form, run, plan, bound,
-                             report, deadline, gap)
+                             report, deadline, gap, stop=stop)
         best = _better(best, plan, form.maximise)
         if not loose or time.perf_counter() >= deadline or stopped():
             break
@@ -372,7 +372,7 @@ def _improving(model: ScaledProblem, cells: Cells, form: Formulation, report: Re
 def _solution(model: ScaledProblem, cells: Cells, form: Formulation | None, run: Run | None,
               best: tuple[Floats, float], bound: float | None, report: Report | None,
               deadline: float, allowed: float = MIP_GAP,
-              marginal: float | None = None) -> Solution:
+              marginal: float | None = None, *, stop: Stop | None = None) -> Solution:
     """The best plan with its gap to the bound; proven `optimal` only when within `allowed` of
     the bound (or, with none, when the last model was solved to optimality)."""
     spend, objective = best
@@ -384,7 +384,7 @@ def _solution(model: ScaledProblem, cells: Cells, form: Formulation | None, run:
     if report:
         report(objective, bound)
     if form is not None:
-        marginal = _budget_dual(form, spend, run, deadline, cells)
+        marginal = _budget_dual(form, spend, run, deadline, cells, stop)
     return Solution(spend, "optimal" if proven else "feasible", gap, "HiGHS", marginal,
                     float(model_values(cells, spend).sum()))
 
@@ -435,9 +435,10 @@ def _inside_envelope(cells: Cells, spend: Floats, exact: frozenset[int]) -> list
 
 
 def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,
-                 cells: Cells) -> float | None:
+                 cells: Cells, stop: Stop | None = None) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed (given at
-    most a share of the time left: it is worth less than keeping the limit)."""
+    most a share of the time left, and given up at a stop: it is worth less than keeping the
+    limit or answering a cancel)."""
     duals = None if run is None else run.row_dual
     if form.integer.any() or duals is None:
         if _left(deadline) < DUAL_SECONDS:
@@ -445,7 +446,7 @@ def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: fl
         fixed = np.round(form.columns_for(cells, spend)[form.integer])
         form.col_lower[form.integer] = fixed
         form.col_upper[form.integer] = fixed
-        duals = run_highs(form, DUAL_SHARE * _left(deadline), relax=True).row_dual
+        duals = run_highs(form, DUAL_SHARE * _left(deadline), relax=True, stop=stop).row_dual
     return _dual(form, duals)
 
 
