@@ -141,7 +141,9 @@ def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
             highs.run()
         finally:
             done.set()
-    threading.Thread(target=solve, daemon=True, name="highs").start()
+    # Not a daemon: a process ending while HiGHS still runs aborts in HiGHS's own threads
+    # ("terminate called without an active exception"); it waits for the run's time limit.
+    threading.Thread(target=solve, name="highs").start()
     while not done.wait(POLL):
         if time.perf_counter() > end + LATE or (stop is not None and stop()):
             highs.cancelSolve()   # type: ignore[no-untyped-call]
