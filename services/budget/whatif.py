@@ -334,16 +334,26 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
         raise InfeasiblePlan(
-            "No allocation meets every constraint. The smallest change that makes one possible: "
-            + "; or ".join(c.detail for c in conflicts) + ".",
+            # The elastic model's slacks are one change: every part of it is needed.
+            "No allocation meets every constraint. The smallest change that makes one possible, "
+            "all of these together: " + "; ".join(c.detail for c in conflicts) + ".",
             conflicts=[{"constraint": c.constraint, "change": format(c.change, "f"),
                         "detail": c.detail} for c in conflicts]) from None
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(
             f"The solver found no plan within {problem.time_limit:g} s. Raise time_limit_seconds "
-            "(up to 60), or make the problem smaller: fewer periods, deals or S-shaped "
-            "curves.") from None
+            f"(up to 60), or make the problem smaller: {_what_to_cut(problem)}.") from None
     return allocation
+
+
+def _what_to_cut(problem: optimizer.Problem) -> str:
+    """What makes this problem large, so the advice names only what the request has."""
+    responses = [channel.response for channel in problem.channels]
+    parts = ["fewer channels"] + ["fewer periods"] * (len(problem.periods) > 1)
+    parts += ["fewer deals"] * any(isinstance(r, optimizer.Deal) for r in responses)
+    parts += ["fewer S-shaped curves"] * any(isinstance(r, optimizer.Hill) and r.alpha > 1
+                                             for r in responses)
+    return ", ".join(parts[:-1]) + " or " + parts[-1] if len(parts) > 1 else parts[0]
 
 
 def optimize_budget(*, request: OptimizationRequest, workers: WorkerPool, grace_seconds: float,

@@ -91,6 +91,23 @@ def test_optimize_infeasible_minimums_are_a_422_naming_the_conflict(client):
     assert conflict["change"] == "100000.00"
     assert conflict["constraint"] in ("min:video", "min:search")
     assert "100000.00" in problem["detail"]
+    # The elastic model's slacks are one change, so several parts are made together.
+    assert "all of these together" in problem["detail"]
+
+
+def test_the_time_limit_advice_names_only_what_the_request_has():
+    from services.budget import optimizer
+    from services.budget.whatif import _what_to_cut
+    concave = optimizer.Channel("search", optimizer.Hill(Decimal(900), Decimal(200), Decimal("0.8")))
+    s_shaped = optimizer.Channel("video", optimizer.Hill(Decimal(900), Decimal(200), Decimal(2)))
+    deal = optimizer.Channel("tv", optimizer.Deal(Decimal(100), Decimal(300)))
+    weeks = tuple(optimizer.Period(f"w{i}") for i in range(3))
+    problem = optimizer.Problem(total=Decimal(1000), decimals=2, channels=(concave,),
+                                periods=weeks)
+    assert _what_to_cut(problem) == "fewer channels or fewer periods"
+    assert _what_to_cut(optimizer.Problem(total=Decimal(1000), decimals=2, periods=weeks,
+                                          channels=(concave, s_shaped, deal))) == \
+        "fewer channels, fewer periods, fewer deals or fewer S-shaped curves"
 
 
 @pytest.mark.parametrize("change, field", [
