@@ -51,3 +51,16 @@ def from_minor(units: int, currency: str) -> Decimal:
     """Return an amount stored in minor units as a Decimal with the currency's decimals."""
     decimals = minor_units(currency)
     return Decimal(units).scaleb(-decimals).quantize(quantum(decimals))
+
+
+def minor_text(units: int, decimals: int) -> str:
+    """Write an amount of `units` minor units with `decimals` decimals as the API writes money
+    (`from_minor`'s Decimal in fixed point: "-1250.05"), by integer arithmetic: a year's
+    variance writes 13,000 amounts, and a Decimal for each was a fifth of its time."""
+    digits = str(units)
+    if units >= 0 and 0 < decimals < len(digits):   # most amounts: only a point to put in
+        return f"{digits[:-decimals]}.{digits[-decimals:]}"
+    if decimals == 0:
+        return digits
+    whole, part = divmod(-units if units < 0 else units, 10 ** decimals)
+    return f"{'-' if units < 0 else ''}{whole}.{part:0{decimals}d}"

@@ -62,14 +62,20 @@ def _cell(value: Cell) -> str:
     return "'" + value if value.startswith(FORMULA_STARTS) else value
 
 
-def _csv(columns: Sequence[str], rows: Iterable[Sequence[Cell]]) -> Iterator[str]:
-    """The file's text: BOM and header first, then `CHUNK_ROWS` rows per piece."""
+def _cells(rows: Iterable[Sequence[Cell]]) -> Iterator[list[str]]:
+    """Rows of values as the file writes them."""
+    return ([_cell(value) for value in row] for row in rows)
+
+
+def _csv(columns: Sequence[str], rows: Iterable[Sequence[str | None]]) -> Iterator[str]:
+    """The file's text from rows already written (`_cells`; None is written empty): BOM and
+    header first, then `CHUNK_ROWS` rows per piece."""
     out = io.StringIO()
     out.write(BOM)
     writer = csv.writer(out, lineterminator="\r\n")   # RFC 4180 line ends
     writer.writerow(columns)
     for count, row in enumerate(rows, 1):
-        writer.writerow([_cell(value) for value in row])
+        writer.writerow(row)
         if count % CHUNK_ROWS == 0:
             yield out.getvalue()
             out.seek(0)
@@ -100,7 +106,7 @@ def plan_csv(*, session: Session, budget_id: str, number: int) -> Iterator[str]:
                       .order_by(_code_points(session, Channel.name),
                                 _code_points(session, PlanLine.period)))
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(PLAN_COLUMNS, ((budget.id, plan.number, channel_id, name, period, money(amount),
+    return _csv(PLAN_COLUMNS, _cells((budget.id, plan.number, channel_id, name, period, money(amount),
                                 money(expected), budget.currency)
                                for channel_id, name, period, amount, expected in lines))
 
@@ -121,7 +127,7 @@ def actuals_csv(*, session: Session, budget_id: str,
     if campaign_id is not None:
         statement = statement.where(col(Actual.campaign_id) == campaign_id)
     money = lambda units: from_minor(units, budget.currency)  # noqa: E731
-    return _csv(ACTUALS_COLUMNS, ((budget.id, channel_id, name, period, campaign or None,
+    return _csv(ACTUALS_COLUMNS, _cells((budget.id, channel_id, name, period, campaign or None,
                                    money(spend), money(earned), budget.currency)
                                   for channel_id, name, period, campaign, spend, earned
                                   in _streamed(session, statement)))
@@ -133,9 +139,13 @@ def variance_csv(*, session: Session, budget_id: str,
     its actuals), one per channel and period."""
     report = variance.read_variance(session=session, budget_id=budget_id,
                                     campaign_id=campaign_id)
-    return _csv(VARIANCE_COLUMNS, [(budget_id, report.plan, campaign_id, r.channel_id, r.channel, r.period,
-                                    r.planned, r.spend, r.variance, r.variance_percent,
-                                    r.return_, r.roi, report.currency) for r in report.rows])
+    head = [_cell(value) for value in (budget_id, report.plan, campaign_id)]
+    tail = _cell(report.currency)
+    # The figures are the API's decimal texts already (None, a null ratio, is written empty),
+    # written as they are: a negative variance stays a number. Names and ids go through `_cell`.
+    return _csv(VARIANCE_COLUMNS, ([*head, _cell(channel_id), _cell(channel), _cell(period),
+                                    *figures, tail]
+                                   for channel_id, channel, period, *figures in report.rows))
 
 
 def reserve_csv(*, session: Session, budget_id: str) -> Iterator[str]:
@@ -143,7 +153,7 @@ def reserve_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     budget = get_budget(session, budget_id)
     entries = _streamed(session, select(ReserveEntry).where(ReserveEntry.budget_id == budget.id)
                         .order_by(ReserveEntry.id))
-    return _csv(RESERVE_COLUMNS, ((
+    return _csv(RESERVE_COLUMNS, _cells((
         budget.id, e.id, e.kind, from_minor(e.amount_minor, budget.currency), budget.currency,
         e.channel_id, e.campaign_id, e.plan_number, e.period, e.reason, e.reverses_id, e.author,
         e.author_name, e.confirmed_by, e.confirmed_by_name, e.request_id,
@@ -155,7 +165,7 @@ def audit_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     budget = get_budget(session, budget_id)
     entries = _streamed(session, select(AuditEntry).where(AuditEntry.budget_id == budget.id)
                         .order_by(col(AuditEntry.id)))
-    return _csv(AUDIT_COLUMNS, ((
+    return _csv(AUDIT_COLUMNS, _cells((
         budget.id, e.id, e.at.isoformat(), e.principal, e.principal_name, e.role, e.request_id,
         e.action, e.target, json.dumps(e.changes, ensure_ascii=False, sort_keys=True))
         for e in entries))
@@ -165,7 +175,7 @@ def review_csv(*, session: Session, budget_id: str) -> Iterator[str]:
     """The playbook's recommendation per channel, with the figures behind it."""
     budget = get_budget(session, budget_id)
     report = review.read_review(session=session, budget_id=budget.id)
-    return _csv(REVIEW_COLUMNS, [(
+    return _csv(REVIEW_COLUMNS, _cells([(
         budget.id, c.channel_id, c.channel, c.state, c.recommendation, c.reason, c.spend,
         c.return_, c.roi, c.ratio_to_average, " ".join(c.periods_below_exit), budget.currency)
-        for c in report.channels])
+        for c in report.channels]))

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import to_json
 from sqlalchemy import func
 from sqlmodel import Session, col, select
 
@@ -21,7 +22,7 @@ from services.budget.ledger.tables import (
     ReserveEntry,
 )
 from shared.errors import NotFound
-from shared.money import from_minor, to_minor
+from shared.money import minor_text, minor_units, to_minor
 from shared.types import Money, Ratio
 
 RATIO_PLACES = Decimal("0.0001")
@@ -123,14 +124,64 @@ class VariancePublic(BaseModel):
     alerts: list[AlertPublic]
 
 
-def _ratio(numerator: int, denominator: int) -> Decimal | None:
+def _decimal_text(value: Decimal) -> str:
+    """A decimal as the API writes it (`shared.types`: fixed point, no "-0")."""
+    return format(abs(value) if value == 0 else value, "f")
+
+
+# Below this numerator, rounding numerator / denominator to 4 places in integers gives what
+# Decimal division then `quantize` gave: its 28 significant digits can only land on or across
+# a rounding tie when |numerator| >= 10**23 (a quotient's distance from a tie is at least
+# 1 / (20,000 × denominator)).
+EXACT_RATIOS_BELOW = 10**22
+
+
+def _ratio_text(numerator: int, denominator: int) -> str | None:
+    """numerator / denominator to 4 places (half to even) as the API writes it, in integers;
+    None for a zero denominator."""
     if denominator == 0:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(RATIO_PLACES)
+    if abs(numerator) >= EXACT_RATIOS_BELOW:
+        return _decimal_text((Decimal(numerator) / Decimal(denominator)).quantize(RATIO_PLACES))
+    if denominator < 0:
+        numerator, denominator = -numerator, -denominator
+    quotient, rest = divmod(numerator * 10_000, denominator)
+    if 2 * rest > denominator or (2 * rest == denominator and quotient % 2):
+        quotient += 1
+    return minor_text(quotient, 4)
+
+
+ROW_FIELDS = ("channel_id", "channel", "period", "planned", "spend", "variance",
+              "variance_percent", "return", "roi")
+# A row's texts in ROW_FIELDS order; the figures (from "planned" on) written as the API writes
+# decimals, None for null.
+Row = tuple[str, str, str, str, str, str, str | None, str, str | None]
+
+
+@dataclass(frozen=True)
+class VarianceReport:
+    """The variance with every figure already written as its text: built once, it is written
+    as JSON (`VariancePublic`'s shape) or CSV without a model or a Decimal per figure."""
+    currency: str
+    plan: int | None
+    campaign_id: str | None
+    through_period: str | None
+    alert_percent: str
+    rows: list[Row]
+    burn: list[dict[str, str | None]]
+    alerts: list[dict[str, str | None]]
+
+    def json(self) -> bytes:
+        """The answer's bytes, exactly as `VariancePublic` writes them (by its aliases)."""
+        return to_json({"currency": self.currency, "plan": self.plan,
+                        "campaign_id": self.campaign_id, "through_period": self.through_period,
+                        "alert_percent": self.alert_percent,
+                        "rows": [dict(zip(ROW_FIELDS, row)) for row in self.rows],
+                        "burn": self.burn, "alerts": self.alerts})
 
 
 def read_variance(*, session: Session, budget_id: str,
-                  campaign_id: str | None = None) -> VariancePublic:
+                  campaign_id: str | None = None) -> VarianceReport:
     """Compare the current plan (with its draws) with actuals per channel and period, or a
     campaign's funding with its actuals."""
     budget = get_budget(session, budget_id)
@@ -144,30 +195,32 @@ def read_variance(*, session: Session, budget_id: str,
     table = cells(session, budget, campaign_id)
     reported = [position[period] for (_, period), cell in table.items() if cell.reported]
     through = max(reported) if reported else -1
-    money = lambda units: from_minor(units, budget.currency)  # noqa: E731
+    decimals = minor_units(budget.currency)
     keys = sorted(table, key=lambda key: (names[key[0]], position[key[1]]))
-    rows, alerts = [], []
+    rows: list[Row] = []
+    alerts: list[dict[str, str | None]] = []
     limit = 1 + rules.alert_percent / 100
 
     def over(channel_id: str, period: str | None, planned: int, spend: int) -> None:
         if spend > planned * limit:
-            percent = None if planned == 0 else _ratio(100 * (spend - planned), planned)
+            percent = None if planned == 0 else _ratio_text(100 * (spend - planned), planned)
             where = f"in {period}" if period else "to date"
-            planned_money, spend_money = money(planned), money(spend)
-            alerts.append(AlertPublic(
-                channel_id=channel_id, channel=names[channel_id], period=period,
-                planned=planned_money, spend=spend_money, over_percent=percent,
-                detail=f"{names[channel_id]} spent {spend_money} {where} against "
-                       f"{planned_money} planned" + (f" ({percent} % over)" if percent else "")))
+            planned_money, spend_money = minor_text(planned, decimals), minor_text(spend, decimals)
+            # Spend above plan: the percent is positive, so "0.0000" is the only zero it writes.
+            alerts.append({
+                "channel_id": channel_id, "channel": names[channel_id], "period": period,
+                "planned": planned_money, "spend": spend_money, "over_percent": percent,
+                "detail": f"{names[channel_id]} spent {spend_money} {where} against "
+                          f"{planned_money} planned"
+                          + (f" ({percent} % over)" if percent not in (None, "0.0000") else "")})
 
     for channel_id, period in keys:
         cell = table[channel_id, period]
-        rows.append(VarianceRowPublic(
-            channel_id=channel_id, channel=names[channel_id], period=period,
-            planned=money(cell.planned), spend=money(cell.spend),
-            variance=money(cell.spend - cell.planned),
-            variance_percent=_ratio(100 * (cell.spend - cell.planned), cell.planned),
-            return_=money(cell.earned), roi=_ratio(cell.earned, cell.spend)))
+        rows.append((channel_id, names[channel_id], period, minor_text(cell.planned, decimals),
+                     minor_text(cell.spend, decimals),
+                     minor_text(cell.spend - cell.planned, decimals),
+                     _ratio_text(100 * (cell.spend - cell.planned), cell.planned),
+                     minor_text(cell.earned, decimals), _ratio_text(cell.earned, cell.spend)))
         if cell.reported:
             over(channel_id, period, cell.planned, cell.spend)
     # Each channel's cells gathered once: a year of weeks on 50 channels is 2,650 cells, and
@@ -175,22 +228,23 @@ def read_variance(*, session: Session, budget_id: str,
     by_channel: dict[str, list[tuple[int, Cell]]] = defaultdict(list)
     for (channel_id, period), cell in table.items():
         by_channel[channel_id].append((position[period], cell))
-    burn = []
+    burn: list[dict[str, str | None]] = []
     for whose in [None, *sorted(names, key=lambda c: names[c])]:
         mine = ([item for cells_of in by_channel.values() for item in cells_of] if whose is None
                 else by_channel.get(whose, []))
         planned_total = sum(cell.planned for _, cell in mine)
         to_date = sum(cell.planned for i, cell in mine if i <= through)
         spend = sum(cell.spend for _, cell in mine)
-        rate = _ratio(spend, to_date)
-        burn.append(BurnPublic(
-            channel_id=whose, planned_total=money(planned_total),
-            planned_to_date=money(to_date), spend_to_date=money(spend), burn_rate=rate,
-            projected_spend=None if rate is None else money(int(
-                (planned_total * Decimal(spend) / to_date).to_integral_value()))))
+        burn.append({
+            "channel_id": whose, "planned_total": minor_text(planned_total, decimals),
+            "planned_to_date": minor_text(to_date, decimals),
+            "spend_to_date": minor_text(spend, decimals), "burn_rate": _ratio_text(spend, to_date),
+            "projected_spend": None if to_date == 0 else minor_text(int(
+                (planned_total * Decimal(spend) / to_date).to_integral_value()), decimals)})
         if whose is not None and through >= 0:
             over(whose, None, to_date, spend)
-    return VariancePublic(currency=budget.currency, plan=budget.current_plan,
+    return VarianceReport(currency=budget.currency, plan=budget.current_plan,
                           campaign_id=campaign_id,
                           through_period=order[through] if through >= 0 else None,
-                          alert_percent=rules.alert_percent, rows=rows, burn=burn, alerts=alerts)
+                          alert_percent=_decimal_text(rules.alert_percent), rows=rows,
+                          burn=burn, alerts=alerts)
