@@ -69,7 +69,16 @@ FEED_POLL = "iCalendar feed, whole calendar, unchanged (304)"
 # Reads that older commits do not serve (a 404, or a 422 for the query parameter they do not
 # take): left out of their tables, with `--keep` runs of such a commit.
 ADDED_READS = {"conflicts summary, a month", "conflicts of one campaign, a month"}
+# The first read after a change to the calendar (a milestone in the month renamed, untimed,
+# before each call): what a planner waits for after an edit, where the calendar keeps answers
+# per state of the calendar.
+AFTER_CHANGE = ", after a change"
 MONTH, QUARTER = ("2027-11-01", "2027-11-30"), ("2027-10-01", "2027-12-31")
+
+
+def month_campaigns(data: Dataset) -> list[str]:
+    return [c["id"] for c in data.campaigns
+            if c["start_date"] <= MONTH[1] and c["end_date"] >= MONTH[0]]
 
 
 def reads(client: httpx.Client, data: Dataset, rng: random.Random) -> dict[str, Callable[[], str]]:
@@ -78,8 +87,7 @@ def reads(client: httpx.Client, data: Dataset, rng: random.Random) -> dict[str, 
                        headers={"Idempotency-Key": str(uuid.uuid4())}).json()["path"]
     budget = lambda: f"/budget/budgets/{rng.choice(data.budgets)['id']}"  # noqa: E731
     reported = lambda: f"/budget/budgets/{rng.choice(data.reported)}"  # noqa: E731
-    in_month = [c["id"] for c in data.campaigns
-                if c["start_date"] <= MONTH[1] and c["end_date"] >= MONTH[0]]
+    in_month = month_campaigns(data)
     month = f"from={MONTH[0]}&to={MONTH[1]}"
     return {
         TRIVIAL: budget,
@@ -103,7 +111,25 @@ def reads(client: httpx.Client, data: Dataset, rng: random.Random) -> dict[str, 
         "CSV review": lambda: f"{reported()}/review.csv",
         FEED: lambda: feed.removeprefix("/api/v1"),
         FEED_POLL: lambda: feed.removeprefix("/api/v1"),
-    }
+    } | {name + AFTER_CHANGE: lambda path=path: path for name, path in (
+        ("calendar, a month", f"/calendar/calendar?{month}&limit=500"),
+        ("conflicts, a month", f"/calendar/conflicts?{month}"),
+        ("conflicts summary, a month", f"/calendar/conflicts/summary?{month}"),
+        (FEED, feed.removeprefix("/api/v1")))}
+
+
+def change_calendar(client: httpx.Client, campaign_id: str) -> None:
+    """Rename the campaign's first milestone, or rename it back: one change to the calendar
+    (untimed)."""
+    first = client.get(f"/calendar/campaigns/{campaign_id}/milestones").json()["items"][0]
+    path = f"/calendar/campaigns/{campaign_id}/milestones/{first['id']}"
+    current = client.get(path)
+    name = current.json()["name"]
+    renamed = name.removesuffix(" (renamed)") if name.endswith(" (renamed)") else name + " (renamed)"
+    response = client.patch(path, json={"name": renamed},
+                            headers={"If-Match": current.headers["etag"]})
+    if response.status_code != 200:
+        raise RuntimeError(f"PATCH {path}: {response.status_code} {response.text[:300]}")
 
 
 class NotInThisTree(Exception):
@@ -120,9 +146,13 @@ def measure(client: httpx.Client, data: Dataset, count: int, rng: random.Random,
     sizes: dict[str, int] = {}
     etags: dict[str, str] = {}
 
+    renamed = month_campaigns(data)[0]
+
     def get(name: str) -> None:
         path = paths[name]()
         poll = name == FEED_POLL
+        if name.endswith(AFTER_CHANGE):
+            change_calendar(client, renamed)
         if poll and path not in etags:
             etags[path] = client.get(path).headers["etag"]
         began = time.perf_counter()
@@ -134,18 +164,23 @@ def measure(client: httpx.Client, data: Dataset, count: int, rng: random.Random,
             raise RuntimeError(f"GET {path}: {response.status_code} {response.text[:300]}")
         sizes[name] = len(response.content)
 
-    for name in list(paths):
-        try:
-            get(name)                 # warm up (and check) each read once, untimed
-        except NotInThisTree:
-            del paths[name], times[name]   # a read a tree before it does not have
-        times.get(name, []).clear()
-    for round_ in range(count):
-        for name in paths:
-            # The whole-calendar feed takes seconds (and so did its 304): timed fewer times.
-            if name != TRIVIAL and (name not in (FEED, FEED_POLL) or round_ < FEED_READS):
-                get(name)
-                get(TRIVIAL)
+    # The reads on an unchanged calendar first (the feed's poll holds its first ETag), then
+    # those after a change.
+    for after_change in (False, True):
+        names = [name for name in paths if name.endswith(AFTER_CHANGE) == after_change]
+        for name in list(names):
+            try:
+                get(name)                 # warm up (and check) each read once, untimed
+            except NotInThisTree:
+                del paths[name], times[name]   # a read a tree before it does not have
+                names.remove(name)
+            times.get(name, []).clear()
+        for round_ in range(count):
+            for name in names:
+                # The whole-calendar feed took seconds to render: timed fewer times.
+                if name != TRIVIAL and (not name.startswith(FEED) or round_ < FEED_READS):
+                    get(name)
+                    get(TRIVIAL)
     return times, sizes
 
 

@@ -1,11 +1,12 @@
 """The calendar's routes: each validates, calls one use case and renders its answer."""
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.calendar import audit, campaigns, feeds, milestones, outbox, phases, views
+from services.calendar.answers import Answers
 from services.calendar.models import idempotency_record, utcnow
 from shared.channels import ChannelKind
 from shared.db import SessionDep, WriteSessionDep
@@ -31,9 +32,21 @@ ChannelFilter = Annotated[ChannelKind | None, Query(description="One of the depa
 CampaignPath = "/campaigns/{campaign_id}"
 MilestonePath = CampaignPath + "/milestones/{milestone_id}"
 PhasePath = CampaignPath + "/phases/{phase_id}"
+# A client's copy of a kept read (`answers`): 304 when it is the current answer.
+IfNoneMatch = Annotated[str | None, Header(description="The ETag of the answer you hold.")]
 FEED = {"content": {"text/calendar": {}}, "description": "RFC 5545",
         "headers": {"ETag": {"schema": {"type": "string"}},
                     "Last-Modified": {"schema": {"type": "string"}}}}
+
+
+def _answers(request: Request) -> Answers:
+    answers: Answers = request.app.state.answers
+    return answers
+
+
+AnswersDep = Annotated[Answers, Depends(_answers)]
+KEPT: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Your copy is the current answer (`If-None-Match`)."}}
 
 
 def _versioned(public: campaigns.CampaignPublic | milestones.MilestonePublic
@@ -265,37 +278,48 @@ def read_campaign_audit(session: SessionDep, campaign_id: Filter = None, limit: 
                               cursor=cursor)
 
 
-@router.get("/calendar", response_model=Page[views.CalendarEntryPublic])
-def read_calendar(session: SessionDep,
+@router.get("/calendar", response_model=Page[views.CalendarEntryPublic], responses=KEPT)
+def read_calendar(session: SessionDep, answers: AnswersDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
                   to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
                   channel: ChannelFilter = None, status: campaigns.Status | None = None,
                   owner: Filter = None, limit: LimitQuery = 50,
-                  cursor: CursorQuery = None) -> Page[views.CalendarEntryPublic]:
+                  cursor: CursorQuery = None, if_none_match: IfNoneMatch = None) -> Response:
     """List the campaigns overlapping the range with the phases and milestones in it."""
-    return views.read_calendar(session=session, start=from_, end=to, channel=channel,
-                               status=status, owner=owner, limit=limit, cursor=cursor)
+    return answers.json(
+        session=session, if_none_match=if_none_match, shape=Page[views.CalendarEntryPublic],
+        key=("calendar", from_, to, channel, status, owner, limit, cursor),
+        answer=lambda: views.read_calendar(session=session, start=from_, end=to,
+                                           channel=channel, status=status, owner=owner,
+                                           limit=limit, cursor=cursor))
 
 
-@router.get("/conflicts", response_model=list[views.ConflictPublic])
-def read_conflicts(session: SessionDep, from_: Annotated[date, Query(alias="from")],
-                   to: date, kind: views.ConflictKind | None = None,
-                   channel: ChannelFilter = None,
-                   campaign_id: Filter = None) -> list[views.ConflictPublic]:
+@router.get("/conflicts", response_model=list[views.ConflictPublic], responses=KEPT)
+def read_conflicts(session: SessionDep, answers: AnswersDep,
+                   from_: Annotated[date, Query(alias="from")], to: date,
+                   kind: views.ConflictKind | None = None, channel: ChannelFilter = None,
+                   campaign_id: Filter = None, if_none_match: IfNoneMatch = None) -> Response:
     """List overlapping bursts on a channel, milestones outside their campaign, broken
     dependencies, launches inside another campaign's contingency window on a channel,
     milestones on a non-working day of their market; `kind`, `channel` and `campaign_id`
     keep only those (how many of each: `/conflicts/summary`)."""
-    return views.find_conflicts(session=session, start=from_, end=to, kind=kind,
-                                channel=channel, campaign_id=campaign_id)
+    return answers.json(
+        session=session, if_none_match=if_none_match, shape=list[views.ConflictPublic],
+        key=("conflicts", from_, to, kind, channel, campaign_id),
+        answer=lambda: views.find_conflicts(session=session, start=from_, end=to, kind=kind,
+                                            channel=channel, campaign_id=campaign_id))
 
 
-@router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic)
-def read_conflict_summary(session: SessionDep, from_: Annotated[date, Query(alias="from")],
-                          to: date) -> views.ConflictSummaryPublic:
+@router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic, responses=KEPT)
+def read_conflict_summary(session: SessionDep, answers: AnswersDep,
+                          from_: Annotated[date, Query(alias="from")], to: date,
+                          if_none_match: IfNoneMatch = None) -> Response:
     """Count the range's conflicts by kind, by channel and by campaign (the list, narrowed
     by the same keys: `/conflicts?kind=&channel=&campaign_id=`)."""
-    return views.summarize_conflicts(session=session, start=from_, end=to)
+    return answers.json(
+        session=session, if_none_match=if_none_match, shape=views.ConflictSummaryPublic,
+        key=("conflicts/summary", from_, to),
+        answer=lambda: views.summarize_conflicts(session=session, start=from_, end=to))
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)
@@ -319,12 +343,16 @@ def revoke_feed_token(token_id: ItemId, session: WriteSessionDep,
     return feeds.revoke_token(session=session, token_id=token_id, caller=caller)
 
 
-def _feed(request: Request, token: str, session: SessionDep, *, body: bool) -> Response:
+def _feed(request: Request, token: str, session: SessionDep, answers: Answers, *,
+          body: bool) -> Response:
     feed = feeds.read_feed(session=session, token=token, now=utcnow())
     if feed.not_modified(request.headers.get("if-none-match"),
                          request.headers.get("if-modified-since")):
         return Response(status_code=304, headers=feed.headers())
-    rendered = feeds.render_feed(session=session, feed=feed)
+    # Rendered once per ETag in this process (HEAD too): every subscriber polling after a
+    # change gets the bytes the first one paid seconds for.
+    rendered = answers.kept(feed.position, ("feed", feed.etag),
+                            lambda: feeds.render_feed(session=session, feed=feed)).body
     # HEAD answers GET's headers, its Content-Length included, without the body.
     return Response(rendered if body else b"", media_type="text/calendar; charset=utf-8",
                     headers=feed.headers() | ({} if body else
@@ -334,13 +362,15 @@ def _feed(request: Request, token: str, session: SessionDep, *, body: bool) -> R
 @router.get("/feeds/{token}.ics", response_class=Response,
             responses={200: FEED, 304: {"description": "The client's copy is current "
                                              "(`If-None-Match`, `If-Modified-Since`)."}})
-def read_feed(request: Request, token: str, session: SessionDep) -> Response:
+def read_feed(request: Request, token: str, session: SessionDep,
+              answers: AnswersDep) -> Response:
     """Serve the iCalendar feed a feed token opens (the gateway lets these through without an
     API key: the token is the credential); 304 when the client's copy is current."""
-    return _feed(request, token, session, body=True)
+    return _feed(request, token, session, answers, body=True)
 
 
 @router.head("/feeds/{token}.ics", response_class=Response, responses={200: FEED})
-def head_feed(request: Request, token: str, session: SessionDep) -> Response:
+def head_feed(request: Request, token: str, session: SessionDep,
+              answers: AnswersDep) -> Response:
     """Answer a feed's headers (ETag, Last-Modified, length) without its body."""
-    return _feed(request, token, session, body=False)
+    return _feed(request, token, session, answers, body=False)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from services.calendar.answers import Answers
 from services.calendar.api import router
 from services.calendar.config import CalendarSettings
 from services.calendar.models import internal_nonce
@@ -19,7 +20,8 @@ def create_app(settings: CalendarSettings | None = None) -> FastAPI:
     settings = settings or CalendarSettings()
 
     @asynccontextmanager
-    async def retention(app: FastAPI) -> AsyncIterator[None]:
+    async def resources(app: FastAPI) -> AsyncIterator[None]:
+        app.state.answers = Answers()
         task = asyncio.create_task(prune_forever(
             app.state.engine, retention_days=settings.event_retention_days,
             interval_seconds=settings.event_prune_interval_seconds))
@@ -33,4 +35,4 @@ def create_app(settings: CalendarSettings | None = None) -> FastAPI:
     return create_service_app(name="calendar", settings=settings, migrations=MIGRATIONS,
                               description="Campaigns, phases, milestones, calendar feeds and "
                                           "the event feed of every change.",
-                              nonces=internal_nonce, routers=(router,), resources=retention)
+                              nonces=internal_nonce, routers=(router,), resources=resources)

@@ -394,12 +394,12 @@ def update_campaign(*, session: Session, campaign_id: str, update: CampaignUpdat
     start = update.start_date if "start_date" in changes else campaign.start_date
     end = update.end_date if "end_date" in changes else campaign.end_date
     # A template campaign's dates are not required on create (the template lays them out),
-    # but once made, every campaign keeps both.
-    if errors := (_check({"start_date": start, "end_date": end, "template": campaign.template,
-                          "launch_date": None})
-                  or [(field, "a campaign keeps its dates; give one")
-                      for field, value in (("start_date", start), ("end_date", end))
-                      if value is None]):
+    # but once made, every campaign keeps both. The template and launch date are the
+    # create's (checking them here refused every change to a template campaign with a 422).
+    if errors := ([(field, "a campaign keeps its dates; give one")
+                   for field, value in (("start_date", start), ("end_date", end))
+                   if value is None]
+                  or _check({"start_date": start, "end_date": end})):
         raise invalid_fields(errors)
     assert start is not None and end is not None
     before = campaign_state(campaign)

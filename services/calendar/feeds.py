@@ -31,6 +31,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.calendar import audit, graph
+from services.calendar.answers import matches
 from services.calendar.campaigns import Status
 from services.calendar.graph import Recurrence, recurrence, window_days
 from services.calendar.milestones import ApprovalPublic, latest_approvals
@@ -38,13 +39,12 @@ from services.calendar.models import (
     Approval,
     Campaign,
     Dependency,
-    EventSequence,
     FeedToken,
     Milestone,
     Phase,
     utcnow,
 )
-from services.calendar.outbox import SEQUENCE_ID
+from services.calendar.outbox import last_position
 from services.calendar.store import dependencies_of, get_campaign
 from services.calendar.views import campaigns_in
 from shared import workdays
@@ -154,6 +154,7 @@ class Feed:
     """A feed's validators, worked out without rendering it, and what renders it."""
 
     token: FeedToken
+    position: int
     etag: str
     last_modified: datetime
     today: date
@@ -167,8 +168,7 @@ class Feed:
         """Whether the client's copy is this one (RFC 9110 13.1: `If-None-Match` compared
         weakly; `If-Modified-Since` only without it, and ignored when not a valid date)."""
         if if_none_match is not None:
-            tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-            return "*" in tags or self.etag in tags
+            return matches(if_none_match, self.etag)
         if if_modified_since is None:
             return False
         try:
@@ -207,8 +207,7 @@ def read_feed(*, session: Session, token: str, now: datetime) -> Feed:
     # a poll answered 304 costs two one-row reads, not the seconds a big feed takes to render.
     # Read before the rows it renders: a change committed in between can only make the body
     # newer than its ETag (the next poll downloads it again), never older.
-    position = session.exec(select(EventSequence.last)
-                            .where(EventSequence.id == SEQUENCE_ID)).one()
+    position = last_position(session)
     today = now.date()
     if row.campaign_id is not None:
         # Every change to a campaign, its phases and milestones included, touches it.
@@ -221,7 +220,7 @@ def read_feed(*, session: Session, token: str, now: datetime) -> Feed:
         last_modified = max(filter(None, (newest, row.created_at,
                                           datetime.combine(today, time(), UTC))))
         state = f"{row.id} {position} {today} {_RENDERER}"
-    return Feed(row, '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"',
+    return Feed(row, position, '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"',
                 last_modified, today)
 
 

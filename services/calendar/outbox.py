@@ -80,6 +80,12 @@ def publish(session: Session, events: Sequence[NewEvent]) -> None:
                     for i, event in enumerate(events, start=1))
 
 
+def last_position(session: Session) -> int:
+    """The last position given out: it names the calendar's state, since every change takes
+    the next one in its own transaction (feeds' ETags and kept answers are keyed by it)."""
+    return session.exec(select(EventSequence.last).where(EventSequence.id == SEQUENCE_ID)).one()
+
+
 def _position(after: str) -> int:
     if not after.isascii() or not after.isdigit() or len(after) > 18:
         raise invalid_fields([("after", "give the id of an event this feed served (a decimal "

@@ -156,3 +156,21 @@ def test_bulk_create_replays_with_the_same_key(api):
 def test_viewers_and_finance_cannot_write_campaigns(api):
     assert api.post("/campaigns", CAMPAIGN, role="viewer").status_code == 403
     assert api.post("/campaigns", CAMPAIGN, role="finance").status_code == 403
+
+
+def test_a_template_campaign_can_be_changed_and_keeps_its_dates(api):
+    # Every change to a template campaign was a 422 asking for the create's launch_date.
+    campaign = api.from_template("standard", launch="2027-03-15")
+    path = f"/campaigns/{campaign['id']}"
+
+    def patch(body: dict):
+        return api.patch(path, body, headers={"If-Match": api.get(path).headers["etag"]})
+
+    renamed = api.ok(patch({"name": "Spring launch"}))
+    assert (renamed["name"], renamed["start_date"]) == ("Spring launch", campaign["start_date"])
+    refused = patch({"end_date": None})
+    assert refused.status_code == 422
+    assert refused.json()["errors"][0]["field"] == "end_date"
+    assert "keeps its dates" in refused.json()["errors"][0]["detail"]
+    backwards = patch({"end_date": "2020-01-01"})
+    assert backwards.status_code == 422 and "before it starts" in backwards.text

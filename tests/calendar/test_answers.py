@@ -1,0 +1,143 @@
+"""The calendar's reads are kept per state of the calendar (`services/calendar/answers.py`):
+a change made through any process is answered by every process at its next read, a client's
+copy is answered 304, and a feed is rendered once per ETag."""
+import json
+import uuid
+
+import pytest
+from fastapi.testclient import TestClient
+
+from services.calendar import feeds
+from services.calendar.answers import Answers
+from services.calendar.app import MIGRATIONS, create_app
+from services.calendar.config import CalendarSettings
+from shared import migrations
+from tests.calendar.conftest import Api
+from tests.conftest import TEST_SECRET
+
+RANGE = {"from": "2031-03-01", "to": "2031-04-30"}
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def two(request, tmp_path_factory):
+    """Two processes of the calendar service on one database, as `--replicas 2` runs them."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
+    else:
+        url = request.getfixturevalue("postgres").create_database(f"c_{uuid.uuid4().hex[:16]}")
+    migrations.upgrade(MIGRATIONS, url)
+    settings = CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
+    with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
+        yield Api(first), Api(second)
+
+
+def _patch(api: Api, path: str, body: dict) -> dict:
+    return api.ok(api.patch(path, body, headers={"If-Match": api.get(path).headers["etag"]}))
+
+
+def test_a_change_through_one_process_is_answered_by_the_other(two):
+    first, second = two
+    channel = "affiliate"
+    # The flash sales' bursts overlap on the channel for two days (as in test_views).
+    a = first.from_template("flash_sale", launch="2031-03-13", channels=[channel], name="A")
+    b = first.from_template("flash_sale", launch="2031-03-14", channels=[channel], name="B")
+
+    def read() -> tuple[list[dict], dict, list[str]]:
+        overlaps = [c for c in second.ok(second.get("/conflicts", params=RANGE))
+                    if c["kind"] == "burst_overlap"]
+        summary = second.ok(second.get("/conflicts/summary", params=RANGE))
+        names = [e["name"] for e in second.ok(second.get("/calendar", params=RANGE))["items"]]
+        return overlaps, summary, names
+
+    overlaps, summary, names = read()
+    assert [c["campaign_ids"] for c in overlaps] == [[a["id"], b["id"]]]
+    assert overlaps[0]["detail"].startswith("'A' and 'B' both burst on affiliate")
+    assert names == ["A", "B"] and summary["by_channel"] == {channel: summary["by_channel"][channel]}
+    assert read() == (overlaps, summary, names)   # kept by the second process
+
+    _patch(first, f"/campaigns/{a['id']}", {"name": "A2"})
+    overlaps, _, names = read()
+    assert overlaps[0]["detail"].startswith("'A2' and 'B' both burst") and names == ["A2", "B"]
+
+    # B's burst moved ten days earlier: the bursts no longer overlap.
+    burst = next(p for p in b["phases"] if p["kind"] == "burst")
+    _patch(first, f"/campaigns/{b['id']}/phases/{burst['id']}",
+           {"start_date": "2031-03-03", "end_date": "2031-03-04"})
+    assert read()[0] == []
+
+    entity = f"/campaigns/{b['id']}"
+    first.ok(first.post(entity + "/status", {"status": "cancelled"},
+                        headers={"If-Match": first.get(entity).headers["etag"]}))
+    _, summary, _ = read()
+    assert b["id"] not in summary["by_campaign"]
+
+
+def test_a_clients_copy_of_a_read_is_answered_304_until_its_answer_changes(api):
+    # Their bursts overlap on offline: a conflict that names both.
+    campaign = api.from_template("flash_sale", launch="2031-03-13", channels=["offline"],
+                                 name="Été")
+    api.from_template("flash_sale", launch="2031-03-14", channels=["offline"], name="Other")
+    for path in ("/conflicts", "/conflicts/summary", "/calendar"):
+        full = api.get(path, params=RANGE)
+        etag = full.headers["etag"]
+        assert full.status_code == 200 and full.headers["cache-control"] == "private, no-cache"
+        # The bytes FastAPI writes for the response model: compact UTF-8 JSON.
+        assert full.content == json.dumps(full.json(), ensure_ascii=False,
+                                          separators=(",", ":")).encode()
+        copy = api.get(path, params=RANGE, headers={"If-None-Match": f'"other", W/{etag}'})
+        assert (copy.status_code, copy.content, copy.headers["etag"]) == (304, b"", etag)
+
+    def etag(path: str) -> str:
+        return api.get(path, params=RANGE).headers["etag"]
+
+    paths = ("/conflicts", "/conflicts/summary", "/calendar")
+    before = {path: etag(path) for path in paths}
+    # A campaign in another year: a new state of the calendar, the same answers and ETags.
+    api.campaign(start_date="2033-01-01", end_date="2033-01-31")
+    assert {path: etag(path) for path in paths} == before
+    # A rename changes the conflict's text and the calendar, not the counts.
+    _patch(api, f"/campaigns/{campaign['id']}", {"name": "Été 2"})
+    assert [etag(path) == before[path] for path in paths] == [False, True, False]
+
+
+def test_a_changed_feed_is_rendered_once_for_head_and_get(api, monkeypatch):
+    campaign = api.campaign()
+    token = api.ok(api.post("/feed-tokens", {"label": "answers", "campaign_id": campaign["id"]},
+                            headers={"Idempotency-Key": str(uuid.uuid4())}), 201)
+    path = token["path"].removeprefix("/api/v1/calendar")
+    rendered = []
+    render = feeds.render_feed
+    monkeypatch.setattr(feeds, "render_feed", lambda **kw: rendered.append(1) or render(**kw))
+
+    head = api.call("HEAD", path)
+    body = api.get(path)
+    assert len(rendered) == 1 and head.headers["content-length"] == str(len(body.content))
+    assert api.get(path).content == body.content and len(rendered) == 1
+    _patch(api, f"/campaigns/{campaign['id']}", {"name": "Renamed"})
+    assert b"Renamed" in api.get(path).content and len(rendered) == 2
+
+
+def test_answers_are_kept_at_the_newest_position_within_their_size():
+    answers, made = Answers(max_bytes=10), []
+
+    def make(body: bytes):
+        return lambda: made.append(body) or body
+
+    assert answers.kept(1, "a", make(b"aaaa")).body == b"aaaa"
+    assert answers.kept(1, "a", make(b"other")).body == b"aaaa" and made == [b"aaaa"]
+    # A new position: what was kept is of an older state of the calendar.
+    assert answers.kept(2, "a", make(b"AAAA")).body == b"AAAA"
+    # A reader still at the older position is answered, but nothing is kept for it.
+    answers.kept(1, "b", make(b"bb"))
+    answers.kept(1, "b", make(b"bb"))
+    assert made == [b"aaaa", b"AAAA", b"bb", b"bb"]
+    # Over 10 bytes, the least recently read goes: "a" was read after "c" was kept.
+    answers.kept(2, "c", make(b"cccc"))
+    answers.kept(2, "a", make(b"unused"))
+    answers.kept(2, "d", make(b"dddd"))
+    made.clear()
+    answers.kept(2, "a", make(b"x"))
+    answers.kept(2, "c", make(b"cccc"))
+    assert made == [b"cccc"]
+    etag = answers.kept(2, "c", make(b"cccc")).etag
+    assert etag.startswith('"') and len(etag) == 34
