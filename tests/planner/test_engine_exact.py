@@ -127,13 +127,22 @@ def exact(problem: Problem) -> tuple[int, int] | None:
             if pin[task.id] < first:
                 return
             first = pin[task.id]
+        # Two shortcuts that never change what `fits` would answer and spare most of its
+        # max-flows (209,267 calls on the 60 examples -> 27,876): a later last day only adds
+        # edges to the flow, so a resource the task fits on keeps fitting; and no flow gives
+        # the task more than its own rate on its resource's working days in the window.
+        fitting: set[str] = set()
         for last in range(first, len(days)):
             cost = late + task.priority * max(0, last - due[task.id]) \
                 if due[task.id] is not None else late
             if best[0] is not None and (cost, max(span, last)) >= best[0]:
                 break   # a later last day costs no less
             for r in eligible[task.id]:
-                if fits([*chosen, (task, r, first, last)]):
+                own = rate[task.id, r] * sum(days[d] not in resources[r].time_off
+                                             for d in range(first, last + 1))
+                if r in fitting or (own >= task.effort
+                                    and fits([*chosen, (task, r, first, last)])):
+                    fitting.add(r)
                     search(i + 1, [*chosen, (task, r, first, last)], cost, max(span, last))
 
     search(0, [], 0, -1)
