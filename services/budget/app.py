@@ -10,6 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from services.budget import jobs
 from services.budget.api import router
 from services.budget.config import BudgetSettings
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.tables import internal_nonce
 from services.budget.propagation import BudgetConsumer
 from shared.client import ServiceClient
@@ -29,6 +30,7 @@ def create_app(settings: BudgetSettings | None = None) -> FastAPI:
     async def resources(app: FastAPI) -> AsyncIterator[None]:
         app.state.workers = WorkerPool(settings.solver_workers, preload=("services.budget.optimizer",))
         app.state.workers.start()
+        app.state.kept = KeptAnswers(settings.kept_answers_bytes)
         app.state.calendar = ServiceClient(
             name="calendar", base_url=settings.calendar_url, caller_service="budget",
             secret=settings.internal_secret.get_secret_value().encode())

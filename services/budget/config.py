@@ -31,3 +31,6 @@ class BudgetSettings(DatabaseSettings):
     # A consumer whose lease (renewed at each poll) is older than this is taken for a dead
     # process: with several processes, another one takes over the event feed after it.
     events_lease_seconds: float = Field(10, ge=1, le=3600)
+    # Variance and review answers each process keeps (`ledger.kept`), in bytes of their text:
+    # 64 MiB holds those of about 40 budgets of 50 channels × 53 weeks. 0 keeps none.
+    kept_answers_bytes: int = Field(64 * 2**20, ge=0)

@@ -24,8 +24,16 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.loaders import get_budget, get_plan
-from services.budget.ledger.tables import Actual, AuditEntry, Channel, PlanLine, ReserveEntry
+from services.budget.ledger.tables import (
+    Actual,
+    AuditEntry,
+    Budget,
+    Channel,
+    PlanLine,
+    ReserveEntry,
+)
 from shared.money import from_minor
 
 BOM = "\ufeff"
@@ -133,13 +141,20 @@ def actuals_csv(*, session: Session, budget_id: str,
                                   in _streamed(session, statement)))
 
 
-def variance_csv(*, session: Session, budget_id: str,
-                 campaign_id: str | None = None) -> Iterator[str]:
+def variance_csv(*, session: Session, budget_id: str, campaign_id: str | None = None,
+                 kept: KeptAnswers) -> Iterator[str]:
     """The variance rows (plan with its draws against actuals, or a campaign's funding against
-    its actuals), one per channel and period."""
-    report = variance.read_variance(session=session, budget_id=budget_id,
-                                    campaign_id=campaign_id)
-    head = [_cell(value) for value in (budget_id, report.plan, campaign_id)]
+    its actuals), one per channel and period; the budget's whole variance is kept as the
+    variance's JSON is (`variance.read_variance_json`)."""
+    budget = get_budget(session, budget_id)
+    if campaign_id is not None:
+        return _variance_csv(budget.id, variance.variance_of(session, budget, campaign_id))
+    return iter(kept.answer("variance.csv", budget, lambda: tuple(
+        _variance_csv(budget.id, variance.variance_of(session, budget)))))
+
+
+def _variance_csv(budget_id: str, report: variance.VarianceReport) -> Iterator[str]:
+    head = [_cell(value) for value in (budget_id, report.plan, report.campaign_id)]
     tail = _cell(report.currency)
     # The figures are the API's decimal texts already (None, a null ratio, is written empty),
     # written as they are: a negative variance stays a number. Names and ids go through `_cell`.
@@ -171,10 +186,15 @@ def audit_csv(*, session: Session, budget_id: str) -> Iterator[str]:
         for e in entries))
 
 
-def review_csv(*, session: Session, budget_id: str) -> Iterator[str]:
-    """The playbook's recommendation per channel, with the figures behind it."""
+def review_csv(*, session: Session, budget_id: str, kept: KeptAnswers) -> Iterator[str]:
+    """The playbook's recommendation per channel, with the figures behind it; kept as the
+    review's JSON is (`review.read_review_json`)."""
     budget = get_budget(session, budget_id)
-    report = review.read_review(session=session, budget_id=budget.id)
+    return iter(kept.answer("review.csv", budget,
+                            lambda: tuple(_review_csv(budget, review.review_of(session, budget)))))
+
+
+def _review_csv(budget: Budget, report: review.ReviewPublic) -> Iterator[str]:
     return _csv(REVIEW_COLUMNS, _cells([(
         budget.id, c.channel_id, c.channel, c.state, c.recommendation, c.reason, c.spend,
         c.return_, c.roi, c.ratio_to_average, " ".join(c.periods_below_exit), budget.currency)

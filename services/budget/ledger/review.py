@@ -24,8 +24,9 @@ from sqlmodel import Session, select
 from services.budget.ledger import audit
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.channels import channel_public
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.loaders import budget_periods, get_budget
-from services.budget.ledger.tables import Channel, utcnow
+from services.budget.ledger.tables import Budget, Channel, utcnow
 from services.budget.ledger.variance import cells
 from shared.errors import Conflict, invalid_fields
 from shared.internal_auth import Caller
@@ -64,9 +65,15 @@ def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     return None if denominator == 0 else (numerator / denominator).quantize(PLACES)
 
 
-def read_review(*, session: Session, budget_id: str) -> ReviewPublic:
-    """Recommend, per channel, what the playbook says to do next, with the figures behind it."""
+def read_review_json(*, session: Session, budget_id: str, kept: KeptAnswers) -> bytes:
+    """Answer the review's JSON: the kept one while the budget is as it was made from."""
     budget = get_budget(session, budget_id)
+    return kept.answer("review", budget,
+                       lambda: review_of(session, budget).model_dump_json(by_alias=True).encode())
+
+
+def review_of(session: Session, budget: Budget) -> ReviewPublic:
+    """Recommend, per channel, what the playbook says to do next, with the figures behind it."""
     rules = PlaybookRules.model_validate(budget.rules)
     channels = session.exec(select(Channel).where(Channel.budget_id == budget.id)
                             .order_by(Channel.id)).all()
@@ -167,7 +174,7 @@ def apply_review(*, session: Session, budget_id: str, apply_in: ReviewApply,
                  caller: Caller) -> ReviewAppliedPublic:
     """Apply the confirmed recommendations of the channel review, all or none."""
     budget = get_budget(session, budget_id, lock=True)
-    current = {c.channel_id: c for c in read_review(session=session, budget_id=budget.id).channels}
+    current = {c.channel_id: c for c in review_of(session, budget).channels}
     errors, seen = [], set()
     for i, confirmed in enumerate(apply_in.actions):
         if confirmed.channel_id not in current:

@@ -12,6 +12,7 @@ from sqlmodel import Session, col, select
 
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.funding import funding_public
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget
 from services.budget.ledger.tables import (
     Actual,
@@ -180,11 +181,19 @@ class VarianceReport:
                         "burn": self.burn, "alerts": self.alerts})
 
 
-def read_variance(*, session: Session, budget_id: str,
-                  campaign_id: str | None = None) -> VarianceReport:
+def read_variance_json(*, session: Session, budget_id: str, campaign_id: str | None = None,
+                       kept: KeptAnswers) -> bytes:
+    """Answer the variance's JSON: the kept one while the budget is as it was made from (a cut
+    by campaign, rarely read twice and read from campaign rows too, is made every time)."""
+    budget = get_budget(session, budget_id)
+    if campaign_id is not None:
+        return variance_of(session, budget, campaign_id).json()
+    return kept.answer("variance", budget, lambda: variance_of(session, budget).json())
+
+
+def variance_of(session: Session, budget: Budget, campaign_id: str | None = None) -> VarianceReport:
     """Compare the current plan (with its draws) with actuals per channel and period, or a
     campaign's funding with its actuals."""
-    budget = get_budget(session, budget_id)
     if campaign_id is not None and campaign_id not in budget.campaign_ids:
         raise NotFound(f"Budget {budget.id!r} does not link campaign {campaign_id!r}; its "
                        f"campaigns are listed at /api/v1/budget/budgets/{budget.id}.")
