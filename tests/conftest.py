@@ -27,6 +27,25 @@ def postgres():
     server.stop()
 
 
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def system(request, tmp_path_factory):
+    """The running system (`marketplan up`) the e2e and fuzz tests share on one backend;
+    parametrize with indirect=True to pick one. One start per backend for the session, not
+    one per package (a start is ~10 s on CI's two cores); the fuzz runs after the e2e tests
+    that share it (collection order), so their data are made before its thousands of calls."""
+    from tests.e2e.conftest import running
+    # Schemathesis sends requests without the key or with a wrong one on purpose: with the
+    # default failed-key limit the address would be locked out (429) after ten of them, and
+    # the rest of its run would test nothing but the lockout. (The lockout's own tests are in
+    # tests/gateway.)
+    # A killed consumer's lease lapses in 2 s, not the default 10 s: the restarted process
+    # takes the feed over that much sooner (tests/e2e/test_propagation.py kills the planner).
+    env = {"GATEWAY_AUTH_FAILURES_PER_MINUTE": "1000000", "PLANNER_EVENTS_LEASE_SECONDS": "2",
+           "BUDGET_EVENTS_LEASE_SECONDS": "2"}
+    with running(request, request.param, tmp_path_factory.mktemp("system"), env) as started:
+        yield started
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request, tmp_path) -> str:
     """A fresh, empty database for one test, on each backend."""

@@ -1,10 +1,11 @@
 """End-to-end fixtures: `marketplan up` starts the real four processes on free ports.
 
-Starting them takes seconds, so the e2e tests share one running system per backend (`system`,
-stopped after the last e2e test); each test makes its own data under names of its own, so
-none depends on a fresh database. A module whose tests stop or kill its processes, wait for
-the event feed to settle, or need settings of its own has one of its own (`module_system`);
-a test that stops the system for good starts its own (`own_system`)."""
+Starting them takes seconds, so the e2e and fuzz tests share one running system per backend
+(`system`, in tests/conftest.py); each test makes its own data under names of its own, so
+none depends on a fresh database, and a process a test kills is started again by `up`. A module
+whose tests stop the system for good, hang a process for long or schedule every campaign has
+one of its own (`module_system`); a test that needs settings of its own starts its own
+(`own_system`)."""
 import contextlib
 import os
 import signal
@@ -52,9 +53,11 @@ def running(request: pytest.FixtureRequest, backend: str, root: Path,
             env[f"{name.upper()}_DATABASE_URL"] = server.create_database(
                 f"e2e_{name}_{uuid.uuid4().hex[:8]}")
     port = free_port(4)
-    up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
-                           "--var-dir", str(root / "var")], env=env,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # Its own lines (restarts, stopping) kept for the tests of what a terminal shows.
+    with (root / "up.err").open("w") as stderr:
+        up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--port", str(port),
+                               "--var-dir", str(root / "var")], env=env,
+                              stdout=subprocess.PIPE, stderr=stderr, text=True)
     try:
         lines = []
         for line in up.stdout:
@@ -65,20 +68,12 @@ def running(request: pytest.FixtureRequest, backend: str, root: Path,
         output = "".join(lines)
         pids = {part.split()[0]: int(part.split()[2])
                 for part in output.split("Processes:")[1].splitlines()[0].split(", ")}
-        yield {"port": port, "up": up, "pids": pids, "output": output, "env": env,
-               "env_file": root / "var" / "up.env"}
+        yield {"backend": backend, "port": port, "up": up, "pids": pids, "output": output,
+               "env": env, "env_file": root / "var" / "up.env", "stderr": root / "up.err"}
     finally:
         if up.poll() is None:
             up.send_signal(signal.SIGTERM)
             up.wait(timeout=30)
-
-
-@pytest.fixture(scope="package", params=["sqlite", "postgresql"])
-def system(request, tmp_path_factory):
-    """The running system the e2e tests share on one backend; parametrize with indirect=True
-    to pick one."""
-    with running(request, request.param, tmp_path_factory.mktemp("system")) as started:
-        yield started
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
