@@ -66,7 +66,11 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         solution.col_value = list(start)
         solution.value_valid = True
         highs.setSolution(solution)
-    improved: list[Floats] = []    # the last improving plan, kept should HiGHS be left behind
+    # The last improving plan and HiGHS's last bound, kept should HiGHS be left behind: at
+    # the limit on a loaded machine the run that is left behind is the one that made both
+    # (other shapes at 50 x 13: gap 0.19 % with its bound, 0.63 % without).
+    improved: list[Floats] = []
+    bound = [math.inf]
     abandoned = threading.Event()
 
     def improving(event: Any) -> None:
@@ -74,10 +78,16 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
             return   # a run left behind reports nothing after its caller answered
         x = np.asarray(event.data_out.mip_solution, dtype=float)
         improved[:] = [x]
+        bounded(event)
         if on_improve is not None:
             on_improve(x, float(event.data_out.mip_dual_bound))
+
+    def bounded(event: Any) -> None:
+        if not abandoned.is_set():
+            bound[0] = float(event.data_out.mip_dual_bound)
     if not relax:
         highs.cbMipImprovingSolution.subscribe(improving)
+        highs.cbMipInterrupt.subscribe(bounded)
     if good_enough is not None:
         def close_enough(event: Any) -> None:
             incumbent = float(event.data_out.mip_primal_bound)
@@ -90,7 +100,8 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         x = improved[0] if improved else None
         if x is None or not form.feasible(x, REPORTED):
             return Run("none", None, None, None, None)
-        return Run("feasible", x, float(form.cost @ x), None, None)
+        known = bound[0] if math.isfinite(bound[0]) else None
+        return Run("feasible", x, float(form.cost @ x), known, None)
     run = _read(highs, form, relax)
     if run.x is not None and not form.feasible(run.x, REPORTED):
         # Interrupted before it checked them, HiGHS can hand back the start it was given as
@@ -133,7 +144,9 @@ def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
     where a stop then came 6 s late and a deadline 0.8 s late). Past `end` (+ LATE) or
     once `stop()`, it is asked to stop and given HEARD to; after that the caller answers
     without it (its plans until then kept by the caller), and the run ends on its own time
-    limit, heard inside its simplex, reporting nothing."""
+    limit, reporting nothing: that limit is lowered to 0, so the run ends at its next check of
+    it (each LP a MIP starts, each node, the simplex as it iterates) rather than at the limit
+    it was given (left behind after a stop, 3.7-13.6 s of a core, now 1.1-4.1 s)."""
     done = threading.Event()
 
     def solve() -> None:
@@ -146,7 +159,11 @@ def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
     threading.Thread(target=solve, name="highs").start()
     while not done.wait(POLL):
         if time.perf_counter() > end + LATE or (stop is not None and stop()):
-            highs.cancelSolve()   # type: ignore[no-untyped-call]
+            # highspy's `cancelSolve` only sets a flag that its own interrupt callbacks read,
+            # as `past` does already. The time limit is what HiGHS reads where it calls no
+            # callback. Written while HiGHS runs: its reads of that one double see the old
+            # value or the new, and a run left behind answers nothing either way.
+            highs.setOptionValue("time_limit", 0.0)
             return done.wait(HEARD)
     return True
 
