@@ -76,6 +76,10 @@ class PostgresServer:
             ("pg_ctl", "-D", str(data), "-l", str(self.root / "server.log"), "-w", "-t", "60",
              "-o", f"-p {self.port} -c listen_addresses=127.0.0.1 "
                    f"-c unix_socket_directories={self.root} -c fsync=off "
+                   # A throwaway server: a commit need not wait for its WAL write, nor a
+                   # checkpoint (one per CREATE DATABASE) for whole pages. Only a crash of
+                   # the server itself could lose a commit; the tests kill clients, never it.
+                   "-c synchronous_commit=off -c full_page_writes=off "
                    "-c max_connections=200", "start"),
         ]
         for step in steps:
