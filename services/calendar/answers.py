@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from fastapi import Response
 from pydantic import TypeAdapter
@@ -30,6 +30,7 @@ from services.calendar.outbox import last_position
 MAX_BYTES = 64 * 2**20
 # A client may keep the answer but asks again each time (the answer is its ETag or a 304).
 CACHE_CONTROL = "private, no-cache"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -55,41 +56,68 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
 
 
 class Answers:
-    """The answers kept at the calendar's newest position seen (older ones are dropped)."""
+    """What is kept at the calendar's newest position seen (older ones are dropped): answers'
+    bytes, and values several answers are made from (a range's conflicts, for the list, its
+    filters and its summary)."""
 
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._lock = threading.Lock()
         self._position = -1
-        self._kept: OrderedDict[Hashable, Kept] = OrderedDict()
+        self._kept: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._max_bytes = max_bytes
 
-    def kept(self, position: int, key: Hashable, make: Callable[[], bytes]) -> Kept:
-        """The answer `key` at `position`: kept, or made by `make` (outside the lock: two
-        first reads at once both make it) and kept unless the calendar has moved on."""
+    def value(self, position: int, key: Hashable, make: Callable[[], T],
+              size: Callable[[T], int]) -> T:
+        """The value `key` at `position`: kept, or made by `make` (outside the lock: two
+        first reads at once both make it) and kept, counted as `size` bytes, unless the
+        calendar has moved on."""
         with self._lock:
             if position > self._position:
                 self._position, self._bytes = position, 0
                 self._kept.clear()
             if position == self._position and (found := self._kept.get(key)) is not None:
                 self._kept.move_to_end(key)
-                return found
-        body = make()
-        answer = Kept(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+                return cast(T, found[0])
+        made = make()
         with self._lock:
             if position == self._position and key not in self._kept:
-                self._kept[key] = answer
-                self._bytes += len(body)
+                self._kept[key] = (made, size(made))
+                self._bytes += size(made)
                 while self._bytes > self._max_bytes and len(self._kept) > 1:
-                    self._bytes -= len(self._kept.popitem(last=False)[1].body)
-        return answer
+                    self._bytes -= self._kept.popitem(last=False)[1][1]
+        return made
 
-    def json(self, *, session: Session, key: Hashable, shape: Any, answer: Callable[[], Any],
+    def kept(self, position: int, key: Hashable, make: Callable[[], bytes]) -> Kept:
+        """The answer `key` at `position` (its bytes made by `make`), with its ETag."""
+        def answer() -> Kept:
+            body = make()
+            return Kept(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+        return self.value(position, key, answer, lambda kept: len(kept.body))
+
+    def at(self, session: Session) -> "At":
+        """What is kept at the calendar's current position (read now, before any row an
+        answer is made from)."""
+        return At(self, last_position(session))
+
+
+@dataclass(frozen=True)
+class At:
+    """What is kept at one position: a read's view of `Answers`."""
+
+    answers: Answers
+    position: int
+
+    def value(self, key: Hashable, make: Callable[[], T], size: Callable[[T], int]) -> T:
+        """The value `key` at this position (`Answers.value`)."""
+        return self.answers.value(self.position, key, make, size)
+
+    def json(self, *, key: Hashable, shape: Any, answer: Callable[[], Any],
              if_none_match: str | None) -> Response:
         """Answer `answer()` as JSON of `shape` (the route's response model, written as
         FastAPI writes it) from what is kept for `key`, or 304 if the client's copy is it."""
-        kept = self.kept(last_position(session), key,
-                         lambda: _adapter(shape).dump_json(answer(), by_alias=True))
+        kept = self.answers.kept(self.position, key,
+                                 lambda: _adapter(shape).dump_json(answer(), by_alias=True))
         headers = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
         if matches(if_none_match, kept.etag):
             return Response(status_code=304, headers=headers)

@@ -286,8 +286,8 @@ def read_calendar(session: SessionDep, answers: AnswersDep,
                   owner: Filter = None, limit: LimitQuery = 50,
                   cursor: CursorQuery = None, if_none_match: IfNoneMatch = None) -> Response:
     """List the campaigns overlapping the range with the phases and milestones in it."""
-    return answers.json(
-        session=session, if_none_match=if_none_match, shape=Page[views.CalendarEntryPublic],
+    return answers.at(session).json(
+        if_none_match=if_none_match, shape=Page[views.CalendarEntryPublic],
         key=("calendar", from_, to, channel, status, owner, limit, cursor),
         answer=lambda: views.read_calendar(session=session, start=from_, end=to,
                                            channel=channel, status=status, owner=owner,
@@ -303,11 +303,13 @@ def read_conflicts(session: SessionDep, answers: AnswersDep,
     dependencies, launches inside another campaign's contingency window on a channel,
     milestones on a non-working day of their market; `kind`, `channel` and `campaign_id`
     keep only those (how many of each: `/conflicts/summary`)."""
-    return answers.json(
-        session=session, if_none_match=if_none_match, shape=list[views.ConflictPublic],
+    at = answers.at(session)
+    return at.json(
+        if_none_match=if_none_match, shape=list[views.ConflictPublic],
         key=("conflicts", from_, to, kind, channel, campaign_id),
-        answer=lambda: views.find_conflicts(session=session, start=from_, end=to, kind=kind,
-                                            channel=channel, campaign_id=campaign_id))
+        answer=lambda: views.find_conflicts(session=session, kept=at, start=from_, end=to,
+                                            kind=kind, channel=channel,
+                                            campaign_id=campaign_id))
 
 
 @router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic, responses=KEPT)
@@ -316,10 +318,11 @@ def read_conflict_summary(session: SessionDep, answers: AnswersDep,
                           if_none_match: IfNoneMatch = None) -> Response:
     """Count the range's conflicts by kind, by channel and by campaign (the list, narrowed
     by the same keys: `/conflicts?kind=&channel=&campaign_id=`)."""
-    return answers.json(
-        session=session, if_none_match=if_none_match, shape=views.ConflictSummaryPublic,
+    at = answers.at(session)
+    return at.json(
+        if_none_match=if_none_match, shape=views.ConflictSummaryPublic,
         key=("conflicts/summary", from_, to),
-        answer=lambda: views.summarize_conflicts(session=session, start=from_, end=to))
+        answer=lambda: views.summarize_conflicts(session=session, kept=at, start=from_, end=to))
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)

@@ -10,6 +10,7 @@ from typing import Literal, NamedTuple
 from pydantic import BaseModel, Field
 from sqlmodel import Session, col
 
+from services.calendar.answers import At
 from services.calendar.campaigns import Status
 from services.calendar.graph import (
     CONTINGENCY_HOURS,
@@ -34,6 +35,9 @@ from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.workdays import is_working_day, next_working_day
 
 MAX_RANGE_DAYS = 731
+# What a found conflict keeps in memory, roughly (its tuple, ids and the rows it describes
+# from are shared with the others), to bound what a process keeps.
+FOUND_BYTES = 500
 # A milestone's columns these views never answer.
 UNANSWERED = ("created_at", "updated_at")
 
@@ -154,28 +158,36 @@ class Found(NamedTuple):
     describe: Callable[[], ConflictPublic]
 
 
-def find_conflicts(*, session: Session, start: date, end: date, kind: ConflictKind | None = None,
-                   channel: str | None = None,
+def find_conflicts(*, session: Session, kept: At, start: date, end: date,
+                   kind: ConflictKind | None = None, channel: str | None = None,
                    campaign_id: str | None = None) -> list[ConflictPublic]:
     """List the range's conflicts of `kind`, on `channel`, involving `campaign_id` (each
     filter when given): overlapping bursts on a channel, milestones outside their campaign
     window, broken dependencies, launches inside another campaign's contingency window on a
     channel, and milestones due on a day that is not a working day of their market.
     Cancelled campaigns are left out."""
-    return [found.describe() for found in _conflicts(session, start, end)
+    return [found.describe() for found in _kept_conflicts(session, kept, start, end)
             if (kind is None or found.kind == kind)
             and (channel is None or found.channel == channel)
             and (campaign_id is None or campaign_id in found.campaign_ids)]
 
 
-def summarize_conflicts(*, session: Session, start: date, end: date) -> ConflictSummaryPublic:
+def summarize_conflicts(*, session: Session, kept: At, start: date,
+                        end: date) -> ConflictSummaryPublic:
     """Count the range's conflicts by kind, by channel and by campaign."""
-    conflicts = list(_conflicts(session, start, end))
+    conflicts = _kept_conflicts(session, kept, start, end)
     return ConflictSummaryPublic(
         total=len(conflicts),
         by_kind=dict(sorted(Counter(c.kind for c in conflicts).items())),
         by_channel=dict(sorted(Counter(c.channel for c in conflicts if c.channel).items())),
         by_campaign=dict(sorted(Counter(i for c in conflicts for i in c.campaign_ids).items())))
+
+
+def _kept_conflicts(session: Session, kept: At, start: date, end: date) -> list[Found]:
+    # Found once per range and state of the calendar, for the list, each filter and the
+    # summary: a frontend reads the summary, then one campaign's conflicts, then another's.
+    return kept.value(("found", start, end), lambda: list(_conflicts(session, start, end)),
+                      lambda found: FOUND_BYTES * len(found))
 
 
 def _burst_overlap(a: Campaign, b: Campaign, channel: str, first: date,

@@ -7,7 +7,7 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
-from services.calendar import feeds
+from services.calendar import feeds, views
 from services.calendar.answers import Answers
 from services.calendar.app import MIGRATIONS, create_app
 from services.calendar.config import CalendarSettings
@@ -141,3 +141,17 @@ def test_answers_are_kept_at_the_newest_position_within_their_size():
     assert made == [b"cccc"]
     etag = answers.kept(2, "c", make(b"cccc")).etag
     assert etag.startswith('"') and len(etag) == 34
+
+
+def test_a_ranges_conflicts_are_found_once_for_the_list_its_filters_and_summary(api, monkeypatch):
+    a = api.from_template("flash_sale", launch="2031-03-13", channels=["video"], name="V1")
+    api.from_template("flash_sale", launch="2031-03-14", channels=["video"], name="V2")
+    found = []
+    conflicts = views._conflicts
+    monkeypatch.setattr(views, "_conflicts", lambda *args: found.append(1) or conflicts(*args))
+    every = api.ok(api.get("/conflicts", params=RANGE))
+    summary = api.ok(api.get("/conflicts/summary", params=RANGE))
+    mine = api.ok(api.get("/conflicts", params=RANGE | {"campaign_id": a["id"]}))
+    assert found == [1]
+    assert mine == [c for c in every if a["id"] in c["campaign_ids"]]
+    assert len(mine) == summary["by_campaign"][a["id"]] and summary["total"] == len(every)
