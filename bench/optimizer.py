@@ -20,10 +20,12 @@ each solve in a fresh process: time to the first plan, to the answer, its status
 With `--before <commit>`, the exact greedy path (1,000 concave channels × 52 periods, both
 curve shapes) timed on that commit's optimizer and on this one, in the same run, alternating,
 as a ratio; and the API figure for both trees (that commit's whole tree runs its own
-`marketplan up` beside this one's, taking turns).
+`marketplan up` beside this one's, taking turns). With `--caps-before <commit>`, the same for
+concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13; and 1,000 × 52 through the API).
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
                               [--milp-before COMMIT [--milp-cases LABEL ...]] [--only-milp]
+                              [--caps-before COMMIT] [--only-caps]
 """
 import argparse
 import json
@@ -317,6 +319,18 @@ def concave_request(channels: int, periods: int, flat: bool = False) -> dict:
                         for w in range(periods)]}
 
 
+def capped_request(channels: int, periods: int) -> dict:
+    """The flatter concave channels of `concave_request` under period caps shaped as a new
+    user's trial made them: every fifth period (from the third) capped at 70 % of an even share
+    of the total."""
+    request = concave_request(channels, periods, flat=True)
+    even = int(request["total"]) / periods
+    for p, period in enumerate(request["periods"]):
+        if p % 5 == 2:
+            period["cap"] = str(int(even * 0.7))
+    return request
+
+
 def weekly_request(channels: int, seed: int = 150, time_limit: float = 20.0) -> dict:
     """A department's weekly request, shaped as users' are (the saved 100/150/200 × 52 ones):
     Hill curves on 60 % of the channels (two in three S-shaped, alpha 1.5–3), linear and
@@ -569,7 +583,8 @@ problem = to_problem(OptimizationRequest.model_validate(json.load(open(sys.argv[
 started, cpu = time.perf_counter(), time.process_time()
 result = solve(problem)
 print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-                  "solver": result.solver,
+                  "solver": result.solver, "status": result.status,
+                  "error": result.approximation_error,
                   "expected_return": str(result.expected_return),
                   "marginal": str(result.marginal_value_of_budget)}))
 """
@@ -579,18 +594,38 @@ def greedy_before_after(commit: str, rounds: int = 3) -> list[str]:
     """The exact greedy path end to end (cutting, greedy, rounding, assembly) on `commit`'s
     optimizer and on this tree's, each solve in a fresh process, the two alternating. Wall and
     CPU seconds (best of `rounds`): on a shared machine the CPU time is the steadier figure."""
+    return _before_after(commit, "1,000 concave × 52 (greedy path)",
+                         [("benchmark curves", concave_request(1000, 52), rounds),
+                          ("flatter curves, 30 % capped", concave_request(1000, 52, True), rounds)])
+
+
+def period_caps_before_after(commit: str, rounds: int = 3) -> list[str]:
+    """Concave curves under period caps (`capped_request`: 1,000 × 52, 100 × 52, 50 × 13) on
+    `commit`'s optimizer and on this tree's, as `greedy_before_after` does; the 1,000 × 52
+    request once on the tree before (its answer takes the whole 30 s limit there)."""
+    return _before_after(commit, "concave under period caps",
+                         [("1,000 × 52", capped_request(1000, 52), 1),
+                          ("100 × 52", capped_request(100, 52), rounds),
+                          ("50 × 13", capped_request(50, 13), rounds)], show_status=True)
+
+
+def _before_after(commit: str, title: str, cases: list[tuple[str, dict, int]], *,
+                  show_status: bool = False) -> list[str]:
+    """Each case's request solved in a fresh process on `commit`'s tree and on this one, the
+    two alternating, `rounds` times each: best wall and CPU seconds, their ratio, and whether
+    the two answer the same plan (expected return and the budget's price)."""
     root = Path(__file__).resolve().parent.parent
-    lines = ["", f"| 1,000 concave × 52 (greedy path), wall (CPU) | before ({commit[:7]}) | after | "
-                 "before ÷ after | same plan |", "|---|---|---|---|---|"]
+    lines = ["", f"| {title}, wall (CPU) | before ({commit[:7]}) | after | before ÷ after | "
+                 "same plan |", "|---|---|---|---|---|"]
     with tempfile.TemporaryDirectory() as work:
         before = Path(work) / "before"
         before.mkdir()
         archive = subprocess.run(["git", "-C", str(root), "archive", commit, "services", "shared"],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(before)], input=archive, check=True)
-        for label, flat in (("benchmark curves", False), ("flatter curves, 30 % capped", True)):
+        for label, body, rounds in cases:
             request = Path(work) / "request.json"
-            request.write_text(json.dumps(concave_request(1000, 52, flat)))
+            request.write_text(json.dumps(body))
             runs: dict[str, list[dict]] = {"before": [], "after": []}
             for _ in range(rounds):
                 for name, tree in (("before", before), ("after", root)):
@@ -603,23 +638,28 @@ def greedy_before_after(commit: str, rounds: int = 3) -> list[str]:
             answers = [{(r["expected_return"], r["marginal"]) for r in runs[name]}
                        for name in ("before", "after")]
             same = "yes" if answers[0] == answers[1] else f"no: {answers[0]} / {answers[1]}"
+            status = [", ".join(sorted({f"{r['status']}, error {r['error']:.1e}"
+                                        for r in runs[name]})) for name in ("before", "after")] \
+                if show_status else ["", ""]
             wall, cpu = old["seconds"] / new["seconds"], old["cpu"] / new["cpu"]
-            lines.append(f"| {label} | {old['seconds']:.2f} s ({old['cpu']:.2f} s) | "
-                         f"{new['seconds']:.2f} s ({new['cpu']:.2f} s) | {wall:.1f}× ({cpu:.1f}×) | "
-                         f"{same} |")
+            lines.append(f"| {label} | {old['seconds']:.2f} s ({old['cpu']:.2f} s) {status[0]} | "
+                         f"{new['seconds']:.2f} s ({new['cpu']:.2f} s) {status[1]} | "
+                         f"{wall:.1f}× ({cpu:.1f}×) | {same} |")
     return lines
 
 
-def through_the_api(before: str | None = None, rounds: int = 3) -> list[str]:
-    """1,000 concave channels × 52 periods POSTed through the gateway of `marketplan up`, and
-    the same request solved in process (a fresh process each time), in the same run; with
+def through_the_api(before: str | None = None, rounds: int = 3, body: dict | None = None,
+                    label: str = "1,000 concave × 52") -> list[str]:
+    """1,000 concave channels × 52 periods (or `body`) POSTed through the gateway of
+    `marketplan up`, and the same request solved in process (a fresh process each time), in
+    the same run; with
     `before`, that commit's whole tree runs a second stack beside this one, the two taking
     turns. Per tree: medians of `rounds` calls, their ratio, and what the API adds to a call
     beyond the solve (end to end less the solver's own seconds, median)."""
     root = Path(__file__).resolve().parent.parent
-    lines = ["", "| 1,000 concave × 52 | in process | through the gateway | API ÷ in process | "
+    lines = ["", f"| {label} | in process | through the gateway | API ÷ in process | "
                  "API beyond the solve | response |", "|---|---|---|---|---|---|"]
-    body = concave_request(1000, 52)
+    body = concave_request(1000, 52) if body is None else body
     key = "bench-" + uuid.uuid4().hex
     with tempfile.TemporaryDirectory() as work:
         trees = {"after": root}
@@ -684,21 +724,32 @@ def main() -> None:
     parser.add_argument("--before", help="a commit whose greedy path to time against this tree's")
     parser.add_argument("--only-greedy", action="store_true",
                         help="only the greedy path: before/after and through the API")
+    parser.add_argument("--caps-before",
+                        help="a commit whose concave-under-period-caps path to time against this "
+                             "tree's (in process, and through the API)")
+    parser.add_argument("--only-caps", action="store_true",
+                        help="only concave curves under period caps (with --caps-before)")
     parser.add_argument("--milp-before", help="a commit whose MILP to time against this tree's")
     parser.add_argument("--milp-cases", nargs="*",
                         help="with --milp-before: only the workloads whose label holds one of these")
     parser.add_argument("--only-milp", action="store_true",
                         help="only the MILP: before/after (with --milp-before) and the stop")
     args = parser.parse_args()
-    sections = [] if args.only_greedy or args.only_milp else \
+    sections = [] if args.only_greedy or args.only_milp or args.only_caps else \
         [lambda: compare(args.instances), model_build, methods, targets]
+    if args.caps_before:
+        sections.append(lambda: period_caps_before_after(args.caps_before))
+        if not args.skip_api:
+            sections.append(lambda: through_the_api(
+                args.caps_before, rounds=2, body=capped_request(1000, 52),
+                label="1,000 concave × 52 under period caps"))
     if args.milp_before:
         sections.append(lambda: milp_before_after(args.milp_before, args.milp_cases))
     if args.only_milp:
         sections.append(stop_latency)
     if args.before:
         sections.append(lambda: greedy_before_after(args.before))
-    if not args.skip_api and not args.only_milp:
+    if not args.skip_api and not args.only_milp and not args.only_caps:
         sections.append(lambda: through_the_api(args.before))
     for section in sections:
         print("\n".join(section()), flush=True)

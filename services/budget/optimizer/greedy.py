@@ -33,10 +33,16 @@ _SEGMENTS = attrgetter("segments")
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
     """Whether the greedy is exact for this problem (else the MILP solves it)."""
+    return concave(model, cells) and all(period.cap is None for period in model.problem.periods)
+
+
+def concave(model: ScaledProblem, cells: Cells) -> bool:
+    """Whether the problem is concave curves under the budget, per-channel bounds and period
+    caps only: the greedy's problem, or (with period caps) the greedy's with a price per period
+    (`period_prices`)."""
     problem = model.problem
     return (problem.objective in ("max_return", "max_profit")
             and not problem.groups
-            and all(period.cap is None for period in problem.periods)
             and not any(c.min_if_used and c.min is not None for c in problem.channels)
             and all(cell.segments is not None and cell.segments.gated == 0 for cell in cells)
             and all(low <= high + EPS for low, high in zip(model.lower, model.upper))
@@ -45,8 +51,27 @@ def applies(model: ScaledProblem, cells: Cells) -> bool:
 
 def solve(model: ScaledProblem, cells: Cells) -> Solution:
     """Fill segments by falling slope: floors first, then caps and the budget (see `applies`)."""
-    curves = _Curves.of(cells)
+    fill = fill_segments(model, Curves.of(cells))
+    return Solution(spend=fill.spend, status="optimal", gap=0.0, solver="greedy",
+                    marginal_value=fill.marginal, model_return=fill.model_return)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """The greedy's plan: spend per cell, its return on the segments, the budget's price, and
+    per channel the level its cells are cut at (in the curves' priced slopes)."""
+
+    spend: Floats
+    model_return: float
+    marginal: float
+    level: Floats
+
+
+def fill_segments(model: ScaledProblem, curves: "Curves") -> Fill:
+    """The greedy on `curves`, whose slopes may carry a price per cell (`Curves.price`): the
+    optimum of the segments' return less the prices times what each cell spends."""
     everyone = curves.cells
+    cells = len(everyone)
     channels = len(model.lower)
     lower = np.asarray(model.lower, dtype=float)
     # A cap equal to the whole budget is the budget itself: leave it to the budget, so that
@@ -55,7 +80,7 @@ def solve(model: ScaledProblem, cells: Cells) -> Solution:
     upper = np.where(caps < model.budget - EPS, caps, np.inf)
     threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
 
-    steep = curves.count(everyone, np.full(len(cells), threshold), strict=True)
+    steep = curves.count(everyone, np.full(cells, threshold), strict=True)
     taken = curves.by_channel(curves.taken(everyone, steep), channels)
     if np.clip(taken, lower, upper).sum() <= model.budget:
         # Money is left when every segment worth more than it costs is bought.
@@ -66,8 +91,8 @@ def solve(model: ScaledProblem, cells: Cells) -> Solution:
             spent = np.clip(curves.by_channel(amounts, channels), lower, upper).sum()
             return np.array([spent <= model.budget])
 
-        levels, over, at = curves.select(np.zeros(len(cells), dtype=np.intp), steep,
-                                         np.zeros(len(cells), dtype=np.intp), np.full(1, np.nan),
+        levels, over, at = curves.select(np.zeros(cells, dtype=np.intp), steep,
+                                         np.zeros(cells, dtype=np.intp), np.full(1, np.nan),
                                          fits)
         level = float(levels[0])
         above = curves.by_channel(curves.taken(everyone, over), channels)
@@ -83,15 +108,16 @@ def solve(model: ScaledProblem, cells: Cells) -> Solution:
     # fills to the level too; only the others (at a floor or a cap) need a level of their own.
     slack = EPS * np.maximum(target, 1.0)
     known = (above - slack <= target) & (target <= above + ties + slack)
-    spend, model_return = _fill_to(curves, target, np.where(known, level, np.nan))
-    return Solution(spend=spend, status="optimal", gap=0.0, solver="greedy",
-                    marginal_value=marginal, model_return=model_return)
+    spend, model_return, levels = _fill_to(curves, target, np.where(known, level, np.nan))
+    return Fill(spend=spend, model_return=model_return, marginal=marginal, level=levels)
 
 
 @dataclass(frozen=True)
-class _Curves:
+class Curves:
     """The cells' distinct curves, each once with its segments by falling slope, and per cell
-    its curve (where its segments start and how many there are), weight and channel."""
+    its curve (where its segments start and how many there are), weight, channel and price:
+    what a unit spent in the cell costs beyond the budget (a period cap's price; 0 unless
+    given), taken off each of its weighted slopes."""
 
     slopes: Floats         # every distinct curve's segment slopes, one curve after another
     running: Floats        # per curve, 0 then the running sums of its lengths
@@ -101,9 +127,10 @@ class _Curves:
     size: Indices          # per cell: how many segments its curve has
     weight: Floats
     channel: Indices
+    price: Floats | None = None
 
     @classmethod
-    def of(cls, cells: Cells) -> "_Curves":
+    def of(cls, cells: Cells) -> "Curves":
         ids = np.fromiter(map(id, map(_SEGMENTS, cells)), dtype=np.int64, count=len(cells))
         _, first_cell, curve_of = np.unique(ids, return_index=True, return_inverse=True)
         curves = [_by_falling_slope(_segments(cells[i])) for i in first_cell.tolist()]
@@ -128,8 +155,11 @@ class _Curves:
         return np.arange(len(self.channel), dtype=np.intp)
 
     def value(self, cell: Indices, position: Indices) -> Floats:
-        """The weighted slope of each cell's segment at `position` (in falling order)."""
+        """The weighted slope of each cell's segment at `position` (in falling order), less
+        the cell's price."""
         values: Floats = self.slopes[self.start[cell] + position] * self.weight[cell]
+        if self.price is not None:
+            values -= self.price[cell]
         return values
 
     def count(self, cell: Indices, level: Floats, *, strict: Flags | bool,
@@ -227,9 +257,9 @@ def _segments(cell: Cell) -> Segments:
     return cell.segments
 
 
-def _fill_to(curves: _Curves, target: Floats, level: Floats) -> tuple[Floats, float]:
+def _fill_to(curves: Curves, target: Floats, level: Floats) -> tuple[Floats, float, Floats]:
     """Per cell, what it spends for each channel to spend `target`, steepest segments first;
-    and the plan's return on the segments.
+    the plan's return on the segments (without the cells' prices); and each channel's level.
 
     Each channel's level μ (the lowest slope whose steeper segments stay within its target;
     given in `level` where known, NaN where not) is selected for all those channels at once;
@@ -264,8 +294,10 @@ def _fill_to(curves: _Curves, target: Floats, level: Floats) -> tuple[Floats, fl
     shared = np.clip(left[curves.channel] - (before - group_base), 0.0, ties)
     # A level of ±∞ has no ties (nothing is as steep): its cells share nothing.
     at_level = np.where(np.isfinite(level), level, 0.0)[curves.channel]
+    if curves.price is not None:
+        at_level = at_level + curves.price
     earned = curves.returns[curves.first + over] * curves.weight + shared * at_level
-    return full + shared, float(earned.sum())
+    return full + shared, float(earned.sum()), level
 
 
 def _sum_by(index: Indices, values: Floats, size: int) -> Floats:

@@ -4,11 +4,10 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 
+from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
 from services.budget.optimizer.backends import Stop
-from services.budget.optimizer.greedy import applies as greedy_applies
-from services.budget.optimizer.greedy import solve as solve_greedy
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
@@ -30,8 +29,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     """Return the best allocation of `problem` within its time limit, or raise `Infeasible`
     naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
 
-    Each round cuts the curves into segments within a tolerance, solves (the greedy when it is
-    exact, else the MILP) and bounds the true optimum's lead over the plan; past TARGET_ERROR
+    Each round cuts the curves into segments within a tolerance, solves (concave curves under
+    the budget, channel bounds and period caps by the greedy, with period prices where a period
+    has a cap; else the MILP) and bounds the true optimum's lead over the plan; past TARGET_ERROR
     the tolerance shrinks and the problem is solved again while time is left. `progress`, when
     given, hears the incumbent, bound and gap as they improve. Once `stop()` turns true (asked
     at HiGHS's interrupt points and between rounds) the best plan so far is answered, as
@@ -55,9 +55,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline)
-            if greedy_applies(model, cells):
-                solution = solve_greedy(model, cells)
-                report(solution.model_return, solution.model_return)
+            solution = _concave(model, cells, deadline)
+            if solution is not None:
+                report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
             else:
                 solution = solve_milp(model, cells, deadline, gating=gating,
                                       warm_start=warm_start, report=report, stop=stop,
@@ -80,3 +80,14 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # "optimal" for the segments, or beside a bound it does not meet, is less than that.
         solution = replace(solution, status="feasible")
     return allocation(model, cells, solution, error, time.perf_counter() - started)
+
+
+def _concave(model: ScaledProblem, cells: Cells, deadline: float) -> Solution | None:
+    """The route of a concave problem with no groups, deals or conditional floors: the greedy,
+    with prices on the periods' caps when there are any; None for the MILP's route (any other
+    problem, or one whose caps the priced greedy could not meet)."""
+    if not greedy.concave(model, cells):
+        return None
+    if period_prices.applies(model):
+        return period_prices.solve(model, cells, deadline)
+    return greedy.solve(model, cells)

@@ -1,0 +1,257 @@
+"""Concave curves under period caps: the greedy with a price per period, proven by a small LP.
+
+Relaxing each period's cap with a price λ_p leaves the greedy's problem (`greedy`) with every
+slope in period p lowered by λ_p. The prices are found by a few rounds of adjustment: the
+greedy at the current prices gives each channel's level, and each capped period's price then
+moves to where its cells, cut at their channel's level plus the price, spend its cap. That
+plan is near the optimum but not exact (the channels' levels move with the prices, ties share
+money the greedy cannot split across periods), so it only chooses which segments matter: each
+cell keeps as columns the segments around its threshold (its channel's level plus its period's
+price); those above are bought, those below are not. HiGHS solves that LP (a few columns per
+cell, rows for the budget, the capped periods and the channels with a floor or cap) and its row
+prices are checked against every segment of every cell: the Lagrangian bound
+
+    L(μ, λ, ν) = μ·B + Σ_p λ_p·C_p + Σ_i ν_i·(U_i or L_i) + Σ_cells Σ_s len_s·max(0, v_s − τ_c),
+    τ_c = μ + λ_p + ν_i  (+1 for max_profit),
+
+holds for any such prices, so the LP's plan is proven when it earns L (to float noise). Where a
+segment outside a cell's columns is priced to move, the cell's columns widen to take it in and
+the LP is solved again (column generation); it ends when the bound meets the plan.
+"""
+import math
+import time
+from dataclasses import dataclass, replace
+from typing import cast
+
+import highspy
+import numpy as np
+
+from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.greedy import Curves, Flags, Indices, fill_segments
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
+
+# Rounds of price adjustment before the LP (each one greedy over every cell).
+PRICE_ROUNDS = 12
+# The prices have settled when the plan misses the caps by this share of the budget, or
+# stalled when a round does not take the miss below this share of the last one.
+SETTLED, STALLED = 1e-7, 0.9
+# A cell's columns: its segments worth within this share of its threshold.
+WINDOW = 1e-3
+# Column generation rounds before giving up (the MILP route then solves the problem).
+LP_ROUNDS = 12
+# The plan is proven when the bound is within this of it, relative to its return.
+PROVEN_GAP = 1e-9
+# A finite stand-in for a channel level of ±∞ (it takes all of its segments, or none).
+_FAR = 1e30
+
+
+def applies(model: ScaledProblem) -> bool:
+    """Whether some period has a cap (the problem otherwise is the plain greedy's)."""
+    return any(period.cap is not None for period in model.problem.periods)
+
+
+def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf) -> Solution | None:
+    """The optimum of concave cells under the budget, channel bounds and period caps, proven
+    by the bound above; None when the LP finds no plan (the caller then takes the MILP route,
+    which names the conflict of an impossible request) or the deadline passes first."""
+    curves = Curves.of(cells)
+    caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
+    period = cells.period
+    prices = np.zeros(len(caps))
+    missed = math.inf
+    for round_ in range(PRICE_ROUNDS):
+        fill = fill_segments(model, replace(curves, price=prices[period]))
+        levels = np.clip(fill.level, -_FAR, _FAR)
+        spent = np.bincount(period, weights=fill.spend, minlength=len(caps))
+        # What the plan spends over the caps, and under those it prices.
+        miss = float(np.maximum(spent - caps, 0.0).sum() +
+                     np.where(prices > 0, np.maximum(caps - spent, 0.0), 0.0).sum())
+        # Settled, or stalled: ties the greedy shares by channel, not by period, leave a miss
+        # no price removes (the LP shares them).
+        if miss <= SETTLED * model.budget or miss > STALLED * missed or \
+                round_ == PRICE_ROUNDS - 1:
+            break
+        missed = miss
+        prices = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
+                                caps)
+    threshold = levels[curves.channel] + prices[period]
+    plain = replace(curves, price=None)
+    low, high = _window(plain, threshold)
+    lp = _Restricted(model, plain, period, caps)
+    for _ in range(LP_ROUNDS):
+        if time.perf_counter() > deadline:
+            return None
+        answer = lp.solve(low, high)
+        if answer.slack <= EPS and answer.gap <= PROVEN_GAP:
+            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
+                            solver="greedy+highs", marginal_value=answer.budget_price,
+                            model_return=answer.model_return)
+        near_low, near_high = _window(plain, answer.threshold)
+        wider_low, wider_high = np.minimum(low, near_low), np.maximum(high, near_high)
+        if np.array_equal(wider_low, low) and np.array_equal(wider_high, high):
+            if answer.slack > EPS:
+                # No segment left to take in, and the rows still need their slack: the request
+                # is impossible.
+                return None
+            # Every segment priced to move is a column already: the gap is the LP's float
+            # noise, and the plan stands with it (proven within it).
+            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
+                            solver="greedy+highs", marginal_value=answer.budget_price,
+                            model_return=answer.model_return)
+        low, high = wider_low, wider_high
+    return None
+
+
+def _window(curves: Curves, threshold: Floats) -> tuple[Indices, Indices]:
+    """Per cell, the positions of its segments worth within WINDOW of its threshold."""
+    everyone = curves.cells
+    margin = WINDOW * np.abs(threshold) + EPS
+    low = curves.count(everyone, threshold + margin, strict=True)
+    return low, curves.count(everyone, threshold - margin, strict=False, low=low)
+
+
+def _period_prices(curves: Curves, period: Indices, threshold: Floats, prices: Floats,
+                   caps: Floats) -> Floats:
+    """Each capped period's price such that its cells, cut at `threshold` (their channel's
+    level plus their period's price) moved by the change, spend at most the cap; 0 where the
+    cap holds at price 0."""
+    order = np.argsort(period, kind="stable")
+    mine = period[order]
+    ordered = Curves(slopes=curves.slopes, running=curves.running, returns=curves.returns,
+                     start=curves.start[order], first=curves.first[order],
+                     size=curves.size[order], weight=curves.weight[order],
+                     channel=curves.channel[order], price=threshold[order])
+    everyone = ordered.cells
+    # Candidates: the segments worth more than the period's price at 0 (a change of −λ_p).
+    floor = -prices[mine]
+    under = ordered.count(everyone, floor, strict=True)
+    demand = np.bincount(mine, weights=ordered.taken(everyone, under), minlength=len(caps))
+    change = np.where(demand <= caps, -prices, np.nan)
+
+    def fits(amounts: Floats) -> Flags:
+        return np.bincount(mine, weights=amounts, minlength=len(caps)) <= caps
+
+    change, _, _ = ordered.select(np.zeros(len(everyone), dtype=np.intp), under, mine, change,
+                                  fits)
+    return np.maximum(prices + np.nan_to_num(change), 0.0)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    spend: Floats            # per cell
+    model_return: float      # on the segments
+    budget_price: float
+    gap: float               # the bound's lead over the plan, relative to its return
+    threshold: Floats        # per cell, τ_c at the LP's row prices
+    slack: float             # how far the plan misses the rows (0: it meets them)
+
+
+class _Restricted:
+    """The LP over each cell's segments [low, high): those before `low` bought, after `high`
+    not; rows for the budget, each capped period and each channel with a floor or a cap."""
+
+    def __init__(self, model: ScaledProblem, curves: Curves, period: Indices, caps: Floats):
+        self.model, self.curves, self.period, self.caps = model, curves, period, caps
+        self.threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
+        self.lower = np.asarray(model.lower, dtype=float)
+        self.upper = np.asarray(model.upper, dtype=float)
+        self.capped = np.flatnonzero(np.isfinite(caps))
+        self.bounded = np.flatnonzero((self.lower > EPS) | (self.upper < model.budget - EPS))
+        # Row of each period and channel (−1: none).
+        self.period_row = np.full(len(caps), -1)
+        self.period_row[self.capped] = 1 + np.arange(len(self.capped))
+        self.channel_row = np.full(len(self.lower), -1)
+        self.channel_row[self.bounded] = 1 + len(self.capped) + np.arange(len(self.bounded))
+        self.rows = 1 + len(self.capped) + len(self.bounded)
+        # Above any row's price: a channel's price (a floor's, negative) offsets at most the
+        # budget's and its period's, each at most the steepest slope.
+        steepest = curves.slopes[curves.start] * curves.weight if len(curves.start) else \
+            np.zeros(1)
+        self.penalty = 4.0 * (float(np.abs(steepest).max()) + self.threshold) + 1.0
+
+    def solve(self, low: Indices, high: Indices) -> _Answer:
+        """The LP's plan and its bound; if the columns cannot meet the rows, the plan with the
+        least slack (an elastic LP), whose row prices then take in the segments it needs."""
+        answer = self._solve(low, high, elastic=False)
+        return answer if answer is not None else cast(_Answer, self._solve(low, high, elastic=True))
+
+    def _solve(self, low: Indices, high: Indices, *, elastic: bool) -> _Answer | None:
+        curves, period, channel = self.curves, self.period, self.curves.channel
+        everyone = curves.cells
+        channels = len(self.lower)
+        bought = curves.taken(everyone, low)
+        bought_return = curves.returns[curves.first + low] * curves.weight
+        # The columns: cell by cell, its positions low … high − 1.
+        width = high - low
+        cell = np.repeat(everyone, width)
+        position = low[cell] + (np.arange(len(cell)) - np.repeat(np.cumsum(width) - width, width))
+        length = curves.running[curves.first[cell] + position + 1] - \
+            curves.running[curves.first[cell] + position]
+        value = curves.value(cell, position)
+        rows = np.stack([np.zeros(len(cell), dtype=np.intp), self.period_row[period[cell]],
+                         self.channel_row[channel[cell]]], axis=1)
+        present = rows >= 0
+        # Elastic: each row's slack both ways, at a price no row's true price reaches, so that
+        # the LP has a plan, and a row that needs its slack prices its cells' segments in.
+        slacks = 2 * self.rows if elastic else 0
+        everywhere = np.arange(self.rows if elastic else 0)
+        lp = highspy.HighsLp()
+        lp.num_col_, lp.num_row_ = len(cell) + slacks, self.rows
+        lp.col_cost_ = np.r_[value - self.threshold, np.full(slacks, -self.penalty)]
+        lp.col_lower_ = np.zeros(len(cell) + slacks)
+        lp.col_upper_ = np.r_[length, np.full(slacks, highspy.kHighsInf)]
+        row_lower = np.full(self.rows, -highspy.kHighsInf)
+        row_upper = np.empty(self.rows)
+        row_upper[0] = self.model.budget - bought.sum()
+        spent = np.bincount(period, weights=bought, minlength=len(self.caps))
+        row_upper[1:1 + len(self.capped)] = self.caps[self.capped] - spent[self.capped]
+        mine = np.bincount(channel, weights=bought, minlength=channels)[self.bounded]
+        row_lower[1 + len(self.capped):] = self.lower[self.bounded] - mine
+        row_upper[1 + len(self.capped):] = np.where(
+            self.upper[self.bounded] < self.model.budget - EPS, self.upper[self.bounded] - mine,
+            highspy.kHighsInf)
+        lp.row_lower_, lp.row_upper_ = row_lower, row_upper
+        lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
+        entries = int(present.sum())
+        lp.a_matrix_.start_ = np.r_[0, np.cumsum(present.sum(axis=1)),
+                                    entries + 1 + np.arange(slacks)]
+        lp.a_matrix_.index_ = np.r_[rows[present], everywhere, everywhere]
+        lp.a_matrix_.value_ = np.r_[np.ones(entries), -np.ones(slacks // 2),
+                                    np.ones(slacks // 2)]
+        lp.sense_ = highspy.ObjSense.kMaximize
+        highs = highspy.Highs()   # type: ignore[no-untyped-call]
+        highs.setOptionValue("output_flag", False)
+        highs.setOptionValue("threads", 1)
+        highs.passModel(lp)
+        highs.run()
+        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+            return None
+        solution = highs.getSolution()
+        columns = np.asarray(solution.col_value, dtype=float)
+        x = np.clip(columns[:len(cell)], 0.0, length)
+        slack = float(columns[len(cell):].sum())
+        duals = np.asarray(solution.row_dual, dtype=float)
+        spend = bought + np.bincount(cell, weights=x, minlength=len(everyone))
+        model_return = float(bought_return.sum() + value @ x)
+        return self._bound(spend, model_return, duals, slack)
+
+    def _bound(self, spend: Floats, model_return: float, duals: Floats,
+               slack: float) -> _Answer:
+        """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
+        curves, everyone = self.curves, self.curves.cells
+        budget = max(float(duals[0]), 0.0)
+        prices = np.zeros(len(self.caps))
+        prices[self.capped] = np.maximum(duals[1:1 + len(self.capped)], 0.0)
+        own = np.zeros(len(self.lower))
+        own[self.bounded] = duals[1 + len(self.capped):]
+        tau = self.threshold + budget + prices[self.period] + own[curves.channel]
+        steeper = curves.count(everyone, tau, strict=True)
+        cells = curves.returns[curves.first + steeper] * curves.weight - \
+            tau * curves.taken(everyone, steeper)
+        ends = np.where(own > 0, self.upper, self.lower)
+        bound = budget * self.model.budget + float(prices[self.capped] @ self.caps[self.capped]) + \
+            float(own @ ends) + float(cells.sum())
+        objective = model_return - self.threshold * float(spend.sum())
+        gap = max(bound - objective, 0.0) / max(abs(model_return), EPS)
+        return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
+                       threshold=tau, slack=slack)

@@ -1,0 +1,206 @@
+"""Concave curves under period caps (`period_prices`) give the optimum of the whole LP over the
+same segments, solved independently by HiGHS through scipy: the same value to 1e-7 and, where
+that optimum is unique, the same plan to the cent; and a planted case whose optimum is known
+by construction. Problems the priced greedy does not cover keep the MILP's route."""
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+from scipy.optimize import linprog
+from scipy.sparse import csc_array
+
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Group,
+    Hill,
+    Linear,
+    Period,
+    Points,
+    Problem,
+    Reserve,
+    greedy,
+    period_prices,
+    solve,
+)
+from services.budget.optimizer.rounding import round_allocation
+from services.budget.optimizer.scaled import Cells, ScaledProblem
+from services.budget.optimizer.solver import FIRST_TOLERANCE
+
+
+def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | None:
+    """The whole LP: one column per segment of every cell, rows for the budget, every period's
+    cap and every channel's floor and cap; its objective and spend per cell (None if none)."""
+    profit = model.problem.objective == "max_profit"
+    lengths, values, owner = [], [], []
+    for i, cell in enumerate(cells):
+        lengths.append(cell.segments.lengths)
+        values.append(cell.segments.slopes * cell.weight - (1.0 if profit else 0.0))
+        owner.append(np.full(len(cell.segments.lengths), i))
+    length, value, cell_of = np.concatenate(lengths), np.concatenate(values), np.concatenate(owner)
+    periods, channels = len(model.periods), len(model.lower)
+    rows = [np.zeros(len(cell_of), dtype=int), 1 + cells.period[cell_of],
+            1 + periods + cells.channel[cell_of]]
+    matrix = csc_array((np.ones(3 * len(cell_of)), (np.concatenate(rows),
+                                                   np.tile(np.arange(len(cell_of)), 3))),
+                       shape=(1 + periods + 2 * channels, len(cell_of))).tolil()
+    # Floors as −spend ≤ −floor.
+    for c in range(channels):
+        matrix[1 + periods + channels + c] = -matrix[1 + periods + c]
+    # No period can spend more than the budget: it stands for a period without a cap.
+    caps = [model.budget if p.cap is None else model.money(p.cap) for p in model.periods]
+    upper = np.r_[model.budget, caps, model.upper, -np.asarray(model.lower)]
+    result = linprog(-value, A_ub=matrix.tocsc(), b_ub=upper, bounds=np.c_[np.zeros_like(length),
+                     length], method="highs")
+    if result.status != 0:
+        return None
+    return -result.fun, np.bincount(cell_of, weights=result.x, minlength=len(cells))
+
+
+def capped_problem(seed: int, channels: int | None = None, periods: int | None = None,
+                   unique: bool = False) -> Problem:
+    """Concave channels (linear, Hill, points; or only Hill with `unique`, whose optimum is then
+    unique), floors and caps on some, equal or seasonal weights, caps on some periods: tight
+    (below an even share of the budget), slack, or at it."""
+    rng = np.random.default_rng(seed)
+    channels = int(rng.integers(1, 40)) if channels is None else channels
+    periods = int(rng.integers(1, 13)) if periods is None else periods
+    total = D(int(rng.integers(10_000, 5_000_000)))
+    made = []
+    for i in range(channels):
+        kind = 1 if unique else rng.integers(0, 3)
+        if kind == 0:
+            response: Linear | Hill | Points = Linear(D(int(rng.choice([50, 120, 200]))) / 100)
+        elif kind == 1:
+            response = Hill(D(int(rng.integers(10_000, 3_000_000))),
+                            D(int(rng.integers(1_000, 1_000_000))),
+                            D(int(rng.integers(30, 101))) / 100)
+        else:
+            spends = np.sort(rng.choice(np.arange(1_000, 2_000_000, 1_000), 3, replace=False))
+            slopes = np.sort(rng.integers(10, 400, 3))[::-1]
+            returns = np.cumsum(np.diff(np.r_[0, spends]) * slopes / 100)
+            response = Points(((D(0), D(0)),) + tuple(
+                (D(int(s)), D(int(r))) for s, r in zip(spends, returns)))
+        low = D(int(rng.integers(0, 20_000))) if rng.random() < 0.3 else None
+        high = D(int(rng.integers(20_000, 2_000_000))) if rng.random() < 0.5 else None
+        made.append(Channel(f"c{i}", response, min=low, max=high))
+    equal = not unique and rng.random() < 0.5
+    even = total / periods
+    made_periods = []
+    for p in range(periods):
+        weight = D(1) if equal else D(int(rng.integers(50, 150))) / 100
+        kind = rng.integers(0, 4)
+        cap = None if kind == 0 else D(int(even * D(float(rng.uniform(0.05, 0.9)))))\
+            if kind == 1 else D(int(even * D(float(rng.uniform(1.0, 3.0))))) if kind == 2 \
+            else D(int(even))
+        made_periods.append(Period(f"p{p}", weight=weight, cap=cap))
+    return Problem(total=total, decimals=2, reserve=Reserve(percent=D(int(rng.integers(0, 30)))),
+                   channels=tuple(made), periods=tuple(made_periods),
+                   objective="max_profit" if rng.random() < 0.2 else "max_return")
+
+
+def _objective(model: ScaledProblem, model_return: float, spend: np.ndarray) -> float:
+    return model_return - (spend.sum() if model.problem.objective == "max_profit" else 0.0)
+
+
+def _capped_model(problem: Problem) -> tuple[ScaledProblem, Cells]:
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    if not (greedy.concave(model, cells) and period_prices.applies(model)):
+        pytest.skip("floors above the money available, or no period cap: not this route")
+    return model, cells
+
+
+def _holds(model: ScaledProblem, cells: Cells, spend: np.ndarray) -> None:
+    slack = 1e-7 * max(model.budget, 1.0)
+    assert spend.sum() <= model.budget + slack
+    by_period = np.bincount(cells.period, weights=spend, minlength=len(model.periods))
+    for p, period in enumerate(model.periods):
+        if period.cap is not None:
+            assert by_period[p] <= model.money(period.cap) + slack
+    by_channel = np.bincount(cells.channel, weights=spend, minlength=len(model.lower))
+    assert np.all(by_channel >= np.asarray(model.lower) - slack)
+    assert np.all(by_channel <= np.asarray(model.upper) + slack)
+
+
+@pytest.mark.parametrize(("seed", "channels", "periods"),
+                         [(seed, None, None) for seed in range(150)]
+                         + [(seed, 100, 13) for seed in range(1000, 1003)])
+def test_priced_greedy_gives_the_whole_lps_value(seed, channels, periods):
+    model, cells = _capped_model(capped_problem(seed, channels, periods))
+    solution = period_prices.solve(model, cells)
+    expected = reference(model, cells)
+    if solution is None:
+        # Only an impossible request leaves the priced greedy without a plan.
+        assert expected is None
+        return
+    assert expected is not None
+    assert solution.status == "optimal" and solution.gap <= period_prices.PROVEN_GAP
+    _holds(model, cells, solution.spend)
+    assert _objective(model, solution.model_return, solution.spend) == \
+        pytest.approx(expected[0], rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_priced_greedy_gives_the_unique_optimum_to_the_cent(seed):
+    # Hill curves only, every period weighted differently: no two segments tie, so the LP's
+    # optimum is one plan, and both must round to it.
+    model, cells = _capped_model(capped_problem(2000 + seed, unique=True))
+    solution = period_prices.solve(model, cells)
+    expected = reference(model, cells)
+    assert solution is not None and expected is not None
+    # The same plan to a hundredth of a cent before rounding; rounded, to the cent (a cent may
+    # move between cells whose spends tie to the last bits, as the two solvers' noise falls).
+    assert np.abs(solution.spend - expected[1]).max() * model.unit < 1e-4
+    ours, theirs = (round_allocation(model, cells, spend).units
+                    for spend in (solution.spend, expected[1]))
+    assert np.abs(ours - theirs).max() <= 1 and ours.sum() == theirs.sum()
+
+
+def test_priced_greedy_finds_a_planted_optimum():
+    # Each channel's curve is steep (roi a_i) up to b_i, then flat-ish (roi 0.01 … 0.05): every
+    # steep piece is worth more than every flat one in every period. Caps on the first periods
+    # hold exactly each period's steep pieces (b_i / 4 per period: equal shares of four), and the
+    # money available is exactly all the steep pieces, so the one optimum fills every steep
+    # piece and nothing else: channel i spends b_i / 4 in each period and earns
+    # Σ_p w_p · a_i · b_i / 4.
+    steep = [(D(3), D(400_000)), (D("2.5"), D(800_000)), (D(2), D(1_200_000)),
+             (D("1.5"), D(400_000)), (D(4), D(2_000_000))]
+    flat = [D("0.01"), D("0.02"), D("0.03"), D("0.04"), D("0.05")]
+    channels = tuple(Channel(f"c{i}", Points(((D(0), D(0)), (b, a * b),
+                                              (b * 10, a * b + f * b * 9))))
+                     for i, ((a, b), f) in enumerate(zip(steep, flat)))
+    quarter = sum(b for _, b in steep) / 4
+    weights = (D("1.2"), D("0.9"), D("1.0"), D("0.7"))
+    periods = tuple(Period(f"q{p}", weight=w, cap=quarter if p < 3 else None)
+                    for p, w in enumerate(weights))
+    problem = Problem(total=4 * quarter, decimals=2, channels=channels, periods=periods)
+    result = solve(problem)
+    assert result.status == "optimal" and result.solver == "greedy+highs"
+    assert [[p.amount for p in a.periods] for a in result.allocations] == \
+        [[b / 4] * 4 for _, b in steep]
+    assert result.expected_return == sum(w * a * b / 4 for a, b in steep for w in weights)
+    assert set(result.binding_constraints) >= {"budget", "period_cap:q0", "period_cap:q1",
+                                               "period_cap:q2"}
+
+
+@pytest.mark.parametrize("shape", ["group", "deal", "s_curve", "min_if_used"])
+def test_what_the_priced_greedy_does_not_cover_keeps_the_milps_route(shape):
+    channels = [Channel("a", Hill(D(900_000), D(250_000), D("0.8"))),
+                Channel("b", Linear(D("1.3")), max=D(300_000))]
+    groups: tuple[Group, ...] = ()
+    if shape == "group":
+        groups = (Group("brand", ("a",), min_share=D("0.6")),)
+    elif shape == "deal":
+        channels.append(Channel("d", Deal(D(100_000), D(250_000))))
+    elif shape == "s_curve":
+        channels[0] = Channel("a", Hill(D(900_000), D(250_000), D("2.2")))
+    else:
+        channels[1] = Channel("b", Linear(D("1.3")), min=D(50_000), min_if_used=True)
+    problem = Problem(total=D(1_000_000), decimals=2, channels=tuple(channels), groups=groups,
+                      periods=(Period("p0", cap=D(300_000)), Period("p1")))
+    model = ScaledProblem(problem)
+    assert not greedy.concave(model, model.cells(FIRST_TOLERANCE))
+    result = solve(problem)
+    assert result.solver != "greedy+highs"
+    assert sum(a.periods[0].amount for a in result.allocations) <= D(300_000)
