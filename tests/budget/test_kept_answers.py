@@ -137,9 +137,34 @@ def test_a_transaction_moves_the_revision(api):
             moved = connection.execute(revision, {"budget": budget["id"]}).scalar_one() - first
     finally:
         engine.dispose()
-    # PostgreSQL moves it once per transaction (each row would add a version of the budget
-    # row); SQLite once per row.
+    # PostgreSQL moves it once per transaction and budget (each row would add a version of
+    # the budget row); SQLite once per row.
     assert moved == (1 if api.database_url.startswith("postgresql") else 3)
+
+
+def test_a_change_after_a_rolled_back_savepoint_moves_the_revision(api):
+    """PostgreSQL notes the budget it moved in the transaction; a savepoint rolled back takes
+    the move and the note away together, so the next row moves it again."""
+    budget, channels = api.budget_with_channels([LINEAR[0]], total="1000",
+                                                reserve={"amount": "0"}, end_date="2027-03-31")
+    engine = create_engine(api.database_url)
+    revision = text("SELECT revision FROM budget WHERE id = :budget")
+    insert = text("INSERT INTO actual (budget_id, channel_id, period, campaign_id, spend_minor, "
+                  "return_minor, updated_by, updated_at) VALUES (:budget, :channel, :period, "
+                  "'', 1, 2, 'script', :now)")
+    values = {"budget": budget["id"], "channel": channels["alpha"]["id"], "now": datetime.now(UTC)}
+    try:
+        with engine.connect() as connection:
+            first = connection.execute(revision, values).scalar_one()
+        with engine.begin() as connection:
+            savepoint = connection.begin_nested()
+            connection.execute(insert, values | {"period": "2027-01"})
+            savepoint.rollback()
+            connection.execute(insert, values | {"period": "2027-02"})
+        with engine.connect() as connection:
+            assert connection.execute(revision, values).scalar_one() == first + 1
+    finally:
+        engine.dispose()
 
 
 def test_kept_answers_are_found_only_in_their_state_and_within_capacity():

@@ -83,10 +83,8 @@ class Budget(BudgetModel, table=True):
     version: int = 1
     # Moved by the database (migration 0008's triggers) in every transaction that changes the
     # budget's channels, plan lines, reserve entries or actuals: answers kept per process
-    # (`ledger.kept`) are found by it. PostgreSQL moves it once per transaction, the one
-    # in `revised_in`.
+    # (`ledger.kept`) are found by it.
     revision: int = Field(default=0, sa_type=BigInteger, sa_column_kwargs={"server_default": "0"})
-    revised_in: int | None = Field(default=None, sa_type=BigInteger)
     created_by: str = Field(max_length=200)
     created_at: datetime = _instant()
     updated_at: datetime = _instant()
