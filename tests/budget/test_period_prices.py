@@ -128,7 +128,7 @@ def _holds(model: ScaledProblem, cells: Cells, spend: np.ndarray) -> None:
                          + [(seed, 100, 13) for seed in range(1000, 1003)])
 def test_priced_greedy_gives_the_whole_lps_value(seed, channels, periods):
     model, cells = _capped_model(capped_problem(seed, channels, periods))
-    solution = period_prices.solve(model, cells)
+    solution, _ = period_prices.solve(model, cells)
     expected = reference(model, cells)
     if solution is None:
         # Only an impossible request leaves the priced greedy without a plan.
@@ -146,7 +146,7 @@ def test_priced_greedy_gives_the_unique_optimum_to_the_cent(seed):
     # Hill curves only, every period weighted differently: no two segments tie, so the LP's
     # optimum is one plan, and both must round to it.
     model, cells = _capped_model(capped_problem(2000 + seed, unique=True))
-    solution = period_prices.solve(model, cells)
+    solution, _ = period_prices.solve(model, cells)
     expected = reference(model, cells)
     assert solution is not None and expected is not None
     # The same plan to a hundredth of a cent before rounding; rounded, to the cent (a cent may

@@ -21,7 +21,6 @@ the LP is solved again (column generation); it ends when the bound meets the pla
 import math
 import time
 from dataclasses import dataclass, replace
-from typing import cast
 
 import highspy
 import numpy as np
@@ -35,8 +34,9 @@ PRICE_ROUNDS = 12
 # The prices have settled when the plan misses the caps by this share of the budget, or
 # stalled when a round does not take the miss below this share of the last one.
 SETTLED, STALLED = 1e-7, 0.9
-# A cell's columns: its segments worth within this share of its threshold.
-WINDOW = 1e-3
+# A cell's columns: its segments worth within this share of its threshold; this many times
+# wider when they cannot meet the rows.
+WINDOW, WIDER = 1e-3, 8.0
 # Column generation rounds before giving up (the MILP route then solves the problem).
 LP_ROUNDS = 12
 # The plan is proven when the bound is within this of it, relative to its return.
@@ -50,14 +50,59 @@ def applies(model: ScaledProblem) -> bool:
     return any(period.cap is not None for period in model.problem.periods)
 
 
-def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf) -> Solution | None:
+def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
+          start: Floats | None = None) -> tuple[Solution | None, Floats | None]:
     """The optimum of concave cells under the budget, channel bounds and period caps, proven
-    by the bound above; None when the LP finds no plan (the caller then takes the MILP route,
-    which names the conflict of an impossible request) or the deadline passes first."""
+    by the bound above, and the periods' prices at the LP's optimum; no plan when the LP
+    finds none (the caller then takes the MILP route, which names the conflict of an
+    impossible request) or the deadline passes first.
+
+    `start`: the periods' prices of the same problem cut more coarsely (the last round's),
+    where the price adjustment starts: finer segments move them very little.
+    """
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     period = cells.period
-    prices = np.zeros(len(caps))
+    plain = replace(curves, price=None)
+    threshold = _adjusted(model, curves, period, caps,
+                          np.zeros(len(caps)) if start is None else start)
+    margin = WINDOW
+    low, high = _window(plain, threshold, margin)
+    lp = _Restricted(model, plain, period, caps)
+    for _ in range(LP_ROUNDS):
+        if time.perf_counter() > deadline:
+            return None, None
+        answer = lp.solve(low, high)
+        if answer is None:
+            # The columns cannot meet the rows (the bought segments spend more than a cap, or
+            # the columns reach no floor): widen every cell's window around its threshold, to
+            # the whole curve at last; with the whole curves, the request is impossible.
+            if margin > 1.0:
+                return None, None
+            margin *= WIDER
+            wide_low, wide_high = _window(plain, threshold, margin) if margin <= 1.0 else \
+                (np.zeros_like(low), plain.size)
+            low, high = np.minimum(low, wide_low), np.maximum(high, wide_high)
+            continue
+        near_low, near_high = _window(plain, answer.threshold, WINDOW)
+        wider_low, wider_high = np.minimum(low, near_low), np.maximum(high, near_high)
+        if answer.gap <= PROVEN_GAP or (np.array_equal(wider_low, low) and
+                                        np.array_equal(wider_high, high)):
+            # Proven; or every segment priced to move is a column already, and the gap left
+            # is the LP's float noise: the plan is proven within it.
+            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
+                            solver="greedy+highs", marginal_value=answer.budget_price,
+                            model_return=answer.model_return), answer.prices
+        low, high = wider_low, wider_high
+    return None, None
+
+
+def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
+              prices: Floats) -> Floats:
+    """Each cell's threshold (its channel's level plus its period's price) after rounds of
+    price adjustment from `prices`: the greedy at the periods' prices, then each capped
+    period's price moved to where its cells spend its cap, until the plan meets the caps or
+    stops getting closer."""
     missed = math.inf
     for round_ in range(PRICE_ROUNDS):
         fill = fill_segments(model, replace(curves, price=prices[period]))
@@ -74,38 +119,13 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf) -> Sol
         missed = miss
         prices = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
                                 caps)
-    threshold = levels[curves.channel] + prices[period]
-    plain = replace(curves, price=None)
-    low, high = _window(plain, threshold)
-    lp = _Restricted(model, plain, period, caps)
-    for _ in range(LP_ROUNDS):
-        if time.perf_counter() > deadline:
-            return None
-        answer = lp.solve(low, high)
-        if answer.slack <= EPS and answer.gap <= PROVEN_GAP:
-            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
-                            solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return)
-        near_low, near_high = _window(plain, answer.threshold)
-        wider_low, wider_high = np.minimum(low, near_low), np.maximum(high, near_high)
-        if np.array_equal(wider_low, low) and np.array_equal(wider_high, high):
-            if answer.slack > EPS:
-                # No segment left to take in, and the rows still need their slack: the request
-                # is impossible.
-                return None
-            # Every segment priced to move is a column already: the gap is the LP's float
-            # noise, and the plan stands with it (proven within it).
-            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
-                            solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return)
-        low, high = wider_low, wider_high
-    return None
+    return levels[curves.channel] + prices[period]
 
 
-def _window(curves: Curves, threshold: Floats) -> tuple[Indices, Indices]:
-    """Per cell, the positions of its segments worth within WINDOW of its threshold."""
+def _window(curves: Curves, threshold: Floats, share: float) -> tuple[Indices, Indices]:
+    """Per cell, the positions of its segments worth within `share` of its threshold."""
     everyone = curves.cells
-    margin = WINDOW * np.abs(threshold) + EPS
+    margin = share * np.abs(threshold) + EPS
     low = curves.count(everyone, threshold + margin, strict=True)
     return low, curves.count(everyone, threshold - margin, strict=False, low=low)
 
@@ -143,7 +163,7 @@ class _Answer:
     budget_price: float
     gap: float               # the bound's lead over the plan, relative to its return
     threshold: Floats        # per cell, τ_c at the LP's row prices
-    slack: float             # how far the plan misses the rows (0: it meets them)
+    prices: Floats           # per period, λ_p
 
 
 class _Restricted:
@@ -163,19 +183,9 @@ class _Restricted:
         self.channel_row = np.full(len(self.lower), -1)
         self.channel_row[self.bounded] = 1 + len(self.capped) + np.arange(len(self.bounded))
         self.rows = 1 + len(self.capped) + len(self.bounded)
-        # Above any row's price: a channel's price (a floor's, negative) offsets at most the
-        # budget's and its period's, each at most the steepest slope.
-        steepest = curves.slopes[curves.start] * curves.weight if len(curves.start) else \
-            np.zeros(1)
-        self.penalty = 4.0 * (float(np.abs(steepest).max()) + self.threshold) + 1.0
 
-    def solve(self, low: Indices, high: Indices) -> _Answer:
-        """The LP's plan and its bound; if the columns cannot meet the rows, the plan with the
-        least slack (an elastic LP), whose row prices then take in the segments it needs."""
-        answer = self._solve(low, high, elastic=False)
-        return answer if answer is not None else cast(_Answer, self._solve(low, high, elastic=True))
-
-    def _solve(self, low: Indices, high: Indices, *, elastic: bool) -> _Answer | None:
+    def solve(self, low: Indices, high: Indices) -> _Answer | None:
+        """The LP's plan and its bound (None if the columns cannot meet the rows)."""
         curves, period, channel = self.curves, self.period, self.curves.channel
         everyone = curves.cells
         channels = len(self.lower)
@@ -191,15 +201,11 @@ class _Restricted:
         rows = np.stack([np.zeros(len(cell), dtype=np.intp), self.period_row[period[cell]],
                          self.channel_row[channel[cell]]], axis=1)
         present = rows >= 0
-        # Elastic: each row's slack both ways, at a price no row's true price reaches, so that
-        # the LP has a plan, and a row that needs its slack prices its cells' segments in.
-        slacks = 2 * self.rows if elastic else 0
-        everywhere = np.arange(self.rows if elastic else 0)
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(cell) + slacks, self.rows
-        lp.col_cost_ = np.r_[value - self.threshold, np.full(slacks, -self.penalty)]
-        lp.col_lower_ = np.zeros(len(cell) + slacks)
-        lp.col_upper_ = np.r_[length, np.full(slacks, highspy.kHighsInf)]
+        lp.num_col_, lp.num_row_ = len(cell), self.rows
+        lp.col_cost_ = value - self.threshold
+        lp.col_lower_ = np.zeros(len(cell))
+        lp.col_upper_ = length
         row_lower = np.full(self.rows, -highspy.kHighsInf)
         row_upper = np.empty(self.rows)
         row_upper[0] = self.model.budget - bought.sum()
@@ -212,12 +218,9 @@ class _Restricted:
             highspy.kHighsInf)
         lp.row_lower_, lp.row_upper_ = row_lower, row_upper
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        entries = int(present.sum())
-        lp.a_matrix_.start_ = np.r_[0, np.cumsum(present.sum(axis=1)),
-                                    entries + 1 + np.arange(slacks)]
-        lp.a_matrix_.index_ = np.r_[rows[present], everywhere, everywhere]
-        lp.a_matrix_.value_ = np.r_[np.ones(entries), -np.ones(slacks // 2),
-                                    np.ones(slacks // 2)]
+        lp.a_matrix_.start_ = np.r_[0, np.cumsum(present.sum(axis=1))]
+        lp.a_matrix_.index_ = rows[present]
+        lp.a_matrix_.value_ = np.ones(int(present.sum()))
         lp.sense_ = highspy.ObjSense.kMaximize
         highs = highspy.Highs()   # type: ignore[no-untyped-call]
         highs.setOptionValue("output_flag", False)
@@ -227,16 +230,13 @@ class _Restricted:
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         solution = highs.getSolution()
-        columns = np.asarray(solution.col_value, dtype=float)
-        x = np.clip(columns[:len(cell)], 0.0, length)
-        slack = float(columns[len(cell):].sum())
+        x = np.clip(np.asarray(solution.col_value, dtype=float), 0.0, length)
         duals = np.asarray(solution.row_dual, dtype=float)
         spend = bought + np.bincount(cell, weights=x, minlength=len(everyone))
         model_return = float(bought_return.sum() + value @ x)
-        return self._bound(spend, model_return, duals, slack)
+        return self._bound(spend, model_return, duals)
 
-    def _bound(self, spend: Floats, model_return: float, duals: Floats,
-               slack: float) -> _Answer:
+    def _bound(self, spend: Floats, model_return: float, duals: Floats) -> _Answer:
         """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
         curves, everyone = self.curves, self.curves.cells
         budget = max(float(duals[0]), 0.0)
@@ -254,4 +254,4 @@ class _Restricted:
         objective = model_return - self.threshold * float(spend.sum())
         gap = max(bound - objective, 0.0) / max(abs(model_return), EPS)
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
-                       threshold=tau, slack=slack)
+                       threshold=tau, prices=prices)

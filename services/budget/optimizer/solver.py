@@ -8,6 +8,7 @@ from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
 from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
@@ -52,10 +53,12 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
     tolerance = FIRST_TOLERANCE
     best: tuple[Cells, Solution, float] | None = None
+    # The priced greedy's prices per period, for the next round (period caps only).
+    start: Floats | None = None
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline)
-            solution = _concave(model, cells, deadline)
+            solution, start = _concave(model, cells, deadline, start)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
             else:
@@ -82,12 +85,14 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     return allocation(model, cells, solution, error, time.perf_counter() - started)
 
 
-def _concave(model: ScaledProblem, cells: Cells, deadline: float) -> Solution | None:
+def _concave(model: ScaledProblem, cells: Cells, deadline: float,
+             start: Floats | None) -> tuple[Solution | None, Floats | None]:
     """The route of a concave problem with no groups, deals or conditional floors: the greedy,
-    with prices on the periods' caps when there are any; None for the MILP's route (any other
-    problem, or one whose caps the priced greedy could not meet)."""
+    with prices on the periods' caps when there are any (starting from the last round's
+    period prices, `start`); no solution for the MILP's route (any other problem, or one whose
+    caps the priced greedy could not meet)."""
     if not greedy.concave(model, cells):
-        return None
+        return None, None
     if period_prices.applies(model):
-        return period_prices.solve(model, cells, deadline)
-    return greedy.solve(model, cells)
+        return period_prices.solve(model, cells, deadline, start)
+    return greedy.solve(model, cells), None
