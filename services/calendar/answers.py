@@ -56,7 +56,7 @@ def _adapter(shape: Any) -> TypeAdapter[Any]:
 
 
 class Answers:
-    """What is kept at the calendar's newest position seen (older ones are dropped): answers'
+    """What is kept at the calendar's last position read (others are dropped): answers'
     bytes, and values several answers are made from (a range's conflicts, for the list, its
     filters and its summary)."""
 
@@ -70,10 +70,14 @@ class Answers:
     def value(self, position: int, key: Hashable, make: Callable[[], T],
               size: Callable[[T], int]) -> T:
         """The value `key` at `position`: kept, or made by `make` (outside the lock: two
-        first reads at once both make it) and kept, counted as `size` bytes, unless the
-        calendar has moved on."""
+        first reads at once both make it) and kept, counted as `size` bytes, unless another
+        position was read meanwhile."""
         with self._lock:
-            if position > self._position:
+            # Any other position drops what is kept: a newer one after a change, an older one
+            # after a restore of the database (whose later changes would reach the same
+            # positions as other states) or from a reader that read it just before a change
+            # (its answer is then at least as new as its position; the next read moves on).
+            if position != self._position:
                 self._position, self._bytes = position, 0
                 self._kept.clear()
             if position == self._position and (found := self._kept.get(key)) is not None:
