@@ -205,6 +205,16 @@ def variance_of(session: Session, budget: Budget, campaign_id: str | None = None
     reported = [position[period] for (_, period), cell in table.items() if cell.reported]
     through = max(reported) if reported else -1
     decimals = minor_units(budget.currency)
+    texts: dict[int, str] = {}
+
+    def money(units: int) -> str:
+        # A year's variance writes 18,000 amounts and only about 5,500 differ (a channel's
+        # weekly plan repeats, and its alerts repeat its rows): each is written once.
+        text = texts.get(units)
+        if text is None:
+            text = texts[units] = minor_text(units, decimals)
+        return text
+
     keys = sorted(table, key=lambda key: (names[key[0]], position[key[1]]))
     rows: list[Row] = []
     alerts: list[dict[str, str | None]] = []
@@ -214,7 +224,7 @@ def variance_of(session: Session, budget: Budget, campaign_id: str | None = None
         if spend > planned * limit:
             percent = None if planned == 0 else _ratio_text(100 * (spend - planned), planned)
             where = f"in {period}" if period else "to date"
-            planned_money, spend_money = minor_text(planned, decimals), minor_text(spend, decimals)
+            planned_money, spend_money = money(planned), money(spend)
             # Spend above plan: the percent is positive, so "0.0000" is the only zero it writes.
             alerts.append({
                 "channel_id": channel_id, "channel": names[channel_id], "period": period,
@@ -225,11 +235,10 @@ def variance_of(session: Session, budget: Budget, campaign_id: str | None = None
 
     for channel_id, period in keys:
         cell = table[channel_id, period]
-        rows.append((channel_id, names[channel_id], period, minor_text(cell.planned, decimals),
-                     minor_text(cell.spend, decimals),
-                     minor_text(cell.spend - cell.planned, decimals),
+        rows.append((channel_id, names[channel_id], period, money(cell.planned),
+                     money(cell.spend), money(cell.spend - cell.planned),
                      _ratio_text(100 * (cell.spend - cell.planned), cell.planned),
-                     minor_text(cell.earned, decimals), _ratio_text(cell.earned, cell.spend)))
+                     money(cell.earned), _ratio_text(cell.earned, cell.spend)))
         if cell.reported:
             over(channel_id, period, cell.planned, cell.spend)
     # Each channel's cells gathered once: a year of weeks on 50 channels is 2,650 cells, and
@@ -245,11 +254,11 @@ def variance_of(session: Session, budget: Budget, campaign_id: str | None = None
         to_date = sum(cell.planned for i, cell in mine if i <= through)
         spend = sum(cell.spend for _, cell in mine)
         burn.append({
-            "channel_id": whose, "planned_total": minor_text(planned_total, decimals),
-            "planned_to_date": minor_text(to_date, decimals),
-            "spend_to_date": minor_text(spend, decimals), "burn_rate": _ratio_text(spend, to_date),
-            "projected_spend": None if to_date == 0 else minor_text(int(
-                (planned_total * Decimal(spend) / to_date).to_integral_value()), decimals)})
+            "channel_id": whose, "planned_total": money(planned_total),
+            "planned_to_date": money(to_date),
+            "spend_to_date": money(spend), "burn_rate": _ratio_text(spend, to_date),
+            "projected_spend": None if to_date == 0 else money(int(
+                (planned_total * Decimal(spend) / to_date).to_integral_value()))})
         if whose is not None and through >= 0:
             over(whose, None, to_date, spend)
     return VarianceReport(currency=budget.currency, plan=budget.current_plan,
