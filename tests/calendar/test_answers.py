@@ -6,13 +6,15 @@ import uuid
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlmodel import Session
 
 from services.calendar import feeds, views
 from services.calendar.answers import Answers
 from services.calendar.app import MIGRATIONS, create_app
 from services.calendar.config import CalendarSettings
+from services.calendar.outbox import last_position
 from shared import migrations
-from tests.calendar.conftest import Api
+from tests.calendar.conftest import CAMPAIGN, Api
 from tests.conftest import TEST_SECRET
 
 RANGE = {"from": "2031-03-01", "to": "2031-04-30"}
@@ -156,3 +158,53 @@ def test_a_ranges_conflicts_are_found_once_for_the_list_its_filters_and_summary(
     assert found == [1]
     assert mine == [c for c in every if a["id"] in c["campaign_ids"]]
     assert len(mine) == summary["by_campaign"][a["id"]] and summary["total"] == len(every)
+
+
+def test_every_kind_of_change_moves_the_position_answers_are_kept_under(api):
+    """A kept answer is exact only if every write that changes what an answer is made from
+    takes a new position: each kind of change the calendar takes, one after the other."""
+    engine = api.client.app.state.engine
+
+    def position() -> int:
+        with Session(engine) as session:
+            return last_position(session)
+
+    def etag(path: str) -> str:
+        return api.get(path).headers["etag"]
+
+    def moved(change) -> None:
+        before = position()
+        change()
+        assert position() > before, change
+
+    idem = lambda: {"Idempotency-Key": str(uuid.uuid4())}  # noqa: E731
+    made: dict = {}
+    moved(lambda: made.update(c=api.from_template("standard", launch="2031-06-16")))
+    campaign = made["c"]
+    path = f"/campaigns/{campaign['id']}"
+    moved(lambda: api.ok(api.post("/campaigns/bulk", {"campaigns": [CAMPAIGN]}, headers=idem()), 201))
+    moved(lambda: _patch(api, path, {"name": "Changed"}))
+    moved(lambda: made.update(p=api.ok(api.post(path + "/phases", {
+        "kind": "sustain", "start_date": campaign["start_date"],
+        "end_date": campaign["start_date"]}), 201)))
+    phase = f"{path}/phases/{made['p']['id']}"
+    moved(lambda: _patch(api, phase, {"kind": "warmup"}))
+    moved(lambda: api.call("DELETE", phase, headers={"If-Match": etag(phase)}))
+    moved(lambda: made.update(m=api.milestone(campaign, name="Extra", due_date="2031-06-10")))
+    extra = f"{path}/milestones/{made['m']['id']}"
+    moved(lambda: _patch(api, extra, {"name": "Extra 2"}))
+    moved(lambda: api.ok(api.post(extra + "/move", {"due_date": "2031-06-09"},
+                                  headers={"If-Match": etag(extra)})))
+    kickoff = next(m for m in campaign["milestones"] if m["kind"] == "kickoff")
+    moved(lambda: api.ok(api.post(extra + "/dependencies",
+                                  {"milestone_id": kickoff["id"], "lag_days": 0})))
+    moved(lambda: api.call("DELETE", f"{extra}/dependencies/{kickoff['id']}"))
+    gate = next(m for m in campaign["milestones"] if m["kind"] == "review_gate")
+    moved(lambda: api.ok(api.post(f"{path}/milestones/{gate['id']}/approval",
+                                  {"decision": "rejected", "comment": "again"})))
+    moved(lambda: api.call("DELETE", extra, headers={"If-Match": etag(extra)}))
+    moved(lambda: api.ok(api.post(path + "/status", {"status": "cancelled"},
+                                  headers={"If-Match": etag(path)})))
+    draft = api.campaign()
+    moved(lambda: api.call("DELETE", f"/campaigns/{draft['id']}",
+                           headers={"If-Match": etag(f"/campaigns/{draft['id']}")}))
