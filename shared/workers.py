@@ -11,7 +11,8 @@ plus the time to kill one process (milliseconds). Closing the pool kills every w
 starts no new one, so a stopping service leaves no process behind.
 
 A call may also follow the solve (its progress reports reach the caller while it runs) and
-stop it early (the solver returns its best answer so far; one that does not is killed).
+stop it early (the solver returns its best answer so far; one that does not hear the stop is
+killed).
 
 Plain `subprocess` children with a pipe each way rather than `multiprocessing`: no resource
 tracker process, no pool that respawns workers behind our back while the service stops.
@@ -20,6 +21,7 @@ is a worker.
 """
 import contextlib
 import dataclasses
+import functools
 import logging
 import math
 import os
@@ -44,7 +46,11 @@ _HEADER = struct.Struct("!Q")  # length of the pickled message that follows
 
 POLL_SECONDS = 0.1       # how often the caller's `cancelled()` is asked
 REPORT_SECONDS = 0.25    # the caller hears at most one progress report per this interval
-STOP_GRACE_SECONDS = 1.0  # how long a stopped function may take to return its best answer
+STOP_GRACE_SECONDS = 1.0  # how long a stopped function may take to hear the stop
+# How long one that heard it may then take to return its best answer: rounding and writing a
+# 52,000-cell plan is a fraction of a second of CPU, several seconds of wall on a machine
+# loaded ten times over, and killing it then would lose the plan the stop was meant to keep.
+ANSWER_GRACE_SECONDS = 5.0
 
 OnProgress = Callable[[dict[str, Any]], None]
 IsCancelled = Callable[[], bool]
@@ -96,7 +102,8 @@ def _read_message(fd: int, deadline: float | None) -> Any:
 
 
 # Messages. To a worker: ("call", function, args, wants progress, wants stop) or ("stop",).
-# From a worker: ("progress", dict), then one ("value", value) or ("error", exception).
+# From a worker: ("progress", dict) and once ("heard", None) when the function first sees its
+# stop, then one ("value", value) or ("error", exception).
 _STOP = ("stop",)
 
 
@@ -146,17 +153,23 @@ class _Worker:
     def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float,
              progress: OnProgress | None, cancelled: IsCancelled | None) -> tuple[bool, Any]:
         """Return (True, value) or (False, the function's exception); raise TimeoutError past
-        the deadline, _StopIgnored past the grace after a stop, _WorkerGone if it died."""
+        the deadline, _StopIgnored past the graces after a stop, _WorkerGone if it died."""
         self._send(("call", function, args, progress is not None, cancelled is not None))
         relay = _Relay(progress)
         stopped_at: float | None = None
+        heard_at: float | None = None
         while True:
             now = time.monotonic()
-            until = deadline if stopped_at is None else min(deadline, stopped_at + STOP_GRACE_SECONDS)
+            until = (deadline if stopped_at is None
+                     else min(deadline, stopped_at + STOP_GRACE_SECONDS) if heard_at is None
+                     else heard_at + ANSWER_GRACE_SECONDS)
             wait = min(until - now, relay.seconds_to_next(now),
                        POLL_SECONDS if cancelled is not None and stopped_at is None else math.inf)
             if select.select([self._answers], [], [], max(wait, 0.0))[0]:
                 kind, value = _read_message(self._answers, until)
+                if kind == "heard":
+                    heard_at = time.monotonic()
+                    continue
                 if kind != "progress":
                     relay.flush(time.monotonic(), last=True)
                     return kind == "value", value
@@ -268,9 +281,11 @@ class WorkerPool:
         here as a dict, in this thread, the newest one at most every REPORT_SECONDS.
         With `cancelled`, the function is also given `stop=`, a callable that turns true once
         `cancelled()` (asked every POLL_SECONDS) has: the function should then return its best
-        answer, which is returned here as usual. If it has not within STOP_GRACE_SECONDS its
-        worker is killed and Cancelled raised, as it is when the cancel comes before a worker
-        was free. (A deadline passing after the stop raises Cancelled too.)
+        answer, which is returned here as usual. If it has not looked at `stop()` within
+        STOP_GRACE_SECONDS, or has not returned within ANSWER_GRACE_SECONDS of seeing it true,
+        its worker is killed and Cancelled raised, as it is when the cancel comes before a
+        worker was free. (A deadline passing after the stop, before it was heard, raises
+        Cancelled too; once heard, the answer is waited for.)
         """
         deadline = time.monotonic() + timeout
         self._acquire(timeout, deadline, cancelled)
@@ -285,11 +300,11 @@ class WorkerPool:
                     self._replace(worker)
                     raise WorkerTimeout(f"stopped after {timeout:g} s") from None
                 except _StopIgnored:
-                    logger.warning("a cancelled solve did not stop within %.1f s; its worker "
-                                   "was stopped", STOP_GRACE_SECONDS)
+                    logger.warning("a cancelled solve did not hear its stop within %.1f s or did "
+                                   "not answer %.1f s after; its worker was stopped",
+                                   STOP_GRACE_SECONDS, ANSWER_GRACE_SECONDS)
                     self._replace(worker)
-                    raise Cancelled(f"stopped {STOP_GRACE_SECONDS:g} s after its cancel "
-                                    "with no answer") from None
+                    raise Cancelled("stopped after its cancel with no answer") from None
                 except _WorkerGone:
                     # Killed or crashed (perhaps while idle): the functions are pure, so the
                     # call runs again once on a new worker, unless the pool is closing.
@@ -321,6 +336,11 @@ class _Answers:
         self._lock = threading.Lock()
         self._call = 0
 
+    def heard(self, call: int) -> None:
+        with self._lock:
+            if call == self._call:
+                _write_message(self._fd, ("heard", None))
+
     def report(self, call: int, progress: Any) -> None:
         # The engines report their own dataclasses; the caller hears plain dicts either way.
         is_record = dataclasses.is_dataclass(progress) and not isinstance(progress, type)
@@ -342,6 +362,25 @@ class _Answers:
     @property
     def call(self) -> int:
         return self._call
+
+
+class _Stop:
+    """A call's `stop()`: true once the caller stopped it; the first time the function sees
+    it true, the caller is told the stop was heard (the answer is on its way)."""
+
+    def __init__(self, event: threading.Event, heard: Callable[[], None]):
+        self._event = event
+        self._heard: Callable[[], None] | None = heard
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        if not self._event.is_set():
+            return False
+        with self._lock:
+            heard, self._heard = self._heard, None
+        if heard is not None:
+            heard()
+        return True
 
 
 def _watch_parent(parent: int) -> None:
@@ -396,7 +435,7 @@ def _serve(preload: list[str], requests: int, answers_fd: int) -> None:
             call = answers.call
             hooks["progress"] = lambda report, call=call: answers.report(call, report)
         if stop is not None:
-            hooks["stop"] = stop.is_set
+            hooks["stop"] = _Stop(stop, functools.partial(answers.heard, answers.call))
         try:
             kind, value = "value", function(*args, **hooks)
         except Exception as error:

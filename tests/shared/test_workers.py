@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from shared import workers
 from shared.errors import ServiceUnavailable
 from shared.workers import Cancelled, WorkerPool, WorkerTimeout
 
@@ -57,6 +58,17 @@ def stubborn(seconds: float, *, progress: Callable[[dict[str, int]], None],
     """Say which process runs it, then ignore the stop."""
     progress({"pid": os.getpid()})
     time.sleep(seconds)
+
+
+def slow_to_answer(seconds: float, *, progress: Callable[[dict[str, int]], None],
+                   stop: Callable[[], bool]) -> str:
+    """Hear the stop at once, then take `seconds` to answer (rounding and writing a big plan
+    on a loaded machine)."""
+    progress({"pid": os.getpid()})
+    while not stop():
+        time.sleep(0.01)
+    time.sleep(seconds)
+    return "the best plan"
 
 
 def hooks(**given: object) -> list[str]:
@@ -201,6 +213,27 @@ def test_a_function_that_ignores_its_stop_is_killed_while_a_concurrent_solve_suc
     assert len(pids) == 1 and not alive(pids[0])
     # The killed worker was replaced: two workers answer at once again.
     assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
+
+
+def test_a_function_that_heard_its_stop_is_given_time_to_answer(pool):
+    # Past the grace to hear a stop, within the grace to answer once it was heard: the
+    # answer the stop was meant to keep comes back, and the worker stays.
+    assert workers.STOP_GRACE_SECONDS < 1.5 < workers.ANSWER_GRACE_SECONDS
+    pids: list[int] = []
+    answer = pool.run(slow_to_answer, 1.5, timeout=60,
+                      progress=lambda report: pids.append(report["pid"]),
+                      cancelled=lambda: bool(pids))
+    assert answer == "the best plan"
+    assert alive(pids[0])
+
+
+def test_a_function_that_heard_its_stop_but_never_answers_is_killed(pool, monkeypatch):
+    monkeypatch.setattr(workers, "ANSWER_GRACE_SECONDS", 0.5)
+    pids: list[int] = []
+    with pytest.raises(Cancelled, match="no answer"):
+        pool.run(slow_to_answer, 60, timeout=60, progress=lambda report: pids.append(report["pid"]),
+                 cancelled=lambda: bool(pids))
+    assert len(pids) == 1 and not alive(pids[0])
 
 
 def test_a_cancel_while_every_worker_is_busy_runs_nothing(pool):
