@@ -19,6 +19,11 @@ the real curves near it), and its row prices y give the bound L(y) on the real c
 can spend. A problem without binaries that the greedy cannot take (concave curves under
 period caps or groups) takes the same route: its whole LP, many thin columns on few rows, took
 HiGHS 33 s at 100 x 52 (no plan within 15 s), the coarse LP, polish and narrowed curves 4 s.
+Where the problem has deals and the start is not proven, the deals' periods are searched for
+first (`deal_search`, on the narrowed envelope LP) and the rest of that plan found by tangent
+gating with those deals fixed: HiGHS's branching finds such plans late (other shapes at 50 x 13:
+its first better plan after 9-10 s of CPU), the search in about 5 s. That plan starts the MILP,
+whose bound (or the envelope's) is the answer's: the search proves nothing.
 A plan is proven once within `_gap` of the bound: half of what the curves' own error
 leaves of the answer's 0.1 %, so that the two together keep that promise.
 """
@@ -30,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.budget.optimizer import greedy
+from services.budget.optimizer import deal_search, greedy
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import (
     MIP_GAP,
@@ -59,6 +64,12 @@ COARSE_TOLERANCE = 6.4e-3
 Priced = tuple[Formulation, Floats, float]
 # The coarse plan is re-solved on the real curves within this share of each cell's spend.
 NEAR = 0.5
+# The MILPs with the deals fixed are solved this close: their plan is the search's answer.
+FIXED_GAP = 1e-4
+# The deals' search and its MILPs take at most this share of the time left.
+STAGE_SHARE = 0.5
+# A MILP's bound this close to a plan's objective (relative) is taken as reached.
+NOISE = 1e-12
 
 
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
@@ -89,6 +100,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     budget_price: float | None = None             # prices to make when a MILP is needed
     polish = False                                # the coarse plan re-solved on the cells
     hulls = _envelopes(cells)
+    # The deals' search, once, where the tangent-gated MILP of a revenue objective starts.
+    search = exact is not None and warm_start and cells.is_deal.any()
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
@@ -181,6 +194,14 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             y[envelope_model.row_index("budget")] = budget_price
             priced = _priced(envelope_model, y)
             continue
+        if search and priced is not None and best is not None:
+            # Not proven by the start: its deals' periods are searched for, before the MILP
+            # that would search for them by branching (see `deal_search`).
+            search = False
+            found = _deal_plan(model, cells, hulls, priced, form, spend, best, deadline, stop)
+            if found is not None and found[1] > best[1]:
+                best, spend = found, found[0]
+                continue
         on_improve = None if report is None else _improving(model, cells, form, report, bound)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
                         good_enough=bound, stop=stop, gap=gap)
@@ -211,6 +232,58 @@ def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Float
     interior point) is held to what the columns can spend, never taken as it is."""
     x = form.columns_for(cells, spend)
     return (x, form.cell_spend(x, len(cells))) if form.feasible(x) else None
+
+
+def _deal_plan(model: ScaledProblem, cells: Cells, hulls: Cells, priced: Priced,
+               form: Formulation, spend: Floats | None, best: tuple[Floats, float],
+               deadline: float, stop: Stop | None) -> tuple[Floats, float] | None:
+    """A plan with the deals' periods found by `deal_search` on `form` (the envelope model
+    the MILP would start on), the rest by tangent gating with those deals fixed: the cells the
+    plan leaves inside a non-concave stretch made exact, round after round (two or three on the
+    other shapes at 50 x 13, each a MILP over a few hundred gates only)."""
+    if spend is None or not form.maximise:
+        return None
+    # The MILP after it keeps the rest of the time, for the bound that proves the plan.
+    deadline = time.perf_counter() + STAGE_SHARE * _left(deadline)
+    found = deal_search.search(form, cells, spend, _left(deadline), stop)
+    if found is None:
+        return None
+    plan_spend, choice = found
+    bought = {int(form.cell_of[column]) for column in choice.values() if column is not None}
+    exact = set(_inside_envelope(cells, plan_spend, frozenset()))
+    plan: tuple[Floats, float] | None = None
+    while not (stop is not None and stop()) and _left(deadline) > 0:
+        floor = best[1] if plan is None else max(best[1], plan[1])
+        shown = _narrowed(cells, hulls, exact, priced, floor)
+        fixed = _deals_fixed(formulate(model, shown, exact=exact), cells, bought)
+        if fixed is None:
+            break
+        held = _held(fixed, cells, plan_spend)
+        run = run_highs(fixed, _left(deadline), start=None if held is None else held[0],
+                        stop=stop, gap=FIXED_GAP)
+        if run.x is None:
+            break
+        plan_spend = fixed.cell_spend(run.x, len(cells))
+        plan = _better(plan, (plan_spend, _objective(model, cells, plan_spend)), True)
+        loose = _inside_envelope(cells, plan_spend, fixed.exact)
+        if not loose:
+            break
+        exact.update(loose)
+    return plan
+
+
+def _deals_fixed(form: Formulation, cells: Cells, bought: set[int]) -> Formulation | None:
+    """`form` with every deal bought in the cells `bought` and nowhere else (None when the
+    model cannot buy one of them there)."""
+    columns = np.flatnonzero(form.integer & (form.cell_of >= 0))
+    columns = columns[cells.is_deal[form.cell_of[columns]]]
+    at = np.isin(form.cell_of[columns], list(bought)).astype(float)
+    if np.isin(list(bought), form.cell_of[columns]).sum() < len(bought) or \
+            (form.col_upper[columns] < at).any():
+        return None
+    lower, upper = form.col_lower.copy(), form.col_upper.copy()
+    lower[columns], upper[columns] = at, at
+    return replace(form, col_lower=lower, col_upper=upper)
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
@@ -349,7 +422,11 @@ def _better(best: tuple[Floats, float] | None, plan: tuple[Floats, float],
 def _tighter(bound: float | None, new: float | None, reached: float,
              maximise: bool) -> float | None:
     """The tighter of two bounds. A MILP's bound that a plan beats on the curves (HiGHS may
-    leave a segment split out of order, within its gap, and bound that split) is no bound."""
+    leave a segment split out of order, within its gap, and bound that split) is no bound;
+    one that the plan beats by float noise only (a proven optimum's objective summed in another
+    order: 1e-16 of it, which once cost a proven plan its proof) is the plan's value."""
+    if new is not None and abs(new - reached) <= NOISE * max(abs(reached), EPS):
+        new = reached
     if new is None or (new < reached if maximise else new > reached):
         return bound
     if bound is None:

@@ -1,0 +1,117 @@
+"""Choose the deals' periods by local search on the envelope LP.
+
+Where a MILP's first plan is not proven, its gap has been the plan's (other shapes at 50 x 13:
+HiGHS's first better plan came after 9-10 s of CPU, the bound it had by 2.6 s was 0.08 % above
+the best plan known). Each deal's period decides much of the plan, and with the deals fixed the
+envelope LP prices a choice exactly enough to rank it: moving one deal to another period (or
+dropping it), or swapping two deals' periods, each judged by that LP, from the plan's own
+choice until no move improves it. The LP is the caller's narrowed envelope model, so a choice
+is judged by what the curves can earn near a plan as good as the best known.
+"""
+import numpy as np
+
+from services.budget.optimizer.backends import Run, Stop, fixing
+from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.formulation import Formulation
+from services.budget.optimizer.scaled import EPS, Cells
+
+# A move is taken when it raises the LP's objective by more than this share of it (the LPs'
+# own noise must not make a search that walks in circles).
+RISE = 1e-7
+# Each deal's choice: the column it is bought through (None: not bought).
+Choice = dict[int, int | None]
+
+
+class _Over(Exception):
+    """The search's time is up or it was stopped: the best choice so far stands."""
+
+
+def search(form: Formulation, cells: Cells, spend: Floats, seconds: float,
+           stop: Stop | None = None) -> tuple[Floats, Choice] | None:
+    """Improve the deals' periods of the plan `spend` on `form`'s LP (a maximisation; its other
+    integer columns held where `spend` has them) within `seconds`: the LP's spend per cell and
+    the deals' columns at the best choice found, or None when no move improved the plan's."""
+    integer = np.flatnonzero(form.integer)
+    is_deal = np.zeros(len(integer), dtype=bool)
+    owners: dict[int, list[int]] = {}
+    for k, column in enumerate(integer):
+        cell = int(form.cell_of[column])
+        if cell >= 0 and cells[cell].deal is not None:
+            is_deal[k] = True
+            owners.setdefault(cells[cell].channel, []).append(int(column))
+    if not owners or not form.maximise:
+        return None
+    start = form.columns_for(cells, spend)
+    held = np.round(start[integer])
+    position = {int(column): k for k, column in enumerate(integer)}
+    solve = fixing(form, seconds, stop)
+
+    def value(choice: Choice) -> Run | None:
+        """The LP with the deals bought as `choice` says (None when that breaks a row)."""
+        fixed = np.where(is_deal, 0.0, held)
+        for column in choice.values():
+            if column is not None:
+                fixed[position[column]] = 1.0
+        run = solve(fixed)
+        if run.status == "infeasible":
+            return None
+        if run.status != "optimal" or run.objective is None or run.col_dual is None:
+            raise _Over
+        return run
+
+    deals = sorted(owners)
+    best: Choice = {d: next((c for c in owners[d] if start[c] > 0.5), None) for d in deals}
+    by_period = {d: {cells[int(form.cell_of[c])].period: c for c in owners[d]} for d in deals}
+    try:
+        now = value(best)
+    except _Over:
+        return None
+    if now is None:
+        return None
+    improved = False
+    try:
+        while True:
+            assert now.objective is not None and now.col_dual is not None
+            top, taken = now.objective, False
+            for rise, move in _moves(best, deals, owners, by_period, now.col_dual):
+                if rise <= RISE * max(abs(top), EPS):
+                    break   # no move from here on can improve enough
+                judged = value(move)
+                if judged is not None and judged.objective is not None and \
+                        judged.objective > top + RISE * max(abs(top), EPS):
+                    best, now, improved, taken = move, judged, True, True
+                    break
+            if not taken:
+                break
+    except _Over:
+        pass
+    assert now.x is not None
+    return (form.cell_spend(now.x, len(cells)), best) if improved else None
+
+
+def _moves(current: Choice, deals: list[int], owners: dict[int, list[int]],
+           by_period: dict[int, dict[int, int]], reduced: Floats) -> list[tuple[float, Choice]]:
+    """The moves from `current` (one deal to another period or dropped, two deals' periods
+    swapped), each with the most it can raise the LP's objective, most first. The LP's value
+    is concave in the fixed columns' values, so its reduced costs at `current` bound every
+    move's rise: the columns bought minus those no longer bought."""
+    def rate(column: int | None) -> float:
+        return 0.0 if column is None else float(reduced[column])
+
+    moves = [(rate(column) - rate(current[d]), {**current, d: column}) for d in deals
+             for column in [None, *owners[d]] if column != current[d]]
+    period = {d: next((p for p, c in by_period[d].items() if c == current[d]), None)
+              for d in deals}
+    for i, d in enumerate(deals):
+        for e in deals[i + 1:]:
+            here, there = period[d], period[e]
+            if here == there:
+                continue
+            # A deal not bought swaps to not bought; one bought only where it can be.
+            mine = None if there is None else by_period[d].get(there)
+            theirs = None if here is None else by_period[e].get(here)
+            if (there is None or mine is not None) and (here is None or theirs is not None):
+                rise = rate(mine) + rate(theirs) - rate(current[d]) - rate(current[e])
+                moves.append((rise, {**current, d: mine, e: theirs}))
+    moves.sort(key=lambda move: -move[0])
+    return moves

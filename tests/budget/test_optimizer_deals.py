@@ -1,0 +1,142 @@
+"""The deals' search (`deal_search` and the stage in `milp` that uses it): from a plan whose
+deals are wrong it reaches the best deal choice, found here by enumeration (every choice's
+fully gated MILP solved to optimality); stopped inside it, the solve answers a valid plan."""
+import itertools
+import time
+from dataclasses import replace
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+
+from services.budget.optimizer import Channel, Deal, Hill, Period, Problem, Reserve, deal_search, milp, solve
+from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.solver import FIRST_TOLERANCE
+
+
+def crowded(seed: int) -> Problem:
+    """S-shaped and concave channels over 3 periods of unequal weight under tight caps, with
+    two deals: a deal's period decides which period's curves it crowds out."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for i in range(6):
+        k = rng.uniform(60_000, 200_000)
+        alpha = rng.uniform(2.5, 3.5) if i % 3 == 1 else rng.uniform(0.8, 1.0)
+        made.append(Channel(f"c{i}", Hill(D(int(k * rng.uniform(2.0, 4.0))), D(int(k)),
+                                          D(str(round(alpha, 2))))))
+    made += [Channel(f"deal{d}", Deal(D(cost), D(int(cost * rng.uniform(1.3, 1.8)))))
+             for d, cost in enumerate(rng.integers(150_000, 300_000, 2).tolist())]
+    total = D(1_200_000)
+    periods = tuple(Period(f"p{p}", weight=D(w), cap=D(450_000))
+                    for p, w in enumerate(("1.4", "0.7", "1.1")))
+    return Problem(total=total, decimals=2, reserve=Reserve(percent=D(0)), channels=tuple(made),
+                   periods=periods)
+
+
+def best_by_enumeration(problem: Problem) -> tuple[float, frozenset[int]]:
+    """Every deal choice (each deal in no period or one), its fully gated MILP solved to
+    optimality: the best objective (scaled, on the model's curves) and its deals' cells."""
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE, time.perf_counter() + 60)
+    form = formulate(model, cells)
+    deal_columns = np.flatnonzero(form.integer & (form.cell_of >= 0))
+    deal_columns = deal_columns[cells.is_deal[form.cell_of[deal_columns]]]
+    by_deal: dict[int, list[int]] = {}
+    for column in deal_columns:
+        by_deal.setdefault(cells[int(form.cell_of[column])].channel, []).append(int(column))
+    best: tuple[float, frozenset[int]] = (-np.inf, frozenset())
+    for choice in itertools.product(*([None, *columns] for columns in by_deal.values())):
+        lower, upper = form.col_lower.copy(), form.col_upper.copy()
+        lower[deal_columns], upper[deal_columns] = 0.0, 0.0
+        bought = [c for c in choice if c is not None]
+        lower[bought], upper[bought] = 1.0, 1.0
+        run = run_highs(replace(form, col_lower=lower, col_upper=upper), 60, gap=1e-7)
+        if run.x is None:
+            continue
+        assert run.status == "optimal"
+        spend = form.cell_spend(run.x, len(cells))
+        objective = milp._objective(model, cells, spend)
+        if objective > best[0]:
+            best = objective, frozenset(int(form.cell_of[c]) for c in bought)
+    return best
+
+
+def _no_deals(form, cells, x):
+    """The first plan's deals made wrong: none bought."""
+    rounded = x.copy()
+    rounded[form.integer & (form.cell_of >= 0)] = 0.0
+    return rounded
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, monkeypatch):
+    problem = crowded(seed)
+    optimum, deals = best_by_enumeration(problem)
+    assert deals, "a case where buying no deal is best tests nothing"
+    monkeypatch.setattr(milp, "_rounded", _no_deals)
+    staged: list[tuple[float, float | None]] = []
+    stage = milp._deal_plan
+
+    def spied(model, cells, hulls, priced, form, spend, best, deadline, stop):
+        found = stage(model, cells, hulls, priced, form, spend, best, deadline, stop)
+        staged.append((best[1], None if found is None else found[1]))
+        if found is not None:
+            bought = {i for i in np.flatnonzero(cells.is_deal) if found[0][i] > 0}
+            assert bought == deals
+        return found
+    monkeypatch.setattr(milp, "_deal_plan", spied)
+    result = solve(replace(problem, time_limit=60))
+    check_plan_money(problem, result)
+    # The stage ran once from the start that bought no deal and reached the enumeration's
+    # best choice, its plan within the fixed-deal MILP's gap of that choice's optimum.
+    assert len(staged) == 1
+    start, found = staged[0]
+    assert found is not None and found > start
+    assert found >= optimum * (1 - 2 * milp.FIXED_GAP)
+    model = ScaledProblem(problem)
+    assert float(result.expected_return) / model.unit >= optimum * (1 - 1e-3)
+
+
+def check_plan_money(problem: Problem, result) -> None:
+    """The money adds up, deals are whole, the period caps hold."""
+    assert result.spend + result.reserve + result.unspent == problem.total
+    by_channel = {a.channel: a for a in result.allocations}
+    for channel in problem.channels:
+        if isinstance(channel.response, Deal):
+            assert by_channel[channel.id].amount in (0, channel.response.cost)
+    for p, period in enumerate(problem.periods):
+        assert sum(a.periods[p].amount for a in result.allocations) <= period.cap
+
+
+def test_a_stop_inside_the_stage_answers_a_valid_plan(monkeypatch):
+    problem = crowded(1)
+    monkeypatch.setattr(milp, "_rounded", _no_deals)
+    inside = [False]
+    stage = milp._deal_plan
+
+    def spied(*args):
+        inside[0] = True
+        return stage(*args)
+    monkeypatch.setattr(milp, "_deal_plan", spied)
+    search = deal_search.search
+    lps = [0]
+
+    def counted(form, cells, spend, seconds, stop=None):
+        def stop_after_two() -> bool:
+            lps[0] += 1
+            return lps[0] > 2 or (stop is not None and stop())
+        return search(form, cells, spend, seconds, stop_after_two)
+    monkeypatch.setattr(deal_search, "search", counted)
+    # Stopped inside the stage (its search's third check), the solve answers the best plan it
+    # has, whole deals and caps kept, with a gap that is a proof.
+    result = solve(replace(problem, time_limit=60), stop=lambda: lps[0] > 2)
+    assert inside[0] and lps[0] > 2
+    check_plan_money(problem, result)
+    assert result.status in ("optimal", "feasible") and result.gap is not None
+    optimum, _ = best_by_enumeration(problem)
+    model = ScaledProblem(problem)
+    reach = float(result.expected_return) * (1 + result.gap) * (1 + result.approximation_error)
+    assert optimum * model.unit <= reach * (1 + 1e-6)
+
