@@ -577,16 +577,22 @@ def _stopped(problem: Problem, after: float | None) -> tuple[float, str]:
 # Times `solve` on a request read from argv[1] with the optimizer of the tree it runs in.
 _TIMER = """
 import json, sys, time
-from services.budget.optimizer import solve
+from services.budget.optimizer import Infeasible, SolveTimeout, solve
 from services.budget.whatif import OptimizationRequest, to_problem
 problem = to_problem(OptimizationRequest.model_validate(json.load(open(sys.argv[1]))))
 started, cpu = time.perf_counter(), time.process_time()
-result = solve(problem)
-print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu,
-                  "solver": result.solver, "status": result.status,
-                  "error": result.approximation_error,
-                  "expected_return": str(result.expected_return),
-                  "marginal": str(result.marginal_value_of_budget)}))
+try:
+    result = solve(problem)
+    answer = {"solver": result.solver, "status": result.status,
+              "error": result.approximation_error,
+              "expected_return": str(result.expected_return),
+              "marginal": str(result.marginal_value_of_budget)}
+except (Infeasible, SolveTimeout) as error:
+    # The tree before may find no plan in the limit (the 422 a user gets).
+    answer = {"solver": None, "status": type(error).__name__, "error": float("nan"),
+              "expected_return": None, "marginal": None}
+print(json.dumps({"seconds": time.perf_counter() - started, "cpu": time.process_time() - cpu}
+                 | answer))
 """
 
 

@@ -85,10 +85,13 @@ def capped_problem(seed: int, channels: int | None = None, periods: int | None =
         high = D(int(rng.integers(20_000, 2_000_000))) if rng.random() < 0.5 else None
         made.append(Channel(f"c{i}", response, min=low, max=high))
     equal = not unique and rng.random() < 0.5
+    # Distinct weights with `unique`: two periods weighted alike tie wherever a channel's cells
+    # in them do.
+    weights = [D(1)] * periods if equal else \
+        [D(int(w)) / 100 for w in rng.choice(np.arange(50, 150), periods, replace=not unique)]
     even = total / periods
     made_periods = []
-    for p in range(periods):
-        weight = D(1) if equal else D(int(rng.integers(50, 150))) / 100
+    for p, weight in enumerate(weights):
         kind = rng.integers(0, 4)
         cap = None if kind == 0 else D(int(even * D(float(rng.uniform(0.05, 0.9)))))\
             if kind == 1 else D(int(even * D(float(rng.uniform(1.0, 3.0))))) if kind == 2 \

@@ -23,8 +23,11 @@ through PuLP (`backends`), within the time limit or until the caller's `stop()`.
 problem whose only constraints are the budget and per-channel bounds is solved exactly by a
 greedy that selects the budget's level among the segments' slopes without sorting them
 (`greedy`), which agrees with the MILP and takes a fraction of a second at 1,000 channels ×
-52 periods. `rounding` makes the cents add up, `assembly` describes the plan, and
-`infeasibility` names the smallest change that makes an impossible request possible.
+52 periods; with period caps too, the same greedy with a price per capped period picks the few
+segments around each cell's threshold and a small LP over them is proven optimal by its
+Lagrangian bound over every segment (`period_prices`). `rounding` makes the cents add up,
+`assembly` describes the plan, and `infeasibility` names the smallest change that makes an
+impossible request possible.
 
     >>> from decimal import Decimal
     >>> problem = Problem(total=Decimal("1000"), decimals=2, reserve=Reserve(percent=Decimal(10)),

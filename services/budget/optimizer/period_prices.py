@@ -225,6 +225,9 @@ class _Restricted:
         highs = highspy.Highs()   # type: ignore[no-untyped-call]
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("threads", 1)
+        # Presolve found little to remove on these LPs (one column per segment, few rows) and
+        # took most of the time: 100 × 13 with tight caps over linear channels 2.7 → 0.6 s.
+        highs.setOptionValue("presolve", "off")
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
