@@ -22,7 +22,7 @@ from services.budget.ledger import (
     review,
     variance,
 )
-from services.budget.ledger.kept import KeptAnswers
+from services.budget.ledger.kept import Kept, KeptAnswers
 from services.budget.ledger.pending import PendingActionPublic, PendingStatus
 from services.budget.ledger.tables import idempotency_record
 from services.budget.propagation import BudgetConsumer
@@ -75,6 +75,8 @@ ConfirmerDep = Annotated[Caller, require_roles("admin", "planner", "finance")]
 # What-ifs store nothing: finance may run them as well as planners.
 WhatIfDep = Annotated[Caller, require_roles(*WHATIF_ROLES)]
 IfMatch = Annotated[str | None, Header(description="The ETag of the version you changed.")]
+IfNoneMatch = Annotated[str | None, Header(
+    description="The ETag of the answer you hold: 304 while it is still the answer.")]
 BudgetPath = "/budgets/{budget_id}"
 # Path and filter texts follow the API's text rules (no NUL), checked before the database.
 BudgetId = Annotated[Identifier, Path()]
@@ -92,6 +94,11 @@ Filter = Annotated[Identifier | None, Query()]
 # to compare it with one (a 500), so it is a 422 before the database.
 PlanNumber = Annotated[int, Path(ge=1, le=2**31 - 1)]
 CSV = {"description": "CSV with a header row.", "content": {"text/csv": {}}}
+NOT_MODIFIED: dict[int | str, dict[str, Any]] = {
+    304: {"description": "Not modified: the ETag sent as If-None-Match is the answer's."}}
+# The same answer for every caller allowed to read it: a client (never a shared cache: a
+# budget is for its key holders) may keep it, and asks again each time with its ETag.
+CACHE_CONTROL = "private, no-cache"
 
 
 # An export's session stays open until its last row is sent ("request" scope: closed after
@@ -102,6 +109,22 @@ ExportSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 def _csv(body: Iterator[str], filename: str) -> StreamingResponse:
     return StreamingResponse(body, media_type="text/csv; charset=utf-8",
                              headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def _conditional(kept: Kept, if_none_match: str | None, media_type: str,
+                 headers: dict[str, str] | None = None) -> Response:
+    """Answer `kept`, or 304 when `If-None-Match` names its ETag (RFC 9110 13.1.2: compared
+    weakly, `*` matches any)."""
+    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
+    validators = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
+    if kept.etag in tags or "*" in tags:
+        return Response(status_code=304, headers=validators)
+    return Response(kept.body, media_type=media_type, headers={**(headers or {}), **validators})
+
+
+def _kept_csv(kept: Kept, if_none_match: str | None, filename: str) -> Response:
+    return _conditional(kept, if_none_match, "text/csv; charset=utf-8",
+                        {"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/sync", response_model=SyncStatus)
@@ -250,10 +273,14 @@ def approve_plan(response: Response, budget_id: BudgetId, number: PlanNumber,
 
 # --- reserve ---------------------------------------------------------------------------
 
-@router.get(BudgetPath + "/reserve", response_model=reserve.ReservePublic)
-def read_reserve(budget_id: BudgetId, session: SessionDep):
+@router.get(BudgetPath + "/reserve", response_model=reserve.ReservePublic,
+            responses=NOT_MODIFIED)
+def read_reserve(budget_id: BudgetId, session: SessionDep,
+                 if_none_match: IfNoneMatch = None) -> Response:
     """Show how much the reserve holds, how much was drawn and what is left."""
-    return reserve.read_reserve(session=session, budget_id=budget_id)
+    public = reserve.read_reserve(session=session, budget_id=budget_id)
+    return _conditional(Kept.of(public.model_dump_json(by_alias=True).encode()),
+                        if_none_match, "application/json")
 
 
 @router.get(BudgetPath + "/reserve/entries", response_model=Page[reserve.ReserveEntryPublic])
@@ -321,32 +348,37 @@ def export_actuals(budget_id: BudgetId, session: ExportSessionDep,
                                     campaign_id=campaign_id), f"{budget_id}-actuals.csv")
 
 
-@router.get(BudgetPath + "/variance", response_model=variance.VariancePublic)
+@router.get(BudgetPath + "/variance", response_model=variance.VariancePublic,
+            responses=NOT_MODIFIED)
 def read_variance(budget_id: BudgetId, session: SessionDep, kept: KeptDep,
-                  campaign_id: CampaignFilter = None) -> Response:
+                  campaign_id: CampaignFilter = None,
+                  if_none_match: IfNoneMatch = None) -> Response:
     """Compare the current plan (with its draws) and actuals: per channel and period, burn
     rate, and alerts where spend runs ahead of plan by the budget's alert_percent."""
     # Written once as `VariancePublic`'s JSON (the model documents it), and kept while the
     # budget does not change: 2,650 rows of seven decimals each took 40-130 ms to make.
-    return Response(variance.read_variance_json(session=session, budget_id=budget_id,
-                                                campaign_id=campaign_id, kept=kept),
-                    media_type="application/json")
+    return _conditional(variance.read_variance_json(session=session, budget_id=budget_id,
+                                                    campaign_id=campaign_id, kept=kept),
+                        if_none_match, "application/json")
 
 
-@router.get(BudgetPath + "/variance.csv", response_class=StreamingResponse, responses={200: CSV})
-def export_variance(budget_id: BudgetId, session: ExportSessionDep, kept: KeptDep,
-                    campaign_id: CampaignFilter = None) -> StreamingResponse:
+@router.get(BudgetPath + "/variance.csv", response_class=Response,
+            responses={200: CSV, **NOT_MODIFIED})
+def export_variance(budget_id: BudgetId, session: SessionDep, kept: KeptDep,
+                    campaign_id: CampaignFilter = None,
+                    if_none_match: IfNoneMatch = None) -> Response:
     """Export the variance as CSV: one row per channel and period, plan against actuals."""
-    return _csv(exports.variance_csv(session=session, budget_id=budget_id,
-                                     campaign_id=campaign_id, kept=kept),
-                f"{budget_id}-variance.csv")
+    return _kept_csv(exports.variance_csv(session=session, budget_id=budget_id,
+                                          campaign_id=campaign_id, kept=kept),
+                     if_none_match, f"{budget_id}-variance.csv")
 
 
-@router.get(BudgetPath + "/review", response_model=review.ReviewPublic)
-def read_review(budget_id: BudgetId, session: SessionDep, kept: KeptDep) -> Response:
+@router.get(BudgetPath + "/review", response_model=review.ReviewPublic, responses=NOT_MODIFIED)
+def read_review(budget_id: BudgetId, session: SessionDep, kept: KeptDep,
+                if_none_match: IfNoneMatch = None) -> Response:
     """Apply the playbook's admit / scale-up / exit rules to each channel's actuals."""
-    return Response(review.read_review_json(session=session, budget_id=budget_id, kept=kept),
-                    media_type="application/json")
+    return _conditional(review.read_review_json(session=session, budget_id=budget_id, kept=kept),
+                        if_none_match, "application/json")
 
 
 @router.post(BudgetPath + "/review/apply", response_model=review.ReviewAppliedPublic)
@@ -358,12 +390,13 @@ def apply_review(budget_id: BudgetId, body: review.ReviewApply, session: WriteSe
                                caller=caller)
 
 
-@router.get(BudgetPath + "/review.csv", response_class=StreamingResponse, responses={200: CSV})
-def export_review(budget_id: BudgetId, session: ExportSessionDep,
-                  kept: KeptDep) -> StreamingResponse:
+@router.get(BudgetPath + "/review.csv", response_class=Response,
+            responses={200: CSV, **NOT_MODIFIED})
+def export_review(budget_id: BudgetId, session: SessionDep, kept: KeptDep,
+                  if_none_match: IfNoneMatch = None) -> Response:
     """Export the channel review as CSV: one row per channel with its recommendation."""
-    return _csv(exports.review_csv(session=session, budget_id=budget_id, kept=kept),
-                f"{budget_id}-review.csv")
+    return _kept_csv(exports.review_csv(session=session, budget_id=budget_id, kept=kept),
+                     if_none_match, f"{budget_id}-review.csv")
 
 
 @router.get(BudgetPath + "/audit", response_model=Page[audit.AuditEntryPublic])

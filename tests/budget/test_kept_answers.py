@@ -178,16 +178,16 @@ def test_kept_answers_are_found_only_in_their_state_and_within_capacity():
 
     kept = KeptAnswers(capacity=10)
     one = Budget(id="b1", revision=1, currency="USD", rules={})
-    assert kept.answer("variance", one, make(b"12345")) == b"12345"
-    assert kept.answer("variance", one, make(b"other")) == b"12345"     # kept
+    assert kept.answer("variance", one, make(b"12345")).body == b"12345"
+    assert kept.answer("variance", one, make(b"other")).body == b"12345"     # kept
     one.revision = 2
-    assert kept.answer("variance", one, make(b"54321")) == b"54321"     # a new state
+    assert kept.answer("variance", one, make(b"54321")).body == b"54321"     # a new state
     one.rules = {"alert_percent": "5"}
-    assert kept.answer("variance", one, make(b"rules")) == b"rules"     # its own fields too
+    assert kept.answer("variance", one, make(b"rules")).body == b"rules"     # its own fields too
     two = Budget(id="b2", revision=1, currency="USD", rules={})
-    assert kept.answer("variance", two, make(b"678901")) == b"678901"   # 5 + 6 > 10: b1 goes
-    assert kept.answer("variance", one, make(b"again")) == b"again"     # b1 was let go
+    assert kept.answer("variance", two, make(b"678901")).body == b"678901"   # 5 + 6 > 10: b1 goes
+    assert kept.answer("variance", one, make(b"again")).body == b"again"     # b1 was let go
     one.revision = 3
-    assert kept.answer("variance", one, make(b"x" * 11)) == b"x" * 11   # too large to keep
-    assert kept.answer("variance", one, make(b"y")) == b"y"
+    assert kept.answer("variance", one, make(b"x" * 11)).body == b"x" * 11   # too large to keep
+    assert kept.answer("variance", one, make(b"y")).body == b"y"
     assert made == [b"12345", b"54321", b"rules", b"678901", b"again", b"x" * 11, b"y"]

@@ -24,7 +24,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
-from services.budget.ledger.kept import KeptAnswers
+from services.budget.ledger.kept import Kept, KeptAnswers
 from services.budget.ledger.loaders import get_budget, get_plan
 from services.budget.ledger.tables import (
     Actual,
@@ -142,15 +142,21 @@ def actuals_csv(*, session: Session, budget_id: str,
 
 
 def variance_csv(*, session: Session, budget_id: str, campaign_id: str | None = None,
-                 kept: KeptAnswers) -> Iterator[str]:
+                 kept: KeptAnswers) -> Kept:
     """The variance rows (plan with its draws against actuals, or a campaign's funding against
     its actuals), one per channel and period; the budget's whole variance is kept as the
-    variance's JSON is (`variance.read_variance_json`)."""
+    variance's JSON is (`variance.read_variance_json`). Written whole, not streamed: it is
+    made from the variance in memory anyway, and its ETag is a hash of its bytes."""
     budget = get_budget(session, budget_id)
     if campaign_id is not None:
-        return _variance_csv(budget.id, variance.variance_of(session, budget, campaign_id))
-    return iter(kept.answer("variance.csv", budget, lambda: tuple(
-        _variance_csv(budget.id, variance.variance_of(session, budget)))))
+        return Kept.of(_joined(_variance_csv(
+            budget.id, variance.variance_of(session, budget, campaign_id))))
+    return kept.answer("variance.csv", budget, lambda: _joined(
+        _variance_csv(budget.id, variance.variance_of(session, budget))))
+
+
+def _joined(lines: Iterator[str]) -> bytes:
+    return "".join(lines).encode()
 
 
 def _variance_csv(budget_id: str, report: variance.VarianceReport) -> Iterator[str]:
@@ -186,12 +192,12 @@ def audit_csv(*, session: Session, budget_id: str) -> Iterator[str]:
         for e in entries))
 
 
-def review_csv(*, session: Session, budget_id: str, kept: KeptAnswers) -> Iterator[str]:
+def review_csv(*, session: Session, budget_id: str, kept: KeptAnswers) -> Kept:
     """The playbook's recommendation per channel, with the figures behind it; kept as the
     review's JSON is (`review.read_review_json`)."""
     budget = get_budget(session, budget_id)
-    return iter(kept.answer("review.csv", budget,
-                            lambda: tuple(_review_csv(budget, review.review_of(session, budget)))))
+    return kept.answer("review.csv", budget,
+                       lambda: _joined(_review_csv(budget, review.review_of(session, budget))))
 
 
 def _review_csv(budget: Budget, report: review.ReviewPublic) -> Iterator[str]:

@@ -10,16 +10,34 @@ one: the revision is read before the rows, in the same transaction, so an answer
 under a revision older than its rows.
 
 Only reads use them: a writer's session may hold changes its budget row does not show yet.
+
+Each answer carries a strong ETag, a hash of its bytes: a client polling a read sends it back
+as `If-None-Match` and gets a 304 while the bytes are the same, even when the revision moved
+for a change the answer does not show (a reserve draw in another period, the same figures
+restated), and never while they differ (a cut by campaign, which also reads funding and phases
+that no revision covers, is hashed each time it is made).
 """
+import hashlib
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import TypeVar
+from dataclasses import dataclass
 
 from services.budget.ledger.tables import Budget
 
-Answer = TypeVar("Answer", bytes, tuple[str, ...])
+
+@dataclass(frozen=True)
+class Kept:
+    """An answer's bytes and its strong ETag."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> "Kept":
+        """`body` with its ETag: 128 bits of its SHA-256 (about 1 ms for a 720 KiB variance)."""
+        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
 
 
 def ledger_state(budget: Budget) -> Hashable:
@@ -36,11 +54,10 @@ class KeptAnswers:
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._lock = threading.Lock()
-        self._answers: OrderedDict[tuple[str, str], tuple[Hashable, bytes | tuple[str, ...]]] = (
-            OrderedDict())
+        self._answers: OrderedDict[tuple[str, str], tuple[Hashable, Kept]] = OrderedDict()
         self._size = 0
 
-    def answer(self, kind: str, budget: Budget, make: Callable[[], Answer]) -> Answer:
+    def answer(self, kind: str, budget: Budget, make: Callable[[], bytes]) -> Kept:
         """The `kind` answer of `budget` as it is now: the kept one if made from this state,
         else `make()`'s, kept."""
         key, state = (kind, budget.id), ledger_state(budget)
@@ -48,11 +65,11 @@ class KeptAnswers:
             kept = self._answers.get(key)
             if kept is not None and kept[0] == state:
                 self._answers.move_to_end(key)
-                return kept[1]  # type: ignore[return-value]
-        made = make()
+                return kept[1]
+        made = Kept.of(make())
         with self._lock:
             self._forget(key)
-            size = _size(made)
+            size = len(made.body)
             if size <= self.capacity:
                 self._answers[key] = (state, made)
                 self._size += size
@@ -63,8 +80,4 @@ class KeptAnswers:
     def _forget(self, key: tuple[str, str]) -> None:
         kept = self._answers.pop(key, None)
         if kept is not None:
-            self._size -= _size(kept[1])
-
-
-def _size(answer: bytes | tuple[str, ...]) -> int:
-    return len(answer) if isinstance(answer, bytes) else sum(len(piece) for piece in answer)
+            self._size -= len(kept[1].body)

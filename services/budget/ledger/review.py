@@ -24,7 +24,7 @@ from sqlmodel import Session, select
 from services.budget.ledger import audit
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.channels import channel_public
-from services.budget.ledger.kept import KeptAnswers
+from services.budget.ledger.kept import Kept, KeptAnswers
 from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.tables import Budget, Channel, utcnow
 from services.budget.ledger.variance import cells
@@ -65,7 +65,7 @@ def _ratio(numerator: Decimal, denominator: Decimal) -> Decimal | None:
     return None if denominator == 0 else (numerator / denominator).quantize(PLACES)
 
 
-def read_review_json(*, session: Session, budget_id: str, kept: KeptAnswers) -> bytes:
+def read_review_json(*, session: Session, budget_id: str, kept: KeptAnswers) -> Kept:
     """Answer the review's JSON: the kept one while the budget is as it was made from."""
     budget = get_budget(session, budget_id)
     return kept.answer("review", budget,

@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.funding import funding_public
-from services.budget.ledger.kept import KeptAnswers
+from services.budget.ledger.kept import Kept, KeptAnswers
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget
 from services.budget.ledger.tables import (
     Actual,
@@ -182,12 +182,12 @@ class VarianceReport:
 
 
 def read_variance_json(*, session: Session, budget_id: str, campaign_id: str | None = None,
-                       kept: KeptAnswers) -> bytes:
+                       kept: KeptAnswers) -> Kept:
     """Answer the variance's JSON: the kept one while the budget is as it was made from (a cut
     by campaign, rarely read twice and read from campaign rows too, is made every time)."""
     budget = get_budget(session, budget_id)
     if campaign_id is not None:
-        return variance_of(session, budget, campaign_id).json()
+        return Kept.of(variance_of(session, budget, campaign_id).json())
     return kept.answer("variance", budget, lambda: variance_of(session, budget).json())
 
 
