@@ -15,6 +15,7 @@ import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar, cast
@@ -66,12 +67,13 @@ class Answers:
         self._kept: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
         self._bytes = 0
         self._max_bytes = max_bytes
+        self._making: dict[tuple[int, Hashable], Future[Any]] = {}
 
     def value(self, position: int, key: Hashable, make: Callable[[], T],
               size: Callable[[T], int]) -> T:
-        """The value `key` at `position`: kept, or made by `make` (outside the lock: two
-        first reads at once both make it) and kept, counted as `size` bytes, unless another
-        position was read meanwhile."""
+        """The value `key` at `position`: kept, or made by `make` (outside the lock, once:
+        readers that arrive while it is made wait for it) and kept, counted as `size` bytes,
+        unless another position was read meanwhile."""
         with self._lock:
             # Any other position drops what is kept: a newer one after a change, an older one
             # after a restore of the database (whose later changes would reach the same
@@ -83,13 +85,32 @@ class Answers:
             if position == self._position and (found := self._kept.get(key)) is not None:
                 self._kept.move_to_end(key)
                 return cast(T, found[0])
-        made = make()
+            # Subscribers polling right after a change each rendered the whole-calendar feed
+            # (seconds of CPU each, on the same cores): the first makes it, the others wait.
+            flight = self._making.get((position, key))
+            making = flight is None
+            if flight is None:
+                flight = self._making[(position, key)] = Future()
+        if not making:
+            try:
+                return cast(T, flight.result())
+            except Exception:   # the maker's failure is its own: make it here
+                return self.value(position, key, make, size)
+        try:
+            made = make()
+        except BaseException as error:
+            with self._lock:
+                del self._making[(position, key)]
+            flight.set_exception(error)
+            raise
         with self._lock:
+            del self._making[(position, key)]
             if position == self._position and key not in self._kept:
                 self._kept[key] = (made, size(made))
                 self._bytes += size(made)
                 while self._bytes > self._max_bytes and len(self._kept) > 1:
                     self._bytes -= self._kept.popitem(last=False)[1][1]
+        flight.set_result(made)
         return made
 
     def kept(self, position: int, key: Hashable, make: Callable[[], bytes]) -> Kept:

@@ -27,7 +27,6 @@ from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, vDuration, vRecur
 from pydantic import BaseModel, Field
-from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from services.calendar import audit, graph
@@ -37,6 +36,7 @@ from services.calendar.graph import Recurrence, recurrence, window_days
 from services.calendar.milestones import ApprovalPublic, latest_approvals
 from services.calendar.models import (
     Approval,
+    CalendarEvent,
     Campaign,
     Dependency,
     FeedToken,
@@ -157,7 +157,11 @@ class Feed:
     position: int
     etag: str
     last_modified: datetime
-    today: date
+    now: datetime
+
+    @property
+    def today(self) -> date:
+        return self.now.date()
 
     def headers(self) -> dict[str, str]:
         return {"ETag": self.etag, "Last-Modified": format_datetime(self.last_modified,
@@ -166,7 +170,8 @@ class Feed:
 
     def not_modified(self, if_none_match: str | None, if_modified_since: str | None) -> bool:
         """Whether the client's copy is this one (RFC 9110 13.1: `If-None-Match` compared
-        weakly; `If-Modified-Since` only without it, and ignored when not a valid date)."""
+        weakly; `If-Modified-Since` only without it, and ignored when not a valid date or
+        later than now)."""
         if if_none_match is not None:
             return matches(if_none_match, self.etag)
         if if_modified_since is None:
@@ -175,7 +180,8 @@ class Feed:
             since = parsedate_to_datetime(if_modified_since)
         except (TypeError, ValueError):
             return False
-        if since.tzinfo is None:
+        # A date later than the server's clock is not one it gave (RFC 9110 13.1.3).
+        if since.tzinfo is None or since > self.now:
             return False
         # HTTP dates have whole seconds: a change within the second of `since` is not newer.
         return self.last_modified.replace(microsecond=0) <= since
@@ -214,14 +220,16 @@ def read_feed(*, session: Session, token: str, now: datetime) -> Feed:
         last_modified = get_campaign(session, row.campaign_id).updated_at
         state = f"{row.id} {position} {_RENDERER}"
     else:
-        # A campaign may leave the feed when it changes (a filter, its dates) and the window
-        # moves with the day: the newest change to any campaign, or today, dates the feed.
-        newest = session.exec(select(func.max(Campaign.updated_at))).one()
-        last_modified = max(filter(None, (newest, row.created_at,
+        # A campaign may leave the feed when it changes (a filter, its dates) or is deleted
+        # (which leaves no row to date), and the window moves with the day: the calendar's
+        # last change (its last event; pruned only when older than today), or today, dates it.
+        changed = session.exec(select(CalendarEvent.occurred_at)
+                               .where(CalendarEvent.position == position)).first()
+        last_modified = max(filter(None, (changed, row.created_at,
                                           datetime.combine(today, time(), UTC))))
         state = f"{row.id} {position} {today} {_RENDERER}"
     return Feed(row, position, '"' + hashlib.sha256(state.encode()).hexdigest()[:32] + '"',
-                last_modified, today)
+                last_modified, now)
 
 
 def render_feed(*, session: Session, feed: Feed) -> bytes:

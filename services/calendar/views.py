@@ -8,7 +8,7 @@ from itertools import islice
 from typing import Literal, NamedTuple
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from services.calendar.answers import At
 from services.calendar.campaigns import Status
@@ -240,8 +240,19 @@ def _launch_in_contingency(other: Campaign, owner: Campaign, launch: Milestone,
 
 
 def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
+    """The conflicts of the range: those whose own dates meet it (an overlap of bursts,
+    a contingency window), or whose milestone is due in it (one outside its campaign, one on
+    a day off, the successor of a broken dependency); a campaign of the range has others."""
     check_range(start, end)
+    # A milestone due in the range outside its campaign's dates belongs to the range even
+    # when the campaign does not.
+    outside = set(session.exec(select(Milestone.campaign_id).distinct().where(
+        col(Milestone.due_date) >= start, col(Milestone.due_date) <= end)))
     campaigns = [c for c in campaigns_in(session, start, end) if c.status != "cancelled"]
+    outside -= {c.id for c in campaigns}
+    if outside:
+        campaigns += [c for c in read_rows(session, rows_of(Campaign).where(
+            col(Campaign.id).in_(outside)).order_by(Campaign.id)) if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
     phases = read_rows(session, rows_of(Phase).where(col(Phase.campaign_id).in_(ids),
                                                      col(Phase.kind) == "burst"))
@@ -263,7 +274,9 @@ def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
             # holds hundreds of bursts; comparing every pair was most of the answer's time).
             if b.start_date > a.end_date:
                 break
-            if a.campaign_id != b.campaign_id:
+            # Both start by `end`, so the overlap meets the range when it ends after `start`.
+            if (a.campaign_id != b.campaign_id and b.start_date <= end
+                    and min(a.end_date, b.end_date) >= start):
                 overlaps.append((a, b))
     for a, b in overlaps:
         ca, cb = by_id[a.campaign_id], by_id[b.campaign_id]
@@ -273,7 +286,8 @@ def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
 
     for m in sorted(milestones, key=lambda m: (m.due_date, m.id)):
         campaign = by_id[m.campaign_id]
-        if not campaign.start_date <= m.due_date <= campaign.end_date:
+        if (start <= m.due_date <= end
+                and not campaign.start_date <= m.due_date <= campaign.end_date):
             yield Found("milestone_outside_window", None, (campaign.id,),
                         partial(_outside_window, campaign, m))
 
@@ -288,6 +302,8 @@ def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
     for campaign in campaigns:
         graph = graph_of(campaign.market, own[campaign.id], dependencies)
         for violation in violations(graph):
+            if not start <= graph.milestones[violation.link.successor_id].due_date <= end:
+                continue
             yield Found("dependency_violated", None, (campaign.id,), partial(
                 _dependency_violated, campaign, graph.milestones[violation.link.predecessor_id],
                 graph.milestones[violation.link.successor_id], violation))
@@ -298,6 +314,8 @@ def _conflicts(session: Session, start: date, end: date) -> Iterator[Found]:
     days = [launches[i].due_date for i in dated]
     for window in (m for m in milestones if m.kind == "contingency"):
         first, last = _window(window)
+        if last < start or first > end:
+            continue
         owner = by_id[window.campaign_id]
         inside = sorted(dated[bisect_left(days, first):bisect_right(days, last)])
         for launch in (launches[i] for i in inside):

@@ -2,12 +2,15 @@
 a change made through any process is answered by every process at its next read, a client's
 copy is answered 304, and a feed is rendered once per ETag."""
 import json
+import threading
 import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import Session
 
+from services.calendar import answers as answers_module
 from services.calendar import feeds, views
 from services.calendar.answers import Answers
 from services.calendar.app import MIGRATIONS, create_app
@@ -144,6 +147,40 @@ def test_answers_are_kept_at_the_newest_position_within_their_size():
     assert made == [b"cccc"]
     etag = answers.kept(2, "c", make(b"cccc")).etag
     assert etag.startswith('"') and len(etag) == 34
+
+
+def test_readers_that_arrive_while_an_answer_is_made_wait_for_it(monkeypatch):
+    # Subscribers polling right after a change each rendered the whole-calendar feed (issue
+    # 17: four at once took 15-17 s each): the first renders, the others wait for its bytes.
+    waiting = threading.Semaphore(0)
+
+    class Counted(Future):
+        def result(self, timeout=None):
+            waiting.release()   # a reader found the answer being made and waits for it
+            return super().result(timeout)
+
+    monkeypatch.setattr(answers_module, "Future", Counted)
+    answers, made, started = Answers(), [], threading.Event()
+
+    def render() -> bytes:
+        started.set()
+        assert all(waiting.acquire(timeout=30) for _ in range(3)), "the others did not wait"
+        made.append(1)
+        return b"feed"
+
+    with ThreadPoolExecutor(4) as pool:
+        first = pool.submit(answers.kept, 7, "feed", render)
+        assert started.wait(30)
+        others = [pool.submit(answers.kept, 7, "feed", render) for _ in range(3)]
+        bodies = {future.result().body for future in [first, *others]}
+    assert bodies == {b"feed"} and made == [1]
+    # A failed make fails its maker only: the next reader makes it.
+    def fail() -> bytes:
+        raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError):
+        answers.kept(8, "feed", fail)
+    assert answers.kept(8, "feed", lambda: b"again").body == b"again"
 
 
 def test_a_ranges_conflicts_are_found_once_for_the_list_its_filters_and_summary(api, monkeypatch):

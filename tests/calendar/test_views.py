@@ -70,6 +70,10 @@ def test_a_dependency_broken_by_a_market_change_is_reported(api):
         ("dependency_violated", [first["id"], second["id"]])]
     broken = found[-1]
     assert broken["milestone_ids"] == [first["id"], second["id"]] and broken["end_date"] == "2027-03-30"
+    # April holds the campaign but not its milestones: none of these conflicts.
+    assert not [c for c in api.ok(api.get("/conflicts", params={"from": "2027-04-01",
+                                                                "to": "2027-04-30"}))
+                if campaign["id"] in c["campaign_ids"]]
 
 
 def test_conflicts_narrow_by_kind_channel_and_campaign_and_sum_up(api):
@@ -97,3 +101,44 @@ def test_conflicts_narrow_by_kind_channel_and_campaign_and_sum_up(api):
         "by_channel": {"affiliate": 3}, "by_campaign": {a["id"]: 4, b["id"]: 3}}
     bad = api.get("/conflicts", params=window | {"kind": "everything"})
     assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "kind"
+
+
+def test_a_range_holds_only_the_conflicts_that_meet_it(api):
+    # The trial's case (issue 17): two campaigns of January-June whose bursts overlap on
+    # 10-14 February; May held that February overlap. A third has a milestone in August,
+    # after its end: August holds it, though the campaign does not overlap August.
+    owner = f"range-{uuid.uuid4().hex[:6]}"
+    made = []
+    for name, first, last in [("X", "2034-02-03", "2034-02-14"), ("Y", "2034-02-10", "2034-02-21")]:
+        campaign = api.campaign(name=name, owner=owner, channels=["email"],
+                                start_date="2034-01-06", end_date="2034-06-27")
+        api.ok(api.post(f"/campaigns/{campaign['id']}/phases",
+                        {"kind": "burst", "start_date": first, "end_date": last}), 201)
+        made.append(campaign["id"])
+    late = api.campaign(name="Z", owner=owner, channels=["video"],
+                        start_date="2034-01-06", end_date="2034-06-27")
+    report = api.milestone(late, name="Late report", due_date="2034-08-04")   # a Friday
+    ours = {*made, late["id"]}
+
+    def conflicts(first: str, last: str) -> list[tuple[str, str, str]]:
+        found = api.ok(api.get("/conflicts", params={"from": first, "to": last}))
+        return [(c["kind"], c["start_date"], c["end_date"]) for c in found
+                if set(c["campaign_ids"]) & ours]
+
+    def counted(first: str, last: str) -> dict[str, int]:
+        summary = api.ok(api.get("/conflicts/summary", params={"from": first, "to": last}))
+        return {i: n for i, n in summary["by_campaign"].items() if i in ours}
+
+    overlap = ("burst_overlap", "2034-02-10", "2034-02-14")
+    outside = ("milestone_outside_window", "2034-08-04", "2034-08-04")
+    assert conflicts("2034-02-01", "2034-02-28") == [overlap]
+    assert conflicts("2034-02-14", "2034-02-14") == [overlap]   # its last day
+    assert conflicts("2034-05-01", "2034-05-31") == []
+    assert conflicts("2034-02-15", "2034-03-31") == []          # the day after it
+    assert counted("2034-05-01", "2034-05-31") == {}
+    assert conflicts("2034-08-01", "2034-08-31") == [outside]
+    assert counted("2034-08-01", "2034-08-31") == {late["id"]: 1}
+    assert conflicts("2034-01-01", "2034-12-31") == [overlap, outside]
+    found = api.ok(api.get("/conflicts", params={"from": "2034-08-01", "to": "2034-08-31",
+                                                 "campaign_id": late["id"]}))
+    assert [c["milestone_ids"] for c in found] == [[report["id"]]]
