@@ -1,4 +1,4 @@
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from typing import Annotated, Any
 
@@ -106,20 +106,33 @@ CACHE_CONTROL = "private, no-cache"
 ExportSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 
 
-def _csv(body: Iterator[str], filename: str) -> StreamingResponse:
-    return StreamingResponse(body, media_type="text/csv; charset=utf-8",
-                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+def _matches(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag` (RFC 9110 13.1.2: compared weakly, `*` matches)."""
+    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
+    return etag in tags or "*" in tags
+
+
+def _not_modified(etag: str) -> Response:
+    return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
+
+
+def _csv(etag: str, if_none_match: str | None, body: Callable[[], Iterator[str]],
+         filename: str) -> Response:
+    """Stream `body()`'s rows, or answer 304 without reading them."""
+    if _matches(if_none_match, etag):
+        return _not_modified(etag)
+    return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag,
+        "Cache-Control": CACHE_CONTROL})
 
 
 def _conditional(kept: Kept, if_none_match: str | None, media_type: str,
                  headers: dict[str, str] | None = None) -> Response:
-    """Answer `kept`, or 304 when `If-None-Match` names its ETag (RFC 9110 13.1.2: compared
-    weakly, `*` matches any)."""
-    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
-    validators = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
-    if kept.etag in tags or "*" in tags:
-        return Response(status_code=304, headers=validators)
-    return Response(kept.body, media_type=media_type, headers={**(headers or {}), **validators})
+    """Answer `kept`, or 304 when `If-None-Match` names its ETag."""
+    if _matches(if_none_match, kept.etag):
+        return _not_modified(kept.etag)
+    return Response(kept.body, media_type=media_type, headers={
+        **(headers or {}), "ETag": kept.etag, "Cache-Control": CACHE_CONTROL})
 
 
 def _kept_csv(kept: Kept, if_none_match: str | None, filename: str) -> Response:
@@ -246,10 +259,15 @@ def read_plans(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 50,
     return plans.list_plans(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/plans/{number}.csv", response_class=StreamingResponse, responses={200: CSV})
-def export_plan(budget_id: BudgetId, number: PlanNumber, session: ExportSessionDep) -> StreamingResponse:
+@router.get(BudgetPath + "/plans/{number}.csv", response_class=StreamingResponse,
+            responses={200: CSV, **NOT_MODIFIED})
+def export_plan(budget_id: BudgetId, number: PlanNumber, session: ExportSessionDep,
+                if_none_match: IfNoneMatch = None) -> Response:
     """Export a plan version as CSV: one row per channel and period."""
-    return _csv(exports.plan_csv(session=session, budget_id=budget_id, number=number),
+    etag = exports.ledger_etag(session=session, budget_id=budget_id, read="plan.csv",
+                               plan_number=number)
+    return _csv(etag, if_none_match,
+                lambda: exports.plan_csv(session=session, budget_id=budget_id, number=number),
                 f"{budget_id}-plan-{number}.csv")
 
 
@@ -290,10 +308,14 @@ def read_reserve_entries(budget_id: BudgetId, session: SessionDep, limit: LimitQ
     return reserve.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/reserve/entries.csv", response_class=StreamingResponse, responses={200: CSV})
-def export_reserve_entries(budget_id: BudgetId, session: ExportSessionDep) -> StreamingResponse:
+@router.get(BudgetPath + "/reserve/entries.csv", response_class=StreamingResponse,
+            responses={200: CSV, **NOT_MODIFIED})
+def export_reserve_entries(budget_id: BudgetId, session: ExportSessionDep,
+                           if_none_match: IfNoneMatch = None) -> Response:
     """Export the reserve's ledger as CSV: one row per draw or reversal, oldest first."""
-    return _csv(exports.reserve_csv(session=session, budget_id=budget_id),
+    etag = exports.ledger_etag(session=session, budget_id=budget_id, read="reserve.csv")
+    return _csv(etag, if_none_match,
+                lambda: exports.reserve_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-reserve.csv")
 
 
@@ -340,12 +362,18 @@ def read_actuals(budget_id: BudgetId, session: SessionDep, channel_id: Filter = 
                                 cursor=cursor)
 
 
-@router.get(BudgetPath + "/actuals.csv", response_class=StreamingResponse, responses={200: CSV})
+@router.get(BudgetPath + "/actuals.csv", response_class=StreamingResponse,
+            responses={200: CSV, **NOT_MODIFIED})
 def export_actuals(budget_id: BudgetId, session: ExportSessionDep,
-                   campaign_id: CampaignFilter = None) -> StreamingResponse:
+                   campaign_id: CampaignFilter = None,
+                   if_none_match: IfNoneMatch = None) -> Response:
     """Export actuals as CSV: one row per channel, period and campaign."""
-    return _csv(exports.actuals_csv(session=session, budget_id=budget_id,
-                                    campaign_id=campaign_id), f"{budget_id}-actuals.csv")
+    etag = exports.ledger_etag(session=session, budget_id=budget_id, read="actuals.csv",
+                               campaign_id=campaign_id)
+    return _csv(etag, if_none_match,
+                lambda: exports.actuals_csv(session=session, budget_id=budget_id,
+                                            campaign_id=campaign_id),
+                f"{budget_id}-actuals.csv")
 
 
 @router.get(BudgetPath + "/variance", response_model=variance.VariancePublic,
@@ -406,10 +434,13 @@ def read_audit(budget_id: BudgetId, session: SessionDep, limit: LimitQuery = 100
     return audit.list_entries(session=session, budget_id=budget_id, limit=limit, cursor=cursor)
 
 
-@router.get(BudgetPath + "/audit.csv", response_class=StreamingResponse, responses={200: CSV})
-def export_audit(budget_id: BudgetId, session: ExportSessionDep) -> StreamingResponse:
+@router.get(BudgetPath + "/audit.csv", response_class=StreamingResponse,
+            responses={200: CSV, **NOT_MODIFIED})
+def export_audit(budget_id: BudgetId, session: ExportSessionDep,
+                 if_none_match: IfNoneMatch = None) -> Response:
     """Export the budget's audit log as CSV, oldest entry first."""
-    return _csv(exports.audit_csv(session=session, budget_id=budget_id),
+    return _csv(exports.audit_etag(session=session, budget_id=budget_id), if_none_match,
+                lambda: exports.audit_csv(session=session, budget_id=budget_id),
                 f"{budget_id}-audit.csv")
 
 

@@ -89,3 +89,53 @@ def test_the_etag_changes_exactly_when_the_bytes_do(api, other):  # noqa: F811
                     "draw": {"/variance", "/variance.csv", "/reserve"}}[name]
         assert changed == expected, name
         held = {r: read(api, path + r) for r in reads}
+
+
+STREAMED = ("/plans/1.csv", "/reserve/entries.csv", "/actuals.csv", "/audit.csv")
+
+
+def test_a_streamed_export_never_answers_304_to_other_bytes(api, other):  # noqa: F811
+    """The streamed exports' ETags are of the ledger's state, read before their rows: a change
+    that leaves a file as it was may give it a new ETag, but the same ETag is always the same
+    bytes, and an old one sent back gets the new file."""
+    budget, channels = funded_budget(api)
+    campaign = phased_campaign(api)
+    path = f"/budgets/{budget['id']}"
+    api.ok(put(api, budget["id"], campaign["id"],
+               {"lines": lines(channels, search="12000.00")}), 201)
+    reads = (*STREAMED, f"/actuals.csv?campaign_id={campaign['id']}")
+    actual = [{**row, "campaign_id": campaign["id"]}
+              for row in rows(channels, {"search": [("300", "600")]})]
+    changes = {
+        "actuals": lambda: api.ok(api.post(f"{path}/actuals", {"rows": actual}, role="finance")),
+        "restated": lambda: api.ok(api.post(f"{path}/actuals", {"rows": [
+            {**actual[0], "spend": "310"}]}, role="finance")),
+        "draw": lambda: api.ok(api.post(f"{path}/reserve/draws", {
+            "amount": "100", "reason": "x", "channel_id": channels["social"]["id"],
+            "period": "2027-01"}), 201),
+        "renamed": lambda: api.ok(api.patch(
+            f"{path}/channels/{channels['search']['id']}", {"name": "search 2"},
+            headers={"If-Match": f'"{channels["search"]["version"]}"'})),
+    }
+    held = {r: read(api, path + r) for r in reads}
+    for r, first in held.items():
+        assert first.status_code == 200 and first.headers["cache-control"] == "private, no-cache"
+        for sent in (first.headers["etag"], f"W/{first.headers['etag']}", "*"):
+            again = read(other, path + r, **{"If-None-Match": sent})
+            assert (again.status_code, again.content, again.headers["etag"]) == (
+                304, b"", first.headers["etag"]), r
+    changed = set()
+    for name, change in changes.items():
+        change()
+        for r in reads:
+            fresh = read(api, path + r)
+            if fresh.content != held[r].content:
+                changed.add(r)
+                assert fresh.headers["etag"] != held[r].headers["etag"], (name, r)
+                polled = read(other, path + r, **{"If-None-Match": held[r].headers["etag"]})
+                assert (polled.status_code, polled.content) == (200, fresh.content), (name, r)
+            assert read(other, path + r).headers["etag"] == fresh.headers["etag"]
+            held[r] = fresh
+    assert changed == set(reads)
+    # A plan that does not exist is a 404, whatever the validator.
+    assert read(api, f"{path}/plans/9.csv", **{"If-None-Match": "*"}).status_code == 404

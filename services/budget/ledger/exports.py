@@ -13,18 +13,19 @@ sent) and returns the text in pieces: rows are read from the database `CHUNK_ROW
 database, so an export of 100,000 rows holds no more in memory than one of 1,000.
 """
 import csv
+import hashlib
 import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, func
 from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
-from services.budget.ledger.kept import Kept, KeptAnswers
+from services.budget.ledger.kept import Kept, KeptAnswers, ledger_state
 from services.budget.ledger.loaders import get_budget, get_plan
 from services.budget.ledger.tables import (
     Actual,
@@ -95,6 +96,34 @@ def _code_points(session: Session, column: Any) -> ColumnElement[Any]:
     """The column ordered as Python orders text (by code point), as the files always were:
     SQLite compares bytes already; PostgreSQL's database collation may not, its "C" does."""
     return column.collate("C") if session.get_bind().dialect.name == "postgresql" else column
+
+
+def _tag(*parts: Any) -> str:
+    return '"' + hashlib.sha256(repr(parts).encode()).hexdigest()[:32] + '"'
+
+
+def ledger_etag(*, session: Session, budget_id: str, read: str, plan_number: int | None = None,
+                campaign_id: str | None = None) -> str:
+    """The ETag of a streamed export of the ledger (a plan's lines, the reserve's entries,
+    actuals), read before its rows: of the budget's state (`kept.ledger_state`: the revision
+    its triggers move with every such row, and the fields the file shows), the read and its
+    parameters. The same state writes the same bytes; a state whose file came out the same
+    gets a new ETag all the same (one 200 where a hash of the bytes would have said 304), so
+    an export that streams need not be read whole first."""
+    budget = get_budget(session, budget_id)
+    if plan_number is not None:
+        get_plan(session, budget.id, plan_number)   # a 404 before any validator matches
+    return _tag(read, budget.id, ledger_state(budget), plan_number, campaign_id)
+
+
+def audit_etag(*, session: Session, budget_id: str) -> str:
+    """The ETag of the audit log's export: entries are only ever added (the database refuses
+    UPDATE and DELETE), so how many there are and the newest id name the log (ids are taken
+    before their transactions commit, so the count tells a late commit of a lower id)."""
+    budget = get_budget(session, budget_id)
+    count, newest = session.exec(select(func.count(), func.max(AuditEntry.id))
+                                 .where(AuditEntry.budget_id == budget.id)).one()
+    return _tag("audit.csv", budget.id, count, newest)
 
 
 def _streamed(session: Session, statement: Any) -> Iterator[Any]:
