@@ -298,3 +298,21 @@ def test_a_poll_of_an_unchanged_feed_is_answered_without_rendering_it(api, monke
     assert decided.content != body
     api.campaign()
     assert api.get(path, headers={"If-None-Match": decided.headers["etag"]}).status_code == 200
+
+
+def test_a_feed_has_one_vtimezone_per_zone_used_in_one_order(api):
+    # `add_missing_timezones` added them in a set's order, which differs between processes:
+    # replicas served different bytes under one strong ETag. UTC needs none (`Z` times).
+    owner = f"zones-{uuid.uuid4().hex[:6]}"
+    for zone in ("Europe/Berlin", "Asia/Tokyo", "America/New_York", "UTC", "Europe/Berlin"):
+        campaign = api.campaign(owner=owner, time_zone=zone, start_date="2027-06-01",
+                                end_date="2027-06-30")
+        api.milestone(campaign, due_date="2027-06-15", due_time="09:30:00")
+    api.campaign(owner=owner, time_zone="Australia/Sydney", start_date="2027-06-01",
+                 end_date="2027-06-30")   # no timed milestone: no TZID
+    _, body = feed_of(api, filters={"owner": owner})
+    calendar = icalendar.Calendar.from_ical(body)
+    zones = [str(zone["TZID"]) for zone in calendar.walk("VTIMEZONE")]
+    assert zones == ["America/New_York", "Asia/Tokyo", "Europe/Berlin"]
+    assert calendar.get_used_tzids() == set(zones)
+    assert body.index(b"BEGIN:VTIMEZONE") < body.index(b"BEGIN:VEVENT")
