@@ -45,7 +45,7 @@ from services.planner.tasks import (
 )
 from shared.channels import ChannelKind
 from shared.client import ServiceClient
-from shared.errors import Problem, ServiceUnavailable
+from shared.errors import Problem, ServiceUnavailable, invalid_fields
 from shared.idempotency import IDEMPOTENCY_HEADER, KEY_LENGTH, Idempotency
 from shared.internal_auth import Caller
 from shared.types import Amount, Identifier, Money, Name, Ratio, Share, StrictModel
@@ -192,6 +192,10 @@ def _optimize(budget: ServiceClient, plan_in: CampaignPlanCreate,
     response = budget.request(
         "POST", f"/api/v1/budget/budgets/{quote(plan_in.budget_id, safe='')}"
         "/campaign-funding/optimize", json=body)
+    if response.status_code == 404:
+        # The one id in this call is the body's budget: the caller's field to fix, not a path.
+        raise invalid_fields([("budget_id", f"there is no budget {plan_in.budget_id!r}; give "
+                                            "the id of a budget (GET /api/v1/budget/budgets)")])
     if response.status_code != 200:
         raise refused(service="budget", what="Optimising the campaign's funding",
                       response=response)

@@ -164,6 +164,16 @@ def test_the_calendars_refusal_of_the_preview_is_relayed_and_nothing_is_made(com
     assert peers.campaigns == {} and ("POST", "/api/v1/calendar/campaigns") not in peers.calls
 
 
+def test_an_unknown_budget_is_a_field_to_fix_and_nothing_is_made(composed, peers):
+    team(composed)
+    peers.refuse[("POST", "/api/v1/budget/budgets/")] = (404, {"detail": "There is no budget"})
+    response = plan(composed, plan_body("Nowhere", budget_id="bud_0", commit=True), key="plan-0")
+    assert response.status_code == 422
+    assert [e["field"] for e in response.json()["errors"]] == ["budget_id"]
+    assert "bud_0" in response.json()["detail"]
+    assert peers.campaigns == {} and peers.funding == {}
+
+
 def test_a_campaign_plan_runs_as_a_job(composed, peers):
     api = Api(composed)
     team(composed)
