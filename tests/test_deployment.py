@@ -1,5 +1,6 @@
 """docker-compose.yml agrees with the settings classes (no Docker engine here to run it)."""
 import re
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -78,3 +79,10 @@ def test_solver_services_run_several_replicas(compose, service):
     assert compose[service]["deploy"]["replicas"] >= 2
     # Replicas cannot share a published host port; the gateway reaches them by name.
     assert "ports" not in compose[service] and "container_name" not in compose[service]
+
+
+@pytest.mark.parametrize("service", SERVICES, ids=lambda s: s.name)
+def test_up_migrates_the_folder_each_app_checks_at_startup(service):
+    # `up` finds the folder without importing the app; the app checks its own at startup.
+    assert service.migrations == import_module(service.module).MIGRATIONS
+    assert (service.migrations / "env.py").is_file()
