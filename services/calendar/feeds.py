@@ -18,11 +18,14 @@ calendar of a department-year takes seconds to render, nearly all of it inside `
 import hashlib
 import re
 import secrets
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
 from importlib import metadata
 from pathlib import Path
+from typing import NamedTuple, cast
 from zoneinfo import ZoneInfo
 
 from icalendar import Calendar, Event, Timezone, vDDDTypes, vDuration, vRecur
@@ -243,7 +246,7 @@ def render_feed(*, session: Session, feed: Feed) -> bytes:
                                       feed.today + timedelta(days=FEED_FUTURE_DAYS),
                                       **row.filters))
         name = f"Marketplan: {row.label}"
-    return build_calendar(session, campaigns, name).to_ical()
+    return build_calendar(session, campaigns, name)
 
 
 def _text(value: str, *, lines: bool = False) -> str:
@@ -273,7 +276,7 @@ def _all_day(event: Event, first: date, last: date) -> None:
     event.add("dtend", last + timedelta(days=1))   # DTEND of a DATE event is exclusive
 
 
-def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> Calendar:
+def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> bytes:
     """An RFC 5545 calendar of these campaigns, their phases, milestones and reviews."""
     calendar = Calendar()
     calendar.add("prodid", "-//Marketplan//Calendar feed//EN")
@@ -282,9 +285,10 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> Ca
     calendar.add("x-wr-calname", _text(name))
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
-    # Every campaign's phases, milestones, dependencies and decisions in one query each, not
-    # four queries per campaign.
-    ids = [campaign.id for campaign in campaigns]
+    blocks = {campaign.id: _BLOCKS.get(_state(campaign)) for campaign in campaigns}
+    # The others' phases, milestones, dependencies and decisions in one query each, not four
+    # queries per campaign.
+    ids = [campaign.id for campaign in campaigns if blocks[campaign.id] is None]
     phases: dict[str, list[Phase]] = {i: [] for i in ids}
     for phase in session.exec(select(Phase).where(col(Phase.campaign_id).in_(ids))
                               .order_by(col(Phase.start_date), col(Phase.id))):
@@ -297,18 +301,74 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> Ca
     dependencies = dependencies_of(session, (m.id for m in every))
     approvals = latest_approvals(session, [m.id for m in every if m.kind == "review_gate"])
     for campaign in campaigns:
-        _add_campaign(calendar, campaign, phases[campaign.id], milestones[campaign.id],
-                      dependencies, approvals)
+        if blocks[campaign.id] is None:
+            events = _campaign_events(campaign, phases[campaign.id], milestones[campaign.id],
+                                      dependencies, approvals)
+            # A component's bytes are its lines, the same inside the calendar or alone.
+            block = blocks[campaign.id] = Block(
+                b"".join(event.to_ical() for event in events),
+                any(m.due_time is not None for m in milestones[campaign.id]))
+            _BLOCKS.keep(_state(campaign), block)
     # A VTIMEZONE for every TZID used (RFC 5545 3.6.5): a timed milestone's, in its
     # campaign's zone. Found here, not by `add_missing_timezones`: it walks every property
     # of the feed for them (a tenth of a whole calendar's render) and adds them in the
     # order of a set of strings, which differs between processes (another feed's bytes
     # under the same strong ETag from each replica).
     zones = {campaign.time_zone for campaign in campaigns
-             if any(m.due_time is not None for m in milestones[campaign.id])}
-    used = sorted(filter(None, map(_tzid, zones)))
-    calendar.subcomponents[:0] = [Timezone.from_tzid(tzid) for tzid in used]
-    return calendar
+             if cast(Block, blocks[campaign.id]).timed}
+    calendar.subcomponents = [Timezone.from_tzid(tzid)
+                              for tzid in sorted(filter(None, map(_tzid, zones)))]
+    # The calendar's lines, its time zones', then the campaigns' events before its END.
+    head = calendar.to_ical().removesuffix(_END)
+    return b"".join([head, *(cast(Block, blocks[c.id]).body for c in campaigns), _END])
+
+
+class Block(NamedTuple):
+    """A campaign's events as RFC 5545 bytes, and whether a milestone of it has a time (its
+    zone's VTIMEZONE is then needed)."""
+
+    body: bytes
+    timed: bool
+
+
+_END = b"END:VCALENDAR\r\n"
+
+
+def _state(campaign: Campaign) -> tuple[str, int, datetime]:
+    # Every change to a campaign, its phases, milestones, dependencies and decisions
+    # included, touches it (`store.touch`): a new version and a new time.
+    return campaign.id, campaign.version, campaign.updated_at
+
+
+class Blocks:
+    """Campaigns' events rendered in this process, by the state of the campaign they were
+    rendered from: after a change, the whole-calendar feed renders the campaigns it touched
+    and copies the others' (rendering 500 campaigns in `icalendar` took 3-4 s of CPU)."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lock = threading.Lock()
+        self._kept: OrderedDict[tuple[str, int, datetime], Block] = OrderedDict()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+
+    def get(self, state: tuple[str, int, datetime]) -> Block | None:
+        with self._lock:
+            if (block := self._kept.get(state)) is not None:
+                self._kept.move_to_end(state)
+            return block
+
+    def keep(self, state: tuple[str, int, datetime], block: Block) -> None:
+        with self._lock:
+            if state not in self._kept:
+                self._kept[state] = block
+                self._bytes += len(block.body)
+            # A campaign's older states are never read again: the least recently read go.
+            while self._bytes > self._max_bytes and len(self._kept) > 1:
+                self._bytes -= len(self._kept.popitem(last=False)[1].body)
+
+
+# Twice a department-year's whole calendar (2.5 MB).
+_BLOCKS = Blocks(max_bytes=8 * 2**20)
 
 
 def _tzid(zone: str) -> str | None:
@@ -318,9 +378,10 @@ def _tzid(zone: str) -> str | None:
     return tzid
 
 
-def _add_campaign(calendar: Calendar, campaign: Campaign, phases: list[Phase],
-                  milestones: list[Milestone], dependencies: dict[str, list[Dependency]],
-                  approvals: dict[str, Approval]) -> None:
+def _campaign_events(campaign: Campaign, phases: list[Phase], milestones: list[Milestone],
+                     dependencies: dict[str, list[Dependency]],
+                     approvals: dict[str, Approval]) -> list[Event]:
+    events: list[Event] = []
     parent = _uid(campaign.id)
     stamp, sequence = campaign.updated_at, campaign.version
     objective = campaign.objective
@@ -332,16 +393,16 @@ def _add_campaign(calendar: Calendar, campaign: Campaign, phases: list[Phase],
                                    f"{objective.get('unit') or ''} by {objective['deadline']}. "
                                    f"Owner: {campaign.owner}. Status: {campaign.status}.",
                                    lines=True))
-    calendar.add_component(event)
+    events.append(event)
     for phase in phases:
         event = _event(_uid(phase.id), f"{campaign.name}: {phase.kind}", stamp, sequence)
         _all_day(event, phase.start_date, phase.end_date)
         event.add("related-to", parent, parameters={"RELTYPE": "PARENT"})
-        calendar.add_component(event)
+        events.append(event)
     spans = {m.id: _span(campaign, m) for m in milestones}
     for milestone in milestones:
         approval = approvals.get(milestone.id)
-        calendar.add_component(_milestone_event(
+        events.append(_milestone_event(
             campaign, milestone, dependencies[milestone.id], spans,
             ApprovalPublic.model_validate(approval, from_attributes=True) if approval else None))
     for i, review in enumerate(campaign.reviews):
@@ -355,7 +416,8 @@ def _add_campaign(calendar: Calendar, campaign: Campaign, phases: list[Phase],
         _all_day(event, dates.start, dates.start)
         _recur(event, dates)
         event.add("related-to", parent, parameters={"RELTYPE": "PARENT"})
-        calendar.add_component(event)
+        events.append(event)
+    return events
 
 
 def _recur(event: Event, dates: Recurrence) -> None:

@@ -316,3 +316,28 @@ def test_a_feed_has_one_vtimezone_per_zone_used_in_one_order(api):
     assert zones == ["America/New_York", "Asia/Tokyo", "Europe/Berlin"]
     assert calendar.get_used_tzids() == set(zones)
     assert body.index(b"BEGIN:VTIMEZONE") < body.index(b"BEGIN:VEVENT")
+
+
+def test_a_feed_after_a_change_renders_only_the_campaigns_it_touched(api, monkeypatch):
+    # Issue 17: the whole calendar took 3-4 s of CPU to render after any change; a campaign's
+    # events are kept by the campaign's state, and copied into every feed that shows it.
+    owner = f"blocks-{uuid.uuid4().hex[:6]}"
+    a = api.campaign(owner=owner, name="A", start_date="2027-06-01", end_date="2027-06-30")
+    b = api.campaign(owner=owner, name="B", time_zone="Europe/Berlin",
+                     start_date="2027-06-01", end_date="2027-06-30")
+    api.milestone(b, due_date="2027-06-15", due_time="09:30:00")
+    token, _ = feed_of(api, filters={"owner": owner})
+    path = token["path"].removeprefix("/api/v1/calendar")
+    rendered = []
+    events = feeds._campaign_events
+    monkeypatch.setattr(feeds, "_campaign_events",
+                        lambda campaign, *rest: rendered.append(campaign.id) or events(campaign, *rest))
+    entity = f"/campaigns/{a['id']}"
+    api.ok(api.patch(entity, {"name": "A renamed"}, headers={"If-Match": api.get(entity).headers["etag"]}))
+    warm = api.get(path).content
+    assert rendered == [a["id"]] and b"A renamed" in warm and b"BEGIN:VTIMEZONE" in warm
+    # The same bytes as rendering every campaign again: a new process, after a change elsewhere.
+    monkeypatch.setattr(feeds, "_BLOCKS", feeds.Blocks(max_bytes=2**20))
+    api.campaign(name="Elsewhere")
+    assert api.get(path).content == warm and sorted(rendered) == sorted([a["id"], a["id"], b["id"]])
+    icalendar.Calendar.from_ical(warm)
