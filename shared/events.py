@@ -114,6 +114,14 @@ class LeaseLost(Exception):
     """Another process holds the lease, or moved the cursor: this one must stop applying."""
 
 
+class _PartlyApplied(Exception):
+    """A page's events were applied up to `applied`, then `error` stopped the next one."""
+
+    def __init__(self, applied: int, error: Exception):
+        super().__init__(str(error))
+        self.applied, self.error = applied, error
+
+
 class FeedRestarted(Exception):
     """The feed no longer holds the events after the cursor (retention, or a restored
     calendar): the consumer must resync from current state and go on from `restart_at`."""
@@ -198,18 +206,39 @@ class EventConsumer:
         events = [Event.from_json(item) for item in body["items"]]
         return events, body.get("next_cursor") is not None and len(events) == self.batch
 
-    def apply_one(self, event: Event, expected_cursor: str | None) -> None:
-        """Apply `event` and move the cursor past it, in one transaction."""
+    def apply_page(self, events: list[Event], expected_cursor: str | None) -> None:
+        """Apply `events` and move the cursor past the last, in one transaction: a bulk of
+        thousands of events is a few transactions, not one per event."""
         with Session(self.engine) as session:
             row = self._row(session, lock=True)
             if row.holder != self.holder or row.cursor != expected_cursor:
                 session.rollback()
                 raise LeaseLost(f"{self.name}: the lease or the cursor moved under this process")
-            self.apply(session, event)
+            for event in events:
+                self.apply(session, event)
             session.execute(update(self.table).where(self.table.c.name == self.name).values(
-                cursor=event.id, applied=self.table.c.applied + 1, applied_at=_now(),
-                last_error=None, last_error_at=None))
+                cursor=events[-1].id, applied=self.table.c.applied + len(events),
+                applied_at=_now(), last_error=None, last_error_at=None))
             session.commit()
+
+    def _apply_events(self, events: list[Event], cursor: str | None) -> int:
+        """Apply a page; if it fails as a whole, one event per transaction, so that those
+        before the failing one are applied and it alone is rolled back (and retried at the
+        next poll). Return how many were applied; raise _PartlyApplied on a failure."""
+        try:
+            self.apply_page(events, cursor)
+            return len(events)
+        except LeaseLost as lost:
+            raise _PartlyApplied(0, lost) from lost
+        except Exception:
+            pass
+        for count, event in enumerate(events):
+            try:
+                self.apply_page([event], cursor)
+            except Exception as error:
+                raise _PartlyApplied(count, error) from error
+            cursor = event.id
+        return len(events)
 
     def restart(self, restarted: FeedRestarted, expected_cursor: str | None) -> None:
         """Resync from current state and move the cursor to where the feed starts again."""
@@ -254,28 +283,32 @@ class EventConsumer:
                     self.restart(restarted, cursor)
                     continue
                 self._note_backlog(events, more)
-                for event in events:
-                    self.apply_one(event, cursor)
-                    cursor = event.id
-                    applied += 1
+                applied += self._apply_events(events, cursor) if events else 0
                 self._note_backlog([], False)
                 if not more:
                     break
-        except LeaseLost as lost:
-            logger.info("%s", lost)
+        except _PartlyApplied as partly:
+            applied += partly.applied
+            self._failed(partly.error)
         except Exception as error:  # kept visible at /sync and retried at the next poll
-            message = f"{type(error).__name__}: {error}"
-            # One traceback per new error, not one every poll while the calendar is down.
-            logger.warning("applying calendar events failed: %s", message,
-                           exc_info=error if message != self._last_error else None)
-            self._last_error = message
-            try:
-                self._note_error(error)
-            except Exception as unrecorded:  # the database itself is out of reach or unmigrated
-                logger.warning("could not record the event consumer's error: %s", unrecorded)
+            self._failed(error)
         else:
             self._last_error = None
         return applied
+
+    def _failed(self, error: Exception) -> None:
+        if isinstance(error, LeaseLost):
+            logger.info("%s", error)
+            return
+        message = f"{type(error).__name__}: {error}"
+        # One traceback per new error, not one every poll while the calendar is down.
+        logger.warning("applying calendar events failed: %s", message,
+                       exc_info=error if message != self._last_error else None)
+        self._last_error = message
+        try:
+            self._note_error(error)
+        except Exception as unrecorded:  # the database itself is out of reach or unmigrated
+            logger.warning("could not record the event consumer's error: %s", unrecorded)
 
     async def run(self) -> None:
         """Poll the feed until cancelled (the service's lifespan owns this task)."""

@@ -24,13 +24,13 @@ the next poll fetches it again from the cursor.
 """
 from typing import Any
 
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine
 from sqlmodel import Session
 
 from services.budget.ledger import audit, campaigns
 from services.budget.ledger.tables import event_consumer, utcnow
 from shared.client import ServiceClient
-from shared.events import Event, EventConsumer, LeaseLost
+from shared.events import Event, EventConsumer
 from shared.internal_auth import Caller
 
 CONSUMER_NAME = "calendar"
@@ -63,8 +63,8 @@ def apply_event(session: Session, event: Event, state: dict[str, Any]) -> None:
 
 
 class BudgetConsumer(EventConsumer):
-    """The shared consumer, reading the linked campaigns a batch is about before applying it,
-    and applying each batch in one transaction."""
+    """The shared consumer, reading the linked campaigns a page is about before applying it
+    (pages of PAGE events: a bulk of template campaigns is thousands)."""
 
     def __init__(self, *, engine: Engine, calendar: ServiceClient, poll_seconds: float, lease_seconds: float):
         super().__init__(name=CONSUMER_NAME, engine=engine, table=event_consumer,
@@ -72,15 +72,10 @@ class BudgetConsumer(EventConsumer):
                          lease_seconds=lease_seconds, batch=PAGE)
         self.read_engine = engine
         self._states: dict[str, dict[str, Any]] = {}
-        # The page fetched last (the cursor it follows, its events), and the ids of its events
-        # already applied with it.
-        self._page: tuple[str | None, list[Event]] = (None, [])
-        self._applied: set[str] = set()
 
     def fetch(self, cursor: str | None) -> tuple[list[Event], bool]:
         """The next events, with the current state of each linked campaign they are about."""
         events, more = super().fetch(cursor)
-        self._page, self._applied = (cursor, events), set()
         with Session(self.read_engine) as session:
             ids = campaigns.linked(session, {e.campaign_id for e in events if e.campaign_id})
         # Read after the events, so each state includes at least the changes they report.
@@ -88,28 +83,6 @@ class BudgetConsumer(EventConsumer):
         states = {i: campaigns.fetch_campaign(self.calendar, i) for i in sorted(ids)}
         self._states = {i: state for i, state in states.items() if state is not None}
         return events, more
-
-    def apply_one(self, event: Event, expected_cursor: str | None) -> None:
-        """Apply the page fetched last when the shared loop hands over its first event, and
-        nothing for the rest of it, applied with it (the loop hands them over in order)."""
-        if event.id in self._applied:
-            return
-        cursor, events = self._page
-        if not events or event is not events[0] or expected_cursor != cursor:
-            super().apply_one(event, expected_cursor)
-            return
-        with Session(self.engine) as session:
-            row = self._row(session, lock=True)
-            if row.holder != self.holder or row.cursor != cursor:
-                session.rollback()
-                raise LeaseLost(f"{self.name}: the lease or the cursor moved under this process")
-            for each in events:
-                self.apply(session, each)
-            session.execute(update(self.table).where(self.table.c.name == self.name).values(
-                cursor=events[-1].id, applied=self.table.c.applied + len(events),
-                applied_at=utcnow(), last_error=None, last_error_at=None))
-            session.commit()
-        self._applied = {each.id for each in events}
 
     def _apply(self, session: Session, event: Event) -> None:
         if event.type == DELETED and event.campaign_id:

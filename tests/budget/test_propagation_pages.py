@@ -1,6 +1,7 @@
 """The budget applies the calendar's events a page per transaction: a bulk of thousands is
-applied in a few transactions, each event once, in order; an event that fails rolls its whole
-page back (fetched again at the next poll), and a cursor moved by another process stops it."""
+applied in a few transactions, each event once, in order; an event that fails is rolled back
+alone (the events before it are applied, it is retried at the next poll), and a cursor moved by
+another process stops it."""
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -96,7 +97,7 @@ def test_a_bulk_is_applied_in_a_few_transactions_each_event_once(engine, commits
     assert budget.poll_once() == 0 and budget.status().applied == len(EVENTS)
 
 
-def test_an_event_that_fails_rolls_its_page_back_and_is_fetched_again(engine):
+def test_an_event_that_fails_is_rolled_back_alone_and_retried(engine):
     budget = consumer(engine, Feed())
     apply = budget.apply
 
@@ -106,13 +107,15 @@ def test_an_event_that_fails_rolls_its_page_back_and_is_fetched_again(engine):
             raise RuntimeError("a bad event")
 
     budget.apply = failing
-    assert budget.poll_once() == PAGE          # the first page only
+    assert budget.poll_once() == 950           # every event before the failing one
     status = budget.status()
-    assert (status.cursor, status.applied) == (EVENTS[PAGE - 1]["id"], PAGE)
+    assert (status.cursor, status.applied) == (EVENTS[949]["id"], 950)
     assert status.last_error == "RuntimeError: a bad event"
-    assert linked_name(engine) == "Before"     # the failed page changed nothing
+    assert linked_name(engine) == "Renamed"    # its page's earlier events were applied
+    assert budget.poll_once() == 0             # still failing: retried, not skipped
+    assert budget.status().cursor == EVENTS[949]["id"]
     budget.apply = apply
-    assert budget.poll_once() == len(EVENTS) - PAGE
+    assert budget.poll_once() == len(EVENTS) - 950
     status = budget.status()
     assert (status.cursor, status.applied, status.last_error) == (
         EVENTS[-1]["id"], len(EVENTS), None)

@@ -136,7 +136,7 @@ def test_a_holder_that_lost_its_lease_cannot_apply_again(engine):
     assert taker.poll_once() == 4
     first_event = taker.fetch(cursor)[0][0]
     with pytest.raises(LeaseLost):
-        slow.apply_one(first_event, cursor)
+        slow.apply_page([first_event], cursor)
     with Session(engine) as session:
         assert session.execute(select(func.count()).select_from(effects)).scalar_one() == 4
 
