@@ -286,8 +286,8 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> by
     calendar.add("refresh-interval", REFRESH, parameters={"VALUE": "DURATION"})
     calendar.add("x-published-ttl", vDuration(REFRESH).to_ical().decode())
     blocks = {campaign.id: _BLOCKS.get(_state(campaign)) for campaign in campaigns}
-    # The others' phases, milestones, dependencies and decisions in one query each, not four
-    # queries per campaign.
+    # The phases, milestones, dependencies and decisions of the campaigns not kept in their
+    # current state, in one query each, not four queries per campaign.
     ids = [campaign.id for campaign in campaigns if blocks[campaign.id] is None]
     phases: dict[str, list[Phase]] = {i: [] for i in ids}
     for phase in session.exec(select(Phase).where(col(Phase.campaign_id).in_(ids))
