@@ -43,10 +43,15 @@ def require_if_match(header: str | None, version: int, *, what: str) -> None:
             headers={"ETag": version_etag(version)}, current_version=version)
 
 
+def none_match(if_none_match: str | None, etag: str) -> bool:
+    """Whether `If-None-Match` names `etag`, so a read answers 304 (RFC 9110 13.1.2: compared
+    weakly; `*` names any)."""
+    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
+    return etag in tags or "*" in tags
+
+
 def conditional_json(request: Request, body: Any, etag: str) -> Response:
     """Answer `body` with its `etag`, or 304 Not Modified if the caller already has it."""
-    matches = {tag.strip().removeprefix("W/") for tag in
-               request.headers.get("if-none-match", "").split(",")}
-    if etag in matches or "*" in matches:
+    if none_match(request.headers.get("if-none-match"), etag):
         return Response(status_code=304, headers={"ETag": etag})
     return JSONResponse(jsonable_encoder(body), headers={"ETag": etag})

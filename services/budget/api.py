@@ -35,7 +35,7 @@ from shared.internal_auth import Caller, require_roles
 from shared.jobs import ASYNC_RESPONSES, PreferAsyncDep
 from shared.pagination import CursorQuery, LimitQuery, Page
 from shared.types import Identifier
-from shared.versioning import body_etag, conditional_json, version_etag
+from shared.versioning import body_etag, conditional_json, none_match, version_etag
 from shared.workers import WorkerPool
 
 router = APIRouter(prefix="/api/v1/budget", tags=["budget"])
@@ -106,12 +106,6 @@ CACHE_CONTROL = "private, no-cache"
 ExportSessionDep = Annotated[Session, Depends(get_session, scope="request")]
 
 
-def _matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether `If-None-Match` names `etag` (RFC 9110 13.1.2: compared weakly, `*` matches)."""
-    tags = {tag.strip().removeprefix("W/") for tag in (if_none_match or "").split(",")}
-    return etag in tags or "*" in tags
-
-
 def _not_modified(etag: str) -> Response:
     return Response(status_code=304, headers={"ETag": etag, "Cache-Control": CACHE_CONTROL})
 
@@ -119,7 +113,7 @@ def _not_modified(etag: str) -> Response:
 def _csv(etag: str, if_none_match: str | None, body: Callable[[], Iterator[str]],
          filename: str) -> Response:
     """Stream `body()`'s rows, or answer 304 without reading them."""
-    if _matches(if_none_match, etag):
+    if none_match(if_none_match, etag):
         return _not_modified(etag)
     return StreamingResponse(body(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="{filename}"', "ETag": etag,
@@ -129,7 +123,7 @@ def _csv(etag: str, if_none_match: str | None, body: Callable[[], Iterator[str]]
 def _conditional(kept: Kept, if_none_match: str | None, media_type: str,
                  headers: dict[str, str] | None = None) -> Response:
     """Answer `kept`, or 304 when `If-None-Match` names its ETag."""
-    if _matches(if_none_match, kept.etag):
+    if none_match(if_none_match, kept.etag):
         return _not_modified(kept.etag)
     return Response(kept.body, media_type=media_type, headers={
         **(headers or {}), "ETag": kept.etag, "Cache-Control": CACHE_CONTROL})
