@@ -25,6 +25,7 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.calendar.outbox import last_position
+from shared.versioning import none_match
 
 # What one process keeps at most: a few dozen ranges of a department-year (a month's
 # conflicts are 1.1 MB, the whole-calendar feed 2.5 MB); the least recently read go first.
@@ -41,14 +42,6 @@ class Kept:
 
     body: bytes
     etag: str
-
-
-def matches(if_none_match: str | None, etag: str) -> bool:
-    """Whether `If-None-Match` names `etag` (RFC 9110 13.1.2: compared weakly)."""
-    if if_none_match is None:
-        return False
-    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
-    return "*" in tags or etag in tags
 
 
 @cache
@@ -144,6 +137,6 @@ class At:
         kept = self.answers.kept(self.position, key,
                                  lambda: _adapter(shape).dump_json(answer(), by_alias=True))
         headers = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
-        if matches(if_none_match, kept.etag):
+        if none_match(if_none_match, kept.etag):
             return Response(status_code=304, headers=headers)
         return Response(kept.body, media_type="application/json", headers=headers)

@@ -33,7 +33,6 @@ from pydantic import BaseModel, Field
 from sqlmodel import Session, col, select
 
 from services.calendar import audit, graph
-from services.calendar.answers import matches
 from services.calendar.campaigns import Status
 from services.calendar.graph import Recurrence, recurrence, window_days
 from services.calendar.milestones import ApprovalPublic, latest_approvals
@@ -57,6 +56,7 @@ from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.types import Identifier, Name, StrictModel
+from shared.versioning import none_match
 
 TOKEN_PREFIX = "mpf_"
 UID_DOMAIN = "marketplan"
@@ -176,7 +176,7 @@ class Feed:
         weakly; `If-Modified-Since` only without it, and ignored when not a valid date or
         later than now)."""
         if if_none_match is not None:
-            return matches(if_none_match, self.etag)
+            return none_match(if_none_match, self.etag)
         if if_modified_since is None:
             return False
         try:
