@@ -21,11 +21,13 @@ With `--before <commit>`, the exact greedy path (1,000 concave channels × 52 pe
 curve shapes) timed on that commit's optimizer and on this one, in the same run, alternating,
 as a ratio; and the API figure for both trees (that commit's whole tree runs its own
 `marketplan up` beside this one's, taking turns). With `--caps-before <commit>`, the same for
-concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13; and 1,000 × 52 through the API).
+concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13; and 1,000 × 52 through the API);
+with `--groups-before <commit>`, for concave curves under groups' shares (200 × 4 with 20 and
+200 groups, 400 × 8 with 200).
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
                               [--milp-before COMMIT [--milp-cases LABEL ...]] [--only-milp]
-                              [--caps-before COMMIT] [--only-caps]
+                              [--caps-before COMMIT] [--only-caps] [--groups-before COMMIT]
 """
 import argparse
 import json
@@ -332,6 +334,24 @@ def capped_request(channels: int, periods: int) -> dict:
     return request
 
 
+def grouped_request(channels: int, periods: int, groups: int, share: str,
+                    time_limit: float) -> dict:
+    """The flatter concave channels of `concave_request` with `groups` overlapping groups
+    shaped as a new user's trial made them (each a run of neighbouring channels sharing its
+    last with the next one's first, round the list, each at most `share` of the spend), and
+    the first and fifth periods capped at 1.2 times an even share."""
+    request = concave_request(channels, periods, flat=True)
+    even = int(request["total"]) / periods
+    for p, period in enumerate(request["periods"]):
+        if p % 4 == 0:
+            period["cap"] = str(int(even * 1.2))
+    stride = max(channels // groups, 1)
+    request["groups"] = [{"id": f"g{g}", "channels": [f"c{(stride * g + j) % channels}"
+                                                      for j in range(stride + 1)],
+                          "max_share": share} for g in range(groups)]
+    return request | {"time_limit_seconds": time_limit}
+
+
 def weekly_request(channels: int, seed: int = 150, time_limit: float = 20.0) -> dict:
     """A department's weekly request, shaped as users' are (the saved 100/150/200 × 52 ones):
     Hill curves on 60 % of the channels (two in three S-shaped, alpha 1.5–3), linear and
@@ -616,6 +636,17 @@ def period_caps_before_after(commit: str, rounds: int = 3) -> list[str]:
                           ("50 × 13", capped_request(50, 13), rounds)], show_status=True)
 
 
+def groups_before_after(commit: str) -> list[str]:
+    """Concave curves under groups' shares (`grouped_request`) on `commit`'s optimizer and on
+    this tree's, as `period_caps_before_after` does, each once on the tree before (where they
+    take the MILP's route, most of their limit or all of it)."""
+    return _before_after(commit, "concave under groups' shares",
+                         [("200 × 4, 20 groups", grouped_request(200, 4, 20, "0.1", 20), 1),
+                          ("200 × 4, 200 groups", grouped_request(200, 4, 200, "0.012", 20), 1),
+                          ("400 × 8, 200 groups", grouped_request(400, 8, 200, "0.008", 60), 1)],
+                         show_status=True)
+
+
 def _before_after(commit: str, title: str, cases: list[tuple[str, dict, int]], *,
                   show_status: bool = False) -> list[str]:
     """Each case's request solved in a fresh process on `commit`'s tree and on this one, the
@@ -738,6 +769,9 @@ def main() -> None:
     parser.add_argument("--caps-before",
                         help="a commit whose concave-under-period-caps path to time against this "
                              "tree's (in process, and through the API)")
+    parser.add_argument("--groups-before",
+                        help="a commit whose route for concave curves under groups to time "
+                             "against this tree's")
     parser.add_argument("--only-caps", action="store_true",
                         help="only concave curves under period caps (with --caps-before)")
     parser.add_argument("--milp-before", help="a commit whose MILP to time against this tree's")
@@ -754,6 +788,8 @@ def main() -> None:
             sections.append(lambda: through_the_api(
                 args.caps_before, rounds=2, body=capped_request(1000, 52),
                 label="1,000 concave × 52 under period caps"))
+    if args.groups_before:
+        sections.append(lambda: groups_before_after(args.groups_before))
     if args.milp_before:
         sections.append(lambda: milp_before_after(args.milp_before, args.milp_cases))
     if args.only_milp:

@@ -1,7 +1,8 @@
-"""Concave curves under period caps (`period_prices`) give the optimum of the whole LP over the
-same segments, solved independently by HiGHS through scipy: the same value to 1e-7 and, where
-that optimum is unique, the same plan to the cent; and a planted case whose optimum is known
-by construction. Problems the priced greedy does not cover keep the MILP's route."""
+"""Concave curves under period caps and groups' shares (`period_prices`) give the optimum of the
+whole LP over the same segments, solved independently by HiGHS through scipy: the same value to
+1e-7 and, where that optimum is unique, the same plan to the cent; and a planted case whose
+optimum is known by construction. Problems the priced greedy does not cover keep the MILP's
+route."""
 from decimal import Decimal as D
 
 import numpy as np
@@ -30,7 +31,8 @@ from services.budget.optimizer.solver import FIRST_TOLERANCE
 
 def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | None:
     """The whole LP: one column per segment of every cell, rows for the budget, every period's
-    cap and every channel's floor and cap; its objective and spend per cell (None if none)."""
+    cap, every channel's floor and cap and every group's shares (written out over every
+    column: members − share); its objective and spend per cell (None if none)."""
     profit = model.problem.objective == "max_profit"
     lengths, values, owner = [], [], []
     for i, cell in enumerate(cells):
@@ -50,18 +52,28 @@ def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | 
     # No period can spend more than the budget: it stands for a period without a cap.
     caps = [model.budget if p.cap is None else model.money(p.cap) for p in model.periods]
     upper = np.r_[model.budget, caps, model.upper, -np.asarray(model.lower)]
-    result = linprog(-value, A_ub=matrix.tocsc(), b_ub=upper, bounds=np.c_[np.zeros_like(length),
-                     length], method="highs")
+    shares = []
+    for group in model.problem.groups:
+        members = np.isin(cells.channel[cell_of], [model.index[c] for c in group.channels])
+        for share, sign in ((group.max_share, 1.0), (group.min_share, -1.0)):
+            if share is not None:
+                shares.append(sign * (members - float(share)))
+    if shares:
+        matrix = csc_array(np.vstack([matrix.toarray(), np.array(shares)]))
+        upper = np.r_[upper, np.zeros(len(shares))]
+    result = linprog(-value, A_ub=csc_array(matrix), b_ub=upper,
+                     bounds=np.c_[np.zeros_like(length), length], method="highs")
     if result.status != 0:
         return None
     return -result.fun, np.bincount(cell_of, weights=result.x, minlength=len(cells))
 
 
 def capped_problem(seed: int, channels: int | None = None, periods: int | None = None,
-                   unique: bool = False) -> Problem:
+                   unique: bool = False, groups: int = 0) -> Problem:
     """Concave channels (linear, Hill, points; or only Hill with `unique`, whose optimum is then
     unique), floors and caps on some, equal or seasonal weights, caps on some periods: tight
-    (below an even share of the budget), slack, or at it."""
+    (below an even share of the budget), slack, or at it; and `groups` overlapping groups of
+    random channels, each with a ceiling on its share, some with a floor too."""
     rng = np.random.default_rng(seed)
     channels = int(rng.integers(1, 40)) if channels is None else channels
     periods = int(rng.integers(1, 13)) if periods is None else periods
@@ -97,8 +109,16 @@ def capped_problem(seed: int, channels: int | None = None, periods: int | None =
             if kind == 1 else D(int(even * D(float(rng.uniform(1.0, 3.0))))) if kind == 2 \
             else D(int(even))
         made_periods.append(Period(f"p{p}", weight=weight, cap=cap))
+    made_groups = []
+    for g in range(groups):
+        members = rng.choice(channels, int(rng.integers(1, max(1, channels // 2) + 1)),
+                             replace=False)
+        ceiling = D(int(rng.integers(5, 80))) / 100
+        floor = ceiling * D(int(rng.integers(0, 60))) / 100 if rng.random() < 0.3 else None
+        made_groups.append(Group(f"g{g}", tuple(f"c{i}" for i in sorted(members)),
+                                 min_share=floor, max_share=ceiling))
     return Problem(total=total, decimals=2, reserve=Reserve(percent=D(int(rng.integers(0, 30)))),
-                   channels=tuple(made), periods=tuple(made_periods),
+                   channels=tuple(made), periods=tuple(made_periods), groups=tuple(made_groups),
                    objective="max_profit" if rng.random() < 0.2 else "max_return")
 
 
@@ -110,7 +130,8 @@ def _capped_model(problem: Problem) -> tuple[ScaledProblem, Cells]:
     model = ScaledProblem(problem)
     cells = model.cells(FIRST_TOLERANCE)
     if not (greedy.concave(model, cells) and period_prices.applies(model)):
-        pytest.skip("floors above the money available, or no period cap: not this route")
+        pytest.skip("floors above the money available, or no period cap or group: not this "
+                    "route")
     return model, cells
 
 
@@ -124,6 +145,12 @@ def _holds(model: ScaledProblem, cells: Cells, spend: np.ndarray) -> None:
     by_channel = np.bincount(cells.channel, weights=spend, minlength=len(model.lower))
     assert np.all(by_channel >= np.asarray(model.lower) - slack)
     assert np.all(by_channel <= np.asarray(model.upper) + slack)
+    for group in model.problem.groups:
+        members = by_channel[[model.index[c] for c in group.channels]].sum()
+        if group.max_share is not None:
+            assert members <= float(group.max_share) * spend.sum() + slack
+        if group.min_share is not None:
+            assert members >= float(group.min_share) * spend.sum() - slack
 
 
 @pytest.mark.parametrize(("seed", "channels", "periods"),
@@ -142,6 +169,71 @@ def test_priced_greedy_gives_the_whole_lps_value(seed, channels, periods):
     _holds(model, cells, solution.spend)
     assert _objective(model, solution.model_return, solution.spend) == \
         pytest.approx(expected[0], rel=1e-7, abs=1e-12)
+
+
+def _check_against_whole_lp(problem: Problem) -> None:
+    model, cells = _capped_model(problem)
+    solution, _ = period_prices.solve(model, cells)
+    expected = reference(model, cells)
+    if solution is None:
+        assert expected is None
+        return
+    assert expected is not None
+    assert solution.status == "optimal" and solution.gap <= period_prices.PROVEN_GAP
+    _holds(model, cells, solution.spend)
+    assert _objective(model, solution.model_return, solution.spend) == \
+        pytest.approx(expected[0], rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize(("seed", "groups"), [(3000 + seed, 1 + seed % 8) for seed in range(80)]
+                         + [(3100 + seed, 30) for seed in range(6)])
+def test_priced_greedy_with_groups_gives_the_whole_lps_value(seed, groups):
+    # Many overlapping groups over random channels, with or without period caps: the groups'
+    # rows are the LP's, priced into every segment's threshold by their duals.
+    _check_against_whole_lp(capped_problem(seed, groups=groups))
+
+
+def trial_shape(seed: int, channels: int, periods: int = 4) -> Problem:
+    """The trial's shape, shrunk: points curves with caps on most channels, one capped period
+    of four, and a group on each pair of neighbouring channels whose ceiling binds (each
+    channel is in two groups: an even plan's pair takes 2 / channels, the ceiling 1.2 times
+    that)."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for i in range(channels):
+        spends = np.sort(rng.choice(np.arange(10_000, 200_000, 1_000), 3, replace=False))
+        slopes = np.sort(rng.integers(50, 400, 3))[::-1]
+        returns = np.cumsum(np.diff(np.r_[0, spends]) * slopes / 100)
+        points = ((D(0), D(0)),) + tuple((D(int(s)), D(int(r))) for s, r in zip(spends, returns))
+        cap = D(int(rng.integers(20_000, 150_000))) if rng.random() < 0.7 else None
+        made.append(Channel(f"c{i}", Points(points), max=cap))
+    total = D(60_000 * channels)
+    ceiling = (D(24) / (10 * channels)).quantize(D("0.0001"))
+    groups = tuple(Group(f"g{i}", (f"c{i}", f"c{(i + 1) % channels}"), max_share=ceiling)
+                   for i in range(channels))
+    periods_made = tuple(Period(f"w{p}", weight=D("0.8") if p == periods - 1 else D(1),
+                                cap=total * D("0.3") if p == 0 else None)
+                         for p in range(periods))
+    return Problem(total=total, decimals=2, reserve=Reserve(percent=D(5)), channels=tuple(made),
+                   periods=periods_made, groups=groups)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_priced_greedy_on_the_trials_shape_gives_the_whole_lps_value(seed):
+    _check_against_whole_lp(trial_shape(4000 + seed, 30))
+
+
+def test_groups_take_the_priced_greedys_route_and_hold():
+    problem = trial_shape(4100, 40)
+    result = solve(problem)
+    assert result.status == "optimal" and result.solver == "greedy+highs"
+    amounts = {a.channel: a.amount for a in result.allocations}
+    ceiling = problem.groups[0].max_share
+    assert ceiling is not None
+    # The ceilings bind: the optimum spends some pair at its share (to a cent's rounding).
+    shares = [sum(amounts[c] for c in group.channels) / result.spend for group in problem.groups]
+    assert max(shares) <= ceiling + D("0.0000001")
+    assert max(shares) >= ceiling - D("0.0001")
 
 
 @pytest.mark.parametrize("seed", range(60))
@@ -187,14 +279,12 @@ def test_priced_greedy_finds_a_planted_optimum():
                                                "period_cap:q2"}
 
 
-@pytest.mark.parametrize("shape", ["group", "deal", "s_curve", "min_if_used"])
+@pytest.mark.parametrize("shape", ["deal", "s_curve", "min_if_used"])
 def test_what_the_priced_greedy_does_not_cover_keeps_the_milps_route(shape):
     channels = [Channel("a", Hill(D(900_000), D(250_000), D("0.8"))),
                 Channel("b", Linear(D("1.3")), max=D(300_000))]
-    groups: tuple[Group, ...] = ()
-    if shape == "group":
-        groups = (Group("brand", ("a",), min_share=D("0.6")),)
-    elif shape == "deal":
+    groups = (Group("brand", ("a",), min_share=D("0.6")),)
+    if shape == "deal":
         channels.append(Channel("d", Deal(D(100_000), D(250_000))))
     elif shape == "s_curve":
         channels[0] = Channel("a", Hill(D(900_000), D(250_000), D("2.2")))

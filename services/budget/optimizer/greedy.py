@@ -33,16 +33,16 @@ _SEGMENTS = attrgetter("segments")
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
     """Whether the greedy is exact for this problem (else the MILP solves it)."""
-    return concave(model, cells) and all(period.cap is None for period in model.problem.periods)
+    return concave(model, cells) and not model.problem.groups and \
+        all(period.cap is None for period in model.problem.periods)
 
 
 def concave(model: ScaledProblem, cells: Cells) -> bool:
-    """Whether the problem is concave curves under the budget, per-channel bounds and period
-    caps only: the greedy's problem, or (with period caps) the greedy's with a price per period
-    (`period_prices`)."""
+    """Whether the problem is concave curves under the budget, per-channel bounds, period caps
+    and groups' shares only: the greedy's problem, or (with period caps or groups) the LP that
+    `period_prices` solves from the greedy's plan."""
     problem = model.problem
     return (problem.objective in ("max_return", "max_profit")
-            and not problem.groups
             and not any(c.min_if_used and c.min is not None for c in problem.channels)
             and all(cell.segments is not None and cell.segments.gated == 0 for cell in cells)
             and all(low <= high + EPS for low, high in zip(model.lower, model.upper))

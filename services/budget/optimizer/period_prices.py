@@ -17,6 +17,12 @@ prices are checked against every segment of every cell: the Lagrangian bound
 holds for any such prices, so the LP's plan is proven when it earns L (to float noise). Where a
 segment outside a cell's columns is priced to move, the cell's columns widen to take it in and
 the LP is solved again (column generation); it ends when the bound meets the plan.
+
+Groups' shares are rows of the same LP: Σ over a group's channels ≤ (or ≥) its share of the
+total spend T, a column of its own (T ≤ B, its row Σ spend − T = 0). The greedy starts the
+columns knowing nothing of them; their row prices ρ_g then move each member's threshold,
+τ_c = μ + λ_p + ν_i + Σ_{g ∋ i} ρ_g (+1), and the bound gains max(0, μ + Σ_g share_g·ρ_g)·B
+in place of μ·B, so the same check proves the plan and the same widening finds the columns.
 """
 import math
 import time
@@ -46,26 +52,30 @@ _FAR = 1e30
 
 
 def applies(model: ScaledProblem) -> bool:
-    """Whether some period has a cap (the problem otherwise is the plain greedy's)."""
-    return any(period.cap is not None for period in model.problem.periods)
+    """Whether some period has a cap or some group a share (the problem otherwise is the plain
+    greedy's)."""
+    return bool(model.problem.groups) or any(period.cap is not None
+                                             for period in model.problem.periods)
 
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
           start: Floats | None = None) -> tuple[Solution | None, Floats | None]:
-    """The optimum of concave cells under the budget, channel bounds and period caps, proven
-    by the bound above, and the periods' prices at the LP's optimum; no plan when the LP
-    finds none (the caller then takes the MILP route, which names the conflict of an
-    impossible request) or the deadline passes first.
+    """The optimum of concave cells under the budget, channel bounds, period caps and groups'
+    shares, proven by the bound above, and each cell's threshold at the LP's optimum; no plan
+    when the LP finds none (the caller then takes the MILP route, which names the conflict of
+    an impossible request) or the deadline passes first.
 
-    `start`: the periods' prices of the same problem cut more coarsely (the last round's),
-    where the price adjustment starts: finer segments move them very little.
+    `start`: each cell's threshold in the same problem cut more coarsely (the last round's),
+    around which the columns start instead of the priced greedy's: finer segments move the
+    thresholds very little, and the greedy knows nothing of the groups (the trial's 400 × 8
+    with 200 binding groups: 4 LPs at the second cut, 1 from the first cut's thresholds).
     """
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     period = cells.period
     plain = replace(curves, price=None)
-    threshold = _adjusted(model, curves, period, caps,
-                          np.zeros(len(caps)) if start is None else start)
+    threshold = _adjusted(model, curves, period, caps, np.zeros(len(caps))) \
+        if start is None else start
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
@@ -92,7 +102,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # is the LP's float noise: the plan is proven within it.
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return), answer.prices
+                            model_return=answer.model_return), answer.threshold
         low, high = wider_low, wider_high
     return None, None
 
@@ -163,26 +173,48 @@ class _Answer:
     budget_price: float
     gap: float               # the bound's lead over the plan, relative to its return
     threshold: Floats        # per cell, τ_c at the LP's row prices
-    prices: Floats           # per period, λ_p
 
 
 class _Restricted:
     """The LP over each cell's segments [low, high): those before `low` bought, after `high`
-    not; rows for the budget, each capped period and each channel with a floor or a cap."""
+    not; rows for the total spend (a column T ≤ budget), each capped period, each channel with
+    a floor or a cap and each group's share of T.
+
+    With groups, a cell's segments before `low` are not bought but one column at their mean
+    slope (a restriction: a concave curve returns at least that on any part of them): bought
+    outright they could spend more on a group than its share allows, and the LP would have no
+    plan however its other columns are chosen.
+    """
 
     def __init__(self, model: ScaledProblem, curves: Curves, period: Indices, caps: Floats):
         self.model, self.curves, self.period, self.caps = model, curves, period, caps
         self.threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
         self.lower = np.asarray(model.lower, dtype=float)
         self.upper = np.asarray(model.upper, dtype=float)
+        channels = len(self.lower)
         self.capped = np.flatnonzero(np.isfinite(caps))
         self.bounded = np.flatnonzero((self.lower > EPS) | (self.upper < model.budget - EPS))
-        # Row of each period and channel (−1: none).
+        # Group rows: each group's floor (≥ 0) and ceiling (≤ 0) on Σ members − share · T.
+        shares: list[tuple[list[int], float, bool]] = [
+            ([model.index[c] for c in group.channels], float(share), floor)
+            for group in model.problem.groups
+            for share, floor in ((group.min_share, True), (group.max_share, False))
+            if share is not None]
+        self.share = np.array([share for _, share, _ in shares])
+        self.floor = np.array([floor for _, _, floor in shares], dtype=bool)
+        # Row of each period and channel (−1: none); each channel's group rows, CSR-wise.
         self.period_row = np.full(len(caps), -1)
         self.period_row[self.capped] = 1 + np.arange(len(self.capped))
-        self.channel_row = np.full(len(self.lower), -1)
+        self.channel_row = np.full(channels, -1)
         self.channel_row[self.bounded] = 1 + len(self.capped) + np.arange(len(self.bounded))
-        self.rows = 1 + len(self.capped) + len(self.bounded)
+        self.first_group = 1 + len(self.capped) + len(self.bounded)
+        pairs = np.array([(member, self.first_group + g) for g, (members, _, _) in
+                          enumerate(shares) for member in members], dtype=np.intp).reshape(-1, 2)
+        pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
+        self.member_count = np.bincount(pairs[:, 0], minlength=channels)
+        self.member_start = np.r_[0, np.cumsum(self.member_count)[:-1]]
+        self.member_row = pairs[:, 1]
+        self.rows = self.first_group + len(shares)
 
     def solve(self, low: Indices, high: Indices) -> _Answer | None:
         """The LP's plan and its bound (None if the columns cannot meet the rows)."""
@@ -191,49 +223,73 @@ class _Restricted:
         channels = len(self.lower)
         bought = curves.taken(everyone, low)
         bought_return = curves.returns[curves.first + low] * curves.weight
-        # The columns: cell by cell, its positions low … high − 1.
+        # The columns: cell by cell, its positions low … high − 1; with groups, first one per
+        # cell with segments before `low`, for them all.
         width = high - low
         cell = np.repeat(everyone, width)
         position = low[cell] + (np.arange(len(cell)) - np.repeat(np.cumsum(width) - width, width))
         length = curves.running[curves.first[cell] + position + 1] - \
             curves.running[curves.first[cell] + position]
         value = curves.value(cell, position)
+        if len(self.share):
+            block = np.flatnonzero(bought > EPS)
+            cell = np.r_[block, cell]
+            length = np.r_[bought[block], length]
+            value = np.r_[bought_return[block] / bought[block], value]
+            bought, bought_return = np.zeros_like(bought), np.zeros_like(bought_return)
         rows = np.stack([np.zeros(len(cell), dtype=np.intp), self.period_row[period[cell]],
                          self.channel_row[channel[cell]]], axis=1)
         present = rows >= 0
+        # Entries (column, row, coefficient): the rows above, each column's groups, and T's.
+        memberships = self.member_count[channel[cell]]
+        in_group = np.repeat(np.arange(len(cell)), memberships)
+        offset = np.arange(len(in_group)) - np.repeat(np.cumsum(memberships) - memberships,
+                                                      memberships)
+        group_row = self.member_row[self.member_start[channel[cell]][in_group] + offset]
+        total = len(cell)
+        column = np.r_[np.nonzero(present)[0], in_group, np.full(1 + len(self.share), total)]
+        row = np.r_[rows[present], group_row, 0, self.first_group + np.arange(len(self.share))]
+        coefficient = np.r_[np.ones(int(present.sum()) + len(in_group)), -1.0, -self.share]
+        order = np.argsort(column, kind="stable")
         lp = highspy.HighsLp()
-        lp.num_col_, lp.num_row_ = len(cell), self.rows
-        lp.col_cost_ = value - self.threshold
-        lp.col_lower_ = np.zeros(len(cell))
-        lp.col_upper_ = length
+        lp.num_col_, lp.num_row_ = total + 1, self.rows
+        lp.col_cost_ = np.r_[value - self.threshold, 0.0]
+        lp.col_lower_ = np.zeros(total + 1)
+        lp.col_upper_ = np.r_[length, self.model.budget]
         row_lower = np.full(self.rows, -highspy.kHighsInf)
-        row_upper = np.empty(self.rows)
-        row_upper[0] = self.model.budget - bought.sum()
+        row_upper = np.zeros(self.rows)
+        # Σ columns − T = −(what is bought): T is the total spend.
+        row_lower[0] = row_upper[0] = -bought.sum()
         spent = np.bincount(period, weights=bought, minlength=len(self.caps))
         row_upper[1:1 + len(self.capped)] = self.caps[self.capped] - spent[self.capped]
         mine = np.bincount(channel, weights=bought, minlength=channels)[self.bounded]
-        row_lower[1 + len(self.capped):] = self.lower[self.bounded] - mine
-        row_upper[1 + len(self.capped):] = np.where(
+        row_lower[1 + len(self.capped):self.first_group] = self.lower[self.bounded] - mine
+        row_upper[1 + len(self.capped):self.first_group] = np.where(
             self.upper[self.bounded] < self.model.budget - EPS, self.upper[self.bounded] - mine,
             highspy.kHighsInf)
+        groups = slice(self.first_group, self.rows)
+        row_lower[groups] = np.where(self.floor, 0.0, -highspy.kHighsInf)
+        row_upper[groups] = np.where(self.floor, highspy.kHighsInf, 0.0)
         lp.row_lower_, lp.row_upper_ = row_lower, row_upper
         lp.a_matrix_.format_ = highspy.MatrixFormat.kColwise
-        lp.a_matrix_.start_ = np.r_[0, np.cumsum(present.sum(axis=1))]
-        lp.a_matrix_.index_ = rows[present]
-        lp.a_matrix_.value_ = np.ones(int(present.sum()))
+        lp.a_matrix_.start_ = np.r_[0, np.cumsum(np.bincount(column, minlength=total + 1))]
+        lp.a_matrix_.index_ = row[order]
+        lp.a_matrix_.value_ = coefficient[order]
         lp.sense_ = highspy.ObjSense.kMaximize
         highs = highspy.Highs()   # type: ignore[no-untyped-call]
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("threads", 1)
         # Presolve found little to remove on these LPs (one column per segment, few rows) and
         # took most of the time: 100 × 13 with tight caps over linear channels 2.7 → 0.6 s.
-        highs.setOptionValue("presolve", "off")
+        # With groups' rows it halves the simplex's time (the trial's 400 × 8 with 200 groups:
+        # 0.7 → 0.4 s an LP).
+        highs.setOptionValue("presolve", "on" if len(self.share) else "off")
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         solution = highs.getSolution()
-        x = np.clip(np.asarray(solution.col_value, dtype=float), 0.0, length)
+        x = np.clip(np.asarray(solution.col_value, dtype=float)[:total], 0.0, length)
         duals = np.asarray(solution.row_dual, dtype=float)
         spend = bought + np.bincount(cell, weights=x, minlength=len(everyone))
         model_return = float(bought_return.sum() + value @ x)
@@ -242,12 +298,21 @@ class _Restricted:
     def _bound(self, spend: Floats, model_return: float, duals: Floats) -> _Answer:
         """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
         curves, everyone = self.curves, self.curves.cells
-        budget = max(float(duals[0]), 0.0)
         prices = np.zeros(len(self.caps))
         prices[self.capped] = np.maximum(duals[1:1 + len(self.capped)], 0.0)
         own = np.zeros(len(self.lower))
-        own[self.bounded] = duals[1 + len(self.capped):]
-        tau = self.threshold + budget + prices[self.period] + own[curves.channel]
+        own[self.bounded] = duals[1 + len(self.capped):self.first_group]
+        group = duals[self.first_group:]
+        group = np.where(self.floor, np.minimum(group, 0.0), np.maximum(group, 0.0))
+        # Each channel's price from its groups' rows, and what a unit of T earns at these
+        # prices (its cost 0, its entries −1 in the total's row and −share in the groups').
+        member = np.repeat(np.arange(len(self.lower)), self.member_count)
+        own_groups = np.bincount(member, weights=group[self.member_row - self.first_group],
+                                 minlength=len(self.lower))
+        total_price = float(duals[0])
+        budget = max(total_price + float(self.share @ group), 0.0)
+        tau = self.threshold + total_price + prices[self.period] + \
+            (own + own_groups)[curves.channel]
         steeper = curves.count(everyone, tau, strict=True)
         cells = curves.returns[curves.first + steeper] * curves.weight - \
             tau * curves.taken(everyone, steeper)
@@ -255,6 +320,9 @@ class _Restricted:
         bound = budget * self.model.budget + float(prices[self.capped] @ self.caps[self.capped]) + \
             float(own @ ends) + float(cells.sum())
         objective = model_return - self.threshold * float(spend.sum())
-        gap = max(bound - objective, 0.0) / max(abs(model_return), EPS)
+        # Relative to the return, or to a millionth of the budget where it returns less: groups
+        # whose floors and ceilings meet only at zero spend leave an optimum of 0, the LP's
+        # noise beside it no gap.
+        gap = max(bound - objective, 0.0) / max(abs(model_return), 1e-6 * self.model.budget, EPS)
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
-                       threshold=tau, prices=prices)
+                       threshold=tau)

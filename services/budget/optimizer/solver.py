@@ -31,12 +31,13 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
 
     Each round cuts the curves into segments within a tolerance, solves (concave curves under
-    the budget, channel bounds and period caps by the greedy, with period prices where a period
-    has a cap; else the MILP) and bounds the true optimum's lead over the plan; past TARGET_ERROR
-    the tolerance shrinks and the problem is solved again while time is left. `progress`, when
-    given, hears the incumbent, bound and gap as they improve. Once `stop()` turns true (asked
-    at HiGHS's interrupt points and between rounds) the best plan so far is answered, as
-    `feasible` with its gap unless already proven (`SolveTimeout` if there is none).
+    the budget, channel bounds, period caps and groups by the greedy, with period prices and an
+    LP where a period has a cap or a group a share; else the MILP) and bounds the true
+    optimum's lead over the plan; past TARGET_ERROR the tolerance shrinks and the problem is
+    solved again while time is left. `progress`, when given, hears the incumbent, bound and gap
+    as they improve. Once `stop()` turns true (asked at HiGHS's interrupt points and between
+    rounds) the best plan so far is answered, as `feasible` with its gap unless already proven
+    (`SolveTimeout` if there is none).
     `gating` and `warm_start` choose the MILP's method ("full" gating and a cold start are the
     references the tests and the benchmark compare with).
     """
@@ -53,7 +54,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
     tolerance = FIRST_TOLERANCE
     best: tuple[Cells, Solution, float] | None = None
-    # The priced greedy's prices per period, for the next round (period caps only).
+    # The priced greedy's threshold per cell, for the next round (period caps or groups only).
     start: Floats | None = None
     for _ in range(REFINEMENTS):
         try:
@@ -87,10 +88,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
              start: Floats | None) -> tuple[Solution | None, Floats | None]:
-    """The route of a concave problem with no groups, deals or conditional floors: the greedy,
-    with prices on the periods' caps when there are any (starting from the last round's
-    period prices, `start`); no solution for the MILP's route (any other problem, or one whose
-    caps the priced greedy could not meet)."""
+    """The route of a concave problem with no deals or conditional floors: the greedy, with
+    prices on the periods' caps and the groups' rows in an LP when there are any (starting from
+    the last round's thresholds, `start`); no solution for the MILP's route (any other
+    problem, or one whose rows the priced greedy's LP could not meet)."""
     if not greedy.concave(model, cells):
         return None, None
     if period_prices.applies(model):
