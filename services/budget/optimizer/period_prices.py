@@ -64,23 +64,24 @@ def applies(model: ScaledProblem) -> bool:
 
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
-          start: Floats | None = None) -> tuple[Solution | None, Floats | None]:
+          start: "Start | None" = None) -> tuple[Solution | None, "Start | None"]:
     """The optimum of concave cells under the budget, channel bounds, period caps and groups'
-    shares, proven by the bound above, and each cell's threshold at the LP's optimum; no plan
-    when the LP finds none (the caller then takes the MILP route, which names the conflict of
+    shares, proven by the bound above, and where the next round starts; no plan when the LP
+    finds none (the caller then takes the MILP route, which names the conflict of
     an impossible request) or the deadline passes first.
 
-    `start`: each cell's threshold in the same problem cut more coarsely (the last round's),
-    around which the columns start instead of the priced greedy's: finer segments move the
-    thresholds very little, and the greedy knows nothing of the groups (the trial's 400 × 8
-    with 200 binding groups: 4 LPs at the second cut, 1 from the first cut's thresholds).
+    `start`: the last round's, on the same problem cut more coarsely (finer segments move
+    its prices very little).
     """
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     period = cells.period
     plain = replace(curves, price=None)
-    threshold = _adjusted(model, curves, period, caps, np.zeros(len(caps))) \
-        if start is None else start
+    if start is not None and model.problem.groups:
+        threshold = start.threshold
+    else:
+        threshold = _adjusted(model, curves, period, caps,
+                              np.zeros(len(caps)) if start is None else start.prices)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
@@ -107,7 +108,8 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # is the LP's float noise: the plan is proven within it.
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return), answer.threshold
+                            model_return=answer.model_return), \
+                Start(prices=answer.prices, threshold=answer.threshold)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
             np.maximum(high, np.minimum(near_high, high + step))
@@ -174,12 +176,25 @@ def _period_prices(curves: Curves, period: Indices, threshold: Floats, prices: F
 
 
 @dataclass(frozen=True)
+class Start:
+    """Where a finer round starts: with groups, each cell's threshold, its columns around it
+    (the greedy knows nothing of the groups: the trial's 400 × 8 with 200 groups took 4 LPs at
+    the second cut from the greedy, 1 from these); else the periods' prices, the price
+    adjustment starting there (the cells' thresholds, cut finer, can leave columns that do not
+    meet the caps: the trial's 1,000 × 52 then widened to an LP of 72,000 columns, 4.6 s)."""
+
+    prices: Floats           # per period, λ_p
+    threshold: Floats        # per cell, τ_c
+
+
+@dataclass(frozen=True)
 class _Answer:
     spend: Floats            # per cell
     model_return: float      # on the segments
     budget_price: float
     gap: float               # the bound's lead over the plan, relative to its return
     threshold: Floats        # per cell, τ_c at the LP's row prices
+    prices: Floats           # per period, λ_p
 
 
 class _Restricted:
@@ -337,4 +352,4 @@ class _Restricted:
         # noise beside it no gap.
         gap = max(bound - objective, 0.0) / max(abs(model_return), 1e-6 * self.model.budget, EPS)
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
-                       threshold=tau)
+                       threshold=tau, prices=prices)

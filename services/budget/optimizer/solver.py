@@ -8,7 +8,6 @@ from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
 from services.budget.optimizer.backends import Stop
-from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
@@ -54,8 +53,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
     tolerance = FIRST_TOLERANCE
     best: tuple[Cells, Solution, float] | None = None
-    # The priced greedy's threshold per cell, for the next round (period caps or groups only).
-    start: Floats | None = None
+    # Where the priced greedy's next round starts (period caps or groups only).
+    start: period_prices.Start | None = None
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline)
@@ -87,10 +86,11 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
-             start: Floats | None) -> tuple[Solution | None, Floats | None]:
+             start: period_prices.Start | None) -> tuple[Solution | None,
+                                                         period_prices.Start | None]:
     """The route of a concave problem with no deals or conditional floors: the greedy, with
     prices on the periods' caps and the groups' rows in an LP when there are any (starting from
-    the last round's thresholds, `start`); no solution for the MILP's route (any other
+    the last round's prices, `start`); no solution for the MILP's route (any other
     problem, or one whose rows the priced greedy's LP could not meet)."""
     if not greedy.concave(model, cells):
         return None, None
