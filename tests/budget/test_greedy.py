@@ -23,14 +23,13 @@ from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget import greedy_reference
 
 
-def seeded_problem(seed: int, channels: int | None = None, periods: int | None = None) -> Problem:
-    rng = np.random.default_rng(seed)
-    channels = int(rng.integers(1, 40)) if channels is None else channels
-    periods = int(rng.integers(0, 10)) if periods is None else periods
-    total = D(int(rng.integers(10_000, 5_000_000)))
+def concave_channels(rng: np.random.Generator, count: int, *,
+                     only_hill: bool = False) -> list[Channel]:
+    """`count` concave channels: linear, Hill (alpha ≤ 1) or points curves (only Hill with
+    `only_hill`), a floor on some, a cap on others."""
     made = []
-    for i in range(channels):
-        kind = rng.integers(0, 3)
+    for i in range(count):
+        kind = 1 if only_hill else rng.integers(0, 3)
         if kind == 0:
             # Few distinct ROIs: channels tie with each other as well as across periods.
             response: Linear | Hill | Points = Linear(D(int(rng.choice([50, 120, 200]))) / 100)
@@ -47,6 +46,15 @@ def seeded_problem(seed: int, channels: int | None = None, periods: int | None =
         low = D(int(rng.integers(0, 20_000))) if rng.random() < 0.3 else None
         high = D(int(rng.integers(20_000, 2_000_000))) if rng.random() < 0.5 else None
         made.append(Channel(f"c{i}", response, min=low, max=high))
+    return made
+
+
+def seeded_problem(seed: int, channels: int | None = None, periods: int | None = None) -> Problem:
+    rng = np.random.default_rng(seed)
+    channels = int(rng.integers(1, 40)) if channels is None else channels
+    periods = int(rng.integers(0, 10)) if periods is None else periods
+    total = D(int(rng.integers(10_000, 5_000_000)))
+    made = concave_channels(rng, channels)
     equal = rng.random() < 0.5
     return Problem(
         total=total, decimals=2, reserve=Reserve(percent=D(int(rng.integers(0, 30)))),

@@ -27,6 +27,7 @@ from services.budget.optimizer import (
 from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
+from tests.budget.test_greedy import concave_channels
 
 
 def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | None:
@@ -78,24 +79,7 @@ def capped_problem(seed: int, channels: int | None = None, periods: int | None =
     channels = int(rng.integers(1, 40)) if channels is None else channels
     periods = int(rng.integers(1, 13)) if periods is None else periods
     total = D(int(rng.integers(10_000, 5_000_000)))
-    made = []
-    for i in range(channels):
-        kind = 1 if unique else rng.integers(0, 3)
-        if kind == 0:
-            response: Linear | Hill | Points = Linear(D(int(rng.choice([50, 120, 200]))) / 100)
-        elif kind == 1:
-            response = Hill(D(int(rng.integers(10_000, 3_000_000))),
-                            D(int(rng.integers(1_000, 1_000_000))),
-                            D(int(rng.integers(30, 101))) / 100)
-        else:
-            spends = np.sort(rng.choice(np.arange(1_000, 2_000_000, 1_000), 3, replace=False))
-            slopes = np.sort(rng.integers(10, 400, 3))[::-1]
-            returns = np.cumsum(np.diff(np.r_[0, spends]) * slopes / 100)
-            response = Points(((D(0), D(0)),) + tuple(
-                (D(int(s)), D(int(r))) for s, r in zip(spends, returns)))
-        low = D(int(rng.integers(0, 20_000))) if rng.random() < 0.3 else None
-        high = D(int(rng.integers(20_000, 2_000_000))) if rng.random() < 0.5 else None
-        made.append(Channel(f"c{i}", response, min=low, max=high))
+    made = concave_channels(rng, channels, only_hill=unique)
     equal = not unique and rng.random() < 0.5
     # Distinct weights with `unique`: two periods weighted alike tie wherever a channel's cells
     # in them do.
@@ -157,18 +141,7 @@ def _holds(model: ScaledProblem, cells: Cells, spend: np.ndarray) -> None:
                          [(seed, None, None) for seed in range(150)]
                          + [(seed, 100, 13) for seed in range(1000, 1003)])
 def test_priced_greedy_gives_the_whole_lps_value(seed, channels, periods):
-    model, cells = _capped_model(capped_problem(seed, channels, periods))
-    solution, _ = period_prices.solve(model, cells)
-    expected = reference(model, cells)
-    if solution is None:
-        # Only an impossible request leaves the priced greedy without a plan.
-        assert expected is None
-        return
-    assert expected is not None
-    assert solution.status == "optimal" and solution.gap <= period_prices.PROVEN_GAP
-    _holds(model, cells, solution.spend)
-    assert _objective(model, solution.model_return, solution.spend) == \
-        pytest.approx(expected[0], rel=1e-7, abs=1e-12)
+    _check_against_whole_lp(capped_problem(seed, channels, periods))
 
 
 def _check_against_whole_lp(problem: Problem) -> None:
@@ -176,6 +149,7 @@ def _check_against_whole_lp(problem: Problem) -> None:
     solution, _ = period_prices.solve(model, cells)
     expected = reference(model, cells)
     if solution is None:
+        # Only an impossible request leaves the priced greedy without a plan.
         assert expected is None
         return
     assert expected is not None
