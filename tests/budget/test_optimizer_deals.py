@@ -14,6 +14,7 @@ from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.scaled import ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
+from tests.budget.test_optimizer_stop import check_plan_money
 
 
 def crowded(seed: int) -> Problem:
@@ -97,17 +98,6 @@ def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, 
     assert found >= optimum * (1 - 2 * milp.FIXED_GAP)
     model = ScaledProblem(problem)
     assert float(result.expected_return) / model.unit >= optimum * (1 - 1e-3)
-
-
-def check_plan_money(problem: Problem, result) -> None:
-    """The money adds up, deals are whole, the period caps hold."""
-    assert result.spend + result.reserve + result.unspent == problem.total
-    by_channel = {a.channel: a for a in result.allocations}
-    for channel in problem.channels:
-        if isinstance(channel.response, Deal):
-            assert by_channel[channel.id].amount in (0, channel.response.cost)
-    for p, period in enumerate(problem.periods):
-        assert sum(a.periods[p].amount for a in result.allocations) <= period.cap
 
 
 def test_a_stop_inside_the_stage_answers_a_valid_plan(monkeypatch):

@@ -42,13 +42,18 @@ class Api(SignedApi):
         return self.post(path + "/move", {"due_date": due_date}, headers={"If-Match": etag})
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def api(request, tmp_path_factory):
+def calendar_settings(request, tmp_path_factory) -> CalendarSettings:
+    """A fresh, migrated calendar database on the backend `request.param` names."""
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
     else:
         url = request.getfixturevalue("postgres").create_database(f"c_{uuid.uuid4().hex[:16]}")
     migrations.upgrade(MIGRATIONS, url)
-    settings = CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
+    return CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def api(request, tmp_path_factory):
+    settings = calendar_settings(request, tmp_path_factory)
     with TestClient(create_app(settings)) as client:
         yield Api(client)

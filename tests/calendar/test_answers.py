@@ -13,12 +13,9 @@ from sqlmodel import Session
 from services.calendar import answers as answers_module
 from services.calendar import feeds, views
 from services.calendar.answers import Answers
-from services.calendar.app import MIGRATIONS, create_app
-from services.calendar.config import CalendarSettings
+from services.calendar.app import create_app
 from services.calendar.outbox import last_position
-from shared import migrations
-from tests.calendar.conftest import CAMPAIGN, Api
-from tests.conftest import TEST_SECRET
+from tests.calendar.conftest import CAMPAIGN, Api, calendar_settings
 
 RANGE = {"from": "2031-03-01", "to": "2031-04-30"}
 
@@ -26,12 +23,7 @@ RANGE = {"from": "2031-03-01", "to": "2031-04-30"}
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def two(request, tmp_path_factory):
     """Two processes of the calendar service on one database, as `--replicas 2` runs them."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"c_{uuid.uuid4().hex[:16]}")
-    migrations.upgrade(MIGRATIONS, url)
-    settings = CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
+    settings = calendar_settings(request, tmp_path_factory)
     with TestClient(create_app(settings)) as first, TestClient(create_app(settings)) as second:
         yield Api(first), Api(second)
 
