@@ -134,8 +134,14 @@ class At:
              if_none_match: str | None) -> Response:
         """Answer `answer()` as JSON of `shape` (the route's response model, written as
         FastAPI writes it) from what is kept for `key`, or 304 if the client's copy is it."""
-        kept = self.answers.kept(self.position, key,
-                                 lambda: _adapter(shape).dump_json(answer(), by_alias=True))
+        return self.body(key=key, if_none_match=if_none_match,
+                         make=lambda: _adapter(shape).dump_json(answer(), by_alias=True))
+
+    def body(self, *, key: Hashable, make: Callable[[], bytes],
+             if_none_match: str | None) -> Response:
+        """Answer the JSON bytes `make()` writes from what is kept for `key`, or 304 if the
+        client's copy is it."""
+        kept = self.answers.kept(self.position, key, make)
         headers = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
         if none_match(if_none_match, kept.etag):
             return Response(status_code=304, headers=headers)

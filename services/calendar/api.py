@@ -304,12 +304,10 @@ def read_conflicts(session: SessionDep, answers: AnswersDep,
     milestones on a non-working day of their market; `kind`, `channel` and `campaign_id`
     keep only those (how many of each: `/conflicts/summary`)."""
     at = answers.at(session)
-    return at.json(
-        if_none_match=if_none_match, shape=list[views.ConflictPublic],
-        key=("conflicts", from_, to, kind, channel, campaign_id),
-        answer=lambda: views.find_conflicts(session=session, kept=at, start=from_, end=to,
-                                            kind=kind, channel=channel,
-                                            campaign_id=campaign_id))
+    return at.body(
+        if_none_match=if_none_match, key=("conflicts", from_, to, kind, channel, campaign_id),
+        make=lambda: views.conflicts_json(session=session, kept=at, start=from_, end=to,
+                                          kind=kind, channel=channel, campaign_id=campaign_id))
 
 
 @router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic, responses=KEPT)
