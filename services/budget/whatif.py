@@ -4,11 +4,22 @@ dataclasses (the only place that knows both), and the use case that solves witho
 Stored plans use the same conversion and solve: they build a `Problem` from the ledger and
 record what was asked in these shapes (`request_of`), so a plan shows exactly what a what-if
 with the same figures would have been sent."""
+import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from services.budget import optimizer
@@ -35,6 +46,8 @@ MAX_CELLS = 110_000          # channels × periods
 MAX_POINTS = 200
 MAX_GROUPS = 200
 MAX_DEALS = 300
+MAX_SECONDS = 60
+DEFAULT_SECONDS = 30
 
 
 class LinearResponse(StrictModel):
@@ -119,6 +132,25 @@ class IncrementalMode(StrictModel):
                                        description="Each channel stays within ± this percent.")
 
 
+def _seconds(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    """One message for every time limit out of range or not a number: pydantic's own said
+    "less than or equal to 60" for "NaN", and nothing of seconds."""
+    try:
+        seconds = handler(value)
+    except ValidationError:
+        seconds = math.nan
+    if not isinstance(seconds, float) or not 0 < seconds <= MAX_SECONDS:
+        raise PydanticCustomError(
+            "time_limit", "time_limit_seconds must be a number of seconds above 0 and at most "
+            "{most} (the default is {default}); {value} is not",
+            {"most": MAX_SECONDS, "default": DEFAULT_SECONDS, "value": repr(value)[:40]})
+    return seconds
+
+
+TimeLimit = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False),
+                      WrapValidator(_seconds)]
+
+
 class OptimizationRequest(StrictModel):
     currency: Currency
     total: Amount
@@ -131,9 +163,9 @@ class OptimizationRequest(StrictModel):
     periods: list[OptimizationPeriod] = Field([], max_length=MAX_PERIODS)
     incremental: IncrementalMode | None = None
     solver: optimizer.SolverName = "highs"
-    time_limit_seconds: float = Field(30, gt=0, le=60,
-                                      description="Past it, the best plan found is returned as "
-                                                  "`feasible` with its gap.")
+    time_limit_seconds: TimeLimit = Field(
+        DEFAULT_SECONDS, description="Past it, the best plan found is returned as `feasible` "
+                                     "with its gap.")
 
 
 class PeriodAllocationPublic(TypedDict):
@@ -342,7 +374,7 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(
             f"The solver found no plan within {problem.time_limit:g} s. Raise time_limit_seconds "
-            f"(up to 60), or make the problem smaller: {_what_to_cut(problem)}.") from None
+            f"(up to {MAX_SECONDS}), or make the problem smaller: {_what_to_cut(problem)}.") from None
     return allocation
 
 

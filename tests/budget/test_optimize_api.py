@@ -150,3 +150,77 @@ def test_optimize_input_limits_are_enforced(client):
 
 def test_optimize_without_the_internal_credential_is_401(client):
     assert client.post(PATH, json=EXAMPLE).status_code == 401
+
+
+def test_optimize_refuses_a_group_listing_a_channel_twice(client):
+    # Listed twice, video would count twice towards brand's share: 2 × video ≥ 20 % of spend.
+    body = EXAMPLE | {"groups": [{"id": "brand", "channels": ["video", "kol-a", "video"],
+                                  "min_share": "0.2"}]}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    error, = response.json()["errors"]
+    assert error["field"] == "groups[0].channels"
+    assert error["detail"] == "group 'brand' lists channel 'video' twice; list each channel once"
+
+
+def test_optimize_refuses_periods_that_all_return_nothing(client):
+    body = EXAMPLE | {"periods": [{"id": "w1", "weight": "0"}, {"id": "w2", "weight": 0}]}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    error, = response.json()["errors"]
+    assert error["field"] == "periods" and "weight above 0" in error["detail"]
+
+
+@pytest.mark.parametrize("limit", ["NaN", "Infinity", "-Infinity", -1, 0, 60.5, 1e300, "soon",
+                                   None, [5]])
+def test_optimize_time_limit_out_of_range_says_what_is_allowed(client, limit):
+    response = post(client, EXAMPLE | {"time_limit_seconds": limit})
+    assert response.status_code == 422, response.text
+    error, = response.json()["errors"]
+    assert error["field"] == "time_limit_seconds"
+    assert error["detail"].startswith("time_limit_seconds must be a number of seconds above 0 "
+                                      "and at most 60 (the default is 30); ")
+    assert error["detail"] in response.json()["detail"]
+
+
+def test_optimize_time_limit_in_range_is_taken(client):
+    response = post(client, EXAMPLE | {"time_limit_seconds": "60"})
+    assert response.status_code == 200, response.text
+
+
+ROI_CHANNELS = [
+    {"id": "search", "max": "1000", "response": {"type": "linear", "roi": "2"}},
+    {"id": "social", "response": {"type": "points",
+                                  "points": [["0", "0"], ["100", "300"], ["200", "400"]]}}]
+
+
+def test_optimize_unreachable_target_roi_is_a_422_naming_the_best_reachable(client):
+    # No plan returns more than 3 per unit spent: social's first 100 do, everything else less.
+    body = {"currency": "USD", "total": "10000", "objective": "target_roi", "target_roi": "5",
+            "channels": ROI_CHANNELS}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:marketplan:problem:infeasible-plan"
+    assert problem["conflicts"] == [{
+        "constraint": "target_roi", "change": "2.000000",
+        "detail": "lower target_roi to at most 3.000000: no plan that spends anything returns "
+                  "more per unit spent (the best is channel social)"}]
+    # At that target the plan spends social's first 100 and nothing else.
+    response = post(client, body | {"target_roi": "3"})
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["spend"], answer["expected_return"]) == ("100.00", "300.00")
+    assert "target_roi" in answer["binding_constraints"]
+
+
+def test_optimize_unreachable_target_roi_names_the_period_too(client):
+    body = {"currency": "USD", "total": "10000", "objective": "target_roi", "target_roi": "5",
+            "channels": ROI_CHANNELS, "periods": [{"id": "w1"}, {"id": "w2", "weight": "1.5"}]}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    conflict, = response.json()["conflicts"]
+    # In w2 social's first 50 (its half of the horizon) return 1.5 · 150: 4.5 per unit.
+    assert (conflict["change"], conflict["detail"]) == (
+        "0.500000", "lower target_roi to at most 4.500000: no plan that spends anything returns "
+                    "more per unit spent (the best is channel social in period w2)")

@@ -1,9 +1,26 @@
 """The answer's way out of a worker and into JSON: arrays across the process boundary, a
 public shape made without validation that still writes exactly what a validated one would."""
 import pickle
+from dataclasses import replace
 from decimal import Decimal as D
 
-from services.budget.optimizer import Channel, Deal, Hill, Linear, Period, Problem, Reserve, solve
+import numpy as np
+
+from services.budget.optimizer import (
+    Allocation,
+    Channel,
+    Deal,
+    Hill,
+    Linear,
+    Period,
+    Problem,
+    Reserve,
+    solve,
+)
+from services.budget.optimizer.assembly import allocation
+from services.budget.optimizer.marginal import budget_price
+from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
+from services.budget.optimizer.solver import FIRST_TOLERANCE
 from services.budget.whatif import OptimizationPublic, to_public
 
 
@@ -58,3 +75,60 @@ def test_the_public_answer_writes_what_a_validated_one_writes():
     assert public.model_dump_json() == validated.model_dump_json()
     assert public.model_dump(mode="json") == validated.model_dump(mode="json")
     assert '"amount":"0.00"' in public.model_dump_json()
+
+
+def s_curve_plan() -> Problem:
+    # A capped linear channel, a deal and an S-curve that takes the rest: the MILP's route.
+    return Problem(total=D(1_000_000), decimals=2, reserve=Reserve(percent=D(10)),
+                   channels=(Channel("search", Linear(D("1.7")), max=D(200_000)),
+                             Channel("video", Hill(D(900_000), D(250_000), D("2.2"))),
+                             Channel("kol", Deal(D(80_000), D(240_000)))))
+
+
+def unpriced(problem: Problem, allocation: Allocation) -> tuple[ScaledProblem, Cells, Solution]:
+    """The plan of `allocation` as the solver hands it to the assembly, without a price."""
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    grid = allocation.figures.cell_amounts if problem.periods else \
+        allocation.figures.amounts[:, None]
+    spend = grid[cells.channel, cells.period] / (model.unit * 10 ** problem.decimals)
+    return model, cells, Solution(spend, "feasible", None, "HiGHS", None, 0.0)
+
+
+def test_a_plan_the_solver_left_unpriced_is_priced_with_its_choices_kept():
+    problem = s_curve_plan()
+    solved = solve(problem)
+    assert solved.marginal_value_of_budget is not None
+    model, cells, solution = unpriced(problem, solved)
+    priced = allocation(model, cells, solution, 0.0, 0.0)
+    # The MILP's own price (its LP with the deal bought and the gates fixed) and the plan's
+    # model's agree: search is at its cap and the deal bought, so the next euro goes to video,
+    # at 620,000 on the concave part of its S-curve: the slope of the segment it is on.
+    assert priced.marginal_value_of_budget == solved.marginal_value_of_budget
+    video = int(np.flatnonzero(cells.channel == 1)[0])
+    segments = cells[video].segments
+    assert segments is not None
+    on = np.searchsorted(np.cumsum(segments.lengths), solution.spend[video])
+    assert abs(float(priced.marginal_value_of_budget) - segments.slopes[on]) <= 1e-6
+    # That is the true curve's slope there to within the segments' precision: 900,000 · 2.2 /
+    # 620,000 · r / (1 + r)^2 with r = 2.48^2.2 is 0.3358.
+    assert abs(priced.marginal_value_of_budget - D("0.3358")) < D("0.02")
+
+
+def test_a_plan_with_no_time_left_is_answered_without_a_price():
+    problem = s_curve_plan()
+    model, cells, solution = unpriced(problem, solve(problem))
+    late = allocation(model, cells, solution, 0.0, problem.time_limit)
+    assert late.marginal_value_of_budget is None
+
+
+def test_a_concave_plans_own_price_is_the_whole_lps():
+    # The greedy's level is the whole LP's budget price; the plan's own model, its segments
+    # only, prices the budget the same.
+    problem = replace(plan(), channels=plan().channels[:2])
+    solved = solve(problem)
+    assert solved.solver.startswith("greedy")
+    model, cells, solution = unpriced(problem, solved)
+    assert solved.marginal_value_of_budget is not None
+    assert abs(budget_price(model, cells, solution.spend, seconds=5.0)
+               - float(solved.marginal_value_of_budget)) < 1e-4

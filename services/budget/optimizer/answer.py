@@ -10,6 +10,8 @@ import numpy.typing as npt
 from shared.money import quantum
 
 Units = npt.NDArray[np.int64]
+# Ratios (ROIs, the budget's marginal value) are told to six decimals.
+RATIO_PLACES = Decimal("0.000001")
 
 
 @dataclass(frozen=True)

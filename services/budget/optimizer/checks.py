@@ -65,6 +65,10 @@ def check_problem(problem: Problem) -> list[Issue]:
         issues += [Issue(f"groups[{i}].channels", f"unknown channel {name!r}; known: "
                                                   f"{', '.join(ids[:20])}")
                    for name in group.channels if name not in seen]
+        # Listed twice, a channel would count twice towards its group's share.
+        issues += [Issue(f"groups[{i}].channels", f"group {group.id!r} lists channel {name!r} "
+                                                  "twice; list each channel once")
+                   for name in _repeated(group.channels)]
         if group.min_share is not None and group.max_share is not None \
                 and group.min_share > group.max_share:
             issues.append(Issue(f"groups[{i}].min_share", "min_share is above max_share"))
@@ -76,6 +80,9 @@ def check_problem(problem: Problem) -> list[Issue]:
         issues += _money(f"periods[{i}].cap", period.cap, decimals)
         if period.share is not None and period.share <= 0:
             issues.append(Issue(f"periods[{i}].share", "a period's share must be above 0"))
+    if problem.periods and all(p.weight == 0 for p in problem.periods):
+        issues.append(Issue("periods", "every period has weight 0, so no spend can return "
+                                       "anything; give the periods that earn a weight above 0"))
     given = [p.share is not None for p in problem.periods]
     if any(given) and not all(given):
         issues.append(Issue("periods", "give every period a share, or none (equal shares)"))
@@ -89,3 +96,14 @@ def check_problem(problem: Problem) -> list[Issue]:
     if problem.objective == "target_roi" and problem.target_roi is None:
         issues.append(Issue("target_roi", "the target_roi objective needs a target_roi"))
     return issues
+
+
+def _repeated(names: tuple[str, ...]) -> list[str]:
+    """The names listed more than once, each once, in the order of their second mention."""
+    seen: set[str] = set()
+    repeated: list[str] = []
+    for name in names:
+        if name in seen and name not in repeated:
+            repeated.append(name)
+        seen.add(name)
+    return repeated

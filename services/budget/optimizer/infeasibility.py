@@ -1,11 +1,14 @@
 """Why a request has no plan: the elastic model names the constraints to relax, and by how much."""
 import math
 import time
+from decimal import ROUND_FLOOR, Decimal
 
-from services.budget.optimizer.answer import Conflict
+import numpy as np
+
+from services.budget.optimizer.answer import RATIO_PLACES, Conflict
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.scaled import Cells, ScaledProblem
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
 # Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
@@ -43,3 +46,38 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         family, _, label = name.partition(":")
         found.append(Conflict(name, change, ADVICE[family].format(name=label, amount=change)))
     return found
+
+
+def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
+    """The conflict of a `target_roi` above the best return per unit spent that any plan
+    spending something reaches (None when one reaches it): a plan's ROI is at most its best
+    cell's, and a cell's is highest where its curve's chord from 0 is steepest, at one of its
+    breakpoints or where the cell's money ends (a deal: its value over its cost)."""
+    target = model.problem.target_roi
+    assert target is not None
+    best, where = -math.inf, -1
+    for i, cell in enumerate(cells):
+        if cell.deal is not None:
+            cost, value = cell.deal
+            roi = value / cost if cost <= min(cell.upper, model.budget) + EPS else -math.inf
+        else:
+            assert cell.segments is not None
+            spend = np.cumsum(cell.segments.lengths)
+            earned = cell.weight * np.cumsum(cell.segments.lengths * cell.segments.slopes)
+            most = min(float(spend[-1]), model.budget)
+            reach = np.r_[spend[spend < most], most]
+            ratios = np.interp(reach, np.r_[0.0, spend], np.r_[0.0, earned]) / reach \
+                if most > EPS else np.zeros(1)
+            roi = float(ratios.max())
+        if roi > best:
+            best, where = roi, i
+    if best >= float(target) or where < 0:
+        return None
+    # Down to the ratios' places: that target is met, and the change is then at least needed.
+    reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+    channel = model.problem.channels[cells[where].channel].id
+    period = model.periods[cells[where].period].id
+    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods else "")
+    return Conflict("target_roi", target - reached,
+                    f"lower target_roi to at most {reached}: no plan that spends anything "
+                    f"returns more per unit spent (the best is {place})")
