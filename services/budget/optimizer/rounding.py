@@ -2,7 +2,8 @@
 
 Largest-remainder rounding, in two levels: channel totals first (their sum is the solver's spend
 rounded to the unit, never above the money available, each within its channel's bounds), then
-each channel's periods (their sum is the channel total, each period within its cap).
+each channel's periods (their sum is the channel total, each period within its cap), all
+channels at once.
 """
 import math
 from dataclasses import dataclass
@@ -13,6 +14,9 @@ import numpy.typing as npt
 from services.budget.optimizer.answer import Units
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
+
+# A period without a cap has room for any plan (the most money is 1e15 with 4 decimals).
+_UNCAPPED = 2**62
 
 
 @dataclass(frozen=True)
@@ -50,21 +54,13 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
         cell_units[curves] = _largest_remainder_by(channel[curves], wanted_units[curves],
                                                    np.asarray(totals, dtype=np.int64))
     else:
-        # Period caps are shared by the channels, so each channel's periods are rounded in
-        # turn against what the channels before it left.
-        period_left = [_units(float(p.cap), scale) if p.cap is not None else math.inf
-                       for p in model.periods]
+        room = np.array([_units(float(p.cap), scale) if p.cap is not None else _UNCAPPED
+                         for p in model.periods], dtype=np.int64)
         for i, units in deal_units.items():
-            period_left[cells[i].period] -= units
-        order = curves[np.argsort(channel[curves], kind="stable")]
-        starts = np.searchsorted(channel[order], np.arange(channels + 1))
-        for c in range(channels):
-            mine = order[starts[c]:starts[c + 1]].tolist()
-            caps = [period_left[cells[i].period] for i in mine]
-            for i, units in zip(mine, largest_remainder(wanted_units[mine].tolist(), totals[c],
-                                                        [0] * len(mine), caps)):
-                cell_units[i] = units
-                period_left[cells[i].period] -= units
+            room[cells[i].period] -= units
+        cell_units[curves] = _largest_remainder_capped(
+            channel[curves], period[curves], wanted_units[curves],
+            np.asarray(totals, dtype=np.int64), room)
     for i, units in deal_units.items():
         cell_units[i] = units
 
@@ -129,21 +125,87 @@ def _largest_remainder_by(group: npt.NDArray[np.intp], values: Floats,
     floors += rounds[group]
     missing -= rounds * counts
     order = np.lexsort((-(values - floors), group))
-    rank = np.empty(len(values), dtype=np.int64)
-    starts = np.cumsum(counts) - counts
-    rank[order] = np.arange(len(values)) - starts[group[order]]
-    floors += rank < missing[group]
-    # Surplus units come off the smallest fractional parts of members that have one to give.
-    surplus = np.maximum(-missing, 0)
-    if surplus.any():
-        giving = floors[order] >= 1
-        givers: npt.NDArray[np.int64] = np.r_[0, np.cumsum(giving)]
-        owner = group[order]
-        # Among its group's givers, in falling remainder: its position and how many there are.
-        position = givers[:-1] - givers[starts][owner]
-        count = (givers[starts + counts] - givers[starts])[owner]
-        floors[order] -= giving & (position >= count - surplus[owner])
+    floors[order] += _ranks(group[order], np.ones(len(values), dtype=bool)) < missing[group[order]]
+    floors -= _given_back(group, values - floors, floors, np.maximum(-missing, 0))
     return floors
+
+
+def _largest_remainder_capped(channel: npt.NDArray[np.intp], period: npt.NDArray[np.intp],
+                              values: Floats, totals: npt.NDArray[np.int64],
+                              room: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per cell, whole units near `values` such that each channel's add up to its total where
+    the periods' `room` allows, and no period's pass its room.
+
+    The floors, then a unit more for the cells by falling fractional part, across all channels
+    (the largest first), while the cell's channel lacks units and its period has room: a cell a
+    full period refuses leaves its channel's unit to the channel's next cell. That greedy is
+    found in rounds, all channels and periods at once (deferred acceptance: each channel asks
+    its best cells not yet refused for the units it lacks; each period keeps the best it is
+    asked for and refuses the rest, for good, since it is only asked more from then on).
+    A channel whose cells' periods are all full by then takes whole units where room is left
+    (`largest_remainder`), or goes short (what it lacks stays unspent; no cap is passed).
+    """
+    channels, periods = len(totals), len(room)
+    floors = np.floor(values + 1e-6).astype(np.int64)
+    # A plan may pass a cap by the solver's tolerance (units on a large budget): such a period
+    # first gives units back, from its smallest fractional parts.
+    over = np.maximum(sum_by(period, floors, periods) - room, 0)
+    floors -= _given_back(period, values - floors, floors, over)
+    lacking = totals - sum_by(channel, floors, channels)
+    floors -= _given_back(channel, values - floors, floors, np.maximum(-lacking, 0))
+    lacking = np.maximum(lacking, 0)
+    left = room - sum_by(period, floors, periods)
+    rank = np.empty(len(values), dtype=np.intp)
+    rank[np.argsort(floors - values, kind="stable")] = np.arange(len(values))
+    by_channel, by_period = np.lexsort((rank, channel)), np.lexsort((rank, period))
+    refused = np.zeros(len(values), dtype=bool)
+    while True:
+        asking = ~refused[by_channel]
+        asked = np.zeros(len(values), dtype=bool)
+        asked[by_channel] = asking & (_ranks(channel[by_channel], asking) <
+                                      lacking[channel[by_channel]])
+        offered = asked[by_period]
+        kept = np.zeros(len(values), dtype=bool)
+        kept[by_period] = offered & (_ranks(period[by_period], offered) < left[period[by_period]])
+        if not (asked & ~kept).any():
+            break
+        refused |= asked & ~kept
+    floors += kept
+    lacking -= sum_by(channel, kept.astype(np.int64), channels)
+    left -= sum_by(period, kept.astype(np.int64), periods)
+    for c in np.flatnonzero(lacking > 0).tolist():
+        mine = np.flatnonzero(channel == c)
+        base = floors[mine]
+        grown = np.asarray(largest_remainder(
+            values[mine].tolist(), int(base.sum() + lacking[c]), base.tolist(),
+            (base + left[period[mine]]).astype(float).tolist()), dtype=np.int64)
+        left -= sum_by(period[mine], grown - base, periods)
+        floors[mine] = grown
+    return floors
+
+
+def _given_back(group: npt.NDArray[np.intp], remainders: Floats, units: npt.NDArray[np.int64],
+                count: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Per member, 1 where it gives a unit back: in each group, `count` of its members that
+    have a unit, those with the smallest fractional parts."""
+    if not count.any():
+        return np.zeros(len(units), dtype=np.int64)
+    order = np.lexsort((remainders, group))
+    giving = units[order] >= 1
+    given = np.zeros(len(units), dtype=np.int64)
+    given[order] = giving & (_ranks(group[order], giving) < count[group[order]])
+    return given
+
+
+def _ranks(group: npt.NDArray[np.intp], flags: npt.NDArray[np.bool_]) -> npt.NDArray[np.intp]:
+    """Per position of `group` (sorted), how many flagged positions of its group come before."""
+    before: npt.NDArray[np.intp] = np.cumsum(flags) - flags
+    if not len(group):
+        return before
+    starts = np.r_[True, group[1:] != group[:-1]]
+    first = np.maximum.accumulate(np.where(starts, np.arange(len(group)), 0))
+    ranks: npt.NDArray[np.intp] = before - before[first]
+    return ranks
 
 
 def _units(amount: float, scale: int) -> int:
