@@ -2,18 +2,23 @@
 a change made through any process is answered by every process at its next read, a client's
 copy is answered 304, and a feed is rendered once per ETag."""
 import json
+import random
 import threading
 import uuid
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlmodel import Session
+from pydantic import TypeAdapter
+from sqlalchemy import update
+from sqlmodel import Session, col
 
 from services.calendar import answers as answers_module
 from services.calendar import feeds, views
 from services.calendar.answers import Answers
 from services.calendar.app import create_app
+from services.calendar.models import EventSequence, Milestone
 from services.calendar.outbox import last_position
 from tests.calendar.conftest import CAMPAIGN, Api, calendar_settings
 
@@ -237,3 +242,149 @@ def test_every_kind_of_change_moves_the_position_answers_are_kept_under(api):
     draft = api.campaign()
     moved(lambda: api.call("DELETE", f"/campaigns/{draft['id']}",
                            headers={"If-Match": etag(f"/campaigns/{draft['id']}")}))
+
+
+# Random edits in 2034, away from the other tests' campaigns (the module's database is shared).
+EDITED = [{"from": "2034-03-01", "to": "2034-03-31"}, {"from": "2034-02-01", "to": "2034-04-30"},
+          {"from": "2034-03-16", "to": "2034-03-16"}]
+CHANNELS = ["search", "social", "video", "affiliate"]
+
+
+def _fresh(engine, params: dict) -> tuple[bytes, bytes]:
+    """The range's conflicts and their summary made afresh from the rows, as a process that
+    keeps nothing would write them: every conflict described and the list written whole."""
+    start, end = (date.fromisoformat(params[k]) for k in ("from", "to"))
+    with Session(engine) as session:
+        found = list(views._conflicts(session, start, end))
+        summary = views.summarize_conflicts(session=session, kept=Answers().at(session),
+                                            start=start, end=end)
+    described = [views.DESCRIBE[f.kind](*f.facts) for f in found]
+    return (TypeAdapter(list[views.ConflictPublic]).dump_json(described, by_alias=True),
+            TypeAdapter(views.ConflictSummaryPublic).dump_json(summary, by_alias=True))
+
+
+class Editor:
+    """Random changes to a few campaigns through either process, or by SQL from outside."""
+
+    def __init__(self, apis: tuple[Api, Api], rng: random.Random) -> None:
+        self.apis, self.rng = apis, rng
+        self.engine = apis[0].client.app.state.engine
+        self.campaigns: list[str] = []
+
+    def api(self) -> Api:
+        return self.rng.choice(self.apis)
+
+    def day(self) -> str:
+        return str(date(2034, 2, 20) + timedelta(days=self.rng.randrange(50)))
+
+    def campaign(self) -> dict:
+        if not self.campaigns:
+            self.add_campaign()
+        api = self.api()
+        return api.ok(api.get(f"/campaigns/{self.rng.choice(self.campaigns)}"))
+
+    def add_campaign(self) -> None:
+        made = self.api().from_template(
+            self.rng.choice(["flash_sale", "standard"]), launch=self.day(),
+            channels=self.rng.sample(CHANNELS, 2), name=f"C{len(self.campaigns)}",
+            adjust="next_working_day")
+        self.campaigns.append(made["id"])
+
+    def etag(self, api: Api, path: str) -> dict:
+        return {"If-Match": api.get(path).headers["etag"]}
+
+    def move_milestone(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        milestone = self.rng.choice(campaign["milestones"])
+        path = f"/campaigns/{campaign['id']}/milestones/{milestone['id']}"
+        api.post(path + "/move", {"due_date": self.day()}, headers=self.etag(api, path))
+
+    def add_milestone(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        api.post(f"/campaigns/{campaign['id']}/milestones", {
+            "kind": self.rng.choice(["launch", "contingency", "kickoff"]), "name": "Added",
+            "due_date": self.day()})
+
+    def delete_milestone(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        milestone = self.rng.choice(campaign["milestones"])
+        path = f"/campaigns/{campaign['id']}/milestones/{milestone['id']}"
+        api.call("DELETE", path, headers=self.etag(api, path))
+
+    def add_burst(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        first = date.fromisoformat(campaign["start_date"]) + timedelta(days=self.rng.randrange(5))
+        api.post(f"/campaigns/{campaign['id']}/phases", {
+            "kind": "burst", "start_date": str(first),
+            "end_date": str(min(first + timedelta(days=self.rng.randrange(6)),
+                                date.fromisoformat(campaign["end_date"])))})
+
+    def delete_burst(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        bursts = [p for p in campaign["phases"] if p["kind"] == "burst"]
+        if bursts:
+            path = f"/campaigns/{campaign['id']}/phases/{self.rng.choice(bursts)['id']}"
+            api.call("DELETE", path, headers=self.etag(api, path))
+
+    def change_campaign(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        change = self.rng.choice([{"name": campaign["name"] + "'"}, {"market": "GB"},
+                                  {"channels": self.rng.sample(CHANNELS, 2)}])
+        path = f"/campaigns/{campaign['id']}"
+        api.patch(path, change, headers=self.etag(api, path))
+
+    def delete_campaign(self) -> None:
+        campaign, api = self.campaign(), self.api()
+        path = f"/campaigns/{campaign['id']}"
+        if self.rng.random() < 0.5:
+            if api.call("DELETE", path, headers=self.etag(api, path)).status_code == 204:
+                self.campaigns.remove(campaign["id"])
+        else:
+            api.post(path + "/status", {"status": "cancelled"}, headers=self.etag(api, path))
+
+    def by_sql(self) -> None:
+        """A milestone's date set by SQL from outside (no cascade: its dependencies may break),
+        taking the next position as every writer must, but writing no event to say what
+        changed."""
+        campaign = self.campaign()
+        milestone = self.rng.choice(campaign["milestones"])
+        with Session(self.engine) as session:
+            session.execute(update(Milestone).where(col(Milestone.id) == milestone["id"])
+                            .values(due_date=date.fromisoformat(self.day())))
+            session.execute(update(EventSequence).values(last=col(EventSequence.last) + 1))
+            session.commit()
+
+
+def test_conflicts_after_random_edits_are_those_found_afresh(two):
+    """Whatever changed, through which process or by SQL, the kept conflicts (their bytes
+    kept by what they are described from, the lists per state) equal a fresh find."""
+    rng = random.Random(17)
+    editor = Editor(two, rng)
+    for _ in range(5):
+        editor.add_campaign()
+    edits = [editor.move_milestone, editor.add_milestone, editor.delete_milestone,
+             editor.add_burst, editor.delete_burst, editor.change_campaign, editor.by_sql,
+             editor.add_campaign, editor.delete_campaign]
+    seen, kinds = set(), set()
+    for step in range(40):
+        if step:
+            edit = rng.choice(edits)
+            edit()
+            seen.add(edit.__name__)
+        for params in EDITED:
+            listed, summary = _fresh(editor.engine, params)
+            for api in two:
+                assert api.get("/conflicts", params=params).content == listed
+                assert api.get("/conflicts/summary", params=params).content == summary
+            every = json.loads(listed)
+            kinds |= {c["kind"] for c in every}
+            reader, one = editor.api(), rng.choice(editor.campaigns)
+            assert reader.ok(reader.get("/conflicts", params=params | {"campaign_id": one})) \
+                == [c for c in every if one in c["campaign_ids"]]
+            kind = rng.choice(list(views.DESCRIBE))
+            assert reader.ok(reader.get("/conflicts", params=params | {"kind": kind})) \
+                == [c for c in every if c["kind"] == kind]
+    # Every edit was made, and conflicts of every kind were found at some step (else the
+    # test proves less than it says).
+    assert seen == {edit.__name__ for edit in edits}
+    assert kinds == set(views.DESCRIBE)
