@@ -5,16 +5,20 @@ from dataclasses import replace
 from decimal import Decimal as D
 
 import numpy as np
+import pytest
 
 from services.budget.optimizer import (
     Allocation,
     Channel,
     Deal,
     Hill,
+    Infeasible,
     Linear,
     Period,
+    Points,
     Problem,
     Reserve,
+    SolveTimeout,
     solve,
 )
 from services.budget.optimizer.assembly import allocation
@@ -132,3 +136,27 @@ def test_a_concave_plans_own_price_is_the_whole_lps():
     assert solved.marginal_value_of_budget is not None
     assert abs(budget_price(model, cells, solution.spend, seconds=5.0)
                - float(solved.marginal_value_of_budget)) < 1e-4
+
+
+def test_a_target_roi_plan_that_spends_nothing_is_no_answer():
+    # A return of 3 per unit is reachable (social's first 100), so a plan spending nothing
+    # (a solver cut short before it found one) is not answered as one: no plan was found.
+    problem = Problem(total=D(10_000), decimals=2, objective="target_roi", target_roi=D(3),
+                      channels=(Channel("social", Points(((D(0), D(0)), (D(100), D(300)),
+                                                          (D(200), D(400))))),))
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    nothing = Solution(np.zeros(len(cells)), "feasible", None, "HiGHS", None, 0.0)
+    with pytest.raises(SolveTimeout):
+        allocation(model, cells, nothing, 0.0, 0.0)
+    # Above 3 no plan that spends reaches the target.
+    above = replace(problem, target_roi=D("3.5"))
+    with pytest.raises(Infeasible) as raised:
+        allocation(ScaledProblem(above), cells, nothing, 0.0, 0.0)
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, conflict.change) == ("target_roi", D("0.5"))
+    # With no money to spend, spending nothing is the plan.
+    empty = ScaledProblem(replace(problem, reserve=Reserve(percent=D(100))))
+    none = empty.cells(FIRST_TOLERANCE)
+    assert allocation(empty, none, replace(nothing, spend=np.zeros(len(none))), 0.0,
+                      0.0).spend == 0

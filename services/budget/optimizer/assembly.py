@@ -6,7 +6,13 @@ from operator import attrgetter
 
 import numpy as np
 
-from services.budget.optimizer.answer import RATIO_PLACES, Allocation, Figures, Infeasible
+from services.budget.optimizer.answer import (
+    RATIO_PLACES,
+    Allocation,
+    Figures,
+    Infeasible,
+    SolveTimeout,
+)
 from services.budget.optimizer.infeasibility import unreachable_roi
 from services.budget.optimizer.marginal import budget_price
 from services.budget.optimizer.problem import Channel
@@ -14,11 +20,12 @@ from services.budget.optimizer.rounding import Rounded, round_allocation, sum_by
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
-# Making the LP that prices the budget (`marginal`) takes about this long, on top of a fixed
-# part: 0.03-0.06 s of CPU per 1,000 cells (4,000 at 200 S-curves x 20 periods), then HiGHS.
-# It is made only when that fits in what is left of the time limit, and never longer than
-# PRICE_MOST: a price is worth less than keeping the limit.
-PRICE_FIXED, PRICE_PER_CELL, PRICE_MOST = 0.05, 6e-5, 0.8
+# Pricing the budget (`marginal`) takes about PRICE_PER_CELL a cell on top of PRICE_FIXED:
+# 0.2-0.4 s for 5,460 cells (200 x 26) on a loaded machine, a third of that on an idle one. It
+# is done only when that fits in what is left of the time limit, and never longer than
+# PRICE_MOST (after a cancel too, which the assembly does not hear): a price is worth less
+# than keeping the limit.
+PRICE_FIXED, PRICE_PER_CELL, PRICE_MOST = 0.05, 6e-5, 0.5
 _SEGMENTS = attrgetter("segments")
 
 
@@ -43,7 +50,8 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     """Round the solution to the minor unit and describe it: per channel and period amounts and
     true returns, marginal ROIs, the binding constraints, the budget's marginal value (of the
     plan's own model where the solver gave none: `marginal`); `seconds` is the time the solve
-    took. `Infeasible` for a `target_roi` no plan that spends reaches."""
+    took. `Infeasible` for a `target_roi` no plan that spends reaches, `SolveTimeout` when none
+    that reaches it was found."""
     entered = time.perf_counter()
     problem = model.problem
     unit = quantum(problem.decimals)
@@ -72,10 +80,13 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     binding = tuple(tuple(_channel_binding(model, channel_in, amount))
                     for channel_in, amount in zip(problem.channels, channel_amounts))
     spend = int(rounded.channels.sum()) * unit
-    if problem.objective == "target_roi" and spend == 0:
+    if problem.objective == "target_roi" and spend == 0 < model.available:
+        # Spending nothing meets any target ROI, and answers none: the request asked for a
+        # return. Either no plan that spends reaches the target, or none was found in time.
         unreachable = unreachable_roi(model, cells)
         if unreachable is not None:
             raise Infeasible([unreachable])
+        raise SolveTimeout(f"no plan that spends found within {problem.time_limit:g} s")
     unspent = model.available - spend
     expected = int(returns.sum()) * unit
     global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,
@@ -100,13 +111,12 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
 
 
 def _priced(model: ScaledProblem, cells: Cells, solution: Solution, left: float) -> float | None:
-    """The budget's price with the plan's choices kept (`marginal`), when the `left` seconds
-    of the time limit (at most PRICE_MOST) are enough to make its LP, with as long again to
-    solve it."""
-    allowed, build = min(left, PRICE_MOST), PRICE_FIXED + PRICE_PER_CELL * len(cells)
-    if 2 * build > allowed:
+    """The budget's price with the plan's choices kept (`marginal`), when it fits in the `left`
+    seconds of the time limit (and PRICE_MOST)."""
+    allowed = min(left, PRICE_MOST)
+    if PRICE_FIXED + PRICE_PER_CELL * len(cells) > allowed:
         return None
-    return budget_price(model, cells, solution.spend, seconds=allowed - build)
+    return budget_price(model, cells, solution.spend, seconds=allowed)
 
 
 def _ratio(value: float) -> Decimal:
