@@ -118,3 +118,19 @@ def test_an_incremental_plan_after_a_channel_exited_releases_its_money(api):
     assert "video" not in {c["channel"] for c in plan["channels"]}
     # The 900000.00 to spend is all allocated among the two channels left.
     assert plan["spend"] == "900000.00"
+
+
+def test_a_stored_plan_with_an_unreachable_target_roi_is_a_422_and_stores_nothing(api):
+    # search returns 2.1 per unit, social's first stretch 2.5 (its first point): no plan
+    # that spends returns 1000 per unit, and the plan that spends nothing is no answer.
+    budget, _ = api.budget_with_channels(CHANNELS[:2])
+    response = api.post(f"/budgets/{budget['id']}/plans",
+                        {"objective": "target_roi", "target_roi": "1000"})
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:marketplan:problem:infeasible-plan"
+    conflict, = problem["conflicts"]
+    assert (conflict["constraint"], conflict["change"]) == ("target_roi", "997.500000")
+    assert conflict["detail"] == "lower target_roi to at most 2.500000: no plan that spends " \
+        "anything returns more per unit spent (the best is channel social)"
+    assert api.ok(api.get(f"/budgets/{budget['id']}/plans"))["items"] == []
