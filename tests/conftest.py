@@ -1,11 +1,15 @@
 import os
+import sqlite3
 import threading
 import time
 import uuid
+from contextlib import closing
+from pathlib import Path
 
 import pytest
 import uvicorn
 
+from shared import migrations
 from shared.internal_auth import Caller, InternalAuth, sign
 from tests.postgres import PostgresServer, free_port
 
@@ -52,6 +56,41 @@ def database_url(request, tmp_path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/test.db"
     return request.getfixturevalue("postgres").create_database(f"t_{uuid.uuid4().hex[:16]}")
+
+
+# Migrated templates of this run, by (migrations folder, backend): a SQLite file or a PostgreSQL
+# database name.
+_TEMPLATES: dict[tuple[Path, str], str] = {}
+
+
+def migrated_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                      service_migrations: Path, backend: str) -> str:
+    """The URL of a fresh database at the newest revision of `service_migrations` on
+    `backend`: a copy of one database migrated once per run (a file copy on SQLite, CREATE
+    DATABASE … TEMPLATE on PostgreSQL, 0.05-0.3 s), where running the migrations again for each
+    module and backend took 0.5-2 s. (The migrations themselves are tested in tests/services
+    and by each `marketplan up`.)"""
+    name = service_migrations.parent.name  # the service's package: calendar, budget, planner
+    if backend == "sqlite":
+        template = _TEMPLATES.get((service_migrations, backend))
+        if template is None:
+            template = str(tmp_path_factory.mktemp(f"template-{name}") / f"{name}.db")
+            migrations.upgrade(service_migrations, f"sqlite:///{template}")
+            _TEMPLATES[service_migrations, backend] = template
+        copy = tmp_path_factory.mktemp(name) / f"{name}.db"
+        # The backup API copies a consistent database whatever its journal holds.
+        with closing(sqlite3.connect(template)) as source, \
+                closing(sqlite3.connect(copy)) as target:
+            source.backup(target)
+        return f"sqlite:///{copy}"
+    server = request.getfixturevalue("postgres")
+    template = _TEMPLATES.get((service_migrations, backend))
+    if template is None:
+        template = f"template_{name}_{uuid.uuid4().hex[:8]}"
+        # The migrations' engine has no pool and is disposed: no session keeps the template.
+        migrations.upgrade(service_migrations, server.create_database(template))
+        _TEMPLATES[service_migrations, backend] = template
+    return server.create_database(f"{name[0]}_{uuid.uuid4().hex[:16]}", template=template)
 
 
 def signed_headers(method: str, path: str, role: str = "admin",

@@ -92,13 +92,16 @@ class PostgresServer:
     def url(self, database: str = "postgres") -> str:
         return f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/{database}"
 
-    def create_database(self, name: str) -> str:
+    def create_database(self, name: str, template: str | None = None) -> str:
+        """A new database: empty, or a copy of the database `template` (which must have no
+        session open; PostgreSQL waits up to 5 s for a closing one to end)."""
         with psycopg.connect(f"postgresql://postgres@127.0.0.1:{self.port}/postgres",
                              autocommit=True) as connection:
             # PostgreSQL 15's default copies the template through the WAL; a file copy is
             # about twice as fast (57-87 ms against 105-142), and the suite makes ~80.
             strategy = " STRATEGY = FILE_COPY" if connection.info.server_version >= 150000 else ""
-            connection.execute(f'CREATE DATABASE "{name}"{strategy}')
+            source = f' TEMPLATE "{template}"' if template else ""
+            connection.execute(f'CREATE DATABASE "{name}"{source}{strategy}')
         return self.url(name)
 
     def stop(self) -> None:

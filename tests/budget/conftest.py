@@ -2,7 +2,6 @@
 makes its own budgets, so tests do not see each other's data."""
 import csv
 import io
-import uuid
 
 import httpx
 import pytest
@@ -13,9 +12,8 @@ from services.budget.config import BudgetSettings
 from services.calendar.app import MIGRATIONS as CALENDAR_MIGRATIONS
 from services.calendar.app import create_app as create_calendar_app
 from services.calendar.config import CalendarSettings
-from shared import migrations
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import TEST_SECRET, SignedApi, ThreadedServer, signed_as
+from tests.conftest import TEST_SECRET, SignedApi, ThreadedServer, migrated_database, signed_as
 
 PREFIX = "/api/v1/budget"
 
@@ -84,10 +82,9 @@ class Api(SignedApi):
 
 
 @pytest.fixture(scope="module")
-def calendar(tmp_path_factory):
+def calendar(request, tmp_path_factory):
     """The real calendar service, which the budget service asks about linked campaigns."""
-    url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
-    migrations.upgrade(CALENDAR_MIGRATIONS, url)
+    url = migrated_database(request, tmp_path_factory, CALENDAR_MIGRATIONS, "sqlite")
     server = ThreadedServer(create_calendar_app(
         CalendarSettings(database_url=url, internal_secret=TEST_SECRET))).start()
     path = "/api/v1/calendar/campaigns"
@@ -99,11 +96,7 @@ def calendar(tmp_path_factory):
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def api(request, tmp_path_factory, calendar):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('budget')}/budget.db"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"b_{uuid.uuid4().hex[:16]}")
-    migrations.upgrade(MIGRATIONS, url)
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, request.param)
     server, campaign_id = calendar
     # The tests apply the calendar's events themselves (`consumer.poll_once()`).
     settings = BudgetSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,

@@ -1,14 +1,11 @@
 """The calendar service on a migrated database, once per backend per test module; each test
 makes its own campaigns."""
-import uuid
-
 import pytest
 from fastapi.testclient import TestClient
 
 from services.calendar.app import MIGRATIONS, create_app
 from services.calendar.config import CalendarSettings
-from shared import migrations
-from tests.conftest import TEST_SECRET, SignedApi
+from tests.conftest import TEST_SECRET, SignedApi, migrated_database
 
 PREFIX = "/api/v1/calendar"
 
@@ -44,11 +41,7 @@ class Api(SignedApi):
 
 def calendar_settings(request, tmp_path_factory) -> CalendarSettings:
     """A fresh, migrated calendar database on the backend `request.param` names."""
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"c_{uuid.uuid4().hex[:16]}")
-    migrations.upgrade(MIGRATIONS, url)
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, request.param)
     return CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
 
 

@@ -15,8 +15,7 @@ from gateway.app import create_app as create_gateway
 from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
 from marketplan.processes import SERVICES
-from shared import migrations
-from tests.conftest import TEST_SECRET, ThreadedServer
+from tests.conftest import TEST_SECRET, ThreadedServer, migrated_database
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -26,13 +25,12 @@ PACKAGE = "marketplan_api_client"
 
 
 @pytest.fixture(scope="session")
-def system(tmp_path_factory) -> dict:
+def system(request, tmp_path_factory) -> dict:
     """The whole API behind a real gateway; budget and planner read the real calendar."""
     var = tmp_path_factory.mktemp("system")
     servers: dict[str, ThreadedServer] = {}
     for service in SERVICES:  # calendar first: the others are pointed at it
-        url = f"sqlite:///{var}/{service.name}.db"
-        migrations.upgrade(service.migrations, url)
+        url = migrated_database(request, tmp_path_factory, service.migrations, "sqlite")
         extra = {"calendar_url": servers["calendar"].url} if servers else {}
         settings = type(service.settings())(database_url=url, internal_secret=TEST_SECRET,
                                             port=1, **extra)

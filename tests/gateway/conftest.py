@@ -7,20 +7,22 @@ from gateway.app import create_app
 from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
 from marketplan.processes import SERVICES
-from shared import migrations
 from shared.internal_auth import ROLES
-from tests.conftest import TEST_SECRET, ThreadedServer
+from tests.conftest import TEST_SECRET, ThreadedServer, migrated_database
 
 
-@pytest.fixture(scope="module")
-def upstreams(tmp_path_factory):
+# Once for the package, not per module: each start migrates three databases and imports three
+# apps. Every test makes data of its own and none stops these servers (a stopped or hanging
+# service is a URL of its own), so the modules share them. The gateway in front stays one per
+# module: its failed-key limiter counts per client, and test_auth's 401s must not lock out
+# another module's calls.
+@pytest.fixture(scope="package")
+def upstreams(request, tmp_path_factory):
     """The three real services, each on its own port and SQLite file."""
-    var = tmp_path_factory.mktemp("services")
     servers = {}
     for service in SERVICES:
         settings_class = type(service.settings())
-        url = f"sqlite:///{var}/{service.name}.db"
-        migrations.upgrade(service.migrations, url)
+        url = migrated_database(request, tmp_path_factory, service.migrations, "sqlite")
         settings = settings_class(database_url=url, internal_secret=TEST_SECRET, port=1)
         app = importlib.import_module(service.module).create_app(settings)
         servers[service.name] = ThreadedServer(app).start()
@@ -29,7 +31,7 @@ def upstreams(tmp_path_factory):
         server.stop()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def keys(tmp_path_factory) -> dict[str, str]:
     """One API key per role, in a fresh keys file."""
     store = KeyStore(tmp_path_factory.mktemp("keys") / "api_keys.json")

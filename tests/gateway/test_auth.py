@@ -3,7 +3,6 @@ import importlib
 import json
 import os
 import stat
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,10 +13,9 @@ from gateway.auth import KeyStore
 from gateway.config import GatewaySettings
 from marketplan.cli import main as marketplan
 from marketplan.processes import SERVICES
-from shared import migrations
 from shared.errors import PROBLEM_MEDIA_TYPE
 from shared.internal_auth import ROLES
-from tests.conftest import TEST_SECRET, ThreadedServer
+from tests.conftest import TEST_SECRET, ThreadedServer, migrated_database
 from tests.gateway.conftest import bearer
 
 SERVICE_NAMES = ["calendar", "budget", "planner"]
@@ -173,17 +171,12 @@ def test_cli_refuses_a_bad_name_or_none(tmp_path, monkeypatch, capsys):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def named_stack(request, tmp_path):
+def named_stack(request, tmp_path, tmp_path_factory):
     """The gateway and the three real services on one backend, with keys of Ana (planner),
     Ben (finance) and a key made before names (label "ops script")."""
     servers: dict[str, ThreadedServer] = {}
     for service in SERVICES:   # calendar first: the others call it
-        if request.param == "sqlite":
-            url = f"sqlite:///{tmp_path}/{service.name}.db"
-        else:
-            url = request.getfixturevalue("postgres").create_database(
-                f"n_{uuid.uuid4().hex[:16]}")
-        migrations.upgrade(service.migrations, url)
+        url = migrated_database(request, tmp_path_factory, service.migrations, request.param)
         peers = {f"{name}_url": server.url for name, server in servers.items()}
         # No event polling: these tests change nothing in the calendar.
         extra = peers | {"events_poll_seconds": 0} if peers else {}

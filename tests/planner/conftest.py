@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 
 from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
-from shared import migrations
 from shared.workers import WorkerPool
 from tests.calendar.conftest import CAMPAIGN
-from tests.conftest import TEST_SECRET, SignedApi, signed_as
+from tests.conftest import TEST_SECRET, SignedApi, migrated_database, signed_as
 
 SOLVE = "/api/v1/planner/solve"
 ok = SignedApi.ok
@@ -110,24 +109,22 @@ def check_schedule(request: dict, schedule: dict) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
-    migrations.upgrade(MIGRATIONS, url)
+def client(request, tmp_path_factory):
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, "sqlite")
     settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1)
     with TestClient(create_app(settings)) as client:
         yield client
 
 
 @pytest.fixture(scope="module")
-def calendar(tmp_path_factory):
+def calendar(request, tmp_path_factory):
     """The real calendar service, whose milestones the planner turns into tasks."""
     from services.calendar.app import MIGRATIONS as CALENDAR_MIGRATIONS
     from services.calendar.app import create_app as create_calendar_app
     from services.calendar.config import CalendarSettings
     from tests.conftest import ThreadedServer
 
-    url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
-    migrations.upgrade(CALENDAR_MIGRATIONS, url)
+    url = migrated_database(request, tmp_path_factory, CALENDAR_MIGRATIONS, "sqlite")
     server = ThreadedServer(create_calendar_app(
         CalendarSettings(database_url=url, internal_secret=TEST_SECRET))).start()
     yield server
@@ -137,12 +134,7 @@ def calendar(tmp_path_factory):
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def planner(request, tmp_path_factory, calendar):
     """The planner on each backend, talking to the real calendar service."""
-    import uuid
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
-    migrations.upgrade(MIGRATIONS, url)
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, request.param)
     # The tests drive the event consumer themselves (tests/planner/test_propagation.py).
     settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
                                calendar_url=calendar.url, events_poll_seconds=0)
@@ -165,8 +157,7 @@ def fakes():
 
 
 def composed_planner(url: str, fakes, **settings) -> TestClient:
-    """A planner on `url` calling the fake calendar and budget."""
-    migrations.upgrade(MIGRATIONS, url)
+    """A planner on `url` (migrated: `backend_url`) calling the fake calendar and budget."""
     return TestClient(create_app(PlannerSettings(
         database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
         calendar_url=fakes.calendar_url, budget_url=fakes.budget_url, events_poll_seconds=0,
@@ -175,11 +166,8 @@ def composed_planner(url: str, fakes, **settings) -> TestClient:
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def backend_url(request, tmp_path_factory):
-    """A fresh planner database URL per module, on each backend."""
-    import uuid
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path_factory.mktemp('planner')}/planner.db"
-    return request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
+    """A fresh, migrated planner database URL per module, on each backend."""
+    return migrated_database(request, tmp_path_factory, MIGRATIONS, request.param)
 
 
 @pytest.fixture(scope="module")

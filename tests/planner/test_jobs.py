@@ -16,11 +16,10 @@ from bench.workloads import planted
 from services.planner import jobs
 from services.planner.app import MIGRATIONS, create_app
 from services.planner.config import PlannerSettings
-from shared import migrations
 from shared.internal_auth import Caller
 from shared.jobs import JobContext, JobRunner
 from shared.workers import Cancelled
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, migrated_database
 from tests.planner.conftest import EXAMPLE, Api, check_schedule
 
 ASYNC = {"Prefer": "respond-async"}
@@ -62,7 +61,6 @@ def settings(url: str, **changes) -> PlannerSettings:
 
 @pytest.fixture(scope="module")
 def api(backend_url):
-    migrations.upgrade(MIGRATIONS, backend_url)
     with TestClient(create_app(settings(backend_url))) as client:
         yield Api(client)
 
@@ -205,12 +203,9 @@ def test_a_job_is_seen_only_by_roles_that_could_have_made_the_call(api):
     assert api.get("/jobs/job-missing").status_code == 404
 
 
-def test_a_restarted_service_runs_the_jobs_left_queued(api, request, tmp_path):
-    if str(api.client.app.state.settings.database_url).startswith("sqlite"):
-        url = f"sqlite:///{tmp_path}/planner.db"
-    else:
-        url = request.getfixturevalue("postgres").create_database(f"p_{uuid.uuid4().hex[:16]}")
-    migrations.upgrade(MIGRATIONS, url)
+def test_a_restarted_service_runs_the_jobs_left_queued(api, request, tmp_path_factory):
+    backend = str(api.client.app.state.settings.database_url).split(":")[0].split("+")[0]
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, backend)
     # A process that only queues (or one stopped before it ran its queue).
     with TestClient(create_app(settings(url, run_jobs=False))) as client:
         first = Api(client)

@@ -18,10 +18,9 @@ from services.planner.propagation import PlannerConsumer, apply_event
 from services.planner.resources import templates
 from services.planner.schedules import AUTO_REPLANNER
 from services.planner.tasks import follow_milestones
-from shared import migrations
 from shared.client import ServiceClient
 from shared.events import EVENTS_PATH, Event
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, migrated_database, signed_headers
 from tests.planner.conftest import (
     calendar_call,
     calendar_campaign,
@@ -329,9 +328,8 @@ def sync_holder(client: TestClient) -> str | None:
     return holder
 
 
-def test_the_lifespan_polls_only_when_asked(tmp_path, calendar):
-    url = f"sqlite:///{tmp_path}/planner.db"
-    migrations.upgrade(MIGRATIONS, url)
+def test_the_lifespan_polls_only_when_asked(request, tmp_path_factory, calendar):
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, "sqlite")
     settings = PlannerSettings(database_url=url, internal_secret=TEST_SECRET, solver_workers=1,
                                calendar_url=calendar.url, events_poll_seconds=0)
     with TestClient(create_app(settings)) as client:

@@ -7,18 +7,16 @@ from asgi_correlation_id import correlation_id
 
 from services.calendar.app import MIGRATIONS, create_app
 from services.calendar.config import CalendarSettings
-from shared import migrations
 from shared.client import ServiceClient
 from shared.errors import GatewayTimeout, ServiceUnavailable
 from shared.internal_auth import Caller, current_caller
-from tests.conftest import TEST_SECRET, ThreadedServer
+from tests.conftest import TEST_SECRET, ThreadedServer, migrated_database
 from tests.postgres import free_port
 
 
 @pytest.fixture(scope="module")
-def calendar(tmp_path_factory):
-    url = f"sqlite:///{tmp_path_factory.mktemp('calendar')}/calendar.db"
-    migrations.upgrade(MIGRATIONS, url)
+def calendar(request, tmp_path_factory):
+    url = migrated_database(request, tmp_path_factory, MIGRATIONS, "sqlite")
     settings = CalendarSettings(database_url=url, internal_secret=TEST_SECRET)
     server = ThreadedServer(create_app(settings)).start()
     yield server
