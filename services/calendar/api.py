@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
-from services.calendar import audit, campaigns, feeds, milestones, outbox, phases, views
+from services.calendar import audit, campaigns, conflicts, feeds, milestones, outbox, phases, views
 from services.calendar.answers import Answers
 from services.calendar.models import idempotency_record, utcnow
 from shared.channels import ChannelKind
@@ -294,10 +294,10 @@ def read_calendar(session: SessionDep, answers: AnswersDep,
                                            limit=limit, cursor=cursor))
 
 
-@router.get("/conflicts", response_model=list[views.ConflictPublic], responses=KEPT)
+@router.get("/conflicts", response_model=list[conflicts.ConflictPublic], responses=KEPT)
 def read_conflicts(session: SessionDep, answers: AnswersDep,
                    from_: Annotated[date, Query(alias="from")], to: date,
-                   kind: views.ConflictKind | None = None, channel: ChannelFilter = None,
+                   kind: conflicts.ConflictKind | None = None, channel: ChannelFilter = None,
                    campaign_id: Filter = None, if_none_match: IfNoneMatch = None) -> Response:
     """List overlapping bursts on a channel, milestones outside their campaign, broken
     dependencies, launches inside another campaign's contingency window on a channel,
@@ -306,11 +306,11 @@ def read_conflicts(session: SessionDep, answers: AnswersDep,
     at = answers.at(session)
     return at.body(
         if_none_match=if_none_match, key=("conflicts", from_, to, kind, channel, campaign_id),
-        make=lambda: views.conflicts_json(session=session, kept=at, start=from_, end=to,
+        make=lambda: conflicts.conflicts_json(session=session, kept=at, start=from_, end=to,
                                           kind=kind, channel=channel, campaign_id=campaign_id))
 
 
-@router.get("/conflicts/summary", response_model=views.ConflictSummaryPublic, responses=KEPT)
+@router.get("/conflicts/summary", response_model=conflicts.ConflictSummaryPublic, responses=KEPT)
 def read_conflict_summary(session: SessionDep, answers: AnswersDep,
                           from_: Annotated[date, Query(alias="from")], to: date,
                           if_none_match: IfNoneMatch = None) -> Response:
@@ -318,9 +318,9 @@ def read_conflict_summary(session: SessionDep, answers: AnswersDep,
     by the same keys: `/conflicts?kind=&channel=&campaign_id=`)."""
     at = answers.at(session)
     return at.json(
-        if_none_match=if_none_match, shape=views.ConflictSummaryPublic,
+        if_none_match=if_none_match, shape=conflicts.ConflictSummaryPublic,
         key=("conflicts/summary", from_, to),
-        answer=lambda: views.summarize_conflicts(session=session, kept=at, start=from_, end=to))
+        answer=lambda: conflicts.summarize_conflicts(session=session, kept=at, start=from_, end=to))
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)

@@ -15,7 +15,7 @@ from sqlalchemy import update
 from sqlmodel import Session, col
 
 from services.calendar import answers as answers_module
-from services.calendar import feeds, views
+from services.calendar import conflicts, feeds
 from services.calendar.answers import Answers
 from services.calendar.app import create_app
 from services.calendar.models import EventSequence, Milestone
@@ -184,8 +184,8 @@ def test_a_ranges_conflicts_are_found_once_for_the_list_its_filters_and_summary(
     a = api.from_template("flash_sale", launch="2031-03-13", channels=["video"], name="V1")
     api.from_template("flash_sale", launch="2031-03-14", channels=["video"], name="V2")
     found = []
-    conflicts = views._conflicts
-    monkeypatch.setattr(views, "_conflicts", lambda *args: found.append(1) or conflicts(*args))
+    find = conflicts._find
+    monkeypatch.setattr(conflicts, "_find", lambda *args: found.append(1) or find(*args))
     every = api.ok(api.get("/conflicts", params=RANGE))
     summary = api.ok(api.get("/conflicts/summary", params=RANGE))
     mine = api.ok(api.get("/conflicts", params=RANGE | {"campaign_id": a["id"]}))
@@ -255,12 +255,11 @@ def _fresh(engine, params: dict) -> tuple[bytes, bytes]:
     keeps nothing would write them: every conflict described and the list written whole."""
     start, end = (date.fromisoformat(params[k]) for k in ("from", "to"))
     with Session(engine) as session:
-        found = list(views._conflicts(session, start, end))
-        summary = views.summarize_conflicts(session=session, kept=Answers().at(session),
-                                            start=start, end=end)
-    described = [views.DESCRIBE[f.kind](*f.facts) for f in found]
-    return (TypeAdapter(list[views.ConflictPublic]).dump_json(described, by_alias=True),
-            TypeAdapter(views.ConflictSummaryPublic).dump_json(summary, by_alias=True))
+        found = conflicts.find(conflicts.read_range(session, start, end), start, end)
+    described = [conflicts.DESCRIBE[f.kind](*f.facts) for f in found]
+    return (TypeAdapter(list[conflicts.ConflictPublic]).dump_json(described, by_alias=True),
+            TypeAdapter(conflicts.ConflictSummaryPublic).dump_json(conflicts.summary_of(found),
+                                                                   by_alias=True))
 
 
 class Editor:
@@ -381,10 +380,10 @@ def test_conflicts_after_random_edits_are_those_found_afresh(two):
             reader, one = editor.api(), rng.choice(editor.campaigns)
             assert reader.ok(reader.get("/conflicts", params=params | {"campaign_id": one})) \
                 == [c for c in every if one in c["campaign_ids"]]
-            kind = rng.choice(list(views.DESCRIBE))
+            kind = rng.choice(list(conflicts.DESCRIBE))
             assert reader.ok(reader.get("/conflicts", params=params | {"kind": kind})) \
                 == [c for c in every if c["kind"] == kind]
     # Every edit was made, and conflicts of every kind were found at some step (else the
     # test proves less than it says).
     assert seen == {edit.__name__ for edit in edits}
-    assert kinds == set(views.DESCRIBE)
+    assert kinds == set(conflicts.DESCRIBE)
