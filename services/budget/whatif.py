@@ -201,8 +201,10 @@ class OptimizationPublic(BaseModel):
     spend: Money
     unspent: Money
     expected_return: Money
-    marginal_value_of_budget: Ratio | None = Field(
-        description="Extra objective per extra unit of budget (the budget's shadow price).")
+    marginal_value_of_budget: Ratio | None = Field(description=(
+        "Extra objective per extra unit of budget (the budget's shadow price); with deals or "
+        "S-curves, with the plan's choices kept (the deals bought, each curve on the stretch "
+        "it spends on). Null only when the time limit left no time to price it."))
     allocations: list[ChannelAllocationPublic]
     binding_constraints: list[str]
     approximation_error: float = Field(
