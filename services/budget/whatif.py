@@ -50,6 +50,11 @@ MAX_SECONDS = 60
 DEFAULT_SECONDS = 30
 
 
+def _invalid(detail: str) -> PydanticCustomError:
+    """A field's error that reads as `detail` alone (a ValueError's is prefixed "Value error,")."""
+    return PydanticCustomError("value_error", detail)
+
+
 class LinearResponse(StrictModel):
     type: Literal["linear"]
     roi: Rate = Field(description="Return per unit spent, e.g. 2.1.")
@@ -65,9 +70,9 @@ class PointsResponse(StrictModel):
     @model_validator(mode="after")
     def _shape(self) -> "PointsResponse":
         if self.points[0] != (0, 0):
-            raise ValueError("the first point must be (0, 0): no spend, no return")
+            raise _invalid("the first point must be (0, 0): no spend, no return")
         if any(b[0] <= a[0] for a, b in zip(self.points, self.points[1:])):
-            raise ValueError("spend must strictly increase from one point to the next")
+            raise _invalid("spend must strictly increase from one point to the next")
         return self
 
 
@@ -122,7 +127,7 @@ class ReservePolicy(StrictModel):
     @model_validator(mode="after")
     def _one_of(self) -> "ReservePolicy":
         if (self.percent is None) == (self.amount is None):
-            raise ValueError("give exactly one of percent or amount")
+            raise _invalid("give exactly one of percent or amount")
         return self
 
 

@@ -224,3 +224,19 @@ def test_optimize_unreachable_target_roi_names_the_period_too(client):
     assert (conflict["change"], conflict["detail"]) == (
         "0.500000", "lower target_roi to at most 4.500000: no plan that spends anything returns "
                     "more per unit spent (the best is channel social in period w2)")
+
+
+@pytest.mark.parametrize("change, field, detail", [
+    ({"channels": [{"id": "a", "response": {"type": "points", "points": [[5, 0], [10, 3]]}}]},
+     "channels[0].response.points", "the first point must be (0, 0): no spend, no return"),
+    ({"channels": [{"id": "a", "response": {"type": "points",
+                                            "points": [[0, 0], [20, 3], [10, 4]]}}]},
+     "channels[0].response.points", "spend must strictly increase from one point to the next"),
+    ({"reserve": {"percent": "5", "amount": "5"}}, "reserve",
+     "give exactly one of percent or amount"),
+])
+def test_optimize_shape_errors_read_as_their_rule_alone(client, change, field, detail):
+    response = post(client, EXAMPLE | change | {"groups": []})
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"] == [
+        {"in": "body", "field": field, "detail": detail, "type": "value_error"}]
