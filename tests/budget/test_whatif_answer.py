@@ -11,6 +11,7 @@ from services.budget.optimizer import (
     Allocation,
     Channel,
     Deal,
+    Group,
     Hill,
     Infeasible,
     Linear,
@@ -20,12 +21,14 @@ from services.budget.optimizer import (
     Reserve,
     SolveTimeout,
     solve,
+    solver,
 )
 from services.budget.optimizer.assembly import allocation
 from services.budget.optimizer.marginal import budget_price
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
 from services.budget.optimizer.solver import FIRST_TOLERANCE
 from services.budget.whatif import OptimizationPublic, to_public
+from tests.budget.test_optimizer_deals import crowded
 
 
 def plan() -> Problem:
@@ -160,3 +163,24 @@ def test_a_target_roi_plan_that_spends_nothing_is_no_answer():
     none = empty.cells(FIRST_TOLERANCE)
     assert allocation(empty, none, replace(nothing, spend=np.zeros(len(none))), 0.0,
                       0.0).spend == 0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_plans_own_price_is_the_milps_where_it_gives_one(seed, monkeypatch):
+    # Deals, S-curves, period caps, a group's share and a "min if used" floor: the MILP's LP
+    # with its binaries fixed and the plan's own segments price the budget the same.
+    problem = crowded(seed)
+    problem = replace(problem, groups=(Group("g", ("c0", "c1", "deal0"), min_share=D("0.3")),),
+                      channels=tuple(replace(c, min=D(50_000), min_if_used=True)
+                                     if c.id == "c2" else c for c in problem.channels))
+    handed: list[tuple[ScaledProblem, Cells, Solution]] = []
+
+    def spy(model, cells, solution, error, seconds):
+        handed.append((model, cells, solution))
+        return allocation(model, cells, solution, error, seconds)
+    monkeypatch.setattr(solver, "allocation", spy)
+    solver.solve(problem)
+    (model, cells, solution), = handed
+    assert solution.marginal_value is not None
+    assert budget_price(model, cells, solution.spend, seconds=5.0) == \
+        pytest.approx(solution.marginal_value, rel=1e-9)
