@@ -35,7 +35,7 @@ Bools = npt.NDArray[np.bool_]
 def budget_price(model: ScaledProblem, cells: Cells, spend: Floats, *,
                  seconds: float) -> float | None:
     """The budget's shadow price with the choices of the plan `spend` (scaled, per cell) kept,
-    or None when it is not priced within `seconds` (its LP is made in about half of them)."""
+    or None when it is not priced within `seconds` (HiGHS gets what making its LP left)."""
     end = time.perf_counter() + seconds
     local, fixed = _own_segments(cells, spend, model.budget)
     form = formulate(model, local)
