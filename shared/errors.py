@@ -1,5 +1,6 @@
 """RFC 9457 problem details: the one error shape of every Marketplan process."""
 import logging
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -107,12 +108,19 @@ def problem_response(problem: Problem) -> JSONResponse:
                         media_type=PROBLEM_MEDIA_TYPE)
 
 
+# pydantic prefixes a validator's ValueError with "Value error, " and writes a Decimal bound
+# as its repr; a client reads the rule alone, and the bound as the number it would send.
+_VALUE_ERROR = re.compile(r"^Value error, ")
+_DECIMAL_REPR = re.compile(r"Decimal\('([^']*)'\)")
+
+
 def _field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     errors = []
     for error in exc.errors():
         where, *path = error["loc"] or ("body",)
         field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".")
-        errors.append({"in": str(where), "field": field, "detail": error["msg"],
+        detail = _DECIMAL_REPR.sub(r"\1", _VALUE_ERROR.sub("", error["msg"]))
+        errors.append({"in": str(where), "field": field, "detail": detail,
                        "type": error["type"]})
     return errors
 

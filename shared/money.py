@@ -7,10 +7,15 @@ from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
+# ISO 4217 codes that are not money a budget can be kept in: precious metals, the IMF's SDR,
+# bond-market units, the test code and "no currency". CLDR lists them beside real currencies.
+_NOT_MONEY = frozenset({"XAG", "XAU", "XPD", "XPT", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU",
+                        "XUA", "XTS", "XXX", "XEU", "XFO", "XFU", "XRE", "XAD"})
+
 
 @cache
 def _known_currencies() -> frozenset[str]:
-    return frozenset(list_currencies())
+    return frozenset(list_currencies()) - _NOT_MONEY
 
 
 def check_currency(code: str) -> str:

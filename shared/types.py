@@ -2,11 +2,23 @@
 
 Tables take their column lengths from the same constants (`ID_LENGTH`, `NAME_LENGTH`, ...),
 so a value the API accepts always fits its column on SQLite and PostgreSQL alike."""
+import math
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from shared.money import check_currency
 
@@ -75,6 +87,28 @@ Amount = Annotated[Decimal, *_EXACT, Field(ge=0, le=MAX_AMOUNT)]
 Rate = Annotated[Decimal, *_EXACT, Field(ge=0, le=Decimal("1000000"))]
 Share = Annotated[Decimal, *_EXACT, Field(ge=0, le=1)]
 Percent = Annotated[Decimal, *_EXACT, Field(ge=0, le=100)]
+
+
+MAX_SOLVE_SECONDS = 60
+
+
+def _seconds(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
+    """One message for every time limit out of range or not a number: pydantic's own said
+    "less than or equal to 60" for "NaN", and nothing of seconds."""
+    try:
+        seconds = handler(value)
+    except ValidationError:
+        seconds = math.nan
+    if not isinstance(seconds, float) or not 0 < seconds <= MAX_SOLVE_SECONDS:
+        raise PydanticCustomError(
+            "time_limit", "time_limit_seconds must be a number of seconds above 0 and at most "
+            "{most}; {value} is not", {"most": MAX_SOLVE_SECONDS, "value": repr(value)[:40]})
+    return seconds
+
+
+# A solve's time limit, in seconds (every long call takes one).
+TimeLimit = Annotated[float, Field(gt=0, le=MAX_SOLVE_SECONDS, allow_inf_nan=False),
+                      WrapValidator(_seconds)]
 # Ratios (ROI, shadow prices) go out as decimal strings, like money.
 Ratio = Annotated[Decimal, *_EXACT,
                   PlainSerializer(_decimal_string, return_type=str, when_used="json")]

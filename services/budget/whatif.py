@@ -4,7 +4,6 @@ dataclasses (the only place that knows both), and the use case that solves witho
 Stored plans use the same conversion and solve: they build a `Problem` from the ledger and
 record what was asked in these shapes (`request_of`), so a plan shows exactly what a what-if
 with the same figures would have been sent."""
-import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -14,18 +13,15 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    WrapValidator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 from typing_extensions import TypedDict
 
 from services.budget import optimizer
 from shared.errors import UnprocessableContent, invalid_fields
 from shared.money import minor_units, quantum
 from shared.types import (
+    MAX_SOLVE_SECONDS,
     Amount,
     Currency,
     Identifier,
@@ -36,6 +32,7 @@ from shared.types import (
     Ratio,
     Share,
     StrictModel,
+    TimeLimit,
 )
 from shared.workers import WorkerPool, WorkerTimeout
 
@@ -46,13 +43,7 @@ MAX_CELLS = 110_000          # channels × periods
 MAX_POINTS = 200
 MAX_GROUPS = 200
 MAX_DEALS = 300
-MAX_SECONDS = 60
 DEFAULT_SECONDS = 30
-
-
-def _invalid(detail: str) -> PydanticCustomError:
-    """A field's error that reads as `detail` alone (a ValueError's is prefixed "Value error,")."""
-    return PydanticCustomError("value_error", detail)
 
 
 class LinearResponse(StrictModel):
@@ -70,9 +61,9 @@ class PointsResponse(StrictModel):
     @model_validator(mode="after")
     def _shape(self) -> "PointsResponse":
         if self.points[0] != (0, 0):
-            raise _invalid("the first point must be (0, 0): no spend, no return")
+            raise ValueError("the first point must be (0, 0): no spend, no return")
         if any(b[0] <= a[0] for a, b in zip(self.points, self.points[1:])):
-            raise _invalid("spend must strictly increase from one point to the next")
+            raise ValueError("spend must strictly increase from one point to the next")
         return self
 
 
@@ -127,7 +118,7 @@ class ReservePolicy(StrictModel):
     @model_validator(mode="after")
     def _one_of(self) -> "ReservePolicy":
         if (self.percent is None) == (self.amount is None):
-            raise _invalid("give exactly one of percent or amount")
+            raise ValueError("give exactly one of percent or amount")
         return self
 
 
@@ -135,25 +126,6 @@ class IncrementalMode(StrictModel):
     previous: dict[Identifier, Amount] = Field(description="Amount per channel in the last plan.")
     tolerance_percent: Percent = Field(
                                        description="Each channel stays within ± this percent.")
-
-
-def _seconds(value: Any, handler: ValidatorFunctionWrapHandler) -> float:
-    """One message for every time limit out of range or not a number: pydantic's own said
-    "less than or equal to 60" for "NaN", and nothing of seconds."""
-    try:
-        seconds = handler(value)
-    except ValidationError:
-        seconds = math.nan
-    if not isinstance(seconds, float) or not 0 < seconds <= MAX_SECONDS:
-        raise PydanticCustomError(
-            "time_limit", "time_limit_seconds must be a number of seconds above 0 and at most "
-            "{most} (the default is {default}); {value} is not",
-            {"most": MAX_SECONDS, "default": DEFAULT_SECONDS, "value": repr(value)[:40]})
-    return seconds
-
-
-TimeLimit = Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False),
-                      WrapValidator(_seconds)]
 
 
 class OptimizationRequest(StrictModel):
@@ -381,7 +353,7 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(
             f"The solver found no plan within {problem.time_limit:g} s. Raise time_limit_seconds "
-            f"(up to {MAX_SECONDS}), or make the problem smaller: {_what_to_cut(problem)}.") from None
+            f"(up to {MAX_SOLVE_SECONDS}), or make the problem smaller: {_what_to_cut(problem)}.") from None
     return allocation
 
 

@@ -48,7 +48,7 @@ from shared.client import ServiceClient
 from shared.errors import Problem, ServiceUnavailable, invalid_fields
 from shared.idempotency import IDEMPOTENCY_HEADER, KEY_LENGTH, Idempotency
 from shared.internal_auth import Caller
-from shared.types import Amount, Identifier, Money, Name, Ratio, Share, StrictModel
+from shared.types import Amount, Identifier, Money, Name, Ratio, Share, StrictModel, TimeLimit
 from shared.versioning import version_etag
 from shared.workers import WorkerPool
 
@@ -94,8 +94,8 @@ class CampaignPlanCreate(StrictModel):
     ceiling: Amount = Field(description="At most this much of the budget's plan for it.")
     phase_weights: dict[PhaseKind, Share] | None = Field(
         None, description="How its money is spread over its phases; default: the budget's.")
-    time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60,
-                                      description="For scheduling its work with the others'.")
+    time_limit_seconds: TimeLimit = Field(
+        DEFAULT_TIME_LIMIT, description="For scheduling its work with the others'.")
     commit: bool = Field(False, description="Create the campaign, its tasks and its funding "
                          "(all or nothing; `Idempotency-Key` required). Default: a what-if.")
 

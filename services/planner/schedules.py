@@ -28,7 +28,7 @@ from shared.errors import Conflict, NotFound, Problem, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
-from shared.types import Identifier, StrictModel
+from shared.types import Identifier, StrictModel, TimeLimit
 from shared.workdays import holidays_between
 from shared.workers import WorkerPool
 
@@ -49,7 +49,7 @@ class ScheduleCreate(StrictModel):
     horizon_days: int = Field(ge=1, le=solving.MAX_HORIZON_DAYS)
     campaign_ids: list[Identifier] = Field([], max_length=500,
                                            description="Empty: all campaigns.")
-    time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60)
+    time_limit_seconds: TimeLimit = Field(DEFAULT_TIME_LIMIT)
 
 
 class ReplanCreate(StrictModel):
@@ -57,7 +57,7 @@ class ReplanCreate(StrictModel):
                                "it is; default today.")
     horizon_days: int | None = Field(None, ge=1, le=solving.MAX_HORIZON_DAYS, description=(
         "From the schedule's start, as on a schedule; default the re-planned schedule's."))
-    time_limit_seconds: float = Field(DEFAULT_TIME_LIMIT, gt=0, le=60)
+    time_limit_seconds: TimeLimit = Field(DEFAULT_TIME_LIMIT)
 
 
 class StaleReason(BaseModel):

@@ -10,7 +10,7 @@ from services.planner import engine
 from services.planner.hours import DayHours, HoursOut, hours_out, hundredths
 from services.planner.tasks import TaskSpec
 from shared.errors import UnprocessableContent, invalid_fields
-from shared.types import Identifier, StrictModel
+from shared.types import MAX_SOLVE_SECONDS, Identifier, StrictModel, TimeLimit
 from shared.workers import WorkerPool, WorkerTimeout
 
 # A search's progress as the worker pool relays it (the engine's `Progress` as a dict), and the
@@ -43,8 +43,8 @@ class SolveRequest(StrictModel):
     calendar: WorkCalendar = WorkCalendar()
     resources: list[ResourceIn] = Field(min_length=1, max_length=MAX_RESOURCES)
     tasks: list[TaskSpec] = Field(min_length=1, max_length=MAX_TASKS)
-    time_limit_seconds: float = Field(10, gt=0, le=60, description="Past it, the best schedule "
-                                      "found is returned as `feasible`.")
+    time_limit_seconds: TimeLimit = Field(10, description="Past it, the best schedule found is "
+                                                       "returned as `feasible`.")
 
 
 class DayPublic(BaseModel):
@@ -175,7 +175,7 @@ def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float,
     except WorkerTimeout:
         raise UnprocessableContent(
             f"No schedule within {problem.time_limit:g} s; lower the number of tasks or raise "
-            "time_limit_seconds (up to 60).") from None
+            f"time_limit_seconds (up to {MAX_SOLVE_SECONDS}).") from None
     return to_public(schedule)
 
 

@@ -179,7 +179,7 @@ def test_optimize_time_limit_out_of_range_says_what_is_allowed(client, limit):
     error, = response.json()["errors"]
     assert error["field"] == "time_limit_seconds"
     assert error["detail"].startswith("time_limit_seconds must be a number of seconds above 0 "
-                                      "and at most 60 (the default is 30); ")
+                                      "and at most 60; ")
     assert error["detail"] in response.json()["detail"]
 
 

@@ -7,11 +7,18 @@ from pydantic import BaseModel, Field
 
 from shared.errors import PROBLEM_MEDIA_TYPE, Conflict, install_error_handlers
 from shared.requests import install_request_id
+from shared.types import Amount, Currency, TimeLimit
 
 
 class Thing(BaseModel):
     name: str = Field(min_length=1)
     count: int = Field(ge=0)
+
+
+class Priced(BaseModel):
+    currency: Currency
+    total: Amount
+    time_limit_seconds: TimeLimit = 30
 
 
 @pytest.fixture
@@ -23,6 +30,10 @@ def client():
     @app.post("/things")
     def create_thing(thing: Thing, limit: int = 10) -> Thing:
         return thing
+
+    @app.post("/priced")
+    def price(priced: Priced) -> Priced:
+        return priced
 
     @app.get("/conflict")
     def conflict():
@@ -44,6 +55,25 @@ def test_validation_error_lists_every_bad_field(client):
     fields = {(e["in"], e["field"]) for e in body["errors"]}
     assert fields == {("body", "name"), ("body", "count"), ("query", "limit")}
     assert "body count" in body["detail"]
+
+
+@pytest.mark.parametrize("seconds", ["NaN", "Infinity", -1, 0, 60.5, 1e300, "soon", None, [1]])
+def test_a_time_limit_out_of_range_says_the_range_in_seconds(client, seconds):
+    response = client.post("/priced", json={"currency": "EUR", "total": "1",
+                                            "time_limit_seconds": seconds})
+    assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["field"] == "time_limit_seconds"
+    assert error["detail"].startswith(
+        "time_limit_seconds must be a number of seconds above 0 and at most 60;")
+
+
+def test_a_field_error_reads_as_its_rule_and_a_bound_as_a_number(client):
+    response = client.post("/priced", json={"currency": "usd", "total": "1e16"})
+    details = {e["field"]: e["detail"] for e in response.json()["errors"]}
+    assert details == {
+        "currency": "'usd' is not an ISO 4217 currency code; use e.g. USD, EUR, JPY",
+        "total": "Input should be less than or equal to 1000000000000000"}
 
 
 def test_malformed_json_is_a_422_not_a_500(client):

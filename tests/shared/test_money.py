@@ -21,6 +21,17 @@ def test_check_currency_rejects_unknown_code():
         check_currency("XYZ")
 
 
+@pytest.mark.parametrize("code", ["XXX", "XTS", "XAU", "XDR"])
+def test_codes_that_are_not_money_are_not_currencies(code):
+    with pytest.raises(ValueError, match="not an ISO 4217 currency"):
+        check_currency(code)
+
+
+@pytest.mark.parametrize("code", ["XOF", "XAF", "XCD", "XPF"])
+def test_the_franc_zones_and_the_east_caribbean_dollar_are_currencies(code):
+    assert check_currency(code) == code
+
+
 def test_quantize_rounds_half_to_even_at_the_minor_unit():
     assert quantize(Decimal("10.005"), "USD") == Decimal("10.00")
     assert quantize(Decimal("10.015"), "USD") == Decimal("10.02")

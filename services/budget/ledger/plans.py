@@ -33,7 +33,7 @@ from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.money import from_minor, minor_units, to_minor
 from shared.pagination import Page, paginate
-from shared.types import Amount, Money, Percent, Rate, StrictModel
+from shared.types import Amount, Money, Percent, Rate, StrictModel, TimeLimit
 from shared.workers import WorkerPool
 
 
@@ -49,7 +49,7 @@ class PlanCreate(StrictModel):
         None, description="Weight per period id for spreading each channel's amount; default: "
                           "the days of each period.")
     solver: optimizer.SolverName = "highs"
-    time_limit_seconds: float = Field(30, gt=0, le=60)
+    time_limit_seconds: TimeLimit = Field(whatif.DEFAULT_SECONDS)
 
 
 class PeriodAmountPublic(BaseModel):
