@@ -1,10 +1,23 @@
-"""Values kept in a process's memory up to a number of bytes, the least recently used first
-out: what a service keeps of its answers between reads (the calendar's answers per state of
-the calendar, its conflicts' and feeds' bytes; the budget's ledger answers)."""
+"""Answers a service keeps in its process's memory between reads: values up to a number of
+bytes, the least recently used first out (`Lru`: the calendar's answers per state of the
+calendar, its conflicts' and feeds' bytes; the budget's ledger answers), and a kept answer's
+bytes with their ETag and, once asked for, gzipped (`Kept`)."""
+import hashlib
 import threading
+import zlib
 from collections import OrderedDict
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
 from typing import Generic, TypeVar
+
+from fastapi import Response
+
+from shared.service_app import GZIP_MINIMUM_BYTES
+
+# The level the services' GZipMiddleware compresses at (`shared/service_app.py`), so a kept
+# answer's gzipped bytes are those the middleware would write.
+GZIP_LEVEL = 1
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")
@@ -67,3 +80,35 @@ class Lru(Generic[K, V]):
         kept = self._kept.pop(key, None)
         if kept is not None:
             self._bytes -= kept[1]
+
+
+@dataclass(frozen=True)
+class Kept:
+    """An answer's bytes and its strong ETag (128 bits of their SHA-256: an answer made again
+    that came out the same keeps its ETag, so a client's copy stays current)."""
+
+    body: bytes
+    etag: str
+
+    @classmethod
+    def of(cls, body: bytes) -> "Kept":
+        """`body` with its ETag (about 1 ms for a 1 MB answer)."""
+        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+
+    @cached_property
+    def gzipped(self) -> bytes:
+        """The bytes gzipped as the services' GZipMiddleware writes them, made at the first
+        read that takes gzip and kept with the answer (a month's conflicts, 1.1 MB, took 3 ms
+        to compress at every read)."""
+        compressor = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
+        return compressor.compress(self.body) + compressor.flush()
+
+    def response(self, *, media_type: str, headers: Mapping[str, str],
+                 accept_encoding: str | None) -> Response:
+        """The answer with `headers`: gzipped for a client that takes gzip when the
+        middleware would have gzipped it (which passes a response that names its encoding
+        through), else as it is."""
+        if len(self.body) < GZIP_MINIMUM_BYTES or "gzip" not in (accept_encoding or ""):
+            return Response(self.body, media_type=media_type, headers=dict(headers))
+        return Response(self.gzipped, media_type=media_type, headers={
+            **headers, "Content-Encoding": "gzip", "Vary": "Accept-Encoding"})

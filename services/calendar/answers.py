@@ -11,9 +11,7 @@ The position is read before the rows an answer is made from, so an answer is nev
 its position (a change committed in between can only make it newer, and the next read, at the
 new position, makes it again).
 """
-import hashlib
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -25,6 +23,7 @@ from pydantic import TypeAdapter
 from sqlmodel import Session
 
 from services.calendar.outbox import last_position
+from shared.kept import Kept, Lru
 from shared.versioning import none_match
 
 # What one process keeps at most: a few dozen ranges of a department-year (a month's
@@ -33,15 +32,6 @@ MAX_BYTES = 64 * 2**20
 # A client may keep the answer but asks again each time (the answer is its ETag or a 304).
 CACHE_CONTROL = "private, no-cache"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Kept:
-    """An answer's bytes and its strong ETag (a hash of them: a recomputed answer that came
-    out the same keeps its ETag, so a client's copy stays current across unrelated changes)."""
-
-    body: bytes
-    etag: str
 
 
 @cache
@@ -57,9 +47,7 @@ class Answers:
     def __init__(self, max_bytes: int = MAX_BYTES) -> None:
         self._lock = threading.Lock()
         self._position = -1
-        self._kept: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
-        self._bytes = 0
-        self._max_bytes = max_bytes
+        self._kept: Lru[Hashable, Any] = Lru(max_bytes)
         self._making: dict[tuple[int, Hashable], Future[Any]] = {}
 
     def value(self, position: int, key: Hashable, make: Callable[[], T],
@@ -73,11 +61,10 @@ class Answers:
             # positions as other states) or from a reader that read it just before a change
             # (its answer is then at least as new as its position; the next read moves on).
             if position != self._position:
-                self._position, self._bytes = position, 0
+                self._position = position
                 self._kept.clear()
-            if position == self._position and (found := self._kept.get(key)) is not None:
-                self._kept.move_to_end(key)
-                return cast(T, found[0])
+            if (found := self._kept.get(key)) is not None:
+                return cast(T, found)
             # Subscribers polling right after a change each rendered the whole-calendar feed
             # (seconds of CPU each, on the same cores): the first makes it, the others wait.
             flight = self._making.get((position, key))
@@ -98,25 +85,19 @@ class Answers:
             raise
         with self._lock:
             del self._making[(position, key)]
-            if position == self._position and key not in self._kept:
-                self._kept[key] = (made, size(made))
-                self._bytes += size(made)
-                while self._bytes > self._max_bytes and len(self._kept) > 1:
-                    self._bytes -= self._kept.popitem(last=False)[1][1]
+            if position == self._position and self._kept.get(key) is None:
+                self._kept.put(key, made, size(made))
         flight.set_result(made)
         return made
 
     def kept(self, position: int, key: Hashable, make: Callable[[], bytes]) -> Kept:
         """The answer `key` at `position` (its bytes made by `make`), with its ETag."""
-        def answer() -> Kept:
-            body = make()
-            return Kept(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
-        return self.value(position, key, answer, lambda kept: len(kept.body))
+        return self.value(position, key, lambda: Kept.of(make()), lambda kept: len(kept.body))
 
-    def at(self, session: Session) -> "At":
+    def at(self, session: Session, accept_encoding: str | None = None) -> "At":
         """What is kept at the calendar's current position (read now, before any row an
-        answer is made from)."""
-        return At(self, last_position(session))
+        answer is made from), for a client that takes `accept_encoding`."""
+        return At(self, last_position(session), accept_encoding)
 
 
 @dataclass(frozen=True)
@@ -125,6 +106,7 @@ class At:
 
     answers: Answers
     position: int
+    accept_encoding: str | None = None
 
     def value(self, key: Hashable, make: Callable[[], T], size: Callable[[T], int]) -> T:
         """The value `key` at this position (`Answers.value`)."""
@@ -139,10 +121,11 @@ class At:
 
     def body(self, *, key: Hashable, make: Callable[[], bytes],
              if_none_match: str | None) -> Response:
-        """Answer the JSON bytes `make()` writes from what is kept for `key`, or 304 if the
-        client's copy is it."""
+        """Answer the JSON bytes `make()` writes from what is kept for `key` (gzipped once
+        for the clients that take it), or 304 if the client's copy is it."""
         kept = self.answers.kept(self.position, key, make)
         headers = {"ETag": kept.etag, "Cache-Control": CACHE_CONTROL}
         if none_match(if_none_match, kept.etag):
             return Response(status_code=304, headers=headers)
-        return Response(kept.body, media_type="application/json", headers=headers)
+        return kept.response(media_type="application/json", headers=headers,
+                             accept_encoding=self.accept_encoding)

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, Header, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from services.calendar import audit, campaigns, conflicts, feeds, milestones, outbox, phases, views
-from services.calendar.answers import Answers
+from services.calendar.answers import Answers, At
 from services.calendar.models import idempotency_record, utcnow
 from shared.channels import ChannelKind
 from shared.db import SessionDep, WriteSessionDep
@@ -45,6 +45,15 @@ def _answers(request: Request) -> Answers:
 
 
 AnswersDep = Annotated[Answers, Depends(_answers)]
+
+
+def _at(request: Request, session: SessionDep) -> At:
+    # The route's own session (FastAPI makes one per request): the position is read in it,
+    # before any row the answer is made from.
+    return _answers(request).at(session, request.headers.get("accept-encoding"))
+
+
+AtDep = Annotated[At, Depends(_at)]
 KEPT: dict[int | str, dict[str, Any]] = {
     304: {"description": "Your copy is the current answer (`If-None-Match`)."}}
 
@@ -279,14 +288,14 @@ def read_campaign_audit(session: SessionDep, campaign_id: Filter = None, limit: 
 
 
 @router.get("/calendar", response_model=Page[views.CalendarEntryPublic], responses=KEPT)
-def read_calendar(session: SessionDep, answers: AnswersDep,
+def read_calendar(session: SessionDep, at: AtDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
                   to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
                   channel: ChannelFilter = None, status: campaigns.Status | None = None,
                   owner: Filter = None, limit: LimitQuery = 50,
                   cursor: CursorQuery = None, if_none_match: IfNoneMatch = None) -> Response:
     """List the campaigns overlapping the range with the phases and milestones in it."""
-    return answers.at(session).json(
+    return at.json(
         if_none_match=if_none_match, shape=Page[views.CalendarEntryPublic],
         key=("calendar", from_, to, channel, status, owner, limit, cursor),
         answer=lambda: views.read_calendar(session=session, start=from_, end=to,
@@ -295,7 +304,7 @@ def read_calendar(session: SessionDep, answers: AnswersDep,
 
 
 @router.get("/conflicts", response_model=list[conflicts.ConflictPublic], responses=KEPT)
-def read_conflicts(session: SessionDep, answers: AnswersDep,
+def read_conflicts(session: SessionDep, at: AtDep,
                    from_: Annotated[date, Query(alias="from")], to: date,
                    kind: conflicts.ConflictKind | None = None, channel: ChannelFilter = None,
                    campaign_id: Filter = None, if_none_match: IfNoneMatch = None) -> Response:
@@ -303,24 +312,24 @@ def read_conflicts(session: SessionDep, answers: AnswersDep,
     dependencies, launches inside another campaign's contingency window on a channel,
     milestones on a non-working day of their market; `kind`, `channel` and `campaign_id`
     keep only those (how many of each: `/conflicts/summary`)."""
-    at = answers.at(session)
     return at.body(
         if_none_match=if_none_match, key=("conflicts", from_, to, kind, channel, campaign_id),
         make=lambda: conflicts.conflicts_json(session=session, kept=at, start=from_, end=to,
-                                          kind=kind, channel=channel, campaign_id=campaign_id))
+                                              kind=kind, channel=channel,
+                                              campaign_id=campaign_id))
 
 
 @router.get("/conflicts/summary", response_model=conflicts.ConflictSummaryPublic, responses=KEPT)
-def read_conflict_summary(session: SessionDep, answers: AnswersDep,
+def read_conflict_summary(session: SessionDep, at: AtDep,
                           from_: Annotated[date, Query(alias="from")], to: date,
                           if_none_match: IfNoneMatch = None) -> Response:
     """Count the range's conflicts by kind, by channel and by campaign (the list, narrowed
     by the same keys: `/conflicts?kind=&channel=&campaign_id=`)."""
-    at = answers.at(session)
     return at.json(
         if_none_match=if_none_match, shape=conflicts.ConflictSummaryPublic,
         key=("conflicts/summary", from_, to),
-        answer=lambda: conflicts.summarize_conflicts(session=session, kept=at, start=from_, end=to))
+        answer=lambda: conflicts.summarize_conflicts(session=session, kept=at, start=from_,
+                                                     end=to))
 
 
 @router.post("/feed-tokens", status_code=201, response_model=feeds.FeedTokenCreated)
@@ -353,11 +362,14 @@ def _feed(request: Request, token: str, session: SessionDep, answers: Answers, *
     # Rendered once per ETag in this process (HEAD too): every subscriber polling after a
     # change gets the bytes the first one paid seconds for.
     rendered = answers.kept(feed.position, ("feed", feed.etag),
-                            lambda: feeds.render_feed(session=session, feed=feed)).body
+                            lambda: feeds.render_feed(session=session, feed=feed))
+    media_type = "text/calendar; charset=utf-8"
+    if body:
+        return rendered.response(media_type=media_type, headers=feed.headers(),
+                                 accept_encoding=request.headers.get("accept-encoding"))
     # HEAD answers GET's headers, its Content-Length included, without the body.
-    return Response(rendered if body else b"", media_type="text/calendar; charset=utf-8",
-                    headers=feed.headers() | ({} if body else
-                                              {"Content-Length": str(len(rendered))}))
+    return Response(b"", media_type=media_type,
+                    headers=feed.headers() | {"Content-Length": str(len(rendered.body))})
 
 
 @router.get("/feeds/{token}.ics", response_class=Response,

@@ -18,8 +18,6 @@ calendar of a department-year takes seconds to render, nearly all of it inside `
 import hashlib
 import re
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import format_datetime, parsedate_to_datetime
@@ -55,6 +53,7 @@ from shared.errors import NotFound
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
+from shared.kept import Lru
 from shared.types import Identifier, Name, StrictModel
 from shared.versioning import none_match
 
@@ -308,7 +307,7 @@ def build_calendar(session: Session, campaigns: list[Campaign], name: str) -> by
             block = blocks[campaign.id] = Block(
                 b"".join(event.to_ical() for event in events),
                 any(m.due_time is not None for m in milestones[campaign.id]))
-            _BLOCKS.keep(_state(campaign), block)
+            _BLOCKS.put(_state(campaign), block, len(block.body))
     # A VTIMEZONE for every TZID used (RFC 5545 3.6.5): a timed milestone's, in its
     # campaign's zone. Found here, not by `add_missing_timezones`: it walks every property
     # of the feed for them (a tenth of a whole calendar's render) and adds them in the
@@ -340,35 +339,12 @@ def _state(campaign: Campaign) -> tuple[str, int, datetime]:
     return campaign.id, campaign.version, campaign.updated_at
 
 
-class Blocks:
-    """Campaigns' events rendered in this process, by the state of the campaign they were
-    rendered from: after a change, the whole-calendar feed renders the campaigns it touched
-    and copies the others' (rendering 500 campaigns in `icalendar` took 3-4 s of CPU)."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self._lock = threading.Lock()
-        self._kept: OrderedDict[tuple[str, int, datetime], Block] = OrderedDict()
-        self._bytes = 0
-        self._max_bytes = max_bytes
-
-    def get(self, state: tuple[str, int, datetime]) -> Block | None:
-        with self._lock:
-            if (block := self._kept.get(state)) is not None:
-                self._kept.move_to_end(state)
-            return block
-
-    def keep(self, state: tuple[str, int, datetime], block: Block) -> None:
-        with self._lock:
-            if state not in self._kept:
-                self._kept[state] = block
-                self._bytes += len(block.body)
-            # A campaign's older states are never read again: the least recently read go.
-            while self._bytes > self._max_bytes and len(self._kept) > 1:
-                self._bytes -= len(self._kept.popitem(last=False)[1].body)
-
-
-# Twice a department-year's whole calendar (2.5 MB).
-_BLOCKS = Blocks(max_bytes=8 * 2**20)
+# Campaigns' events rendered in this process, by the state of the campaign they were
+# rendered from: after a change, the whole-calendar feed renders the campaigns it touched and
+# copies the others' (rendering 500 campaigns in `icalendar` took 3-4 s of CPU). A campaign's
+# older states are never read again: the least recently read go. Twice a department-year's
+# whole calendar (2.5 MB).
+_BLOCKS: Lru[tuple[str, int, datetime], Block] = Lru(max_bytes=8 * 2**20)
 
 
 def _tzid(zone: str) -> str | None:

@@ -5,6 +5,7 @@ import json
 import random
 import threading
 import uuid
+import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import date, timedelta
 
@@ -18,8 +19,9 @@ from services.calendar import answers as answers_module
 from services.calendar import conflicts, feeds
 from services.calendar.answers import Answers
 from services.calendar.app import create_app
-from services.calendar.models import EventSequence, Milestone
+from services.calendar.models import EventSequence, Milestone, Phase
 from services.calendar.outbox import last_position
+from shared import kept as kept_module
 from tests.calendar.conftest import CAMPAIGN, Api, calendar_settings
 
 RANGE = {"from": "2031-03-01", "to": "2031-04-30"}
@@ -72,6 +74,54 @@ def test_a_change_through_one_process_is_answered_by_the_other(two):
                         headers={"If-Match": first.get(entity).headers["etag"]}))
     _, summary, _ = read()
     assert b["id"] not in summary["by_campaign"]
+
+
+def test_rows_written_by_sql_from_outside_are_answered_by_every_process(two):
+    """A process finds a range's conflicts again by comparing the rows it reads with those it
+    found them in: a change no event describes (the position moved, as every writer must)
+    is found as well as one through the API."""
+    first, second = two
+    window = {"from": "2033-06-01", "to": "2033-06-30"}
+    a = first.from_template("flash_sale", launch="2033-06-13", channels=["email"], name="A")
+    b = first.from_template("flash_sale", launch="2033-06-22", channels=["email"], name="B")
+    overlaps = lambda api: [c["campaign_ids"] for c in api.ok(api.get(  # noqa: E731
+        "/conflicts", params=window | {"kind": "burst_overlap"}))]
+    assert overlaps(first) == overlaps(second) == []      # both processes keep the find
+    burst = next(p for p in b["phases"] if p["kind"] == "burst")
+    mine = next(p for p in a["phases"] if p["kind"] == "burst")
+    with Session(first.client.app.state.engine) as session:
+        # B's burst set by SQL onto A's: they overlap on email.
+        session.execute(update(Phase).where(col(Phase.id) == burst["id"]).values(
+            start_date=date.fromisoformat(mine["start_date"]),
+            end_date=date.fromisoformat(mine["end_date"])))
+        session.execute(update(EventSequence).values(last=col(EventSequence.last) + 1))
+        session.commit()
+    assert overlaps(first) == overlaps(second) == [sorted([a["id"], b["id"]])]
+
+
+def test_a_kept_answer_is_gzipped_once_for_the_clients_that_take_it(api, monkeypatch):
+    compressed = []
+
+    class Counted:
+        DEFLATED, MAX_WBITS = zlib.DEFLATED, zlib.MAX_WBITS
+
+        @staticmethod
+        def compressobj(*args):
+            compressed.append(1)
+            return zlib.compressobj(*args)
+
+    monkeypatch.setattr(kept_module, "zlib", Counted)
+    api.from_template("standard", launch="2031-03-17", name="Gzipped")
+    # A range of its own: an answer this test makes first.
+    params = {"from": "2031-03-02", "to": "2031-04-29"}
+    plain = api.get("/calendar", params=params, headers={"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 1400
+    for _ in range(2):
+        gzipped = api.get("/calendar", params=params, headers={"Accept-Encoding": "gzip"})
+        assert gzipped.headers["content-encoding"] == "gzip"
+        assert "accept-encoding" in gzipped.headers["vary"].lower()
+        assert (gzipped.content, gzipped.headers["etag"]) == (plain.content, plain.headers["etag"])
+    assert compressed == [1]
 
 
 def test_a_clients_copy_of_a_read_is_answered_304_until_its_answer_changes(api):

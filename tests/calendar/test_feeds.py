@@ -10,6 +10,7 @@ import icalendar
 import vobject
 
 from services.calendar import feeds, outbox
+from shared.kept import Lru
 
 NEW_YORK = ZoneInfo("America/New_York")
 
@@ -335,7 +336,7 @@ def test_a_feed_after_a_change_renders_only_the_campaigns_it_touched(api, monkey
     warm = api.get(path).content
     assert rendered == [a["id"]] and b"A renamed" in warm and b"BEGIN:VTIMEZONE" in warm
     # The same bytes as rendering every campaign again: a new process, after a change elsewhere.
-    monkeypatch.setattr(feeds, "_BLOCKS", feeds.Blocks(max_bytes=2**20))
+    monkeypatch.setattr(feeds, "_BLOCKS", Lru(max_bytes=2**20))
     api.campaign(name="Elsewhere")
     assert api.get(path).content == warm and sorted(rendered) == sorted([a["id"], a["id"], b["id"]])
     icalendar.Calendar.from_ical(warm)

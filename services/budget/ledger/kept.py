@@ -17,27 +17,12 @@ for a change the answer does not show (a reserve draw in another period, the sam
 restated), and never while they differ (a cut by campaign, which also reads funding and phases
 that no revision covers, is hashed each time it is made).
 """
-import hashlib
 import json
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
 
 from services.budget.ledger.tables import Budget
-
-
-@dataclass(frozen=True)
-class Kept:
-    """An answer's bytes and its strong ETag."""
-
-    body: bytes
-    etag: str
-
-    @classmethod
-    def of(cls, body: bytes) -> "Kept":
-        """`body` with its ETag: 128 bits of its SHA-256 (about 1 ms for a 720 KiB variance)."""
-        return cls(body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"')
+from shared.kept import Kept as Kept
+from shared.kept import Lru
 
 
 def ledger_state(budget: Budget) -> Hashable:
@@ -52,32 +37,15 @@ class KeptAnswers:
     recently used go first; 0 keeps none). Safe to share between a process's threads."""
 
     def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._lock = threading.Lock()
-        self._answers: OrderedDict[tuple[str, str], tuple[Hashable, Kept]] = OrderedDict()
-        self._size = 0
+        self._answers: Lru[tuple[str, str], tuple[Hashable, Kept]] = Lru(capacity)
 
     def answer(self, kind: str, budget: Budget, make: Callable[[], bytes]) -> Kept:
         """The `kind` answer of `budget` as it is now: the kept one if made from this state,
         else `make()`'s, kept."""
         key, state = (kind, budget.id), ledger_state(budget)
-        with self._lock:
-            kept = self._answers.get(key)
-            if kept is not None and kept[0] == state:
-                self._answers.move_to_end(key)
-                return kept[1]
+        kept = self._answers.get(key)
+        if kept is not None and kept[0] == state:
+            return kept[1]
         made = Kept.of(make())
-        with self._lock:
-            self._forget(key)
-            size = len(made.body)
-            if size <= self.capacity:
-                self._answers[key] = (state, made)
-                self._size += size
-                while self._size > self.capacity:
-                    self._forget(next(iter(self._answers)))
+        self._answers.put(key, (state, made), len(made.body))
         return made
-
-    def _forget(self, key: tuple[str, str]) -> None:
-        kept = self._answers.pop(key, None)
-        if kept is not None:
-            self._size -= len(kept[1].body)
