@@ -29,6 +29,8 @@ Flags = npt.NDArray[np.bool_]
 # Per group, whether it holds with the amounts the cells take above its pivot.
 Settles = Callable[[Floats], Flags]
 _SEGMENTS = attrgetter("segments")
+# A guessed level is tried this far (relatively) above and below it.
+NEAR = 1e-4
 
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
@@ -67,9 +69,12 @@ class Fill:
     level: Floats
 
 
-def fill_segments(model: ScaledProblem, curves: "Curves") -> Fill:
+def fill_segments(model: ScaledProblem, curves: "Curves", near: Fill | None = None) -> Fill:
     """The greedy on `curves`, whose slopes may carry a price per cell (`Curves.price`): the
-    optimum of the segments' return less the prices times what each cell spends."""
+    optimum of the segments' return less the prices times what each cell spends.
+
+    `near`: the greedy's plan on the same curves at nearby prices, whose levels the selections
+    try first (`Curves.select`)."""
     everyone = curves.cells
     cells = len(everyone)
     channels = len(model.lower)
@@ -91,9 +96,10 @@ def fill_segments(model: ScaledProblem, curves: "Curves") -> Fill:
             spent = np.clip(curves.by_channel(amounts, channels), lower, upper).sum()
             return np.array([spent <= model.budget])
 
-        levels, over, at = curves.select(np.zeros(cells, dtype=np.intp), steep,
-                                         np.zeros(cells, dtype=np.intp), np.full(1, np.nan),
-                                         fits)
+        levels, over, at = curves.select(
+            np.zeros(cells, dtype=np.intp), steep, np.zeros(cells, dtype=np.intp),
+            np.full(1, np.nan), fits,
+            near=None if near is None else np.full(1, near.marginal + threshold))
         level = float(levels[0])
         above = curves.by_channel(curves.taken(everyone, over), channels)
         ties = curves.by_channel(curves.taken(everyone, at) - curves.taken(everyone, over),
@@ -108,7 +114,8 @@ def fill_segments(model: ScaledProblem, curves: "Curves") -> Fill:
     # fills to the level too; only the others (at a floor or a cap) need a level of their own.
     slack = EPS * np.maximum(target, 1.0)
     known = (above - slack <= target) & (target <= above + ties + slack)
-    spend, model_return, levels = _fill_to(curves, target, np.where(known, level, np.nan))
+    spend, model_return, levels = _fill_to(curves, target, np.where(known, level, np.nan),
+                                           None if near is None else near.level)
     return Fill(spend=spend, model_return=model_return, marginal=marginal, level=levels)
 
 
@@ -188,7 +195,7 @@ class Curves:
         return _sum_by(self.channel, amounts, channels)
 
     def select(self, over: Indices, under: Indices, group: Indices, level: Floats,
-               settles: Settles) -> tuple[Floats, Indices, Indices]:
+               settles: Settles, near: Floats | None = None) -> tuple[Floats, Indices, Indices]:
         """Per group whose `level` is NaN, the lowest weighted slope v among its cells' segments
         at positions [over, under) such that `settles` holds with what the cells take above v;
         with, per cell, how many of its segments are steeper than its group's level and as
@@ -197,11 +204,17 @@ class Curves:
         Quickselect over all groups at once: each round draws a pivot among each group's
         candidates, which either settles every candidate above it (the level is at or below it)
         or drops every one at or below it. Cells are ordered by group.
+
+        `near`: per group, a guess at its level (where finite): the first two rounds' pivots
+        are just above and below it, so a good guess leaves only the candidates between them
+        after two rounds, where random pivots take some 30 rounds over a million segments (a
+        pivot need not be a candidate: it only splits them).
         """
         rng = np.random.default_rng(0)
         level = level.copy()
         over, under = over.copy(), under.copy()
         groups = len(level)
+        guesses = [] if near is None else [near * (1 + NEAR), near * (1 - NEAR)]
         while True:
             live = np.flatnonzero(np.isnan(level)[group] & (under > over))
             if not len(live):
@@ -223,6 +236,11 @@ class Curves:
             pivot = np.full(groups, np.nan)
             pivot[searching] = self.value(live[at], over[live[at]] + rank[searching]
                                           - (ends[at] - candidates[at]))
+            if guesses:
+                guess = guesses.pop()
+                # Each group's guess while it lies among its candidates (else it splits none).
+                inside = (guess > bottom) & (guess < top)
+                pivot = np.where(inside & ~np.isnan(pivot), guess, pivot)
             # A pivot at its group's top would settle nothing: ask instead whether the level
             # lies below the top (whether what the cells take at or above it settles); if
             # not, the top is the level.
@@ -257,13 +275,15 @@ def _segments(cell: Cell) -> Segments:
     return cell.segments
 
 
-def _fill_to(curves: Curves, target: Floats, level: Floats) -> tuple[Floats, float, Floats]:
+def _fill_to(curves: Curves, target: Floats, level: Floats,
+             near: Floats | None = None) -> tuple[Floats, float, Floats]:
     """Per cell, what it spends for each channel to spend `target`, steepest segments first;
     the plan's return on the segments (without the cells' prices); and each channel's level.
 
     Each channel's level μ (the lowest slope whose steeper segments stay within its target;
     given in `level` where known, NaN where not) is selected for all those channels at once;
-    the segments at μ share what is left of the target in cell order.
+    the segments at μ share what is left of the target in cell order; `near`: guesses at the
+    levels (`Curves.select`).
     """
     channels, everyone = len(target), curves.cells
     given = ~np.isnan(level)
@@ -277,7 +297,7 @@ def _fill_to(curves: Curves, target: Floats, level: Floats) -> tuple[Floats, flo
         return curves.by_channel(amounts, channels) <= target
 
     level, over, at = curves.select(np.zeros(len(everyone), dtype=np.intp), curves.size,
-                                    curves.channel, level, within)
+                                    curves.channel, level, within, near)
     cell = np.flatnonzero(given[curves.channel])
     if len(cell):
         mine = level[curves.channel[cell]]

@@ -32,7 +32,7 @@ import highspy
 import numpy as np
 
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.greedy import Curves, Flags, Indices, fill_segments
+from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 # Rounds of price adjustment before the LP (each one greedy over every cell).
@@ -77,11 +77,12 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     period = cells.period
     plain = replace(curves, price=None)
+    near = None if start is None else start.near
     if start is not None and model.problem.groups:
         threshold = start.threshold
     else:
-        threshold = _adjusted(model, curves, period, caps,
-                              np.zeros(len(caps)) if start is None else start.prices)
+        threshold, near = _adjusted(model, curves, period, caps,
+                                    np.zeros(len(caps)) if start is None else start.prices, near)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
@@ -109,7 +110,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
                             model_return=answer.model_return), \
-                Start(prices=answer.prices, threshold=answer.threshold)
+                Start(prices=answer.prices, threshold=answer.threshold, near=near)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
             np.maximum(high, np.minimum(near_high, high + step))
@@ -117,14 +118,17 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
 
 
 def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
-              prices: Floats) -> Floats:
+              prices: Floats, fill: Fill | None) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap, until the plan meets the caps or
-    stops getting closer."""
+    stops getting closer; and the last round's greedy plan. `fill`: a greedy plan at nearby
+    prices (the last round's, on the curves cut more coarsely), or none."""
     missed = math.inf
     for round_ in range(PRICE_ROUNDS):
-        fill = fill_segments(model, replace(curves, price=prices[period]))
+        # Each round starts its selections at the last round's levels (the prices move less
+        # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
+        fill = fill_segments(model, replace(curves, price=prices[period]), near=fill)
         levels = np.clip(fill.level, -_FAR, _FAR)
         spent = np.bincount(period, weights=fill.spend, minlength=len(caps))
         # What the plan spends over the caps, and under those it prices.
@@ -136,9 +140,14 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
                 round_ == PRICE_ROUNDS - 1:
             break
         missed = miss
-        prices = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
-                                caps)
-    return levels[curves.channel] + prices[period]
+        moved = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
+                               caps)
+        # Prices that do not move would give this round's plan again (the trial's 1,000 × 52
+        # spent its last greedy pass of five so).
+        if np.all(np.abs(moved - prices) <= EPS * np.maximum(prices, 1.0)):
+            break
+        prices = moved
+    return levels[curves.channel] + prices[period], fill
 
 
 def _window(curves: Curves, threshold: Floats, share: float) -> tuple[Indices, Indices]:
@@ -185,6 +194,7 @@ class Start:
 
     prices: Floats           # per period, λ_p
     threshold: Floats        # per cell, τ_c
+    near: Fill | None        # the greedy's plan at the last prices, whose levels it tries first
 
 
 @dataclass(frozen=True)
