@@ -176,4 +176,5 @@ def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
     check_plan(problem, result)
     assert result.expected_return > 0
     assert result.gap is not None
-    assert result.status == "feasible" or result.gap + result.approximation_error <= 1e-3
+    # `approximation_error` holds the gap: `optimal` is that bound within 0.1 %.
+    assert result.status == "feasible" or result.approximation_error <= 1e-3

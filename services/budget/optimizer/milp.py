@@ -24,8 +24,8 @@ first (`deal_search`, on the narrowed envelope LP) and the rest of that plan fou
 gating with those deals fixed: HiGHS's branching finds such plans late (other shapes at 50 x 13:
 its first better plan after 9-10 s of CPU), the search in about 5 s. That plan starts the MILP,
 whose bound (or the envelope's) is the answer's: the search proves nothing.
-A plan is proven once within `_gap` of the bound: half of what the curves' own error
-leaves of the answer's 0.1 %, so that the two together keep that promise.
+A plan is proven once within `_gap` of the bound: what the curves' own error leaves of the
+answer's 0.1 % (the answer's error bound holds the gap: see `assembly.approximation_error`).
 """
 import math
 import time
@@ -70,6 +70,9 @@ FIXED_GAP = 1e-4
 STAGE_SHARE = 0.5
 # A MILP's bound this close to a plan's objective (relative) is taken as reached.
 NOISE = 1e-12
+# The MILP stops at this share of the gap its start leaves the answer's error bound: the plan
+# it ends at has model and true returns of its own.
+GAP_SAFETY = 0.9
 
 
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
@@ -81,8 +84,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     makes one possible, or `SolveTimeout` when no plan is found.
 
     `target_error`: how far below the true optimum the answer may be; a plan is proven (and
-    the search ends) within half of what the curves' own error leaves of it, at least MIP_GAP,
-    so that gap and curves together stay within it."""
+    the search ends) within what the curves' own error leaves of it (`_gap`), at least
+    MIP_GAP."""
     def stopped() -> bool:
         return stop is not None and stop()
 
@@ -150,7 +153,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     while True:
         if best is not None and _left(deadline) <= 0:
             break
-        gap = _gap(cells, best, bound, target_error)
+        gap = _gap(model, cells, best, bound, target_error)
         if priced is not None and spend is not None:
             held = _held(priced[0], cells, spend)
             if held is not None:
@@ -223,7 +226,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         raise SolveTimeout("stopped before any plan was found" if stopped() else
                            f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline,
-                     _gap(cells, best, bound, target_error))
+                     _gap(model, cells, best, bound, target_error))
 
 
 def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Floats] | None:
@@ -297,16 +300,26 @@ def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> 
                      relax=True, stop=stop, interior=True)
 
 
-def _gap(cells: Cells, best: tuple[Floats, float] | None, bound: float | None,
-         target_error: float | None) -> float:
-    """The MILP's gap: half of what the curves' error (their largest rises above their
-    segments, relative to the plan) leaves of `target_error`, at least MIP_GAP."""
-    scale = best[1] if best is not None else bound
-    if target_error is None or scale is None or scale <= EPS:
+def _gap(model: ScaledProblem, cells: Cells, best: tuple[Floats, float] | None,
+         bound: float | None, target_error: float | None) -> float:
+    """The MILP's gap: what `target_error` leaves of the answer's error bound at the plan
+    `best` (`assembly.approximation_error`: the plan's model return times 1 + gap, less its
+    true return, plus every curve's largest rise above its segments, within `target_error` of
+    the true return), GAP_SAFETY of it for the plan the MILP ends at; at least MIP_GAP."""
+    if target_error is None or (best is None and bound is None):
         return MIP_GAP
     errors = np.fromiter((0.0 if c.segments is None else c.segments.error for c in cells),
                          dtype=float, count=len(cells))
-    return max(MIP_GAP, 0.5 * (target_error - float(cells.weight @ errors) / scale))
+    rises = float(cells.weight @ errors)
+    if best is None:
+        assert bound is not None
+        true = modelled = abs(bound)   # no plan yet: the curves' error against the bound
+    else:
+        true = float(model.true_returns(cells, best[0]).sum())
+        modelled = float(model_values(cells, best[0]).sum())
+    if modelled <= EPS:
+        return MIP_GAP
+    return max(MIP_GAP, GAP_SAFETY * (target_error * true - rises - (modelled - true)) / modelled)
 
 
 def _priced(envelope_model: Formulation, y: Floats) -> Priced:

@@ -78,10 +78,12 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         tolerance *= max(0.5 * TARGET_ERROR / error, 1e-3)
     assert best is not None
     cells, solution, error = best
-    if solution.status == "optimal" and (solution.gap or 0.0) + error > TARGET_ERROR + PROVEN_SLACK:
-        # A status is a promise: the plan within TARGET_ERROR of the true optimum. A solver's
-        # "optimal" for the segments, or beside a bound it does not meet, is less than that.
-        solution = replace(solution, status="feasible")
+    # A status is a promise: the plan within TARGET_ERROR of the true optimum, which `error`
+    # bounds where the plan has a bound (its gap is in `error`). A solver's "optimal" for the
+    # segments is less than that; a plan stopped at the limit with its bound within it, proven.
+    proven = solution.gap is not None and error <= TARGET_ERROR + PROVEN_SLACK
+    if (solution.status == "optimal") != proven:
+        solution = replace(solution, status="optimal" if proven else "feasible")
     return allocation(model, cells, solution, error, time.perf_counter() - started)
 
 
