@@ -16,6 +16,22 @@ from tests.e2e.conftest import ADMIN_KEY, is_free
 pytestmark = pytest.mark.e2e
 
 
+def test_each_service_runs_on_the_database_up_was_given(system):
+    gateway = httpx.Client(base_url=f"http://127.0.0.1:{system['port']}",
+                           headers={"Authorization": f"Bearer {ADMIN_KEY}"}, timeout=30)
+    for service in ("calendar", "budget", "planner"):
+        body = gateway.get(f"/api/v1/{service}/status").json()
+        assert (body["service"], body["database"], body["schema_current"]) == (
+            service, system["backend"], True)
+
+
+# The start of its own below on SQLite alone: starting, healing a killed process and stopping
+# are `up`'s code whatever the stores, and the test above proves on both backends, on the
+# shared system, that `up` gives each service its database (and migrates it).
+ONE_BACKEND = pytest.mark.parametrize("module_system", ["sqlite"], indirect=True)
+
+
+@ONE_BACKEND
 def test_the_system_through_the_gateway(module_system):
     system = module_system   # its own: the next test stops it for good
     port, pids = system["port"], system["pids"]
@@ -66,6 +82,7 @@ def test_the_system_through_the_gateway(module_system):
         time.sleep(0.2)
     assert gateway.get("/readyz").status_code == 200
 
+@ONE_BACKEND
 def test_sigterm_stops_all_four_and_the_terminal_shows_no_log_lines(module_system):
     # The module's system, stopped for good after the test above killed and healed it (a
     # start of its own per backend, ~12 s on CI, would prove no more): the calendar `up`
