@@ -13,11 +13,7 @@ from typing import Generic, TypeVar
 
 from fastapi import Response
 
-from shared.service_app import GZIP_MINIMUM_BYTES
-
-# The level the services' GZipMiddleware compresses at (`shared/service_app.py`), so a kept
-# answer's gzipped bytes are those the middleware would write.
-GZIP_LEVEL = 1
+from shared.service_app import GZIP_LEVEL, GZIP_MINIMUM_BYTES
 
 K = TypeVar("K", bound=Hashable)
 V = TypeVar("V")

@@ -6,6 +6,7 @@ import httpx
 from tests.budget.test_actuals import rows
 from tests.budget.test_campaign_funding import funded_budget, lines, phased_campaign, put
 from tests.budget.test_kept_answers import other  # noqa: F401 (a second process, a fixture)
+from tests.shared.test_kept import compressions  # noqa: F401 (a fixture)
 
 READS = ("/variance", "/review", "/variance.csv", "/review.csv", "/reserve")
 
@@ -35,6 +36,23 @@ def test_a_read_answers_304_to_its_etag_compared_weakly(api):
             again = read(api, path + read_path, **{"If-None-Match": sent})
             assert (again.status_code, again.content, again.headers["etag"]) == (
                 200, first.content, etag), sent
+
+
+def test_a_kept_read_is_gzipped_once_with_the_identity_bytes_etag(
+        api, compressions):  # noqa: F811
+    budget, channels = funded_budget(api)
+    campaign = phased_campaign(api)
+    api.ok(put(api, budget["id"], campaign["id"],
+               {"lines": lines(channels, search="12000.00")}), 201)
+    path = f"/budgets/{budget['id']}/variance"
+    plain = read(api, path, **{"Accept-Encoding": "identity"})
+    assert "content-encoding" not in plain.headers and len(plain.content) > 1400
+    for _ in range(2):
+        gzipped = read(api, path, **{"Accept-Encoding": "gzip"})
+        assert gzipped.headers["content-encoding"] == "gzip"
+        assert "accept-encoding" in gzipped.headers["vary"].lower()
+        assert (gzipped.content, gzipped.headers["etag"]) == (plain.content, plain.headers["etag"])
+    assert compressions == [1]
 
 
 def test_the_etag_changes_exactly_when_the_bytes_do(api, other):  # noqa: F811

@@ -1,8 +1,29 @@
 """What a process keeps in memory (`shared/kept.py`): values up to a number of bytes, the
 least recently used first out."""
 import threading
+import zlib
 
+import pytest
+
+from shared import kept as kept_module
 from shared.kept import Lru
+
+
+@pytest.fixture
+def compressions(monkeypatch) -> list[int]:
+    """One item per gzip stream a kept answer starts (a service test's fixture too)."""
+    started: list[int] = []
+
+    class Counted:
+        DEFLATED, MAX_WBITS = zlib.DEFLATED, zlib.MAX_WBITS
+
+        @staticmethod
+        def compressobj(*args):
+            started.append(1)
+            return zlib.compressobj(*args)
+
+    monkeypatch.setattr(kept_module, "zlib", Counted)
+    return started
 
 
 def test_the_least_recently_used_go_first_past_the_bytes():

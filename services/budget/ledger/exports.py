@@ -25,7 +25,7 @@ from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, select
 
 from services.budget.ledger import review, variance
-from services.budget.ledger.kept import Kept, KeptAnswers, ledger_state
+from services.budget.ledger.kept import KeptAnswers, ledger_state
 from services.budget.ledger.loaders import get_budget, get_plan
 from services.budget.ledger.tables import (
     Actual,
@@ -35,6 +35,7 @@ from services.budget.ledger.tables import (
     PlanLine,
     ReserveEntry,
 )
+from shared.kept import Kept
 from shared.money import from_minor
 
 BOM = "\ufeff"

@@ -21,8 +21,7 @@ import json
 from collections.abc import Callable, Hashable
 
 from services.budget.ledger.tables import Budget
-from shared.kept import Kept as Kept
-from shared.kept import Lru
+from shared.kept import Kept, Lru
 
 
 def ledger_state(budget: Budget) -> Hashable:

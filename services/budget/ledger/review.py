@@ -24,12 +24,13 @@ from sqlmodel import Session, select
 from services.budget.ledger import audit
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.channels import channel_public
-from services.budget.ledger.kept import Kept, KeptAnswers
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.loaders import budget_periods, get_budget
 from services.budget.ledger.tables import Budget, Channel, utcnow
 from services.budget.ledger.variance import cells
 from shared.errors import Conflict, invalid_fields
 from shared.internal_auth import Caller
+from shared.kept import Kept
 from shared.money import from_minor
 from shared.types import Identifier, Money, Ratio, StrictModel
 

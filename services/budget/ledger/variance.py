@@ -12,7 +12,7 @@ from sqlmodel import Session, col, select
 
 from services.budget.ledger.budgets import PlaybookRules
 from services.budget.ledger.funding import funding_public
-from services.budget.ledger.kept import Kept, KeptAnswers
+from services.budget.ledger.kept import KeptAnswers
 from services.budget.ledger.loaders import budget_periods, channel_names, get_budget
 from services.budget.ledger.tables import (
     Actual,
@@ -23,6 +23,7 @@ from services.budget.ledger.tables import (
     ReserveEntry,
 )
 from shared.errors import NotFound
+from shared.kept import Kept
 from shared.money import minor_text, minor_units, to_minor
 from shared.types import Money, Ratio
 
