@@ -129,6 +129,14 @@ def test_a_plan_with_no_time_left_is_answered_without_a_price():
     assert late.marginal_value_of_budget is None
 
 
+def test_a_stopped_plan_is_answered_without_a_price():
+    problem = s_curve_plan()
+    model, cells, solution = unpriced(problem, solve(problem))
+    assert allocation(model, cells, solution, 0.0, 0.0).marginal_value_of_budget is not None
+    stopped = allocation(model, cells, solution, 0.0, 0.0, stopped=True)
+    assert stopped.marginal_value_of_budget is None
+
+
 def test_a_concave_plans_own_price_is_the_whole_lps():
     # The greedy's level is the whole LP's budget price; the plan's own model, its segments
     # only, prices the budget the same.
@@ -175,9 +183,9 @@ def test_the_plans_own_price_is_the_milps_where_it_gives_one(seed, monkeypatch):
                                      if c.id == "c2" else c for c in problem.channels))
     handed: list[tuple[ScaledProblem, Cells, Solution]] = []
 
-    def spy(model, cells, solution, error, seconds):
+    def spy(model, cells, solution, error, seconds, **given):
         handed.append((model, cells, solution))
-        return allocation(model, cells, solution, error, seconds)
+        return allocation(model, cells, solution, error, seconds, **given)
     monkeypatch.setattr(solver, "allocation", spy)
     solver.solve(problem)
     (model, cells, solution), = handed

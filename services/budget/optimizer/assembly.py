@@ -46,11 +46,11 @@ def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) 
 
 
 def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: float,
-               seconds: float) -> Allocation:
+               seconds: float, *, stopped: bool = False) -> Allocation:
     """Round the solution to the minor unit and describe it: per channel and period amounts and
     true returns, marginal ROIs, the binding constraints, the budget's marginal value (of the
-    plan's own model where the solver gave none: `marginal`); `seconds` is the time the solve
-    took. `Infeasible` for a `target_roi` no plan that spends reaches, `SolveTimeout` when none
+    plan's own model where the solver gave none and the solve was not `stopped`: `marginal`);
+    `seconds` is the time the solve took. `Infeasible` for a `target_roi` no plan that spends reaches, `SolveTimeout` when none
     that reaches it was found."""
     entered = time.perf_counter()
     problem = model.problem
@@ -92,7 +92,7 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,
                                      unit)
     marginal = solution.marginal_value
-    if marginal is None:
+    if marginal is None and not stopped:   # a cancel's answer comes within its second
         marginal = _priced(model, cells, solution,
                            problem.time_limit - seconds - (time.perf_counter() - entered))
     return Allocation(

@@ -84,7 +84,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     proven = solution.gap is not None and error <= TARGET_ERROR + PROVEN_SLACK
     if (solution.status == "optimal") != proven:
         solution = replace(solution, status="optimal" if proven else "feasible")
-    return allocation(model, cells, solution, error, time.perf_counter() - started)
+    return allocation(model, cells, solution, error, time.perf_counter() - started,
+                      stopped=stop is not None and stop())
 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
