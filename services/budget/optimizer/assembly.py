@@ -50,8 +50,8 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     """Round the solution to the minor unit and describe it: per channel and period amounts and
     true returns, marginal ROIs, the binding constraints, the budget's marginal value (of the
     plan's own model where the solver gave none and the solve was not `stopped`: `marginal`);
-    `seconds` is the time the solve took. `Infeasible` for a `target_roi` no plan that spends reaches, `SolveTimeout` when none
-    that reaches it was found."""
+    `seconds` is the time the solve took. `Infeasible` for a `target_roi` no plan that spends
+    reaches, `SolveTimeout` when none that reaches it was found."""
     entered = time.perf_counter()
     problem = model.problem
     unit = quantum(problem.decimals)
