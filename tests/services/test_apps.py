@@ -7,17 +7,23 @@ from fastapi.testclient import TestClient
 from marketplan.processes import SERVICES
 from shared import migrations
 from shared.errors import PROBLEM_MEDIA_TYPE
-from tests.conftest import TEST_SECRET, signed_headers
+from tests.conftest import TEST_SECRET, migrated_database, signed_headers
 
 
-@pytest.fixture(params=[s.name for s in SERVICES])
-def service(request, database_url, monkeypatch):
-    process = next(s for s in SERVICES if s.name == request.param)
-    monkeypatch.setenv(f"{process.env_prefix}DATABASE_URL", database_url)
-    monkeypatch.setenv("MARKETPLAN_INTERNAL_SECRET", TEST_SECRET)
-    migrations.upgrade(process.migrations, database_url)
-    with TestClient(import_module(process.module).create_app(process.settings())) as client:
-        yield process, client, database_url
+@pytest.fixture(scope="module", params=[(s.name, backend) for s in SERVICES
+                                        for backend in ("sqlite", "postgresql")],
+                ids=lambda param: "-".join(param))
+def service(request, tmp_path_factory):
+    """One running app per service and backend for the module, on a database its migrations
+    made (`migrated_database`: the migrations run once per run and backend, then copied)."""
+    name, backend = request.param
+    process = next(s for s in SERVICES if s.name == name)
+    database_url = migrated_database(request, tmp_path_factory, process.migrations, backend)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(f"{process.env_prefix}DATABASE_URL", database_url)
+        patch.setenv("MARKETPLAN_INTERNAL_SECRET", TEST_SECRET)
+        with TestClient(import_module(process.module).create_app(process.settings())) as client:
+            yield process, client, database_url
 
 
 def test_migrations_match_the_models(service):
