@@ -1,4 +1,4 @@
-"""Working days of a market: weekends and its public holidays (the `holidays` package) skipped
+"""Working days of a market: its weekend and its public holidays (the `holidays` package) skipped
 (the calendar's working-day lags, the planner's resource calendars).
 Pure: no database, no HTTP."""
 from datetime import date, timedelta
@@ -6,7 +6,7 @@ from functools import cache
 
 import holidays
 
-WEEKEND = frozenset({5, 6})   # Saturday, Sunday
+WEEKEND = frozenset({5, 6})   # Saturday, Sunday: the weekend where no market says otherwise
 
 
 def check_market(market: str) -> str:
@@ -29,8 +29,19 @@ def _holidays(market: str, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, subdiv=subdivision or None, years=year))
 
 
+@cache
+def weekend_of(market: str | None) -> frozenset[int]:
+    """Return the weekdays (Monday 0) that are a market's weekend, as the holidays package
+    knows its country's (SA: Friday and Saturday; IR: Friday); Saturday and Sunday without
+    a market."""
+    if market is None:
+        return WEEKEND
+    country, _, subdivision = market.partition("-")
+    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None).weekend)
+
+
 def is_working_day(day: date, market: str) -> bool:
-    return day.weekday() not in WEEKEND and day not in _holidays(market, day.year)
+    return day.weekday() not in weekend_of(market) and day not in _holidays(market, day.year)
 
 
 def add_working_days(day: date, count: int, market: str) -> date:

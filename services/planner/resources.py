@@ -2,10 +2,8 @@
 and the index of stored schedules."""
 from datetime import date, datetime
 from decimal import Decimal
-from functools import cache
 from typing import Annotated, Any
 
-import holidays
 from pydantic import AfterValidator, BaseModel, Field
 from sqlmodel import Session, col, select
 
@@ -17,7 +15,7 @@ from shared.ids import new_id
 from shared.pagination import Page, decode_cursor, encode_cursor
 from shared.types import Identifier, Name, StrictModel
 from shared.versioning import require_if_match
-from shared.workdays import WEEKEND, check_market
+from shared.workdays import check_market, weekend_of
 
 # The department playbook's defaults: the work each milestone needs before it.
 DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
@@ -35,17 +33,6 @@ DEFAULT_TEMPLATES: dict[str, list[dict[str, Any]]] = {
 
 # A market whose public holidays are days off (ISO country, optionally `-subdivision`).
 Market = Annotated[str, AfterValidator(check_market)]
-
-
-@cache
-def weekend_of(market: str | None) -> frozenset[int]:
-    """Return the weekdays (Monday 0) a resource of this market does not work: its country's
-    weekend as the holidays package knows it (SA: Friday and Saturday), Saturday and Sunday
-    without a market."""
-    if market is None:
-        return WEEKEND
-    country, _, subdivision = market.partition("-")
-    return frozenset(holidays.country_holidays(country, subdiv=subdivision or None).weekend)
 
 
 class ResourceCreate(StrictModel):

@@ -22,14 +22,13 @@ from services.planner.models import (
     StaleMark,
     Task,
 )
-from services.planner.resources import weekend_of
 from services.planner.tasks import Skills, placement_warnings, resource_skills
 from shared.errors import Conflict, NotFound, Problem, invalid_fields
 from shared.idempotency import Idempotency
 from shared.ids import new_id
 from shared.internal_auth import Caller
 from shared.types import Identifier, StrictModel, TimeLimit
-from shared.workdays import holidays_between
+from shared.workdays import holidays_between, weekend_of
 from shared.workers import WorkerPool
 
 logger = logging.getLogger("marketplan.planner")

@@ -26,6 +26,14 @@ def test_a_daily_review_skips_good_friday_and_easter_monday_in_bavaria():
                                "2027-03-30", "2027-03-31", "2027-04-01", "2027-04-02"]
 
 
+def test_a_daily_review_keeps_saudi_arabias_friday_saturday_weekend():
+    # Sunday 2027-01-03 to Saturday 2027-01-09: Sunday to Thursday are working days in SA.
+    plan = recurrence("daily", date(2027, 1, 3), date(2027, 1, 9), "SA")
+    assert plan.rule.by_day == ("MO", "TU", "WE", "TH", "SU")
+    assert iso(plan.dates) == ["2027-01-03", "2027-01-04", "2027-01-05", "2027-01-06",
+                               "2027-01-07"]
+
+
 def test_a_weekly_review_moves_within_its_week():
     # Fridays from 19 March: Good Friday 26 March → Thursday 25 (Monday 29 is Easter Monday
     # and in the next week anyway).

@@ -1,8 +1,8 @@
 """Recurring reviews on working days: the RFC 5545 recurrence of a review (a rule, the dates it
 leaves out, the dates it adds) such that every occurrence is a working day of the market.
 
-- daily: every working weekday; a public holiday is left out (`EXDATE`): the next working
-  day has its own review.
+- daily: every day outside the market's weekend (SA's is Friday and Saturday); a public
+  holiday is left out (`EXDATE`): the next working day has its own review.
 - weekly: on the weekday of the first working day of the window; monthly and quarterly: on
   the window's first day of the month, and on the last day of a month too short for it
   (`BYMONTHDAY=-1` for the 31st, `BYMONTHDAY=28,29;BYSETPOS=-1` for the 29th), so no month
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
-from shared.workdays import WEEKEND, is_working_day, next_working_day, previous_working_day
+from shared.workdays import is_working_day, next_working_day, previous_working_day, weekend_of
 
 Frequency = Literal["daily", "weekly", "monthly", "quarterly"]
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
@@ -65,12 +65,13 @@ def _add_months(day: date, months: int, anchor_day: int) -> date:
     return date(year, month, min(anchor_day, calendar.monthrange(year, month)[1]))
 
 
-def _rule_dates(frequency: Frequency, start: date, last: date) -> tuple[Rule, list[date]]:
+def _rule_dates(frequency: Frequency, start: date, last: date,
+                weekend: frozenset[int]) -> tuple[Rule, list[date]]:
     if frequency == "daily":
-        days = tuple(WEEKDAYS[d] for d in range(7) if d not in WEEKEND)
+        days = tuple(WEEKDAYS[d] for d in range(7) if d not in weekend)
         dates = [start + timedelta(days=i) for i in range((last - start).days + 1)]
         return (Rule("DAILY", 1, last, by_day=days),
-                [d for d in dates if d.weekday() not in WEEKEND])
+                [d for d in dates if d.weekday() not in weekend])
     if frequency == "weekly":
         return Rule("WEEKLY", 1, last), [start + timedelta(weeks=i)
                                          for i in range((last - start).days // 7 + 1)]
@@ -109,7 +110,7 @@ def recurrence(frequency: Frequency, first: date, last: date, market: str) -> Re
     start = next_working_day(first, market) if frequency in ("daily", "weekly") else first
     if next_working_day(first, market) > last:
         return None
-    rule, dates = _rule_dates(frequency, start, last)
+    rule, dates = _rule_dates(frequency, start, last, weekend_of(market))
     kept = {d for d in dates if is_working_day(d, market)}
     excluded = sorted(set(dates) - kept)
     added: set[date] = set()
