@@ -18,6 +18,7 @@ from services.budget.optimizer import (
     greedy,
     solve,
 )
+from services.budget.optimizer.curves import hill, hill_priced_most
 from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
@@ -132,3 +133,54 @@ def test_greedy_from_a_guessed_level_gives_the_same_plan(seed):
         assert guessed.spend.tolist() == alone.spend.tolist()
         assert guessed.level.tolist() == alone.level.tolist()
         assert (guessed.marginal, guessed.model_return) == (alone.marginal, alone.model_return)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_hill_curves_priced_most_bounds_its_top_and_meets_it(seed):
+    # Against the curve on a grid of 200,001 points: never below the grid's best, and above it
+    # by no more than the grid's own spacing can hide; prices from below zero (the top at the
+    # end) to past the slope at zero (at 0 for alpha = 1).
+    rng = np.random.default_rng(seed)
+    count = 12
+    beta, k = rng.uniform(0.01, 2.0, count), rng.uniform(1e-4, 1.0, count)
+    alpha = np.r_[1.0, rng.uniform(0.3, 1.0, count - 1)]
+    end, weight = rng.uniform(1e-3, 3.0, count), rng.uniform(0.0, 2.0, count)
+    slope_at_end = weight * beta * alpha * (end / k) ** alpha / (end * (1 + (end / k) ** alpha) ** 2)
+    price = slope_at_end * rng.choice([-1.0, 0.5, 2.0, 50.0, 1e4], count)
+    most = hill_priced_most(beta, k, alpha, end, weight, price)
+    grid = np.linspace(0.0, 1.0, 200_001)[None, :] * end[:, None]
+    values = weight[:, None] * hill(grid, beta[:, None], k[:, None], alpha[:, None]) - \
+        price[:, None] * grid
+    best = values.max(axis=1)
+    scale = np.maximum(np.abs(values).max(axis=1), 1e-12)
+    assert np.all(most >= best - 1e-12 * scale)
+    assert np.all(most <= best + 1e-6 * scale)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_greedys_priced_error_bounds_the_true_optimum(seed):
+    # A coarse cut's plan, its bound by the prices; the true optimum is at least a very fine
+    # cut's plan on the true curves: the bound must reach that, and at the fine cut itself be
+    # near 0 (the prices' bound is tight where the plan is).
+    _check_priced_error(seeded_problem(seed), greedy.applies, greedy.solve)
+
+
+def _check_priced_error(problem, applies, route) -> None:
+    model = ScaledProblem(problem)
+    coarse, fine = model.cells(2e-2), model.cells(1e-6)
+    if not applies(model, coarse):
+        pytest.skip("not this route")
+    solution, finest = route(model, coarse), route(model, fine)
+    if solution is None or finest is None:
+        pytest.skip("no plan on this route: the MILP's case")
+    profit = 1.0 if problem.objective == "max_profit" else 0.0
+
+    def objective(cells, spend):
+        return float(model.true_returns(cells, spend).sum()) - profit * float(spend.sum())
+
+    error = model.priced_error(coarse, solution)
+    assert error is not None and error >= 0.0
+    plan, best = objective(coarse, solution.spend), objective(fine, finest.spend)
+    true = float(model.true_returns(coarse, solution.spend).sum())
+    assert best <= plan + error * true + 1e-9 * max(model.budget, 1.0)
+    assert model.priced_error(fine, finest) <= 1e-5

@@ -27,7 +27,7 @@ from services.budget.optimizer import (
 from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
-from tests.budget.test_greedy import concave_channels
+from tests.budget.test_greedy import _check_priced_error, concave_channels
 
 
 def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | None:
@@ -344,3 +344,12 @@ def test_capped_rounding_gives_a_full_periods_cent_to_the_largest_fraction_of_an
                                                          rounded.units) if u}
     assert units == {(0, 0): 10, (0, 1): 21, (1, 0): 6, (1, 2): 7}
     assert rounded.channels.tolist() == [31, 13] and rounded.periods.tolist() == [16, 21, 7]
+
+
+@pytest.mark.parametrize(("seed", "groups"), [(5000 + seed, seed % 3) for seed in range(40)])
+def test_the_priced_greedys_error_bounds_the_true_optimum(seed, groups):
+    # As the greedy's (`test_greedy`), with period caps and groups' shares in the prices.
+    _check_priced_error(capped_problem(seed, groups=groups),
+                        lambda model, cells: greedy.concave(model, cells) and
+                        period_prices.applies(model),
+                        lambda model, cells: period_prices.solve(model, cells)[0])

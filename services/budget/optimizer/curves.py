@@ -18,6 +18,9 @@ Floats = npt.NDArray[np.float64]
 _SAMPLE_SAFETY = 1.02
 _SAMPLES = np.linspace(0.0, 1.0, 33)[1:-1]
 _MAX_SEGMENTS = 4000
+# `hill_priced_most`'s bisection: from this share of the domain's end to the end, on a log
+# scale, this many halvings (the bracket's ends then within 4e-11 of each other, relatively).
+_LOWEST, _BISECTIONS = 1e-18, 40
 # Where a Hill curve's density is sampled, as fractions of its domain: dense near zero (on a
 # log scale, where alpha < 1 is steepest) and evenly along the rest; made once for every curve.
 _GRID = np.unique(np.concatenate([np.geomspace(1e-9, 1.0, 3000), np.linspace(0.0, 1.0, 1000)[1:]]))
@@ -77,6 +80,37 @@ def _hill_density(spend: Floats, beta: Floats, k: Floats, alpha: Floats) -> Floa
     np.abs(top, out=top)
     density: Floats = np.sqrt(top, out=top)
     return density
+
+
+def hill_priced_most(beta: Floats, k: Floats, alpha: Floats, end: Floats, weight: Floats,
+                     price: Floats) -> Floats:
+    """Per concave Hill curve R (arrays of beta, k, alpha ≤ 1): an upper bound, exact to float
+    noise, on the most weight · R(y) − price · y reaches for y in [0, end].
+
+    h(y) = weight · R(y) − price · y is concave, so its top is where h' turns negative: found by
+    bisection on a log scale, and bounded on the bracket [a, b] around it by the tangent at a,
+    h(a) + h'(a) · (b − a), which lies above h everywhere. A top below `_LOWEST` of the end is
+    bounded by weight · R there (R rises, price · y ≥ 0).
+    """
+    def h(y: Floats) -> Floats:
+        value: Floats = weight * hill(y, beta, k, alpha) - price * y
+        return value
+
+    def rise(y: Floats) -> Floats:
+        r = np.power(y / k, alpha)
+        slope: Floats = weight * beta * alpha * r / (y * (1.0 + r) ** 2) - price
+        return slope
+
+    low, high = end * _LOWEST, end.copy()
+    for _ in range(_BISECTIONS):
+        middle = np.sqrt(low * high)
+        up = rise(middle) > 0
+        low, high = np.where(up, middle, low), np.where(up, high, middle)
+    inside = rise(low) > 0
+    most: Floats = np.where(rise(end) >= 0, h(end),
+                            np.where(inside, h(low) + np.maximum(rise(low), 0.0) * (high - low),
+                                     weight * hill(end * _LOWEST, beta, k, alpha)))
+    return most
 
 
 def segments_from_breakpoints(xs: Floats, ys: Floats, error: float = 0.0) -> Segments:

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.curves import Floats, Segments
-from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cell, Cells, Priced, ScaledProblem, Solution
 
 Indices = npt.NDArray[np.intp]
 Flags = npt.NDArray[np.bool_]
@@ -53,9 +53,25 @@ def concave(model: ScaledProblem, cells: Cells) -> bool:
 
 def solve(model: ScaledProblem, cells: Cells) -> Solution:
     """Fill segments by falling slope: floors first, then caps and the budget (see `applies`)."""
-    fill = fill_segments(model, Curves.of(cells))
+    curves = Curves.of(cells)
+    fill = fill_segments(model, curves)
     return Solution(spend=fill.spend, status="optimal", gap=0.0, solver="greedy",
-                    marginal_value=fill.marginal, model_return=fill.model_return)
+                    marginal_value=fill.marginal, model_return=fill.model_return,
+                    priced=_priced(model, curves, fill))
+
+
+def _priced(model: ScaledProblem, curves: "Curves", fill: "Fill") -> Priced:
+    """The plan's prices as a Lagrangian bound's: the budget's price, and each channel's level
+    less the budget's level as its own price (positive at a cap, negative at a floor; a level
+    of ±∞, a channel taking all of its segments or none, priced as the budget)."""
+    threshold = 1.0 if model.problem.objective == "max_profit" else 0.0
+    common = fill.marginal + threshold
+    levels = np.where(np.isfinite(fill.level), fill.level, common)
+    own = levels - common
+    ends = np.where(own > 0, np.asarray(model.upper), np.asarray(model.lower))
+    tau = levels[curves.channel]
+    return Priced(threshold=tau, constant=fill.marginal * model.budget + float(own @ ends),
+                  segments=curves.priced(tau))
 
 
 @dataclass(frozen=True)
@@ -185,6 +201,15 @@ class Curves:
             high[todo] = np.where(steeper, high[todo], middle)
             todo = todo[low[todo] < high[todo]]
         return low
+
+    def priced(self, price: Floats) -> Floats:
+        """Per cell, the most its segments return less `price` (per cell) a unit spent: its
+        term of a Lagrangian bound."""
+        everyone = self.cells
+        steeper = self.count(everyone, price, strict=True)
+        most: Floats = self.returns[self.first + steeper] * self.weight - \
+            price * self.taken(everyone, steeper)
+        return most
 
     def taken(self, cell: Indices, count: Indices) -> Floats:
         """Per `cell`, the length of its first `count` segments."""

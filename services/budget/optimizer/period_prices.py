@@ -33,7 +33,7 @@ import numpy as np
 
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
-from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
 
 # Rounds of price adjustment before the LP (each one greedy over every cell).
 PRICE_ROUNDS = 12
@@ -109,7 +109,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # is the LP's float noise: the plan is proven within it.
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return), \
+                            model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
@@ -205,6 +205,7 @@ class _Answer:
     gap: float               # the bound's lead over the plan, relative to its return
     threshold: Floats        # per cell, τ_c at the LP's row prices
     prices: Floats           # per period, λ_p
+    priced: Priced           # the bound's prices, for the true curves' bound
 
 
 class _Restricted:
@@ -334,7 +335,7 @@ class _Restricted:
 
     def _bound(self, spend: Floats, model_return: float, duals: Floats) -> _Answer:
         """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
-        curves, everyone = self.curves, self.curves.cells
+        curves = self.curves
         prices = np.zeros(len(self.caps))
         prices[self.capped] = np.maximum(duals[1:1 + len(self.capped)], 0.0)
         own = np.zeros(len(self.lower))
@@ -350,16 +351,16 @@ class _Restricted:
         budget = max(total_price + float(self.share @ group), 0.0)
         tau = self.threshold + total_price + prices[self.period] + \
             (own + own_groups)[curves.channel]
-        steeper = curves.count(everyone, tau, strict=True)
-        cells = curves.returns[curves.first + steeper] * curves.weight - \
-            tau * curves.taken(everyone, steeper)
+        cells = curves.priced(tau)
         ends = np.where(own > 0, self.upper, self.lower)
-        bound = budget * self.model.budget + float(prices[self.capped] @ self.caps[self.capped]) + \
-            float(own @ ends) + float(cells.sum())
+        constant = budget * self.model.budget + \
+            float(prices[self.capped] @ self.caps[self.capped]) + float(own @ ends)
+        bound = constant + float(cells.sum())
         objective = model_return - self.threshold * float(spend.sum())
         # Relative to the return, or to a millionth of the budget where it returns less: groups
         # whose floors and ceilings meet only at zero spend leave an optimum of 0, the LP's
         # noise beside it no gap.
         gap = max(bound - objective, 0.0) / max(abs(model_return), 1e-6 * self.model.budget, EPS)
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
-                       threshold=tau, prices=prices)
+                       threshold=tau, prices=prices,
+                       priced=Priced(threshold=tau, constant=constant, segments=cells))

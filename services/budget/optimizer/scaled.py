@@ -15,6 +15,7 @@ from services.budget.optimizer.curves import (
     Floats,
     Segments,
     hill,
+    hill_priced_most,
     hill_segments,
     hill_slope,
     linear_segments,
@@ -77,12 +78,30 @@ class Cells(list[Cell]):
         return np.fromiter((cell.weight for cell in self), dtype=float, count=len(self))
 
     @cached_property
+    def upper(self) -> Floats:
+        return np.fromiter((cell.upper for cell in self), dtype=float, count=len(self))
+
+    @cached_property
     def share(self) -> Floats:
         return np.fromiter((cell.share for cell in self), dtype=float, count=len(self))
 
     @cached_property
     def is_deal(self) -> npt.NDArray[np.bool_]:
         return np.fromiter((cell.deal is not None for cell in self), dtype=bool, count=len(self))
+
+
+@dataclass(frozen=True)
+class Priced:
+    """Prices that bound the optimum of the true curves (a Lagrangian bound, valid for any
+    prices of the right signs): per cell τ_c, what a unit spent there costs (the budget's, its
+    period's, its channel's and its groups' prices, +1 for max_profit); the bound is `constant`
+    (each price times its row's bound) plus, per cell, the most its curve returns less τ_c per
+    unit spent. `segments` holds that most on each cell's segments: exact for a curve its
+    segments are (error 0); a Hill curve's is computed on the curve (`priced_error`)."""
+
+    threshold: Floats
+    constant: float
+    segments: Floats
 
 
 @dataclass
@@ -95,6 +114,7 @@ class Solution:
     solver: str
     marginal_value: float | None
     model_return: float        # objective-side return of the piecewise-linear model, scaled
+    priced: Priced | None = None   # the concave route's prices, for `priced_error`
 
 
 class ScaledProblem:
@@ -220,6 +240,39 @@ class ScaledProblem:
             weight, share = weights[mine], shares[mine]
             values[mine] = weight * share * self._curve(response, x / share)
         return values
+
+    def priced_error(self, cells: Cells, solution: Solution) -> float | None:
+        """Bound how far the true optimum can lie above the plan, relative to the plan's
+        return, by the Lagrangian bound at the solution's prices (`Priced`), each Hill curve's
+        term taken on the curve itself; None without prices, or with a Hill curve that is not
+        concave (alpha > 1), whose term the bisection does not bound.
+
+        Unlike `assembly.approximation_error`, no curve's rise above its segments counts: a
+        curve enters only through the most it returns at its price, which the segments
+        approach near where the plan spends, however coarse they are elsewhere.
+        """
+        priced = solution.priced
+        if priced is None:
+            return None
+        terms = priced.segments.copy()
+        responses = [channel.response for channel in self.problem.channels]
+        hills = np.array([isinstance(r, Hill) for r in responses], dtype=bool)
+        mine = np.flatnonzero(hills[cells.channel])
+        if len(mine):
+            rows = np.array([[float(r.beta) / self.unit, float(r.k) / self.unit, float(r.alpha)]
+                             if isinstance(r, Hill) else [np.nan] * 3 for r in responses])
+            beta, k, alpha = rows[cells.channel[mine]].T
+            if np.any(alpha > 1.0):
+                return None
+            share = cells.share[mine]
+            # share · max over y ≤ upper / share of weight · R(y) − τ · y, y = x / share.
+            terms[mine] = share * hill_priced_most(beta, k, alpha, cells.upper[mine] / share,
+                                                   cells.weight[mine], priced.threshold[mine])
+        true = float(self.true_returns(cells, solution.spend).sum())
+        threshold = 1.0 if self.problem.objective == "max_profit" else 0.0
+        objective = true - threshold * float(solution.spend.sum())
+        bound = max(priced.constant + float(terms.sum()) - objective, 0.0)
+        return bound / true if true > EPS else (0.0 if bound <= EPS else math.inf)
 
     def true_slopes(self, cells: Cells, spend: Floats) -> Floats:
         """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""

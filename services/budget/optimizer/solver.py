@@ -70,6 +70,11 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 raise
             break
         error = approximation_error(model, cells, solution)
+        if error > TARGET_ERROR:
+            # The curves' largest rises count wherever they are; the prices' bound counts
+            # them only where the plan's prices put the optimum (`priced_error`).
+            priced = model.priced_error(cells, solution)
+            error = error if priced is None else min(error, priced)
         if best is None or error < best[2]:
             best = cells, solution, error
         if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells) \
