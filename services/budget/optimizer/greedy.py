@@ -71,7 +71,7 @@ def _priced(model: ScaledProblem, curves: "Curves", fill: "Fill") -> Priced:
     ends = np.where(own > 0, np.asarray(model.upper), np.asarray(model.lower))
     tau = levels[curves.channel]
     return Priced(threshold=tau, constant=fill.marginal * model.budget + float(own @ ends),
-                  segments=curves.priced(tau))
+                  segments=lambda: curves.priced(tau))
 
 
 @dataclass(frozen=True)

@@ -363,4 +363,4 @@ class _Restricted:
         gap = max(bound - objective, 0.0) / max(abs(model_return), 1e-6 * self.model.budget, EPS)
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
                        threshold=tau, prices=prices,
-                       priced=Priced(threshold=tau, constant=constant, segments=cells))
+                       priced=Priced(threshold=tau, constant=constant, segments=lambda: cells))

@@ -3,6 +3,7 @@ money available, or less when the channels cannot use it all), and each channel 
 a `Cell` with its curve as segments."""
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import cached_property
@@ -96,12 +97,13 @@ class Priced:
     prices of the right signs): per cell τ_c, what a unit spent there costs (the budget's, its
     period's, its channel's and its groups' prices, +1 for max_profit); the bound is `constant`
     (each price times its row's bound) plus, per cell, the most its curve returns less τ_c per
-    unit spent. `segments` holds that most on each cell's segments: exact for a curve its
-    segments are (error 0); a Hill curve's is computed on the curve (`priced_error`)."""
+    unit spent. `segments` gives that most on each cell's segments when asked (a binary search
+    over every cell, not paid by the plans the curves' rises already prove): exact for a curve
+    its segments are (error 0); a Hill curve's is computed on the curve (`priced_error`)."""
 
     threshold: Floats
     constant: float
-    segments: Floats
+    segments: Callable[[], Floats]
 
 
 @dataclass
@@ -254,7 +256,7 @@ class ScaledProblem:
         priced = solution.priced
         if priced is None:
             return None
-        terms = priced.segments.copy()
+        terms = priced.segments().copy()
         responses = [channel.response for channel in self.problem.channels]
         hills = np.array([isinstance(r, Hill) for r in responses], dtype=bool)
         mine = np.flatnonzero(hills[cells.channel])
