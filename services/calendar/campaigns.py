@@ -402,6 +402,14 @@ def update_campaign(*, session: Session, campaign_id: str, update: CampaignUpdat
                   or _check({"start_date": start, "end_date": end})):
         raise invalid_fields(errors)
     assert start is not None and end is not None
+    # The window holds its phases (conflicts and the calendar read a campaign by them), so
+    # dates that would leave one out are refused rather than cutting or moving it unasked.
+    if outside := [p for p in campaign_phases(session, campaign.id)
+                   if p.start_date < start or p.end_date > end]:
+        spans = ", ".join(f"{p.kind} {p.start_date}..{p.end_date}" for p in outside)
+        raise Conflict(f"A campaign's phases stay inside its dates, and {start}..{end} would "
+                       f"leave out {spans}: move or delete those phases first.",
+                       phase_ids=[p.id for p in outside])
     before = campaign_state(campaign)
     campaign.sqlmodel_update({k: v for k, v in changes.items() if k not in ("start_date", "end_date")})
     campaign.start_date, campaign.end_date = start, end

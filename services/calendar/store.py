@@ -145,10 +145,14 @@ class Applied:
 
 
 def _follow_span(first: date, last: date, move: Move, market: str) -> tuple[date, date]:
-    # The day after the end follows, so that spans that met still meet (graph.follow).
-    return (follow(first, move.from_date, move.to_date, market),
-            follow(last + timedelta(days=1), move.from_date, move.to_date, market)
-            - timedelta(days=1))
+    # The day after the end follows, so that spans that met still meet (graph.follow). A
+    # span keeps at least its first day: from an anchor moved onto a day off, the days that
+    # were past a working day collapse onto the anchor's one day (Thu..Sat after a Thursday
+    # launch is Sunday alone after a Sunday one), where a span ending the day before it
+    # starts would be no span at all.
+    start = follow(first, move.from_date, move.to_date, market)
+    return start, max(start, follow(last + timedelta(days=1), move.from_date, move.to_date,
+                                    market) - timedelta(days=1))
 
 
 def apply_moves(session: Session, campaign: Campaign, rows: Mapping[str, Milestone],
@@ -189,6 +193,12 @@ def apply_moves(session: Session, campaign: Campaign, rows: Mapping[str, Milesto
                 window["start_date"] = phase.start_date
             if before[1] == campaign.end_date:
                 window["end_date"] = phase.end_date
+    # Every phase stays inside the window (a hand-made one need not have moved with it).
+    if phases:
+        spans = [(p.start_date, p.end_date) for p in session.exec(
+            select(Phase).where(Phase.campaign_id == campaign.id))]
+        window["start_date"] = min(window["start_date"], *(first for first, _ in spans))
+        window["end_date"] = max(window["end_date"], *(last for _, last in spans))
     changes = {field: {"from": getattr(campaign, field), "to": value}
                for field, value in window.items() if getattr(campaign, field) != value}
     if changes:

@@ -174,3 +174,42 @@ def test_a_template_campaign_can_be_changed_and_keeps_its_dates(api):
     assert "keeps its dates" in refused.json()["errors"][0]["detail"]
     backwards = patch({"end_date": "2020-01-01"})
     assert backwards.status_code == 422 and "before it starts" in backwards.text
+
+
+def test_dates_that_would_leave_a_phase_outside_the_campaign_are_a_409_naming_it(api):
+    # The trial's case (issue 17): a campaign's end moved before its burst was accepted, and
+    # a range past the new end then missed the burst's overlaps.
+    campaign = api.from_template("flash_sale", launch="2028-03-07", market="DE",
+                                 time_zone="Europe/Berlin")
+    path = f"/campaigns/{campaign['id']}"
+    phases = {p["kind"]: p for p in campaign["phases"]}
+    burst, wrapup = phases["burst"], phases["wrapup"]
+    refused = api.patch(path, {"end_date": "2028-03-03"}, headers={"If-Match": '"1"'})
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["phase_ids"] == [phases["warmup"]["id"], burst["id"], wrapup["id"]]
+    assert f"burst {burst['start_date']}..{burst['end_date']}" in refused.json()["detail"]
+    cut = api.patch(path, {"end_date": burst["end_date"]}, headers={"If-Match": '"1"'})
+    assert cut.status_code == 409 and cut.json()["phase_ids"] == [wrapup["id"]]
+    assert api.ok(api.get(path))["end_date"] == campaign["end_date"]
+    # Dates that still hold every phase are taken.
+    later = api.ok(api.patch(path, {"end_date": "2028-04-30"}, headers={"If-Match": '"1"'}))
+    assert later["end_date"] == "2028-04-30"
+
+
+def test_a_launch_move_keeps_every_phase_inside_the_campaign(api):
+    # The window's end follows the wrap-up it ended with; a hand-made phase it also held
+    # keeps it there (US: launch Mon 03-15 → Thu 03-18 → back to Mon 03-15).
+    campaign = api.from_template("standard", launch="2027-03-15")
+    launch = next(m for m in campaign["milestones"] if m["kind"] == "launch")
+    api.ok(api.move(campaign, launch["id"], "2027-03-18"))
+    moved = api.ok(api.get(f"/campaigns/{campaign['id']}"))
+    assert moved["end_date"] == "2027-04-28"
+    hand = api.ok(api.post(f"/campaigns/{campaign['id']}/phases", {
+        "kind": "sustain", "start_date": "2027-04-26", "end_date": "2027-04-28"}), 201)
+    api.ok(api.move(campaign, launch["id"], "2027-03-15"))
+    back = api.ok(api.get(f"/campaigns/{campaign['id']}"))
+    wrapup = next(p for p in back["phases"] if p["kind"] == "wrapup")
+    assert wrapup["end_date"] == "2027-04-25"
+    assert back["end_date"] == hand["end_date"] == "2027-04-28"
+    assert all(back["start_date"] <= p["start_date"] and p["end_date"] <= back["end_date"]
+               for p in back["phases"])

@@ -120,3 +120,34 @@ def _template_body(market: str) -> dict:
     from tests.calendar.conftest import CAMPAIGN
     body = {k: v for k, v in CAMPAIGN.items() if k not in ("start_date", "end_date")}
     return body | {"market": market, "time_zone": "Europe/Berlin", "template": "standard"}
+
+
+def test_a_launch_moved_onto_a_day_off_keeps_each_phase_at_least_its_first_day(api):
+    # The trial's case (issue 17): DE-BY, flash sale launching Thu 2027-03-25 (Good Friday
+    # 03-26 and Easter Monday 03-29 are holidays): burst Thu..Sat, wrap-up Sun..Mon, both
+    # after the launch's working day. Moved to Sun 04-04 (whose next day works) they have
+    # that Sunday alone, and the move had made the burst end the day before it began.
+    market = {"market": "DE-BY", "time_zone": "Europe/Berlin", "channels": ["display"]}
+    campaign = api.from_template("flash_sale", launch="2027-03-25", **market)
+    other = api.from_template("flash_sale", launch="2027-04-02", **market)
+    assert spans(campaign) == {"warmup": ("2027-03-23", "2027-03-24"),
+                               "burst": ("2027-03-25", "2027-03-27"),
+                               "wrapup": ("2027-03-28", "2027-03-29")}
+    launch = next(m for m in campaign["milestones"] if m["kind"] == "launch")
+    api.ok(api.move(campaign, launch["id"], "2027-04-04"))
+    after = api.ok(api.get(f"/campaigns/{campaign['id']}"))
+    assert spans(after) == {"warmup": ("2027-04-01", "2027-04-03"),
+                            "burst": ("2027-04-04", "2027-04-04"),
+                            "wrapup": ("2027-04-04", "2027-04-04")}
+    assert after["start_date"] <= "2027-04-01" and after["end_date"] == "2027-04-04"
+    listed = api.ok(api.get("/conflicts", params={"from": "2027-03-01", "to": "2027-04-30",
+                                                  "campaign_id": campaign["id"]}))
+    other_burst = spans(other)["burst"]
+    assert other_burst[0] <= "2027-04-04" <= other_burst[1]
+    # One overlap, of the one day; the launch (and its window, which follows it) on a
+    # Sunday, as any milestone moved there by hand.
+    assert [(c["start_date"], c["end_date"]) for c in listed
+            if c["kind"] == "burst_overlap"] == [("2027-04-04", "2027-04-04")]
+    assert [c["milestone_ids"][0] for c in listed if c["kind"] == "non_working_day"][0] \
+        == launch["id"]
+    assert all(p["start_date"] <= p["end_date"] for p in after["phases"])
