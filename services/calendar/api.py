@@ -10,13 +10,25 @@ from services.calendar.answers import Answers, At
 from services.calendar.models import idempotency_record, utcnow
 from shared.channels import ChannelKind
 from shared.db import SessionDep, WriteSessionDep
+from shared.errors import invalid_fields
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.pagination import CursorQuery, LimitQuery, Page
 from shared.types import Identifier
 from shared.versioning import conditional_json, version_etag
 
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
+
+def _each_query_parameter_once(request: Request) -> None:
+    # Every query parameter here takes one value, and a repeated one would be read as its
+    # last value alone (`kind=a&kind=b` as `kind=b`), silently dropping what the caller sent.
+    keys = [key for key, _ in request.query_params.multi_items()]
+    if repeated := sorted({key for key in keys if keys.count(key) > 1}):
+        raise invalid_fields([(key, "this parameter may be given once") for key in repeated],
+                             where="query")
+
+
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"],
+                   dependencies=[Depends(_each_query_parameter_once)])
 
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]
@@ -290,7 +302,7 @@ def read_campaign_audit(session: SessionDep, campaign_id: Filter = None, limit: 
 @router.get("/calendar", response_model=Page[views.CalendarEntryPublic], responses=KEPT)
 def read_calendar(session: SessionDep, at: AtDep,
                   from_: Annotated[date, Query(alias="from", description="First day, inclusive.")],
-                  to: Annotated[date, Query(description="Last day, inclusive (at most 731 days on).")],
+                  to: Annotated[date, Query(description="Last day, inclusive (731 days at most).")],
                   channel: ChannelFilter = None, status: campaigns.Status | None = None,
                   owner: Filter = None, limit: LimitQuery = 50,
                   cursor: CursorQuery = None, if_none_match: IfNoneMatch = None) -> Response:

@@ -28,9 +28,10 @@ from sqlmodel import Session, col, select
 
 from services.calendar.answers import At
 from services.calendar.graph import CONTINGENCY_HOURS, violations, window_days
+from services.calendar.milestones import MAX_WINDOW_HOURS
 from services.calendar.models import Campaign, Dependency, Milestone, Phase
 from services.calendar.store import graph_of, read_rows, rows_of
-from services.calendar.views import campaigns_in, check_range
+from services.calendar.views import check_range
 from shared.kept import Lru
 from shared.workdays import is_working_day, next_working_day
 
@@ -155,19 +156,39 @@ _FINDINGS: Lru[tuple[date, date], Finding] = Lru(max_bytes=16 * 2**20)
 
 
 def read_range(session: Session, start: date, end: date) -> dict[str, Rows]:
-    """The rows of the campaigns whose conflicts may meet the range, by campaign id: those
-    overlapping it, and those with a milestone due in it (when outside their campaign's
-    dates it belongs to the range even if the campaign does not); not cancelled ones."""
+    """The rows of the campaigns whose conflicts may meet the range, by campaign id, by the
+    range's rule (not by the campaigns' own dates): those with a burst in it, a milestone due
+    in it, a contingency window whose days meet it, or a launch inside such a window; not
+    cancelled ones."""
     check_range(start, end)
-    outside = set(session.exec(select(Milestone.campaign_id).distinct().where(
+    ids = set(session.exec(select(Phase.campaign_id).distinct().where(
+        col(Phase.kind) == "burst", col(Phase.start_date) <= end, col(Phase.end_date) >= start)))
+    ids.update(session.exec(select(Milestone.campaign_id).distinct().where(
         col(Milestone.due_date) >= start, col(Milestone.due_date) <= end)))
-    campaigns = [c for c in campaigns_in(session, start, end, without=CAMPAIGN_UNREAD)
+    # A window reaches at most this far on each side of its day.
+    reach = timedelta(days=window_days(MAX_WINDOW_HOURS))
+    near = read_rows(session, rows_of(Milestone, without=MILESTONE_UNREAD).where(
+        col(Milestone.kind) == "contingency", col(Milestone.due_date) >= start - reach,
+        col(Milestone.due_date) <= end + reach))
+    windows = [(w.campaign_id, _window(w)) for w in near if _meets(_window(w), start, end)]
+    if windows:
+        spans = [span for _, span in windows]
+        ids.update(campaign_id for campaign_id, _ in windows)
+        ids.update(campaign_id for campaign_id, due in session.exec(
+            select(col(Milestone.campaign_id), col(Milestone.due_date)).where(
+                col(Milestone.kind) == "launch",
+                col(Milestone.due_date) >= min(first for first, _ in spans),
+                col(Milestone.due_date) <= max(last for _, last in spans)))
+            if any(first <= due <= last for first, last in spans))
+    return rows_of_campaigns(session, ids)
+
+
+def rows_of_campaigns(session: Session, wanted: Iterable[str]) -> dict[str, Rows]:
+    """The rows conflicts are made from of these campaigns (but cancelled ones), by id."""
+    campaigns = [c for c in read_rows(session, rows_of(Campaign, without=CAMPAIGN_UNREAD)
+                                      .where(col(Campaign.id).in_(sorted(wanted)))
+                                      .order_by(col(Campaign.id)))
                  if c.status != "cancelled"]
-    outside -= {c.id for c in campaigns}
-    if outside:
-        campaigns += [c for c in read_rows(session, rows_of(Campaign, without=CAMPAIGN_UNREAD)
-                                           .where(col(Campaign.id).in_(outside)))
-                      if c.status != "cancelled"]
     ids = [c.id for c in campaigns]
     bursts: dict[str, list[Phase]] = {i: [] for i in ids}
     for phase in read_rows(session, rows_of(Phase, without=PHASE_UNREAD).where(
@@ -281,6 +302,10 @@ def _window(milestone: Milestone) -> tuple[date, date]:
     return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
 
 
+def _meets(span: tuple[date, date], start: date, end: date) -> bool:
+    return span[0] <= end and span[1] >= start
+
+
 def _launches_in_windows(rows: dict[str, Rows], start: date, end: date,
                          touched: set[str] | None) -> Iterator[Found]:
     """Launches inside another campaign's contingency window, on a channel of both, where
@@ -295,7 +320,7 @@ def _launches_in_windows(rows: dict[str, Rows], start: date, end: date,
         mine = touched is None or owner.id in touched
         for window in (m for m in owner_rows.milestones if m.kind == "contingency"):
             first, last = _window(window)
-            if last < start or first > end:
+            if not _meets((first, last), start, end):
                 continue
             for launch in launches[bisect_left(days, first):bisect_right(days, last)]:
                 if launch.campaign_id == owner.id or not (

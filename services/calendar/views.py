@@ -35,12 +35,15 @@ class CalendarEntryPublic(BaseModel):
 
 
 def check_range(start: date, end: date) -> None:
-    """Raise a 422 on the query's `to` unless `start..end` is a range of at most
-    `MAX_RANGE_DAYS`."""
+    """Raise a 422 on the query's `to` unless `start..end` holds at most `MAX_RANGE_DAYS`
+    days, both ends included."""
     if end < start:
         raise invalid_fields([("to", f"`to` ({end}) is before `from` ({start})")], where="query")
-    if (end - start).days > MAX_RANGE_DAYS:
-        raise invalid_fields([("to", f"a range spans at most {MAX_RANGE_DAYS} days")], where="query")
+    # Counted as the days it holds, `from` and `to` both included.
+    if (end - start).days + 1 > MAX_RANGE_DAYS:
+        raise invalid_fields([("to", f"a range holds at most {MAX_RANGE_DAYS} days, `from` and "
+                                     f"`to` included ({start}..{end} holds "
+                                     f"{(end - start).days + 1})")], where="query")
 
 
 def campaigns_in(session: Session, start: date, end: date, *, channel: str | None = None,

@@ -12,13 +12,13 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import TypeAdapter
 from sqlalchemy import update
-from sqlmodel import Session, col
+from sqlmodel import Session, col, select
 
 from services.calendar import answers as answers_module
 from services.calendar import conflicts, feeds
 from services.calendar.answers import Answers
 from services.calendar.app import create_app
-from services.calendar.models import EventSequence, Milestone, Phase
+from services.calendar.models import Campaign, EventSequence, Milestone, Phase
 from services.calendar.outbox import last_position
 from tests.calendar.conftest import CAMPAIGN, Api, calendar_settings
 from tests.shared.test_kept import compressions  # noqa: F401 (a fixture)
@@ -284,8 +284,9 @@ def test_every_kind_of_change_moves_the_position_answers_are_kept_under(api):
 
 
 # Random edits in 2034, away from the other tests' campaigns (the module's database is shared).
+# The last range lies past most campaigns' ends, where windows reach and launches fall in them.
 EDITED = [{"from": "2034-03-01", "to": "2034-03-31"}, {"from": "2034-02-01", "to": "2034-04-30"},
-          {"from": "2034-03-16", "to": "2034-03-16"}]
+          {"from": "2034-03-16", "to": "2034-03-16"}, {"from": "2034-04-12", "to": "2034-04-20"}]
 CHANNELS = ["search", "social", "video", "affiliate"]
 
 
@@ -295,6 +296,10 @@ def _fresh(engine, params: dict) -> tuple[bytes, bytes]:
     start, end = (date.fromisoformat(params[k]) for k in ("from", "to"))
     with Session(engine) as session:
         found = conflicts.find(conflicts.read_range(session, start, end), start, end)
+        # The range read every campaign whose conflicts meet it: finding in all of them
+        # gives the same.
+        assert conflicts.find(conflicts.rows_of_campaigns(
+            session, session.exec(select(Campaign.id))), start, end) == found
     described = [conflicts.DESCRIBE[f.kind](*f.facts) for f in found]
     return (TypeAdapter(list[conflicts.ConflictPublic]).dump_json(described, by_alias=True),
             TypeAdapter(conflicts.ConflictSummaryPublic).dump_json(conflicts.summary_of(found),
@@ -342,6 +347,25 @@ class Editor:
         api.post(f"/campaigns/{campaign['id']}/milestones", {
             "kind": self.rng.choice(["launch", "contingency", "kickoff"]), "name": "Added",
             "due_date": self.day()})
+
+    def add_window(self) -> None:
+        """A contingency window of up to 14 days each side, often reaching past its
+        campaign's dates and the range's, where other campaigns launch."""
+        campaign, api = self.campaign(), self.api()
+        api.post(f"/campaigns/{campaign['id']}/milestones", {
+            "kind": "contingency", "name": "Window", "due_date": self.day(),
+            "window_hours": self.rng.choice([1, 48, 96, 24 * 14])})
+
+    def change_dates(self) -> None:
+        """New campaign dates: refused (409) when they would leave a phase out, else its
+        milestones may fall outside them."""
+        campaign, api = self.campaign(), self.api()
+        path = f"/campaigns/{campaign['id']}"
+        first = date.fromisoformat(campaign["start_date"])
+        last = date.fromisoformat(campaign["end_date"])
+        shift = lambda day: str(day + timedelta(days=self.rng.randrange(-10, 11)))  # noqa: E731
+        api.patch(path, self.rng.choice([{"start_date": shift(first)}, {"end_date": shift(last)}]),
+                  headers=self.etag(api, path))
 
     def delete_milestone(self) -> None:
         campaign, api = self.campaign(), self.api()
@@ -400,7 +424,8 @@ def test_conflicts_after_random_edits_are_those_found_afresh(two):
     editor = Editor(two, rng)
     for _ in range(5):
         editor.add_campaign()
-    edits = [editor.move_milestone, editor.add_milestone, editor.delete_milestone,
+    edits = [editor.move_milestone, editor.add_milestone, editor.add_window,
+             editor.change_dates, editor.delete_milestone,
              editor.add_burst, editor.delete_burst, editor.change_campaign, editor.by_sql,
              editor.add_campaign, editor.delete_campaign]
     seen, kinds = set(), set()

@@ -142,3 +142,66 @@ def test_a_range_holds_only_the_conflicts_that_meet_it(api):
     found = api.ok(api.get("/conflicts", params={"from": "2034-08-01", "to": "2034-08-31",
                                                  "campaign_id": late["id"]}))
     assert [c["milestone_ids"] for c in found] == [[report["id"]]]
+
+
+def test_a_launch_in_a_window_is_held_by_the_ranges_the_window_meets(api):
+    # The trial's cases (issue 17): a 96 h window on its campaign's last day reaches past the
+    # campaign's end, where another campaign launches; and a launch on the last day of its
+    # campaign, inside a window that runs on after it. A range of the window's days after
+    # either campaign's end held neither.
+    ours: set[str] = set()
+
+    def made(name: str, first: str, last: str, kind: str, due: str, **extra) -> str:
+        campaign = api.campaign(name=name, channels=["display"], start_date=first, end_date=last)
+        api.milestone(campaign, kind=kind, name=f"{name} {kind}", due_date=due, **extra)
+        ours.add(campaign["id"])
+        return campaign["id"]
+
+    owner = made("A", "2035-09-01", "2035-09-12", "contingency", "2035-09-12", window_hours=96)
+    launcher = made("B", "2035-09-14", "2035-09-30", "launch", "2035-09-14")
+    owner2 = made("C", "2035-11-01", "2035-11-30", "contingency", "2035-11-15")
+    launcher2 = made("D", "2035-11-06", "2035-11-14", "launch", "2035-11-14")
+
+    def windows(first: str, last: str) -> list[tuple[list[str], str, str]]:
+        found = api.ok(api.get("/conflicts", params={"from": first, "to": last,
+                                                     "kind": "launch_in_contingency"}))
+        return [(c["campaign_ids"], c["start_date"], c["end_date"]) for c in found
+                if set(c["campaign_ids"]) & ours]
+
+    def counted(first: str, last: str) -> dict[str, int]:
+        summary = api.ok(api.get("/conflicts/summary", params={"from": first, "to": last}))
+        return {i: n for i, n in summary["by_campaign"].items() if i in ours}
+
+    first = ([launcher, owner], "2035-09-08", "2035-09-16")
+    second = ([launcher2, owner2], "2035-11-13", "2035-11-17")
+    for start, end in [("2035-09-01", "2035-09-30"), ("2035-09-13", "2035-09-20"),
+                       ("2035-09-15", "2035-09-16"), ("2035-09-16", "2035-09-16"),
+                       ("2035-09-08", "2035-09-08")]:
+        assert windows(start, end) == [first], (start, end)
+    assert windows("2035-09-17", "2035-09-30") == windows("2035-09-01", "2035-09-07") == []
+    for start, end in [("2035-11-15", "2035-11-20"), ("2035-11-17", "2035-11-17")]:
+        assert windows(start, end) == [second], (start, end)
+        assert counted(start, end) == {owner2: 1, launcher2: 1}
+    assert windows("2035-11-18", "2035-11-30") == []
+
+
+def test_a_query_parameter_is_given_once_and_a_range_holds_at_most_731_days(api):
+    # `kind=a&kind=b` was read as `kind=b`; `from=2027-01-01&to=2029-01-01` (732 days, both
+    # ends counted, as the range holds them) was taken as "at most 731 days".
+    window = {"from": "2027-01-01", "to": "2027-12-31"}
+    for path, field, values in (("/conflicts", "kind", ("burst_overlap", "non_working_day")),
+                                ("/calendar", "channel", ("search", "email")),
+                                ("/campaigns", "status", ("draft", "planned"))):
+        dates = list(window.items()) if path != "/campaigns" else []
+        repeated = api.get(path, params=dates + [(field, v) for v in values])
+        assert repeated.status_code == 422, path
+        assert repeated.json()["errors"] == [{"in": "query", "field": field, "type": "value_error",
+                                              "detail": "this parameter may be given once"}]
+    assert api.get("/conflicts", params=window | {"kind": "burst_overlap"}).status_code == 200
+    for path in ("/conflicts", "/conflicts/summary", "/calendar"):
+        assert api.get(path, params={"from": "2027-01-01", "to": "2028-12-31"}).status_code == 200
+        longer = api.get(path, params={"from": "2027-01-01", "to": "2029-01-01"})
+        assert longer.status_code == 422
+        assert longer.json()["errors"][0]["detail"] == (
+            "a range holds at most 731 days, `from` and `to` included "
+            "(2027-01-01..2029-01-01 holds 732)")
