@@ -167,10 +167,12 @@ def read_range(session: Session, start: date, end: date) -> dict[str, Rows]:
         col(Milestone.due_date) >= start, col(Milestone.due_date) <= end)))
     # A window reaches at most this far on each side of its day.
     reach = timedelta(days=window_days(MAX_WINDOW_HOURS))
-    near = read_rows(session, rows_of(Milestone, without=MILESTONE_UNREAD).where(
+    near = session.exec(select(col(Milestone.campaign_id), col(Milestone.due_date),
+                               col(Milestone.window_hours)).where(
         col(Milestone.kind) == "contingency", col(Milestone.due_date) >= start - reach,
         col(Milestone.due_date) <= end + reach))
-    windows = [(w.campaign_id, _window(w)) for w in near if _meets(_window(w), start, end)]
+    windows = [(campaign_id, span) for campaign_id, due, hours in near
+               if _meets(span := _window(due, hours), start, end)]
     if windows:
         spans = [span for _, span in windows]
         ids.update(campaign_id for campaign_id, _ in windows)
@@ -297,9 +299,9 @@ def _own(rows: Rows, start: date, end: date) -> Iterator[Found]:
                 (3, outside, campaign.id, after.id, before.id))
 
 
-def _window(milestone: Milestone) -> tuple[date, date]:
-    days = window_days(milestone.window_hours or CONTINGENCY_HOURS)
-    return milestone.due_date - timedelta(days=days), milestone.due_date + timedelta(days=days)
+def _window(due: date, hours: int | None) -> tuple[date, date]:
+    days = window_days(hours or CONTINGENCY_HOURS)
+    return due - timedelta(days=days), due + timedelta(days=days)
 
 
 def _meets(span: tuple[date, date], start: date, end: date) -> bool:
@@ -319,7 +321,7 @@ def _launches_in_windows(rows: dict[str, Rows], start: date, end: date,
         owner = owner_rows.campaign
         mine = touched is None or owner.id in touched
         for window in (m for m in owner_rows.milestones if m.kind == "contingency"):
-            first, last = _window(window)
+            first, last = _window(window.due_date, window.window_hours)
             if not _meets((first, last), start, end):
                 continue
             for launch in launches[bisect_left(days, first):bisect_right(days, last)]:
