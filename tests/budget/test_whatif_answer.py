@@ -192,3 +192,21 @@ def test_the_plans_own_price_is_the_milps_where_it_gives_one(seed, monkeypatch):
     assert solution.marginal_value is not None
     assert budget_price(model, cells, solution.spend, seconds=5.0) == \
         pytest.approx(solution.marginal_value, rel=1e-9)
+
+
+@pytest.mark.parametrize("channels", [
+    (Channel("tv", Hill(D(1_000_000), D(200_000), D("0.9"))),),
+    (Channel("tv", Hill(D(1_000_000), D(200_000), D("0.9"))),
+     Channel("search", Linear(D("0.5")), max=D(50_000))),
+    (Channel("video", Hill(D(2_000_000), D(150_000), D("2.4"))),)])
+def test_one_cell_holding_all_the_money_prices_the_budget_at_its_slope(channels):
+    # Each curve is cut where the money runs out: the next unit earns what the cell holding all
+    # of it earns there, which raising the total by 100 shows (within the curve's bend).
+    problem = Problem(total=D(300_000), decimals=2, reserve=Reserve(percent=D(0)),
+                      channels=channels)
+    answer = solve(problem)
+    assert answer.spend == problem.total
+    raised = solve(replace(problem, total=problem.total + 100))
+    gained = (raised.expected_return - answer.expected_return) / 100
+    assert answer.marginal_value_of_budget is not None
+    assert abs(answer.marginal_value_of_budget - gained) <= D("0.005") * gained

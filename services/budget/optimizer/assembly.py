@@ -13,6 +13,7 @@ from services.budget.optimizer.answer import (
     Infeasible,
     SolveTimeout,
 )
+from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.infeasibility import unreachable_roi
 from services.budget.optimizer.marginal import budget_price
 from services.budget.optimizer.problem import Channel
@@ -95,6 +96,8 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     if marginal is None and not stopped:   # a cancel's answer comes within its second
         marginal = _priced(model, cells, solution,
                            problem.time_limit - seconds - (time.perf_counter() - entered))
+    if marginal is not None:
+        marginal = _past_the_cut(model, cells, amounts, slopes, marginal)
     return Allocation(
         status="optimal" if solution.status == "optimal" else "feasible", total=problem.total,
         reserve=model.reserve, spend=spend, unspent=unspent, expected_return=expected,
@@ -117,6 +120,24 @@ def _priced(model: ScaledProblem, cells: Cells, solution: Solution, left: float)
     if PRICE_FIXED + PRICE_PER_CELL * len(cells) > allowed:
         return None
     return budget_price(model, cells, solution.spend, seconds=allowed)
+
+
+def _past_the_cut(model: ScaledProblem, cells: Cells, amounts: Floats, slopes: Floats,
+                  marginal: float) -> float:
+    """The budget's price where one cell holds all the money: each curve is cut where the money
+    runs out, so the models price the budget at what the other cells pay, though the next unit
+    earns that cell's slope (one S-curve taking a budget of 100,000: 0 where it is 1.76)."""
+    problem = model.problem
+    if problem.objective not in ("max_return", "max_profit") or model.budget <= EPS:
+        return marginal
+    full = np.flatnonzero((amounts >= model.budget * (1 - 1e-9)) & ~np.isnan(slopes))
+    for i in full.tolist():
+        channel, period = problem.channels[cells.channel[i]], cells.period[i]
+        cap = problem.periods[period].cap if problem.periods else None
+        if all(bound is None or bound > model.available for bound in (channel.max, cap)):
+            slope = float(slopes[i]) - (problem.objective == "max_profit")
+            marginal = max(marginal, slope)
+    return marginal
 
 
 def _ratio(value: float) -> Decimal:
