@@ -170,8 +170,8 @@ class SolverPublic(BaseModel):
 class OptimizationPublic(BaseModel):
     status: Literal["optimal", "feasible"] = Field(description=(
         "`optimal`: proven within 0.1 % of the best plan the request allows on its true "
-        "curves (`gap` + `approximation_error` ≤ 0.001); `feasible`: the best plan found "
-        "within the time limit or before a cancel, `gap` saying how far it may be."))
+        "curves (`approximation_error`, which holds the `gap`, ≤ 0.001); `feasible`: the best "
+        "plan found within the time limit or before a cancel, `gap` saying how far it may be."))
     currency: str
     total: Money
     reserve: Money
@@ -179,14 +179,15 @@ class OptimizationPublic(BaseModel):
     unspent: Money
     expected_return: Money
     marginal_value_of_budget: Ratio | None = Field(description=(
-        "Extra objective per extra unit of budget (the budget's shadow price); with deals or "
-        "S-curves, with the plan's choices kept (the deals bought, each curve on the stretch "
-        "it spends on). Null only when the time limit left no time to price it."))
+        "Extra objective per extra unit of money to spend (after the reserve: the budget's "
+        "shadow price); with deals or S-curves, with the plan's choices kept (the deals "
+        "bought, each curve on the stretch it spends on). Null only when the time limit left "
+        "no time to price it, or after a cancel."))
     allocations: list[ChannelAllocationPublic]
     binding_constraints: list[str]
     approximation_error: float = Field(
         description="Bound on how much more the true optimum could return, relative to this "
-                    "plan's expected return.")
+                    "plan's expected return (the `gap` included).")
     gap: float | None = Field(description=(
         "Relative distance from this plan's objective to the solver's proven bound for the "
         "solved (piecewise) model; small but rarely 0 under `optimal`; null when no bound "
