@@ -159,8 +159,9 @@ def _accepts(accept: str, media_types: frozenset[str]) -> bool:
 
 
 def check_request(request: Request) -> None:
-    """Refuse query parameters the route does not take (a typo must not widen a filter) and
-    an `Accept` the route cannot answer (406)."""
+    """Refuse query parameters the route does not take (a typo must not widen a filter), one
+    given twice (every one takes a single value: `kind=a&kind=b` would be read as `kind=b`,
+    dropping what the caller sent) and an `Accept` the route cannot answer (406)."""
     facts: RouteFacts | None = request.app.state.route_facts.get(id(request.scope.get("route")))
     if facts is None:
         return
@@ -169,6 +170,10 @@ def check_request(request: Request) -> None:
         taken = ", ".join(sorted(facts.query_names)) or "none"
         raise invalid_fields([(name, f"unknown query parameter; this route takes: {taken}")
                               for name in unknown], where="query")
+    names = [name for name, _ in request.query_params.multi_items()]
+    if repeated := sorted({name for name in names if names.count(name) > 1}):
+        raise invalid_fields([(name, "this parameter may be given once") for name in repeated],
+                             where="query")
     accept = request.headers.get("accept")
     if accept and not _accepts(accept, facts.media_types):
         raise NotAcceptable(f"This route answers {', '.join(sorted(facts.media_types))} only; "

@@ -10,25 +10,13 @@ from services.calendar.answers import Answers, At
 from services.calendar.models import idempotency_record, utcnow
 from shared.channels import ChannelKind
 from shared.db import SessionDep, WriteSessionDep
-from shared.errors import invalid_fields
 from shared.idempotency import Idempotency, idempotency_dependency
 from shared.internal_auth import Caller, require_roles
 from shared.pagination import CursorQuery, LimitQuery, Page
 from shared.types import Identifier
 from shared.versioning import conditional_json, version_etag
 
-
-def _each_query_parameter_once(request: Request) -> None:
-    # Every query parameter here takes one value, and a repeated one would be read as its
-    # last value alone (`kind=a&kind=b` as `kind=b`), silently dropping what the caller sent.
-    keys = [key for key, _ in request.query_params.multi_items()]
-    if repeated := sorted({key for key in keys if keys.count(key) > 1}):
-        raise invalid_fields([(key, "this parameter may be given once") for key in repeated],
-                             where="query")
-
-
-router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"],
-                   dependencies=[Depends(_each_query_parameter_once)])
+router = APIRouter(prefix="/api/v1/calendar", tags=["calendar"])
 
 IdempotencyDep = Annotated[Idempotency, idempotency_dependency(idempotency_record)]
 PlannerDep = Annotated[Caller, require_roles("admin", "planner")]

@@ -68,6 +68,15 @@ def test_an_unknown_query_parameter_is_a_422_naming_it(gateway, admin):
     assert "department" in error["detail"]
 
 
+def test_a_query_parameter_given_twice_is_a_422_naming_it(gateway, admin):
+    for path in ("/api/v1/budget/budgets?department=brand&department=growth",
+                 "/api/v1/budget/budgets?limit=5&limit=50"):
+        answer = gateway.get(path, headers=admin)
+        assert answer.status_code == 422, path
+        [error] = answer.json()["errors"]
+        assert (error["in"], error["detail"]) == ("query", "this parameter may be given once")
+
+
 def test_accept_csv_on_a_json_route_is_406(gateway, admin):
     answer = gateway.get("/api/v1/budget/budgets", headers=admin | {"Accept": "text/csv"})
     assert answer.status_code == 406 and "application/json" in answer.json()["detail"]
