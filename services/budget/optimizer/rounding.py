@@ -1,18 +1,20 @@
 """Round a solver's float plan to the currency's minor unit so that the money adds up exactly.
 
 Largest-remainder rounding, in two levels: channel totals first (their sum is the solver's spend
-rounded to the unit, never above the money available, each within its channel's bounds), then
-each channel's periods (their sum is the channel total, each period within its cap), all
-channels at once.
+rounded to the unit, never above the money available, each within its channel's bounds; then
+units moved between channels until every group's share holds to the unit), then each channel's
+periods (their sum is the channel total, each period within its cap), all channels at once.
 """
 import math
 from dataclasses import dataclass
+from decimal import ROUND_CEILING, ROUND_FLOOR
 
 import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.answer import Units
 from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.problem import Group, Problem
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 
 # A period without a cap has room for any plan (the most money is 1e15 with 4 decimals).
@@ -43,10 +45,17 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
                   for i in np.flatnonzero(is_deal).tolist()
                   if (deal := cells[i].deal) is not None}
     wanted = np.bincount(channel, weights=wanted_units, minlength=channels).tolist()
-    low = [_low(model, c, wanted[c], scale) for c in range(channels)]
-    high: list[float] = [_high(model, c, scale) for c in range(channels)]
+    # A deal's channel is bought whole or not at all, outside these totals.
+    deals = {int(channel[i]) for i in np.flatnonzero(is_deal).tolist()}
+    low = [0 if c in deals else _low(model, c, wanted[c], scale) for c in range(channels)]
+    high: list[float] = [0 if c in deals else _high(model, c, scale) for c in range(channels)]
     target = min(round(sum(wanted)), available - sum(deal_units.values()))
     totals = largest_remainder(wanted, target, low, high)
+    if problem.groups:
+        bought = [0] * channels
+        for i, units in deal_units.items():
+            bought[int(channel[i])] += units
+        totals = keep_shares(problem, totals, bought, wanted, low, high)
 
     cell_units = np.zeros(len(cells), dtype=np.int64)
     curves = np.flatnonzero(~is_deal)
@@ -111,6 +120,147 @@ def largest_remainder(values: list[float], target: int, low: list[int],
             floors[i] -= 1
             missing += 1
     return floors
+
+
+def keep_shares(problem: Problem, totals: list[int], bought: list[int], wanted: list[float],
+                low: list[int], high: list[float]) -> list[int]:
+    """Channel totals (`totals` plus the deals `bought`) whose every group holds its share of
+    the spend to the unit: units moved from the channels outside a group short of its
+    `min_share` to its members (out of a group over its `max_share`: to the others), within
+    each channel's [low, high], never breaking another group's share. Where no channel can
+    take them (bounds, other groups), units are left unspent instead, one at a time, from the
+    channels outside a short group (a member of one over).
+
+    A move takes from the channel furthest above what it wanted and gives to the one furthest
+    below, so the plan stays as near the solver's as the shares allow. A share that cannot be
+    mended so is left as near as it came.
+
+    >>> from decimal import Decimal
+    >>> from services.budget.optimizer.problem import Channel, Group, Linear
+    >>> one = Linear(Decimal(1))
+    >>> problem = Problem(Decimal(100), 2, (Channel("a", one), Channel("b", one)),
+    ...                   groups=(Group("g", ("a",), min_share=Decimal("0.21")),))
+    >>> keep_shares(problem, [5371, 20207], [0, 0], [5371.38, 20206.62], [0, 0], [10**9] * 2)
+    [5372, 20206]
+    """
+    totals = list(totals)
+    index = {channel.id: c for c, channel in enumerate(problem.channels)}
+    groups = [(frozenset(index[c] for c in group.channels), group) for group in problem.groups]
+    # Each move fills a group's need, or empties a channel's room or another group's slack;
+    # a unit left unspent brings a short share at least its fraction of a unit nearer.
+    for _ in range(2 * (len(totals) + len(groups)) + _MOST_UNSPENT):
+        spend = sum(totals) + sum(bought)
+        rules = _rules(groups, spend)
+        held = [sum(totals[c] + bought[c] for c in members) for members, _, _ in rules]
+        broken = [g for g, (_, least, most) in enumerate(rules) if not least <= held[g] <= most]
+        if not broken:
+            break
+        move = next(filter(None, (_mend(rules[g], held[g], totals, wanted, low, high, rules,
+                                        held) for g in broken)), None)
+        if move is not None:
+            taker, giver, moved = move
+            totals[taker] += moved
+            totals[giver] -= moved
+            continue
+        unspent = _unspend(totals, wanted, low, rules, _rules(groups, spend - 1), held)
+        if unspent is None:
+            break
+        totals[unspent] -= 1
+    return totals
+
+
+# Units `keep_shares` may leave unspent: a share short by a few units after rounding needs at
+# most a few units over the share.
+_MOST_UNSPENT = 1_000
+
+
+def _rules(groups: list[tuple[frozenset[int], Group]],
+           spend: int) -> list[tuple[frozenset[int], int, int]]:
+    """Per group, its members and the least and most units they may hold of `spend`."""
+    rules = []
+    for members, group in groups:
+        least = 0 if group.min_share is None else int(
+            (group.min_share * spend).to_integral_value(ROUND_CEILING))
+        most = spend if group.max_share is None else int(
+            (group.max_share * spend).to_integral_value(ROUND_FLOOR))
+        # Bounds closer than a unit may hold no whole unit at this spend (0.25 of 18,400,000.02
+        # is 4,600,000.005): the rule is then broken whatever the members hold, and mended by
+        # leaving units unspent.
+        rules.append((members, least, most))
+    return rules
+
+
+def _unspend(totals: list[int], wanted: list[float], low: list[int],
+             rules: list[tuple[frozenset[int], int, int]],
+             fewer: list[tuple[frozenset[int], int, int]], held: list[int]) -> int | None:
+    """The channel to leave a unit unspent from: the one that leaves the groups' shares
+    furthest from their rules least far at the spend a unit less (`fewer`), no further than
+    now (`rules`); of those, the channel furthest above what it wanted. Shares held at both
+    ends (0.61 and 0.39 of a plan) may need a few such units before a spend holds both."""
+    now = sum(_outside(rule, units) for rule, units in zip(rules, held))
+    base = sum(_outside(rule, units) for rule, units in zip(fewer, held))
+    # Per channel, how much its unit less changes that sum: only its groups' terms change.
+    change = [0] * len(totals)
+    for rule, units in zip(fewer, held):
+        delta = _outside(rule, units - 1) - _outside(rule, units)
+        if delta:
+            for c in rule[0]:
+                change[c] += delta
+    best = min((c for c in range(len(totals)) if totals[c] > low[c]
+                and base + change[c] <= now),
+               key=lambda c: (change[c], wanted[c] - totals[c]), default=None)
+    return best
+
+
+def _outside(rule: tuple[frozenset[int], int, int], units: int) -> int:
+    """How many units a group holding `units` lies outside its rule."""
+    _, least, most = rule
+    return max(least - units, units - most, 0)
+
+
+def _mend(rule: tuple[frozenset[int], int, int], holds: int, totals: list[int],
+          wanted: list[float], low: list[int], high: list[float],
+          rules: list[tuple[frozenset[int], int, int]],
+          held: list[int]) -> tuple[int, int, int] | None:
+    """A move of units towards the share of a group that `holds` outside its `rule`: into it
+    when short, out of it when over; takers by how far below what they wanted, givers by how
+    far above."""
+    members, least, most = rule
+    short = holds < least
+    need = least - holds if short else holds - most
+    takers = sorted((c for c in range(len(totals)) if (c in members) == short
+                     and totals[c] < high[c]), key=lambda c: totals[c] - wanted[c])
+    givers = sorted((c for c in range(len(totals)) if (c in members) != short
+                     and totals[c] > low[c]), key=lambda c: wanted[c] - totals[c])
+    return _first_move(takers, givers, need, totals, high, low, rules, held)
+
+
+# Pairs of channels tried for one move of `keep_shares`: a share that no near pair can mend is
+# left as it came rather than searched for among millions of pairs.
+_MOST_PAIRS = 20_000
+
+
+def _first_move(takers: list[int], givers: list[int], need: int, totals: list[int],
+                high: list[float], low: list[int], rules: list[tuple[frozenset[int], int, int]],
+                held: list[int]) -> tuple[int, int, int] | None:
+    """The first (taker, giver, units) in the order given that moves at least a unit, at most
+    `need`, within both channels' bounds and every group's shares (a group holding both
+    channels is unchanged by the move)."""
+    for k, (taker, giver) in enumerate((t, g) for t in takers for g in givers):
+        if k == _MOST_PAIRS:
+            return None
+        room = min(need, totals[giver] - low[giver])
+        if math.isfinite(high[taker]):
+            room = min(room, int(high[taker]) - totals[taker])
+        for g, (members, least, most) in enumerate(rules):
+            change = (taker in members) - (giver in members)
+            if change > 0:
+                room = min(room, most - held[g])
+            elif change < 0:
+                room = min(room, held[g] - least)
+        if room > 0:
+            return taker, giver, room
+    return None
 
 
 def _largest_remainder_by(group: npt.NDArray[np.intp], values: Floats,
@@ -186,14 +336,21 @@ def _largest_remainder_capped(channel: npt.NDArray[np.intp], period: npt.NDArray
 
 def _given_back(group: npt.NDArray[np.intp], remainders: Floats, units: npt.NDArray[np.int64],
                 count: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
-    """Per member, 1 where it gives a unit back: in each group, `count` of its members that
-    have a unit, those with the smallest fractional parts."""
-    if not count.any():
-        return np.zeros(len(units), dtype=np.int64)
-    order = np.lexsort((remainders, group))
-    giving = units[order] >= 1
+    """Per member, how many units it gives back: in each group, `count` units in all (or all
+    it has), in rounds of a unit from each member that has one left, those with the smallest
+    fractional parts first (the shares moved a channel's total several units below its
+    cells' floors)."""
     given = np.zeros(len(units), dtype=np.int64)
-    given[order] = giving & (_ranks(group[order], giving) < count[group[order]])
+    left = count.copy()
+    order = np.lexsort((remainders, group))
+    while left.any():
+        giving = (units - given)[order] >= 1
+        step = np.zeros(len(units), dtype=np.int64)
+        step[order] = giving & (_ranks(group[order], giving) < left[group[order]])
+        if not step.any():
+            break
+        given += step
+        left -= sum_by(group, step, len(left))
     return given
 
 
