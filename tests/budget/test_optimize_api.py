@@ -240,3 +240,63 @@ def test_optimize_shape_errors_read_as_their_rule_alone(client, change, field, d
     assert response.status_code == 422, response.text
     assert response.json()["errors"] == [
         {"in": "body", "field": field, "detail": detail, "type": "value_error"}]
+
+
+INCREMENTAL = {
+    "currency": "USD", "total": "100000", "time_limit_seconds": 5,
+    "channels": [
+        {"id": "a", "max": "50000", "response": {"type": "linear", "roi": "1.5"}},
+        {"id": "b", "response": {"type": "hill", "beta": "200000", "k": "50000", "alpha": "2"}},
+        {"id": "d", "response": {"type": "deal", "cost": "20000", "return": "50000"}}],
+    "periods": [{"id": "p1"}, {"id": "p2", "cap": "60000"}],
+}
+
+
+def _conflicts(client, body):
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert problem["type"] == "urn:marketplan:problem:infeasible-plan"
+    return {c["constraint"]: c for c in problem["conflicts"]}, problem["detail"]
+
+
+def test_an_incremental_deal_out_of_its_tolerance_names_the_tolerance_not_a_max(client):
+    # d may spend 9,000-11,000 (10,000 ± 10 %); its deal costs 20,000: a deal has no max to
+    # raise (that is a 422), so the fix is the tolerance, 100 % at least.
+    conflicts, detail = _conflicts(client, INCREMENTAL | {"incremental": {
+        "previous": {"a": "10000", "b": "10000", "d": "10000"}, "tolerance_percent": "10"}})
+    assert set(conflicts) == {"tolerance_percent"}
+    assert conflicts["tolerance_percent"]["change"] == "90.00"
+    assert "raise tolerance_percent to at least 100.00: channel d" in detail
+    assert "10000.00" in conflicts["tolerance_percent"]["detail"]
+    assert "maximum" not in detail
+
+
+def test_an_incremental_floor_over_the_total_names_the_tolerance_and_the_max_set(client):
+    # a must spend 500,000 (its previous amount, tolerance 0) of 100,000, and the user capped it
+    # at 50,000: the tolerance is named for the floor, the user's max for the cap.
+    conflicts, detail = _conflicts(client, INCREMENTAL | {"incremental": {
+        "previous": {"a": "500000"}, "tolerance_percent": "0"}})
+    assert "min:a" not in conflicts
+    tolerance = conflicts["tolerance_percent"]
+    assert Decimal(tolerance["change"]) >= Decimal(80)
+    assert "channel a must move that far from its previous amount 500000.00" in tolerance["detail"]
+    assert set(conflicts) <= {"tolerance_percent", "max:a"}
+
+
+def test_an_incremental_cap_past_a_doubled_previous_amount_names_the_previous_amount():
+    # The elastic model raises a cap by as much as it lowers the floor (a curve's cells stop at
+    # its cap, a deal is cheaper left out), so a cap past 100 % is shown on the conflict it
+    # would name: d's deal costs 50,000 and its previous amount 10,000 allows 11,000 at 10 %,
+    # 20,000 at 100 %; the previous amount must be 25,000 at least, 15,000 more.
+    from services.budget import optimizer
+    from services.budget.optimizer.infeasibility import named_as_set
+    from services.budget.optimizer.scaled import ScaledProblem
+    incremental = optimizer.Incremental({"d": Decimal(10000)}, Decimal("0.1"))
+    problem = optimizer.Problem(Decimal(100000), 2, (
+        optimizer.Channel("d", optimizer.Deal(Decimal(50000), Decimal(90000))),),
+        incremental=incremental)
+    found = [optimizer.Conflict("max:d", Decimal("39000.00"), "raise the maximum of channel d")]
+    conflict, = named_as_set(ScaledProblem(problem), incremental, found)
+    assert (conflict.constraint, conflict.change) == ("previous:d", Decimal("15000.00"))
+    assert conflict.detail.startswith("raise channel d's previous amount by 15000.00")

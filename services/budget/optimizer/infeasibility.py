@@ -1,13 +1,14 @@
 """Why a request has no plan: the elastic model names the constraints to relax, and by how much."""
 import math
 import time
-from decimal import ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import numpy as np
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.problem import Channel, Incremental
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -25,6 +26,8 @@ ADVICE = {
     "target_return": "lower target_return by {amount}",
     "target_roi": "lower target_roi: the return falls {amount} short of it",
 }
+# tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
+PERCENT_PLACES = Decimal("0.01")
 
 
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
@@ -45,7 +48,80 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         change = math.ceil(value * model.unit / float(unit) - 1e-6) * unit
         family, _, label = name.partition(":")
         found.append(Conflict(name, change, ADVICE[family].format(name=label, amount=change)))
-    return found
+    incremental = model.problem.incremental
+    return found if incremental is None else named_as_set(model, incremental, found)
+
+
+def named_as_set(model: ScaledProblem, incremental: Incremental,
+            found: list[Conflict]) -> list[Conflict]:
+    """The conflicts on channels' floors and caps named by the rules the user set: a channel in
+    `incremental.previous` has its bounds from its previous amount ± tolerance_percent, so a
+    change there is a wider tolerance (one, the largest any channel needs) or, past 100 %, a
+    larger previous amount; its own `min`/`max` is named only where it binds too."""
+    channels = {channel.id: channel for channel in model.problem.channels}
+    unit = quantum(model.problem.decimals)
+    kept: list[Conflict] = []
+    tolerances: dict[str, Decimal] = {}
+    for conflict in found:
+        family, _, label = conflict.constraint.partition(":")
+        channel = channels.get(label)
+        if family not in ("min", "max") or channel is None or label not in incremental.previous \
+                or (family == "min" and channel.min_if_used):
+            kept.append(conflict)
+            continue
+        own, needed, previous = _floor_fix(channel, incremental, conflict.change) \
+            if family == "min" else _cap_fix(channel, incremental, conflict.change, unit)
+        if own is not None:
+            kept.append(Conflict(conflict.constraint, own,
+                                 ADVICE[family].format(name=label, amount=own)))
+        if needed is not None:
+            tolerances[label] = needed
+        if previous is not None:
+            kept.append(Conflict(f"previous:{label}", previous,
+                                 f"raise channel {label}'s previous amount by {previous}: "
+                                 f"tolerance_percent is at most 100, so it may spend at most "
+                                 f"twice its previous amount"))
+    if tolerances:
+        label = max(sorted(tolerances), key=tolerances.__getitem__)
+        most = tolerances[label]
+        kept.append(Conflict("tolerance_percent", most - incremental.tolerance * 100,
+                             f"raise tolerance_percent to at least {most}: channel {label} "
+                             f"must move that far from its previous amount "
+                             f"{incremental.previous[label].quantize(unit)}"))
+    return kept
+
+
+def _floor_fix(channel: Channel, incremental: Incremental,
+               change: Decimal) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """What lowers a channel's floor by `change`: (its own min lowered by, the tolerance in
+    percent needed, None)."""
+    previous = incremental.previous[channel.id]
+    kept = previous * (1 - incremental.tolerance)
+    own = channel.min if channel.min is not None else Decimal(0)
+    floor = max(own, kept) - change
+    lowered = own - floor if own > floor else None
+    needed = None
+    if kept > floor:
+        needed = ((1 - floor / previous) * 100).quantize(PERCENT_PLACES, rounding=ROUND_CEILING)
+    return lowered, needed, None
+
+
+def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
+             unit: Decimal) -> tuple[Decimal | None, Decimal | None, Decimal | None]:
+    """What raises a channel's cap by `change`: (its own max raised by, the tolerance in percent
+    needed, or past 100 % the previous amount raised by, to the currency's `unit`)."""
+    previous = incremental.previous[channel.id]
+    kept = previous * (1 + incremental.tolerance)
+    cap = (kept if channel.max is None else min(channel.max, kept)) + change
+    raised = cap - channel.max if channel.max is not None and channel.max < cap else None
+    if kept >= cap:
+        return raised, None, None
+    needed = Decimal(100) if previous == 0 else \
+        ((cap / previous - 1) * 100).quantize(PERCENT_PLACES, rounding=ROUND_CEILING)
+    if needed <= 100 and previous > 0:
+        return raised, needed, None
+    # At 100 % the cap is twice the previous amount: the previous amount must grow to half of it.
+    return raised, None, (cap / 2).quantize(unit, rounding=ROUND_CEILING) - previous
 
 
 def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
