@@ -300,3 +300,18 @@ def test_an_incremental_cap_past_a_doubled_previous_amount_names_the_previous_am
     conflict, = named_as_set(ScaledProblem(problem), incremental, found)
     assert (conflict.constraint, conflict.change) == ("previous:d", Decimal("15000.00"))
     assert conflict.detail.startswith("raise channel d's previous amount by 15000.00")
+
+
+def test_min_spend_with_a_target_return_of_0_spends_nothing_and_is_optimal(client):
+    # Spending nothing returns 0, which meets the target: no plan spends less, S-curve or not.
+    body = {"currency": "USD", "total": "100000", "objective": "min_spend", "target_return": "0",
+            "channels": [
+                {"id": "a", "response": {"type": "linear", "roi": "2"}},
+                {"id": "b", "response": {"type": "hill", "beta": "200000", "k": "50000",
+                                         "alpha": "2"}}],
+            "periods": [{"id": "p1"}, {"id": "p2", "cap": "100"}]}
+    response = post(client, body)
+    assert response.status_code == 200, response.text
+    answer = response.json()
+    assert (answer["status"], answer["spend"], answer["unspent"]) == ("optimal", "0.00", "100000.00")
+    assert answer["approximation_error"] == 0

@@ -78,6 +78,13 @@ def test_plan_request_errors_name_the_field(api):
     path = f"/budgets/{budget['id']}/plans"
     assert api.post(path, {"phasing": {"2031-01": "1"}}).json()["errors"][0]["field"] == "phasing.2031-01"
     assert api.post(path, {"method": "sideways"}).json()["errors"][0]["field"] == "method"
+    # Weights that are all 0 (given or left out) spread nothing, as /optimize refuses them.
+    for phasing in ({"2027-01": "0", "2027-02": "0"}, {"2027-03": "0"}):
+        response = api.post(path, {"phasing": phasing})
+        assert response.status_code == 422
+        error, = response.json()["errors"]
+        assert error["field"] == "phasing" and "weight 0" in error["detail"]
+    assert api.post(path, {"phasing": {"2027-03": "0", "2027-04": "2"}}).status_code == 201
     empty = api.budget()
     response = api.post(f"/budgets/{empty['id']}/plans", {})
     assert response.status_code == 409 and "channel" in response.json()["detail"]

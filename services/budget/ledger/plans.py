@@ -128,6 +128,12 @@ def _problem(session: Session, budget: Budget, plan_in: PlanCreate) -> optimizer
     if unknown:
         raise invalid_fields([(f"phasing.{p}", f"not a period of this budget; its periods are "
                                                f"{', '.join(sorted(known))}") for p in unknown])
+    if plan_in.phasing and not any(plan_in.phasing.values()):
+        # As /optimize refuses periods that all weigh 0: an amount spread by no weight at all
+        # would be spread by days behind the caller's back.
+        raise invalid_fields([("phasing", "every period has weight 0, so no amount can be "
+                                          "spread; give the periods that get money a weight "
+                                          "above 0")])
     members = defaultdict(list)
     for channel in channels:
         if channel.group is not None:

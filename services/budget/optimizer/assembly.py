@@ -36,7 +36,11 @@ def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) 
     No plan's true return exceeds the model's by more than the sum of each curve's largest rise
     above its pieces, and the model's optimum is at most this plan's model return plus the gap,
     so true optimum − this plan's true return ≤ model optimum − true return + Σ rises.
+    A `min_spend` plan that spends nothing is exact: no plan spends less (the curves' rises,
+    which would make the bound infinite over a return of 0, do not matter to it).
     """
+    if model.problem.objective == "min_spend" and float(np.sum(solution.spend)) <= EPS:
+        return 0.0
     true = float(model.true_returns(cells, solution.spend).sum())
     errors = np.fromiter((0.0 if segments is None else segments.error
                           for segments in map(_SEGMENTS, cells)), dtype=float, count=len(cells))
