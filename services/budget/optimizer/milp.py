@@ -62,6 +62,9 @@ DUAL_SECONDS, DUAL_SHARE = 0.2, 0.25
 COARSE_TOLERANCE = 6.4e-3
 # The prices that narrow the curves (`windows`): the model they price, themselves, L(y).
 Priced = tuple[Formulation, Floats, float]
+# The real cells' envelope model and its prices take about this many times the coarse
+# model's build (200 x 52: 0.38 s and 0.18 s to formulate, with the prices and the held plan).
+ENVELOPE_BUILDS = 3
 # The coarse plan is re-solved on the real curves within this share of each cell's spend.
 NEAR = 0.5
 # The MILPs with the deals fixed are solved this close: their plan is the search's answer.
@@ -89,6 +92,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     def stopped() -> bool:
         return stop is not None and stop()
 
+    def over() -> bool:
+        return stopped() or _left(deadline) <= 0
+
     if model.problem.solver == "cbc":
         return _solve_cbc(model, cells, deadline)
     floors = model.problem.objective in ("min_spend", "target_roi")
@@ -102,6 +108,10 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     priced: Priced | None = None
     budget_price: float | None = None             # prices to make when a MILP is needed
     polish = False                                # the coarse plan re-solved on the cells
+    # How long the last model took to make (the coarse one's, before the first MILP's): with
+    # less time left than that, the next one is not made (at 200 x 52 on a loaded machine,
+    # 5.5 s of narrowing and building past the deadline, only for the loop to end once made).
+    build = 0.0
     hulls = _envelopes(cells)
     # The deals' search, once, where the tangent-gated MILP of a revenue objective starts.
     search = exact is not None and warm_start and cells.is_deal.any()
@@ -117,22 +127,38 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
         # within the gap already; its row prices bound every model of the real cells
         # (L(y) on their envelope) and narrow their curves (`windows`).
-        coarse = model.cells(COARSE_TOLERANCE, deadline)
+        coarse = model.cells(COARSE_TOLERANCE, deadline, stop)
+        building = time.perf_counter()
         coarse_model = formulate(model, coarse, exact=())
+        build = time.perf_counter() - building
         relaxed, repaired = relax_then_fix(coarse_model, _left(deadline),
                                            lambda x: _rounded(coarse_model, coarse, x), stop)
         _check(relaxed, model, cells, deadline)
         if repaired is not None and repaired.x is not None:
             spend = coarse_model.cell_spend(repaired.x, len(cells))
-            if report and coarse_model.feasible(repaired.x):
-                # The first plan, heard at once: the real cells' envelope (its bound, 0.3 s
-                # at 150 x 52) and the polish (seconds) come after; a stop is heard after the
-                # envelope, so the plan is answered with its gap.
-                report(_objective(model, cells, spend), None)
+            if coarse_model.feasible(repaired.x):
+                # The first plan, kept and heard at once: the real cells' envelope (its bound,
+                # 0.3 s at 150 x 52) and the polish (seconds) come after, or not at all when
+                # the time left is shorter; a stop is heard after the envelope, so the plan is
+                # answered with its gap.
+                best = spend, _objective(model, cells, spend)
+                if report:
+                    report(best[1], None)
         elif relaxed.x is not None:
             spend = coarse_model.cell_spend(relaxed.x, len(cells))
-        if relaxed.row_dual is not None:
+            held = _held(coarse_model, cells, spend) if stopped() else None
+            if held is not None:
+                # Stopped: the relaxation's point held to what the coarse model's columns
+                # can spend is the plan, where the loop would hold it on the real envelope
+                # after making that (0.3 s of CPU at 200 x 26).
+                spend = held[1]
+                best = spend, _objective(model, cells, spend)
+        if relaxed.row_dual is not None and _left(deadline) > ENVELOPE_BUILDS * build and \
+                (best is not None or not stopped()):
             # The coarse and the real envelope models have the same rows, in the same order.
+            # Made after a stop where there is a plan (its gap is in it: 0.3 s of CPU at
+            # 200 x 26), but not started with less time left than it takes: a plan without a
+            # bound beats one past the limit.
             envelope_model = formulate(model, hulls, exact=())
             priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
             bound = priced[2]
@@ -150,12 +176,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             marginal = _dual(envelope_model, repaired.row_dual)
         elif relaxed.x is not None:
             spend = envelope_model.cell_spend(relaxed.x, len(cells))
-    # How long the last MILP's model took to make: with less time left than that, the next one
-    # is not made (at 200 x 52 on a loaded machine, 5.5 s of narrowing and building past the
-    # deadline, only for the loop to end once it was made).
-    build = 0.0
     while True:
-        if best is not None and _left(deadline) <= build:
+        if _left(deadline) <= build:
             break
         gap = _gap(model, cells, best, bound, target_error)
         if priced is not None and spend is not None:
@@ -163,8 +185,10 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             if held is not None:
                 spend = held[1]
                 best = _better(best, (spend, _objective(model, cells, spend)), True)
-        if best is not None and stopped():
-            break   # before the next model is made: that alone takes a second at 100 × 52
+        if stopped():
+            # Before the next model is made: that alone takes a second at 100 × 52, and
+            # without a plan held already there is none to answer (`SolveTimeout`).
+            break
         if polish and priced is not None and spend is not None:
             polish = False
             spend, polished, priced = _polish(model, cells, _shown(cells, hulls, exact), spend,
@@ -176,8 +200,12 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             continue
         building = time.perf_counter()
         shown = cells if priced is None or best is None else \
-            _narrowed(cells, hulls, exact, priced, best[1])
+            _narrowed(cells, hulls, exact, priced, best[1], over)
+        if over():
+            break   # the model and the plan's place in it take as long as the narrowing
         form = formulate(model, shown, exact=exact)
+        if over():
+            break
         held = None if spend is None else _held(form, cells, spend)
         build = time.perf_counter() - building
         start = None if held is None else held[0]
@@ -211,6 +239,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             if found is not None and found[1] > best[1]:
                 best, spend = found, found[0]
                 continue
+            if over():
+                break   # the MILP's model, handed to HiGHS, would take as long as the search
         on_improve = None if report is None else _improving(model, cells, form, report, bound)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
                         good_enough=bound, stop=stop, gap=gap)
@@ -261,11 +291,17 @@ def _deal_plan(model: ScaledProblem, cells: Cells, hulls: Cells, priced: Priced,
     bought = {int(form.cell_of[column]) for column in choice.values() if column is not None}
     exact = set(_inside_envelope(cells, plan_spend, frozenset()))
     plan: tuple[Floats, float] | None = None
-    while not (stop is not None and stop()) and _left(deadline) > 0:
+
+    def over() -> bool:
+        return (stop is not None and stop()) or _left(deadline) <= 0
+    # Heard between the steps of each round, as the main loop's are.
+    while not over():
         floor = best[1] if plan is None else max(best[1], plan[1])
-        shown = _narrowed(cells, hulls, exact, priced, floor)
+        shown = _narrowed(cells, hulls, exact, priced, floor, over)
+        if over():
+            break
         fixed = _deals_fixed(formulate(model, shown, exact=exact), cells, bought)
-        if fixed is None:
+        if fixed is None or over():
             break
         held = _held(fixed, cells, plan_spend)
         run = run_highs(fixed, _left(deadline), start=None if held is None else held[0],
@@ -333,12 +369,13 @@ def _priced(envelope_model: Formulation, y: Floats) -> Priced:
 
 
 def _narrowed(cells: Cells, hulls: Cells, exact: set[int] | None, priced: Priced,
-              floor: float) -> Cells:
+              floor: float, over: Stop | None = None) -> Cells:
     """The cells as the MILP models them (envelopes outside `exact`), each curve narrowed to
-    where a plan worth at least `floor` spends at the prices `priced` (see `windows`)."""
+    where a plan worth at least `floor` spends at the prices `priced` (see `windows`), as far
+    as it got before `over()` turned true."""
     envelope_model, y, bound = priced
-    low, high = intervals(envelope_model, y, len(cells), bound - floor)
-    return narrowed(_shown(cells, hulls, exact), low, high)
+    low, high = intervals(envelope_model, y, len(cells), bound - floor, over)
+    return narrowed(_shown(cells, hulls, exact), low, high, over)
 
 
 def _shown(cells: Cells, hulls: Cells, exact: set[int] | None) -> Cells:
@@ -352,11 +389,20 @@ def _polish(model: ScaledProblem, cells: Cells, shown: Cells, spend: Floats, pri
     """A coarse plan's choices (deals, gates) kept and its amounts re-solved on the real curves
     near it (each cell's curve merged outside NEAR × its spend): a better plan, the budget's
     price with those choices, and row prices whose L(y) is usually the tighter bound."""
-    if stop is not None and stop():
-        return spend, None, priced   # before its model is made (a second at 100 x 52)
-    local = narrowed(shown, spend * (1 - NEAR), spend * (1 + NEAR) + EPS)
+    def over() -> bool:
+        return (stop is not None and stop()) or _left(deadline) <= 0
+
+    # Heard between its steps: narrowing, making the model and placing the plan in it take
+    # 0.1-0.3 s of CPU each at 200 x 26 (a second at 100 x 52 on a loaded machine).
+    if over():
+        return spend, None, priced
+    local = narrowed(shown, spend * (1 - NEAR), spend * (1 + NEAR) + EPS, over)
+    if over():
+        return spend, None, priced
     form = formulate(model, local, exact=frozenset(
         i for i, cell in enumerate(shown) if cell.segments is not None and cell.segments.gated))
+    if over():
+        return spend, None, priced
     start = form.columns_for(cells, spend)
     if not form.feasible(start):
         return spend, None, priced

@@ -157,19 +157,20 @@ class ScaledProblem:
             upper.append(high)
         return lower, upper
 
-    def cells(self, tolerance: float, deadline: float = math.inf) -> Cells:
+    def cells(self, tolerance: float, deadline: float = math.inf,
+              stop: Callable[[], bool] | None = None) -> Cells:
         """Every (channel, period) where money may go, channel by channel, its curve within
         `tolerance` (of the curve's value at its cap) of its segments; `SolveTimeout` past
-        `deadline` (a `time.perf_counter()` instant)."""
+        `deadline` (a `time.perf_counter()` instant) or once `stop()` turns true (cutting
+        200 x 26 curves takes 0.4 s of CPU, seconds on a loaded machine)."""
         cells = Cells()
         caps = [math.inf if period.cap is None else self.money(period.cap)
                 for period in self.periods]
         weights = [float(period.weight) for period in self.periods]
         shape = list(zip(range(len(self.periods)), caps, weights, self.shares))
-        self._cut_hills(caps, tolerance, deadline)
+        self._cut_hills(caps, tolerance, deadline, stop)
         for c, channel in enumerate(self.problem.channels):
-            if time.perf_counter() > deadline:
-                raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
+            self._over(deadline, stop)
             response, high = channel.response, self.upper[c]
             if isinstance(response, Deal):
                 # A deal is bought whole, in one period: its price and value do not scale.
@@ -202,9 +203,10 @@ class ScaledProblem:
             self._cache[key] = _per_share(base, share)
         return self._cache[key]
 
-    def _cut_hills(self, caps: list[float], tolerance: float, deadline: float) -> None:
+    def _cut_hills(self, caps: list[float], tolerance: float, deadline: float,
+                   stop: Callable[[], bool] | None) -> None:
         """Cut every Hill curve the cells need and the cache lacks, HILL_BATCH at a time (all
-        in one pass each); `SolveTimeout` past `deadline`."""
+        in one pass each); `SolveTimeout` past `deadline` or once stopped."""
         wanted: dict[tuple[int, float, float, float], tuple[Floats, float]] = {}
         for channel, high in zip(self.problem.channels, self.upper):
             if isinstance(channel.response, Hill):
@@ -215,12 +217,19 @@ class ScaledProblem:
                         wanted[key] = self._hill_row(channel.response, upper / share), share
         items = list(wanted.items())
         for first in range(0, len(items), HILL_BATCH):
-            if time.perf_counter() > deadline:
-                raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
+            self._over(deadline, stop)
             batch = items[first:first + HILL_BATCH]
             curves = np.concatenate([curve for _, (curve, _) in batch])
             for (key, (_, share)), base in zip(batch, hill_segments(curves, tolerance)):
                 self._cache[key] = _per_share(base, share)
+
+    def _over(self, deadline: float, stop: Callable[[], bool] | None) -> None:
+        """`SolveTimeout` past `deadline` or once `stop()` turns true: the curves are cut before
+        any plan is found."""
+        if stop is not None and stop():
+            raise SolveTimeout("stopped before any plan was found")
+        if time.perf_counter() > deadline:
+            raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
 
     def _hill_row(self, response: Hill, domain: float) -> Floats:
         """The curve as hill_segments reads it: one row of beta, k, alpha (scaled) and the

@@ -57,7 +57,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     start: period_prices.Start | None = None
     for _ in range(REFINEMENTS):
         try:
-            cells = model.cells(tolerance, deadline)
+            cells = model.cells(tolerance, deadline, stop)
             solution, start = _concave(model, cells, deadline, start)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
