@@ -146,6 +146,10 @@ def keep_shares(problem: Problem, totals: list[int], bought: list[int], wanted: 
     totals = list(totals)
     index = {channel.id: c for c, channel in enumerate(problem.channels)}
     groups = [(frozenset(index[c] for c in group.channels), group) for group in problem.groups]
+    within: dict[int, set[int]] = {}
+    for g, (members, _) in enumerate(groups):
+        for c in members:
+            within.setdefault(c, set()).add(g)
     # Each move fills a group's need, or empties a channel's room or another group's slack;
     # a unit left unspent brings a short share at least its fraction of a unit nearer.
     for _ in range(2 * (len(totals) + len(groups)) + _MOST_UNSPENT):
@@ -155,8 +159,10 @@ def keep_shares(problem: Problem, totals: list[int], bought: list[int], wanted: 
         broken = [g for g, (_, least, most) in enumerate(rules) if not least <= held[g] <= most]
         if not broken:
             break
-        move = next(filter(None, (_mend(rules[g], held[g], totals, wanted, low, high, rules,
-                                        held) for g in broken)), None)
+        # Channels by how far below what they wanted: takers from the front, givers the back.
+        order = sorted(range(len(totals)), key=lambda c: totals[c] - wanted[c])
+        move = next(filter(None, (_mend(rules[g], held[g], order, totals, low, high, rules,
+                                        held, within) for g in broken)), None)
         if move is not None:
             taker, giver, moved = move
             totals[taker] += moved
@@ -218,21 +224,18 @@ def _outside(rule: tuple[frozenset[int], int, int], units: int) -> int:
     return max(least - units, units - most, 0)
 
 
-def _mend(rule: tuple[frozenset[int], int, int], holds: int, totals: list[int],
-          wanted: list[float], low: list[int], high: list[float],
-          rules: list[tuple[frozenset[int], int, int]],
-          held: list[int]) -> tuple[int, int, int] | None:
+def _mend(rule: tuple[frozenset[int], int, int], holds: int, order: list[int],
+          totals: list[int], low: list[int], high: list[float],
+          rules: list[tuple[frozenset[int], int, int]], held: list[int],
+          within: dict[int, set[int]]) -> tuple[int, int, int] | None:
     """A move of units towards the share of a group that `holds` outside its `rule`: into it
-    when short, out of it when over; takers by how far below what they wanted, givers by how
-    far above."""
+    when short, out of it when over; takers in `order`, givers in reverse."""
     members, least, most = rule
     short = holds < least
     need = least - holds if short else holds - most
-    takers = sorted((c for c in range(len(totals)) if (c in members) == short
-                     and totals[c] < high[c]), key=lambda c: totals[c] - wanted[c])
-    givers = sorted((c for c in range(len(totals)) if (c in members) != short
-                     and totals[c] > low[c]), key=lambda c: wanted[c] - totals[c])
-    return _first_move(takers, givers, need, totals, high, low, rules, held)
+    takers = [c for c in order if (c in members) == short and totals[c] < high[c]]
+    givers = [c for c in reversed(order) if (c in members) != short and totals[c] > low[c]]
+    return _first_move(takers, givers, need, totals, high, low, rules, held, within)
 
 
 # Pairs of channels tried for one move of `keep_shares`: a share that no near pair can mend is
@@ -242,22 +245,22 @@ _MOST_PAIRS = 20_000
 
 def _first_move(takers: list[int], givers: list[int], need: int, totals: list[int],
                 high: list[float], low: list[int], rules: list[tuple[frozenset[int], int, int]],
-                held: list[int]) -> tuple[int, int, int] | None:
+                held: list[int], within: dict[int, set[int]]) -> tuple[int, int, int] | None:
     """The first (taker, giver, units) in the order given that moves at least a unit, at most
-    `need`, within both channels' bounds and every group's shares (a group holding both
-    channels is unchanged by the move)."""
+    `need`, within both channels' bounds and every group's shares (`within`: the groups of
+    each channel; a group holding both channels is unchanged by the move)."""
+    nothing: set[int] = set()
     for k, (taker, giver) in enumerate((t, g) for t in takers for g in givers):
         if k == _MOST_PAIRS:
             return None
         room = min(need, totals[giver] - low[giver])
         if math.isfinite(high[taker]):
             room = min(room, int(high[taker]) - totals[taker])
-        for g, (members, least, most) in enumerate(rules):
-            change = (taker in members) - (giver in members)
-            if change > 0:
-                room = min(room, most - held[g])
-            elif change < 0:
-                room = min(room, held[g] - least)
+        into, out_of = within.get(taker, nothing), within.get(giver, nothing)
+        for g in into - out_of:
+            room = min(room, rules[g][2] - held[g])
+        for g in out_of - into:
+            room = min(room, held[g] - rules[g][1])
         if room > 0:
             return taker, giver, room
     return None
