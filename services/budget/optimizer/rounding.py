@@ -47,15 +47,25 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
     wanted = np.bincount(channel, weights=wanted_units, minlength=channels).tolist()
     # A deal's channel is bought whole or not at all, outside these totals.
     deals = {int(channel[i]) for i in np.flatnonzero(is_deal).tolist()}
-    low = [0 if c in deals else _low(model, c, wanted[c], scale) for c in range(channels)]
-    high: list[float] = [0 if c in deals else _high(model, c, scale) for c in range(channels)]
+    # A channel whose min holds only if used is unused where the solver left it below half its
+    # min (float noise of a plan that spends nothing there): it gets nothing, not its min, and
+    # its noise is not moved to the others.
+    unused = deals | {c for c, asked in enumerate(problem.channels) if asked.min_if_used
+                      and asked.min is not None
+                      and 2 * wanted[c] < _units(float(asked.min), scale)}
+    wanted = [0.0 if c in unused else units for c, units in enumerate(wanted)]
+    low = [0 if c in unused else _low(model, c, scale) for c in range(channels)]
+    high: list[float] = [0 if c in unused else _high(model, c, scale) for c in range(channels)]
     target = min(round(sum(wanted)), available - sum(deal_units.values()))
     totals = largest_remainder(wanted, target, low, high)
     if problem.groups:
         bought = [0] * channels
         for i, units in deal_units.items():
             bought[int(channel[i])] += units
-        totals = keep_shares(problem, totals, bought, wanted, low, high)
+        # A channel whose min holds only if used stays unused rather than take a few units.
+        shut: list[float] = [0 if problem.channels[c].min_if_used and not totals[c] else high[c]
+                             for c in range(channels)]
+        totals = keep_shares(problem, totals, bought, wanted, low, shut)
 
     cell_units = np.zeros(len(cells), dtype=np.int64)
     curves = np.flatnonzero(~is_deal)
@@ -372,12 +382,10 @@ def _units(amount: float, scale: int) -> int:
     return int(round(amount * scale))
 
 
-def _low(model: ScaledProblem, c: int, wanted: float, scale: int) -> int:
-    """The channel's floor in units: its min (if used when that is the rule) and incremental low."""
+def _low(model: ScaledProblem, c: int, scale: int) -> int:
+    """The channel's floor in units, used: its min and incremental low."""
     channel = model.problem.channels[c]
-    floor = 0
-    if channel.min is not None and (not channel.min_if_used or wanted >= 0.5):
-        floor = _units(float(channel.min), scale)
+    floor = 0 if channel.min is None else _units(float(channel.min), scale)
     return max(floor, math.ceil(model.lower[c] * model.unit * scale - 1e-6))
 
 
