@@ -245,3 +245,25 @@ def test_a_stop_is_answered_in_the_stage_that_hears_it(stage, monkeypatch):
         problem = s_curves_and_deals(channels=24, periods=8)
         check_plan(problem, answer)
         assert answer.gap is not None or stage == "relax_then_fix"
+
+
+def test_a_stop_at_the_first_plan_skips_its_bound_where_that_takes_too_long(monkeypatch):
+    # The real cells' envelope gives the first plan its gap: 0.3 s of CPU at 200 x 26, seconds
+    # on a loaded machine, past the 1 s a cancel promises. Where its build is expected to take
+    # longer than AFTER_STOP, the plan is answered without one.
+    from services.budget.optimizer import milp
+    monkeypatch.setattr(milp, "AFTER_STOP", 0.0)
+    problem = s_curves_and_deals()
+    heard: list[Progress] = []
+    made = milp.formulate
+    models: list[int] = []
+
+    def counted(*args, **kwargs):
+        models.append(len(heard))
+        return made(*args, **kwargs)
+    monkeypatch.setattr(milp, "formulate", counted)
+    stopped = solve(problem, heard.append, stop=lambda: bool(heard))
+    check_plan(problem, stopped)
+    assert models == [0]   # the coarse model only, made before the first plan was heard
+    assert stopped.status == "feasible" and stopped.gap is None
+    assert float(stopped.expected_return) >= heard[0].incumbent * (1 - 1e-9)

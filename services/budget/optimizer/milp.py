@@ -65,6 +65,9 @@ Priced = tuple[Formulation, Floats, float]
 # The real cells' envelope model and its prices take about this many times the coarse
 # model's build (200 x 52: 0.38 s and 0.18 s to formulate, with the prices and the held plan).
 ENVELOPE_BUILDS = 3
+# After a stop, the real cells' envelope is made for the plan's gap only if it should take at
+# most this many seconds (a cancel is answered within 1 s).
+AFTER_STOP = 0.5
 # The coarse plan is re-solved on the real curves within this share of each cell's spend.
 NEAR = 0.5
 # The MILPs with the deals fixed are solved this close: their plan is the search's answer.
@@ -154,11 +157,11 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                 spend = held[1]
                 best = spend, _objective(model, cells, spend)
         if relaxed.row_dual is not None and _left(deadline) > ENVELOPE_BUILDS * build and \
-                (best is not None or not stopped()):
+                (not stopped() or best is not None and ENVELOPE_BUILDS * build <= AFTER_STOP):
             # The coarse and the real envelope models have the same rows, in the same order.
-            # Made after a stop where there is a plan (its gap is in it: 0.3 s of CPU at
-            # 200 x 26), but not started with less time left than it takes: a plan without a
-            # bound beats one past the limit.
+            # Made after a stop where there is a plan and it takes little (its gap is in it:
+            # 0.3 s of CPU at 200 x 26, seconds on a loaded machine), but not started with
+            # less time left than it takes: a plan without a bound beats one past the limit.
             envelope_model = formulate(model, hulls, exact=())
             priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
             bound = priced[2]
