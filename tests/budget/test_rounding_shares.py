@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 
 from services.budget import optimizer
-from services.budget.optimizer.problem import Channel, Group, Hill, Linear, Period, Problem
+from services.budget.optimizer.problem import (
+    Channel,
+    Group,
+    Hill,
+    Incremental,
+    Linear,
+    Period,
+    Problem,
+)
 from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import ScaledProblem
 
@@ -45,6 +53,18 @@ def test_a_group_held_at_its_most_share_keeps_it_and_the_other_bounds() -> None:
         groups=(Group("brand", ("tv",), max_share=Decimal("0.21")),))
     amounts = _rounded_channels(problem, [53.7138, 150.003, 52.0632])
     assert amounts == [Decimal("53.71"), Decimal("150.01"), Decimal("52.06")]
+
+
+def test_a_floor_far_above_the_plan_is_met_within_the_money_available() -> None:
+    # a's incremental floor is 45,000 (50,000 - 10 %) where the plan gave it nothing: the
+    # floor is kept and the 4.5 M cents come off b, not a cent past the 100,000 available
+    # (one cent came off b before: 144,999.99 in all).
+    problem = Problem(Decimal(100000), 2, (
+        Channel("a", Linear(Decimal("1.1")), min=Decimal(100), min_if_used=True),
+        Channel("b", Linear(Decimal(3)))),
+        incremental=Incremental({"a": Decimal(50000)}, Decimal("0.1")))
+    assert _rounded_channels(problem, [0.0, 100000.0]) == [Decimal("45000.00"),
+                                                          Decimal("55000.00")]
 
 
 def _random_problem(seed: int, mins: bool = False) -> Problem:

@@ -50,8 +50,9 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
     # A channel whose min holds only if used is unused where the solver left it below half its
     # min (float noise of a plan that spends nothing there): it gets nothing, not its min, and
     # its noise is not moved to the others.
+    # An incremental floor above 0 makes it used.
     unused = deals | {c for c, asked in enumerate(problem.channels) if asked.min_if_used
-                      and asked.min is not None
+                      and asked.min is not None and model.lower[c] <= 0
                       and 2 * wanted[c] < _units(float(asked.min), scale)}
     wanted = [0.0 if c in unused else units for c, units in enumerate(wanted)]
     low = [0 if c in unused else _low(model, c, scale) for c in range(channels)]
@@ -125,10 +126,18 @@ def largest_remainder(values: list[float], target: int, low: list[int],
                 grew = True
         if not grew:
             break
-    for i in reversed(by_remainder):
-        if missing < 0 and floors[i] - 1 >= low[i]:
-            floors[i] -= 1
-            missing += 1
+    # A unit a round from the smallest remainders up; several rounds where the floors pass the
+    # target by more than a unit each (an incremental floor the solver's plan did not keep).
+    while missing < 0:
+        shrinking = [i for i in reversed(by_remainder) if floors[i] > low[i]]
+        if not shrinking:
+            break
+        rounds = max(min([-missing // len(shrinking)] + [floors[i] - low[i] for i in shrinking]),
+                     1)
+        for i in shrinking:
+            taken = min(rounds, floors[i] - low[i], -missing)
+            floors[i] -= taken
+            missing += taken
     return floors
 
 
@@ -357,11 +366,20 @@ def _given_back(group: npt.NDArray[np.intp], remainders: Floats, units: npt.NDAr
     left = count.copy()
     order = np.lexsort((remainders, group))
     while left.any():
-        giving = (units - given)[order] >= 1
-        step = np.zeros(len(units), dtype=np.int64)
-        step[order] = giving & (_ranks(group[order], giving) < left[group[order]])
-        if not step.any():
+        has = units - given
+        giving = np.zeros(len(units), dtype=bool)
+        giving[order] = has[order] >= 1
+        members = sum_by(group, giving.astype(np.int64), len(left))
+        if not (members[left > 0] > 0).any():
             break
+        # Whole rounds while every member with units gives one (a channel's surplus can be
+        # millions of units over a few cells); then one from the smallest remainders.
+        whole = (left // np.maximum(members, 1))[group]
+        step = np.where(giving & (whole > 0), np.minimum(has, np.maximum(whole, 1)), 0)
+        last = giving & (whole == 0)
+        ranked = np.zeros(len(units), dtype=bool)
+        ranked[order] = last[order] & (_ranks(group[order], last[order]) < left[group[order]])
+        step += ranked
         given += step
         left -= sum_by(group, step, len(left))
     return given
