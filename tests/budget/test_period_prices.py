@@ -353,3 +353,31 @@ def test_the_priced_greedys_error_bounds_the_true_optimum(seed, groups):
                         lambda model, cells: greedy.concave(model, cells) and
                         period_prices.applies(model),
                         lambda model, cells: period_prices.solve(model, cells)[0])
+
+
+def test_a_cancel_is_heard_on_the_priced_route_which_answers_its_proven_plan(monkeypatch):
+    # The route has no plan before its last round, and its rounds take a second or two at
+    # 1,000 x 52: it asks the stop at each (so the worker waits for its answer, not killing it
+    # a second after a cancel) and ends with the plan it proves. The cancel comes once the
+    # curves are cut (a cancel before that has no plan to keep).
+    problem = capped_problem(3, channels=40, periods=13)
+    unstopped = solve(problem)
+    inside, asked_inside = [False], []
+    priced = period_prices.solve
+
+    def cancelled_on_entry(*args, **kwargs):
+        inside[0] = True
+        try:
+            return priced(*args, **kwargs)
+        finally:
+            inside[0] = False
+
+    def stop() -> bool:
+        if inside[0]:
+            asked_inside.append(1)
+        return inside[0] or bool(asked_inside)
+
+    monkeypatch.setattr(period_prices, "solve", cancelled_on_entry)
+    stopped = solve(problem, stop=stop)
+    assert asked_inside and stopped.status == unstopped.status == "optimal"
+    assert stopped.expected_return == unstopped.expected_return

@@ -26,6 +26,7 @@ in place of μ·B, so the same check proves the plan and the same widening finds
 """
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import highspy
@@ -64,14 +65,17 @@ def applies(model: ScaledProblem) -> bool:
 
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
-          start: "Start | None" = None) -> tuple[Solution | None, "Start | None"]:
+          start: "Start | None" = None,
+          stop: Callable[[], bool] | None = None) -> tuple[Solution | None, "Start | None"]:
     """The optimum of concave cells under the budget, channel bounds, period caps and groups'
     shares, proven by the bound above, and where the next round starts; no plan when the LP
     finds none (the caller then takes the MILP route, which names the conflict of
     an impossible request) or the deadline passes first.
 
     `start`: the last round's, on the same problem cut more coarsely (finer segments move
-    its prices very little).
+    its prices very little). `stop` is asked at each round and its answer let be: a cancel is
+    heard (so the worker waits for the answer, `shared.workers`) and the rounds, a second or
+    two at 1,000 × 52, end with the proven plan, the only one this route has.
     """
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
@@ -82,13 +86,16 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
         threshold = start.threshold
     else:
         threshold, near = _adjusted(model, curves, period, caps,
-                                    np.zeros(len(caps)) if start is None else start.prices, near)
+                                    np.zeros(len(caps)) if start is None else start.prices, near,
+                                    stop)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
     for round_ in range(LP_ROUNDS):
         if time.perf_counter() > deadline:
             return None, None
+        if stop is not None:
+            stop()
         answer = lp.solve(low, high)
         if answer is None:
             # The columns cannot meet the rows (the bought segments spend more than a cap, or
@@ -118,7 +125,8 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
 
 
 def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
-              prices: Floats, fill: Fill | None) -> tuple[Floats, Fill | None]:
+              prices: Floats, fill: Fill | None,
+              stop: Callable[[], bool] | None = None) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap, until the plan meets the caps or
@@ -126,6 +134,8 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     prices (the last round's, on the curves cut more coarsely), or none."""
     missed = math.inf
     for round_ in range(PRICE_ROUNDS):
+        if stop is not None:
+            stop()   # heard, and let be (see `solve`)
         # Each round starts its selections at the last round's levels (the prices move less
         # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
         fill = fill_segments(model, replace(curves, price=prices[period]), near=fill)

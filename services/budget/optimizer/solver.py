@@ -58,7 +58,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline, stop)
-            solution, start = _concave(model, cells, deadline, start)
+            solution, start = _concave(model, cells, deadline, start, stop)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
             else:
@@ -94,8 +94,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
-             start: period_prices.Start | None) -> tuple[Solution | None,
-                                                         period_prices.Start | None]:
+             start: period_prices.Start | None,
+             stop: Stop | None) -> tuple[Solution | None, period_prices.Start | None]:
     """The route of a concave problem with no deals or conditional floors: the greedy, with
     prices on the periods' caps and the groups' rows in an LP when there are any (starting from
     the last round's prices, `start`); no solution for the MILP's route (any other
@@ -103,5 +103,5 @@ def _concave(model: ScaledProblem, cells: Cells, deadline: float,
     if not greedy.concave(model, cells):
         return None, None
     if period_prices.applies(model):
-        return period_prices.solve(model, cells, deadline, start)
+        return period_prices.solve(model, cells, deadline, start, stop)
     return greedy.solve(model, cells), None
