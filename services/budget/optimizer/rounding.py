@@ -48,9 +48,8 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
     # A deal's channel is bought whole or not at all, outside these totals.
     deals = {int(channel[i]) for i in np.flatnonzero(is_deal).tolist()}
     # A channel whose min holds only if used is unused where the solver left it below half its
-    # min (float noise of a plan that spends nothing there): it gets nothing, not its min, and
-    # its noise is not moved to the others.
-    # An incremental floor above 0 makes it used.
+    # min (float noise of a plan that spends nothing there) and no incremental floor makes it
+    # used: it gets nothing, not its min, and its noise is not moved to the others.
     unused = deals | {c for c, asked in enumerate(problem.channels) if asked.min_if_used
                       and asked.min is not None and model.lower[c] <= 0
                       and 2 * wanted[c] < _units(float(asked.min), scale)}
@@ -147,8 +146,8 @@ def keep_shares(problem: Problem, totals: list[int], bought: list[int], wanted: 
     the spend to the unit: units moved from the channels outside a group short of its
     `min_share` to its members (out of a group over its `max_share`: to the others), within
     each channel's [low, high], never breaking another group's share. Where no channel can
-    take them (bounds, other groups), units are left unspent instead, one at a time, from the
-    channels outside a short group (a member of one over).
+    take them (bounds, other groups), units are left unspent instead, one at a time, each from
+    the channel that leaves the shares nearest their rules (`_unspend`).
 
     A move takes from the channel furthest above what it wanted and gives to the one furthest
     below, so the plan stays as near the solver's as the shares allow. A share that cannot be
