@@ -26,8 +26,8 @@ from services.calendar.models import (
     Phase,
 )
 from services.calendar.outbox import NewEvent, publish
-from services.calendar.phases import PhaseKind, PhasePublic, campaign_phases, phase_public
-from services.calendar.store import CAMPAIGN_ORDER, get_campaign, phase_event, touch
+from services.calendar.phases import PhaseKind, PhasePublic, phase_public
+from services.calendar.store import CAMPAIGN_ORDER, campaign_phases, get_campaign, phase_event, touch
 from shared.channels import CHANNEL_KINDS, ChannelKind
 from shared.errors import Conflict, invalid_fields
 from shared.idempotency import Idempotency

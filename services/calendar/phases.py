@@ -3,7 +3,7 @@ from datetime import date
 from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session, col, select
+from sqlmodel import Session
 
 from services.calendar import audit
 from services.calendar.models import Campaign, Phase
@@ -43,12 +43,6 @@ class PhasePublic(BaseModel):
 
 def phase_public(phase: Phase) -> PhasePublic:
     return PhasePublic.model_validate(phase, from_attributes=True)
-
-
-def campaign_phases(session: Session, campaign_id: str) -> list[Phase]:
-    """The campaign's phases in date order."""
-    return list(session.exec(select(Phase).where(Phase.campaign_id == campaign_id)
-                             .order_by(col(Phase.start_date), col(Phase.id))))
 
 
 def _check_span(campaign: Campaign, start: date, end: date) -> None:

@@ -59,6 +59,12 @@ def get_campaign(session: Session, campaign_id: str, *, lock: bool = False) -> C
     return campaign
 
 
+def campaign_phases(session: Session, campaign_id: str) -> list[Phase]:
+    """The campaign's phases in date order."""
+    return list(session.exec(select(Phase).where(Phase.campaign_id == campaign_id)
+                             .order_by(col(Phase.start_date), col(Phase.id))))
+
+
 def get_milestone(session: Session, campaign_id: str, milestone_id: str) -> Milestone:
     """Load a milestone of the campaign or raise NotFound."""
     milestone = session.get(Milestone, milestone_id)
@@ -195,8 +201,7 @@ def apply_moves(session: Session, campaign: Campaign, rows: Mapping[str, Milesto
                 window["end_date"] = phase.end_date
     # Every phase stays inside the window (a hand-made one need not have moved with it).
     if phases:
-        spans = [(p.start_date, p.end_date) for p in session.exec(
-            select(Phase).where(Phase.campaign_id == campaign.id))]
+        spans = [(p.start_date, p.end_date) for p in campaign_phases(session, campaign.id)]
         window["start_date"] = min(window["start_date"], *(first for first, _ in spans))
         window["end_date"] = max(window["end_date"], *(last for _, last in spans))
     changes = {field: {"from": getattr(campaign, field), "to": value}
