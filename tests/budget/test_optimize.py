@@ -131,6 +131,41 @@ def test_solve_min_if_used_is_zero_or_at_least_min():
     assert amounts(large)["tv"] == D("600000.00")
 
 
+def _best_by_enumeration(min_a: int, tolerance: float) -> float:
+    """The most a + 3b + 2c over every plan in steps of 1,000 that keeps the rule as the README
+    states it: a "min if used" channel a with an incremental floor above 0 is used, at least
+    max(min, floor); it may be 0 only where that floor is 0; b within its tolerance; c ≤ 20,000;
+    a + b + c ≤ 100,000."""
+    steps = np.arange(0, 100_001, 1_000)
+    a, b, c = np.meshgrid(steps, steps, steps[steps <= 20_000], indexing="ij")
+    floor, cap = 60_000 * (1 - tolerance), 60_000 * (1 + tolerance)
+    a_ok = (a <= cap) & ((a >= max(min_a, floor)) | ((a == 0) & (floor <= 0)))
+    ok = a_ok & (b >= floor) & (b <= cap) & (a + b + c <= 100_000)
+    return float((a + 3 * b + 2 * c)[ok].max())
+
+
+@pytest.mark.parametrize(("min_a", "tolerance"), [(10_000, "0.5"), (40_000, "0.5"),
+                                                  (10_000, "0.9"), (10_000, "1")])
+def test_min_if_used_keeps_its_incremental_floor_in_the_model(min_a, tolerance):
+    # The MILP dropped a's incremental floor (previous 60,000 − tolerance): at 50 % it left a
+    # unused for b's 3.0 and c's 2.0 (a + 3b + 2c = 290,000 at a = 0, b = 90,000, c = 10,000)
+    # where a must keep 30,000 (240,000). At 90 % the floor, 6,000, is below the min: a used
+    # takes 10,000 (280,000); at 100 % a may go unused (300,000).
+    from services.budget.optimizer.backends import run_highs
+    from services.budget.optimizer.formulation import formulate
+    request = problem(Channel("a", Linear(D(1)), min=D(min_a), min_if_used=True),
+                      Channel("b", Linear(D(3))), Channel("c", Linear(D(2)), max=D(20_000)),
+                      total="100000",
+                      incremental=Incremental({"a": D(60_000), "b": D(60_000)}, D(tolerance)))
+    best = _best_by_enumeration(min_a, float(tolerance))
+    model = ScaledProblem(request)
+    form = formulate(model, model.cells(4e-4))
+    run = run_highs(form, 10.0)
+    assert run.x is not None
+    assert float(form.return_of @ run.x) * model.unit == pytest.approx(best, rel=1e-9)
+    assert solve(request).expected_return == D(best)
+
+
 def test_solve_hard_min_is_a_floor():
     result = solve(problem(Channel("print", Linear(D("0.5")), min=D("100000")),
                            Channel("search", Linear(D("2"))), total="300000"))

@@ -1,5 +1,6 @@
 """The optimizer's stop hook: a stopped MILP answers its best plan so far, with a gap that
 holds against the plan the unstopped solve proves (no database, no HTTP)."""
+import contextlib
 import math
 import threading
 import traceback
@@ -267,3 +268,34 @@ def test_a_stop_at_the_first_plan_skips_its_bound_where_that_takes_too_long(monk
     assert models == [0]   # the coarse model only, made before the first plan was heard
     assert stopped.status == "feasible" and stopped.gap is None
     assert float(stopped.expected_return) >= heard[0].incumbent * (1 - 1e-9)
+
+
+@pytest.mark.parametrize("objective", [{"objective": "min_spend", "target_return": D(900_000)},
+                                       {"objective": "target_roi", "target_roi": D("1.2")}])
+def test_a_stop_heard_once_the_curves_are_cut_makes_no_model(objective, monkeypatch):
+    # The return floors' route made its whole envelope model right after the curves were cut,
+    # without asking: a cancel there waited for that model and its LP.
+    from services.budget.optimizer import milp
+    from services.budget.optimizer.scaled import ScaledProblem
+    problem = replace(s_curves_and_deals(channels=6, periods=3), **objective)
+    cut, models = [], []
+    cells, made = ScaledProblem.cells, milp.formulate
+
+    def cutting(self, *args, **kwargs):
+        done = cells(self, *args, **kwargs)
+        cut.append(True)
+        return done
+
+    def counted(*args, **kwargs):
+        models.append(len(cut))
+        return made(*args, **kwargs)
+    monkeypatch.setattr(ScaledProblem, "cells", cutting)
+    monkeypatch.setattr(milp, "formulate", counted)
+    with pytest.raises(SolveTimeout, match="stopped"):
+        solve(problem, stop=lambda: bool(cut))
+    assert models == []
+    # Not stopped there, the same request goes on to make that model (stopped once it has).
+    cut.clear()
+    with contextlib.suppress(SolveTimeout):
+        solve(problem, stop=lambda: bool(models))
+    assert models[:1] == [1]

@@ -203,7 +203,8 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
             gates.append((amounts, made, lengths, gated))
     used: dict[int, int] = {}
     for c, channel in enumerate(model.problem.channels):
-        if channel.min_if_used and channel.min is not None:
+        # An incremental floor above 0 makes the channel used: its floor is then a hard one.
+        if channel.min_if_used and channel.min is not None and model.lower[c] <= 0:
             used[c] = int(columns.add([f"used_{c}"], lower=np.zeros(1), upper=np.ones(1),
                                       integer=True)[0])
 
@@ -223,7 +224,8 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
     every = np.ones(len(cells))
     all_cols, all_vals = over_cells(every)
     rows.add("budget", all_cols, all_vals, "<=", model.budget, penalty=BUDGET_PENALTY)
-    _channel_rows(rows, model, cell_of, spend_of, on_cell, channel_of_cell, used)
+    _channel_rows(rows, model, cell_of, spend_of, on_cell, channel_of_cell, used,
+                  columns.stacked("upper").astype(float) if elastic else None)
     for group in model.problem.groups:
         members = np.isin(channel_of_cell, [model.index[c] for c in group.channels])
         for share, sense, label in ((group.min_share, ">=", "group_min"),
@@ -281,8 +283,14 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
 
 def _channel_rows(rows: _Rows, model: ScaledProblem, cell_of: Indices,
                   spend_of: Floats, on_cell: Indices, channel_of_cell: Indices,
-                  used: dict[int, int]) -> None:
-    """Hard floors and caps; "min if used" through the channel's `used` binary; deals once."""
+                  used: dict[int, int], reach: Floats | None) -> None:
+    """Hard floors and caps; "min if used" through the channel's `used` binary; deals once.
+
+    A "min if used" channel is used or not only where the incremental rule allows it 0 (a
+    previous amount of 0, or a tolerance of 100 % or more); used, its floor is the larger of its
+    min and the incremental floor (previous × (1 − tolerance)), so with an incremental floor
+    above 0 it is a hard floor of that larger amount. `reach` (elastic): the columns' upper
+    bounds, the cells reaching past the channels' caps."""
     # Cells come channel by channel, so each channel's columns are one run of `on_cell`.
     channel_of_col = channel_of_cell[cell_of[on_cell]]
     bounds = np.searchsorted(channel_of_col, np.arange(len(model.problem.channels) + 1))
@@ -292,10 +300,15 @@ def _channel_rows(rows: _Rows, model: ScaledProblem, cell_of: Indices,
         if isinstance(channel.response, Deal) and len(cols) > 1:
             rows.add(f"once_{c}", cols, np.ones(len(cols)), "<=", 1.0, request=False)
         low, high = model.lower[c], model.upper[c]
+        if channel.min_if_used and channel.min is not None and low > 0:
+            low = max(low, model.money(channel.min))
         if c in used:
             assert channel.min is not None
             u = np.array([used[c]], dtype=np.intp)
-            rows.add(f"used_{c}", np.r_[cols, u], np.r_[vals, -min(high, model.budget)], "<=",
+            # Elastic, the channel's cells reach past its cap (its slack raises the cap), so
+            # `used` must let it spend all they hold.
+            most = min(high, model.budget) if reach is None else float(vals @ reach[cols])
+            rows.add(f"used_{c}", np.r_[cols, u], np.r_[vals, -most], "<=",
                      0.0, request=False)
             rows.add(f"min:{channel.id}", np.r_[cols, u],
                      np.r_[vals, -model.money(channel.min)], ">=", 0.0)

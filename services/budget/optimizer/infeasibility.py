@@ -65,8 +65,11 @@ def named_as_set(model: ScaledProblem, incremental: Incremental,
     for conflict in found:
         family, _, label = conflict.constraint.partition(":")
         channel = channels.get(label)
+        # A "min if used" channel's floor is its own min alone where the incremental rule
+        # allows it 0 (it may go unused); else the larger of the two (`formulation`).
         if family not in ("min", "max") or channel is None or label not in incremental.previous \
-                or (family == "min" and channel.min_if_used):
+                or (family == "min" and channel.min_if_used
+                    and model.lower[model.index[label]] <= 0):
             kept.append(conflict)
             continue
         own, needed, previous = _floor_fix(channel, incremental, conflict.change) \

@@ -58,6 +58,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline, stop)
+            if stop is not None and stop():
+                # Heard before any model is made of the cut curves: the return floors' route
+                # makes its whole envelope model next (seconds at 200 x 26) without asking.
+                raise SolveTimeout("stopped before any plan was found")
             solution, start = _concave(model, cells, deadline, start, stop)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
