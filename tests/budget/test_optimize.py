@@ -296,6 +296,82 @@ def test_solve_group_share_beyond_a_cap_names_both_sides():
     assert all(c.change > 0 for c in caught.value.conflicts)
 
 
+def _relaxed(request: Problem, conflicts) -> Problem:
+    """`request` with the changes its conflicts propose applied."""
+    for conflict in conflicts:
+        family, _, name = conflict.constraint.partition(":")
+        if family == "max":
+            request = replace(request, channels=tuple(
+                replace(c, max=c.max + conflict.change) if c.id == name else c
+                for c in request.channels))
+        elif family == "period_cap":
+            request = replace(request, periods=tuple(
+                replace(p, cap=p.cap + conflict.change) if p.id == name else p
+                for p in request.periods))
+        elif family == "tolerance_percent":
+            assert request.incremental is not None
+            request = replace(request, incremental=replace(
+                request.incremental,
+                tolerance=request.incremental.tolerance + conflict.change / 100))
+        elif family == "previous":
+            assert request.incremental is not None
+            previous = dict(request.incremental.previous)
+            previous[name] += conflict.change
+            request = replace(request, incremental=replace(request.incremental,
+                                                           previous=previous))
+        else:
+            assert family == "target_return", conflict
+            request = replace(request, target_return=request.target_return - conflict.change)
+    return request
+
+
+_CONCAVE = Hill(D(100_000), D(5_000), D("0.8"))
+
+
+@pytest.mark.parametrize(("request_", "named"), [
+    # 2 per unit capped at 1,000 returns 2,000 of the 5,000 asked: 1,500 more spend is the
+    # smaller change (3,000 less target costs twice as much).
+    (problem(Channel("search", Linear(D(2)), max=D(1_000)), total="10000",
+             objective="min_spend", target_return=D(5_000)), {("max:search", D("1500.00"))}),
+    # The concave curve returns 30,000 at about 1,736 (28,000 less target otherwise).
+    (problem(Channel("search", _CONCAVE, max=D(1_000)), total="10000",
+             objective="min_spend", target_return=D(30_000)), {("max:search", None)}),
+    # Each period's cap holds 1,000 of the 2,500 needed: 500 more in one of them.
+    (problem(Channel("search", Linear(D(2))), total="10000", objective="min_spend",
+             target_return=D(5_000), periods=(Period("p1", cap=D(1_000)),
+                                              Period("p2", cap=D(1_000)))),
+     {("period_cap:p1", D("500.00")), ("period_cap:p2", D("500.00"))}),
+    # Within 20 % of 1,000 the cap is 1,200; 2,500 is past even 100 %: the previous amount
+    # must be 1,250, and the tolerance 100 %.
+    (problem(Channel("search", Linear(D(2))), total="10000", objective="min_spend",
+             target_return=D(5_000), incremental=Incremental({"search": D(1_000)}, D("0.2"))),
+     {("previous:search", D("250.00")), ("tolerance_percent", D("80.00"))}),
+])
+def test_an_infeasible_request_can_be_fixed_by_raising_a_curve_channels_cap(request_, named):
+    # The elastic model's cells ended at the caps, so it could never propose raising one: it
+    # named target_return (3,000 and 28,000 less) where the cap was the smaller change.
+    with pytest.raises(Infeasible) as caught:
+        solve(request_)
+    found = {(c.constraint, c.change) for c in caught.value.conflicts}
+    if ("max:search", None) in named:
+        ((name, change),) = found
+        assert name == "max:search" and D(700) < change < D(760)
+    else:
+        assert found == named or len(found) == 1 and found <= named
+    # The change proposed is enough: the request with it applied has a plan.
+    assert solve(_relaxed(request_, caught.value.conflicts)).status == "optimal"
+
+
+def test_the_elastic_model_keeps_the_cells_it_has_where_cutting_them_again_is_too_late():
+    from services.budget.optimizer.infeasibility import _past_caps
+    model = ScaledProblem(problem(Channel("search", _CONCAVE, max=D(1_000)), total="10000"))
+    cells = model.cells(4e-4)
+    # In time, the cell reaches the money available (10,000, the model's 10 units of 1,000).
+    (lifted,) = _past_caps(model, cells, float("inf"), True)
+    assert lifted.upper == pytest.approx(10.0) and cells[0].upper == pytest.approx(1.0)
+    assert _past_caps(model, cells, 0.0, True) is cells
+
+
 # --- a curve over time: each period earns on the channel's curve scaled to its share ---------
 
 def whole_curve(response, spend: float) -> float:

@@ -285,10 +285,10 @@ def test_an_incremental_floor_over_the_total_names_the_tolerance_and_the_max_set
 
 
 def test_an_incremental_cap_past_a_doubled_previous_amount_names_the_previous_amount():
-    # The elastic model raises a cap by as much as it lowers the floor (a curve's cells stop at
-    # its cap, a deal is cheaper left out), so a cap past 100 % is shown on the conflict it
-    # would name: d's deal costs 50,000 and its previous amount 10,000 allows 11,000 at 10 %,
-    # 20,000 at 100 %; the previous amount must be 25,000 at least, 15,000 more.
+    # A cap past 100 % shown on the conflict the elastic model would name: d's deal costs
+    # 50,000 and its previous amount 10,000 allows 11,000 at 10 %, 20,000 at 100 %; the
+    # previous amount must be 25,000 at least, 15,000 more, and the tolerance 100 % (25,000 at
+    # 10 % allows only 27,500).
     from services.budget import optimizer
     from services.budget.optimizer.infeasibility import named_as_set
     from services.budget.optimizer.scaled import ScaledProblem
@@ -297,9 +297,10 @@ def test_an_incremental_cap_past_a_doubled_previous_amount_names_the_previous_am
         optimizer.Channel("d", optimizer.Deal(Decimal(50000), Decimal(90000))),),
         incremental=incremental)
     found = [optimizer.Conflict("max:d", Decimal("39000.00"), "raise the maximum of channel d")]
-    conflict, = named_as_set(ScaledProblem(problem), incremental, found)
+    conflict, tolerance = named_as_set(ScaledProblem(problem), incremental, found)
     assert (conflict.constraint, conflict.change) == ("previous:d", Decimal("15000.00"))
     assert conflict.detail.startswith("raise channel d's previous amount by 15000.00")
+    assert (tolerance.constraint, tolerance.change) == ("tolerance_percent", Decimal("90.0"))
 
 
 def test_min_spend_with_a_target_return_of_0_spends_nothing_and_is_optimal(client):

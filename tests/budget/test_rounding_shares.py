@@ -67,6 +67,26 @@ def test_a_floor_far_above_the_plan_is_met_within_the_money_available() -> None:
                                                           Decimal("55000.00")]
 
 
+def test_a_plan_past_every_periods_cap_keeps_the_shares_within_the_caps() -> None:
+    # The solver may pass the caps by its tolerance (1e-9 of the money: cents on tens of
+    # millions): here by 0.011 in all. Rounded to 600.02 before, the shares gave a its cent
+    # (300.01 of 0.5 x 600.02), then the caps held only 600.01 and the cent that did not fit
+    # was a's, whose fractions are the smallest: a 300.00 of 600.01, below 300.005. The
+    # totals are now held to the periods' room, 600.01, of which a's share is 300.01.
+    problem = Problem(Decimal(1000), 2, (Channel("a", Linear(Decimal(2))),
+                                         Channel("b", Linear(Decimal(3)))),
+                      groups=(Group("g", ("a",), min_share=Decimal("0.5")),),
+                      periods=(Period("p1", cap=Decimal("300.01")),
+                               Period("p2", cap=Decimal("300.00"))))
+    model = ScaledProblem(problem)
+    cells = model.cells(4e-4)
+    plan = {(0, 0): 150.002, (0, 1): 150.002, (1, 0): 150.009, (1, 1): 150.009}
+    spend = np.array([plan[cell.channel, cell.period] / model.unit for cell in cells])
+    rounded = round_allocation(model, cells, spend)
+    assert rounded.channels.tolist() == [30001, 30000]
+    assert rounded.periods.tolist() == [30001, 30000]
+
+
 def _random_problem(seed: int, mins: bool = False) -> Problem:
     rng = random.Random(seed)
     # Mins from a stream of their own, so that a seed's problem without them stays the same.

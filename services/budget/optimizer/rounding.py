@@ -57,6 +57,17 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
     low = [0 if c in unused else _low(model, c, scale) for c in range(channels)]
     high: list[float] = [0 if c in unused else _high(model, c, scale) for c in range(channels)]
     target = min(round(sum(wanted)), available - sum(deal_units.values()))
+    # What each period can still take past the deals bought in it.
+    room = np.array([_units(float(p.cap), scale) if p.cap is not None else _UNCAPPED
+                     for p in model.periods], dtype=np.int64)
+    for i, units in deal_units.items():
+        room[cells[i].period] -= units
+    if all(p.cap is not None for p in model.periods):
+        # A plan may pass the caps by the solver's tolerance (1e-9 of the money: cents on
+        # tens of millions). Totals past the periods' room would leave a channel short after
+        # the shares are kept (the one whose cells' periods fill first, a group's member as
+        # well as any: a cent below its share). Only periods that hold a curve's cell count.
+        target = min(target, int(np.maximum(room, 0)[np.unique(period[~is_deal])].sum()))
     totals = largest_remainder(wanted, target, low, high)
     if problem.groups:
         bought = [0] * channels
@@ -73,10 +84,6 @@ def round_allocation(model: ScaledProblem, cells: Cells, spend: Floats) -> Round
         cell_units[curves] = _largest_remainder_by(channel[curves], wanted_units[curves],
                                                    np.asarray(totals, dtype=np.int64))
     else:
-        room = np.array([_units(float(p.cap), scale) if p.cap is not None else _UNCAPPED
-                         for p in model.periods], dtype=np.int64)
-        for i, units in deal_units.items():
-            room[cells[i].period] -= units
         cell_units[curves] = _largest_remainder_capped(
             channel[curves], period[curves], wanted_units[curves],
             np.asarray(totals, dtype=np.int64), room)
