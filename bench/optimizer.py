@@ -508,6 +508,8 @@ MILP_CASES = {
     "50 × 13 mix, 6 deals (30 s)": (lambda: mixed_problem(50, 13, 6, time_limit=30), "< 1 s"),
     "50 × 13 other shapes, 6 deals (30 s)": (lambda: hard_problem(50, 13, 6, time_limit=30),
                                              "< 1 s"),
+    "50 × 13 other shapes, 6 deals (10 s)": (lambda: hard_problem(50, 13, 6, time_limit=10),
+                                             "optimal (within 0.1 %) in 10 s"),
     "100 × 26 mix, 6 deals (10 s)": (lambda: mixed_problem(100, 26, 6, time_limit=10),
                                      "optimal or gap ≤ 0.1 % within 10 s"),
     "100 × 26 other shapes, 6 deals (10 s)": (lambda: hard_problem(100, 26, 6, time_limit=10),

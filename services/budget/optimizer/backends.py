@@ -264,27 +264,27 @@ def run_cbc(form: Formulation, seconds: float) -> Run:
                None)
 
 
-def fixing(form: Formulation, seconds: float,
-           stop: Stop | None = None) -> Callable[[Floats], Run]:
-    """The LP of `form` with its integer columns fixed at the values given, one call after
-    another on one HiGHS, each starting from the last one's basis (a local search's LPs:
-    2.7-14 ms each where a model of its own took ten times that), all within `seconds`; once
-    stopped or late every call answers "none"."""
+def bounding(form: Formulation, seconds: float,
+             stop: Stop | None = None) -> Callable[[Floats, Floats], Run]:
+    """The LP of `form` with the column bounds given (lower, upper), one call after another on
+    one HiGHS, each starting from the last one's basis (a local search's LPs: 2.7-14 ms each
+    where a model of its own took ten times that), all within `seconds`; once stopped or late
+    every call answers "none"."""
     end = time.perf_counter() + seconds
     highs = _highs(form, seconds, relax=True, stop=stop)
     # The LPs differ in a few bounds: presolve would redo its work for each, simplex restarts.
     highs.setOptionValue("presolve", "off")
-    columns = np.flatnonzero(form.integer).astype(np.int32)
+    columns = np.arange(len(form.cost), dtype=np.int32)
     over = [False]
 
-    def fixed(values: Floats) -> Run:
+    def bounded(lower: Floats, upper: Floats) -> Run:
         if over[0] or time.perf_counter() >= end or (stop is not None and stop()):
             over[0] = True
             return Run("none", None, None, None, None)
-        highs.changeColsBounds(len(columns), columns, values, values)
+        highs.changeColsBounds(len(columns), columns, lower, upper)
         highs.setOptionValue("time_limit", max(end - time.perf_counter(), 0.01))
         if not _run(highs, end, stop):
             over[0] = True   # a run left behind: this HiGHS is no longer ours to run
             return Run("none", None, None, None, None)
         return _read(highs, form, relax=True)
-    return fixed
+    return bounded

@@ -20,10 +20,11 @@ can spend. A problem without binaries that the greedy cannot take (concave curve
 period caps or groups) takes the same route: its whole LP, many thin columns on few rows, took
 HiGHS 33 s at 100 x 52 (no plan within 15 s), the coarse LP, polish and narrowed curves 4 s.
 Where the problem has deals and the start is not proven, the deals' periods are searched for
-first (`deal_search`, on the narrowed envelope LP) and the rest of that plan found by tangent
-gating with those deals fixed: HiGHS's branching finds such plans late (other shapes at 50 x 13:
-its first better plan after 9-10 s of CPU), the search in about 5 s. That plan starts the MILP,
-whose bound (or the envelope's) is the answer's: the search proves nothing.
+first (`deal_search`, on the narrowed envelope LP) and the cells that plan leaves inside a
+non-concave stretch decided out of it on the same LP: HiGHS's branching finds such plans late
+(other shapes at 50 x 13: its first better plan after 9-10 s of CPU), the search and its
+settling in about 2 s. That plan starts the MILP, whose bound (or the envelope's) is the
+answer's: the search proves nothing.
 A plan is proven once within `_gap` of the bound: what the curves' own error leaves of the
 answer's 0.1 % (the answer's error bound holds the gap: see `assembly.approximation_error`).
 """
@@ -41,6 +42,7 @@ from services.budget.optimizer.backends import (
     MIP_GAP,
     Run,
     Stop,
+    bounding,
     relax_then_fix,
     run_cbc,
     run_highs,
@@ -70,10 +72,9 @@ ENVELOPE_BUILDS = 3
 AFTER_STOP = 0.5
 # The coarse plan is re-solved on the real curves within this share of each cell's spend.
 NEAR = 0.5
-# The MILPs with the deals fixed are solved this close: their plan is the search's answer.
-FIXED_GAP = 1e-4
-# The deals' search and its MILPs take at most this share of the time left.
-STAGE_SHARE = 0.5
+# The deals' search and the settling of its plan take at most this share of the time left,
+# the search this share of that.
+STAGE_SHARE, SEARCH_SHARE = 0.5, 0.75
 # A MILP's bound this close to a plan's objective (relative) is taken as reached.
 NOISE = 1e-12
 # The MILP stops at this share of the gap its start leaves the answer's error bound: the plan
@@ -238,7 +239,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             # Not proven by the start: its deals' periods are searched for, before the MILP
             # that would search for them by branching (see `deal_search`).
             search = False
-            found = _deal_plan(model, cells, hulls, priced, form, spend, best, deadline, stop)
+            found = _deal_plan(model, cells, form, spend, deadline, stop)
             if found is not None and found[1] > best[1]:
                 best, spend = found, found[0]
                 continue
@@ -276,62 +277,24 @@ def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Float
     return (x, form.cell_spend(x, len(cells))) if form.feasible(x) else None
 
 
-def _deal_plan(model: ScaledProblem, cells: Cells, hulls: Cells, priced: Priced,
-               form: Formulation, spend: Floats | None, best: tuple[Floats, float],
+def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Floats | None,
                deadline: float, stop: Stop | None) -> tuple[Floats, float] | None:
     """A plan with the deals' periods found by `deal_search` on `form` (the envelope model
-    the MILP would start on), the rest by tangent gating with those deals fixed: the cells the
-    plan leaves inside a non-concave stretch made exact, round after round (two or three on the
-    other shapes at 50 x 13, each a MILP over a few hundred gates only)."""
+    the MILP would start on) and the cells it leaves inside a non-concave stretch decided out
+    of them on the same LP (`deal_search.settle`)."""
     if spend is None or not form.maximise:
         return None
-    # The MILP after it keeps the rest of the time, for the bound that proves the plan.
-    deadline = time.perf_counter() + STAGE_SHARE * _left(deadline)
-    found = deal_search.search(form, cells, spend, _left(deadline), stop)
+    # The MILP after it keeps the rest of the time, for the bound that proves the plan; the
+    # search leaves the settling a share of its own.
+    left = STAGE_SHARE * _left(deadline)
+    solve = bounding(form, left, stop)
+    found = deal_search.search(form, cells, spend, solve,
+                               time.perf_counter() + SEARCH_SHARE * left)
     if found is None:
         return None
-    plan_spend, choice = found
-    bought = {int(form.cell_of[column]) for column in choice.values() if column is not None}
-    exact = set(_inside_envelope(cells, plan_spend, frozenset()))
-    plan: tuple[Floats, float] | None = None
-
-    def over() -> bool:
-        return (stop is not None and stop()) or _left(deadline) <= 0
-    # Heard between the steps of each round, as the main loop's are.
-    while not over():
-        floor = best[1] if plan is None else max(best[1], plan[1])
-        shown = _narrowed(cells, hulls, exact, priced, floor, over)
-        if over():
-            break
-        fixed = _deals_fixed(formulate(model, shown, exact=exact), cells, bought)
-        if fixed is None or over():
-            break
-        held = _held(fixed, cells, plan_spend)
-        run = run_highs(fixed, _left(deadline), start=None if held is None else held[0],
-                        stop=stop, gap=FIXED_GAP)
-        if run.x is None:
-            break
-        plan_spend = fixed.cell_spend(run.x, len(cells))
-        plan = _better(plan, (plan_spend, _objective(model, cells, plan_spend)), True)
-        loose = _inside_envelope(cells, plan_spend, fixed.exact)
-        if not loose:
-            break
-        exact.update(loose)
-    return plan
-
-
-def _deals_fixed(form: Formulation, cells: Cells, bought: set[int]) -> Formulation | None:
-    """`form` with every deal bought in the cells `bought` and nowhere else (None when the
-    model cannot buy one of them there)."""
-    columns = np.flatnonzero(form.integer & (form.cell_of >= 0))
-    columns = columns[cells.is_deal[form.cell_of[columns]]]
-    at = np.isin(form.cell_of[columns], list(bought)).astype(float)
-    if np.isin(list(bought), form.cell_of[columns]).sum() < len(bought) or \
-            (form.col_upper[columns] < at).any():
-        return None
-    lower, upper = form.col_lower.copy(), form.col_upper.copy()
-    lower[columns], upper[columns] = at, at
-    return replace(form, col_lower=lower, col_upper=upper)
+    return deal_search.settle(
+        form, found, solve, lambda at: _inside_envelope(cells, at, frozenset()),
+        lambda at: _objective(model, cells, at))
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
