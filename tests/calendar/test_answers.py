@@ -429,7 +429,11 @@ def test_conflicts_after_random_edits_are_those_found_afresh(two):
              editor.add_burst, editor.delete_burst, editor.change_campaign, editor.by_sql,
              editor.add_campaign, editor.delete_campaign]
     seen, kinds = set(), set()
-    for step in range(40):
+    # 20 edits (there were 40, 27 s on both backends): with this seed every edit is made and
+    # every kind found by the 20th, and the test fails within them when a changed campaign's
+    # kept finding is reused (at the first edit), when kept answers are not dropped at a new
+    # state (the first) or when a range reads the campaigns by their own dates (the 12th).
+    for step in range(21):
         if step:
             edit = rng.choice(edits)
             edit()
