@@ -108,16 +108,16 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                 (np.zeros_like(low), plain.size)
             low, high = np.minimum(low, wide_low), np.maximum(high, wide_high)
             continue
-        near_low, near_high = _window(plain, answer.threshold, WINDOW)
-        wider_low, wider_high = np.minimum(low, near_low), np.maximum(high, near_high)
-        if answer.gap <= PROVEN_GAP or (np.array_equal(wider_low, low) and
-                                        np.array_equal(wider_high, high)):
+        if answer.gap <= PROVEN_GAP or not _priced_to_move(plain, answer.threshold, low, high):
             # Proven; or every segment priced to move is a column already, and the gap left
-            # is the LP's float noise: the plan is proven within it.
+            # is the LP's float noise: the plan is proven within it (the bound holds at any
+            # prices). Widening the columns further only made the LP bigger: 74,000 columns
+            # solved again for 6 s on a 1,000 × 52 shape, to the same gap of 3e-6.
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near)
+        near_low, near_high = _window(plain, answer.threshold, WINDOW)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
             np.maximum(high, np.minimum(near_high, high + step))
@@ -166,6 +166,17 @@ def _window(curves: Curves, threshold: Floats, share: float) -> tuple[Indices, I
     margin = share * np.abs(threshold) + EPS
     low = curves.count(everyone, threshold + margin, strict=True)
     return low, curves.count(everyone, threshold - margin, strict=False, low=low)
+
+
+def _priced_to_move(curves: Curves, threshold: Floats, low: Indices, high: Indices) -> bool:
+    """Whether some cell has a segment outside its columns [low, high) that the bound at
+    `threshold` counts: one bought (before `low`) worth less than its threshold, or one not
+    bought (from `high` on) worth more."""
+    # Segments come by falling slope: only the last bought and the first not bought can be.
+    bought = np.flatnonzero(low > 0)
+    rest = np.flatnonzero(high < curves.size)
+    return bool(np.any(curves.value(bought, low[bought] - 1) < threshold[bought]) or
+                np.any(curves.value(rest, high[rest]) > threshold[rest]))
 
 
 def _period_prices(curves: Curves, period: Indices, threshold: Floats, prices: Floats,
@@ -322,16 +333,14 @@ class _Restricted:
         highs = highspy.Highs()   # type: ignore[no-untyped-call]
         highs.setOptionValue("output_flag", False)
         highs.setOptionValue("threads", 1)
-        # Presolve found little to remove on these LPs (one column per segment, few rows) and
-        # took most of the time: 100 × 13 with tight caps over linear channels 2.7 → 0.6 s.
-        # With groups' rows it halves the simplex's time (the trial's 400 × 8 with 200 groups:
-        # 0.7 → 0.4 s an LP), and the interior point method (its crossover gives a basis, so
-        # the row prices the bound needs) is far steadier there: the dual simplex took 7 s on
-        # some of the benchmark's 400 × 8 LPs (45,000 boxed columns, 200 iterations), it 1.3 s.
-        if len(self.share):
-            highs.setOptionValue("solver", "ipm")
-        else:
-            highs.setOptionValue("presolve", "off")
+        # The interior point method (its crossover gives a basis, so the row prices the bound
+        # needs) is far steadier than the dual simplex here: the simplex took 7 s on some of
+        # the benchmark's 400 × 8 LPs with 200 groups (45,000 boxed columns, 200 iterations),
+        # it 1.3 s; on a 1,000 × 52 shape with half the channels capped at a few thousand the
+        # simplex's first row prices left 9,100 cells priced to move (gap 0.12, then an LP of
+        # 74,000 columns, 6 s), its first were proven at once (2.0 s for the whole solve, was
+        # 12-15 s).
+        highs.setOptionValue("solver", "ipm")
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
