@@ -1,6 +1,7 @@
 """The deals' search (`deal_search` and the stage in `milp` that uses it): from a plan whose
 deals are wrong it reaches the best deal choice, found here by enumeration (every choice's
 fully gated MILP solved to optimality); stopped inside it, the solve answers a valid plan."""
+import functools
 import itertools
 import time
 import traceback
@@ -47,12 +48,14 @@ def crowded(seed: int) -> Problem:
                    periods=periods)
 
 
+@functools.cache
 def best_by_enumeration(problem: Problem, tolerance: float = FIRST_TOLERANCE
                         ) -> tuple[float, frozenset[int], float]:
     """Every deal choice (each deal in no period or one), its fully gated MILP solved to
     optimality on the curves cut within `tolerance`: the best objective (scaled, on the model's
     curves), its deals' cells, and its plan's return on the true curves (in money: a lower
-    bound on the true optimum, within about `tolerance` of it)."""
+    bound on the true optimum, within about `tolerance` of it). Made once per problem and
+    tolerance: several tests compare with the same case."""
     model = ScaledProblem(problem)
     cells = model.cells(tolerance, time.perf_counter() + 60)
     form = formulate(model, cells)
