@@ -42,11 +42,10 @@ Plan = tuple[Floats, float]
 @dataclass(frozen=True)
 class Found:
     """The search's best choice: the LP's column bounds with the deals fixed there, and its
-    columns' values and spend per cell."""
+    spend per cell."""
 
     lower: Floats
     upper: Floats
-    x: Floats
     spend: Floats
 
 
@@ -123,7 +122,7 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Solve,
     if not improved:
         return None
     lower, upper = bounds(best)
-    return Found(lower, upper, now.x, form.cell_spend(now.x, len(cells)))
+    return Found(lower, upper, form.cell_spend(now.x, len(cells)))
 
 
 def settle(form: Formulation, found: Found, solve: Solve,
@@ -155,13 +154,12 @@ def settle(form: Formulation, found: Found, solve: Solve,
                 upper[column:last[cell] + 1] = 0.0
         return lower, upper
 
-    def settled(decided: dict[int, bool], x: Floats, spend: Floats
-                ) -> tuple[Plan, dict[int, bool]] | None:
+    def settled(decided: dict[int, bool], spend: Floats) -> tuple[Plan, dict[int, bool]] | None:
         decided = dict(decided)
         while True:
             new = [cell for cell in loose(spend)
                    if 0 <= cell < len(first) and first[cell] >= 0]
-            holding = {cell: _holding(form, x, first[cell], last[cell], spend[cell])
+            holding = {cell: _holding(form, first[cell], last[cell], spend[cell])
                        for cell in new}
             holding = {cell: column for cell, column in holding.items()
                        if column not in decided}
@@ -173,9 +171,9 @@ def settle(form: Formulation, found: Found, solve: Solve,
             run = solve(*bounds(decided))
             if run.status != "optimal" or run.x is None:
                 return None
-            x, spend = run.x, form.cell_spend(run.x, len(spend))
+            spend = form.cell_spend(run.x, len(spend))
 
-    got = settled({}, found.x, found.spend)
+    got = settled({}, found.spend)
     if got is None:
         return None
     best, decided = got
@@ -189,14 +187,14 @@ def settle(form: Formulation, found: Found, solve: Solve,
                 return best
             if run.x is None:
                 continue
-            tried = settled(flipped, run.x, form.cell_spend(run.x, len(found.spend)))
+            tried = settled(flipped, form.cell_spend(run.x, len(found.spend)))
             if tried is not None and tried[0][1] > best[1] + RISE * max(abs(best[1]), EPS):
                 (best, decided), improved = tried, True
                 break
     return best
 
 
-def _holding(form: Formulation, x: Floats, first: int, last: int, spend: float) -> int:
+def _holding(form: Formulation, first: int, last: int, spend: float) -> int:
     """The column of a cell (its curve's columns `first` … `last`, in order) whose stretch of
     spend holds `spend`."""
     ends = np.cumsum(form.col_upper[first:last + 1])
