@@ -46,7 +46,9 @@ def system(request, tmp_path_factory):
     # takes the feed over that much sooner (tests/e2e/test_propagation.py kills the planner).
     env = {"GATEWAY_AUTH_FAILURES_PER_MINUTE": "1000000", "PLANNER_EVENTS_LEASE_SECONDS": "2",
            "BUDGET_EVENTS_LEASE_SECONDS": "2"}
-    with running(request, request.param, tmp_path_factory.mktemp("system"), env) as started:
+    # Empty databases: `up` migrates them, as on a fresh machine (tests/e2e/test_up.py).
+    with running(request, request.param, tmp_path_factory.mktemp("system"), env,
+                 migrated=False) as started:
         yield started
 
 

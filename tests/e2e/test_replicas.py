@@ -21,7 +21,7 @@ from dotenv import dotenv_values
 from shared.internal_auth import Caller, InternalAuth
 from tests.budget.conftest import BUDGET, CHANNELS
 from tests.budget.test_jobs import ASYNC, s_curves
-from tests.e2e.conftest import ADMIN_KEY
+from tests.e2e.conftest import ADMIN_KEY, migrated_databases
 from tests.postgres import free_port
 
 pytestmark = pytest.mark.e2e
@@ -31,16 +31,14 @@ ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 @pytest.fixture(scope="module")
-def replicated(postgres, tmp_path_factory):
+def replicated(request, tmp_path_factory):
     """The running system with two processes per service, each service on its own database."""
     # One solver worker per process: seven processes and their workers start at once on
     # CI's two cores. A job's lease of 2 s (4 heartbeats, the least the runner takes) instead
     # of 10: the killed job is claimed again that much sooner.
     env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY, "BUDGET_SOLVER_WORKERS": "1",
                         "PLANNER_SOLVER_WORKERS": "1", "BUDGET_JOB_LEASE_SECONDS": "2"}
-    for name in ("calendar", "budget", "planner"):
-        env[f"{name.upper()}_DATABASE_URL"] = postgres.create_database(
-            f"e2e_replicas_{name}_{uuid.uuid4().hex[:8]}")
+    env |= migrated_databases(request, "postgresql")
     port = free_port(1 + 3 * REPLICAS)
     var = tmp_path_factory.mktemp("replicas") / "var"
     up = subprocess.Popen([sys.executable, "-m", "marketplan", "up", "--replicas", str(REPLICAS),

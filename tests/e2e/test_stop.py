@@ -16,6 +16,7 @@ import psycopg
 import pytest
 
 from tests.budget.test_optimize_api import EXAMPLE
+from tests.e2e.conftest import migrated_databases
 from tests.postgres import free_port
 
 pytestmark = pytest.mark.e2e
@@ -97,13 +98,12 @@ def connections(server, databases: list[str]) -> int:
 @pytest.mark.parametrize(("backend", "target", "sig"), CASES,
                          ids=[f"{backend}-{target}-{sig.name}" for backend, target, sig in CASES])
 def test_a_signal_stops_every_process_of_the_run(request, tmp_path, backend, target, sig):
-    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY}
+    urls = migrated_databases(request, backend)
+    env = os.environ | {"MARKETPLAN_ADMIN_KEY": ADMIN_KEY} | urls
     databases = []
     if backend == "postgresql":
         server = request.getfixturevalue("postgres")
-        for name in ("calendar", "budget", "planner"):
-            databases.append(f"stop_{name}_{uuid.uuid4().hex[:8]}")
-            env[f"{name.upper()}_DATABASE_URL"] = server.create_database(databases[-1])
+        databases = [url.rsplit("/", 1)[1] for url in urls.values()]
     how = "up" if target == "up" else "make"
     process, port = start(how, tmp_path, env)
     session = process.pid  # start_new_session: the first process leads the session
