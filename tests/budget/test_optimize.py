@@ -362,6 +362,28 @@ def test_an_infeasible_request_can_be_fixed_by_raising_a_curve_channels_cap(requ
     assert solve(_relaxed(request_, caught.value.conflicts)).status == "optimal"
 
 
+def test_a_floor_past_the_periods_caps_is_fixed_by_either_side():
+    # No return floor: the curves past the caps are cut coarsely. search must spend 5,000 and
+    # the periods hold 2,000: 3,000 less floor or 3,000 more cap (a tie), either enough.
+    request = problem(Channel("search", _CONCAVE, min=D(5_000)), total="10000",
+                      periods=(Period("p1", cap=D(1_000)), Period("p2", cap=D(1_000))))
+    with pytest.raises(Infeasible) as caught:
+        solve(request)
+    found = caught.value.conflicts
+    assert sum(c.change for c in found) == D(3_000)
+    for conflict in found:
+        family, _, name = conflict.constraint.partition(":")
+        if family == "min":
+            request = replace(request, channels=(replace(request.channels[0],
+                                                         min=D(5_000) - conflict.change),))
+        else:
+            assert family == "period_cap"
+            request = replace(request, periods=tuple(
+                replace(p, cap=p.cap + conflict.change) if p.id == name else p
+                for p in request.periods))
+    assert solve(request).status == "optimal"
+
+
 def test_the_elastic_model_keeps_the_cells_it_has_where_cutting_them_again_is_too_late():
     from services.budget.optimizer.infeasibility import _past_caps
     model = ScaledProblem(problem(Channel("search", _CONCAVE, max=D(1_000)), total="10000"))
@@ -370,6 +392,55 @@ def test_the_elastic_model_keeps_the_cells_it_has_where_cutting_them_again_is_to
     (lifted,) = _past_caps(model, cells, float("inf"), True)
     assert lifted.upper == pytest.approx(10.0) and cells[0].upper == pytest.approx(1.0)
     assert _past_caps(model, cells, 0.0, True) is cells
+
+
+def _with_share(request: Problem, conflict) -> Problem:
+    """`request` with a group's share changed as `conflict` proposes."""
+    family, _, name = conflict.constraint.partition(":")
+    field = {"group_min": "min_share", "group_max": "max_share"}[family]
+    sign = -1 if family == "group_min" else 1
+    return replace(request, groups=tuple(
+        replace(g, **{field: getattr(g, field) + sign * conflict.change}) if g.id == name else g
+        for g in request.groups))
+
+
+@pytest.mark.parametrize(("groups", "channels", "named"), [
+    # Two groups with no channel in common, 0.6 of the spend each: 0.2 too much in all.
+    ((Group("g", ("a",), min_share=D("0.6")), Group("h", ("b",), min_share=D("0.6"))),
+     (), {"group_min:g", "group_min:h"}),
+    # b, c hold at least 0.8 with c at most 0.1, and a, b at most 0.3: a + b + c is at most
+    # 0.4 of the spend unless g or k gives 0.6 (h's floor alone cannot).
+    ((Group("g", ("a", "b"), max_share=D("0.3")), Group("h", ("b", "c"), min_share=D("0.8")),
+      Group("k", ("c",), max_share=D("0.1"))), (), {"group_max:g", "group_max:k"}),
+    # a may spend nothing, so its group's 10 % is held only by a plan of nothing.
+    ((Group("g", ("a",), min_share=D("0.1")),), (Channel("a", Linear(D(2)), max=D(0)),),
+     {"group_min:g"}),
+])
+def test_shares_only_a_plan_of_nothing_holds_are_a_conflict(groups, channels, named):
+    # Answered before as that plan: 0 spent, `feasible` with an unknown error (null).
+    kept = {c.id: c for c in (Channel("a", Linear(D(2))), Channel("b", _CONCAVE),
+                              Channel("c", Linear(D(1))), *channels)}
+    request = problem(*kept.values(), total="100000", groups=groups)
+    with pytest.raises(Infeasible) as caught:
+        solve(request)
+    found = caught.value.conflicts
+    assert {c.constraint for c in found} <= named
+    expected = D("0.2") if len(groups) == 2 else D("0.6") if len(groups) == 3 else D("0.1")
+    assert sum(c.change for c in found) == expected
+    assert all("no plan that spends anything holds every group's share" in c.detail
+               for c in found)
+    relaxed = request
+    for conflict in found:
+        relaxed = _with_share(relaxed, conflict)
+    assert solve(relaxed).spend > 0
+
+
+def test_shares_a_plan_that_spends_can_hold_are_solved():
+    # 0.5 and 0.5: every plan split evenly holds both.
+    answer = solve(problem(Channel("a", Linear(D(2))), Channel("b", Linear(D(3))),
+                           total="100000", groups=(Group("g", ("a",), min_share=D("0.5")),
+                                                   Group("h", ("b",), min_share=D("0.5")))))
+    assert amounts(answer) == {"a": D("50000.00"), "b": D("50000.00")}
 
 
 # --- a curve over time: each period earns on the channel's curve scaled to its share ---------

@@ -5,12 +5,13 @@ import time
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+import highspy
 import numpy as np
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.problem import Channel, Incremental
+from services.budget.optimizer.problem import Channel, Deal, Incremental
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -194,3 +195,75 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
     return Conflict("target_roi", target - reached,
                     f"lower target_roi to at most {reached}: no plan that spends anything "
                     f"returns more per unit spent (the best is {place})")
+
+
+def unmet_shares(model: ScaledProblem) -> list[Conflict]:
+    """The groups' shares to change where no plan that spends anything holds them all (empty
+    when one can): two groups with no channel in common and min shares of 0.6 each leave only
+    the plan that spends nothing, which holds any share and answered 0 with its error unknown.
+
+    A plan spending S > 0 divided by S is a share x per channel: x ≥ 0, Σ x = 1, x = 0 where the
+    channel can spend nothing (a cap of 0, a deal above its cap), each group's members' sum
+    within its shares; deals taken as divisible, so only a request that no plan can meet is
+    refused. An elastic LP over those shares names the smallest changes, in shares.
+    """
+    problem = model.problem
+    if not problem.groups or model.budget <= EPS or \
+            all(period.cap is not None and period.cap <= 0 for period in model.periods):
+        return []
+    channels = problem.channels
+    spends = np.array([high > EPS and (not isinstance(c.response, Deal)
+                                       or model.money(c.response.cost) <= high + EPS)
+                       for c, high in zip(channels, model.upper)], dtype=bool)
+    rules = [(group, label, share) for group in problem.groups
+             for label, share in (("group_min", group.min_share), ("group_max", group.max_share))
+             if share is not None and (share > 0 if label == "group_min" else share < 1)]
+    if not rules:
+        return []
+    count = len(channels)
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = count + len(rules), 1 + len(rules)
+    lp.col_cost_ = np.r_[np.zeros(count), np.ones(len(rules))]
+    lp.col_lower_ = np.zeros(count + len(rules))
+    lp.col_upper_ = np.r_[np.where(spends, 1.0, 0.0), np.full(len(rules), np.inf)]
+    starts, index, value = [0], list(range(count)), [1.0] * count
+    lower, upper = [1.0], [1.0]
+    for r, (group, label, share) in enumerate(rules):
+        members = sorted(model.index[c] for c in group.channels)
+        starts.append(len(value))
+        index += members + [count + r]
+        value += [1.0] * len(members) + [1.0 if label == "group_min" else -1.0]
+        lower.append(float(share) if label == "group_min" else -np.inf)
+        upper.append(np.inf if label == "group_min" else float(share))
+    lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.array(starts + [len(value)], dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value)
+    highs = highspy.Highs()   # type: ignore[no-untyped-call]
+    highs.setOptionValue("output_flag", False)
+    # As every HiGHS of the process (`backends`): its thread pool is made once, by the first
+    # run, and a later run asking another size fails (the MILP then had no plan).
+    highs.setOptionValue("threads", 1)
+    highs.passModel(lp)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        # Infeasible even with the shares relaxed: no channel can spend, and the request's
+        # other rules say why (the MILP's conflicts).
+        return []
+    slacks = np.asarray(highs.getSolution().col_value, dtype=float)[count:]
+    found = []
+    for (group, label, share), slack in zip(rules, slacks.tolist()):
+        if slack <= 1e-9:
+            continue
+        # Up to the next millionth, past the LP's float noise (0.6 solved as 0.6000000000001).
+        change = math.ceil(slack / float(RATIO_PLACES) - 1e-3) * RATIO_PLACES
+        if label == "group_min":
+            how, moved = "lower the minimum", max(share - change, Decimal(0))
+        else:
+            how, moved = "raise the maximum", min(share + change, Decimal(1))
+        found.append(Conflict(f"{label}:{group.id}", change,
+                              f"{how} share of group {group.id} by {change.normalize():f} (to "
+                              f"{moved.normalize():f}): no plan that spends anything holds every "
+                              f"group's share"))
+    return found

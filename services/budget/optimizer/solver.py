@@ -5,9 +5,10 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from services.budget.optimizer import greedy, period_prices
-from services.budget.optimizer.answer import Allocation, Progress, SolveTimeout
+from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error
 from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.infeasibility import unmet_shares
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import Problem
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
@@ -44,6 +45,12 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     limit = problem.time_limit
     deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
     model = ScaledProblem(problem)
+    if problem.objective != "min_spend":
+        # Spending nothing holds any share: it is never the answer to shares that only it holds
+        # (min_spend's plan of nothing is its answer wherever it meets the target).
+        unmet = unmet_shares(model)
+        if unmet:
+            raise Infeasible(unmet)
 
     def report(incumbent: float, bound: float | None) -> None:
         if progress is not None:
