@@ -15,10 +15,9 @@ from services.budget.app import MIGRATIONS
 from services.budget.config import BudgetSettings
 from services.budget.ledger.tables import LinkedCampaign, event_consumer
 from services.budget.propagation import PAGE, BudgetConsumer
-from shared import migrations
 from shared.db import create_db_engine
 from shared.events import Event
-from tests.conftest import TEST_SECRET
+from tests.conftest import TEST_SECRET, migrated_database
 
 LINKED = "cmp_linked"
 # 1,234 events: 123 bulk-created campaigns no budget links, 10 events each, and four about a
@@ -49,9 +48,9 @@ class Feed:
                                          "next_cursor": items[-1]["id"] if full else None})
 
 
-@pytest.fixture
-def engine(database_url):
-    migrations.upgrade(MIGRATIONS, database_url)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def engine(request, tmp_path_factory):
+    database_url = migrated_database(request, tmp_path_factory, MIGRATIONS, request.param)
     made = create_db_engine(BudgetSettings(database_url=database_url,
                                            internal_secret=TEST_SECRET))
     with Session(made) as session:
