@@ -29,14 +29,15 @@ from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget.test_optimizer_stop import check_plan_money
 
 
-def crowded(seed: int) -> Problem:
-    """S-shaped and concave channels over 3 periods of unequal weight under tight caps, with
-    two deals: a deal's period decides which period's curves it crowds out."""
+def crowded(seed: int, steep: tuple[int, ...] = (1, 4)) -> Problem:
+    """S-shaped (the channels `steep`) and concave channels over 3 periods of unequal weight
+    under tight caps, with two deals: a deal's period decides which period's curves it crowds
+    out."""
     rng = np.random.default_rng(seed)
     made = []
     for i in range(6):
         k = rng.uniform(60_000, 200_000)
-        alpha = rng.uniform(2.5, 3.5) if i % 3 == 1 else rng.uniform(0.8, 1.0)
+        alpha = rng.uniform(2.5, 3.5) if i in steep else rng.uniform(0.8, 1.0)
         made.append(Channel(f"c{i}", Hill(D(int(k * rng.uniform(2.0, 4.0))), D(int(k)),
                                           D(str(round(alpha, 2))))))
     made += [Channel(f"deal{d}", Deal(D(cost), D(int(cost * rng.uniform(1.3, 1.8)))))
@@ -89,9 +90,14 @@ def _no_deals(form, cells, x):
     return rounded
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, monkeypatch):
-    problem = crowded(seed)
+# The last case: four S-curves, and the LP the search ends on leaves one inside its convex
+# start; its settling decides it as the enumeration's optimum has it (decided "below the
+# stretch" instead, the plan is 0.12 % short).
+@pytest.mark.parametrize(("seed", "steep"), [(1, (1, 4)), (2, (1, 4)), (3, (1, 4)),
+                                             (4, (1, 2, 4, 5))])
+def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, steep,
+                                                                         monkeypatch):
+    problem = crowded(seed, steep)
     optimum, deals, _ = best_by_enumeration(problem)
     assert deals, "a case where buying no deal is best tests nothing"
     monkeypatch.setattr(milp, "_rounded", _no_deals)
@@ -109,12 +115,12 @@ def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, 
     result = solve(replace(problem, time_limit=60))
     check_plan_money(problem, result)
     # The stage ran once from the start that bought no deal and reached the enumeration's
-    # best choice, its plan within the fixed-deal MILP's gap of that choice's optimum.
+    # best choice, its settled plan that choice's optimum (up to the LPs' float noise: the
+    # S-curve cells it left inside a stretch decided as the fully gated MILP has them).
     assert len(staged) == 1
     start, found = staged[0]
     assert found is not None and found > start
-    print("STAGE", seed, found / optimum - 1)
-    assert found >= optimum * (1 - 2e-4)
+    assert found >= optimum * (1 - 1e-6)
     model = ScaledProblem(problem)
     assert float(result.expected_return) / model.unit >= optimum * (1 - 1e-3)
 
