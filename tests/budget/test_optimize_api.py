@@ -56,7 +56,8 @@ def test_optimize_answers_the_issue_example(client):
     assert "max:search" in body["binding_constraints"] and "budget" in body["binding_constraints"]
     assert Decimal(body["marginal_value_of_budget"]) > 1
     assert 0 <= body["approximation_error"] <= 1e-3
-    assert body["solver"]["name"] == "HiGHS" and body["gap"] == 0
+    # Proven: no gap but the float noise of the bound's sum (2e-16).
+    assert body["solver"]["name"] == "HiGHS" and 0 <= body["gap"] <= 1e-12
     assert all(isinstance(a["amount"], str) for a in body["allocations"])
 
 
