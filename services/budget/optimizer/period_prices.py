@@ -338,9 +338,16 @@ class _Restricted:
         # the benchmark's 400 × 8 LPs with 200 groups (45,000 boxed columns, 200 iterations),
         # it 1.3 s; on a 1,000 × 52 shape with half the channels capped at a few thousand the
         # simplex's first row prices left 9,100 cells priced to move (gap 0.12, then an LP of
-        # 74,000 columns, 6 s), its first were proven at once (2.0 s for the whole solve, was
-        # 12-15 s).
+        # 74,000 columns, 6 s), its first were proven at once (the whole solve 2.9 s, was
+        # 13.5 s of CPU). Presolve found little to remove on these LPs (one column per
+        # segment, few rows) and took most of the time (100 × 13 with tight caps over linear
+        # channels: 2.7 → 0.6 s without it), and it called a 3,714-column LP with eight weeks
+        # of weight 0 infeasible, whose columns held the last LP's feasible plan: it is kept
+        # for the groups' rows only, where it halves the time (the trial's 400 × 8 with 200
+        # groups: 0.7 → 0.4 s an LP).
         highs.setOptionValue("solver", "ipm")
+        if not len(self.share):
+            highs.setOptionValue("presolve", "off")
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
