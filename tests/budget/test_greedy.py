@@ -1,6 +1,7 @@
 """The greedy over shared curves gives the plan of the greedy that laid every cell's segments out
 (`greedy_reference`, the implementation it replaced) to the cent, on many seeded problems made
 to meet its hard cases: ties (linear channels, equal period weights), floors, caps, profit."""
+import warnings
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -184,3 +185,20 @@ def _check_priced_error(problem, applies, route) -> None:
     true = float(model.true_returns(coarse, solution.spend).sum())
     assert best <= plan + error * true + 1e-9 * max(model.budget, 1.0)
     assert model.priced_error(fine, finest) <= 1e-5
+
+
+def test_a_period_of_weight_zero_has_a_slope_of_zero():
+    """A period of weight 0 returns nothing at any spend: its cell's true slope is 0, not
+    0 · ∞ (a Hill curve with alpha < 1 is infinitely steep at 0), and the answer is made without
+    a RuntimeWarning, nothing spent in that period."""
+    problem = Problem(total=D(100_000), decimals=2, reserve=Reserve(percent=D(0)),
+                      channels=(Channel("c0", Hill(D(500_000), D(200_000), D("0.5"))),),
+                      periods=(Period("p0", weight=D(0)), Period("p1", weight=D(1))))
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    slopes = model.true_slopes(cells, np.zeros(len(cells)))
+    assert slopes[0] == 0.0 and slopes[1] == np.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        answer = solve(problem)
+    assert answer.figures.cell_amounts[0].tolist() == [0, 10_000_000]
