@@ -48,7 +48,7 @@ HOOKS = Path(__file__).with_name("hooks.py")
 SEED = 20241212
 # Cases per operation in the fuzzing phase and per scenario in the stateful one. The coverage
 # phase is not bounded by it (it sends each boundary once): with 102 operations a run with it
-# makes about 6,500 calls (105 s with two workers on the 2-core CI machine).
+# makes about 5,900 calls (6,500 before tests/fuzz/hooks.py).
 MAX_EXAMPLES = 3
 PHASES = {"postgresql": "examples,coverage,fuzzing,stateful", "sqlite": "examples,fuzzing,stateful"}
 # The run is CPU-bound on CI's two cores, but with two workers they stood about half idle:
