@@ -22,11 +22,11 @@ from services.budget.optimizer import (
     milp,
     solve,
 )
-from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.backends import bounding, run_highs
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.scaled import ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
-from tests.budget.test_optimizer_stop import check_plan_money
+from tests.budget.test_optimizer_stop import check_plan_money, s_curves_and_deals
 
 
 def crowded(seed: int, steep: tuple[int, ...] = (1, 4)) -> Problem:
@@ -125,6 +125,35 @@ def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, 
     assert float(result.expected_return) / model.unit >= optimum * (1 - 1e-3)
 
 
+def test_an_lp_past_its_own_end_leaves_the_highs_to_the_next():
+    # The search's LPs end at its share of the stage's time, the settling's at the stage's
+    # end, on one HiGHS: an LP asked for past its own end answers "none" and the next one is
+    # solved (were the HiGHS given up, the settling would have no time left).
+    model = ScaledProblem(crowded(1))
+    form = formulate(model, model.cells(FIRST_TOLERANCE, time.perf_counter() + 60), exact=())
+    solve = bounding(form, 60)
+    assert solve(form.col_lower, form.col_upper, time.perf_counter()).status == "none"
+    assert solve(form.col_lower, form.col_upper).status == "optimal"
+
+
+def test_the_lps_on_one_highs_are_solved_to_its_end():
+    # HiGHS holds a time limit against all the runs of one Highs: the search's LPs, each given
+    # the time left, ended unsolved (`kTimeLimit`, no iteration) once the runs before had
+    # taken that long; these LPs (9,848 columns, every curve's room cut and given back in
+    # turn) take most of the loop's time, so it happened from about 0.9 s on.
+    model = ScaledProblem(s_curves_and_deals(channels=24, periods=8))
+    form = formulate(model, model.cells(FIRST_TOLERANCE, time.perf_counter() + 60), exact=())
+    curve = (form.cell_of >= 0) & ~form.integer
+    cut = np.where(curve, 0.6 * form.col_upper, form.col_upper)
+    solve = bounding(form, 1.6)
+    end = time.perf_counter() + 1.5
+    statuses, n = set(), 0
+    while time.perf_counter() < end:
+        statuses.add(solve(form.col_lower, cut if n % 2 else form.col_upper).status)
+        n += 1
+    assert statuses == {"optimal"}
+
+
 @pytest.mark.parametrize(("stage", "calls"), [("value", 2), ("settled", 1), ("settle", 1)])
 def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch):
     problem = crowded(1)
@@ -135,9 +164,9 @@ def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch)
     def counted(form, seconds, stop=None):
         solve = bounding(form, seconds, stop)
 
-        def each(lower, upper):
+        def each(lower, upper, until=None):
             stages.append(traceback.extract_stack()[-2].name)
-            return solve(lower, upper)
+            return solve(lower, upper, until)
         return each
     monkeypatch.setattr(milp, "bounding", counted)
     # Stopped inside the stage: in the search (its second LP, `value`), in the settling of its

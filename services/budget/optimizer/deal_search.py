@@ -17,13 +17,12 @@ cell is left inside one; then each decision is flipped while that raises the pla
 50 x 13 other shapes: 3 LPs to 14,343,746 (the best plan known, where two MILPs with the
 deals fixed took 5-8 s of CPU), 40 more to 14,343,973.
 """
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
-from services.budget.optimizer.backends import Run
+from services.budget.optimizer.backends import Bounded, Run
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
@@ -33,8 +32,6 @@ from services.budget.optimizer.scaled import EPS, Cells
 RISE = 1e-7
 # Each deal's choice: the column it is bought through (None: not bought).
 Choice = dict[int, int | None]
-# The LP of the model with the column bounds given (`backends.bounding`).
-Solve = Callable[[Floats, Floats], Run]
 # A plan's spend per cell and the request's objective for it.
 Plan = tuple[Floats, float]
 
@@ -53,7 +50,7 @@ class _Over(Exception):
     """The search's time is up or it was stopped: the best choice so far stands."""
 
 
-def search(form: Formulation, cells: Cells, spend: Floats, solve: Solve,
+def search(form: Formulation, cells: Cells, spend: Floats, solve: Bounded,
            until: float) -> Found | None:
     """Improve the deals' periods of the plan `spend` on `form`'s LP (a maximisation; its other
     integer columns held where `spend` has them), by `solve`, until the `time.perf_counter()`
@@ -83,9 +80,7 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Solve,
 
     def value(choice: Choice) -> Run | None:
         """The LP with the deals bought as `choice` says (None when that breaks a row)."""
-        if time.perf_counter() >= until:
-            raise _Over
-        run = solve(*bounds(choice))
+        run = solve(*bounds(choice), until)
         if run.status == "infeasible":
             return None
         if run.status != "optimal" or run.objective is None or run.col_dual is None:
@@ -125,7 +120,7 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Solve,
     return Found(lower, upper, form.cell_spend(now.x, len(cells)))
 
 
-def settle(form: Formulation, found: Found, solve: Solve,
+def settle(form: Formulation, found: Found, solve: Bounded,
            loose: Callable[[Floats], list[int]],
            score: Callable[[Floats], float]) -> Plan | None:
     """A plan with the deals as `found` has them and no cell `loose` (inside a non-concave
