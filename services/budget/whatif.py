@@ -4,6 +4,7 @@ dataclasses (the only place that knows both), and the use case that solves witho
 Stored plans use the same conversion and solve: they build a `Problem` from the ledger and
 record what was asked in these shapes (`request_of`), so a plan shows exactly what a what-if
 with the same figures would have been sent."""
+import math
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -71,8 +72,10 @@ class HillResponse(StrictModel):
     type: Literal["hill"]
     beta: Amount = Field(gt=0, description="Saturation: the most the channel can return.")
     k: Amount = Field(gt=0, description="Spend at which half of beta is reached.")
-    alpha: Number = Field(ge=Decimal("0.1"), le=10,
-                           description="Shape: concave at ≤ 1, S-shaped above 1.")
+    # The bounds in the type, as Amount's are, so the API document shows them (a field's own
+    # ge/le were lost where the document types every decimal as a string).
+    alpha: Annotated[Number, Field(ge=Decimal("0.1"), le=10)] = Field(
+        description="Shape, from 0.1 to 10: concave at ≤ 1, S-shaped above 1.")
 
 
 class DealResponse(StrictModel):
@@ -185,9 +188,11 @@ class OptimizationPublic(BaseModel):
         "no time to price it, or after a cancel."))
     allocations: list[ChannelAllocationPublic]
     binding_constraints: list[str]
-    approximation_error: float = Field(
-        description="Bound on how much more the true optimum could return, relative to this "
-                    "plan's expected return (the `gap` included).")
+    approximation_error: float | None = Field(description=(
+        "Proven bound on how much more the true optimum could return, relative to this plan's "
+        "expected return (the `gap` included; where the solver was stopped before any bound, a "
+        "Lagrangian relaxation's). Null only when the plan returns nothing while a plan could "
+        "return more: no relative bound is finite."))
     gap: float | None = Field(description=(
         "Relative distance from this plan's objective to the solver's proven bound for the "
         "solved (piecewise) model; small but rarely 0 under `optimal`; null when no bound "
@@ -320,7 +325,8 @@ def to_public(allocation: optimizer.Allocation, currency: str) -> OptimizationPu
                      for k, period in enumerate(figures.periods, start=c * width)])
             for c, channel in enumerate(allocation.channels)],
         binding_constraints=list(allocation.binding_constraints),
-        approximation_error=allocation.approximation_error, gap=allocation.gap,
+        approximation_error=allocation.approximation_error
+        if math.isfinite(allocation.approximation_error) else None, gap=allocation.gap,
         solver=SolverPublic(name=allocation.solver, seconds=allocation.seconds))
 
 
@@ -345,12 +351,17 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
             progress=progress, cancelled=cancelled)
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
+        # The elastic model's slacks are one change: every part of it is needed. A conflict
+        # marked `alone` is another fix, enough by itself, as is a change named on its own.
+        together = "; ".join(c.detail for c in conflicts if not c.alone)
+        alone = "; ".join(c.detail for c in conflicts if c.alone)
         raise InfeasiblePlan(
-            # The elastic model's slacks are one change: every part of it is needed.
-            "No allocation meets every constraint. The smallest change that makes one possible, "
-            "all of these together: " + "; ".join(c.detail for c in conflicts) + ".",
+            "No allocation meets every constraint. "
+            + (f"Enough alone: {alone}. Or the" if alone else "The")
+            + f" smallest change that makes one possible, all of these together: {together}.",
             conflicts=[{"constraint": c.constraint, "change": format(c.change, "f"),
-                        "detail": c.detail} for c in conflicts]) from None
+                        "detail": c.detail, "alone": c.alone or len(conflicts) == 1}
+                       for c in conflicts]) from None
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(
             f"The solver found no plan within {problem.time_limit:g} s. Raise time_limit_seconds "

@@ -84,6 +84,17 @@ def test_the_public_answer_writes_what_a_validated_one_writes():
     assert '"amount":"0.00"' in public.model_dump_json()
 
 
+def test_a_plan_with_no_finite_bound_answers_a_null_error_the_schema_allows():
+    # A plan that returns nothing where a plan could return more has no finite relative bound:
+    # the answer says null, as its schema does (it wrote an infinity, as null, under a schema
+    # of a number).
+    public = to_public(replace(solve(plan()), approximation_error=float("inf")), "USD")
+    assert public.approximation_error is None
+    assert '"approximation_error":null' in public.model_dump_json()
+    field = OptimizationPublic.model_json_schema()["properties"]["approximation_error"]
+    assert {"type": "null"} in field["anyOf"]
+
+
 def s_curve_plan() -> Problem:
     # A capped linear channel, a deal and an S-curve that takes the rest: the MILP's route.
     return Problem(total=D(1_000_000), decimals=2, reserve=Reserve(percent=D(10)),

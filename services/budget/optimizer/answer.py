@@ -74,7 +74,9 @@ class Allocation:
     binding: tuple[tuple[str, ...], ...]        # per channel
     figures: Figures
     binding_constraints: tuple[str, ...]
-    approximation_error: float         # bound on how far the true optimum can beat this plan
+    # Bound on how far the true optimum can beat this plan, relative to its return: infinite
+    # when the plan returns nothing and a plan could return more.
+    approximation_error: float
     gap: float | None                  # the solver's optimality gap (MILP), 0 when proven
     solver: str
     seconds: float
@@ -102,6 +104,8 @@ class Conflict:
     constraint: str
     change: Decimal                    # the smallest relaxation of this constraint that helps
     detail: str
+    # Enough alone; else a part of the one change that all the others not alone make together.
+    alone: bool = False
 
 
 class Infeasible(Exception):

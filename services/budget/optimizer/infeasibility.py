@@ -10,8 +10,9 @@ import numpy as np
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
 from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.problem import Channel, Deal, Incremental
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Channel, Deal, Incremental
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -32,11 +33,11 @@ ADVICE = {
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
-# cuts them (`solver.FIRST_TOLERANCE`, which imports this module): their segments lie on or
-# below a concave curve, so a raised cap named for a return floor is enough on the curve too.
-# Without one the curves do not matter to the slacks: a segment or two each (200 x 26 capped
-# curves cut finely took 2 s of CPU more than the rest of the naming).
-PAST_CAPS_TOLERANCE, PAST_CAPS_COARSE = 4e-4, 0.5
+# cuts them (FIRST_TOLERANCE): their segments lie on or below a concave curve, so a raised cap
+# named for a return floor is enough on the curve too. Without one the curves do not matter to
+# the slacks: a segment or two each (200 x 26 capped curves cut finely took 2 s of CPU more
+# than the rest of the naming).
+PAST_CAPS_COARSE = 0.5
 
 
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
@@ -51,18 +52,39 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     form = formulate(model, _past_caps(model, cells, cut_by, floors),
                      exact=None if floors else (), elastic=True)
     run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
-    unit = quantum(model.problem.decimals)
-    found = []
-    for name, (column, _) in form.slacks.items():
-        value = 0.0 if run.x is None else float(run.x[column])
-        if value <= 1e-7:
-            continue
-        # Up to the next minor unit, past the solver's float noise (1e-6 of a unit).
-        change = math.ceil(value * model.unit / float(unit) - 1e-6) * unit
-        family, _, label = name.partition(":")
-        found.append(Conflict(name, change, ADVICE[family].format(name=label, amount=change)))
+    found = [conflict for name, (column, _) in form.slacks.items()
+             if (conflict := _conflict(model, name, run.x, column)) is not None]
     incremental = model.problem.incremental
-    return found if incremental is None else named_as_set(model, incremental, found)
+    if incremental is not None:
+        found = named_as_set(model, incremental, found)
+    # The set is one change, every part of it needed; a return floor lowered further may do
+    # without the rest (a target of 9e9 lowered by 8,954,848,049.77 with the budget and seven
+    # caps raised, or by a little more alone): named too, as enough alone.
+    floor = {"min_spend": "target_return", "target_roi": "target_roi"}.get(
+        model.problem.objective)
+    if len(found) > 1 and floor in form.slacks:
+        column = form.slacks[floor][0]
+        upper = form.col_upper.copy()
+        upper[[other for other, _ in form.slacks.values() if other != column]] = 0.0
+        alone = run_highs(replace(form, col_upper=upper),
+                          max(deadline - time.perf_counter(), LEAST_SECONDS))
+        conflict = _conflict(model, floor, alone.x, column)
+        if conflict is not None:
+            found.append(replace(conflict, alone=True))
+    return found
+
+
+def _conflict(model: ScaledProblem, name: str, x: Floats | None, column: int) -> Conflict | None:
+    """The change the elastic plan `x` makes to the rule `name` (its slack in `column`), to
+    the next minor unit past the solver's float noise (1e-6 of a unit); None where it makes
+    none."""
+    value = 0.0 if x is None else float(x[column])
+    if value <= 1e-7:
+        return None
+    unit = quantum(model.problem.decimals)
+    change = math.ceil(value * model.unit / float(unit) - 1e-6) * unit
+    family, _, label = name.partition(":")
+    return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
 
 
 def _past_caps(model: ScaledProblem, cells: Cells, deadline: float, floors: bool) -> Cells:
@@ -80,7 +102,7 @@ def _past_caps(model: ScaledProblem, cells: Cells, deadline: float, floors: bool
     lifted.upper = [model.budget] * len(model.upper)
     lifted.periods = tuple(replace(period, cap=None) for period in model.periods)
     try:
-        return lifted.cells(PAST_CAPS_TOLERANCE if floors else PAST_CAPS_COARSE, deadline)
+        return lifted.cells(FIRST_TOLERANCE if floors else PAST_CAPS_COARSE, deadline)
     except SolveTimeout:
         return cells
 

@@ -8,6 +8,10 @@ from shared.money import quantum
 
 Objective = Literal["max_return", "min_spend", "max_profit", "target_roi"]
 SolverName = Literal["highs", "cbc"]
+# How finely the solver's first round cuts each curve (of its value at its cap; it usually
+# proves the plan at once), and the elastic model's cut past the caps under a return floor:
+# here, where both the solver and the infeasibility module that it imports can read it.
+FIRST_TOLERANCE = 4e-4
 
 
 @dataclass(frozen=True)

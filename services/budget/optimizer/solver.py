@@ -1,27 +1,37 @@
 """The optimizer's entry point: refine the curves until the plan is provably near the optimum,
 within the time limit."""
+import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
 
+import numpy as np
+import numpy.typing as npt
+
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
-from services.budget.optimizer.assembly import allocation, approximation_error
+from services.budget.optimizer.assembly import _ratio, allocation, approximation_error
 from services.budget.optimizer.backends import Stop
-from services.budget.optimizer.infeasibility import unmet_shares
+from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
 from services.budget.optimizer.milp import Gating, solve_milp
-from services.budget.optimizer.problem import Problem
-from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Deal, Problem
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
 TARGET_ERROR = 1e-3
-FIRST_TOLERANCE = 4e-4   # of each curve's value at its cap; usually meets TARGET_ERROR at once
 REFINEMENTS = 3
 # Float noise allowed over TARGET_ERROR before a proven plan is called merely feasible.
 PROVEN_SLACK = 1e-9
 # The solver stops this share of the time limit (plus a fixed part, at most the cap) before
 # it, so that rounding and describing the plan end within the limit.
 ASSEMBLY_SHARE, ASSEMBLY_FIXED, ASSEMBLY_CAP = 0.1, 0.1, 1.5
+# A rounded `target_roi` plan a few cents short of its target is cut this many times at most.
+ROI_REPAIRS = 4
+# `_relaxed_gap`'s search for the budget's price: this many halvings of its bracket on a log
+# scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
+# 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
+PRICE_BISECTIONS, LOWEST_PRICE = 24, 1e-12
 
 
 def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
@@ -80,7 +90,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None:
                 raise
             break
-        error = approximation_error(model, cells, solution)
+        error = _error(model, cells, solution)
         if error > TARGET_ERROR:
             # The curves' largest rises count wherever they are; the prices' bound counts
             # them only where the plan's prices put the optimum (`priced_error`).
@@ -100,8 +110,87 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     proven = solution.gap is not None and error <= TARGET_ERROR + PROVEN_SLACK
     if (solution.status == "optimal") != proven:
         solution = replace(solution, status="optimal" if proven else "feasible")
-    return allocation(model, cells, solution, error, time.perf_counter() - started,
-                      stopped=stop is not None and stop())
+    first = allocation(model, cells, solution, error, time.perf_counter() - started,
+                       stopped=stop is not None and stop())
+    if model.budget <= EPS and problem.objective != "min_spend":
+        # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
+        # the curves where it could go (the models priced it 0, or at a deal's value per unit,
+        # which one unit cannot buy).
+        first = replace(first, marginal_value_of_budget=_ratio(_first_unit(model)))
+    answer = first
+    for _ in range(ROI_REPAIRS):
+        short = _roi_short(model, answer)
+        if short is None:
+            break
+        # Rounded a few cents short of its target ROI (its returns rounded cell by cell, its
+        # curves cut): a few cents taken off where the next unit earns least. The budget's
+        # price is the first answer's (a few cents do not move it; pricing again takes time).
+        solution = replace(solution, spend=_cut(model, cells, answer, short))
+        answer = replace(allocation(model, cells, solution, error,
+                                    time.perf_counter() - started, stopped=True),
+                         marginal_value_of_budget=first.marginal_value_of_budget)
+    if _roi_short(model, answer) is None:
+        return answer
+    unreachable = unreachable_roi(model, cells)
+    if unreachable is not None:
+        raise Infeasible([unreachable])
+    raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
+
+
+def _first_unit(model: ScaledProblem) -> float:
+    """What one unit adds where nothing may be spent yet: the best slope at zero spend of any
+    curve cell that may take money (a channel with no cap of 0, not a deal, and not one whose
+    `min` holds only if used; a period whose cap is not 0), less 1 for `max_profit`; 0 when
+    none pays. Groups' shares are not asked: the unit is priced where it earns most."""
+    problem = model.problem
+    incremental = problem.incremental
+    weights = [float(period.weight) for period in model.periods if period.cap != 0]
+    best = 0.0
+    for channel in problem.channels:
+        response = channel.response
+        if isinstance(response, Deal) or channel.max == 0 or weights == [] or \
+                (channel.min_if_used and (channel.min or 0) > 0) or \
+                (incremental is not None and channel.id in incremental.previous
+                 and incremental.previous[channel.id] * (1 + incremental.tolerance) <= 0):
+            continue
+        # The scaled curve's slope is the money's: a ratio.
+        slope = float(model._curve_slope(response, np.zeros(1))[0])
+        best = max([best] + [weight * slope for weight in weights if weight > 0])
+    return max(best - (problem.objective == "max_profit"), 0.0)
+
+
+def _roi_short(model: ScaledProblem, answer: Allocation) -> float | None:
+    """What the rounded `target_roi` plan's return lacks of target_roi × spend, in Decimal
+    (scaled; None when it meets the target or the objective is another)."""
+    target = model.problem.target_roi
+    if model.problem.objective != "target_roi" or target is None:
+        return None
+    short = target * answer.spend - answer.expected_return
+    return float(short) / model.unit if short > 0 else None
+
+
+def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -> Floats:
+    """The rounded plan of `answer`, less enough whole units in the cell whose next unit earns
+    least, where that is below the target ROI and its channel is above its floor, to make up
+    `short` of return (each unit taken off lowers the target's need by the target and the
+    return by about the cell's slope), at most the cell's spend above its floor; the curve's
+    rise below the plan and the returns' rounding may ask for another cut."""
+    target = float(model.problem.target_roi or 0)
+    unit = 1.0 / (model.unit * 10 ** model.problem.decimals)
+    figures = answer.figures
+    # Without periods a channel's one cell holds its amount (the grid has no columns).
+    units = figures.cell_amounts[cells.channel, cells.period] if figures.periods else \
+        figures.amounts[cells.channel]
+    spend: Floats = units * unit
+    slopes = model.true_slopes(cells, spend)
+    by_channel = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
+    room = np.minimum(spend, by_channel[cells.channel] - np.asarray(model.lower)[cells.channel])
+    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes < target) & (room >= unit * (1 - EPS)))
+    if len(open_):
+        i = open_[np.argmin(slopes[open_])]
+        spend[i] -= min(math.ceil(short / (target - slopes[i]) / unit), math.floor(
+            room[i] / unit + EPS)) * unit
+    return spend
 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
@@ -116,3 +205,149 @@ def _concave(model: ScaledProblem, cells: Cells, deadline: float,
     if period_prices.applies(model):
         return period_prices.solve(model, cells, deadline, start, stop)
     return greedy.solve(model, cells), None
+
+
+def _error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
+    """`approximation_error` of the plan; for a plan its solver left without a bound (a MILP
+    stopped before its root), with the bound of the relaxation `_relaxed_gap` solves standing
+    in for the missing gap: without one, the error would count only the curves' rises and
+    claim a bound nothing proves (a plan 0.28 % short claimed 0.00043). Infinite where the
+    plan's model returns nothing and the bound is above it (no relative bound is finite)."""
+    if solution.gap is not None:
+        return approximation_error(model, cells, solution)
+    gap = _relaxed_gap(model, cells, solution)
+    return math.inf if math.isinf(gap) else \
+        approximation_error(model, cells, replace(solution, gap=gap))
+
+
+def _relaxed_gap(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
+    """How far the segments' optimum can lie from the plan's model objective, as the MILP's
+    gap is read by `approximation_error` (the model return times 1 + gap bounds the model's
+    best return, with the plan's spend for `max_profit`; for `min_spend`, the plan's spend
+    over the least spend, less 1), from a Lagrangian relaxation that keeps only the budget
+    row (the return floor for `min_spend`) and each cell's cap: every other row dropped, a
+    deal bought in its best period alone, so the bound holds for every objective.
+
+    Max objectives: no plan's model objective exceeds U(μ) = μ·B + Σ_cells max over x ≤ cap of
+    (curve(x) − (μ + θ)·x) for any price μ ≥ 0 (θ = 1 for `max_profit`), the maximum at a knot
+    of the curve's concave envelope; μ is bisected towards where the cells' chosen spend meets
+    B, and the least U seen is the bound. `min_spend` of a target T: no plan reaching T spends
+    less than (T − Σ max (curve(x) − p·x)) / p for any p > 0, bisected the same way.
+    """
+    relaxation = _Relaxation(cells)
+    problem = model.problem
+    spend = float(np.sum(solution.spend))
+    if problem.objective == "min_spend":
+        assert problem.target_return is not None
+        target = model.money(problem.target_return)
+        low, high = relaxation.steepest * LOWEST_PRICE, relaxation.steepest
+        least = 0.0
+        for _ in range(PRICE_BISECTIONS):
+            price = math.sqrt(low * high)
+            most, _, earned = relaxation.most(price)
+            least = max(least, (target - most) / price)
+            low, high = (price, high) if earned >= target else (low, price)
+        return max(spend - least, 0.0) / spend if spend > EPS else 0.0
+    threshold = 1.0 if problem.objective == "max_profit" else 0.0
+    objective = solution.model_return - threshold * spend
+
+    def bound(price: float) -> tuple[float, float]:
+        most, spent, _ = relaxation.most(price + threshold)
+        return price * model.budget + most, spent
+
+    best, spent = bound(0.0)
+    high = max(relaxation.steepest - threshold, EPS)
+    low = high * LOWEST_PRICE
+    if spent > model.budget:
+        best = min(best, bound(high)[0], bound(low)[0])
+        for _ in range(PRICE_BISECTIONS):
+            price = math.sqrt(low * high)
+            value, spent = bound(price)
+            best = min(best, value)
+            low, high = (price, high) if spent > model.budget else (low, price)
+    lead = max(best - objective, 0.0)
+    if solution.model_return <= EPS:
+        return 0.0 if lead <= EPS else math.inf
+    return lead / solution.model_return
+
+
+class _Relaxation:
+    """The cells as `_relaxed_gap` prices them: each curve cell's concave envelope (its knots,
+    kept once per distinct segments) and each deal channel's cells (one bought at most)."""
+
+    def __init__(self, cells: Cells):
+        curve = np.flatnonzero(~cells.is_deal)
+        made = np.fromiter((id(cells[i].segments) for i in curve.tolist()), dtype=np.int64,
+                           count=len(curve))
+        _, firsts, group = np.unique(made, return_index=True, return_inverse=True)
+        xs: list[Floats] = []
+        ys: list[Floats] = []
+        for i in curve[firsts].tolist():
+            segments = cells[i].segments
+            assert segments is not None
+            knots = np.concatenate([[0.0], np.cumsum(segments.lengths)])
+            values = np.concatenate([[0.0], np.cumsum(segments.lengths * segments.slopes)])
+            xs.append(knots[segments.hull])
+            ys.append(values[segments.hull])
+        # Each envelope's pieces, in order of falling slope (a concave envelope's own order,
+        # up to float noise), by exact integer keys: a piece's rank (how many pieces of any
+        # curve rise faster) after its curve's number. For a price, one sorted search counts a
+        # curve's pieces rising faster, and the most curve(x) − price·x reaches is their sum of
+        # (slope − price) · length: that sum of positive parts is never below the envelope's
+        # peak, whatever noise does to the order.
+        lengths = np.concatenate([np.diff(x) for x in xs]) if xs else np.zeros(0)
+        slopes = np.concatenate([np.diff(y) for y in ys]) / lengths if xs else np.zeros(0)
+        sizes = np.array([len(x) - 1 for x in xs], dtype=np.int64)
+        self.slopes = np.sort(slopes)
+        owner = np.repeat(np.arange(len(sizes), dtype=np.int64), sizes)
+        self.span = len(slopes) + 1
+        keys = owner * self.span + self._rank(slopes)
+        order = np.argsort(keys, kind="stable")
+        self.keys = keys[order]
+        self.spent = np.concatenate([[0.0], np.cumsum(lengths[order])])
+        self.earned = np.concatenate([[0.0], np.cumsum((lengths * slopes)[order])])
+        self.group = group.astype(np.int64)
+        self.start = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)[self.group]
+        self.weight = cells.weight[curve]
+        deals = np.flatnonzero(cells.is_deal)
+        priced = [cell.deal for cell in cells if cell.deal is not None]
+        self.cost: Floats = np.array([cost for cost, _ in priced], dtype=np.float64)
+        self.value: Floats = np.array([value for _, value in priced], dtype=np.float64)
+        # A deal priced past its cell's cap is not bought there.
+        self.fits = self.cost <= cells.upper[deals] * (1 + 1e-9) + EPS
+        channel = cells.channel[deals]
+        # Each deal channel's run of cells (cells come channel by channel).
+        self.runs = np.split(np.arange(len(deals)),
+                             np.flatnonzero(channel[1:] != channel[:-1]) + 1) if len(deals) \
+            else []
+        # A price past every curve's first slope and every deal's value per unit buys nothing.
+        self.steepest = max(float(np.max(slopes, initial=0.0)) *
+                            float(np.max(self.weight, initial=0.0)),
+                            float(np.max(np.divide(self.value, self.cost, out=np.zeros(
+                                len(self.cost)), where=self.cost > 0), initial=0.0)), EPS)
+
+    def _rank(self, slopes: Floats) -> npt.NDArray[np.int64]:
+        """How many of the pieces rise faster than each of `slopes`."""
+        rank: npt.NDArray[np.int64] = len(self.slopes) - np.searchsorted(
+            self.slopes, slopes, side="right")
+        return rank
+
+    def most(self, price: float) -> tuple[float, float, float]:
+        """Σ over cells of the most curve(x) − price·x reaches (a deal channel's best cell, or
+        nothing), and the spend and return where it is reached."""
+        weight = self.weight
+        with np.errstate(divide="ignore"):
+            level = np.where(weight > 0, price / np.maximum(weight, EPS * EPS), np.inf)
+        end = np.searchsorted(self.keys, self.group * self.span + self._rank(level))
+        spend = self.spent[end] - self.spent[self.start]
+        earn = weight * (self.earned[end] - self.earned[self.start])
+        spent, earned = float(spend.sum()), float(earn.sum())
+        most = earned - price * spent
+        gains = np.where(self.fits, self.value - price * self.cost, -np.inf)
+        for run in self.runs:
+            top = int(run[np.argmax(gains[run])])
+            if gains[top] > 0:
+                most += float(gains[top])
+                spent += float(self.cost[top])
+                earned += float(self.value[top])
+        return most, spent, earned
