@@ -23,7 +23,7 @@ Where the problem has deals and the start is not proven, the deals' periods are 
 first (`deal_search`, on the narrowed envelope LP) and the cells that plan leaves inside a
 non-concave stretch decided out of it on the same LP: HiGHS's branching finds such plans late
 (other shapes at 50 x 13: its first better plan after 9-10 s of CPU), the search and its
-settling in about 2 s. That plan starts the MILP, whose bound (or the envelope's) is the
+settling in 2-3 s of CPU. That plan starts the MILP, whose bound (or the envelope's) is the
 answer's: the search proves nothing.
 A plan is proven once within `_gap` of the bound: what the curves' own error leaves of the
 answer's 0.1 % (the answer's error bound holds the gap: see `assembly.approximation_error`).
