@@ -214,7 +214,7 @@ def test_a_job_whose_process_is_killed_finishes_on_another(replicated):
     database = replicated["env"]["BUDGET_DATABASE_URL"].replace("postgresql+psycopg", "postgresql")
     with gateway_client(replicated) as client:
         # Long enough to be killed while it runs; its second run takes as long again.
-        submitted = client.post("/optimize", json=s_curves(time_limit=5), headers=ASYNC)
+        submitted = client.post("/optimize", json=s_curves(time_limit=5, crowded=True), headers=ASYNC)
         assert submitted.status_code == 202, submitted.text
         job_id = submitted.json()["id"]
 
