@@ -660,3 +660,19 @@ def test_solve_a_total_far_beyond_the_channels_earns_at_least_a_smaller_total():
         assert_adds_up(result)
         if result.status == "optimal":
             assert result.approximation_error <= 1e-3   # the gap included
+
+
+def test_the_error_bound_counts_what_rounding_to_the_cent_loses():
+    """Two equal concave curves share 0.03: the optimum gives each 0.015, the answer is in cents
+    (0.02 and 0.01), 1.46 % below it. The bound was the unrounded plan's (0.00028, `optimal`)."""
+    curve = Hill(D(1000), D(1_000_000), D("0.5"))
+    answer = solve(Problem(total=D("0.03"), decimals=2,
+                           channels=(Channel("a", curve), Channel("b", curve))))
+
+    def returns(x: float) -> float:
+        return 1000 * x ** 0.5 / (x ** 0.5 + 1000)
+
+    rounded = returns(0.02) + returns(0.01)
+    assert sorted(answer.figures.money(answer.figures.amounts)) == [D("0.01"), D("0.02")]
+    assert answer.approximation_error >= (2 * returns(0.015) - rounded) / rounded
+    assert answer.status == "feasible"

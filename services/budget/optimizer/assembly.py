@@ -65,7 +65,9 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     amounts = rounded.units / (model.unit * scale)
     channels, channel, period = len(problem.channels), cells.channel, cells.period
     # Returns in whole minor units, half to even, so that a channel's is its periods' sum.
-    earned = np.rint(model.true_returns(cells, amounts) * model.unit * scale).astype(np.int64)
+    exact = model.true_returns(cells, amounts)
+    earned = np.rint(exact * model.unit * scale).astype(np.int64)
+    error = _with_rounding(model, cells, solution, float(exact.sum()), error)
     returns = sum_by(channel, earned, channels)
     slopes = model.true_slopes(cells, amounts)
     best = np.full(channels, -np.inf)
@@ -115,6 +117,18 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
             for name in names),
         approximation_error=round(float(error), 8), gap=solution.gap, solver=solution.solver,
         seconds=round(seconds, 4))
+
+
+def _with_rounding(model: ScaledProblem, cells: Cells, solution: Solution, kept: float,
+                   error: float) -> float:
+    """`error`, which bounds the optimum's lead over the solver's plan, made to bound it over
+    the rounded plan that returns `kept` (scaled): rounding to the minor unit can lose return
+    (3.6e-6 of it on 26,000 cells of a few dollars a week), and the answer is the rounded plan.
+    A `min_spend` plan is judged by its spend, which rounding does not raise past the target's."""
+    planned = float(model.true_returns(cells, solution.spend).sum())
+    if model.problem.objective == "min_spend" or kept >= planned or not math.isfinite(error):
+        return error
+    return (error * planned + planned - kept) / kept if kept > EPS else math.inf
 
 
 def _priced(model: ScaledProblem, cells: Cells, solution: Solution, left: float) -> float | None:

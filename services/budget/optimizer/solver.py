@@ -129,6 +129,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         answer = replace(allocation(model, cells, solution, error,
                                     time.perf_counter() - started, stopped=True),
                          marginal_value_of_budget=first.marginal_value_of_budget)
+    if answer.status == "optimal" and answer.approximation_error > TARGET_ERROR + PROVEN_SLACK:
+        # The rounding lost more return than the bound had left to spare.
+        answer = replace(answer, status="feasible")
     if _roi_short(model, answer) is None:
         return answer
     unreachable = unreachable_roi(model, cells)
