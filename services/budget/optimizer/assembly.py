@@ -107,9 +107,9 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     return Allocation(
         status="optimal" if solution.status == "optimal" else "feasible", total=problem.total,
         reserve=model.reserve, spend=spend, unspent=unspent, expected_return=expected,
-        marginal_value_of_budget=None if marginal is None else _ratio(marginal),
+        marginal_value_of_budget=None if marginal is None else ratio(marginal),
         channels=tuple(c.id for c in problem.channels),
-        marginal_roi=tuple(_ratio(value) if value > -np.inf else None
+        marginal_roi=tuple(ratio(value) if value > -np.inf else None
                            for value in best.tolist()),
         binding=binding, figures=figures,
         binding_constraints=tuple(global_binding) + tuple(
@@ -158,7 +158,7 @@ def _past_the_cut(model: ScaledProblem, cells: Cells, amounts: Floats, slopes: F
     return marginal
 
 
-def _ratio(value: float) -> Decimal:
+def ratio(value: float) -> Decimal:
     """Six decimals; a concave Hill curve's slope at zero spend is infinite, shown as 1e12."""
     if not math.isfinite(value):
         value = 1e12

@@ -298,7 +298,7 @@ class ScaledProblem:
                 continue
             # A period of weight 0 returns nothing at any spend: its slope is 0, where the
             # product would be 0 · ∞ (NaN) at a spend of 0 on a Hill curve with alpha < 1.
-            slopes[mine] = np.multiply(weights[mine], self._curve_slope(
+            slopes[mine] = np.multiply(weights[mine], self.curve_slope(
                 response, spend[mine] / shares[mine]), out=np.zeros(len(mine)),
                 where=weights[mine] > 0)
         return slopes
@@ -314,7 +314,7 @@ class ScaledProblem:
         return hill(x, float(response.beta) / self.unit, float(response.k) / self.unit,
                     float(response.alpha))
 
-    def _curve_slope(self, response: Linear | Points | Hill, x: Floats) -> Floats:
+    def curve_slope(self, response: Linear | Points | Hill, x: Floats) -> Floats:
         """R'(x) to the right of x (flat beyond the last point)."""
         if isinstance(response, Linear):
             return np.full(len(x), float(response.roi))

@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
-from services.budget.optimizer.assembly import _ratio, allocation, approximation_error
+from services.budget.optimizer.assembly import allocation, approximation_error, ratio
 from services.budget.optimizer.backends import Stop
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
@@ -116,7 +116,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
         # the curves where it could go (the models priced it 0, or at a deal's value per unit,
         # which one unit cannot buy).
-        first = replace(first, marginal_value_of_budget=_ratio(_first_unit(model)))
+        first = replace(first, marginal_value_of_budget=ratio(_first_unit(model)))
     answer = first
     for _ in range(ROI_REPAIRS):
         short = _roi_short(model, answer)
@@ -157,7 +157,7 @@ def _first_unit(model: ScaledProblem) -> float:
                  and incremental.previous[channel.id] * (1 + incremental.tolerance) <= 0):
             continue
         # The scaled curve's slope is the money's: a ratio.
-        slope = float(model._curve_slope(response, np.zeros(1))[0])
+        slope = float(model.curve_slope(response, np.zeros(1))[0])
         best = max([best] + [weight * slope for weight in weights if weight > 0])
     return max(best - (problem.objective == "max_profit"), 0.0)
 
