@@ -185,11 +185,19 @@ def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
     return True
 
 
-def _highs(form: Formulation, seconds: float, relax: bool,
-           stop: Stop | None = None) -> highspy.Highs:
+def new_highs() -> highspy.Highs:
+    """A quiet HiGHS on one thread, as every HiGHS of the process must be: its thread pool is
+    made once, by the first run, and a later run asking another size fails (a MILP then had no
+    plan)."""
     highs = highspy.Highs()   # type: ignore[no-untyped-call]
     highs.setOptionValue("output_flag", False)
     highs.setOptionValue("threads", 1)
+    return highs
+
+
+def _highs(form: Formulation, seconds: float, relax: bool,
+           stop: Stop | None = None) -> highspy.Highs:
+    highs = new_highs()
     highs.setOptionValue("time_limit", max(seconds, 0.01))
     highs.setOptionValue("mip_rel_gap", MIP_GAP)
     # The first segments of a steep curve are a billionth of the budget long: at the default

@@ -9,7 +9,7 @@ import highspy
 import numpy as np
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
-from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.backends import new_highs, run_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.problem import FIRST_TOLERANCE, Channel, Deal, Incremental
@@ -262,11 +262,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     lp.a_matrix_.start_ = np.array(starts + [len(value)], dtype=np.int32)
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value)
-    highs = highspy.Highs()   # type: ignore[no-untyped-call]
-    highs.setOptionValue("output_flag", False)
-    # As every HiGHS of the process (`backends`): its thread pool is made once, by the first
-    # run, and a later run asking another size fails (the MILP then had no plan).
-    highs.setOptionValue("threads", 1)
+    highs = new_highs()
     highs.passModel(lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:

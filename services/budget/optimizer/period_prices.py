@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
+from services.budget.optimizer.backends import new_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
@@ -335,9 +336,7 @@ class _Restricted:
         lp.a_matrix_.index_ = row[order]
         lp.a_matrix_.value_ = coefficient[order]
         lp.sense_ = highspy.ObjSense.kMaximize
-        highs = highspy.Highs()   # type: ignore[no-untyped-call]
-        highs.setOptionValue("output_flag", False)
-        highs.setOptionValue("threads", 1)
+        highs = new_highs()
         # The interior point method (its crossover gives a basis, so the row prices the bound
         # needs) is far steadier than the dual simplex here: the simplex took 7 s on some of
         # the benchmark's 400 × 8 LPs with 200 groups (45,000 boxed columns, 200 iterations),
