@@ -20,6 +20,7 @@ import threading
 import types
 import typing
 from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from fastapi import FastAPI
@@ -349,6 +350,10 @@ def document_route(operation: dict, facts: RouteFacts, all_facts: dict[int, Rout
             parameters.append(IF_NONE_MATCH)
 
 
+_DECIMAL_BOUNDS = {"minimum": "ge", "maximum": "le", "exclusiveMinimum": "gt",
+                   "exclusiveMaximum": "lt"}
+
+
 def _decimal_strings(node: Any) -> Any:
     """Type every Decimal (pydantic: number or string) as a decimal string with a pattern:
     clients send and read money as text, so no amount passes through a float."""
@@ -363,6 +368,15 @@ def _decimal_strings(node: Any) -> Any:
         strings = [o for o in options if o == {"type": "string"}]
         if len(numbers) == 1 and len(strings) == 1:
             decimal = {"type": "string", "pattern": DECIMAL_PATTERN, "format": "decimal"}
+            # A field's own bounds (beta's gt=0) sit on the number option: kept, named as the
+            # type's bounds already are (ge/le), the stricter where both bound the same side.
+            for keyword, name in _DECIMAL_BOUNDS.items():
+                if keyword in numbers[0]:
+                    bound = numbers[0][keyword]
+                    if name in node:
+                        tighter = max if name in ("ge", "gt") else min
+                        bound = tighter(node[name], bound, key=lambda b: Decimal(str(b)))
+                    decimal[name] = bound
             rest = [o for o in options if o is not numbers[0] and o is not strings[0]]
             if rest:
                 node["anyOf"] = [decimal, *rest]

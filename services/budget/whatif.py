@@ -72,8 +72,6 @@ class HillResponse(StrictModel):
     type: Literal["hill"]
     beta: Amount = Field(gt=0, description="Saturation: the most the channel can return.")
     k: Amount = Field(gt=0, description="Spend at which half of beta is reached.")
-    # The bounds in the type, as Amount's are, so the API document shows them (a field's own
-    # ge/le were lost where the document types every decimal as a string).
     alpha: Annotated[Number, Field(ge=Decimal("0.1"), le=10)] = Field(
         description="Shape, from 0.1 to 10: concave at ≤ 1, S-shaped above 1.")
 

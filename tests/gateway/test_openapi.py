@@ -95,6 +95,13 @@ def test_money_is_a_decimal_string(document):
     assert "anyOf" not in total
 
 
+def test_a_decimal_fields_own_bounds_stay_in_the_document(document):
+    # A Hill curve's beta is an Amount (0 to the amount limit) that must also be above 0:
+    # its own bound sat on the number option the decimal string replaces, and was lost.
+    beta = document["components"]["schemas"]["HillResponse"]["properties"]["beta"]
+    assert (beta["type"], beta["ge"], beta["gt"]) == ("string", 0, 0)
+
+
 def test_docs_page_loads_swagger_ui_from_this_origin(gateway):
     page = gateway.get("/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text
