@@ -14,6 +14,7 @@ import asyncio
 import logging
 import os
 import socket
+import threading
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ class EventConsumer:
         self.lease = timedelta(seconds=lease_seconds)
         self.batch = batch
         self._last_error: str | None = None
+        self._stopping = threading.Event()
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     def _row(self, session: Session, *, lock: bool = False) -> Any:
@@ -275,7 +277,7 @@ class EventConsumer:
         """Apply every event waiting on the feed (while holding the lease); return how many."""
         applied = 0
         try:
-            while self.acquire_lease():
+            while not self._stopping.is_set() and self.acquire_lease():
                 cursor = self.cursor()
                 try:
                     events, more = self.fetch(cursor)
@@ -312,11 +314,19 @@ class EventConsumer:
 
     async def run(self) -> None:
         """Poll the feed until cancelled (the service's lifespan owns this task)."""
+        polling: asyncio.Task[int] | None = None
         try:
             while True:
-                await asyncio.to_thread(self.poll_once)
+                polling = asyncio.create_task(asyncio.to_thread(self.poll_once))
+                await asyncio.shield(polling)
                 await asyncio.sleep(self.poll_seconds)
         finally:
+            # A cancelled await leaves its thread running: it ends after the page it is on,
+            # before the lease is given up, so it cannot take the lease back afterwards nor
+            # use the clients the lifespan closes next.
+            self._stopping.set()
+            if polling is not None:
+                await asyncio.wait([polling])
             await asyncio.to_thread(self.release_lease)
 
     def status(self) -> SyncStatus:

@@ -1,4 +1,6 @@
 """The event consumer: each calendar event applied once, in order, by one process at a time."""
+import asyncio
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -159,3 +161,32 @@ def test_without_a_resync_a_gone_feed_is_an_error_kept_for_sync(engine):
     worker = consumer(engine, feed)
     assert worker.poll_once() == 0
     assert "cannot resync" in worker.status().last_error
+
+
+def test_a_stop_during_a_poll_ends_its_page_then_gives_the_lease_up(engine):
+    """Cancelling the polling task does not stop its thread: the page in flight is finished,
+    no further page is taken, and the lease is given up only after that, for good."""
+    feed = Feed(12)
+    entered, gate = threading.Event(), threading.Event()
+    handle = feed.handle
+
+    def slow_first_page(request: httpx.Request) -> httpx.Response:
+        entered.set()
+        gate.wait(10)
+        return handle(request)
+
+    feed.handle = slow_first_page  # type: ignore[method-assign]
+    stopping = consumer(engine, feed)
+
+    async def stop_mid_page() -> None:
+        task = asyncio.create_task(stopping.run())
+        await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        asyncio.get_running_loop().call_later(0.2, gate.set)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_mid_page())
+    time.sleep(0.3)     # room for a thread left running to go on, as it did before
+    assert applied(engine) == [1, 2, 3, 4]
+    assert stopping.status().holder is None
