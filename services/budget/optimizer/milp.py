@@ -119,6 +119,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     hulls = _envelopes(cells)
     # The deals' search, once, where the tangent-gated MILP of a revenue objective starts.
     search = exact is not None and warm_start and cells.is_deal.any()
+    # The search's plan is what the MILPs after it start from: rarely bettered, so they are
+    # run for their bound (`backends.PROVING`).
+    proving = False
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
@@ -242,12 +245,13 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             found = _deal_plan(model, cells, form, spend, deadline, stop)
             if found is not None and found[1] > best[1]:
                 best, spend = found, found[0]
+                proving = True
                 continue
             if over():
                 break   # the MILP's model, handed to HiGHS, would take as long as the search
         on_improve = None if report is None else _improving(model, cells, form, report, bound)
         run = run_highs(form, _left(deadline), start=start, on_improve=on_improve,
-                        good_enough=bound, stop=stop, gap=gap)
+                        good_enough=bound, stop=stop, gap=gap, proving=proving)
         _check(run, model, cells, deadline)
         if run.x is None:
             break
