@@ -19,7 +19,7 @@ from services.budget.optimizer import (
     greedy,
     solve,
 )
-from services.budget.optimizer.curves import hill, hill_priced_most
+from services.budget.optimizer.curves import hill, hill_priced_most, hill_segments
 from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
@@ -202,3 +202,34 @@ def test_a_period_of_weight_zero_has_a_slope_of_zero():
         warnings.simplefilter("error", RuntimeWarning)
         answer = solve(problem)
     assert answer.figures.cell_amounts[0].tolist() == [0, 10_000_000]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_a_steep_hill_curves_first_piece_is_halved_to_its_tolerance(seed):
+    """Near 0 a Hill curve with a small alpha rises as s^alpha, its first piece's rise shrinking
+    only 2^alpha a halving (alpha 0.25: 20 halvings and more, found at once): every piece is
+    within the tolerance on a grid of 2,001 points, the cut's error is its worst rise, and the
+    first piece is a halving of the one before, which was not within it."""
+    rng = np.random.default_rng(seed)
+    count = 20
+    beta, k = rng.uniform(0.01, 2.0, count), 10 ** rng.uniform(-6, 0, count)
+    alpha, upper = rng.uniform(0.2, 0.5, count), 10 ** rng.uniform(-2, 1, count)
+    relative = 4e-4
+    cuts = hill_segments(np.c_[beta, k, alpha, upper], relative)
+    t = np.linspace(0.0, 1.0, 2_001)[None, :]
+
+    def rise(a, b, i):
+        """The curve's rise above the chord of each piece [a, b] of curve i, on the grid."""
+        x = a[:, None] + t * (b - a)[:, None]
+        ya, yb = hill(a, beta[i], k[i], alpha[i]), hill(b, beta[i], k[i], alpha[i])
+        chord = ya[:, None] + t * (yb - ya)[:, None]
+        return (hill(x, beta[i], k[i], alpha[i]) - chord).max(axis=1)
+
+    for i, cut in enumerate(cuts):
+        xs = np.r_[0.0, np.cumsum(cut.lengths)]
+        tolerance = relative * hill(upper[i], beta[i], k[i], alpha[i])
+        rises = rise(xs[:-1], xs[1:], i)
+        assert np.all(rises <= tolerance * (1 + 1e-9)) and cut.error >= rises.max() * (1 - 1e-6)
+        doubled = rise(np.zeros(1), 2 * xs[1:2], i)[0]
+        # (the cut samples each piece at 31 points and adds 2 % for what lies between them)
+        assert doubled * 1.02 > tolerance
