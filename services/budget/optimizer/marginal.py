@@ -26,10 +26,24 @@ import numpy.typing as npt
 
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.curves import Floats, Segments
-from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.scaled import EPS, Cell, Cells, Indices, ScaledProblem
 
 Bools = npt.NDArray[np.bool_]
+
+# The own model's budget is raised by this (scaled money; the money that can matter is 1) to
+# see where the next unit goes: past a kink at the plan, before the next one of any curve
+# (segments are at least 1e-4 long), and far above HiGHS's 1e-7 tolerance.
+STEP = 1e-5
+# A column this far inside its bounds takes part of the step (is basic).
+INSIDE = 1e-9
+# Rows whose coefficients are returns: the curves' slopes enter them as they enter the
+# objective.
+RETURN_ROWS = ("target_return", "target_roi")
+# The Newton step is made again at most this many times as cells and rows leave its set.
+REPEATS = 8
+# The most prices and linear cells' moves the Newton step solves for at once (a dense system).
+LARGEST = 1500
 
 
 def budget_price(model: ScaledProblem, cells: Cells, spend: Floats, *,
@@ -39,21 +53,191 @@ def budget_price(model: ScaledProblem, cells: Cells, spend: Floats, *,
     end = time.perf_counter() + seconds
     local, fixed = _own_segments(cells, spend, model.budget)
     form = formulate(model, local)
-    x = form.columns_for(local, spend)
-    lower, upper = form.col_lower, form.col_upper
-    lower[form.integer] = upper[form.integer] = np.round(x[form.integer])
-    # The stretch below each cell's own segment is spent in every plan of this model.
-    on_cell = np.flatnonzero(form.cell_of >= 0)
-    owner = form.cell_of[on_cell]
-    first = on_cell[np.r_[True, owner[1:] != owner[:-1]]] if len(on_cell) else on_cell
-    base = first[fixed[form.cell_of[first]]]
-    lower[base] = upper[base]
+    _keep_choices(form, local, spend, fixed)
     # Interior point without presolve, as the polish's LP: on these thin columns it takes a
     # third of the simplex's time (0.1 s against 0.25-0.33 s at 200 x 26 with 5,460 cells).
     run = run_highs(form, end - time.perf_counter(), relax=True, interior=True)
     if run.status != "optimal" or run.row_dual is None:
         return None
     return abs(float(run.row_dual[form.row_index("budget")]))
+
+
+def next_unit_value(model: ScaledProblem, cells: Cells, spend: Floats, *,
+                    seconds: float) -> float | None:
+    """What one more unit of budget adds to the objective on the TRUE curves, with the choices
+    of the plan `spend` kept (deals, "min if used" channels used or not, each curve on the
+    stretch it spends on): the derivative of the best objective in the budget; None when not
+    found within `seconds`.
+
+    The plan is optimal on the curves' pieces, not on the curves: a coarse piece's chord can be
+    several percent off the curve's slope where the plan spends, and the cells next to the one
+    the pieces price disagree on the curve by as much. So the rows the plan meets (`budget_price`'s
+    own model, at the plan) and the cells free on a smooth curve (a Hill curve's concave part,
+    inside their caps, wherever the pieces put them) are taken as the optimum's, and one Newton
+    step on those KKT conditions finds the prices where every free cell's true slope matches its
+    rows' prices (`_Newton`). A free cell that the step would take past its bounds, or a row
+    whose price comes out on the wrong side, leaves the set and the step is made again.
+
+    Where the plan's kinks decide (no free cell meets the budget: a `points` curve's point, a
+    cell at its cap or floor, a linear channel filled; or rows bind that no free cell settles),
+    and under a return floor (its row is not linear in the curves), the own model's pieces take
+    the true slopes at the plan (`_on_true_slopes`) and its budget is raised by STEP: its price
+    is where the next unit goes. Raising the budget is the rule at a kink: the value is the
+    right-hand derivative, what the next unit earns, not what the last one did (two channels
+    held at their incremental floors are worth the better of their slopes, 0.6636, not a mix).
+    The README's example spends 420,000 on video at 0.864948 a unit on a piece whose chord is
+    0.917887: its value is 0.864948; two Hill curves whose tangents at the pieces' plan are
+    0.685 and 0.632 are valued 0.666 where the true optimum's is 0.6667.
+    """
+    end = time.perf_counter() + seconds
+    local, fixed = _own_segments(cells, spend, model.budget)
+    form = formulate(model, local)
+    _keep_choices(form, local, spend, fixed)
+    budget = form.row_index("budget")
+    if model.problem.objective in ("max_return", "max_profit"):
+        value = _Newton(model, local, spend, form).price(budget)
+        if value is not None:
+            return value
+    _on_true_slopes(model, local, spend, form)
+    form.row_upper[budget] += STEP
+    run = run_highs(form, end - time.perf_counter(), relax=True)
+    if run.status != "optimal" or run.row_dual is None:
+        return None
+    return abs(float(run.row_dual[budget]))
+
+
+class _Newton:
+    """The KKT conditions of the plan's rows on the true curves, near the plan `spend`: a free
+    cell i (on a smooth concave stretch, inside its bounds) with slope t_i and curvature
+    s_i < 0 (both weighted) moves by d_i = (a_i·y − c_i) / s_i, c_i = t_i (− 1 for
+    `max_profit`), and the rows stay where they are: Σ a_ri d_i = 0 for each tight row r, so
+    (A D Aᵀ) y = A D c with D = diag(1 / s). A free cell on a linear piece (s = 0) fixes
+    a_i·y = c_i instead, its move a further unknown."""
+
+    def __init__(self, model: ScaledProblem, cells: Cells, spend: Floats, form: Formulation):
+        self.spend = spend
+        right = model.true_slopes(cells, spend)
+        # Just left of the plan (past `curve_slope`'s EPS), and the curvature over a step in
+        # proportion to the spend: a cell of 52 weeks spends 1e-4 of the scaled money.
+        near = 2 * EPS + 1e-7 * spend
+        left = model.true_slopes(cells, np.maximum(spend - near, 0.0))
+        delta = 1e-4 * spend
+        with np.errstate(invalid="ignore"):   # ∞ − ∞: a concave Hill curve at 0
+            bend = np.divide(model.true_slopes(cells, spend + delta) - model.true_slopes(
+                cells, spend - delta), 2 * delta, out=np.zeros(len(spend)), where=delta > 0)
+            kink = np.abs(right - left)
+        # A curve that ends only where the money does goes on past it (`_own_segments`).
+        upper = np.where(cells.upper >= model.budget - EPS, np.inf, cells.upper)
+        # Smooth where the slope falls no faster than the curvature says (a kink falls by its
+        # jump over a far shorter step).
+        smooth = np.isfinite(right) & (kink <= 10 * np.abs(bend) * near + 1e-9 * np.maximum(
+            np.abs(right), 1.0)) & (spend > INSIDE) & (spend < upper - INSIDE)
+        self.curved = smooth & (bend < -1e-12)
+        self.linear = smooth & (np.abs(bend) <= 1e-12)
+        self.upper, self.bend = upper, bend
+        self.cost = right - (model.problem.objective == "max_profit")
+        # Each row's coefficient per cell (every piece of a cell has its cell's coefficient).
+        counts = np.diff(form.start)
+        row = np.repeat(np.arange(len(counts)), counts)
+        x = form.columns_for(cells, spend)
+        activity = np.bincount(row, weights=form.value * x[form.index], minlength=len(counts))
+        self.at_upper = activity >= form.row_upper - 1e-7
+        self.at_lower = activity <= form.row_lower + 1e-7
+        on_cell = form.cell_of[form.index] >= 0
+        pairs = np.unique(np.c_[row[on_cell], form.cell_of[form.index[on_cell]]], axis=0,
+                          return_index=True)[1]
+        taken = np.flatnonzero(on_cell)[pairs]
+        self.row, self.cell, self.value = row[taken], form.cell_of[form.index[taken]], \
+            form.value[taken]
+
+    def price(self, budget: int) -> float | None:
+        """The budget's price at the optimum one step away; None where the plan's kinks decide
+        where the next unit goes (no free cell meets the budget, or rows bind that no free
+        cell settles), or where the system is larger than LARGEST."""
+        curved, linear = self.curved.copy(), self.linear.copy()
+        tight = self.at_upper | self.at_lower
+        for _ in range(REPEATS):
+            mine = (curved | linear)[self.cell] & tight[self.row]
+            rows = np.unique(self.row[mine])
+            if budget not in rows:
+                return None if tight[budget] else 0.0
+            flat = np.flatnonzero(linear)
+            size = len(rows) + len(flat)
+            if size > LARGEST:
+                return None
+            where = np.searchsorted(rows, self.row[mine])
+            cell, value = self.cell[mine], self.value[mine]
+            inverse = np.where(curved, 1.0 / np.where(curved, self.bend, 1.0), 0.0)
+            # A D Aᵀ, summed over each cell's pairs of entries (a cell meets a few rows).
+            order = np.argsort(cell, kind="stable")
+            cell, where, value = cell[order], where[order], value[order]
+            count = np.bincount(cell, minlength=len(self.spend))[cell]
+            first = np.repeat(np.arange(len(cell)), count)
+            second = np.searchsorted(cell, cell[first]) + np.arange(len(first)) - np.repeat(
+                np.cumsum(count) - count, count)
+            system = np.zeros((size, size))
+            np.add.at(system, (where[first], where[second]),
+                      value[first] * value[second] * inverse[cell[first]])
+            rhs = np.zeros(size)
+            np.add.at(rhs, where, value * inverse[cell] * self.cost[cell])
+            on_flat = np.isin(cell, flat)
+            at = len(rows) + np.searchsorted(flat, cell[on_flat])
+            system[where[on_flat], at] = system[at, where[on_flat]] = value[on_flat]
+            rhs[len(rows):] = self.cost[flat]
+            solved, _, rank, _ = np.linalg.lstsq(system, rhs, rcond=None)
+            if rank < size:
+                # More rows bind than free cells settle (cells held by their own floors and
+                # caps): the prices are a range, and the next unit's is its least.
+                return None
+            y = solved[:len(rows)]
+            priced = np.bincount(cell, weights=value * y[where], minlength=len(self.spend))
+            with np.errstate(invalid="ignore"):   # a cell at 0 on a concave Hill: ∞ · 0
+                after = self.spend + np.where(curved, (priced - self.cost) * inverse, 0.0)
+            out = curved & ((after < 0.0) | (after > self.upper))
+            # For a maximum, a row at its upper bound has a price ≥ 0, at its lower one ≤ 0.
+            wrong = (self.at_upper[rows] & (y < -1e-9)) | (self.at_lower[rows] & (y > 1e-9))
+            wrong &= rows != budget
+            if not out.any() and not wrong.any():
+                return max(float(y[int(np.searchsorted(rows, budget))]), 0.0)
+            curved[out] = False
+            tight[rows[wrong]] = False
+        return None
+
+
+def _on_true_slopes(model: ScaledProblem, cells: Cells, spend: Floats,
+                    form: Formulation) -> None:
+    """Give each free piece of the own model `form` the true curve's slope at the plan `spend`
+    in place of its chord: to the left of the plan for a piece below it, to the right for the
+    piece it is on or the one above, in the objective and in the return floors' rows. A piece
+    at zero spend on a concave Hill curve keeps its chord: its slope there is infinite, and
+    the pieces' plan left it at 0 where the curves' optimum gives it a little."""
+    on_curve = np.flatnonzero((form.cell_of >= 0) & ~form.integer
+                              & (form.col_upper > form.col_lower))
+    cell = form.cell_of[on_curve]
+    below = (form.columns_for(cells, spend)[on_curve] >= form.col_upper[on_curve] - INSIDE)
+    right = model.true_slopes(cells, spend)[cell]
+    left = model.true_slopes(cells, np.maximum(spend - 4 * EPS, 0.0))[cell]
+    true = np.where(below, left, right)
+    change = np.zeros(len(form.cost))
+    change[on_curve] = np.where(np.isfinite(true), true - form.return_of[on_curve], 0.0)
+    if model.problem.objective != "min_spend":
+        form.cost += change
+    rows = np.repeat(np.arange(len(form.row_names)), np.diff(form.start))
+    returns = np.isin(np.asarray(form.row_names, dtype=object)[rows], RETURN_ROWS)
+    form.value[returns] += change[form.index[returns]]
+
+
+def _keep_choices(form: Formulation, cells: Cells, spend: Floats, fixed: Bools) -> None:
+    """Fix `form`'s integer columns at the plan `spend` and each curve's stretch below its own
+    segments (spent in every plan of the own model)."""
+    x = form.columns_for(cells, spend)
+    lower, upper = form.col_lower, form.col_upper
+    lower[form.integer] = upper[form.integer] = np.round(x[form.integer])
+    on_cell = np.flatnonzero(form.cell_of >= 0)
+    owner = form.cell_of[on_cell]
+    first = on_cell[np.r_[True, owner[1:] != owner[:-1]]] if len(on_cell) else on_cell
+    base = first[fixed[form.cell_of[first]]]
+    lower[base] = upper[base]
 
 
 def _own_segments(cells: Cells, spend: Floats, budget: float) -> tuple[Cells, Bools]:
@@ -104,10 +288,12 @@ def _own(seg: Segments, spend: Floats) -> tuple[Indices, Indices]:
 
 
 def _cut(seg: Segments, first: int, last: int, further: float) -> Segments:
-    """Segments [first, last) of `seg`, after one segment from 0 to where `first` starts, the
-    last one `further` longer."""
-    lengths, slopes = seg.lengths[first:last].copy(), seg.slopes[first:last]
-    lengths[-1] += further
+    """Segments [first, last) of `seg`, after one segment from 0 to where `first` starts, and
+    one `further` long at the last one's slope past them (a piece of its own, so that the
+    curve's end is a breakpoint: the plan there spends all below it, `_on_true_slopes`)."""
+    lengths, slopes = seg.lengths[first:last], seg.slopes[first:last]
+    if further > 0:
+        lengths, slopes = np.r_[lengths, further], np.r_[slopes, slopes[-1]]
     if first > 0:
         below = float(seg.lengths[:first].sum())
         earned = float(seg.lengths[:first] @ seg.slopes[:first])
