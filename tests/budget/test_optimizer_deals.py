@@ -167,6 +167,51 @@ def test_the_lps_on_one_highs_are_solved_to_its_end():
     assert statuses == {"optimal"}
 
 
+@pytest.mark.parametrize(("seed", "settled"), [(1, True), (2, True), (3, False)])
+def test_deals_searched_on_the_coarse_curves_start_a_plan_within_the_promise(seed, settled,
+                                                                             monkeypatch):
+    # Where the real curves' model is too big for the search's LPs (100 x 26 other shapes:
+    # 146,000 columns, seconds each), the deals are searched for and settled on the coarse
+    # curves' model narrowed alike (29,000), and the plan polished on the real curves. Made to
+    # happen here (SEARCH_COLUMNS 0), from a start that buys no deal: the stage's plan beats
+    # the start, and the answer keeps its promise against the enumeration's optimum. With no
+    # time to settle (`settle` answering None), the search's own LP point is the plan.
+    problem = crowded(seed)
+    optimum, _, _ = best_by_enumeration(problem)
+    monkeypatch.setattr(milp, "_rounded", _no_deals)
+    monkeypatch.setattr(milp, "SEARCH_COLUMNS", 0)
+    if not settled:
+        monkeypatch.setattr(milp.deal_search, "settle", lambda *args: None)
+    staged: list[tuple[int, float, float | None]] = []
+    stage = milp._deal_plan
+
+    def spied(model, cells, form, spend, deadline, stop):
+        found = stage(model, cells, form, spend, deadline, stop)
+        staged.append((len(form.cost), milp._objective(model, cells, spend),
+                       None if found is None else found[1]))
+        return found
+    monkeypatch.setattr(milp, "_deal_plan", spied)
+    run = milp.run_highs
+    milps: list[int] = []
+
+    def counted(form, seconds, **options):
+        if not options.get("relax"):
+            milps.append(len(form.cost))
+        return run(form, seconds, **options)
+    monkeypatch.setattr(milp, "run_highs", counted)
+    result = solve(replace(problem, time_limit=60))
+    check_plan_money(problem, result)
+    assert len(staged) == 1
+    columns, start, found = staged[0]
+    assert found is not None and found > start
+    assert milps and columns < min(milps)   # searched on the coarse curves' model
+    model = ScaledProblem(problem)
+    reach = float(result.expected_return) * (1 + result.approximation_error)
+    assert optimum * model.unit <= reach * (1 + 1e-6)
+    assert result.status == "optimal"
+    assert float(result.expected_return) / model.unit >= optimum * (1 - 1e-3)
+
+
 @pytest.mark.parametrize(("stage", "calls"), [("value", 2), ("settled", 1), ("settle", 1)])
 def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch):
     problem = crowded(1)
