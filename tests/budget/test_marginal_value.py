@@ -1,5 +1,6 @@
 """The budget's marginal value on the true curves: what one more unit of money to spend earns,
 held against the derivative found by solving again with more money on curves cut finely."""
+import math
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -20,7 +21,7 @@ from services.budget.optimizer import (
     solver,
 )
 from services.budget.optimizer.assembly import allocation
-from services.budget.optimizer.marginal import next_unit_value
+from services.budget.optimizer.marginal import first_unit_value, next_unit_value
 from services.budget.optimizer.scaled import Cells, ScaledProblem, Solution
 
 NONE = Reserve(percent=D(0))
@@ -177,3 +178,35 @@ def test_the_value_is_what_more_money_earns_on_the_true_curves(name, monkeypatch
     # its own of about 0.1 %.
     problem = SHAPES[name]
     assert value(problem, monkeypatch) == pytest.approx(raised(problem, monkeypatch), rel=3e-3)
+
+
+def test_the_first_unit_is_split_as_the_groups_shares_say():
+    # Nothing to spend (a 100 % reserve). brand (a, 1 a unit) must hold half of any spend,
+    # and b earns 3: the first unit earns 0.5 · 1 + 0.5 · 3 = 2, not b's 3, which would
+    # leave brand at 0 %. The plan of 100 more says the same: 50 · 1 + 50 · 3 = 200.
+    problem = Problem(total=D(1_000), decimals=2, reserve=Reserve(percent=D(100)), channels=(
+        Channel("a", Linear(D(1))), Channel("b", Linear(D(3))), Channel("c", Linear(D(5)),
+                                                                     max=D(0))),
+        groups=(Group("brand", ("a",), min_share=D("0.5")),))
+    assert first_unit_value(ScaledProblem(problem)) == pytest.approx(2.0)
+    more = solver.solve(replace(problem, reserve=Reserve(amount=D(900))))
+    assert more.expected_return / more.spend == 2
+    # At most 30 % in b: 0.3 · 3 + 0.7 · 1 = 1.6; for max_profit, less the unit: 0.6.
+    capped = replace(problem, groups=(Group("perf", ("b",), max_share=D("0.3")),))
+    assert first_unit_value(ScaledProblem(capped)) == pytest.approx(1.6)
+    profit = replace(capped, objective="max_profit")
+    assert first_unit_value(ScaledProblem(profit)) == pytest.approx(0.6)
+
+
+def test_the_first_unit_is_infinite_only_where_a_steep_curve_may_take_part_of_it():
+    # A concave Hill curve's slope at zero spend is infinite; a group holding it out of the
+    # spend (max_share 0) leaves the others' best, 2; a group that only deals fill earns 0.
+    steep = Channel("tv", hill(1_000_000, 200_000, "0.7"))
+    problem = Problem(total=D(1_000), decimals=2, reserve=Reserve(percent=D(100)), channels=(
+        steep, Channel("search", Linear(D(2)))))
+    assert first_unit_value(ScaledProblem(problem)) == math.inf
+    held = replace(problem, groups=(Group("tv", ("tv",), max_share=D(0)),))
+    assert first_unit_value(ScaledProblem(held)) == pytest.approx(2.0)
+    deals = replace(problem, channels=problem.channels + (Channel("kol", Deal(D(10), D(30))),),
+                    groups=(Group("kol", ("kol",), min_share=D("0.2")),))
+    assert first_unit_value(ScaledProblem(deals)) == 0.0

@@ -19,14 +19,17 @@ sits, so the price is the whole LP's.
     >>> round(budget_price(model, cells, np.array([1.0]), seconds=5.0), 6)
     2.0
 """
+import math
 import time
 
+import highspy
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.backends import new_highs, run_highs
 from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.formulation import Formulation, formulate
+from services.budget.optimizer.problem import Deal
 from services.budget.optimizer.scaled import EPS, Cell, Cells, Indices, ScaledProblem
 
 Bools = npt.NDArray[np.bool_]
@@ -202,6 +205,74 @@ class _Newton:
             curved[out] = False
             tight[rows[wrong]] = False
         return None
+
+
+def first_unit_value(model: ScaledProblem) -> float:
+    """What the first unit earns where nothing may be spent yet (the money available is 0),
+    under `max_return`, `target_roi` and `max_profit` (less 1): the unit is split among the
+    channels that may take money as the groups' shares allow, its parts where they earn most.
+
+    A channel may take money where its curve (not a deal: a unit buys none) is not capped at 0,
+    its `min` does not hold only if used with a `min` above 0, its incremental cap is above 0,
+    and some period's cap is not 0; it earns its best slope at zero spend over those periods
+    (weight × R'(0)). The split is an LP over the channels' parts d ≥ 0, Σ d = 1, each group's
+    members' Σ d within its shares; infinite (a concave Hill curve) where a channel whose slope
+    is infinite may take a part, 0 where no split holds the shares. With a brand group at
+    `min_share` 0.5 over a channel of slope 1 and another of 3 outside it, the unit earns
+    0.5 × 1 + 0.5 × 3 = 2, where the best slope alone, 3, breaks the share."""
+    problem = model.problem
+    incremental = problem.incremental
+    weights = [float(period.weight) for period in model.periods if period.cap != 0]
+    slopes = np.zeros(len(problem.channels))
+    allowed = np.zeros(len(problem.channels), dtype=bool)
+    for c, channel in enumerate(problem.channels):
+        response = channel.response
+        if isinstance(response, Deal) or channel.max == 0 or not any(w > 0 for w in weights) \
+                or (channel.min_if_used and (channel.min or 0) > 0) or \
+                (incremental is not None and channel.id in incremental.previous
+                 and incremental.previous[channel.id] * (1 + incremental.tolerance) <= 0):
+            continue
+        # The scaled curve's slope is the money's: a ratio.
+        slopes[c] = max(weights) * float(model.curve_slope(response, np.zeros(1))[0])
+        allowed[c] = True
+    endless = allowed & np.isinf(slopes)
+    if endless.any() and _best_split(model, endless.astype(float), allowed) > 0:
+        return math.inf
+    best = _best_split(model, np.where(endless, 0.0, slopes), allowed & ~endless)
+    return max(best - (problem.objective == "max_profit"), 0.0)
+
+
+def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
+    """The most Σ slopes · d over splits d of one unit among the `allowed` channels that hold
+    every group's shares; 0 where none does."""
+    count = len(slopes)
+    lp = highspy.HighsLp()
+    lp.num_col_ = count
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = slopes
+    lp.col_lower_ = np.zeros(count)
+    lp.col_upper_ = allowed.astype(float)
+    starts, index, value = [0], list(range(count)), [1.0] * count
+    lower, upper = [1.0], [1.0]
+    for group in model.problem.groups:
+        members = sorted(model.index[c] for c in group.channels)
+        starts.append(len(value))
+        index += members
+        value += [1.0] * len(members)
+        lower.append(-np.inf if group.min_share is None else float(group.min_share))
+        upper.append(np.inf if group.max_share is None else float(group.max_share))
+    lp.num_row_ = len(lower)
+    lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.array(starts + [len(value)], dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value)
+    highs = new_highs()
+    highs.passModel(lp)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return 0.0
+    return float(highs.getInfo().objective_function_value)
 
 
 def _on_true_slopes(model: ScaledProblem, cells: Cells, spend: Floats,
