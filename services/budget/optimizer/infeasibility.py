@@ -11,8 +11,14 @@ import numpy as np
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
 from services.budget.optimizer.backends import new_highs, run_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.problem import FIRST_TOLERANCE, Channel, Deal, Incremental
+from services.budget.optimizer.formulation import Formulation, formulate
+from services.budget.optimizer.problem import (
+    FIRST_TOLERANCE,
+    Channel,
+    Deal,
+    Incremental,
+    Reserve,
+)
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -43,26 +49,46 @@ PAST_CAPS_COARSE = 0.5
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """Name the constraints to relax, and by how much, with an elastic version of the model:
     every constraint of the request gets a penalised slack, and the least total slack is the
-    smallest change that makes the request feasible."""
+    smallest change that makes the request feasible.
+
+    Raising the money available can make a channel's or a period's cap bind past the old
+    money (a deal of 150,000 in a channel capped at 120,000, with 100,000 available): the
+    elastic model then reaches as far as any cheaper fix could go. A first fix that keeps the
+    money (its budget slack at 0: no plan spends past it, so no cap past it matters) costs C;
+    a fix raising the money by more than C / BUDGET_PENALTY costs more, so the second model,
+    of the request with C more money available and its budget row held at the old money, has
+    every cap below that as a row and every curve reaching that far (`_reaching`)."""
     # Which plans are possible depends on the curves only through a return floor.
     floors = model.problem.objective in ("min_spend", "target_roi")
     # Half the time left (or of LEAST_SECONDS) to cut the curves past their caps, the rest to
     # solve: 2,000 x 52 curves take seconds to cut.
     cut_by = time.perf_counter() + max(deadline - time.perf_counter(), LEAST_SECONDS) / 2
-    form = formulate(model, _past_caps(model, cells, cut_by, floors),
+    lifted = _past_caps(model, cells, cut_by, floors)
+    form = formulate(model, cells if lifted is None else lifted,
                      exact=None if floors else (), elastic=True)
+    form.col_upper[form.slacks["budget"][0]] = 0.0
     run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    if run.x is not None and time.perf_counter() < deadline:
+        wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
+        if wider is not None:
+            reached = run_highs(wider[1], max(deadline - time.perf_counter(), LEAST_SECONDS))
+            if reached.x is not None:
+                (model, form), run = wider, reached
     found = [conflict for name, (column, _) in form.slacks.items()
              if (conflict := _conflict(model, name, run.x, column)) is not None]
     incremental = model.problem.incremental
     if incremental is not None:
         found = named_as_set(model, incremental, found)
+        unused = _left_unused(model, incremental, floors, deadline)
+        if unused is not None:
+            found.append(unused)
     # The set is one change, every part of it needed; a return floor lowered further may do
     # without the rest (a target of 9e9 lowered by 8,954,848,049.77 with the budget and seven
-    # caps raised, or by a little more alone): named too, as enough alone.
+    # caps raised, or by a little more alone; a target of 5,000 on a return of 2 a unit with
+    # 1,000 available met by 1,500 more money, or lowered by 3,000): named too, as enough alone.
     floor = {"min_spend": "target_return", "target_roi": "target_roi"}.get(
         model.problem.objective)
-    if len(found) > 1 and floor in form.slacks:
+    if found and [c.constraint for c in found] != [floor] and floor in form.slacks:
         column = form.slacks[floor][0]
         upper = form.col_upper.copy()
         upper[[other for other, _ in form.slacks.values() if other != column]] = 0.0
@@ -72,6 +98,63 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         if conflict is not None:
             found.append(replace(conflict, alone=True))
     return found
+
+
+def _reaching(model: ScaledProblem, cost: float, deadline: float,
+              floors: bool) -> tuple[ScaledProblem, Formulation] | None:
+    """The request with `cost` (scaled) more money available, and its elastic model with the
+    budget row held at the old money: its caps below the new money are rows, its curves reach
+    it. None where cutting the curves passes `deadline`."""
+    problem = model.problem
+    more = Decimal(repr(cost * model.unit)).quantize(quantum(problem.decimals),
+                                                      rounding=ROUND_CEILING)
+    reaching = ScaledProblem(replace(problem, total=problem.total + more,
+                                     reserve=Reserve(amount=model.reserve)))
+    lifted = _past_caps(reaching, None, deadline, floors)
+    if lifted is None:
+        return None
+    form = formulate(reaching, lifted, exact=None if floors else (), elastic=True)
+    form.row_upper[form.row_index("budget")] = reaching.money(model.available)
+    return reaching, form
+
+
+def _left_unused(model: ScaledProblem, incremental: Incremental, floors: bool,
+                 deadline: float) -> Conflict | None:
+    """`tolerance_percent` raised to 100, enough alone where it lets a "min if used" channel
+    with an incremental floor go unused (at 100 % its floor is 0, and its `min` holds only if
+    it spends): the request solved at 100 % has a plan, which leaves such a channel at 0.
+    None where it is no fix (no plan even so, none found in time, or none that leaves one of
+    them unused) or the tolerance is 100 % already. The elastic model cannot find it: with a
+    floor above 0 the channel's `min` is a hard one (`formulation`)."""
+    problem = model.problem
+    held = [c for c, channel in enumerate(problem.channels)
+            if channel.min_if_used and (channel.min or 0) > 0 and model.lower[c] > 0]
+    if incremental.tolerance >= 1 or not held:
+        return None
+    wide = ScaledProblem(replace(problem, incremental=replace(incremental, tolerance=Decimal(1))))
+    try:
+        cells = wide.cells(FIRST_TOLERANCE if floors else PAST_CAPS_COARSE, deadline)
+    except SolveTimeout:
+        return None
+    form = formulate(wide, cells, exact=None if floors else ())
+    # Any plan will do, the one spending least on those channels best: it shows which go
+    # unused.
+    mine = (form.cell_of >= 0) & np.isin(cells.channel[np.maximum(form.cell_of, 0)], held)
+    form.cost = np.where(mine, -form.spend_of if form.maximise else form.spend_of, 0.0)
+    run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    if run.x is None:
+        return None
+    spent = np.bincount(cells.channel, weights=form.cell_spend(run.x, len(cells)),
+                        minlength=len(problem.channels))
+    unused = [problem.channels[c].id for c in held if spent[c] <= EPS]
+    if not unused:
+        return None
+    names = ", ".join(unused)
+    return Conflict("tolerance_percent",
+                    (100 - incremental.tolerance * 100).quantize(PERCENT_PLACES),
+                    f"raise tolerance_percent to 100 and leave channel {names} unused: at "
+                    f"100 % its previous amount sets no floor, and its min holds only if used",
+                    alone=True)
 
 
 def _conflict(model: ScaledProblem, name: str, x: Floats | None, column: int) -> Conflict | None:
@@ -87,15 +170,16 @@ def _conflict(model: ScaledProblem, name: str, x: Floats | None, column: int) ->
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
 
 
-def _past_caps(model: ScaledProblem, cells: Cells, deadline: float, floors: bool) -> Cells:
+def _past_caps(model: ScaledProblem, cells: Cells | None, deadline: float,
+               floors: bool) -> Cells | None:
     """The cells of the elastic model: each channel's reaching the money available past its
     cap and its periods' caps. A cell's segments end at its caps, so a slack on a `max:` or
     `period_cap:` row alone could never place money past them: raising a cap, the fix a user
     may need, was never proposed (a floor of return or of a group's share was named instead).
     `cells` where nothing is capped, or where cutting the curves again passes `deadline` (a
-    conflict without the caps' raises beats none). `floors`: under a return floor, whose
-    slack depends on the curves."""
-    if all(high >= model.budget for high in model.upper) and \
+    conflict without the caps' raises beats none; None when `cells` is None). `floors`: under
+    a return floor, whose slack depends on the curves."""
+    if cells is not None and all(high >= model.budget for high in model.upper) and \
             all(period.cap is None for period in model.periods):
         return cells
     lifted = copy.copy(model)
