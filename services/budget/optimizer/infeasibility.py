@@ -68,14 +68,16 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
                      exact=None if floors else (), elastic=True)
     form.col_upper[form.slacks["budget"][0]] = 0.0
     run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    # The model whose money the slacks are told in.
+    told = model
     if run.x is not None and time.perf_counter() < deadline:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
             reached = run_highs(wider[1], max(deadline - time.perf_counter(), LEAST_SECONDS))
             if reached.x is not None:
-                (model, form), run = wider, reached
+                (told, form), run = wider, reached
     found = [conflict for name, (column, _) in form.slacks.items()
-             if (conflict := _conflict(model, name, run.x, column)) is not None]
+             if (conflict := _conflict(told, name, run.x, column)) is not None]
     incremental = model.problem.incremental
     if incremental is not None:
         found = named_as_set(model, incremental, found)
@@ -94,7 +96,7 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         upper[[other for other, _ in form.slacks.values() if other != column]] = 0.0
         alone = run_highs(replace(form, col_upper=upper),
                           max(deadline - time.perf_counter(), LEAST_SECONDS))
-        conflict = _conflict(model, floor, alone.x, column)
+        conflict = _conflict(told, floor, alone.x, column)
         if conflict is not None:
             found.append(replace(conflict, alone=True))
     return found
