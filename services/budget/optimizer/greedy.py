@@ -191,15 +191,34 @@ class Curves:
         where not `strict`), knowing the answer lies within [low, high] (default: anywhere)."""
         low = np.zeros(len(cell), dtype=np.intp) if low is None else low.copy()
         high = self.size[cell] if high is None else high.copy()
+        # The searches still open, their fields gathered once and kept compact as they close
+        # (the price rounds' searches were a third of a 1,000 × 52 solve, each step gathering
+        # every field again through the open cells' indices).
         todo = np.flatnonzero(low < high)
+        mine = cell[todo]
+        lo, hi, level = low[todo], high[todo], level[todo]
+        start, weight = self.start[mine], self.weight[mine]
+        price = None if self.price is None else self.price[mine]
+        exact = strict if isinstance(strict, bool) else strict[todo]
         while len(todo):
-            middle = (low[todo] + high[todo]) // 2
-            value = self.value(cell[todo], middle)
-            exact = strict if isinstance(strict, bool) else strict[todo]
-            steeper = np.where(exact, value > level[todo], value >= level[todo])
-            low[todo] = np.where(steeper, middle + 1, low[todo])
-            high[todo] = np.where(steeper, high[todo], middle)
-            todo = todo[low[todo] < high[todo]]
+            middle = (lo + hi) >> 1
+            # As `value` computes it, to the bit.
+            value = self.slopes[start + middle] * weight
+            if price is not None:
+                value -= price
+            steeper = (value > level if exact else value >= level) if isinstance(exact, bool) \
+                else np.where(exact, value > level, value >= level)
+            np.copyto(lo, middle + 1, where=steeper)
+            np.copyto(hi, middle, where=~steeper)
+            going = lo < hi
+            if going.all():
+                continue
+            low[todo] = lo
+            keep = np.flatnonzero(going)
+            todo, lo, hi, level = todo[keep], lo[keep], hi[keep], level[keep]
+            start, weight = start[keep], weight[keep]
+            price = None if price is None else price[keep]
+            exact = exact if isinstance(exact, bool) else exact[keep]
         return low
 
     def priced(self, price: Floats) -> Floats:
@@ -230,16 +249,22 @@ class Curves:
         candidates, which either settles every candidate above it (the level is at or below it)
         or drops every one at or below it. Cells are ordered by group.
 
-        `near`: per group, a guess at its level (where finite): the first two rounds' pivots
-        are just above and below it, so a good guess leaves only the candidates between them
-        after two rounds, where random pivots take some 30 rounds over a million segments (a
+        `near`: per group, a guess at its level (where finite): the first pivots are just
+        below and above it, then, on the side the level lies, 10× further each round until the
+        level lies between two of them, so a guess leaves only the candidates near the level
+        after a few rounds, where random pivots take some 30 rounds over a million segments (a
         pivot need not be a candidate: it only splits them).
         """
         rng = np.random.default_rng(0)
         level = level.copy()
         over, under = over.copy(), under.copy()
         groups = len(level)
-        guesses = [] if near is None else [near * (1 + NEAR), near * (1 - NEAR)]
+        # Per group: whether its pivots still follow the guess, and the next one's offset from
+        # it (relative to it, signed): first NEAR below it.
+        guessing = np.zeros(groups, dtype=bool) if near is None else np.isfinite(near)
+        offset = np.full(groups, -NEAR)
+        # What each cell takes above its candidates (its first `over` segments), kept up to date.
+        held = self.taken(self.cells, over)
         while True:
             live = np.flatnonzero(np.isnan(level)[group] & (under > over))
             if not len(live):
@@ -247,8 +272,10 @@ class Curves:
             mine = group[live]
             top = np.full(groups, -np.inf)
             bottom = np.full(groups, np.inf)
-            np.maximum.at(top, mine, self.value(live, over[live]))
-            np.minimum.at(bottom, mine, self.value(live, under[live] - 1))
+            # Each group's live cells are one run (cells come by group): reduced run by run.
+            runs = np.flatnonzero(np.r_[True, mine[1:] != mine[:-1]])
+            top[mine[runs]] = np.maximum.reduceat(self.value(live, over[live]), runs)
+            bottom[mine[runs]] = np.minimum.reduceat(self.value(live, under[live] - 1), runs)
             done = np.isnan(level) & (top == bottom)
             level[done] = top[done]
             # A pivot: each open group's candidate at a uniformly drawn rank among its own.
@@ -261,11 +288,13 @@ class Curves:
             pivot = np.full(groups, np.nan)
             pivot[searching] = self.value(live[at], over[live[at]] + rank[searching]
                                           - (ends[at] - candidates[at]))
-            if guesses:
-                guess = guesses.pop()
-                # Each group's guess while it lies among its candidates (else it splits none).
-                inside = (guess > bottom) & (guess < top)
-                pivot = np.where(inside & ~np.isnan(pivot), guess, pivot)
+            if near is not None:
+                guess = near + offset * np.abs(near)
+                # Each group's guess while it lies among its candidates (else it splits none,
+                # nor would one further out).
+                guessed = guessing & (guess > bottom) & (guess < top) & ~np.isnan(pivot)
+                guessing &= guessed
+                pivot = np.where(guessed, guess, pivot)
             # A pivot at its group's top would settle nothing: ask instead whether the level
             # lies below the top (whether what the cells take at or above it settles); if
             # not, the top is the level.
@@ -274,14 +303,30 @@ class Curves:
             mine = group[live]
             steeper = self.count(live, pivot[mine], strict=~at_top[mine], low=over[live],
                                  high=under[live])
-            amounts = self.taken(self.cells, over)
+            amounts = held.copy()
             amounts[live] = self.taken(live, steeper)
             lower = np.zeros(groups, dtype=bool)
             lower[searching] = settles(amounts)[searching]
             level[searching] = np.where(at_top[searching] & ~lower[searching], top[searching],
                                         np.nan)
+            if near is not None:
+                guessing, offset = _follow(guessing, offset, lower)
             over[live] = np.where(lower[mine], steeper, over[live])
             under[live] = np.where(lower[mine], under[live], steeper)
+            held[live] = np.where(lower[mine], amounts[live], held[live])
+
+
+def _follow(guessing: Flags, offset: Floats, lower: Flags) -> tuple[Flags, Floats]:
+    """The next guesses of `Curves.select` after its groups' guesses at `offset` were tried
+    (`lower`: the level lies at or below the guess): the first, NEAR below, turns to NEAR above
+    when the level lies above it; a guess on the side the level lies moves 10× further out
+    (the level moved more than NEAR: the prices moved it); a guess past the level on the
+    other side, or 10× past the guess itself, ends the guessing."""
+    down = offset < 0
+    further = np.where(down, lower, ~lower)
+    turn = guessing & down & ~lower & (offset == -NEAR)
+    offset = np.where(turn, NEAR, np.where(further, offset * 10, offset))
+    return guessing & (further | turn) & (np.abs(offset) <= 1.0), offset
 
 
 def _by_falling_slope(segments: Segments) -> tuple[Floats, Floats]:
