@@ -10,6 +10,9 @@ Decisions off the plan (buying another deal, crossing an S-curve's non-concave s
 one more euro's worth. On a concave problem the plan's segments are where the whole LP's optimum
 sits, so the price is the whole LP's.
 
+That price is a chord's: `next_unit_value` takes the same model to the true curves (what the
+answer tells), and `first_unit_value` prices the first unit where nothing may be spent yet.
+
     >>> from decimal import Decimal
     >>> from services.budget.optimizer.problem import Channel, Linear, Problem
     >>> from services.budget.optimizer.scaled import ScaledProblem
