@@ -70,7 +70,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
     # The model whose money the slacks are told in.
     told = model
-    if run.x is not None and time.perf_counter() < deadline:
+    # More money is the cheaper fix only where a unit of it does more than a unit of another
+    # rule's slack: it earns more than one of return under a return floor, or it completes a
+    # deal's lump; lowering a floor or raising a cap by as much costs less (BUDGET_PENALTY).
+    lumps = any(isinstance(channel.response, Deal) for channel in model.problem.channels)
+    if run.x is not None and (floors or lumps) and time.perf_counter() < deadline:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
             reached = run_highs(wider[1], max(deadline - time.perf_counter(), LEAST_SECONDS))
