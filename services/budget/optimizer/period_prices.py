@@ -343,15 +343,16 @@ class _Restricted:
         # it 1.3 s; on a 1,000 × 52 shape with half the channels capped at a few thousand the
         # simplex's first row prices left 9,100 cells priced to move (gap 0.12, then an LP of
         # 74,000 columns, 6 s), its first were proven at once (the whole solve 2.9 s, was
-        # 13.5 s of CPU). Presolve found little to remove on these LPs (one column per
-        # segment, few rows) and took most of the time (100 × 13 with tight caps over linear
-        # channels: 2.7 → 0.6 s without it), and it called a 3,714-column LP with eight weeks
-        # of weight 0 infeasible, whose columns held the last LP's feasible plan: it is kept
-        # for the groups' rows only, where it halves the time (the trial's 400 × 8 with 200
-        # groups: 0.7 → 0.4 s an LP).
+        # 13.5 s of CPU). Presolve is off: it found little to remove on these LPs (one column
+        # per segment, few rows) and took most of the time (100 × 13 with tight caps over
+        # linear channels: 2.7 → 0.6 s without it), and it called a 3,714-column LP with eight
+        # weeks of weight 0 infeasible, whose columns held the last LP's feasible plan. With
+        # groups' rows too (it had halved the dual simplex's time there): under the interior
+        # point method it costs more than it saves on three of four grouped requests (the
+        # benchmark's 200 × 4 and 400 × 8 with 20-200 groups: the LPs' CPU 3.6 → 3.0 s in all,
+        # the trial's 400 × 8 0.5 → 0.7 s), the same plans.
         highs.setOptionValue("solver", "ipm")
-        if not len(self.share):
-            highs.setOptionValue("presolve", "off")
+        highs.setOptionValue("presolve", "off")
         highs.passModel(lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
