@@ -102,7 +102,7 @@ def test_two_concave_curves_are_valued_at_the_true_optimums_price(monkeypatch):
     problem = Problem(total=D(500_000), decimals=2, reserve=NONE,
                       channels=(Channel("a", hill(1_000_000, 300_000, "0.8")),
                                 Channel("b", hill(600_000, 100_000, "1"))))
-    assert value(problem, monkeypatch) == pytest.approx(2 / 3, rel=1.5e-3)
+    assert value(problem, monkeypatch) == pytest.approx(2 / 3, rel=3e-3)
 
 
 def test_a_kink_is_valued_by_raising_the_budget(monkeypatch):
