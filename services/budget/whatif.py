@@ -349,16 +349,19 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
             progress=progress, cancelled=cancelled)
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
-        # The elastic model's slacks are one change: every part of it is needed. A conflict
-        # marked `alone` is another fix, enough by itself, as is a change named on its own.
-        together = "; ".join(c.detail for c in conflicts if not c.alone)
-        alone = "; ".join(c.detail for c in conflicts if c.alone)
+        # The elastic model's slacks are one change: every part of it is needed, so a part
+        # is enough by itself only where it is the whole change. A conflict marked `alone`
+        # is another fix, enough by itself.
+        single = sum(not c.alone for c in conflicts) == 1
+        alone = [c.detail for c in conflicts if c.alone or single]
+        together = [c.detail for c in conflicts if not (c.alone or single)]
         raise InfeasiblePlan(
             "No allocation meets every constraint. "
-            + (f"Enough alone: {alone}. Or the" if alone else "The")
-            + f" smallest change that makes one possible, all of these together: {together}.",
+            + (f"Enough alone: {'; or '.join(alone)}." if alone else "")
+            + (f"{' Or the' if alone else 'The'} smallest change that makes one possible, "
+               f"all of these together: {'; '.join(together)}." if together else ""),
             conflicts=[{"constraint": c.constraint, "change": format(c.change, "f"),
-                        "detail": c.detail, "alone": c.alone or len(conflicts) == 1}
+                        "detail": c.detail, "alone": c.alone or single}
                        for c in conflicts]) from None
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(

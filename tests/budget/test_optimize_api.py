@@ -91,9 +91,11 @@ def test_optimize_infeasible_minimums_are_a_422_naming_the_conflict(client):
     conflict, = problem["conflicts"]
     assert conflict["change"] == "100000.00"
     assert conflict["constraint"] in ("min:video", "min:search")
+    # The elastic model's slacks are one change; a change of one part is enough by itself.
+    assert conflict["alone"] is True
+    assert problem["detail"] == \
+        f"No allocation meets every constraint. Enough alone: {conflict['detail']}."
     assert "100000.00" in problem["detail"]
-    # The elastic model's slacks are one change, so several parts are made together.
-    assert "all of these together" in problem["detail"]
 
 
 def test_the_time_limit_advice_names_only_what_the_request_has():
@@ -325,6 +327,22 @@ def test_the_api_document_shows_a_hill_curves_alpha_bounds(client):
     schemas = client.get("/openapi.json").json()["components"]["schemas"]
     alpha = schemas["HillResponse"]["properties"]["alpha"]
     assert (alpha["ge"], alpha["le"]) == ("0.1", 10)
+
+
+def test_a_change_of_one_part_is_enough_alone_beside_a_floor_lowered(client):
+    # More money alone meets the target (1,000 more at 2 a unit), as does the target lowered:
+    # two fixes, each enough by itself, where the set of one had said `alone` false.
+    body = {"currency": "USD", "total": "1000", "objective": "min_spend",
+            "target_return": "5000",
+            "channels": [{"id": "search", "response": {"type": "linear", "roi": "2"}}]}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    problem = response.json()
+    assert [(c["constraint"], c["change"], c["alone"]) for c in problem["conflicts"]] == \
+        [("budget", "1500.00", True), ("target_return", "3000.00", True)]
+    assert problem["detail"] == (
+        "No allocation meets every constraint. Enough alone: raise the money available "
+        "(total minus reserve) by 1500.00; or lower target_return by 3000.00.")
 
 
 def test_an_unreachable_target_return_names_what_is_enough_alone(client):
