@@ -7,6 +7,10 @@ from functools import cache
 
 from babel.numbers import get_currency_precision, list_currencies
 
+# The largest amount taken or stated. Written out, so that a 422 says "less than or equal to
+# 1000000000000000", not "1E+15".
+MAX_AMOUNT = Decimal("1000000000000000")
+
 # ISO 4217 codes that are not money a budget can be kept in: precious metals, the IMF's SDR,
 # bond-market units, the test code and "no currency". CLDR lists them beside real currencies.
 _NOT_MONEY = frozenset({"XAG", "XAU", "XPD", "XPT", "XDR", "XBA", "XBB", "XBC", "XBD", "XSU",

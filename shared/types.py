@@ -20,12 +20,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from shared.money import check_currency
+from shared.money import MAX_AMOUNT, check_currency
 
 ID_LENGTH = 100
 NAME_LENGTH = 200
-# Written out, so that a 422 says "less than or equal to 1000000000000000", not "1E+15".
-MAX_AMOUNT = Decimal("1000000000000000")
 
 
 def _printable(value: str) -> str:

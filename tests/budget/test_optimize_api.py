@@ -174,6 +174,26 @@ def test_optimize_refuses_periods_that_all_return_nothing(client):
     assert error["field"] == "periods" and "weight above 0" in error["detail"]
 
 
+def test_optimize_refuses_a_return_past_the_largest_amount(client):
+    # Trial 18e (`bad_huge`): 1e15 at a return of 1e6 a unit answered 200 with a negative
+    # return (the cents wrapped past 2^63). The heaviest week doubles the ceiling.
+    def body(roi: str) -> dict:
+        return {"currency": "USD", "total": "1000000000", "periods": [
+                    {"id": "w1"}, {"id": "w2", "weight": "2"}],
+                "channels": [{"id": "a", "response": {"type": "linear", "roi": roi}},
+                             {"id": "b", "response": {"type": "hill", "beta": "1000000",
+                                                      "k": "1000", "alpha": "1"}}]}
+    response = post(client, body("500001"))
+    assert response.status_code == 422, response.text
+    error, = response.json()["errors"]
+    assert error["field"] == "channels"
+    assert error["detail"].startswith("a plan could return up to 1000002002000000, past the "
+                                      "largest amount stated (1000000000000000)")
+    response = post(client, body("499999"))
+    assert response.status_code == 200, response.text
+    assert Decimal(response.json()["expected_return"]) <= Decimal("1000000000000000")
+
+
 @pytest.mark.parametrize("limit", ["NaN", "Infinity", "-Infinity", -1, 0, 60.5, 1e300, "soon",
                                    None, [5]])
 def test_optimize_time_limit_out_of_range_says_what_is_allowed(client, limit):

@@ -7,8 +7,8 @@ them as they are, and a stored channel reports `check_channel`'s paths relative 
 from dataclasses import dataclass
 from decimal import Decimal
 
-from services.budget.optimizer.problem import Channel, Deal, Problem
-from shared.money import quantum
+from services.budget.optimizer.problem import Channel, Deal, Hill, Linear, Problem
+from shared.money import MAX_AMOUNT, quantum
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,31 @@ def check_problem(problem: Problem) -> list[Issue]:
         issues.append(Issue("target_return", "the min_spend objective needs a target_return"))
     if problem.objective == "target_roi" and problem.target_roi is None:
         issues.append(Issue("target_roi", "the target_roi objective needs a target_roi"))
+    ceiling = _return_ceiling(problem)
+    if ceiling > MAX_AMOUNT:
+        issues.append(Issue("channels", f"a plan could return up to {ceiling:.0f}, past the "
+                                        f"largest amount stated ({MAX_AMOUNT}); state the "
+                                        "money and the curves' returns in a larger unit "
+                                        "(thousands or millions)"))
     return issues
+
+
+def _return_ceiling(problem: Problem) -> Decimal:
+    """No plan returns more: each channel's curve at its most, at the heaviest period's weight
+    (a period's return is weight · share · R(spend / share), and the shares sum to 1)."""
+    most = Decimal(0)
+    for channel in problem.channels:
+        response = channel.response
+        if isinstance(response, Linear):
+            spend = problem.total if channel.max is None else min(channel.max, problem.total)
+            most += response.roi * spend
+        elif isinstance(response, Hill):
+            most += response.beta
+        elif isinstance(response, Deal):
+            most += response.value
+        else:
+            most += max((value for _, value in response.points), default=Decimal(0))
+    return most * max((p.weight for p in problem.periods), default=Decimal(1))
 
 
 def _repeated(names: tuple[str, ...]) -> list[str]:
