@@ -24,11 +24,12 @@ FEASIBILITY = 1e-9
 POLL, LATE, HEARD = 0.05, 0.1, 0.1
 # A plan HiGHS reports is checked against the rows within this (its MIP tolerance, HiGHS's default).
 REPORTED = 1e-6
-# A MILP started from a plan that only needs its bound: HiGHS's heuristics off. Its sub-MIPs
-# (RINS, RENS) and the root's reduced-cost and feasibility-jump heuristics took 11 of 15 s of
-# CPU at the root of 50 x 13 other shapes (the deals' stage's plan as the start), where the
-# bound stopped 0.05 % above the plan; without them the root's cuts prove 0.028 % in 4-5 s,
-# and its tree, given the time, the model's optimum in 15-97 nodes (4.6-7.3 s).
+# A MILP started from a plan that only needs its bound: HiGHS's heuristics off. Its sub-MIP
+# heuristics took 16.8 of 20.3 s at the root of 50 x 13 other shapes (the deals' stage's plan
+# as the start), and the bound stopped 0.05 % above the plan, the root never done; without
+# them (RINS, RENS, root reduced cost and feasibility jump: any one left on costs seconds)
+# the root's cuts and strong branching prove 0.028 % in 4-5 s of CPU, and other seeds of
+# those shapes are proven in 5-6 s where they were not in 30.
 PROVING: dict[str, bool | float] = {
     "mip_heuristic_effort": 0.0, "mip_heuristic_run_rins": False,
     "mip_heuristic_run_rens": False, "mip_heuristic_run_root_reduced_cost": False,

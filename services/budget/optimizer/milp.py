@@ -316,8 +316,9 @@ def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Flo
     settled = deal_search.settle(
         form, found, solve, lambda at: _inside_envelope(cells, at, frozenset()),
         lambda at: _objective(model, cells, at))
-    # Out of time before its first LP: the search's own point is a plan too (it keeps every
-    # row), worth less where the LP left a cell inside a stretch (scored on the curves).
+    # Not settled (out of time or stopped in its first LPs): the search's own point is a plan
+    # too (it keeps every row), worth less where the LP left a cell inside a stretch (it is
+    # scored on the curves). 100 x 26 other shapes at 10 s: the search's plan was lost so.
     return settled if settled is not None else (found.spend, _objective(model, cells, found.spend))
 
 
