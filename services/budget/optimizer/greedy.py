@@ -26,9 +26,8 @@ from services.budget.optimizer.scaled import EPS, Cell, Cells, Priced, ScaledPro
 
 Indices = npt.NDArray[np.intp]
 Flags = npt.NDArray[np.bool_]
-# Per group, how far the amounts the cells take above its pivot pass its limit (it holds where
-# they do not: ≤ 0).
-Settles = Callable[[Floats], Floats]
+# Per group, whether it holds with the amounts the cells take above its pivot.
+Settles = Callable[[Floats], Flags]
 _SEGMENTS = attrgetter("segments")
 # A guessed level is tried this far (relatively) above and below it.
 NEAR = 1e-4
@@ -109,9 +108,9 @@ def fill_segments(model: ScaledProblem, curves: "Curves", near: Fill | None = No
         level, above, ties, marginal = threshold, taken, np.zeros(channels), 0.0
         target = np.clip(taken, lower, upper)
     else:
-        def fits(amounts: Floats) -> Floats:
+        def fits(amounts: Floats) -> Flags:
             spent = np.clip(curves.by_channel(amounts, channels), lower, upper).sum()
-            return np.array([spent - model.budget])
+            return np.array([spent <= model.budget])
 
         levels, over, at = curves.select(
             np.zeros(cells, dtype=np.intp), steep, np.zeros(cells, dtype=np.intp),
@@ -248,11 +247,7 @@ class Curves:
 
         Quickselect over all groups at once: each round draws a pivot among each group's
         candidates, which either settles every candidate above it (the level is at or below it)
-        or drops every one at or below it. Cells are ordered by group. Where a group has had
-        pivots on both sides of its level, the pivot is instead where the line through what they
-        passed its limit by meets 0 (a secant step, Illinois-style: a side kept twice running
-        halves the other's, lest the steps creep from one side); random pivots alone took some
-        30 rounds for a 1,000 × 52 budget's level, ten of them with all 52,000 cells live.
+        or drops every one at or below it. Cells are ordered by group.
 
         `near`: per group, a guess at its level (where finite): the first pivots are just
         below and above it, then, on the side the level lies, 10× further each round until the
@@ -270,10 +265,6 @@ class Curves:
         offset = np.full(groups, -NEAR)
         # What each cell takes above its candidates (its first `over` segments), kept up to date.
         held = self.taken(self.cells, over)
-        # Per group, its last pivots either side of its level and how far each passed its limit.
-        failed, passed = np.full(groups, -np.inf), np.full(groups, np.inf)
-        failed_by, passed_by = np.full(groups, np.nan), np.full(groups, np.nan)
-        last_up, last_down = np.zeros(groups, dtype=bool), np.zeros(groups, dtype=bool)
         while True:
             live = np.flatnonzero(np.isnan(level)[group] & (under > over))
             if not len(live):
@@ -297,12 +288,6 @@ class Curves:
             pivot = np.full(groups, np.nan)
             pivot[searching] = self.value(live[at], over[live[at]] + rank[searching]
                                           - (ends[at] - candidates[at]))
-            # Where a group has pivots either side of its level: the secant step.
-            with np.errstate(invalid="ignore", divide="ignore"):
-                step = failed + (passed - failed) * failed_by / (failed_by - passed_by)
-            # Strictly inside both the bracket and the candidates (else it splits none).
-            pivot = np.where((step > failed) & (step < passed) & (step > bottom) & (step < top)
-                             & ~np.isnan(pivot), step, pivot)
             if near is not None:
                 guess = near + offset * np.abs(near)
                 # Each group's guess while it lies among its candidates (else it splits none,
@@ -321,19 +306,7 @@ class Curves:
             amounts = held.copy()
             amounts[live] = self.taken(live, steeper)
             lower = np.zeros(groups, dtype=bool)
-            excess = settles(amounts)
-            lower[searching] = excess[searching] <= 0
-            # The bracket (a pivot at the top asks another question: it is left out).
-            moved = np.zeros(groups, dtype=bool)
-            moved[searching] = ~at_top[searching]
-            up, down = moved & lower, moved & ~lower
-            passed[up], passed_by[up] = pivot[up], excess[up]
-            failed[down], failed_by[down] = pivot[down], excess[down]
-            # Illinois: a side moved twice running halves what the other passed its limit by,
-            # so that the next step reaches past it (plain secant steps can creep from one side).
-            failed_by[up & last_up] /= 2
-            passed_by[down & last_down] /= 2
-            last_up, last_down = np.where(moved, up, last_up), np.where(moved, down, last_down)
+            lower[searching] = settles(amounts)[searching]
             level[searching] = np.where(at_top[searching] & ~lower[searching], top[searching],
                                         np.nan)
             if near is not None:
@@ -390,8 +363,8 @@ def _fill_to(curves: Curves, target: Floats, level: Floats,
     level = np.where(whole, -np.inf, np.where(~given & (target <= 0), np.inf, level))
     given = ~np.isnan(level)
 
-    def within(amounts: Floats) -> Floats:
-        return curves.by_channel(amounts, channels) - target
+    def within(amounts: Floats) -> Flags:
+        return curves.by_channel(amounts, channels) <= target
 
     level, over, at = curves.select(np.zeros(len(everyone), dtype=np.intp), curves.size,
                                     curves.channel, level, within, near)

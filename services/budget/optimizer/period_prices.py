@@ -34,7 +34,7 @@ import numpy as np
 
 from services.budget.optimizer.backends import new_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.greedy import Curves, Fill, Indices, fill_segments
+from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
 
 # Rounds of price adjustment before the LP (each one greedy over every cell).
@@ -203,8 +203,8 @@ def _period_prices(curves: Curves, period: Indices, threshold: Floats, prices: F
     demand = np.bincount(mine, weights=ordered.taken(everyone, under), minlength=len(caps))
     change = np.where(demand <= caps, -prices, np.nan)
 
-    def fits(amounts: Floats) -> Floats:
-        return np.bincount(mine, weights=amounts, minlength=len(caps)) - caps
+    def fits(amounts: Floats) -> Flags:
+        return np.bincount(mine, weights=amounts, minlength=len(caps)) <= caps
 
     change, _, _ = ordered.select(np.zeros(len(everyone), dtype=np.intp), under, mine, change,
                                   fits)
