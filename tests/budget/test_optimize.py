@@ -677,3 +677,21 @@ def test_the_error_bound_counts_what_rounding_to_the_cent_loses():
     assert sorted(answer.figures.money(answer.figures.amounts)) == [D("0.01"), D("0.02")]
     assert answer.approximation_error >= (2 * returns(0.015) - rounded) / rounded
     assert answer.status == "feasible"
+
+
+@pytest.mark.parametrize(("objective", "target"), [({"objective": "target_roi"}, "2.5"),
+                                                   ({"objective": "min_spend"}, "300000")])
+def test_solve_a_hill_curve_of_alpha_0_1(objective, target):
+    # Trial 18e (`mini_roi_a0.1`, `mini_ms_a0.1`): the cut's first pieces were 1e-37 wide with
+    # slopes of 4e32; HiGHS refused the matrix, the empty model read as solved gave a plan of
+    # no columns: a 500 (target_roi) and a 422 with no conflicts (min_spend). 900,000 · r /
+    # (1 + r), r = (s / 150,000)^0.1, returns 2.5 s at s = 181,727 (454,317).
+    key = "target_roi" if objective["objective"] == "target_roi" else "target_return"
+    result = solve(problem(Channel("video", Hill(D(900_000), D(150_000), D("0.1"))),
+                           **objective, **{key: D(target)}))
+    assert result.status == "optimal"
+    if key == "target_roi":
+        assert result.expected_return >= D(target) * result.spend
+        assert abs(result.spend - D("181727")) < D(100)
+    else:
+        assert result.spend > 0

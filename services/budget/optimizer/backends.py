@@ -208,6 +208,14 @@ def new_highs() -> highspy.Highs:
     return highs
 
 
+def pass_model(highs: highspy.Highs, lp: highspy.HighsLp) -> None:
+    """Give HiGHS `lp`, or raise: HiGHS refuses a model with a matrix value of 1e15 or more
+    (or another it cannot take) and then holds an empty one, which read as solved would be a
+    plan with no columns."""
+    if highs.passModel(lp) == highspy.HighsStatus.kError:
+        raise RuntimeError("HiGHS refused the model (a coefficient past its limit of 1e15?)")
+
+
 def _highs(form: Formulation, seconds: float, relax: bool,
            stop: Stop | None = None) -> highspy.Highs:
     highs = new_highs()
@@ -220,7 +228,7 @@ def _highs(form: Formulation, seconds: float, relax: bool,
     # `optimal` at 2.791 where a plan worth 2.957 meets every row (a new user's 4 x 2 request,
     # 5.8 % short; 3 of 127 such requests), with the default 0 of 127.
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY)
-    highs.passModel(highs_model(form, relax))
+    pass_model(highs, highs_model(form, relax))
     # HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
     # root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
     # and the caller's stop is heard at the same points.

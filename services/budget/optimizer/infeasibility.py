@@ -9,7 +9,7 @@ import highspy
 import numpy as np
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
-from services.budget.optimizer.backends import new_highs, run_highs
+from services.budget.optimizer.backends import new_highs, pass_model, run_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import (
@@ -353,7 +353,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value)
     highs = new_highs()
-    highs.passModel(lp)
+    pass_model(highs, lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         # Infeasible even with the shares relaxed: no channel can spend, and the request's

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from services.budget.optimizer.backends import new_highs
+from services.budget.optimizer.backends import new_highs, pass_model
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
@@ -353,7 +353,7 @@ class _Restricted:
         # the trial's 400 × 8 0.5 → 0.7 s), the same plans.
         highs.setOptionValue("solver", "ipm")
         highs.setOptionValue("presolve", "off")
-        highs.passModel(lp)
+        pass_model(highs, lp)
         highs.run()
         if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
