@@ -341,7 +341,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     starts, index, value = [0], list(range(count)), [1.0] * count
     lower, upper = [1.0], [1.0]
     for r, (group, label, share) in enumerate(rules):
-        members = sorted(model.index[c] for c in group.channels)
+        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
         starts.append(len(value))
         index += members + [count + r]
         value += [1.0] * len(members) + [1.0 if label == "group_min" else -1.0]

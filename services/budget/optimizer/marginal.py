@@ -259,7 +259,7 @@ def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
     starts, index, value = [0], list(range(count)), [1.0] * count
     lower, upper = [1.0], [1.0]
     for group in model.problem.groups:
-        members = sorted(model.index[c] for c in group.channels)
+        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
         starts.append(len(value))
         index += members
         value += [1.0] * len(members)
