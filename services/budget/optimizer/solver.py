@@ -14,8 +14,9 @@ from services.budget.optimizer.assembly import allocation, approximation_error, 
 from services.budget.optimizer.backends import Stop
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
+from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
-from services.budget.optimizer.problem import FIRST_TOLERANCE, Deal, Problem
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
@@ -116,7 +117,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
         # the curves where it could go (the models priced it 0, or at a deal's value per unit,
         # which one unit cannot buy).
-        first = replace(first, marginal_value_of_budget=ratio(_first_unit(model)))
+        first = replace(first, marginal_value_of_budget=ratio(first_unit_value(model)))
     answer = first
     for _ in range(ROI_REPAIRS):
         short = _roi_short(model, answer)
@@ -138,28 +139,6 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if unreachable is not None:
         raise Infeasible([unreachable])
     raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
-
-
-def _first_unit(model: ScaledProblem) -> float:
-    """What one unit adds where nothing may be spent yet: the best slope at zero spend of any
-    curve cell that may take money (a channel with no cap of 0, not a deal, and not one whose
-    `min` holds only if used; a period whose cap is not 0), less 1 for `max_profit`; 0 when
-    none pays. Groups' shares are not asked: the unit is priced where it earns most."""
-    problem = model.problem
-    incremental = problem.incremental
-    weights = [float(period.weight) for period in model.periods if period.cap != 0]
-    best = 0.0
-    for channel in problem.channels:
-        response = channel.response
-        if isinstance(response, Deal) or channel.max == 0 or weights == [] or \
-                (channel.min_if_used and (channel.min or 0) > 0) or \
-                (incremental is not None and channel.id in incremental.previous
-                 and incremental.previous[channel.id] * (1 + incremental.tolerance) <= 0):
-            continue
-        # The scaled curve's slope is the money's: a ratio.
-        slope = float(model.curve_slope(response, np.zeros(1))[0])
-        best = max([best] + [weight * slope for weight in weights if weight > 0])
-    return max(best - (problem.objective == "max_profit"), 0.0)
 
 
 def _roi_short(model: ScaledProblem, answer: Allocation) -> float | None:
