@@ -21,6 +21,7 @@ from services.budget.optimizer import (
     check_problem,
     solve,
 )
+from services.budget.optimizer.curves import hill
 from services.budget.optimizer.rounding import largest_remainder
 from services.budget.optimizer.scaled import ScaledProblem
 
@@ -695,3 +696,17 @@ def test_solve_a_hill_curve_of_alpha_0_1(objective, target):
         assert abs(result.spend - D("181727")) < D(100)
     else:
         assert result.spend > 0
+
+
+@pytest.mark.parametrize("target", ["14.9", "20", "21.3"])
+def test_solve_target_roi_meets_its_target_on_the_true_curves(target):
+    # Trial 18e (`obj_2_target_roi`): a plan was checked on its returns rounded to the cent,
+    # cell by cell: 0.04 spent at 11.7 needs 0.468 and returned 0.467624, answered as 0.47.
+    # Here the old check passed 0.10 returning 1.990528 (2.00 rounded) at a target of 20.
+    result = solve(problem(Channel("search", Hill(D(500_000), D(100_000), D("0.9"))),
+                           total="50000", objective="target_roi", target_roi=D(target),
+                           periods=(Period("a"), Period("b"))))
+    cells = [float(p.amount) for p in result.allocations[0].periods]
+    earned = sum(0.5 * float(hill(2 * x, 500_000.0, 100_000.0, 0.9)) for x in cells)
+    assert result.spend > 0
+    assert earned >= float(D(target) * result.spend)
