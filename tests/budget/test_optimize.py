@@ -710,3 +710,24 @@ def test_solve_target_roi_meets_its_target_on_the_true_curves(target):
     earned = sum(0.5 * float(hill(2 * x, 500_000.0, 100_000.0, 0.9)) for x in cells)
     assert result.spend > 0
     assert earned >= float(D(target) * result.spend)
+
+
+def test_solve_min_spend_meets_its_target_on_the_true_curves():
+    # Trial 18e (`ms_7_0.9`, 9 of 40 such requests): an S-curve's pieces lie above its convex
+    # part, so a plan meeting the target on them returned 232,886.55 of 232,947.98, `optimal`.
+    # Whole units are added where the next unit earns most until the rounded plan meets it.
+    target = D("232947.98")
+    request = problem(Channel("video", Hill(D(2_000_000), D(50_000), D("1.5"))),
+                      Channel("kol", Deal(D(150_000), D(30_000))),
+                      Channel("search", Hill(D(500_000), D(100_000), D("0.6")), max=D(300_000)),
+                      total="37000", reserve=Reserve(percent=D(50)), objective="min_spend",
+                      target_return=target,
+                      periods=(Period("p0", cap=D(7400)), Period("p1", weight=D("0.5"))),
+                      groups=(Group("brand", ("video", "kol"), min_share=D("0.4")),))
+    result = solve(request)
+    model = ScaledProblem(request)
+    cells = model.cells(1e-3)
+    spend = result.figures.cell_amounts[cells.channel, cells.period] / (model.unit * 100)
+    assert result.expected_return >= target
+    assert float(model.true_returns(cells, spend).sum()) * model.unit >= float(target)
+    assert result.spend < D("16400")   # the plan that fell short spent 16,354.75

@@ -4,6 +4,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -27,8 +28,12 @@ PROVEN_SLACK = 1e-9
 # The solver stops this share of the time limit (plus a fixed part, at most the cap) before
 # it, so that rounding and describing the plan end within the limit.
 ASSEMBLY_SHARE, ASSEMBLY_FIXED, ASSEMBLY_CAP = 0.1, 0.1, 1.5
-# A rounded `target_roi` plan a few cents short of its target is cut this many times at most.
-ROI_REPAIRS = 4
+# A rounded `target_roi` plan short of its target is cut this many times at most, a
+# `min_spend` one added to.
+REPAIRS = 4
+# A `min_spend` repair adds units to the plan at most this many times, each where the next unit
+# earns most (a concave Hill curve's first unit, at an infinite slope, is one cent).
+ADDS = 50
 # `_relaxed_gap`'s search for the budget's price: this many halvings of its bracket on a log
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
@@ -119,20 +124,30 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # which one unit cannot buy).
         first = replace(first, marginal_value_of_budget=ratio(first_unit_value(model)))
     answer = first
-    for _ in range(ROI_REPAIRS):
-        short = _roi_short(model, cells, answer)
+    for _ in range(REPAIRS):
+        short = _roi_short(model, cells, answer) if problem.objective == "target_roi" else \
+            _return_short(model, cells, answer)
         if short is None:
             break
-        # Rounded a few cents short of its target ROI (its returns rounded cell by cell, its
-        # curves cut): a few cents taken off where the next unit earns least. The budget's
-        # price is the first answer's (a few cents do not move it; pricing again takes time).
-        solution = replace(solution, spend=_cut(model, cells, answer, short))
+        # Rounded short of its target (its curves cut, the chords of an S-curve's convex part
+        # above the curve; the returns rounded cell by cell): under target_roi a few cents
+        # taken off where the next unit earns least, under min_spend whole units added where
+        # it earns most. The budget's price is the first answer's (pricing again takes time).
+        mended = _cut(model, cells, answer, short) if problem.objective == "target_roi" else \
+            _add(model, cells, answer, short)
+        if mended is None:
+            break
+        solution = replace(solution, spend=mended)
         answer = replace(allocation(model, cells, solution, error,
                                     time.perf_counter() - started, stopped=True),
                          marginal_value_of_budget=first.marginal_value_of_budget)
     if answer.status == "optimal" and answer.approximation_error > TARGET_ERROR + PROVEN_SLACK:
         # The rounding lost more return than the bound had left to spare.
         answer = replace(answer, status="feasible")
+    if problem.objective == "min_spend":
+        if _return_short(model, cells, answer) is None:
+            return answer
+        raise SolveTimeout(f"no plan meeting target_return to the cent found within {limit:g} s")
     if _roi_short(model, cells, answer) is None:
         return answer
     unreachable = unreachable_roi(model, cells)
@@ -146,14 +161,91 @@ def _roi_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float 
     spend (scaled; None when it meets the target or the objective is another). The answer's
     returns are rounded to the cent cell by cell: 0.04 spent at 11.7 needs 0.468, and a true
     0.467624 was answered as 0.47, meeting it (trial 18e). Floats' noise (1e-12 of the need)
-    does not count as short: a linear channel at exactly the target ROI meets it."""
+    does not count as short: a linear channel at exactly the target ROI meets it; nor does
+    the answer's rounded return fall short of it."""
     target = model.problem.target_roi
     if model.problem.objective != "target_roi" or target is None:
         return None
+    return _short_of(model, cells, answer, target * answer.spend)
+
+
+def _return_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float | None:
+    """What the rounded `min_spend` plan's return lacks of target_return, as `_roi_short`
+    (trial 18e: 9 of 40 small requests with S-curves and deals returned up to 61.43 less)."""
+    target = model.problem.target_return
+    if model.problem.objective != "min_spend" or target is None:
+        return None
+    return _short_of(model, cells, answer, target)
+
+
+def _short_of(model: ScaledProblem, cells: Cells, answer: Allocation,
+              need: Decimal) -> float | None:
+    """What the rounded plan's return lacks of `need` (money), scaled: on the true curves
+    (beyond floats' noise, 1e-12 of it) or as answered (its cells' returns rounded)."""
     earned = float(model.true_returns(cells, _rounded_spend(model, cells, answer)).sum())
-    need = float(target * answer.spend) / model.unit
-    short = need - earned
-    return short if short > 1e-12 * need else None
+    wanted = float(need) / model.unit
+    short = max(wanted - earned, float(need - answer.expected_return) / model.unit)
+    return short if short > 1e-12 * wanted else None
+
+
+def _add(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -> Floats | None:
+    """The rounded plan of `answer` with whole units added, where the next unit earns most,
+    until its return on the true curves makes up `short` (at most ADDS steps, `_add_units`);
+    None where no cell can take a unit."""
+    spend = _rounded_spend(model, cells, answer)
+    wanted = float(model.problem.target_return or 0) / model.unit
+    for step in range(ADDS):
+        more = _add_units(model, cells, spend, short)
+        if more is None:
+            return None if step == 0 else spend
+        spend = more
+        short = wanted - float(model.true_returns(cells, spend).sum())
+        if short <= 1e-12 * wanted:
+            break
+    return spend
+
+
+def _add_units(model: ScaledProblem, cells: Cells, spend: Floats, short: float) -> Floats | None:
+    """`spend` (whole units, scaled) with enough units added to the cell whose next unit earns
+    most, where its cell, channel, period and the money have room and every group's share still
+    holds, to make up `short` of return at its slope (at least a unit; the curve's bend may ask
+    for more); None where no cell can take a unit. A `min_if_used` channel left unused stays
+    so (a unit would not reach its floor); a deal is bought whole or not."""
+    problem = model.problem
+    unit = 1.0 / (model.unit * 10 ** problem.decimals)
+    slopes = model.true_slopes(cells, spend)
+    channels = np.bincount(cells.channel, weights=spend, minlength=len(problem.channels))
+    periods = np.bincount(cells.period, weights=spend, minlength=len(model.periods))
+    caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
+    unused = np.array([c.min_if_used and (c.min or 0) > 0 for c in problem.channels]) \
+        & (channels <= EPS)
+    room = np.minimum.reduce([cells.upper - spend,
+                              np.asarray(model.upper)[cells.channel] - channels[cells.channel],
+                              caps[cells.period] - periods[cells.period],
+                              np.full(len(cells), model.budget - float(spend.sum()))])
+    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes > 0) & (room >= unit * (1 - EPS))
+                           & ~unused[cells.channel])
+    for i in open_[np.argsort(-slopes[open_], kind="stable")].tolist():
+        more = spend.copy()
+        # At least a unit: a concave Hill curve's slope at 0 is infinite.
+        more[i] += min(max(math.ceil(short / slopes[i] / unit), 1),
+                       math.floor(room[i] / unit + EPS)) * unit
+        if _shares_hold(model, cells, more):
+            return more
+    return None
+
+
+def _shares_hold(model: ScaledProblem, cells: Cells, spend: Floats) -> bool:
+    """Whether every group's members hold their share of the plan `spend` (float noise aside)."""
+    channels = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
+    total = float(channels.sum())
+    for group in model.problem.groups:
+        mine = float(channels[sorted({model.index[c] for c in group.channels})].sum())
+        if group.min_share is not None and mine < float(group.min_share) * total - EPS:
+            return False
+        if group.max_share is not None and mine > float(group.max_share) * total + EPS:
+            return False
+    return True
 
 
 def _rounded_spend(model: ScaledProblem, cells: Cells, answer: Allocation) -> Floats:
