@@ -731,3 +731,17 @@ def test_solve_min_spend_meets_its_target_on_the_true_curves():
     assert result.expected_return >= target
     assert float(model.true_returns(cells, spend).sum()) * model.unit >= float(target)
     assert result.spend < D("16400")   # the plan that fell short spent 16,354.75
+
+
+def test_solve_min_spend_bounds_what_a_plan_meeting_the_target_could_spend_less():
+    # Trial 18e (`mini_ms_a0.3`): 14,925.48 spent where 14,881.88 reaches 300,000 (0.29 %
+    # more), `optimal` with an approximation_error of 0.000175, a bound on return. Under
+    # min_spend it bounds how much less a plan meeting the target could spend, relative to
+    # this one's spend: 900,000 · r / (1 + r) = 300,000 at r = 0.5, s = 150,000 · 0.5^(1/0.3).
+    result = solve(problem(Channel("video", Hill(D(900_000), D(150_000), D("0.3"))),
+                           objective="min_spend", target_return=D(300_000)))
+    least = 150_000 * 0.5 ** (1 / 0.3)
+    assert result.status == "optimal"
+    assert result.expected_return >= 300_000
+    assert (float(result.spend) - least) / float(result.spend) <= result.approximation_error
+    assert result.approximation_error <= 0.001

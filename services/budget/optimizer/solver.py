@@ -12,8 +12,9 @@ import numpy.typing as npt
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
-from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
@@ -96,8 +97,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None:
                 raise
             break
-        error = _error(model, cells, solution)
-        if error > TARGET_ERROR:
+        error = _spend_error(model, cells, float(np.sum(solution.spend)),
+                             deadline - time.perf_counter()) \
+            if problem.objective == "min_spend" else _error(model, cells, solution)
+        if error > TARGET_ERROR and problem.objective != "min_spend":
             # The curves' largest rises count wherever they are; the prices' bound counts
             # them only where the plan's prices put the optimum (`priced_error`).
             priced = model.priced_error(cells, solution)
@@ -141,8 +144,14 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         answer = replace(allocation(model, cells, solution, error,
                                     time.perf_counter() - started, stopped=True),
                          marginal_value_of_budget=first.marginal_value_of_budget)
+    if problem.objective == "min_spend" and answer is not first:
+        # The units added raised the spend the bound is relative to.
+        answer = replace(answer, approximation_error=round(
+            _spend_error(model, cells, float(answer.spend) / model.unit,
+                         started + limit - time.perf_counter()), 8))
     if answer.status == "optimal" and answer.approximation_error > TARGET_ERROR + PROVEN_SLACK:
-        # The rounding lost more return than the bound had left to spare.
+        # The rounding lost more return (under min_spend: the units added cost more) than the
+        # bound had left to spare.
         answer = replace(answer, status="feasible")
     if problem.objective == "min_spend":
         if _return_short(model, cells, answer) is None:
@@ -306,6 +315,35 @@ def _error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
         approximation_error(model, cells, replace(solution, gap=gap))
 
 
+def _spend_error(model: ScaledProblem, cells: Cells, spend: float, seconds: float) -> float:
+    """`approximation_error` of a `min_spend` plan spending `spend` (scaled): how much less a
+    plan whose return on the true curves reaches target_return could spend, relative to
+    `spend`. A curve cell's true return is at most its pieces' plus its rise above them
+    (weight · the segments' error), and its pieces' at most their concave envelope's, so such a
+    plan returns at least target − Σ rises on the envelopes, and spends at least the least spend
+    of that: the Lagrangian bound (`_Relaxation.least`: every row but the return floor and the
+    cells' caps dropped, a deal channel bought once), or where that does not prove
+    TARGET_ERROR, the envelope LP's optimum, every row kept and the binaries relaxed (given
+    `seconds`). 0 for a plan of nothing: no plan spends less."""
+    if spend <= EPS:
+        return 0.0
+    assert model.problem.target_return is not None
+    errors = np.fromiter((0.0 if cell.segments is None else cell.segments.error
+                          for cell in cells), dtype=float, count=len(cells))
+    target = model.money(model.problem.target_return) - float(cells.weight @ errors)
+    least = _Relaxation(cells).least(target)
+    end = time.perf_counter() + seconds
+    for exact, relax in ((frozenset[int](), True), (None, False)):
+        if spend - least <= TARGET_ERROR * spend or time.perf_counter() >= end:
+            break
+        form = formulate(model, cells, exact=exact)
+        form.row_lower[form.row_index("target_return")] = target
+        run = run_highs(form, end - time.perf_counter(), relax=relax)
+        if run.bound is not None:
+            least = max(least, run.bound)
+    return max(spend - least, 0.0) / spend
+
+
 def _relaxed_gap(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
     """How far the segments' optimum can lie from the plan's model objective, as the MILP's
     gap is read by `approximation_error` (the model return times 1 + gap bounds the model's
@@ -325,14 +363,7 @@ def _relaxed_gap(model: ScaledProblem, cells: Cells, solution: Solution) -> floa
     spend = float(np.sum(solution.spend))
     if problem.objective == "min_spend":
         assert problem.target_return is not None
-        target = model.money(problem.target_return)
-        low, high = relaxation.steepest * LOWEST_PRICE, relaxation.steepest
-        least = 0.0
-        for _ in range(PRICE_BISECTIONS):
-            price = math.sqrt(low * high)
-            most, _, earned = relaxation.most(price)
-            least = max(least, (target - most) / price)
-            low, high = (price, high) if earned >= target else (low, price)
+        least = relaxation.least(model.money(problem.target_return))
         return max(spend - least, 0.0) / spend if spend > EPS else 0.0
     threshold = 1.0 if problem.objective == "max_profit" else 0.0
     objective = solution.model_return - threshold * spend
@@ -417,6 +448,19 @@ class _Relaxation:
         rank: npt.NDArray[np.int64] = len(self.slopes) - np.searchsorted(
             self.slopes, slopes, side="right")
         return rank
+
+    def least(self, target: float) -> float:
+        """The least spend of any plan returning `target` on these cells' pieces: at least
+        (target − Σ max (curve(x) − p·x)) / p for any price p > 0, bisected towards where the
+        cells' chosen return meets the target."""
+        low, high = self.steepest * LOWEST_PRICE, self.steepest
+        least = 0.0
+        for _ in range(PRICE_BISECTIONS):
+            price = math.sqrt(low * high)
+            most, _, earned = self.most(price)
+            least = max(least, (target - most) / price)
+            low, high = (price, high) if earned >= target else (low, price)
+        return least
 
     def most(self, price: float) -> tuple[float, float, float]:
         """Σ over cells of the most curve(x) − price·x reaches (a deal channel's best cell, or
