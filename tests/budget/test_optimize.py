@@ -745,3 +745,32 @@ def test_solve_min_spend_bounds_what_a_plan_meeting_the_target_could_spend_less(
     assert result.expected_return >= 300_000
     assert (float(result.spend) - least) / float(result.spend) <= result.approximation_error
     assert result.approximation_error <= 0.001
+
+
+@pytest.mark.parametrize("target", ["1.76", "1.9", "2.1371"])
+def test_solve_target_roi_names_a_min_if_used_channels_roi_at_its_floor(target):
+    # Trial 18e (`roi4_t1.9`, `obj_4_target_roi`): social's first 30,000 return 2 a unit, but
+    # used it spends at least 40,000, which return 70,000: 1.75. Targets up to 2 answered "no
+    # plan within 20 s" in 0.4 s, those above it named 2.0 (following that failed again).
+    social = Channel("social", Points(((D(0), D(0)), (D(30_000), D(60_000)),
+                                       (D(100_000), D(130_000)), (D(400_000), D(200_000)))),
+                     min=D(40_000), min_if_used=True)
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(social, Channel("search", Hill(D(500_000), D(400_000), D(1))),
+                      total="50000", objective="target_roi", target_roi=D(target)))
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, conflict.change) == ("target_roi", D(target) - D("1.75"))
+    met = solve(problem(social, Channel("search", Hill(D(500_000), D(400_000), D(1))),
+                        total="50000", objective="target_roi", target_roi=D("1.75")))
+    assert met.expected_return >= D("1.75") * met.spend > 0
+
+
+def test_solve_target_roi_names_the_best_roi_a_cent_reaches():
+    # Trial 18e (`obj_1_target_roi_hi`): the best was read off the pieces' chords, 8.966896,
+    # where 0.01 on this curve returns 0.2506 (25.06 a unit): the named ROI was no bound.
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(Channel("search", Hill(D(500_000), D(100_000), D("0.9"))),
+                      total="50000", objective="target_roi", target_roi=D(5000)))
+    conflict, = raised.value.conflicts
+    best = 500_000 * (0.01 / 100_000) ** 0.9 / (1 + (0.01 / 100_000) ** 0.9) / 0.01
+    assert D(5000) - conflict.change == D(repr(best)).quantize(D("0.000001"), rounding="ROUND_FLOOR")
