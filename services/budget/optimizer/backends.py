@@ -229,17 +229,20 @@ def _highs(form: Formulation, seconds: float, relax: bool,
     # 5.8 % short; 3 of 127 such requests), with the default 0 of 127.
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY)
     pass_model(highs, highs_model(form, relax))
-    # HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
-    # root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
-    # and the caller's stop is heard at the same points.
-    deadline = time.perf_counter() + seconds
+    hear_deadline(highs, time.perf_counter() + seconds, stop)
+    return highs
 
+
+def hear_deadline(highs: highspy.Highs, deadline: float, stop: Stop | None = None) -> None:
+    """Stop `highs` at `deadline` (a `time.perf_counter()` instant) or once `stop()` turns true.
+    HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
+    root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
+    and the caller's stop is heard at the same points."""
     def past(event: Any) -> None:
         if time.perf_counter() > deadline or (stop is not None and stop()):
             event.interrupt()
     for callback in (highs.cbSimplexInterrupt, highs.cbIpmInterrupt, highs.cbMipInterrupt):
         callback.subscribe(past)
-    return highs
 
 
 def _read(highs: highspy.Highs, form: Formulation, relax: bool) -> Run:
