@@ -20,7 +20,7 @@ from services.budget.optimizer.formulation import Formulation, to_pulp
 MIP_GAP = 2e-4
 FEASIBILITY = 1e-9
 # HiGHS runs in a thread watched this often; past its time limit by LATE, or once stopped, it
-# is given HEARD to end before its caller answers without it (`_run`).
+# is given HEARD to end before its caller answers without it (`run_watched`).
 POLL, LATE, HEARD = 0.05, 0.1, 0.1
 # A plan HiGHS reports is checked against the rows within this (its MIP tolerance, HiGHS's default).
 REPORTED = 1e-6
@@ -110,7 +110,7 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
                     abs(good_enough - incumbent) <= gap * max(abs(incumbent), 1e-12):
                 event.interrupt()
         highs.cbMipInterrupt.subscribe(close_enough)
-    if not _run(highs, end, stop):
+    if not run_watched(highs, end, stop):
         abandoned.set()
         x = improved[0] if improved else None
         if x is None or not form.feasible(x, REPORTED):
@@ -142,9 +142,9 @@ def relax_then_fix(form: Formulation, seconds: float,
         """`highs` run once more (from its basis) in the time left of `seconds`."""
         highs.setOptionValue("time_limit", highs.getRunTime() +
                              max(seconds - (time.perf_counter() - started), 0.01))
-        return _run(highs, started + seconds, stop)
+        return run_watched(highs, started + seconds, stop)
 
-    if not _run(highs, started + seconds, stop):
+    if not run_watched(highs, started + seconds, stop):
         return Run("none", None, None, None, None), None
     highs.setOptionValue("solver", "simplex")
     relaxed = _read(highs, form, relax=True)
@@ -167,7 +167,7 @@ def relax_then_fix(form: Formulation, seconds: float,
     return relaxed, _read(highs, form, relax=True)
 
 
-def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
+def run_watched(highs: highspy.Highs, end: float, stop: Stop | None = None) -> bool:
     """Run `highs` in a thread of its own while this one watches the clock and `stop()`: true
     once it has ended, false when it was left behind. HiGHS 1.16 hears neither its interrupt
     callbacks nor `cancelSolve` in stretches of a MILP's root (6 s without one at 150 x 52,
@@ -237,7 +237,11 @@ def hear_deadline(highs: highspy.Highs, deadline: float, stop: Stop | None = Non
     """Stop `highs` at `deadline` (a `time.perf_counter()` instant) or once `stop()` turns true.
     HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
     root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
-    and the caller's stop is heard at the same points."""
+    and the caller's stop is heard at the same points. HiGHS's own limit is set too: the
+    interior point method's crossover calls no interrupt (an LP of 2,000 x 55 with period caps
+    went 70 s past a deadline there)."""
+    highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
+
     def past(event: Any) -> None:
         if time.perf_counter() > deadline or (stop is not None and stop()):
             event.interrupt()
@@ -350,7 +354,7 @@ def bounding(form: Formulation, seconds: float, stop: Stop | None = None) -> Bou
         # time left alone, the search's LPs ended at once (`kTimeLimit`, no iteration) once
         # the runs before had taken as long (at 50 x 13 after 3-6 s, cutting it short).
         highs.setOptionValue("time_limit", highs.getRunTime() + max(finish - now, 0.01))
-        if not _run(highs, end, stop):
+        if not run_watched(highs, end, stop):
             over[0] = True   # a run left behind: this HiGHS is no longer ours to run
             return Run("none", None, None, None, None)
         return _read(highs, form, relax=True)

@@ -32,7 +32,12 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from services.budget.optimizer.backends import hear_deadline, new_highs, pass_model
+from services.budget.optimizer.backends import (
+    hear_deadline,
+    new_highs,
+    pass_model,
+    run_watched,
+)
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
@@ -278,7 +283,8 @@ class _Restricted:
 
     def solve(self, low: Indices, high: Indices, deadline: float) -> _Answer | None:
         """The LP's plan and its bound (None if the columns cannot meet the rows, or it is
-        not solved by `deadline`: one LP of 2,000 × 55 with period caps ran 121 s past it)."""
+        not solved by `deadline`: one LP of 2,000 × 55 with period caps ran 121 s past it, its
+        crossover hearing neither the interrupt nor the time limit; it is then left behind)."""
         curves, period, channel = self.curves, self.period, self.curves.channel
         everyone = curves.cells
         channels = len(self.lower)
@@ -356,8 +362,8 @@ class _Restricted:
         highs.setOptionValue("presolve", "off")
         pass_model(highs, lp)
         hear_deadline(highs, deadline)
-        highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        if not run_watched(highs, deadline) or \
+                highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         solution = highs.getSolution()
         x = np.clip(np.asarray(solution.col_value, dtype=float)[:total], 0.0, length)
