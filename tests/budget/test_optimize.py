@@ -774,3 +774,16 @@ def test_solve_target_roi_names_the_best_roi_a_cent_reaches():
     conflict, = raised.value.conflicts
     best = 500_000 * (0.01 / 100_000) ** 0.9 / (1 + (0.01 / 100_000) ** 0.9) / 0.01
     assert D(5000) - conflict.change == D(repr(best)).quantize(D("0.000001"), rounding="ROUND_FLOOR")
+
+
+def test_solve_target_roi_up_to_the_named_best_answers_a_plan():
+    # One cent in a period returns 0.5 · R(0.02) = 0.233812 (23.381189 a unit), the best named
+    # above it; the pieces, below the curve's first units, found no plan that spends at 23.38
+    # and the answer was "no plan within 30 s" at once. The cell's best whole units are the plan.
+    result = solve(problem(Channel("search", Hill(D(500_000), D(100_000), D("0.9"))),
+                           total="50000", objective="target_roi", target_roi=D("23.38"),
+                           periods=(Period("a"), Period("b"))))
+    cells = [float(p.amount) for p in result.allocations[0].periods]
+    earned = sum(0.5 * float(hill(2 * x, 500_000.0, 100_000.0, 0.9)) for x in cells)
+    assert result.spend > 0 and result.status == "feasible"
+    assert earned >= float(D("23.38") * result.spend)

@@ -288,7 +288,7 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
     first 30,000 return 2 a unit was named 2.0 where it reaches 1.75)."""
     target = model.problem.target_roi
     assert target is not None
-    rois = _cell_rois(model, cells)
+    rois, _ = _cell_rois(model, cells)
     floors = _floors(model)
     for c in np.flatnonzero(floors > EPS).tolist():
         mine = np.flatnonzero(cells.channel == c)
@@ -310,9 +310,9 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
                     f"returns more per unit spent (the best is {place})")
 
 
-def _cell_rois(model: ScaledProblem, cells: Cells) -> Floats:
+def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
     """Per cell, the most its true curve returns per unit spent on whole minor units up to its
-    money (-inf where it can spend none). A deal's is its value over its cost, where it fits.
+    money (-inf where it can spend none), and the spend that returns it (scaled).
     A curve's return over spend is highest at a whole unit next to where the chord from 0 is
     steepest: a points curve's breakpoints (on each piece the ratio is monotone), a Hill
     curve's first unit where alpha ≤ 1 (the ratio falls) else next to k · (alpha − 1)^(1/alpha)
@@ -340,11 +340,32 @@ def _cell_rois(model: ScaledProblem, cells: Cells) -> Floats:
     spend = np.concatenate(candidates) if candidates else np.zeros(0)
     earned = model.true_returns(Cells(cells[i] for i in owner.tolist()), spend)
     rois = np.full(len(cells), -math.inf)
-    np.maximum.at(rois, owner, earned / np.maximum(spend, EPS))
+    ratio = earned / np.maximum(spend, EPS)
+    np.maximum.at(rois, owner, ratio)
+    at = np.zeros(len(cells))
+    top = ratio >= rois[owner]
+    at[owner[top]] = spend[top]
     for i, cell in enumerate(cells):
         if cell.deal is not None and cell.deal[0] <= min(cell.upper, model.budget) + EPS:
-            rois[i] = cell.deal[1] / cell.deal[0]
-    return rois
+            rois[i], at[i] = cell.deal[1] / cell.deal[0], cell.deal[0]
+    return rois, at
+
+
+def best_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The plan spending only in the cell whose whole minor units return most per unit spent on
+    the true curves, where the channels' floors allow one cell alone (none has one, nor a
+    `min_if_used` minimum above 0 on that cell's channel); None where they do not. It meets any
+    target_roi up to that return per unit (`unreachable_roi` names it), which the pieces, below
+    a concave curve's first unit, can miss."""
+    if not len(cells) or (np.asarray(model.lower) > EPS).any():
+        return None
+    rois, at = _cell_rois(model, cells)
+    best = int(np.argmax(rois))
+    if not math.isfinite(rois[best]) or _floors(model)[cells[best].channel] > EPS:
+        return None
+    spend = np.zeros(len(cells))
+    spend[best] = at[best]
+    return spend
 
 
 def _floors(model: ScaledProblem) -> Floats:

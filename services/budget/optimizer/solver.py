@@ -15,7 +15,7 @@ from services.budget.optimizer.assembly import allocation, approximation_error, 
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
+from services.budget.optimizer.infeasibility import best_roi_plan, unmet_shares, unreachable_roi
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
@@ -119,6 +119,14 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     proven = solution.gap is not None and error <= TARGET_ERROR + PROVEN_SLACK
     if (solution.status == "optimal") != proven:
         solution = replace(solution, status="optimal" if proven else "feasible")
+    if problem.objective == "target_roi" and float(np.sum(solution.spend)) <= EPS < model.budget:
+        # No plan that spends found on the pieces: the best a cell's whole units return per unit
+        # on the true curves may still meet the target (the pieces lie below a concave curve's
+        # first units). Its distance from the most return is not known.
+        single = best_roi_plan(model, cells)
+        if single is not None and _shares_hold(model, cells, single):
+            solution = replace(solution, spend=single, status="feasible", gap=None)
+            error = math.inf
     first = allocation(model, cells, solution, error, time.perf_counter() - started,
                        stopped=stop is not None and stop())
     if model.budget <= EPS and problem.objective != "min_spend":
@@ -171,12 +179,12 @@ def _roi_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float 
     spend (scaled; None when it meets the target or the objective is another). The answer's
     returns are rounded to the cent cell by cell: 0.04 spent at 11.7 needs 0.468, and a true
     0.467624 was answered as 0.47, meeting it (trial 18e). Floats' noise (1e-12 of the need)
-    does not count as short: a linear channel at exactly the target ROI meets it; nor does
-    the answer's rounded return fall short of it."""
+    does not count as short: a linear channel at exactly the target ROI meets it. (The
+    answer's return, rounded cell by cell, may show less: 0.01 returning 0.2338 shows 0.23.)"""
     target = model.problem.target_roi
     if model.problem.objective != "target_roi" or target is None:
         return None
-    return _short_of(model, cells, answer, target * answer.spend)
+    return _short_of(model, cells, answer, target * answer.spend, shown=False)
 
 
 def _return_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float | None:
@@ -188,13 +196,16 @@ def _return_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> flo
     return _short_of(model, cells, answer, target)
 
 
-def _short_of(model: ScaledProblem, cells: Cells, answer: Allocation,
-              need: Decimal) -> float | None:
+def _short_of(model: ScaledProblem, cells: Cells, answer: Allocation, need: Decimal,
+              shown: bool = True) -> float | None:
     """What the rounded plan's return lacks of `need` (money), scaled: on the true curves
-    (beyond floats' noise, 1e-12 of it) or as answered (its cells' returns rounded)."""
+    (beyond floats' noise, 1e-12 of it) or, if `shown`, as answered (its cells' returns
+    rounded)."""
     earned = float(model.true_returns(cells, _rounded_spend(model, cells, answer)).sum())
     wanted = float(need) / model.unit
-    short = max(wanted - earned, float(need - answer.expected_return) / model.unit)
+    short = wanted - earned
+    if shown:
+        short = max(short, float(need - answer.expected_return) / model.unit)
     return short if short > 1e-12 * wanted else None
 
 
