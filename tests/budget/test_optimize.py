@@ -787,3 +787,15 @@ def test_solve_target_roi_up_to_the_named_best_answers_a_plan():
     earned = sum(0.5 * float(hill(2 * x, 500_000.0, 100_000.0, 0.9)) for x in cells)
     assert result.spend > 0 and result.status == "feasible"
     assert earned >= float(D("23.38") * result.spend)
+
+
+def test_solve_target_roi_the_pieces_miss_answers_the_best_cells_first_unit():
+    # 0.01 on this curve returns 0.0811 (8.109049 a unit, the best named above it); the first
+    # piece, wider than a cent, returns less a unit, so the pieces found no plan that spends
+    # and the answer was "no plan within 30 s" at once. The cent is the plan, its distance
+    # from the most return unknown.
+    result = solve(problem(Channel("search", Hill(D(500_000), D(100_000), D("0.97"))),
+                           total="50000", objective="target_roi", target_roi=D("8.1")))
+    assert (result.spend, result.status) == (D("0.01"), "feasible")
+    assert float(hill(0.01, 500_000.0, 100_000.0, 0.97)) >= 8.1 * 0.01
+    assert result.approximation_error == float("inf")
