@@ -233,3 +233,23 @@ def test_a_steep_hill_curves_first_piece_is_halved_to_its_tolerance(seed):
         doubled = rise(np.zeros(1), 2 * xs[1:2], i)[0]
         # (the cut samples each piece at 31 points and adds 2 % for what lies between them)
         assert doubled * 1.02 > tolerance
+
+
+def test_a_steep_hill_curves_pieces_stop_at_the_currencys_minor_unit():
+    """Trial 18e (`mini_roi_a0.1`): halving towards 0 on alpha 0.1 made first pieces 1e-37
+    wide with slopes of 4e32, a matrix HiGHS refused (a 500). No piece is narrower than the
+    smallest unit given, and the error counts only pieces a whole unit falls strictly inside:
+    the narrow ones at 0 hold no plan."""
+    beta, k, alpha, upper, unit = 0.9, 0.15, 0.1, 1.0, 1e-8   # 1,000,000 a unit: a cent
+    cut = hill_segments(np.array([[beta, k, alpha, upper]]), 1e-4, np.array([unit]))[0]
+    xs = np.r_[0.0, np.cumsum(cut.lengths)]
+    assert cut.lengths.min() >= unit * (1 - 1e-9)
+    assert cut.slopes.max() < 1e15
+    t = np.linspace(0.0, 1.0, 2_001)[None, :]
+    units = np.floor(xs[:-1] / unit + 1e-9) + 1 < xs[1:] / unit - 1e-9
+    a, b = xs[:-1][units], xs[1:][units]
+    x = a[:, None] + t * (b - a)[:, None]
+    ya, yb = hill(a, beta, k, alpha), hill(b, beta, k, alpha)
+    rises = (hill(x, beta, k, alpha) - (ya[:, None] + t * (yb - ya)[:, None])).max(axis=1)
+    assert cut.error >= rises.max() * (1 - 1e-6)
+    assert not units[0]

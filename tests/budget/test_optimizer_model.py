@@ -1,8 +1,14 @@
-"""The optimizer's model file: the same request writes the same LP file in every process."""
+"""The optimizer's model file: the same request writes the same LP file in every process; a
+model HiGHS refuses is an error."""
 import subprocess
 import sys
 from pathlib import Path
 
+import highspy
+import numpy as np
+import pytest
+
+from services.budget.optimizer.backends import new_highs, pass_model
 from services.budget.optimizer.formulation import constraint_name
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -42,3 +48,17 @@ def test_the_same_problem_writes_the_same_lp_file_in_every_process(tmp_path):
 def test_a_constraint_name_is_the_same_on_every_machine():
     # Solver-safe characters, then a digest (blake2s, 4 bytes) of the exact original name.
     assert constraint_name("min:tv spot") == "c_min_tv_spot_d6dffc67"
+
+
+def test_a_model_highs_refuses_is_an_error_not_an_empty_plan():
+    # Trial 18e: passModel's kError went unchecked, and the empty model HiGHS then held was
+    # read as solved: a plan of no columns.
+    lp = highspy.HighsLp()
+    lp.num_col_, lp.num_row_ = 1, 1
+    lp.col_cost_, lp.col_lower_, lp.col_upper_ = np.array([-1.0]), np.zeros(1), np.ones(1)
+    lp.row_lower_, lp.row_upper_ = np.zeros(1), np.ones(1)
+    lp.a_matrix_.start_ = np.array([0, 1], dtype=np.int32)
+    lp.a_matrix_.index_ = np.array([0], dtype=np.int32)
+    lp.a_matrix_.value_ = np.array([1e16])
+    with pytest.raises(RuntimeError, match="refused"):
+        pass_model(new_highs(), lp)

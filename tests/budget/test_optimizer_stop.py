@@ -155,13 +155,13 @@ def test_a_run_that_does_not_hear_the_stop_is_left_behind():
     # no callback, is lowered to 0 first, so that it does not keep a core until its own limit.
     from services.budget.optimizer import backends
     deaf = _Deaf()
-    assert backends._run(deaf, math.inf, lambda: True) is False
+    assert backends.run_watched(deaf, math.inf, lambda: True) is False
     assert deaf.options == {"time_limit": 0.0}
     deaf.release.set()
     # One that ends is waited for, however long it takes.
     heard = _Deaf()
     heard.release.set()
-    assert backends._run(heard, math.inf, lambda: False) is True
+    assert backends.run_watched(heard, math.inf, lambda: False) is True
 
 
 def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
@@ -171,7 +171,7 @@ def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
     def left_behind(highs, end, stop) -> bool:
         highs.run()   # its improving plans are heard, then it is left as if it had not ended
         return False
-    monkeypatch.setattr(backends, "_run", left_behind)
+    monkeypatch.setattr(backends, "run_watched", left_behind)
     # Every run left behind, the envelope LP's too (no bound, no relaxed plan): the MILP's
     # last improving plan, heard before it was left, is still the answer, with the last bound
     # HiGHS reported before it was left (a run left at the limit made both), and proven only

@@ -4,6 +4,7 @@ whole LP over the same segments, solved independently by HiGHS through scipy: th
 optimum is known by construction. Problems the priced greedy does not cover keep the MILP's
 route."""
 from decimal import Decimal as D
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -381,3 +382,14 @@ def test_a_cancel_is_heard_on_the_priced_route_which_answers_its_proven_plan(mon
     stopped = solve(problem, stop=stop)
     assert asked_inside and stopped.status == unstopped.status == "optimal"
     assert stopped.expected_return == unstopped.expected_return
+
+
+def test_the_priced_routes_lp_stops_at_the_deadline(monkeypatch):
+    # Trial 18e (`lim_2000x55`, `iso_2000x10`): the route checked its deadline between LP
+    # rounds only, and one LP at 2,000 x 55 with period caps ran 121 s past a limit of 8 s.
+    # Here the rounds' own clock never passes the deadline, HiGHS's (the wall clock) has: the
+    # LP is stopped, and with no LP solved the route has no plan.
+    model, cells = _capped_model(capped_problem(3, channels=40, periods=13))
+    assert period_prices.solve(model, cells)[0] is not None
+    monkeypatch.setattr(period_prices, "time", SimpleNamespace(perf_counter=lambda: 0.0))
+    assert period_prices.solve(model, cells, deadline=1.0)[0] is None

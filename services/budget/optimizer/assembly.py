@@ -15,7 +15,7 @@ from services.budget.optimizer.answer import (
 )
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.infeasibility import unreachable_roi
-from services.budget.optimizer.marginal import budget_price
+from services.budget.optimizer.marginal import next_unit_value
 from services.budget.optimizer.problem import Channel
 from services.budget.optimizer.rounding import Rounded, round_allocation, sum_by
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
@@ -98,12 +98,12 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     expected = int(returns.sum()) * unit
     global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,
                                      unit)
-    marginal = solution.marginal_value
-    if marginal is None and not stopped:   # a cancel's answer comes within its second
-        marginal = _priced(model, cells, solution,
-                           problem.time_limit - seconds - (time.perf_counter() - entered))
-    if marginal is not None:
-        marginal = _past_the_cut(model, cells, amounts, slopes, marginal)
+    # The next unit on the true curves; the solver's price on the pieces (a cancel's answer
+    # comes within its second) only where that is not found.
+    marginal = None if stopped else _priced(
+        model, cells, solution, problem.time_limit - seconds - (time.perf_counter() - entered))
+    if marginal is None and solution.marginal_value is not None:
+        marginal = _past_the_cut(model, cells, amounts, slopes, solution.marginal_value)
     return Allocation(
         status="optimal" if solution.status == "optimal" else "feasible", total=problem.total,
         reserve=model.reserve, spend=spend, unspent=unspent, expected_return=expected,
@@ -132,12 +132,12 @@ def _with_rounding(model: ScaledProblem, cells: Cells, solution: Solution, kept:
 
 
 def _priced(model: ScaledProblem, cells: Cells, solution: Solution, left: float) -> float | None:
-    """The budget's price with the plan's choices kept (`marginal`), when it fits in the `left`
-    seconds of the time limit (and PRICE_MOST)."""
+    """The next unit's value with the plan's choices kept (`marginal`), when it fits in the
+    `left` seconds of the time limit (and PRICE_MOST)."""
     allowed = min(left, PRICE_MOST)
     if PRICE_FIXED + PRICE_PER_CELL * len(cells) > allowed:
         return None
-    return budget_price(model, cells, solution.spend, seconds=allowed)
+    return next_unit_value(model, cells, solution.spend, seconds=allowed)
 
 
 def _past_the_cut(model: ScaledProblem, cells: Cells, amounts: Floats, slopes: Floats,

@@ -20,7 +20,7 @@ from services.budget.optimizer.formulation import Formulation, to_pulp
 MIP_GAP = 2e-4
 FEASIBILITY = 1e-9
 # HiGHS runs in a thread watched this often; past its time limit by LATE, or once stopped, it
-# is given HEARD to end before its caller answers without it (`_run`).
+# is given HEARD to end before its caller answers without it (`run_watched`).
 POLL, LATE, HEARD = 0.05, 0.1, 0.1
 # A plan HiGHS reports is checked against the rows within this (its MIP tolerance, HiGHS's default).
 REPORTED = 1e-6
@@ -115,7 +115,7 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
                     abs(good_enough - incumbent) <= gap * max(abs(incumbent), 1e-12):
                 event.interrupt()
         highs.cbMipInterrupt.subscribe(close_enough)
-    if not _run(highs, end, stop):
+    if not run_watched(highs, end, stop):
         abandoned.set()
         x = improved[0] if improved else None
         if x is None or not form.feasible(x, REPORTED):
@@ -147,9 +147,9 @@ def relax_then_fix(form: Formulation, seconds: float,
         """`highs` run once more (from its basis) in the time left of `seconds`."""
         highs.setOptionValue("time_limit", highs.getRunTime() +
                              max(seconds - (time.perf_counter() - started), 0.01))
-        return _run(highs, started + seconds, stop)
+        return run_watched(highs, started + seconds, stop)
 
-    if not _run(highs, started + seconds, stop):
+    if not run_watched(highs, started + seconds, stop):
         return Run("none", None, None, None, None), None
     highs.setOptionValue("solver", "simplex")
     relaxed = _read(highs, form, relax=True)
@@ -172,7 +172,7 @@ def relax_then_fix(form: Formulation, seconds: float,
     return relaxed, _read(highs, form, relax=True)
 
 
-def _run(highs: highspy.Highs, end: float, stop: Stop | None) -> bool:
+def run_watched(highs: highspy.Highs, end: float, stop: Stop | None = None) -> bool:
     """Run `highs` in a thread of its own while this one watches the clock and `stop()`: true
     once it has ended, false when it was left behind. HiGHS 1.16 hears neither its interrupt
     callbacks nor `cancelSolve` in stretches of a MILP's root (6 s without one at 150 x 52,
@@ -213,6 +213,14 @@ def new_highs() -> highspy.Highs:
     return highs
 
 
+def pass_model(highs: highspy.Highs, lp: highspy.HighsLp) -> None:
+    """Give HiGHS `lp`, or raise: HiGHS refuses a model with a matrix value of 1e15 or more
+    (or another it cannot take) and then holds an empty one, which read as solved would be a
+    plan with no columns."""
+    if highs.passModel(lp) == highspy.HighsStatus.kError:
+        raise RuntimeError("HiGHS refused the model (a coefficient past its limit of 1e15?)")
+
+
 def _highs(form: Formulation, seconds: float, relax: bool,
            stop: Stop | None = None) -> highspy.Highs:
     highs = new_highs()
@@ -225,18 +233,25 @@ def _highs(form: Formulation, seconds: float, relax: bool,
     # `optimal` at 2.791 where a plan worth 2.957 meets every row (a new user's 4 x 2 request,
     # 5.8 % short; 3 of 127 such requests), with the default 0 of 127.
     highs.setOptionValue("primal_feasibility_tolerance", FEASIBILITY)
-    highs.passModel(highs_model(form, relax))
-    # HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
-    # root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
-    # and the caller's stop is heard at the same points.
-    deadline = time.perf_counter() + seconds
+    pass_model(highs, highs_model(form, relax))
+    hear_deadline(highs, time.perf_counter() + seconds, stop)
+    return highs
+
+
+def hear_deadline(highs: highspy.Highs, deadline: float, stop: Stop | None = None) -> None:
+    """Stop `highs` at `deadline` (a `time.perf_counter()` instant) or once `stop()` turns true.
+    HiGHS checks its own time limit only now and then (not inside presolve, seldom in a big
+    root LP); the wall clock checked at every interrupt point keeps the caller's deadline,
+    and the caller's stop is heard at the same points. HiGHS's own limit is set too: the
+    interior point method's crossover calls no interrupt (an LP of 2,000 x 55 with period caps
+    went 70 s past a deadline there)."""
+    highs.setOptionValue("time_limit", max(deadline - time.perf_counter(), 0.01))
 
     def past(event: Any) -> None:
         if time.perf_counter() > deadline or (stop is not None and stop()):
             event.interrupt()
     for callback in (highs.cbSimplexInterrupt, highs.cbIpmInterrupt, highs.cbMipInterrupt):
         callback.subscribe(past)
-    return highs
 
 
 def _read(highs: highspy.Highs, form: Formulation, relax: bool) -> Run:
@@ -344,7 +359,7 @@ def bounding(form: Formulation, seconds: float, stop: Stop | None = None) -> Bou
         # time left alone, the search's LPs ended at once (`kTimeLimit`, no iteration) once
         # the runs before had taken as long (at 50 x 13 after 3-6 s, cutting it short).
         highs.setOptionValue("time_limit", highs.getRunTime() + max(finish - now, 0.01))
-        if not _run(highs, end, stop):
+        if not run_watched(highs, end, stop):
             over[0] = True   # a run left behind: this HiGHS is no longer ours to run
             return Run("none", None, None, None, None)
         return _read(highs, form, relax=True)

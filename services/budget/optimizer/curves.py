@@ -178,9 +178,14 @@ def points_segments(points: list[tuple[float, float]], upper: float) -> Segments
     return segments_from_breakpoints(xs, ys)
 
 
-def hill_segments(curves: Floats, relative: float) -> list[Segments]:
+def hill_segments(curves: Floats, relative: float, smallest: Floats | None = None) -> list[Segments]:
     """Per Hill curve (rows of beta, k, alpha, upper): breakpoints on [0, upper] such that the
     curve is within `relative` × its value at upper of the pieces; all curves cut at once.
+    No piece is split into halves narrower than the curve's `smallest` (per row, the currency's
+    minor unit on the curve's scale; 0 if not given): money moves in whole units, and halving
+    towards 0 on alpha 0.1 made pieces of 1e-37 with slopes of 4e32, a matrix HiGHS refuses.
+    The error counts the rise of the pieces a whole number of units falls strictly inside:
+    where none does (the narrow pieces at 0), no plan spends inside the piece.
 
     Breakpoints are spread so that each piece carries an equal share of the integral of
     sqrt(|f''|), the density that minimises the interpolation error for a given count: dense near
@@ -189,6 +194,7 @@ def hill_segments(curves: Floats, relative: float) -> list[Segments]:
     """
     beta, k, alpha, upper = (curves[:, i:i + 1] for i in range(4))
     tolerance = relative * hill(upper, beta, k, alpha)[:, 0]
+    narrowest = 2.0 * (np.zeros(len(curves)) if smallest is None else smallest)
     # The grid from 0, the density at 0 taken as at the first point, and the trapezoid sums of
     # the density along it, each written into one array (no concatenated copies).
     grid = np.zeros((len(curves), len(_GRID) + 1))
@@ -208,6 +214,13 @@ def hill_segments(curves: Floats, relative: float) -> list[Segments]:
         xs = np.interp(np.linspace(0.0, end, count + 1), mass[row], grid[row]) if end > 0 else \
             np.array([0.0, upper[row, 0]])
         xs[0], xs[-1] = 0.0, upper[row, 0]
+        unit = narrowest[row] / 2
+        if unit > 0:
+            # Where the grid is denser than a unit (near 0), on whole units: where plans sit.
+            gaps = np.diff(xs)
+            dense = np.minimum(gaps[:-1], gaps[1:]) < unit
+            inner = np.where(dense, np.round(xs[1:-1] / unit) * unit, xs[1:-1])
+            xs = np.r_[0.0, inner[(inner > 0) & (inner <= xs[-1] - unit)], xs[-1]]
         rows.append(np.unique(xs))
     # Split the pieces that are still too far from the curve, every curve at once; a curve
     # none of whose pieces split is done (its worst rise above its pieces is known). Only the
@@ -225,15 +238,18 @@ def hill_segments(curves: Floats, relative: float) -> list[Segments]:
         piece = np.flatnonzero(pieces & fresh[:-1])
         curve = owner[piece]
         above, below = _errors(xs[piece], xs[piece + 1], curves[curve])
-        rises[piece] = above
+        rises[piece] = np.where(_holds_a_unit(xs[piece], xs[piece + 1], narrowest[curve] / 2),
+                                above, 0.0)
         rise = np.zeros(len(rows))
         np.maximum.at(rise, owner[:-1][pieces], rises[:-1][pieces])
         worst = np.where(active, rise, worst)
         sizes = np.bincount(owner, minlength=len(rows))
-        split = (np.maximum(above, below) > tolerance[curve]) & (sizes[curve] <= _MAX_SEGMENTS)
+        split = (np.maximum(above, below) > tolerance[curve]) & (sizes[curve] <= _MAX_SEGMENTS) \
+            & (xs[piece + 1] - xs[piece] >= narrowest[curve])
         active = np.bincount(curve[split], minlength=len(rows)) > 0
         middle = (xs[piece[split]] + xs[piece[split] + 1]) / 2
-        chain, chained = _first_halvings(xs, owner, piece[split], curves, tolerance)
+        chain, chained = _first_halvings(xs, owner, piece[split], curves, tolerance,
+                                         narrowest / 2)
         middle, halved = np.r_[middle, chain], np.r_[curve[split], chained]
         fresh = np.zeros(len(xs), dtype=bool)
         fresh[piece[split]] = True
@@ -248,10 +264,11 @@ def hill_segments(curves: Floats, relative: float) -> list[Segments]:
 
 
 def _first_halvings(xs: Floats, owner: Indices, split: Indices, curves: Floats,
-                    tolerance: Floats) -> tuple[Floats, Indices]:
+                    tolerance: Floats, smallest: Floats) -> tuple[Floats, Indices]:
     """The breakpoints that halving the split pieces starting at 0 adds in the rounds after
     this one, found now (beyond each piece's middle, which the round adds): b/4, b/8, … down
-    to the first b/2^j whose piece [0, b/2^j] is within the tolerance, with their curves.
+    to the first b/2^j whose piece [0, b/2^j] is within the tolerance, none below the curve's
+    `smallest` (per curve), with their curves.
 
     A piece [0, b] of a curve with alpha < 1 is within the tolerance only near 0, its rise
     shrinking by 2^alpha a halving: alpha 0.3 took some 20 rounds of halving, each a pass over
@@ -269,7 +286,17 @@ def _first_halvings(xs: Floats, owner: Indices, split: Indices, curves: Floats,
     halvings = np.where(within.any(axis=1), within.argmax(axis=1), len(_HALVES))
     keep = np.arange(len(_HALVES))[None, :] <= halvings[:, None]
     keep[:, 0] = False
+    keep &= ends >= smallest[curve][:, None]
     return ends[keep], np.repeat(curve, keep.sum(axis=1))
+
+
+def _holds_a_unit(a: Floats, b: Floats, smallest: Floats) -> npt.NDArray[np.bool_]:
+    """Per piece [a, b]: whether a whole multiple of its `smallest` lies strictly inside it
+    (any point does where `smallest` is 0); a and b within 1e-9 of a multiple are on it."""
+    unit = np.where(smallest > 0, smallest, 1.0)
+    after_a = np.floor(a / unit + 1e-9) + 1
+    inside: npt.NDArray[np.bool_] = (smallest <= 0) | (after_a < b / unit - 1e-9)
+    return inside
 
 
 def _errors(a: Floats, b: Floats, curves: Floats) -> tuple[Floats, Floats]:

@@ -7,16 +7,19 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 import highspy
 import numpy as np
+import numpy.typing as npt
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
-from services.budget.optimizer.backends import new_highs, run_highs
-from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.backends import new_highs, pass_model, run_highs
+from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import (
     FIRST_TOLERANCE,
     Channel,
     Deal,
+    Hill,
     Incremental,
+    Points,
     Reserve,
 )
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
@@ -276,37 +279,127 @@ def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
 
 def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
     """The conflict of a `target_roi` above the best return per unit spent that any plan
-    spending something reaches (None when one reaches it): a plan's ROI is at most its best
-    cell's, and a cell's is highest where its curve's chord from 0 is steepest, at one of its
-    breakpoints or where the cell's money ends (a deal: its value over its cost)."""
+    spending whole minor units reaches on the true curves (None when one reaches it). A plan's
+    ROI is at most its best channel's. A channel without a floor reaches at most its best
+    cell's (`_cell_rois`). A channel with one (its `min`, used or not, or an incremental floor)
+    spends at least that floor m, so reaches at most the most its cells' concave envelopes
+    (plus each curve's rise above its pieces) return on m, over m: a concave return over its
+    spend falls as the spend grows (trial 18e: a `min_if_used` points channel at 40,000 whose
+    first 30,000 return 2 a unit was named 2.0 where it reaches 1.75)."""
     target = model.problem.target_roi
     assert target is not None
-    best, where = -math.inf, -1
-    for i, cell in enumerate(cells):
-        if cell.deal is not None:
-            cost, value = cell.deal
-            roi = value / cost if cost <= min(cell.upper, model.budget) + EPS else -math.inf
-        else:
-            assert cell.segments is not None
-            spend = np.cumsum(cell.segments.lengths)
-            earned = cell.weight * np.cumsum(cell.segments.lengths * cell.segments.slopes)
-            most = min(float(spend[-1]), model.budget)
-            reach = np.r_[spend[spend < most], most]
-            ratios = np.interp(reach, np.r_[0.0, spend], np.r_[0.0, earned]) / reach \
-                if most > EPS else np.zeros(1)
-            roi = float(ratios.max())
-        if roi > best:
-            best, where = roi, i
-    if best >= float(target) or where < 0:
+    rois, _ = _cell_rois(model, cells)
+    floors = _floors(model)
+    for c in np.flatnonzero(floors > EPS).tolist():
+        mine = np.flatnonzero(cells.channel == c)
+        rois[mine] = -math.inf
+        if len(mine) and floors[c] <= min(model.upper[c], model.budget) + EPS:
+            rois[mine[0]] = _floor_roi(cells, mine, float(floors[c]))
+    if not len(rois) or float(rois.max()) >= float(target):
         return None
+    where = int(np.argmax(rois))
+    best = float(rois[where])
     # Down to the ratios' places: that target is met, and the change is then at least needed.
     reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
     channel = model.problem.channels[cells[where].channel].id
     period = model.periods[cells[where].period].id
-    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods else "")
+    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
+                                    floors[cells[where].channel] <= EPS else "")
     return Conflict("target_roi", target - reached,
                     f"lower target_roi to at most {reached}: no plan that spends anything "
                     f"returns more per unit spent (the best is {place})")
+
+
+def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
+    """Per cell, the most its true curve returns per unit spent on whole minor units up to its
+    money (-inf where it can spend none), and the spend that returns it (scaled).
+    A curve's return over spend is highest at a whole unit next to where the chord from 0 is
+    steepest: a points curve's breakpoints (on each piece the ratio is monotone), a Hill
+    curve's first unit where alpha ≤ 1 (the ratio falls) else next to k · (alpha − 1)^(1/alpha)
+    (where it peaks), a linear curve's any; and the cell's end."""
+    unit = float(quantum(model.problem.decimals)) / model.unit
+    candidates: list[Floats] = []
+    for cell in cells:
+        reach = min(cell.upper, model.budget, model.upper[cell.channel])
+        response = model.problem.channels[cell.channel].response
+        if isinstance(response, Deal) or reach < unit * (1 - 1e-9):
+            candidates.append(np.zeros(0))
+            continue
+        if isinstance(response, Hill) and response.alpha > 1:
+            peak = float(response.k) / model.unit * (float(response.alpha) - 1) ** (
+                1 / float(response.alpha))
+            inner = np.array([peak * cell.share])
+        elif isinstance(response, Points):
+            inner = np.array([float(x) for x, _ in response.points[1:]]) / model.unit * cell.share
+        else:
+            inner = np.zeros(0)
+        units = np.floor(np.r_[inner, inner + unit, unit, reach] / unit + 1e-9)
+        candidates.append(np.unique(np.clip(units, 1, math.floor(reach / unit + 1e-9))) * unit)
+    sizes = np.array([len(c) for c in candidates])
+    owner = np.repeat(np.arange(len(cells)), sizes)
+    spend = np.concatenate(candidates) if candidates else np.zeros(0)
+    earned = model.true_returns(Cells(cells[i] for i in owner.tolist()), spend)
+    rois = np.full(len(cells), -math.inf)
+    ratio = earned / np.maximum(spend, EPS)
+    np.maximum.at(rois, owner, ratio)
+    at = np.zeros(len(cells))
+    top = ratio >= rois[owner]
+    at[owner[top]] = spend[top]
+    for i, cell in enumerate(cells):
+        if cell.deal is not None and cell.deal[0] <= min(cell.upper, model.budget) + EPS:
+            rois[i], at[i] = cell.deal[1] / cell.deal[0], cell.deal[0]
+    return rois, at
+
+
+def best_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The plan spending only in the cell whose whole minor units return most per unit spent on
+    the true curves, where the channels' floors allow one cell alone (none has one, nor a
+    `min_if_used` minimum above 0 on that cell's channel); None where they do not. It meets any
+    target_roi up to that return per unit (`unreachable_roi` names it), which the pieces, below
+    a concave curve's first unit, can miss."""
+    if not len(cells) or (np.asarray(model.lower) > EPS).any():
+        return None
+    rois, at = _cell_rois(model, cells)
+    best = int(np.argmax(rois))
+    if not math.isfinite(rois[best]) or _floors(model)[cells[best].channel] > EPS:
+        return None
+    spend = np.zeros(len(cells))
+    spend[best] = at[best]
+    return spend
+
+
+def _floors(model: ScaledProblem) -> Floats:
+    """Per channel, the least it spends if used (scaled): its floor, its `min` if that holds only
+    if used."""
+    floors = np.asarray(model.lower, dtype=float).copy()
+    for c, channel in enumerate(model.problem.channels):
+        if channel.min_if_used and channel.min is not None:
+            floors[c] = max(floors[c], model.money(channel.min))
+    return floors
+
+
+def _floor_roi(cells: Cells, mine: npt.NDArray[np.intp], floor: float) -> float:
+    """The most the cells `mine` of one channel return on `floor` spent among them, over
+    `floor`: their concave envelopes' pieces filled by falling return per unit (each weighted,
+    within its cell's cap), plus each curve's rise above its pieces; a deal at its value if its
+    cost fits in the floor."""
+    lengths, gains, rises = [], [], 0.0
+    for i in mine.tolist():
+        cell = cells[i]
+        if cell.deal is not None:
+            lengths.append(np.array([cell.deal[0]]))
+            gains.append(np.array([cell.deal[1] / cell.deal[0]]))
+            continue
+        assert cell.segments is not None
+        hull = envelope(cell.segments)
+        lengths.append(hull.lengths)
+        gains.append(cell.weight * hull.slopes)
+        rises += cell.weight * cell.segments.error
+    length, gain = np.concatenate(lengths), np.concatenate(gains)
+    order = np.argsort(-gain, kind="stable")
+    taken = np.minimum(length[order], np.maximum(floor - np.r_[0.0, np.cumsum(length[order])[:-1]],
+                                                 0.0))
+    return (float(taken @ gain[order]) + rises) / floor
 
 
 def unmet_shares(model: ScaledProblem) -> list[Conflict]:
@@ -341,7 +434,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     starts, index, value = [0], list(range(count)), [1.0] * count
     lower, upper = [1.0], [1.0]
     for r, (group, label, share) in enumerate(rules):
-        members = sorted(model.index[c] for c in group.channels)
+        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
         starts.append(len(value))
         index += members + [count + r]
         value += [1.0] * len(members) + [1.0 if label == "group_min" else -1.0]
@@ -353,7 +446,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value)
     highs = new_highs()
-    highs.passModel(lp)
+    pass_model(highs, lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         # Infeasible even with the shares relaxed: no channel can spend, and the request's

@@ -29,7 +29,7 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer.backends import new_highs, run_highs
+from services.budget.optimizer.backends import new_highs, pass_model, run_highs
 from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import Deal
@@ -259,7 +259,7 @@ def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
     starts, index, value = [0], list(range(count)), [1.0] * count
     lower, upper = [1.0], [1.0]
     for group in model.problem.groups:
-        members = sorted(model.index[c] for c in group.channels)
+        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
         starts.append(len(value))
         index += members
         value += [1.0] * len(members)
@@ -272,7 +272,7 @@ def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value)
     highs = new_highs()
-    highs.passModel(lp)
+    pass_model(highs, lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
         return 0.0

@@ -32,7 +32,12 @@ from dataclasses import dataclass, replace
 import highspy
 import numpy as np
 
-from services.budget.optimizer.backends import new_highs
+from services.budget.optimizer.backends import (
+    hear_deadline,
+    new_highs,
+    pass_model,
+    run_watched,
+)
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill, Flags, Indices, fill_segments
 from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
@@ -102,7 +107,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             return None, None
         if stop is not None:
             stop()
-        answer = lp.solve(low, high)
+        answer = lp.solve(low, high, deadline)
         if answer is None:
             # The columns cannot meet the rows (the bought segments spend more than a cap, or
             # the columns reach no floor): widen every cell's window around its threshold, to
@@ -276,8 +281,10 @@ class _Restricted:
         self.member_row = pairs[:, 1]
         self.rows = self.first_group + len(shares)
 
-    def solve(self, low: Indices, high: Indices) -> _Answer | None:
-        """The LP's plan and its bound (None if the columns cannot meet the rows)."""
+    def solve(self, low: Indices, high: Indices, deadline: float) -> _Answer | None:
+        """The LP's plan and its bound (None if the columns cannot meet the rows, or it is
+        not solved by `deadline`: one LP of 2,000 × 55 with period caps ran 121 s past it, its
+        crossover hearing neither the interrupt nor the time limit; it is then left behind)."""
         curves, period, channel = self.curves, self.period, self.curves.channel
         everyone = curves.cells
         channels = len(self.lower)
@@ -353,9 +360,10 @@ class _Restricted:
         # the trial's 400 × 8 0.5 → 0.7 s), the same plans.
         highs.setOptionValue("solver", "ipm")
         highs.setOptionValue("presolve", "off")
-        highs.passModel(lp)
-        highs.run()
-        if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        pass_model(highs, lp)
+        hear_deadline(highs, deadline)
+        if not run_watched(highs, deadline) or \
+                highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         solution = highs.getSolution()
         x = np.clip(np.asarray(solution.col_value, dtype=float)[:total], 0.0, length)

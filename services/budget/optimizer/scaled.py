@@ -23,6 +23,7 @@ from services.budget.optimizer.curves import (
     points_segments,
 )
 from services.budget.optimizer.problem import Deal, Hill, Linear, Period, Points, Problem
+from shared.money import quantum
 
 Indices = npt.NDArray[np.intp]
 
@@ -201,7 +202,8 @@ class ScaledProblem:
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
                 base = points_segments(points, domain)
             else:
-                base = hill_segments(self._hill_row(response, domain), tolerance)[0]
+                base = hill_segments(self._hill_row(response, domain), tolerance,
+                                     np.array([self._minor_unit(share)]))[0]
             self._cache[key] = _per_share(base, share)
         return self._cache[key]
 
@@ -223,7 +225,8 @@ class ScaledProblem:
             self._over(deadline, stop)
             batch = items[first:first + HILL_BATCH]
             curves = np.concatenate([curve for _, (curve, _) in batch])
-            for (key, (_, share)), base in zip(batch, hill_segments(curves, tolerance)):
+            smallest = np.array([self._minor_unit(share) for _, (_, share) in batch])
+            for (key, (_, share)), base in zip(batch, hill_segments(curves, tolerance, smallest)):
                 self._cache[key] = _per_share(base, share)
 
     def _over(self, deadline: float, stop: Callable[[], bool] | None) -> None:
@@ -233,6 +236,11 @@ class ScaledProblem:
             raise SolveTimeout("stopped before any plan was found")
         if time.perf_counter() > deadline:
             raise SolveTimeout(f"no plan found within {self.problem.time_limit:g} s")
+
+    def _minor_unit(self, share: float) -> float:
+        """The currency's minor unit on the scale of a curve R cut for a period of `share`
+        (whose cells spend share · x)."""
+        return float(quantum(self.problem.decimals)) / self.unit / share
 
     def _hill_row(self, response: Hill, domain: float) -> Floats:
         """The curve as hill_segments reads it: one row of beta, k, alpha (scaled) and the

@@ -4,6 +4,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
+from decimal import Decimal
 
 import numpy as np
 import numpy.typing as npt
@@ -11,11 +12,13 @@ import numpy.typing as npt
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
-from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.infeasibility import unmet_shares, unreachable_roi
+from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.infeasibility import best_roi_plan, unmet_shares, unreachable_roi
+from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
-from services.budget.optimizer.problem import FIRST_TOLERANCE, Deal, Problem
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
@@ -26,8 +29,12 @@ PROVEN_SLACK = 1e-9
 # The solver stops this share of the time limit (plus a fixed part, at most the cap) before
 # it, so that rounding and describing the plan end within the limit.
 ASSEMBLY_SHARE, ASSEMBLY_FIXED, ASSEMBLY_CAP = 0.1, 0.1, 1.5
-# A rounded `target_roi` plan a few cents short of its target is cut this many times at most.
-ROI_REPAIRS = 4
+# A rounded `target_roi` plan short of its target is cut this many times at most, a
+# `min_spend` one added to.
+REPAIRS = 4
+# A `min_spend` repair adds units to the plan at most this many times, each where the next unit
+# earns most (a concave Hill curve's first unit, at an infinite slope, is one cent).
+ADDS = 50
 # `_relaxed_gap`'s search for the budget's price: this many halvings of its bracket on a log
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
@@ -90,8 +97,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None:
                 raise
             break
-        error = _error(model, cells, solution)
-        if error > TARGET_ERROR:
+        error = _spend_error(model, cells, float(np.sum(solution.spend)),
+                             deadline - time.perf_counter()) \
+            if problem.objective == "min_spend" else _error(model, cells, solution)
+        if error > TARGET_ERROR and problem.objective != "min_spend":
             # The curves' largest rises count wherever they are; the prices' bound counts
             # them only where the plan's prices put the optimum (`priced_error`).
             priced = model.priced_error(cells, solution)
@@ -110,29 +119,54 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     proven = solution.gap is not None and error <= TARGET_ERROR + PROVEN_SLACK
     if (solution.status == "optimal") != proven:
         solution = replace(solution, status="optimal" if proven else "feasible")
+    if problem.objective == "target_roi" and float(np.sum(solution.spend)) <= EPS < model.budget:
+        # No plan that spends found on the pieces: the best a cell's whole units return per unit
+        # on the true curves may still meet the target (the pieces lie below a concave curve's
+        # first units). Its distance from the most return is not known.
+        single = best_roi_plan(model, cells)
+        if single is not None and _shares_hold(model, cells, single):
+            solution = replace(solution, spend=single, status="feasible", gap=None)
+            error = math.inf
     first = allocation(model, cells, solution, error, time.perf_counter() - started,
                        stopped=stop is not None and stop())
     if model.budget <= EPS and problem.objective != "min_spend":
         # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
         # the curves where it could go (the models priced it 0, or at a deal's value per unit,
         # which one unit cannot buy).
-        first = replace(first, marginal_value_of_budget=ratio(_first_unit(model)))
+        first = replace(first, marginal_value_of_budget=ratio(first_unit_value(model)))
     answer = first
-    for _ in range(ROI_REPAIRS):
-        short = _roi_short(model, answer)
+    for _ in range(REPAIRS):
+        short = _roi_short(model, cells, answer) if problem.objective == "target_roi" else \
+            _return_short(model, cells, answer)
         if short is None:
             break
-        # Rounded a few cents short of its target ROI (its returns rounded cell by cell, its
-        # curves cut): a few cents taken off where the next unit earns least. The budget's
-        # price is the first answer's (a few cents do not move it; pricing again takes time).
-        solution = replace(solution, spend=_cut(model, cells, answer, short))
+        # Rounded short of its target (its curves cut, the chords of an S-curve's convex part
+        # above the curve; the returns rounded cell by cell): under target_roi a few cents
+        # taken off where the next unit earns least, under min_spend whole units added where
+        # it earns most. The budget's price is the first answer's (pricing again takes time).
+        mended = _cut(model, cells, answer, short) if problem.objective == "target_roi" else \
+            _add(model, cells, answer, short)
+        if mended is None:
+            break
+        solution = replace(solution, spend=mended)
         answer = replace(allocation(model, cells, solution, error,
                                     time.perf_counter() - started, stopped=True),
                          marginal_value_of_budget=first.marginal_value_of_budget)
+    if problem.objective == "min_spend" and answer is not first:
+        # The units added raised the spend the bound is relative to; the least spend it proved
+        # stands (`error` was the solver's plan's).
+        least = float(np.sum(best[1].spend)) * (1 - error)
+        spent = float(answer.spend) / model.unit
+        answer = replace(answer, approximation_error=round(max(spent - least, 0.0) / spent, 8))
     if answer.status == "optimal" and answer.approximation_error > TARGET_ERROR + PROVEN_SLACK:
-        # The rounding lost more return than the bound had left to spare.
+        # The rounding lost more return (under min_spend: the units added cost more) than the
+        # bound had left to spare.
         answer = replace(answer, status="feasible")
-    if _roi_short(model, answer) is None:
+    if problem.objective == "min_spend":
+        if _return_short(model, cells, answer) is None:
+            return answer
+        raise SolveTimeout(f"no plan meeting target_return to the cent found within {limit:g} s")
+    if _roi_short(model, cells, answer) is None:
         return answer
     unreachable = unreachable_roi(model, cells)
     if unreachable is not None:
@@ -140,36 +174,110 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
 
 
-def _first_unit(model: ScaledProblem) -> float:
-    """What one unit adds where nothing may be spent yet: the best slope at zero spend of any
-    curve cell that may take money (a channel with no cap of 0, not a deal, and not one whose
-    `min` holds only if used; a period whose cap is not 0), less 1 for `max_profit`; 0 when
-    none pays. Groups' shares are not asked: the unit is priced where it earns most."""
-    problem = model.problem
-    incremental = problem.incremental
-    weights = [float(period.weight) for period in model.periods if period.cap != 0]
-    best = 0.0
-    for channel in problem.channels:
-        response = channel.response
-        if isinstance(response, Deal) or channel.max == 0 or weights == [] or \
-                (channel.min_if_used and (channel.min or 0) > 0) or \
-                (incremental is not None and channel.id in incremental.previous
-                 and incremental.previous[channel.id] * (1 + incremental.tolerance) <= 0):
-            continue
-        # The scaled curve's slope is the money's: a ratio.
-        slope = float(model.curve_slope(response, np.zeros(1))[0])
-        best = max([best] + [weight * slope for weight in weights if weight > 0])
-    return max(best - (problem.objective == "max_profit"), 0.0)
-
-
-def _roi_short(model: ScaledProblem, answer: Allocation) -> float | None:
-    """What the rounded `target_roi` plan's return lacks of target_roi × spend, in Decimal
-    (scaled; None when it meets the target or the objective is another)."""
+def _roi_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float | None:
+    """What the rounded `target_roi` plan's return on the true curves lacks of target_roi ×
+    spend (scaled; None when it meets the target or the objective is another). The answer's
+    returns are rounded to the cent cell by cell: 0.04 spent at 11.7 needs 0.468, and a true
+    0.467624 was answered as 0.47, meeting it (trial 18e). Floats' noise (1e-12 of the need)
+    does not count as short: a linear channel at exactly the target ROI meets it. (The
+    answer's return, rounded cell by cell, may show less: 0.01 returning 0.2338 shows 0.23.)"""
     target = model.problem.target_roi
     if model.problem.objective != "target_roi" or target is None:
         return None
-    short = target * answer.spend - answer.expected_return
-    return float(short) / model.unit if short > 0 else None
+    return _short_of(model, cells, answer, target * answer.spend, shown=False)
+
+
+def _return_short(model: ScaledProblem, cells: Cells, answer: Allocation) -> float | None:
+    """What the rounded `min_spend` plan's return lacks of target_return, as `_roi_short`
+    (trial 18e: 9 of 40 small requests with S-curves and deals returned up to 61.43 less)."""
+    target = model.problem.target_return
+    if model.problem.objective != "min_spend" or target is None:
+        return None
+    return _short_of(model, cells, answer, target)
+
+
+def _short_of(model: ScaledProblem, cells: Cells, answer: Allocation, need: Decimal,
+              shown: bool = True) -> float | None:
+    """What the rounded plan's return lacks of `need` (money), scaled: on the true curves
+    (beyond floats' noise, 1e-12 of it) or, if `shown`, as answered (its cells' returns
+    rounded)."""
+    earned = float(model.true_returns(cells, _rounded_spend(model, cells, answer)).sum())
+    wanted = float(need) / model.unit
+    short = wanted - earned
+    if shown:
+        short = max(short, float(need - answer.expected_return) / model.unit)
+    return short if short > 1e-12 * wanted else None
+
+
+def _add(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -> Floats | None:
+    """The rounded plan of `answer` with whole units added, where the next unit earns most,
+    until its return on the true curves makes up `short` (at most ADDS steps, `_add_units`);
+    None where no cell can take a unit."""
+    spend = _rounded_spend(model, cells, answer)
+    wanted = float(model.problem.target_return or 0) / model.unit
+    for step in range(ADDS):
+        more = _add_units(model, cells, spend, short)
+        if more is None:
+            return None if step == 0 else spend
+        spend = more
+        short = wanted - float(model.true_returns(cells, spend).sum())
+        if short <= 1e-12 * wanted:
+            break
+    return spend
+
+
+def _add_units(model: ScaledProblem, cells: Cells, spend: Floats, short: float) -> Floats | None:
+    """`spend` (whole units, scaled) with enough units added to the cell whose next unit earns
+    most, where its cell, channel, period and the money have room and every group's share still
+    holds, to make up `short` of return at its slope (at least a unit; the curve's bend may ask
+    for more); None where no cell can take a unit. A `min_if_used` channel left unused stays
+    so (a unit would not reach its floor); a deal is bought whole or not."""
+    problem = model.problem
+    unit = 1.0 / (model.unit * 10 ** problem.decimals)
+    slopes = model.true_slopes(cells, spend)
+    channels = np.bincount(cells.channel, weights=spend, minlength=len(problem.channels))
+    periods = np.bincount(cells.period, weights=spend, minlength=len(model.periods))
+    caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
+    unused = np.array([c.min_if_used and (c.min or 0) > 0 for c in problem.channels]) \
+        & (channels <= EPS)
+    room = np.minimum.reduce([cells.upper - spend,
+                              np.asarray(model.upper)[cells.channel] - channels[cells.channel],
+                              caps[cells.period] - periods[cells.period],
+                              np.full(len(cells), model.budget - float(spend.sum()))])
+    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes > 0) & (room >= unit * (1 - EPS))
+                           & ~unused[cells.channel])
+    for i in open_[np.argsort(-slopes[open_], kind="stable")].tolist():
+        more = spend.copy()
+        # At least a unit: a concave Hill curve's slope at 0 is infinite.
+        more[i] += min(max(math.ceil(short / slopes[i] / unit), 1),
+                       math.floor(room[i] / unit + EPS)) * unit
+        if _shares_hold(model, cells, more):
+            return more
+    return None
+
+
+def _shares_hold(model: ScaledProblem, cells: Cells, spend: Floats) -> bool:
+    """Whether every group's members hold their share of the plan `spend` (float noise aside)."""
+    channels = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
+    total = float(channels.sum())
+    for group in model.problem.groups:
+        mine = float(channels[sorted({model.index[c] for c in group.channels})].sum())
+        if group.min_share is not None and mine < float(group.min_share) * total - EPS:
+            return False
+        if group.max_share is not None and mine > float(group.max_share) * total + EPS:
+            return False
+    return True
+
+
+def _rounded_spend(model: ScaledProblem, cells: Cells, answer: Allocation) -> Floats:
+    """Per cell, the rounded plan of `answer` (scaled)."""
+    unit = 1.0 / (model.unit * 10 ** model.problem.decimals)
+    figures = answer.figures
+    # Without periods a channel's one cell holds its amount (the grid has no columns).
+    units = figures.cell_amounts[cells.channel, cells.period] if figures.periods else \
+        figures.amounts[cells.channel]
+    spend: Floats = units * unit
+    return spend
 
 
 def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -> Floats:
@@ -177,14 +285,10 @@ def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -
     least, where that is below the target ROI and its channel is above its floor, to make up
     `short` of return (each unit taken off lowers the target's need by the target and the
     return by about the cell's slope), at most the cell's spend above its floor; the curve's
-    rise below the plan and the returns' rounding may ask for another cut."""
+    rise below the plan may ask for another cut."""
     target = float(model.problem.target_roi or 0)
     unit = 1.0 / (model.unit * 10 ** model.problem.decimals)
-    figures = answer.figures
-    # Without periods a channel's one cell holds its amount (the grid has no columns).
-    units = figures.cell_amounts[cells.channel, cells.period] if figures.periods else \
-        figures.amounts[cells.channel]
-    spend: Floats = units * unit
+    spend = _rounded_spend(model, cells, answer)
     slopes = model.true_slopes(cells, spend)
     by_channel = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
     room = np.minimum(spend, by_channel[cells.channel] - np.asarray(model.lower)[cells.channel])
@@ -223,6 +327,35 @@ def _error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
         approximation_error(model, cells, replace(solution, gap=gap))
 
 
+def _spend_error(model: ScaledProblem, cells: Cells, spend: float, seconds: float) -> float:
+    """`approximation_error` of a `min_spend` plan spending `spend` (scaled): how much less a
+    plan whose return on the true curves reaches target_return could spend, relative to
+    `spend`. A curve cell's true return is at most its pieces' plus its rise above them
+    (weight · the segments' error), and its pieces' at most their concave envelope's, so such a
+    plan returns at least target − Σ rises on the envelopes, and spends at least the least spend
+    of that: the Lagrangian bound (`_Relaxation.least`: every row but the return floor and the
+    cells' caps dropped, a deal channel bought once), or where that does not prove
+    TARGET_ERROR, the envelope LP's optimum, every row kept and the binaries relaxed (given
+    `seconds`). 0 for a plan of nothing: no plan spends less."""
+    if spend <= EPS:
+        return 0.0
+    assert model.problem.target_return is not None
+    errors = np.fromiter((0.0 if cell.segments is None else cell.segments.error
+                          for cell in cells), dtype=float, count=len(cells))
+    target = model.money(model.problem.target_return) - float(cells.weight @ errors)
+    least = _Relaxation(cells).least(target)
+    end = time.perf_counter() + seconds
+    for exact, relax in ((frozenset[int](), True), (None, False)):
+        if spend - least <= TARGET_ERROR * spend or time.perf_counter() >= end:
+            break
+        form = formulate(model, cells, exact=exact)
+        form.row_lower[form.row_index("target_return")] = target
+        run = run_highs(form, end - time.perf_counter(), relax=relax)
+        if run.bound is not None:
+            least = max(least, run.bound)
+    return max(spend - least, 0.0) / spend
+
+
 def _relaxed_gap(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
     """How far the segments' optimum can lie from the plan's model objective, as the MILP's
     gap is read by `approximation_error` (the model return times 1 + gap bounds the model's
@@ -242,14 +375,7 @@ def _relaxed_gap(model: ScaledProblem, cells: Cells, solution: Solution) -> floa
     spend = float(np.sum(solution.spend))
     if problem.objective == "min_spend":
         assert problem.target_return is not None
-        target = model.money(problem.target_return)
-        low, high = relaxation.steepest * LOWEST_PRICE, relaxation.steepest
-        least = 0.0
-        for _ in range(PRICE_BISECTIONS):
-            price = math.sqrt(low * high)
-            most, _, earned = relaxation.most(price)
-            least = max(least, (target - most) / price)
-            low, high = (price, high) if earned >= target else (low, price)
+        least = relaxation.least(model.money(problem.target_return))
         return max(spend - least, 0.0) / spend if spend > EPS else 0.0
     threshold = 1.0 if problem.objective == "max_profit" else 0.0
     objective = solution.model_return - threshold * spend
@@ -334,6 +460,19 @@ class _Relaxation:
         rank: npt.NDArray[np.int64] = len(self.slopes) - np.searchsorted(
             self.slopes, slopes, side="right")
         return rank
+
+    def least(self, target: float) -> float:
+        """The least spend of any plan returning `target` on these cells' pieces: at least
+        (target − Σ max (curve(x) − p·x)) / p for any price p > 0, bisected towards where the
+        cells' chosen return meets the target."""
+        low, high = self.steepest * LOWEST_PRICE, self.steepest
+        least = 0.0
+        for _ in range(PRICE_BISECTIONS):
+            price = math.sqrt(low * high)
+            most, _, earned = self.most(price)
+            least = max(least, (target - most) / price)
+            low, high = (price, high) if earned >= target else (low, price)
+        return least
 
     def most(self, price: float) -> tuple[float, float, float]:
         """Σ over cells of the most curve(x) − price·x reaches (a deal channel's best cell, or
