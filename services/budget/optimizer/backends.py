@@ -221,6 +221,32 @@ def pass_model(highs: highspy.Highs, lp: highspy.HighsLp) -> None:
         raise RuntimeError("HiGHS refused the model (a coefficient past its limit of 1e15?)")
 
 
+Row = tuple[list[int], list[float], float, float]   # columns, coefficients, lower, upper
+
+
+def solve_rows(lp: highspy.HighsLp, rows: list[Row]) -> Floats | None:
+    """Solve `lp` (its columns set) with `rows` as its matrix: the columns' values where it
+    is solved to optimality, else None. For the small LPs built outside `Formulation`."""
+    starts, index, value = [0], [], []
+    for columns, coefficients, _, _ in rows:
+        index += columns
+        value += coefficients
+        starts.append(len(index))
+    lp.num_row_ = len(rows)
+    lp.row_lower_ = np.array([row[2] for row in rows])
+    lp.row_upper_ = np.array([row[3] for row in rows])
+    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
+    lp.a_matrix_.start_ = np.array(starts, dtype=np.int32)
+    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
+    lp.a_matrix_.value_ = np.array(value, dtype=float)
+    highs = new_highs()
+    pass_model(highs, lp)
+    highs.run()
+    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        return None
+    return np.asarray(highs.getSolution().col_value, dtype=float)
+
+
 def _highs(form: Formulation, seconds: float, relax: bool,
            stop: Stop | None = None) -> highspy.Highs:
     highs = new_highs()

@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
-from services.budget.optimizer.backends import new_highs, pass_model, run_highs
+from services.budget.optimizer.backends import Row, run_highs, solve_rows
 from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import (
@@ -427,32 +427,22 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
         return []
     count = len(channels)
     lp = highspy.HighsLp()
-    lp.num_col_, lp.num_row_ = count + len(rules), 1 + len(rules)
+    lp.num_col_ = count + len(rules)
     lp.col_cost_ = np.r_[np.zeros(count), np.ones(len(rules))]
     lp.col_lower_ = np.zeros(count + len(rules))
     lp.col_upper_ = np.r_[np.where(spends, 1.0, 0.0), np.full(len(rules), np.inf)]
-    starts, index, value = [0], list(range(count)), [1.0] * count
-    lower, upper = [1.0], [1.0]
+    rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
     for r, (group, label, share) in enumerate(rules):
         members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
-        starts.append(len(value))
-        index += members + [count + r]
-        value += [1.0] * len(members) + [1.0 if label == "group_min" else -1.0]
-        lower.append(float(share) if label == "group_min" else -np.inf)
-        upper.append(np.inf if label == "group_min" else float(share))
-    lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = np.array(starts + [len(value)], dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value)
-    highs = new_highs()
-    pass_model(highs, lp)
-    highs.run()
-    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
+        minimum = label == "group_min"
+        rows.append((members + [count + r], [1.0] * len(members) + [1.0 if minimum else -1.0],
+                     float(share) if minimum else -np.inf, np.inf if minimum else float(share)))
+    solved = solve_rows(lp, rows)
+    if solved is None:
         # Infeasible even with the shares relaxed: no channel can spend, and the request's
         # other rules say why (the MILP's conflicts).
         return []
-    slacks = np.asarray(highs.getSolution().col_value, dtype=float)[count:]
+    slacks = solved[count:]
     found = []
     for (group, label, share), slack in zip(rules, slacks.tolist()):
         if slack <= 1e-9:

@@ -29,7 +29,7 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer.backends import new_highs, pass_model, run_highs
+from services.budget.optimizer.backends import Row, run_highs, solve_rows
 from services.budget.optimizer.curves import Floats, Segments
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import Deal
@@ -256,27 +256,14 @@ def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
     lp.col_cost_ = slopes
     lp.col_lower_ = np.zeros(count)
     lp.col_upper_ = allowed.astype(float)
-    starts, index, value = [0], list(range(count)), [1.0] * count
-    lower, upper = [1.0], [1.0]
+    rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
     for group in model.problem.groups:
         members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
-        starts.append(len(value))
-        index += members
-        value += [1.0] * len(members)
-        lower.append(-np.inf if group.min_share is None else float(group.min_share))
-        upper.append(np.inf if group.max_share is None else float(group.max_share))
-    lp.num_row_ = len(lower)
-    lp.row_lower_, lp.row_upper_ = np.array(lower), np.array(upper)
-    lp.a_matrix_.format_ = highspy.MatrixFormat.kRowwise
-    lp.a_matrix_.start_ = np.array(starts + [len(value)], dtype=np.int32)
-    lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
-    lp.a_matrix_.value_ = np.array(value)
-    highs = new_highs()
-    pass_model(highs, lp)
-    highs.run()
-    if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
-        return 0.0
-    return float(highs.getInfo().objective_function_value)
+        rows.append((members, [1.0] * len(members),
+                     -np.inf if group.min_share is None else float(group.min_share),
+                     np.inf if group.max_share is None else float(group.max_share)))
+    split = solve_rows(lp, rows)
+    return 0.0 if split is None else float(slopes @ split)
 
 
 def _on_true_slopes(model: ScaledProblem, cells: Cells, spend: Floats,
