@@ -1,6 +1,4 @@
 """The event consumer: each calendar event applied once, in order, by one process at a time."""
-import asyncio
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -13,6 +11,7 @@ from shared.client import ServiceClient
 from shared.db import create_db_engine, service_registry
 from shared.events import EventConsumer, LeaseLost, consumer_table
 from shared.settings import DatabaseSettings
+from tests.shared.held import Held
 
 metadata = service_registry().metadata
 cursors = consumer_table(metadata)
@@ -167,26 +166,8 @@ def test_a_stop_during_a_poll_ends_its_page_then_gives_the_lease_up(engine):
     """Cancelling the polling task does not stop its thread: the page in flight is finished,
     no further page is taken, and the lease is given up only after that, for good."""
     feed = Feed(12)
-    entered, gate = threading.Event(), threading.Event()
-    handle = feed.handle
-
-    def slow_first_page(request: httpx.Request) -> httpx.Response:
-        entered.set()
-        gate.wait(10)
-        return handle(request)
-
-    feed.handle = slow_first_page  # type: ignore[method-assign]
-    stopping = consumer(engine, feed)
-
-    async def stop_mid_page() -> None:
-        task = asyncio.create_task(stopping.run())
-        await asyncio.to_thread(entered.wait, 10)
-        task.cancel()
-        asyncio.get_running_loop().call_later(0.2, gate.set)
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(stop_mid_page())
+    feed.handle = held = Held(feed.handle)  # type: ignore[method-assign]
+    held.cancel_inside(consumer(engine, feed).run)
     time.sleep(0.3)     # room for a thread left running to go on, as it did before
     assert applied(engine) == [1, 2, 3, 4]
-    assert stopping.status().holder is None
+    assert consumer(engine, feed).status().holder is None

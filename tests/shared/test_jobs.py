@@ -5,7 +5,6 @@ The fake's answers are worked out by hand: values 1.25, 2.50, 3.75 add up to 7.5
 3 picked); stopped after its first step, the answer is 1.25 (`stopped`, 1 picked), and the
 progress then shows incumbent 1.25, bound 7.5, gap (7.5 - 1.25) / 7.5 = 0.8333…
 """
-import asyncio
 import json
 import threading
 import time
@@ -26,6 +25,7 @@ from shared.prefer import prefers_async
 from shared.settings import DatabaseSettings
 from tests.conftest import TEST_SECRET
 from tests.shared import jobs_app
+from tests.shared.held import Held
 from tests.shared.jobs_app import Controls, create_app, jobs, plans
 
 VALUES = ["1.25", "2.50", "3.75"]
@@ -354,25 +354,8 @@ def test_a_job_claimed_while_the_service_stops_is_handed_back(engine):
     is queued again at once, not left running under a stopped runner until its lease lapses."""
     (job_id,) = queued_jobs(engine, 1)
     stopping = runner(engine, lease_seconds=3600.0)
-    entered, gate = threading.Event(), threading.Event()
-    claim = stopping.claim
-
-    def slow_claim():
-        entered.set()
-        gate.wait(10)
-        return claim()
-
-    stopping.claim = slow_claim  # type: ignore[method-assign]
-
-    async def stop_mid_claim() -> None:
-        task = asyncio.create_task(stopping.run())
-        await asyncio.to_thread(entered.wait, 10)
-        task.cancel()
-        asyncio.get_running_loop().call_later(0.2, gate.set)
-        with pytest.raises(asyncio.CancelledError):
-            await task
-
-    asyncio.run(stop_mid_claim())
+    stopping.claim = held = Held(stopping.claim)  # type: ignore[method-assign]
+    held.cancel_inside(stopping.run)
     left = row(engine, job_id)
     assert (left.status, left.claimed_by, left.attempts) == ("queued", None, 0)
 
