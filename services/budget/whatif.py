@@ -363,6 +363,11 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
             conflicts=[{"constraint": c.constraint, "change": format(c.change, "f"),
                         "detail": c.detail, "alone": c.alone or single}
                        for c in conflicts]) from None
+    except optimizer.TooSteep:
+        raise UnprocessableContent(
+            "A curve returns more per unit near zero spend than the solver can take (1e15 or "
+            "more a unit): state the money in a larger unit (thousands), or give the curve a "
+            "larger k or an alpha nearer 1.") from None
     except (optimizer.SolveTimeout, WorkerTimeout):
         raise SolveTimeLimit(
             f"The solver found no plan within {problem.time_limit:g} s. Raise time_limit_seconds "

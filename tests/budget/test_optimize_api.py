@@ -217,6 +217,29 @@ ROI_CHANNELS = [
                                   "points": [["0", "0"], ["100", "300"], ["200", "400"]]}}]
 
 
+def test_a_curve_steeper_than_the_solver_takes_is_a_422(client):
+    # Trial 18f (`L10h`): a target ROI of 1 on a Hill curve of beta 1e15, k 1, alpha 0.1 (its
+    # first cent returns some 1e17 a unit) answered 500: HiGHS refused the model.
+    body = {"currency": "USD", "total": "1000000", "objective": "target_roi", "target_roi": "1",
+            "channels": [{"id": "h", "response": {"type": "hill", "beta": "999999999999999",
+                                                  "k": "1", "alpha": "0.1"}}]}
+    response = post(client, body)
+    assert response.status_code == 422, response.text
+    assert "more per unit near zero spend than the solver can take" in response.json()["detail"]
+
+
+def test_a_target_roi_that_binds_is_not_claimed_optimal(client):
+    # Trial 18f (`tr5`): one Hill curve at a target of 3 answered `optimal` with a bound of
+    # 2e-5 spending 133,014.68, where 133,333.33 returns 399,999.99, 0.14 % more: the curves'
+    # rises loosen the target's row, which the bound does not count.
+    body = {"currency": "USD", "total": "10000000", "objective": "target_roi", "target_roi": "3",
+            "channels": [{"id": "h", "response": {"type": "hill", "beta": "1000000",
+                                                  "k": "200000", "alpha": "1"}}]}
+    answer = post(client, body).json()
+    assert (answer["status"], answer["approximation_error"]) == ("feasible", None)
+    assert Decimal(answer["expected_return"]) >= 3 * Decimal(answer["spend"])
+
+
 def test_optimize_unreachable_target_roi_is_a_422_naming_the_best_reachable(client):
     # No plan returns more than 3 per unit spent: social's first 100 do, everything else less.
     body = {"currency": "USD", "total": "10000", "objective": "target_roi", "target_roi": "5",

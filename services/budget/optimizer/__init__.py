@@ -43,6 +43,7 @@ from services.budget.optimizer.answer import (
                                               PeriodAllocation,
                                               Progress,
                                               SolveTimeout,
+                                              TooSteep,
 )
 from services.budget.optimizer.checks import Issue, check_channel, check_problem
 from services.budget.optimizer.problem import (
@@ -65,6 +66,7 @@ from services.budget.optimizer.solver import solve
 __all__ = [
     "Allocation", "Channel", "ChannelAllocation", "Conflict", "Deal", "Group", "Hill",
     "Incremental", "Infeasible", "Issue", "Linear", "Objective", "Period", "PeriodAllocation",
-    "Points", "Problem", "Progress", "Reserve", "Response", "SolveTimeout", "SolverName", "check_channel",
+    "Points", "Problem", "Progress", "Reserve", "Response", "SolveTimeout", "SolverName", "TooSteep",
+    "check_channel",
     "check_problem", "solve",
 ]

@@ -131,5 +131,9 @@ class Progress:
     seconds: float
 
 
+class TooSteep(Exception):
+    """A curve returns more per unit than the solver can take (1e15 or more near zero spend)."""
+
+
 class SolveTimeout(Exception):
     """The time limit passed before the solver found any plan."""

@@ -12,6 +12,7 @@ import numpy as np
 import pulp
 from pulp.apis.coin_api import pulp_cbc_path
 
+from services.budget.optimizer.answer import TooSteep
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation, to_pulp
 
@@ -218,7 +219,7 @@ def pass_model(highs: highspy.Highs, lp: highspy.HighsLp) -> None:
     (or another it cannot take) and then holds an empty one, which read as solved would be a
     plan with no columns."""
     if highs.passModel(lp) == highspy.HighsStatus.kError:
-        raise RuntimeError("HiGHS refused the model (a coefficient past its limit of 1e15?)")
+        raise TooSteep("a curve's return per unit is past the solver's limit of 1e15")
 
 
 Row = tuple[list[int], list[float], float, float]   # columns, coefficients, lower, upper
