@@ -189,7 +189,7 @@ def _global_binding(model: ScaledProblem, rounded: Rounded, channels: list[Decim
     binding = ["budget"] if unspent == 0 else []
     slack = unit * max(len(problem.channels), 1)
     for group in problem.groups:
-        amount = sum((channels[model.index[c]] for c in group.channels), Decimal(0))
+        amount = sum((channels[i] for i in model.members(group)), Decimal(0))
         if group.min_share is not None and abs(amount - group.min_share * spend) <= slack:
             binding.append(f"group_min:{group.id}")
         if group.max_share is not None and abs(amount - group.max_share * spend) <= slack:

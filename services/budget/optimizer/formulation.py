@@ -227,7 +227,7 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
     _channel_rows(rows, model, cell_of, spend_of, on_cell, channel_of_cell, used,
                   columns.stacked("upper").astype(float) if elastic else None)
     for group in model.problem.groups:
-        members = np.isin(channel_of_cell, [model.index[c] for c in group.channels])
+        members = np.isin(channel_of_cell, model.members(group))
         for share, sense, label in ((group.min_share, ">=", "group_min"),
                                     (group.max_share, "<=", "group_max")):
             if share is not None:

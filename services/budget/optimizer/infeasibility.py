@@ -433,7 +433,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
     lp.col_upper_ = np.r_[np.where(spends, 1.0, 0.0), np.full(len(rules), np.inf)]
     rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
     for r, (group, label, share) in enumerate(rules):
-        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
+        members = model.members(group)
         minimum = label == "group_min"
         rows.append((members + [count + r], [1.0] * len(members) + [1.0 if minimum else -1.0],
                      float(share) if minimum else -np.inf, np.inf if minimum else float(share)))

@@ -258,7 +258,7 @@ def _best_split(model: ScaledProblem, slopes: Floats, allowed: Bools) -> float:
     lp.col_upper_ = allowed.astype(float)
     rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
     for group in model.problem.groups:
-        members = sorted({model.index[c] for c in group.channels})   # each once, as `formulate`
+        members = model.members(group)
         rows.append((members, [1.0] * len(members),
                      -np.inf if group.min_share is None else float(group.min_share),
                      np.inf if group.max_share is None else float(group.max_share)))

@@ -261,7 +261,7 @@ class _Restricted:
         self.bounded = np.flatnonzero((self.lower > EPS) | (self.upper < model.budget - EPS))
         # Group rows: each group's floor (≥ 0) and ceiling (≤ 0) on Σ members − share · T.
         shares: list[tuple[list[int], float, bool]] = [
-            ([model.index[c] for c in group.channels], float(share), floor)
+            (model.members(group), float(share), floor)
             for group in model.problem.groups
             for share, floor in ((group.min_share, True), (group.max_share, False))
             if share is not None]

@@ -22,7 +22,7 @@ from services.budget.optimizer.curves import (
     linear_segments,
     points_segments,
 )
-from services.budget.optimizer.problem import Deal, Hill, Linear, Period, Points, Problem
+from services.budget.optimizer.problem import Deal, Group, Hill, Linear, Period, Points, Problem
 from shared.money import quantum
 
 Indices = npt.NDArray[np.intp]
@@ -138,6 +138,11 @@ class ScaledProblem:
         self.index = {c.id: i for i, c in enumerate(problem.channels)}
         self.lower, self.upper = self._bounds()
         self._cache: dict[tuple[int, float, float, float], Segments] = {}
+
+    def members(self, group: Group) -> list[int]:
+        """The indices of `group`'s channels, each once: a channel listed twice (only a
+        problem `check_problem` did not see) counts once."""
+        return sorted({self.index[c] for c in group.channels})
 
     def money(self, amount: Decimal) -> float:
         """`amount` scaled."""

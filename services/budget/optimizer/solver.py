@@ -278,7 +278,7 @@ def _shares_hold(model: ScaledProblem, cells: Cells, spend: Floats) -> bool:
     channels = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
     total = float(channels.sum())
     for group in model.problem.groups:
-        mine = float(channels[sorted({model.index[c] for c in group.channels})].sum())
+        mine = float(channels[model.members(group)].sum())
         if group.min_share is not None and mine < float(group.min_share) * total - EPS:
             return False
         if group.max_share is not None and mine > float(group.max_share) * total + EPS:
