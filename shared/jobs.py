@@ -582,8 +582,11 @@ class JobRunner:
                     task = asyncio.create_task(self._run(claim, pool))
                     running.add(task)
                     task.add_done_callback(running.discard)
+                # Not asyncio.wait_for: on Python 3.11 it drops a stop that comes as the wake
+                # does, and the service's shutdown then waits on this task for ever.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
         finally:
             self.queue._runners.discard(self)
             for task in running:

@@ -5,6 +5,7 @@ The fake's answers are worked out by hand: values 1.25, 2.50, 3.75 add up to 7.5
 3 picked); stopped after its first step, the answer is 1.25 (`stopped`, 1 picked), and the
 progress then shows incumbent 1.25, bound 7.5, gap (7.5 - 1.25) / 7.5 = 0.8333…
 """
+import asyncio
 import json
 import threading
 import time
@@ -399,3 +400,21 @@ def test_concurrent_submits_with_one_key_make_one_job(engine):
     assert len({job_id for _, job_id, _ in answers}) == 1
     assert sorted(replayed or "" for _, _, replayed in answers) == [""] + ["true"] * 15
     assert {status for status, _, _ in answers} == {202}
+
+
+def test_a_stop_is_heard_when_a_wake_comes_with_it(engine):
+    # A job ending (or a submit) wakes the idle runner; a service stopping in the same moment
+    # must still stop it. Python 3.11's asyncio.wait_for dropped such a cancel, and a
+    # service's shutdown then waited on its runner for ever.
+    async def stop_while_woken() -> bool:
+        worker = runner(engine, poll_seconds=60)
+        task = asyncio.create_task(worker.run())
+        while worker._wake is None or not worker._wake._waiters:  # idle, waiting for a wake
+            await asyncio.sleep(0.01)
+        worker.wake()
+        await asyncio.sleep(0)  # the wake is set before the stop reaches the task
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=10)
+        return task in done and task.cancelled()
+
+    assert asyncio.run(stop_while_woken())
