@@ -560,6 +560,19 @@ class JobRunner:
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
 
+    async def _claim(self) -> Claim | None:
+        claiming = asyncio.create_task(asyncio.to_thread(self.claim))
+        try:
+            return await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # A cancelled await leaves the claim's thread running: a job it claims is handed
+            # back now rather than left to wait for its lease to lapse.
+            await asyncio.wait([claiming])
+            late = None if claiming.exception() else claiming.result()
+            if late is not None:
+                await asyncio.to_thread(self.hand_back, late)
+            raise
+
     async def run(self) -> None:
         """Claim and run jobs until cancelled (the service's lifespan owns this task)."""
         self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
@@ -573,7 +586,7 @@ class JobRunner:
                 self._wake.clear()
                 while len(running) < self.concurrency:
                     try:
-                        claim = await asyncio.to_thread(self.claim)
+                        claim = await self._claim()
                     except Exception as error:  # the database is down: try at the next poll
                         logger.warning("claiming jobs failed: %s", error)
                         break

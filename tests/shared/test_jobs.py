@@ -349,6 +349,34 @@ def test_the_heartbeat_reports_a_cancel(engine):
     assert row(engine, job_id).progress == {"elapsed_seconds": 1.0}
 
 
+def test_a_job_claimed_while_the_service_stops_is_handed_back(engine):
+    """Cancelling the runner does not stop a claim's thread: the job it claims after the stop
+    is queued again at once, not left running under a stopped runner until its lease lapses."""
+    (job_id,) = queued_jobs(engine, 1)
+    stopping = runner(engine, lease_seconds=3600.0)
+    entered, gate = threading.Event(), threading.Event()
+    claim = stopping.claim
+
+    def slow_claim():
+        entered.set()
+        gate.wait(10)
+        return claim()
+
+    stopping.claim = slow_claim  # type: ignore[method-assign]
+
+    async def stop_mid_claim() -> None:
+        task = asyncio.create_task(stopping.run())
+        await asyncio.to_thread(entered.wait, 10)
+        task.cancel()
+        asyncio.get_running_loop().call_later(0.2, gate.set)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    asyncio.run(stop_mid_claim())
+    left = row(engine, job_id)
+    assert (left.status, left.claimed_by, left.attempts) == ("queued", None, 0)
+
+
 def test_two_runners_never_run_the_same_job(engine):
     ids = queued_jobs(engine, 24)
     runners = [runner(engine) for _ in range(16)]
