@@ -4,22 +4,34 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import replace
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer import greedy, period_prices
-from services.budget.optimizer.answer import Allocation, Infeasible, Progress, SolveTimeout
+from services.budget.optimizer.answer import (
+    Allocation,
+    Conflict,
+    Infeasible,
+    Progress,
+    SolveTimeout,
+)
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.infeasibility import best_roi_plan, unmet_shares, unreachable_roi
+from services.budget.optimizer.infeasibility import (
+    ADVICE,
+    best_roi_plan,
+    unmet_shares,
+    unreachable_roi,
+)
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
+from shared.money import quantum
 
 # The approximation is refined until the true optimum can be at most this far above the plan.
 TARGET_ERROR = 1e-3
@@ -38,6 +50,13 @@ ROI_BINDS = 0.01
 # A `min_spend` repair adds units to the plan at most this many times, each where the next unit
 # earns most (a concave Hill curve's first unit, at an infinite slope, is one cent).
 ADDS = 50
+# A `min_spend` plan of most return is cut (`_trim`) trying at most this many cells a step.
+TRIM_TRIES = 20
+# What a cell, channel, period or the money has room for is counted in whole units up to this
+# share of a unit's float noise: the scaled sums carry 1e-16 of the budget, which at
+# 18,333,334 cents is 1.4e-9 of one (trial 18f: a plan a cent short, with a cent of room in
+# the money and the period, was called unmeetable).
+ROOM_NOISE = 1e-6
 # `_relaxed_gap`'s search for the budget's price: this many halvings of its bracket on a log
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
@@ -100,6 +119,16 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None:
                 raise
             break
+        except Infeasible as refused:
+            if best is not None:
+                break
+            if problem.objective == "min_spend":
+                return _most_return_cut(model, cells, started, stop, refused.conflicts)
+            unreachable = None if refused.conflicts or problem.objective != "target_roi" else \
+                unreachable_roi(model, cells)
+            if unreachable is not None:
+                raise Infeasible([unreachable]) from None
+            raise
         error = _spend_error(model, cells, float(np.sum(solution.spend)),
                              deadline - time.perf_counter()) \
             if problem.objective == "min_spend" else _error(model, cells, solution)
@@ -168,7 +197,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if problem.objective == "min_spend":
         if _return_short(model, cells, answer) is None:
             return answer
-        raise SolveTimeout(f"no plan meeting target_return to the cent found within {limit:g} s")
+        return _most_return_cut(model, cells, started, stop, [])
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
     unreachable = unreachable_roi(model, cells)
@@ -243,6 +272,91 @@ def _add(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -
     return spend
 
 
+def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: Stop | None,
+                     refused: list[Conflict]) -> Allocation:
+    """The `min_spend` answer where its pieces found no plan meeting target_return to the cent:
+    they lie below a concave curve, and rounding to the cent can lose one (trial 18f: a target
+    1.80 below the most return refused with no change named; "lower target_return by
+    123293.21", applied, a cent short). The request is solved for the most return in the time
+    left; that plan, where it meets the target, is cut to it where its last units earn least
+    (`_trim`), `feasible`. Else `Infeasible`, with target_return lowered to what that plan
+    returns (which it meets) in place of the pieces' figure beside the other changes named
+    (`refused`); `SolveTimeout` where the time ran out first."""
+    problem = model.problem
+    need = problem.target_return
+    assert need is not None
+    try:
+        most = solve(replace(problem, objective="max_return", target_return=None,
+                             time_limit=problem.time_limit - (time.perf_counter() - started)),
+                     stop=stop)
+    except (Infeasible, SolveTimeout) as failed:
+        if refused:
+            raise Infeasible(refused) from None
+        if isinstance(failed, Infeasible):
+            raise
+        raise SolveTimeout(f"no plan meeting target_return to the cent found within "
+                           f"{problem.time_limit:g} s") from None
+    spend = _rounded_spend(model, cells, most)
+    earned = Decimal(repr(float(model.true_returns(cells, spend).sum()) * model.unit))
+    reached = min(most.expected_return,
+                  earned.quantize(quantum(problem.decimals), rounding=ROUND_FLOOR))
+    if reached < need:
+        change = need - reached
+        raise Infeasible([c for c in refused if c.constraint != "target_return" or not c.alone]
+                         + [Conflict("target_return", change,
+                                     ADVICE["target_return"].format(amount=change), alone=True)])
+    stopped = stop is not None and stop()
+    left = problem.time_limit - (time.perf_counter() - started)
+    for plan in (_trim(model, cells, spend), spend):
+        spent = float(plan.sum())
+        error = _spend_error(model, cells, spent, left - min(
+            ASSEMBLY_SHARE * problem.time_limit + ASSEMBLY_FIXED, ASSEMBLY_CAP))
+        # Not a solver's plan: no gap, and so never `optimal` (see `solve`).
+        answer = allocation(model, cells, Solution(plan, "feasible", None, most.solver, None,
+                                                   float(model.true_returns(cells, plan).sum())),
+                            error, time.perf_counter() - started, stopped=stopped)
+        if _return_short(model, cells, answer) is None:
+            return answer
+    raise AssertionError("the plan of most return met target_return before it was assembled")
+
+
+def _trim(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
+    """`spend` (whole units, scaled, returning at least target_return on the true curves) with
+    whole units taken off where the last unit earns least, while it returns target_return and
+    half a unit more per cell that spends (its cells' returns are answered rounded), every
+    channel keeps its floor (a `min_if_used` one its `min`) and every group its share; at most
+    ADDS steps, each trying the TRIM_TRIES cells that earn least. A deal stays whole."""
+    problem = model.problem
+    unit = 1.0 / (model.unit * 10 ** problem.decimals)
+    floors = np.maximum(model.lower, [model.money(c.min) if c.min_if_used and c.min else 0.0
+                                      for c in problem.channels])
+    wanted = model.money(problem.target_return or Decimal(0)) + \
+        0.5 * unit * int(np.count_nonzero(spend > EPS))
+    for _ in range(ADDS):
+        returns = model.true_returns(cells, spend)
+        surplus = float(returns.sum()) - wanted
+        lost = (returns - model.true_returns(cells, np.maximum(spend - unit, 0.0))) / unit
+        channels = np.bincount(cells.channel, weights=spend, minlength=len(problem.channels))
+        room = np.floor(np.minimum(spend, channels[cells.channel] - floors[cells.channel])
+                        / unit + ROOM_NOISE)
+        open_ = np.flatnonzero(~cells.is_deal & (room >= 1))
+        for i in open_[np.argsort(lost[open_], kind="stable")][:TRIM_TRIES].tolist():
+            units = int(min(room[i], surplus / max(float(lost[i]), EPS) / unit))
+            while units >= 1:
+                less = spend.copy()
+                less[i] -= units * unit
+                if float(model.true_returns(cells, less).sum()) >= wanted and \
+                        _shares_hold(model, cells, less):
+                    break
+                units //= 2
+            if units >= 1:
+                spend = less
+                break
+        else:
+            break
+    return spend
+
+
 def _add_units(model: ScaledProblem, cells: Cells, spend: Floats, short: float) -> Floats | None:
     """`spend` (whole units, scaled) with enough units added to the cell whose next unit earns
     most, where its cell, channel, period and the money have room and every group's share still
@@ -257,17 +371,16 @@ def _add_units(model: ScaledProblem, cells: Cells, spend: Floats, short: float) 
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     unused = np.array([c.min_if_used and (c.min or 0) > 0 for c in problem.channels]) \
         & (channels <= EPS)
-    room = np.minimum.reduce([cells.upper - spend,
-                              np.asarray(model.upper)[cells.channel] - channels[cells.channel],
-                              caps[cells.period] - periods[cells.period],
-                              np.full(len(cells), model.budget - float(spend.sum()))])
-    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes > 0) & (room >= unit * (1 - EPS))
+    room = np.floor(np.minimum.reduce([
+        cells.upper - spend, np.asarray(model.upper)[cells.channel] - channels[cells.channel],
+        caps[cells.period] - periods[cells.period],
+        np.full(len(cells), model.budget - float(spend.sum()))]) / unit + ROOM_NOISE)
+    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes > 0) & (room >= 1)
                            & ~unused[cells.channel])
     for i in open_[np.argsort(-slopes[open_], kind="stable")].tolist():
         more = spend.copy()
         # At least a unit: a concave Hill curve's slope at 0 is infinite.
-        more[i] += min(max(math.ceil(short / slopes[i] / unit), 1),
-                       math.floor(room[i] / unit + EPS)) * unit
+        more[i] += min(max(math.ceil(short / slopes[i] / unit), 1), room[i]) * unit
         if _shares_hold(model, cells, more):
             return more
     return None
