@@ -29,7 +29,7 @@ from services.budget.optimizer.infeasibility import (
 )
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
-from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem, Reserve
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
@@ -286,9 +286,7 @@ def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: S
     need = problem.target_return
     assert need is not None
     try:
-        most = solve(replace(problem, objective="max_return", target_return=None,
-                             time_limit=problem.time_limit - (time.perf_counter() - started)),
-                     stop=stop)
+        most, spend, reached = _most_return(model, cells, started, stop)
     except (Infeasible, SolveTimeout) as failed:
         if refused:
             raise Infeasible(refused) from None
@@ -296,15 +294,14 @@ def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: S
             raise
         raise SolveTimeout(f"no plan meeting target_return to the cent found within "
                            f"{problem.time_limit:g} s") from None
-    spend = _rounded_spend(model, cells, most)
-    earned = Decimal(repr(float(model.true_returns(cells, spend).sum()) * model.unit))
-    reached = min(most.expected_return,
-                  earned.quantize(quantum(problem.decimals), rounding=ROUND_FLOOR))
     if reached < need:
-        change = need - reached
-        raise Infeasible([c for c in refused if c.constraint != "target_return" or not c.alone]
-                         + [Conflict("target_return", change,
-                                     ADVICE["target_return"].format(amount=change), alone=True)])
+        together = [c for c in refused if not c.alone]
+        if all(c.constraint == "target_return" for c in together):
+            # The target lowered alone, as far as the plan of most return needs (below).
+            together = []
+        alone = [c for c in refused if c.alone and c.constraint != "target_return"]
+        raise Infeasible(_enough_together(model, together, started, stop) + alone
+                         + [_lowered(need - reached, alone=True)])
     stopped = stop is not None and stop()
     left = problem.time_limit - (time.perf_counter() - started)
     for plan in (_trim(model, cells, spend), spend):
@@ -318,6 +315,71 @@ def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: S
         if _return_short(model, cells, answer) is None:
             return answer
     raise AssertionError("the plan of most return met target_return before it was assembled")
+
+
+def _most_return(model: ScaledProblem, cells: Cells | None, started: float,
+                 stop: Stop | None) -> tuple[Allocation, Floats, Decimal]:
+    """The request solved for the most return in what is left of its time limit since
+    `started`: the answer, its plan per cell of `cells` (the request's cut curves, made here
+    where None) and what it returns to the cent, the less of as answered and on the true
+    curves (rounded down), which a target must not pass for the plan to meet it."""
+    problem = model.problem
+    most = solve(replace(problem, objective="max_return", target_return=None,
+                         time_limit=problem.time_limit - (time.perf_counter() - started)),
+                 stop=stop)
+    if cells is None:
+        cells = model.cells(FIRST_TOLERANCE)
+    spend = _rounded_spend(model, cells, most)
+    earned = Decimal(repr(float(model.true_returns(cells, spend).sum()) * model.unit))
+    return most, spend, min(most.expected_return,
+                            earned.quantize(quantum(problem.decimals), rounding=ROUND_FLOOR))
+
+
+def _enough_together(model: ScaledProblem, together: list[Conflict], started: float,
+                     stop: Stop | None) -> list[Conflict]:
+    """The changes the elastic model names together, with target_return lowered as far as the
+    plan of most return of the request so changed falls short of it, so that applied they
+    are enough: the elastic model's pieces and the cents can leave them short (trial 18f `k5`:
+    a channel's max and a period's cap raised and the target lowered, 1.98 short). As named
+    where one is a change not made here (a group's share, an incremental rule) or no plan of
+    the changed request was found in time."""
+    if not together:
+        return together
+    problem = model.problem
+    changed = problem
+    for conflict in together:
+        family, _, label = conflict.constraint.partition(":")
+        change = conflict.change
+        if family == "budget":
+            changed = replace(changed, total=changed.total + change,
+                              reserve=Reserve(amount=model.reserve))
+        elif family in ("min", "max") and all(
+                getattr(c, family) is not None for c in changed.channels if c.id == label):
+            changed = replace(changed, channels=tuple(
+                replace(c, **{family: getattr(c, family) + (change if family == "max" else
+                                                            -change)}) if c.id == label else c
+                for c in changed.channels))
+        elif family == "period_cap":
+            changed = replace(changed, periods=tuple(
+                replace(p, cap=p.cap + change) if p.id == label and p.cap is not None else p
+                for p in changed.periods))
+        elif family != "target_return":
+            return together
+    try:
+        _, _, reached = _most_return(ScaledProblem(changed), None, started, stop)
+    except (Infeasible, SolveTimeout):
+        return together
+    assert problem.target_return is not None
+    lowered = [c.change for c in together if c.constraint == "target_return"]
+    if problem.target_return - (lowered[0] if lowered else 0) <= reached:
+        return together
+    return [c for c in together if c.constraint != "target_return"] + \
+        [_lowered(problem.target_return - reached, alone=False)]
+
+
+def _lowered(change: Decimal, *, alone: bool) -> Conflict:
+    return Conflict("target_return", change, ADVICE["target_return"].format(amount=change),
+                    alone=alone)
 
 
 def _trim(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
