@@ -24,6 +24,7 @@ from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.infeasibility import (
     ADVICE,
     best_roi_plan,
+    conflicts,
     unmet_shares,
     unreachable_roi,
 )
@@ -123,7 +124,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is not None:
                 break
             if problem.objective == "min_spend":
-                return _most_return_cut(model, cells, started, stop, refused.conflicts)
+                return _most_return_cut(model, cells, started, deadline, stop)
             unreachable = None if refused.conflicts or problem.objective != "target_roi" else \
                 unreachable_roi(model, cells)
             if unreachable is not None:
@@ -197,7 +198,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if problem.objective == "min_spend":
         if _return_short(model, cells, answer) is None:
             return answer
-        return _most_return_cut(model, cells, started, stop, [])
+        return _most_return_cut(model, cells, started, deadline, stop)
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
     unreachable = unreachable_roi(model, cells)
@@ -272,29 +273,34 @@ def _add(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -
     return spend
 
 
-def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: Stop | None,
-                     refused: list[Conflict]) -> Allocation:
+def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, deadline: float,
+                     stop: Stop | None) -> Allocation:
     """The `min_spend` answer where its pieces found no plan meeting target_return to the cent:
     they lie below a concave curve, and rounding to the cent can lose one (trial 18f: a target
     1.80 below the most return refused with no change named; "lower target_return by
     123293.21", applied, a cent short). The request is solved for the most return in the time
     left; that plan, where it meets the target, is cut to it where its last units earn least
-    (`_trim`), `feasible`. Else `Infeasible`, with target_return lowered to what that plan
-    returns (which it meets) in place of the pieces' figure beside the other changes named
-    (`refused`); `SolveTimeout` where the time ran out first."""
+    (`_trim`), `feasible`. Else `Infeasible`: target_return lowered to what that plan returns
+    (which it meets), beside the elastic model's other changes where there is time to name
+    them by `deadline` (`infeasibility.conflicts`, the request's own where no plan meets its
+    rules); `SolveTimeout` where the time ran out first."""
     problem = model.problem
     need = problem.target_return
     assert need is not None
     try:
         most, spend, reached = _most_return(model, cells, started, stop)
-    except (Infeasible, SolveTimeout) as failed:
+    except Infeasible:
+        refused = conflicts(model, cells, deadline)
         if refused:
             raise Infeasible(refused) from None
-        if isinstance(failed, Infeasible):
+        raise
+    except SolveTimeout:
+        if stop is not None and stop():
             raise
         raise SolveTimeout(f"no plan meeting target_return to the cent found within "
                            f"{problem.time_limit:g} s") from None
     if reached < need:
+        refused = conflicts(model, cells, deadline) if time.perf_counter() < deadline else []
         together = [c for c in refused if not c.alone]
         if all(c.constraint == "target_return" for c in together):
             # The target lowered alone, as far as the plan of most return needs (below).
@@ -304,7 +310,10 @@ def _most_return_cut(model: ScaledProblem, cells: Cells, started: float, stop: S
                          + [_lowered(need - reached, alone=True)])
     stopped = stop is not None and stop()
     left = problem.time_limit - (time.perf_counter() - started)
-    for plan in (_trim(model, cells, spend), spend):
+    # Trimmed to a unit above the target on the true curves, its cells' returns answered
+    # rounded may show less: then to half a unit more per cell that spends, then not at all.
+    margins = (1.0, 0.5 * int(np.count_nonzero(spend > EPS)))
+    for plan in [_trim(model, cells, spend, margin) for margin in margins] + [spend]:
         spent = float(plan.sum())
         error = _spend_error(model, cells, spent, left - min(
             ASSEMBLY_SHARE * problem.time_limit + ASSEMBLY_FIXED, ASSEMBLY_CAP))
@@ -382,18 +391,17 @@ def _lowered(change: Decimal, *, alone: bool) -> Conflict:
                     alone=alone)
 
 
-def _trim(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
+def _trim(model: ScaledProblem, cells: Cells, spend: Floats, margin: float) -> Floats:
     """`spend` (whole units, scaled, returning at least target_return on the true curves) with
     whole units taken off where the last unit earns least, while it returns target_return and
-    half a unit more per cell that spends (its cells' returns are answered rounded), every
-    channel keeps its floor (a `min_if_used` one its `min`) and every group its share; at most
-    ADDS steps, each trying the TRIM_TRIES cells that earn least. A deal stays whole."""
+    `margin` units more, every channel keeps its floor (a `min_if_used` one its `min`) and
+    every group its share; at most ADDS steps, each trying the TRIM_TRIES cells that earn
+    least. A deal stays whole."""
     problem = model.problem
     unit = 1.0 / (model.unit * 10 ** problem.decimals)
     floors = np.maximum(model.lower, [model.money(c.min) if c.min_if_used and c.min else 0.0
                                       for c in problem.channels])
-    wanted = model.money(problem.target_return or Decimal(0)) + \
-        0.5 * unit * int(np.count_nonzero(spend > EPS))
+    wanted = model.money(problem.target_return or Decimal(0)) + margin * unit
     for _ in range(ADDS):
         returns = model.true_returns(cells, spend)
         surplus = float(returns.sum()) - wanted
