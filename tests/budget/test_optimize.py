@@ -802,3 +802,49 @@ def test_solve_target_roi_the_pieces_miss_answers_the_best_cells_first_unit():
     assert (result.spend, result.status) == (D("0.01"), "feasible")
     assert float(hill(0.01, 500_000.0, 100_000.0, 0.97)) >= 8.1 * 0.01
     assert result.approximation_error == float("inf")
+
+
+def test_solve_target_roi_on_a_large_total_reaches_a_curves_first_cents():
+    # Trial 18f (`g17`, `g23`): on 67,606,624.77 a cent is 1.5e-10 of the money, below the
+    # scaled EPS it was divided by, so channel h's first cent was read as 0.3 a unit and the
+    # answer named channel l's 1.0. On the true curve h returns 200,000 / (100,000 + s) a unit:
+    # 1.9999998 at s = 0.01, and at least 1.9999 up to s = 100,000 · (2 / 1.9999 − 1) = 5.00025.
+    channels = (Channel("h", Hill(D(200_000), D(100_000), D(1))), Channel("l", Linear(D(1))))
+    result = solve(problem(*channels, total="67606624.77", objective="target_roi",
+                           target_roi=D("1.9999")))
+    assert (result.spend, result.expected_return) == (D("5.00"), D("10.00"))
+    assert D(200_000) * D(5) / D("100005") >= D("1.9999") * result.spend
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total="67606624.77", objective="target_roi", target_roi=D(2)))
+    conflict, = raised.value.conflicts
+    assert D(2) - conflict.change == D("1.999999")     # 2,000 / 1,000.0001 = 1.99999980
+
+
+@pytest.mark.parametrize("total", ["1000", "67606624.77"])
+def test_solve_target_roi_names_the_best_roi_a_scan_of_whole_cents_finds(total):
+    # Trial 18f (`rr11_1856`): 1.787433 was named (c2's peak) where c0's first cents return
+    # 1.856452 a unit. The reference scans every curve's return per unit at whole cents, the
+    # first 100,000 and then 20,000 spread over the rest, up to the money (a min_if_used
+    # channel from its min), on the curves in Decimal-free closed form.
+    channels = (Channel("c0", Hill(D("468541.95"), D("252385.69"), D(1))),
+                Channel("c1", Deal(D("869.24"), D("1032.03"))),
+                Channel("c2", Hill(D("480823.88"), D("134501.21"), D(2))),
+                Channel("c3", Points(((D(0), D(0)), (D(400), D(600)), (D(900), D(1500)))),
+                        min=D(500), min_if_used=True))
+    cents = round(float(total) * 100)
+    spend = np.unique(np.r_[np.arange(1, min(cents, 100_000) + 1),
+                            np.geomspace(1, cents, 20_000).round()]) / 100
+    curves = {"c0": lambda s: float(D("468541.95")) * s / (s + float(D("252385.69"))),
+              "c2": lambda s: float(D("480823.88")) * s ** 2 / (s ** 2 + 134501.21 ** 2),
+              "c3": lambda s: np.interp(s, [0, 400, 900], [0, 600, 1500])}
+    best = max([float(np.max(curve(spend[spend >= (500 if name == "c3" else 0)]) /
+                             spend[spend >= (500 if name == "c3" else 0)]))
+                for name, curve in curves.items()] +
+               ([1032.03 / 869.24] if float(total) >= 869.24 else []))
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total=total, objective="target_roi", target_roi=D(3)))
+    conflict, = raised.value.conflicts
+    named = D(3) - conflict.change
+    assert abs(float(named) - best) <= 2e-6
+    met = solve(problem(*channels, total=total, objective="target_roi", target_roi=named))
+    assert met.expected_return >= named * met.spend > 0

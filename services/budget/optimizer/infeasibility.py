@@ -340,7 +340,9 @@ def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
     spend = np.concatenate(candidates) if candidates else np.zeros(0)
     earned = model.true_returns(Cells(cells[i] for i in owner.tolist()), spend)
     rois = np.full(len(cells), -math.inf)
-    ratio = earned / np.maximum(spend, EPS)
+    # Every candidate spends a whole unit or more, and a cent of a large budget is far below
+    # EPS: dividing by EPS there named 0.3 for a curve that returns 2 a unit (trial 18f).
+    ratio = earned / spend
     np.maximum.at(rois, owner, ratio)
     at = np.zeros(len(cells))
     top = ratio >= rois[owner]
@@ -356,15 +358,37 @@ def best_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     the true curves, where the channels' floors allow one cell alone (none has one, nor a
     `min_if_used` minimum above 0 on that cell's channel); None where they do not. It meets any
     target_roi up to that return per unit (`unreachable_roi` names it), which the pieces, below
-    a concave curve's first unit, can miss."""
+    a concave curve's first unit, can miss. The cell spends the most whole units, from there to
+    its money, that still meet the target (found by halving; a concave curve's return per unit
+    falls past its best): one Hill curve of beta 200,000 and k 100,000 at a target of 1.9999
+    spends 5.00 for 10.00, not one cent for 0.02. A deal spends its cost."""
     if not len(cells) or (np.asarray(model.lower) > EPS).any():
         return None
     rois, at = _cell_rois(model, cells)
     best = int(np.argmax(rois))
     if not math.isfinite(rois[best]) or _floors(model)[cells[best].channel] > EPS:
         return None
+    target = float(model.problem.target_roi or 0)
+    unit = float(quantum(model.problem.decimals)) / model.unit
+    cell = cells[best]
+    one = Cells([cell])
+
+    def meets(units: int) -> bool:
+        spent = units * unit
+        return float(model.true_returns(one, np.array([spent]))[0]) >= target * spent
+
+    # `low` meets the target, `high` does not (or is the cell's last unit).
+    low = round(at[best] / unit)
+    high = math.floor(min(cell.upper, model.budget, model.upper[cell.channel]) / unit + 1e-9)
+    if cell.deal is not None:
+        high = low
+    elif meets(high):
+        low = high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if meets(middle) else (low, middle)
     spend = np.zeros(len(cells))
-    spend[best] = at[best]
+    spend[best] = low * unit
     return spend
 
 
