@@ -848,3 +848,27 @@ def test_solve_target_roi_names_the_best_roi_a_scan_of_whole_cents_finds(total):
     assert abs(float(named) - best) <= 2e-6
     met = solve(problem(*channels, total=total, objective="target_roi", target_roi=named))
     assert met.expected_return >= named * met.spend > 0
+
+
+def test_solve_target_roi_where_no_plan_can_spend_names_what_lets_one():
+    # Trial 18f (`rr6`): c0's and c1's mins (used or not) and c2's deal all pass the 4,632,488.64
+    # available, so no plan spends anything; the best ROI of no cell was −∞, a 500. Raising the
+    # money lets c2 (2.93 a unit), c0 (1.49 at its min) or c1 (2.55 at its min) spend, none at
+    # 2.990476; c1's min lowered to the money does: its Hill curve returns 119 a unit there.
+    def request(c1_min: str) -> Problem:
+        return problem(
+            Channel("c0", Points(((D(0), D(0)), (D("4307961.61"), D("5411220.07")),
+                                  (D("5008443.17"), D("14902745.24")),
+                                  (D("5481268.22"), D("16934141.77")))),
+                    min=D("11343843.25"), min_if_used=True),
+            Channel("c1", Hill(D("1400859315.42"), D("336663340.61"), D("0.1")),
+                    min=D(c1_min), min_if_used=True),
+            Channel("c2", Deal(D("7721411.43"), D("22637929.36"))),
+            total="4632488.64", objective="target_roi", target_roi=D("2.990476"))
+    with pytest.raises(Infeasible) as raised:
+        solve(request("271782550.28"))
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, conflict.change, conflict.alone) == \
+        ("min:c1", D("271782550.28") - D("4632488.64"), True)
+    met = solve(request("4632488.64"))
+    assert met.expected_return >= D("2.990476") * met.spend > 0

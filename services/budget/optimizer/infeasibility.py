@@ -20,6 +20,7 @@ from services.budget.optimizer.problem import (
     Hill,
     Incremental,
     Points,
+    Problem,
     Reserve,
 )
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
@@ -277,17 +278,37 @@ def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
     return raised, Decimal(100), (cap / 2).quantize(unit, rounding=ROUND_CEILING) - previous
 
 
-def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
+def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     """The conflict of a `target_roi` above the best return per unit spent that any plan
-    spending whole minor units reaches on the true curves (None when one reaches it). A plan's
+    spending whole minor units reaches on the true curves (empty when one reaches it). A plan's
     ROI is at most its best channel's. A channel without a floor reaches at most its best
     cell's (`_cell_rois`). A channel with one (its `min`, used or not, or an incremental floor)
     spends at least that floor m, so reaches at most the most its cells' concave envelopes
     (plus each curve's rise above its pieces) return on m, over m: a concave return over its
     spend falls as the spend grows (trial 18e: a `min_if_used` points channel at 40,000 whose
-    first 30,000 return 2 a unit was named 2.0 where it reaches 1.75)."""
+    first 30,000 return 2 a unit was named 2.0 where it reaches 1.75). Where no plan can spend
+    anything, no target is met: `_spending_changes` names what lets one spend."""
     target = model.problem.target_roi
     assert target is not None
+    best, where = _best_roi(model, cells)
+    if not math.isfinite(best):
+        return _spending_changes(model)
+    if best >= float(target):
+        return []
+    # Down to the ratios' places: that target is met, and the change is then at least needed.
+    reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+    channel = model.problem.channels[cells[where].channel].id
+    period = model.periods[cells[where].period].id
+    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
+                                    _floors(model)[cells[where].channel] <= EPS else "")
+    return [Conflict("target_roi", target - reached,
+                     f"lower target_roi to at most {reached}: no plan that spends anything "
+                     f"returns more per unit spent (the best is {place})")]
+
+
+def _best_roi(model: ScaledProblem, cells: Cells) -> tuple[float, int]:
+    """The most return per unit spent any plan reaches (`unreachable_roi`) and the cell that
+    reaches it; −∞ where no plan can spend anything."""
     rois, _ = _cell_rois(model, cells)
     floors = _floors(model)
     for c in np.flatnonzero(floors > EPS).tolist():
@@ -295,19 +316,65 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
         rois[mine] = -math.inf
         if len(mine) and floors[c] <= min(model.upper[c], model.budget) + EPS:
             rois[mine[0]] = _floor_roi(cells, mine, float(floors[c]))
-    if not len(rois) or float(rois.max()) >= float(target):
-        return None
+    if not len(rois):
+        return -math.inf, -1
     where = int(np.argmax(rois))
-    best = float(rois[where])
-    # Down to the ratios' places: that target is met, and the change is then at least needed.
-    reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
-    channel = model.problem.channels[cells[where].channel].id
-    period = model.periods[cells[where].period].id
-    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
-                                    floors[cells[where].channel] <= EPS else "")
-    return Conflict("target_roi", target - reached,
-                    f"lower target_roi to at most {reached}: no plan that spends anything "
-                    f"returns more per unit spent (the best is {place})")
+    return float(rois[where]), where
+
+
+def _spending_changes(model: ScaledProblem) -> list[Conflict]:
+    """What lets a plan spend where none can (every channel's `min` and every deal's cost past
+    the money it may spend): per such channel, the money raised to its `min` or its deal's
+    cost, or its `min` lowered to the most it may spend; each change that meets the target
+    alone is named as enough alone, else the one reaching the best ROI with target_roi lowered
+    to that ROI (both needed). Trial 18f (`rr6`): two `min_if_used` channels whose mins and a
+    deal whose cost passed the money answered a 500 (a best ROI of no cell, −∞); only channel
+    c1's min lowered to the money (its Hill curve returns 119 a unit there) meets 2.990476."""
+    problem = model.problem
+    target = problem.target_roi
+    assert target is not None
+    unit = quantum(problem.decimals)
+    floors = _floors(model)
+    working: list[Conflict] = []
+    partial: list[tuple[float, list[Conflict]]] = []
+    for c, channel in enumerate(problem.channels):
+        reach = min(model.upper[c], model.budget)
+        deal = isinstance(channel.response, Deal)
+        if isinstance(channel.response, Deal):
+            need = channel.response.cost
+        elif channel.min is not None and floors[c] > reach + EPS and \
+                model.money(channel.min) >= floors[c] - EPS:
+            need = channel.min
+        else:
+            continue
+        changes: list[tuple[Conflict, Problem]] = []
+        if need > model.available and (channel.max is None or channel.max >= need):
+            more = need - model.available
+            changes.append((Conflict("budget", more, ADVICE["budget"].format(amount=more)),
+                            replace(problem, total=problem.total + more,
+                                    reserve=Reserve(amount=model.reserve))))
+        can = Decimal(repr(reach * model.unit)).quantize(unit, rounding=ROUND_FLOOR)
+        if not deal and can > 0:
+            lower = need - can
+            changes.append((Conflict(f"min:{channel.id}", lower,
+                                     ADVICE["min"].format(name=channel.id, amount=lower)),
+                            replace(problem, channels=tuple(
+                                replace(other, min=can) if other is channel else other
+                                for other in problem.channels))))
+        for conflict, changed in changes:
+            scaled = ScaledProblem(changed)
+            best, _ = _best_roi(scaled, scaled.cells(FIRST_TOLERANCE))
+            if best >= float(target):
+                working.append(replace(conflict, alone=True))
+            elif math.isfinite(best):
+                reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+                partial.append((best, [conflict, Conflict(
+                    "target_roi", target - reached,
+                    f"lower target_roi to at most {reached}: with that change no plan "
+                    f"returns more per unit spent")]))
+    if working or not partial:
+        return working
+    return max(partial, key=lambda option: option[0])[1]
 
 
 def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:

@@ -172,8 +172,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
     unreachable = unreachable_roi(model, cells)
-    if unreachable is not None:
-        raise Infeasible([unreachable])
+    if unreachable:
+        raise Infeasible(unreachable)
     raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
 
 
