@@ -872,3 +872,23 @@ def test_solve_target_roi_where_no_plan_can_spend_names_what_lets_one():
         ("min:c1", D("271782550.28") - D("4632488.64"), True)
     met = solve(request("4632488.64"))
     assert met.expected_return >= D("2.990476") * met.spend > 0
+
+
+def test_solve_target_roi_at_an_s_curves_peak_return_per_unit_answers_a_plan():
+    # Trial 18f (`r4_fix`, the fix named for `r4`): s10 in period p2 returns at most
+    # 1.4 · R(y) / y = 1.4 · 900,000 / (200,000 · 9^0.1) = 5.0572718 a unit (y = 3x, at
+    # (y / k)^10 = alpha − 1 = 9), so 5.057271 is met only within cents of x = 83,048.77. The
+    # plan, rounded past that peak, was cut by the slope there, which nears the target: each
+    # cut made up half of what it lacked, and after four the answer was "no plan within 30 s"
+    # in 0.6 s.
+    request = problem(Channel("s10", Hill(D(1_000_000), D(200_000), D(10))),
+                      Channel("s4", Hill(D(300_000_000_000), D(90_000_000_000), D(4))),
+                      Channel("c1", Hill(D(80_000), D(50_000), D(1))),
+                      total="1000000000000", objective="target_roi", target_roi=D("5.057271"),
+                      periods=(Period("p1"), Period("p2", weight=D("1.4")),
+                               Period("p3", weight=D("0.5"))))
+    result = solve(request)
+    p2 = {a.channel: {p.period: p.amount for p in a.periods} for a in result.allocations}
+    x = float(p2["s10"]["p2"])
+    assert result.spend == p2["s10"]["p2"] > 0
+    assert 1.4 / 3 * float(hill(3 * x, 1_000_000.0, 200_000.0, 10.0)) >= 5.057271 * x
