@@ -892,3 +892,37 @@ def test_solve_target_roi_at_an_s_curves_peak_return_per_unit_answers_a_plan():
     x = float(p2["s10"]["p2"])
     assert result.spend == p2["s10"]["p2"] > 0
     assert 1.4 / 3 * float(hill(3 * x, 1_000_000.0, 200_000.0, 10.0)) >= 5.057271 * x
+
+
+@pytest.mark.parametrize(("target", "named"), [("2.5", "2"), ("3.5", "2")])
+def test_solve_target_roi_under_a_groups_share_names_what_a_plan_holding_it_reaches(target,
+                                                                                    named):
+    # Trial 18f: half of any plan goes to b (1 a unit), the rest at most to a (3 a unit), so
+    # no plan returns more than 0.5 · 3 + 0.5 · 1 = 2 a unit. 3.5 named channel a's 3.0, not
+    # reachable; 2.5 ended "no plan that spends found" (a time limit, in a second).
+    channels = (Channel("a", Linear(D(3))), Channel("b", Linear(D(1))))
+    brand = (Group("brand", ("b",), min_share=D("0.5")),)
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, objective="target_roi", target_roi=D(target), groups=brand))
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, D(target) - conflict.change) == ("target_roi", D(named))
+    met = solve(problem(*channels, objective="target_roi", target_roi=D(named), groups=brand))
+    assert met.expected_return == 2 * met.spend > 0
+
+
+def test_solve_target_roi_under_a_groups_share_reaches_a_concave_curves_first_cents():
+    # A brand group at 0.5 over b (1 a unit) beside h, whose first cent returns 32.77: a cent
+    # each returns (32.7779 + 0.01) / 0.02 = 1,638.9481 a unit, the most any plan holding the
+    # share reaches in whole cents (h's return per unit falls with its spend). It was "no plan
+    # that spends found" at 2,000, where the share's plan named 1.0 before it was tried
+    # scaled up (a cent alone cannot be split in halves).
+    channels = (Channel("h", Hill(D(900_000), D(250_000), D("0.6"))), Channel("b", Linear(D(1))))
+    brand = (Group("brand", ("b",), min_share=D("0.5")),)
+    first = float(hill(0.01, 900_000.0, 250_000.0, 0.6))
+    best = D(repr((first + 0.01) / 0.02)).quantize(D("0.000001"), rounding="ROUND_FLOOR")
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, objective="target_roi", target_roi=D(2000), groups=brand))
+    conflict, = raised.value.conflicts
+    assert D(2000) - conflict.change == best
+    met = solve(problem(*channels, objective="target_roi", target_roi=best, groups=brand))
+    assert met.expected_return >= best * met.spend > 0

@@ -23,6 +23,7 @@ from services.budget.optimizer.problem import (
     Problem,
     Reserve,
 )
+from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -40,6 +41,8 @@ ADVICE = {
     "target_return": "lower target_return by {amount}",
     "target_roi": "lower target_roi: the return falls {amount} short of it",
 }
+# `share_roi_plan` tries its plan at this many scales, from the LP's spend to the most it may.
+SCALINGS = 40
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
@@ -287,12 +290,28 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     (plus each curve's rise above its pieces) return on m, over m: a concave return over its
     spend falls as the spend grows (trial 18e: a `min_if_used` points channel at 40,000 whose
     first 30,000 return 2 a unit was named 2.0 where it reaches 1.75). Where no plan can spend
-    anything, no target is met: `_spending_changes` names what lets one spend."""
+    anything, no target is met: `_spending_changes` names what lets one spend. With groups'
+    shares, the ROI of `share_roi_plan`'s plan, rounded, where it is below the target and the
+    best channel's: a brand group at `min_share` 0.5 over a channel of 1 a unit beside one of
+    3 named 3.0, and a target of 2.5 ended "no plan that spends found"; both now name 2.0.
+    Other plans under the shares (with deals, `min_if_used` channels, an S-curve's convex
+    part) may reach more: the figure named is reached, not a bound."""
     target = model.problem.target_roi
     assert target is not None
     best, where = _best_roi(model, cells)
     if not math.isfinite(best):
         return _spending_changes(model)
+    shared = share_roi_plan(model, cells)
+    if shared is not None:
+        # Under groups' shares the best channel alone may be no plan: what a plan holding them
+        # reaches is named instead, a figure reached (not a bound).
+        reached_roi = rounded_roi(model, cells, shared)
+        if reached_roi is not None and reached_roi < float(target) and reached_roi < best:
+            reached = Decimal(repr(reached_roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+            return [Conflict("target_roi", target - reached,
+                             f"lower target_roi to at most {reached}: a plan holding every "
+                             f"group's share returns that much per unit spent, and no channel "
+                             f"alone more than {Decimal(repr(best)).quantize(RATIO_PLACES)}")]
     if best >= float(target):
         return []
     # Down to the ratios' places: that target is met, and the change is then at least needed.
@@ -549,3 +568,94 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
                               f"{moved.normalize():f}): no plan that spends anything holds every "
                               f"group's share"))
     return found
+
+
+def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """A plan holding every group's share (and every floor and cap) that returns the most per
+    unit spent on the curves' concave envelopes, per cell (scaled); None where the request has
+    no share or the LP finds none. The return per unit of a plan spending S is a ratio; with
+    y = x / S and t = 1 / S (Charnes–Cooper) it is linear: most Σ weight · slope · z over the
+    envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
+    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals and `min_if_used`
+    channels with a `min` are left out (unused, which they may be), so the plan is one the
+    request allows; its ROI on the true curves is what `unreachable_roi` names. A brand group
+    at `min_share` 0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    problem = model.problem
+    if not any(g.min_share is not None or g.max_share is not None for g in problem.groups):
+        return None
+    leave = {c for c, channel in enumerate(problem.channels) if channel.min_if_used
+             and (channel.min or 0) > 0 and model.lower[c] <= 0}
+    owner, lengths, gains = [], [], []
+    for i, cell in enumerate(cells):
+        if cell.deal is not None or cell.channel in leave:
+            continue
+        assert cell.segments is not None
+        hull = envelope(cell.segments)
+        owner.append(np.full(len(hull.lengths), i))
+        lengths.append(hull.lengths)
+        gains.append(cell.weight * hull.slopes)
+    if not owner:
+        return None
+    of = np.concatenate(owner)
+    count = len(of)
+    t = count
+    unit = float(quantum(problem.decimals)) / model.unit
+    lp = highspy.HighsLp()
+    lp.num_col_ = count + 1
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = np.r_[np.concatenate(gains), 0.0]
+    lp.col_lower_ = np.r_[np.zeros(count), 1.0 / model.budget]
+    lp.col_upper_ = np.r_[np.full(count, np.inf), 1.0 / unit]
+    rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
+    rows += [([j, t], [1.0, -float(length)], -np.inf, 0.0)
+             for j, length in enumerate(np.concatenate(lengths).tolist())]
+    channel_of, period_of = cells.channel[of], cells.period[of]
+
+    def over(mine: npt.NDArray[np.bool_], per_t: float, lower: bool) -> Row:
+        """Σ z over `mine` against `per_t` · t: at least (`lower`) or at most."""
+        cols = np.flatnonzero(mine).tolist()
+        return (cols + [t], [1.0] * len(cols) + [-per_t],
+                0.0 if lower else -np.inf, np.inf if lower else 0.0)
+    for c in range(len(problem.channels)):
+        if model.upper[c] < model.budget:
+            rows.append(over(channel_of == c, model.upper[c], False))
+        if model.lower[c] > 0:
+            rows.append(over(channel_of == c, model.lower[c], True))
+    for p, period in enumerate(model.periods):
+        if period.cap is not None:
+            rows.append(over(period_of == p, model.money(period.cap), False))
+    for group in problem.groups:
+        members = np.flatnonzero(np.isin(channel_of, model.members(group))).tolist()
+        rows.append((members, [1.0] * len(members),
+                     -np.inf if group.min_share is None else float(group.min_share),
+                     np.inf if group.max_share is None else float(group.max_share)))
+    solved = solve_rows(lp, rows)
+    if solved is None or solved[t] <= 0:
+        return None
+    spend = np.zeros(len(cells))
+    np.add.at(spend, of, solved[:count] / solved[t])
+    # The LP's spend may be a cent or two, which whole units cannot split by the shares (a
+    # cent on each side of a group at 0.5 took 1.0 a unit where 1,638.9 was there): the plan is
+    # also tried scaled up, as far as the money and caps let it, and the best rounded kept.
+    room = [model.budget / float(spend.sum())]
+    for c in range(len(problem.channels)):
+        mine = float(spend[cells.channel == c].sum())
+        if mine > 0:
+            room.append(model.upper[c] / mine)
+    for p, period in enumerate(model.periods):
+        mine = float(spend[cells.period == p].sum())
+        if period.cap is not None and mine > 0:
+            room.append(model.money(period.cap) / mine)
+    plans = [spend * factor for factor in np.geomspace(1.0, max(min(room), 1.0), SCALINGS)]
+    rois = [rounded_roi(model, cells, plan) for plan in plans]
+    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
+    return plans[max(kept)[1]] if kept else None
+
+
+def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:
+    """The return per unit spent of the plan `spend` (scaled) rounded to whole minor units as
+    answered, on the true curves; None where it rounds to nothing."""
+    amounts = round_allocation(model, cells, spend).units / (
+        model.unit * 10 ** model.problem.decimals)
+    spent = float(amounts.sum())
+    return float(model.true_returns(cells, amounts).sum()) / spent if spent > 0 else None

@@ -15,7 +15,12 @@ from services.budget.optimizer.assembly import allocation, approximation_error, 
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
-from services.budget.optimizer.infeasibility import best_roi_plan, unmet_shares, unreachable_roi
+from services.budget.optimizer.infeasibility import (
+    best_roi_plan,
+    share_roi_plan,
+    unmet_shares,
+    unreachable_roi,
+)
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
@@ -129,7 +134,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # on the true curves may still meet the target (the pieces lie below a concave curve's
         # first units). Its distance from the most return is not known.
         single = best_roi_plan(model, cells)
-        if single is not None and _shares_hold(model, cells, single):
+        if single is None or not _shares_hold(model, cells, single):
+            # Under groups' shares: the plan holding them that returns most per unit.
+            single = share_roi_plan(model, cells)
+        if single is not None:
             solution = replace(solution, spend=single, status="feasible", gap=None)
             error = math.inf
     first = allocation(model, cells, solution, error, time.perf_counter() - started,
