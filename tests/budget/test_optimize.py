@@ -802,3 +802,127 @@ def test_solve_target_roi_the_pieces_miss_answers_the_best_cells_first_unit():
     assert (result.spend, result.status) == (D("0.01"), "feasible")
     assert float(hill(0.01, 500_000.0, 100_000.0, 0.97)) >= 8.1 * 0.01
     assert result.approximation_error == float("inf")
+
+
+def test_solve_target_roi_on_a_large_total_reaches_a_curves_first_cents():
+    # Trial 18f (`g17`, `g23`): on 67,606,624.77 a cent is 1.5e-10 of the money, below the
+    # scaled EPS it was divided by, so channel h's first cent was read as 0.3 a unit and the
+    # answer named channel l's 1.0. On the true curve h returns 200,000 / (100,000 + s) a unit:
+    # 1.9999998 at s = 0.01, and at least 1.9999 up to s = 100,000 · (2 / 1.9999 − 1) = 5.00025.
+    channels = (Channel("h", Hill(D(200_000), D(100_000), D(1))), Channel("l", Linear(D(1))))
+    result = solve(problem(*channels, total="67606624.77", objective="target_roi",
+                           target_roi=D("1.9999")))
+    assert (result.spend, result.expected_return) == (D("5.00"), D("10.00"))
+    assert D(200_000) * D(5) / D("100005") >= D("1.9999") * result.spend
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total="67606624.77", objective="target_roi", target_roi=D(2)))
+    conflict, = raised.value.conflicts
+    assert D(2) - conflict.change == D("1.999999")     # 2,000 / 1,000.0001 = 1.99999980
+
+
+@pytest.mark.parametrize("total", ["1000", "67606624.77"])
+def test_solve_target_roi_names_the_best_roi_a_scan_of_whole_cents_finds(total):
+    # Trial 18f (`rr11_1856`): 1.787433 was named (c2's peak) where c0's first cents return
+    # 1.856452 a unit. The reference scans every curve's return per unit at whole cents, the
+    # first 100,000 and then 20,000 spread over the rest, up to the money (a min_if_used
+    # channel from its min), on the curves in Decimal-free closed form.
+    channels = (Channel("c0", Hill(D("468541.95"), D("252385.69"), D(1))),
+                Channel("c1", Deal(D("869.24"), D("1032.03"))),
+                Channel("c2", Hill(D("480823.88"), D("134501.21"), D(2))),
+                Channel("c3", Points(((D(0), D(0)), (D(400), D(600)), (D(900), D(1500)))),
+                        min=D(500), min_if_used=True))
+    cents = round(float(total) * 100)
+    spend = np.unique(np.r_[np.arange(1, min(cents, 100_000) + 1),
+                            np.geomspace(1, cents, 20_000).round()]) / 100
+    curves = {"c0": lambda s: float(D("468541.95")) * s / (s + float(D("252385.69"))),
+              "c2": lambda s: float(D("480823.88")) * s ** 2 / (s ** 2 + 134501.21 ** 2),
+              "c3": lambda s: np.interp(s, [0, 400, 900], [0, 600, 1500])}
+    best = max([float(np.max(curve(spend[spend >= (500 if name == "c3" else 0)]) /
+                             spend[spend >= (500 if name == "c3" else 0)]))
+                for name, curve in curves.items()] +
+               ([1032.03 / 869.24] if float(total) >= 869.24 else []))
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total=total, objective="target_roi", target_roi=D(3)))
+    conflict, = raised.value.conflicts
+    named = D(3) - conflict.change
+    assert abs(float(named) - best) <= 2e-6
+    met = solve(problem(*channels, total=total, objective="target_roi", target_roi=named))
+    assert met.expected_return >= named * met.spend > 0
+
+
+def test_solve_target_roi_where_no_plan_can_spend_names_what_lets_one():
+    # Trial 18f (`rr6`): c0's and c1's mins (used or not) and c2's deal all pass the 4,632,488.64
+    # available, so no plan spends anything; the best ROI of no cell was −∞, a 500. Raising the
+    # money lets c2 (2.93 a unit), c0 (1.49 at its min) or c1 (2.55 at its min) spend, none at
+    # 2.990476; c1's min lowered to the money does: its Hill curve returns 119 a unit there.
+    def request(c1_min: str) -> Problem:
+        return problem(
+            Channel("c0", Points(((D(0), D(0)), (D("4307961.61"), D("5411220.07")),
+                                  (D("5008443.17"), D("14902745.24")),
+                                  (D("5481268.22"), D("16934141.77")))),
+                    min=D("11343843.25"), min_if_used=True),
+            Channel("c1", Hill(D("1400859315.42"), D("336663340.61"), D("0.1")),
+                    min=D(c1_min), min_if_used=True),
+            Channel("c2", Deal(D("7721411.43"), D("22637929.36"))),
+            total="4632488.64", objective="target_roi", target_roi=D("2.990476"))
+    with pytest.raises(Infeasible) as raised:
+        solve(request("271782550.28"))
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, conflict.change, conflict.alone) == \
+        ("min:c1", D("271782550.28") - D("4632488.64"), True)
+    met = solve(request("4632488.64"))
+    assert met.expected_return >= D("2.990476") * met.spend > 0
+
+
+def test_solve_target_roi_at_an_s_curves_peak_return_per_unit_answers_a_plan():
+    # Trial 18f (`r4_fix`, the fix named for `r4`): s10 in period p2 returns at most
+    # 1.4 · R(y) / y = 1.4 · 900,000 / (200,000 · 9^0.1) = 5.0572718 a unit (y = 3x, at
+    # (y / k)^10 = alpha − 1 = 9), so 5.057271 is met only within cents of x = 83,048.77. The
+    # plan, rounded past that peak, was cut by the slope there, which nears the target: each
+    # cut made up half of what it lacked, and after four the answer was "no plan within 30 s"
+    # in 0.6 s.
+    request = problem(Channel("s10", Hill(D(1_000_000), D(200_000), D(10))),
+                      Channel("s4", Hill(D(300_000_000_000), D(90_000_000_000), D(4))),
+                      Channel("c1", Hill(D(80_000), D(50_000), D(1))),
+                      total="1000000000000", objective="target_roi", target_roi=D("5.057271"),
+                      periods=(Period("p1"), Period("p2", weight=D("1.4")),
+                               Period("p3", weight=D("0.5"))))
+    result = solve(request)
+    p2 = {a.channel: {p.period: p.amount for p in a.periods} for a in result.allocations}
+    x = float(p2["s10"]["p2"])
+    assert result.spend == p2["s10"]["p2"] > 0
+    assert 1.4 / 3 * float(hill(3 * x, 1_000_000.0, 200_000.0, 10.0)) >= 5.057271 * x
+
+
+@pytest.mark.parametrize(("target", "named"), [("2.5", "2"), ("3.5", "2")])
+def test_solve_target_roi_under_a_groups_share_names_what_a_plan_holding_it_reaches(target,
+                                                                                    named):
+    # Trial 18f: half of any plan goes to b (1 a unit), the rest at most to a (3 a unit), so
+    # no plan returns more than 0.5 · 3 + 0.5 · 1 = 2 a unit. 3.5 named channel a's 3.0, not
+    # reachable; 2.5 ended "no plan that spends found" (a time limit, in a second).
+    channels = (Channel("a", Linear(D(3))), Channel("b", Linear(D(1))))
+    brand = (Group("brand", ("b",), min_share=D("0.5")),)
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, objective="target_roi", target_roi=D(target), groups=brand))
+    conflict, = raised.value.conflicts
+    assert (conflict.constraint, D(target) - conflict.change) == ("target_roi", D(named))
+    met = solve(problem(*channels, objective="target_roi", target_roi=D(named), groups=brand))
+    assert met.expected_return == 2 * met.spend > 0
+
+
+def test_solve_target_roi_under_a_groups_share_reaches_a_concave_curves_first_cents():
+    # A brand group at 0.5 over b (1 a unit) beside h, whose first cent returns 32.77: a cent
+    # each returns (32.7779 + 0.01) / 0.02 = 1,638.9481 a unit, the most any plan holding the
+    # share reaches in whole cents (h's return per unit falls with its spend). It was "no plan
+    # that spends found" at 2,000, where the share's plan named 1.0 before it was tried
+    # scaled up (a cent alone cannot be split in halves).
+    channels = (Channel("h", Hill(D(900_000), D(250_000), D("0.6"))), Channel("b", Linear(D(1))))
+    brand = (Group("brand", ("b",), min_share=D("0.5")),)
+    first = float(hill(0.01, 900_000.0, 250_000.0, 0.6))
+    best = D(repr((first + 0.01) / 0.02)).quantize(D("0.000001"), rounding="ROUND_FLOOR")
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, objective="target_roi", target_roi=D(2000), groups=brand))
+    conflict, = raised.value.conflicts
+    assert D(2000) - conflict.change == best
+    met = solve(problem(*channels, objective="target_roi", target_roi=best, groups=brand))
+    assert met.expected_return >= best * met.spend > 0

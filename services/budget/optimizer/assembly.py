@@ -91,8 +91,8 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
         # Spending nothing meets any target ROI, and answers none: the request asked for a
         # return. Either no plan that spends reaches the target, or none was found in time.
         unreachable = unreachable_roi(model, cells)
-        if unreachable is not None:
-            raise Infeasible([unreachable])
+        if unreachable:
+            raise Infeasible(unreachable)
         raise SolveTimeout(f"no plan that spends found within {problem.time_limit:g} s")
     unspent = model.available - spend
     expected = int(returns.sum()) * unit

@@ -20,8 +20,10 @@ from services.budget.optimizer.problem import (
     Hill,
     Incremental,
     Points,
+    Problem,
     Reserve,
 )
+from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
@@ -39,6 +41,8 @@ ADVICE = {
     "target_return": "lower target_return by {amount}",
     "target_roi": "lower target_roi: the return falls {amount} short of it",
 }
+# `share_roi_plan` tries its plan at this many scales, from the LP's spend to the most it may.
+SCALINGS = 40
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
@@ -277,17 +281,53 @@ def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
     return raised, Decimal(100), (cap / 2).quantize(unit, rounding=ROUND_CEILING) - previous
 
 
-def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
+def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     """The conflict of a `target_roi` above the best return per unit spent that any plan
-    spending whole minor units reaches on the true curves (None when one reaches it). A plan's
+    spending whole minor units reaches on the true curves (empty when one reaches it). A plan's
     ROI is at most its best channel's. A channel without a floor reaches at most its best
     cell's (`_cell_rois`). A channel with one (its `min`, used or not, or an incremental floor)
     spends at least that floor m, so reaches at most the most its cells' concave envelopes
     (plus each curve's rise above its pieces) return on m, over m: a concave return over its
     spend falls as the spend grows (trial 18e: a `min_if_used` points channel at 40,000 whose
-    first 30,000 return 2 a unit was named 2.0 where it reaches 1.75)."""
+    first 30,000 return 2 a unit was named 2.0 where it reaches 1.75). Where no plan can spend
+    anything, no target is met: `_spending_changes` names what lets one spend. With groups'
+    shares, the ROI of `share_roi_plan`'s plan, rounded, where it is below the target and the
+    best channel's: a brand group at `min_share` 0.5 over a channel of 1 a unit beside one of
+    3 named 3.0, and a target of 2.5 ended "no plan that spends found"; both now name 2.0.
+    Other plans under the shares (with deals, `min_if_used` channels, an S-curve's convex
+    part) may reach more: the figure named is reached, not a bound."""
     target = model.problem.target_roi
     assert target is not None
+    best, where = _best_roi(model, cells)
+    if not math.isfinite(best):
+        return _spending_changes(model)
+    shared = share_roi_plan(model, cells)
+    if shared is not None:
+        # Under groups' shares the best channel alone may be no plan: what a plan holding them
+        # reaches is named instead, a figure reached (not a bound).
+        reached_roi = rounded_roi(model, cells, shared)
+        if reached_roi is not None and reached_roi < float(target) and reached_roi < best:
+            reached = Decimal(repr(reached_roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+            return [Conflict("target_roi", target - reached,
+                             f"lower target_roi to at most {reached}: a plan holding every "
+                             f"group's share returns that much per unit spent, and no channel "
+                             f"alone more than {Decimal(repr(best)).quantize(RATIO_PLACES)}")]
+    if best >= float(target):
+        return []
+    # Down to the ratios' places: that target is met, and the change is then at least needed.
+    reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+    channel = model.problem.channels[cells[where].channel].id
+    period = model.periods[cells[where].period].id
+    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
+                                    _floors(model)[cells[where].channel] <= EPS else "")
+    return [Conflict("target_roi", target - reached,
+                     f"lower target_roi to at most {reached}: no plan that spends anything "
+                     f"returns more per unit spent (the best is {place})")]
+
+
+def _best_roi(model: ScaledProblem, cells: Cells) -> tuple[float, int]:
+    """The most return per unit spent any plan reaches (`unreachable_roi`) and the cell that
+    reaches it; −∞ where no plan can spend anything."""
     rois, _ = _cell_rois(model, cells)
     floors = _floors(model)
     for c in np.flatnonzero(floors > EPS).tolist():
@@ -295,19 +335,65 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> Conflict | None:
         rois[mine] = -math.inf
         if len(mine) and floors[c] <= min(model.upper[c], model.budget) + EPS:
             rois[mine[0]] = _floor_roi(cells, mine, float(floors[c]))
-    if not len(rois) or float(rois.max()) >= float(target):
-        return None
+    if not len(rois):
+        return -math.inf, -1
     where = int(np.argmax(rois))
-    best = float(rois[where])
-    # Down to the ratios' places: that target is met, and the change is then at least needed.
-    reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
-    channel = model.problem.channels[cells[where].channel].id
-    period = model.periods[cells[where].period].id
-    place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
-                                    floors[cells[where].channel] <= EPS else "")
-    return Conflict("target_roi", target - reached,
-                    f"lower target_roi to at most {reached}: no plan that spends anything "
-                    f"returns more per unit spent (the best is {place})")
+    return float(rois[where]), where
+
+
+def _spending_changes(model: ScaledProblem) -> list[Conflict]:
+    """What lets a plan spend where none can (every channel's `min` and every deal's cost past
+    the money it may spend): per such channel, the money raised to its `min` or its deal's
+    cost, or its `min` lowered to the most it may spend; each change that meets the target
+    alone is named as enough alone, else the one reaching the best ROI with target_roi lowered
+    to that ROI (both needed). Trial 18f (`rr6`): two `min_if_used` channels whose mins and a
+    deal whose cost passed the money answered a 500 (a best ROI of no cell, −∞); only channel
+    c1's min lowered to the money (its Hill curve returns 119 a unit there) meets 2.990476."""
+    problem = model.problem
+    target = problem.target_roi
+    assert target is not None
+    unit = quantum(problem.decimals)
+    floors = _floors(model)
+    working: list[Conflict] = []
+    partial: list[tuple[float, list[Conflict]]] = []
+    for c, channel in enumerate(problem.channels):
+        reach = min(model.upper[c], model.budget)
+        deal = isinstance(channel.response, Deal)
+        if isinstance(channel.response, Deal):
+            need = channel.response.cost
+        elif channel.min is not None and floors[c] > reach + EPS and \
+                model.money(channel.min) >= floors[c] - EPS:
+            need = channel.min
+        else:
+            continue
+        changes: list[tuple[Conflict, Problem]] = []
+        if need > model.available and (channel.max is None or channel.max >= need):
+            more = need - model.available
+            changes.append((Conflict("budget", more, ADVICE["budget"].format(amount=more)),
+                            replace(problem, total=problem.total + more,
+                                    reserve=Reserve(amount=model.reserve))))
+        can = Decimal(repr(reach * model.unit)).quantize(unit, rounding=ROUND_FLOOR)
+        if not deal and can > 0:
+            lower = need - can
+            changes.append((Conflict(f"min:{channel.id}", lower,
+                                     ADVICE["min"].format(name=channel.id, amount=lower)),
+                            replace(problem, channels=tuple(
+                                replace(other, min=can) if other is channel else other
+                                for other in problem.channels))))
+        for conflict, changed in changes:
+            scaled = ScaledProblem(changed)
+            best, _ = _best_roi(scaled, scaled.cells(FIRST_TOLERANCE))
+            if best >= float(target):
+                working.append(replace(conflict, alone=True))
+            elif math.isfinite(best):
+                reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+                partial.append((best, [conflict, Conflict(
+                    "target_roi", target - reached,
+                    f"lower target_roi to at most {reached}: with that change no plan "
+                    f"returns more per unit spent")]))
+    if working or not partial:
+        return working
+    return max(partial, key=lambda option: option[0])[1]
 
 
 def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
@@ -340,7 +426,9 @@ def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
     spend = np.concatenate(candidates) if candidates else np.zeros(0)
     earned = model.true_returns(Cells(cells[i] for i in owner.tolist()), spend)
     rois = np.full(len(cells), -math.inf)
-    ratio = earned / np.maximum(spend, EPS)
+    # Every candidate spends a whole unit or more, and a cent of a large budget is far below
+    # EPS: dividing by EPS there named 0.3 for a curve that returns 2 a unit (trial 18f).
+    ratio = earned / spend
     np.maximum.at(rois, owner, ratio)
     at = np.zeros(len(cells))
     top = ratio >= rois[owner]
@@ -356,15 +444,37 @@ def best_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     the true curves, where the channels' floors allow one cell alone (none has one, nor a
     `min_if_used` minimum above 0 on that cell's channel); None where they do not. It meets any
     target_roi up to that return per unit (`unreachable_roi` names it), which the pieces, below
-    a concave curve's first unit, can miss."""
+    a concave curve's first unit, can miss. The cell spends the most whole units, from there to
+    its money, that still meet the target (found by halving; a concave curve's return per unit
+    falls past its best): one Hill curve of beta 200,000 and k 100,000 at a target of 1.9999
+    spends 5.00 for 10.00, not one cent for 0.02. A deal spends its cost."""
     if not len(cells) or (np.asarray(model.lower) > EPS).any():
         return None
     rois, at = _cell_rois(model, cells)
     best = int(np.argmax(rois))
     if not math.isfinite(rois[best]) or _floors(model)[cells[best].channel] > EPS:
         return None
+    target = float(model.problem.target_roi or 0)
+    unit = float(quantum(model.problem.decimals)) / model.unit
+    cell = cells[best]
+    one = Cells([cell])
+
+    def meets(units: int) -> bool:
+        spent = units * unit
+        return float(model.true_returns(one, np.array([spent]))[0]) >= target * spent
+
+    # `low` meets the target, `high` does not (or is the cell's last unit).
+    low = round(at[best] / unit)
+    high = math.floor(min(cell.upper, model.budget, model.upper[cell.channel]) / unit + 1e-9)
+    if cell.deal is not None:
+        high = low
+    elif meets(high):
+        low = high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if meets(middle) else (low, middle)
     spend = np.zeros(len(cells))
-    spend[best] = at[best]
+    spend[best] = low * unit
     return spend
 
 
@@ -458,3 +568,94 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
                               f"{moved.normalize():f}): no plan that spends anything holds every "
                               f"group's share"))
     return found
+
+
+def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """A plan holding every group's share (and every floor and cap) that returns the most per
+    unit spent on the curves' concave envelopes, per cell (scaled); None where the request has
+    no share or the LP finds none. The return per unit of a plan spending S is a ratio; with
+    y = x / S and t = 1 / S (Charnes–Cooper) it is linear: most Σ weight · slope · z over the
+    envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
+    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals and `min_if_used`
+    channels with a `min` are left out (unused, which they may be), so the plan is one the
+    request allows; its ROI on the true curves is what `unreachable_roi` names. A brand group
+    at `min_share` 0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    problem = model.problem
+    if not any(g.min_share is not None or g.max_share is not None for g in problem.groups):
+        return None
+    leave = {c for c, channel in enumerate(problem.channels) if channel.min_if_used
+             and (channel.min or 0) > 0 and model.lower[c] <= 0}
+    owner, lengths, gains = [], [], []
+    for i, cell in enumerate(cells):
+        if cell.deal is not None or cell.channel in leave:
+            continue
+        assert cell.segments is not None
+        hull = envelope(cell.segments)
+        owner.append(np.full(len(hull.lengths), i))
+        lengths.append(hull.lengths)
+        gains.append(cell.weight * hull.slopes)
+    if not owner:
+        return None
+    of = np.concatenate(owner)
+    count = len(of)
+    t = count
+    unit = float(quantum(problem.decimals)) / model.unit
+    lp = highspy.HighsLp()
+    lp.num_col_ = count + 1
+    lp.sense_ = highspy.ObjSense.kMaximize
+    lp.col_cost_ = np.r_[np.concatenate(gains), 0.0]
+    lp.col_lower_ = np.r_[np.zeros(count), 1.0 / model.budget]
+    lp.col_upper_ = np.r_[np.full(count, np.inf), 1.0 / unit]
+    rows: list[Row] = [(list(range(count)), [1.0] * count, 1.0, 1.0)]
+    rows += [([j, t], [1.0, -float(length)], -np.inf, 0.0)
+             for j, length in enumerate(np.concatenate(lengths).tolist())]
+    channel_of, period_of = cells.channel[of], cells.period[of]
+
+    def over(mine: npt.NDArray[np.bool_], per_t: float, lower: bool) -> Row:
+        """Σ z over `mine` against `per_t` · t: at least (`lower`) or at most."""
+        cols = np.flatnonzero(mine).tolist()
+        return (cols + [t], [1.0] * len(cols) + [-per_t],
+                0.0 if lower else -np.inf, np.inf if lower else 0.0)
+    for c in range(len(problem.channels)):
+        if model.upper[c] < model.budget:
+            rows.append(over(channel_of == c, model.upper[c], False))
+        if model.lower[c] > 0:
+            rows.append(over(channel_of == c, model.lower[c], True))
+    for p, period in enumerate(model.periods):
+        if period.cap is not None:
+            rows.append(over(period_of == p, model.money(period.cap), False))
+    for group in problem.groups:
+        members = np.flatnonzero(np.isin(channel_of, model.members(group))).tolist()
+        rows.append((members, [1.0] * len(members),
+                     -np.inf if group.min_share is None else float(group.min_share),
+                     np.inf if group.max_share is None else float(group.max_share)))
+    solved = solve_rows(lp, rows)
+    if solved is None or solved[t] <= 0:
+        return None
+    spend = np.zeros(len(cells))
+    np.add.at(spend, of, solved[:count] / solved[t])
+    # The LP's spend may be a cent or two, which whole units cannot split by the shares (a
+    # cent on each side of a group at 0.5 took 1.0 a unit where 1,638.9 was there): the plan is
+    # also tried scaled up, as far as the money and caps let it, and the best rounded kept.
+    room = [model.budget / float(spend.sum())]
+    for c in range(len(problem.channels)):
+        mine = float(spend[cells.channel == c].sum())
+        if mine > 0:
+            room.append(model.upper[c] / mine)
+    for p, period in enumerate(model.periods):
+        mine = float(spend[cells.period == p].sum())
+        if period.cap is not None and mine > 0:
+            room.append(model.money(period.cap) / mine)
+    plans = [spend * factor for factor in np.geomspace(1.0, max(min(room), 1.0), SCALINGS)]
+    rois = [rounded_roi(model, cells, plan) for plan in plans]
+    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
+    return plans[max(kept)[1]] if kept else None
+
+
+def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:
+    """The return per unit spent of the plan `spend` (scaled) rounded to whole minor units as
+    answered, on the true curves; None where it rounds to nothing."""
+    amounts = round_allocation(model, cells, spend).units / (
+        model.unit * 10 ** model.problem.decimals)
+    spent = float(amounts.sum())
+    return float(model.true_returns(cells, amounts).sum()) / spent if spent > 0 else None
