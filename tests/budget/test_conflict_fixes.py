@@ -14,6 +14,7 @@ from services.budget.optimizer import (
     Period,
     Problem,
     Reserve,
+    check_problem,
     solve,
 )
 
@@ -53,18 +54,20 @@ def applied(problem: Problem, fixes: list[Conflict]) -> Problem:
 
 
 def test_a_cap_is_raised_past_the_old_money_where_the_money_is_raised_too():
-    # A deal of 150,000 in a channel capped at 120,000, 100,000 available, a target return of
-    # 400,000 that only the deal reaches: raise the money by 50,000 and the cap by 30,000
-    # (80,050 of penalised change, against 400,000 for the target lowered alone). The elastic
-    # model cut the channel at the old money, where its cap did not bind: it named the money
-    # alone (by 49,999.91), and the request with it applied was still impossible.
+    # A deal of 150,000 in the one period, capped at 120,000, 100,000 available, a target
+    # return of 400,000 that only the deal reaches: raise the money by 50,000 and the cap by
+    # 30,000 (80,050 of penalised change, against 400,000 for the target lowered alone). The
+    # elastic model cut the curves at the old money, where the cap did not bind: it named the
+    # money alone, and the request with it applied was still impossible. (A deal takes no
+    # `max`, so the cap is the period's: the API refuses a deal with one.)
     problem = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
-                      target_return=D(400_000),
-                      channels=(Channel("kol", Deal(D(150_000), D(500_000)), max=D(120_000)),))
+                      target_return=D(400_000), channels=(Channel("kol", Deal(D(150_000), D(500_000))),),
+                      periods=(Period("p1", cap=D(120_000)),))
+    assert check_problem(problem) == []
     found = conflicts(problem)
     together = [fix for fix in found if not fix.alone]
     assert {(fix.constraint, fix.change) for fix in together} == \
-        {("budget", D("50000.00")), ("max:kol", D("30000.00"))}
+        {("budget", D("50000.00")), ("period_cap:p1", D("30000.00"))}
     assert solve(applied(problem, together)).spend == D("150000.00")
     alone, = [fix for fix in found if fix.alone]
     assert (alone.constraint, alone.change) == ("target_return", D("400000.00"))
