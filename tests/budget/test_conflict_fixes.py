@@ -17,6 +17,7 @@ from services.budget.optimizer import (
     Points,
     Problem,
     Reserve,
+    SolveTimeout,
     check_problem,
     solve,
 )
@@ -203,3 +204,30 @@ def test_a_part_of_the_set_enough_alone_is_offered():
     found = conflicts(SHARE_AND_MIN)
     assert ("min:a", D("20000.00"), True) in {(fix.constraint, fix.change, fix.alone)
                                               for fix in found}
+
+
+# Trial 18f, m5 and m8: min_spend on one channel. The changes were told on the curves' pieces,
+# which lie below a concave curve: 35.78 to 211.23 more than needed.
+ONE_HILL = Problem(total=D(1_000_000), decimals=2, reserve=NONE, objective="min_spend",
+                   target_return=D(600_000), channels=(
+                       Channel("a", Hill(D(500_000), D(1000), D("0.5"))),))
+S_CURVE_WEEKS = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
+                        target_return=D(500_000), channels=(
+                            Channel("s", Hill(D(800_000), D(150_000), D(3))),),
+                        periods=(Period("p1"), Period("p2", weight=D("1.5"))))
+
+
+@pytest.mark.parametrize("problem, rule, least", [
+    # All of 1,000,000 returns 484,673.2849…: the target lowered by 115,326.72, not 115,361.22.
+    (ONE_HILL, "target_return", D("115326.72")),
+    # All of 100,000 in p2 returns 0.75 × R(200,000) = 421,978.0219…
+    (S_CURVE_WEEKS, "target_return", D("78021.98")),
+    # 500,000 in p2 needs 0.75 × R(2m) = 500,000: m = 75,000 × 5^(1/3) = 128,248.196…
+    (S_CURVE_WEEKS, "budget", D("28248.20")),
+], ids=["m5-target", "m8-target", "m8-money"])
+def test_a_fix_is_the_smallest_that_works_to_the_cent(problem, rule, least):
+    fix, = [fix for fix in enough_alone(conflicts(problem)) if fix.constraint == rule]
+    assert fix.change == least
+    assert solve(applied(problem, [fix])).status in ("optimal", "feasible")
+    with pytest.raises((Infeasible, SolveTimeout)):
+        solve(applied(problem, [replace(fix, change=fix.change - D("0.01"))]))
