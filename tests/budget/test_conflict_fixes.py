@@ -8,12 +8,17 @@ from services.budget.optimizer import (
     Channel,
     Conflict,
     Deal,
+    Group,
+    Hill,
     Incremental,
     Infeasible,
     Linear,
     Period,
+    Points,
     Problem,
     Reserve,
+    SolveTimeout,
+    check_problem,
     solve,
 )
 
@@ -43,6 +48,8 @@ def applied(problem: Problem, fixes: list[Conflict]) -> Problem:
             periods[label] = replace(periods[label], cap=periods[label].cap + fix.change)
         elif family == "target_return":
             problem = replace(problem, target_return=problem.target_return - fix.change)
+        elif family == "target_roi":
+            problem = replace(problem, target_roi=problem.target_roi - fix.change)
         elif family == "tolerance_percent":
             incremental = problem.incremental
             problem = replace(problem, incremental=replace(
@@ -53,18 +60,20 @@ def applied(problem: Problem, fixes: list[Conflict]) -> Problem:
 
 
 def test_a_cap_is_raised_past_the_old_money_where_the_money_is_raised_too():
-    # A deal of 150,000 in a channel capped at 120,000, 100,000 available, a target return of
-    # 400,000 that only the deal reaches: raise the money by 50,000 and the cap by 30,000
-    # (80,050 of penalised change, against 400,000 for the target lowered alone). The elastic
-    # model cut the channel at the old money, where its cap did not bind: it named the money
-    # alone (by 49,999.91), and the request with it applied was still impossible.
+    # A deal of 150,000 in the one period, capped at 120,000, 100,000 available, a target
+    # return of 400,000 that only the deal reaches: raise the money by 50,000 and the cap by
+    # 30,000 (80,050 of penalised change, against 400,000 for the target lowered alone). The
+    # elastic model cut the curves at the old money, where the cap did not bind: it named the
+    # money alone, and the request with it applied was still impossible. (A deal takes no
+    # `max`, so the cap is the period's: the API refuses a deal with one.)
     problem = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
-                      target_return=D(400_000),
-                      channels=(Channel("kol", Deal(D(150_000), D(500_000)), max=D(120_000)),))
+                      target_return=D(400_000), channels=(Channel("kol", Deal(D(150_000), D(500_000))),),
+                      periods=(Period("p1", cap=D(120_000)),))
+    assert check_problem(problem) == []
     found = conflicts(problem)
     together = [fix for fix in found if not fix.alone]
     assert {(fix.constraint, fix.change) for fix in together} == \
-        {("budget", D("50000.00")), ("max:kol", D("30000.00"))}
+        {("budget", D("50000.00")), ("period_cap:p1", D("30000.00"))}
     assert solve(applied(problem, together)).spend == D("150000.00")
     alone, = [fix for fix in found if fix.alone]
     assert (alone.constraint, alone.change) == ("target_return", D("400000.00"))
@@ -125,3 +134,100 @@ def test_leaving_a_channel_unused_is_not_offered_where_it_is_no_fix():
     found = conflicts(problem)
     assert not any("unused" in fix.detail for fix in found)
     assert solve(applied(problem, found)).status == "optimal"
+
+
+def enough_alone(found: list[Conflict]) -> list[Conflict]:
+    """The fixes a 422 calls enough alone: those marked so, and the set's part where the set
+    has one part (as the what-if's answer tells them)."""
+    together = [fix for fix in found if not fix.alone]
+    return [fix for fix in found if fix.alone] + (together if len(together) == 1 else [])
+
+
+# Trial 18f, k3: a hard min of 40,000 on a curve returning 0.857 a unit there, 10,000 left
+# for a channel at 1.2, a target of 1.5: no plan reaches more than 0.926 a unit.
+HARD_MIN_ROI = Problem(total=D(50_000), decimals=2, reserve=NONE, objective="target_roi",
+                       target_roi=D("1.5"), channels=(
+                           Channel("a", Hill(D(60_000), D(30_000), D(1)), min=D(40_000)),
+                           Channel("b", Linear(D("1.2")))))
+# Trial 18f, t3: a target of 100 a unit; ts returns thousands on its first cent but, used,
+# spends at least 5,000 (3 a unit); p must spend 100 and returns 4 a unit at most.
+STEEP_ROI = Problem(total=D(1_000_000), decimals=2, reserve=NONE, objective="target_roi",
+                    target_roi=D(100), channels=(
+                        Channel("ts", Hill(D(30_000), D(4000), D("0.1")), min=D(5000),
+                                min_if_used=True),
+                        Channel("p", Points(((D(0), D(0)), (D(50), D(10)), (D(150), D(600)),
+                                             (D(300), D(700)))), min=D(100))))
+# Trial 18f, c4: a's min of 60,000 and a group that puts as much on b do not fit the periods'
+# 80,000: lowering a's min by 20,000 is enough alone.
+SHARE_AND_MIN = Problem(total=D(100_000), decimals=2, reserve=NONE, channels=(
+    Channel("a", Linear(D(2)), min=D(60_000)), Channel("b", Linear(D(1)), min=D(30_000))),
+    groups=(Group("g", ("b",), min_share=D("0.5")),),
+    periods=(Period("p1", cap=D(50_000)), Period("p2", cap=D(30_000))))
+
+
+@pytest.mark.parametrize("problem", [HARD_MIN_ROI, STEEP_ROI], ids=["k3", "t3"])
+def test_target_roi_is_named_as_the_ratio_to_lower_it_to(problem):
+    # It was named as money ("lower target_roi: the return falls 9695.00 short of it"), which a
+    # user cannot set: target_roi is a ratio.
+    found = conflicts(problem)
+    lowered = [fix for fix in found if fix.constraint == "target_roi"]
+    assert lowered
+    for fix in lowered:
+        assert 0 < fix.change < problem.target_roi
+        assert fix.detail == f"lower target_roi to at most {problem.target_roi - fix.change}"
+    for fix in enough_alone(found):
+        assert solve(applied(problem, [fix])).spend > 0, fix
+    together = [fix for fix in found if not fix.alone]
+    assert solve(applied(problem, together)).spend > 0
+
+
+def test_the_most_a_plan_returns_per_unit_is_the_target_roi_named():
+    # The elastic plan spends least below the target (a alone at 0.857 a unit), where the
+    # 10,000 left on b at 1.2 reach 0.926: 0.857 was a larger change than needed.
+    fix, = [fix for fix in enough_alone(conflicts(HARD_MIN_ROI)) if fix.constraint == "target_roi"]
+    assert D("0.925") < HARD_MIN_ROI.target_roi - fix.change <= D("0.925714")
+
+
+@pytest.mark.parametrize("problem", [HARD_MIN_ROI, STEEP_ROI, SHARE_AND_MIN],
+                         ids=["k3", "t3", "c4"])
+def test_every_fix_named_enough_alone_is_enough_applied_alone(problem):
+    # t3: "lower the minimum of channel p by 50.00" was the elastic set's one part, so enough
+    # alone; applied, the request had no plan (HiGHS's tolerances let ts spend a dollar
+    # unused, and its first cents return thousands).
+    for fix in enough_alone(conflicts(problem)):
+        answer = solve(applied(problem, [fix]))
+        assert answer.status in ("optimal", "feasible") and answer.spend > 0, fix
+
+
+def test_a_part_of_the_set_enough_alone_is_offered():
+    # c4 named the min lowered by 10,000 with the group's share, not the min by 20,000 alone.
+    found = conflicts(SHARE_AND_MIN)
+    assert ("min:a", D("20000.00"), True) in {(fix.constraint, fix.change, fix.alone)
+                                              for fix in found}
+
+
+# Trial 18f, m5 and m8: min_spend on one channel. The changes were told on the curves' pieces,
+# which lie below a concave curve: 35.78 to 211.23 more than needed.
+ONE_HILL = Problem(total=D(1_000_000), decimals=2, reserve=NONE, objective="min_spend",
+                   target_return=D(600_000), channels=(
+                       Channel("a", Hill(D(500_000), D(1000), D("0.5"))),))
+S_CURVE_WEEKS = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
+                        target_return=D(500_000), channels=(
+                            Channel("s", Hill(D(800_000), D(150_000), D(3))),),
+                        periods=(Period("p1"), Period("p2", weight=D("1.5"))))
+
+
+@pytest.mark.parametrize("problem, rule, least", [
+    # All of 1,000,000 returns 484,673.2849…: the target lowered by 115,326.72, not 115,361.22.
+    (ONE_HILL, "target_return", D("115326.72")),
+    # All of 100,000 in p2 returns 0.75 × R(200,000) = 421,978.0219…
+    (S_CURVE_WEEKS, "target_return", D("78021.98")),
+    # 500,000 in p2 needs 0.75 × R(2m) = 500,000: m = 75,000 × 5^(1/3) = 128,248.196…
+    (S_CURVE_WEEKS, "budget", D("28248.20")),
+], ids=["m5-target", "m8-target", "m8-money"])
+def test_a_fix_is_the_smallest_that_works_to_the_cent(problem, rule, least):
+    fix, = [fix for fix in enough_alone(conflicts(problem)) if fix.constraint == rule]
+    assert fix.change == least
+    assert solve(applied(problem, [fix])).status in ("optimal", "feasible")
+    with pytest.raises((Infeasible, SolveTimeout)):
+        solve(applied(problem, [replace(fix, change=fix.change - D("0.01"))]))

@@ -551,6 +551,15 @@ def test_check_problem_wants_every_period_share_or_none():
     assert fields == {"periods", "periods[2].share"}
 
 
+def test_check_problem_states_the_return_ceiling_exactly():
+    # Trial 18f: 1,050,000,000,000,000.015 was told rounded to a whole unit, which hid what
+    # the limit was compared with.
+    curve = Hill(D("700000000000000.01"), D(1000), D(1))
+    issue, = check_problem(problem(Channel("c", curve), periods=(
+        Period("p1"), Period("p2", weight=D("1.5")))))
+    assert issue.detail.startswith("a plan could return up to 1050000000000000.015, past")
+
+
 # --- tangent gating, warm starts and progress ----------------------------------------------
 
 def s_curve_mix(seed: int) -> Problem:

@@ -97,8 +97,8 @@ def check_problem(problem: Problem) -> list[Issue]:
         issues.append(Issue("target_roi", "the target_roi objective needs a target_roi"))
     ceiling = _return_ceiling(problem)
     if ceiling > MAX_AMOUNT:
-        issues.append(Issue("channels", f"a plan could return up to {ceiling:.0f}, past the "
-                                        f"largest amount stated ({MAX_AMOUNT}); state the "
+        issues.append(Issue("channels", f"a plan could return up to {ceiling.normalize():f}, "
+                                        f"past the largest amount stated ({MAX_AMOUNT}); state the "
                                         "money and the curves' returns in a larger unit "
                                         "(thousands or millions)"))
     return issues

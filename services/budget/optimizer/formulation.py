@@ -21,7 +21,8 @@ import pulp
 
 from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.problem import Deal
-from services.budget.optimizer.scaled import Cells, ScaledProblem
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
+from shared.money import quantum
 
 Indices = npt.NDArray[np.intp]
 
@@ -29,6 +30,8 @@ Indices = npt.NDArray[np.intp]
 SPEND_TIE_BREAK = 1e-7
 # The budget's slack costs a little more than the others: relax the request's own rules first.
 BUDGET_PENALTY = 1.001
+# The least a target_roi's elastic plan spends, of the scaled money (`formulate`).
+SPENDS = 1e-6
 
 
 def constraint_name(name: str) -> str:
@@ -246,6 +249,14 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
         assert problem.target_roi is not None
         rows.add("target_roi", on_cell,
                  return_of[on_cell] - float(problem.target_roi) * spend_of[on_cell], ">=", 0.0)
+        if elastic and model.budget > EPS:
+            # Spending nothing meets any target and is never target_roi's answer (`solver`), so
+            # no change that leaves only that plan is one: the elastic plan spends a minor unit,
+            # or SPENDS of the scaled money where that is more. The row is over that least
+            # spend, so that HiGHS's tolerance (1e-6) is of it: over the money, a plan spending
+            # nothing met it, and lowering a min to 0 was named enough (trial 18f, t3).
+            least = min(model.budget, max(float(quantum(problem.decimals)) / model.unit, SPENDS))
+            rows.add("spends", all_cols, all_vals / least, ">=", 1.0, request=False)
     for amounts, made, lengths, gated in gates:
         _gate_rows(rows, amounts, made, lengths, gated)
 

@@ -2,6 +2,7 @@
 import copy
 import math
 import time
+from contextvars import ContextVar
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
@@ -9,8 +10,14 @@ import highspy
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer.answer import RATIO_PLACES, Conflict, SolveTimeout
-from services.budget.optimizer.backends import Row, run_highs, solve_rows
+from services.budget.optimizer.answer import (
+    RATIO_PLACES,
+    Conflict,
+    Infeasible,
+    SolveTimeout,
+    TooSteep,
+)
+from services.budget.optimizer.backends import Row, Run, run_highs, solve_rows
 from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.problem import (
@@ -27,6 +34,8 @@ from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem
 from shared.money import quantum
 
+# A model of the request, its elastic model and that model's cells.
+Elastic = tuple[ScaledProblem, Formulation, Cells]
 # Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
 # change beats a timeout.
 LEAST_SECONDS = 1.0
@@ -39,10 +48,12 @@ ADVICE = {
     "group_max": "raise the maximum share of group {name}: it is {amount} over",
     "period_cap": "raise the cap of period {name} by {amount}",
     "target_return": "lower target_return by {amount}",
-    "target_roi": "lower target_roi: the return falls {amount} short of it",
+    "target_roi": "lower target_roi to at most {amount}",
 }
 # `share_roi_plan` tries its plan at this many scales, from the LP's spend to the most it may.
 SCALINGS = 40
+# Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
+_VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
@@ -51,6 +62,12 @@ PERCENT_PLACES = Decimal("0.01")
 # the slacks: a segment or two each (200 x 26 capped curves cut finely took 2 s of CPU more
 # than the rest of the naming).
 PAST_CAPS_COARSE = 0.5
+# Dinkelbach's rounds for the most a plan returns per unit spent (`_most_per_unit`): each
+# solves the elastic model once; two or three reach it on the trial's requests.
+ROI_ROUNDS = 6
+# Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
+# 1e-12 of its spend, below a cent of 1e9.
+LEAST_MONEY_HALVINGS = 40
 
 
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
@@ -67,16 +84,22 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     every cap below that as a row and every curve reaching that far (`_reaching`)."""
     # Which plans are possible depends on the curves only through a return floor.
     floors = model.problem.objective in ("min_spend", "target_roi")
+    if _VERIFYING.get():
+        # A fix being tried (`_works`): that it has no plan is all that is asked.
+        return []
     # Half the time left (or of LEAST_SECONDS) to cut the curves past their caps, the rest to
     # solve: 2,000 x 52 curves take seconds to cut.
     cut_by = time.perf_counter() + max(deadline - time.perf_counter(), LEAST_SECONDS) / 2
     lifted = _past_caps(model, cells, cut_by, floors)
-    form = formulate(model, cells if lifted is None else lifted,
-                     exact=None if floors else (), elastic=True)
+    cut = cells if lifted is None else lifted
+    form = formulate(model, cut, exact=None if floors else (), elastic=True)
     form.col_upper[form.slacks["budget"][0]] = 0.0
-    run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
-    # The model whose money the slacks are told in.
-    told = model
+    run = _honest(form, cut, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    # The model whose money the slacks are told in, its elastic model and cells; the request's
+    # own, where a part is tried alone that does not raise the money: its curves are cut as
+    # the solver cuts them, where the wider model's, cut to more money, reached a target_roi
+    # that the solver's did not (trial 18f, k3: a min lowered by 30,008.85 named enough).
+    told, own = model, (model, form, cut)
     # More money is the cheaper fix only where a unit of it does more than a unit of another
     # rule's slack: it earns more than one of return under a return floor, or it completes a
     # deal's lump; lowering a floor or raising a cap by as much costs less (BUDGET_PENALTY).
@@ -84,40 +107,51 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     if run.x is not None and (floors or lumps) and time.perf_counter() < deadline:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
-            reached = run_highs(wider[1], max(deadline - time.perf_counter(), LEAST_SECONDS))
+            reached = _honest(wider[1], wider[2], max(deadline - time.perf_counter(), LEAST_SECONDS))
             if reached.x is not None:
-                (told, form), run = wider, reached
-    found = [conflict for name, (column, _) in form.slacks.items()
-             if (conflict := _conflict(told, name, run.x, column)) is not None]
+                (told, form, cut), run = wider, reached
+    raw = [] if run.x is None else _named(told, form, cut, run.x, deadline, own)
+    found = raw
     incremental = model.problem.incremental
     if incremental is not None:
         found = named_as_set(model, incremental, found)
         unused = _left_unused(model, incremental, floors, deadline)
         if unused is not None:
             found.append(unused)
-    # The set is one change, every part of it needed; a return floor lowered further may do
-    # without the rest (a target of 9e9 lowered by 8,954,848,049.77 with the budget and seven
-    # caps raised, or by a little more alone; a target of 5,000 on a return of 2 a unit with
-    # 1,000 available met by 1,500 more money, or lowered by 3,000): named too, as enough alone.
+    # The set is one change, every part of it needed; a part changed further may do without
+    # the rest, and is named too, as enough alone: a return floor lowered (a target of 9e9
+    # lowered by 8,954,848,049.77 with the budget and seven caps raised, or by a little more
+    # alone; a target of 5,000 on a return of 2 a unit with 1,000 available met by 1,500 more
+    # money, or lowered by 3,000), a minimum lowered further (trial 18f, c4: a min of 60,000
+    # on a and a group's share that puts as much on b, with 80,000 in the periods' caps: the
+    # min lowered by 10,000 and the share together, or the min by 20,000 alone). Each is
+    # solved applied before it is named (`_works`). The return floor is tried first, at least
+    # LEAST_SECONDS; each other part while time is left.
     floor = {"min_spend": "target_return", "target_roi": "target_roi"}.get(
         model.problem.objective)
-    if found and [c.constraint for c in found] != [floor] and floor in form.slacks:
-        column = form.slacks[floor][0]
-        upper = form.col_upper.copy()
-        upper[[other for other, _ in form.slacks.values() if other != column]] = 0.0
-        alone = run_highs(replace(form, col_upper=upper),
-                          max(deadline - time.perf_counter(), LEAST_SECONDS))
-        conflict = _conflict(told, floor, alone.x, column)
-        if conflict is not None:
-            found.append(replace(conflict, alone=True))
+    parts = [c.constraint for c in raw if c.constraint != floor]
+    tried = ([floor] if floor in form.slacks and [c.constraint for c in raw] != [floor] else []) \
+        + (parts if len(raw) > 1 else [])
+    wider = (told, form, cut)
+    for rule in tried:
+        if rule != floor and time.perf_counter() >= deadline:
+            break
+        # On the request's own curves first, then (the money aside) on the wider model's,
+        # whose finer pieces may name a change the solver finds a plan for (trial 18f, q10).
+        for elastic in [wider] if rule == "budget" else [own] + ([wider] if told is not model
+                                                                  else []):
+            fix = _alone(model, rule, elastic, deadline)
+            if fix is not None:
+                found.append(fix)
+                break
     return found
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,
-              floors: bool) -> tuple[ScaledProblem, Formulation] | None:
-    """The request with `cost` (scaled) more money available, and its elastic model with the
-    budget row held at the old money: its caps below the new money are rows, its curves reach
-    it. None where cutting the curves passes `deadline`."""
+              floors: bool) -> tuple[ScaledProblem, Formulation, Cells] | None:
+    """The request with `cost` (scaled) more money available, its elastic model with the
+    budget row held at the old money (its caps below the new money are rows, its curves reach
+    it) and that model's cells. None where cutting the curves passes `deadline`."""
     problem = model.problem
     more = Decimal(repr(cost * model.unit)).quantize(quantum(problem.decimals),
                                                       rounding=ROUND_CEILING)
@@ -128,7 +162,7 @@ def _reaching(model: ScaledProblem, cost: float, deadline: float,
         return None
     form = formulate(reaching, lifted, exact=None if floors else (), elastic=True)
     form.row_upper[form.row_index("budget")] = reaching.money(model.available)
-    return reaching, form
+    return reaching, form, lifted
 
 
 def _left_unused(model: ScaledProblem, incremental: Incremental, floors: bool,
@@ -170,15 +204,239 @@ def _left_unused(model: ScaledProblem, incremental: Incremental, floors: bool,
                     alone=True)
 
 
-def _conflict(model: ScaledProblem, name: str, x: Floats | None, column: int) -> Conflict | None:
-    """The change the elastic plan `x` makes to the rule `name` (its slack in `column`), to
-    the next minor unit past the solver's float noise (1e-6 of a unit); None where it makes
-    none."""
-    value = 0.0 if x is None else float(x[column])
-    if value <= 1e-7:
+def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
+           deadline: float) -> Conflict | None:
+    """The change of `rule` alone that makes the request possible on the elastic model
+    `elastic`, told on the true curves or else on the pieces, whichever first the solver then
+    finds a plan for (`_works`; it may find none for the first, under a return floor, where the
+    pieces it starts from reach less: trial 18f, q4); None where neither."""
+    here, shape, cells = elastic
+    column = shape.slacks[rule][0]
+    upper = shape.col_upper.copy()
+    upper[[other for other, _ in shape.slacks.values() if other != column]] = 0.0
+    only = replace(shape, col_upper=upper)
+    run = _honest(only, cells, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    if run.x is None:
+        return None
+    incremental = model.problem.incremental
+    for tight in (True, False):
+        named = _named(here, only, cells, run.x, deadline, tight=tight)
+        if incremental is not None:
+            named = named_as_set(model, incremental, named)
+        if len(named) == 1 and _works(model, named[0], max(deadline - time.perf_counter(),
+                                                           LEAST_SECONDS)):
+            return replace(named[0], alone=True)
+    return None
+
+
+def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
+    """Whether the request with `fix` applied has a plan, found by the solver within
+    `seconds`; false where the change is not one to a number of the request (a group's share
+    told as money short), which cannot be tried."""
+    from services.budget.optimizer.solver import solve  # it names conflicts with this module
+    problem = model.problem
+    family, _, label = fix.constraint.partition(":")
+    channels = {channel.id: channel for channel in problem.channels}
+    periods = {period.id: period for period in problem.periods}
+    if family == "budget":
+        problem = replace(problem, total=problem.total + fix.change,
+                          reserve=Reserve(amount=model.reserve))
+    elif family == "min":
+        channels[label] = replace(channels[label], min=(channels[label].min or 0) - fix.change)
+    elif family == "max" and (high := channels[label].max) is not None:
+        channels[label] = replace(channels[label], max=high + fix.change)
+    elif family == "period_cap" and (cap := periods[label].cap) is not None:
+        periods[label] = replace(periods[label], cap=cap + fix.change)
+    elif family == "target_return" and problem.target_return is not None:
+        problem = replace(problem, target_return=problem.target_return - fix.change)
+    elif family == "target_roi" and problem.target_roi is not None:
+        problem = replace(problem, target_roi=problem.target_roi - fix.change)
+    elif family == "tolerance_percent" and problem.incremental is not None:
+        problem = replace(problem, incremental=replace(
+            problem.incremental, tolerance=problem.incremental.tolerance + fix.change / 100))
+    else:
+        return False
+    applied = replace(problem, channels=tuple(channels.values()),
+                      periods=tuple(periods.values()), time_limit=seconds)
+    token = _VERIFYING.set(True)
+    try:
+        solve(applied)
+    except (Infeasible, SolveTimeout, TooSteep):
+        return False
+    finally:
+        _VERIFYING.reset(token)
+    return True
+
+
+def _named(model: ScaledProblem, form: Formulation, cells: Cells, x: Floats,
+           deadline: float, own: Elastic | None = None, *, tight: bool = True) -> list[Conflict]:
+    """The changes that the elastic plan `x`, made a plan (`_plan`), needs: one per rule it
+    breaks, by as much as it breaks it; target_roi as the ratio to lower it to, the most per
+    unit spent that plans breaking no other rule by more reach (`_most_per_unit`), on these
+    pieces and on `own`'s, the request's (the less). `tight`: target_return and the money
+    told on the true curves (`_least_money`), else on the pieces."""
+    plan, needs = _plan(form, cells, x)
+    target = model.problem.target_return
+    if tight and "target_return" in needs and target is not None:
+        # What the plan lacks on the true curves: the pieces lie below a concave curve, and
+        # a target lowered to the pieces' return was lowered by 35.78 more than needed (trial
+        # 18f, m5: 115,361.22 where 115,326.72 is enough).
+        earned = float(model.true_returns(cells, form.cell_spend(plan, len(cells))).sum())
+        needs["target_return"] = max(model.money(target) - earned, 0.0)
+        if needs["budget"] > 1e-7:
+            least = _least_money(model, form, cells, plan)
+            if least is not None:
+                needs["budget"] = min(needs["budget"], max(least, 0.0))
+    roi = needs.get("target_roi", 0.0) > 1e-7
+    if roi:
+        upper = form.col_upper.copy()
+        for name, (column, _) in form.slacks.items():
+            upper[column] = needs[name] if name != "target_roi" else 0.0
+        # The plan reaching most per unit may need less of the other changes.
+        plan, needs = _plan(form, cells, _most_per_unit(form, cells, plan, upper, deadline))
+    return [conflict for name, need in needs.items()
+            if (conflict := _lowered_roi(model, form, cells, plan, own)
+                if name == "target_roi" and roi
+                else _conflict(model, name, need)) is not None]
+
+
+def _honest(form: Formulation, cells: Cells, seconds: float) -> Run:
+    """`form` solved, where a "min if used" channel its plan leaves unused spends within
+    HiGHS's tolerances (a dollar of a million on a curve steep near zero spend returns
+    thousands: `_plan`) solved again with those channels held at 0 and, apart, used: the
+    better plan of the two that spends no such dust, else the first."""
+    run = run_highs(form, seconds)
+    if run.x is None:
+        return run
+    x = run.x
+    dusty = [c for c, column in form.used.items() if x[column] < 0.5 and
+             np.abs(x[(form.cell_of >= 0) & (cells.channel[np.maximum(form.cell_of, 0)] == c)]
+                    ).sum() > 1e-12]
+    if not dusty:
+        return run
+    mine = (form.cell_of >= 0) & np.isin(cells.channel[np.maximum(form.cell_of, 0)], dusty)
+    switches = [form.used[c] for c in dusty]
+    held, used = form.col_upper.copy(), form.col_lower.copy()
+    held[mine], held[switches], used[switches] = 0.0, 0.0, 1.0
+    end = time.perf_counter() + seconds
+    best = None
+    for branch in (replace(form, col_upper=held), replace(form, col_lower=used)):
+        again = run_highs(branch, max(end - time.perf_counter(), 0.0))
+        if again.x is None or again.objective is None or (
+                best is not None and best.objective is not None and
+                (again.objective <= best.objective if form.maximise
+                 else again.objective >= best.objective)):
+            continue
+        best = again
+    return run if best is None else best
+
+
+def _plan(form: Formulation, cells: Cells, x: Floats) -> tuple[Floats, dict[str, float]]:
+    """The elastic plan `x` as a plan: its binaries rounded, a "min if used" channel whose
+    `used` is off spending nothing, each cell's curve filled in order up to its spend; and per
+    rule, how far that plan breaks it (scaled). HiGHS holds rows only to its tolerances, which
+    a curve steep near zero spend turns into return: a "min if used" channel left unused but
+    spending a dollar of a million, at alpha 0.1, met a target_roi of 100, and "lower the
+    minimum of channel p by 50.00" was named enough where it is no fix (trial 18f, t3)."""
+    x = x.copy()
+    # A deal bought at 0.9999999 is bought (`columns_for` buys one fully paid).
+    x[form.integer] = np.round(x[form.integer])
+    spend = np.maximum(form.cell_spend(x, len(cells)), 0.0)
+    for c, column in form.used.items():
+        if x[column] < 0.5:
+            spend[cells.channel == c] = 0.0
+    plan = form.columns_for(cells, spend)
+    broken = _broken(form, plan)
+    return plan, {name: float(broken[form.row_index(name)]) for name in form.slacks}
+
+
+def _broken(form: Formulation, x: Floats) -> Floats:
+    """Per row, how far the column values `x` (slacks at 0) are outside its bounds."""
+    row = np.repeat(np.arange(len(form.row_names)), np.diff(form.start))
+    activity = np.bincount(row, weights=form.value * x[form.index], minlength=len(form.row_names))
+    return np.maximum(np.maximum(form.row_lower - activity, activity - form.row_upper), 0.0)
+
+
+def _least_money(model: ScaledProblem, form: Formulation, cells: Cells,
+                 plan: Floats) -> float | None:
+    """The money past the budget row's that `plan` needs, its cells scaled down together to the
+    least that still meets target_return on the true curves and every other rule (scaled);
+    None where `plan` does not. The pieces lie below a concave curve, so the plan the elastic
+    model found meets the target with less (trial 18f, m8: 28,252.40 more money named where
+    28,248.20 is enough)."""
+    target = model.problem.target_return
+    assert target is not None
+    spend = form.cell_spend(plan, len(cells))
+    kept = np.array([name not in ("budget", "target_return") for name in form.row_names])
+
+    def holds(scale: float) -> bool:
+        return bool((_broken(form, form.columns_for(cells, spend * scale))[kept] <= 1e-9).all()
+                    and model.true_returns(cells, spend * scale).sum() >= model.money(target))
+
+    if not holds(1.0):
+        return None
+    low, high = 0.0, 1.0
+    for _ in range(LEAST_MONEY_HALVINGS):
+        middle = (low + high) / 2
+        low, high = (low, middle) if holds(middle) else (middle, high)
+    return float(spend.sum()) * high - float(form.row_upper[form.row_index("budget")])
+
+
+def _most_per_unit(form: Formulation, cells: Cells, plan: Floats, upper: Floats,
+                   deadline: float) -> Floats:
+    """The plan returning most per unit spent on the pieces, starting from `plan`, with the
+    slacks' bounds `upper` and target_roi's row dropped (Dinkelbach: at the best plan's ratio
+    t, the most return − t · spend any plan reaches is 0). Lowering target_roi to the ratio
+    the elastic plan reaches would be a larger change than needed: that plan spends least
+    below the target (a hard min of 40,000 at 0.857 a unit, where spending the other 10,000
+    on a channel at 1.2 reaches 0.926; trial 18f, k3)."""
+    row_lower = form.row_lower.copy()
+    row_lower[form.row_index("target_roi")] = -np.inf
+    for _ in range(ROI_ROUNDS):
+        spent = float(form.spend_of @ plan)
+        if spent <= EPS or time.perf_counter() >= deadline:
+            break
+        ratio = float(form.return_of @ plan) / spent
+        run = _honest(replace(form, maximise=True, cost=form.return_of - ratio * form.spend_of,
+                              row_lower=row_lower, col_upper=upper),
+                      cells, deadline - time.perf_counter())
+        if run.x is None:
+            break
+        better, _ = _plan(form, cells, run.x)
+        if float(form.return_of @ better) <= (ratio + 1e-9) * float(form.spend_of @ better):
+            break
+        plan = better
+    return plan
+
+
+def _lowered_roi(model: ScaledProblem, form: Formulation, cells: Cells, plan: Floats,
+                 own: Elastic | None) -> Conflict:
+    """target_roi lowered to what `plan` returns per unit spent on its pieces, on `own`'s
+    pieces (the request's: the solver cuts its curves so, and a plan the wider model's finer
+    pieces found above 1.064528 a unit was at 1.064288 on them; trial 18f, k3) and on the
+    true curves, the least, down to the ratios' places: a plan then meets it."""
+    target = model.problem.target_roi
+    assert target is not None
+    spend = form.cell_spend(plan, len(cells))
+    spent = float(spend.sum())
+    earned = [float(form.return_of @ plan), float(model.true_returns(cells, spend).sum())]
+    if own is not None and own[0] is not model and len(own[2]) == len(cells):
+        base, shape, base_cells = own
+        mine = shape.columns_for(base_cells, spend * model.unit / base.unit)
+        earned.append(float(shape.return_of @ mine) * base.unit / model.unit)
+    reached = Decimal(repr(max(min(earned), 0.0) / max(spent, EPS))).quantize(
+        RATIO_PLACES, rounding=ROUND_FLOOR)
+    return Conflict("target_roi", target - reached,
+                    ADVICE["target_roi"].format(name="", amount=reached))
+
+
+def _conflict(model: ScaledProblem, name: str, need: float) -> Conflict | None:
+    """The change `need` (scaled) to the rule `name`, to the next minor unit past the solver's
+    float noise (1e-6 of a unit); None where it is none."""
+    if need <= 1e-7:
         return None
     unit = quantum(model.problem.decimals)
-    change = math.ceil(value * model.unit / float(unit) - 1e-6) * unit
+    change = math.ceil(need * model.unit / float(unit) - 1e-6) * unit
     family, _, label = name.partition(":")
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
 
