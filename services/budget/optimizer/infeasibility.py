@@ -229,23 +229,21 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
     return None
 
 
-def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
-    """Whether the request with `fix` applied has a plan, found by the solver within
-    `seconds`; false where the change is not one to a number of the request (a group's share
-    told as money short), which cannot be tried."""
-    from services.budget.optimizer.solver import solve  # it names conflicts with this module
-    problem = model.problem
+def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None:
+    """`problem` with the change `fix` made, its reserve held at `reserve` where the money is
+    raised; None where the change is not one to a number of the request (a group's share told
+    as money short, or a rule it does not have)."""
     family, _, label = fix.constraint.partition(":")
     channels = {channel.id: channel for channel in problem.channels}
     periods = {period.id: period for period in problem.periods}
     if family == "budget":
         problem = replace(problem, total=problem.total + fix.change,
-                          reserve=Reserve(amount=model.reserve))
-    elif family == "min":
+                          reserve=Reserve(amount=reserve))
+    elif family == "min" and label in channels:
         channels[label] = replace(channels[label], min=(channels[label].min or 0) - fix.change)
-    elif family == "max" and (high := channels[label].max) is not None:
+    elif family == "max" and label in channels and (high := channels[label].max) is not None:
         channels[label] = replace(channels[label], max=high + fix.change)
-    elif family == "period_cap" and (cap := periods[label].cap) is not None:
+    elif family == "period_cap" and label in periods and (cap := periods[label].cap) is not None:
         periods[label] = replace(periods[label], cap=cap + fix.change)
     elif family == "target_return" and problem.target_return is not None:
         problem = replace(problem, target_return=problem.target_return - fix.change)
@@ -255,12 +253,20 @@ def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
         problem = replace(problem, incremental=replace(
             problem.incremental, tolerance=problem.incremental.tolerance + fix.change / 100))
     else:
+        return None
+    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()))
+
+
+def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
+    """Whether the request with `fix` applied has a plan, found by the solver within
+    `seconds`; false where the change cannot be applied (`applied`)."""
+    from services.budget.optimizer.solver import solve  # it names conflicts with this module
+    changed = applied(model.problem, model.reserve, fix)
+    if changed is None:
         return False
-    applied = replace(problem, channels=tuple(channels.values()),
-                      periods=tuple(periods.values()), time_limit=seconds)
     token = _VERIFYING.set(True)
     try:
-        solve(applied)
+        solve(replace(changed, time_limit=seconds))
     except (Infeasible, SolveTimeout, TooSteep):
         return False
     finally:

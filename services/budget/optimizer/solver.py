@@ -23,6 +23,7 @@ from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.infeasibility import (
     ADVICE,
+    applied,
     best_roi_plan,
     conflicts,
     share_roi_plan,
@@ -31,7 +32,7 @@ from services.budget.optimizer.infeasibility import (
 )
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
-from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem, Reserve
+from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
@@ -356,30 +357,17 @@ def _enough_together(model: ScaledProblem, together: list[Conflict], started: fl
     plan of most return of the request so changed falls short of it, so that applied they
     are enough: the elastic model's pieces and the cents can leave them short (trial 18f `k5`:
     a channel's max and a period's cap raised and the target lowered, 1.98 short). As named
-    where one is a change not made here (a group's share, an incremental rule) or no plan of
+    where one is a change that cannot be applied (a group's share: `applied`) or no plan of
     the changed request was found in time."""
     if not together:
         return together
     problem = model.problem
-    changed = problem
+    changed: Problem | None = problem
     for conflict in together:
-        family, _, label = conflict.constraint.partition(":")
-        change = conflict.change
-        if family == "budget":
-            changed = replace(changed, total=changed.total + change,
-                              reserve=Reserve(amount=model.reserve))
-        elif family in ("min", "max") and all(
-                getattr(c, family) is not None for c in changed.channels if c.id == label):
-            changed = replace(changed, channels=tuple(
-                replace(c, **{family: getattr(c, family) + (change if family == "max" else
-                                                            -change)}) if c.id == label else c
-                for c in changed.channels))
-        elif family == "period_cap":
-            changed = replace(changed, periods=tuple(
-                replace(p, cap=p.cap + change) if p.id == label and p.cap is not None else p
-                for p in changed.periods))
-        elif family != "target_return":
-            return together
+        if conflict.constraint != "target_return" and changed is not None:
+            changed = applied(changed, model.reserve, conflict)
+    if changed is None:
+        return together
     try:
         _, _, reached = _most_return(ScaledProblem(changed), None, started, stop)
     except (Infeasible, SolveTimeout):
