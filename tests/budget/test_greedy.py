@@ -235,6 +235,25 @@ def test_a_steep_hill_curves_first_piece_is_halved_to_its_tolerance(seed):
         assert doubled * 1.02 > tolerance
 
 
+def test_curves_cut_together_are_cut_as_each_alone():
+    """The cut samples its pieces and takes its curves' densities a chunk at a time, and puts
+    each round's new points into their pieces without sorting: 40 curves (S-shaped ones too)
+    cut in one call, over several chunks of each, get the very breakpoints and errors that
+    each gets cut alone."""
+    rng = np.random.default_rng(7)
+    count = 40
+    rows = np.c_[rng.uniform(0.01, 2.0, count), 10 ** rng.uniform(-4, 0, count),
+                 rng.uniform(0.2, 3.0, count), 10 ** rng.uniform(-1, 1, count)]
+    smallest = np.full(count, 1e-7)
+    together = hill_segments(rows, 1e-5, smallest)
+    assert sum(len(cut.lengths) for cut in together) > 3 * 2_048
+    for row, cut in zip(rows, together):
+        alone = hill_segments(row[None, :], 1e-5, smallest[:1])[0]
+        assert np.array_equal(cut.lengths, alone.lengths)
+        assert np.array_equal(cut.slopes, alone.slopes)
+        assert (cut.error, cut.gated) == (alone.error, alone.gated)
+
+
 def test_a_steep_hill_curves_pieces_stop_at_the_currencys_minor_unit():
     """Trial 18e (`mini_roi_a0.1`): halving towards 0 on alpha 0.1 made first pieces 1e-37
     wide with slopes of 4e32, a matrix HiGHS refused (a 500). No piece is narrower than the
