@@ -320,12 +320,16 @@ def _errors(a: Floats, b: Floats, curves: Floats) -> tuple[Floats, Floats]:
     the cut of 1,000 × 52 near-linear curves at its second tolerance: 1.10 → 0.84 s of CPU.)
     """
     above, below = np.empty(len(a)), np.empty(len(a))
+    rows = np.ascontiguousarray(curves[:, :3].T)
+    samples = _SAMPLES[:, None]
     for first in range(0, len(a), _CHUNK):
         part = slice(first, first + _CHUNK)
-        beta, k, alpha = (curves[part, i:i + 1] for i in range(3))
-        start, end = a[part, None], b[part, None]
+        beta, k, alpha = rows[:, part]
+        start, end = a[part], b[part]
         fa, fb = hill(start, beta, k, alpha), hill(end, beta, k, alpha)
-        x = start + _SAMPLES * (end - start)
-        gap = hill(x, beta, k, alpha) - (fa + _SAMPLES * (fb - fa))
-        above[part], below[part] = gap.max(axis=1), -gap.min(axis=1)
+        # Samples × pieces: the extremes are then taken sample row by sample row, where one
+        # piece's 31 samples at a time took a quarter of this function.
+        x = start + samples * (end - start)
+        gap = hill(x, beta, k, alpha) - (fa + samples * (fb - fa))
+        above[part], below[part] = gap.max(axis=0), -gap.min(axis=0)
     return np.maximum(above, 0.0) * _SAMPLE_SAFETY, np.maximum(below, 0.0) * _SAMPLE_SAFETY
