@@ -234,32 +234,39 @@ def hill_segments(curves: Floats, relative: float, smallest: Floats | None = Non
     mass = np.zeros_like(grid)
     np.cumsum(step, axis=1, out=mass[:, 1:])
     counts = np.clip(np.ceil(mass[:, -1] / np.sqrt(8.0 * tolerance)), 1, _MAX_SEGMENTS)
-    rows = []
+    placed = []
     for row, count in enumerate(counts.astype(int).tolist()):
         end = mass[row, -1]
         xs = np.interp(np.linspace(0.0, end, count + 1), mass[row], grid[row]) if end > 0 else \
             np.array([0.0, upper[row, 0]])
         xs[0], xs[-1] = 0.0, upper[row, 0]
-        unit = narrowest[row] / 2
-        if unit > 0:
-            # Where the grid is denser than a unit (near 0), on whole units: where plans sit.
-            gaps = np.diff(xs)
-            dense = np.minimum(gaps[:-1], gaps[1:]) < unit
-            inner = np.where(dense, np.round(xs[1:-1] / unit) * unit, xs[1:-1])
-            xs = np.concatenate(([0.0], inner[(inner > 0) & (inner <= xs[-1] - unit)], xs[-1:]))
-        # Sorted already (rounding keeps the order): only equal neighbours to drop.
-        rows.append(xs[np.concatenate(([True], xs[1:] != xs[:-1]))])
+        placed.append(xs)
+    # Then every curve's points at once: where the grid is denser than a unit (near 0), on
+    # whole units, where plans sit; the points stay sorted (rounding keeps the order), so only
+    # equal neighbours are dropped.
+    xs = np.concatenate(placed)
+    owner = np.repeat(np.arange(len(placed)), [len(x) for x in placed])
+    first = np.r_[True, owner[1:] != owner[:-1]]
+    last = np.r_[owner[1:] != owner[:-1], True]
+    unit = narrowest[owner] / 2
+    gaps = np.diff(xs)
+    inner = np.flatnonzero(~first & ~last & (unit > 0))
+    dense = np.minimum(gaps[inner - 1], gaps[inner]) < unit[inner]
+    xs[inner] = np.where(dense, np.round(xs[inner] / unit[inner]) * unit[inner], xs[inner])
+    ends = xs[last][owner]
+    keep = first | last | (unit <= 0) | ((xs > 0) & (xs <= ends - unit))
+    xs, owner, first = xs[keep], owner[keep], first[keep]
+    keep = first | np.r_[True, xs[1:] != xs[:-1]]
+    xs, owner = xs[keep], owner[keep]
     # Split the pieces that are still too far from the curve, every curve at once; a curve
     # none of whose pieces split is done (its worst rise above its pieces is known). Only the
     # halves of split pieces are checked again: a piece a round kept was within the tolerance
     # (its curve, under the segment limit, split all those that were not), and its rise above
     # the curve, kept by the point it starts at, is the same when read again.
-    xs = np.concatenate(rows)
-    owner = np.repeat(np.arange(len(rows)), [len(r) for r in rows])
     rises = np.zeros(len(xs))
     fresh = np.ones(len(xs), dtype=bool)
-    worst = np.zeros(len(rows))
-    active = np.ones(len(rows), dtype=bool)
+    worst = np.zeros(len(curves))
+    active = np.ones(len(curves), dtype=bool)
     while active.any():
         pieces = (owner[1:] == owner[:-1]) & active[owner[:-1]]
         piece = np.flatnonzero(pieces & fresh[:-1])
@@ -267,13 +274,13 @@ def hill_segments(curves: Floats, relative: float, smallest: Floats | None = Non
         above, below = _errors(xs[piece], xs[piece + 1], curves[curve])
         rises[piece] = np.where(_holds_a_unit(xs[piece], xs[piece + 1], narrowest[curve] / 2),
                                 above, 0.0)
-        rise = np.zeros(len(rows))
+        rise = np.zeros(len(curves))
         np.maximum.at(rise, owner[:-1][pieces], rises[:-1][pieces])
         worst = np.where(active, rise, worst)
-        sizes = np.bincount(owner, minlength=len(rows))
+        sizes = np.bincount(owner, minlength=len(curves))
         split = (np.maximum(above, below) > tolerance[curve]) & (sizes[curve] <= _MAX_SEGMENTS) \
             & (xs[piece + 1] - xs[piece] >= narrowest[curve])
-        active = np.bincount(curve[split], minlength=len(rows)) > 0
+        active = np.bincount(curve[split], minlength=len(curves)) > 0
         halved = piece[split]
         middle = (xs[halved] + xs[halved + 1]) / 2
         chain, chained = _first_halvings(xs, owner, halved, curves, tolerance, narrowest / 2)
@@ -286,7 +293,7 @@ def hill_segments(curves: Floats, relative: float, smallest: Floats | None = Non
         owner = np.insert(owner, at, owner[at - 1])
         rises = np.insert(rises, at, 0.0)
         fresh = np.insert(fresh, at, True)
-    starts = np.searchsorted(owner, np.arange(len(rows) + 1))
+    starts = np.searchsorted(owner, np.arange(len(curves) + 1))
     # Curve by curve: numpy's power does not round every point as with one exponent for all.
     ys = np.concatenate([hill(xs[a:b], *curves[row, :3].tolist()) for row, (a, b) in
                          enumerate(zip(starts[:-1].tolist(), starts[1:].tolist()))])
