@@ -10,6 +10,7 @@ import pytest
 
 from services.budget.optimizer import (
     Channel,
+    Deal,
     Hill,
     Linear,
     Period,
@@ -21,7 +22,7 @@ from services.budget.optimizer import (
 )
 from services.budget.optimizer.curves import hill, hill_priced_most, hill_segments
 from services.budget.optimizer.rounding import round_allocation
-from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget import greedy_reference
 
@@ -185,6 +186,27 @@ def _check_priced_error(problem, applies, route) -> None:
     true = float(model.true_returns(coarse, solution.spend).sum())
     assert best <= plan + error * true + 1e-9 * max(model.budget, 1.0)
     assert model.priced_error(fine, finest) <= 1e-5
+
+
+def test_the_cells_fields_as_arrays_are_the_cells_own():
+    """The cut gives its cells' fields as arrays made with the cells, not read back from them:
+    they are what the cells hold, with a deal in every period, a curve left out where its cap
+    (a channel's max of 0, a period's cap of 0) leaves no room, and shares and weights given."""
+    problem = Problem(total=D(100_000), decimals=2, reserve=Reserve(percent=D(0)),
+                      channels=(Channel("a", Hill(D(500_000), D(200_000), D("0.5"))),
+                                Channel("b", Deal(D(20_000), D(50_000))),
+                                Channel("c", Linear(D(2)), max=D(0)),
+                                Channel("d", Linear(D("1.5")), max=D(30_000))),
+                      periods=(Period("p0", weight=D(0), share=D(1)),
+                               Period("p1", weight=D("1.3"), cap=D(0), share=D(2)),
+                               Period("p2", weight=D(1), cap=D(40_000), share=D(1))))
+    cells = ScaledProblem(problem).cells(FIRST_TOLERANCE)
+    read = Cells(list(cells))
+    assert [(cell.channel, cell.period) for cell in cells] == \
+        [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2), (3, 0), (3, 2)]
+    for field in ("channel", "period", "weight", "upper", "share", "is_deal"):
+        made, own = getattr(cells, field), getattr(read, field)
+        assert made.dtype == own.dtype and np.array_equal(made, own), field
 
 
 def test_a_period_of_weight_zero_has_a_slope_of_zero():
