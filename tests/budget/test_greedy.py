@@ -10,6 +10,7 @@ import pytest
 
 from services.budget.optimizer import (
     Channel,
+    Deal,
     Hill,
     Linear,
     Period,
@@ -21,7 +22,7 @@ from services.budget.optimizer import (
 )
 from services.budget.optimizer.curves import hill, hill_priced_most, hill_segments
 from services.budget.optimizer.rounding import round_allocation
-from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget import greedy_reference
 
@@ -187,6 +188,27 @@ def _check_priced_error(problem, applies, route) -> None:
     assert model.priced_error(fine, finest) <= 1e-5
 
 
+def test_the_cells_fields_as_arrays_are_the_cells_own():
+    """The cut gives its cells' fields as arrays made with the cells, not read back from them:
+    they are what the cells hold, with a deal in every period, a curve left out where its cap
+    (a channel's max of 0, a period's cap of 0) leaves no room, and shares and weights given."""
+    problem = Problem(total=D(100_000), decimals=2, reserve=Reserve(percent=D(0)),
+                      channels=(Channel("a", Hill(D(500_000), D(200_000), D("0.5"))),
+                                Channel("b", Deal(D(20_000), D(50_000))),
+                                Channel("c", Linear(D(2)), max=D(0)),
+                                Channel("d", Linear(D("1.5")), max=D(30_000))),
+                      periods=(Period("p0", weight=D(0), share=D(1)),
+                               Period("p1", weight=D("1.3"), cap=D(0), share=D(2)),
+                               Period("p2", weight=D(1), cap=D(40_000), share=D(1))))
+    cells = ScaledProblem(problem).cells(FIRST_TOLERANCE)
+    read = Cells(list(cells))
+    assert [(cell.channel, cell.period) for cell in cells] == \
+        [(0, 0), (0, 2), (1, 0), (1, 1), (1, 2), (3, 0), (3, 2)]
+    for field in ("channel", "period", "weight", "upper", "share", "is_deal"):
+        made, own = getattr(cells, field), getattr(read, field)
+        assert made.dtype == own.dtype and np.array_equal(made, own), field
+
+
 def test_a_period_of_weight_zero_has_a_slope_of_zero():
     """A period of weight 0 returns nothing at any spend: its cell's true slope is 0, not
     0 · ∞ (a Hill curve with alpha < 1 is infinitely steep at 0), and the answer is made without
@@ -233,6 +255,25 @@ def test_a_steep_hill_curves_first_piece_is_halved_to_its_tolerance(seed):
         doubled = rise(np.zeros(1), 2 * xs[1:2], i)[0]
         # (the cut samples each piece at 31 points and adds 2 % for what lies between them)
         assert doubled * 1.02 > tolerance
+
+
+def test_curves_cut_together_are_cut_as_each_alone():
+    """The cut samples its pieces and takes its curves' densities a chunk at a time, and puts
+    each round's new points into their pieces without sorting: 40 curves (S-shaped ones too)
+    cut in one call, over several chunks of each, get the very breakpoints and errors that
+    each gets cut alone."""
+    rng = np.random.default_rng(7)
+    count = 40
+    rows = np.c_[rng.uniform(0.01, 2.0, count), 10 ** rng.uniform(-4, 0, count),
+                 rng.uniform(0.2, 3.0, count), 10 ** rng.uniform(-1, 1, count)]
+    smallest = np.full(count, 1e-7)
+    together = hill_segments(rows, 1e-5, smallest)
+    assert sum(len(cut.lengths) for cut in together) > 3 * 2_048
+    for row, cut in zip(rows, together):
+        alone = hill_segments(row[None, :], 1e-5, smallest[:1])[0]
+        assert np.array_equal(cut.lengths, alone.lengths)
+        assert np.array_equal(cut.slopes, alone.slopes)
+        assert (cut.error, cut.gated) == (alone.error, alone.gated)
 
 
 def test_a_steep_hill_curves_pieces_stop_at_the_currencys_minor_unit():
