@@ -38,7 +38,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.budget.optimizer import deal_search, greedy
+from services.budget.optimizer import deal_search, first_plan, greedy
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import (
     MIP_GAP,
@@ -139,7 +139,22 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
         marginal = budget_price = relaxation.marginal_value
+    elif warm_start and not floors and (first := _first_plan(model, hulls, deadline, stop)):
+        # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
+        # bound every model of the real cells and narrow their curves, in about a second.
+        envelope_model, spend, y, build = first
+        priced = _priced(envelope_model, y)
+        bound = priced[2]
+        held = _held(envelope_model, cells, spend)
+        if held is not None:
+            spend = held[1]
+            best = spend, _objective(model, cells, spend)
+            if report:
+                report(best[1], bound)
+        polish = True
     elif warm_start and not floors:
+        if stopped():
+            raise SolveTimeout("stopped before any plan was found")
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
         # within the gap already; its row prices bound every model of the real cells
         # (L(y) on their envelope) and narrow their curves (`windows`).
@@ -252,7 +267,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             # that would search for them by branching (see `deal_search`).
             search = False
             searched = form
-            if coarse is not None and len(form.cost) > SEARCH_COLUMNS:
+            if len(form.cost) > SEARCH_COLUMNS:
+                coarse = coarse or model.cells(COARSE_TOLERANCE, deadline, stop)
                 searched = formulate(model, _narrowed(coarse, _envelopes(coarse), exact, priced,
                                                       best[1], over), exact=exact)
             found = _deal_plan(model, cells, searched, spend, deadline, stop)
@@ -288,6 +304,17 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                            f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline,
                      _gap(model, cells, best, bound, target_error))
+
+
+def _first_plan(model: ScaledProblem, hulls: Cells, deadline: float, stop: Stop | None) \
+        -> tuple[Formulation, Floats, Floats, float] | None:
+    """The envelope model of `hulls`, `first_plan`'s plan and row prices for it, and how long
+    the model took to make; None where `first_plan` has none."""
+    building = time.perf_counter()
+    envelope_model = formulate(model, hulls, exact=())
+    build = time.perf_counter() - building
+    first = first_plan.solve(model, hulls, envelope_model, deadline, stop)
+    return None if first is None else (envelope_model, *first, build)
 
 
 def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Floats] | None:

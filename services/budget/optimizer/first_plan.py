@@ -1,0 +1,120 @@
+"""The MILP's first plan and the envelope LP's row prices in about a second, by the priced greedy.
+
+With every S-curve taken by its concave envelope and every deal bought in parts (a linear
+channel at its value per unit, capped at its cost, in the periods where its cost fits), the
+envelope LP is concave curves under the budget, channel bounds, period caps and groups' shares,
+which `period_prices` solves to a proven optimum. HiGHS took 6.7 s of CPU on that LP cut
+coarsely at 200 x 52 (84,000 columns on 82 rows: its interior point's crossover; the dual
+simplex 3.7 s for 54 iterations), so a 5 or 10 s limit answered no plan; the priced greedy takes
+about 1 s on the real cells' envelopes. Each deal is then bought whole in the period where the
+LP buys most of it, if at least half, else not at all, and the problem solved again with those
+deals fixed (none bought, where that has no plan): a plan meeting every row. The first solve's
+row prices, named as the MILP's rows, give L(y) on the envelope model (`windows.lagrangian`): a
+bound on every plan whatever the prices, which also narrows the MILP's curves.
+"""
+import copy
+
+import numpy as np
+
+from services.budget.optimizer import greedy, period_prices
+from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.curves import Floats, linear_segments
+from services.budget.optimizer.formulation import Formulation
+from services.budget.optimizer.scaled import Cell, Cells, Indices, ScaledProblem
+from services.budget.optimizer.windows import prices
+
+# A deal the envelope LP buys at least this share of is bought whole.
+BOUGHT = 0.5
+
+
+def solve(model: ScaledProblem, hulls: Cells, form: Formulation, deadline: float,
+          stop: Stop | None = None) -> tuple[Floats, Floats] | None:
+    """A plan meeting every row (spend per cell of `hulls`: the cells, each S-curve by its
+    envelope) and row prices for `form` (the envelope model of `hulls`), or None where the
+    problem is not concave with its deals relaxed (floors "if used", a return floor) or no
+    plan is found by `deadline`."""
+    if stop is not None and stop():
+        return None
+    relaxed = _solve(model, hulls, None, deadline, stop)
+    # The priced greedy hears a stop and lets it be (`period_prices.solve`): heard here, there
+    # is no plan yet (the relaxed one buys deals in parts).
+    if relaxed is None or (stop is not None and stop()):
+        return None
+    spend, rows = relaxed
+    fixed = _solve(model, hulls, _bought(hulls, spend), deadline, stop) or \
+        _solve(model, hulls, {}, deadline, stop)
+    if fixed is None:
+        return None
+    return fixed[0], _row_prices(model, hulls, form, rows)
+
+
+def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, deadline: float,
+           stop: Stop | None) -> tuple[Floats, dict[str, float]] | None:
+    """The concave problem of `hulls` with each deal bought in parts (`bought` None) or, per
+    deal channel, whole in the cell `bought` names and nothing elsewhere: spend per cell and
+    the row prices of its LP (a deal channel's price on its `max` row), or None."""
+    lower, upper = list(model.lower), list(model.upper)
+    deals = {cell.channel: cell.deal[0] for cell in hulls if cell.deal is not None}
+    for c, cost in deals.items():
+        if bought is None:
+            upper[c] = min(upper[c], cost)
+        else:
+            lower[c] = upper[c] = cost if c in bought else 0.0
+    kept: list[int] = []
+    shown: list[Cell] = []
+    # One piece per deal channel: a cell's value per unit is its weight.
+    pieces = {c: linear_segments(1.0, cost) for c, cost in deals.items()}
+    for i, cell in enumerate(hulls):
+        if cell.deal is not None:
+            cost, value = cell.deal
+            c = cell.channel
+            # Bought in parts where its price fits the period's cap; else whole, where chosen.
+            if cost > cell.upper if bought is None else bought.get(c) != i:
+                continue
+            cell = Cell(c, cell.period, value / cost, cell.upper, pieces[c], None, cell.share)
+        kept.append(i)
+        shown.append(cell)
+    concave = copy.copy(model)
+    concave.lower, concave.upper = lower, upper
+    cells = Cells(shown)
+    if not greedy.concave(concave, cells):
+        return None
+    solution, start = period_prices.solve(concave, cells, deadline, None, stop)
+    if solution is None or start is None:
+        return None
+    spend = np.zeros(len(hulls))
+    spend[np.array(kept, dtype=np.intp)] = solution.spend
+    for i in (bought or {}).values():
+        deal = hulls[i].deal
+        assert deal is not None
+        spend[i] = deal[0]   # bought whole, not to within the LP's tolerance
+    return spend, start.rows
+
+
+def _bought(hulls: Cells, spend: Floats) -> dict[int, int]:
+    """Per deal channel, the cell where `spend` buys most of its deal, if at least BOUGHT of it."""
+    bought: dict[int, int] = {}
+    deals: Indices = np.flatnonzero(hulls.is_deal)
+    for i in deals.tolist():
+        cell = hulls[i]
+        assert cell.deal is not None
+        c = cell.channel
+        best = bought.get(c)
+        if best is None or spend[i] > spend[best]:
+            bought[c] = i
+    return {c: i for c, i in bought.items()
+            if spend[i] >= BOUGHT * hulls[i].deal[0]}   # type: ignore[index]
+
+
+def _row_prices(model: ScaledProblem, hulls: Cells, form: Formulation,
+                rows: dict[str, float]) -> Floats:
+    """`rows` as prices of `form`'s rows: a deal channel's price per unit on its `max` row is
+    its `once` row's times its cost (the row counts purchases)."""
+    for cell in hulls:
+        if cell.deal is not None:
+            channel = model.problem.channels[cell.channel].id
+            own = rows.pop(f"max:{channel}", None)
+            if own is not None:
+                rows[f"once_{cell.channel}"] = own * cell.deal[0]
+    y = np.array([rows.get(name, 0.0) for name in form.row_names])
+    return prices(form, y)
