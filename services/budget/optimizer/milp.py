@@ -268,8 +268,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             search = False
             searched = form
             if len(form.cost) > SEARCH_COLUMNS:
-                coarse = coarse or model.cells(COARSE_TOLERANCE, deadline, stop)
-                searched = formulate(model, _narrowed(coarse, _envelopes(coarse), exact, priced,
+                # The coarse curves, made now where the start was `first_plan`'s.
+                rough = coarse or model.cells(COARSE_TOLERANCE, deadline, stop)
+                searched = formulate(model, _narrowed(rough, _envelopes(rough), exact, priced,
                                                       best[1], over), exact=exact)
             found = _deal_plan(model, cells, searched, spend, deadline, stop)
             if found is not None and searched is not form and not over():
