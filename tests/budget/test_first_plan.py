@@ -25,9 +25,10 @@ def test_the_first_plan_keeps_every_row_and_its_prices_bound_as_the_envelope_lp(
     cells = model.cells(FIRST_TOLERANCE, time.perf_counter() + 60)
     hulls = _envelopes(cells)
     envelope_model = formulate(model, hulls, exact=())
-    found = first_plan.solve(model, hulls, envelope_model, time.perf_counter() + 60)
+    found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
     assert found is not None
-    plan, y = found
+    plan, rows = found
+    y = first_plan.row_prices(model, hulls, envelope_model, rows)
     # A plan of the whole model (every cell exact, deals whole): its columns meet every row.
     whole = formulate(model, cells)
     assert whole.feasible(whole.columns_for(cells, plan))
@@ -51,8 +52,7 @@ def test_the_first_plan_buys_the_enumerations_deals_where_the_lp_buys_them_whole
     model = ScaledProblem(problem)
     cells = model.cells(FIRST_TOLERANCE, time.perf_counter() + 60)
     hulls = _envelopes(cells)
-    found = first_plan.solve(model, hulls, formulate(model, hulls, exact=()),
-                             time.perf_counter() + 60)
+    found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
     assert found is not None
     assert _objective(model, cells, found[0]) >= optimum * (1 - 1e-2)
 

@@ -188,9 +188,9 @@ def test_deals_searched_on_the_coarse_curves_start_a_plan_within_the_promise(see
     monkeypatch.setattr(milp, "_rounded", _no_deals)
     monkeypatch.setattr(first_plan, "_bought", _none_bought)
     monkeypatch.setattr(milp, "SEARCH_COLUMNS", 0)
-    # From the coarse envelope LP's plan: `first_plan`'s real prices can narrow the real
-    # curves' model as far as the coarse one (seed 2: 183 columns each).
-    monkeypatch.setattr(milp, "_first_plan", lambda *args: None)
+    # From the coarse envelope LP's plan: `first_plan`'s prices can narrow the real curves'
+    # model as far as the coarse one (seed 2: 183 columns each).
+    monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     if not settled:
         monkeypatch.setattr(milp.deal_search, "settle", lambda *args: None)
     staged: list[tuple[int, float, float | None]] = []

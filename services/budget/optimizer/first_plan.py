@@ -25,27 +25,32 @@ from services.budget.optimizer.windows import prices
 
 # A deal the envelope LP buys at least this share of is bought whole.
 BOUGHT = 0.5
+# A deal bought to within this share of its cost (the LP's tolerance) is bought whole already.
+TOLERANCE = 1e-9
 
 
-def solve(model: ScaledProblem, hulls: Cells, form: Formulation, deadline: float,
-          stop: Stop | None = None) -> tuple[Floats, Floats] | None:
+def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
+                  stop: Stop | None = None) -> tuple[Floats, dict[str, float]] | None:
     """A plan meeting every row (spend per cell of `hulls`: the cells, each S-curve by its
-    envelope) and row prices for `form` (the envelope model of `hulls`), or None where the
-    problem is not concave with its deals relaxed (floors "if used", a return floor) or no
-    plan is found by `deadline`."""
+    envelope) and the envelope LP's row prices by the MILP's row names (`row_prices` makes
+    them a model's), or None where the problem is not concave with its deals relaxed (floors
+    "if used", a return floor), no plan is found by `deadline` or `stop()` turns true."""
     if stop is not None and stop():
         return None
     relaxed = _solve(model, hulls, None, deadline, stop)
     # The priced greedy hears a stop and lets it be (`period_prices.solve`): heard here, there
-    # is no plan yet (the relaxed one buys deals in parts).
-    if relaxed is None or (stop is not None and stop()):
+    # is no plan yet where the relaxed one buys deals in parts.
+    if relaxed is None:
         return None
     spend, rows = relaxed
-    fixed = _solve(model, hulls, _bought(hulls, spend), deadline, stop) or \
-        _solve(model, hulls, {}, deadline, stop)
-    if fixed is None:
+    bought = _bought(hulls, spend)
+    whole = _whole(hulls, spend, bought)
+    if whole is not None:
+        return whole, rows
+    if stop is not None and stop():
         return None
-    return fixed[0], _row_prices(model, hulls, form, rows)
+    fixed = _solve(model, hulls, bought, deadline, stop) or _solve(model, hulls, {}, deadline, stop)
+    return None if fixed is None else (fixed[0], rows)
 
 
 def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, deadline: float,
@@ -106,15 +111,32 @@ def _bought(hulls: Cells, spend: Floats) -> dict[int, int]:
             if spend[i] >= BOUGHT * hulls[i].deal[0]}   # type: ignore[index]
 
 
-def _row_prices(model: ScaledProblem, hulls: Cells, form: Formulation,
-                rows: dict[str, float]) -> Floats:
-    """`rows` as prices of `form`'s rows: a deal channel's price per unit on its `max` row is
-    its `once` row's times its cost (the row counts purchases)."""
+def _whole(hulls: Cells, spend: Floats, bought: dict[int, int]) -> Floats | None:
+    """`spend` with its deals paid to the cent of their cost, where each is bought whole (to
+    the LP's tolerance) in the cell `bought` names and not elsewhere (the envelope LP often
+    buys them so: its optimum is a vertex with a few fractional columns); else None."""
+    deals = np.flatnonzero(hulls.is_deal)
+    cost = np.array([hulls[i].deal[0] for i in deals.tolist()])   # type: ignore[index]
+    chosen = np.isin(deals, list(bought.values()))
+    paid = spend[deals]
+    if np.any(np.abs(paid[chosen] - cost[chosen]) > TOLERANCE * cost[chosen]) or \
+            np.any(paid[~chosen] > TOLERANCE * cost[~chosen]):
+        return None
+    whole = spend.copy()
+    whole[deals] = np.where(chosen, cost, 0.0)
+    return whole
+
+
+def row_prices(model: ScaledProblem, hulls: Cells, form: Formulation,
+               rows: dict[str, float]) -> Floats:
+    """`rows` (by name) as prices of `form`'s rows: a deal channel's price per unit on its
+    `max` row is its `once` row's times its cost (that row counts purchases)."""
+    named = dict(rows)
     for cell in hulls:
         if cell.deal is not None:
             channel = model.problem.channels[cell.channel].id
-            own = rows.pop(f"max:{channel}", None)
+            own = named.pop(f"max:{channel}", None)
             if own is not None:
-                rows[f"once_{cell.channel}"] = own * cell.deal[0]
-    y = np.array([rows.get(name, 0.0) for name in form.row_names])
+                named[f"once_{cell.channel}"] = own * cell.deal[0]
+    y = np.array([named.get(name, 0.0) for name in form.row_names])
     return prices(form, y)

@@ -139,11 +139,18 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
         marginal = budget_price = relaxation.marginal_value
-    elif warm_start and not floors and (first := _first_plan(model, hulls, deadline, stop)):
+    elif warm_start and not floors and (first := first_plan.envelope_plan(model, hulls, deadline,
+                                                                        stop)):
         # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
-        # bound every model of the real cells and narrow their curves, in about a second.
-        envelope_model, spend, y, build = first
-        priced = _priced(envelope_model, y)
+        # bound every model of the real cells and narrow their curves, in about a second. Not
+        # polished: the plan is the optimum of the real curves' envelopes with its deals
+        # fixed, and its prices the envelope LP's own, which no other prices' L(y) is below.
+        building = time.perf_counter()
+        envelope_model = formulate(model, hulls, exact=())
+        build = time.perf_counter() - building
+        spend = first[0]
+        priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
+                                                               first[1]))
         bound = priced[2]
         held = _held(envelope_model, cells, spend)
         if held is not None:
@@ -151,7 +158,6 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             best = spend, _objective(model, cells, spend)
             if report:
                 report(best[1], bound)
-        polish = True
     elif warm_start and not floors:
         if stopped():
             raise SolveTimeout("stopped before any plan was found")
@@ -305,17 +311,6 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                            f"no plan found within {model.problem.time_limit:g} s")
     return _solution(model, cells, None, None, best, bound, report, deadline,
                      _gap(model, cells, best, bound, target_error))
-
-
-def _first_plan(model: ScaledProblem, hulls: Cells, deadline: float, stop: Stop | None) \
-        -> tuple[Formulation, Floats, Floats, float] | None:
-    """The envelope model of `hulls`, `first_plan`'s plan and row prices for it, and how long
-    the model took to make; None where `first_plan` has none."""
-    building = time.perf_counter()
-    envelope_model = formulate(model, hulls, exact=())
-    build = time.perf_counter() - building
-    first = first_plan.solve(model, hulls, envelope_model, deadline, stop)
-    return None if first is None else (envelope_model, *first, build)
 
 
 def _held(form: Formulation, cells: Cells, spend: Floats) -> tuple[Floats, Floats] | None:
