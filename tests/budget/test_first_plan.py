@@ -27,8 +27,8 @@ def test_the_first_plan_keeps_every_row_and_its_prices_bound_as_the_envelope_lp(
     envelope_model = formulate(model, hulls, exact=())
     found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
     assert found is not None
-    plan, rows = found
-    y = first_plan.row_prices(model, hulls, envelope_model, rows)
+    plan = found.spend
+    y = first_plan.row_prices(model, hulls, envelope_model, found.rows)
     # A plan of the whole model (every cell exact, deals whole): its columns meet every row.
     whole = formulate(model, cells)
     assert whole.feasible(whole.columns_for(cells, plan))
@@ -54,7 +54,7 @@ def test_the_first_plan_buys_the_enumerations_deals_where_the_lp_buys_them_whole
     hulls = _envelopes(cells)
     found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
     assert found is not None
-    assert _objective(model, cells, found[0]) >= optimum * (1 - 1e-2)
+    assert _objective(model, cells, found.spend) >= optimum * (1 - 1e-2)
 
 
 def test_a_request_of_s_curves_deals_caps_and_a_group_starts_without_hiGHS_envelope_lp(

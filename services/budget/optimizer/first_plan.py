@@ -13,6 +13,7 @@ row prices, named as the MILP's rows, give L(y) on the envelope model (`windows.
 bound on every plan whatever the prices, which also narrows the MILP's curves.
 """
 import copy
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -29,12 +30,20 @@ BOUGHT = 0.5
 TOLERANCE = 1e-9
 
 
+@dataclass(frozen=True)
+class FirstPlan:
+    spend: Floats            # per cell, meeting every row
+    rows: dict[str, float]   # the envelope LP's row prices, by the MILP's row names
+    marginal: float          # the budget's price with the plan's deals
+
+
 def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
-                  stop: Stop | None = None) -> tuple[Floats, dict[str, float]] | None:
+                  stop: Stop | None = None) -> FirstPlan | None:
     """A plan meeting every row (spend per cell of `hulls`: the cells, each S-curve by its
-    envelope) and the envelope LP's row prices by the MILP's row names (`row_prices` makes
-    them a model's), or None where the problem is not concave with its deals relaxed (floors
-    "if used", a return floor), no plan is found by `deadline` or `stop()` turns true."""
+    envelope), the envelope LP's row prices by the MILP's row names (`row_prices` makes them
+    a model's) and the budget's price with the plan's deals; or None where the problem is not
+    concave with its deals relaxed (floors "if used", a return floor), no plan is found by
+    `deadline` or `stop()` turns true."""
     if stop is not None and stop():
         return None
     relaxed = _solve(model, hulls, None, deadline, stop)
@@ -42,22 +51,22 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
     # is no plan yet where the relaxed one buys deals in parts.
     if relaxed is None:
         return None
-    spend, rows = relaxed
+    spend, rows, marginal = relaxed
     bought = _bought(hulls, spend)
     whole = _whole(hulls, spend, bought)
     if whole is not None:
-        return whole, rows
+        return FirstPlan(whole, rows, marginal)
     if stop is not None and stop():
         return None
     fixed = _solve(model, hulls, bought, deadline, stop) or _solve(model, hulls, {}, deadline, stop)
-    return None if fixed is None else (fixed[0], rows)
+    return None if fixed is None else FirstPlan(fixed[0], rows, fixed[2])
 
 
 def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, deadline: float,
-           stop: Stop | None) -> tuple[Floats, dict[str, float]] | None:
+           stop: Stop | None) -> tuple[Floats, dict[str, float], float] | None:
     """The concave problem of `hulls` with each deal bought in parts (`bought` None) or, per
-    deal channel, whole in the cell `bought` names and nothing elsewhere: spend per cell and
-    the row prices of its LP (a deal channel's price on its `max` row), or None."""
+    deal channel, whole in the cell `bought` names and nothing elsewhere: spend per cell, the
+    row prices of its LP (a deal channel's price on its `max` row) and the budget's, or None."""
     lower, upper = list(model.lower), list(model.upper)
     deals = {cell.channel: cell.deal[0] for cell in hulls if cell.deal is not None}
     for c, cost in deals.items():
@@ -93,7 +102,7 @@ def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, de
         deal = hulls[i].deal
         assert deal is not None
         spend[i] = deal[0]   # bought whole, not to within the LP's tolerance
-    return spend, start.rows
+    return spend, start.rows, solution.marginal_value or 0.0
 
 
 def _bought(hulls: Cells, spend: Floats) -> dict[int, int]:

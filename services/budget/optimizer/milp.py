@@ -148,9 +148,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         building = time.perf_counter()
         envelope_model = formulate(model, hulls, exact=())
         build = time.perf_counter() - building
-        spend = first[0]
+        spend, marginal = first.spend, first.marginal
         priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
-                                                               first[1]))
+                                                               first.rows))
         bound = priced[2]
         held = _held(envelope_model, cells, spend)
         if held is not None:
