@@ -263,24 +263,23 @@ class _Restricted:
         self.capped = np.flatnonzero(np.isfinite(caps))
         self.bounded = np.flatnonzero((self.lower > EPS) | (self.upper < model.budget - EPS))
         # Group rows: each group's floor (≥ 0) and ceiling (≤ 0) on Σ members − share · T.
-        shares: list[tuple[list[int], float, bool]] = [
-            (model.members(group), float(share), floor)
+        # Each named as the MILP's row (`formulation`).
+        shares: list[tuple[list[int], float, bool, str]] = [
+            (model.members(group), float(share), floor,
+             f"group_{'min' if floor else 'max'}:{group.id}")
             for group in model.problem.groups
             for share, floor in ((group.min_share, True), (group.max_share, False))
             if share is not None]
-        self.group_names = [f"group_{'min' if floor else 'max'}:{group.id}"
-                            for group in model.problem.groups
-                            for share, floor in ((group.min_share, True), (group.max_share, False))
-                            if share is not None]
-        self.share = np.array([share for _, share, _ in shares])
-        self.floor = np.array([floor for _, _, floor in shares], dtype=bool)
+        self.share = np.array([share for _, share, _, _ in shares])
+        self.floor = np.array([floor for _, _, floor, _ in shares], dtype=bool)
+        self.group_names = [name for *_, name in shares]
         # Row of each period and channel (−1: none); each channel's group rows, CSR-wise.
         self.period_row = np.full(len(caps), -1)
         self.period_row[self.capped] = 1 + np.arange(len(self.capped))
         self.channel_row = np.full(channels, -1)
         self.channel_row[self.bounded] = 1 + len(self.capped) + np.arange(len(self.bounded))
         self.first_group = 1 + len(self.capped) + len(self.bounded)
-        pairs = np.array([(member, self.first_group + g) for g, (members, _, _) in
+        pairs = np.array([(member, self.first_group + g) for g, (members, _, _, _) in
                           enumerate(shares) for member in members], dtype=np.intp).reshape(-1, 2)
         pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
         self.member_count = np.bincount(pairs[:, 0], minlength=channels)
