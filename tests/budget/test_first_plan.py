@@ -57,7 +57,7 @@ def test_the_first_plan_buys_the_enumerations_deals_where_the_lp_buys_them_whole
     assert _objective(model, cells, found.spend) >= optimum * (1 - 1e-2)
 
 
-def test_a_request_of_s_curves_deals_caps_and_a_group_starts_without_hiGHS_envelope_lp(
+def test_a_request_of_s_curves_deals_caps_and_a_group_starts_without_the_highs_envelope_lp(
         monkeypatch):
     # The dept request of 200 x 52 (trial 18e): HiGHS's coarse envelope LP (84,000 columns on
     # 82 rows) took 6.7 s of CPU, and a 5 or 10 s limit answered no plan. Its start is now the
