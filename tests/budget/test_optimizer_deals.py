@@ -19,6 +19,7 @@ from services.budget.optimizer import (
     Period,
     Problem,
     Reserve,
+    first_plan,
     milp,
     solve,
 )
@@ -103,6 +104,11 @@ def _no_deals(form, cells, x):
     return rounded
 
 
+def _none_bought(hulls, spend):
+    """`first_plan`'s deals made wrong: none bought."""
+    return {}
+
+
 # The last case: four S-curves, and the LP the search ends on leaves one inside its convex
 # start; its settling decides it as the enumeration's optimum has it (decided "below the
 # stretch" instead, the plan is 0.12 % short).
@@ -114,6 +120,7 @@ def test_the_stage_finds_the_best_deals_from_a_plan_whose_deals_are_wrong(seed, 
     optimum, deals, _ = best_by_enumeration(problem)
     assert deals, "a case where buying no deal is best tests nothing"
     monkeypatch.setattr(milp, "_rounded", _no_deals)
+    monkeypatch.setattr(first_plan, "_bought", _none_bought)
     staged: list[tuple[float, float | None]] = []
     stage = milp._deal_plan
 
@@ -179,7 +186,11 @@ def test_deals_searched_on_the_coarse_curves_start_a_plan_within_the_promise(see
     problem = crowded(seed)
     optimum, _, _ = best_by_enumeration(problem)
     monkeypatch.setattr(milp, "_rounded", _no_deals)
+    monkeypatch.setattr(first_plan, "_bought", _none_bought)
     monkeypatch.setattr(milp, "SEARCH_COLUMNS", 0)
+    # From the coarse envelope LP's plan: `first_plan`'s prices can narrow the real curves'
+    # model as far as the coarse one (seed 2: 183 columns each).
+    monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     if not settled:
         monkeypatch.setattr(milp.deal_search, "settle", lambda *args: None)
     staged: list[tuple[int, float, float | None]] = []
@@ -216,6 +227,7 @@ def test_deals_searched_on_the_coarse_curves_start_a_plan_within_the_promise(see
 def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch):
     problem = crowded(1)
     monkeypatch.setattr(milp, "_rounded", _no_deals)
+    monkeypatch.setattr(first_plan, "_bought", _none_bought)
     bounding = milp.bounding
     stages: list[str] = []
 
@@ -253,6 +265,7 @@ def test_an_answers_error_bound_holds_against_the_true_curves_optimum(seed, monk
     problem = replace(crowded(seed), time_limit=60)
     _, _, reference = best_by_enumeration(problem, FIRST_TOLERANCE / 10)
     monkeypatch.setattr(milp, "_rounded", _no_deals)
+    monkeypatch.setattr(first_plan, "_bought", _none_bought)
     heard: list = []
     first = solve(problem, heard.append, stop=lambda: bool(heard))
     full = solve(problem)

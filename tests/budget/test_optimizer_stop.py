@@ -91,6 +91,8 @@ def test_a_stop_that_never_comes_changes_nothing():
 
 def test_the_repaired_coarse_plan_is_heard_before_the_polish(monkeypatch):
     from services.budget.optimizer import milp
+    # The coarse envelope LP's route (`first_plan`'s plan comes with its bound).
+    monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     problem = s_curves_and_deals()
     heard: list[Progress] = []
     heard_at_polish: list[int] = []
@@ -188,7 +190,7 @@ def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
 # The stages a stop is heard in, innermost first: the first of these names on the stack of a
 # call to `stop` is the stage that asked.
 _STAGES = ("value", "_cut_hills", "cells", "intervals", "narrowed", "_polish", "_deal_plan",
-           "relax_then_fix", "run_highs", "solve_milp")
+           "envelope_plan", "relax_then_fix", "run_highs", "solve_milp")
 
 
 def _stage() -> str:
@@ -226,21 +228,31 @@ def _stopped_in(stage: str, monkeypatch) -> tuple[object, int, int, list[str]]:
 def test_every_stage_a_solve_passes_through_asks_for_the_stop():
     # The trial of issue 18's session five: a cancel 1-3 s into a 200 x 26 job was heard
     # 5.4 s later, while curves were cut, narrowed and models made without asking.
+    from services.budget.optimizer import milp
     *_, heard = _stopped_in("never", pytest.MonkeyPatch())
-    assert {"_cut_hills", "cells", "relax_then_fix", "_polish", "narrowed", "intervals",
+    assert {"_cut_hills", "cells", "envelope_plan", "narrowed", "intervals",
             "_deal_plan", "value"} <= set(heard)
+    # The coarse envelope LP's route (a problem `first_plan` does not take), and its polish.
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
+        *_, heard = _stopped_in("never", patch)
+    assert {"relax_then_fix", "_polish"} <= set(heard)
 
 
-@pytest.mark.parametrize("stage", ["_cut_hills", "cells", "relax_then_fix", "_polish",
-                                   "narrowed", "intervals", "_deal_plan", "value"])
+@pytest.mark.parametrize("stage", ["_cut_hills", "cells", "envelope_plan", "relax_then_fix",
+                                   "_polish", "narrowed", "intervals", "_deal_plan", "value"])
 def test_a_stop_is_answered_in_the_stage_that_hears_it(stage, monkeypatch):
+    from services.budget.optimizer import milp
+    if stage in ("relax_then_fix", "_polish"):
+        # The coarse envelope LP's route: that of a problem `first_plan` does not take.
+        monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     answer, stops, models, _ = _stopped_in(stage, monkeypatch)
     # No model is made once stopped, but the real cells' envelope that gives a plan found
     # already its gap; the stop is asked a few more times on the way out, not in a new stage.
     assert models <= (1 if stage == "relax_then_fix" else 0)
     assert stops <= 8
     if isinstance(answer, SolveTimeout):
-        assert stage in ("_cut_hills", "cells", "relax_then_fix")
+        assert stage in ("_cut_hills", "cells", "envelope_plan", "relax_then_fix")
         assert "stopped" in str(answer)
     else:
         problem = s_curves_and_deals(channels=24, periods=8)
@@ -254,6 +266,8 @@ def test_a_stop_at_the_first_plan_skips_its_bound_where_that_takes_too_long(monk
     # longer than AFTER_STOP, the plan is answered without one.
     from services.budget.optimizer import milp
     monkeypatch.setattr(milp, "AFTER_STOP", 0.0)
+    # The coarse envelope LP's route (`first_plan`'s plan comes with its bound).
+    monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     problem = s_curves_and_deals()
     heard: list[Progress] = []
     made = milp.formulate
@@ -282,6 +296,8 @@ def test_a_plan_stopped_before_any_bound_claims_only_the_relaxations_bound(monke
     from tests.budget.test_optimizer_deals import _no_deals, best_by_enumeration, crowded
     monkeypatch.setattr(milp, "AFTER_STOP", 0.0)
     monkeypatch.setattr(milp, "_rounded", _no_deals)
+    # The coarse envelope LP's route.
+    monkeypatch.setattr(milp.first_plan, "envelope_plan", lambda *args: None)
     problem = replace(crowded(1), time_limit=60)
     _, _, reference = best_by_enumeration(problem, FIRST_TOLERANCE / 10)
     heard: list[Progress] = []

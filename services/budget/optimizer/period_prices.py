@@ -127,7 +127,8 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
                             solver="greedy+highs", marginal_value=answer.budget_price,
                             model_return=answer.model_return, priced=answer.priced), \
-                Start(prices=answer.prices, threshold=answer.threshold, near=near)
+                Start(prices=answer.prices, threshold=answer.threshold, near=near,
+                      rows=answer.rows)
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
@@ -235,6 +236,7 @@ class Start:
     prices: Floats           # per period, λ_p
     threshold: Floats        # per cell, τ_c
     near: Fill | None        # the greedy's plan at the last prices, whose levels it tries first
+    rows: dict[str, float]   # the bound's row prices, by the MILP's row names (`formulation`)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,7 @@ class _Answer:
     threshold: Floats        # per cell, τ_c at the LP's row prices
     prices: Floats           # per period, λ_p
     priced: Priced           # the bound's prices, for the true curves' bound
+    rows: dict[str, float]   # the same, by the MILP's row names (`formulation`)
 
 
 class _Restricted:
@@ -268,20 +271,23 @@ class _Restricted:
         self.capped = np.flatnonzero(np.isfinite(caps))
         self.bounded = np.flatnonzero((self.lower > EPS) | (self.upper < model.budget - EPS))
         # Group rows: each group's floor (≥ 0) and ceiling (≤ 0) on Σ members − share · T.
-        shares: list[tuple[list[int], float, bool]] = [
-            (model.members(group), float(share), floor)
+        # Each named as the MILP's row (`formulation`).
+        shares: list[tuple[list[int], float, bool, str]] = [
+            (model.members(group), float(share), floor,
+             f"group_{'min' if floor else 'max'}:{group.id}")
             for group in model.problem.groups
             for share, floor in ((group.min_share, True), (group.max_share, False))
             if share is not None]
-        self.share = np.array([share for _, share, _ in shares])
-        self.floor = np.array([floor for _, _, floor in shares], dtype=bool)
+        self.share = np.array([share for _, share, _, _ in shares])
+        self.floor = np.array([floor for _, _, floor, _ in shares], dtype=bool)
+        self.group_names = [name for *_, name in shares]
         # Row of each period and channel (−1: none); each channel's group rows, CSR-wise.
         self.period_row = np.full(len(caps), -1)
         self.period_row[self.capped] = 1 + np.arange(len(self.capped))
         self.channel_row = np.full(channels, -1)
         self.channel_row[self.bounded] = 1 + len(self.capped) + np.arange(len(self.bounded))
         self.first_group = 1 + len(self.capped) + len(self.bounded)
-        pairs = np.array([(member, self.first_group + g) for g, (members, _, _) in
+        pairs = np.array([(member, self.first_group + g) for g, (members, _, _, _) in
                           enumerate(shares) for member in members], dtype=np.intp).reshape(-1, 2)
         pairs = pairs[np.argsort(pairs[:, 0], kind="stable")]
         self.member_count = np.bincount(pairs[:, 0], minlength=channels)
@@ -408,6 +414,16 @@ class _Restricted:
         # whose floors and ceilings meet only at zero spend leave an optimum of 0, the LP's
         # noise beside it no gap.
         gap = max(bound - objective, 0.0) / max(abs(model_return), 1e-6 * self.model.budget, EPS)
+        # T's row price moved by the groups' shares is the budget row's, where the groups'
+        # rows are over every cell's spend: Σ members − share · Σ cells.
+        rows = {"budget": total_price + float(self.share @ group)}
+        periods = self.model.periods
+        rows.update((f"period_cap:{periods[p].id}", float(prices[p])) for p in self.capped)
+        channels = self.model.problem.channels
+        rows.update((f"{'max' if own[c] > 0 else 'min'}:{channels[c].id}", float(own[c]))
+                    for c in self.bounded)
+        rows.update(zip(self.group_names, group.tolist()))
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
                        threshold=tau, prices=prices,
-                       priced=Priced(threshold=tau, constant=constant, segments=lambda: cells))
+                       priced=Priced(threshold=tau, constant=constant, segments=lambda: cells),
+                       rows=rows)

@@ -1,0 +1,153 @@
+"""The MILP's first plan and the envelope LP's row prices in about a second, by the priced greedy.
+
+With every S-curve taken by its concave envelope and every deal bought in parts (a linear
+channel at its value per unit, capped at its cost, in the periods where its cost fits), the
+envelope LP is concave curves under the budget, channel bounds, period caps and groups' shares,
+which `period_prices` solves to a proven optimum. HiGHS took 6.7 s of CPU on that LP cut
+coarsely at 200 x 52 (84,000 columns on 82 rows: its interior point's crossover; the dual
+simplex 3.7 s for 54 iterations), so a 5 or 10 s limit answered no plan; the priced greedy takes
+about 1 s on the real cells' envelopes. Each deal is then bought whole in the period where the
+LP buys most of it, if at least half, else not at all, and the problem solved again with those
+deals fixed (none bought, where that has no plan): a plan meeting every row. The first solve's
+row prices, named as the MILP's rows, give L(y) on the envelope model (`windows.lagrangian`): a
+bound on every plan whatever the prices, which also narrows the MILP's curves.
+"""
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+
+from services.budget.optimizer import greedy, period_prices
+from services.budget.optimizer.backends import Stop
+from services.budget.optimizer.curves import Floats, linear_segments
+from services.budget.optimizer.formulation import Formulation
+from services.budget.optimizer.scaled import Cell, Cells, Indices, ScaledProblem
+from services.budget.optimizer.windows import prices
+
+# A deal the envelope LP buys at least this share of is bought whole.
+BOUGHT = 0.5
+# A deal bought to within this share of its cost (the LP's tolerance) is bought whole already.
+TOLERANCE = 1e-9
+
+
+@dataclass(frozen=True)
+class FirstPlan:
+    spend: Floats            # per cell, meeting every row
+    rows: dict[str, float]   # the envelope LP's row prices, by the MILP's row names
+    marginal: float          # the budget's price with the plan's deals
+
+
+def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
+                  stop: Stop | None = None) -> FirstPlan | None:
+    """A plan meeting every row (spend per cell of `hulls`: the cells, each S-curve by its
+    envelope), the envelope LP's row prices by the MILP's row names (`row_prices` makes them
+    a model's) and the budget's price with the plan's deals; or None where the problem is not
+    concave with its deals relaxed (floors "if used", a return floor), no plan is found by
+    `deadline` or `stop()` turns true."""
+    if stop is not None and stop():
+        return None
+    relaxed = _solve(model, hulls, None, deadline, stop)
+    # The priced greedy hears a stop and lets it be (`period_prices.solve`): heard here, there
+    # is no plan yet where the relaxed one buys deals in parts.
+    if relaxed is None:
+        return None
+    spend, start, marginal = relaxed
+    bought = _bought(hulls, spend)
+    whole = _whole(hulls, spend, bought)
+    if whole is not None:
+        return FirstPlan(whole, start.rows, marginal)
+    if stop is not None and stop():
+        return None
+    fixed = _solve(model, hulls, bought, deadline, stop, start) or \
+        _solve(model, hulls, {}, deadline, stop, start)
+    return None if fixed is None else FirstPlan(fixed[0], start.rows, fixed[2])
+
+
+def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, deadline: float,
+           stop: Stop | None, start: period_prices.Start | None = None
+           ) -> tuple[Floats, period_prices.Start, float] | None:
+    """The concave problem of `hulls` with each deal bought in parts (`bought` None) or, per
+    deal channel, whole in the cell `bought` names and nothing elsewhere: spend per cell,
+    where its LP ends (its row prices, a deal channel's on its `max` row) and the budget's
+    price, or None. `start`: where the solve with the deals in parts ended, which the solve
+    with them fixed starts from (the same cells: 100 x 26 mix took 3 LPs from the greedy)."""
+    lower, upper = list(model.lower), list(model.upper)
+    deals = {cell.channel: cell.deal[0] for cell in hulls if cell.deal is not None}
+    for c, cost in deals.items():
+        if bought is None:
+            upper[c] = min(upper[c], cost)
+        else:
+            lower[c] = upper[c] = cost if c in bought else 0.0
+    # One piece per deal channel, a cell's value per unit as its weight; a cell that cannot buy
+    # the deal (its price past the period's cap, or bought elsewhere) has no room.
+    pieces = {c: linear_segments(1.0, cost) for c, cost in deals.items()}
+    shut = linear_segments(0.0, 0.0)
+    shown: list[Cell] = []
+    for i, cell in enumerate(hulls):
+        if cell.deal is not None:
+            cost, value = cell.deal
+            c = cell.channel
+            room = cost <= cell.upper if bought is None else bought.get(c) == i
+            cell = Cell(c, cell.period, value / cost, cell.upper, pieces[c] if room else shut,
+                        None, cell.share)
+        shown.append(cell)
+    concave = copy.copy(model)
+    concave.lower, concave.upper = lower, upper
+    cells = Cells(shown)
+    if not greedy.concave(concave, cells):
+        return None
+    solution, end = period_prices.solve(concave, cells, deadline, start, stop)
+    if solution is None or end is None:
+        return None
+    spend = solution.spend.copy()
+    for i in (bought or {}).values():
+        deal = hulls[i].deal
+        assert deal is not None
+        spend[i] = deal[0]   # bought whole, not to within the LP's tolerance
+    return spend, end, solution.marginal_value or 0.0
+
+
+def _bought(hulls: Cells, spend: Floats) -> dict[int, int]:
+    """Per deal channel, the cell where `spend` buys most of its deal, if at least BOUGHT of it."""
+    bought: dict[int, int] = {}
+    deals: Indices = np.flatnonzero(hulls.is_deal)
+    for i in deals.tolist():
+        cell = hulls[i]
+        assert cell.deal is not None
+        c = cell.channel
+        best = bought.get(c)
+        if best is None or spend[i] > spend[best]:
+            bought[c] = i
+    return {c: i for c, i in bought.items()
+            if spend[i] >= BOUGHT * hulls[i].deal[0]}   # type: ignore[index]
+
+
+def _whole(hulls: Cells, spend: Floats, bought: dict[int, int]) -> Floats | None:
+    """`spend` with its deals paid to the cent of their cost, where each is bought whole (to
+    the LP's tolerance) in the cell `bought` names and not elsewhere (the envelope LP often
+    buys them so: its optimum is a vertex with a few fractional columns); else None."""
+    deals = np.flatnonzero(hulls.is_deal)
+    cost = np.array([hulls[i].deal[0] for i in deals.tolist()])   # type: ignore[index]
+    chosen = np.isin(deals, list(bought.values()))
+    paid = spend[deals]
+    if np.any(np.abs(paid[chosen] - cost[chosen]) > TOLERANCE * cost[chosen]) or \
+            np.any(paid[~chosen] > TOLERANCE * cost[~chosen]):
+        return None
+    whole = spend.copy()
+    whole[deals] = np.where(chosen, cost, 0.0)
+    return whole
+
+
+def row_prices(model: ScaledProblem, hulls: Cells, form: Formulation,
+               rows: dict[str, float]) -> Floats:
+    """`rows` (by name) as prices of `form`'s rows: a deal channel's price per unit on its
+    `max` row is its `once` row's times its cost (that row counts purchases)."""
+    named = dict(rows)
+    for cell in hulls:
+        if cell.deal is not None:
+            channel = model.problem.channels[cell.channel].id
+            own = named.pop(f"max:{channel}", None)
+            if own is not None:
+                named[f"once_{cell.channel}"] = own * cell.deal[0]
+    y = np.array([named.get(name, 0.0) for name in form.row_names])
+    return prices(form, y)

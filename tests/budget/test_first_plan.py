@@ -1,0 +1,71 @@
+"""The MILP's first plan and bound from the envelope LP solved by the priced greedy
+(`first_plan`): a plan of every row, and row prices whose bound is the envelope LP's optimum."""
+import time
+from dataclasses import replace
+
+import pytest
+
+from services.budget.optimizer import first_plan, milp, solve
+from services.budget.optimizer.backends import run_highs
+from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.milp import _envelopes, _objective
+from services.budget.optimizer.problem import FIRST_TOLERANCE
+from services.budget.optimizer.scaled import ScaledProblem
+from services.budget.optimizer.windows import lagrangian
+from tests.budget.test_optimizer_deals import best_by_enumeration, crowded
+from tests.budget.test_optimizer_stop import check_plan_money, s_curves_and_deals
+
+CASES = [crowded(1), crowded(2), crowded(4, (1, 2, 4, 5)), s_curves_and_deals(),
+         s_curves_and_deals(channels=24, periods=8)]
+
+
+@pytest.mark.parametrize("problem", CASES)
+def test_the_first_plan_keeps_every_row_and_its_prices_bound_as_the_envelope_lp(problem):
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE, time.perf_counter() + 60)
+    hulls = _envelopes(cells)
+    envelope_model = formulate(model, hulls, exact=())
+    found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
+    assert found is not None
+    plan = found.spend
+    y = first_plan.row_prices(model, hulls, envelope_model, found.rows)
+    # A plan of the whole model (every cell exact, deals whole): its columns meet every row.
+    whole = formulate(model, cells)
+    assert whole.feasible(whole.columns_for(cells, plan))
+    # The prices bound every plan (L(y) holds at any prices); taken from the priced greedy's
+    # proven optimum, they bound as tightly as HiGHS's own solve of the envelope LP (its
+    # objective differs by the spend tie-break only, a 1e-9 of a unit spent).
+    optimum = run_highs(envelope_model, 60, relax=True).bound
+    assert optimum is not None
+    bound = lagrangian(envelope_model, y)
+    assert bound >= optimum * (1 - 1e-7)
+    assert bound <= optimum * (1 + 1e-6)
+    assert _objective(model, cells, plan) <= bound
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_first_plan_buys_the_enumerations_deals_where_the_lp_buys_them_whole(seed):
+    # Two deals over three capped periods: the envelope LP buys each deal whole or not at all
+    # here, and the plan with those deals is within 1 % of the best of every choice.
+    problem = crowded(seed)
+    optimum, deals, _ = best_by_enumeration(problem)
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE, time.perf_counter() + 60)
+    hulls = _envelopes(cells)
+    found = first_plan.envelope_plan(model, hulls, time.perf_counter() + 60)
+    assert found is not None
+    assert _objective(model, cells, found.spend) >= optimum * (1 - 1e-2)
+
+
+def test_a_request_of_s_curves_deals_caps_and_a_group_starts_without_the_highs_envelope_lp(
+        monkeypatch):
+    # The dept request of 200 x 52 (trial 18e): HiGHS's coarse envelope LP (84,000 columns on
+    # 82 rows) took 6.7 s of CPU, and a 5 or 10 s limit answered no plan. Its start is now the
+    # priced greedy's: the LP over every segment is not solved, and the answer is proven.
+    def refused(*args, **kwargs):
+        raise AssertionError("the coarse envelope LP was solved")
+    monkeypatch.setattr(milp, "relax_then_fix", refused)
+    problem = replace(s_curves_and_deals(channels=24, periods=8), time_limit=60)
+    result = solve(problem)
+    check_plan_money(problem, result)
+    assert result.status == "optimal" and result.approximation_error <= 1e-3
