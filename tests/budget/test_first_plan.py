@@ -5,7 +5,7 @@ from dataclasses import replace
 
 import pytest
 
-from services.budget.optimizer import first_plan, milp, solve
+from services.budget.optimizer import first_plan, milp, period_prices, solve
 from services.budget.optimizer.backends import run_highs
 from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.milp import _envelopes, _objective
@@ -69,3 +69,30 @@ def test_a_request_of_s_curves_deals_caps_and_a_group_starts_without_the_highs_e
     result = solve(problem)
     check_plan_money(problem, result)
     assert result.status == "optimal" and result.approximation_error <= 1e-3
+
+
+def test_a_stop_during_the_first_plan_ends_it(monkeypatch):
+    # The priced greedy lets a stop be on the concave route, whose proven plan is its only one;
+    # here the MILP has an answer without this plan, and a cancel must be heard within a
+    # second (a stop at 0.5 s of a 200 x 52 request was answered 1.6 s later).
+    problem = s_curves_and_deals(channels=24, periods=8)
+    model = ScaledProblem(problem)
+    hulls = _envelopes(model.cells(FIRST_TOLERANCE, time.perf_counter() + 60))
+    asked: list[bool] = []
+    late: list[bool] = []
+    lp = period_prices._Restricted.solve
+
+    def solve_lp(self, *args):
+        late.append(any(asked))
+        return lp(self, *args)
+
+    monkeypatch.setattr(period_prices._Restricted, "solve", solve_lp)
+    for first in (2, 3, 5):
+        asked.clear()
+
+        def stop(first: int = first) -> bool:
+            asked.append(len(asked) + 1 >= first)
+            return asked[-1]
+
+        assert first_plan.envelope_plan(model, hulls, time.perf_counter() + 60, stop) is None
+    assert late and not any(late)   # LPs were solved, none once the stop was heard

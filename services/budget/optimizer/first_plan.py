@@ -46,9 +46,9 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
     `deadline` or `stop()` turns true."""
     if stop is not None and stop():
         return None
+    # The priced greedy heeds the stop here (`period_prices.solve`): the MILP answers without
+    # this plan, where the concave route's plan is its only one.
     relaxed = _solve(model, hulls, None, deadline, stop)
-    # The priced greedy hears a stop and lets it be (`period_prices.solve`): heard here, there
-    # is no plan yet where the relaxed one buys deals in parts.
     if relaxed is None:
         return None
     spend, start, marginal = relaxed
@@ -96,7 +96,7 @@ def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, de
     cells = Cells(shown)
     if not greedy.concave(concave, cells):
         return None
-    solution, end = period_prices.solve(concave, cells, deadline, start, stop)
+    solution, end = period_prices.solve(concave, cells, deadline, start, stop, heed=True)
     if solution is None or end is None:
         return None
     spend = solution.spend.copy()

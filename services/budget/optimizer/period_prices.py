@@ -77,16 +77,19 @@ def applies(model: ScaledProblem) -> bool:
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
           start: "Start | None" = None,
-          stop: Callable[[], bool] | None = None) -> tuple[Solution | None, "Start | None"]:
+          stop: Callable[[], bool] | None = None,
+          heed: bool = False) -> tuple[Solution | None, "Start | None"]:
     """The optimum of concave cells under the budget, channel bounds, period caps and groups'
     shares, proven by the bound above, and where the next round starts; no plan when the LP
     finds none (the caller then takes the MILP route, which names the conflict of
-    an impossible request) or the deadline passes first.
+    an impossible request), the deadline passes first or, with `heed`, `stop()` turns true.
 
     `start`: the last round's, on the same problem cut more coarsely (finer segments move
     its prices very little). `stop` is asked at each round and its answer let be: a cancel is
     heard (so the worker waits for the answer, `shared.workers`) and the rounds, a second or
-    two at 1,000 × 52, end with the proven plan, the only one this route has.
+    two at 1,000 × 52, end with the proven plan, the only one this route has. With `heed` the
+    caller has another answer to give (the MILP's first plan: `first_plan`), and a stop ends
+    the rounds with no plan.
     """
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
@@ -98,15 +101,13 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     else:
         threshold, near = _adjusted(model, curves, period, caps,
                                     np.zeros(len(caps)) if start is None else start.prices, near,
-                                    stop)
+                                    stop, heed)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
     for round_ in range(LP_ROUNDS):
-        if time.perf_counter() > deadline:
+        if time.perf_counter() > deadline or (stop is not None and stop() and heed):
             return None, None
-        if stop is not None:
-            stop()
         answer = lp.solve(low, high, deadline)
         if answer is None:
             # The columns cannot meet the rows (the bought segments spend more than a cap, or
@@ -138,18 +139,21 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
 
 def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
               prices: Floats, fill: Fill | None,
-              stop: Callable[[], bool] | None = None) -> tuple[Floats, Fill | None]:
+              stop: Callable[[], bool] | None = None,
+              heed: bool = False) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap, until the plan meets the caps or
-    stops getting closer; and the last round's greedy plan. `fill`: a greedy plan at nearby
-    prices (the last round's, on the curves cut more coarsely), or none."""
+    stops getting closer (or, with `heed`, `stop()` turns true); and the last round's greedy
+    plan. `fill`: a greedy plan at nearby prices (the last round's, on the curves cut more
+    coarsely), or none."""
     missed = math.inf
     # The last round's moves of the prices: the next ones guessed from them (`_period_prices`).
     moves: Floats | None = None
     for round_ in range(PRICE_ROUNDS):
-        if stop is not None:
-            stop()   # heard, and let be (see `solve`)
+        # Heard, and let be unless heeded (see `solve`).
+        if stop is not None and stop() and heed and round_ > 0:
+            break
         # Each round starts its selections at the last round's levels (the prices move less
         # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
         fill = fill_segments(model, replace(curves, price=prices[period]), near=fill)
