@@ -52,6 +52,8 @@ ADVICE = {
 }
 # `share_roi_plan` tries its plan at this many scales, from the LP's spend to the most it may.
 SCALINGS = 40
+# ... and at each whole number of minor units up to this many.
+TINY_UNITS = 100
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
@@ -836,17 +838,63 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
 
 def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     """A plan holding every group's share (and every floor and cap) that returns the most per
-    unit spent on the curves' concave envelopes, per cell (scaled); None where the request has
-    no share or the LP finds none. The return per unit of a plan spending S is a ratio; with
+    unit spent, rounded to whole minor units, on the true curves, per cell (scaled); None where
+    the request has no share or no such plan is found. The plans tried: the best cell alone
+    whose channel alone holds the shares (`_lone_plan`: a deal, an S-curve at its peak), and
+    the mix of the shares' LP (`_mixed_plans`) at many scales. A brand group at `min_share`
+    0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    if not any(g.min_share is not None or g.max_share is not None for g in model.problem.groups):
+        return None
+    plans = _mixed_plans(model, cells)
+    lone = _lone_plan(model, cells)
+    if lone is not None:
+        plans.append(lone)
+    rois = [rounded_roi(model, cells, plan) for plan in plans]
+    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
+    return plans[max(kept)[1]] if kept else None
+
+
+def _lone_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The cell returning most per unit spent (`_cell_rois`, a deal bought whole) among those
+    whose channel alone holds every group's share and has no floor, at that spend; None where
+    a channel has a floor or no cell qualifies. Trial 18g: a deal returning 9 a unit in a brand
+    group at `min_share` 0.5 (t7_d), an S-curve alone in one (t7b), which the LP leaves out or
+    sees on its envelope."""
+    if (np.asarray(model.lower) > EPS).any():
+        return None
+    rois, at = _cell_rois(model, cells)
+    floors = _floors(model)
+    for c in range(len(model.problem.channels)):
+        if floors[c] > EPS or not _alone_holds(model, c):
+            rois[cells.channel == c] = -math.inf
+    if not len(rois) or not math.isfinite(best := float(np.max(rois))):
+        return None
+    spend = np.zeros(len(cells))
+    where = int(np.argmax(rois))
+    spend[where] = at[where]
+    return spend if best > 0 else None
+
+
+def _alone_holds(model: ScaledProblem, channel: int) -> bool:
+    """Whether a plan spending on `channel` alone holds every group's share."""
+    for group in model.problem.groups:
+        share = 1 if channel in model.members(group) else 0
+        if (group.min_share is not None and share < group.min_share) or \
+                (group.max_share is not None and share > group.max_share):
+            return False
+    return True
+
+
+def _mixed_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
+    """The plan holding every group's share (and every floor and cap) that returns the most per
+    unit spent on the curves' concave envelopes, per cell (scaled), at several scales; empty
+    where the LP finds none. The return per unit of a plan spending S is a ratio; with
     y = x / S and t = 1 / S (Charnes–Cooper) it is linear: most Σ weight · slope · z over the
     envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
     caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals and `min_if_used`
     channels with a `min` are left out (unused, which they may be), so the plan is one the
-    request allows; its ROI on the true curves is what `unreachable_roi` names. A brand group
-    at `min_share` 0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    request allows."""
     problem = model.problem
-    if not any(g.min_share is not None or g.max_share is not None for g in problem.groups):
-        return None
     leave = {c for c, channel in enumerate(problem.channels) if channel.min_if_used
              and (channel.min or 0) > 0 and model.lower[c] <= 0}
     owner, lengths, gains = [], [], []
@@ -859,7 +907,7 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
         lengths.append(hull.lengths)
         gains.append(cell.weight * hull.slopes)
     if not owner:
-        return None
+        return []
     of = np.concatenate(owner)
     count = len(of)
     t = count
@@ -895,7 +943,7 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
                      np.inf if group.max_share is None else float(group.max_share)))
     solved = solve_rows(lp, rows)
     if solved is None or solved[t] <= 0:
-        return None
+        return []
     spend = np.zeros(len(cells))
     np.add.at(spend, of, solved[:count] / solved[t])
     # The LP's spend may be a cent or two, which whole units cannot split by the shares (a
@@ -910,10 +958,18 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
         mine = float(spend[cells.period == p].sum())
         if period.cap is not None and mine > 0:
             room.append(model.money(period.cap) / mine)
-    plans = [spend * factor for factor in np.geomspace(1.0, max(min(room), 1.0), SCALINGS)]
-    rois = [rounded_roi(model, cells, plan) for plan in plans]
-    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
-    return plans[max(kept)[1]] if kept else None
+    # And at each whole number of units up to TINY_UNITS: a concave curve returns most per unit
+    # on its first units, where the shares still split (trial 18g, t7_c: 0.07 and 0.03 hold a
+    # min_share of 0.7 and a max_share of 0.3 and return 6.99 a unit, 0.94 more than the LP's
+    # plan at its own scale, to which its pieces had led), down to the scale its floors allow.
+    top = max(min(room), 1.0)
+    spent = float(spend.sum())
+    least = max([model.lower[c] / float(spend[cells.channel == c].sum())
+                 for c in range(len(problem.channels)) if model.lower[c] > 0] or [0.0])
+    unit_factors = np.arange(1, TINY_UNITS + 1) * unit / spent
+    factors = np.r_[np.geomspace(1.0, top, SCALINGS),
+                    unit_factors[(unit_factors >= least) & (unit_factors <= top)]]
+    return [spend * factor for factor in factors]
 
 
 def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:
