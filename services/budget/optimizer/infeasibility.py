@@ -2,6 +2,8 @@
 import copy
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -24,6 +26,7 @@ from services.budget.optimizer.problem import (
     FIRST_TOLERANCE,
     Channel,
     Deal,
+    Group,
     Hill,
     Incremental,
     Points,
@@ -44,8 +47,6 @@ ADVICE = {
     "budget": "raise the money available (total minus reserve) by {amount}",
     "min": "lower the minimum of channel {name} by {amount}",
     "max": "raise the maximum of channel {name} by {amount}",
-    "group_min": "lower the minimum share of group {name}: it is {amount} short",
-    "group_max": "raise the maximum share of group {name}: it is {amount} over",
     "period_cap": "raise the cap of period {name} by {amount}",
     "target_return": "lower target_return by {amount}",
     "target_roi": "lower target_roi to at most {amount}",
@@ -70,6 +71,16 @@ ROI_ROUNDS = 6
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
 # 1e-12 of its spend, below a cent of 1e9.
 LEAST_MONEY_HALVINGS = 40
+
+
+@contextmanager
+def unnamed() -> Iterator[None]:
+    """Within it, `conflicts` names none: a solve whose failure is tried again first."""
+    token = _VERIFYING.set(True)
+    try:
+        yield
+    finally:
+        _VERIFYING.reset(token)
 
 
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
@@ -233,11 +244,12 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
 
 def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None:
     """`problem` with the change `fix` made, its reserve held at `reserve` where the money is
-    raised; None where the change is not one to a number of the request (a group's share told
-    as money short, or a rule it does not have)."""
+    raised; None where the change is not one to a number of the request (a rule it does not
+    have)."""
     family, _, label = fix.constraint.partition(":")
     channels = {channel.id: channel for channel in problem.channels}
     periods = {period.id: period for period in problem.periods}
+    groups = {group.id: group for group in problem.groups}
     if family == "budget":
         problem = replace(problem, total=problem.total + fix.change,
                           reserve=Reserve(amount=reserve))
@@ -247,6 +259,12 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
         channels[label] = replace(channels[label], max=high + fix.change)
     elif family == "period_cap" and label in periods and (cap := periods[label].cap) is not None:
         periods[label] = replace(periods[label], cap=cap + fix.change)
+    elif family == "group_min" and label in groups and (least := groups[label].min_share) \
+            is not None:
+        groups[label] = replace(groups[label], min_share=max(least - fix.change, Decimal(0)))
+    elif family == "group_max" and label in groups and (most := groups[label].max_share) \
+            is not None:
+        groups[label] = replace(groups[label], max_share=min(most + fix.change, Decimal(1)))
     elif family == "target_return" and problem.target_return is not None:
         problem = replace(problem, target_return=problem.target_return - fix.change)
     elif family == "target_roi" and problem.target_roi is not None:
@@ -256,7 +274,8 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
             problem.incremental, tolerance=problem.incremental.tolerance + fix.change / 100))
     else:
         return None
-    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()))
+    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()),
+                   groups=tuple(groups.values()))
 
 
 def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
@@ -302,10 +321,11 @@ def _named(model: ScaledProblem, form: Formulation, cells: Cells, x: Floats,
             upper[column] = needs[name] if name != "target_roi" else 0.0
         # The plan reaching most per unit may need less of the other changes.
         plan, needs = _plan(form, cells, _most_per_unit(form, cells, plan, upper, deadline))
+    spent = float(form.cell_spend(plan, len(cells)).sum())
     return [conflict for name, need in needs.items()
             if (conflict := _lowered_roi(model, form, cells, plan, own)
                 if name == "target_roi" and roi
-                else _conflict(model, name, need)) is not None]
+                else _conflict(model, name, need, spent)) is not None]
 
 
 def _honest(form: Formulation, cells: Cells, seconds: float) -> Run:
@@ -438,15 +458,36 @@ def _lowered_roi(model: ScaledProblem, form: Formulation, cells: Cells, plan: Fl
                     ADVICE["target_roi"].format(name="", amount=reached))
 
 
-def _conflict(model: ScaledProblem, name: str, need: float) -> Conflict | None:
+def _conflict(model: ScaledProblem, name: str, need: float, spent: float) -> Conflict | None:
     """The change `need` (scaled) to the rule `name`, to the next minor unit past the solver's
-    float noise (1e-6 of a unit); None where it is none."""
+    float noise (1e-6 of a unit); a group's share as the share itself, `need` over the plan's
+    spend `spent` (its members short of, or over, their share by `need`: a user sets a share,
+    not money), to the next millionth. None where it is none."""
     if need <= 1e-7:
         return None
+    family, _, label = name.partition(":")
+    if family in ("group_min", "group_max"):
+        group = next(group for group in model.problem.groups if group.id == label)
+        return _share_conflict(group, family, need / spent)
     unit = quantum(model.problem.decimals)
     change = math.ceil(need * model.unit / float(unit) - 1e-6) * unit
-    family, _, label = name.partition(":")
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
+
+
+def _share_conflict(group: Group, family: str, slack: float, why: str = "") -> Conflict:
+    """Group `group`'s `min_share` lowered (`family` "group_min") or its `max_share` raised by
+    `slack`, up to the next millionth past float noise (0.6 solved as 0.6000000000001), so that
+    it is enough applied; `why`, where given, says why."""
+    change = math.ceil(slack / float(RATIO_PLACES) - 1e-3) * RATIO_PLACES
+    if family == "group_min":
+        assert group.min_share is not None
+        how, moved = "lower the minimum", max(group.min_share - change, Decimal(0))
+    else:
+        assert group.max_share is not None
+        how, moved = "raise the maximum", min(group.max_share + change, Decimal(1))
+    return Conflict(f"{family}:{group.id}", change,
+                    f"{how} share of group {group.id} by {change.normalize():f} (to "
+                    f"{moved.normalize():f})" + (f": {why}" if why else ""))
 
 
 def _past_caps(model: ScaledProblem, cells: Cells | None, deadline: float,
@@ -819,21 +860,9 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
         # other rules say why (the MILP's conflicts).
         return []
     slacks = solved[count:]
-    found = []
-    for (group, label, share), slack in zip(rules, slacks.tolist()):
-        if slack <= 1e-9:
-            continue
-        # Up to the next millionth, past the LP's float noise (0.6 solved as 0.6000000000001).
-        change = math.ceil(slack / float(RATIO_PLACES) - 1e-3) * RATIO_PLACES
-        if label == "group_min":
-            how, moved = "lower the minimum", max(share - change, Decimal(0))
-        else:
-            how, moved = "raise the maximum", min(share + change, Decimal(1))
-        found.append(Conflict(f"{label}:{group.id}", change,
-                              f"{how} share of group {group.id} by {change.normalize():f} (to "
-                              f"{moved.normalize():f}): no plan that spends anything holds every "
-                              f"group's share"))
-    return found
+    return [_share_conflict(group, label, slack, "no plan that spends anything holds every "
+                            "group's share")
+            for (group, label, _), slack in zip(rules, slacks.tolist()) if slack > 1e-9]
 
 
 def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
