@@ -1010,3 +1010,23 @@ def test_solve_target_roi_under_a_groups_share_counts_an_s_curve_alone_at_its_pe
                         groups=brand))
     assert met.expected_return >= best * met.spend > 0
     assert amounts(met)["s1"] == met.spend
+
+
+def test_solve_target_roi_a_first_cut_refuses_is_cut_finer_before_its_conflicts():
+    # Trial 18g (t2b_hardmin_w_alone0): m must spend 24,652.44 (a hard min) over periods a and
+    # b (weight 1.7), each half of the horizon: r_p(x) = w_p · 0.5 · R(2x). The user's plan,
+    # 9,294.69 in a and 15,357.75 in b, returns 9.0042 a unit on the true curves, but the first
+    # cut's pieces, below the curve, reached 8.999619, and the request was refused.
+    def returns(a: float, b: float) -> float:
+        return 0.5 * float(hill(2 * a, 300_000.0, 20_000.0, 0.8)) + \
+            1.7 * 0.5 * float(hill(2 * b, 300_000.0, 20_000.0, 0.8))
+    assert returns(9294.69, 15357.75) >= 9 * (9294.69 + 15357.75)
+    result = solve(problem(Channel("m", Hill(D(300_000), D(20_000), D("0.8")), min=D("24652.44")),
+                           Channel("l", Linear(D("1.2"))), total="500000",
+                           objective="target_roi", target_roi=D(9),
+                           periods=(Period("a"), Period("b", weight=D("1.7")))))
+    cells = {(a.channel, p.period): float(p.amount) for a in result.allocations
+             for p in a.periods}
+    assert result.spend >= D("24652.44")
+    assert returns(cells["m", "a"], cells["m", "b"]) + 1.2 * (cells["l", "a"] + cells["l", "b"]) \
+        >= 9 * float(result.spend)
