@@ -468,7 +468,7 @@ def _conflict(model: ScaledProblem, name: str, need: float, spent: float) -> Con
     family, _, label = name.partition(":")
     if family in ("group_min", "group_max"):
         group = next(group for group in model.problem.groups if group.id == label)
-        return _share_conflict(group, family, need / spent)
+        return _share_conflict(group, family, need / max(spent, EPS))
     unit = quantum(model.problem.decimals)
     change = math.ceil(need * model.unit / float(unit) - 1e-6) * unit
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
