@@ -1030,3 +1030,19 @@ def test_solve_target_roi_a_first_cut_refuses_is_cut_finer_before_its_conflicts(
     assert result.spend >= D("24652.44")
     assert returns(cells["m", "a"], cells["m", "b"]) + 1.2 * (cells["l", "a"] + cells["l", "b"]) \
         >= 9 * float(result.spend)
+
+
+def test_solve_target_roi_above_every_cell_is_named_before_any_solve(monkeypatch):
+    # Trial 18g (t7_d): no cell returns more than the deal's 9 a unit, yet the MILP searched for
+    # a plan meeting 40 until the time limit (29 s) before the conflict was named.
+    def no_solve(*args, **kwargs):
+        raise AssertionError("a target above every plan's return per unit needs no solve")
+    monkeypatch.setattr("services.budget.optimizer.solver.solve_milp", no_solve)
+    channels = (Channel("a", Linear(D("1.5"))), Channel("s", Hill(D(8_000_000), D(1_500_000), D(3))),
+                Channel("dl", Deal(D(1_000_000), D(6_000_000))))
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total="60000000", objective="target_roi", target_roi=D(40),
+                      groups=(Group("brand", ("a", "dl"), min_share=D("0.5")),),
+                      periods=(Period("p1"), Period("p2", weight=D("1.5")))))
+    conflict, = raised.value.conflicts
+    assert D(40) - conflict.change == D(9)

@@ -55,6 +55,10 @@ ADVICE = {
 SCALINGS = 40
 # ... and at each whole number of minor units up to this many.
 TINY_UNITS = 100
+# `past_best_roi` reads every cell's best return per unit before a target_roi is solved only
+# up to this many cells: it takes about 40 µs a cell (2 s at 1,000 x 52), paid by every
+# request, where the MILP's search for an unreachable target takes its whole time limit.
+PAST_BEST_CELLS = 1000
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
@@ -630,6 +634,21 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     return [Conflict("target_roi", target - reached,
                      f"lower target_roi to at most {reached}: no plan that spends anything "
                      f"returns more per unit spent (the best is {place})")]
+
+
+def past_best_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
+    """`unreachable_roi`'s conflict where target_roi is above the most any plan returns per
+    unit spent (`_best_roi`: a bound where no channel has a hard floor), so that it is named
+    before any solve: the MILP searched for a plan until the time limit (trial 18g, t7_d: a
+    target of 40 where no cell returns more than 9, 29 s). Empty where a plan may reach it, or
+    where the request has more than PAST_BEST_CELLS cells (the check would cost more)."""
+    target = model.problem.target_roi
+    if target is None or len(cells) > PAST_BEST_CELLS or (np.asarray(model.lower) > EPS).any():
+        return []
+    best, _ = _best_roi(model, cells)
+    if not math.isfinite(best) or best >= float(target):
+        return []
+    return unreachable_roi(model, cells)
 
 
 def _best_roi(model: ScaledProblem, cells: Cells) -> tuple[float, int]:

@@ -3,6 +3,7 @@ within the time limit."""
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from decimal import ROUND_FLOOR, Decimal
 
@@ -26,6 +27,7 @@ from services.budget.optimizer.infeasibility import (
     applied,
     best_roi_plan,
     conflicts,
+    past_best_roi,
     share_roi_plan,
     unmet_shares,
     unnamed,
@@ -121,18 +123,19 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 # Heard before any model is made of the cut curves: the return floors' route
                 # makes its whole envelope model next (seconds at 200 x 26) without asking.
                 raise SolveTimeout("stopped before any plan was found")
+            if problem.objective == "target_roi" and best is None and coarse is None and \
+                    (past := past_best_roi(model, cells)):
+                raise Infeasible(past)
             solution, start = _concave(model, cells, deadline, start, stop)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
-            elif problem.objective == "target_roi" and best is None and coarse is None:
-                with unnamed():
+            else:
+                # Under target_roi the conflicts are named below, on the first cut, where a
+                # finer one finds no plan either.
+                with unnamed() if problem.objective == "target_roi" else nullcontext():
                     solution = solve_milp(model, cells, deadline, gating=gating,
                                           warm_start=warm_start, report=report, stop=stop,
                                           target_error=TARGET_ERROR)
-            else:
-                solution = solve_milp(model, cells, deadline, gating=gating,
-                                      warm_start=warm_start, report=report, stop=stop,
-                                      target_error=TARGET_ERROR)
         except SolveTimeout:
             if best is None and coarse is not None and not (stop is not None and stop()) and \
                     (named := _roi_conflicts(model, coarse, deadline)):
@@ -141,12 +144,12 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None:
                 raise
             break
-        except Infeasible:
+        except Infeasible as refused:
             if best is not None:
                 break
             if problem.objective == "min_spend":
                 return _most_return_cut(model, cells, started, deadline, stop)
-            if problem.objective == "target_roi":
+            if problem.objective == "target_roi" and not refused.conflicts:
                 if coarse is None:
                     coarse, tolerance = cells, tolerance * ROI_FINER
                     if time.perf_counter() < deadline:
