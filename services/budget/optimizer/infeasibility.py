@@ -1006,13 +1006,13 @@ def _mixed_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
         mine = float(spend[cells.period == p].sum())
         if period.cap is not None and mine > 0:
             room.append(model.money(period.cap) / mine)
-    # And at each whole number of units up to TINY_UNITS: a concave curve returns most per unit
-    # on its first units, where the shares still split (trial 18g, t7_c: 0.07 and 0.03 hold a
-    # min_share of 0.7 and a max_share of 0.3 and return 6.99 a unit, 0.94 more than the LP's
-    # plan at its own scale, to which its pieces had led), down to the scale its floors allow.
+    # And at each whole number of units up to TINY_UNITS, down to the scale its floors allow:
+    # a concave curve returns most per unit on its first units, where whole units may still
+    # split by the shares (trial 18g, t7_c: 0.07 and 0.03 hold a min_share of 0.7 and a
+    # max_share of 0.3 and return 7.009573 a unit, where the scales above reached 6.071590).
     top = max(min(room), 1.0)
     spent = float(spend.sum())
-    least = max([model.lower[c] / float(spend[cells.channel == c].sum())
+    least = max([model.lower[c] / max(float(spend[cells.channel == c].sum()), EPS)
                  for c in range(len(problem.channels)) if model.lower[c] > 0] or [0.0])
     unit_factors = np.arange(1, TINY_UNITS + 1) * unit / spent
     factors = np.r_[np.geomspace(1.0, top, SCALINGS),
