@@ -1046,3 +1046,30 @@ def test_solve_target_roi_above_every_cell_is_named_before_any_solve(monkeypatch
                       periods=(Period("p1"), Period("p2", weight=D("1.5")))))
     conflict, = raised.value.conflicts
     assert D(40) - conflict.change == D(9)
+
+
+def test_solve_target_roi_under_a_groups_share_mixes_without_an_s_curves_envelope():
+    # Trial 18g (t7_a): brand {l, s} at min_share 0.6. The shares' LP put brand's part on s,
+    # whose envelope promises 1.5 a unit from the first cent, where its first cents return
+    # nearly nothing: 1 cent on h and 2 on s returned 542.786933 a unit. A whole-cent scan of
+    # every plan up to 40 cents finds 1 cent on h and 2 on l (0.8 a unit): 543.320266.
+    def roi(h: int, s: int, low: int) -> float:
+        return (float(hill(h / 100, 20_000_000.0, 5_000_000.0, 0.7))
+                + float(hill(s / 100, 30_000_000.0, 10_000_000.0, 2.0)) + 0.8 * low / 100) \
+            / ((h + s + low) / 100)
+    scan = max(roi(h, s, n - h - s) for n in range(1, 41) for h in range(n + 1)
+               for s in range(n - h + 1) if 10 * (n - h) >= 6 * n)
+    best = D(repr(scan)).quantize(D("0.000001"), rounding="ROUND_FLOOR")
+    channels = (Channel("h", Hill(D(20_000_000), D(5_000_000), D("0.7"))),
+                Channel("s", Hill(D(30_000_000), D(10_000_000), D(2))),
+                Channel("l", Linear(D("0.8"))))
+    brand = (Group("brand", ("l", "s"), min_share=D("0.6")),)
+    with pytest.raises(Infeasible) as raised:
+        solve(problem(*channels, total="50000000", objective="target_roi", target_roi=D(5000),
+                      groups=brand))
+    conflict, = raised.value.conflicts
+    assert D(5000) - conflict.change == best == D("543.320266")
+    met = solve(problem(*channels, total="50000000", objective="target_roi", target_roi=best,
+                        groups=brand))
+    spent = {channel: int(amount * 100) for channel, amount in amounts(met).items()}
+    assert roi(spent["h"], spent["s"], spent["l"]) >= best > 0

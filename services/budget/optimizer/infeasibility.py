@@ -893,7 +893,15 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
     if not any(g.min_share is not None or g.max_share is not None for g in model.problem.groups):
         return None
-    plans = _mixed_plans(model, cells)
+    plans = _mixed_plans(model, cells, set())
+    # S-curves' envelopes promise their tangent's return per unit from the first cent, which
+    # their first cents are far below: the mix is also tried without them (trial 18g, t7_a: 2
+    # cents of brand on an S-curve beside 1 on h returned 542.79 a unit, on the linear brand
+    # channel 543.32).
+    s_curves = {c for c, channel in enumerate(model.problem.channels)
+                if isinstance(channel.response, Hill) and channel.response.alpha > 1}
+    if s_curves:
+        plans += _mixed_plans(model, cells, s_curves)
     lone = _lone_plan(model, cells)
     if lone is not None:
         plans.append(lone)
@@ -933,18 +941,18 @@ def _alone_holds(model: ScaledProblem, channel: int) -> bool:
     return True
 
 
-def _mixed_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
+def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[Floats]:
     """The plan holding every group's share (and every floor and cap) that returns the most per
     unit spent on the curves' concave envelopes, per cell (scaled), at several scales; empty
     where the LP finds none. The return per unit of a plan spending S is a ratio; with
     y = x / S and t = 1 / S (Charnes–Cooper) it is linear: most Σ weight · slope · z over the
     envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
-    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals and `min_if_used`
-    channels with a `min` are left out (unused, which they may be), so the plan is one the
-    request allows."""
+    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals, `min_if_used`
+    channels with a `min` (unused, which they may be, so the plan is one the request allows)
+    and the channels `without` are left out."""
     problem = model.problem
-    leave = {c for c, channel in enumerate(problem.channels) if channel.min_if_used
-             and (channel.min or 0) > 0 and model.lower[c] <= 0}
+    leave = without | {c for c, channel in enumerate(problem.channels) if channel.min_if_used
+                       and (channel.min or 0) > 0 and model.lower[c] <= 0}
     owner, lengths, gains = [], [], []
     for i, cell in enumerate(cells):
         if cell.deal is not None or cell.channel in leave:
