@@ -19,6 +19,7 @@ from services.budget.optimizer import (
     Reserve,
     SolveTimeout,
     check_problem,
+    infeasibility,
     solve,
 )
 
@@ -36,6 +37,7 @@ def applied(problem: Problem, fixes: list[Conflict]) -> Problem:
     held as an amount)."""
     channels = {channel.id: channel for channel in problem.channels}
     periods = {period.id: period for period in problem.periods}
+    groups = {group.id: group for group in problem.groups}
     for fix in fixes:
         family, _, label = fix.constraint.partition(":")
         if family == "budget":
@@ -50,13 +52,18 @@ def applied(problem: Problem, fixes: list[Conflict]) -> Problem:
             problem = replace(problem, target_return=problem.target_return - fix.change)
         elif family == "target_roi":
             problem = replace(problem, target_roi=problem.target_roi - fix.change)
+        elif family == "group_min":
+            groups[label] = replace(groups[label], min_share=groups[label].min_share - fix.change)
+        elif family == "group_max":
+            groups[label] = replace(groups[label], max_share=groups[label].max_share + fix.change)
         elif family == "tolerance_percent":
             incremental = problem.incremental
             problem = replace(problem, incremental=replace(
                 incremental, tolerance=incremental.tolerance + fix.change / 100))
         else:
             raise AssertionError(f"no test applies {fix.constraint}")
-    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()))
+    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()),
+                   groups=tuple(groups.values()))
 
 
 def test_a_cap_is_raised_past_the_old_money_where_the_money_is_raised_too():
@@ -231,3 +238,44 @@ def test_a_fix_is_the_smallest_that_works_to_the_cent(problem, rule, least):
     assert solve(applied(problem, [fix])).status in ("optimal", "feasible")
     with pytest.raises((Infeasible, SolveTimeout)):
         solve(applied(problem, [replace(fix, change=fix.change - D("0.01"))]))
+
+
+# Trial 18g, t4b_grp_max_min: a's min of 40,000 is 0.4 of the most that can be spent
+# (100,000), over g's max_share of 0.3.
+SHARE_OVER = Problem(total=D(100_000), decimals=2, reserve=NONE, channels=(
+    Channel("a", Linear(D(3)), min=D(40_000)), Channel("b", Linear(D(1)), min=D(30_000))),
+    groups=(Group("g", ("a",), max_share=D("0.3")),))
+# Trial 18g, probe3: min_spend with a's share at 0.7, a's max, the periods' caps and the
+# target all in conflict.
+SHARE_SHORT = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
+                      target_return=D(300_000), channels=(
+                          Channel("a", Hill(D(200_000), D(30_000), D(2)), min=D(20_000),
+                                  max=D(50_000)),
+                          Channel("b", Linear(D("1.5")), max=D(40_000))),
+                      groups=(Group("g", ("a",), min_share=D("0.7")),),
+                      periods=(Period("p1", cap=D(30_000)),
+                               Period("p2", weight=D(2), cap=D(40_000))))
+
+
+def test_a_groups_share_is_named_as_the_share_a_user_sets():
+    # It was named as money ("raise the maximum share of group g: it is 10000.00 over"), which
+    # a user cannot set, and which no fix could be checked with.
+    fix, = conflicts(SHARE_OVER)
+    assert (fix.constraint, fix.change) == ("group_max:g", D("0.1"))
+    assert fix.detail == "raise the maximum share of group g by 0.1 (to 0.4)"
+    assert solve(applied(SHARE_OVER, [fix])).status == "optimal"
+    # The optimizer applies it too, so that a share named alone is checked like any fix.
+    assert infeasibility.applied(SHARE_OVER, NONE.amount, fix) == applied(SHARE_OVER, [fix])
+    with pytest.raises(Infeasible):
+        solve(applied(SHARE_OVER, [replace(fix, change=fix.change - D("0.000001"))]))
+
+
+def test_a_set_with_a_groups_share_is_enough_applied():
+    found = conflicts(SHARE_SHORT)
+    share, = [fix for fix in found if fix.constraint == "group_min:g"]
+    assert share.detail.startswith(f"lower the minimum share of group g by "
+                                   f"{share.change.normalize():f} (to ")
+    together = [fix for fix in found if not fix.alone]
+    assert solve(applied(SHARE_SHORT, together)).status in ("optimal", "feasible")
+    for fix in enough_alone(found):
+        assert solve(applied(SHARE_SHORT, [fix])).status in ("optimal", "feasible"), fix

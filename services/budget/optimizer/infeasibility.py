@@ -2,6 +2,8 @@
 import copy
 import math
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
@@ -24,6 +26,7 @@ from services.budget.optimizer.problem import (
     FIRST_TOLERANCE,
     Channel,
     Deal,
+    Group,
     Hill,
     Incremental,
     Points,
@@ -44,14 +47,18 @@ ADVICE = {
     "budget": "raise the money available (total minus reserve) by {amount}",
     "min": "lower the minimum of channel {name} by {amount}",
     "max": "raise the maximum of channel {name} by {amount}",
-    "group_min": "lower the minimum share of group {name}: it is {amount} short",
-    "group_max": "raise the maximum share of group {name}: it is {amount} over",
     "period_cap": "raise the cap of period {name} by {amount}",
     "target_return": "lower target_return by {amount}",
     "target_roi": "lower target_roi to at most {amount}",
 }
 # `share_roi_plan` tries its plan at this many scales, from the LP's spend to the most it may.
 SCALINGS = 40
+# ... and at each whole number of minor units up to this many.
+TINY_UNITS = 100
+# `past_best_roi` reads every cell's best return per unit before a target_roi is solved only
+# up to this many cells: it takes about 40 µs a cell (2 s at 1,000 x 52), paid by every
+# request, where the MILP's search for an unreachable target takes its whole time limit.
+PAST_BEST_CELLS = 1000
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
@@ -68,6 +75,16 @@ ROI_ROUNDS = 6
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
 # 1e-12 of its spend, below a cent of 1e9.
 LEAST_MONEY_HALVINGS = 40
+
+
+@contextmanager
+def unnamed() -> Iterator[None]:
+    """Within it, `conflicts` names none: a solve whose failure is tried again first."""
+    token = _VERIFYING.set(True)
+    try:
+        yield
+    finally:
+        _VERIFYING.reset(token)
 
 
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
@@ -231,11 +248,12 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
 
 def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None:
     """`problem` with the change `fix` made, its reserve held at `reserve` where the money is
-    raised; None where the change is not one to a number of the request (a group's share told
-    as money short, or a rule it does not have)."""
+    raised; None where the change is not one to a number of the request (a rule it does not
+    have)."""
     family, _, label = fix.constraint.partition(":")
     channels = {channel.id: channel for channel in problem.channels}
     periods = {period.id: period for period in problem.periods}
+    groups = {group.id: group for group in problem.groups}
     if family == "budget":
         problem = replace(problem, total=problem.total + fix.change,
                           reserve=Reserve(amount=reserve))
@@ -245,6 +263,12 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
         channels[label] = replace(channels[label], max=high + fix.change)
     elif family == "period_cap" and label in periods and (cap := periods[label].cap) is not None:
         periods[label] = replace(periods[label], cap=cap + fix.change)
+    elif family == "group_min" and label in groups and (least := groups[label].min_share) \
+            is not None:
+        groups[label] = replace(groups[label], min_share=max(least - fix.change, Decimal(0)))
+    elif family == "group_max" and label in groups and (most := groups[label].max_share) \
+            is not None:
+        groups[label] = replace(groups[label], max_share=min(most + fix.change, Decimal(1)))
     elif family == "target_return" and problem.target_return is not None:
         problem = replace(problem, target_return=problem.target_return - fix.change)
     elif family == "target_roi" and problem.target_roi is not None:
@@ -254,7 +278,8 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
             problem.incremental, tolerance=problem.incremental.tolerance + fix.change / 100))
     else:
         return None
-    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()))
+    return replace(problem, channels=tuple(channels.values()), periods=tuple(periods.values()),
+                   groups=tuple(groups.values()))
 
 
 def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
@@ -300,10 +325,11 @@ def _named(model: ScaledProblem, form: Formulation, cells: Cells, x: Floats,
             upper[column] = needs[name] if name != "target_roi" else 0.0
         # The plan reaching most per unit may need less of the other changes.
         plan, needs = _plan(form, cells, _most_per_unit(form, cells, plan, upper, deadline))
+    spent = float(form.cell_spend(plan, len(cells)).sum())
     return [conflict for name, need in needs.items()
             if (conflict := _lowered_roi(model, form, cells, plan, own)
                 if name == "target_roi" and roi
-                else _conflict(model, name, need)) is not None]
+                else _conflict(model, name, need, spent)) is not None]
 
 
 def _honest(form: Formulation, cells: Cells, seconds: float) -> Run:
@@ -436,15 +462,36 @@ def _lowered_roi(model: ScaledProblem, form: Formulation, cells: Cells, plan: Fl
                     ADVICE["target_roi"].format(name="", amount=reached))
 
 
-def _conflict(model: ScaledProblem, name: str, need: float) -> Conflict | None:
+def _conflict(model: ScaledProblem, name: str, need: float, spent: float) -> Conflict | None:
     """The change `need` (scaled) to the rule `name`, to the next minor unit past the solver's
-    float noise (1e-6 of a unit); None where it is none."""
+    float noise (1e-6 of a unit); a group's share as the share itself, `need` over the plan's
+    spend `spent` (its members short of, or over, their share by `need`: a user sets a share,
+    not money), to the next millionth. None where it is none."""
     if need <= 1e-7:
         return None
+    family, _, label = name.partition(":")
+    if family in ("group_min", "group_max"):
+        group = next(group for group in model.problem.groups if group.id == label)
+        return _share_conflict(group, family, need / max(spent, EPS))
     unit = quantum(model.problem.decimals)
     change = math.ceil(need * model.unit / float(unit) - 1e-6) * unit
-    family, _, label = name.partition(":")
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
+
+
+def _share_conflict(group: Group, family: str, slack: float, why: str = "") -> Conflict:
+    """Group `group`'s `min_share` lowered (`family` "group_min") or its `max_share` raised by
+    `slack`, up to the next millionth past float noise (0.6 solved as 0.6000000000001), so that
+    it is enough applied; `why`, where given, says why."""
+    change = math.ceil(slack / float(RATIO_PLACES) - 1e-3) * RATIO_PLACES
+    if family == "group_min":
+        assert group.min_share is not None
+        how, moved = "lower the minimum", max(group.min_share - change, Decimal(0))
+    else:
+        assert group.max_share is not None
+        how, moved = "raise the maximum", min(group.max_share + change, Decimal(1))
+    return Conflict(f"{family}:{group.id}", change,
+                    f"{how} share of group {group.id} by {change.normalize():f} (to "
+                    f"{moved.normalize():f})" + (f": {why}" if why else ""))
 
 
 def _past_caps(model: ScaledProblem, cells: Cells | None, deadline: float,
@@ -587,6 +634,21 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     return [Conflict("target_roi", target - reached,
                      f"lower target_roi to at most {reached}: no plan that spends anything "
                      f"returns more per unit spent (the best is {place})")]
+
+
+def past_best_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
+    """`unreachable_roi`'s conflict where target_roi is above the most any plan returns per
+    unit spent (`_best_roi`: a bound where no channel has a hard floor), so that it is named
+    before any solve: the MILP searched for a plan until the time limit (trial 18g, t7_d: a
+    target of 40 where no cell returns more than 9, 29 s). Empty where a plan may reach it, or
+    where the request has more than PAST_BEST_CELLS cells (the check would cost more)."""
+    target = model.problem.target_roi
+    if target is None or len(cells) > PAST_BEST_CELLS or (np.asarray(model.lower) > EPS).any():
+        return []
+    best, _ = _best_roi(model, cells)
+    if not math.isfinite(best) or best >= float(target):
+        return []
+    return unreachable_roi(model, cells)
 
 
 def _best_roi(model: ScaledProblem, cells: Cells) -> tuple[float, int]:
@@ -817,38 +879,80 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
         # other rules say why (the MILP's conflicts).
         return []
     slacks = solved[count:]
-    found = []
-    for (group, label, share), slack in zip(rules, slacks.tolist()):
-        if slack <= 1e-9:
-            continue
-        # Up to the next millionth, past the LP's float noise (0.6 solved as 0.6000000000001).
-        change = math.ceil(slack / float(RATIO_PLACES) - 1e-3) * RATIO_PLACES
-        if label == "group_min":
-            how, moved = "lower the minimum", max(share - change, Decimal(0))
-        else:
-            how, moved = "raise the maximum", min(share + change, Decimal(1))
-        found.append(Conflict(f"{label}:{group.id}", change,
-                              f"{how} share of group {group.id} by {change.normalize():f} (to "
-                              f"{moved.normalize():f}): no plan that spends anything holds every "
-                              f"group's share"))
-    return found
+    return [_share_conflict(group, label, slack, "no plan that spends anything holds every "
+                            "group's share")
+            for (group, label, _), slack in zip(rules, slacks.tolist()) if slack > 1e-9]
 
 
 def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     """A plan holding every group's share (and every floor and cap) that returns the most per
-    unit spent on the curves' concave envelopes, per cell (scaled); None where the request has
-    no share or the LP finds none. The return per unit of a plan spending S is a ratio; with
+    unit spent, rounded to whole minor units, on the true curves, per cell (scaled); None where
+    the request has no share or no such plan is found. The plans tried: the best cell alone
+    whose channel alone holds the shares (`_lone_plan`: a deal, an S-curve at its peak), and
+    the mix of the shares' LP (`_mixed_plans`) at many scales. A brand group at `min_share`
+    0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    if not any(g.min_share is not None or g.max_share is not None for g in model.problem.groups):
+        return None
+    plans = _mixed_plans(model, cells, set())
+    # S-curves' envelopes promise their tangent's return per unit from the first cent, which
+    # their first cents are far below: the mix is also tried without them (trial 18g, t7_a: 2
+    # cents of brand on an S-curve beside 1 on h returned 542.79 a unit, on the linear brand
+    # channel 543.32).
+    s_curves = {c for c, channel in enumerate(model.problem.channels)
+                if isinstance(channel.response, Hill) and channel.response.alpha > 1}
+    if s_curves:
+        plans += _mixed_plans(model, cells, s_curves)
+    lone = _lone_plan(model, cells)
+    if lone is not None:
+        plans.append(lone)
+    rois = [rounded_roi(model, cells, plan) for plan in plans]
+    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
+    return plans[max(kept)[1]] if kept else None
+
+
+def _lone_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The cell returning most per unit spent (`_cell_rois`, a deal bought whole) among those
+    whose channel alone holds every group's share and has no floor, at that spend; None where
+    a channel has a floor or no cell qualifies. Trial 18g: a deal returning 9 a unit in a brand
+    group at `min_share` 0.5 (t7_d), an S-curve alone in one (t7b), which the LP leaves out or
+    sees on its envelope."""
+    if (np.asarray(model.lower) > EPS).any():
+        return None
+    rois, at = _cell_rois(model, cells)
+    floors = _floors(model)
+    for c in range(len(model.problem.channels)):
+        if floors[c] > EPS or not _alone_holds(model, c):
+            rois[cells.channel == c] = -math.inf
+    if not len(rois) or not math.isfinite(best := float(np.max(rois))):
+        return None
+    spend = np.zeros(len(cells))
+    where = int(np.argmax(rois))
+    spend[where] = at[where]
+    return spend if best > 0 else None
+
+
+def _alone_holds(model: ScaledProblem, channel: int) -> bool:
+    """Whether a plan spending on `channel` alone holds every group's share."""
+    for group in model.problem.groups:
+        share = 1 if channel in model.members(group) else 0
+        if (group.min_share is not None and share < group.min_share) or \
+                (group.max_share is not None and share > group.max_share):
+            return False
+    return True
+
+
+def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[Floats]:
+    """The plan holding every group's share (and every floor and cap) that returns the most per
+    unit spent on the curves' concave envelopes, per cell (scaled), at several scales; empty
+    where the LP finds none. The return per unit of a plan spending S is a ratio; with
     y = x / S and t = 1 / S (Charnes–Cooper) it is linear: most Σ weight · slope · z over the
     envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
-    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals and `min_if_used`
-    channels with a `min` are left out (unused, which they may be), so the plan is one the
-    request allows; its ROI on the true curves is what `unreachable_roi` names. A brand group
-    at `min_share` 0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals, `min_if_used`
+    channels with a `min` (unused, which they may be, so the plan is one the request allows)
+    and the channels `without` are left out."""
     problem = model.problem
-    if not any(g.min_share is not None or g.max_share is not None for g in problem.groups):
-        return None
-    leave = {c for c, channel in enumerate(problem.channels) if channel.min_if_used
-             and (channel.min or 0) > 0 and model.lower[c] <= 0}
+    leave = without | {c for c, channel in enumerate(problem.channels) if channel.min_if_used
+                       and (channel.min or 0) > 0 and model.lower[c] <= 0}
     owner, lengths, gains = [], [], []
     for i, cell in enumerate(cells):
         if cell.deal is not None or cell.channel in leave:
@@ -859,7 +963,7 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
         lengths.append(hull.lengths)
         gains.append(cell.weight * hull.slopes)
     if not owner:
-        return None
+        return []
     of = np.concatenate(owner)
     count = len(of)
     t = count
@@ -895,7 +999,7 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
                      np.inf if group.max_share is None else float(group.max_share)))
     solved = solve_rows(lp, rows)
     if solved is None or solved[t] <= 0:
-        return None
+        return []
     spend = np.zeros(len(cells))
     np.add.at(spend, of, solved[:count] / solved[t])
     # The LP's spend may be a cent or two, which whole units cannot split by the shares (a
@@ -910,10 +1014,18 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
         mine = float(spend[cells.period == p].sum())
         if period.cap is not None and mine > 0:
             room.append(model.money(period.cap) / mine)
-    plans = [spend * factor for factor in np.geomspace(1.0, max(min(room), 1.0), SCALINGS)]
-    rois = [rounded_roi(model, cells, plan) for plan in plans]
-    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
-    return plans[max(kept)[1]] if kept else None
+    # And at each whole number of units up to TINY_UNITS, down to the scale its floors allow:
+    # a concave curve returns most per unit on its first units, where whole units may still
+    # split by the shares (trial 18g, t7_c: 0.07 and 0.03 hold a min_share of 0.7 and a
+    # max_share of 0.3 and return 7.009573 a unit, where the scales above reached 6.071590).
+    top = max(min(room), 1.0)
+    spent = float(spend.sum())
+    least = max([model.lower[c] / max(float(spend[cells.channel == c].sum()), EPS)
+                 for c in range(len(problem.channels)) if model.lower[c] > 0] or [0.0])
+    unit_factors = np.arange(1, TINY_UNITS + 1) * unit / spent
+    factors = np.r_[np.geomspace(1.0, top, SCALINGS),
+                    unit_factors[(unit_factors >= least) & (unit_factors <= top)]]
+    return [spend * factor for factor in factors]
 
 
 def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:

@@ -3,6 +3,7 @@ within the time limit."""
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import replace
 from decimal import ROUND_FLOOR, Decimal
 
@@ -26,8 +27,10 @@ from services.budget.optimizer.infeasibility import (
     applied,
     best_roi_plan,
     conflicts,
+    past_best_roi,
     share_roi_plan,
     unmet_shares,
+    unnamed,
     unreachable_roi,
 )
 from services.budget.optimizer.marginal import first_unit_value
@@ -39,6 +42,10 @@ from shared.money import quantum
 # The approximation is refined until the true optimum can be at most this far above the plan.
 TARGET_ERROR = 1e-3
 REFINEMENTS = 3
+# A `target_roi` request whose first cut finds no plan is cut this much finer once before its
+# conflicts are named (on the first cut): the pieces lie below a concave curve, and a target
+# 0.05 % below a plan's return per unit was refused (trial 18g, t2b_hardmin_w_alone0).
+ROI_FINER = 0.01
 # Float noise allowed over TARGET_ERROR before a proven plan is called merely feasible.
 PROVEN_SLACK = 1e-9
 # The solver stops this share of the time limit (plus a fixed part, at most the cap) before
@@ -106,6 +113,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     best: tuple[Cells, Solution, float] | None = None
     # Where the priced greedy's next round starts (period caps or groups only).
     start: period_prices.Start | None = None
+    # Under target_roi: the first cut's cells where it found no plan, named if the finer one
+    # finds none either.
+    coarse: Cells | None = None
     for _ in range(REFINEMENTS):
         try:
             cells = model.cells(tolerance, deadline, stop)
@@ -113,14 +123,24 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 # Heard before any model is made of the cut curves: the return floors' route
                 # makes its whole envelope model next (seconds at 200 x 26) without asking.
                 raise SolveTimeout("stopped before any plan was found")
+            if problem.objective == "target_roi" and best is None and coarse is None and \
+                    (past := past_best_roi(model, cells)):
+                raise Infeasible(past)
             solution, start = _concave(model, cells, deadline, start, stop)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
             else:
-                solution = solve_milp(model, cells, deadline, gating=gating,
-                                      warm_start=warm_start, report=report, stop=stop,
-                                      target_error=TARGET_ERROR)
+                # Under target_roi the conflicts are named below, on the first cut, where a
+                # finer one finds no plan either.
+                with unnamed() if problem.objective == "target_roi" else nullcontext():
+                    solution = solve_milp(model, cells, deadline, gating=gating,
+                                          warm_start=warm_start, report=report, stop=stop,
+                                          target_error=TARGET_ERROR)
         except SolveTimeout:
+            if best is None and coarse is not None and not (stop is not None and stop()) and \
+                    (named := _roi_conflicts(model, coarse, deadline)):
+                # The finer cut found nothing in time: the first cut's conflicts.
+                raise Infeasible(named) from None
             if best is None:
                 raise
             break
@@ -129,10 +149,13 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 break
             if problem.objective == "min_spend":
                 return _most_return_cut(model, cells, started, deadline, stop)
-            if not refused.conflicts and problem.objective == "target_roi":
-                unreachable = unreachable_roi(model, cells)
-                if unreachable:
-                    raise Infeasible(unreachable) from None
+            if problem.objective == "target_roi" and not refused.conflicts:
+                if coarse is None:
+                    coarse, tolerance = cells, tolerance * ROI_FINER
+                    if time.perf_counter() < deadline:
+                        continue
+                if named := _roi_conflicts(model, coarse, deadline):
+                    raise Infeasible(named) from None
             raise
         error = _spend_error(model, cells, float(np.sum(solution.spend)),
                              deadline - time.perf_counter()) \
@@ -212,6 +235,12 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if unreachable:
         raise Infeasible(unreachable)
     raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
+
+
+def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
+    """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
+    unreachable target (empty where neither is named)."""
+    return conflicts(model, cells, deadline) or unreachable_roi(model, cells)
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
