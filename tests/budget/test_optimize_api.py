@@ -56,8 +56,9 @@ def test_optimize_answers_the_issue_example(client):
     assert "max:search" in body["binding_constraints"] and "budget" in body["binding_constraints"]
     assert Decimal(body["marginal_value_of_budget"]) > 1
     assert 0 <= body["approximation_error"] <= 1e-3
-    # Proven: no gap but the float noise of the bound's sum (2e-16).
-    assert body["solver"]["name"] == "HiGHS" and 0 <= body["gap"] <= 1e-12
+    # Proven: no gap but the noise of the bound, the envelope LP's row prices taken at the
+    # LP's tolerance (`first_plan`; 3e-10 here).
+    assert body["solver"]["name"] == "HiGHS" and 0 <= body["gap"] <= 1e-6
     assert all(isinstance(a["amount"], str) for a in body["allocations"])
 
 
