@@ -231,3 +231,21 @@ def test_a_fix_is_the_smallest_that_works_to_the_cent(problem, rule, least):
     assert solve(applied(problem, [fix])).status in ("optimal", "feasible")
     with pytest.raises((Infeasible, SolveTimeout)):
         solve(applied(problem, [replace(fix, change=fix.change - D("0.01"))]))
+
+
+# A channel held at all of the money by its min and max, on an S-curve's convex part where
+# 150,000 returns 53,311.36 (0.355409 a unit): a target of 0.356 needs more money and a higher
+# max together. The request's own elastic model has no row for a max at the money; the wider
+# model's has, and trying that part alone on the request's own model raised a KeyError (a 500).
+HELD_S_CURVE = Problem(total=D(150_000), decimals=2, reserve=NONE, objective="target_roi",
+                       target_roi=D("0.356"), channels=(
+                           Channel("s", Hill(D(1_000_000), D(200_000), D(10)), min=D(150_000),
+                                   max=D(150_000)),))
+
+
+def test_a_cap_only_the_wider_model_holds_is_named_with_the_money():
+    found = conflicts(HELD_S_CURVE)
+    assert {fix.constraint for fix in found if not fix.alone} >= {"budget", "max:s"}
+    fix, = [fix for fix in enough_alone(found) if fix.constraint == "target_roi"]
+    assert fix.detail == "lower target_roi to at most 0.355409"
+    assert solve(applied(HELD_S_CURVE, [fix])).spend == D("150000.00")

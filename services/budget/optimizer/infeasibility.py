@@ -140,6 +140,10 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         # whose finer pieces may name a change the solver finds a plan for (trial 18f, q10).
         for elastic in [wider] if rule == "budget" else [own] + ([wider] if told is not model
                                                                   else []):
+            if rule not in elastic[1].slacks:
+                # A cap at or past the request's own money has no row there: only the wider
+                # model, given more money, holds it (a channel whose min and max are the money).
+                continue
             fix = _alone(model, rule, elastic, deadline)
             if fix is not None:
                 found.append(fix)
