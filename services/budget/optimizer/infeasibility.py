@@ -761,15 +761,26 @@ def _floor_roi(cells: Cells, mine: npt.NDArray[np.intp], floor: float) -> float:
     `floor`: their concave envelopes' pieces filled by falling return per unit (each weighted,
     within its cell's cap), plus each curve's rise above its pieces; a deal at its value if its
     cost fits in the floor."""
-    lengths, gains, rises = [], [], 0.0
+    _, taken, gain, rises = _filled(cells, mine, floor)
+    return (float(taken @ gain) + rises) / floor
+
+
+def _filled(cells: Cells, mine: npt.NDArray[np.intp],
+            floor: float) -> tuple[npt.NDArray[np.intp], Floats, Floats, float]:
+    """`floor` spread over the cells `mine` as `_floor_roi` spreads it: per piece, in order of
+    falling return per unit, its cell, the spend taken and its return per unit; and the
+    curves' rises above their pieces."""
+    owners, lengths, gains, rises = [], [], [], 0.0
     for i in mine.tolist():
         cell = cells[i]
         if cell.deal is not None:
+            owners.append(np.array([i]))
             lengths.append(np.array([cell.deal[0]]))
             gains.append(np.array([cell.deal[1] / cell.deal[0]]))
             continue
         assert cell.segments is not None
         hull = envelope(cell.segments)
+        owners.append(np.full(len(hull.lengths), i))
         lengths.append(hull.lengths)
         gains.append(cell.weight * hull.slopes)
         rises += cell.weight * cell.segments.error
@@ -777,7 +788,24 @@ def _floor_roi(cells: Cells, mine: npt.NDArray[np.intp], floor: float) -> float:
     order = np.argsort(-gain, kind="stable")
     taken = np.minimum(length[order], np.maximum(floor - np.r_[0.0, np.cumsum(length[order])[:-1]],
                                                  0.0))
-    return (float(taken @ gain[order]) + rises) / floor
+    return np.concatenate(owners)[order], taken, gain[order], rises
+
+
+def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The plan spending only every channel's floor (its `min`, or an incremental floor), each
+    spread over its periods as `_floor_roi` spreads it, per cell (scaled); None where no channel
+    has a floor, or one is a deal. The pieces lie below a concave curve: a hard min of 10,000 on
+    a Hill curve of beta 60,000 and k 30,000 returns 1.5 a unit there, and a target of 1.5 was
+    named lowered to 1.498666, the pieces' figure."""
+    lower = np.asarray(model.lower, dtype=float)
+    if not (lower > EPS).any() or any(isinstance(model.problem.channels[c].response, Deal)
+                                      for c in np.flatnonzero(lower > EPS).tolist()):
+        return None
+    spend = np.zeros(len(cells))
+    for c in np.flatnonzero(lower > EPS).tolist():
+        owner, taken, _, _ = _filled(cells, np.flatnonzero(cells.channel == c), float(lower[c]))
+        np.add.at(spend, owner, taken)
+    return spend
 
 
 def unmet_shares(model: ScaledProblem) -> list[Conflict]:
