@@ -249,3 +249,18 @@ def test_a_cap_only_the_wider_model_holds_is_named_with_the_money():
     fix, = [fix for fix in enough_alone(found) if fix.constraint == "target_roi"]
     assert fix.detail == "lower target_roi to at most 0.355409"
     assert solve(applied(HELD_S_CURVE, [fix])).spend == D("150000.00")
+
+
+@pytest.mark.parametrize("problem, rule, least, less", [
+    # a alone at m returns 60,000 / (m + 30,000) a unit: 1.5 at m = 10,000, so its min of
+    # 40,000 lowered by 30,000.00 (30,036.61 was named, told on the pieces).
+    (HARD_MIN_ROI, "min:a", D("30000.00"), D("0.01")),
+    # p's 150 return 600: 4.000000 a unit is met (3.999999 was named, the pieces' figure).
+    (STEEP_ROI, "target_roi", D("96.000000"), D("0.000001")),
+], ids=["k3-min", "t3-target"])
+def test_a_fix_is_the_smallest_that_works_to_the_unit(problem, rule, least, less):
+    fix, = [fix for fix in enough_alone(conflicts(problem)) if fix.constraint == rule]
+    assert fix.change == least
+    assert solve(applied(problem, [fix])).spend > 0
+    with pytest.raises(Infeasible):
+        solve(applied(problem, [replace(fix, change=fix.change - less)]))
