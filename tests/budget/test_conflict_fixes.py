@@ -264,3 +264,23 @@ def test_a_fix_is_the_smallest_that_works_to_the_unit(problem, rule, least, less
     assert solve(applied(problem, [fix])).spend > 0
     with pytest.raises(Infeasible):
         solve(applied(problem, [replace(fix, change=fix.change - less)]))
+
+
+# A fuzzed request: c1's min of 60,000 on a curve of 0.56 a unit there, c3's same curve
+# steeper near zero, a target of 3.384. The elastic model's set, c1's min lowered by
+# 47,019.47, left the plan 4.32 short of the target applied: the set was not checked.
+SET_SHORT = Problem(total=D(60_000), decimals=2, reserve=NONE, objective="target_roi",
+                    target_roi=D("3.384"), channels=(
+                        Channel("c0", Points(((D(0), D(0)), (D(1000), D("1588.89")),
+                                              (D(3000), D("5089.73"))))),
+                        Channel("c1", Hill(D(50_000), D(5000), D("0.8")), min=D(60_000)),
+                        Channel("c2", Deal(D(5000), D("9458.8"))),
+                        Channel("c3", Hill(D(50_000), D(5000), D("0.8")))))
+
+
+def test_the_set_of_changes_is_enough_applied_together_to_the_cent():
+    together = [fix for fix in conflicts(SET_SHORT) if not fix.alone]
+    assert [(fix.constraint, fix.change) for fix in together] == [("min:c1", D("47023.80"))]
+    assert solve(applied(SET_SHORT, together)).spend > 0
+    with pytest.raises(Infeasible):
+        solve(applied(SET_SHORT, [replace(together[0], change=D("47023.79"))]))

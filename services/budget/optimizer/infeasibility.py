@@ -151,43 +151,88 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
             if fix is not None:
                 found.append(fix)
                 break
-    # Each fix enough alone (and a set of one part), told on the pieces, made the smallest that
-    # works to the unit while SMALLEST_SECONDS last.
+    # The set applied together is checked, its return floor's part (or its one part) made
+    # larger where the set does not work, and smaller where it does; each fix enough alone
+    # made the smallest that works: all told on the pieces, and to the unit while
+    # SMALLEST_SECONDS last. Under min_spend the target's part is told from the plan of most
+    # return (`solver._enough_together`).
     by = min(deadline, time.perf_counter() + SMALLEST_SECONDS)
-    return [_smallest(model, fix, by) if fix.alone or len(raw) == 1 else fix for fix in found]
+    together = [fix for fix in found if not fix.alone]
+    targets = [fix for fix in together if fix.constraint in ("target_roi", "target_return")]
+    part = targets[0] if targets else together[0] if len(together) == 1 else None
+    if part is not None and not (part.constraint == "target_return"
+                                 and model.problem.objective == "min_spend"):
+        fitted = _to_the_unit(model, part, [fix for fix in together if fix is not part], by)
+        found = [fitted if fix is part else fix for fix in found]
+    return [_to_the_unit(model, fix, [], by, works=True) if fix.alone else fix for fix in found]
 
 
-def _smallest(model: ScaledProblem, fix: Conflict, deadline: float) -> Conflict:
-    """`fix` made smaller by whole units (of money, or of a ratio's places) while the request
-    with it applied still has a plan (`_works`): steps that double from one unit, then halved
-    back between the last that worked and the first that did not, until `deadline`. The
-    pieces lie below a concave curve: k3's min lowered by 30,036.61 alone where 30,000.00 is
-    enough, t3's target_roi named 3.999999 where 4.000000 is met."""
+def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], deadline: float,
+                 *, works: bool | None = None) -> Conflict:
+    """`fix`, applied with `others`, made the smallest change that works (`_works`) to the unit
+    (of money, or of a ratio's places) by `deadline`: from the named change, steps that double
+    from one unit, down while it works (`works`: known to) or up until it does, then halved
+    back between the last change that worked and the last that did not. As named where no
+    change up to the whole rule (a target lowered to 0, a min to 0; money without end) was
+    found to work in time. The pieces lie below a concave curve and above an S-curve's convex
+    part: k3's min lowered by 30,036.61 alone where 30,000.00 is enough, t3's target_roi
+    named 3.999999 where 4.000000 is met."""
     family, _, label = fix.constraint.partition(":")
-    if family not in ("budget", "min", "max", "period_cap", "target_return", "target_roi"):
+    if family not in ("budget", "min", "max", "period_cap", "target_return", "target_roi") or \
+            fix.detail != _resized(model, fix, fix.change).detail:
         return fix
     unit = RATIO_PLACES if family == "target_roi" else quantum(model.problem.decimals)
+    problem = model.problem
+    channels = {channel.id: channel for channel in problem.channels}
+    whole = {"target_roi": problem.target_roi, "target_return": problem.target_return,
+             "min": channels[label].min if label in channels else None}.get(family)
+    most = None if whole is None else whole - unit if family == "target_roi" else whole
 
-    def made(change: Decimal) -> Conflict:
-        amount = model.problem.target_roi - change \
-            if family == "target_roi" and model.problem.target_roi is not None else change
-        return replace(fix, change=change, detail=ADVICE[family].format(name=label, amount=amount))
+    def applied_works(change: Decimal) -> bool:
+        return _works(model, others + [_resized(model, fix, change)],
+                      deadline - time.perf_counter())
 
-    works, fails, step = fix.change, Decimal(0), unit
-    # Doubling down from the named change: `fails` is below `works` and no change at all.
-    while time.perf_counter() < deadline and works - step > fails:
-        if not _works(model, [made(works - step)], deadline - time.perf_counter()):
-            fails = works - step
-            break
-        works -= step
-        step *= 2
-    while time.perf_counter() < deadline and works - fails > unit:
-        middle = fails + ((works - fails) / 2 / unit).to_integral_value(ROUND_FLOOR) * unit
-        if _works(model, [made(middle)], deadline - time.perf_counter()):
-            works = middle
+    if works is None:
+        works = time.perf_counter() < deadline and applied_works(fix.change)
+    good: Decimal | None = fix.change if works else None
+    bad: Decimal | None = None if works else fix.change
+    step = unit
+    while time.perf_counter() < deadline:
+        if good is not None:
+            trial = good - step
+            if trial <= 0:
+                break
         else:
-            fails = middle
-    return fix if works == fix.change or fix.detail != made(fix.change).detail else made(works)
+            assert bad is not None
+            trial = bad + step if most is None else min(bad + step, most)
+            if trial == bad:
+                break
+        if applied_works(trial):
+            good = trial
+            if bad is not None:
+                break
+        else:
+            bad = trial
+            if good is not None:
+                break
+        step *= 2
+    while good is not None and bad is not None and abs(good - bad) > unit and \
+            time.perf_counter() < deadline:
+        middle = min(good, bad) + (abs(good - bad) / 2 / unit).to_integral_value(ROUND_FLOOR) \
+            * unit
+        if applied_works(middle):
+            good = middle
+        else:
+            bad = middle
+    return fix if good is None or good == fix.change else _resized(model, fix, good)
+
+
+def _resized(model: ScaledProblem, fix: Conflict, change: Decimal) -> Conflict:
+    """`fix` changing its rule by `change`, told as `ADVICE` tells it."""
+    family, _, label = fix.constraint.partition(":")
+    target = model.problem.target_roi
+    amount = target - change if family == "target_roi" and target is not None else change
+    return replace(fix, change=change, detail=ADVICE[family].format(name=label, amount=amount))
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,
