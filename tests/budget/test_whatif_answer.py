@@ -178,7 +178,7 @@ def test_a_target_roi_plan_that_spends_nothing_is_no_answer():
     # Above 3 no plan that spends reaches the target.
     above = ScaledProblem(replace(problem, target_roi=D("3.5")))
     assert solver._roi_apart(above, cells, 0.0, None) is None
-    conflict, = solver._roi_refused(above, cells, [], math.inf).conflicts
+    conflict, = solver._roi_refused(above, cells, [], math.inf, None).conflicts
     assert (conflict.constraint, conflict.change) == ("target_roi", D("0.5"))
     # With no money to spend, spending nothing is the plan.
     empty = ScaledProblem(replace(problem, reserve=Reserve(percent=D(100))))

@@ -179,7 +179,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         apart = _roi_apart(model, cells, started, stop)
         if apart is not None:
             return apart
-        raise _roi_refused(model, cells, [], deadline)
+        raise _roi_refused(model, cells, [], deadline, stop)
     if model.budget <= EPS and problem.objective != "min_spend":
         # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
         # the curves where it could go (the models priced it 0, or at a deal's value per unit,
@@ -225,7 +225,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     apart = _roi_apart(model, cells, started, stop)
     if apart is not None:
         return apart
-    raise _roi_refused(model, cells, tried, deadline)
+    raise _roi_refused(model, cells, tried, deadline, stop)
 
 
 def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
@@ -256,15 +256,16 @@ def _roi_apart(model: ScaledProblem, cells: Cells, started: float,
 
 
 def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
-                 deadline: float) -> Exception:
+                 deadline: float, stop: Stop | None) -> Exception:
     """Why no `target_roi` plan is answered, where neither the solver's rounded plans `tried`
     (the first and each cut of it) nor `_roi_plans` meets the target on the true curves: no
     plan reaches it (`unreachable_roi`); else target_roi lowered to what the best of `tried`
     that spends returns per unit on the true curves, down to the ratios' places, which that
     plan then meets (a cut can lose more than it mends: an S-curve's best cell cut away named
     2.104357 where the first plan reached 5.776048); else the elastic model's changes.
-    `SolveTimeout` only where the time ran out before any of these: "no plan … found within
-    10 s" was said of plans a cent short, or of none, in a fraction of a second."""
+    `SolveTimeout` only where the time ran out, or the solve was stopped, before any of these:
+    "no plan … found within 10 s" was said of plans a cent short, or of none, in a fraction
+    of a second."""
     unreachable = unreachable_roi(model, cells)
     if unreachable:
         return Infeasible(unreachable)
@@ -279,6 +280,9 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
                                     f"lower target_roi to at most {reached}: the best plan "
                                     f"found, rounded to the cent, returns that much per unit "
                                     f"spent")])
+    if stop is not None and stop():
+        # Naming the elastic model's changes takes a second or more: a stop is heard first.
+        return SolveTimeout("stopped before any plan was found")
     found = conflicts(model, cells, deadline)
     if found or time.perf_counter() < deadline:
         return Infeasible(found)
