@@ -70,3 +70,36 @@ def test_a_target_no_plan_found_meets_is_refused_with_a_target_that_works(proble
     answer = solve(replace(problem, target_roi=problem.target_roi - fix.change))
     assert answer.spend > 0
     assert answer.expected_return >= (problem.target_roi - fix.change) * answer.spend - D("0.01")
+
+
+# A fuzzed request: c2 must spend 20,000 with 1,000 available; its S-curve returns about 1.56
+# a unit at 20,000 (k 5,000, alpha 6: nearly all of its beta of 1,000,000 past 20,000 is
+# beyond its steep part), short of 1.6243. The elastic set, the money raised by 895.20 and
+# c2's min lowered by 18,104.81, met the target on the pieces only; applied, the request
+# named target_roi lowered by 0.064140 more, and the set now carries it.
+MONEY_AND_MIN = Problem(
+    total=D(1000), decimals=2, reserve=NONE, objective="target_roi", target_roi=D("1.6243"),
+    time_limit=10.0, channels=(
+        Channel("c0", Linear(D("2.86"))),
+        Channel("c1", Hill(D(1000), D(5000), D(6)), max=D(5000)),
+        Channel("c2", Hill(D(1_000_000), D(5000), D(6)), min=D(20_000)),
+        Channel("c3", Deal(D(20_000), D("55207.73")))))
+
+
+def test_a_set_the_target_keeps_short_carries_the_target_lowered():
+    with pytest.raises(Infeasible) as caught:
+        solve(MONEY_AND_MIN)
+    together = [fix for fix in caught.value.conflicts if not fix.alone]
+    assert "target_roi" in {fix.constraint for fix in together}
+    changed = MONEY_AND_MIN
+    for fix in together:
+        family, _, label = fix.constraint.partition(":")
+        if family == "budget":
+            changed = replace(changed, total=changed.total + fix.change)
+        elif family == "min":
+            changed = replace(changed, channels=tuple(
+                replace(c, min=c.min - fix.change) if c.id == label else c
+                for c in changed.channels))
+        else:
+            changed = replace(changed, target_roi=changed.target_roi - fix.change)
+    assert solve(changed).spend > 0

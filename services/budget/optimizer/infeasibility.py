@@ -54,6 +54,11 @@ ADVICE = {
 SCALINGS = 40
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
+# Set while a request with changes applied is solved for what it still lacks (`_further`),
+# whose own changes are not checked.
+_CHASING: ContextVar[bool] = ContextVar("chasing", default=False)
+# target_roi's changes are checked applied (`checked`) for at most this long.
+CHECK_SECONDS = 1.0
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
@@ -189,8 +194,10 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
     most = None if whole is None else whole - unit if family == "target_roi" else whole
 
     def applied_works(change: Decimal) -> bool:
+        # A check begun is given LEAST_SECONDS at least: cut short, a change that works would
+        # be taken for one that does not.
         return _works(model, others + [_resized(model, fix, change)],
-                      deadline - time.perf_counter())
+                      max(deadline - time.perf_counter(), LEAST_SECONDS))
 
     if works is None:
         works = time.perf_counter() < deadline and applied_works(fix.change)
@@ -233,6 +240,62 @@ def _resized(model: ScaledProblem, fix: Conflict, change: Decimal) -> Conflict:
     target = model.problem.target_roi
     amount = target - change if family == "target_roi" and target is not None else change
     return replace(fix, change=change, detail=ADVICE[family].format(name=label, amount=amount))
+
+
+def checked(model: ScaledProblem, found: list[Conflict]) -> list[Conflict]:
+    """target_roi's changes `found`, each enough alone and the set together, solved applied
+    (`_works`); where one has no plan, the request so changed is solved and target_roi lowered
+    further by what it names lowered (its pieces, the cents and the rules no change touched can
+    keep a plan short of a figure told on the best channel, or on the elastic plan: a set of a
+    min lowered and a cap raised was 0.001324 a unit short), and kept where that works.
+    As named where it does not, or CHECK_SECONDS pass first."""
+    if model.problem.objective != "target_roi" or _VERIFYING.get() or _CHASING.get():
+        return found
+    deadline = time.perf_counter() + CHECK_SECONDS
+    together = [fix for fix in found if not fix.alone]
+    kept = list(found)
+    for fixes in [[fix] for fix in found if fix.alone and fix.constraint == "target_roi"] + \
+            ([together] if together else []):
+        if time.perf_counter() >= deadline or _works(model, fixes, LEAST_SECONDS):
+            continue
+        more = _further(model, fixes, deadline)
+        if more is None:
+            continue
+        lowered = [fix for fix in fixes if fix.constraint == "target_roi"]
+        fitted = [_resized(model, fix, fix.change + more) if fix in lowered else fix
+                  for fix in fixes]
+        if not lowered:
+            fitted.append(_resized(model, Conflict("target_roi", Decimal(0), ""), more))
+        if not _works(model, fitted, LEAST_SECONDS):
+            continue
+        kept = [fix for fix in kept if fix not in fixes] + fitted
+    return kept
+
+
+def _further(model: ScaledProblem, fixes: list[Conflict], deadline: float) -> Decimal | None:
+    """How much further target_roi must be lowered where the request with `fixes` applied has
+    no plan: what that request names lowered alone (or as its one change); None where it names
+    none, no plan or conflict was found in its time (at least LEAST_SECONDS), or `deadline`
+    passed before it began."""
+    from services.budget.optimizer.solver import solve  # it names conflicts with this module
+    changed: Problem | None = model.problem
+    for fix in fixes:
+        changed = None if changed is None else applied(changed, model.reserve, fix)
+    if changed is None or time.perf_counter() >= deadline:
+        return None
+    token = _CHASING.set(True)
+    try:
+        solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
+    except Infeasible as refused:
+        named = refused.conflicts
+        lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
+                   (fix.alone or len(named) == 1)]
+        return min(lowered) if lowered else None
+    except (SolveTimeout, TooSteep):
+        return None
+    finally:
+        _CHASING.reset(token)
+    return None
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,

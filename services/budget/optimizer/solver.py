@@ -26,6 +26,7 @@ from services.budget.optimizer.infeasibility import (
     ADVICE,
     applied,
     best_roi_plan,
+    checked,
     conflicts,
     floor_plan,
     share_roi_plan,
@@ -74,7 +75,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
           stop: Stop | None = None, gating: Gating = "tangent",
           warm_start: bool = True) -> Allocation:
     """Return the best allocation of `problem` within its time limit, or raise `Infeasible`
-    naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
+    naming the conflict (`SolveTimeout` when the limit passes before any plan is found);
+    target_roi's changes checked applied (`infeasibility.checked`).
 
     Each round cuts the curves into segments within a tolerance, solves (concave curves under
     the budget, channel bounds, period caps and groups by the greedy, with period prices and an
@@ -87,6 +89,20 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     `gating` and `warm_start` choose the MILP's method ("full" gating and a cold start are the
     references the tests and the benchmark compare with).
     """
+    try:
+        return _solve(problem, progress, stop=stop, gating=gating, warm_start=warm_start)
+    except Infeasible as refused:
+        if problem.objective != "target_roi" or (stop is not None and stop()):
+            raise
+        found = checked(ScaledProblem(problem), refused.conflicts)
+        if found == refused.conflicts:
+            raise
+        raise Infeasible(found) from None
+
+
+def _solve(problem: Problem, progress: Callable[[Progress], None] | None, *,
+           stop: Stop | None, gating: Gating, warm_start: bool) -> Allocation:
+    """`solve`, its changes unchecked."""
     started = time.perf_counter()
     limit = problem.time_limit
     deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
