@@ -70,7 +70,7 @@ PAST_CAPS_COARSE = 0.5
 # Dinkelbach's rounds for the most a plan returns per unit spent (`_most_per_unit`): each
 # solves the elastic model once; two or three reach it on the trial's requests.
 ROI_ROUNDS = 6
-# How long the fixes named are made smaller by whole units and checked (`_smallest`), at most:
+# How long the fixes named are made smaller by whole units and checked (`_to_the_unit`), at most:
 # a check is a solve, a few milliseconds on small requests.
 SMALLEST_SECONDS = 0.5
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
@@ -169,6 +169,10 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
                                  and model.problem.objective == "min_spend"):
         fitted = _to_the_unit(model, part, [fix for fix in together if fix is not part], by)
         found = [fitted if fix is part else fix for fix in found]
+    elif together:
+        # Money, caps and minimums together, which under target_roi the pieces alone may
+        # have met: the target's part added where the set falls short.
+        found = checked(model, found, sets_only=True)
     return [_to_the_unit(model, fix, [], by, works=True) if fix.alone else fix for fix in found]
 
 
@@ -242,8 +246,10 @@ def _resized(model: ScaledProblem, fix: Conflict, change: Decimal) -> Conflict:
     return replace(fix, change=change, detail=ADVICE[family].format(name=label, amount=amount))
 
 
-def checked(model: ScaledProblem, found: list[Conflict]) -> list[Conflict]:
-    """target_roi's changes `found`, each enough alone and the set together, solved applied
+def checked(model: ScaledProblem, found: list[Conflict], *,
+            sets_only: bool = False) -> list[Conflict]:
+    """target_roi's changes `found`, each enough alone (unless `sets_only`: `conflicts` has
+    solved those applied) and the set together, solved applied
     (`_works`); where one has no plan, the request so changed is solved and target_roi lowered
     further by what it names lowered (its pieces, the cents and the rules no change touched can
     keep a plan short of a figure told on the best channel, or on the elastic plan: a set of a
@@ -254,8 +260,9 @@ def checked(model: ScaledProblem, found: list[Conflict]) -> list[Conflict]:
     deadline = time.perf_counter() + CHECK_SECONDS
     together = [fix for fix in found if not fix.alone]
     kept = list(found)
-    for fixes in [[fix] for fix in found if fix.alone and fix.constraint == "target_roi"] + \
-            ([together] if together else []):
+    alone = [] if sets_only else [[fix] for fix in found
+                                  if fix.alone and fix.constraint == "target_roi"]
+    for fixes in alone + ([together] if together else []):
         if time.perf_counter() >= deadline or _works(model, fixes, LEAST_SECONDS):
             continue
         more = _further(model, fixes, deadline)

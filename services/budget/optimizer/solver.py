@@ -75,8 +75,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
           stop: Stop | None = None, gating: Gating = "tangent",
           warm_start: bool = True) -> Allocation:
     """Return the best allocation of `problem` within its time limit, or raise `Infeasible`
-    naming the conflict (`SolveTimeout` when the limit passes before any plan is found);
-    target_roi's changes checked applied (`infeasibility.checked`).
+    naming the conflict (`SolveTimeout` when the limit passes before any plan is found).
 
     Each round cuts the curves into segments within a tolerance, solves (concave curves under
     the budget, channel bounds, period caps and groups by the greedy, with period prices and an
@@ -89,20 +88,6 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     `gating` and `warm_start` choose the MILP's method ("full" gating and a cold start are the
     references the tests and the benchmark compare with).
     """
-    try:
-        return _solve(problem, progress, stop=stop, gating=gating, warm_start=warm_start)
-    except Infeasible as refused:
-        if problem.objective != "target_roi" or (stop is not None and stop()):
-            raise
-        found = checked(ScaledProblem(problem), refused.conflicts)
-        if found == refused.conflicts:
-            raise
-        raise Infeasible(found) from None
-
-
-def _solve(problem: Problem, progress: Callable[[Progress], None] | None, *,
-           stop: Stop | None, gating: Gating, warm_start: bool) -> Allocation:
-    """`solve`, its changes unchecked."""
     started = time.perf_counter()
     limit = problem.time_limit
     deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
@@ -156,7 +141,7 @@ def _solve(problem: Problem, progress: Callable[[Progress], None] | None, *,
             if not refused.conflicts and problem.objective == "target_roi":
                 unreachable = unreachable_roi(model, cells)
                 if unreachable:
-                    raise Infeasible(unreachable) from None
+                    raise Infeasible(checked(model, unreachable)) from None
             raise
         error = _spend_error(model, cells, float(np.sum(solution.spend)),
                              deadline - time.perf_counter()) \
@@ -284,7 +269,7 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     of a second."""
     unreachable = unreachable_roi(model, cells)
     if unreachable:
-        return Infeasible(unreachable)
+        return Infeasible(checked(model, unreachable))
     target = model.problem.target_roi
     assert target is not None
     spends = [_rounded_spend(model, cells, answer) for answer in tried if answer.spend > 0]
@@ -292,10 +277,9 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
         roi = max(float(model.true_returns(cells, spend).sum()) / float(spend.sum())
                   for spend in spends)
         reached = Decimal(repr(roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
-        return Infeasible([Conflict("target_roi", target - reached,
-                                    f"lower target_roi to at most {reached}: the best plan "
-                                    f"found, rounded to the cent, returns that much per unit "
-                                    f"spent")])
+        return Infeasible(checked(model, [Conflict(
+            "target_roi", target - reached, f"lower target_roi to at most {reached}: the best "
+            f"plan found, rounded to the cent, returns that much per unit spent")]))
     if stop is not None and stop():
         # Naming the elastic model's changes takes a second or more: a stop is heard first.
         return SolveTimeout("stopped before any plan was found")
