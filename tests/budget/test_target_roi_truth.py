@@ -103,3 +103,28 @@ def test_a_set_the_target_keeps_short_carries_the_target_lowered():
         else:
             changed = replace(changed, target_roi=changed.target_roi - fix.change)
     assert solve(changed).spend > 0
+
+
+# A fuzzed request: c0's min of 20,000 past the 1,000 available, on a curve that returns
+# almost nothing there. The elastic set was c0's min lowered alone (by 19,010.75); applied,
+# the plan was 0.000609 a unit short of 0.5415, and no lower min makes it work.
+MIN_PAST_THE_MONEY = Problem(
+    total=D(1000), decimals=2, reserve=NONE, objective="target_roi", target_roi=D("0.5415"),
+    time_limit=10.0, channels=(
+        Channel("c0", Hill(D(1000), D(200_000), D(6)), min=D(20_000)),
+        Channel("c1", Hill(D(50_000), D(100), D(3))),
+        Channel("c2", Linear(D("1.25"))),
+        Channel("c3", Deal(D(500), D("1079.87")))),
+    periods=(Period("p0", cap=D(100)), Period("p1", weight=D("0.5")),
+             Period("p2", weight=D("0.5"))))
+
+
+def test_a_set_of_one_part_that_falls_short_carries_the_target_lowered():
+    with pytest.raises(Infeasible) as caught:
+        solve(MIN_PAST_THE_MONEY)
+    together = {fix.constraint: fix.change for fix in caught.value.conflicts if not fix.alone}
+    assert set(together) == {"min:c0", "target_roi"}
+    changed = replace(MIN_PAST_THE_MONEY, target_roi=D("0.5415") - together["target_roi"],
+                      channels=tuple(replace(c, min=c.min - together["min:c0"]) if c.id == "c0"
+                                     else c for c in MIN_PAST_THE_MONEY.channels))
+    assert solve(changed).spend > 0

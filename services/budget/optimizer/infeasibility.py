@@ -165,13 +165,15 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     together = [fix for fix in found if not fix.alone]
     targets = [fix for fix in together if fix.constraint in ("target_roi", "target_return")]
     part = targets[0] if targets else together[0] if len(together) == 1 else None
+    fitted = part
     if part is not None and not (part.constraint == "target_return"
                                  and model.problem.objective == "min_spend"):
         fitted = _to_the_unit(model, part, [fix for fix in together if fix is not part], by)
         found = [fitted if fix is part else fix for fix in found]
-    elif together:
-        # Money, caps and minimums together, which under target_roi the pieces alone may
-        # have met: the target's part added where the set falls short.
+    if together and (part is None or fitted is part and part.constraint != "target_roi"):
+        # Money, caps and minimums, which under target_roi the pieces alone may have met, not
+        # made to work by the one part's size: the target's part added where the set falls
+        # short (a min lowered by 26.28 alone was 0.168666 a unit short applied).
         found = checked(model, found, sets_only=True)
     return [_to_the_unit(model, fix, [], by, works=True) if fix.alone else fix for fix in found]
 
@@ -208,6 +210,10 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
     good: Decimal | None = fix.change if works else None
     bad: Decimal | None = None if works else fix.change
     step = unit
+    if not works and family == "target_roi":
+        # The first step up is what the request so changed names lowered (`_further`): a
+        # unit's doublings from 1e-6 take a solve each (0.000288 more was not reached in time).
+        step = max(_further(model, others + [fix], deadline) or unit, unit)
     while time.perf_counter() < deadline:
         if good is not None:
             trial = good - step
