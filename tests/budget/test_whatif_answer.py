@@ -1,5 +1,6 @@
 """The answer's way out of a worker and into JSON: arrays across the process boundary, a
 public shape made without validation that still writes exactly what a validated one would."""
+import math
 import pickle
 from dataclasses import replace
 from decimal import Decimal as D
@@ -13,13 +14,11 @@ from services.budget.optimizer import (
     Deal,
     Group,
     Hill,
-    Infeasible,
     Linear,
     Period,
     Points,
     Problem,
     Reserve,
-    SolveTimeout,
     solve,
     solver,
 )
@@ -164,27 +163,28 @@ def test_a_concave_plans_value_is_the_true_curves_slope_where_it_spends():
 
 
 def test_a_target_roi_plan_that_spends_nothing_is_no_answer():
-    # A return of 3 per unit is reachable (social's first 100), so a plan spending nothing
-    # (a solver cut short before it found one) is not answered as one: no plan was found.
+    # A return of 3 per unit is reachable (social's first 100), so a plan spending nothing (a
+    # solver cut short before it found one) is not answered as one: the plan found on the true
+    # curves is (the solver's `_roi_apart`), social's 100 for 300.
     problem = Problem(total=D(10_000), decimals=2, objective="target_roi", target_roi=D(3),
                       channels=(Channel("social", Points(((D(0), D(0)), (D(100), D(300)),
                                                           (D(200), D(400))))),))
     model = ScaledProblem(problem)
     cells = model.cells(FIRST_TOLERANCE)
-    nothing = Solution(np.zeros(len(cells)), "feasible", None, "HiGHS", None, 0.0)
-    with pytest.raises(SolveTimeout):
-        allocation(model, cells, nothing, 0.0, 0.0)
+    found = solver._roi_apart(model, cells, 0.0, None)
+    assert found is not None
+    assert (found.status, found.spend, found.expected_return) == \
+        ("feasible", D("100.00"), D("300.00"))
     # Above 3 no plan that spends reaches the target.
-    above = replace(problem, target_roi=D("3.5"))
-    with pytest.raises(Infeasible) as raised:
-        allocation(ScaledProblem(above), cells, nothing, 0.0, 0.0)
-    conflict, = raised.value.conflicts
+    above = ScaledProblem(replace(problem, target_roi=D("3.5")))
+    assert solver._roi_apart(above, cells, 0.0, None) is None
+    conflict, = solver._roi_refused(above, cells, [], math.inf, None).conflicts
     assert (conflict.constraint, conflict.change) == ("target_roi", D("0.5"))
     # With no money to spend, spending nothing is the plan.
     empty = ScaledProblem(replace(problem, reserve=Reserve(percent=D(100))))
     none = empty.cells(FIRST_TOLERANCE)
-    assert allocation(empty, none, replace(nothing, spend=np.zeros(len(none))), 0.0,
-                      0.0).spend == 0
+    nothing = Solution(np.zeros(len(none)), "feasible", None, "HiGHS", None, 0.0)
+    assert allocation(empty, none, nothing, 0.0, 0.0).spend == 0
 
 
 @pytest.mark.parametrize("seed", range(4))

@@ -10,11 +10,8 @@ from services.budget.optimizer.answer import (
     RATIO_PLACES,
     Allocation,
     Figures,
-    Infeasible,
-    SolveTimeout,
 )
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.infeasibility import unreachable_roi
 from services.budget.optimizer.marginal import next_unit_value
 from services.budget.optimizer.problem import Channel
 from services.budget.optimizer.rounding import Rounded, round_allocation, sum_by
@@ -55,8 +52,7 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     """Round the solution to the minor unit and describe it: per channel and period amounts and
     true returns, marginal ROIs, the binding constraints, the budget's marginal value (of the
     plan's own model where the solver gave none and the solve was not `stopped`: `marginal`);
-    `seconds` is the time the solve took. `Infeasible` for a `target_roi` no plan that spends
-    reaches, `SolveTimeout` when none that reaches it was found."""
+    `seconds` is the time the solve took."""
     entered = time.perf_counter()
     problem = model.problem
     unit = quantum(problem.decimals)
@@ -87,13 +83,6 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     binding = tuple(tuple(_channel_binding(model, channel_in, amount))
                     for channel_in, amount in zip(problem.channels, channel_amounts))
     spend = int(rounded.channels.sum()) * unit
-    if problem.objective == "target_roi" and spend == 0 < model.available:
-        # Spending nothing meets any target ROI, and answers none: the request asked for a
-        # return. Either no plan that spends reaches the target, or none was found in time.
-        unreachable = unreachable_roi(model, cells)
-        if unreachable:
-            raise Infeasible(unreachable)
-        raise SolveTimeout(f"no plan that spends found within {problem.time_limit:g} s")
     unspent = model.available - spend
     expected = int(returns.sum()) * unit
     global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,

@@ -61,6 +61,11 @@ TINY_UNITS = 100
 PAST_BEST_CELLS = 1000
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
+# Set while a request with changes applied is solved for what it still lacks (`_further`),
+# whose own changes are not checked.
+_CHASING: ContextVar[bool] = ContextVar("chasing", default=False)
+# target_roi's changes are checked applied (`checked`) for at most this long.
+CHECK_SECONDS = 1.0
 # tolerance_percent is told to the hundredth of a percent, rounded up so that it suffices.
 PERCENT_PLACES = Decimal("0.01")
 # Under a return floor the curves past the caps are cut as finely as the solver's first round
@@ -72,6 +77,9 @@ PAST_CAPS_COARSE = 0.5
 # Dinkelbach's rounds for the most a plan returns per unit spent (`_most_per_unit`): each
 # solves the elastic model once; two or three reach it on the trial's requests.
 ROI_ROUNDS = 6
+# How long the fixes named are made smaller by whole units and checked (`_to_the_unit`), at most:
+# a check is a solve, a few milliseconds on small requests.
+SMALLEST_SECONDS = 0.5
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
 # 1e-12 of its spend, below a cent of 1e9.
 LEAST_MONEY_HALVINGS = 40
@@ -157,11 +165,167 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         # whose finer pieces may name a change the solver finds a plan for (trial 18f, q10).
         for elastic in [wider] if rule == "budget" else [own] + ([wider] if told is not model
                                                                   else []):
+            if rule not in elastic[1].slacks:
+                # A cap at or past the request's own money has no row there: only the wider
+                # model, given more money, holds it (a channel whose min and max are the money).
+                continue
             fix = _alone(model, rule, elastic, deadline)
             if fix is not None:
                 found.append(fix)
                 break
-    return found
+    # The set applied together is checked, its return floor's part (or its one part) made
+    # larger where the set does not work, and smaller where it does; each fix enough alone
+    # made the smallest that works: all told on the pieces, and to the unit while
+    # SMALLEST_SECONDS last. Under min_spend the target's part is told from the plan of most
+    # return (`solver._enough_together`).
+    by = min(deadline, time.perf_counter() + SMALLEST_SECONDS)
+    together = [fix for fix in found if not fix.alone]
+    targets = [fix for fix in together if fix.constraint in ("target_roi", "target_return")]
+    part = targets[0] if targets else together[0] if len(together) == 1 else None
+    fitted = part
+    if part is not None and not (part.constraint == "target_return"
+                                 and model.problem.objective == "min_spend"):
+        fitted = _to_the_unit(model, part, [fix for fix in together if fix is not part], by)
+        found = [fitted if fix is part else fix for fix in found]
+    if together and (part is None or fitted is part and part.constraint != "target_roi"):
+        # Money, caps and minimums, which under target_roi the pieces alone may have met, not
+        # made to work by the one part's size: the target's part added where the set falls
+        # short (a min lowered by 26.28 alone was 0.168666 a unit short applied).
+        found = checked(model, found, sets_only=True)
+    return [_to_the_unit(model, fix, [], by, works=True) if fix.alone else fix for fix in found]
+
+
+def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], deadline: float,
+                 *, works: bool | None = None) -> Conflict:
+    """`fix`, applied with `others`, made the smallest change that works (`_works`) to the unit
+    (of money, or of a ratio's places) by `deadline`: from the named change, steps that double
+    from one unit, down while it works (`works`: known to) or up until it does, then halved
+    back between the last change that worked and the last that did not. As named where no
+    change up to the whole rule (a target lowered to 0, a min to 0; money without end) was
+    found to work in time. The pieces lie below a concave curve and above an S-curve's convex
+    part: k3's min lowered by 30,036.61 alone where 30,000.00 is enough, t3's target_roi
+    named 3.999999 where 4.000000 is met."""
+    family, _, label = fix.constraint.partition(":")
+    if family not in ("budget", "min", "max", "period_cap", "target_return", "target_roi") or \
+            fix.detail != _resized(model, fix, fix.change).detail:
+        return fix
+    unit = RATIO_PLACES if family == "target_roi" else quantum(model.problem.decimals)
+    problem = model.problem
+    channels = {channel.id: channel for channel in problem.channels}
+    whole = {"target_roi": problem.target_roi, "target_return": problem.target_return,
+             "min": channels[label].min if label in channels else None}.get(family)
+    most = None if whole is None else whole - unit if family == "target_roi" else whole
+
+    def applied_works(change: Decimal) -> bool:
+        # A check begun is given LEAST_SECONDS at least: cut short, a change that works would
+        # be taken for one that does not.
+        return _works(model, others + [_resized(model, fix, change)],
+                      max(deadline - time.perf_counter(), LEAST_SECONDS))
+
+    if works is None:
+        works = time.perf_counter() < deadline and applied_works(fix.change)
+    good: Decimal | None = fix.change if works else None
+    bad: Decimal | None = None if works else fix.change
+    step = unit
+    if not works and family == "target_roi":
+        # The first step up is what the request so changed names lowered (`_further`): a
+        # unit's doublings from 1e-6 take a solve each (0.000288 more was not reached in time).
+        step = max(_further(model, others + [fix], deadline) or unit, unit)
+    while time.perf_counter() < deadline:
+        if good is not None:
+            trial = good - step
+            if trial <= 0:
+                break
+        else:
+            assert bad is not None
+            trial = bad + step if most is None else min(bad + step, most)
+            if trial == bad:
+                break
+        if applied_works(trial):
+            good = trial
+            if bad is not None:
+                break
+        else:
+            bad = trial
+            if good is not None:
+                break
+        step *= 2
+    while good is not None and bad is not None and abs(good - bad) > unit and \
+            time.perf_counter() < deadline:
+        middle = min(good, bad) + (abs(good - bad) / 2 / unit).to_integral_value(ROUND_FLOOR) \
+            * unit
+        if applied_works(middle):
+            good = middle
+        else:
+            bad = middle
+    return fix if good is None or good == fix.change else _resized(model, fix, good)
+
+
+def _resized(model: ScaledProblem, fix: Conflict, change: Decimal) -> Conflict:
+    """`fix` changing its rule by `change`, told as `ADVICE` tells it."""
+    family, _, label = fix.constraint.partition(":")
+    target = model.problem.target_roi
+    amount = target - change if family == "target_roi" and target is not None else change
+    return replace(fix, change=change, detail=ADVICE[family].format(name=label, amount=amount))
+
+
+def checked(model: ScaledProblem, found: list[Conflict], *,
+            sets_only: bool = False) -> list[Conflict]:
+    """target_roi's changes `found`, each enough alone (unless `sets_only`: `conflicts` has
+    solved those applied) and the set together, solved applied
+    (`_works`); where one has no plan, the request so changed is solved and target_roi lowered
+    further by what it names lowered (its pieces, the cents and the rules no change touched can
+    keep a plan short of a figure told on the best channel, or on the elastic plan: a set of a
+    min lowered and a cap raised was 0.001324 a unit short), and kept where that works.
+    As named where it does not, or CHECK_SECONDS pass first."""
+    if model.problem.objective != "target_roi" or _VERIFYING.get() or _CHASING.get():
+        return found
+    deadline = time.perf_counter() + CHECK_SECONDS
+    together = [fix for fix in found if not fix.alone]
+    kept = list(found)
+    alone = [] if sets_only else [[fix] for fix in found
+                                  if fix.alone and fix.constraint == "target_roi"]
+    for fixes in alone + ([together] if together else []):
+        if time.perf_counter() >= deadline or _works(model, fixes, LEAST_SECONDS):
+            continue
+        more = _further(model, fixes, deadline)
+        if more is None:
+            continue
+        lowered = [fix for fix in fixes if fix.constraint == "target_roi"]
+        fitted = [_resized(model, fix, fix.change + more) if fix in lowered else fix
+                  for fix in fixes]
+        if not lowered:
+            fitted.append(_resized(model, Conflict("target_roi", Decimal(0), ""), more))
+        if not _works(model, fitted, LEAST_SECONDS):
+            continue
+        kept = [fix for fix in kept if fix not in fixes] + fitted
+    return kept
+
+
+def _further(model: ScaledProblem, fixes: list[Conflict], deadline: float) -> Decimal | None:
+    """How much further target_roi must be lowered where the request with `fixes` applied has
+    no plan: what that request names lowered alone (or as its one change); None where it names
+    none, no plan or conflict was found in its time (at least LEAST_SECONDS), or `deadline`
+    passed before it began."""
+    from services.budget.optimizer.solver import solve  # it names conflicts with this module
+    changed: Problem | None = model.problem
+    for fix in fixes:
+        changed = None if changed is None else applied(changed, model.reserve, fix)
+    if changed is None or time.perf_counter() >= deadline:
+        return None
+    token = _CHASING.set(True)
+    try:
+        solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
+    except Infeasible as refused:
+        named = refused.conflicts
+        lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
+                   (fix.alone or len(named) == 1)]
+        return min(lowered) if lowered else None
+    except (SolveTimeout, TooSteep):
+        return None
+    finally:
+        _CHASING.reset(token)
+    return None
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,
@@ -240,8 +404,8 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
         named = _named(here, only, cells, run.x, deadline, tight=tight)
         if incremental is not None:
             named = named_as_set(model, incremental, named)
-        if len(named) == 1 and _works(model, named[0], max(deadline - time.perf_counter(),
-                                                           LEAST_SECONDS)):
+        if len(named) == 1 and _works(model, named, max(deadline - time.perf_counter(),
+                                                        LEAST_SECONDS)):
             return replace(named[0], alone=True)
     return None
 
@@ -282,20 +446,33 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
                    groups=tuple(groups.values()))
 
 
-def _works(model: ScaledProblem, fix: Conflict, seconds: float) -> bool:
-    """Whether the request with `fix` applied has a plan, found by the solver within
-    `seconds`; false where the change cannot be applied (`applied`)."""
+def _works(model: ScaledProblem, fixes: list[Conflict], seconds: float) -> bool:
+    """Whether the request with `fixes` applied has a plan, found by the solver within
+    `seconds`, whose rounded amounts hold every group's share to the cent; false where a
+    change cannot be applied (`applied`). The rounding can leave a share a cent short (a min
+    lowered by 19,999.99 where 20,000.00 is needed answered 40,000.01 and 39,999.99 for a
+    share of 0.5), and that plan is no proof."""
     from services.budget.optimizer.solver import solve  # it names conflicts with this module
-    changed = applied(model.problem, model.reserve, fix)
+    changed: Problem | None = model.problem
+    for fix in fixes:
+        changed = None if changed is None else applied(changed, model.reserve, fix)
     if changed is None:
         return False
     token = _VERIFYING.set(True)
     try:
-        solve(replace(changed, time_limit=seconds))
+        answer = solve(replace(changed, time_limit=seconds))
     except (Infeasible, SolveTimeout, TooSteep):
         return False
     finally:
         _VERIFYING.reset(token)
+    amounts = answer.figures.amounts
+    total = int(amounts.sum())
+    for group in changed.groups:
+        mine = int(amounts[[c for c, channel in enumerate(changed.channels)
+                            if channel.id in group.channels]].sum())
+        if (group.min_share is not None and mine < group.min_share * total) or \
+                (group.max_share is not None and mine > group.max_share * total):
+            return False
     return True
 
 
@@ -819,15 +996,26 @@ def _floor_roi(cells: Cells, mine: npt.NDArray[np.intp], floor: float) -> float:
     `floor`: their concave envelopes' pieces filled by falling return per unit (each weighted,
     within its cell's cap), plus each curve's rise above its pieces; a deal at its value if its
     cost fits in the floor."""
-    lengths, gains, rises = [], [], 0.0
+    _, taken, gain, rises = _filled(cells, mine, floor)
+    return (float(taken @ gain) + rises) / floor
+
+
+def _filled(cells: Cells, mine: npt.NDArray[np.intp],
+            floor: float) -> tuple[npt.NDArray[np.intp], Floats, Floats, float]:
+    """`floor` spread over the cells `mine` as `_floor_roi` spreads it: per piece, in order of
+    falling return per unit, its cell, the spend taken and its return per unit; and the
+    curves' rises above their pieces."""
+    owners, lengths, gains, rises = [], [], [], 0.0
     for i in mine.tolist():
         cell = cells[i]
         if cell.deal is not None:
+            owners.append(np.array([i]))
             lengths.append(np.array([cell.deal[0]]))
             gains.append(np.array([cell.deal[1] / cell.deal[0]]))
             continue
         assert cell.segments is not None
         hull = envelope(cell.segments)
+        owners.append(np.full(len(hull.lengths), i))
         lengths.append(hull.lengths)
         gains.append(cell.weight * hull.slopes)
         rises += cell.weight * cell.segments.error
@@ -835,7 +1023,24 @@ def _floor_roi(cells: Cells, mine: npt.NDArray[np.intp], floor: float) -> float:
     order = np.argsort(-gain, kind="stable")
     taken = np.minimum(length[order], np.maximum(floor - np.r_[0.0, np.cumsum(length[order])[:-1]],
                                                  0.0))
-    return (float(taken @ gain[order]) + rises) / floor
+    return np.concatenate(owners)[order], taken, gain[order], rises
+
+
+def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """The plan spending only every channel's floor (its `min`, or an incremental floor), each
+    spread over its periods as `_floor_roi` spreads it, per cell (scaled); None where no channel
+    has a floor, or one is a deal. The pieces lie below a concave curve: a hard min of 10,000 on
+    a Hill curve of beta 60,000 and k 30,000 returns 1.5 a unit there, and a target of 1.5 was
+    named lowered to 1.498666, the pieces' figure."""
+    lower = np.asarray(model.lower, dtype=float)
+    if not (lower > EPS).any() or any(isinstance(model.problem.channels[c].response, Deal)
+                                      for c in np.flatnonzero(lower > EPS).tolist()):
+        return None
+    spend = np.zeros(len(cells))
+    for c in np.flatnonzero(lower > EPS).tolist():
+        owner, taken, _, _ = _filled(cells, np.flatnonzero(cells.channel == c), float(lower[c]))
+        np.add.at(spend, owner, taken)
+    return spend
 
 
 def unmet_shares(model: ScaledProblem) -> list[Conflict]:

@@ -12,6 +12,7 @@ import numpy.typing as npt
 
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import (
+    RATIO_PLACES,
     Allocation,
     Conflict,
     Infeasible,
@@ -26,7 +27,9 @@ from services.budget.optimizer.infeasibility import (
     ADVICE,
     applied,
     best_roi_plan,
+    checked,
     conflicts,
+    floor_plan,
     past_best_roi,
     share_roi_plan,
     unmet_shares,
@@ -149,12 +152,18 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 break
             if problem.objective == "min_spend":
                 return _most_return_cut(model, cells, started, deadline, stop)
-            if problem.objective == "target_roi" and not refused.conflicts:
-                if coarse is None:
+            if problem.objective == "target_roi":
+                if not refused.conflicts and coarse is None:
                     coarse, tolerance = cells, tolerance * ROI_FINER
                     if time.perf_counter() < deadline:
                         continue
-                if named := _roi_conflicts(model, coarse, deadline):
+                # The pieces lie below a concave curve and above an S-curve's convex part: a
+                # plan they miss may meet the target on the true curves (`_roi_plans`).
+                apart = _roi_apart(model, cells, started, stop)
+                if apart is not None:
+                    return apart
+                if not refused.conflicts and \
+                        (named := _roi_conflicts(model, coarse or cells, deadline)):
                     raise Infeasible(named) from None
             raise
         error = _spend_error(model, cells, float(np.sum(solution.spend)),
@@ -180,24 +189,29 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if (solution.status == "optimal") != proven:
         solution = replace(solution, status="optimal" if proven else "feasible")
     if problem.objective == "target_roi" and float(np.sum(solution.spend)) <= EPS < model.budget:
-        # No plan that spends found on the pieces: the best a cell's whole units return per unit
-        # on the true curves may still meet the target (the pieces lie below a concave curve's
-        # first units). Its distance from the most return is not known.
-        single = best_roi_plan(model, cells)
-        if single is None or not _shares_hold(model, cells, single):
-            # Under groups' shares: the plan holding them that returns most per unit.
-            single = share_roi_plan(model, cells)
-        if single is not None:
-            solution = replace(solution, spend=single, status="feasible", gap=None)
+        # No plan that spends found on the pieces: one found on the true curves may still meet
+        # the target (`_roi_plans`). Its distance from the most return is not known.
+        plans = _roi_plans(model, cells)
+        if plans:
+            solution = replace(solution, spend=plans[0], status="feasible", gap=None)
             error = math.inf
     first = allocation(model, cells, solution, error, time.perf_counter() - started,
                        stopped=stop is not None and stop())
+    if problem.objective == "target_roi" and first.spend == 0 < model.available:
+        # Spending nothing meets any target ROI, and answers none: the request asked for a
+        # return.
+        apart = _roi_apart(model, cells, started, stop)
+        if apart is not None:
+            return apart
+        raise _roi_refused(model, cells, [], deadline, stop)
     if model.budget <= EPS and problem.objective != "min_spend":
         # Nothing to spend, so no cell has a curve to price: the next unit's worth is read off
         # the curves where it could go (the models priced it 0, or at a deal's value per unit,
         # which one unit cannot buy).
         first = replace(first, marginal_value_of_budget=ratio(first_unit_value(model)))
     answer = first
+    # Each rounded plan tried: where none meets target_roi, the best names the target it meets.
+    tried = [first]
     for _ in range(REPAIRS):
         short = _roi_short(model, cells, answer) if problem.objective == "target_roi" else \
             _return_short(model, cells, answer)
@@ -215,6 +229,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         answer = replace(allocation(model, cells, solution, error,
                                     time.perf_counter() - started, stopped=True),
                          marginal_value_of_budget=first.marginal_value_of_budget)
+        tried.append(answer)
     if problem.objective == "min_spend" and answer is not first:
         # The units added raised the spend the bound is relative to; the least spend it proved
         # stands (`error` was the solver's plan's).
@@ -231,16 +246,77 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         return _most_return_cut(model, cells, started, deadline, stop)
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
+    apart = _roi_apart(model, cells, started, stop)
+    if apart is not None:
+        return apart
+    raise _roi_refused(model, cells, tried, deadline, stop)
+
+
+def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
+    """Plans every rule but target_roi allows, found on the true curves apart from the solver's
+    pieces, which lie below a concave curve's first units and above an S-curve's convex part:
+    the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
+    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`)."""
+    form = formulate(model, cells)
+    held = form.row_lower.copy()
+    held[form.row_index("target_roi")] = -np.inf
+    rules = replace(form, row_lower=held)
+    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells))
+    return [plan for plan in found if plan is not None and float(plan.sum()) > 0
+            and rules.feasible(rules.columns_for(cells, plan))]
+
+
+def _roi_apart(model: ScaledProblem, cells: Cells, started: float,
+               stop: Stop | None) -> Allocation | None:
+    """The first of `_roi_plans` that meets target_roi rounded, as answered, on the true
+    curves: `feasible`, its distance from the most return unknown; None where none does."""
+    for plan in _roi_plans(model, cells):
+        answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None, 0.0),
+                            math.inf, time.perf_counter() - started,
+                            stopped=stop is not None and stop())
+        if answer.spend > 0 and _roi_short(model, cells, answer) is None:
+            return _unbounded_where_roi_binds(model, answer)
+    return None
+
+
+def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
+                 deadline: float, stop: Stop | None) -> Exception:
+    """Why no `target_roi` plan is answered, where neither the solver's rounded plans `tried`
+    (the first and each cut of it) nor `_roi_plans` meets the target on the true curves: no
+    plan reaches it (`unreachable_roi`); else target_roi lowered to what the best of `tried`
+    that spends returns per unit on the true curves, down to the ratios' places, which that
+    plan then meets (a cut can lose more than it mends: an S-curve's best cell cut away named
+    2.104357 where the first plan reached 5.776048); else the elastic model's changes.
+    `SolveTimeout` only where the time ran out, or the solve was stopped, before any of these:
+    "no plan … found within 10 s" was said of plans a cent short, or of none, in a fraction
+    of a second."""
     unreachable = unreachable_roi(model, cells)
     if unreachable:
-        raise Infeasible(unreachable)
-    raise SolveTimeout(f"no plan meeting target_roi to the cent found within {limit:g} s")
+        return Infeasible(checked(model, unreachable))
+    target = model.problem.target_roi
+    assert target is not None
+    spends = [_rounded_spend(model, cells, answer) for answer in tried if answer.spend > 0]
+    if spends:
+        roi = max(float(model.true_returns(cells, spend).sum()) / float(spend.sum())
+                  for spend in spends)
+        reached = Decimal(repr(roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+        return Infeasible(checked(model, [Conflict(
+            "target_roi", target - reached, f"lower target_roi to at most {reached}: the best "
+            f"plan found, rounded to the cent, returns that much per unit spent")]))
+    if stop is not None and stop():
+        # Naming the elastic model's changes takes a second or more: a stop is heard first.
+        return SolveTimeout("stopped before any plan was found")
+    found = conflicts(model, cells, deadline)
+    if found or time.perf_counter() < deadline:
+        return Infeasible(found)
+    return SolveTimeout(f"no plan meeting target_roi found within "
+                        f"{model.problem.time_limit:g} s")
 
 
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named)."""
-    return conflicts(model, cells, deadline) or unreachable_roi(model, cells)
+    return conflicts(model, cells, deadline) or checked(model, unreachable_roi(model, cells))
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
@@ -531,7 +607,8 @@ def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -
         return spend
     i = int(open_[np.argmin(slopes[open_])])
     one = Cells([cells[i]])
-    most = math.floor(room[i] / unit + EPS)
+    # Cut to nothing, a plan spends nothing, which is never target_roi's answer.
+    most = min(math.floor(room[i] / unit + EPS), math.floor(float(spend.sum()) / unit + EPS) - 1)
     # What the plan lacks with k units off cell i: the others' part of it stays `short` less
     # what cell i lacks now.
     alone = short - (target * spend[i] - float(model.true_returns(one, spend[i:i + 1])[0]))
