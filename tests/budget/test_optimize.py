@@ -269,6 +269,18 @@ def test_solve_with_nothing_to_spend_prices_the_next_unit_where_it_would_go(obje
     assert result.marginal_value_of_budget == price
 
 
+def test_target_roi_with_nothing_to_spend_and_no_cell_answers_the_empty_plan():
+    # Trial 18f `v14`, sent again after session eight's merges: the check that a target is
+    # past every cell's best ROI, run before any solve, met no cell at all (a total of 0) and
+    # crashed (numpy's repeat of an empty float array, a 500). Spending nothing is the plan.
+    result = solve(Problem(
+        total=D(0), decimals=2, objective="target_roi", target_roi=D(1),
+        channels=(Channel("x", Linear(D(1))), Channel("y", Linear(D(4)))),
+        groups=(Group("g", ("y",), min_share=D("0.3"), max_share=D("0.6")),),
+        periods=(Period("p1", weight=D(2), cap=D(0)), Period("p2", weight=D("0.5")))))
+    assert (result.status, result.spend, result.expected_return) == ("optimal", 0, 0)
+
+
 def test_solve_names_a_lowered_target_that_is_enough_alone_apart_from_the_set():
     # Trial 18d (`obj_min_spend_9000000000`): a target no curve reaches was answered as one
     # set, "all of these together": the budget raised, caps raised and the target lowered,

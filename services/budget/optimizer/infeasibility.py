@@ -924,7 +924,7 @@ def _cell_rois(model: ScaledProblem, cells: Cells) -> tuple[Floats, Floats]:
             inner = np.zeros(0)
         units = np.floor(np.r_[inner, inner + unit, unit, reach] / unit + 1e-9)
         candidates.append(np.unique(np.clip(units, 1, math.floor(reach / unit + 1e-9))) * unit)
-    sizes = np.array([len(c) for c in candidates])
+    sizes = np.array([len(c) for c in candidates], dtype=np.intp)
     owner = np.repeat(np.arange(len(cells)), sizes)
     spend = np.concatenate(candidates) if candidates else np.zeros(0)
     earned = model.true_returns(Cells(cells[i] for i in owner.tolist()), spend)
