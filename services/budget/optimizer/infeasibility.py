@@ -2,7 +2,7 @@
 import copy
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
@@ -14,6 +14,7 @@ import numpy.typing as npt
 
 from services.budget.optimizer.answer import (
     RATIO_PLACES,
+    Allocation,
     Conflict,
     Infeasible,
     SolveTimeout,
@@ -42,6 +43,9 @@ Elastic = tuple[ScaledProblem, Formulation, Cells]
 # Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
 # change beats a timeout.
 LEAST_SECONDS = 1.0
+# `solver.solve`, handed over by `solver` once defined: a fix is solved applied (`_works`,
+# `_further`), and the solver names its conflicts with this module, which so cannot import it.
+SOLVE: Callable[[Problem], Allocation] | None = None
 
 ADVICE = {
     "budget": "raise the money available (total minus reserve) by {amount}",
@@ -302,20 +306,31 @@ def checked(model: ScaledProblem, found: list[Conflict], *,
     return kept
 
 
+def _solve(problem: Problem) -> Allocation:
+    """`problem` solved by the solver (`SOLVE`, which `solver` hands over)."""
+    assert SOLVE is not None, "services.budget.optimizer.solver sets SOLVE when imported"
+    return SOLVE(problem)
+
+
+def _applied_all(model: ScaledProblem, fixes: list[Conflict]) -> Problem | None:
+    """The request with every one of `fixes` made (`applied`); None where one cannot be."""
+    changed: Problem | None = model.problem
+    for fix in fixes:
+        changed = None if changed is None else applied(changed, model.reserve, fix)
+    return changed
+
+
 def _further(model: ScaledProblem, fixes: list[Conflict], deadline: float) -> Decimal | None:
     """How much further target_roi must be lowered where the request with `fixes` applied has
     no plan: what that request names lowered alone (or as its one change); None where it names
     none, no plan or conflict was found in its time (at least LEAST_SECONDS), or `deadline`
     passed before it began."""
-    from services.budget.optimizer.solver import solve  # it names conflicts with this module
-    changed: Problem | None = model.problem
-    for fix in fixes:
-        changed = None if changed is None else applied(changed, model.reserve, fix)
+    changed = _applied_all(model, fixes)
     if changed is None or time.perf_counter() >= deadline:
         return None
     token = _CHASING.set(True)
     try:
-        solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
+        _solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
     except Infeasible as refused:
         named = refused.conflicts
         lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
@@ -452,15 +467,12 @@ def _works(model: ScaledProblem, fixes: list[Conflict], seconds: float) -> bool:
     change cannot be applied (`applied`). The rounding can leave a share a cent short (a min
     lowered by 19,999.99 where 20,000.00 is needed answered 40,000.01 and 39,999.99 for a
     share of 0.5), and that plan is no proof."""
-    from services.budget.optimizer.solver import solve  # it names conflicts with this module
-    changed: Problem | None = model.problem
-    for fix in fixes:
-        changed = None if changed is None else applied(changed, model.reserve, fix)
+    changed = _applied_all(model, fixes)
     if changed is None:
         return False
     token = _VERIFYING.set(True)
     try:
-        answer = solve(replace(changed, time_limit=seconds))
+        answer = _solve(replace(changed, time_limit=seconds))
     except (Infeasible, SolveTimeout, TooSteep):
         return False
     finally:

@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer import greedy, period_prices
+from services.budget.optimizer import greedy, infeasibility, period_prices
 from services.budget.optimizer.answer import (
     RATIO_PLACES,
     Allocation,
@@ -250,6 +250,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if apart is not None:
         return apart
     raise _roi_refused(model, cells, tried, deadline, stop)
+
+
+# The conflicts' checks solve a request with a fix applied by this (`infeasibility.SOLVE`).
+infeasibility.SOLVE = solve
 
 
 def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
