@@ -147,3 +147,27 @@ def test_random_plans_keep_the_rounding_rule(seed: int, mins: bool) -> None:
         held = sum((amounts[c] for c in group.channels), Decimal(0))
         assert group.min_share is None or held >= group.min_share * spend, group
         assert group.max_share is None or held <= group.max_share * spend, group
+
+
+def test_a_share_no_cent_split_holds_is_refused_naming_the_share():
+    # Trial 18f, c4 with a's min at 40,000.01: b must hold half the spend and the caps allow
+    # 80,000, so no plan in cents exists; the solver's tolerance (1e-7 of the money) let its
+    # plan through and the answer was `optimal` with a 40,000.01 and b 39,999.99.
+    def asked(least: str) -> Problem:
+        return Problem(total=Decimal(100_000), decimals=2, channels=(
+            Channel("a", Linear(Decimal(2)), min=Decimal(least)),
+            Channel("b", Linear(Decimal(1)), min=Decimal(30_000))),
+            groups=(Group("g", ("b",), min_share=Decimal("0.5")),),
+            periods=(Period("p1", cap=Decimal(50_000)), Period("p2", cap=Decimal(30_000))))
+
+    with pytest.raises(optimizer.Infeasible) as caught:
+        optimizer.solve(asked("40000.01"))
+    fix, = caught.value.conflicts
+    assert fix.detail == "lower the minimum share of group g by 0.000001 (to 0.499999)"
+    group, = asked("40000.01").groups
+    eased = Group("g", ("b",), min_share=group.min_share - fix.change)
+    answer = optimizer.solve(Problem(**{**asked("40000.01").__dict__, "groups": (eased,)}))
+    a, b = (allocation.amount for allocation in answer.allocations)
+    assert answer.status == "optimal" and a >= Decimal("40000.01") and b >= eased.min_share * (a + b)
+    assert [a.amount for a in optimizer.solve(asked("40000.00")).allocations] == \
+        [Decimal("40000.00"), Decimal("40000.00")]

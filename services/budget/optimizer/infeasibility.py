@@ -661,13 +661,13 @@ def _conflict(model: ScaledProblem, name: str, need: float, spent: float) -> Con
     family, _, label = name.partition(":")
     if family in ("group_min", "group_max"):
         group = next(group for group in model.problem.groups if group.id == label)
-        return _share_conflict(group, family, need / max(spent, EPS))
+        return share_conflict(group, family, need / max(spent, EPS))
     unit = quantum(model.problem.decimals)
     change = math.ceil(need * model.unit / float(unit) - 1e-6) * unit
     return Conflict(name, change, ADVICE[family].format(name=label, amount=change))
 
 
-def _share_conflict(group: Group, family: str, slack: float, why: str = "") -> Conflict:
+def share_conflict(group: Group, family: str, slack: float, why: str = "") -> Conflict:
     """Group `group`'s `min_share` lowered (`family` "group_min") or its `max_share` raised by
     `slack`, up to the next millionth past float noise (0.6 solved as 0.6000000000001), so that
     it is enough applied; `why`, where given, says why."""
@@ -1096,7 +1096,7 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
         # other rules say why (the MILP's conflicts).
         return []
     slacks = solved[count:]
-    return [_share_conflict(group, label, slack, "no plan that spends anything holds every "
+    return [share_conflict(group, label, slack, "no plan that spends anything holds every "
                             "group's share")
             for (group, label, _), slack in zip(rules, slacks.tolist()) if slack > 1e-9]
 
