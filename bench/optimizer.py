@@ -12,8 +12,8 @@ run, before and after as ratios: PuLP's build against the matrix build of the sa
 gating from a cold start against tangent gating from the concave-envelope LP (and each change
 alone); then the issue's targets with their time limits (including the other workload shapes:
 steeper S-curves, caps on 30 % of the channels, period caps, a brand group over S-curves and
-deals, seasonal weights, flatter concave curves), and 1,000 concave channels × 52 periods
-through the API (`marketplan up`, via the gateway). With `--milp-before <commit>`, the MILP
+deals, seasonal weights, flatter concave curves; and `bench/shapes.py`'s six 1,000 × 52 concave
+requests under period caps), and 1,000 concave channels × 52 periods through the API (`marketplan up`, via the gateway). With `--milp-before <commit>`, the MILP
 workloads (the mix, the other shapes, S-curves, and a department's weekly 150 and 200 × 52
 requests with S-curves, deals and a brand group) on that commit's optimizer and on this one,
 each solve in a fresh process: time to the first plan, to the answer, its status and gap.
@@ -21,11 +21,12 @@ With `--before <commit>`, the exact greedy path (1,000 concave channels × 52 pe
 curve shapes) timed on that commit's optimizer and on this one, in the same run, alternating,
 as a ratio; and the API figure for both trees (that commit's whole tree runs its own
 `marketplan up` beside this one's, taking turns). With `--caps-before <commit>`, the same for
-concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13; and 1,000 × 52 through the API);
+concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13, `bench/shapes.py`'s six; and
+1,000 × 52 through the API);
 with `--groups-before <commit>`, for concave curves under groups' shares (200 × 4 with 20 and
 200 groups, 400 × 8 with 200).
 
-    python bench/optimizer.py [--instances 60] [--skip-api] [--before COMMIT] [--only-greedy]
+    python bench/optimizer.py [--instances 60] [--skip-api] [--only-targets] [--before COMMIT] [--only-greedy]
                               [--milp-before COMMIT [--milp-cases LABEL ...]] [--only-milp]
                               [--caps-before COMMIT] [--only-caps] [--groups-before COMMIT]
 """
@@ -50,6 +51,7 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench.shapes import SHAPES
 from services.budget.optimizer import (
     Channel,
     Deal,
@@ -391,7 +393,11 @@ def weekly_request(channels: int, seed: int = 150, time_limit: float = 20.0) -> 
 
 
 def _concave_problem(channels: int, periods: int, flat: bool = False) -> Problem:
-    return to_problem(OptimizationRequest.model_validate(concave_request(channels, periods, flat)))
+    return _problem(concave_request(channels, periods, flat))
+
+
+def _problem(body: dict) -> Problem:
+    return to_problem(OptimizationRequest.model_validate(body))
 
 
 def timed(function, *args, **kwargs):
@@ -460,11 +466,16 @@ def targets() -> list[str]:
              ("50 × 13 other shapes, 6 deals", hard_problem(50, 13, 6, time_limit=30), "< 1 s"),
              ("100 × 26 mix, 6 deals", mixed_problem(100, 26, 6, time_limit=10),
               "optimal or gap ≤ 0.1 % within 10 s"),
+             ("100 × 26 other shapes, 6 deals", hard_problem(100, 26, 6, time_limit=10),
+              "optimal or gap ≤ 0.1 % within 10 s"),
              ("200 S-shaped × 20", s_curve_problem(200, 20, 20), "a plan within 20 s"),
              ("2,000 S-shaped × 55", s_curve_problem(2000, 55, 2), "an answer within 2 s + margin"),
              ("1,000 concave × 52 (greedy)", _concave_problem(1000, 52), "≤ 1 s"),
              ("1,000 flatter concave × 52, 30 % capped (greedy)",
-              _concave_problem(1000, 52, flat=True), "≤ 1 s"))
+              _concave_problem(1000, 52, flat=True), "≤ 1 s"),
+             ("1,000 × 52 under period caps", _problem(capped_request(1000, 52)), "≤ 1 s"),
+             *((f"1,000 × 52 under period caps, `{shape.__name__}`", _problem(shape()), "≤ 1 s")
+               for shape in SHAPES))
     for label, problem, target in cases:
         started = time.perf_counter()
         try:
@@ -523,7 +534,7 @@ MILP_CASES = {
 
 
 def _weekly_problem(channels: int) -> Problem:
-    return to_problem(OptimizationRequest.model_validate(weekly_request(channels)))
+    return _problem(weekly_request(channels))
 
 
 def milp_before_after(commit: str, only: list[str] | None = None) -> list[str]:
@@ -635,7 +646,9 @@ def period_caps_before_after(commit: str, rounds: int = 3) -> list[str]:
     return _before_after(commit, "concave under period caps",
                          [("1,000 × 52", capped_request(1000, 52), 1),
                           ("100 × 52", capped_request(100, 52), rounds),
-                          ("50 × 13", capped_request(50, 13), rounds)], show_status=True)
+                          ("50 × 13", capped_request(50, 13), rounds),
+                          *((f"1,000 × 52, `{shape.__name__}`", shape(), rounds)
+                            for shape in SHAPES)], show_status=True)
 
 
 def groups_before_after(commit: str) -> list[str]:
@@ -779,10 +792,13 @@ def main() -> None:
     parser.add_argument("--milp-before", help="a commit whose MILP to time against this tree's")
     parser.add_argument("--milp-cases", nargs="*",
                         help="with --milp-before: only the workloads whose label holds one of these")
+    parser.add_argument("--only-targets", action="store_true",
+                        help="only the issue's targets, on the benchmark's shapes and others")
     parser.add_argument("--only-milp", action="store_true",
                         help="only the MILP: before/after (with --milp-before) and the stop")
     args = parser.parse_args()
-    sections = [] if args.only_greedy or args.only_milp or args.only_caps else \
+    sections = [targets] if args.only_targets else \
+        [] if args.only_greedy or args.only_milp or args.only_caps else \
         [lambda: compare(args.instances), model_build, methods, targets]
     if args.caps_before:
         sections.append(lambda: period_caps_before_after(args.caps_before))
@@ -798,7 +814,7 @@ def main() -> None:
         sections.append(stop_latency)
     if args.before:
         sections.append(lambda: greedy_before_after(args.before))
-    if not args.skip_api and not args.only_milp and not args.only_caps:
+    if not args.skip_api and not (args.only_milp or args.only_caps or args.only_targets):
         sections.append(lambda: through_the_api(args.before))
     for section in sections:
         print("\n".join(section()), flush=True)
