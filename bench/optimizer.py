@@ -13,10 +13,12 @@ gating from a cold start against tangent gating from the concave-envelope LP (an
 alone); then the issue's targets with their time limits (including the other workload shapes:
 steeper S-curves, caps on 30 % of the channels, period caps, a brand group over S-curves and
 deals, seasonal weights, flatter concave curves; and `bench/shapes.py`'s six 1,000 × 52 concave
-requests under period caps), and 1,000 concave channels × 52 periods through the API (`marketplan up`, via the gateway). With `--milp-before <commit>`, the MILP
-workloads (the mix, the other shapes, S-curves, and a department's weekly 150 and 200 × 52
-requests with S-curves, deals and a brand group) on that commit's optimizer and on this one,
-each solve in a fresh process: time to the first plan, to the answer, its status and gap.
+requests under period caps), and 1,000 concave channels × 52 periods through the API
+(`marketplan up`, via the gateway); `--only-targets` runs the targets alone. With
+`--milp-before <commit>`, the MILP workloads (the mix, the other shapes, S-curves, and a
+department's weekly 150 and 200 × 52 requests with S-curves, deals and a brand group) on that
+commit's optimizer and on this one, each solve in a fresh process: time to the first plan, to
+the answer, its status and gap.
 With `--before <commit>`, the exact greedy path (1,000 concave channels × 52 periods, both
 curve shapes) timed on that commit's optimizer and on this one, in the same run, alternating,
 as a ratio; and the API figure for both trees (that commit's whole tree runs its own
