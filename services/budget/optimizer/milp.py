@@ -603,15 +603,14 @@ def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: fl
                  cells: Cells, stop: Stop | None = None) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed (given at
     most a share of the time left, and given up at a stop: it is worth less than keeping the
-    limit or answering a cancel)."""
+    limit or answering a cancel). That LP by interior point (`_fixed`): at 50 x 13 other shapes
+    0.3 s of CPU, where presolve and simplex took 1.0 s (presolve 0.65 s of it)."""
     duals = None if run is None else run.row_dual
     if form.integer.any() or duals is None:
         if _left(deadline) < DUAL_SECONDS:
             return None
-        fixed = np.round(form.columns_for(cells, spend)[form.integer])
-        form.col_lower[form.integer] = fixed
-        form.col_upper[form.integer] = fixed
-        duals = run_highs(form, DUAL_SHARE * _left(deadline), relax=True, stop=stop).row_dual
+        duals = _fixed(form, form.columns_for(cells, spend),
+                       time.perf_counter() + DUAL_SHARE * _left(deadline), stop).row_dual
     return _dual(form, duals)
 
 
