@@ -589,17 +589,10 @@ def model_values(cells: Cells, spend: Floats) -> Floats:
 def _inside_envelope(cells: Cells, spend: Floats, exact: frozenset[int]) -> list[int]:
     """The cells modelled by their envelope whose spend lies strictly inside a stretch where
     the curve is below the envelope: there the envelope overstates the return."""
-    loose = []
-    for i, cell in enumerate(cells):
-        seg = cell.segments
-        if seg is None or not seg.gated or i in exact:
-            continue
-        knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])
-        edges = np.flatnonzero(np.diff(seg.hull) > 1)
-        low, high = knots[seg.hull[edges]], knots[seg.hull[edges + 1]]
-        if np.any((spend[i] > low + EPS) & (spend[i] < high - EPS)):
-            loose.append(i)
-    return loose
+    owner, low, high = cells.stretches
+    at = spend[owner]
+    inside = np.unique(owner[(at > low + EPS) & (at < high - EPS)])
+    return [int(i) for i in inside if int(i) not in exact]
 
 
 def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,

@@ -91,6 +91,26 @@ class Cells(list[Cell]):
     def is_deal(self) -> npt.NDArray[np.bool_]:
         return np.fromiter((cell.deal is not None for cell in self), dtype=bool, count=len(self))
 
+    @cached_property
+    def stretches(self) -> tuple[Indices, Floats, Floats]:
+        """Every stretch where a gated curve lies below its envelope (strictly between two
+        hull breakpoints that are not neighbours): its cell, and where it starts and ends.
+        Made once: the deals' settling asks which cells a plan leaves inside one after each
+        LP (26 times at 50 x 13 other shapes, 0.29 s of CPU when each made them again)."""
+        owners, lows, highs = [], [], []
+        for i, cell in enumerate(self):
+            seg = cell.segments
+            if seg is None or not seg.gated:
+                continue
+            knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])
+            edges = np.flatnonzero(np.diff(seg.hull) > 1)
+            owners.append(np.full(len(edges), i, dtype=np.intp))
+            lows.append(knots[seg.hull[edges]])
+            highs.append(knots[seg.hull[edges + 1]])
+        if not owners:
+            return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0)
+        return np.concatenate(owners), np.concatenate(lows), np.concatenate(highs)
+
 
 @dataclass(frozen=True)
 class Priced:
