@@ -572,17 +572,14 @@ def model_values(cells: Cells, spend: Floats) -> Floats:
     """Per cell, the piecewise-linear model's return at `spend` (segments filled in order,
     whatever the solver's split among equal-valued segments)."""
     values = np.zeros(len(cells))
-    by_curve: dict[int, tuple[Segments, list[int]]] = {}
-    for i, cell in enumerate(cells):
-        if cell.deal is not None:
-            values[i] = cell.deal[1] if spend[i] > EPS else 0.0
-        elif cell.segments is not None:
-            by_curve.setdefault(id(cell.segments), (cell.segments, []))[1].append(i)
-    for seg, mine in by_curve.values():
+    for i in np.flatnonzero(cells.is_deal & (spend > EPS)):
+        deal = cells[i].deal
+        assert deal is not None
+        values[i] = deal[1]
+    for seg, mine in cells.curves:
         xs = np.concatenate([[0.0], np.cumsum(seg.lengths)])
         ys = np.concatenate([[0.0], np.cumsum(seg.lengths * seg.slopes)])
-        weights = np.array([cells[i].weight for i in mine])
-        values[mine] = weights * np.interp(spend[mine], xs, ys)
+        values[mine] = cells.weight[mine] * np.interp(spend[mine], xs, ys)
     return values
 
 

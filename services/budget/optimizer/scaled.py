@@ -92,6 +92,17 @@ class Cells(list[Cell]):
         return np.fromiter((cell.deal is not None for cell in self), dtype=bool, count=len(self))
 
     @cached_property
+    def curves(self) -> list[tuple[Segments, Indices]]:
+        """The cells with a curve, grouped by the segments they share. Made once: the plan's
+        value on the segments is asked for 5-18 times a solve, and grouping 10,400 cells
+        each time took 0.05 s of CPU (the department's 200 x 52)."""
+        groups: dict[int, tuple[Segments, list[int]]] = {}
+        for i, cell in enumerate(self):
+            if cell.segments is not None:
+                groups.setdefault(id(cell.segments), (cell.segments, []))[1].append(i)
+        return [(seg, np.array(mine, dtype=np.intp)) for seg, mine in groups.values()]
+
+    @cached_property
     def stretches(self) -> tuple[Indices, Floats, Floats]:
         """Every stretch where a gated curve lies below its envelope (strictly between two
         hull breakpoints that are not neighbours): its cell, and where it starts and ends.
