@@ -355,7 +355,8 @@ def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> 
     without presolve from `x` (those columns rounded): HiGHS makes its first basis from a
     plan's values. The budget's price at 50 x 13 other shapes: 0.02 s of CPU, where interior
     point took 0.38 s and presolve and simplex 1.0 s (a cold dual simplex on these many thin
-    columns spends its time choosing among the many it flips at once)."""
+    columns spends its time choosing among the many it flips at once); the polish at 100 x 26
+    (146,000 columns): 0.07 s."""
     at = x.copy()
     at[form.integer] = np.round(x[form.integer])
     lower, upper = form.col_lower.copy(), form.col_upper.copy()

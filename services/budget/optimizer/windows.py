@@ -25,8 +25,8 @@ from services.budget.optimizer.scaled import EPS, Cells
 
 # L(y) − floor is widened by this share (and EPS) against float noise in the prices.
 _SAFETY = 1e-6
-# `stop` is asked once per this many cells: both loops take 0.1-0.4 s of CPU at 200 x 26 and
-# grow with the cells, and a cell takes tens of microseconds.
+# `narrowed` asks `stop` once per this many cells: its loop takes 0.1-0.4 s of CPU at 200 x 26
+# and grows with the cells, and a cell takes tens of microseconds.
 _CHUNK = 500
 
 
@@ -62,7 +62,8 @@ def intervals(form: Formulation, y: Floats, cells: int, slack: float,
     turns true the cells left keep [0, inf) (no narrowing, which every plan keeps).
 
     All cells at once, on the columns in cell order (`formulate` lays each cell's out
-    together): a loop over the cells took 0.66 s of CPU a call at 100 x 26 other shapes."""
+    together): a loop over the cells took 0.07-0.16 s of CPU a call on the 137,000 columns of
+    100 x 26 other shapes, this 0.01 s; `stop` is asked once, before."""
     slack = slack * (1 + _SAFETY) + EPS
     low, high = np.zeros(cells), np.full(cells, np.inf)
     d = reduced_costs(form, y)
