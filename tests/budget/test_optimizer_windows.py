@@ -176,3 +176,40 @@ def test_a_relaxation_whose_point_misses_a_row_is_ended_by_the_simplex(monkeypat
     assert relaxed.status == "optimal" and relaxed.row_dual is not None
     assert relaxed.objective == pytest.approx(lp.objective, rel=1e-9)
     assert repaired is not None and repaired.x is not None
+
+
+def _intervals_cell_by_cell(form, y, cells, slack):
+    """`intervals` as its definition reads, one cell at a time: the breakpoints (segments
+    filled in order) whose loss from the best is within the slack, and the segments beside."""
+    slack = slack * (1 + 1e-6) + 1e-9
+    low, high = np.zeros(cells), np.full(cells, np.inf)
+    d = form.cost - np.bincount(form.index, weights=form.value * y[np.repeat(
+        np.arange(len(form.row_names)), np.diff(form.start))], minlength=len(form.cost))
+    curve = (form.cell_of >= 0) & ~form.integer
+    for cell in np.unique(form.cell_of[curve]):
+        mine = np.flatnonzero(curve & (form.cell_of == cell))
+        knots = np.r_[0.0, np.cumsum(form.col_upper[mine])]
+        value = np.r_[0.0, np.cumsum(d[mine] * form.col_upper[mine])]
+        peak = int(np.argmax(value))
+        inside = np.flatnonzero(value.max() - value <= slack)
+        first, last = min(inside.min(initial=peak), peak), max(inside.max(initial=peak), peak)
+        low[cell] = knots[max(first - 1, 0)]
+        high[cell] = knots[min(last + 1, len(knots) - 1)]
+    return low, high
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_intervals_of_all_cells_at_once_are_each_cells_own(seed):
+    # `intervals` works on all cells at once (a loop over them took 0.07-0.16 s of CPU a call
+    # on the 137,000 columns of 100 x 26 other shapes); each cell's is the one its own
+    # breakpoints give, at the LP's prices and others, wide and narrow slacks and none.
+    form, cells = _envelope_lp(seed)
+    lp = run_highs(form, 60, relax=True)
+    y = prices(form, lp.row_dual)
+    rng = np.random.default_rng(seed)
+    for prices_tried in (y, prices(form, y * rng.uniform(0.5, 1.5, len(y)))):
+        for slack in (-1e-3, 0.0, 1e-4, 1e-2, 1.0):
+            got = intervals(form, prices_tried, len(cells), slack)
+            expected = _intervals_cell_by_cell(form, prices_tried, len(cells), slack)
+            for mine, theirs in zip(got, expected):
+                assert mine == pytest.approx(theirs, rel=1e-12, abs=1e-12)

@@ -87,7 +87,7 @@ class Formulation:
         on_cell = np.flatnonzero(self.cell_of >= 0)
         cell = self.cell_of[on_cell]
         per_unit = self.spend_of[on_cell]
-        is_deal = np.array([cells[i].deal is not None for i in cell], dtype=bool)
+        is_deal = cells.is_deal[cell]
         deals = on_cell[is_deal]
         x[deals] = np.floor(spend[cell[is_deal]] / per_unit[is_deal] + 1e-9).clip(0.0, 1.0)
         curve = on_cell[~is_deal]
@@ -99,8 +99,8 @@ class Formulation:
         x[curve] = np.clip(spend[owner] - before, 0.0, width)
         x[self.gates] = (x[self.gated_segments] >= self.col_upper[self.gated_segments]
                          * (1 - 1e-9)).astype(float)
-        channel_spend = np.bincount([cells[i].channel for i in range(len(cells))],
-                                    weights=spend, minlength=max(self.used, default=-1) + 1)
+        channel_spend = np.bincount(cells.channel, weights=spend,
+                                    minlength=max(self.used, default=-1) + 1)
         for c, column in self.used.items():
             x[column] = float(channel_spend[c] > 1e-9)
         return x

@@ -338,7 +338,7 @@ def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Flo
     # The MILP after it keeps the rest of the time, for the bound that proves the plan; the
     # search leaves the settling a share of its own.
     left = STAGE_SHARE * _left(deadline)
-    solve = bounding(form, left, stop)
+    solve = bounding(form, left, stop, form.columns_for(cells, spend))
     found = deal_search.search(form, cells, spend, solve,
                                time.perf_counter() + SEARCH_SHARE * left)
     if found is None:
@@ -353,11 +353,15 @@ def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Flo
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
-    """The LP of `form` with its integer columns fixed at their values in `x`, by interior
-    point without presolve, as the relaxation (`relax_then_fix`): on the polish's 48,000 thin
-    columns at 150 x 52 that is 0.6 s of CPU against 2.4 s for presolve and simplex."""
-    return run_highs(_choices_fixed(form, x), _left(deadline), relax=True, stop=stop,
-                     interior=True)
+    """The LP of `form` with its integer columns fixed at their values in `x`, by simplex
+    without presolve from `x` (those columns rounded): HiGHS makes its first basis from a
+    plan's values. The budget's price at 50 x 13 other shapes: 0.02 s of CPU, where interior
+    point took 0.38 s and presolve and simplex 1.0 s (a cold dual simplex on these many thin
+    columns spends its time choosing among the many it flips at once); the polish at 100 x 26
+    (146,000 columns): 0.07 s."""
+    at = x.copy()
+    at[form.integer] = np.round(x[form.integer])
+    return run_highs(_choices_fixed(form, at), _left(deadline), relax=True, stop=stop, start=at)
 
 
 def _choices_fixed(form: Formulation, x: Floats) -> Formulation:
@@ -375,8 +379,9 @@ def _repaired(form: Formulation, cells: Cells, spend: Floats, deadline: float,
     lies above an S-curve's convex start, so its plan can miss a return floor on the real
     curves, and the MILP started without a plan (trial 18h: under target_roi with groups and
     "min if used", HiGHS's own first plans spent 0.04 in 13 s; the LP takes the units that earn
-    least off, 2,149,314 returned at the target). By presolve and simplex: 0.2 s of CPU on that
-    trial's other request, where interior point had no plan in 10 s."""
+    least off, 2,149,314 returned at the target). By presolve and simplex, not from the plan
+    as `_fixed` is: the plan misses a row, and from it HiGHS took 0.9-1.0 s of CPU on the
+    trial's other request against 0.2 s."""
     run = run_highs(_choices_fixed(form, form.columns_for(cells, spend)), _left(deadline),
                     relax=True, stop=stop)
     if run.x is None or not form.feasible(run.x):
@@ -592,49 +597,37 @@ def model_values(cells: Cells, spend: Floats) -> Floats:
     """Per cell, the piecewise-linear model's return at `spend` (segments filled in order,
     whatever the solver's split among equal-valued segments)."""
     values = np.zeros(len(cells))
-    by_curve: dict[int, tuple[Segments, list[int]]] = {}
-    for i, cell in enumerate(cells):
-        if cell.deal is not None:
-            values[i] = cell.deal[1] if spend[i] > EPS else 0.0
-        elif cell.segments is not None:
-            by_curve.setdefault(id(cell.segments), (cell.segments, []))[1].append(i)
-    for seg, mine in by_curve.values():
+    for i in np.flatnonzero(cells.is_deal & (spend > EPS)):
+        deal = cells[i].deal
+        assert deal is not None
+        values[i] = deal[1]
+    for seg, mine in cells.curves:
         xs = np.concatenate([[0.0], np.cumsum(seg.lengths)])
         ys = np.concatenate([[0.0], np.cumsum(seg.lengths * seg.slopes)])
-        weights = np.array([cells[i].weight for i in mine])
-        values[mine] = weights * np.interp(spend[mine], xs, ys)
+        values[mine] = cells.weight[mine] * np.interp(spend[mine], xs, ys)
     return values
 
 
 def _inside_envelope(cells: Cells, spend: Floats, exact: frozenset[int]) -> list[int]:
     """The cells modelled by their envelope whose spend lies strictly inside a stretch where
     the curve is below the envelope: there the envelope overstates the return."""
-    loose = []
-    for i, cell in enumerate(cells):
-        seg = cell.segments
-        if seg is None or not seg.gated or i in exact:
-            continue
-        knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])
-        edges = np.flatnonzero(np.diff(seg.hull) > 1)
-        low, high = knots[seg.hull[edges]], knots[seg.hull[edges + 1]]
-        if np.any((spend[i] > low + EPS) & (spend[i] < high - EPS)):
-            loose.append(i)
-    return loose
+    owner, low, high = cells.stretches
+    at = spend[owner]
+    inside = np.unique(owner[(at > low + EPS) & (at < high - EPS)])
+    return [int(i) for i in inside if int(i) not in exact]
 
 
 def _budget_dual(form: Formulation, spend: Floats, run: Run | None, deadline: float,
                  cells: Cells, stop: Stop | None = None) -> float | None:
     """The shadow price of the budget; for a MILP, of the LP with its binaries fixed (given at
     most a share of the time left, and given up at a stop: it is worth less than keeping the
-    limit or answering a cancel)."""
+    limit or answering a cancel), from the plan (`_fixed`)."""
     duals = None if run is None else run.row_dual
     if form.integer.any() or duals is None:
         if _left(deadline) < DUAL_SECONDS:
             return None
-        fixed = np.round(form.columns_for(cells, spend)[form.integer])
-        form.col_lower[form.integer] = fixed
-        form.col_upper[form.integer] = fixed
-        duals = run_highs(form, DUAL_SHARE * _left(deadline), relax=True, stop=stop).row_dual
+        duals = _fixed(form, form.columns_for(cells, spend),
+                       time.perf_counter() + DUAL_SHARE * _left(deadline), stop).row_dual
     return _dual(form, duals)
 
 

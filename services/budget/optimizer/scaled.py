@@ -91,6 +91,37 @@ class Cells(list[Cell]):
     def is_deal(self) -> npt.NDArray[np.bool_]:
         return np.fromiter((cell.deal is not None for cell in self), dtype=bool, count=len(self))
 
+    @cached_property
+    def curves(self) -> list[tuple[Segments, Indices]]:
+        """The cells with a curve, grouped by the segments they share. Made once: the plan's
+        value on the segments is asked for 5-18 times a solve, and grouping 10,400 cells
+        each time took 0.05 s of CPU (the department's 200 x 52)."""
+        groups: dict[int, tuple[Segments, list[int]]] = {}
+        for i, cell in enumerate(self):
+            if cell.segments is not None:
+                groups.setdefault(id(cell.segments), (cell.segments, []))[1].append(i)
+        return [(seg, np.array(mine, dtype=np.intp)) for seg, mine in groups.values()]
+
+    @cached_property
+    def stretches(self) -> tuple[Indices, Floats, Floats]:
+        """Every stretch where a gated curve lies below its envelope (strictly between two
+        hull breakpoints that are not neighbours): its cell, and where it starts and ends.
+        Made once: the deals' settling asks which cells a plan leaves inside one after each
+        LP (26 times at 50 x 13 other shapes, 0.29 s of CPU when each made them again)."""
+        owners, lows, highs = [], [], []
+        for i, cell in enumerate(self):
+            seg = cell.segments
+            if seg is None or not seg.gated:
+                continue
+            knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])
+            edges = np.flatnonzero(np.diff(seg.hull) > 1)
+            owners.append(np.full(len(edges), i, dtype=np.intp))
+            lows.append(knots[seg.hull[edges]])
+            highs.append(knots[seg.hull[edges + 1]])
+        if not owners:
+            return np.zeros(0, dtype=np.intp), np.zeros(0), np.zeros(0)
+        return np.concatenate(owners), np.concatenate(lows), np.concatenate(highs)
+
 
 @dataclass(frozen=True)
 class Priced:

@@ -19,14 +19,14 @@ from dataclasses import replace
 
 import numpy as np
 
-from services.budget.optimizer.curves import Floats, Segments, upper_hull
+from services.budget.optimizer.curves import Floats, Indices, Segments, upper_hull
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
 
 # L(y) − floor is widened by this share (and EPS) against float noise in the prices.
 _SAFETY = 1e-6
-# `stop` is asked once per this many cells: both loops take 0.1-0.4 s of CPU at 200 x 26 and
-# grow with the cells, and a cell takes tens of microseconds.
+# `narrowed` asks `stop` once per this many cells: its loop takes 0.1-0.4 s of CPU at 200 x 26
+# and grows with the cells, and a cell takes tens of microseconds.
 _CHUNK = 500
 
 
@@ -59,32 +59,55 @@ def intervals(form: Formulation, y: Floats, cells: int, slack: float,
               stop: Callable[[], bool] | None = None) -> tuple[Floats, Floats]:
     """Per cell of the envelope model `form`, the spend interval [low, high] outside which its
     least loss at prices `y` exceeds `slack` (a deal's cell: [0, its upper]); once `stop()`
-    turns true the cells left keep [0, inf) (no narrowing, which every plan keeps)."""
+    turns true the cells left keep [0, inf) (no narrowing, which every plan keeps).
+
+    All cells at once, on the columns in cell order (`formulate` lays each cell's out
+    together): a loop over the cells took 0.07-0.16 s of CPU a call on the 137,000 columns of
+    100 x 26 other shapes, this 0.01 s; `stop` is asked once, before."""
     slack = slack * (1 + _SAFETY) + EPS
     low, high = np.zeros(cells), np.full(cells, np.inf)
     d = reduced_costs(form, y)
     columns = np.flatnonzero((form.cell_of >= 0) & ~form.integer)
+    if not len(columns) or (stop is not None and stop()):
+        return low, high
     owner = form.cell_of[columns]
-    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]]) if len(columns) else \
-        np.zeros(0, dtype=np.intp)
-    ends = np.r_[starts[1:], len(columns)]
-    for n, (a, b) in enumerate(zip(starts.tolist(), ends.tolist())):
-        if stop is not None and n % _CHUNK == 0 and stop():
-            break
-        mine = columns[a:b]
-        widths, gains = form.col_upper[mine], d[mine] * form.col_upper[mine]
-        knots = np.r_[0.0, np.cumsum(widths)]
-        # The price-adjusted return at each breakpoint, segments filled in order.
-        value = np.r_[0.0, np.cumsum(gains)]
-        loss = value.max() - value
-        peak = int(np.argmax(value))
-        inside = np.flatnonzero(loss <= slack)
-        first, last = int(inside.min(initial=peak)), int(inside.max(initial=peak))
-        cell = int(owner[a])
-        # The interval reaches into the segments beside the breakpoints within the slack.
-        low[cell] = knots[max(first - 1, 0)]
-        high[cell] = knots[min(last + 1, len(knots) - 1)]
+    starts = np.flatnonzero(np.r_[True, owner[1:] != owner[:-1]])
+    run = np.repeat(np.arange(len(starts)), np.diff(np.r_[starts, len(columns)]))
+    widths = form.col_upper[columns]
+    # Each cell's breakpoints after its first (at 0, where its value is 0): where its
+    # segments, filled in order, end, and the price-adjusted return there.
+    knots = _running(widths, starts, run)
+    value = _running(d[columns] * widths, starts, run)
+    # The best breakpoint (the first of equal ones, 0 where none is above it) and each one's
+    # loss from it.
+    most = np.maximum(np.maximum.reduceat(value, starts), 0.0)
+    position = np.arange(len(columns)) - starts[run] + 1     # breakpoint 1 … of its cell
+    none = len(columns) + 1
+    top = np.minimum.reduceat(np.where(value == most[run], position, none), starts)
+    peak = np.where(most <= 0.0, 0, top)
+    inside = most[run] - value <= slack
+    first = np.minimum.reduceat(np.where(inside, position, none), starts)
+    last = np.maximum.reduceat(np.where(inside, position, -1), starts)
+    first = np.where(most <= slack, 0, first)                 # breakpoint 0's loss is `most`
+    # Nothing inside (a negative slack): the peak alone.
+    first, last = np.minimum(first, peak), np.maximum(last, peak)
+    # Each cell's breakpoints, 0 included, laid out one cell after another.
+    at = starts + np.arange(len(starts))
+    points = np.zeros(len(columns) + len(starts))
+    points[np.arange(len(columns)) + run + 1] = knots
+    count = np.diff(np.r_[starts, len(columns)])
+    cell = owner[starts]
+    # The interval reaches into the segments beside the breakpoints within the slack.
+    low[cell] = points[at + np.maximum(first - 1, 0)]
+    high[cell] = points[at + np.minimum(last + 1, count)]
     return low, high
+
+
+def _running(values: Floats, starts: Indices, run: Indices) -> Floats:
+    """Per run of `values` (runs starting at `starts`; `run` each value's), its running sum."""
+    total = np.cumsum(values)
+    running: Floats = total - np.r_[0.0, total][starts][run]
+    return running
 
 
 def narrowed(cells: Cells, low: Floats, high: Floats,
