@@ -224,3 +224,24 @@ def test_one_cell_holding_all_the_money_prices_the_budget_at_its_slope(channels)
     gained = (raised.expected_return - answer.expected_return) / 100
     assert answer.marginal_value_of_budget is not None
     assert abs(answer.marginal_value_of_budget - gained) <= D("0.005") * gained
+
+
+def test_a_target_roi_cut_keeps_the_groups_shares_and_goes_on_to_the_next_cell():
+    # a 300 at 6 and c 200 at 3 hold group g's most share, half; b's 500 at 2 outside it. The
+    # plan returns 3,400 where a target of 4 needs 4,000. Cutting b, whose units earn least,
+    # breaks the share (the rounding then moved the money back where it earns least: trial
+    # 18h answered its best cell's 4 cents). So c is cut, then b as far as the share lets it:
+    # c 0 and b 300, which return 1,800 + 600 = 2,400 = 4 × 600.
+    problem = Problem(total=D(1000), decimals=2, objective="target_roi", target_roi=D(4),
+                      channels=(Channel("a", Linear(D(6))), Channel("b", Linear(D(2))),
+                                Channel("c", Linear(D(3)))),
+                      groups=(Group("g", ("a", "c"), max_share=D("0.5")),))
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    spend = np.array([300.0, 500.0, 200.0]) / model.unit
+    answer = allocation(model, cells, Solution(spend, "feasible", None, "HiGHS", None, 0.0),
+                        math.inf, 0.0, stopped=True)
+    short = solver._roi_short(model, cells, answer)
+    assert short is not None and abs(short * model.unit - 600) < 1e-6
+    cut = solver._cut(model, cells, answer, short) * model.unit
+    assert np.allclose(cut, [300, 300, 0])

@@ -62,6 +62,9 @@ REPAIRS = 4
 ROI_BINDS = 0.01
 # A `target_roi` cut steps this many times at most on its cell's true curve (`_cut`).
 CUT_STEPS = 64
+# It passes over the plan's cells this many times at most: cutting a group's member can let a
+# cell skipped for the group's share be cut.
+CUT_PASSES = 3
 # A `min_spend` repair adds units to the plan at most this many times, each where the next unit
 # earns most (a concave Hill curve's first unit, at an infinite slope, is one cent).
 ADDS = 50
@@ -591,40 +594,72 @@ def _rounded_spend(model: ScaledProblem, cells: Cells, answer: Allocation) -> Fl
 
 
 def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -> Floats:
-    """The rounded plan of `answer`, less whole units in the cell whose next unit earns least,
-    where that is below the target ROI and its channel is above its floor, at most the cell's
-    spend above its floor: enough to make up what the plan lacks of the target at the cell's
-    slope (each unit taken off lowers the target's need by the target and the return by about
-    the slope), stepped again on the true curve at the new spend while it still lacks (at most
-    CUT_STEPS times). On a concave stretch a step never takes too much; where the slope nears
+    """The rounded plan of `answer`, less whole units in the cells whose next unit earns least,
+    where that is below the target ROI and its channel is above its floor, at most each cell's
+    spend above its floor: in each, enough to make up what the plan lacks of the target at the
+    cell's slope (each unit taken off lowers the target's need by the target and the return by
+    about the slope), stepped again on the true curve at the new spend while it still lacks (at
+    most CUT_STEPS times), never breaking a group's share; the next cell only where the plan
+    still lacks, and again from the first where the pass made up some of it (at most
+    CUT_PASSES times). On a concave stretch a step never takes too much; where the slope nears
     the target, by a peak of return per unit, each makes up about half of what is left:
     r4_fix of trial 18f, 5.057271 of an S-curve whose peak returns 5.0572718 a unit, was
-    still short after the four cuts of as many answers, and answered no plan."""
+    still short after the four cuts of as many answers, and answered no plan. Trial 18h (53
+    channels × 13 weeks, three groups' max shares): one cell cut an answer left the plan short
+    after four, each cut undone in part by the rounding keeping a share, and its best cell's 4
+    cents were answered."""
     target = float(model.problem.target_roi or 0)
     unit = 1.0 / (model.unit * 10 ** model.problem.decimals)
     spend = _rounded_spend(model, cells, answer)
-    slopes = model.true_slopes(cells, spend)
+    lower = np.asarray(model.lower)
     by_channel = np.bincount(cells.channel, weights=spend, minlength=len(model.problem.channels))
-    room = np.minimum(spend, by_channel[cells.channel] - np.asarray(model.lower)[cells.channel])
-    open_ = np.flatnonzero(~np.isnan(slopes) & (slopes < target) & (room >= unit * (1 - EPS)))
-    if not len(open_):
-        return spend
-    i = int(open_[np.argmin(slopes[open_])])
-    one = Cells([cells[i]])
-    # Cut to nothing, a plan spends nothing, which is never target_roi's answer.
-    most = min(math.floor(room[i] / unit + EPS), math.floor(float(spend.sum()) / unit + EPS) - 1)
-    # What the plan lacks with k units off cell i: the others' part of it stays `short` less
-    # what cell i lacks now.
-    alone = short - (target * spend[i] - float(model.true_returns(one, spend[i:i + 1])[0]))
-    taken, slope = 0, float(slopes[i])
-    for _ in range(CUT_STEPS):
-        taken = min(taken + math.ceil(short / (target - slope) / unit), most)
-        kept = np.array([spend[i] - taken * unit])
-        short = alone + target * kept[0] - float(model.true_returns(one, kept)[0])
-        slope = float(model.true_slopes(one, kept)[0])
-        if taken == most or short <= 1e-12 * target * float(spend.sum()) or slope >= target:
+    for _ in range(CUT_PASSES):
+        lacked = short
+        slopes = model.true_slopes(cells, spend)
+        room = np.minimum(spend, by_channel[cells.channel] - lower[cells.channel])
+        open_ = np.flatnonzero(~np.isnan(slopes) & (slopes < target) & (room >= unit * (1 - EPS)))
+        for i in open_[np.argsort(slopes[open_], kind="stable")].tolist():
+            one = Cells([cells[i]])
+            c = cells.channel[i]
+            # Cut to nothing, a plan spends nothing, which is never target_roi's answer; a
+            # channel keeps its floor over the cells cut before.
+            most = min(math.floor(min(spend[i], by_channel[c] - lower[c]) / unit + EPS),
+                       math.floor(float(spend.sum()) / unit + EPS) - 1)
+            if most < 1:
+                continue
+            # What the plan lacks with k units off cell i: the others' part of it stays
+            # `short` less what cell i lacks now.
+            alone = short - (target * spend[i] - float(model.true_returns(one, spend[i:i + 1])[0]))
+            step, slope, lacks = 0, float(slopes[i]), short
+            # The step that lacks least: below the cell's slope its units can earn past the
+            # target.
+            taken, least = 0, short
+            for _ in range(CUT_STEPS):
+                step = min(step + math.ceil(lacks / (target - slope) / unit), most)
+                kept = np.array([spend[i] - step * unit])
+                lacks = alone + target * kept[0] - float(model.true_returns(one, kept)[0])
+                slope = float(model.true_slopes(one, kept)[0])
+                if lacks < least:
+                    taken, least = step, lacks
+                if step == most or lacks <= 1e-12 * target * float(spend.sum()) or \
+                        slope >= target:
+                    break
+            cut = spend.copy()
+            cut[i] -= taken * unit
+            while taken and not _shares_hold(model, cells, cut):
+                # A group's share the cut breaks would be kept by the rounding, which moves
+                # the money back where it earns least (trial 18h: to a points curve's first
+                # piece).
+                taken //= 2
+                cut[i] = spend[i] - taken * unit
+                least = alone + target * cut[i] - float(model.true_returns(one, cut[i:i + 1])[0])
+            if taken and least < short:
+                spend, short = cut, least
+                by_channel[c] -= taken * unit
+            if short <= 1e-12 * target * float(spend.sum()):
+                return spend
+        if short >= lacked:
             break
-    spend[i] -= taken * unit
     return spend
 
 
