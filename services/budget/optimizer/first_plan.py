@@ -13,7 +13,8 @@ row prices, named as the MILP's rows, give L(y) on the envelope model (`windows.
 bound on every plan whatever the prices, which also narrows the MILP's curves.
 """
 import copy
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from decimal import Decimal
 
 import numpy as np
 
@@ -48,30 +49,62 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
         return None
     # The priced greedy heeds the stop here (`period_prices.solve`): the MILP answers without
     # this plan, where the concave route's plan is its only one.
-    relaxed = _solve(model, hulls, None, deadline, stop)
+    relaxed = _solve(model, hulls, None, None, deadline, stop)
     if relaxed is None:
         return None
     spend, start, marginal = relaxed
     bought = _bought(hulls, spend)
+    used = _used(model, hulls, spend)
     whole = _whole(hulls, spend, bought)
-    if whole is not None:
+    if whole is not None and all(_spent(model, hulls, spend, used)):
         return FirstPlan(whole, start.rows, marginal)
     if stop is not None and stop():
         return None
-    fixed = _solve(model, hulls, bought, deadline, stop, start) or \
-        _solve(model, hulls, {}, deadline, stop, start)
+    fixed = _solve(model, hulls, bought, used, deadline, stop, start) or \
+        _solve(model, hulls, {}, dict.fromkeys(used, False), deadline, stop, start)
     return None if fixed is None else FirstPlan(fixed[0], start.rows, fixed[2])
 
 
-def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, deadline: float,
-           stop: Stop | None, start: period_prices.Start | None = None
+def _used(model: ScaledProblem, hulls: Cells, spend: Floats) -> dict[int, bool]:
+    """Per channel whose `min` holds only if used (and no other floor makes it used): whether
+    `spend` uses it, spending at least half its `min` (as `milp._rounded` rounds its binary)."""
+    spent = np.bincount(hulls.channel, weights=spend, minlength=len(model.problem.channels))
+    return {c: bool(spent[c] >= BOUGHT * model.money(channel.min))
+            for c, channel in enumerate(model.problem.channels)
+            if channel.min_if_used and channel.min is not None and model.lower[c] <= 0}
+
+
+def _spent(model: ScaledProblem, hulls: Cells, spend: Floats,
+           used: dict[int, bool]) -> list[bool]:
+    """Per channel of `used`, whether `spend` holds its choice as it is: its `min` or more
+    where used, nothing (to the LP's tolerance) where not."""
+    spent = np.bincount(hulls.channel, weights=spend, minlength=len(model.problem.channels))
+    floor = {c: model.money(model.problem.channels[c].min or Decimal(0)) for c in used}
+    return [bool(spent[c] >= floor[c] * (1 - TOLERANCE)) if on
+            else bool(spent[c] <= TOLERANCE * floor[c]) for c, on in used.items()]
+
+
+def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None,
+           used: dict[int, bool] | None, deadline: float, stop: Stop | None,
+           start: period_prices.Start | None = None
            ) -> tuple[Floats, period_prices.Start, float] | None:
     """The concave problem of `hulls` with each deal bought in parts (`bought` None) or, per
-    deal channel, whole in the cell `bought` names and nothing elsewhere: spend per cell,
-    where its LP ends (its row prices, a deal channel's on its `max` row) and the budget's
-    price, or None. `start`: where the solve with the deals in parts ended, which the solve
-    with them fixed starts from (the same cells: 100 x 26 mix took 3 LPs from the greedy)."""
+    deal channel, whole in the cell `bought` names and nothing elsewhere, and each channel
+    whose `min` holds only if used free of it (`used` None, the LP relaxation of its binary)
+    or, as `used` says, held to its `min` or shut: spend per cell, where its LP ends (its row
+    prices, a deal channel's on its `max` row) and the budget's price, or None. `start`:
+    where the relaxed solve ended, which the solve with its choices fixed starts from (the
+    same cells: 100 x 26 mix took 3 LPs from the greedy)."""
+    problem = model.problem
     lower, upper = list(model.lower), list(model.upper)
+    for c, on in (used or {}).items():
+        if on:
+            lower[c] = model.money(problem.channels[c].min or Decimal(0))
+        else:
+            upper[c] = 0.0
+    # The floors "if used" are the bounds above: the concave problem has none of its own.
+    channels = tuple(replace(channel, min=None, min_if_used=False) if channel.min_if_used
+                     else channel for channel in problem.channels)
     deals = {cell.channel: cell.deal[0] for cell in hulls if cell.deal is not None}
     for c, cost in deals.items():
         if bought is None:
@@ -92,6 +125,7 @@ def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None, de
                         None, cell.share)
         shown.append(cell)
     concave = copy.copy(model)
+    concave.problem = replace(problem, channels=channels)
     concave.lower, concave.upper = lower, upper
     cells = Cells(shown)
     if not greedy.concave(concave, cells):
