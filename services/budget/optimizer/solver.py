@@ -290,7 +290,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     plan reaches it (`unreachable_roi`); else target_roi lowered to what the best of `tried`
     that spends returns per unit on the true curves, down to the ratios' places, which that
     plan then meets (a cut can lose more than it mends: an S-curve's best cell cut away named
-    2.104357 where the first plan reached 5.776048); else the elastic model's changes.
+    2.104357 where the first plan reached 5.776048); else the elastic model's changes; else
+    target_roi lowered to what the plans of `unreachable_roi` reach (`found_none`).
     `SolveTimeout` only where the time ran out, or the solve was stopped, before any of these:
     "no plan … found within 10 s" was said of plans a cent short, or of none, in a fraction
     of a second."""
@@ -310,7 +311,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     if stop is not None and stop():
         # Naming the elastic model's changes takes a second or more: a stop is heard first.
         return SolveTimeout("stopped before any plan was found")
-    found = conflicts(model, cells, deadline)
+    found = conflicts(model, cells, deadline) or \
+        checked(model, unreachable_roi(model, cells, found_none=True))
     if found or time.perf_counter() < deadline:
         return Infeasible(found)
     return SolveTimeout(f"no plan meeting target_roi found within "
@@ -320,7 +322,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named)."""
-    return conflicts(model, cells, deadline) or checked(model, unreachable_roi(model, cells))
+    return conflicts(model, cells, deadline) or \
+        checked(model, unreachable_roi(model, cells, found_none=True))
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
