@@ -178,3 +178,21 @@ def test_a_floor_is_named_at_what_it_reaches(total, curve, floor, periods, targe
     # Applied, it has a plan (its return on the true curves meets the target; as answered,
     # rounded cell by cell, 18.1129 shows 18.11).
     assert solve(replace(request, target_roi=reached)).spend >= floor
+
+
+def test_a_min_if_used_floor_named_as_the_best_is_a_plan_at_that_target():
+    # Fuzzed: c1 used spends at least 10, split 5 and 5 over two equal halves: 2 · 0.5 · 1,000 ·
+    # 10 / (10 + 100) = 90.909091, 9.090909 a unit, named; at that target the plans tried on
+    # the true curves held only hard floors, and the request was refused again (9.090882).
+    request = Problem(total=D(60_000), decimals=2, reserve=NONE, objective="target_roi",
+                      target_roi=D("9.5379"), periods=(Period("p0"), Period("p1")), channels=(
+                          Channel("c0", Hill(D(1000), D(100), D("0.5")), min=D(1000),
+                                  min_if_used=True),
+                          Channel("c1", Hill(D(1000), D(100), D(1)), min=D(10),
+                                  min_if_used=True),
+                          Channel("c2", Linear(D("2.2")))))
+    with pytest.raises(Infeasible) as refused:
+        solve(request)
+    assert [c.change for c in refused.value.conflicts] == [D("0.446991")]
+    answer = solve(replace(request, target_roi=D("9.090909")))
+    assert [a.amount for a in answer.allocations] == [0, D(10), 0]

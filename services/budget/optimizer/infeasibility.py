@@ -1076,11 +1076,11 @@ def _filled(cells: Cells, mine: npt.NDArray[np.intp],
 def _reached_roi(model: ScaledProblem, cells: Cells) -> Decimal | None:
     """The most per unit spent, rounded to whole minor units, on the true curves and down to
     the ratios' places, that the plans found apart from the pieces return (`best_roi_plan`,
-    `share_roi_plan`, `floor_plan`); None where none spends. Each may break a rule but
+    `share_roi_plan`, `floor_plan`, `used_floor_plan`); None where none spends. Each may break a rule but
     target_roi: a figure to try applied, not to name unchecked."""
     found = [rounded_roi(model, cells, plan) for plan in (
-        best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells))
-        if plan is not None]
+        best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
+        used_floor_plan(model, cells)) if plan is not None]
     best = max((roi for roi in found if roi is not None), default=None)
     return None if best is None else Decimal(repr(best)).quantize(RATIO_PLACES,
                                                                   rounding=ROUND_FLOOR)
@@ -1100,6 +1100,24 @@ def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     for c in np.flatnonzero(lower > EPS).tolist():
         spend += _floor_spend(model, cells, c, float(lower[c]))
     return spend
+
+
+def used_floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """`floor_plan` (or no spend) with the channel whose floor returns most per unit spent
+    (`_best_roi`, reached) at that floor, where it is a `min_if_used` channel's `min`, which
+    `floor_plan` leaves out; None where the best is no such channel. A fuzzed request named
+    9.090909, c1 at its `min` of 10, and at that target had no plan."""
+    best, where = _best_roi(model, cells, reached=True)
+    if not math.isfinite(best):
+        return None
+    channel = cells[where].channel
+    floor = float(_floors(model)[channel])
+    if floor <= model.lower[channel] + EPS:
+        return None
+    spend = floor_plan(model, cells)
+    spend = np.zeros(len(cells)) if spend is None else spend
+    spend[cells.channel == channel] = 0.0
+    return spend + _floor_spend(model, cells, channel, floor)
 
 
 def _floor_spend(model: ScaledProblem, cells: Cells, channel: int, floor: float) -> Floats:

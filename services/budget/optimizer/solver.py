@@ -35,6 +35,7 @@ from services.budget.optimizer.infeasibility import (
     unmet_shares,
     unnamed,
     unreachable_roi,
+    used_floor_plan,
 )
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
@@ -260,12 +261,14 @@ def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
     """Plans every rule but target_roi allows, found on the true curves apart from the solver's
     pieces, which lie below a concave curve's first units and above an S-curve's convex part:
     the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
-    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`)."""
+    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`), and
+    the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`)."""
     form = formulate(model, cells)
     held = form.row_lower.copy()
     held[form.row_index("target_roi")] = -np.inf
     rules = replace(form, row_lower=held)
-    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells))
+    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
+             used_floor_plan(model, cells))
     return [plan for plan in found if plan is not None and float(plan.sum()) > 0
             and rules.feasible(rules.columns_for(cells, plan))]
 
