@@ -196,3 +196,35 @@ def test_a_min_if_used_floor_named_as_the_best_is_a_plan_at_that_target():
     assert [c.change for c in refused.value.conflicts] == [D("0.446991")]
     answer = solve(replace(request, target_roi=D("9.090909")))
     assert [a.amount for a in answer.allocations] == [0, D(10), 0]
+
+
+def test_a_tried_plan_whose_cents_break_a_share_is_no_refusal():
+    # Fuzzed: the plan holding the group's share of 0.7 that returns most per unit, tried on
+    # the true curves, rounds to cents that hold no split of the share (3e-6 short). That
+    # plan was answered as the request's conflict, "lower the minimum share of group g by
+    # 0.000003", which applied left it as impossible as before. It is a plan that fails, not a
+    # refusal: the changes named now are the request's, each enough where it says so.
+    request = Problem(
+        total=D(1_000_000), decimals=2, reserve=NONE, objective="target_roi",
+        target_roi=D("10.0119"), channels=(
+            Channel("c0", Hill(D(50_000), D(5_000), D(2))),
+            Channel("c1", Hill(D(1_000), D(5_000), D(3)), max=D(100_000)),
+            Channel("c2", Hill(D(1_000), D(200_000), D("0.8")), min=D(1_000), max=D(5_000))),
+        periods=(Period("p0", weight=D("1.4"), cap=D(100)), Period("p1"),
+                 Period("p2", weight=D("0.5"))),
+        groups=(Group("g", ("c0",), min_share=D("0.7")),))
+    with pytest.raises(Infeasible) as refused:
+        solve(request)
+    found = refused.value.conflicts
+    assert "group_min:g" not in {c.constraint for c in found}
+    for fixes in [[c] for c in found if c.alone] + [[c for c in found if not c.alone]]:
+        changed = request
+        for fix in fixes:
+            if fix.constraint == "target_roi":
+                changed = replace(changed, target_roi=changed.target_roi - fix.change)
+            else:
+                assert fix.constraint == "min:c2"
+                changed = replace(changed, channels=tuple(
+                    replace(c, min=c.min - fix.change) if c.id == "c2" else c
+                    for c in changed.channels))
+        assert solve(changed).spend > 0
