@@ -228,3 +228,24 @@ def test_a_tried_plan_whose_cents_break_a_share_is_no_refusal():
                     replace(c, min=c.min - fix.change) if c.id == "c2" else c
                     for c in changed.channels))
         assert solve(changed).spend > 0
+
+
+def test_shares_only_nothing_holds_carry_the_target_they_leave_out_of_reach():
+    # Fuzzed: the deal c0 (20,000) is past the 1,000 available, so only spending nothing holds
+    # its group's share of 0.5; with the share lowered to 0 the best left is c1's S-curve with
+    # all 1,000 in one of two halves of weight 0.5: 0.5 · 0.5 · R(2,000) = 0.25 · 50,000 ·
+    # 2,000² / (2,000² + 5,000²) = 1,724.14, 1.724137 a unit, under the target of 1.9369. The
+    # share was named alone in the set, which applied was refused again.
+    request = Problem(total=D(1000), decimals=2, reserve=NONE, objective="target_roi",
+                      target_roi=D("1.9369"), channels=(
+                          Channel("c0", Deal(D(20_000), D("32339.0"))),
+                          Channel("c1", Hill(D(50_000), D(5_000), D(2)))),
+                      periods=(Period("p0", weight=D("0.5")), Period("p1", weight=D("0.5"))),
+                      groups=(Group("g", ("c0",), min_share=D("0.5")),))
+    with pytest.raises(Infeasible) as refused:
+        solve(request)
+    together = {c.constraint: c.change for c in refused.value.conflicts if not c.alone}
+    assert together == {"group_min:g": D("0.5"), "target_roi": D("0.212763")}
+    changed = replace(request, target_roi=D("1.724137"),
+                      groups=(Group("g", ("c0",), min_share=D(0)),))
+    assert solve(changed).spend == D(1000)
