@@ -203,6 +203,8 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         # made to work by the one part's size: the target's part added where the set falls
         # short (a min lowered by 26.28 alone was 0.168666 a unit short applied).
         found = checked(model, found, sets_only=True)
+    if part is None and model.problem.objective != "target_roi":
+        found = _widened(model, found, by)
     # A plan found on the true curves may return more per unit than the pieces' plans: target_roi
     # lowered alone is tried at that figure first (t2b_hardmin_w: 5.509194 where the pieces
     # said 5.507771, and whole-unit steps from there did not reach it in time).
@@ -323,6 +325,53 @@ def checked(model: ScaledProblem, found: list[Conflict], *,
             continue
         kept = [fix for fix in kept if fix not in fixes] + fitted
     return kept
+
+
+def _widened(model: ScaledProblem, found: list[Conflict], deadline: float) -> list[Conflict]:
+    """`found` with its set of several parts and no return floor (under `max_return`,
+    `max_profit`, `min_spend`) solved applied, and where that has no plan and the changed
+    request names only parts of the set again, each widened by as much: the elastic model
+    holds a share to its tolerance, which whole cents can miss (a min lowered by 1,993.27 and
+    a group's max share raised by 0.000113 were one millionth short applied; fuzz). As named
+    where it works, or the widened set does not, or a check does not finish (at least
+    LEAST_SECONDS each)."""
+    if _VERIFYING.get() or _CHASING.get():
+        return found
+    together = [fix for fix in found if not fix.alone]
+
+    def again(fixes: list[Conflict]) -> list[Conflict] | None:
+        # The changes the request with `fixes` applied names, [] where it has a plan; None
+        # where it cannot be applied or no answer came in time.
+        changed = _applied_all(model, fixes)
+        if changed is None:
+            return None
+        token = _CHASING.set(True)
+        try:
+            _solve(replace(changed, time_limit=max(deadline - time.perf_counter(),
+                                                   LEAST_SECONDS)))
+        except Infeasible as refused:
+            return refused.conflicts
+        except (SolveTimeout, TooSteep):
+            return None
+        finally:
+            _CHASING.reset(token)
+        return []
+
+    named = {fix.constraint: fix for fix in together}
+    more = again(together)
+    if not more or any(fix.constraint not in named for fix in more):
+        return found
+    groups = {group.id: group for group in model.problem.groups}
+    extra = {fix.constraint: fix.change for fix in more}
+    wider = []
+    for fix in together:
+        family, _, label = fix.constraint.partition(":")
+        change = fix.change + extra.get(fix.constraint, Decimal(0))
+        wider.append(share_conflict(groups[label], family, float(change))
+                     if family in ("group_min", "group_max") else _resized(model, fix, change))
+    if again(wider) != []:
+        return found
+    return [fix for fix in found if fix.alone] + wider
 
 
 def _solve(problem: Problem) -> Allocation:
