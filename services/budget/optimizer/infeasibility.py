@@ -331,34 +331,16 @@ def _widened(model: ScaledProblem, found: list[Conflict], deadline: float) -> li
     """`found` with its set of several parts and no return floor (under `max_return`,
     `max_profit`, `min_spend`) solved applied, and where that has no plan and the changed
     request names only parts of the set again, each widened by as much: the elastic model
-    holds a share to its tolerance, which whole cents can miss (a min lowered by 1,993.27 and
-    a group's max share raised by 0.000113 were one millionth short applied; fuzz). As named
+    holds a share to its tolerance, which whole cents can miss (under max_profit a min lowered
+    by 5,000 and a group's max share raised by 0.483334 were one millionth short applied;
+    fuzz). As named
     where it works, or the widened set does not, or a check does not finish (at least
     LEAST_SECONDS each)."""
     if _VERIFYING.get() or _CHASING.get():
         return found
     together = [fix for fix in found if not fix.alone]
-
-    def again(fixes: list[Conflict]) -> list[Conflict] | None:
-        # The changes the request with `fixes` applied names, [] where it has a plan; None
-        # where it cannot be applied or no answer came in time.
-        changed = _applied_all(model, fixes)
-        if changed is None:
-            return None
-        token = _CHASING.set(True)
-        try:
-            _solve(replace(changed, time_limit=max(deadline - time.perf_counter(),
-                                                   LEAST_SECONDS)))
-        except Infeasible as refused:
-            return refused.conflicts
-        except (SolveTimeout, TooSteep):
-            return None
-        finally:
-            _CHASING.reset(token)
-        return []
-
-    named = {fix.constraint: fix for fix in together}
-    more = again(together)
+    named = {fix.constraint for fix in together}
+    more = _named_applied(model, together, deadline)
     if not more or any(fix.constraint not in named for fix in more):
         return found
     groups = {group.id: group for group in model.problem.groups}
@@ -369,7 +351,7 @@ def _widened(model: ScaledProblem, found: list[Conflict], deadline: float) -> li
         change = fix.change + extra.get(fix.constraint, Decimal(0))
         wider.append(share_conflict(groups[label], family, float(change))
                      if family in ("group_min", "group_max") else _resized(model, fix, change))
-    if again(wider) != []:
+    if _named_applied(model, wider, deadline) != []:
         return found
     return [fix for fix in found if fix.alone] + wider
 
@@ -393,22 +375,32 @@ def _further(model: ScaledProblem, fixes: list[Conflict], deadline: float) -> De
     no plan: what that request names lowered alone (or as its one change); None where it names
     none, no plan or conflict was found in its time (at least LEAST_SECONDS), or `deadline`
     passed before it began."""
+    if time.perf_counter() >= deadline:
+        return None
+    named = _named_applied(model, fixes, deadline) or []
+    lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
+               (fix.alone or len(named) == 1)]
+    return min(lowered) if lowered else None
+
+
+def _named_applied(model: ScaledProblem, fixes: list[Conflict],
+                   deadline: float) -> list[Conflict] | None:
+    """The changes the request with `fixes` applied names, its own not checked (`_CHASING`);
+    [] where it has a plan, None where a fix cannot be applied or no answer came by `deadline`
+    (at least LEAST_SECONDS)."""
     changed = _applied_all(model, fixes)
-    if changed is None or time.perf_counter() >= deadline:
+    if changed is None:
         return None
     token = _CHASING.set(True)
     try:
         _solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
     except Infeasible as refused:
-        named = refused.conflicts
-        lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
-                   (fix.alone or len(named) == 1)]
-        return min(lowered) if lowered else None
+        return refused.conflicts
     except (SolveTimeout, TooSteep):
         return None
     finally:
         _CHASING.reset(token)
-    return None
+    return []
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,
