@@ -95,8 +95,11 @@ def allocation(model: ScaledProblem, cells: Cells, solution: Solution, error: fl
     global_binding = _global_binding(model, rounded, channel_amounts, spend, unspent, expected,
                                      unit)
     # The next unit on the true curves; the solver's price on the pieces (a cancel's answer
-    # comes within its second) only where that is not found.
-    marginal = None if stopped else _priced(
+    # comes within its second) only where that is not found. min_spend's least spend does not
+    # fall with more money (a plan within this budget is within a larger one, and one past it
+    # spends more), so there one more unit is worth 0, the plan's choices kept or not; a plan
+    # cut from the plan of most return has no own model meeting the target to price it.
+    marginal = 0.0 if problem.objective == "min_spend" else None if stopped else _priced(
         model, cells, solution, problem.time_limit - seconds - (time.perf_counter() - entered))
     if marginal is None and solution.marginal_value is not None:
         marginal = _past_the_cut(model, cells, amounts, slopes, solution.marginal_value)

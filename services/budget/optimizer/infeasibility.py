@@ -87,6 +87,9 @@ SMALLEST_SECONDS = 0.5
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
 # 1e-12 of its spend, below a cent of 1e9.
 LEAST_MONEY_HALVINGS = 40
+# Newton steps that move a floor's split among its periods to where the true slopes meet
+# (`_slopes_met`): from the envelopes' split a few reach float noise.
+SPLIT_STEPS = 20
 
 
 @contextmanager
@@ -159,7 +162,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     floor = {"min_spend": "target_return", "target_roi": "target_roi"}.get(
         model.problem.objective)
     parts = [c.constraint for c in raw if c.constraint != floor]
-    tried = ([floor] if floor in form.slacks and [c.constraint for c in raw] != [floor] else []) \
+    # Under min_spend the target lowered alone is named from the plan of most return, to the
+    # cent (`solver._most_return_cut`), which drops any named here: its elastic solves and
+    # checks took 4-6 s at 12 x 4 with S-curves and deals, past the time limit.
+    tried = ([floor] if floor in form.slacks and [c.constraint for c in raw] != [floor]
+             and model.problem.objective != "min_spend" else []) \
         + (parts if len(raw) > 1 else [])
     wider = (told, form, cut)
     for rule in tried:
@@ -196,13 +203,25 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
         # made to work by the one part's size: the target's part added where the set falls
         # short (a min lowered by 26.28 alone was 0.168666 a unit short applied).
         found = checked(model, found, sets_only=True)
-    return [_to_the_unit(model, fix, [], by, works=True) if fix.alone else fix for fix in found]
+    if part is None and model.problem.objective != "target_roi":
+        found = _widened(model, found, by)
+    # A plan found on the true curves may return more per unit than the pieces' plans: target_roi
+    # lowered alone is tried at that figure first (t2b_hardmin_w: 5.509194 where the pieces
+    # said 5.507771, and whole-unit steps from there did not reach it in time).
+    target = model.problem.target_roi
+    reach = _reached_roi(model, cells) if target is not None and any(
+        fix.alone and fix.constraint == "target_roi" for fix in found) else None
+    first = None if target is None or reach is None else target - reach
+    return [_to_the_unit(model, fix, [], by, works=True,
+                         first=first if fix.constraint == "target_roi" else None)
+            if fix.alone else fix for fix in found]
 
 
 def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], deadline: float,
-                 *, works: bool | None = None) -> Conflict:
+                 *, works: bool | None = None, first: Decimal | None = None) -> Conflict:
     """`fix`, applied with `others`, made the smallest change that works (`_works`) to the unit
-    (of money, or of a ratio's places) by `deadline`: from the named change, steps that double
+    (of money, or of a ratio's places) by `deadline`: from the named change (or from `first`,
+    a smaller one tried once where the named one works), steps that double
     from one unit, down while it works (`works`: known to) or up until it does, then halved
     back between the last change that worked and the last that did not. As named where no
     change up to the whole rule (a target lowered to 0, a min to 0; money without end) was
@@ -230,6 +249,8 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
         works = time.perf_counter() < deadline and applied_works(fix.change)
     good: Decimal | None = fix.change if works else None
     bad: Decimal | None = None if works else fix.change
+    if works and first is not None and 0 < first < fix.change and applied_works(first):
+        good = first
     step = unit
     if not works and family == "target_roi":
         # The first step up is what the request so changed names lowered (`_further`): a
@@ -306,6 +327,35 @@ def checked(model: ScaledProblem, found: list[Conflict], *,
     return kept
 
 
+def _widened(model: ScaledProblem, found: list[Conflict], deadline: float) -> list[Conflict]:
+    """`found` with its set of several parts and no return floor (under `max_return`,
+    `max_profit`, `min_spend`) solved applied, and where that has no plan and the changed
+    request names only parts of the set again, each widened by as much: the elastic model
+    holds a share to its tolerance, which whole cents can miss (under max_profit a min lowered
+    by 5,000 and a group's max share raised by 0.483334 were one millionth short applied;
+    fuzz). As named
+    where it works, or the widened set does not, or a check does not finish (at least
+    LEAST_SECONDS each)."""
+    if _VERIFYING.get() or _CHASING.get():
+        return found
+    together = [fix for fix in found if not fix.alone]
+    named = {fix.constraint for fix in together}
+    more = _named_applied(model, together, deadline)
+    if not more or any(fix.constraint not in named for fix in more):
+        return found
+    groups = {group.id: group for group in model.problem.groups}
+    extra = {fix.constraint: fix.change for fix in more}
+    wider = []
+    for fix in together:
+        family, _, label = fix.constraint.partition(":")
+        change = fix.change + extra.get(fix.constraint, Decimal(0))
+        wider.append(share_conflict(groups[label], family, float(change))
+                     if family in ("group_min", "group_max") else _resized(model, fix, change))
+    if _named_applied(model, wider, deadline) != []:
+        return found
+    return [fix for fix in found if fix.alone] + wider
+
+
 def _solve(problem: Problem) -> Allocation:
     """`problem` solved by the solver (`SOLVE`, which `solver` hands over)."""
     assert SOLVE is not None, "services.budget.optimizer.solver sets SOLVE when imported"
@@ -325,22 +375,32 @@ def _further(model: ScaledProblem, fixes: list[Conflict], deadline: float) -> De
     no plan: what that request names lowered alone (or as its one change); None where it names
     none, no plan or conflict was found in its time (at least LEAST_SECONDS), or `deadline`
     passed before it began."""
+    if time.perf_counter() >= deadline:
+        return None
+    named = _named_applied(model, fixes, deadline) or []
+    lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
+               (fix.alone or len(named) == 1)]
+    return min(lowered) if lowered else None
+
+
+def _named_applied(model: ScaledProblem, fixes: list[Conflict],
+                   deadline: float) -> list[Conflict] | None:
+    """The changes the request with `fixes` applied names, its own not checked (`_CHASING`);
+    [] where it has a plan, None where a fix cannot be applied or no answer came by `deadline`
+    (at least LEAST_SECONDS)."""
     changed = _applied_all(model, fixes)
-    if changed is None or time.perf_counter() >= deadline:
+    if changed is None:
         return None
     token = _CHASING.set(True)
     try:
         _solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
     except Infeasible as refused:
-        named = refused.conflicts
-        lowered = [fix.change for fix in named if fix.constraint == "target_roi" and
-                   (fix.alone or len(named) == 1)]
-        return min(lowered) if lowered else None
+        return refused.conflicts
     except (SolveTimeout, TooSteep):
         return None
     finally:
         _CHASING.reset(token)
-    return None
+    return []
 
 
 def _reaching(model: ScaledProblem, cost: float, deadline: float,
@@ -771,7 +831,8 @@ def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
     return raised, Decimal(100), (cap / 2).quantize(unit, rounding=ROUND_CEILING) - previous
 
 
-def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
+def unreachable_roi(model: ScaledProblem, cells: Cells, *,
+                    found_none: bool = False) -> list[Conflict]:
     """The conflict of a `target_roi` above the best return per unit spent that any plan
     spending whole minor units reaches on the true curves (empty when one reaches it). A plan's
     ROI is at most its best channel's. A channel without a floor reaches at most its best
@@ -785,24 +846,30 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     best channel's: a brand group at `min_share` 0.5 over a channel of 1 a unit beside one of
     3 named 3.0, and a target of 2.5 ended "no plan that spends found"; both now name 2.0.
     Other plans under the shares (with deals, `min_if_used` channels, an S-curve's convex
-    part) may reach more: the figure named is reached, not a bound."""
+    part) may reach more: the figure named is reached, not a bound. A floor's figure is a
+    bound; the target is named lowered to what the floors' plans reach (`_best_roi`) where
+    it is past the bound, or, where the solver `found_none`, past what they reach: a target
+    of 1.888 on a Hill curve whose floor of 10 reaches 1.811292, under a bound of 2.68 at a
+    total of 1,000,000, was a 422 with no conflict named (fuzz)."""
     target = model.problem.target_roi
     assert target is not None
     best, where = _best_roi(model, cells)
     if not math.isfinite(best):
         return _spending_changes(model)
+    bound = best
+    best, where = _best_roi(model, cells, reached=True)
     shared = share_roi_plan(model, cells)
     if shared is not None:
         # Under groups' shares the best channel alone may be no plan: what a plan holding them
         # reaches is named instead, a figure reached (not a bound).
         reached_roi = rounded_roi(model, cells, shared)
-        if reached_roi is not None and reached_roi < float(target) and reached_roi < best:
+        if reached_roi is not None and reached_roi < float(target) and reached_roi < bound:
             reached = Decimal(repr(reached_roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
             return [Conflict("target_roi", target - reached,
                              f"lower target_roi to at most {reached}: a plan holding every "
                              f"group's share returns that much per unit spent, and no channel "
-                             f"alone more than {Decimal(repr(best)).quantize(RATIO_PLACES)}")]
-    if best >= float(target):
+                             f"alone more than {Decimal(repr(bound)).quantize(RATIO_PLACES)}")]
+    if (best if found_none else bound) >= float(target):
         return []
     # Down to the ratios' places: that target is met, and the change is then at least needed.
     reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
@@ -810,6 +877,12 @@ def unreachable_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     period = model.periods[cells[where].period].id
     place = f"channel {channel}" + (f" in period {period}" if model.problem.periods and
                                     _floors(model)[cells[where].channel] <= EPS else "")
+    if best < bound:
+        return [Conflict("target_roi", target - reached,
+                         f"lower target_roi to at most {reached}: the best plan found ({place}"
+                         f"{' at its floor' if _floors(model)[cells[where].channel] > EPS else ''}"
+                         f") returns that much per unit spent, and no plan more than "
+                         f"{Decimal(repr(bound)).quantize(RATIO_PLACES, rounding=ROUND_CEILING)}")]
     return [Conflict("target_roi", target - reached,
                      f"lower target_roi to at most {reached}: no plan that spends anything "
                      f"returns more per unit spent (the best is {place})")]
@@ -830,16 +903,33 @@ def past_best_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     return unreachable_roi(model, cells)
 
 
-def _best_roi(model: ScaledProblem, cells: Cells) -> tuple[float, int]:
+def _best_roi(model: ScaledProblem, cells: Cells, *, reached: bool = False) -> tuple[float, int]:
     """The most return per unit spent any plan reaches (`unreachable_roi`) and the cell that
-    reaches it; −∞ where no plan can spend anything."""
+    reaches it; −∞ where no plan can spend anything. A channel with a floor counts at the
+    bound `_floor_roi`, or if `reached` at what its floor's plan returns (`_floor_spend`,
+    rounded): the bound named was 1.834140 where a floor of 10 on a concave Hill curve returns
+    1.808193 a unit (fuzz)."""
     rois, _ = _cell_rois(model, cells)
     floors = _floors(model)
+    held: list[tuple[float, int, int]] = []
     for c in np.flatnonzero(floors > EPS).tolist():
         mine = np.flatnonzero(cells.channel == c)
         rois[mine] = -math.inf
         if len(mine) and floors[c] <= min(model.upper[c], model.budget) + EPS:
             rois[mine[0]] = _floor_roi(cells, mine, float(floors[c]))
+            held.append((float(rois[mine[0]]), c, int(mine[0])))
+    if reached and held:
+        # A floor's plan is rounded and priced only where its bound could beat the best so far
+        # (each takes a rounding of the whole plan).
+        others = np.delete(rois, [first for _, _, first in held])
+        best = float(others.max()) if len(others) else -math.inf
+        for bound, c, first in sorted(held, reverse=True):
+            if bound <= best:
+                rois[first] = -math.inf
+                continue
+            rois[first] = rounded_roi(model, cells, _floor_spend(model, cells, c, floors[c])) \
+                or -math.inf
+            best = max(best, float(rois[first]))
     if not len(rois):
         return -math.inf, -1
     where = int(np.argmax(rois))
@@ -887,15 +977,15 @@ def _spending_changes(model: ScaledProblem) -> list[Conflict]:
                                 for other in problem.channels))))
         for conflict, changed in changes:
             scaled = ScaledProblem(changed)
-            best, _ = _best_roi(scaled, scaled.cells(FIRST_TOLERANCE))
+            best, _ = _best_roi(scaled, scaled.cells(FIRST_TOLERANCE), reached=True)
             if best >= float(target):
                 working.append(replace(conflict, alone=True))
             elif math.isfinite(best):
                 reached = Decimal(repr(best)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
                 partial.append((best, [conflict, Conflict(
                     "target_roi", target - reached,
-                    f"lower target_roi to at most {reached}: with that change no plan "
-                    f"returns more per unit spent")]))
+                    f"lower target_roi to at most {reached}: with that change the best "
+                    f"plan found returns that much per unit spent")]))
     if working or not partial:
         return working
     return max(partial, key=lambda option: option[0])[1]
@@ -1028,6 +1118,19 @@ def _filled(cells: Cells, mine: npt.NDArray[np.intp],
     return np.concatenate(owners)[order], taken, gain[order], rises
 
 
+def _reached_roi(model: ScaledProblem, cells: Cells) -> Decimal | None:
+    """The most per unit spent, rounded to whole minor units, on the true curves and down to
+    the ratios' places, that the plans found apart from the pieces return (`best_roi_plan`,
+    `share_roi_plan`, `floor_plan`, `used_floor_plan`); None where none spends. Each may break a rule but
+    target_roi: a figure to try applied, not to name unchecked."""
+    found = [rounded_roi(model, cells, plan) for plan in (
+        best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
+        used_floor_plan(model, cells)) if plan is not None]
+    best = max((roi for roi in found if roi is not None), default=None)
+    return None if best is None else Decimal(repr(best)).quantize(RATIO_PLACES,
+                                                                  rounding=ROUND_FLOOR)
+
+
 def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     """The plan spending only every channel's floor (its `min`, or an incremental floor), each
     spread over its periods as `_floor_roi` spreads it, per cell (scaled); None where no channel
@@ -1040,9 +1143,68 @@ def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
         return None
     spend = np.zeros(len(cells))
     for c in np.flatnonzero(lower > EPS).tolist():
-        owner, taken, _, _ = _filled(cells, np.flatnonzero(cells.channel == c), float(lower[c]))
-        np.add.at(spend, owner, taken)
+        spend += _floor_spend(model, cells, c, float(lower[c]))
     return spend
+
+
+def used_floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+    """`floor_plan` (or no spend) with the channel whose floor returns most per unit spent
+    (`_best_roi`, reached) at that floor, where it is a `min_if_used` channel's `min`, which
+    `floor_plan` leaves out; None where the best is no such channel. A fuzzed request named
+    9.090909, c1 at its `min` of 10, and at that target had no plan."""
+    best, where = _best_roi(model, cells, reached=True)
+    if not math.isfinite(best):
+        return None
+    channel = cells[where].channel
+    floor = float(_floors(model)[channel])
+    if floor <= model.lower[channel] + EPS:
+        return None
+    spend = floor_plan(model, cells)
+    spend = np.zeros(len(cells)) if spend is None else spend
+    spend[cells.channel == channel] = 0.0
+    return spend + _floor_spend(model, cells, channel, floor)
+
+
+def _floor_spend(model: ScaledProblem, cells: Cells, channel: int, floor: float) -> Floats:
+    """`floor` (scaled) on the cells of `channel`, spread as `_floor_roi` spreads it, then on a
+    concave Hill curve to where the cells' true slopes meet (`_slopes_met`); per cell."""
+    mine = np.flatnonzero(cells.channel == channel)
+    spend = np.zeros(len(cells))
+    owner, taken, _, _ = _filled(cells, mine, floor)
+    np.add.at(spend, owner, taken)
+    response = model.problem.channels[channel].response
+    if isinstance(response, Hill) and response.alpha <= 1 and len(mine) > 1:
+        _slopes_met(model, Cells(cells[i] for i in mine.tolist()), mine, spend)
+    return spend
+
+
+def _slopes_met(model: ScaledProblem, mine: Cells, where: npt.NDArray[np.intp],
+                spend: Floats) -> None:
+    """Move `spend` at `where`, the cells `mine` of one channel whose curve is a concave Hill
+    curve, to where their true slopes meet (the most their sum returns), in place, the sum
+    kept: Newton steps, each cell inside its bounds moving by d_i = (λ − t_i) / s_i (slope t_i,
+    curvature s_i < 0) with Σ d_i = 0, a step shortened where it would take a cell past its
+    bounds. `_filled` splits on the envelopes' pieces: t2b_hardmin_w's hard min of 50,000 on
+    a Hill curve over periods of weight 1 and 1.7 put 20,588.84 in the first, 5.508433 a unit,
+    where 19,868.19 returns 5.509195 (trial 18g)."""
+    upper = np.array([cell.upper for cell in mine])
+    for _ in range(SPLIT_STEPS):
+        x = spend[where]
+        free = (x > EPS) & (x < upper - EPS)
+        if np.count_nonzero(free) < 2:
+            return
+        h = 1e-6 * x
+        slope = model.true_slopes(mine, x)
+        bend = (model.true_slopes(mine, x + h) - model.true_slopes(mine, x - h)) / (2 * h)
+        if not (np.isfinite(slope[free]).all() and (bend[free] < 0).all()):
+            return
+        price = float(np.sum(slope[free] / bend[free]) / np.sum(1 / bend[free]))
+        move = np.where(free, (price - slope) / np.where(free, bend, -1.0), 0.0)
+        with np.errstate(divide="ignore"):
+            room = np.where(move < 0, x / -move, np.where(move > 0, (upper - x) / move, np.inf))
+        spend[where] = x + min(1.0, float(room.min())) * move
+        if float(np.abs(move).max()) <= 1e-12:
+            return
 
 
 def unmet_shares(model: ScaledProblem) -> list[Conflict]:

@@ -45,7 +45,7 @@ STEP = 1e-5
 INSIDE = 1e-9
 # Rows whose coefficients are returns: the curves' slopes enter them as they enter the
 # objective.
-RETURN_ROWS = ("target_return", "target_roi")
+RETURN_ROWS = ("target_roi",)
 # The Newton step is made again at most this many times as cells and rows leave its set.
 REPEATS = 8
 # The most prices and linear cells' moves the Newton step solves for at once: a dense system,
@@ -87,7 +87,7 @@ def next_unit_value(model: ScaledProblem, cells: Cells, spend: Floats, *,
 
     Where the plan's kinks decide (no free cell meets the budget: a `points` curve's point, a
     cell at its cap or floor, a linear channel filled; or rows bind that no free cell settles),
-    and under a return floor (its row is not linear in the curves), the own model's pieces take
+    and under target_roi (its row is not linear in the curves), the own model's pieces take
     the true slopes at the plan (`_on_true_slopes`) and its budget is raised by STEP: its price
     is where the next unit goes. Raising the budget is the rule at a kink: the value is the
     right-hand derivative, what the next unit earns, not what the last one did (two channels
@@ -270,7 +270,7 @@ def _on_true_slopes(model: ScaledProblem, cells: Cells, spend: Floats,
                     form: Formulation) -> None:
     """Give each free piece of the own model `form` the true curve's slope at the plan `spend`
     in place of its chord: to the left of the plan for a piece below it, to the right for the
-    piece it is on or the one above, in the objective and in the return floors' rows. A piece
+    piece it is on or the one above, in the objective and in target_roi's row. A piece
     at zero spend on a concave Hill curve keeps its chord: its slope there is infinite, and
     the pieces' plan left it at 0 where the curves' optimum gives it a little."""
     on_curve = np.flatnonzero((form.cell_of >= 0) & ~form.integer
@@ -282,8 +282,7 @@ def _on_true_slopes(model: ScaledProblem, cells: Cells, spend: Floats,
     true = np.where(below, left, right)
     change = np.zeros(len(form.cost))
     change[on_curve] = np.where(np.isfinite(true), true - form.return_of[on_curve], 0.0)
-    if model.problem.objective != "min_spend":
-        form.cost += change
+    form.cost += change
     rows = np.repeat(np.arange(len(form.row_names)), np.diff(form.start))
     returns = np.isin(np.asarray(form.row_names, dtype=object)[rows], RETURN_ROWS)
     form.value[returns] += change[form.index[returns]]

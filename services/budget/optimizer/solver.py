@@ -35,6 +35,7 @@ from services.budget.optimizer.infeasibility import (
     unmet_shares,
     unnamed,
     unreachable_roi,
+    used_floor_plan,
 )
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
@@ -107,7 +108,10 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # (min_spend's plan of nothing is its answer wherever it meets the target).
         unmet = unmet_shares(model)
         if unmet:
-            raise Infeasible(unmet)
+            # Under target_roi the shares changed may still leave the target out of reach
+            # (`checked`): a deal past the money in a group at 0.5, and a target of 1.9369
+            # where the other channel reaches 1.724137 (fuzz).
+            raise Infeasible(checked(model, unmet))
 
     def report(incumbent: float, bound: float | None) -> None:
         if progress is not None:
@@ -263,12 +267,14 @@ def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
     """Plans every rule but target_roi allows, found on the true curves apart from the solver's
     pieces, which lie below a concave curve's first units and above an S-curve's convex part:
     the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
-    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`)."""
+    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`), and
+    the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`)."""
     form = formulate(model, cells)
     held = form.row_lower.copy()
     held[form.row_index("target_roi")] = -np.inf
     rules = replace(form, row_lower=held)
-    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells))
+    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
+             used_floor_plan(model, cells))
     return [plan for plan in found if plan is not None and float(plan.sum()) > 0
             and rules.feasible(rules.columns_for(cells, plan))]
 
@@ -278,9 +284,16 @@ def _roi_apart(model: ScaledProblem, cells: Cells, started: float,
     """The first of `_roi_plans` that meets target_roi rounded, as answered, on the true
     curves: `feasible`, its distance from the most return unknown; None where none does."""
     for plan in _roi_plans(model, cells):
-        answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None, 0.0),
-                            math.inf, time.perf_counter() - started,
-                            stopped=stop is not None and stop())
+        try:
+            answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None,
+                                                       0.0),
+                                math.inf, time.perf_counter() - started,
+                                stopped=stop is not None and stop())
+        except Infeasible:
+            # No split of its cents holds a group's share (`assembly`): this plan is none, the
+            # request may have another (a fuzzed share_roi_plan at 0.7 of spend by 3e-6 was
+            # answered "lower the minimum share of group g by 0.000003", no fix applied).
+            continue
         if answer.spend > 0 and _roi_short(model, cells, answer) is None:
             return _unbounded_where_roi_binds(model, answer)
     return None
@@ -293,7 +306,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     plan reaches it (`unreachable_roi`); else target_roi lowered to what the best of `tried`
     that spends returns per unit on the true curves, down to the ratios' places, which that
     plan then meets (a cut can lose more than it mends: an S-curve's best cell cut away named
-    2.104357 where the first plan reached 5.776048); else the elastic model's changes.
+    2.104357 where the first plan reached 5.776048); else the elastic model's changes; else
+    target_roi lowered to what the plans of `unreachable_roi` reach (`found_none`).
     `SolveTimeout` only where the time ran out, or the solve was stopped, before any of these:
     "no plan … found within 10 s" was said of plans a cent short, or of none, in a fraction
     of a second."""
@@ -313,7 +327,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     if stop is not None and stop():
         # Naming the elastic model's changes takes a second or more: a stop is heard first.
         return SolveTimeout("stopped before any plan was found")
-    found = conflicts(model, cells, deadline)
+    found = conflicts(model, cells, deadline) or \
+        checked(model, unreachable_roi(model, cells, found_none=True))
     if found or time.perf_counter() < deadline:
         return Infeasible(found)
     return SolveTimeout(f"no plan meeting target_roi found within "
@@ -323,7 +338,8 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named)."""
-    return conflicts(model, cells, deadline) or checked(model, unreachable_roi(model, cells))
+    return conflicts(model, cells, deadline) or \
+        checked(model, unreachable_roi(model, cells, found_none=True))
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
