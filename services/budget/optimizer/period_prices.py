@@ -161,9 +161,8 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap (or, converging slowly, leaping
     ahead), until the plan meets the caps or stops getting closer (or, with `heed`, `stop()`
-    turns true); and the last round's greedy
-    plan. `fill`: a greedy plan at nearby prices (the last round's, on the curves cut more
-    coarsely), or none."""
+    turns true); and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the
+    last round's, on the curves cut more coarsely), or none."""
     missed = math.inf
     # The last round's moves of the prices: the next ones guessed from them (`_period_prices`).
     moves: Floats | None = None
@@ -284,8 +283,7 @@ class _Answer:
     prices: Floats           # per period, λ_p
     priced: Priced           # the bound's prices, for the true curves' bound
     rows: dict[str, float]   # the same, by the MILP's row names (`formulation`)
-    # Per cell, the positions of the segments the plan holds in part (`_Restricted.solve`).
-    span: tuple[Indices, Indices] = (np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp))
+    span: tuple[Indices, Indices]   # per cell, the segments the plan holds in part [from, to)
 
 
 class _Restricted:
@@ -421,18 +419,18 @@ class _Restricted:
         duals = np.asarray(solution.row_dual, dtype=float)
         spend = bought + np.bincount(cell, weights=x, minlength=len(everyone))
         model_return = float(bought_return.sum() + value @ x)
-        # The segments the plan holds in part, per cell [from, to): from its first segment
-        # not wholly bought, to past its last bought at all (without the groups' columns).
+        # The segments the plan holds in part, per cell: from its first segment not wholly
+        # bought to past its last bought at all (the groups' columns aside).
         ours = slice(len(cell) - len(position), len(cell))
         part, some = x[ours] < length[ours] * (1 - EPS), x[ours] > 0
-        to = low.copy()
-        np.maximum.at(to, cell[ours][some], position[some] + 1)
-        held = high.copy()
-        np.minimum.at(held, cell[ours][part], position[part])
-        return replace(self._bound(spend, model_return, duals),
-                       span=(np.minimum(held, to), to))
+        past = low.copy()
+        np.maximum.at(past, cell[ours][some], position[some] + 1)
+        first = high.copy()
+        np.minimum.at(first, cell[ours][part], position[part])
+        return self._bound(spend, model_return, duals, (np.minimum(first, past), past))
 
-    def _bound(self, spend: Floats, model_return: float, duals: Floats) -> _Answer:
+    def _bound(self, spend: Floats, model_return: float, duals: Floats,
+               span: tuple[Indices, Indices]) -> _Answer:
         """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
         curves = self.curves
         prices = np.zeros(len(self.caps))
@@ -472,4 +470,4 @@ class _Restricted:
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
                        threshold=tau, prices=prices,
                        priced=Priced(threshold=tau, constant=constant, segments=lambda: cells),
-                       rows=rows)
+                       rows=rows, span=span)
