@@ -52,6 +52,14 @@ PRICE_ROUNDS = 12
 # passes → 4; half the channels capped at a few thousand 7 → 5; weeks of weight 0 6 → 4); at
 # 1e-3 the columns missed the caps and widened on three shapes of four.
 SETTLED, STALLED = 3e-4, 0.9
+# Rounds whose prices move by at least SLOW times the last round's move (in its direction)
+# converge too slowly to be walked: the prices leap to where such moves would add up to,
+# moving by step / (1 − ratio), the ratio taken as at most LEAP (Aitken's extrapolation).
+# Every week capped with channels' floors and caps (`points_all_capped`, 1,000 × 52): the
+# moves shrink by 0.7-0.85 a round, 12 rounds left the prices 0.05 off (τ about 2.1); two
+# leaps, 8 rounds, 0.03 off. The shapes that settle in 3-5 rounds move by 0.1-0.26 of their
+# last move and do not leap.
+SLOW, LEAP = 0.5, 0.8
 # A cell's columns: its segments worth within this share of its threshold; this many times
 # wider when they cannot meet the rows.
 WINDOW, WIDER = 1e-3, 8.0
@@ -60,6 +68,14 @@ WINDOW, WIDER = 1e-3, 8.0
 # every segment between its columns and such a threshold made LPs of 120,000 columns (the
 # benchmark's 400 × 8 with 200 groups: 21 → 2.8 s).
 GROWTH = 8
+# An LP whose columns were widened to meet its rows, and whose plan is proven within this
+# (relative to its return), has row prices near the optimum's: the next LP's columns start
+# again from its plan (`solve`). Further off, its thresholds are too: with every week capped
+# at 96 % of an even share (1,000 × 52), the columns started again after an LP at a gap of 3.4
+# and grown towards its thresholds took four LPs of 54,000-60,000 columns (13 s of CPU; 8 s
+# never starting again); grown from its own columns, one LP of 87,000 at a gap of 1.4e-3,
+# then started again, three of 1,500 (4.8 s).
+RESTART_GAP = 0.1
 # Column generation rounds before giving up (the MILP route then solves the problem).
 LP_ROUNDS = 12
 # The plan is proven when the bound is within this of it, relative to its return.
@@ -130,6 +146,14 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
+        if margin > WINDOW and answer.gap <= RESTART_GAP and not model.problem.groups:
+            # The columns were widened for the LP to meet its rows, and its row prices are
+            # near the optimum's: the columns start again from the cells' segments its plan
+            # holds (so the next LP has that plan), grown towards the new thresholds. Every
+            # week capped (`points_all_capped`): the LP of 34,000 columns solved again with
+            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s.
+            low, high = answer.span
+            margin = WINDOW
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
@@ -143,13 +167,15 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
               heed: bool = False) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
-    period's price moved to where its cells spend its cap, until the plan meets the caps or
-    stops getting closer (or, with `heed`, `stop()` turns true); and the last round's greedy
-    plan. `fill`: a greedy plan at nearby prices (the last round's, on the curves cut more
-    coarsely), or none."""
+    period's price moved to where its cells spend its cap (or, converging slowly, leaping
+    ahead), until the plan meets the caps or stops getting closer (or, with `heed`, `stop()`
+    turns true); and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the
+    last round's, on the curves cut more coarsely), or none."""
     missed = math.inf
     # The last round's moves of the prices: the next ones guessed from them (`_period_prices`).
     moves: Floats | None = None
+    # After a leap: the prices of the step it extrapolated, taken should the leap miss more.
+    fallback: Floats | None = None
     for round_ in range(PRICE_ROUNDS):
         # Heard, and let be unless heeded (see `solve`).
         if stop is not None and stop() and heed and round_ > 0:
@@ -162,6 +188,10 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
         # What the plan spends over the caps, and under those it prices.
         miss = float(np.maximum(spent - caps, 0.0).sum() +
                      np.where(prices > 0, np.maximum(caps - spent, 0.0), 0.0).sum())
+        if fallback is not None and miss > missed and round_ < PRICE_ROUNDS - 1:
+            # The leap overshot: back to the step it extrapolated, walked from there.
+            prices, fallback, moves = fallback, None, None
+            continue
         # Settled, or stalled: ties the greedy shares by channel, not by period, leave a miss
         # no price removes (the LP shares them).
         if miss <= SETTLED * model.budget or miss > STALLED * missed or \
@@ -172,11 +202,19 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
         missed = miss
         moved = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
                                caps, guess)
-        moves = moved - prices
+        step = moved - prices
         # Prices that do not move would give this round's plan again (the trial's 1,000 × 52
         # spent its last greedy pass of five so).
-        if np.all(np.abs(moved - prices) <= EPS * np.maximum(prices, 1.0)):
+        if np.all(np.abs(step) <= EPS * np.maximum(prices, 1.0)):
             break
+        # How this step compares with the last one walked (none after a leap).
+        ratio = 0.0 if moves is None or fallback is not None else \
+            float(step @ moves) / max(float(moves @ moves), EPS * EPS)
+        fallback = None
+        if SLOW <= ratio < 1.0:
+            fallback = moved
+            moved = np.maximum(prices + step / (1.0 - min(ratio, LEAP)), 0.0)
+        moves = moved - prices
         prices = moved
     return levels[curves.channel] + prices[period], fill
 
@@ -253,6 +291,7 @@ class _Answer:
     prices: Floats           # per period, λ_p
     priced: Priced           # the bound's prices, for the true curves' bound
     rows: dict[str, float]   # the same, by the MILP's row names (`formulation`)
+    span: tuple[Indices, Indices]   # per cell, the segments the plan holds in part [from, to)
 
 
 class _Restricted:
@@ -388,9 +427,18 @@ class _Restricted:
         duals = np.asarray(solution.row_dual, dtype=float)
         spend = bought + np.bincount(cell, weights=x, minlength=len(everyone))
         model_return = float(bought_return.sum() + value @ x)
-        return self._bound(spend, model_return, duals)
+        # The segments the plan holds in part, per cell: from its first segment not wholly
+        # bought to past its last bought at all (the groups' columns aside).
+        ours = slice(len(cell) - len(position), len(cell))
+        part, some = x[ours] < length[ours] * (1 - EPS), x[ours] > 0
+        past = low.copy()
+        np.maximum.at(past, cell[ours][some], position[some] + 1)
+        first = high.copy()
+        np.minimum.at(first, cell[ours][part], position[part])
+        return self._bound(spend, model_return, duals, (np.minimum(first, past), past))
 
-    def _bound(self, spend: Floats, model_return: float, duals: Floats) -> _Answer:
+    def _bound(self, spend: Floats, model_return: float, duals: Floats,
+               span: tuple[Indices, Indices]) -> _Answer:
         """The Lagrangian bound at the LP's row prices, over every segment of every cell."""
         curves = self.curves
         prices = np.zeros(len(self.caps))
@@ -430,4 +478,4 @@ class _Restricted:
         return _Answer(spend=spend, model_return=model_return, budget_price=budget, gap=gap,
                        threshold=tau, prices=prices,
                        priced=Priced(threshold=tau, constant=constant, segments=lambda: cells),
-                       rows=rows)
+                       rows=rows, span=span)
