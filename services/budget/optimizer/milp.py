@@ -57,7 +57,7 @@ from services.budget.optimizer.backends import (
 from services.budget.optimizer.curves import Floats, Segments, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
-from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
 from services.budget.optimizer.windows import intervals, lagrangian, narrowed, prices
 
 Gating = Literal["tangent", "full"]
@@ -476,7 +476,10 @@ def _envelopes(cells: Cells) -> Cells:
         if seg is not None and seg.gated:
             if id(seg) not in made:
                 made[id(seg)] = envelope(seg)
-            cell = replace(cell, segments=made[id(seg)])
+            # Made directly: `replace` took 0.6 s of CPU for 110,000 cells (2,000 × 55),
+            # a third of a 2 s limit.
+            cell = Cell(cell.channel, cell.period, cell.weight, cell.upper, made[id(seg)],
+                        cell.deal, cell.share)
         hulls.append(cell)
     return Cells(hulls)
 
