@@ -9,6 +9,7 @@ import pytest
 
 from services.budget.optimizer import (
     Deal,
+    Incremental,
     Infeasible,
     Problem,
     first_plan,
@@ -38,7 +39,10 @@ def floors_if_used(channels: int = 12, periods: int = 4) -> Problem:
 
 CASES = [crowded(1), crowded(2), crowded(4, (1, 2, 4, 5)), s_curves_and_deals(),
          s_curves_and_deals(channels=24, periods=8), floors_if_used(),
-         floors_if_used(channels=24, periods=8)]
+         floors_if_used(channels=24, periods=8),
+         # An incremental floor (6,000) makes c7 used: its `min` of 60,000 is a hard one,
+         # which the plan with it relaxed missed (54,647).
+         replace(floors_if_used(), incremental=Incremental({"c7": D(60_000)}, D("0.9")))]
 
 
 @pytest.mark.parametrize("problem", CASES)

@@ -97,6 +97,10 @@ def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None,
     same cells: 100 x 26 mix took 3 LPs from the greedy)."""
     problem = model.problem
     lower, upper = list(model.lower), list(model.upper)
+    for c, channel in enumerate(problem.channels):
+        if channel.min_if_used and channel.min is not None and lower[c] > 0:
+            # An incremental floor makes the channel used: its `min` is a hard one.
+            lower[c] = max(lower[c], model.money(channel.min))
     for c, on in (used or {}).items():
         if on:
             lower[c] = model.money(problem.channels[c].min or Decimal(0))
