@@ -15,6 +15,7 @@ from services.budget.optimizer import (
     Period,
     Problem,
     Reserve,
+    infeasibility,
     solve,
 )
 
@@ -119,7 +120,10 @@ MIN_PAST_THE_MONEY = Problem(
              Period("p2", weight=D("0.5"))))
 
 
-def test_a_set_of_one_part_that_falls_short_carries_the_target_lowered():
+def test_a_set_of_one_part_that_falls_short_carries_the_target_lowered(monkeypatch):
+    # The set's check is given time: cut short (1 s was not enough in a CI run at load 5) a
+    # set is named as the elastic model found it, which the README does not guarantee.
+    monkeypatch.setattr(infeasibility, "CHECK_SECONDS", 5.0)
     with pytest.raises(Infeasible) as caught:
         solve(MIN_PAST_THE_MONEY)
     together = {fix.constraint: fix.change for fix in caught.value.conflicts if not fix.alone}
