@@ -54,9 +54,11 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
         return None
     spend, start, marginal = relaxed
     bought = _bought(hulls, spend)
-    used = _used(model, hulls, spend)
+    spent: Floats = np.bincount(hulls.channel, weights=spend,
+                                minlength=len(model.problem.channels)).astype(float)
+    used = _used(model, spent)
     whole = _whole(hulls, spend, bought)
-    if whole is not None and all(_spent(model, hulls, spend, used)):
+    if whole is not None and _held(model, spent, used):
         return FirstPlan(whole, start.rows, marginal)
     if stop is not None and stop():
         return None
@@ -65,23 +67,23 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
     return None if fixed is None else FirstPlan(fixed[0], start.rows, fixed[2])
 
 
-def _used(model: ScaledProblem, hulls: Cells, spend: Floats) -> dict[int, bool]:
+def _used(model: ScaledProblem, spent: Floats) -> dict[int, bool]:
     """Per channel whose `min` holds only if used (and no other floor makes it used): whether
-    `spend` uses it, spending at least half its `min` (as `milp._rounded` rounds its binary)."""
-    spent = np.bincount(hulls.channel, weights=spend, minlength=len(model.problem.channels))
+    it is used, spending (`spent` per channel) at least half its `min` (as `milp._rounded`
+    rounds its binary)."""
     return {c: bool(spent[c] >= BOUGHT * model.money(channel.min))
             for c, channel in enumerate(model.problem.channels)
             if channel.min_if_used and channel.min is not None and model.lower[c] <= 0}
 
 
-def _spent(model: ScaledProblem, hulls: Cells, spend: Floats,
-           used: dict[int, bool]) -> list[bool]:
-    """Per channel of `used`, whether `spend` holds its choice as it is: its `min` or more
-    where used, nothing (to the LP's tolerance) where not."""
-    spent = np.bincount(hulls.channel, weights=spend, minlength=len(model.problem.channels))
-    floor = {c: model.money(model.problem.channels[c].min or Decimal(0)) for c in used}
-    return [bool(spent[c] >= floor[c] * (1 - TOLERANCE)) if on
-            else bool(spent[c] <= TOLERANCE * floor[c]) for c, on in used.items()]
+def _held(model: ScaledProblem, spent: Floats, used: dict[int, bool]) -> bool:
+    """Whether each channel of `used` spends (`spent` per channel) as its choice says already:
+    its `min` or more where used, nothing (to the LP's tolerance) where not."""
+    for c, on in used.items():
+        floor = model.money(model.problem.channels[c].min or Decimal(0))
+        if (spent[c] < floor * (1 - TOLERANCE)) if on else (spent[c] > TOLERANCE * floor):
+            return False
+    return True
 
 
 def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None,
