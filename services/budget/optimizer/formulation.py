@@ -180,9 +180,11 @@ class _Columns:
 
 
 def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | None = None,
-              elastic: bool = False) -> Formulation:
+              elastic: bool = False, spends: bool = False) -> Formulation:
     """The whole model. `exact`: the cells modelled exactly (None: every cell); the others by
-    their concave envelope."""
+    their concave envelope. `spends`: under target_roi, plans spend at least a minor unit (as
+    the elastic model's do), for the most return per unit a plan reaches
+    (`infeasibility.most_per_unit_roi`)."""
     exact_cells = frozenset(range(len(cells)) if exact is None else exact)
     columns, rows = _Columns(), _Rows()
     gates: list[tuple[Indices, Indices, Floats, int]] = []   # (segments, gates, lengths, count)
@@ -249,7 +251,7 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
         assert problem.target_roi is not None
         rows.add("target_roi", on_cell,
                  return_of[on_cell] - float(problem.target_roi) * spend_of[on_cell], ">=", 0.0)
-        if elastic and model.budget > EPS:
+        if (elastic or spends) and model.budget > EPS:
             # Spending nothing meets any target and is never target_roi's answer (`solver`), so
             # no change that leaves only that plan is one: the elastic plan spends a minor unit,
             # or SPENDS of the scaled money where that is more. The row is over that least

@@ -81,6 +81,11 @@ PAST_CAPS_COARSE = 0.5
 # Dinkelbach's rounds for the most a plan returns per unit spent (`_most_per_unit`): each
 # solves the elastic model once; two or three reach it on the trial's requests.
 ROI_ROUNDS = 6
+# A ratio told to the ratios' places is floored past floats' noise of this share of it, as the
+# solver counts a plan short of its target only past it (`solver._short_of`): a deal and 100
+# spent on a channel at 1 a unit return 700 for 200, 3.4999999999999996 in floats, and 3.499999
+# was named.
+ROI_NOISE = 1e-12
 # How long the fixes named are made smaller by whole units and checked (`_to_the_unit`), at most:
 # a check is a solve, a few milliseconds on small requests.
 SMALLEST_SECONDS = 0.5
@@ -571,12 +576,13 @@ def _named(model: ScaledProblem, form: Formulation, cells: Cells, x: Floats,
                 else _conflict(model, name, need, spent)) is not None]
 
 
-def _honest(form: Formulation, cells: Cells, seconds: float) -> Run:
-    """`form` solved, where a "min if used" channel its plan leaves unused spends within
-    HiGHS's tolerances (a dollar of a million on a curve steep near zero spend returns
-    thousands: `_plan`) solved again with those channels held at 0 and, apart, used: the
-    better plan of the two that spends no such dust, else the first."""
-    run = run_highs(form, seconds)
+def _honest(form: Formulation, cells: Cells, seconds: float, start: Floats | None = None) -> Run:
+    """`form` solved (from the column values `start` if given), where a "min if used" channel
+    its plan leaves unused spends within HiGHS's tolerances (a dollar of a million on a curve
+    steep near zero spend returns thousands: `_plan`) solved again with those channels held
+    at 0 and, apart, used: the better plan of the two that spends no such dust, else the
+    first."""
+    run = run_highs(form, seconds, start=start)
     if run.x is None:
         return run
     x = run.x
@@ -656,21 +662,25 @@ def _least_money(model: ScaledProblem, form: Formulation, cells: Cells,
 def _most_per_unit(form: Formulation, cells: Cells, plan: Floats, upper: Floats,
                    deadline: float) -> Floats:
     """The plan returning most per unit spent on the pieces, starting from `plan`, with the
-    slacks' bounds `upper` and target_roi's row dropped (Dinkelbach: at the best plan's ratio
-    t, the most return − t · spend any plan reaches is 0). Lowering target_roi to the ratio
+    columns' bounds `upper` and target_roi's row dropped (Dinkelbach: at the best plan's ratio
+    t, the most return − t · spend any plan reaches is 0; a `plan` spending nothing starts at
+    t = 0), each round's MILP started from the last round's plan where it holds every row; the
+    best plan reached where `deadline` cuts the rounds short. Lowering target_roi to the ratio
     the elastic plan reaches would be a larger change than needed: that plan spends least
     below the target (a hard min of 40,000 at 0.857 a unit, where spending the other 10,000
     on a channel at 1.2 reaches 0.926; trial 18f, k3)."""
     row_lower = form.row_lower.copy()
     row_lower[form.row_index("target_roi")] = -np.inf
     for _ in range(ROI_ROUNDS):
-        spent = float(form.spend_of @ plan)
-        if spent <= EPS or time.perf_counter() >= deadline:
+        if time.perf_counter() >= deadline:
             break
-        ratio = float(form.return_of @ plan) / spent
-        run = _honest(replace(form, maximise=True, cost=form.return_of - ratio * form.spend_of,
-                              row_lower=row_lower, col_upper=upper),
-                      cells, deadline - time.perf_counter())
+        spent = float(form.spend_of @ plan)
+        ratio = float(form.return_of @ plan) / spent if spent > EPS else 0.0
+        shaped = replace(form, maximise=True, cost=form.return_of - ratio * form.spend_of,
+                         row_lower=row_lower, col_upper=upper)
+        # The elastic plan's slacks are not among its columns: it starts nothing.
+        run = _honest(shaped, cells, deadline - time.perf_counter(),
+                      plan if shaped.feasible(plan) else None)
         if run.x is None:
             break
         better, _ = _plan(form, cells, run.x)
@@ -831,7 +841,7 @@ def _cap_fix(channel: Channel, incremental: Incremental, change: Decimal,
     return raised, Decimal(100), (cap / 2).quantize(unit, rounding=ROUND_CEILING) - previous
 
 
-def unreachable_roi(model: ScaledProblem, cells: Cells, *,
+def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
                     found_none: bool = False) -> list[Conflict]:
     """The conflict of a `target_roi` above the best return per unit spent that any plan
     spending whole minor units reaches on the true curves (empty when one reaches it). A plan's
@@ -861,10 +871,17 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, *,
     shared = share_roi_plan(model, cells)
     if shared is not None:
         # Under groups' shares the best channel alone may be no plan: what a plan holding them
-        # reaches is named instead, a figure reached (not a bound).
-        reached_roi = rounded_roi(model, cells, shared)
+        # reaches is named instead, a figure reached (not a bound). The shares' LP leaves
+        # deals and `min_if_used` channels out, the MILP's rounds do not (a user's 53 x 13
+        # request was named 4.014604 where plans buying two deals reach 4.8). A check that a
+        # change works asks only whether it does.
+        found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() else [
+            most_per_unit_roi(model, cells, shared,
+                              max(deadline, time.perf_counter() + LEAST_SECONDS))])
+        reached_roi = max((roi for roi in found if roi is not None), default=None)
         if reached_roi is not None and reached_roi < float(target) and reached_roi < bound:
-            reached = Decimal(repr(reached_roi)).quantize(RATIO_PLACES, rounding=ROUND_FLOOR)
+            reached = Decimal(repr(reached_roi * (1 + ROI_NOISE))).quantize(
+                RATIO_PLACES, rounding=ROUND_FLOOR)
             return [Conflict("target_roi", target - reached,
                              f"lower target_roi to at most {reached}: a plan holding every "
                              f"group's share returns that much per unit spent, and no channel "
@@ -888,7 +905,7 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, *,
                      f"returns more per unit spent (the best is {place})")]
 
 
-def past_best_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
+def past_best_roi(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """`unreachable_roi`'s conflict where target_roi is above the most any plan returns per
     unit spent (`_best_roi`: a bound where no channel has a hard floor), so that it is named
     before any solve: the MILP searched for a plan until the time limit (trial 18g, t7_d: a
@@ -900,7 +917,7 @@ def past_best_roi(model: ScaledProblem, cells: Cells) -> list[Conflict]:
     best, _ = _best_roi(model, cells)
     if not math.isfinite(best) or best >= float(target):
         return []
-    return unreachable_roi(model, cells)
+    return unreachable_roi(model, cells, deadline)
 
 
 def _best_roi(model: ScaledProblem, cells: Cells, *, reached: bool = False) -> tuple[float, int]:
@@ -1400,7 +1417,37 @@ def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[
 def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:
     """The return per unit spent of the plan `spend` (scaled) rounded to whole minor units as
     answered, on the true curves; None where it rounds to nothing."""
-    amounts = round_allocation(model, cells, spend).units / (
-        model.unit * 10 ** model.problem.decimals)
+    amounts = _rounded(model, cells, spend)
     spent = float(amounts.sum())
     return float(model.true_returns(cells, amounts).sum()) / spent if spent > 0 else None
+
+
+def _rounded(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
+    """The plan `spend` (scaled) rounded to whole minor units as answered, per cell (scaled)."""
+    units: Floats = np.asarray(round_allocation(model, cells, spend).units, dtype=float)
+    return units / float(model.unit * 10 ** model.problem.decimals)
+
+
+def most_per_unit_roi(model: ScaledProblem, cells: Cells, start: Floats | None,
+                      deadline: float) -> float | None:
+    """The most return per unit spent that a plan keeping every rule but target_roi reaches,
+    deals and `min_if_used` channels' choices included, as far as `deadline` lets the search
+    go: Dinkelbach's rounds on the MILP (`_most_per_unit`, from the plan `start`, per cell,
+    scaled), its plan rounded to whole minor units as answered and told on its pieces and on
+    the true curves, the less, so that the MILP of the request with target_roi lowered to it
+    holds that plan. None where the plan rounds to nothing or breaks a rule rounded.
+    A brand group {a} (1 a unit) at `min_share` 0.5 beside b (2 a unit) and a deal of 600
+    for 100: the deal and 100 on a return 3.5 a unit, where the shares' LP, without the deal,
+    reaches 1.5."""
+    form = formulate(model, cells, spends=True)
+    rules = replace(form, row_lower=form.row_lower.copy())
+    rules.row_lower[rules.row_index("target_roi")] = -np.inf
+    plan = np.zeros(len(form.cost)) if start is None else form.columns_for(cells, start)
+    found = _most_per_unit(form, cells, plan, form.col_upper, deadline)
+    amounts = _rounded(model, cells, form.cell_spend(found, len(cells)))
+    held = form.columns_for(cells, amounts)
+    spent = float(amounts.sum())
+    if spent <= 0 or not rules.feasible(held):
+        return None
+    return min(float(form.return_of @ held), float(model.true_returns(cells, amounts).sum())) \
+        / spent

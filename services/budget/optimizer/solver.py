@@ -136,7 +136,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 # makes its whole envelope model next (seconds at 200 x 26) without asking.
                 raise SolveTimeout("stopped before any plan was found")
             if problem.objective == "target_roi" and best is None and coarse is None and \
-                    (past := past_best_roi(model, cells)):
+                    (past := past_best_roi(model, cells, deadline)):
                 raise Infeasible(past)
             solution, start = _concave(model, cells, deadline, start, stop)
             if solution is not None:
@@ -320,7 +320,7 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
     `SolveTimeout` only where the time ran out, or the solve was stopped, before any of these:
     "no plan … found within 10 s" was said of plans a cent short, or of none, in a fraction
     of a second."""
-    unreachable = unreachable_roi(model, cells)
+    unreachable = unreachable_roi(model, cells, deadline)
     if unreachable:
         return Infeasible(checked(model, unreachable))
     target = model.problem.target_roi
@@ -337,7 +337,7 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
         # Naming the elastic model's changes takes a second or more: a stop is heard first.
         return SolveTimeout("stopped before any plan was found")
     found = conflicts(model, cells, deadline) or \
-        checked(model, unreachable_roi(model, cells, found_none=True))
+        checked(model, unreachable_roi(model, cells, deadline, found_none=True))
     if found or time.perf_counter() < deadline:
         return Infeasible(found)
     return SolveTimeout(f"no plan meeting target_roi found within "
@@ -348,7 +348,7 @@ def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named)."""
     return conflicts(model, cells, deadline) or \
-        checked(model, unreachable_roi(model, cells, found_none=True))
+        checked(model, unreachable_roi(model, cells, deadline, found_none=True))
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
