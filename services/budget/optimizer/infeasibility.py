@@ -873,11 +873,13 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
         # Under groups' shares the best channel alone may be no plan: what a plan holding them
         # reaches is named instead, a figure reached (not a bound). The shares' LP leaves
         # deals and `min_if_used` channels out, the MILP's rounds do not (a user's 53 x 13
-        # request was named 4.014604 where plans buying two deals reach 4.8). A check that a
-        # change works asks only whether it does.
+        # request was named 4.014604 where plans buying two deals reach 4.8). They take half
+        # the time left (LEAST_SECONDS at least): the rest of the naming follows, checks of
+        # the change applied among it. A check that a change works asks only whether it does.
+        now = time.perf_counter()
         found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() else [
             most_per_unit_roi(model, cells, shared,
-                              max(deadline, time.perf_counter() + LEAST_SECONDS))])
+                              now + max((deadline - now) / 2, LEAST_SECONDS))])
         reached_roi = max((roi for roi in found if roi is not None), default=None)
         if reached_roi is not None and reached_roi < float(target) and reached_roi < bound:
             reached = Decimal(repr(reached_roi * (1 + ROI_NOISE))).quantize(
