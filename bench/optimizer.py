@@ -26,11 +26,14 @@ as a ratio; and the API figure for both trees (that commit's whole tree runs its
 concave curves under period caps (1,000 × 52, 100 × 52, 50 × 13, `bench/shapes.py`'s six; and
 1,000 × 52 through the API);
 with `--groups-before <commit>`, for concave curves under groups' shares (200 × 4 with 20 and
-200 groups, 400 × 8 with 200).
+200 groups, 400 × 8 with 200). `--only-roi`: the best ROI named for an unreachable target_roi
+on three 50 × 13 requests with groups' shares, deals and `min_if_used` floors, its CPU seconds
+and whether the target named answers a plan.
 
     python bench/optimizer.py [--instances 60] [--skip-api] [--only-targets] [--before COMMIT] [--only-greedy]
                               [--milp-before COMMIT [--milp-cases LABEL ...]] [--only-milp]
                               [--caps-before COMMIT] [--only-caps] [--groups-before COMMIT]
+                              [--only-roi]
 """
 import argparse
 import json
@@ -59,6 +62,7 @@ from services.budget.optimizer import (
     Deal,
     Group,
     Hill,
+    Infeasible,
     Linear,
     Period,
     Points,
@@ -286,6 +290,72 @@ def hard_problem(channels: int, periods: int, deals: int, seed: int = 3,
                   min_share=Decimal("0.25"))
     return Problem(total=total, decimals=2, reserve=Reserve(percent=Decimal(10)), channels=tuple(made),
                    periods=period_list, groups=(brand,), time_limit=time_limit)
+
+
+def roi_shares_problem(target: Decimal, seed: int = 1, time_limit: float = 30.0) -> Problem:
+    """A `target_roi` request of 50 channels × 13 periods: linear, S-shaped Hill, points and
+    Hill (alpha 1) curves, every ninth a `min_if_used` floor, four deals returning 4.5-6 a
+    unit outside a brand group at `min_share` 0.4 (linear and S-curves) and a perf group at
+    `max_share` 0.3, seasonal weights, a 10 % reserve."""
+    rng = np.random.default_rng(seed)
+    made = []
+    for i in range(46):
+        kind = i % 5
+        if kind == 0:
+            response = Linear(Decimal(str(round(rng.uniform(0.8, 2.0), 2))))
+        elif kind == 1:
+            k = int(rng.integers(50_000, 200_000))
+            response = Hill(Decimal(int(k * rng.uniform(2, 4))), Decimal(k),
+                            Decimal(str(round(rng.uniform(2, 3), 2))))
+        elif kind == 2:
+            response = Points(((Decimal(0), Decimal(0)),
+                               (Decimal(40_000), Decimal(int(rng.integers(80_000, 140_000)))),
+                               (Decimal(150_000), Decimal(int(rng.integers(160_000, 260_000))))))
+        else:
+            k = int(rng.integers(50_000, 300_000))
+            response = Hill(Decimal(int(k * rng.uniform(1.5, 3.5))), Decimal(k), Decimal(1))
+        floor = i % 9 == 4
+        made.append(Channel(f"c{i}", response, max=Decimal(int(rng.integers(100_000, 500_000))),
+                            min=Decimal(int(rng.integers(20_000, 60_000))) if floor else None,
+                            min_if_used=floor))
+    for d in range(4):
+        cost = int(rng.integers(60_000, 200_000))
+        made.append(Channel(f"deal{d}", Deal(Decimal(cost),
+                                             Decimal(int(cost * rng.uniform(4.5, 6.0))))))
+    periods = tuple(Period(f"p{p}", weight=Decimal(str(round(0.8 + 0.4 * np.sin(p / 2) ** 2, 3))))
+                    for p in range(13))
+    brand = Group("brand", tuple(c.id for c in made[0:46:5]) + tuple(c.id for c in made[1:46:5]),
+                  min_share=Decimal("0.4"))
+    perf = Group("perf", tuple(c.id for c in made[3:46:5]), max_share=Decimal("0.3"))
+    return Problem(total=Decimal(5_000_000), decimals=2, reserve=Reserve(percent=Decimal(10)),
+                   channels=tuple(made), periods=periods, groups=(brand, perf),
+                   objective="target_roi", target_roi=target, time_limit=time_limit)
+
+
+def unreachable_roi_named() -> list[str]:
+    """The best ROI named for `roi_shares_problem`'s target of 8 (above every cell, refused
+    before any solve) at limits of 30 and 5 s, the CPU seconds of the 422, and whether the
+    request with that target answers a plan."""
+    lines = ["", "| 50 × 13 target_roi under shares | limit | named | CPU of the 422 | "
+                 "named target applied |", "|---|---|---|---|---|"]
+    for seed in (1, 2, 3):
+        for limit in (30.0, 5.0):
+            started = time.process_time()
+            try:
+                solve(roi_shares_problem(Decimal(8), seed, limit))
+                lines.append(f"| seed {seed} | {limit:g} s | a plan | | |")
+                continue
+            except Infeasible as refused:
+                change = next(c.change for c in refused.conflicts if c.constraint == "target_roi")
+            cpu = time.process_time() - started
+            named = Decimal(8) - change
+            try:
+                applied = solve(roi_shares_problem(named, seed, 30.0))
+                answer = f"{applied.status}, {applied.expected_return / applied.spend:.6f}"
+            except (Infeasible, SolveTimeout) as error:
+                answer = type(error).__name__
+            lines.append(f"| seed {seed} | {limit:g} s | {named} | {cpu:.2f} s | {answer} |")
+    return lines
 
 
 def s_curve_problem(channels: int, periods: int, time_limit: float) -> Problem:
@@ -798,10 +868,12 @@ def main() -> None:
                         help="only the issue's targets, on the benchmark's shapes and others")
     parser.add_argument("--only-milp", action="store_true",
                         help="only the MILP: before/after (with --milp-before) and the stop")
+    parser.add_argument("--only-roi", action="store_true",
+                        help="only the best ROI named for an unreachable target_roi under shares")
     args = parser.parse_args()
-    sections = [targets] if args.only_targets else \
+    sections = [targets] if args.only_targets else [unreachable_roi_named] if args.only_roi else \
         [] if args.only_greedy or args.only_milp or args.only_caps else \
-        [lambda: compare(args.instances), model_build, methods, targets]
+        [lambda: compare(args.instances), model_build, methods, targets, unreachable_roi_named]
     if args.caps_before:
         sections.append(lambda: period_caps_before_after(args.caps_before))
         if not args.skip_api:
@@ -816,7 +888,8 @@ def main() -> None:
         sections.append(stop_latency)
     if args.before:
         sections.append(lambda: greedy_before_after(args.before))
-    if not args.skip_api and not (args.only_milp or args.only_caps or args.only_targets):
+    if not args.skip_api and not (args.only_milp or args.only_caps or args.only_targets
+                                  or args.only_roi):
         sections.append(lambda: through_the_api(args.before))
     for section in sections:
         print("\n".join(section()), flush=True)

@@ -852,11 +852,13 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
     spend falls as the spend grows (trial 18e: a `min_if_used` points channel at 40,000 whose
     first 30,000 return 2 a unit was named 2.0 where it reaches 1.75). Where no plan can spend
     anything, no target is met: `_spending_changes` names what lets one spend. With groups'
-    shares, the ROI of `share_roi_plan`'s plan, rounded, where it is below the target and the
+    shares, the more of the ROI of `share_roi_plan`'s plan, rounded, and of the plan of
+    `most_per_unit_roi` (deals and `min_if_used` channels' choices included, within half the
+    time left before `deadline`), where it is below the target and the
     best channel's: a brand group at `min_share` 0.5 over a channel of 1 a unit beside one of
     3 named 3.0, and a target of 2.5 ended "no plan that spends found"; both now name 2.0.
-    Other plans under the shares (with deals, `min_if_used` channels, an S-curve's convex
-    part) may reach more: the figure named is reached, not a bound. A floor's figure is a
+    The figure named is reached, not a bound: the MILP's rounds may be cut short, and its
+    pieces lie below a concave curve. A floor's figure is a
     bound; the target is named lowered to what the floors' plans reach (`_best_roi`) where
     it is past the bound, or, where the solver `found_none`, past what they reach: a target
     of 1.888 on a Hill curve whose floor of 10 reaches 1.811292, under a bound of 2.68 at a
