@@ -80,6 +80,10 @@ ROOM_NOISE = 1e-6
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
 PRICE_BISECTIONS, LOWEST_PRICE = 24, 1e-12
+# `share_roi_plan` (its shares' LPs, and hundreds of plans rounded and priced) hears no deadline
+# and takes about this many times what formulating the request takes (53 x 13 with a brand
+# group: 0.96-1.34 s of CPU against 0.09-0.10 s; 3 s on a loaded machine).
+SHARE_BUILDS = 15
 
 
 def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
@@ -207,7 +211,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if problem.objective == "target_roi" and float(np.sum(solution.spend)) <= EPS < model.budget:
         # No plan that spends found on the pieces: one found on the true curves may still meet
         # the target (`_roi_plans`). Its distance from the most return is not known.
-        plans = _roi_plans(model, cells)
+        plans = _roi_plans(model, cells, started, stop)
         if plans:
             solution = replace(solution, spend=plans[0], status="feasible", gap=None)
             error = math.inf
@@ -272,27 +276,35 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 infeasibility.SOLVE = solve
 
 
-def _roi_plans(model: ScaledProblem, cells: Cells) -> list[Floats]:
+def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
+               stop: Stop | None) -> list[Floats]:
     """Plans every rule but target_roi allows, found on the true curves apart from the solver's
     pieces, which lie below a concave curve's first units and above an S-curve's convex part:
     the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
     returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`), and
-    the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`)."""
+    the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`).
+    The share plan is made only where neither stopped nor short of SHARE_BUILDS times what
+    formulating the model took before the time limit (since `started`): it hears neither."""
+    building = time.perf_counter()
     form = formulate(model, cells)
+    build = time.perf_counter() - building
     held = form.row_lower.copy()
     held[form.row_index("target_roi")] = -np.inf
     rules = replace(form, row_lower=held)
-    found = (best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
-             used_floor_plan(model, cells))
-    return [plan for plan in found if plan is not None and float(plan.sum()) > 0
-            and rules.feasible(rules.columns_for(cells, plan))]
+    best, floors, used = (best_roi_plan(model, cells), floor_plan(model, cells),
+                          used_floor_plan(model, cells))
+    left = started + model.problem.time_limit - time.perf_counter()
+    shares = None if (stop is not None and stop()) or left < SHARE_BUILDS * build else \
+        share_roi_plan(model, cells)
+    return [plan for plan in (best, shares, floors, used) if plan is not None
+            and float(plan.sum()) > 0 and rules.feasible(rules.columns_for(cells, plan))]
 
 
 def _roi_apart(model: ScaledProblem, cells: Cells, started: float,
                stop: Stop | None) -> Allocation | None:
     """The first of `_roi_plans` that meets target_roi rounded, as answered, on the true
     curves: `feasible`, its distance from the most return unknown; None where none does."""
-    for plan in _roi_plans(model, cells):
+    for plan in _roi_plans(model, cells, started, stop):
         try:
             answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None,
                                                        0.0),
