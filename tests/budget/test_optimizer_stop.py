@@ -398,3 +398,28 @@ def test_a_milp_shows_only_plans_a_stop_can_answer(missing, stop_at_first):
     assert shown and run.x is not None and checked.feasible(run.x, backends.REPORTED)
     assert run.objective is not None and run.objective >= max(shown) * (1 - 1e-12)
     assert run.status == "feasible"
+
+
+def test_a_plan_kept_from_a_run_left_behind_is_the_callers_own(monkeypatch):
+    """highspy hands each improving plan as a view of HiGHS's own memory, which its later
+    plans overwrite and which is freed when the run ends: a run left behind (under load, at the
+    limit) answered that view, read after HiGHS ended (a plan that changed under its caller,
+    NaN where freed: a `ValueError` in `math.ceil` under load). The plan kept is a copy."""
+    from services.budget.optimizer import backends
+    from services.budget.optimizer.formulation import formulate
+    from services.budget.optimizer.problem import FIRST_TOLERANCE
+    from services.budget.optimizer.scaled import ScaledProblem
+    model = ScaledProblem(s_curves_and_deals(channels=6, periods=3))
+    form = formulate(model, model.cells(FIRST_TOLERANCE))
+
+    def left_behind(highs, end, stop) -> bool:
+        highs.run()
+        return False
+    monkeypatch.setattr(backends, "run_watched", left_behind)
+    run = backends.run_highs(form, 30)
+    assert run.status == "feasible" and run.x is not None
+    assert run.x.base is None
+    kept = run.x.copy()
+    for _ in range(3):
+        backends.run_highs(form, 30)   # HiGHS's memory freed and used again
+    assert np.array_equal(run.x, kept)
