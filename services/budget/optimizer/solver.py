@@ -80,10 +80,12 @@ ROOM_NOISE = 1e-6
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
 PRICE_BISECTIONS, LOWEST_PRICE = 24, 1e-12
-# `share_roi_plan` (its shares' LPs, and hundreds of plans rounded and priced) hears no deadline
-# and takes about this many times what formulating the request takes (53 x 13 with a brand
-# group: 0.96-1.34 s of CPU against 0.09-0.10 s; 3 s on a loaded machine).
-SHARE_BUILDS = 15
+# `share_roi_plan` (its shares' LPs, and hundreds of plans rounded and priced) hears no deadline:
+# it is made only with this many seconds, plus this many times what formulating the request
+# took, left of the time limit. Its CPU against formulating's: 0.19 s against 0.005 s at
+# 12 x 4 with two groups, 0.30 / 0.013 at 20 x 4, 0.96-1.40 / 0.09-0.16 at 53 x 13 with one
+# group, 1.58 / 0.09 with four, 2.37 / 0.23 at 100 x 13 (3 s on a loaded machine at 53 x 13).
+SHARE_SECONDS, SHARE_BUILDS = 0.2, 20
 
 
 def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
@@ -283,8 +285,8 @@ def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
     the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
     returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`), and
     the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`).
-    The share plan is made only where neither stopped nor short of SHARE_BUILDS times what
-    formulating the model took before the time limit (since `started`): it hears neither."""
+    The share plan is made only unstopped and with SHARE_SECONDS and SHARE_BUILDS times what
+    formulating the model took left of the time limit (since `started`): it hears neither."""
     building = time.perf_counter()
     form = formulate(model, cells)
     build = time.perf_counter() - building
@@ -294,8 +296,9 @@ def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
     best, floors, used = (best_roi_plan(model, cells), floor_plan(model, cells),
                           used_floor_plan(model, cells))
     left = started + model.problem.time_limit - time.perf_counter()
-    shares = None if (stop is not None and stop()) or left < SHARE_BUILDS * build else \
-        share_roi_plan(model, cells)
+    in_time = left >= SHARE_SECONDS + SHARE_BUILDS * build
+    shares = share_roi_plan(model, cells) if in_time and not (stop is not None and stop()) \
+        else None
     return [plan for plan in (best, shares, floors, used) if plan is not None
             and float(plan.sum()) > 0 and rules.feasible(rules.columns_for(cells, plan))]
 
