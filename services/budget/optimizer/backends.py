@@ -98,8 +98,9 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         if abandoned.is_set():
             return   # a run left behind reports nothing after its caller answered
         bounded(event)
-        # A copy: highspy's array is a view of HiGHS's own buffer, which its next plan
-        # overwrites (a plan kept as it came became the later one that missed a row).
+        # A copy: highspy's array is a view of HiGHS's own memory, which its next plan
+        # overwrites and the run's end frees (a plan kept from a run left behind was read
+        # after HiGHS ended: changed under its caller, or garbage such as NaN).
         x = np.array(event.data_out.mip_solution, dtype=float)
         # Only a plan the answer can keep is kept and heard: one HiGHS holds within its own
         # tolerance may miss a row by more than REPORTED, and shown in a job's progress and
