@@ -134,3 +134,19 @@ def test_a_stored_plan_with_an_unreachable_target_roi_is_a_422_and_stores_nothin
     assert conflict["detail"] == "lower target_roi to at most 2.500000: no plan that spends " \
         "anything returns more per unit spent (the best is channel social)"
     assert api.ok(api.get(f"/budgets/{budget['id']}/plans"))["items"] == []
+
+
+def test_a_floor_in_periods_all_capped_at_zero_is_a_422_not_a_500(api):
+    # Capped at 0, the periods leave the channels no cells: the floor plan apart from the
+    # pieces (target_roi's, `infeasibility.floor_plan`) spread b's 500 over none, a
+    # ValueError. The fixes: b's min lowered and a cent on a with the cap raised, or the cap
+    # raised by 1,000 alone (b's 500 at 1 a unit and a's 500 at 3: 2 a unit).
+    response = api.post("/optimize", {
+        "currency": "USD", "total": "10000", "objective": "target_roi", "target_roi": "2",
+        "channels": [{"id": "a", "response": {"type": "linear", "roi": "3"}},
+                     {"id": "b", "response": {"type": "linear", "roi": "1"}, "min": "500"}],
+        "periods": [{"id": "p0", "cap": "0"}]})
+    assert response.status_code == 422, response.text
+    assert {(c["constraint"], c["change"], c["alone"]) for c in response.json()["conflicts"]} \
+        == {("min:b", "500.00", False), ("period_cap:p0", "0.02", False),
+            ("period_cap:p0", "1000.00", True)}

@@ -2,6 +2,7 @@
 public shape made without validation that still writes exactly what a validated one would."""
 import math
 import pickle
+import time
 from dataclasses import replace
 from decimal import Decimal as D
 
@@ -160,6 +161,37 @@ def test_a_concave_plans_value_is_the_true_curves_slope_where_it_spends():
     slopes = [weight * float(hill_slope(3 * float(video[p].amount), 900_000.0, 250_000.0, 0.8))
               for p, weight in ((0, 1.2), (2, 0.9))]
     assert min(slopes) < float(solved.marginal_value_of_budget) < max(slopes)
+
+
+def test_the_share_plan_apart_from_the_pieces_is_made_only_in_time_and_unstopped(monkeypatch):
+    # `share_roi_plan` hears neither a deadline nor a stop (1-3 s at 53 x 13 with a brand
+    # group): made past the limit, the answer came that much late. Here brand holds half the
+    # spend, so its 1 a unit beside tv's 3 is the plan at a target of 2 (tv alone breaks the
+    # share); once the limit is spent, or the solve stopped, it is not made, and there is none.
+    problem = Problem(total=D(10_000), decimals=2, objective="target_roi", target_roi=D(2),
+                      time_limit=30,
+                      channels=(Channel("brand", Linear(D(1))), Channel("tv", Linear(D(3)))),
+                      groups=(Group("g", ("brand",), min_share=D("0.5")),))
+    model = ScaledProblem(problem)
+    cells = model.cells(FIRST_TOLERANCE)
+    made: list[bool] = []
+    share = solver.share_roi_plan
+
+    def counted(*args):
+        made.append(True)
+        return share(*args)
+    monkeypatch.setattr(solver, "share_roi_plan", counted)
+    now = time.perf_counter()
+    assert solver._roi_apart(model, cells, now - 30, None) is None
+    assert solver._roi_apart(model, cells, now, lambda: True) is None
+    assert made == []
+    found = solver._roi_apart(model, cells, now, None)
+    assert made == [True]
+    # Half on each: 2 a unit, at any scale.
+    assert found is not None and found.status == "feasible"
+    brand, tv = found.allocations
+    assert brand.amount == tv.amount > 0
+    assert found.expected_return == 2 * found.spend
 
 
 def test_a_target_roi_plan_that_spends_nothing_is_no_answer():

@@ -86,9 +86,10 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
             highs.setOptionValue(option, value)
     if start is not None:
         _started(highs, start)
-    # The last improving plan and HiGHS's last bound, kept should HiGHS be left behind: at
-    # the limit on a loaded machine the run that is left behind is the one that made both
-    # (other shapes at 50 x 13: gap 0.19 % with its bound, 0.63 % without).
+    # The last improving plan that meets the rows and HiGHS's last bound, kept should HiGHS
+    # be left behind or end on a plan that misses a row: at the limit on a loaded machine the
+    # run that is left behind is the one that made both (other shapes at 50 x 13: gap 0.19 %
+    # with its bound, 0.63 % without).
     improved: list[Floats] = []
     bound = [math.inf]
     abandoned = threading.Event()
@@ -96,9 +97,17 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
     def improving(event: Any) -> None:
         if abandoned.is_set():
             return   # a run left behind reports nothing after its caller answered
-        x = np.asarray(event.data_out.mip_solution, dtype=float)
-        improved[:] = [x]
         bounded(event)
+        # A copy: highspy's array is a view of HiGHS's own memory, which its next plan
+        # overwrites and the run's end frees (a plan kept from a run left behind was read
+        # after HiGHS ended: changed under its caller, or garbage such as NaN).
+        x = np.array(event.data_out.mip_solution, dtype=float)
+        # Only a plan the answer can keep is kept and heard: one HiGHS holds within its own
+        # tolerance may miss a row by more than REPORTED, and shown in a job's progress and
+        # then dropped at a cancel, the job ended with no plan (result null).
+        if not form.feasible(x, REPORTED):
+            return
+        improved[:] = [x]
         if on_improve is not None:
             on_improve(x, float(event.data_out.mip_dual_bound))
 
@@ -117,16 +126,18 @@ def run_highs(form: Formulation, seconds: float, *, start: Floats | None = None,
         highs.cbMipInterrupt.subscribe(close_enough)
     if not run_watched(highs, end, stop):
         abandoned.set()
-        x = improved[0] if improved else None
-        if x is None or not form.feasible(x, REPORTED):
+        if not improved:
             return Run("none", None, None, None, None)
         known = bound[0] if math.isfinite(bound[0]) else None
-        return Run("feasible", x, float(form.cost @ x), known, None)
+        return Run("feasible", improved[0], float(form.cost @ improved[0]), known, None)
     run = _read(highs, form, relax)
     if run.x is not None and not form.feasible(run.x, REPORTED):
         # Interrupted before it checked them, HiGHS can hand back the start it was given as
-        # a plan: one that breaks a row is none.
-        return Run("none", None, None, run.bound, None)
+        # a plan, or end on one that misses a row: the last improving plan that meets them
+        # is the answer, else there is none.
+        if not improved:
+            return Run("none", None, None, run.bound, None)
+        return Run("feasible", improved[0], float(form.cost @ improved[0]), run.bound, None)
     return run
 
 

@@ -1118,7 +1118,12 @@ def _filled(cells: Cells, mine: npt.NDArray[np.intp],
     """`floor` spread over the cells `mine` as `_floor_roi` spreads it: per piece, in order of
     falling return per unit, its cell, the spend taken and its return per unit; and the
     curves' rises above their pieces."""
-    owners, lengths, gains, rises = [], [], [], 0.0
+    # Begun empty: a channel can have no cells (every period capped at 0), and its floor then
+    # no piece to fill (a target_roi request so, with a floor, answered a 500).
+    owners: list[npt.NDArray[np.intp]] = [np.zeros(0, dtype=np.intp)]
+    lengths: list[Floats] = [np.zeros(0)]
+    gains: list[Floats] = [np.zeros(0)]
+    rises = 0.0
     for i in mine.tolist():
         cell = cells[i]
         if cell.deal is not None:
