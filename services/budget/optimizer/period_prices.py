@@ -146,12 +146,16 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
-        if margin > WINDOW and answer.gap <= RESTART_GAP and not model.problem.groups:
+        if margin > WINDOW and answer.gap <= RESTART_GAP:
             # The columns were widened for the LP to meet its rows, and its row prices are
             # near the optimum's: the columns start again from the cells' segments its plan
             # holds (so the next LP has that plan), grown towards the new thresholds. Every
             # week capped (`points_all_capped`): the LP of 34,000 columns solved again with
-            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s.
+            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s. With groups
+            # too (the segments the plan holds whole are then one column at their mean slope,
+            # which returns what they do): a department's 160 x 52 first plan with its floors
+            # chosen (`bench/shapes.py`'s `department_l8`) widened to the whole curves, 48,000
+            # columns, then kept them in six more LPs (5.1 s of CPU); started again, 1.1 s.
             low, high = answer.span
             margin = WINDOW
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
