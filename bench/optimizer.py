@@ -56,7 +56,7 @@ from scipy.optimize import minimize
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.shapes import SHAPES
+from bench.shapes import SHAPES, department_l8
 from services.budget.optimizer import (
     Channel,
     Deal,
@@ -602,6 +602,8 @@ MILP_CASES = {
         lambda: _weekly_problem(150), "a first plan in a couple of seconds"),
     "weekly 200 × 52, S-curves, deals, brand group (20 s)": (
         lambda: _weekly_problem(200), "a first plan in a couple of seconds"),
+    "department L8 160 × 52, floors if used, deals, brand group (20 s)": (
+        lambda: _problem(department_l8()), "a first plan in a few seconds"),
 }
 
 

@@ -507,3 +507,37 @@ def test_the_columns_start_again_only_from_a_plan_near_the_optimum(seed, monkeyp
     assert solution is not None and solution.status == "optimal" and solution.gap < 1e-7
     _holds(model, cells, solution.spend)
     assert sum(sizes) <= 20_000
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_the_price_rounds_run_the_greedy_on_the_uncapped_periods_alike_cells_merged(
+        seed, monkeypatch):
+    # 40 channels x 12 weeks of two weights, every fourth week capped at half an even share:
+    # each channel's 9 uncapped weeks are 2 cells of their weight's, so the rounds' greedy sees
+    # at most 40 x (3 + 2) cells of 480, and finds the thresholds the greedy over every cell
+    # finds (`_merged` left out), to float noise; the plan is the whole LP's.
+    rng = np.random.default_rng(seed)
+    total = D(4_000_000)
+    periods = tuple(Period(f"w{p}", weight=D("1.5") if p % 2 else D(1),
+                           cap=total / 24 if p % 4 == 0 else None) for p in range(12))
+    problem = Problem(total=total, decimals=2, reserve=Reserve(percent=D(5)),
+                      channels=tuple(concave_channels(rng, 40)), periods=periods)
+    model, cells = _capped_model(problem)
+    curves = greedy.Curves.of(cells)
+    caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
+    seen = []
+    fill = period_prices.fill_segments
+
+    def counted(model, curves, near=None):
+        seen.append(len(curves.channel))
+        return fill(model, curves, near)
+
+    monkeypatch.setattr(period_prices, "fill_segments", counted)
+    merged, _ = period_prices._adjusted(model, curves, cells.period, caps, np.zeros(len(caps)),
+                                        None)
+    assert seen and max(seen) <= 40 * 5 < len(cells)
+    monkeypatch.setattr(period_prices, "_merged", lambda curves, period, caps: (curves, period))
+    every, _ = period_prices._adjusted(model, curves, cells.period, caps, np.zeros(len(caps)),
+                                       None)
+    np.testing.assert_allclose(merged, every, rtol=1e-9, atol=1e-12)
+    _check_against_whole_lp(problem)

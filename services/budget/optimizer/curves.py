@@ -218,29 +218,35 @@ def hill_segments(curves: Floats, relative: float, smallest: Floats | None = Non
     beta, k, alpha, upper = (curves[:, i:i + 1] for i in range(4))
     tolerance = relative * hill(upper, beta, k, alpha)[:, 0]
     narrowest = 2.0 * (np.zeros(len(curves)) if smallest is None else smallest)
-    # The grid from 0, the density at 0 taken as at the first point, and the trapezoid sums of
-    # the density along it, each written into one array (no concatenated copies).
-    grid = np.zeros((len(curves), len(_GRID) + 1))
-    np.multiply(_GRID, upper, out=grid[:, 1:])
+    # The grid from 0, the density at 0 taken as at the first point, the trapezoid sums of the
+    # density along it and the points placed on them, a few rows at a time, so that the rows'
+    # arrays stay in cache (as `_errors`): made for every curve at once, each step wrote out
+    # and read back curves × 4,000 floats (2,000 curves: 0.25 → 0.1 s of CPU beside the
+    # density).
+    grid = np.zeros((_ROWS, len(_GRID) + 1))
     density = np.empty_like(grid)
-    # A few rows at a time, so that the density's buffers stay in cache (as `_errors`).
-    for first in range(0, len(curves), _ROWS):
-        part = slice(first, first + _ROWS)
-        density[part, 1:] = _hill_density(grid[part, 1:], beta[part], k[part], alpha[part])
-    density[:, 0] = density[:, 1]
-    step = np.add(density[:, 1:], density[:, :-1])
-    step *= np.subtract(grid[:, 1:], grid[:, :-1])
-    step /= 2
     mass = np.zeros_like(grid)
-    np.cumsum(step, axis=1, out=mass[:, 1:])
-    counts = np.clip(np.ceil(mass[:, -1] / np.sqrt(8.0 * tolerance)), 1, _MAX_SEGMENTS)
     placed = []
-    for row, count in enumerate(counts.astype(int).tolist()):
-        end = mass[row, -1]
-        xs = np.interp(np.linspace(0.0, end, count + 1), mass[row], grid[row]) if end > 0 else \
-            np.array([0.0, upper[row, 0]])
-        xs[0], xs[-1] = 0.0, upper[row, 0]
-        placed.append(xs)
+    for begin in range(0, len(curves), _ROWS):
+        part = slice(begin, begin + _ROWS)
+        rows = len(upper[part])
+        points, weights, sums = grid[:rows], density[:rows], mass[:rows]
+        np.multiply(_GRID, upper[part], out=points[:, 1:])
+        weights[:, 1:] = _hill_density(points[:, 1:], beta[part], k[part], alpha[part])
+        weights[:, 0] = weights[:, 1]
+        step = np.add(weights[:, 1:], weights[:, :-1])
+        step *= np.subtract(points[:, 1:], points[:, :-1])
+        step /= 2
+        np.cumsum(step, axis=1, out=sums[:, 1:])
+        counts = np.clip(np.ceil(sums[:, -1] / np.sqrt(8.0 * tolerance[part])), 1,
+                         _MAX_SEGMENTS)
+        for row, count in enumerate(counts.astype(int).tolist()):
+            end = sums[row, -1]
+            top = upper[begin + row, 0]
+            xs = np.interp(np.linspace(0.0, end, count + 1), sums[row], points[row]) if end > 0 \
+                else np.array([0.0, top])
+            xs[0], xs[-1] = 0.0, top
+            placed.append(xs)
     # Then every curve's points at once: where the grid is denser than a unit (near 0), on
     # whole units, where plans sit; the points stay sorted (rounding keeps the order), so only
     # equal neighbours are dropped.

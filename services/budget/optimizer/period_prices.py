@@ -146,12 +146,16 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
-        if margin > WINDOW and answer.gap <= RESTART_GAP and not model.problem.groups:
+        if margin > WINDOW and answer.gap <= RESTART_GAP:
             # The columns were widened for the LP to meet its rows, and its row prices are
             # near the optimum's: the columns start again from the cells' segments its plan
             # holds (so the next LP has that plan), grown towards the new thresholds. Every
             # week capped (`points_all_capped`): the LP of 34,000 columns solved again with
-            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s.
+            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s. With groups
+            # too (the segments the plan holds whole are then one column at their mean slope,
+            # which returns what they do): a department's 160 x 52 first plan with its floors
+            # chosen (`bench/shapes.py`'s `department_l8`) widened to the whole curves, 48,000
+            # columns, then kept them in six more LPs (5.1 s of CPU); started again, 1.1 s.
             low, high = answer.span
             margin = WINDOW
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
@@ -171,6 +175,8 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     ahead), until the plan meets the caps or stops getting closer (or, with `heed`, `stop()`
     turns true); and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the
     last round's, on the curves cut more coarsely), or none."""
+    # The rounds' greedy runs on the cells merged where alike: their thresholds are the same.
+    alike, alike_period = _merged(curves, period, caps)
     missed = math.inf
     # The last round's moves of the prices: the next ones guessed from them (`_period_prices`).
     moves: Floats | None = None
@@ -182,9 +188,9 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
             break
         # Each round starts its selections at the last round's levels (the prices move less
         # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
-        fill = fill_segments(model, replace(curves, price=prices[period]), near=fill)
+        fill = fill_segments(model, replace(alike, price=prices[alike_period]), near=fill)
         levels = np.clip(fill.level, -_FAR, _FAR)
-        spent = np.bincount(period, weights=fill.spend, minlength=len(caps))
+        spent = np.bincount(alike_period, weights=fill.spend, minlength=len(caps))
         # What the plan spends over the caps, and under those it prices.
         miss = float(np.maximum(spent - caps, 0.0).sum() +
                      np.where(prices > 0, np.maximum(caps - spent, 0.0), 0.0).sum())
@@ -200,8 +206,8 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
         # The prices close in on their level about as the miss shrinks.
         guess = None if moves is None else moves * (miss / missed)
         missed = miss
-        moved = _period_prices(curves, period, levels[curves.channel] + prices[period], prices,
-                               caps, guess)
+        moved = _period_prices(alike, alike_period,
+                               levels[alike.channel] + prices[alike_period], prices, caps, guess)
         step = moved - prices
         # Prices that do not move would give this round's plan again (the trial's 1,000 × 52
         # spent its last greedy pass of five so).
@@ -217,6 +223,44 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
         moves = moved - prices
         prices = moved
     return levels[curves.channel] + prices[period], fill
+
+
+def _merged(curves: Curves, period: Indices, caps: Floats) -> tuple[Curves, Indices]:
+    """The cells with those of the uncapped periods merged where alike (the same channel, curve
+    and weight), each merged cell's segments as long as all of theirs together; and each cell's
+    period (a merged cell's: one of its uncapped ones, whose price is 0). The greedy at the
+    periods' prices gives the merged cells what the cells they stand for take together, at the
+    same levels: with one weight and 39 weeks of 52 uncapped (`near_linear`), 52,000 cells are
+    14,000 in each round."""
+    uncapped = ~np.isfinite(caps)[period]
+    weight = np.unique(curves.weight, return_inverse=True)[1].ravel()
+    alike = (curves.channel * (int(curves.first.max(initial=0)) + 1) + curves.first) * \
+        (int(weight.max(initial=0)) + 1) + weight
+    # A capped cell is its own (its period's price is its own too): a key no other has.
+    key = np.where(uncapped, alike, -1 - curves.cells)
+    _, one, times = np.unique(key, return_index=True, return_counts=True)
+    # Channel by channel, as the cells come (the greedy's selections need it).
+    order = np.argsort(one)
+    one, times = one[order], times[order]
+    first = curves.first[one]
+    many = np.flatnonzero(times > 1)
+    running, returns = curves.running, curves.returns
+    if len(many):
+        # Each curve taken `times` over: its running sums of lengths and returns times that.
+        scaled, which = np.unique(np.stack([first[many], times[many]], axis=1), axis=0,
+                                  return_inverse=True)
+        sizes = curves.size[one[many]][np.unique(which, return_index=True)[1]] + 1
+        offsets = np.cumsum(sizes) - sizes
+        at = np.repeat(scaled[:, 0], sizes) + np.arange(int(sizes.sum())) - \
+            np.repeat(offsets, sizes)
+        factor = np.repeat(scaled[:, 1], sizes).astype(float)
+        first = first.copy()
+        first[many] = len(running) + offsets[which.ravel()]
+        running = np.r_[running, running[at] * factor]
+        returns = np.r_[returns, returns[at] * factor]
+    return Curves(slopes=curves.slopes, running=running, returns=returns,
+                  start=curves.start[one], first=first, size=curves.size[one],
+                  weight=curves.weight[one], channel=curves.channel[one]), period[one]
 
 
 def _window(curves: Curves, threshold: Floats, share: float) -> tuple[Indices, Indices]:
