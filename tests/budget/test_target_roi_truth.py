@@ -171,6 +171,9 @@ def test_a_floor_split_over_weighted_periods_names_the_best_target_it_reaches():
     (1_000_000, Hill(D(50_000), D(200_000), D("0.8")), D(10), (), D("1.888"), D("1.811292")),
     (1_000_000, Hill(D(1_000), D(100), D(1)), D(20_000), (Period("p0"), Period("p1")),
      D("4.302"), D("0.049751")),
+    # Fuzzed: its only period weighs 0, so the floor returns nothing: 0 a unit, a ratio the
+    # plan reaches (it was taken for no plan, −∞, and the 422 was a 500).
+    (10_000, Linear(D(2)), D(100), (Period("p0", weight=D(0)),), D(1), D(0)),
 ])
 def test_a_floor_is_named_at_what_it_reaches(total, curve, floor, periods, target, reached):
     request = Problem(total=D(total), decimals=2, reserve=NONE, objective="target_roi",

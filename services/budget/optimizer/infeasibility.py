@@ -948,8 +948,9 @@ def _best_roi(model: ScaledProblem, cells: Cells, *, reached: bool = False) -> t
             if bound <= best:
                 rois[first] = -math.inf
                 continue
-            rois[first] = rounded_roi(model, cells, _floor_spend(model, cells, c, floors[c])) \
-                or -math.inf
+            # A floor that returns nothing reaches 0, a ratio like any other (`or` made it −∞).
+            reached_roi = rounded_roi(model, cells, _floor_spend(model, cells, c, floors[c]))
+            rois[first] = -math.inf if reached_roi is None else reached_roi
             best = max(best, float(rois[first]))
     if not len(rois):
         return -math.inf, -1

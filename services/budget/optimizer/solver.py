@@ -375,7 +375,8 @@ def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allo
     model's row let this plan (one Hill curve at a target of 3: 0.14 % more return than an
     `optimal` answer whose bound said 2e-5, trial 18f), which the bound does not count."""
     target = model.problem.target_roi
-    if target is None or answer.spend <= 0:
+    # A target of 0 never binds: no plan returns less than nothing.
+    if target is None or target <= 0 or answer.spend <= 0:
         return answer
     slack = Decimal(repr(max(ROI_BINDS, 2 * answer.approximation_error)))
     if answer.expected_return > target * answer.spend * (1 + slack):
