@@ -337,6 +337,24 @@ def test_a_change_named_many_times_too_large_is_made_the_smallest(monkeypatch):
         solve(applied(LITTLE_A_UNIT, [replace(fix, change=D("0.04"))]))
 
 
+def test_min_spend_changes_are_sized_in_the_time_kept_for_it(monkeypatch):
+    # Under min_spend each check solves for the most return (2-3 s of CPU at 30 x 8, trial 19),
+    # so the checks get what the elastic model leaves of the time limit (half at least), not
+    # SMALLEST_SECONDS: with none of those, 0.05 is still reached.
+    seconds = []
+    honest = infeasibility._honest
+
+    def timed(form, cells, given, start=None):
+        seconds.append(given)
+        return honest(form, cells, given, start)
+
+    monkeypatch.setattr(infeasibility, "_honest", timed)
+    monkeypatch.setattr(infeasibility, "SMALLEST_SECONDS", 0.0)
+    fix, = [fix for fix in enough_alone(conflicts(LITTLE_A_UNIT)) if fix.constraint == "max:a"]
+    assert fix.change == D("0.05")
+    assert max(seconds) <= LITTLE_A_UNIT.time_limit * infeasibility.SIZING_SHARE
+
+
 # A fuzzed request: c1's min of 60,000 on a curve of 0.56 a unit there, c3's same curve
 # steeper near zero, a target of 3.384. The elastic model's set, c1's min lowered by
 # 47,019.47, left the plan 4.32 short of the target applied: the set was not checked.

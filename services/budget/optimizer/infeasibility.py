@@ -89,6 +89,9 @@ ROI_NOISE = 1e-12
 # How long the fixes named are made smaller by whole units and checked (`_to_the_unit`), at most:
 # a check is a solve, a few milliseconds on small requests.
 SMALLEST_SECONDS = 0.5
+# Under min_spend, the share of the time left when conflicts are named kept from the elastic
+# model's solves for the checks that size the changes (`conflicts`).
+SIZING_SHARE = 0.5
 # Past this ratio between a change that works and one that does not, the next tried between them
 # is their geometric mean (`_to_the_unit`).
 FAR_APART = 4
@@ -134,7 +137,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     cut = cells if lifted is None else lifted
     form = formulate(model, cut, exact=None if floors else (), elastic=True)
     form.col_upper[form.slacks["budget"][0]] = 0.0
-    run = _honest(form, cut, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    # Under min_spend a change is sized by checks that each solve for the most return (2-3 s of
+    # CPU at 30 x 8): the elastic model, whose MILP may run to its limit, leaves them a share.
+    solve_by = deadline - (deadline - time.perf_counter()) * SIZING_SHARE \
+        if model.problem.objective == "min_spend" else deadline
+    run = _honest(form, cut, max(solve_by - time.perf_counter(), LEAST_SECONDS))
     # The model whose money the slacks are told in, its elastic model and cells; the request's
     # own, where a part is tried alone that does not raise the money: its curves are cut as
     # the solver cuts them, where the wider model's, cut to more money, reached a target_roi
@@ -144,10 +151,10 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # rule's slack: it earns more than one of return under a return floor, or it completes a
     # deal's lump; lowering a floor or raising a cap by as much costs less (BUDGET_PENALTY).
     lumps = any(isinstance(channel.response, Deal) for channel in model.problem.channels)
-    if run.x is not None and (floors or lumps) and time.perf_counter() < deadline:
+    if run.x is not None and (floors or lumps) and time.perf_counter() < solve_by:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
-            reached = _honest(wider[1], wider[2], max(deadline - time.perf_counter(), LEAST_SECONDS))
+            reached = _honest(wider[1], wider[2], max(solve_by - time.perf_counter(), LEAST_SECONDS))
             if reached.x is not None:
                 (told, form, cut), run = wider, reached
     raw = [] if run.x is None else _named(told, form, cut, run.x, deadline, own)
@@ -195,9 +202,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # The set applied together is checked, its return floor's part (or its one part) made
     # larger where the set does not work, and smaller where it does; each fix enough alone
     # made the smallest that works: all told on the pieces, and to the unit while
-    # SMALLEST_SECONDS last. Under min_spend the target's part is told from the plan of most
-    # return (`solver._enough_together`).
-    by = min(deadline, time.perf_counter() + SMALLEST_SECONDS)
+    # SMALLEST_SECONDS last (under min_spend, the time left: its share, SIZING_SHARE, is kept
+    # for it). Under min_spend the target's part is told from the plan of most return
+    # (`solver._enough_together`).
+    by = deadline if model.problem.objective == "min_spend" else \
+        min(deadline, time.perf_counter() + SMALLEST_SECONDS)
     together = [fix for fix in found if not fix.alone]
     targets = [fix for fix in together if fix.constraint in ("target_roi", "target_return")]
     part = targets[0] if targets else together[0] if len(together) == 1 else None
