@@ -317,6 +317,44 @@ def test_a_fix_is_the_smallest_that_works_to_the_unit(problem, rule, least, less
         solve(applied(problem, [replace(fix, change=fix.change - less)]))
 
 
+# Trial 19's ms30_8M_fixA_plus1c in small: a min_spend target 0.07 past the most return, which
+# puts a at its max (2 a unit) and b's 90,000 where it earns 0.51 a unit. Each unit moved from b
+# to a gains 1.49: raising a's max by 0.05 returns 20,000.10 + R(89,999.95) = 148,571.503…,
+# by 0.04 148,571.488…. The pieces named 7.93 (or 8.56), and stepping down from it by doubling
+# steps did not reach 0.05 in its time.
+LITTLE_A_UNIT = Problem(total=D(100_000), decimals=2, reserve=NONE, objective="min_spend",
+                        target_return=D("148571.50"), channels=(
+                            Channel("a", Linear(D(2)), max=D(10_000)),
+                            Channel("b", Hill(D(200_000), D(50_000), D(1)))))
+
+
+def test_a_change_named_many_times_too_large_is_made_the_smallest(monkeypatch):
+    monkeypatch.setattr(infeasibility, "SMALLEST_SECONDS", 30.0)
+    fix, = [fix for fix in enough_alone(conflicts(LITTLE_A_UNIT)) if fix.constraint == "max:a"]
+    assert fix.change == D("0.05")
+    assert solve(applied(LITTLE_A_UNIT, [fix])).expected_return >= D("148571.50")
+    with pytest.raises(Infeasible):
+        solve(applied(LITTLE_A_UNIT, [replace(fix, change=D("0.04"))]))
+
+
+def test_min_spend_changes_are_sized_in_the_time_kept_for_it(monkeypatch):
+    # Under min_spend each check solves for the most return (2-3 s of CPU at 30 x 8, trial 19),
+    # so the checks get what the elastic model leaves of the time limit (half at least), not
+    # SMALLEST_SECONDS: with none of those, 0.05 is still reached.
+    seconds = []
+    honest = infeasibility._honest
+
+    def timed(form, cells, given, start=None):
+        seconds.append(given)
+        return honest(form, cells, given, start)
+
+    monkeypatch.setattr(infeasibility, "_honest", timed)
+    monkeypatch.setattr(infeasibility, "SMALLEST_SECONDS", 0.0)
+    fix, = [fix for fix in enough_alone(conflicts(LITTLE_A_UNIT)) if fix.constraint == "max:a"]
+    assert fix.change == D("0.05")
+    assert max(seconds) <= LITTLE_A_UNIT.time_limit * infeasibility.SIZING_SHARE
+
+
 # A fuzzed request: c1's min of 60,000 on a curve of 0.56 a unit there, c3's same curve
 # steeper near zero, a target of 3.384. The elastic model's set, c1's min lowered by
 # 47,019.47, left the plan 4.32 short of the target applied: the set was not checked.

@@ -89,6 +89,12 @@ ROI_NOISE = 1e-12
 # How long the fixes named are made smaller by whole units and checked (`_to_the_unit`), at most:
 # a check is a solve, a few milliseconds on small requests.
 SMALLEST_SECONDS = 0.5
+# Under min_spend, the share of the time left when conflicts are named kept from the elastic
+# model's solves for the checks that size the changes (`conflicts`).
+SIZING_SHARE = 0.5
+# Past this ratio between a change that works and one that does not, the next tried between them
+# is their geometric mean (`_to_the_unit`).
+FAR_APART = 4
 # Halvings of the scale of a plan's cells down to the least money it needs (`_least_money`):
 # 1e-12 of its spend, below a cent of 1e9.
 LEAST_MONEY_HALVINGS = 40
@@ -131,7 +137,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     cut = cells if lifted is None else lifted
     form = formulate(model, cut, exact=None if floors else (), elastic=True)
     form.col_upper[form.slacks["budget"][0]] = 0.0
-    run = _honest(form, cut, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    # Under min_spend a change is sized by checks that each solve for the most return (2-3 s of
+    # CPU at 30 x 8): the elastic model, whose MILP may run to its limit, leaves them a share.
+    solve_by = deadline - (deadline - time.perf_counter()) * SIZING_SHARE \
+        if model.problem.objective == "min_spend" else deadline
+    run = _honest(form, cut, max(solve_by - time.perf_counter(), LEAST_SECONDS))
     # The model whose money the slacks are told in, its elastic model and cells; the request's
     # own, where a part is tried alone that does not raise the money: its curves are cut as
     # the solver cuts them, where the wider model's, cut to more money, reached a target_roi
@@ -141,10 +151,10 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # rule's slack: it earns more than one of return under a return floor, or it completes a
     # deal's lump; lowering a floor or raising a cap by as much costs less (BUDGET_PENALTY).
     lumps = any(isinstance(channel.response, Deal) for channel in model.problem.channels)
-    if run.x is not None and (floors or lumps) and time.perf_counter() < deadline:
+    if run.x is not None and (floors or lumps) and time.perf_counter() < solve_by:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
-            reached = _honest(wider[1], wider[2], max(deadline - time.perf_counter(), LEAST_SECONDS))
+            reached = _honest(wider[1], wider[2], max(solve_by - time.perf_counter(), LEAST_SECONDS))
             if reached.x is not None:
                 (told, form, cut), run = wider, reached
     raw = [] if run.x is None else _named(told, form, cut, run.x, deadline, own)
@@ -192,9 +202,11 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # The set applied together is checked, its return floor's part (or its one part) made
     # larger where the set does not work, and smaller where it does; each fix enough alone
     # made the smallest that works: all told on the pieces, and to the unit while
-    # SMALLEST_SECONDS last. Under min_spend the target's part is told from the plan of most
-    # return (`solver._enough_together`).
-    by = min(deadline, time.perf_counter() + SMALLEST_SECONDS)
+    # SMALLEST_SECONDS last (under min_spend, the time left: its share, SIZING_SHARE, is kept
+    # for it). Under min_spend the target's part is told from the plan of most return
+    # (`solver._enough_together`).
+    by = deadline if model.problem.objective == "min_spend" else \
+        min(deadline, time.perf_counter() + SMALLEST_SECONDS)
     together = [fix for fix in found if not fix.alone]
     targets = [fix for fix in together if fix.constraint in ("target_roi", "target_return")]
     part = targets[0] if targets else together[0] if len(together) == 1 else None
@@ -225,14 +237,16 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
 def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], deadline: float,
                  *, works: bool | None = None, first: Decimal | None = None) -> Conflict:
     """`fix`, applied with `others`, made the smallest change that works (`_works`) to the unit
-    (of money, or of a ratio's places) by `deadline`: from the named change (or from `first`,
-    a smaller one tried once where the named one works), steps that double
-    from one unit, down while it works (`works`: known to) or up until it does, then halved
-    back between the last change that worked and the last that did not. As named where no
-    change up to the whole rule (a target lowered to 0, a min to 0; money without end) was
-    found to work in time. The pieces lie below a concave curve and above an S-curve's convex
-    part: k3's min lowered by 30,036.61 alone where 30,000.00 is enough, t3's target_roi
-    named 3.999999 where 4.000000 is met."""
+    (of money, or of a ratio's places) by `deadline`: one unit tried first; then, where the
+    named change works (`works`: known to; or `first`, a smaller one tried once, does), halved
+    back between it and the unit, by ratio while they are more than FAR_APART apart; where it
+    does not, steps up from it that double from one unit until one works, then halved back.
+    As named where no change up to the whole rule (a target lowered to 0, a min to 0; money
+    without end) was found to work in time. The pieces lie below a concave curve and above an
+    S-curve's convex part: k3's min lowered by 30,036.61 alone where 30,000.00 is enough, t3's
+    target_roi named 3.999999 where 4.000000 is met, and a change that gains little a unit is
+    named many times too large (trial 19: a max raised by 373,989.06 where 0.01 is enough, a
+    min_spend target a cent past the most return)."""
     family, _, label = fix.constraint.partition(":")
     if family not in ("budget", "min", "max", "period_cap", "target_return", "target_roi") or \
             fix.detail != _resized(model, fix, fix.change).detail:
@@ -250,10 +264,19 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
         return _works(model, others + [_resized(model, fix, change)],
                       max(deadline - time.perf_counter(), LEAST_SECONDS))
 
+    # The elastic model's pieces can overstate the change by any factor (where it gains little a
+    # unit), and each check is a solve (seconds under min_spend, whose checks solve for the most
+    # return): the least change there is costs one check, where stepping down to it costs one
+    # per doubling.
+    short: Decimal | None = None
+    if fix.change > unit and time.perf_counter() < deadline:
+        if applied_works(unit):
+            return _resized(model, fix, unit)
+        short = unit
     if works is None:
         works = time.perf_counter() < deadline and applied_works(fix.change)
     good: Decimal | None = fix.change if works else None
-    bad: Decimal | None = None if works else fix.change
+    bad: Decimal | None = short if works else fix.change
     if works and first is not None and 0 < first < fix.change and applied_works(first):
         good = first
     step = unit
@@ -261,29 +284,24 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
         # The first step up is what the request so changed names lowered (`_further`): a
         # unit's doublings from 1e-6 take a solve each (0.000288 more was not reached in time).
         step = max(_further(model, others + [fix], deadline) or unit, unit)
-    while time.perf_counter() < deadline:
-        if good is not None:
-            trial = good - step
-            if trial <= 0:
-                break
-        else:
-            assert bad is not None
-            trial = bad + step if most is None else min(bad + step, most)
-            if trial == bad:
-                break
+    # Up from a change that does not work, by steps that double, until one does.
+    while good is None and time.perf_counter() < deadline:
+        assert bad is not None
+        trial = bad + step if most is None else min(bad + step, most)
+        if trial == bad:
+            break
         if applied_works(trial):
             good = trial
-            if bad is not None:
-                break
         else:
             bad = trial
-            if good is not None:
-                break
         step *= 2
     while good is not None and bad is not None and abs(good - bad) > unit and \
             time.perf_counter() < deadline:
-        middle = min(good, bad) + (abs(good - bad) / 2 / unit).to_integral_value(ROUND_FLOOR) \
-            * unit
+        low, high = min(good, bad), max(good, bad)
+        # Halved by ratio while the two are far apart: from one unit and 373,989.06, halving
+        # the difference takes 25 checks to reach 0.01, halving the ratio 4 to a factor of 4.
+        middle = (high * low).sqrt() if high > FAR_APART * low else (high + low) / 2
+        middle = (middle / unit).to_integral_value(ROUND_FLOOR) * unit
         if applied_works(middle):
             good = middle
         else:
