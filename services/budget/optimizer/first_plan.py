@@ -62,8 +62,15 @@ def envelope_plan(model: ScaledProblem, hulls: Cells, deadline: float,
         return FirstPlan(whole, start.rows, marginal)
     if stop is not None and stop():
         return None
-    fixed = _solve(model, hulls, bought, used, deadline, stop, start) or \
-        _solve(model, hulls, {}, dict.fromkeys(used, False), deadline, stop, start)
+    # With groups the solve starts at `start`'s thresholds, each cell's, not the greedy's
+    # (`period_prices.solve`): a floor chosen past what the relaxed plan spends on its channel
+    # leaves columns that cannot meet its row, widened until they do (trial 19's 150 x 52 and
+    # 200 x 52 with 9-13 floors: 77,000-99,000 columns, 3.5 s of CPU, where from the greedy's
+    # thresholds 2,100 took 0.8-1.0 s, the same plan). Without groups the start is the periods'
+    # prices, from which the greedy meets the floors itself.
+    again = start if not model.problem.groups or _held(model, spent, used) else None
+    fixed = _solve(model, hulls, bought, used, deadline, stop, again) or \
+        _solve(model, hulls, {}, dict.fromkeys(used, False), deadline, stop, again)
     return None if fixed is None else FirstPlan(fixed[0], start.rows, fixed[2])
 
 
@@ -95,8 +102,8 @@ def _solve(model: ScaledProblem, hulls: Cells, bought: dict[int, int] | None,
     whose `min` holds only if used free of it (`used` None, the LP relaxation of its binary)
     or, as `used` says, held to its `min` or shut: spend per cell, where its LP ends (its row
     prices, a deal channel's on its `max` row) and the budget's price, or None. `start`:
-    where the relaxed solve ended, which the solve with its choices fixed starts from (the
-    same cells: 100 x 26 mix took 3 LPs from the greedy)."""
+    where the relaxed solve ended, which the solve with its choices fixed may start from (the
+    same cells: 100 x 26 mix, whose deals alone are chosen, took 3 LPs from the greedy)."""
     problem = model.problem
     lower, upper = list(model.lower), list(model.upper)
     for c, channel in enumerate(problem.channels):
