@@ -301,7 +301,9 @@ class Curves:
             pivot[searching] = self.value(live[at], over[live[at]] + rank[searching]
                                           - (ends[at] - candidates[at]))
             if near is not None:
-                guess = near + offset * np.abs(near)
+                # A level of ±∞ (a channel shut, or at its floor) is no guess: it would be NaN.
+                finite = np.where(guessing, near, 0.0)
+                guess = finite + offset * np.abs(finite)
                 # Each group's guess while it lies among its candidates (else it splits none,
                 # nor would one further out).
                 guessed = guessing & (guess > bottom) & (guess < top) & ~np.isnan(pivot)
