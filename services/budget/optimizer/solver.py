@@ -31,6 +31,7 @@ from services.budget.optimizer.infeasibility import (
     conflicts,
     floor_plan,
     past_best_roi,
+    rounded_plan,
     share_roi_plan,
     unmet_shares,
     unnamed,
@@ -40,7 +41,6 @@ from services.budget.optimizer.infeasibility import (
 from services.budget.optimizer.marginal import first_unit_value
 from services.budget.optimizer.milp import Gating, solve_milp
 from services.budget.optimizer.problem import FIRST_TOLERANCE, Problem
-from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from shared.money import quantum
 
@@ -372,7 +372,7 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
     rules = _rules(model, cells)
 
     def meets(scale: float) -> Floats | None:
-        amounts: Floats = round_allocation(model, cells, spend * scale).units / to_units
+        amounts = rounded_plan(model, cells, spend * scale)
         spent = float(amounts.sum())
         if spent <= 0 or float(model.true_returns(cells, amounts).sum()) < \
                 target * spent * (1 - 1e-12) or \
