@@ -82,12 +82,17 @@ def test_a_target_the_plan_binds_is_met_by_a_plan_of_real_size():
     assert float(answer.expected_return) >= hand_plan(4.9) > 420_000
 
 
-def test_a_target_only_small_plans_meet_is_met_by_the_largest_found():
-    # At 5.15, 10 cents on each of the three returns 6.6 a unit on pts4 and about 5.56 on the
-    # others and 0 on tv: a share plan of cents, which meets the target scaled up to hundreds.
-    answer = solve(replace(BRAND_ON_AN_S_CURVE, target_roi=D("5.15")))
-    assert float(answer.spend) >= 1000
-    assert float(answer.expected_return) >= 5.15 * float(answer.spend) - 0.02
+def test_a_target_near_the_most_per_unit_is_met_by_a_plan_of_real_size():
+    # Whole cents of the shares' mix (0.03 on tv, 0.08 on dig18, 0.09 on pts4) return 5.1987 a
+    # unit, less as the mix grows. At 5.18 the first cut's MILP found no plan that spends (its
+    # pieces lie below the concave curves), the finer one's was short, and the request was
+    # refused: "lower target_roi to at most 5.179974". Either plan, scaled as far as it meets
+    # the target, spends thousands (3,138.80 the shares' mix, 5,422.40 the finer cut's).
+    answer = solve(replace(BRAND_ON_AN_S_CURVE, target_roi=D("5.18"), time_limit=2.0))
+    amounts = {a.channel: float(a.amount) for a in answer.allocations}
+    assert float(answer.spend) >= 1000 and amounts["kol"] == 0
+    assert sum(true_return(c, x) for c, x in amounts.items() if c != "kol") >= \
+        5.18 * float(answer.spend)
 
 
 # No plan reaches 2.5: brand {a} at min_share 0.5 returns 1 a unit, b at most 3 a unit, so any
@@ -112,13 +117,11 @@ def test_a_finer_cut_leaves_half_the_time_to_name_the_conflicts(monkeypatch):
             calls.append((solver.time.perf_counter(), deadline))
         return milp(model, cells, deadline, **options)
     monkeypatch.setattr(solver, "solve_milp", timed)
-    started = solver.time.perf_counter()
     with pytest.raises(Infeasible) as caught:
         solve(UNREACHABLE)
     assert "target_roi" in {c.constraint for c in caught.value.conflicts}
     (_, first), (called, finer) = calls[:2]
     assert finer - called <= (first - called) / 2 + 1e-6
-    assert first <= started + UNREACHABLE.time_limit
 
 
 def test_plans_apart_from_the_pieces_are_made_on_the_first_cut(monkeypatch):
