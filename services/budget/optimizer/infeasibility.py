@@ -1445,12 +1445,12 @@ def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[
 def rounded_roi(model: ScaledProblem, cells: Cells, spend: Floats) -> float | None:
     """The return per unit spent of the plan `spend` (scaled) rounded to whole minor units as
     answered, on the true curves; None where it rounds to nothing."""
-    amounts = _rounded(model, cells, spend)
+    amounts = rounded_plan(model, cells, spend)
     spent = float(amounts.sum())
     return float(model.true_returns(cells, amounts).sum()) / spent if spent > 0 else None
 
 
-def _rounded(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
+def rounded_plan(model: ScaledProblem, cells: Cells, spend: Floats) -> Floats:
     """The plan `spend` (scaled) rounded to whole minor units as answered, per cell (scaled)."""
     units: Floats = np.asarray(round_allocation(model, cells, spend).units, dtype=float)
     return units / float(model.unit * 10 ** model.problem.decimals)
@@ -1472,7 +1472,7 @@ def most_per_unit_roi(model: ScaledProblem, cells: Cells, start: Floats | None,
     rules.row_lower[rules.row_index("target_roi")] = -np.inf
     plan = np.zeros(len(form.cost)) if start is None else form.columns_for(cells, start)
     found = _most_per_unit(form, cells, plan, form.col_upper, deadline)
-    amounts = _rounded(model, cells, form.cell_spend(found, len(cells)))
+    amounts = rounded_plan(model, cells, form.cell_spend(found, len(cells)))
     held = form.columns_for(cells, amounts)
     spent = float(amounts.sum())
     if spent <= 0 or not rules.feasible(held):

@@ -22,7 +22,7 @@ from services.budget.optimizer.answer import (
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.formulation import formulate
+from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.infeasibility import (
     ADVICE,
     applied,
@@ -31,6 +31,7 @@ from services.budget.optimizer.infeasibility import (
     conflicts,
     floor_plan,
     past_best_roi,
+    rounded_plan,
     share_roi_plan,
     unmet_shares,
     unnamed,
@@ -61,6 +62,17 @@ REPAIRS = 4
 # A `target_roi` plan whose return per unit is within this of its target (or within twice its
 # bound) may be held by the target's row.
 ROI_BINDS = 0.01
+# After a `target_roi` plan that binds its target, a finer cut's MILP is given at most this many
+# times the round's time, and at least ROUND_LEAST seconds (within the limit).
+ROUND_TIMES, ROUND_LEAST = 4.0, 1.0
+# Naming a `target_roi` request's conflicts ends with checks of its changes applied, solves
+# of up to CHECK_SECONDS each, made past the deadline it is given: it is given one this many
+# checks before the solver's (trial 19, roi30_t2.6: the elastic model took the time up to the
+# deadline and two checks after it ended the 422 at 21.9 s of a 20 s limit).
+NAMED_CHECKS = 2
+# A `target_roi` plan is scaled (`_scaled`) by doublings or halvings, at most this many, to
+# the last that meets its target, then bisected between that and the next this many times.
+SCALE_STEPS, SCALE_BISECTIONS = 40, 24
 # A `target_roi` cut steps this many times at most on its cell's true curve (`_cut`).
 CUT_STEPS = 64
 # It passes over the plan's cells this many times at most: cutting a group's member can let a
@@ -136,7 +148,11 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     made: Cells | None = None
     # A target_roi above the most any plan returns per unit spent (`past_best_roi`).
     past: list[Conflict] = []
+    # When the next round's MILP must end: sooner than `deadline` after a plan that binds
+    # target_roi (`_roi_binds`).
+    round_by = deadline
     for _ in range(REFINEMENTS):
+        round_started = time.perf_counter()
         try:
             cells = made = model.cells(tolerance, deadline, stop)
             if stop is not None and stop():
@@ -153,14 +169,18 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 # Under target_roi the conflicts are named below, on the first cut, where a
                 # finer one finds no plan either.
                 with unnamed() if problem.objective == "target_roi" else nullcontext():
-                    solution = solve_milp(model, cells, deadline, gating=gating,
+                    solution = solve_milp(model, cells, round_by, gating=gating,
                                           warm_start=warm_start, report=report, stop=stop,
                                           target_error=TARGET_ERROR)
         except SolveTimeout:
-            if best is None and coarse is not None and not (stop is not None and stop()) and \
-                    (named := _roi_conflicts(model, coarse, deadline)):
-                # The finer cut found nothing in time: the first cut's conflicts.
-                raise Infeasible(named) from None
+            if best is None and coarse is not None and not (stop is not None and stop()):
+                # The finer cut found nothing in time: a plan on the true curves, as where it
+                # finds none (below), else the first cut's conflicts.
+                apart = _roi_apart(model, coarse, started, stop)
+                if apart is not None:
+                    return apart
+                if named := _roi_conflicts(model, coarse, deadline):
+                    raise Infeasible(named) from None
             if best is None and made is not None and problem.objective == "min_spend" and \
                     not (stop is not None and stop()):
                 # A target at the most return (as a named change sets it) asks the gated MILP
@@ -180,11 +200,20 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 if not refused.conflicts and coarse is None:
                     coarse, tolerance = cells, tolerance * ROI_FINER
                     if time.perf_counter() < deadline:
+                        # Half the time left is kept for naming the conflicts should the finer
+                        # cut find no plan either: its MILP took 11.2 s of a 20 s limit to find
+                        # none at 30 x 8 with groups (trial 19, roi30_t3.5), and the naming
+                        # after it ended at 21.7 s.
+                        round_by = time.perf_counter() + (deadline - time.perf_counter()) / 2
                         continue
                 # The pieces lie below a concave curve and above an S-curve's convex part: a
                 # plan they miss may meet the target on the true curves (`_roi_plans`), unless
                 # no plan reaches it (they took 5.3 s of a 9.5 s 422 at 50 x 13 with shares).
-                apart = None if past else _roi_apart(model, cells, started, stop)
+                # They are found on the first cut: its plans are priced on the true curves
+                # too, and the shares' LP on the finer one's envelopes (44,681 pieces at 20 x 4)
+                # took 10.4 s of CPU where the first cut's (3,552) took 0.16 s, and reached
+                # 2.579705 a unit where that reached 2.578950 (trial 19, roi20_t3).
+                apart = None if past else _roi_apart(model, coarse or cells, started, stop)
                 if apart is not None:
                     return apart
                 if not refused.conflicts and \
@@ -204,6 +233,13 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells) \
                 or time.perf_counter() >= deadline or (stop is not None and stop()):
             break
+        if _roi_binds(model, solution):
+            # Its answer has no bound (`_unbounded_where_roi_binds`), which a finer cut would
+            # not give it, only a plan returning a little more: trial 19's 20 x 4 request with
+            # a brand group over an S-curve at a target of 5 had a plan in 0.6 s, then the finer
+            # cut's MILP took 12.9 s of the 15 s limit and found nothing.
+            round_by = min(deadline, time.perf_counter() + max(
+                ROUND_LEAST, ROUND_TIMES * (time.perf_counter() - round_started)))
         tolerance *= max(0.5 * TARGET_ERROR / error, 1e-3)
     assert best is not None
     cells, solution, error = best
@@ -217,6 +253,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         # No plan that spends found on the pieces: one found on the true curves may still meet
         # the target (`_roi_plans`). Its distance from the most return is not known.
         plans = _roi_plans(model, cells, started, stop)
+        apart = _roi_apart(model, cells, started, stop, plans)
+        if apart is not None:
+            return apart
         if plans:
             solution = replace(solution, spend=plans[0], status="feasible", gap=None)
             error = math.inf
@@ -271,6 +310,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         return _most_return_cut(model, cells, started, deadline, stop)
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
+    scaled = _scaled(model, cells, solution.spend, started, stop)
+    if scaled is not None:
+        return scaled
     apart = _roi_apart(model, cells, started, stop)
     if apart is not None:
         return apart
@@ -291,11 +333,8 @@ def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
     The share plan is made only unstopped and with SHARE_SECONDS and SHARE_BUILDS times what
     formulating the model took left of the time limit (since `started`): it hears neither."""
     building = time.perf_counter()
-    form = formulate(model, cells)
+    rules = _rules(model, cells)
     build = time.perf_counter() - building
-    held = form.row_lower.copy()
-    held[form.row_index("target_roi")] = -np.inf
-    rules = replace(form, row_lower=held)
     best, floors, used = (best_roi_plan(model, cells), floor_plan(model, cells),
                           used_floor_plan(model, cells))
     left = started + model.problem.time_limit - time.perf_counter()
@@ -306,23 +345,85 @@ def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
             and float(plan.sum()) > 0 and rules.feasible(rules.columns_for(cells, plan))]
 
 
-def _roi_apart(model: ScaledProblem, cells: Cells, started: float,
-               stop: Stop | None) -> Allocation | None:
-    """The first of `_roi_plans` that meets target_roi rounded, as answered, on the true
-    curves: `feasible`, its distance from the most return unknown; None where none does."""
-    for plan in _roi_plans(model, cells, started, stop):
-        try:
-            answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None,
-                                                       0.0),
-                                math.inf, time.perf_counter() - started,
-                                stopped=stop is not None and stop())
-        except Infeasible:
-            # No split of its cents holds a group's share (`assembly`): this plan is none, the
-            # request may have another (a fuzzed share_roi_plan at 0.7 of spend by 3e-6 was
-            # answered "lower the minimum share of group g by 0.000003", no fix applied).
-            continue
-        if answer.spend > 0 and _roi_short(model, cells, answer) is None:
-            return _unbounded_where_roi_binds(model, answer)
+def _rules(model: ScaledProblem, cells: Cells) -> Formulation:
+    """The request's model with every row but target_roi's."""
+    form = formulate(model, cells)
+    held = form.row_lower.copy()
+    held[form.row_index("target_roi")] = -np.inf
+    return replace(form, row_lower=held)
+
+
+def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
+            stop: Stop | None) -> Allocation | None:
+    """The plan `spend` (per cell, scaled) at the largest scale found that meets target_roi
+    rounded, on the true curves, within every other rule (a deal stays bought whole):
+    `feasible`, its distance from the most return unknown; None where no scale found does.
+    Every curve's return grows with its spend and a concave one's return per unit falls, so
+    the largest scale that meets the target returns most of the plan's scales: doublings up
+    from a plan that meets it, halvings down from one that does not, then a bisection.
+    Where the target binds, the pieces' chords above an S-curve's convex part promise that
+    part a return its first units lack: trial 19's 20 x 4 request with a brand group at
+    `min_share` 0.15 over an S-curve and a deal, at a target of 5, had a plan of 21,869.32
+    returning 4.997377 a unit, which `_cut` cannot mend without breaking the share, and was
+    answered 0.20 spent for 1.04 (`share_roi_plan`'s plan of three cells of a few cents, which
+    scaled up is worth more: the plan of the shares' LP is the most per unit, not the most)."""
+    target = float(model.problem.target_roi or 0)
+    to_units = model.unit * 10 ** model.problem.decimals
+    rules = _rules(model, cells)
+
+    def meets(scale: float) -> Floats | None:
+        amounts = rounded_plan(model, cells, spend * scale)
+        spent = float(amounts.sum())
+        if spent <= 0 or float(model.true_returns(cells, amounts).sum()) < \
+                target * spent * (1 - 1e-12) or \
+                not rules.feasible(rules.columns_for(cells, amounts)):
+            return None
+        return amounts
+
+    # The largest scale that meets the target lies in [low, high).
+    low, plan = 1.0, meets(1.0)
+    factor = 2.0 if plan is not None else 0.5
+    for _ in range(SCALE_STEPS):
+        scale = low * factor
+        if float(spend.sum()) * scale * to_units < 1:
+            break
+        found = meets(scale)
+        if plan is not None and found is None:
+            break
+        low = scale
+        if plan is None and found is not None:
+            plan = found
+            break
+        plan = found
+    if plan is None:
+        return None
+    high = 2 * low
+    for _ in range(SCALE_BISECTIONS):
+        middle = (low + high) / 2
+        found = meets(middle)
+        low, high, plan = (middle, high, found) if found is not None else (low, middle, plan)
+    try:
+        answer = allocation(model, cells, Solution(plan, "feasible", None, "HiGHS", None, 0.0),
+                            math.inf, time.perf_counter() - started,
+                            stopped=stop is not None and stop())
+    except Infeasible:
+        # No split of its cents holds a group's share (`assembly`): this plan is none, the
+        # request may have another (a fuzzed share_roi_plan at 0.7 of spend by 3e-6 was
+        # answered "lower the minimum share of group g by 0.000003", no fix applied).
+        return None
+    if answer.spend > 0 and _roi_short(model, cells, answer) is None:
+        return _unbounded_where_roi_binds(model, answer)
+    return None
+
+
+def _roi_apart(model: ScaledProblem, cells: Cells, started: float, stop: Stop | None,
+               plans: list[Floats] | None = None) -> Allocation | None:
+    """The first of `_roi_plans` (`plans` where made already) that meets target_roi at some
+    scale, at the largest found (`_scaled`); None where none does."""
+    for plan in _roi_plans(model, cells, started, stop) if plans is None else plans:
+        answer = _scaled(model, cells, plan, started, stop)
+        if answer is not None:
+            return answer
     return None
 
 
@@ -364,9 +465,20 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
 
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
-    unreachable target (empty where neither is named)."""
-    return conflicts(model, cells, deadline) or \
-        checked(model, unreachable_roi(model, cells, deadline, found_none=True))
+    unreachable target (empty where neither is named), by NAMED_CHECKS checks before
+    `deadline`."""
+    by = deadline - NAMED_CHECKS * infeasibility.CHECK_SECONDS
+    return conflicts(model, cells, by) or \
+        checked(model, unreachable_roi(model, cells, by, found_none=True))
+
+
+def _roi_binds(model: ScaledProblem, solution: Solution) -> bool:
+    """Whether the solver's `target_roi` plan returns on its pieces within ROI_BINDS of the
+    target times its spend."""
+    target = model.problem.target_roi
+    spent = float(np.sum(solution.spend))
+    return model.problem.objective == "target_roi" and target is not None and spent > EPS and \
+        solution.model_return <= float(target) * spent * (1 + ROI_BINDS)
 
 
 def _unbounded_where_roi_binds(model: ScaledProblem, answer: Allocation) -> Allocation:
