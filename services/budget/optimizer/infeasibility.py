@@ -1240,12 +1240,14 @@ def _slopes_met(model: ScaledProblem, mine: Cells, where: npt.NDArray[np.intp],
             return
         h = 1e-6 * x
         slope = model.true_slopes(mine, x)
-        bend = (model.true_slopes(mine, x + h) - model.true_slopes(mine, x - h)) / (2 * h)
+        # A cell at 0 has h = 0, so 0 / 0: it is not `free`, and only free cells are read.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bend = (model.true_slopes(mine, x + h) - model.true_slopes(mine, x - h)) / (2 * h)
         if not (np.isfinite(slope[free]).all() and (bend[free] < 0).all()):
             return
         price = float(np.sum(slope[free] / bend[free]) / np.sum(1 / bend[free]))
         move = np.where(free, (price - slope) / np.where(free, bend, -1.0), 0.0)
-        with np.errstate(divide="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"):   # a cell that does not move
             room = np.where(move < 0, x / -move, np.where(move > 0, (upper - x) / move, np.inf))
         spend[where] = x + min(1.0, float(room.min())) * move
         if float(np.abs(move).max()) <= 1e-12:
