@@ -154,8 +154,9 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     every cap below that as a row and every curve reaching that far (`_reaching`)."""
     # Which plans are possible depends on the curves only through a return floor.
     floors = model.problem.objective in ("min_spend", "target_roi")
-    if _VERIFYING.get():
-        # A fix being tried (`_works`): that it has no plan is all that is asked.
+    if _VERIFYING.get() or given(deadline) <= 0:
+        # A fix being tried (`_works`): that it has no plan is all that is asked. Or no time
+        # is left: building the elastic model alone takes seconds under load.
         return []
     # Half the time left (or of LEAST_SECONDS) to cut the curves past their caps, the rest to
     # solve: 2,000 x 52 curves take seconds to cut.
@@ -254,16 +255,17 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # said 5.507771, and whole-unit steps from there did not reach it in time).
     target = model.problem.target_roi
     reach = None
-    if target is not None and any(fix.alone and fix.constraint == "target_roi" for fix in found):
-        reach = _reached_roi(model, cells, time.perf_counter() + given(by) / 2)
-    elif target is not None and floor in tried:
-        # Its check found no plan in time (trial 19's roi30_t2.6 and roi30_t3.5 at 30 x 8: a
-        # set named, no target): a plan apart from the pieces that keeps every other rule
-        # meets the target lowered to what it returns per unit, with no solve.
-        held = _reached_roi(model, cells, time.perf_counter() + given(by) / 2, held=True)
-        if held is not None and held < target:
-            found.append(Conflict("target_roi", target - held,
-                                  ADVICE["target_roi"].format(amount=held), alone=True))
+    if target is not None and given(by) > 0:
+        if any(fix.alone and fix.constraint == "target_roi" for fix in found):
+            reach = _reached_roi(model, cells, time.perf_counter() + given(by) / 2)
+        elif floor in tried:
+            # Its check found no plan in time (trial 19's roi30_t3.5 at 30 x 8: a set named,
+            # no target): a plan apart from the pieces that keeps every other rule meets the
+            # target lowered to what it returns per unit, with no solve.
+            held = _reached_roi(model, cells, time.perf_counter() + given(by) / 2, held=True)
+            if held is not None and held < target:
+                found.append(Conflict("target_roi", target - held,
+                                      ADVICE["target_roi"].format(amount=held), alone=True))
     first = None if target is None or reach is None else target - reach
     return [_to_the_unit(model, fix, [], by, works=True,
                          first=first if fix.constraint == "target_roi" else None)
@@ -525,6 +527,8 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
     `elastic`, told on the true curves or else on the pieces, whichever first the solver then
     finds a plan for (`_works`; it may find none for the first, under a return floor, where the
     pieces it starts from reach less: trial 18f, q4); None where neither."""
+    if given(deadline) <= 0:
+        return None
     here, shape, cells = elastic
     column = shape.slacks[rule][0]
     upper = shape.col_upper.copy()
@@ -935,7 +939,8 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
         # the time left (LEAST_SECONDS at least): the rest of the naming follows, checks of
         # the change applied among it. A check that a change works asks only whether it does.
         now = time.perf_counter()
-        found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() else [
+        found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() or not given(
+            deadline) else [
             most_per_unit_roi(model, cells, shared, now + given(now + (deadline - now) / 2))])
         reached_roi = max((roi for roi in found if roi is not None), default=None)
         if reached_roi is not None and reached_roi < float(target) and reached_roi < bound:
