@@ -169,7 +169,12 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # CPU at 30 x 8): the elastic model, whose MILP may run to its limit, leaves them a share.
     solve_by = deadline - (deadline - time.perf_counter()) * SIZING_SHARE \
         if model.problem.objective == "min_spend" else deadline
-    run = _honest(form, cut, given(solve_by))
+    seconds = given(solve_by)
+    if seconds <= 0:
+        # Its margin spent cutting the curves and building the model (each seconds of a core
+        # at load 15): HiGHS's own model would take as long again.
+        return []
+    run = _honest(form, cut, seconds)
     # The model whose money the slacks are told in, its elastic model and cells; the request's
     # own, where a part is tried alone that does not raise the money: its curves are cut as
     # the solver cuts them, where the wider model's, cut to more money, reached a target_roi

@@ -494,10 +494,12 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named), by NAMED_CHECKS checks before
-    `deadline`."""
+    `deadline`; none once the answer's margin is spent (`infeasibility.given`)."""
     by = deadline - NAMED_CHECKS * infeasibility.CHECK_SECONDS
-    return conflicts(model, cells, by) or \
-        checked(model, unreachable_roi(model, cells, by, found_none=True))
+    named = conflicts(model, cells, by)
+    if named or infeasibility.given(by) <= 0:
+        return named
+    return checked(model, unreachable_roi(model, cells, by, found_none=True))
 
 
 def _roi_binds(model: ScaledProblem, solution: Solution) -> bool:
