@@ -134,8 +134,8 @@ def test_plans_apart_from_the_pieces_are_made_on_the_first_cut(monkeypatch):
                         made.append((model.problem, cells))
                         or milp(model, cells, deadline, **options))
     monkeypatch.setattr(solver, "share_roi_plan",
-                        lambda model, cells: shared.append((model.problem, cells))
-                        or share(model, cells))
+                        lambda model, cells, by: shared.append((model.problem, cells))
+                        or share(model, cells, by))
     with pytest.raises(Infeasible):
         solve(UNREACHABLE)
     # Not the checks' solves of a change applied.
