@@ -1,0 +1,82 @@
+"""The cells `ScaledProblem.cells` gives: their arrays and curves are those of the `Cell`
+objects, which are made only when a cell is read, and the concave route reads none."""
+from decimal import Decimal as D
+
+import numpy as np
+import pytest
+
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Hill,
+    Period,
+    Problem,
+    Reserve,
+    scaled,
+    solve,
+)
+from services.budget.optimizer.assembly import PRICE_FIXED, PRICE_MOST, PRICE_PER_CELL
+from services.budget.optimizer.scaled import Cells, ScaledProblem
+from services.budget.optimizer.solver import FIRST_TOLERANCE
+from tests.budget.test_greedy import concave_channels
+
+
+def _problem(seed: int, deals: bool) -> Problem:
+    rng = np.random.default_rng(seed)
+    channels = concave_channels(rng, 12)
+    # Two channels on one curve object: their cells share its segments.
+    shared = Hill(D(400_000), D(50_000), D("0.7"))
+    channels += [Channel("s1", shared), Channel("s2", shared, max=D(3_000))]
+    if deals:
+        channels.append(Channel("d", Deal(D(20_000), D(50_000))))
+    periods = tuple(Period(f"p{p}", weight=D(str(round(rng.uniform(0.5, 1.5), 2))),
+                           cap=D(int(rng.integers(0, 400_000))) if p % 3 == 1 else None)
+                    for p in range(7))
+    return Problem(total=D(2_000_000), decimals=2, reserve=Reserve(percent=D(5)),
+                   channels=tuple(channels), periods=periods)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_cells_arrays_and_curves_match_the_cells_read(seed: int) -> None:
+    made = ScaledProblem(_problem(seed, deals=seed % 2 == 0)).cells(FIRST_TOLERANCE)
+    # The same cells read one by one, then asked for their arrays and curves afresh.
+    read = Cells(list(made))
+    assert len(read) == len(made)
+    for field in ("channel", "period", "weight", "upper", "share", "is_deal"):
+        assert np.array_equal(getattr(made, field), getattr(read, field)), field
+    distinct, curve = made.curve_of
+    assert [id(s) for s in distinct] == [id(s) for s in read.curve_of[0]]
+    assert np.array_equal(curve, read.curve_of[1])
+    assert [cell.segments for cell in read] == [distinct[i] for i in curve.tolist()]
+    assert [(id(s), m.tolist()) for s, m in made.curves] == \
+        [(id(s), m.tolist()) for s, m in read.curves]
+    # A channel's uncapped periods share one curve; the deal's cells hold None.
+    uncapped = np.flatnonzero((made.channel == 12) & (made.period % 3 != 1))
+    assert len(set(curve[uncapped].tolist())) == 1
+    assert [distinct[i] is None for i in curve.tolist()] == made.is_deal.tolist()
+
+
+def test_concave_route_reads_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Concave curves under period caps, solved within the first cut, on more cells than the
+    budget's pricing on the true curves takes (`assembly.PRICE_PER_CELL`): the cut, the priced
+    greedy, its LP, the error bound, the rounding and the answer work on the cells' arrays
+    alone (making 52,000 `Cell` objects took a quarter of each cut at 1,000 × 52)."""
+    rng = np.random.default_rng(5)
+    channels = tuple(Channel(f"c{i}", Hill(D(int(rng.integers(200_000, 900_000))),
+                                           D(int(rng.integers(50_000, 200_000))),
+                                           D(str(round(rng.uniform(0.7, 1.0), 2)))))
+                     for i in range(160))
+    problem = Problem(total=D(16_000_000), decimals=2, reserve=Reserve(percent=D(5)),
+                      channels=channels,
+                      periods=tuple(Period(f"w{w}", cap=D(200_000) if w % 4 == 1 else None)
+                                    for w in range(52)))
+    assert PRICE_FIXED + PRICE_PER_CELL * 160 * 52 > PRICE_MOST
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Cell was made")
+
+    monkeypatch.setattr(scaled.Cell, "__init__", refused)
+    answer = solve(problem)
+    assert answer.status == "optimal" and answer.solver == "greedy+highs"
+    assert answer.approximation_error <= 0.001
+    assert answer.figures.cell_amounts[:, 1::4].sum(axis=0).max() <= 20_000_000
