@@ -80,3 +80,56 @@ def test_concave_route_reads_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
     assert answer.status == "optimal" and answer.solver == "greedy+highs"
     assert answer.approximation_error <= 0.001
     assert answer.figures.cell_amounts[:, 1::4].sum(axis=0).max() <= 20_000_000
+
+
+def test_cells_are_made_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reader that stops at the first cell cut with an error (the solver's check before a
+    finer cut) makes that cell alone; the cells then read in full are the same ones."""
+    made = ScaledProblem(_problem(0, deals=False)).cells(FIRST_TOLERANCE)
+    count = 0
+    make = scaled.Cell.__init__
+
+    def counted(*args: object, **kwargs: object) -> None:
+        nonlocal count
+        count += 1
+        make(*args, **kwargs)   # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaled.Cell, "__init__", counted)
+    distinct, curve = made.curve_of
+    cut = np.array([s is not None and s.error > 0 for s in distinct])[curve]
+    assert cut.any() and not cut[0]
+    first = next(cell for cell in made if cell.segments is not None and cell.segments.error)
+    assert count == int(np.argmax(cut)) + 1
+    read = list(made)
+    assert read[int(np.argmax(cut))] is first
+    assert count == len(made) == len(read)
+    assert [cell.segments for cell in read] == [distinct[i] for i in curve.tolist()]
+
+
+def test_true_returns_kept_for_the_same_plan(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The error bound, the priced bound and the rounding's loss each ask for the solver's
+    plan's true returns: the curves are read once for it, and again for a plan changed in
+    place."""
+    model = ScaledProblem(_problem(1, deals=True))
+    cells = model.cells(FIRST_TOLERANCE)
+    spend = np.minimum(cells.upper, 0.01)
+    reads = 0
+    curve = scaled.hill
+
+    def counted(*args: object) -> object:
+        nonlocal reads
+        reads += 1
+        return curve(*args)   # type: ignore[arg-type]
+
+    monkeypatch.setattr(scaled, "hill", counted)
+    first = model.true_returns(cells, spend)
+    once = reads
+    assert once > 0
+    again = model.true_returns(cells, spend)
+    assert reads == once and np.array_equal(first, again) and again is not first
+    again[:] = 0.0
+    assert np.array_equal(model.true_returns(cells, spend), first)
+    spend[0] = 0.0
+    changed = model.true_returns(cells, spend)
+    assert reads == 2 * once and changed[0] == 0.0
+    assert np.array_equal(changed[1:], first[1:])
