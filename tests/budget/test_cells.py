@@ -1,5 +1,7 @@
 """The cells `ScaledProblem.cells` gives: their arrays and curves are those of the `Cell`
 objects, which are made only when a cell is read, and the concave route reads none."""
+import copy
+from dataclasses import replace
 from decimal import Decimal as D
 
 import numpy as np
@@ -9,6 +11,7 @@ from services.budget.optimizer import (
     Channel,
     Deal,
     Hill,
+    Linear,
     Period,
     Problem,
     Reserve,
@@ -133,3 +136,19 @@ def test_true_returns_kept_for_the_same_plan(monkeypatch: pytest.MonkeyPatch) ->
     changed = model.true_returns(cells, spend)
     assert reads == 2 * once and changed[0] == 0.0
     assert np.array_equal(changed[1:], first[1:])
+
+
+def test_true_returns_of_a_copy_with_other_curves_are_its_own() -> None:
+    """A copy of the model given other curves (as `first_plan` gives the deals' channels) reads
+    them, not the returns kept for the same cells and spend on the original's."""
+    model = ScaledProblem(_problem(2, deals=False))
+    cells = model.cells(FIRST_TOLERANCE)
+    spend = np.minimum(cells.upper, 0.01)
+    first = model.true_returns(cells, spend)
+    other = copy.copy(model)
+    other.problem = replace(model.problem, channels=tuple(
+        replace(c, response=Linear(D(2))) for c in model.problem.channels))
+    doubled = other.true_returns(cells, spend)
+    assert np.allclose(doubled, 2 * spend * cells.weight)
+    assert not np.allclose(doubled, first)
+    assert np.array_equal(model.true_returns(cells, spend), first)

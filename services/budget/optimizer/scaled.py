@@ -248,8 +248,8 @@ class ScaledProblem:
         self.index = {c.id: i for i, c in enumerate(problem.channels)}
         self.lower, self.upper = self._bounds()
         self._cache: dict[tuple[int, float, float, float], Segments] = {}
-        # The last `true_returns`: its cells, spend and returns.
-        self._returned: tuple[Cells, Floats, Floats] | None = None
+        # The last `true_returns`: its cells, problem and unit, spend and returns.
+        self._returned: tuple[tuple[Cells, Problem, float], Floats, Floats] | None = None
 
     def members(self, group: Group) -> list[int]:
         """The indices of `group`'s channels, each once: a channel listed twice (only a
@@ -391,11 +391,15 @@ class ScaledProblem:
         """Per cell, the return of `spend` on the channel's true curve for its period, scaled.
         The last answer is kept: the error bound, the priced bound and the rounding's loss each
         ask for the solver's plan's (a channel at a time: 0.03 s each at 1,000 × 52)."""
+        # Kept with the problem and unit it was read on: a copy of the model given other
+        # curves (`first_plan`'s deals bought in parts) reads its own.
+        key = (cells, self.problem, self.unit)
         last = self._returned
-        if last is not None and last[0] is cells and np.array_equal(last[1], spend):
+        if last is not None and all(a is b for a, b in zip(last[0], key)) and \
+                np.array_equal(last[1], spend):
             return last[2].copy()
         values = self._true_returns(cells, spend)
-        self._returned = cells, np.array(spend, dtype=float), values.copy()
+        self._returned = key, np.array(spend, dtype=float), values.copy()
         return values
 
     def _true_returns(self, cells: Cells, spend: Floats) -> Floats:
