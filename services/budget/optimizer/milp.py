@@ -90,7 +90,7 @@ STAGE_SHARE, SEARCH_SHARE = 0.5, 0.75
 SEARCH_COLUMNS = 60_000
 # The deals' own bound (`deal_bound`) takes at most this share of the time left before the
 # MILP, which proves the plan where it does not, is handed the rest.
-BOUND_SHARE = 0.5
+BOUND_SHARE = 0.75
 # A MILP's bound this close to a plan's objective (relative) is taken as reached.
 NOISE = 1e-12
 # The MILP stops at this share of the gap its start leaves the answer's error bound: the plan
