@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from bench.optimizer import hard_problem
-from services.budget.optimizer import deal_bound, milp, solve
+from bench.optimizer import hard_problem, mixed_problem
+from services.budget.optimizer import Problem, deal_bound, milp, solve
 from services.budget.optimizer.backends import Bounded, Run, bounding
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.scaled import Cells, ScaledProblem
@@ -18,17 +18,21 @@ from services.budget.optimizer.windows import lagrangian, prices
 
 # Steep S-curves under a brand group with three deals, period caps, 12 channels x 4 periods.
 SMALL = hard_problem(12, 4, 3, seed=1, time_limit=20)
+# Small requests of both shapes whose root LP splits a deal (seeds picked so).
+SHAPES = [SMALL, hard_problem(10, 3, 2, seed=2), hard_problem(12, 4, 3, seed=5),
+          mixed_problem(12, 3, 3, seed=9), mixed_problem(10, 4, 2, seed=2)]
+SHAPE_IDS = ["other-1", "other-2", "other-5", "mix-9", "mix-2"]
 
 
-def envelope_model() -> tuple[Formulation, Cells, deal_bound.Deals]:
-    model = ScaledProblem(SMALL)
+def envelope_model(problem: Problem = SMALL) -> tuple[Formulation, Cells, deal_bound.Deals]:
+    model = ScaledProblem(problem)
     cells = model.cells(FIRST_TOLERANCE)
     form = formulate(model, cells, exact=())       # every S-curve by its envelope, deals whole
     return form, cells, deal_bound.Deals(form, cells)
 
 
 def every_choice(deals: deal_bound.Deals) -> list[deal_bound.Fixed]:
-    """Each deal not bought or bought in one of its periods: 5 x 5 x 5 choices."""
+    """Each deal not bought or bought in one of its periods (SMALL: 5 x 5 x 5 choices)."""
     channels = sorted(deals.channels)
     options = [(None, *deals.channels[c]) for c in channels]
     return [dict(zip(channels, chosen)) for chosen in itertools.product(*options)]
@@ -43,15 +47,16 @@ def choice_optimum(form: Formulation, deals: deal_bound.Deals, fixed: deal_bound
     return run.objective if run.status == "optimal" else None
 
 
-def test_priced_bound_holds_every_choice_at_any_prices() -> None:
-    form, _, deals = envelope_model()
+@pytest.mark.parametrize("problem", SHAPES, ids=SHAPE_IDS)
+def test_priced_bound_holds_every_choice_at_any_prices(problem: Problem) -> None:
+    form, _, deals = envelope_model(problem)
     lp = bounding(form, 60.0)
     root = lp(form.col_lower, form.col_upper)
     assert root.row_dual is not None
     rng = np.random.default_rng(5)
     optima = {i: choice_optimum(form, deals, fixed, lp)
               for i, fixed in enumerate(every_choice(deals))}
-    assert sum(value is not None for value in optima.values()) > 50
+    assert sum(value is not None for value in optima.values()) > 5
     for trial in range(4):
         # The LP's prices, then each moved by up to half of itself and by noise: the bound
         # holds at any prices of the right signs, not only at the LP's.
@@ -68,15 +73,16 @@ def test_priced_bound_holds_every_choice_at_any_prices() -> None:
                 assert value >= optima[i] - 1e-9 * abs(optima[i]), (trial, fixed)
 
 
-def test_search_reaches_the_optimum_of_every_choice() -> None:
-    form, cells, deals = envelope_model()
+@pytest.mark.parametrize("problem", SHAPES, ids=SHAPE_IDS)
+def test_search_reaches_the_optimum_of_every_choice(problem: Problem) -> None:
+    form, cells, deals = envelope_model(problem)
     lp = bounding(form, 60.0)
     optimum = max(value for fixed in every_choice(deals)
                   if (value := choice_optimum(form, deals, fixed, lp)) is not None)
     root = lp(form.col_lower, form.col_upper)
     assert root.objective is not None
     # The root LP splits the deals: it is above the optimum by more than the search needs.
-    assert root.objective > optimum * (1 + 1e-3)
+    assert root.objective > optimum * (1 + 1e-4)
     # Asked to close nodes only below a plan 1 % short of the optimum (gap 0), the search
     # ends on leaves, each the optimum of its choice: the bound is the optimum itself.
     floor = optimum * 0.99
