@@ -123,9 +123,34 @@ def test_tuned_prices_bound_closer_and_still_above_every_choice() -> None:
     start = deal_bound.Priced(form, deals, prices(form, root.row_dual))
     at_lp = start.bound(form.col_lower, form.col_upper)
     tuned, value = deal_bound.tuned(start, form.col_lower, form.col_upper, optimum, optimum,
-                                    60, time.perf_counter() + 30)
+                                    60, lambda: False)
     assert value == tuned.bound(form.col_lower, form.col_upper)
     assert optimum - 1e-9 * optimum <= value <= at_lp - 0.2 * (at_lp - optimum)
     for fixed in every_choice(deals):
         if (best := choice_optimum(form, deals, fixed, lp)) is not None:
             assert tuned.bound(*deals.bounds(form, fixed)) >= best - 1e-9 * abs(best)
+
+
+def test_a_stop_ends_the_subgradient_steps(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each step prices the whole model again (50 ms at 100 x 26): stopped after the root's LP,
+    # the search answers at the root's prices, with no step taken (61 pricings before).
+    form, cells, _ = envelope_model()
+    made = []
+    priced = deal_bound.Priced
+
+    def counted(*args: object) -> deal_bound.Priced:
+        made.append(1)
+        return priced(*args)      # type: ignore[arg-type]
+    monkeypatch.setattr(deal_bound, "Priced", counted)
+    calls = []
+
+    def stop() -> bool:
+        return len(calls) > 0
+    lp = bounding(form, 60.0)
+
+    def solved(*args: object) -> Run:
+        calls.append(1)
+        return lp(*args)          # type: ignore[arg-type]
+    found = deal_bound.bound(form, form, cells, 0.0, 0.0, solved, time.perf_counter() + 60,
+                             stop)
+    assert found is not None and len(calls) == 1 and len(made) == 1

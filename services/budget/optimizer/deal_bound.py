@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer.backends import Bounded
+from services.budget.optimizer.backends import Bounded, Stop
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
@@ -229,13 +229,19 @@ class _Node:
 
 
 def bound(form: Formulation, lp_form: Formulation, cells: Cells, floor: float, gap: float,
-          solve: Bounded, until: float) -> float | None:
+          solve: Bounded, until: float, stop: Stop | None = None) -> float | None:
     """A bound on the objective of `form`'s plans (a maximisation whose only binaries that
     matter are its deals; any other is taken in parts), searched until it is within `gap` of
-    `floor` (the plan's objective) or `until` (a `time.perf_counter()` instant): None where
+    `floor` (the plan's objective) or `until` (a `time.perf_counter()` instant) or once
+    `stop()` turns true (asked between the subgradient's steps too): None where
     not even the first LP was solved. `solve` solves `lp_form`'s LP (the same request's rows
     and cells, any cut of the curves) with the column bounds given."""
     target = floor + gap * max(abs(floor), EPS)
+
+    def over() -> bool:
+        # A node's steps take 10-50 ms each (25,000-138,000 columns): 60 of them at the root
+        # would keep a cancel waiting seconds.
+        return time.perf_counter() >= until or (stop is not None and stop())
     deals, lp_deals = Deals(form, cells), Deals(lp_form, cells)
     same = lp_form is form
     rows = {name: r for r, name in enumerate(lp_form.row_names)
@@ -276,7 +282,7 @@ def bound(form: Formulation, lp_form: Formulation, cells: Cells, floor: float, g
                     node.parent.bound(lower, upper) < start.bound(lower, upper):
                 start = node.parent
             node.priced, value = tuned(start, lower, upper, floor, target,
-                                        NODE_STEPS if node.fixed else ROOT_STEPS, until)
+                                        NODE_STEPS if node.fixed else ROOT_STEPS, over)
             node.x = run.x
             node.key = -min(node.bound, value)
             if node.bound <= target:
@@ -299,7 +305,7 @@ def bound(form: Formulation, lp_form: Formulation, cells: Cells, floor: float, g
             else:
                 heapq.heappush(heap, _Node(-min(child, node.bound), next(counter), fixed,
                                            node.priced))
-        if time.perf_counter() >= until:
+        if over():
             break
     if not evaluated:
         return None
@@ -308,10 +314,10 @@ def bound(form: Formulation, lp_form: Formulation, cells: Cells, floor: float, g
 
 
 def tuned(start: Priced, lower: Floats, upper: Floats, floor: float, target: float,
-           steps: int, until: float) -> tuple[Priced, float]:
+           steps: int, over: Stop) -> tuple[Priced, float]:
     """The prices from `start` that bound the plans within `lower`, `upper` lowest, found by
     up to `steps` subgradient steps (Polyak's, towards `floor`, halved after STALL steps that
-    gain nothing), until the bound is within `target` or `until`: the LP's prices are the
+    gain nothing), until the bound is within `target` or `over()`: the LP's prices are the
     best for L(y), not for the bound that keeps the caps (at 50 x 13 other shapes, 0.33 % above
     the plan at the LP's prices, 0.04 % after 40 steps; 100 x 26: 0.61 % by L(y), 0.03 %)."""
     form, deals = start.form, start.deals
@@ -319,7 +325,7 @@ def tuned(start: Priced, lower: Floats, upper: Floats, floor: float, target: flo
     current, now = best, value
     step, stall = 1.0, 0
     for _ in range(steps):
-        if value <= target or now <= floor or time.perf_counter() >= until:
+        if value <= target or now <= floor or over():
             break
         slopes = current.slopes(lower, upper)
         norm = float(slopes @ slopes)

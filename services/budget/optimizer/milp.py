@@ -382,7 +382,7 @@ def _deal_bound(form: Formulation, lp_form: Formulation, cells: Cells,
     left = BOUND_SHARE * _left(deadline)
     solve = bounding(lp_form, left, stop, lp_form.columns_for(cells, best[0]))
     return deal_bound.bound(form, lp_form, cells, best[1], gap, solve,
-                            time.perf_counter() + left)
+                            time.perf_counter() + left, stop)
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
