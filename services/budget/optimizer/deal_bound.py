@@ -53,7 +53,7 @@ SUBSETS_UPTO = 10
 SLACK = 1e-7
 # The rows `formulate` makes for a gated cell's segments.
 _GATES = ("fill_", "open_")
-# The subgradient steps that price a node (`_tuned`): the root's, each other node's, and how
+# The subgradient steps that price a node (`tuned`): the root's, each other node's, and how
 # many steps without a gain halve the step.
 ROOT_STEPS, NODE_STEPS, STALL = 60, 10, 3
 # Each deal channel's choice: the cell it is bought in, None where it is not bought.
