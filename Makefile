@@ -8,6 +8,11 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 up: install
 	marketplan up --port $(PORT)$(if $(REPLICAS), --replicas $(REPLICAS))
 
+# One worker per core (pytest-xdist); a file's tests run on one worker, in order, so its module
+# fixtures (servers, databases) start once. The suite waits on servers and subprocesses much of
+# the time: on CI's two cores it used ~1.2 of them with one process.
+PYTEST_ARGS ?= -n auto --dist loadfile
+
 test: install
 	pytest $(PYTEST_ARGS)
 

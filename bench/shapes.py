@@ -138,7 +138,48 @@ def steep_saturated(seed: int = 22) -> dict:
     return _request(channels, periods, total, {"amount": str(total // 20)})
 
 
-SHAPES = (near_linear, scales, tiny_caps, zero_weeks, points_all_capped, steep_saturated)
+def mixed_group(seed: int = 23) -> dict:
+    """A new user's (trial 20's) concave department: 700 Hill curves of alpha 0.4–1 (a fifth
+    capped), 150 concave points curves, 150 capped linear ones, their scales
+    log-uniform over 10^4–10^6.3; a quarter of the weeks capped at 0.6–1.1 of an even share,
+    sine weights with a year-end rise; a perf group of 166 points and linear channels at
+    `max_share` 0.35; 8 % reserve. 4.7 s of CPU in process at its trial (c1000x52_pure)."""
+    rng = np.random.default_rng(seed)
+    kinds = rng.permutation(["hill"] * 700 + ["points"] * 150 + ["linear"] * 150)
+    channels, scale = [], 0.0
+    for i, kind in enumerate(kinds):
+        mag = float(10 ** rng.uniform(4, 6.3))
+        scale += mag
+        channel: dict = {"id": f"{kind[:3]}{i:04d}"}
+        if kind == "hill":
+            channel["response"] = {"type": "hill", "beta": f"{mag * rng.uniform(1.5, 5):.2f}",
+                                   "k": f"{mag:.2f}", "alpha": f"{rng.uniform(0.4, 1.0):.2f}"}
+            if rng.random() < 0.2:
+                channel["max"] = f"{mag * rng.uniform(0.4, 1.5):.2f}"
+        elif kind == "linear":
+            channel["response"] = {"type": "linear", "roi": f"{rng.uniform(0.6, 1.8):.3f}"}
+            channel["max"] = f"{mag * rng.uniform(0.3, 1.2):.2f}"
+        else:
+            xs = np.sort(rng.uniform(0.05, 2, int(rng.integers(3, 7))) * mag)
+            slopes = np.sort(rng.uniform(0.3, 4, len(xs)))[::-1]
+            ys = np.cumsum(slopes * np.diff(xs, prepend=0.0))
+            channel["response"] = {"type": "points", "points": [["0", "0"]] + [
+                [f"{x:.2f}", f"{y:.2f}"] for x, y in zip(xs, ys)]}
+        channels.append(channel)
+    total = round(scale * 0.6, 2)
+    weights = 1 + 0.35 * np.sin(2 * np.pi * np.arange(WEEKS) / WEEKS)
+    weights[-2:] += 0.4
+    periods = [{"id": f"w{w:02d}", "weight": f"{weights[w]:.3f}"}
+               | ({"cap": f"{total / WEEKS * rng.uniform(0.6, 1.1):.2f}"} if rng.random() < 0.25 else {})
+               for w in range(WEEKS)]
+    request = _request(channels, periods, 0, {"percent": "8"}) | {"total": f"{total:.2f}"}
+    request["groups"] = [{"id": "perf", "max_share": "0.35", "channels": [
+        c["id"] for c in channels if c["id"].startswith(("lin", "poi"))][:CHANNELS // 6]}]
+    return request
+
+
+SHAPES = (near_linear, scales, tiny_caps, zero_weeks, points_all_capped, steep_saturated,
+          mixed_group)
 
 
 def department_l8(seed: int = 8) -> dict:

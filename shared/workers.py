@@ -6,9 +6,11 @@ the first call would pay for those imports out of its own deadline) and each run
 solve at a time. A call gets an answer by its deadline, its `timeout` counted from the call
 (waiting for a free worker included): past it, the worker running that call alone is killed
 and a new one started in its place, so one request's timeout never touches another request's
-solve. The answer comes within `timeout`
-plus the time to kill one process (milliseconds). Closing the pool kills every worker and
-starts no new one, so a stopping service leaves no process behind.
+solve. The answer comes within `timeout` plus the time to kill one process (milliseconds);
+a call that asks for it is first stopped as a cancel would stop it, so a solver that ran past
+its own deadline (a loaded machine) still answers its best plan, within the stop's graces.
+Closing the pool kills every worker and starts no new one, so a stopping service leaves no
+process behind.
 
 A call may also follow the solve (its progress reports reach the caller while it runs) and
 stop it early (the solver returns its best answer so far; one that does not hear the stop is
@@ -151,17 +153,20 @@ class _Worker:
             raise _WorkerGone from None
 
     def call(self, function: Callable[..., Any], args: tuple[Any, ...], deadline: float,
-             progress: OnProgress | None, cancelled: IsCancelled | None) -> tuple[bool, Any]:
+             progress: OnProgress | None, cancelled: IsCancelled | None,
+             stop_at_deadline: bool) -> tuple[bool, Any]:
         """Return (True, value) or (False, the function's exception); raise TimeoutError past
-        the deadline, _StopIgnored past the graces after a stop, _WorkerGone if it died."""
-        self._send(("call", function, args, progress is not None, cancelled is not None))
+        the deadline (past the graces after the deadline's stop, with `stop_at_deadline`),
+        _StopIgnored past the graces after a cancel's stop, _WorkerGone if it died."""
+        self._send(("call", function, args, progress is not None,
+                    cancelled is not None or stop_at_deadline))
         relay = _Relay(progress)
         stopped_at: float | None = None
+        heard_by, by_deadline = 0.0, False
         heard_at: float | None = None
         while True:
             now = time.monotonic()
-            until = (deadline if stopped_at is None
-                     else min(deadline, stopped_at + STOP_GRACE_SECONDS) if heard_at is None
+            until = (deadline if stopped_at is None else heard_by if heard_at is None
                      else heard_at + ANSWER_GRACE_SECONDS)
             wait = min(until - now, relay.seconds_to_next(now),
                        POLL_SECONDS if cancelled is not None and stopped_at is None else math.inf)
@@ -177,10 +182,14 @@ class _Worker:
             now = time.monotonic()
             relay.flush(now)
             if now >= until:
-                raise TimeoutError if stopped_at is None else _StopIgnored
+                if stopped_at is None and stop_at_deadline:
+                    self._send(_STOP)
+                    stopped_at, heard_by, by_deadline = now, now + STOP_GRACE_SECONDS, True
+                    continue
+                raise TimeoutError if stopped_at is None or by_deadline else _StopIgnored
             if stopped_at is None and cancelled is not None and cancelled():
                 self._send(_STOP)
-                stopped_at = now
+                stopped_at, heard_by = now, min(deadline, now + STOP_GRACE_SECONDS)
 
     def end(self) -> None:
         """Kill the process only: a caller reading its pipes sees it gone, then kills it."""
@@ -272,7 +281,8 @@ class WorkerPool:
                                          headers={"Retry-After": "5"})
 
     def run(self, function: Callable[..., Any], *args: Any, timeout: float,
-            progress: OnProgress | None = None, cancelled: IsCancelled | None = None) -> Any:
+            progress: OnProgress | None = None, cancelled: IsCancelled | None = None,
+            stop_at_timeout: bool = False) -> Any:
         """Return function(*args) computed in a worker; raise WorkerTimeout past `timeout`
         seconds from now (the function's own exceptions are raised as they were).
 
@@ -286,6 +296,10 @@ class WorkerPool:
         its worker is killed and Cancelled raised, as it is when the cancel comes before a
         worker was free. (A deadline passing after the stop, before it was heard, raises
         Cancelled too; once heard, the answer is waited for.)
+        With `stop_at_timeout`, the function is given `stop=` too, and the timeout stops it as
+        a cancel would: the best answer it then returns is the call's answer (a solver behind
+        its own deadline, on a loaded machine, keeps the plan it has). WorkerTimeout is raised
+        where it does not hear the stop, or answer, within the same graces.
         """
         deadline = time.monotonic() + timeout
         self._acquire(timeout, deadline, cancelled)
@@ -293,7 +307,8 @@ class WorkerPool:
             for attempt in (1, 2):
                 worker = self._take()
                 try:
-                    ok, value = worker.call(function, args, deadline, progress, cancelled)
+                    ok, value = worker.call(function, args, deadline, progress, cancelled,
+                                            stop_at_timeout)
                 except TimeoutError:
                     logger.warning("a solve passed its %.1f s limit; its worker was stopped",
                                    timeout)

@@ -346,7 +346,7 @@ def solve(*, problem: optimizer.Problem, workers: WorkerPool, grace_seconds: flo
     try:
         allocation: optimizer.Allocation = workers.run(
             optimizer.solve, problem, timeout=problem.time_limit + grace_seconds,
-            progress=progress, cancelled=cancelled)
+            progress=progress, cancelled=cancelled, stop_at_timeout=True)
     except optimizer.Infeasible as infeasible:
         conflicts = infeasible.conflicts
         # The elastic model's slacks are one change: every part of it is needed, so a part

@@ -168,7 +168,7 @@ def solve(*, problem: engine.Problem, workers: WorkerPool, grace_seconds: float,
     there is none."""
     try:
         schedule = workers.run(_solve, problem, timeout=problem.time_limit + grace_seconds,
-                               progress=progress, cancelled=cancelled)
+                               progress=progress, cancelled=cancelled, stop_at_timeout=True)
     except engine.Invalid as invalid:
         fields = [(_api_field(f), d) for f, d in invalid.errors]
         raise invalid_fields([(rename(f), d) for f, d in fields] if rename else fields) from None

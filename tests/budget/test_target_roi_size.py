@@ -88,7 +88,7 @@ def test_a_target_near_the_most_per_unit_is_met_by_a_plan_of_real_size():
     # pieces lie below the concave curves), the finer one's was short, and the request was
     # refused: "lower target_roi to at most 5.179974". Either plan, scaled as far as it meets
     # the target, spends thousands (3,138.80 the shares' mix, 5,422.40 the finer cut's).
-    answer = solve(replace(BRAND_ON_AN_S_CURVE, target_roi=D("5.18"), time_limit=2.0))
+    answer = solve(replace(BRAND_ON_AN_S_CURVE, target_roi=D("5.18")))
     amounts = {a.channel: float(a.amount) for a in answer.allocations}
     assert float(answer.spend) >= 1000 and amounts["kol"] == 0
     assert sum(true_return(c, x) for c, x in amounts.items() if c != "kol") >= \
@@ -134,8 +134,8 @@ def test_plans_apart_from_the_pieces_are_made_on_the_first_cut(monkeypatch):
                         made.append((model.problem, cells))
                         or milp(model, cells, deadline, **options))
     monkeypatch.setattr(solver, "share_roi_plan",
-                        lambda model, cells: shared.append((model.problem, cells))
-                        or share(model, cells))
+                        lambda model, cells, by: shared.append((model.problem, cells))
+                        or share(model, cells, by))
     with pytest.raises(Infeasible):
         solve(UNREACHABLE)
     # Not the checks' solves of a change applied.

@@ -164,10 +164,11 @@ def test_a_concave_plans_value_is_the_true_curves_slope_where_it_spends():
 
 
 def test_the_share_plan_apart_from_the_pieces_is_made_only_in_time_and_unstopped(monkeypatch):
-    # `share_roi_plan` hears neither a deadline nor a stop (1-3 s at 53 x 13 with a brand
+    # `share_roi_plan` heard neither a deadline nor a stop (1-3 s at 53 x 13 with a brand
     # group): made past the limit, the answer came that much late. Here brand holds half the
     # spend, so its 1 a unit beside tv's 3 is the plan at a target of 2 (tv alone breaks the
-    # share); once the limit is spent, or the solve stopped, it is not made, and there is none.
+    # share); once the time for it is spent, or the solve stopped, it is not made, and there
+    # is none.
     problem = Problem(total=D(10_000), decimals=2, objective="target_roi", target_roi=D(2),
                       time_limit=30,
                       channels=(Channel("brand", Linear(D(1))), Channel("tv", Linear(D(3)))),
@@ -182,10 +183,10 @@ def test_the_share_plan_apart_from_the_pieces_is_made_only_in_time_and_unstopped
         return share(*args)
     monkeypatch.setattr(solver, "share_roi_plan", counted)
     now = time.perf_counter()
-    assert solver._roi_apart(model, cells, now - 30, None) is None
-    assert solver._roi_apart(model, cells, now, lambda: True) is None
+    assert solver._roi_apart(model, cells, now, now, None) is None
+    assert solver._roi_apart(model, cells, now, math.inf, lambda: True) is None
     assert made == []
-    found = solver._roi_apart(model, cells, now, None)
+    found = solver._roi_apart(model, cells, now, math.inf, None)
     assert made == [True]
     # Half on each: 2 a unit, at any scale.
     assert found is not None and found.status == "feasible"
@@ -203,13 +204,13 @@ def test_a_target_roi_plan_that_spends_nothing_is_no_answer():
                                                           (D(200), D(400))))),))
     model = ScaledProblem(problem)
     cells = model.cells(FIRST_TOLERANCE)
-    found = solver._roi_apart(model, cells, 0.0, None)
+    found = solver._roi_apart(model, cells, 0.0, math.inf, None)
     assert found is not None
     assert (found.status, found.spend, found.expected_return) == \
         ("feasible", D("100.00"), D("300.00"))
     # Above 3 no plan that spends reaches the target.
     above = ScaledProblem(replace(problem, target_roi=D("3.5")))
-    assert solver._roi_apart(above, cells, 0.0, None) is None
+    assert solver._roi_apart(above, cells, 0.0, math.inf, None) is None
     conflict, = solver._roi_refused(above, cells, [], math.inf, None).conflicts
     assert (conflict.constraint, conflict.change) == ("target_roi", D("0.5"))
     # With no money to spend, spending nothing is the plan.

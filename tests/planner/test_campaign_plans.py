@@ -16,7 +16,9 @@ PLANS = "/campaign-plans"
 
 
 def plan_body(name: str, **changes) -> dict:
-    body = campaign_body(name, LAUNCH) | {"budget_id": "bud_1", "ceiling": "50000.00"}
+    # The default 2 s to schedule its work is plenty alone, not on a busy machine.
+    body = campaign_body(name, LAUNCH) | {"budget_id": "bud_1", "ceiling": "50000.00",
+                                          "time_limit_seconds": 10}
     del body["owner"]
     return body | changes
 

@@ -129,6 +129,30 @@ def test_a_solve_past_its_limit_is_stopped_while_a_concurrent_one_succeeds(pool)
     assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
 
 
+def test_a_solve_past_its_timeout_is_stopped_and_answers_its_best_so_far(pool):
+    # A solver behind its own deadline (a loaded machine): stopped at the timeout as a cancel
+    # stops it, it answers the best it has instead of being killed with it.
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]  # workers ready
+    started = time.monotonic()
+    answer = pool.run(search, 1200, 0.05, timeout=1.0, stop_at_timeout=True)
+    took = time.monotonic() - started
+    print(f"stopped at {answer['best']} of 1200 steps after {took:.3f} s (timeout 1 s)")
+    assert answer["stopped"] is True and 0 < answer["best"] < 1200
+    assert took < 1.0 + workers.STOP_GRACE_SECONDS + MARGIN_SECONDS
+    # It answered, so it stays: two workers answer at once.
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
+
+
+def test_a_solve_that_does_not_hear_the_stop_at_its_timeout_is_killed(pool):
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]  # workers ready
+    pids: list[int] = []
+    with pytest.raises(WorkerTimeout):
+        pool.run(stubborn, 60, timeout=1.0, progress=lambda report: pids.append(report["pid"]),
+                 stop_at_timeout=True)
+    assert len(pids) == 1 and not alive(pids[0])
+    assert sorted(pool.run(nap, 0, timeout=30) for _ in range(2)) == [0, 0]
+
+
 def test_the_functions_own_errors_come_back_and_the_worker_stays(pool):
     pids = {pool.run(worker_pid, timeout=30) for _ in range(4)}
     with pytest.raises(ValueError, match="no plan"):

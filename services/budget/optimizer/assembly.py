@@ -2,7 +2,6 @@
 import math
 import time
 from decimal import Decimal
-from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
@@ -28,7 +27,6 @@ from shared.money import quantum
 # PRICE_MOST (after a cancel too, which the assembly does not hear): a price is worth less
 # than keeping the limit.
 PRICE_FIXED, PRICE_PER_CELL, PRICE_MOST = 0.05, 6e-5, 0.5
-_SEGMENTS = attrgetter("segments")
 
 
 def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) -> float:
@@ -43,8 +41,8 @@ def approximation_error(model: ScaledProblem, cells: Cells, solution: Solution) 
     if model.problem.objective == "min_spend" and float(np.sum(solution.spend)) <= EPS:
         return 0.0
     true = float(model.true_returns(cells, solution.spend).sum())
-    errors = np.fromiter((0.0 if segments is None else segments.error
-                          for segments in map(_SEGMENTS, cells)), dtype=float, count=len(cells))
+    distinct, curve = cells.curve_of
+    errors = np.array([0.0 if segments is None else segments.error for segments in distinct])[curve]
     rises = float(cells.weight @ errors)
     model_optimum = solution.model_return * (1 + (solution.gap or 0.0))
     bound = max(model_optimum - true + rises, 0.0)

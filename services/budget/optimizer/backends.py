@@ -243,9 +243,10 @@ def pass_model(highs: highspy.Highs, lp: highspy.HighsLp) -> None:
 Row = tuple[list[int], list[float], float, float]   # columns, coefficients, lower, upper
 
 
-def solve_rows(lp: highspy.HighsLp, rows: list[Row]) -> Floats | None:
-    """Solve `lp` (its columns set) with `rows` as its matrix: the columns' values where it
-    is solved to optimality, else None. For the small LPs built outside `Formulation`."""
+def solve_rows(lp: highspy.HighsLp, rows: list[Row], seconds: float = math.inf) -> Floats | None:
+    """Solve `lp` (its columns set) with `rows` as its matrix within `seconds`: the columns'
+    values where it is solved to optimality, else None. For the small LPs built outside
+    `Formulation`."""
     starts, index, value = [0], [], []
     for columns, coefficients, _, _ in rows:
         index += columns
@@ -259,6 +260,8 @@ def solve_rows(lp: highspy.HighsLp, rows: list[Row]) -> Floats | None:
     lp.a_matrix_.index_ = np.array(index, dtype=np.int32)
     lp.a_matrix_.value_ = np.array(value, dtype=float)
     highs = new_highs()
+    if math.isfinite(seconds):
+        highs.setOptionValue("time_limit", max(seconds, 0.01))
     pass_model(highs, lp)
     highs.run()
     if highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:

@@ -16,19 +16,17 @@ selection costs a few passes over the cells, not over the millions of segments t
 """
 from collections.abc import Callable
 from dataclasses import dataclass
-from operator import attrgetter
 
 import numpy as np
 import numpy.typing as npt
 
 from services.budget.optimizer.curves import Floats, Segments
-from services.budget.optimizer.scaled import EPS, Cell, Cells, Priced, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cells, Priced, ScaledProblem, Solution
 
 Indices = npt.NDArray[np.intp]
 Flags = npt.NDArray[np.bool_]
 # Per group, whether it holds with the amounts the cells take above its pivot.
 Settles = Callable[[Floats], Flags]
-_SEGMENTS = attrgetter("segments")
 # A guessed level is tried this far (relatively) above and below it.
 NEAR = 1e-4
 
@@ -46,7 +44,7 @@ def concave(model: ScaledProblem, cells: Cells) -> bool:
     problem = model.problem
     return (problem.objective in ("max_return", "max_profit")
             and not any(c.min_if_used and c.min is not None for c in problem.channels)
-            and all(cell.segments is not None and cell.segments.gated == 0 for cell in cells)
+            and all(seg is not None and seg.gated == 0 for seg in cells.curve_of[0])
             and all(low <= high + EPS for low, high in zip(model.lower, model.upper))
             and sum(model.lower) <= model.budget + EPS)
 
@@ -156,9 +154,8 @@ class Curves:
 
     @classmethod
     def of(cls, cells: Cells) -> "Curves":
-        ids = np.fromiter(map(id, map(_SEGMENTS, cells)), dtype=np.int64, count=len(cells))
-        _, first_cell, curve_of = np.unique(ids, return_index=True, return_inverse=True)
-        curves = [_by_falling_slope(_segments(cells[i])) for i in first_cell.tolist()]
+        distinct, curve_of = cells.curve_of
+        curves = [_by_falling_slope(_segments(segments)) for segments in distinct]
         sizes = np.array([len(lengths) for lengths, _ in curves], dtype=np.intp)
         starts = np.cumsum(sizes) - sizes
         lengths = [lengths for lengths, _ in curves]
@@ -354,9 +351,9 @@ def _by_falling_slope(segments: Segments) -> tuple[Floats, Floats]:
     return lengths[order], slopes[order]
 
 
-def _segments(cell: Cell) -> Segments:
-    assert cell.segments is not None   # `applies` admits no deal
-    return cell.segments
+def _segments(segments: Segments | None) -> Segments:
+    assert segments is not None   # `applies` admits no deal
+    return segments
 
 
 def _fill_to(curves: Curves, target: Floats, level: Floats, near: Floats | None = None,

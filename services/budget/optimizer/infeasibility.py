@@ -43,6 +43,11 @@ Elastic = tuple[ScaledProblem, Formulation, Cells]
 # Naming the conflict gets at least this long, even past the deadline: a 422 that says what to
 # change beats a timeout.
 LEAST_SECONDS = 1.0
+# ... but a 422 comes at most this long past its time limit, every step of the naming (each at
+# least LEAST_SECONDS, a check a whole solve) ending by then: at a 0.5 s limit, fuzzed
+# target_roi and min_spend requests were refused 2.3-5.1 s after they began, and trial 19's
+# roi20_t3 at a 5 s limit 5.2 s past it.
+NAMING_SECONDS = 1.0
 # `solver.solve`, handed over by `solver` once defined: a fix is solved applied (`_works`,
 # `_further`), and the solver names its conflicts with this module, which so cannot import it.
 SOLVE: Callable[[Problem], Allocation] | None = None
@@ -63,6 +68,9 @@ TINY_UNITS = 100
 # up to this many cells: it takes about 40 µs a cell (2 s at 1,000 x 52), paid by every
 # request, where the MILP's search for an unreachable target takes its whole time limit.
 PAST_BEST_CELLS = 1000
+# The instant (`time.perf_counter()`) by which the answer being made must come (`answer_by`):
+# its time limit and NAMING_SECONDS; a change checked applied is solved within its caller's.
+_LATEST: ContextVar[float] = ContextVar("latest", default=math.inf)
 # Set while a fix is solved applied (`_works`), whose own conflicts are not needed.
 _VERIFYING: ContextVar[bool] = ContextVar("verifying", default=False)
 # Set while a request with changes applied is solved for what it still lacks (`_further`),
@@ -113,6 +121,25 @@ def unnamed() -> Iterator[None]:
         _VERIFYING.reset(token)
 
 
+@contextmanager
+def answer_by(latest: float) -> Iterator[None]:
+    """Within it, naming a conflict ends by `latest` (`given`), or by the answer's own latest
+    instant where that is sooner: the solve of a change applied ends by its caller's."""
+    token = _LATEST.set(min(latest, _LATEST.get()))
+    try:
+        yield
+    finally:
+        _LATEST.reset(token)
+
+
+def given(deadline: float) -> float:
+    """The seconds a step of the naming that should end by `deadline` is given from now: at
+    least LEAST_SECONDS, but never past the answer's latest instant (`answer_by`); 0 once that
+    has passed."""
+    now = time.perf_counter()
+    return max(min(max(deadline - now, LEAST_SECONDS), _LATEST.get() - now), 0.0)
+
+
 def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """Name the constraints to relax, and by how much, with an elastic version of the model:
     every constraint of the request gets a penalised slack, and the least total slack is the
@@ -127,12 +154,13 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     every cap below that as a row and every curve reaching that far (`_reaching`)."""
     # Which plans are possible depends on the curves only through a return floor.
     floors = model.problem.objective in ("min_spend", "target_roi")
-    if _VERIFYING.get():
-        # A fix being tried (`_works`): that it has no plan is all that is asked.
+    if _VERIFYING.get() or given(deadline) <= 0:
+        # A fix being tried (`_works`): that it has no plan is all that is asked. Or no time
+        # is left: building the elastic model alone takes seconds under load.
         return []
     # Half the time left (or of LEAST_SECONDS) to cut the curves past their caps, the rest to
     # solve: 2,000 x 52 curves take seconds to cut.
-    cut_by = time.perf_counter() + max(deadline - time.perf_counter(), LEAST_SECONDS) / 2
+    cut_by = time.perf_counter() + given(deadline) / 2
     lifted = _past_caps(model, cells, cut_by, floors)
     cut = cells if lifted is None else lifted
     form = formulate(model, cut, exact=None if floors else (), elastic=True)
@@ -141,7 +169,12 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # CPU at 30 x 8): the elastic model, whose MILP may run to its limit, leaves them a share.
     solve_by = deadline - (deadline - time.perf_counter()) * SIZING_SHARE \
         if model.problem.objective == "min_spend" else deadline
-    run = _honest(form, cut, max(solve_by - time.perf_counter(), LEAST_SECONDS))
+    seconds = given(solve_by)
+    if seconds <= 0:
+        # Its margin spent cutting the curves and building the model (each seconds of a core
+        # at load 15): HiGHS's own model would take as long again.
+        return []
+    run = _honest(form, cut, seconds)
     # The model whose money the slacks are told in, its elastic model and cells; the request's
     # own, where a part is tried alone that does not raise the money: its curves are cut as
     # the solver cuts them, where the wider model's, cut to more money, reached a target_roi
@@ -154,7 +187,7 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     if run.x is not None and (floors or lumps) and time.perf_counter() < solve_by:
         wider = _reaching(model, float(form.cost @ run.x), cut_by, floors)
         if wider is not None:
-            reached = _honest(wider[1], wider[2], max(solve_by - time.perf_counter(), LEAST_SECONDS))
+            reached = _honest(wider[1], wider[2], given(solve_by))
             if reached.x is not None:
                 (told, form, cut), run = wider, reached
     raw = [] if run.x is None else _named(told, form, cut, run.x, deadline, own)
@@ -226,8 +259,18 @@ def conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Confl
     # lowered alone is tried at that figure first (t2b_hardmin_w: 5.509194 where the pieces
     # said 5.507771, and whole-unit steps from there did not reach it in time).
     target = model.problem.target_roi
-    reach = _reached_roi(model, cells) if target is not None and any(
-        fix.alone and fix.constraint == "target_roi" for fix in found) else None
+    reach = None
+    if target is not None and given(by) > 0:
+        if any(fix.alone and fix.constraint == "target_roi" for fix in found):
+            reach = _reached_roi(model, cells, time.perf_counter() + given(by) / 2)
+        elif floor in tried:
+            # Its check found no plan in time (trial 19's roi30_t3.5 at 30 x 8: a set named,
+            # no target): a plan apart from the pieces that keeps every other rule meets the
+            # target lowered to what it returns per unit, with no solve.
+            held = _reached_roi(model, cells, time.perf_counter() + given(by) / 2, held=True)
+            if held is not None and held < target:
+                found.append(Conflict("target_roi", target - held,
+                                      ADVICE["target_roi"].format(amount=held), alone=True))
     first = None if target is None or reach is None else target - reach
     return [_to_the_unit(model, fix, [], by, works=True,
                          first=first if fix.constraint == "target_roi" else None)
@@ -261,8 +304,7 @@ def _to_the_unit(model: ScaledProblem, fix: Conflict, others: list[Conflict], de
     def applied_works(change: Decimal) -> bool:
         # A check begun is given LEAST_SECONDS at least: cut short, a change that works would
         # be taken for one that does not.
-        return _works(model, others + [_resized(model, fix, change)],
-                      max(deadline - time.perf_counter(), LEAST_SECONDS))
+        return _works(model, others + [_resized(model, fix, change)], given(deadline))
 
     # The elastic model's pieces can overstate the change by any factor (where it gains little a
     # unit), and each check is a solve (seconds under min_spend, whose checks solve for the most
@@ -325,16 +367,16 @@ def checked(model: ScaledProblem, found: list[Conflict], *,
     further by what it names lowered (its pieces, the cents and the rules no change touched can
     keep a plan short of a figure told on the best channel, or on the elastic plan: a set of a
     min lowered and a cap raised was 0.001324 a unit short), and kept where that works.
-    As named where it does not, or CHECK_SECONDS pass first."""
+    As named where it does not, or CHECK_SECONDS (or the answer's latest instant) pass first."""
     if model.problem.objective != "target_roi" or _VERIFYING.get() or _CHASING.get():
         return found
-    deadline = time.perf_counter() + CHECK_SECONDS
+    deadline = min(time.perf_counter() + CHECK_SECONDS, _LATEST.get())
     together = [fix for fix in found if not fix.alone]
     kept = list(found)
     alone = [] if sets_only else [[fix] for fix in found
                                   if fix.alone and fix.constraint == "target_roi"]
     for fixes in alone + ([together] if together else []):
-        if time.perf_counter() >= deadline or _works(model, fixes, LEAST_SECONDS):
+        if time.perf_counter() >= deadline or _works(model, fixes, given(deadline)):
             continue
         more = _further(model, fixes, deadline)
         if more is None:
@@ -344,7 +386,7 @@ def checked(model: ScaledProblem, found: list[Conflict], *,
                   for fix in fixes]
         if not lowered:
             fitted.append(_resized(model, Conflict("target_roi", Decimal(0), ""), more))
-        if not _works(model, fitted, LEAST_SECONDS):
+        if not _works(model, fitted, given(deadline)):
             continue
         kept = [fix for fix in kept if fix not in fixes] + fitted
     return kept
@@ -410,13 +452,14 @@ def _named_applied(model: ScaledProblem, fixes: list[Conflict],
                    deadline: float) -> list[Conflict] | None:
     """The changes the request with `fixes` applied names, its own not checked (`_CHASING`);
     [] where it has a plan, None where a fix cannot be applied or no answer came by `deadline`
-    (at least LEAST_SECONDS)."""
+    (at least LEAST_SECONDS, within the answer's latest instant)."""
     changed = _applied_all(model, fixes)
-    if changed is None:
+    seconds = given(deadline)
+    if changed is None or seconds <= 0:
         return None
     token = _CHASING.set(True)
     try:
-        _solve(replace(changed, time_limit=max(deadline - time.perf_counter(), LEAST_SECONDS)))
+        _solve(replace(changed, time_limit=seconds))
     except Infeasible as refused:
         return refused.conflicts
     except (SolveTimeout, TooSteep):
@@ -467,7 +510,7 @@ def _left_unused(model: ScaledProblem, incremental: Incremental, floors: bool,
     # unused.
     mine = (form.cell_of >= 0) & np.isin(cells.channel[np.maximum(form.cell_of, 0)], held)
     form.cost = np.where(mine, -form.spend_of if form.maximise else form.spend_of, 0.0)
-    run = run_highs(form, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    run = run_highs(form, given(deadline))
     if run.x is None:
         return None
     spent = np.bincount(cells.channel, weights=form.cell_spend(run.x, len(cells)),
@@ -489,12 +532,14 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
     `elastic`, told on the true curves or else on the pieces, whichever first the solver then
     finds a plan for (`_works`; it may find none for the first, under a return floor, where the
     pieces it starts from reach less: trial 18f, q4); None where neither."""
+    if given(deadline) <= 0:
+        return None
     here, shape, cells = elastic
     column = shape.slacks[rule][0]
     upper = shape.col_upper.copy()
     upper[[other for other, _ in shape.slacks.values() if other != column]] = 0.0
     only = replace(shape, col_upper=upper)
-    run = _honest(only, cells, max(deadline - time.perf_counter(), LEAST_SECONDS))
+    run = _honest(only, cells, given(deadline))
     if run.x is None:
         return None
     incremental = model.problem.incremental
@@ -502,8 +547,7 @@ def _alone(model: ScaledProblem, rule: str, elastic: Elastic,
         named = _named(here, only, cells, run.x, deadline, tight=tight)
         if incremental is not None:
             named = named_as_set(model, incremental, named)
-        if len(named) == 1 and _works(model, named, max(deadline - time.perf_counter(),
-                                                        LEAST_SECONDS)):
+        if len(named) == 1 and _works(model, named, given(deadline)):
             return replace(named[0], alone=True)
     return None
 
@@ -547,9 +591,10 @@ def applied(problem: Problem, reserve: Decimal, fix: Conflict) -> Problem | None
 def _works(model: ScaledProblem, fixes: list[Conflict], seconds: float) -> bool:
     """Whether the request with `fixes` applied has a plan, found by the solver within
     `seconds` (its rounded amounts hold every group's share to the cent, or the solver
-    refuses it: `assembly`); false where a change cannot be applied (`applied`)."""
+    refuses it: `assembly`); false where a change cannot be applied (`applied`) or no time is
+    left (`given`)."""
     changed = _applied_all(model, fixes)
-    if changed is None:
+    if changed is None or seconds <= 0:
         return False
     token = _VERIFYING.set(True)
     try:
@@ -888,7 +933,9 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
         return _spending_changes(model)
     bound = best
     best, where = _best_roi(model, cells, reached=True)
-    shared = share_roi_plan(model, cells)
+    # The shares' plan and the MILP's rounds share half the time left (LEAST_SECONDS at least).
+    now = time.perf_counter()
+    shared = share_roi_plan(model, cells, now + given(now + (deadline - now) / 4))
     if shared is not None:
         # Under groups' shares the best channel alone may be no plan: what a plan holding them
         # reaches is named instead, a figure reached (not a bound). The shares' LP leaves
@@ -897,9 +944,9 @@ def unreachable_roi(model: ScaledProblem, cells: Cells, deadline: float, *,
         # the time left (LEAST_SECONDS at least): the rest of the naming follows, checks of
         # the change applied among it. A check that a change works asks only whether it does.
         now = time.perf_counter()
-        found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() else [
-            most_per_unit_roi(model, cells, shared,
-                              now + max((deadline - now) / 2, LEAST_SECONDS))])
+        found = [rounded_roi(model, cells, shared)] + ([] if _VERIFYING.get() or not given(
+            deadline) else [
+            most_per_unit_roi(model, cells, shared, now + given(now + (deadline - now) / 2))])
         reached_roi = max((roi for roi in found if roi is not None), default=None)
         if reached_roi is not None and reached_roi < float(target) and reached_roi < bound:
             reached = Decimal(repr(reached_roi * (1 + ROI_NOISE))).quantize(
@@ -1163,17 +1210,35 @@ def _filled(cells: Cells, mine: npt.NDArray[np.intp],
     return np.concatenate(owners)[order], taken, gain[order], rises
 
 
-def _reached_roi(model: ScaledProblem, cells: Cells) -> Decimal | None:
+def _reached_roi(model: ScaledProblem, cells: Cells, by: float, *,
+                 held: bool = False) -> Decimal | None:
     """The most per unit spent, rounded to whole minor units, on the true curves and down to
     the ratios' places, that the plans found apart from the pieces return (`best_roi_plan`,
-    `share_roi_plan`, `floor_plan`, `used_floor_plan`); None where none spends. Each may break a rule but
-    target_roi: a figure to try applied, not to name unchecked."""
-    found = [rounded_roi(model, cells, plan) for plan in (
-        best_roi_plan(model, cells), share_roi_plan(model, cells), floor_plan(model, cells),
-        used_floor_plan(model, cells)) if plan is not None]
-    best = max((roi for roi in found if roi is not None), default=None)
+    `share_roi_plan` made by the instant `by`, `floor_plan`, `used_floor_plan`); None where
+    none spends. Each may break a rule but target_roi: a figure to try applied, not to name
+    unchecked; unless `held`, where only the plans whose rounded amounts keep every rule but
+    target_roi count, so that the figure is met by one."""
+    rules = rules_but_roi(model, cells) if held else None
+    found = []
+    for plan in (best_roi_plan(model, cells), share_roi_plan(model, cells, by),
+                 floor_plan(model, cells), used_floor_plan(model, cells)):
+        if plan is None:
+            continue
+        amounts = rounded_plan(model, cells, plan)
+        spent = float(amounts.sum())
+        if spent > 0 and (rules is None or rules.feasible(rules.columns_for(cells, amounts))):
+            found.append(float(model.true_returns(cells, amounts).sum()) / spent)
+    best = max(found, default=None)
     return None if best is None else Decimal(repr(best)).quantize(RATIO_PLACES,
                                                                   rounding=ROUND_FLOOR)
+
+
+def rules_but_roi(model: ScaledProblem, cells: Cells) -> Formulation:
+    """The request's model on `cells` with every row but target_roi's."""
+    form = formulate(model, cells)
+    held = form.row_lower.copy()
+    held[form.row_index("target_roi")] = -np.inf
+    return replace(form, row_lower=held)
 
 
 def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
@@ -1300,16 +1365,20 @@ def unmet_shares(model: ScaledProblem) -> list[Conflict]:
             for (group, label, _), slack in zip(rules, slacks.tolist()) if slack > 1e-9]
 
 
-def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
+def share_roi_plan(model: ScaledProblem, cells: Cells, by: float) -> Floats | None:
     """A plan holding every group's share (and every floor and cap) that returns the most per
     unit spent, rounded to whole minor units, on the true curves, per cell (scaled); None where
     the request has no share or no such plan is found. The plans tried: the best cell alone
     whose channel alone holds the shares (`_lone_plan`: a deal, an S-curve at its peak), and
     the mix of the shares' LP (`_mixed_plans`) at many scales. A brand group at `min_share`
-    0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3."""
+    0.5 over a channel of 1 a unit beside one of 3 outside it: 2, not 3.
+    Made by the instant `by` (`time.perf_counter()`): the LPs within it, and the plans rounded
+    and priced while it lasts (hundreds: 1-3 s at 53 x 13 with a brand group), the lone plan
+    first; the best of those tried."""
     if not any(g.min_share is not None or g.max_share is not None for g in model.problem.groups):
         return None
-    plans = _mixed_plans(model, cells, set())
+    lone = _lone_plan(model, cells)
+    plans = _mixed_plans(model, cells, set(), by)
     # S-curves' envelopes promise their tangent's return per unit from the first cent, which
     # their first cents are far below: the mix is also tried without them (trial 18g, t7_a: 2
     # cents of brand on an S-curve beside 1 on h returned 542.79 a unit, on the linear brand
@@ -1317,12 +1386,20 @@ def share_roi_plan(model: ScaledProblem, cells: Cells) -> Floats | None:
     s_curves = {c for c, channel in enumerate(model.problem.channels)
                 if isinstance(channel.response, Hill) and channel.response.alpha > 1}
     if s_curves:
-        plans += _mixed_plans(model, cells, s_curves)
-    lone = _lone_plan(model, cells)
+        plans += _mixed_plans(model, cells, s_curves, by)
     if lone is not None:
         plans.append(lone)
-    rois = [rounded_roi(model, cells, plan) for plan in plans]
-    kept = [(roi, i) for i, roi in enumerate(rois) if roi is not None]
+    # The lone plan, one cell, is tried first; ties still go to the later plan.
+    order = list(range(len(plans)))
+    if lone is not None:
+        order = order[-1:] + order[:-1]
+    kept: list[tuple[float, int]] = []
+    for n, i in enumerate(order):
+        if n and time.perf_counter() >= by:
+            break
+        roi = rounded_roi(model, cells, plans[i])
+        if roi is not None:
+            kept.append((roi, i))
     return plans[max(kept)[1]] if kept else None
 
 
@@ -1357,7 +1434,8 @@ def _alone_holds(model: ScaledProblem, channel: int) -> bool:
     return True
 
 
-def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[Floats]:
+def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int],
+                 by: float) -> list[Floats]:
     """The plan holding every group's share (and every floor and cap) that returns the most per
     unit spent on the curves' concave envelopes, per cell (scaled), at several scales; empty
     where the LP finds none. The return per unit of a plan spending S is a ratio; with
@@ -1365,8 +1443,11 @@ def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[
     envelopes' pieces z ≤ t · length, Σ z = 1, each group's members' Σ z within its shares,
     caps and floors times t, and 1 / budget ≤ t ≤ 1 / minor unit. Deals, `min_if_used`
     channels with a `min` (unused, which they may be, so the plan is one the request allows)
-    and the channels `without` are left out."""
+    and the channels `without` are left out. Empty where the instant `by` passes before the LP
+    is solved."""
     problem = model.problem
+    if time.perf_counter() >= by:
+        return []
     leave = without | {c for c, channel in enumerate(problem.channels) if channel.min_if_used
                        and (channel.min or 0) > 0 and model.lower[c] <= 0}
     owner, lengths, gains = [], [], []
@@ -1413,7 +1494,7 @@ def _mixed_plans(model: ScaledProblem, cells: Cells, without: set[int]) -> list[
         rows.append((members, [1.0] * len(members),
                      -np.inf if group.min_share is None else float(group.min_share),
                      np.inf if group.max_share is None else float(group.max_share)))
-    solved = solve_rows(lp, rows)
+    solved = solve_rows(lp, rows, by - time.perf_counter())
     if solved is None or solved[t] <= 0:
         return []
     spend = np.zeros(len(cells))

@@ -32,6 +32,7 @@ from services.budget.optimizer.infeasibility import (
     floor_plan,
     past_best_roi,
     rounded_plan,
+    rules_but_roi,
     share_roi_plan,
     unmet_shares,
     unnamed,
@@ -92,12 +93,13 @@ ROOM_NOISE = 1e-6
 # scale, from LOWEST_PRICE of the steepest price to it (each a pass over the cells: about
 # 6 ms at 52,000 cells; the last bracket's ends within 2e-6 of each other).
 PRICE_BISECTIONS, LOWEST_PRICE = 24, 1e-12
-# `share_roi_plan` (its shares' LPs, and hundreds of plans rounded and priced) hears no deadline:
-# it is made only with this many seconds, plus this many times what formulating the request
-# took, left of the time limit. Its CPU against formulating's: 0.19 s against 0.005 s at
-# 12 x 4 with two groups, 0.30 / 0.013 at 20 x 4, 0.96-1.40 / 0.09-0.16 at 53 x 13 with one
-# group, 1.58 / 0.09 with four, 2.37 / 0.23 at 100 x 13 (3 s on a loaded machine at 53 x 13).
-SHARE_SECONDS, SHARE_BUILDS = 0.2, 20
+# Under target_roi the plans made on the true curves apart from the pieces (`_roi_plans`) and
+# scaled (`_scaled`) end this share of the way from the solver's deadline to the time limit
+# (the rest is the answer's assembly), but get at least APART_LEAST seconds, even past it: a
+# MILP that overran its time (at a 2 s limit under load, the finer cut's ended at 1.75 s) left
+# them none, and a plan of cents was answered (0.20 spent) where 0.1 s more scaled the
+# shares' plan to 3,138.80.
+APART_SHARE, APART_LEAST = 0.5, 0.2
 
 
 def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, *,
@@ -118,8 +120,22 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     references the tests and the benchmark compare with).
     """
     started = time.perf_counter()
+    with infeasibility.answer_by(started + problem.time_limit + infeasibility.NAMING_SECONDS):
+        return _solved(problem, started, progress, stop=stop, gating=gating,
+                       warm_start=warm_start)
+
+
+def _solved(problem: Problem, started: float, progress: Callable[[Progress], None] | None, *,
+            stop: Stop | None, gating: Gating, warm_start: bool) -> Allocation:
+    """`solve`'s answer, begun at `started` (`time.perf_counter()`)."""
     limit = problem.time_limit
     deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
+    apart_at = deadline + APART_SHARE * (started + limit - deadline)
+
+    def apart_by() -> float:
+        """When the plans apart from the pieces, begun now, end."""
+        return max(apart_at, time.perf_counter() + APART_LEAST)
+
     model = ScaledProblem(problem)
     if problem.objective != "min_spend":
         # Spending nothing holds any share: it is never the answer to shares that only it holds
@@ -176,7 +192,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
             if best is None and coarse is not None and not (stop is not None and stop()):
                 # The finer cut found nothing in time: a plan on the true curves, as where it
                 # finds none (below), else the first cut's conflicts.
-                apart = _roi_apart(model, coarse, started, stop)
+                apart = _roi_apart(model, coarse, started, apart_by(), stop)
                 if apart is not None:
                     return apart
                 if named := _roi_conflicts(model, coarse, deadline):
@@ -213,7 +229,8 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
                 # too, and the shares' LP on the finer one's envelopes (44,681 pieces at 20 x 4)
                 # took 10.4 s of CPU where the first cut's (3,552) took 0.16 s, and reached
                 # 2.579705 a unit where that reached 2.578950 (trial 19, roi20_t3).
-                apart = None if past else _roi_apart(model, coarse or cells, started, stop)
+                apart = None if past else _roi_apart(model, coarse or cells, started, apart_by(),
+                                                     stop)
                 if apart is not None:
                     return apart
                 if not refused.conflicts and \
@@ -252,8 +269,9 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if problem.objective == "target_roi" and float(np.sum(solution.spend)) <= EPS < model.budget:
         # No plan that spends found on the pieces: one found on the true curves may still meet
         # the target (`_roi_plans`). Its distance from the most return is not known.
-        plans = _roi_plans(model, cells, started, stop)
-        apart = _roi_apart(model, cells, started, stop, plans)
+        rules, by = rules_but_roi(model, cells), apart_by()
+        plans = _roi_plans(model, cells, rules, by, stop)
+        apart = _roi_apart(model, cells, started, by, stop, plans, rules)
         if apart is not None:
             return apart
         if plans:
@@ -264,7 +282,7 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     if problem.objective == "target_roi" and first.spend == 0 < model.available:
         # Spending nothing meets any target ROI, and answers none: the request asked for a
         # return.
-        apart = _roi_apart(model, cells, started, stop)
+        apart = _roi_apart(model, cells, started, apart_by(), stop)
         if apart is not None:
             return apart
         raise _roi_refused(model, cells, [], deadline, stop)
@@ -310,10 +328,11 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
         return _most_return_cut(model, cells, started, deadline, stop)
     if _roi_short(model, cells, answer) is None:
         return _unbounded_where_roi_binds(model, answer)
-    scaled = _scaled(model, cells, solution.spend, started, stop)
+    rules, by = rules_but_roi(model, cells), apart_by()
+    scaled = _scaled(model, cells, solution.spend, rules, started, by, stop)
     if scaled is not None:
         return scaled
-    apart = _roi_apart(model, cells, started, stop)
+    apart = _roi_apart(model, cells, started, by, stop, rules=rules)
     if apart is not None:
         return apart
     raise _roi_refused(model, cells, tried, deadline, stop)
@@ -323,38 +342,31 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
 infeasibility.SOLVE = solve
 
 
-def _roi_plans(model: ScaledProblem, cells: Cells, started: float,
+def _roi_plans(model: ScaledProblem, cells: Cells, rules: Formulation, by: float,
                stop: Stop | None) -> list[Floats]:
-    """Plans every rule but target_roi allows, found on the true curves apart from the solver's
-    pieces, which lie below a concave curve's first units and above an S-curve's convex part:
-    the best cell's whole units (`best_roi_plan`), the plan holding every group's share that
-    returns most per unit (`share_roi_plan`), every channel at its floor (`floor_plan`), and
-    the `min_if_used` channel whose `min` returns most per unit at it (`used_floor_plan`).
-    The share plan is made only unstopped and with SHARE_SECONDS and SHARE_BUILDS times what
-    formulating the model took left of the time limit (since `started`): it hears neither."""
-    building = time.perf_counter()
-    rules = _rules(model, cells)
-    build = time.perf_counter() - building
-    best, floors, used = (best_roi_plan(model, cells), floor_plan(model, cells),
-                          used_floor_plan(model, cells))
-    left = started + model.problem.time_limit - time.perf_counter()
-    in_time = left >= SHARE_SECONDS + SHARE_BUILDS * build
-    shares = share_roi_plan(model, cells) if in_time and not (stop is not None and stop()) \
-        else None
-    return [plan for plan in (best, shares, floors, used) if plan is not None
-            and float(plan.sum()) > 0 and rules.feasible(rules.columns_for(cells, plan))]
+    """Plans every rule but target_roi allows (`rules`), found on the true curves apart from
+    the solver's pieces, which lie below a concave curve's first units and above an S-curve's
+    convex part: the best cell's whole units (`best_roi_plan`), the plan holding every group's
+    share that returns most per unit (`share_roi_plan`), every channel at its floor
+    (`floor_plan`), and the `min_if_used` channel whose `min` returns most per unit at it
+    (`used_floor_plan`). Each is made only before the instant `by` and unstopped (they took up
+    to 3 s at 53 x 13, past the limit)."""
+    makers: list[Callable[[], Floats | None]] = [
+        lambda: best_roi_plan(model, cells), lambda: share_roi_plan(model, cells, by),
+        lambda: floor_plan(model, cells), lambda: used_floor_plan(model, cells)]
+    plans = []
+    for make in makers:
+        if time.perf_counter() >= by or (stop is not None and stop()):
+            break
+        plan = make()
+        if plan is not None and float(plan.sum()) > 0 and \
+                rules.feasible(rules.columns_for(cells, plan)):
+            plans.append(plan)
+    return plans
 
 
-def _rules(model: ScaledProblem, cells: Cells) -> Formulation:
-    """The request's model with every row but target_roi's."""
-    form = formulate(model, cells)
-    held = form.row_lower.copy()
-    held[form.row_index("target_roi")] = -np.inf
-    return replace(form, row_lower=held)
-
-
-def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
-            stop: Stop | None) -> Allocation | None:
+def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulation,
+            started: float, by: float, stop: Stop | None) -> Allocation | None:
     """The plan `spend` (per cell, scaled) at the largest scale found that meets target_roi
     rounded, on the true curves, within every other rule (a deal stays bought whole):
     `feasible`, its distance from the most return unknown; None where no scale found does.
@@ -366,10 +378,15 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
     `min_share` 0.15 over an S-curve and a deal, at a target of 5, had a plan of 21,869.32
     returning 4.997377 a unit, which `_cut` cannot mend without breaking the share, and was
     answered 0.20 spent for 1.04 (`share_roi_plan`'s plan of three cells of a few cents, which
-    scaled up is worth more: the plan of the shares' LP is the most per unit, not the most)."""
+    scaled up is worth more: the plan of the shares' LP is the most per unit, not the most).
+    Each scale tried is a rounding of the whole plan (up to SCALE_STEPS + SCALE_BISECTIONS):
+    they end at the instant `by` or a stop, the largest found so far kept, and the bisection
+    once its ends are less than a unit of spend apart."""
     target = float(model.problem.target_roi or 0)
-    to_units = model.unit * 10 ** model.problem.decimals
-    rules = _rules(model, cells)
+    units = float(spend.sum()) * model.unit * 10 ** model.problem.decimals
+
+    def late() -> bool:
+        return time.perf_counter() >= by or (stop is not None and stop())
 
     def meets(scale: float) -> Floats | None:
         amounts = rounded_plan(model, cells, spend * scale)
@@ -385,7 +402,7 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
     factor = 2.0 if plan is not None else 0.5
     for _ in range(SCALE_STEPS):
         scale = low * factor
-        if float(spend.sum()) * scale * to_units < 1:
+        if units * scale < 1 or late():
             break
         found = meets(scale)
         if plan is not None and found is None:
@@ -399,6 +416,8 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
         return None
     high = 2 * low
     for _ in range(SCALE_BISECTIONS):
+        if (high - low) * units < 1 or late():
+            break
         middle = (low + high) / 2
         found = meets(middle)
         low, high, plan = (middle, high, found) if found is not None else (low, middle, plan)
@@ -416,12 +435,21 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, started: float,
     return None
 
 
-def _roi_apart(model: ScaledProblem, cells: Cells, started: float, stop: Stop | None,
-               plans: list[Floats] | None = None) -> Allocation | None:
+def _roi_apart(model: ScaledProblem, cells: Cells, started: float, by: float,
+               stop: Stop | None, plans: list[Floats] | None = None,
+               rules: Formulation | None = None) -> Allocation | None:
     """The first of `_roi_plans` (`plans` where made already) that meets target_roi at some
-    scale, at the largest found (`_scaled`); None where none does."""
-    for plan in _roi_plans(model, cells, started, stop) if plans is None else plans:
-        answer = _scaled(model, cells, plan, started, stop)
+    scale, at the largest found (`_scaled`), made by the instant `by` and scaled by it or
+    APART_LEAST seconds after they are made (a plan of cents scaled up is worth thousands);
+    None where none does. `rules`: the request's model with every row but target_roi's, where
+    made already."""
+    if plans is None and time.perf_counter() >= by:
+        return None
+    rules = rules_but_roi(model, cells) if rules is None else rules
+    plans = _roi_plans(model, cells, rules, by, stop) if plans is None else plans
+    by = max(by, time.perf_counter() + APART_LEAST)
+    for plan in plans:
+        answer = _scaled(model, cells, plan, rules, started, by, stop)
         if answer is not None:
             return answer
     return None
@@ -466,10 +494,12 @@ def _roi_refused(model: ScaledProblem, cells: Cells, tried: list[Allocation],
 def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[Conflict]:
     """The conflicts of a `target_roi` request named on `cells` (its first cut), else its
     unreachable target (empty where neither is named), by NAMED_CHECKS checks before
-    `deadline`."""
+    `deadline`; none once the answer's margin is spent (`infeasibility.given`)."""
     by = deadline - NAMED_CHECKS * infeasibility.CHECK_SECONDS
-    return conflicts(model, cells, by) or \
-        checked(model, unreachable_roi(model, cells, by, found_none=True))
+    named = conflicts(model, cells, by)
+    if named or infeasibility.given(by) <= 0:
+        return named
+    return checked(model, unreachable_roi(model, cells, by, found_none=True))
 
 
 def _roi_binds(model: ScaledProblem, solution: Solution) -> bool:
