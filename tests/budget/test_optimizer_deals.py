@@ -203,20 +203,26 @@ def test_deals_searched_on_the_coarse_curves_start_a_plan_within_the_promise(see
                        None if found is None else found[1]))
         return found
     monkeypatch.setattr(milp, "_deal_plan", spied)
-    run = milp.run_highs
-    milps: list[int] = []
+    run, bound = milp.run_highs, milp._deal_bound
+    # The real curves' models the plan is proven on: HiGHS's MILP's or the deals' bound's.
+    proofs: list[int] = []
 
     def counted(form, seconds, **options):
         if not options.get("relax"):
-            milps.append(len(form.cost))
+            proofs.append(len(form.cost))
         return run(form, seconds, **options)
+
+    def bounded(form, *args):
+        proofs.append(len(form.cost))
+        return bound(form, *args)
     monkeypatch.setattr(milp, "run_highs", counted)
+    monkeypatch.setattr(milp, "_deal_bound", bounded)
     result = solve(replace(problem, time_limit=60))
     check_plan_money(problem, result)
     assert len(staged) == 1
     columns, start, found = staged[0]
     assert found is not None and found > start
-    assert milps and columns < min(milps)   # searched on the coarse curves' model
+    assert proofs and columns < min(proofs)   # searched on the coarse curves' model
     model = ScaledProblem(problem)
     reach = float(result.expected_return) * (1 + result.approximation_error)
     assert optimum * model.unit <= reach * (1 + 1e-6)
