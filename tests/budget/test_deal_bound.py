@@ -4,12 +4,25 @@ optimum for that choice); searched, it reaches the model's optimum; and it prove
 search's plan without HiGHS's MILP."""
 import itertools
 import time
+from decimal import Decimal as D
 
 import numpy as np
 import pytest
 
 from bench.optimizer import hard_problem, mixed_problem
-from services.budget.optimizer import Problem, deal_bound, milp, solve
+from services.budget.optimizer import (
+    Channel,
+    Deal,
+    Group,
+    Hill,
+    Linear,
+    Period,
+    Problem,
+    Reserve,
+    deal_bound,
+    milp,
+    solve,
+)
 from services.budget.optimizer.backends import Bounded, Run, bounding
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.scaled import Cells, ScaledProblem
@@ -154,3 +167,20 @@ def test_a_stop_ends_the_subgradient_steps(monkeypatch: pytest.MonkeyPatch) -> N
     found = deal_bound.bound(form, form, cells, 0.0, 0.0, solved, time.perf_counter() + 60,
                              stop)
     assert found is not None and len(calls) == 1 and len(made) == 1
+
+
+# Hypothesis found it (test_optimize_properties.py): a deal and an S-curve under a group, one
+# period and no cap. The bound kept one curve run per cap, and np.split gave one where there
+# was no cap, so the bound read a cap that did not exist (an IndexError, a 500).
+NO_CAP = Problem(total=D("28072.28"), decimals=2, reserve=Reserve(percent=D(27)), channels=(
+    Channel("c0", Hill(D(13538), D(102348), D("2.16"))),
+    Channel("c1", Deal(D(45500), D(90545))), Channel("c2", Deal(D(5000), D(0))),
+    Channel("c3", Linear(D("0.05")), min=D(59986), max=D(61110), min_if_used=True)),
+    groups=(Group("g", ("c0",), min_share=D("0.32"), max_share=D("0.6")),),
+    periods=(Period("p0", weight=D("0.5")),))
+
+
+def test_a_problem_without_period_caps_is_bounded() -> None:
+    assert len(envelope_model(NO_CAP)[2].caps) == 0
+    answer = solve(NO_CAP)
+    assert answer.status == "optimal"

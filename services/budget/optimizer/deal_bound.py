@@ -131,8 +131,9 @@ class Priced:
         order = np.lexsort((-(d[j][pays] / a[pays]), cap[pays]))
         widths = ((high - low) * a)[pays][order]
         gains = (d[j] * (high - low))[pays][order]
-        runs = np.split(np.arange(len(widths)), np.cumsum(np.bincount(cap[pays],
-                                                                       minlength=count))[:-1])
+        # With no cap, np.split would still give one (empty) run.
+        runs = np.split(np.arange(len(widths)), np.cumsum(np.bincount(
+            cap[pays], minlength=count))[:-1]) if count else []
         self.curves = [(np.r_[0.0, np.cumsum(widths[run])], np.r_[0.0, np.cumsum(gains[run])])
                        for run in runs]
         # Each cap's paying curve columns (positions in `deals.curve`), in the order filled.
