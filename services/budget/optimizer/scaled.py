@@ -143,11 +143,14 @@ class Cells(list[Cell]):
         shown, held = distinct if curves is None else curves, curve[index]
 
         def make() -> Iterator[Cell]:
+            # These cells made at once, then read past `__getitem__` (through it, a third of
+            # the making); a cell whose curve stays is itself.
+            self._made()
             for i, k in zip(index.tolist(), held.tolist()):
-                cell = self[i]
-                yield cell if curves is None else Cell(cell.channel, cell.period, cell.weight,
-                                                       cell.upper, shown[k], cell.deal,
-                                                       cell.share)
+                cell = list.__getitem__(self, i)
+                yield cell if shown[k] is distinct[k] else Cell(
+                    cell.channel, cell.period, cell.weight, cell.upper, shown[k], cell.deal,
+                    cell.share)
 
         cells = Cells.lazy(len(index), make())
         vars(cells).update(channel=self.channel[index], period=self.period[index],
