@@ -80,6 +80,10 @@ ENVELOPE_BUILDS = 3
 # (`formulate`: 86-91 µs at 200 × 20 and 2,000 × 11): at 2,000 × 55 it took 10 s, so a 2 s
 # limit ran seconds past its end, where the greedy's plan was in hand.
 CELL_BUILD = 8e-5
+# The envelopes' greedy takes about this many seconds of CPU a cell (0.39 s at 2,000 × 55);
+# its plan's gap and the answer's assembly after it about as much again (the solver's
+# ASSEMBLY_SHARE keeps 0.3 s of a 2 s limit for them, the README's margin the rest).
+GREEDY_CELL = 3.5e-6
 # A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
 HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
@@ -152,7 +156,10 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
-        # inside a non-concave stretch drop back to the stretch's start.
+        # inside a non-concave stretch drop back to the stretch's start. It hears no clock:
+        # not begun with less time left than it takes, its plan would come past the limit.
+        if _left(deadline) < GREEDY_CELL * len(cells):
+            raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
         relaxation = greedy.solve(model, hulls)
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
