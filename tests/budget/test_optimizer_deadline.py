@@ -13,7 +13,18 @@ from types import SimpleNamespace
 import pytest
 
 from services.budget import optimizer as package
-from services.budget.optimizer import Infeasible, SolveTimeout, infeasibility, solve, solver
+from services.budget.optimizer import (
+    Channel,
+    Hill,
+    Infeasible,
+    Problem,
+    Reserve,
+    SolveTimeout,
+    infeasibility,
+    milp,
+    solve,
+    solver,
+)
 from services.budget.optimizer.rounding import round_allocation
 from tests.budget.test_conflict_fixes import HARD_MIN_ROI
 from tests.budget.test_target_roi_size import BRAND_ON_AN_S_CURVE, UNREACHABLE
@@ -126,3 +137,70 @@ def test_a_target_whose_check_found_no_plan_in_time_is_named_from_a_plan_apart(m
     target = HARD_MIN_ROI.target_roi - lowered.change
     assert D("0.857142") <= target
     assert solve(replace(HARD_MIN_ROI, target_roi=target)).spend > 0
+
+
+# Three S-curves (alpha 3: each curve's chord from 0 touches it at k · 2^(1/3), 125,992.10, at
+# 2/3 of beta), steepest first, and money for the first past its tangent point and a part of the
+# second's chord: the envelope's greedy fills s0 to where its slope falls to s1's chord's
+# (600,000 · 2/3 / 125,992.10 = 3.1748 a unit), 150,534, and s1's chord with the rest.
+S_CURVES_PAST_A_TANGENT = Problem(
+    total=D(200_000), decimals=2, reserve=Reserve(percent=D(0)),
+    channels=tuple(Channel(f"s{i}", Hill(D(beta), D(100_000), D(3)))
+                   for i, beta in enumerate((900_000, 600_000, 400_000))),
+    time_limit=2)
+
+
+def test_s_curves_greedy_plan_is_answered_with_its_gap_when_the_greedy_ends_past_the_deadline(
+        clock, monkeypatch):
+    # The envelope's greedy ran past the solver's deadline (at 2,000 S-curves x 55 periods the
+    # cut and the greedy took 1.6-1.9 s of a 2 s limit): no model of the cells is made now (it
+    # took 10 s there, the answer "no plan" at 2.5-2.7 s), and the greedy's plan, each S-curve
+    # at 0 or at its tangent point and above, is answered `feasible` with its gap to the
+    # envelope's optimum, which bounds every plan.
+    made = milp.greedy.solve
+
+    def slow(*args):
+        clock.lag += S_CURVES_PAST_A_TANGENT.time_limit
+        return made(*args)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a model was made past the deadline")
+
+    monkeypatch.setattr(milp.greedy, "solve", slow)
+    monkeypatch.setattr(milp, "formulate", refused)
+    started = clock.perf_counter()
+    answer = solve(S_CURVES_PAST_A_TANGENT)
+    assert clock.perf_counter() <= started + S_CURVES_PAST_A_TANGENT.time_limit + ANSWER_MARGIN
+    # s1's part of its chord, inside its convex start, moved to 0; the money it had left
+    # unspent. The gap is the chord's return the plan lacks, against the plan's on s0:
+    # 3.1748 · 49,466 = 157,046 over 900,000 · 1.50534^3 / (1.50534^3 + 1) = 695,970.
+    assert answer.status == "feasible"
+    amounts = [line.amount for line in answer.allocations]
+    assert amounts[1:] == [0, 0] and D(150_000) < amounts[0] == answer.spend < D(151_000)
+    assert answer.gap == pytest.approx(0.2256, abs=1e-3)
+    monkeypatch.undo()
+    # It covers the optimum (the envelope's optimum bounds every plan).
+    best = solve(S_CURVES_PAST_A_TANGENT)
+    assert best.status == "optimal" and best.expected_return > answer.expected_return
+    assert float(answer.expected_return) * (1 + answer.gap) >= float(best.expected_return)
+
+
+def test_s_curves_greedy_is_not_begun_with_less_time_left_than_it_takes(clock, monkeypatch):
+    # The cut ended at the solver's deadline (under load at 2,000 x 55: the cut's 1 s of CPU
+    # took 1.6 s, and the greedy, its plan's gap and the answer after it ended at 3.1 s of a
+    # 2 s limit). The greedy hears no clock: it is not begun, and the 422 comes in time.
+    made = milp._envelopes
+
+    def late(cells):
+        clock.lag += S_CURVES_PAST_A_TANGENT.time_limit
+        return made(cells)
+
+    def refused(*args):
+        raise AssertionError("the greedy was begun past the deadline")
+
+    monkeypatch.setattr(milp, "_envelopes", late)
+    monkeypatch.setattr(milp.greedy, "solve", refused)
+    started = clock.perf_counter()
+    with pytest.raises(SolveTimeout):
+        solve(S_CURVES_PAST_A_TANGENT)
+    assert clock.perf_counter() <= started + S_CURVES_PAST_A_TANGENT.time_limit + ANSWER_MARGIN

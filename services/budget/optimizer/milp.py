@@ -56,10 +56,10 @@ from services.budget.optimizer.backends import (
     run_cbc,
     run_highs,
 )
-from services.budget.optimizer.curves import Floats, Segments, envelope
+from services.budget.optimizer.curves import Floats, envelope
 from services.budget.optimizer.formulation import SPEND_TIE_BREAK, Formulation, formulate
 from services.budget.optimizer.infeasibility import conflicts
-from services.budget.optimizer.scaled import EPS, Cell, Cells, ScaledProblem, Solution
+from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 from services.budget.optimizer.windows import intervals, lagrangian, narrowed, prices
 
 Gating = Literal["tangent", "full"]
@@ -76,6 +76,16 @@ Priced = tuple[Formulation, Floats, float]
 # The real cells' envelope model and its prices take about this many times the coarse
 # model's build (200 x 52: 0.38 s and 0.18 s to formulate, with the prices and the held plan).
 ENVELOPE_BUILDS = 3
+# Making a tangent-gated model of S-curves takes about this many seconds of CPU a cell
+# (`formulate`: 86-91 µs at 200 × 20 and 2,000 × 11): at 2,000 × 55 it took 10 s, so a 2 s
+# limit ran seconds past its end, where the greedy's plan was in hand.
+CELL_BUILD = 8e-5
+# The envelopes' greedy takes about this many seconds of CPU a cell (0.39 s at 2,000 × 55);
+# its plan's gap and the answer's assembly after it about as much again (the solver's
+# ASSEMBLY_SHARE keeps 0.3 s of a 2 s limit for them, the README's margin the rest).
+GREEDY_CELL = 3.5e-6
+# A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
+HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
 # most this many seconds (a cancel is answered within 1 s).
 AFTER_STOP = 0.5
@@ -121,8 +131,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         return _solve_cbc(model, cells, deadline)
     floors = model.problem.objective in ("min_spend", "target_roi")
     exact: set[int] | None = None if gating == "full" or floors else set()
-    needs_binaries = any(c.deal is not None or (c.segments is not None and c.segments.gated)
-                         for c in cells) or any(ch.min_if_used for ch in model.problem.channels)
+    needs_binaries = bool(cells.is_deal.any()) or \
+        any(seg is not None and seg.gated for seg in cells.curve_of[0]) or \
+        any(ch.min_if_used for ch in model.problem.channels)
     best: tuple[Floats, float] | None = None     # (spend per cell, objective)
     bound: float | None = None
     spend: Floats | None = None
@@ -130,7 +141,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     priced: Priced | None = None
     budget_price: float | None = None             # prices to make when a MILP is needed
     polish = False                                # the coarse plan re-solved on the cells
-    # How long the last model took to make (the coarse one's, before the first MILP's): with
+    # How long the last model took to make (the coarse one's, before the first MILP's; on the
+    # greedy's route, where none is made before it, its estimate): with
     # less time left than that, the next one is not made (at 200 x 52 on a loaded machine,
     # 5.5 s of narrowing and building past the deadline, only for the loop to end once made).
     build = 0.0
@@ -144,11 +156,28 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
-        # inside a non-concave stretch drop back to the stretch's start.
+        # inside a non-concave stretch drop back to the stretch's start. It hears no clock:
+        # not begun with less time left than it takes, its plan would come past the limit.
+        if _left(deadline) < GREEDY_CELL * len(cells):
+            raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
         relaxation = greedy.solve(model, hulls)
         bound = _objective(model, hulls, relaxation.spend)
         spend = _off_stretches(cells, relaxation.spend)
         marginal = budget_price = relaxation.marginal_value
+        # A plan already where the moves down leave every channel's floor held (the budget and
+        # the caps hold at any spend below the greedy's): answered with its gap if no model
+        # fits in the time left, or at once if within it.
+        spent = np.bincount(cells.channel, weights=spend, minlength=len(model.lower))
+        if np.all(spent >= np.asarray(model.lower) - HELD):
+            best = spend, _objective(model, cells, spend)
+            if report:
+                report(best[1], bound)
+            gap = _gap(model, cells, best, bound, target_error)
+            if _within_gap(best[1], bound, gap):
+                return _solution(model, cells, None, None, best, bound, report, deadline, gap,
+                                 marginal, stop=stop)
+        # No model is made yet: its time is estimated.
+        build = CELL_BUILD * len(cells)
     elif warm_start and not floors and (first := first_plan.envelope_plan(model, hulls, deadline,
                                                                         stop)):
         # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
@@ -271,7 +300,8 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                                  bound, report, deadline, gap, marginal, stop=stop)
         if stopped() or _left(deadline) <= 0:
             break
-        if priced is None and budget_price is not None and best is not None:
+        if priced is None and budget_price is not None and best is not None and \
+                _left(deadline) > build:
             # The budget's price is the greedy's level (the channels' caps priced at 0 leave
             # a looser but valid bound); made only now that a MILP is needed, and the model
             # made again narrowed by it.
@@ -430,8 +460,8 @@ def _gap(model: ScaledProblem, cells: Cells, best: tuple[Floats, float] | None,
     the true return), GAP_SAFETY of it for the plan the MILP ends at; at least MIP_GAP."""
     if target_error is None or (best is None and bound is None):
         return MIP_GAP
-    errors = np.fromiter((0.0 if c.segments is None else c.segments.error for c in cells),
-                         dtype=float, count=len(cells))
+    distinct, curve = cells.curve_of
+    errors = np.array([0.0 if seg is None else seg.error for seg in distinct])[curve]
     rises = float(cells.weight @ errors)
     if best is None:
         assert bound is not None
@@ -502,30 +532,20 @@ def _polish(model: ScaledProblem, cells: Cells, shown: Cells, spend: Floats, pri
 
 def _envelopes(cells: Cells) -> Cells:
     """`cells` with every non-concave curve replaced by its envelope (once per curve)."""
-    made: dict[int, Segments] = {}
-    hulls = []
-    for cell in cells:
-        seg = cell.segments
-        if seg is not None and seg.gated:
-            if id(seg) not in made:
-                made[id(seg)] = envelope(seg)
-            # Made directly: `replace` took 0.6 s of CPU for 110,000 cells (2,000 × 55),
-            # a third of a 2 s limit.
-            cell = Cell(cell.channel, cell.period, cell.weight, cell.upper, made[id(seg)],
-                        cell.deal, cell.share)
-        hulls.append(cell)
-    return Cells(hulls)
+    distinct, _ = cells.curve_of
+    return cells.select(np.arange(len(cells)), [
+        envelope(seg) if seg is not None and seg.gated else seg for seg in distinct])
 
 
 def _off_stretches(cells: Cells, spend: Floats) -> Floats:
     """`spend` with each cell inside a non-concave stretch moved down to the stretch's start
     (it spends less, so every budget and cap still holds)."""
+    owner, low, high = cells.stretches
+    at = spend[owner]
+    # A cell's stretches do not overlap: each cell is inside one at most.
+    inside = (at > low + EPS) & (at < high - EPS)
     moved = spend.copy()
-    for i in _inside_envelope(cells, spend, frozenset()):
-        seg = cells[i].segments
-        assert seg is not None
-        knots = np.concatenate([[0.0], np.cumsum(seg.lengths)])[seg.hull]
-        moved[i] = knots[np.searchsorted(knots, spend[i]) - 1]
+    moved[owner[inside]] = low[inside]
     return moved
 
 

@@ -133,6 +133,32 @@ class Cells(list[Cell]):
         self._made()
         return super().__contains__(cell)
 
+    def select(self, index: Indices, curves: list[Segments | None] | None = None) -> "Cells":
+        """The cells `index` names, in its order (one may be named twice), each distinct curve
+        (`curve_of`) replaced by `curves`' one at its place where given: their arrays at once,
+        each `Cell` made only when read. 110,000 envelopes' cells made one by one took 0.9 s
+        of CPU at 2,000 × 55 (past its 2 s limit with the cut), where the greedy's route reads
+        none of them."""
+        distinct, curve = self.curve_of
+        shown, held = distinct if curves is None else curves, curve[index]
+
+        def make() -> Iterator[Cell]:
+            # These cells made at once, then read past `__getitem__` (through it, a third of
+            # the making); a cell whose curve stays is itself.
+            self._made()
+            for i, k in zip(index.tolist(), held.tolist()):
+                cell = list.__getitem__(self, i)
+                yield cell if shown[k] is distinct[k] else Cell(
+                    cell.channel, cell.period, cell.weight, cell.upper, shown[k], cell.deal,
+                    cell.share)
+
+        cells = Cells.lazy(len(index), make())
+        vars(cells).update(channel=self.channel[index], period=self.period[index],
+                           weight=self.weight[index], upper=self.upper[index],
+                           share=self.share[index], is_deal=self.is_deal[index],
+                           curve_of=(shown, held))
+        return cells
+
     @cached_property
     def curve_of(self) -> tuple[list[Segments | None], Indices]:
         """The cells' distinct curves (None for a deal), and per cell the index of its own."""
