@@ -20,10 +20,12 @@ from services.budget.optimizer import (
     Problem,
     Reserve,
     deal_bound,
+    deal_search,
     milp,
     solve,
 )
 from services.budget.optimizer.backends import Bounded, Run, bounding
+from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
@@ -184,3 +186,40 @@ def test_a_problem_without_period_caps_is_bounded() -> None:
     assert len(envelope_model(NO_CAP)[2].caps) == 0
     answer = solve(NO_CAP)
     assert answer.status == "optimal"
+
+
+def test_deal_search_solves_only_the_moves_the_bound_leaves_open() -> None:
+    # The deals' search from no deal bought (a plan of the envelope LP with every deal barred)
+    # ends where no move (a deal moved or dropped, two deals' periods swapped) raises the LP,
+    # each choice's LP enumerated. The reduced costs' bound ranks the moves and left 9 LPs to
+    # solve on SMALL (the start's, 3 that improve it, 5 that do not); the deals' bound at each
+    # LP's prices rules out all but one of those 5.
+    form, cells, deals = envelope_model()
+    lp = bounding(form, 60.0)
+    nothing: deal_bound.Fixed = dict.fromkeys(deals.channels)
+    start = lp(*deals.bounds(form, nothing))
+    assert start.x is not None
+    solved: list[Run] = []
+
+    def counted(lower: Floats, upper: Floats, until: float | None = None) -> Run:
+        solved.append(run := lp(lower, upper, until))
+        return run
+    found = deal_search.search(form, cells, form.cell_spend(start.x, len(cells)), counted,
+                               time.perf_counter() + 60)
+    assert found is not None
+    chosen = {channel: next((cell for cell in bought if found.lower[deals.column_of[cell]] > 0.5),
+                            None) for channel, bought in deals.channels.items()}
+    reached = choice_optimum(form, deals, chosen, lp)
+    assert reached is not None
+
+    def period(cell: int | None) -> int | None:
+        return None if cell is None else cells[cell].period
+    for fixed in every_choice(deals):
+        moved = [channel for channel in fixed if fixed[channel] != chosen[channel]]
+        swapped = len(moved) == 2 and \
+            period(fixed[moved[0]]) == period(chosen[moved[1]]) and \
+            period(fixed[moved[1]]) == period(chosen[moved[0]])
+        if len(moved) == 1 or swapped:
+            value = choice_optimum(form, deals, fixed, lp)
+            assert value is None or value <= reached * (1 + deal_search.RISE), fixed
+    assert len(solved) == 5

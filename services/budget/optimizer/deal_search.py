@@ -7,8 +7,12 @@ envelope LP prices a choice exactly enough to rank it: moving one deal to anothe
 dropping it), or swapping two deals' periods, from the plan's own choice until no move improves
 it. The LP's reduced costs bound what each move can add, so moves are tried most promising
 first and the search ends without solving those that cannot improve (51 LPs at 50 x 13 where
-solving every move took 280). The LP is the caller's narrowed envelope model, so a choice is
-judged by what the curves can earn near a plan as good as the best known.
+solving every move took 280). That bound prices the periods' caps, so it lets a deal into a
+capped period at the cap's price; the deals' own bound at the LP's prices (`deal_bound.Priced`,
+the caps kept: a deal whole displaces its period's best curve units) rules out most of the moves
+left, and only the others are solved (4-5 LPs at 50 x 13 other shapes where 48-86, the same
+plans). The LP is the caller's narrowed envelope model, so a choice is judged by what the
+curves can earn near a plan as good as the best known.
 
 With the deals chosen, the rest of the plan is found on the same LP (`settle`): each cell it
 leaves inside a non-concave stretch (where the envelope overstates its curve) is decided out of
@@ -24,8 +28,10 @@ import numpy as np
 
 from services.budget.optimizer.backends import Bounded, Run
 from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.deal_bound import Deals, Priced
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
+from services.budget.optimizer.windows import prices
 
 # A move is taken when it raises the LP's objective by more than this share of it (the LPs'
 # own noise must not make a search that walks in circles).
@@ -83,7 +89,8 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Bounded,
         run = solve(*bounds(choice), until)
         if run.status == "infeasible":
             return None
-        if run.status != "optimal" or run.objective is None or run.col_dual is None:
+        if run.status != "optimal" or run.objective is None or run.col_dual is None or \
+                run.row_dual is None:
             raise _Over
         return run
 
@@ -97,16 +104,24 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Bounded,
     if now is None:
         return None
     improved = False
+    layout = Deals(form, cells)
     try:
         while True:
-            assert now.objective is not None and now.col_dual is not None
+            assert now.objective is not None and now.col_dual is not None and \
+                now.row_dual is not None
             top, taken = now.objective, False
+            step = RISE * max(abs(top), EPS)
+            # Any prices of the right signs bound the LP of every choice (`deal_bound`); the
+            # non-deal binaries held here are taken at either end there, which only loosens it.
+            priced = Priced(form, layout, prices(form, now.row_dual))
             for rise, move in _moves(best, deals, owners, by_period, now.col_dual):
-                if rise <= RISE * max(abs(top), EPS):
+                if rise <= step:
                     break   # no move from here on can improve enough
+                if priced.bound(*bounds(move)) <= top + step:
+                    continue
                 judged = value(move)
                 if judged is not None and judged.objective is not None and \
-                        judged.objective > top + RISE * max(abs(top), EPS):
+                        judged.objective > top + step:
                     best, now, improved, taken = move, judged, True, True
                     break
             if not taken:
