@@ -311,7 +311,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             coarse = coarse or model.cells(COARSE_TOLERANCE, deadline, stop)
             lp_form = formulate(model, _narrowed(coarse, _envelopes(coarse), exact, priced,
                                                  best[1], over), exact=exact)
-            proved = _deal_bound(form, lp_form, cells, best, gap, deadline, stop)
+            proved = _deal_bound(form, lp_form, cells, start, best, gap, deadline, stop)
             bound = _tighter(bound, proved, best[1], form.maximise)
             if _within_gap(best[1], bound, gap):
                 return _solution(model, cells, form if marginal is None else None, None, best,
@@ -374,14 +374,14 @@ def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Flo
     return settled if settled is not None else (found.spend, _objective(model, cells, found.spend))
 
 
-def _deal_bound(form: Formulation, lp_form: Formulation, cells: Cells,
+def _deal_bound(form: Formulation, lp_form: Formulation, cells: Cells, plan: Floats,
                 best: tuple[Floats, float], gap: float, deadline: float,
                 stop: Stop | None) -> float | None:
     """The bound `deal_bound` reaches on `form`'s plans by BOUND_SHARE of the time left, its
-    LPs on `lp_form` from the plan `best`."""
+    LPs on `lp_form` from the plan `best` (`plan`: its column values of `form`)."""
     left = BOUND_SHARE * _left(deadline)
     solve = bounding(lp_form, left, stop, lp_form.columns_for(cells, best[0]))
-    return deal_bound.bound(form, lp_form, cells, best[1], gap, solve,
+    return deal_bound.bound(form, lp_form, cells, plan, best[1], gap, solve,
                             time.perf_counter() + left, stop)
 
 
