@@ -260,6 +260,29 @@ def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch)
     assert optimum * model.unit <= reach * (1 + 1e-6)
 
 
+def test_a_flip_whose_lp_does_not_beat_the_plan_is_not_settled(monkeypatch):
+    # Four S-curves, and the settling's flips after its plan: settling the flips whose LPs
+    # were worth no more than the plan took 2 LPs more (5 in `settled`, now 3). The answer is
+    # the same plan, the enumeration's optimum.
+    problem = crowded(3, (1, 2, 4, 5))
+    bounding = milp.bounding
+    stages: list[str] = []
+
+    def counted(form, seconds, stop=None, start=None):
+        solve = bounding(form, seconds, stop, start)
+
+        def each(lower, upper, until=None):
+            stages.append(traceback.extract_stack()[-2].name)
+            return solve(lower, upper, until)
+        return each
+    monkeypatch.setattr(milp, "bounding", counted)
+    result = solve(replace(problem, time_limit=60))
+    assert stages.count("settle") == 3 and stages.count("settled") == 3
+    assert result.status == "optimal" and result.expected_return == D("2153685.55")
+    optimum, _, _ = best_by_enumeration(problem)
+    assert float(result.expected_return) / ScaledProblem(problem).unit >= optimum * (1 - 1e-3)
+
+
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_an_answers_error_bound_holds_against_the_true_curves_optimum(seed, monkeypatch):
     # `approximation_error` bounds how far the true optimum can lie above the answer, the
