@@ -4,6 +4,7 @@ optimum for that choice); searched, it reaches the model's optimum; and it prove
 search's plan without HiGHS's MILP."""
 import itertools
 import time
+from collections.abc import Callable
 from decimal import Decimal as D
 
 import numpy as np
@@ -24,7 +25,7 @@ from services.budget.optimizer import (
     milp,
     solve,
 )
-from services.budget.optimizer.backends import Bounded, Run, bounding
+from services.budget.optimizer.backends import Bounded, Run, Stop, bounding
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.formulation import Formulation, formulate
 from services.budget.optimizer.scaled import Cells, ScaledProblem
@@ -103,8 +104,9 @@ def test_search_reaches_the_optimum_of_every_choice(problem: Problem) -> None:
     # Asked to close nodes only below a plan 1 % short of the optimum (gap 0), the search
     # ends on leaves, each the optimum of its choice: the bound is the optimum itself.
     floor = optimum * 0.99
-    found = deal_bound.bound(form, form, cells, plan, floor, 0.0, bounding(form, 60.0),
-                             time.perf_counter() + 30)
+    assert root.row_dual is not None
+    found = deal_bound.bound(form, cells, plan, floor, 0.0, root.row_dual,
+                             lambda: (form, bounding(form, 60.0)), time.perf_counter() + 30)
     assert found is not None
     assert optimum - 1e-9 * optimum <= found <= optimum * (1 + 1e-6)
 
@@ -183,32 +185,33 @@ def test_master_prices_bound_lowest_and_above_every_choice(problem: Problem) -> 
 def test_other_shapes_at_50_x_13_are_proven_at_the_root(monkeypatch: pytest.MonkeyPatch) -> None:
     # Seed 3 of the issue's other shapes: the subgradient's prices left the root 0.041 % above
     # the plan, where the proof needs 0.030 %, and the search below it took 16 LPs (1.2 s of
-    # CPU); the master's prices prove the plan with the root's LP alone.
+    # CPU); the master's prices prove the plan at the root, with no LP (nor their model) made.
     problem = hard_problem(50, 13, 6, seed=3, time_limit=30)
-    solved = []
+    made = []
     searched = deal_bound.bound
 
-    def counted(form: Formulation, lp_form: Formulation, cells: Cells, plan: Floats,
-                floor: float, gap: float, solve: Bounded, until: float,
-                stop: object = None) -> float | None:
-        def lp(*args: object) -> Run:
-            solved.append(1)
-            return solve(*args)            # type: ignore[arg-type]
-        return searched(form, lp_form, cells, plan, floor, gap, lp, until,
-                        stop)              # type: ignore[arg-type]
+    def counted(form: Formulation, cells: Cells, plan: Floats, floor: float, gap: float,
+                y: Floats, lps: Callable[[], tuple[Formulation, Bounded]], until: float,
+                stop: Stop | None = None) -> float | None:
+        def making() -> tuple[Formulation, Bounded]:
+            made.append(1)
+            return lps()
+        return searched(form, cells, plan, floor, gap, y, making, until, stop)
     monkeypatch.setattr(deal_bound, "bound", counted)
     answer = solve(problem)
     assert answer.status == "optimal"
     assert answer.expected_return == D("14344110.60")
-    assert len(solved) == 1
+    assert not made
 
 
-def test_a_stop_ends_the_subgradient_steps(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Each step prices the whole model again (50 ms at 100 x 26): stopped after the root's LP,
-    # the search answers at the root's prices, with no step taken (61 pricings before).
+def test_a_stop_ends_the_rounds_of_prices(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each round prices the whole model again (25 ms at 100 x 26): stopped once the root's
+    # first prices are made, the bound answers at them, with no round taken and no LP made.
     form, cells, deals = envelope_model()
-    plan = bounding(form, 60.0)(*deals.bounds(form, dict.fromkeys(deals.channels))).x
-    assert plan is not None
+    lp = bounding(form, 60.0)
+    plan = lp(*deals.bounds(form, dict.fromkeys(deals.channels))).x
+    root = lp(form.col_lower, form.col_upper)
+    assert plan is not None and root.row_dual is not None
     made = []
     priced = deal_bound.Priced
 
@@ -216,18 +219,14 @@ def test_a_stop_ends_the_subgradient_steps(monkeypatch: pytest.MonkeyPatch) -> N
         made.append(1)
         return priced(*args)      # type: ignore[arg-type]
     monkeypatch.setattr(deal_bound, "Priced", counted)
-    calls = []
+    lps = []
 
-    def stop() -> bool:
-        return len(calls) > 0
-    lp = bounding(form, 60.0)
-
-    def solved(*args: object) -> Run:
-        calls.append(1)
-        return lp(*args)          # type: ignore[arg-type]
-    found = deal_bound.bound(form, form, cells, plan, 0.0, 0.0, solved,
-                             time.perf_counter() + 60, stop)
-    assert found is not None and len(calls) == 1 and len(made) == 1
+    def making() -> tuple[Formulation, Bounded]:
+        lps.append(1)
+        return form, lp
+    found = deal_bound.bound(form, cells, plan, 0.0, 0.0, root.row_dual, making,
+                             time.perf_counter() + 60, lambda: len(made) > 0)
+    assert found is not None and len(made) == 1 and not lps
 
 
 # Hypothesis found it (test_optimize_properties.py): a deal and an S-curve under a group, one

@@ -34,6 +34,7 @@ import heapq
 import itertools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import highspy
@@ -247,12 +248,14 @@ class _Master:
         block[deals.curve] = deals.curve_cap
         for k, columns in enumerate(deals.deal_in_cap):
             block[columns] = k
-        blocks = [k for k in range(len(deals.caps) + 1) if (block == k).any()]
-        self.columns = [np.flatnonzero(block == k) for k in blocks]
-        # Each block's entries in the kept rows, those rows renumbered.
+        # Blocks numbered as the master's convexity rows, only those with columns.
+        blocks, block = np.unique(block, return_inverse=True)
+        self.block, self.blocks = block, len(blocks)
+        # The kept rows' entries, each as its block's (row, block) cell of the activity.
         entries = np.flatnonzero(kept[deals.row])
-        self.entries = [entries[block[form.index[entries]] == k] for k in blocks]
-        self.row = np.cumsum(kept)[deals.row] - 1
+        self.entries = entries
+        self.cell = block[form.index[entries]] * len(self.rows) + \
+            (np.cumsum(kept)[deals.row[entries]] - 1)
         self.form = form
         self.highs = new_highs()
         self.highs.changeObjectiveSense(highspy.ObjSense.kMaximize)
@@ -262,22 +265,25 @@ class _Master:
                            np.where(np.isfinite(upper), upper, infinite), 0,
                            np.zeros(0, np.int32), np.zeros(0, np.int32), np.zeros(0))
         # Each block's weights add up to 1.
-        ones = np.ones(len(self.columns))
-        self.highs.addRows(len(self.columns), ones, ones, 0, np.zeros(0, np.int32),
+        ones = np.ones(self.blocks)
+        self.highs.addRows(self.blocks, ones, ones, 0, np.zeros(0, np.int32),
                            np.zeros(0, np.int32), np.zeros(0))
         self.add(plan)
 
     def add(self, x: Floats) -> None:
         """The blocks of the column values `x` as the master's columns."""
-        form, count = self.form, len(self.rows)
-        for position, (columns, entries) in enumerate(zip(self.columns, self.entries)):
-            activity = np.bincount(self.row[entries], minlength=count,
-                                   weights=form.value[entries] * x[form.index[entries]])
-            rows = np.flatnonzero(activity)
-            earned = float(form.cost[columns] @ x[columns])
-            self.highs.addCol(earned, 0.0, highspy.kHighsInf, len(rows) + 1,
-                              np.r_[rows, count + position].astype(np.int32),
-                              np.r_[activity[rows], 1.0])
+        form, count, blocks = self.form, len(self.rows), self.blocks
+        entries = self.entries
+        activity = np.bincount(self.cell, weights=form.value[entries] * x[form.index[entries]],
+                               minlength=blocks * count).reshape(blocks, count)
+        # Each column: its rows' activity, then a 1 in its block's convexity row.
+        matrix = np.hstack([activity, np.eye(blocks)])
+        columns, rows = np.nonzero(matrix)
+        starts = np.searchsorted(columns, np.arange(blocks)).astype(np.int32)
+        earned = np.bincount(self.block, weights=form.cost * x, minlength=blocks).astype(float)
+        self.highs.addCols(blocks, earned, np.zeros(blocks), np.full(blocks, highspy.kHighsInf),
+                           len(rows), starts, rows.astype(np.int32),
+                           matrix[columns, rows].astype(float))
 
     def prices(self) -> tuple[float, Floats] | None:
         """The master's value and its prices on `form`'s rows (0 on the caps), None where it
@@ -335,45 +341,57 @@ class _Node:
         return -self.key
 
 
-def bound(form: Formulation, lp_form: Formulation, cells: Cells, plan: Floats, floor: float,
-          gap: float, solve: Bounded, until: float, stop: Stop | None = None) -> float | None:
+def on_rows(form: Formulation, other: Formulation, duals: Floats) -> Floats:
+    """`other`'s row prices `duals` on `form`'s rows of the same name; the others (the gated
+    cells' own rows, which differ with the cut) at 0: any prices of the right signs bound."""
+    rows = {name: r for r, name in enumerate(other.row_names) if not name.startswith(_GATES)}
+    y = np.zeros(len(form.row_names))
+    for r, name in enumerate(form.row_names):
+        if name in rows:
+            y[r] = duals[rows[name]]
+    return y
+
+
+def bound(form: Formulation, cells: Cells, plan: Floats, floor: float, gap: float, y: Floats,
+          lps: Callable[[], tuple[Formulation, Bounded]], until: float,
+          stop: Stop | None = None) -> float | None:
     """A bound on the objective of `form`'s plans (a maximisation whose only binaries that
     matter are its deals; any other is taken in parts), searched until it is within `gap` of
     `floor` (the objective of the plan `plan`, its column values of `form`, which meet its
     rows) or `until` (a `time.perf_counter()` instant) or once `stop()` turns true (asked
-    between the prices' rounds too): None where not even the first LP was solved. `solve`
-    solves `lp_form`'s LP (the same request's rows and cells, any cut of the curves) with the
-    column bounds given."""
+    between the prices' rounds too). The root is priced from `y` (prices on `form`'s rows:
+    any of the right signs bound); only where that does not prove the plan are the nodes
+    searched, by the LPs `lps()` makes: a formulation of the same request's rows and cells
+    (any cut of the curves) and its LP with the column bounds given, which price each node.
+    None where no prices bound (a cap no plan keeps)."""
     target = floor + gap * max(abs(floor), EPS)
 
     def over() -> bool:
         # A node's steps take 10-50 ms each (25,000-138,000 columns): 60 of them at the root
         # would keep a cancel waiting seconds.
         return time.perf_counter() >= until or (stop is not None and stop())
-    deals, lp_deals = Deals(form, cells), Deals(lp_form, cells)
+    deals = Deals(form, cells)
+    root, value = mastered(Priced(form, deals, prices(form, y)), plan, target, ROOT_ROUNDS, over)
+    if value <= target or over():
+        return None if value == -math.inf else value
+    # The LPs only now: at 50 x 13 other shapes the root's prices prove the plan, and making
+    # the coarse curves' model took as long as the bound (0.06 s of CPU).
+    lp_form, solve = lps()
+    lp_deals = Deals(lp_form, cells)
     same = lp_form is form
-    rows = {name: r for r, name in enumerate(lp_form.row_names)
-            if not name.startswith(_GATES)}
-    # Each of `form`'s rows priced at `lp_form`'s row of the same name; the others (the gated
-    # cells' own rows, which differ with the cut) at 0: any prices of the right signs bound.
-    mine = np.array([r for r, name in enumerate(form.row_names) if name in rows], dtype=np.intp)
-    theirs = np.array([rows[form.row_names[r]] for r in mine], dtype=np.intp)
 
     def priced(duals: Floats) -> Priced:
-        y = np.zeros(len(form.row_names))
-        y[mine] = duals[theirs]
-        return Priced(form, deals, prices(form, y))
+        return Priced(form, deals, prices(form, on_rows(form, lp_form, duals)))
 
     closed = -math.inf            # the most a closed node's plans can reach
     counter = itertools.count()
-    heap = [_Node(-math.inf, next(counter), {})]
-    evaluated = False
+    heap = [_Node(-value, next(counter), {}, priced=root)]
     while heap:
         node = heap[0]
         if node.bound <= max(target, closed):
             break
         heapq.heappop(heap)
-        if node.priced is None:
+        if node.priced is None or node.x is None:
             run = solve(*lp_deals.bounds(lp_form, node.fixed), until)
             if run.status == "none":
                 heapq.heappush(heap, node)
@@ -383,27 +401,25 @@ def bound(form: Formulation, lp_form: Formulation, cells: Cells, plan: Floats, f
                     continue      # no plan in it
                 heapq.heappush(heap, node)
                 break
-            evaluated = True
-            lower, upper = deals.bounds(form, node.fixed)
-            start = priced(run.row_dual)
-            if node.parent is not None and \
-                    node.parent.bound(lower, upper) < start.bound(lower, upper):
-                start = node.parent
-            node.priced, value = tuned(start, lower, upper, floor, target, NODE_STEPS,
-                                       over) if node.fixed else \
-                mastered(start, plan, target, ROOT_ROUNDS, over)
             node.x = run.x
-            node.key = -min(node.bound, value)
-            if node.bound <= target:
-                closed = max(closed, node.bound)
-            else:
+            if node.priced is None:
+                lower, upper = deals.bounds(form, node.fixed)
+                start = priced(run.row_dual)
+                assert node.parent is not None
+                if node.parent.bound(lower, upper) < start.bound(lower, upper):
+                    start = node.parent
+                node.priced, value = tuned(start, lower, upper, floor, target, NODE_STEPS,
+                                           over)
+                node.key = -min(node.bound, value)
+                if node.bound <= target:
+                    closed = max(closed, node.bound)
+                    continue
                 heapq.heappush(heap, node)
-            continue
+                continue
         free = [c for c in deals.channels if c not in node.fixed]
         if not free:
             closed = max(closed, node.bound)   # every deal chosen: nothing left to split
             continue
-        assert node.x is not None
         x = node.x
         # The deal the LP splits most (weighing the others' children at the node's prices as
         # well took more time than the LPs it saved).
@@ -416,8 +432,6 @@ def bound(form: Formulation, lp_form: Formulation, cells: Cells, plan: Floats, f
                                            node.priced))
         if over():
             break
-    if not evaluated:
-        return None
     most = max([closed, *(n.bound for n in heap)])
     return None if most == -math.inf else most
 
