@@ -23,7 +23,7 @@ deals fixed took 5-8 s of CPU), 40 more to 14,343,973.
 """
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,7 +32,7 @@ from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.deal_bound import Deals, Priced
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
-from services.budget.optimizer.windows import prices
+from services.budget.optimizer.windows import lagrangian, prices
 
 # A move is taken when it raises the LP's objective by more than this share of it (the LPs'
 # own noise must not make a search that walks in circles).
@@ -165,11 +165,11 @@ def settle(form: Formulation, found: Found, solve: Bounded,
                 upper[column:last[cell] + 1] = 0.0
         return lower, upper
 
-    def settled(decided: dict[int, bool], spend: Floats,
-                above: float = -math.inf) -> tuple[Plan, dict[int, bool]] | None:
-        """The plan settled from `spend` (the LP's with `decided`), None where an LP is not
-        solved or its value is not `above` (each LP adds bounds to the last, so the plan
-        settled would be worth no more)."""
+    def settled(decided: dict[int, bool], spend: Floats, above: float = -math.inf,
+                run: Run | None = None) -> tuple[Plan, dict[int, bool], Run | None] | None:
+        """The plan settled from `spend` (the LP `run`'s with `decided`), its decisions and
+        the last LP, None where an LP is not solved or its value is not `above` (each LP adds
+        bounds to the last, so the plan settled would be worth no more)."""
         decided = dict(decided)
         while True:
             new = [cell for cell in loose(spend)
@@ -179,7 +179,7 @@ def settle(form: Formulation, found: Found, solve: Bounded,
             holding = {cell: column for cell, column in holding.items()
                        if column not in decided}
             if not holding:
-                return (spend, score(spend)), decided
+                return (spend, score(spend)), decided, run
             for cell, column in holding.items():
                 filled = spend[cell] - float(form.col_upper[first[cell]:column].sum())
                 decided[column] = filled >= 0.5 * float(found.upper[column])
@@ -192,7 +192,7 @@ def settle(form: Formulation, found: Found, solve: Bounded,
     got = settled({}, found.spend)
     if got is None:
         return None
-    best, decided = got
+    best, decided, latest = got
     improved = True
     while improved:
         improved = False
@@ -200,18 +200,25 @@ def settle(form: Formulation, found: Found, solve: Bounded,
         # bounds, and a settled plan (no cell inside a stretch) is worth its LP value, where
         # it is worth more than the plan the model was narrowed for (`windows`). Settling a
         # flip whose LP does not beat the best plan took 4-5 LPs for nothing (50 x 13 other
-        # shapes, seed 3: 20 LPs in all, now 10).
+        # shapes, seed 3: 20 LPs in all, now 10); and the flip's LP is not solved where the
+        # best plan's LP prices bound it no higher (L(y), `windows`: 1-3 of 8 at seeds 3-9).
         enough = best[1] + RISE * max(abs(best[1]), EPS)
+        y = None if latest is None or latest.row_dual is None else \
+            prices(form, latest.row_dual)
         for column in list(decided):
-            flipped = {**decided, column: not decided[column]}
-            run = solve(*bounds(flipped))
+            lower, upper = bounds({**decided, column: not decided[column]})
+            if y is not None and \
+                    lagrangian(replace(form, col_lower=lower, col_upper=upper), y) <= enough:
+                continue
+            run = solve(lower, upper)
             if run.status == "none":
                 return best
             if run.x is None or run.objective is None or run.objective <= enough:
                 continue
-            tried = settled(flipped, form.cell_spend(run.x, len(found.spend)), enough)
+            tried = settled({**decided, column: not decided[column]},
+                            form.cell_spend(run.x, len(found.spend)), enough, run)
             if tried is not None and tried[0][1] > enough:
-                (best, decided), improved = tried, True
+                (best, decided, latest), improved = tried, True
                 break
     return best
 
