@@ -166,7 +166,7 @@ def test_master_prices_bound_lowest_and_above_every_choice(problem: Problem) -> 
     assert plan is not None and root.row_dual is not None
     start = deal_bound.Priced(form, deals, prices(form, root.row_dual))
     lower, upper = form.col_lower, form.col_upper
-    priced, value = deal_bound.mastered(start, plan, optimum, 60, lambda: False)
+    priced, value = deal_bound.mastered(start, plan, optimum, optimum, 60, lambda: False)
     _, subgradient = deal_bound.tuned(start, lower, upper, optimum, optimum, 60, lambda: False)
     assert value == priced.bound(lower, upper)
     assert optimum * (1 - 1e-9) <= value <= subgradient + deal_bound.CLOSE * abs(value)

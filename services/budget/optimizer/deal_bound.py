@@ -58,9 +58,9 @@ _GATES = ("fill_", "open_")
 # The subgradient steps that price a node below the root (`tuned`), and how many steps
 # without a gain halve the step.
 NODE_STEPS, STALL = 10, 3
-# The master's rounds that price the root (`mastered`), and how far each round's prices are
-# taken towards the best so far.
-ROOT_ROUNDS, SMOOTHING = 60, 0.5
+# The master's rounds that price the root (`mastered`), how far each round's prices are
+# taken towards the best so far, and the subgradient steps before them.
+ROOT_ROUNDS, SMOOTHING, LEAD = 60, 0.5, 3
 # The master's rounds end once the bound is within this share of the master's value.
 CLOSE = 1e-7
 # Each deal channel's choice: the cell it is bought in, None where it is not bought.
@@ -296,21 +296,25 @@ class _Master:
         return float(self.highs.getInfo().objective_function_value), prices(self.form, y)
 
 
-def mastered(start: Priced, plan: Floats, target: float, rounds: int,
+def mastered(start: Priced, plan: Floats, floor: float, target: float, rounds: int,
              over: Stop) -> tuple[Priced, float]:
-    """The prices that bound every plan (no deal fixed) lowest, from `start` and up to `rounds`
-    of the master's (`_Master`, from the plan `plan`: column values of `start`'s model), each
-    taken halfway towards the best so far where the last gained (Wentges' smoothing; where
-    it did not, the master's own), until the bound is within `target` or within CLOSE of the
-    master's value (the least any prices reach), or `over()`. At 50 x 13 other shapes the root
-    is proven within the gap in 6-13 rounds (0.15-0.27 s of CPU) where the subgradient's 60
-    steps left it 0.04 % above the plan."""
+    """The prices that bound every plan (no deal fixed) lowest, from `start`: LEAD subgradient
+    steps (`tuned`, towards `floor`), then up to `rounds` of the master's (`_Master`, from the
+    plan `plan`, of objective `floor`: column values of `start`'s model, and the points each
+    prices so far took), each taken halfway towards the best so far where the last gained
+    (Wentges' smoothing; where it did not, the master's own), until the bound is within
+    `target` or within CLOSE of the master's value (the least any prices reach), or `over()`.
+    At 50 x 13 other shapes the root is proven within the gap in 5-14 rounds (0.1-0.2 s of
+    CPU) where the subgradient's 60 steps left it 0.04 % above the plan. The master's first
+    rounds gain nothing (12-20 at 100 x 26, whose proof a 10 s limit can cut short there):
+    the lead's steps gain at once, and their points guide the master."""
     form, deals = start.form, start.deals
     lower, upper = form.col_lower, form.col_upper
     master = _Master(form, deals, plan)
-    best, value = start, start.bound(lower, upper)
     master.add(start.plan(lower, upper))
-    gained = False
+    best, value = tuned(start, lower, upper, floor, target, LEAD, over,
+                        lambda priced: master.add(priced.plan(lower, upper)))
+    gained = True
     for _ in range(rounds):
         if value <= target or over():
             break
@@ -371,7 +375,8 @@ def bound(form: Formulation, cells: Cells, plan: Floats, floor: float, gap: floa
         # would keep a cancel waiting seconds.
         return time.perf_counter() >= until or (stop is not None and stop())
     deals = Deals(form, cells)
-    root, value = mastered(Priced(form, deals, prices(form, y)), plan, target, ROOT_ROUNDS, over)
+    root, value = mastered(Priced(form, deals, prices(form, y)), plan, floor, target,
+                           ROOT_ROUNDS, over)
     if value <= target or over():
         return None if value == -math.inf else value
     # The LPs only now: at 50 x 13 other shapes the root's prices prove the plan, and making
@@ -437,12 +442,14 @@ def bound(form: Formulation, cells: Cells, plan: Floats, floor: float, gap: floa
 
 
 def tuned(start: Priced, lower: Floats, upper: Floats, floor: float, target: float,
-           steps: int, over: Stop) -> tuple[Priced, float]:
+          steps: int, over: Stop,
+          seen: Callable[[Priced], None] | None = None) -> tuple[Priced, float]:
     """The prices from `start` that bound the plans within `lower`, `upper` lowest, found by
     up to `steps` subgradient steps (Polyak's, towards `floor`, halved after STALL steps that
-    gain nothing), until the bound is within `target` or `over()`: the LP's prices are the
-    best for L(y), not for the bound that keeps the caps (at 50 x 13 other shapes, 0.33 % above
-    the plan at the LP's prices, 0.04 % after 40 steps; 100 x 26: 0.61 % by L(y), 0.03 %)."""
+    gain nothing; each step's prices handed to `seen`), until the bound is within `target` or
+    `over()`: the LP's prices are the best for L(y), not for the bound that keeps the caps (at
+    50 x 13 other shapes, 0.33 % above the plan at the LP's prices, 0.04 % after 40 steps;
+    100 x 26: 0.61 % by L(y), 0.03 %)."""
     form, deals = start.form, start.deals
     best, value = start, start.bound(lower, upper)
     current, now = best, value
@@ -457,6 +464,8 @@ def tuned(start: Priced, lower: Floats, upper: Floats, floor: float, target: flo
         y = current.y - step * (now - floor) / norm * slopes
         current = Priced(form, deals, prices(form, y))
         now = current.bound(lower, upper)
+        if seen is not None:
+            seen(current)
         if now < value:
             best, value, stall = current, now, 0
         else:
