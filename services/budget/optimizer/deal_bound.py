@@ -19,15 +19,18 @@ the caps' prices are those of the LP, L(y) prices a deal's spend at its period's
 deal could be split; kept whole, a deal gives up its period's last curve units, which earn
 more: 0.32 % above the plan at the root where L(y) is 0.46 %. The LP's prices are the best for
 L(y), not for this bound: subgradient steps from them (`tuned`) take it to 0.04 % at the root
-(100 x 26: 0.03 %, where L(y) is 0.61 %). A plan of a node (some deals fixed) is bounded the
-same way with those deals forced or barred.
+(100 x 26: 0.03 %, where L(y) is 0.61 %), and Dantzig-Wolfe's master over the capped periods
+(`mastered`: the prices where the points the bound has taken bound least) towards the least
+any prices reach: within the proof's gap at the root at 50 x 13 in 2-11 pricings. A plan of a
+node (some deals fixed) is bounded the same way with those deals forced or barred.
 
 The search is best first over the deals' choices (each deal not bought, or bought in one
-period): a node is priced from its LP's prices (`bounding`'s LPs, each from the last basis) or
-its parent's, whichever bounds it lower, then tuned; its children are bounded at its prices
-before any LP of theirs, and a node whose bound is within the gap of the plan is closed. The
-LPs need not be of the model bounded (only their prices are used): they are the coarse
-curves' model, the bound the real cells'.
+period). The root is priced by the master from the prices given (the envelope's); only where
+that does not prove the plan are the LPs made. A node below it is priced from its LP's prices
+(`bounding`'s LPs, each from the last basis) or its parent's, whichever bounds it lower, then
+tuned; its children are bounded at its prices before any LP of theirs, and a node whose bound
+is within the gap of the plan is closed. The LPs need not be of the model bounded (only their
+prices are used): they are the coarse curves' model, the bound the real cells'.
 """
 import functools
 import heapq

@@ -23,7 +23,7 @@ Where the problem has deals and the start is not proven, the deals' periods are 
 first (`deal_search`, on the narrowed envelope LP) and the cells that plan leaves inside a
 non-concave stretch decided out of it on the same LP: HiGHS's branching finds such plans late
 (other shapes at 50 x 13: its first better plan after 9-10 s of CPU), the search and its
-settling in 2-3 s of CPU. That plan is proven by the deals' own bound (`deal_bound`: a
+settling in 0.1-0.4 s of CPU. That plan is proven by the deals' own bound (`deal_bound`: a
 search over the deals' choices, each bounded with the periods' caps kept), where HiGHS's MILP
 took seconds more; failing that, it starts the MILP, whose bound (or the envelope's) is the
 answer's: the search proves nothing. On a model too big for its LPs (SEARCH_COLUMNS) the
