@@ -138,7 +138,8 @@ def test_a_linear_curves_prefixes_are_the_line():
 
 def test_a_channels_cells_are_prefixes_of_one_cut(monkeypatch):
     """Capped periods and capped channels (Hill curves of alpha 0.4-2.5, points and linear
-    curves): each channel's curve is cut once per period share, and every cell's segments end
+    curves): each concave channel's curve is cut once per period share (an S-curve's to each
+    upper, as before), and every cell's segments end
     at its upper, lie on its curve (scaled to its period) and state their true rise over the
     pieces a whole cent falls inside (no plan spends inside the others)."""
     rng = np.random.default_rng(11)
@@ -169,8 +170,12 @@ def test_a_channels_cells_are_prefixes_of_one_cut(monkeypatch):
         return real_cut(curves, *args)
     monkeypatch.setattr(scaled_module, "hill_segments", counting)
     cells = model.cells(FIRST_TOLERANCE)
-    hills = sum(isinstance(c.response, Hill) for c in channels)
-    assert sum(cut_rows) == hills
+    # A concave Hill curve is cut once; an S-curve once per upper its cells need.
+    uppers = {c: {float(u) for u in cells.upper[cells.channel == c]} for c in range(12)}
+    assert sum(cut_rows) == sum(1 if c.response.alpha <= 1 else len(uppers[i])
+                                for i, c in enumerate(channels) if isinstance(c.response, Hill))
+    assert sum(cut_rows) < sum(len(uppers[i]) for i, c in enumerate(channels)
+                               if isinstance(c.response, Hill))
     unit = 0.01 / model.unit
     for i in range(len(cells)):
         cell = cells[i]

@@ -345,8 +345,8 @@ class _Restricted:
 
     With groups, a cell's segments before `low` are not bought but one column at their mean
     slope (a restriction: a concave curve returns at least that on any part of them) where a
-    group's share can hold them back (a member of a group with a ceiling, a channel outside
-    one with a floor): bought outright they could spend more on a group than its share allows,
+    group's share can hold them back (a member of a group with a ceiling; every channel where
+    a group has a floor): bought outright they could spend more on a group than its share allows,
     and the LP would have no plan however its other columns are chosen. Any other channel's
     are bought, as without groups: a column for each of the 52,000 cells of trial 20's
     department (1,000 x 52, one group of 166 channels at `max_share` 0.35) made LPs of 45,000
@@ -386,12 +386,15 @@ class _Restricted:
         self.member_row = pairs[:, 1]
         self.rows = self.first_group + len(shares)
         # The channels whose segments before `low` a group's share can hold back: a member of
-        # a group with a ceiling, or a channel outside a group with a floor (their spend raises
-        # the total the floor is a share of). Any other's only loosen the shares, bought.
+        # a group with a ceiling; any other's only loosen the ceilings, bought. With a floor,
+        # every channel's are held: outside the group they raise the total the floor is a
+        # share of, and held only there, the deals' first plan (`first_plan`: deals bought in
+        # parts, linear pieces that tie) took another optimum of its LP and chose other deals
+        # (`bench/shapes.py`'s `department_l8`, a brand floor: 14.47 M returned, then 14.32 M).
         member = np.zeros((len(shares), channels), dtype=bool)
         for g, (members, _, _, _) in enumerate(shares):
             member[g, members] = True
-        self.held = np.any(np.where(self.floor[:, None], ~member, member), axis=0)
+        self.held = np.any(member[~self.floor], axis=0) | bool(self.floor.any())
 
     def solve(self, low: Indices, high: Indices, deadline: float) -> _Answer | None:
         """The LP's plan and its bound (None if the columns cannot meet the rows, or it is

@@ -333,7 +333,8 @@ class ScaledProblem:
              stop: Callable[[], bool] | None) -> None:
         """Cut every curve the cells need (per channel, one per distinct period cap and share in
         `pairs`) and the cache lacks: per curve and share once, to the largest upper its cells
-        need, each smaller upper being a prefix of that cut (`prefixes`); the Hill curves
+        need, each smaller upper being a prefix of that cut (`prefixes`; an S-curve is cut to
+        each); the Hill curves
         HILL_BATCH at a time (all in one pass each). `SolveTimeout` past `deadline` or once
         stopped.
 
@@ -349,11 +350,15 @@ class ScaledProblem:
                 upper = min(high, cap)
                 if upper > EPS and (id(response), upper, share, tolerance) not in self._cache:
                     wanted.setdefault((id(response), share), (response, set()))[1].add(upper)
-        hills = []
+        hills: list[tuple[Hill, float, float, set[float]]] = []
         for (_, share), (response, uppers) in wanted.items():
             top = max(uppers)
             if isinstance(response, Hill):
-                hills.append((response, share, top, uppers))
+                # An S-curve's cut sets where the MILP's binaries may sit, and its path is
+                # sensitive to where they fall (`curves._GRID`): each upper is cut on its own,
+                # as before prefixes were taken, only concave curves' prefixes.
+                hills.extend([(response, share, top, uppers)] if response.alpha <= 1 else
+                             [(response, share, upper, {upper}) for upper in uppers])
                 continue
             domain = top / share
             if isinstance(response, Linear):
