@@ -387,8 +387,8 @@ class ScaledProblem:
         self._cache[(id(response), top, share, tolerance)] = _per_share(base, share)
         rest = sorted(uppers - {top})
         if rest:
-            made = prefixes(base, np.array(rest) / share, curve, smallest)
-            self._cache.update(((id(response), upper, share, tolerance), _per_share(cut, share))
+            made = prefixes(base, np.array(rest) / share, curve, smallest, share)
+            self._cache.update(((id(response), upper, share, tolerance), cut)
                                for upper, cut in zip(rest, made))
 
     def _over(self, deadline: float, stop: Callable[[], bool] | None) -> None:
