@@ -2,7 +2,18 @@
 not: a new user's trials and our own sessions made them to find where the concave route slows
 (issue 18's target, ≤ 1 s in process, is held to them as well as to `capped_request`); and
 a department's request (`department_l8`) whose first plan came late.
-Each returns a `/optimize` request body; the seeds keep them the same from run to run."""
+Each returns a `/optimize` request body; the seeds keep them the same from run to run.
+
+    .venv/bin/python bench/shapes.py [--repeat 3] [--only mixed_group ...]
+
+times the solver in process on each shape and on the issue's two 1,000 × 52 cases (best of
+`--repeat` in CPU seconds, with the answer's status, return and approximation error): run it on
+two trees one after the other, alternating, to compare them."""
+import argparse
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
 
 CHANNELS, WEEKS = 1000, 52
@@ -227,3 +238,31 @@ def department_l8(seed: int = 8) -> dict:
     return _request(channels, periods, total) | {"time_limit_seconds": 20, "groups": [
         {"id": "brand", "channels": [c["id"] for c in channels[::3]], "min_share": "0.25"}]}
 
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--only", nargs="*", help="the cases to time, by name")
+    args = parser.parse_args()
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    from bench.optimizer import _concave_problem, _problem, capped_request
+    from services.budget.optimizer import solve
+    cases = {"concave_1000x52": lambda: _concave_problem(CHANNELS, WEEKS),
+             "capped_1000x52": lambda: _problem(capped_request(CHANNELS, WEEKS))}
+    cases |= {shape.__name__: (lambda shape=shape: _problem(shape())) for shape in SHAPES}
+    for name, make in cases.items():
+        if args.only and name not in args.only:
+            continue
+        problem = make()
+        best = float("inf")
+        for _ in range(args.repeat):
+            started = time.process_time()
+            answer = solve(problem)
+            best = min(best, time.process_time() - started)
+        print(f"{name:18s} CPU {best:6.3f} s  {answer.status:9s} return {answer.expected_return}"
+              f"  approximation error {answer.approximation_error}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

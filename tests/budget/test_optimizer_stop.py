@@ -190,7 +190,7 @@ def test_a_solve_whose_milp_is_left_behind_answers_its_last_plan(monkeypatch):
 
 # The stages a stop is heard in, innermost first: the first of these names on the stack of a
 # call to `stop` is the stage that asked.
-_STAGES = ("value", "_cut_hills", "cells", "intervals", "narrowed", "_polish", "_deal_plan",
+_STAGES = ("value", "_cut", "cells", "intervals", "narrowed", "_polish", "_deal_plan",
            "envelope_plan", "relax_then_fix", "run_highs", "solve_milp")
 
 
@@ -231,7 +231,7 @@ def test_every_stage_a_solve_passes_through_asks_for_the_stop():
     # 5.4 s later, while curves were cut, narrowed and models made without asking.
     from services.budget.optimizer import milp
     *_, heard = _stopped_in("never", pytest.MonkeyPatch())
-    assert {"_cut_hills", "cells", "envelope_plan", "narrowed", "intervals",
+    assert {"_cut", "cells", "envelope_plan", "narrowed", "intervals",
             "_deal_plan", "value"} <= set(heard)
     # The coarse envelope LP's route (a problem `first_plan` does not take), and its polish.
     with pytest.MonkeyPatch.context() as patch:
@@ -240,7 +240,7 @@ def test_every_stage_a_solve_passes_through_asks_for_the_stop():
     assert {"relax_then_fix", "_polish"} <= set(heard)
 
 
-@pytest.mark.parametrize("stage", ["_cut_hills", "cells", "envelope_plan", "relax_then_fix",
+@pytest.mark.parametrize("stage", ["_cut", "cells", "envelope_plan", "relax_then_fix",
                                    "_polish", "narrowed", "intervals", "_deal_plan", "value"])
 def test_a_stop_is_answered_in_the_stage_that_hears_it(stage, monkeypatch):
     from services.budget.optimizer import milp
@@ -253,7 +253,7 @@ def test_a_stop_is_answered_in_the_stage_that_hears_it(stage, monkeypatch):
     assert models <= (1 if stage == "relax_then_fix" else 0)
     assert stops <= 8
     if isinstance(answer, SolveTimeout):
-        assert stage in ("_cut_hills", "cells", "envelope_plan", "relax_then_fix")
+        assert stage in ("_cut", "cells", "envelope_plan", "relax_then_fix")
         assert "stopped" in str(answer)
     else:
         problem = s_curves_and_deals(channels=24, periods=8)

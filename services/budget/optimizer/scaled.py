@@ -22,6 +22,7 @@ from services.budget.optimizer.curves import (
     hill_slope,
     linear_segments,
     points_segments,
+    prefixes,
 )
 from services.budget.optimizer.problem import Deal, Group, Hill, Linear, Period, Points, Problem
 from shared.money import quantum
@@ -314,7 +315,7 @@ class ScaledProblem:
         # are looked up once per distinct (cap, share), not once per cell (52,000 lookups took
         # a fifth of the cut at 1,000 × 52).
         pairs = list(dict.fromkeys(zip(caps, self.shares)))
-        self._cut_hills(pairs, tolerance, deadline, stop)
+        self._cut(pairs, tolerance, deadline, stop)
         # Per channel and distinct (cap, share), its segments as an index into the distinct
         # curves (each once, in the order the cells first hold them; None for a deal, in every
         # period), -1 where its cap leaves no room.
@@ -327,7 +328,7 @@ class ScaledProblem:
             for j, (cap, share) in enumerate(pairs):
                 if isinstance(response, Deal) or min(high, cap) > EPS:
                     made = None if isinstance(response, Deal) else \
-                        self._segments(response, min(high, cap), share, tolerance)
+                        self._cache[(id(response), min(high, cap), share, tolerance)]
                     held[c, j] = known.setdefault(id(made), len(distinct))
                     if held[c, j] == len(distinct):
                         distinct.append(made)
@@ -354,45 +355,67 @@ class ScaledProblem:
                            is_deal=deal[rows], curve_of=(distinct, curve))
         return cells
 
-    def _segments(self, response: Linear | Points | Hill, upper: float, share: float,
-                  tolerance: float) -> Segments:
-        """The segments of share · R(x / share) on [0, upper]: R's on [0, upper / share] with
-        lengths and error times `share` and the same slopes."""
-        key = (id(response), upper, share, tolerance)
-        if key not in self._cache:
-            domain = upper / share
+    def _cut(self, pairs: list[tuple[float, float]], tolerance: float, deadline: float,
+             stop: Callable[[], bool] | None) -> None:
+        """Cut every curve the cells need (per channel, one per distinct period cap and share in
+        `pairs`) and the cache lacks: per curve and share once, to the largest upper its cells
+        need, each smaller upper being a prefix of that cut (`prefixes`; an S-curve is cut to
+        each); the Hill curves
+        HILL_BATCH at a time (all in one pass each). `SolveTimeout` past `deadline` or once
+        stopped.
+
+        A curve R in a period of `share` is share · R(x / share): R's segments on
+        [0, upper / share], with lengths and error times `share` and the same slopes."""
+        # Per curve and share, the uppers its cells need.
+        wanted: dict[tuple[int, float], tuple[Linear | Points | Hill, set[float]]] = {}
+        for channel, high in zip(self.problem.channels, self.upper):
+            response = channel.response
+            if isinstance(response, Deal):
+                continue
+            for cap, share in pairs:
+                upper = min(high, cap)
+                if upper > EPS and (id(response), upper, share, tolerance) not in self._cache:
+                    wanted.setdefault((id(response), share), (response, set()))[1].add(upper)
+        hills: list[tuple[Hill, float, float, set[float]]] = []
+        for (_, share), (response, uppers) in wanted.items():
+            top = max(uppers)
+            if isinstance(response, Hill):
+                # An S-curve's cut sets where the MILP's binaries may sit, and its path is
+                # sensitive to where they fall (`curves._GRID`): each upper is cut on its own,
+                # as before prefixes were taken, only concave curves' prefixes.
+                hills.extend([(response, share, top, uppers)] if response.alpha <= 1 else
+                             [(response, share, upper, {upper}) for upper in uppers])
+                continue
+            domain = top / share
             if isinstance(response, Linear):
                 base = linear_segments(float(response.roi), domain)
-            elif isinstance(response, Points):
+            else:
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
                 base = points_segments(points, domain)
-            else:
-                base = hill_segments(self._hill_row(response, domain), tolerance,
-                                     np.array([self._minor_unit(share)]))[0]
-            self._cache[key] = _per_share(base, share)
-        return self._cache[key]
-
-    def _cut_hills(self, pairs: list[tuple[float, float]], tolerance: float, deadline: float,
-                   stop: Callable[[], bool] | None) -> None:
-        """Cut every Hill curve the cells need (per channel, one per distinct period cap and
-        share in `pairs`) and the cache lacks, HILL_BATCH at a time (all in one pass each);
-        `SolveTimeout` past `deadline` or once stopped."""
-        wanted: dict[tuple[int, float, float, float], tuple[Floats, float]] = {}
-        for channel, high in zip(self.problem.channels, self.upper):
-            if isinstance(channel.response, Hill):
-                for cap, share in pairs:
-                    upper = min(high, cap)
-                    key = (id(channel.response), upper, share, tolerance)
-                    if upper > EPS and key not in self._cache and key not in wanted:
-                        wanted[key] = self._hill_row(channel.response, upper / share), share
-        items = list(wanted.items())
-        for first in range(0, len(items), HILL_BATCH):
+            self._keep(response, share, tolerance, top, uppers, base)
+        for first in range(0, len(hills), HILL_BATCH):
             self._over(deadline, stop)
-            batch = items[first:first + HILL_BATCH]
-            curves = np.concatenate([curve for _, (curve, _) in batch])
-            smallest = np.array([self._minor_unit(share) for _, (_, share) in batch])
-            for (key, (_, share)), base in zip(batch, hill_segments(curves, tolerance, smallest)):
-                self._cache[key] = _per_share(base, share)
+            batch = hills[first:first + HILL_BATCH]
+            curves = np.concatenate([self._hill_row(response, top / share)
+                                     for response, share, top, _ in batch])
+            smallest = np.array([self._minor_unit(share) for _, share, _, _ in batch])
+            least = np.array([min(uppers) / share for _, share, _, uppers in batch])
+            for (response, share, top, uppers), row, unit, base in zip(
+                    batch, curves, smallest.tolist(),
+                    hill_segments(curves, tolerance, smallest, least)):
+                self._keep(response, share, tolerance, top, uppers, base, row[:3], unit)
+
+    def _keep(self, response: Linear | Points | Hill, share: float, tolerance: float,
+              top: float, uppers: set[float], base: Segments, curve: Floats | None = None,
+              smallest: float = 0.0) -> None:
+        """Cache `base`, R's segments to `top` / `share`, and its prefixes to the other
+        `uppers`, each as the segments of a period of `share`."""
+        self._cache[(id(response), top, share, tolerance)] = _per_share(base, share)
+        rest = sorted(uppers - {top})
+        if rest:
+            made = prefixes(base, np.array(rest) / share, curve, smallest, share)
+            self._cache.update(((id(response), upper, share, tolerance), cut)
+                               for upper, cut in zip(rest, made))
 
     def _over(self, deadline: float, stop: Callable[[], bool] | None) -> None:
         """`SolveTimeout` past `deadline` or once `stop()` turns true: the curves are cut before
@@ -549,8 +572,9 @@ def _useful(problem: Problem) -> float:
 def _per_share(base: Segments, share: float) -> Segments:
     """R's segments on [0, upper / share] as share · R(x / share)'s: lengths and error times
     `share`, the same slopes."""
-    return base if share == 1.0 else replace(base, lengths=base.lengths * share,
-                                             error=base.error * share)
+    return base if share == 1.0 else replace(
+        base, lengths=base.lengths * share, error=base.error * share,
+        rises=None if base.rises is None else base.rises * share)
 
 
 def _shares(periods: tuple[Period, ...]) -> list[float]:
