@@ -30,6 +30,7 @@ from services.budget.optimizer.rounding import round_allocation
 from services.budget.optimizer.scaled import Cells, ScaledProblem
 from services.budget.optimizer.solver import FIRST_TOLERANCE
 from tests.budget.test_greedy import _check_priced_error, concave_channels
+from tests.budget.test_optimize_properties import check_plan
 
 
 def reference(model: ScaledProblem, cells: Cells) -> tuple[float, np.ndarray] | None:
@@ -363,12 +364,62 @@ def test_the_priced_greedys_error_bounds_the_true_optimum(seed, groups):
                         lambda model, cells: period_prices.solve(model, cells)[0])
 
 
-def test_a_cancel_is_heard_on_the_priced_route_which_answers_its_proven_plan(monkeypatch):
-    # The route has no plan before its last round, and its rounds take a second or two at
-    # 1,000 x 52: it asks the stop at each (so the worker waits for its answer, not killing it
-    # a second after a cancel) and ends with the plan it proves. The cancel comes once the
-    # curves are cut (a cancel before that has no plan to keep).
-    problem = capped_problem(3, channels=40, periods=13)
+def _lps_counted(monkeypatch) -> list[bool]:
+    """Whether each LP of the route answered a plan, in turn."""
+    answered: list[bool] = []
+    solved = period_prices._Restricted.solve
+
+    def counted(self, *args, **kwargs):
+        answer = solved(self, *args, **kwargs)
+        answered.append(answer is not None)
+        return answer
+
+    monkeypatch.setattr(period_prices._Restricted, "solve", counted)
+    return answered
+
+
+@pytest.mark.parametrize("seed", [1, 6, 11])
+def test_a_stop_ends_the_priced_rounds_with_the_last_lps_plan(seed, monkeypatch):
+    # Run on to their proven plan after a cancel, the rounds took 9-22 s with a group's share
+    # (trial 21's 500 x 26 and 1,000 x 52), where a worker waits 5 s once its stop is heard:
+    # killed, the plan lost. Stopped once an LP has answered a plan, they end at the next
+    # round with it: every rule held, `feasible`, its gap bounding the proven optimum.
+    model, cells = _capped_model(capped_problem(seed, channels=40, periods=13, groups=2))
+    proven, _ = period_prices.solve(model, cells)
+    answered = _lps_counted(monkeypatch)
+    stopped, start = period_prices.solve(model, cells, stop=lambda: any(answered))
+    assert proven is not None and stopped is not None and start is None
+    assert len(answered) == answered.index(True) + 1
+    assert stopped.status == "feasible" and stopped.gap is not None
+    _holds(model, cells, stopped.spend)
+    ours = _objective(model, stopped.model_return, stopped.spend)
+    best = _objective(model, proven.model_return, proven.spend)
+    assert ours <= best + 1e-9 * max(abs(best), 1.0)
+    assert best <= ours + stopped.gap * max(abs(stopped.model_return), 1e-6 * model.budget) + \
+        1e-9 * max(abs(best), 1.0)
+
+
+def test_a_stop_before_any_lps_plan_waits_for_one_a_while_heeded_not(monkeypatch):
+    # Seed 1's first three LPs answer no plan (their columns widen): a stop heard from the
+    # start goes on for STOPPED_SECONDS to the first plan; past them, or heeded (the caller
+    # has another answer), none.
+    model, cells = _capped_model(capped_problem(1, channels=40, periods=13, groups=2))
+    answered = _lps_counted(monkeypatch)
+    stopped, _ = period_prices.solve(model, cells, stop=lambda: True)
+    assert answered == [False, False, False, True] and stopped is not None
+    _holds(model, cells, stopped.spend)
+    answered.clear()
+    assert period_prices.solve(model, cells, stop=lambda: True, heed=True) == (None, None)
+    assert answered == []
+    monkeypatch.setattr(period_prices, "STOPPED_SECONDS", 0.0)
+    assert period_prices.solve(model, cells, stop=lambda: True) == (None, None)
+    assert answered == []
+
+
+def test_a_cancel_on_the_priced_route_answers_a_plan_holding_every_rule(monkeypatch):
+    # Through the solver: the cancel comes once the curves are cut (a cancel before that has
+    # no plan to keep), is asked on the route, and its answer is the first LP's plan, rounded.
+    problem = capped_problem(3, channels=40, periods=13, groups=2)
     unstopped = solve(problem)
     inside, asked_inside = [False], []
     priced = period_prices.solve
@@ -386,9 +437,19 @@ def test_a_cancel_is_heard_on_the_priced_route_which_answers_its_proven_plan(mon
         return inside[0] or bool(asked_inside)
 
     monkeypatch.setattr(period_prices, "solve", cancelled_on_entry)
+    answered = _lps_counted(monkeypatch)
     stopped = solve(problem, stop=stop)
-    assert asked_inside and stopped.status == unstopped.status == "optimal"
-    assert stopped.expected_return == unstopped.expected_return
+    assert asked_inside and answered == [True] and unstopped.status == "optimal"
+    assert stopped.expected_return <= unstopped.expected_return
+    check_plan(problem, stopped)
+    for p, period in enumerate(problem.periods):
+        if period.cap is not None:
+            assert sum(a.periods[p].amount for a in stopped.allocations) <= period.cap
+    by_channel = {a.channel: a.amount for a in stopped.allocations}
+    for group in problem.groups:
+        members = sum(by_channel[c] for c in group.channels)
+        assert members <= group.max_share * stopped.spend
+        assert group.min_share is None or members >= group.min_share * stopped.spend
 
 
 def test_the_priced_routes_lp_stops_at_the_deadline(monkeypatch):
@@ -479,8 +540,8 @@ def test_the_columns_start_again_from_the_plan_of_a_widened_lp(seed, monkeypatch
     sizes, gaps = [], []
     restricted = period_prices._Restricted.solve
 
-    def counted(lp, low, high, deadline):
-        answer = restricted(lp, low, high, deadline)
+    def counted(lp, low, high, deadline, stop=None):
+        answer = restricted(lp, low, high, deadline, stop)
         sizes.append(int((high - low).sum()))
         gaps.append(None if answer is None else answer.gap)
         return answer
@@ -504,9 +565,9 @@ def test_the_columns_start_again_only_from_a_plan_near_the_optimum(seed, monkeyp
     sizes = []
     restricted = period_prices._Restricted.solve
 
-    def counted(lp, low, high, deadline):
+    def counted(lp, low, high, deadline, stop=None):
         sizes.append(int((high - low).sum()))
-        return restricted(lp, low, high, deadline)
+        return restricted(lp, low, high, deadline, stop)
 
     monkeypatch.setattr(period_prices._Restricted, "solve", counted)
     solution, _ = period_prices.solve(model, cells)

@@ -26,13 +26,13 @@ in place of μ·B, so the same check proves the plan and the same widening finds
 """
 import math
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 import highspy
 import numpy as np
 
 from services.budget.optimizer.backends import (
+    Stop,
     hear_deadline,
     new_highs,
     pass_model,
@@ -82,6 +82,30 @@ LP_ROUNDS = 12
 PROVEN_GAP = 1e-9
 # A finite stand-in for a channel level of ±∞ (it takes all of its segments, or none).
 _FAR = 1e30
+# After a stop, unless heeded, the rounds go on this long for a first plan (an LP's, which
+# meets every row), and end at the first: a worker waits 5 s for the answer once its stop is
+# heard (`shared.workers`), the plan's rounding and writing take the rest. Run to their proven
+# plan, the rounds took 9-22 s past a cancel with a group's share (trial 21's 500 × 26 and
+# 1,000 × 52): the worker was killed and the plan lost.
+STOPPED_SECONDS = 2.0
+
+
+class _Stopping:
+    """`stop` asked until it turns true (asking is what a worker hears), and when it did."""
+
+    def __init__(self, stop: Stop | None, grace: float) -> None:
+        self.stop, self.grace = stop, grace
+        self.at: float | None = None
+
+    def heard(self) -> bool:
+        if self.at is None and self.stop is not None and self.stop():
+            self.at = time.perf_counter()
+        return self.at is not None
+
+    def late(self) -> bool:
+        """Heard, and `grace` after it."""
+        at = self.at if self.heard() else None
+        return at is not None and time.perf_counter() > at + self.grace
 
 
 def applies(model: ScaledProblem) -> bool:
@@ -93,20 +117,21 @@ def applies(model: ScaledProblem) -> bool:
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
           start: "Start | None" = None,
-          stop: Callable[[], bool] | None = None,
+          stop: Stop | None = None,
           heed: bool = False) -> tuple[Solution | None, "Start | None"]:
     """The optimum of concave cells under the budget, channel bounds, period caps and groups'
     shares, proven by the bound above, and where the next round starts; no plan when the LP
     finds none (the caller then takes the MILP route, which names the conflict of
     an impossible request), the deadline passes first or, with `heed`, `stop()` turns true.
 
+    `stop` is asked at each round and while an LP runs. Once it turns true the rounds end
+    with the last LP's plan (it meets every row), `feasible` with its gap, or, before any,
+    go on for STOPPED_SECONDS for one. With `heed` the caller has another answer to give
+    (the MILP's first plan: `first_plan`), and a stop ends the rounds with no plan.
     `start`: the last round's, on the same problem cut more coarsely (finer segments move
-    its prices very little). `stop` is asked at each round and its answer let be: a cancel is
-    heard (so the worker waits for the answer, `shared.workers`) and the rounds, a second or
-    two at 1,000 × 52, end with the proven plan, the only one this route has. With `heed` the
-    caller has another answer to give (the MILP's first plan: `first_plan`), and a stop ends
-    the rounds with no plan.
+    its prices very little).
     """
+    stopping = _Stopping(stop, 0.0 if heed else STOPPED_SECONDS)
     curves = Curves.of(cells)
     caps = np.array([math.inf if p.cap is None else model.money(p.cap) for p in model.periods])
     period = cells.period
@@ -117,14 +142,17 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     else:
         threshold, near = _adjusted(model, curves, period, caps,
                                     np.zeros(len(caps)) if start is None else start.prices, near,
-                                    stop, heed)
+                                    stopping)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
+    answer = None
     for round_ in range(LP_ROUNDS):
-        if time.perf_counter() > deadline or (stop is not None and stop() and heed):
+        if stopping.heard() and answer is not None and not heed:
+            return _solution(answer, "feasible"), None
+        if time.perf_counter() > deadline or stopping.late():
             return None, None
-        answer = lp.solve(low, high, deadline)
+        answer = lp.solve(low, high, deadline, stopping.late)
         if answer is None:
             # The columns cannot meet the rows (the bought segments spend more than a cap, or
             # the columns reach no floor): widen every cell's window around its threshold, to
@@ -141,9 +169,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # is the LP's float noise: the plan is proven within it (the bound holds at any
             # prices). Widening the columns further only made the LP bigger: 74,000 columns
             # solved again for 6 s on a 1,000 × 52 shape, to the same gap of 3e-6.
-            return Solution(spend=answer.spend, status="optimal", gap=answer.gap,
-                            solver="greedy+highs", marginal_value=answer.budget_price,
-                            model_return=answer.model_return, priced=answer.priced), \
+            return _solution(answer, "optimal"), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
         if margin > WINDOW and answer.gap <= RESTART_GAP:
@@ -165,16 +191,21 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     return None, None
 
 
+def _solution(answer: "_Answer", status: str) -> Solution:
+    return Solution(spend=answer.spend, status=status, gap=answer.gap, solver="greedy+highs",
+                    marginal_value=answer.budget_price, model_return=answer.model_return,
+                    priced=answer.priced)
+
+
 def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
               prices: Floats, fill: Fill | None,
-              stop: Callable[[], bool] | None = None,
-              heed: bool = False) -> tuple[Floats, Fill | None]:
+              stopping: _Stopping | None = None) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap (or, converging slowly, leaping
-    ahead), until the plan meets the caps or stops getting closer (or, with `heed`, `stop()`
-    turns true); and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the
-    last round's, on the curves cut more coarsely), or none."""
+    ahead), until the plan meets the caps or stops getting closer (or `stopping` is late);
+    and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the last
+    round's, on the curves cut more coarsely), or none."""
     # The rounds' greedy runs on the cells merged where alike: their thresholds are the same.
     alike, alike_period = _merged(curves, period, caps)
     missed = math.inf
@@ -183,8 +214,7 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     # After a leap: the prices of the step it extrapolated, taken should the leap miss more.
     fallback: Floats | None = None
     for round_ in range(PRICE_ROUNDS):
-        # Heard, and let be unless heeded (see `solve`).
-        if stop is not None and stop() and heed and round_ > 0:
+        if stopping is not None and stopping.late() and round_ > 0:
             break
         # Each round starts its selections at the last round's levels (the prices move less
         # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
@@ -396,10 +426,12 @@ class _Restricted:
             member[g, members] = True
         self.held = np.any(member[~self.floor], axis=0) | bool(self.floor.any())
 
-    def solve(self, low: Indices, high: Indices, deadline: float) -> _Answer | None:
+    def solve(self, low: Indices, high: Indices, deadline: float,
+              stop: Stop | None = None) -> _Answer | None:
         """The LP's plan and its bound (None if the columns cannot meet the rows, or it is
-        not solved by `deadline`: one LP of 2,000 × 55 with period caps ran 121 s past it, its
-        crossover hearing neither the interrupt nor the time limit; it is then left behind)."""
+        not solved by `deadline` or before `stop()`: one LP of 2,000 × 55 with period caps ran
+        121 s past its deadline, its crossover hearing neither the interrupt nor the time limit;
+        it is then left behind)."""
         curves, period, channel = self.curves, self.period, self.curves.channel
         everyone = curves.cells
         channels = len(self.lower)
@@ -478,7 +510,7 @@ class _Restricted:
         highs.setOptionValue("presolve", "off")
         pass_model(highs, lp)
         hear_deadline(highs, deadline)
-        if not run_watched(highs, deadline) or \
+        if not run_watched(highs, deadline, stop) or \
                 highs.getModelStatus() != highspy.HighsModelStatus.kOptimal:
             return None
         solution = highs.getSolution()
