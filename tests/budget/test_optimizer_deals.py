@@ -12,6 +12,7 @@ import highspy
 import numpy as np
 import pytest
 
+from bench.optimizer import hard_problem
 from services.budget.optimizer import (
     Channel,
     Deal,
@@ -238,17 +239,7 @@ def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch)
     problem = crowded(1)
     monkeypatch.setattr(milp, "_rounded", _no_deals)
     monkeypatch.setattr(first_plan, "_bought", _none_bought)
-    bounding = milp.bounding
-    stages: list[str] = []
-
-    def counted(form, seconds, stop=None, start=None):
-        solve = bounding(form, seconds, stop, start)
-
-        def each(lower, upper, until=None):
-            stages.append(traceback.extract_stack()[-2].name)
-            return solve(lower, upper, until)
-        return each
-    monkeypatch.setattr(milp, "bounding", counted)
+    stages = stage_lps(monkeypatch)
     # Stopped inside the stage: in the search (its second LP, `value`), in the settling of its
     # plan (its first LP, `settled`) or in the flips after it (`settle`), the solve answers the
     # best plan it has, whole deals and caps kept, with a gap that is a proof. The LP asked for
@@ -261,6 +252,45 @@ def test_a_stop_inside_the_stage_answers_a_valid_plan(stage, calls, monkeypatch)
     model = ScaledProblem(problem)
     reach = float(result.expected_return) * (1 + result.gap) * (1 + result.approximation_error)
     assert optimum * model.unit <= reach * (1 + 1e-6)
+
+
+def stage_lps(monkeypatch) -> list[str]:
+    """The stage's LPs as they are solved, each named by the function that asked for it."""
+    bounding = milp.bounding
+    stages: list[str] = []
+
+    def counted(form, seconds, stop=None, start=None):
+        solve = bounding(form, seconds, stop, start)
+
+        def each(lower, upper, until=None):
+            stages.append(traceback.extract_stack()[-2].name)
+            return solve(lower, upper, until)
+        return each
+    monkeypatch.setattr(milp, "bounding", counted)
+    return stages
+
+
+def test_a_flip_whose_lp_does_not_beat_the_plan_is_not_settled(monkeypatch):
+    # Four S-curves, and the settling's flips after its plan: settling the flips whose LPs
+    # were worth no more than the plan took 2 LPs more (5 in `settled`, now 3). The answer is
+    # the same plan, the enumeration's optimum.
+    problem = crowded(3, (1, 2, 4, 5))
+    stages = stage_lps(monkeypatch)
+    result = solve(replace(problem, time_limit=60))
+    assert stages.count("settle") == 3 and stages.count("settled") == 3
+    assert result.status == "optimal" and result.expected_return == D("2153685.55")
+    optimum, _, _ = best_by_enumeration(problem)
+    assert float(result.expected_return) / ScaledProblem(problem).unit >= optimum * (1 - 1e-3)
+
+
+def test_a_flip_its_plans_prices_bound_below_the_plan_is_not_solved(monkeypatch):
+    # The other shapes at 20 x 6: of the settling's two flips, the best plan's LP prices bound
+    # one no higher than the plan (L(y) with the flip's bounds), and its LP is not solved (2
+    # before); the answer is the same plan.
+    stages = stage_lps(monkeypatch)
+    result = solve(hard_problem(20, 6, 4, seed=5))
+    assert stages.count("settle") == 1
+    assert result.status == "optimal" and result.expected_return == D("5942558.12")
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

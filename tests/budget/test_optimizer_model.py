@@ -2,15 +2,17 @@
 model HiGHS refuses is an error."""
 import subprocess
 import sys
+from decimal import Decimal as D
 from pathlib import Path
 
 import highspy
 import numpy as np
 import pytest
 
-from services.budget.optimizer import TooSteep
+from services.budget.optimizer import Channel, Deal, Hill, Linear, Problem, TooSteep
 from services.budget.optimizer.backends import new_highs, pass_model
-from services.budget.optimizer.formulation import constraint_name
+from services.budget.optimizer.formulation import constraint_name, formulate
+from services.budget.optimizer.scaled import ScaledProblem
 
 ROOT = Path(__file__).resolve().parents[2]
 # Channel and group names whose characters the solver cannot take, so the constraint names
@@ -63,3 +65,23 @@ def test_a_model_highs_refuses_is_an_error_not_an_empty_plan():
     lp.a_matrix_.value_ = np.array([1e16])
     with pytest.raises(TooSteep, match="past the solver's limit"):
         pass_model(new_highs(), lp)
+
+
+def test_the_columns_are_named_by_cell_in_order() -> None:
+    # Each cell's segments (s_cell_j), a gated curve's gates after them (z_cell_j), a deal's
+    # column, then each "min if used" channel's binary, and the elastic model's slacks last:
+    # the names PuLP's model and its LP file carry, made only when asked.
+    problem = Problem(total=D("1000000"), decimals=2, channels=(
+        Channel("s", Hill(D("900000"), D("250000"), D("2.2"))),
+        Channel("kol", Deal(D("80000"), D("240000"))),
+        Channel("floor", Linear(D("1.4")), min=D("50000"), min_if_used=True)))
+    model = ScaledProblem(problem)
+    cells = model.cells(4e-4)
+    form = formulate(model, cells, elastic=True)
+    hill, line = cells[0].segments, cells[2].segments
+    assert hill is not None and hill.gated and line is not None
+    assert form.col_names == [
+        *(f"s_0_{j}" for j in range(len(hill.lengths))), *(f"z_0_{j}" for j in range(hill.gated)),
+        "deal_1", *(f"s_2_{j}" for j in range(len(line.lengths))), "used_2",
+        *(f"slack_{k}" for k in range(len(form.slacks)))]
+    assert len(form.col_names) == len(form.cost) and form.slacks

@@ -7,8 +7,12 @@ envelope LP prices a choice exactly enough to rank it: moving one deal to anothe
 dropping it), or swapping two deals' periods, from the plan's own choice until no move improves
 it. The LP's reduced costs bound what each move can add, so moves are tried most promising
 first and the search ends without solving those that cannot improve (51 LPs at 50 x 13 where
-solving every move took 280). The LP is the caller's narrowed envelope model, so a choice is
-judged by what the curves can earn near a plan as good as the best known.
+solving every move took 280). That bound prices the periods' caps, so it lets a deal into a
+capped period at the cap's price; the deals' own bound at the LP's prices (`deal_bound.Priced`,
+the caps kept: a deal whole displaces its period's best curve units) rules out most of the moves
+left, and only the others are solved (4-5 LPs at 50 x 13 other shapes where 48-86, the same
+plans). The LP is the caller's narrowed envelope model, so a choice is judged by what the
+curves can earn near a plan as good as the best known.
 
 With the deals chosen, the rest of the plan is found on the same LP (`settle`): each cell it
 leaves inside a non-concave stretch (where the envelope overstates its curve) is decided out of
@@ -17,15 +21,18 @@ cell is left inside one; then each decision is flipped while that raises the pla
 50 x 13 other shapes: 3 LPs to 14,343,746 (the best plan known, where two MILPs with the
 deals fixed took 5-8 s of CPU), 40 more to 14,343,973.
 """
+import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from services.budget.optimizer.backends import Bounded, Run
 from services.budget.optimizer.curves import Floats
+from services.budget.optimizer.deal_bound import Deals, Priced
 from services.budget.optimizer.formulation import Formulation
 from services.budget.optimizer.scaled import EPS, Cells
+from services.budget.optimizer.windows import lagrangian, prices
 
 # A move is taken when it raises the LP's objective by more than this share of it (the LPs'
 # own noise must not make a search that walks in circles).
@@ -83,7 +90,8 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Bounded,
         run = solve(*bounds(choice), until)
         if run.status == "infeasible":
             return None
-        if run.status != "optimal" or run.objective is None or run.col_dual is None:
+        if run.status != "optimal" or run.objective is None or run.col_dual is None or \
+                run.row_dual is None:
             raise _Over
         return run
 
@@ -97,16 +105,24 @@ def search(form: Formulation, cells: Cells, spend: Floats, solve: Bounded,
     if now is None:
         return None
     improved = False
+    layout = Deals(form, cells)
     try:
         while True:
-            assert now.objective is not None and now.col_dual is not None
+            assert now.objective is not None and now.col_dual is not None and \
+                now.row_dual is not None
             top, taken = now.objective, False
+            step = RISE * max(abs(top), EPS)
+            # Any prices of the right signs bound the LP of every choice (`deal_bound`); the
+            # non-deal binaries held here are taken at either end there, which only loosens it.
+            priced = Priced(form, layout, prices(form, now.row_dual))
             for rise, move in _moves(best, deals, owners, by_period, now.col_dual):
-                if rise <= RISE * max(abs(top), EPS):
+                if rise <= step:
                     break   # no move from here on can improve enough
+                if priced.bound(*bounds(move)) <= top + step:
+                    continue
                 judged = value(move)
                 if judged is not None and judged.objective is not None and \
-                        judged.objective > top + RISE * max(abs(top), EPS):
+                        judged.objective > top + step:
                     best, now, improved, taken = move, judged, True, True
                     break
             if not taken:
@@ -149,7 +165,11 @@ def settle(form: Formulation, found: Found, solve: Bounded,
                 upper[column:last[cell] + 1] = 0.0
         return lower, upper
 
-    def settled(decided: dict[int, bool], spend: Floats) -> tuple[Plan, dict[int, bool]] | None:
+    def settled(decided: dict[int, bool], spend: Floats, above: float = -math.inf,
+                run: Run | None = None) -> tuple[Plan, dict[int, bool], Run | None] | None:
+        """The plan settled from `spend` (the LP `run`'s with `decided`), its decisions and
+        the last LP, None where an LP is not solved or its value is not `above` (each LP adds
+        bounds to the last, so the plan settled would be worth no more)."""
         decided = dict(decided)
         while True:
             new = [cell for cell in loose(spend)
@@ -159,32 +179,46 @@ def settle(form: Formulation, found: Found, solve: Bounded,
             holding = {cell: column for cell, column in holding.items()
                        if column not in decided}
             if not holding:
-                return (spend, score(spend)), decided
+                return (spend, score(spend)), decided, run
             for cell, column in holding.items():
                 filled = spend[cell] - float(form.col_upper[first[cell]:column].sum())
                 decided[column] = filled >= 0.5 * float(found.upper[column])
             run = solve(*bounds(decided))
-            if run.status != "optimal" or run.x is None:
+            if run.status != "optimal" or run.x is None or run.objective is None or \
+                    run.objective <= above:
                 return None
             spend = form.cell_spend(run.x, len(spend))
 
     got = settled({}, found.spend)
     if got is None:
         return None
-    best, decided = got
+    best, decided, latest = got
     improved = True
     while improved:
         improved = False
+        # A flip's LP bounds what any plan settled from it is worth: settling only adds
+        # bounds, and a settled plan (no cell inside a stretch) is worth its LP value, where
+        # it is worth more than the plan the model was narrowed for (`windows`). Settling a
+        # flip whose LP does not beat the best plan took 4-5 LPs for nothing (50 x 13 other
+        # shapes, seed 3: 20 LPs in all, now 10); and the flip's LP is not solved where the
+        # best plan's LP prices bound it no higher (L(y), `windows`: 1-3 of 8 at seeds 3-9).
+        enough = best[1] + RISE * max(abs(best[1]), EPS)
+        y = None if latest is None or latest.row_dual is None else \
+            prices(form, latest.row_dual)
         for column in list(decided):
-            flipped = {**decided, column: not decided[column]}
-            run = solve(*bounds(flipped))
+            lower, upper = bounds({**decided, column: not decided[column]})
+            if y is not None and \
+                    lagrangian(replace(form, col_lower=lower, col_upper=upper), y) <= enough:
+                continue
+            run = solve(lower, upper)
             if run.status == "none":
                 return best
-            if run.x is None:
+            if run.x is None or run.objective is None or run.objective <= enough:
                 continue
-            tried = settled(flipped, form.cell_spend(run.x, len(found.spend)))
-            if tried is not None and tried[0][1] > best[1] + RISE * max(abs(best[1]), EPS):
-                (best, decided), improved = tried, True
+            tried = settled({**decided, column: not decided[column]},
+                            form.cell_spend(run.x, len(found.spend)), enough, run)
+            if tried is not None and tried[0][1] > enough:
+                (best, decided, latest), improved = tried, True
                 break
     return best
 

@@ -54,7 +54,9 @@ class Formulation:
     col_lower: Floats
     col_upper: Floats
     integer: npt.NDArray[np.bool_]
-    col_names: list[str]
+    # The columns' names in runs: a name, or a name each column of the run ends with its index
+    # in (made only for PuLP's model: 33,000 names took 40 % of the model's build at 50 x 13).
+    name_runs: list[tuple[str, int | None]]
     row_lower: Floats
     row_upper: Floats
     row_names: list[str]              # request constraints by their rule, others internal
@@ -75,6 +77,11 @@ class Formulation:
         mine = self.cell_of >= 0
         return np.bincount(self.cell_of[mine], weights=x[mine] * self.spend_of[mine],
                            minlength=cells).astype(np.float64)
+
+    @property
+    def col_names(self) -> list[str]:
+        return [name if count is None else f"{name}{j}" for name, count in self.name_runs
+                for j in range(1 if count is None else count)]
 
     def row_index(self, name: str) -> int:
         return self.row_names.index(name)
@@ -155,28 +162,42 @@ class _Rows:
 
 
 class _Columns:
-    """Columns appended block by block."""
+    """Columns appended block by block, each of its values one number for the block or one
+    per column (a block a cell: numpy's small arrays made per block took half the model's
+    build at 50 x 13)."""
+
+    KEYS = ("lower", "upper", "integer", "cell", "spend", "earned")
 
     def __init__(self) -> None:
-        self.blocks: list[dict[str, npt.NDArray[np.generic]]] = []
-        self.names: list[str] = []
+        self.values: dict[str, list[float | Floats]] = {key: [] for key in self.KEYS}
+        self.counts: list[int] = []
+        self.names: list[tuple[str, int | None]] = []
         self.count = 0
 
-    def add(self, names: list[str], *, lower: Floats, upper: Floats, integer: bool,
-            cell: int = -1, spend: Floats | None = None, earned: Floats | None = None) -> Indices:
-        n = len(names)
-        self.blocks.append({
-            "lower": lower, "upper": upper, "integer": np.full(n, integer),
-            "cell": np.full(n, cell, dtype=np.intp),
-            "spend": np.zeros(n) if spend is None else spend,
-            "earned": np.zeros(n) if earned is None else earned})
-        self.names += names
-        made = np.arange(self.count, self.count + n, dtype=np.intp)
+    def add(self, name: str, count: int | None = None, *, upper: float | Floats,
+            integer: bool, cell: int = -1, spend: float | Floats = 0.0,
+            earned: float | Floats = 0.0) -> Indices:
+        """`count` columns named `name` followed by their index in the block (None: one column
+        named `name`), from 0 up to `upper`."""
+        made = self.count
+        n = 1 if count is None else count
+        for key, value in (("lower", 0.0), ("upper", upper), ("integer", float(integer)),
+                           ("cell", float(cell)), ("spend", spend), ("earned", earned)):
+            self.values[key].append(value)
+        self.counts.append(n)
+        self.names.append((name, count))
         self.count += n
-        return made
+        return np.arange(made, made + n, dtype=np.intp)
 
-    def stacked(self, key: str) -> npt.NDArray[np.generic]:
-        return np.concatenate([b[key] for b in self.blocks]) if self.blocks else np.zeros(0)
+    def stacked(self, key: str) -> Floats:
+        values = self.values[key]
+        is_array = [isinstance(value, np.ndarray) for value in values]
+        stacked = np.repeat([0.0 if array else float(value)
+                             for value, array in zip(values, is_array)], self.counts)
+        if any(is_array):
+            stacked[np.repeat(is_array, self.counts)] = np.concatenate(
+                [value for value, array in zip(values, is_array) if array])
+        return stacked
 
 
 def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | None = None,
@@ -190,28 +211,24 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
     gates: list[tuple[Indices, Indices, Floats, int]] = []   # (segments, gates, lengths, count)
     for i, cell in enumerate(cells):
         if cell.deal is not None:
-            columns.add([f"deal_{i}"], lower=np.zeros(1), upper=np.ones(1),
-                        integer=True, cell=i, spend=np.array([cell.deal[0]]),
-                        earned=np.array([cell.deal[1]]))
+            columns.add(f"deal_{i}", upper=1.0, integer=True, cell=i, spend=cell.deal[0],
+                        earned=cell.deal[1])
             continue
         seg = cell.segments
         assert seg is not None
         if i not in exact_cells and seg.gated:
             seg = envelope(seg)
         lengths, slopes, gated = seg.lengths, seg.slopes, seg.gated
-        amounts = columns.add([f"s_{i}_{j}" for j in range(len(lengths))],
-                              lower=np.zeros(len(lengths)), upper=lengths, integer=False,
-                              cell=i, spend=np.ones(len(lengths)), earned=cell.weight * slopes)
+        amounts = columns.add(f"s_{i}_", len(lengths), upper=lengths, integer=False, cell=i,
+                              spend=1.0, earned=cell.weight * slopes)
         if gated:
-            made = columns.add([f"z_{i}_{j}" for j in range(gated)], lower=np.zeros(gated),
-                               upper=np.ones(gated), integer=True)
+            made = columns.add(f"z_{i}_", gated, upper=1.0, integer=True)
             gates.append((amounts, made, lengths, gated))
     used: dict[int, int] = {}
     for c, channel in enumerate(model.problem.channels):
         # An incremental floor above 0 makes the channel used: its floor is then a hard one.
         if channel.min_if_used and channel.min is not None and model.lower[c] <= 0:
-            used[c] = int(columns.add([f"used_{c}"], lower=np.zeros(1), upper=np.ones(1),
-                                      integer=True)[0])
+            used[c] = int(columns.add(f"used_{c}", upper=1.0, integer=True)[0])
 
     cell_of = columns.stacked("cell").astype(np.intp)
     spend_of = columns.stacked("spend").astype(float)
@@ -268,8 +285,7 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
     if elastic:
         for row, sense, penalty in rows.request:
             name = rows.names[row]
-            column = int(columns.add([f"slack_{len(slacks)}"], lower=np.zeros(1),
-                                     upper=np.full(1, np.inf), integer=False)[0])
+            column = int(columns.add(f"slack_{len(slacks)}", upper=np.inf, integer=False)[0])
             slacks[name] = (column, penalty)
             rows.rows.append(np.array([row], dtype=np.intp))
             rows.cols.append(np.array([column], dtype=np.intp))
@@ -285,7 +301,7 @@ def formulate(model: ScaledProblem, cells: Cells, *, exact: Collection[int] | No
         maximise=problem.objective != "min_spend" and not elastic, cost=cost,
         col_lower=columns.stacked("lower").astype(float),
         col_upper=columns.stacked("upper").astype(float),
-        integer=columns.stacked("integer").astype(bool), col_names=columns.names,
+        integer=columns.stacked("integer").astype(bool), name_runs=columns.names,
         row_lower=np.array(rows.lower), row_upper=np.array(rows.upper), row_names=rows.names,
         start=start, index=index, value=value, cell_of=cell_of, spend_of=spend_of,
         return_of=return_of, exact=exact_cells,

@@ -49,6 +49,7 @@ from services.budget.optimizer import deal_bound, deal_search, first_plan, greed
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import (
     MIP_GAP,
+    Bounded,
     Run,
     Stop,
     bounding,
@@ -334,14 +335,13 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         if proving and not exact and best is not None and start is not None and \
                 priced is not None:
             # The search's plan, proven by the deals' own bound (`deal_bound`) where it can be,
-            # its LPs on the coarse curves narrowed by the plan: only their prices are used, and
-            # 5,800 columns take half the time 25,000 do (0.6-0.9 s of CPU at 50 x 13 other
-            # shapes, where HiGHS's MILP took 3.2-6.3 s). Not once cells are gated: their rows
-            # are priced at 0 there, which bounds a gated curve by its steepest segments.
-            coarse = coarse or model.cells(COARSE_TOLERANCE, deadline, stop)
-            lp_form = formulate(model, _narrowed(coarse, _envelopes(coarse), exact, priced,
-                                                 best[1], over), exact=exact)
-            proved = _deal_bound(form, lp_form, cells, best, gap, deadline, stop)
+            # its LPs (where its root's prices do not prove it) on the coarse curves narrowed
+            # by the plan: only their prices are used, and 5,800 columns take half the time
+            # 25,000 do (0.1-0.2 s of CPU at 50 x 13 other shapes, where HiGHS's MILP took
+            # 3.2-6.3 s). Not once cells are gated: their rows are priced at 0 there, which
+            # bounds a gated curve by its steepest segments.
+            proved = _deal_bound(form, model, coarse, cells, start, best, priced, gap,
+                                 deadline, stop)
             bound = _tighter(bound, proved, best[1], form.maximise)
             if _within_gap(best[1], bound, gap):
                 return _solution(model, cells, form if marginal is None else None, None, best,
@@ -404,15 +404,26 @@ def _deal_plan(model: ScaledProblem, cells: Cells, form: Formulation, spend: Flo
     return settled if settled is not None else (found.spend, _objective(model, cells, found.spend))
 
 
-def _deal_bound(form: Formulation, lp_form: Formulation, cells: Cells,
-                best: tuple[Floats, float], gap: float, deadline: float,
-                stop: Stop | None) -> float | None:
-    """The bound `deal_bound` reaches on `form`'s plans by BOUND_SHARE of the time left, its
-    LPs on `lp_form` from the plan `best`."""
-    left = BOUND_SHARE * _left(deadline)
-    solve = bounding(lp_form, left, stop, lp_form.columns_for(cells, best[0]))
-    return deal_bound.bound(form, lp_form, cells, best[1], gap, solve,
-                            time.perf_counter() + left, stop)
+def _deal_bound(form: Formulation, model: ScaledProblem, coarse: Cells | None, cells: Cells,
+                plan: Floats, best: tuple[Floats, float], priced: Priced, gap: float,
+                deadline: float, stop: Stop | None) -> float | None:
+    """The bound `deal_bound` reaches on `form`'s plans (no cell gated) by BOUND_SHARE of the
+    time left, from the envelope's prices `priced`, its LPs (where it needs them) on the
+    coarse curves (`coarse`, made if None) narrowed by the plan `best` (`plan`: its column
+    values of `form`)."""
+    until = time.perf_counter() + BOUND_SHARE * _left(deadline)
+
+    def over() -> bool:
+        return (stop is not None and stop()) or time.perf_counter() >= until
+
+    def made() -> tuple[Formulation, Bounded]:
+        cut = model.cells(COARSE_TOLERANCE, deadline, stop) if coarse is None else coarse
+        lp_form = formulate(model, _narrowed(cut, _envelopes(cut), set(), priced, best[1],
+                                             over), exact=set())
+        return lp_form, bounding(lp_form, until - time.perf_counter(), stop,
+                                 lp_form.columns_for(cells, best[0]))
+    y = deal_bound.on_rows(form, priced[0], priced[1])
+    return deal_bound.bound(form, cells, plan, best[1], gap, y, made, until, stop)
 
 
 def _fixed(form: Formulation, x: Floats, deadline: float, stop: Stop | None) -> Run:
