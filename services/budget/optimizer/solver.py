@@ -22,9 +22,10 @@ from services.budget.optimizer.answer import (
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.formulation import Formulation, formulate
+from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.infeasibility import (
     ADVICE,
+    Allows,
     applied,
     best_roi_plan,
     checked,
@@ -367,7 +368,7 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
 infeasibility.SOLVE = solve
 
 
-def _roi_plans(model: ScaledProblem, cells: Cells, rules: Formulation, by: float,
+def _roi_plans(model: ScaledProblem, cells: Cells, rules: Allows, by: float,
                stop: Stop | None) -> list[Floats]:
     """Plans every rule but target_roi allows (`rules`), found on the true curves apart from
     the solver's pieces, which lie below a concave curve's first units and above an S-curve's
@@ -390,13 +391,12 @@ def _roi_plans(model: ScaledProblem, cells: Cells, rules: Formulation, by: float
         # moved to the group's members, as `_scaled` rounds each scale): trial 20's 19.05 on a
         # concave curve, 2.86 of it onto brand's S-curve, the one plan made in the 0.2 s left.
         if plan is not None and float(plan.sum()) > 0 and \
-                any(rules.feasible(rules.columns_for(cells, spend))
-                    for spend in (plan, rounded_plan(model, cells, plan))):
+                any(rules(spend) for spend in (plan, rounded_plan(model, cells, plan))):
             plans.append(plan)
     return plans
 
 
-def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulation,
+def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Allows,
             started: float, by: float, stop: Stop | None) -> Allocation | None:
     """The plan `spend` (per cell, scaled) at the largest scale found that meets target_roi
     rounded, on the true curves, within every other rule (a deal stays bought whole):
@@ -424,7 +424,7 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulatio
         spent = float(amounts.sum())
         if spent <= 0 or float(model.true_returns(cells, amounts).sum()) < \
                 target * spent * (1 - 1e-12) or \
-                not rules.feasible(rules.columns_for(cells, amounts)):
+                not rules(amounts):
             return None
         return amounts
 
@@ -468,11 +468,11 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulatio
 
 def _roi_apart(model: ScaledProblem, cells: Cells, started: float, by: float,
                stop: Stop | None, plans: list[Floats] | None = None,
-               rules: Formulation | None = None) -> Allocation | None:
+               rules: Allows | None = None) -> Allocation | None:
     """The first of `_roi_plans` (`plans` where made already) that meets target_roi at some
     scale, at the largest found (`_scaled`), made by the instant `by` and scaled by it or
     APART_LEAST seconds after they are made (a plan of cents scaled up is worth thousands);
-    None where none does. `rules`: the request's model with every row but target_roi's, where
+    None where none does. `rules`: whether a plan keeps every rule but target_roi (`rules_but_roi`), where
     made already."""
     if plans is None and time.perf_counter() >= by:
         return None
