@@ -148,3 +148,17 @@ def test_within_bounds_agrees_with_the_rules_model(target):
     for spend in (plan, over):
         assert roi_frontier.within_bounds(model, cells, spend) == \
             form.feasible(form.columns_for(cells, spend))
+
+
+def test_a_refusal_whose_naming_found_nothing_is_no_plan_in_time(monkeypatch):
+    # Capped 200 x 26 at a target of 500 and a 5 s limit, under load: neither cut's pieces
+    # found a plan (the frontier's route refuses on them, naming nothing yet), nor did the
+    # plans apart from them, and the naming's time was spent, so it named nothing: a 422
+    # `infeasible-plan` with no conflict, no fix to apply, was answered. Played here by a
+    # linear channel under its target, with the naming given no time: no plan in time.
+    monkeypatch.setattr(solver, "past_best_roi", lambda *args: [])
+    monkeypatch.setattr(solver, "_roi_conflicts", lambda *args: [])
+    problem = Problem(total=D(1000), decimals=2, reserve=NONE, objective="target_roi",
+                      target_roi=D(2), channels=(Channel("a", Linear(D(1))),))
+    with pytest.raises(SolveTimeout):
+        solve(problem)
