@@ -18,6 +18,7 @@ from services.budget.optimizer.curves import (
     linear_segments,
     points_segments,
     prefixes,
+    prefixes_of,
     segments_from_breakpoints,
 )
 from services.budget.optimizer.scaled import ScaledProblem
@@ -204,3 +205,35 @@ def test_a_channels_cells_are_prefixes_of_one_cut(monkeypatch):
         assert rises[holds].max(initial=0.0) <= seg.error * (1 + 1e-9) + 1e-15
         # Within the tolerance of its own end's value, as a cut to its upper is.
         assert seg.error <= 1.02 * FIRST_TOLERANCE * float(curve(np.array(cell.upper)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_many_curves_prefixes_at_once_are_each_curves_own(seed):
+    """`prefixes_of` takes every curve's prefixes at once (their pieces one after another):
+    each curve's, among concave and S-shaped Hill curves, S-shaped and concave points curves
+    and a line, at shares of a period, are what it gives the curve alone (whose pieces start
+    at 0: an offset taken wrong, or a gate carried from one curve into the next, shows)."""
+    rng = np.random.default_rng(seed)
+    rows = np.c_[rng.uniform(0.1, 2.0, 4), 10 ** rng.uniform(-3, 0, 4),
+                 [0.4, 0.9, 1.6, 3.0], 10 ** rng.uniform(0, 1, 4)]
+    hills = hill_segments(rows, RELATIVE, np.full(4, 1e-6))
+    cuts = [(cut, np.sort(row[3] * rng.uniform(0.001, 1.0, 5)), row[:3], 1e-6, share)
+            for cut, row, share in zip(hills, rows, (1.0, 0.25, 0.5, 1 / 52))]
+    for points in ([(0.0, 0.0), (1.0, 0.5), (2.0, 3.0), (3.0, 3.5)],
+                   [(0.0, 0.0), (1.0, 3.0), (2.5, 4.0), (4.0, 4.5)]):
+        cuts.append((points_segments(points, 6.0), np.array([0.3, 1.7, 2.5, 5.5]), None, 0.0,
+                     0.5))
+    cuts.insert(2, (linear_segments(1.7, 5.0), np.array([0.5, 5.0]), None, 0.0, 1.0))
+    together = prefixes_of(cuts)
+    assert any(prefix.gated for made in together for prefix in made)
+    for cut, made in zip(cuts, together):
+        alone = prefixes_of([cut])[0]
+        assert len(made) == len(alone) == len(cut[1])
+        for a, b in zip(made, alone):
+            np.testing.assert_array_equal(a.lengths, b.lengths)
+            np.testing.assert_array_equal(a.slopes, b.slopes)
+            np.testing.assert_array_equal(a.hull, b.hull)
+            assert (a.gated, a.error) == (b.gated, b.error)
+            assert (a.rises is None) == (b.rises is None)
+            if a.rises is not None:
+                np.testing.assert_allclose(a.rises, b.rises, rtol=1e-12)

@@ -180,57 +180,109 @@ def prefixes(segments: Segments, uppers: Floats, curve: Floats | None = None,
     of the upper is left out, as the cut leaves out its points that near its end; on segments
     that are the curve the last piece keeps its slope.
     """
-    knots = np.concatenate(([0.0], np.cumsum(segments.lengths)))
-    last = len(segments.lengths) - 1
-    if curve is None:
-        # The piece the upper falls in (the last where it lies at the end).
-        whole = np.maximum(np.minimum(np.searchsorted(knots, uppers, side="left") - 1, last), 0)
-        slope = segments.slopes[whole]
-        rise = np.zeros(len(uppers))
-    else:
-        assert segments.rises is not None, "a Hill curve's cut keeps its pieces' rises"
-        beta, k, alpha = curve.tolist()
-        # Near the upper the piece would be too short for its slope to be read off the curve.
-        room = np.maximum(smallest, 1e-9 * uppers)
-        whole = np.maximum(np.searchsorted(knots, uppers - room, side="right") - 1, 0)
-        start = knots[whole]
-        above, _ = _errors(start, uppers, np.tile(curve, (len(uppers), 1)))
-        rise = np.where(_holds_a_unit(start, uppers, np.full(len(uppers), smallest)), above, 0.0)
-        slope = (hill(uppers, beta, k, alpha) - hill(start, beta, k, alpha)) / (uppers - start)
-    # Every prefix's pieces at once, one after another (one at a time, the few array steps
-    # of each of 7,000 prefixes cost as much as the cut they save).
-    sizes = whole + 1
-    ends = np.cumsum(sizes)
-    begins = ends - sizes
-    owner = np.repeat(np.arange(len(uppers)), sizes)
-    position = np.arange(int(ends[-1])) - begins[owner] if len(uppers) else np.zeros(0, np.intp)
+    return prefixes_of([(segments, uppers, curve, smallest, share)])[0]
+
+
+# Per curve, what `prefixes` takes: its segments, the uppers, the Hill curve (or None), the
+# smallest and the share.
+Prefixing = tuple[Segments, Floats, Floats | None, float, float]
+
+
+def prefixes_of(cuts: list[Prefixing]) -> list[list[Segments]]:
+    """`prefixes` of each of `cuts`, all at once: the few array steps of each of 1,000 curves'
+    prefixes, one curve at a time, were a sixth of a 1,000 x 52 solve with a quarter of its
+    weeks capped (`bench/shapes.py`'s `near_linear`: 0.27 s of CPU). A Hill curve's values are
+    read curve by curve, as the cut reads them (numpy's power does not round every point as
+    with one exponent for all)."""
+    # Every curve's pieces one after another (`offset`: where each curve's begin), and per
+    # upper its curve, the piece it ends in (`whole`, counted within its curve), that piece's
+    # start and the last piece's slope and rise.
+    sizes = np.array([len(segments.lengths) for segments, *_ in cuts], dtype=np.intp)
+    offset = np.cumsum(sizes) - sizes
+    counts = np.array([len(uppers) for _, uppers, *_ in cuts], dtype=np.intp)
+    item = np.repeat(np.arange(len(cuts)), counts)
+    whole_parts, start_parts, slope_parts = [], [], []
+    for segments, uppers, curve, smallest, _ in cuts:
+        knots = np.concatenate(([0.0], np.cumsum(segments.lengths)))
+        if curve is None:
+            # The piece the upper falls in (the last where it lies at the end).
+            whole = np.maximum(np.minimum(np.searchsorted(knots, uppers, side="left") - 1,
+                                          len(segments.lengths) - 1), 0)
+            slope = segments.slopes[whole]
+        else:
+            beta, k, alpha = curve.tolist()
+            # Near the upper the piece would be too short for its slope to be read off the
+            # curve.
+            room = np.maximum(smallest, 1e-9 * uppers)
+            whole = np.maximum(np.searchsorted(knots, uppers - room, side="right") - 1, 0)
+            slope = (hill(uppers, beta, k, alpha) - hill(knots[whole], beta, k, alpha)) / \
+                (uppers - knots[whole])
+        whole_parts.append(whole)
+        start_parts.append(knots[whole])
+        slope_parts.append(slope)
+    flat = np.zeros(0)
+    uppers = np.concatenate([u for _, u, *_ in cuts]) if cuts else flat
+    whole = np.concatenate(whole_parts) if cuts else np.zeros(0, dtype=np.intp)
+    start = np.concatenate(start_parts) if cuts else flat
+    slope = np.concatenate(slope_parts) if cuts else flat
+    share = np.array([cut[4] for cut in cuts])[item]
+    lengths_all = np.concatenate([segments.lengths for segments, *_ in cuts]) if cuts else flat
+    slopes_all = np.concatenate([segments.slopes for segments, *_ in cuts]) if cuts else flat
+    kept = np.array([segments.rises is not None for segments, *_ in cuts], dtype=bool)
+    rises_all = np.concatenate([np.zeros(len(segments.lengths)) if segments.rises is None
+                                else segments.rises for segments, *_ in cuts]) if cuts else flat
+    # The last piece's rise, sampled on the curve as the cut samples its pieces.
+    rise = np.zeros(len(uppers))
+    hilly = np.array([cut[2] is not None for cut in cuts], dtype=bool)
+    on_curve = np.flatnonzero(hilly[item])
+    if len(on_curve):
+        assert all(segments.rises is not None for segments, _, curve, _, _ in cuts
+                   if curve is not None), "a Hill curve's cut keeps its pieces' rises"
+        rows = np.array([cut[2] if cut[2] is not None else np.full(3, np.nan) for cut in cuts])
+        units = np.array([cut[3] for cut in cuts])[item[on_curve]]
+        above, _ = _errors(start[on_curve], uppers[on_curve], rows[item[on_curve]])
+        rise[on_curve] = np.where(_holds_a_unit(start[on_curve], uppers[on_curve], units),
+                                  above, 0.0)
+    # Every prefix's pieces at once, one after another.
+    pieces = whole + 1
+    ends = np.cumsum(pieces)
+    begins = ends - pieces
+    owner = np.repeat(np.arange(len(uppers)), pieces)
+    position = np.arange(int(ends[-1])) - begins[owner] if len(uppers) else \
+        np.zeros(0, np.intp)
     at_end = position == whole[owner]
-    inner = np.minimum(position, last)
-    lengths = np.where(at_end, (uppers - knots[whole])[owner], segments.lengths[inner]) * share
-    slopes = np.where(at_end, slope[owner], segments.slopes[inner])
-    rises = None if segments.rises is None else \
-        np.where(at_end, rise[owner], segments.rises[inner]) * share
-    errors = np.zeros(len(uppers)) if rises is None or not len(uppers) else \
-        np.maximum.reduceat(rises, begins)
+    base = offset[item]
+    inner = base[owner] + np.minimum(position, (sizes - 1)[item][owner])
+    lengths = np.where(at_end, (uppers - start)[owner], lengths_all[inner]) * share[owner]
+    slopes = np.where(at_end, slope[owner], slopes_all[inner])
+    rises = np.where(at_end, rise[owner], rises_all[inner]) * share[owner]
+    errors = np.maximum.reduceat(rises, begins) if len(uppers) else flat
     # The prefix's gating: its whole pieces' rises in slope as the cut's, then the last's.
-    steps = np.flatnonzero(segments.slopes[1:] > segments.slopes[:-1] * (1 + 1e-12) + 1e-15)
-    gates_before = np.zeros(len(segments.lengths), dtype=np.intp)
+    # Per piece, the pieces gated up to it, as indices into all curves' pieces (each curve's
+    # first piece holds its own start, so that the running maximum stays within the curve).
+    same = np.diff(np.repeat(np.arange(len(cuts)), sizes)) == 0
+    steps = np.flatnonzero(same & (slopes_all[1:] > slopes_all[:-1] * (1 + 1e-12) + 1e-15))
+    gates_before = np.zeros(len(slopes_all), dtype=np.intp)
+    gates_before[offset[sizes > 0]] = offset[sizes > 0]
     gates_before[steps + 1] = steps + 1
     np.maximum.accumulate(gates_before, out=gates_before)
-    before = segments.slopes[np.maximum(whole - 1, 0)]
+    previous = base + np.maximum(whole - 1, 0)
+    before = slopes_all[previous] if len(slopes_all) else flat
     gates = np.where(whole == 0, 0, np.where(slope > before * (1 + 1e-12) + 1e-15, whole,
-                                             gates_before[np.maximum(whole - 1, 0)]))
-    counting = np.arange(int(sizes.max(initial=0)) + 1)
-    made = []
+                                             (gates_before[previous] - base)
+                                             if len(slopes_all) else 0))
+    counting = np.arange(int(pieces.max(initial=0)) + 1)
+    made: list[Segments] = []
     for i, (a, b, gated) in enumerate(zip(begins.tolist(), ends.tolist(), gates.tolist())):
         hull = counting[:b - a + 1]
         if gated:
             xs = np.concatenate(([0.0], np.cumsum(lengths[a:b])))
             hull = upper_hull(xs, np.concatenate(([0.0], np.cumsum(lengths[a:b] * slopes[a:b]))))
         made.append(Segments(lengths=lengths[a:b], slopes=slopes[a:b], gated=gated,
-                             error=float(errors[i]), hull=hull,
-                             rises=None if rises is None else rises[a:b]))
-    return made
+                             error=float(errors[i]) if kept[item[i]] else 0.0, hull=hull,
+                             rises=rises[a:b] if kept[item[i]] else None))
+    bounds = np.r_[0, np.cumsum(counts)].tolist()
+    return [made[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
 
 
 def upper_hull(xs: Floats, ys: Floats) -> npt.NDArray[np.intp]:
@@ -280,11 +332,12 @@ def points_segments(points: list[tuple[float, float]], upper: float) -> Segments
     return segments_from_breakpoints(xs, ys)
 
 
-def hill_segments(curves: Floats, relative: float, smallest: Floats | None = None,
+def hill_segments(curves: Floats, relative: Floats | float, smallest: Floats | None = None,
                   least: Floats | None = None) -> list[Segments]:
     """Per Hill curve (rows of beta, k, alpha, upper): breakpoints on [0, upper] such that the
-    curve is within `relative` × its value at upper of the pieces (at `least`, per row, where
-    given: the smallest upper a prefix of the cut is taken to, `prefixes`, so that each is
+    curve is within `relative` (per row, where an array) × its value at upper of the pieces
+    (at `least`, per row, where given: the smallest upper a prefix of the cut is taken to,
+    `prefixes`, so that each is
     within `relative` of its own end's value, as a cut to it is); all curves cut at once.
     No piece is split into halves narrower than the curve's `smallest` (per row, the currency's
     minor unit on the curve's scale; 0 if not given): money moves in whole units, and halving

@@ -15,6 +15,7 @@ import numpy.typing as npt
 from services.budget.optimizer.answer import SolveTimeout
 from services.budget.optimizer.curves import (
     Floats,
+    Prefixing,
     Segments,
     hill,
     hill_priced_most,
@@ -22,7 +23,7 @@ from services.budget.optimizer.curves import (
     hill_slope,
     linear_segments,
     points_segments,
-    prefixes,
+    prefixes_of,
 )
 from services.budget.optimizer.problem import Deal, Group, Hill, Linear, Period, Points, Problem
 from shared.money import quantum
@@ -303,11 +304,14 @@ class ScaledProblem:
         return lower, upper
 
     def cells(self, tolerance: float, deadline: float = math.inf,
-              stop: Callable[[], bool] | None = None) -> Cells:
+              stop: Callable[[], bool] | None = None, finer: Floats | None = None) -> Cells:
         """Every (channel, period) where money may go, channel by channel, its curve within
-        `tolerance` (of the curve's value at its cap) of its segments; `SolveTimeout` past
-        `deadline` (a `time.perf_counter()` instant) or once `stop()` turns true (cutting
-        200 x 26 curves takes 0.4 s of CPU, seconds on a loaded machine)."""
+        `tolerance` (of the curve's value at its cap; times `finer`, per channel, where given)
+        of its segments; `SolveTimeout` past `deadline` (a `time.perf_counter()` instant) or
+        once `stop()` turns true (cutting 200 x 26 curves takes 0.4 s of CPU, seconds on a
+        loaded machine)."""
+        tolerances = [tolerance] * len(self.problem.channels) if finer is None else \
+            (tolerance * np.asarray(finer, dtype=float)).tolist()
         caps = [math.inf if period.cap is None else self.money(period.cap)
                 for period in self.periods]
         weights = [float(period.weight) for period in self.periods]
@@ -315,7 +319,7 @@ class ScaledProblem:
         # are looked up once per distinct (cap, share), not once per cell (52,000 lookups took
         # a fifth of the cut at 1,000 × 52).
         pairs = list(dict.fromkeys(zip(caps, self.shares)))
-        self._cut(pairs, tolerance, deadline, stop)
+        self._cut(pairs, tolerances, deadline, stop)
         # Per channel and distinct (cap, share), its segments as an index into the distinct
         # curves (each once, in the order the cells first hold them; None for a deal, in every
         # period), -1 where its cap leaves no room.
@@ -328,7 +332,7 @@ class ScaledProblem:
             for j, (cap, share) in enumerate(pairs):
                 if isinstance(response, Deal) or min(high, cap) > EPS:
                     made = None if isinstance(response, Deal) else \
-                        self._cache[(id(response), min(high, cap), share, tolerance)]
+                        self._cache[(id(response), min(high, cap), share, tolerances[c])]
                     held[c, j] = known.setdefault(id(made), len(distinct))
                     if held[c, j] == len(distinct):
                         distinct.append(made)
@@ -355,10 +359,11 @@ class ScaledProblem:
                            is_deal=deal[rows], curve_of=(distinct, curve))
         return cells
 
-    def _cut(self, pairs: list[tuple[float, float]], tolerance: float, deadline: float,
+    def _cut(self, pairs: list[tuple[float, float]], tolerances: list[float], deadline: float,
              stop: Callable[[], bool] | None) -> None:
         """Cut every curve the cells need (per channel, one per distinct period cap and share in
-        `pairs`) and the cache lacks: per curve and share once, to the largest upper its cells
+        `pairs`, within its channel's tolerance in `tolerances`) and the cache lacks: per curve,
+        share and tolerance once, to the largest upper its cells
         need, each smaller upper being a prefix of that cut (`prefixes`; an S-curve is cut to
         each); the Hill curves
         HILL_BATCH at a time (all in one pass each). `SolveTimeout` past `deadline` or once
@@ -366,25 +371,28 @@ class ScaledProblem:
 
         A curve R in a period of `share` is share · R(x / share): R's segments on
         [0, upper / share], with lengths and error times `share` and the same slopes."""
-        # Per curve and share, the uppers its cells need.
-        wanted: dict[tuple[int, float], tuple[Linear | Points | Hill, set[float]]] = {}
-        for channel, high in zip(self.problem.channels, self.upper):
+        # Per curve, share and tolerance, the uppers its cells need.
+        wanted: dict[tuple[int, float, float], tuple[Linear | Points | Hill, set[float]]] = {}
+        for channel, high, tolerance in zip(self.problem.channels, self.upper, tolerances):
             response = channel.response
             if isinstance(response, Deal):
                 continue
             for cap, share in pairs:
                 upper = min(high, cap)
                 if upper > EPS and (id(response), upper, share, tolerance) not in self._cache:
-                    wanted.setdefault((id(response), share), (response, set()))[1].add(upper)
-        hills: list[tuple[Hill, float, float, set[float]]] = []
-        for (_, share), (response, uppers) in wanted.items():
+                    wanted.setdefault((id(response), share, tolerance),
+                                      (response, set()))[1].add(upper)
+        hills: list[tuple[Hill, float, float, set[float], float]] = []
+        pending: list[tuple[list[tuple[int, float, float, float]], Prefixing]] = []
+        for (_, share, tolerance), (response, uppers) in wanted.items():
             top = max(uppers)
             if isinstance(response, Hill):
                 # An S-curve's cut sets where the MILP's binaries may sit, and its path is
                 # sensitive to where they fall (`curves._GRID`): each upper is cut on its own,
                 # as before prefixes were taken, only concave curves' prefixes.
-                hills.extend([(response, share, top, uppers)] if response.alpha <= 1 else
-                             [(response, share, upper, {upper}) for upper in uppers])
+                hills.extend([(response, share, top, uppers, tolerance)] if response.alpha <= 1
+                             else [(response, share, upper, {upper}, tolerance)
+                                   for upper in uppers])
                 continue
             domain = top / share
             if isinstance(response, Linear):
@@ -392,30 +400,45 @@ class ScaledProblem:
             else:
                 points = [(float(s) / self.unit, float(r) / self.unit) for s, r in response.points]
                 base = points_segments(points, domain)
-            self._keep(response, share, tolerance, top, uppers, base)
+            self._keep(response, share, tolerance, top, uppers, base, pending)
+        self._keep_prefixes(pending)
         for first in range(0, len(hills), HILL_BATCH):
             self._over(deadline, stop)
             batch = hills[first:first + HILL_BATCH]
             curves = np.concatenate([self._hill_row(response, top / share)
-                                     for response, share, top, _ in batch])
-            smallest = np.array([self._minor_unit(share) for _, share, _, _ in batch])
-            least = np.array([min(uppers) / share for _, share, _, uppers in batch])
-            for (response, share, top, uppers), row, unit, base in zip(
+                                     for response, share, top, _, _ in batch])
+            smallest = np.array([self._minor_unit(share) for _, share, _, _, _ in batch])
+            least = np.array([min(uppers) / share for _, share, _, uppers, _ in batch])
+            relative = np.array([tolerance for *_, tolerance in batch])
+            for (response, share, top, uppers, tolerance), row, unit, base in zip(
                     batch, curves, smallest.tolist(),
-                    hill_segments(curves, tolerance, smallest, least)):
-                self._keep(response, share, tolerance, top, uppers, base, row[:3], unit)
+                    hill_segments(curves, relative, smallest, least)):
+                self._keep(response, share, tolerance, top, uppers, base, pending, row[:3],
+                           unit)
+            # Batch by batch, so that a cut stopped between batches leaves no curve in the
+            # cache without its prefixes.
+            self._keep_prefixes(pending)
 
     def _keep(self, response: Linear | Points | Hill, share: float, tolerance: float,
-              top: float, uppers: set[float], base: Segments, curve: Floats | None = None,
-              smallest: float = 0.0) -> None:
-        """Cache `base`, R's segments to `top` / `share`, and its prefixes to the other
-        `uppers`, each as the segments of a period of `share`."""
+              top: float, uppers: set[float], base: Segments,
+              pending: list[tuple[list[tuple[int, float, float, float]], Prefixing]],
+              curve: Floats | None = None, smallest: float = 0.0) -> None:
+        """Cache `base`, R's segments to `top` / `share`; its prefixes to the other `uppers`,
+        each as the segments of a period of `share`, go to `pending` with their cache keys,
+        for every curve's to be taken at once (`prefixes_of`)."""
         self._cache[(id(response), top, share, tolerance)] = _per_share(base, share)
         rest = sorted(uppers - {top})
         if rest:
-            made = prefixes(base, np.array(rest) / share, curve, smallest, share)
-            self._cache.update(((id(response), upper, share, tolerance), cut)
-                               for upper, cut in zip(rest, made))
+            pending.append(([(id(response), upper, share, tolerance) for upper in rest],
+                            (base, np.array(rest) / share, curve, smallest, share)))
+
+    def _keep_prefixes(self, pending: list[tuple[list[tuple[int, float, float, float]],
+                                                  Prefixing]]) -> None:
+        """Cache the prefixes `pending` asks for (`_keep`), every curve's at once, and empty it."""
+        made = prefixes_of([cut for _, cut in pending])
+        self._cache.update((key, cut) for (keys, _), cuts in zip(pending, made)
+                           for key, cut in zip(keys, cuts))
+        pending.clear()
 
     def _over(self, deadline: float, stop: Callable[[], bool] | None) -> None:
         """`SolveTimeout` past `deadline` or once `stop()` turns true: the curves are cut before
@@ -475,10 +498,32 @@ class ScaledProblem:
         curve enters only through the most it returns at its price, which the segments
         approach near where the plan spends, however coarse they are elsewhere.
         """
+        bound = self.priced_bound(cells, solution)
+        return None if bound is None else bound[0]
+
+    def priced_bound(self, cells: Cells, solution: Solution) -> tuple[float, Floats] | None:
+        """`priced_error`, and per cell its share of the bound (not relative): how much more its
+        term is than what the plan's spend in it earns less its price (beside them the bound
+        holds only the prices' complementary slackness); None where `priced_error` is."""
+        terms = self._priced_terms(cells, solution)
+        priced = solution.priced
+        if terms is None or priced is None:
+            return None
+        returns = self.true_returns(cells, solution.spend)
+        true = float(returns.sum())
+        threshold = 1.0 if self.problem.objective == "max_profit" else 0.0
+        objective = true - threshold * float(solution.spend.sum())
+        bound = max(priced.constant + float(terms.sum()) - objective, 0.0)
+        losses: Floats = terms - (returns - priced.threshold * solution.spend)
+        return bound / true if true > EPS else (0.0 if bound <= EPS else math.inf), losses
+
+    def _priced_terms(self, cells: Cells, solution: Solution) -> Floats | None:
+        """Per cell, its term of the Lagrangian bound at the solution's prices, a Hill curve's
+        on the curve itself (`priced_error`)."""
         priced = solution.priced
         if priced is None:
             return None
-        terms = priced.segments().copy()
+        terms: Floats = priced.segments().copy()
         responses = [channel.response for channel in self.problem.channels]
         hills = np.array([isinstance(r, Hill) for r in responses], dtype=bool)
         mine = np.flatnonzero(hills[cells.channel])
@@ -492,11 +537,7 @@ class ScaledProblem:
             # share · max over y ≤ upper / share of weight · R(y) − τ · y, y = x / share.
             terms[mine] = share * hill_priced_most(beta, k, alpha, cells.upper[mine] / share,
                                                    cells.weight[mine], priced.threshold[mine])
-        true = float(self.true_returns(cells, solution.spend).sum())
-        threshold = 1.0 if self.problem.objective == "max_profit" else 0.0
-        objective = true - threshold * float(solution.spend.sum())
-        bound = max(priced.constant + float(terms.sum()) - objective, 0.0)
-        return bound / true if true > EPS else (0.0 if bound <= EPS else math.inf)
+        return terms
 
     def true_slopes(self, cells: Cells, spend: Floats) -> Floats:
         """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""
