@@ -48,7 +48,7 @@ class Clock:
 def clock(monkeypatch) -> Clock:
     made = Clock()
     for name in ("assembly", "backends", "first_plan", "infeasibility", "marginal", "milp",
-                 "period_prices", "scaled", "solver"):
+                 "period_prices", "roi_frontier", "scaled", "solver"):
         module = getattr(package, name)
         monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=made.perf_counter))
     return made

@@ -41,9 +41,15 @@ def concave(model: ScaledProblem, cells: Cells) -> bool:
     """Whether the problem is concave curves under the budget, per-channel bounds, period caps
     and groups' shares only: the greedy's problem, or (with period caps or groups) the LP that
     `period_prices` solves from the greedy's plan."""
+    return model.problem.objective in ("max_return", "max_profit") and \
+        concave_curves(model, cells)
+
+
+def concave_curves(model: ScaledProblem, cells: Cells) -> bool:
+    """Whether every cell's curve is concave (no deal, no conditional floor) and the channels'
+    floors fit their caps and the money: `concave` whatever the objective."""
     problem = model.problem
-    return (problem.objective in ("max_return", "max_profit")
-            and not any(c.min_if_used and c.min is not None for c in problem.channels)
+    return (not any(c.min_if_used and c.min is not None for c in problem.channels)
             and all(seg is not None and seg.gated == 0 for seg in cells.curve_of[0])
             and all(low <= high + EPS for low, high in zip(model.lower, model.upper))
             and sum(model.lower) <= model.budget + EPS)

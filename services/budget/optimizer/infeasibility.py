@@ -7,11 +7,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import replace
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
+from functools import partial
 
 import highspy
 import numpy as np
 import numpy.typing as npt
 
+from services.budget.optimizer import roi_frontier
 from services.budget.optimizer.answer import (
     RATIO_PLACES,
     Allocation,
@@ -1248,19 +1250,29 @@ def _reached_roi(model: ScaledProblem, cells: Cells, by: float, *,
             continue
         amounts = rounded_plan(model, cells, plan)
         spent = float(amounts.sum())
-        if spent > 0 and (rules is None or rules.feasible(rules.columns_for(cells, amounts))):
+        if spent > 0 and (rules is None or rules(amounts)):
             found.append(float(model.true_returns(cells, amounts).sum()) / spent)
     best = max(found, default=None)
     return None if best is None else Decimal(repr(best)).quantize(RATIO_PLACES,
                                                                   rounding=ROUND_FLOOR)
 
 
-def rules_but_roi(model: ScaledProblem, cells: Cells) -> Formulation:
-    """The request's model on `cells` with every row but target_roi's."""
+# Whether a plan (per cell, scaled) keeps a set of rules.
+Allows = Callable[[Floats], bool]
+
+
+def rules_but_roi(model: ScaledProblem, cells: Cells) -> Allows:
+    """Whether a plan (per cell, scaled) keeps every rule of the request but target_roi: read
+    off the plan where the rules are bounds alone (`roi_frontier.within_bounds`), else on the
+    request's model on `cells` with every row but target_roi's. That model reads no clock: at
+    1,000 x 52 it took 7.6 s profiled, past a 5 s limit, to check plans of a few cents."""
+    if roi_frontier.bounds_only(model, cells):
+        return partial(roi_frontier.within_bounds, model, cells)
     form = formulate(model, cells)
     held = form.row_lower.copy()
     held[form.row_index("target_roi")] = -np.inf
-    return replace(form, row_lower=held)
+    rules = replace(form, row_lower=held)
+    return lambda spend: rules.feasible(rules.columns_for(cells, spend))
 
 
 def floor_plan(model: ScaledProblem, cells: Cells) -> Floats | None:

@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 import numpy as np
 import numpy.typing as npt
 
-from services.budget.optimizer import greedy, infeasibility, period_prices
+from services.budget.optimizer import greedy, infeasibility, period_prices, roi_frontier
 from services.budget.optimizer.answer import (
     RATIO_PLACES,
     Allocation,
@@ -22,9 +22,10 @@ from services.budget.optimizer.answer import (
 from services.budget.optimizer.assembly import allocation, approximation_error, ratio
 from services.budget.optimizer.backends import Stop, run_highs
 from services.budget.optimizer.curves import Floats
-from services.budget.optimizer.formulation import Formulation, formulate
+from services.budget.optimizer.formulation import formulate
 from services.budget.optimizer.infeasibility import (
     ADVICE,
+    Allows,
     applied,
     best_roi_plan,
     checked,
@@ -167,6 +168,11 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
     # When the next round's MILP must end: sooner than `deadline` after a plan that binds
     # target_roi (`_roi_binds`).
     round_by = deadline
+    # Under target_roi on the frontier's route: the most return (scaled) a plan meeting the
+    # target can make, for the best plan (`roi_frontier.ceiling`).
+    roof: float | None = None
+    # ... and the most such a plan can spend, where the next cut's Newton's steps start.
+    reach: float | None = None
     for _ in range(REFINEMENTS):
         round_started = time.perf_counter()
         try:
@@ -178,7 +184,7 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
             if problem.objective == "target_roi" and best is None and coarse is None and \
                     (past := past_best_roi(model, cells, deadline)):
                 raise Infeasible(past)
-            solution, start = _concave(model, cells, deadline, start, stop)
+            solution, start = _concave(model, cells, deadline, start, stop, reach)
             if solution is not None:
                 report(solution.model_return, solution.model_return * (1 + (solution.gap or 0.0)))
             else:
@@ -243,16 +249,24 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
                         (named := _roi_conflicts(model, coarse or cells, deadline)):
                     raise Infeasible(named) from None
             raise
-        error = _spend_error(model, cells, float(np.sum(solution.spend)),
-                             deadline - time.perf_counter()) \
-            if problem.objective == "min_spend" else _error(model, cells, solution)
+        ceiling = None
+        if problem.objective == "target_roi" and solution.solver == "greedy":
+            # The frontier's plan (`roi_frontier`): bounded with the target's row loosened by
+            # the curves' rises, which `_error` does not count.
+            ceiling, reach = roi_frontier.ceiling(model, cells, solution)
+            error = _under(model, cells, solution.spend, ceiling)
+        elif problem.objective == "min_spend":
+            error = _spend_error(model, cells, float(np.sum(solution.spend)),
+                                 deadline - time.perf_counter())
+        else:
+            error = _error(model, cells, solution)
         if error > TARGET_ERROR and problem.objective != "min_spend":
             # The curves' largest rises count wherever they are; the prices' bound counts
             # them only where the plan's prices put the optimum (`priced_error`).
             priced = model.priced_error(cells, solution)
             error = error if priced is None else min(error, priced)
         if best is None or error < best[2]:
-            best = cells, solution, error
+            best, roof = (cells, solution, error), ceiling
         if error <= TARGET_ERROR or not any(c.segments and c.segments.error for c in cells) \
                 or time.perf_counter() >= deadline or (stop is not None and stop()):
             break
@@ -333,7 +347,13 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
             return answer
         return _most_return_cut(model, cells, started, deadline, stop)
     if _roi_short(model, cells, answer) is None:
-        return _unbounded_where_roi_binds(model, answer)
+        if roof is None:
+            return _unbounded_where_roi_binds(model, answer)
+        # The frontier's bound holds over every plan meeting the target: taken over the
+        # rounded plan as answered (its cents cut where it fell short).
+        error = _under(model, cells, _rounded_spend(model, cells, answer), roof)
+        return replace(answer, approximation_error=round(error, 8),
+                       status="optimal" if error <= TARGET_ERROR + PROVEN_SLACK else "feasible")
     rules, by = rules_but_roi(model, cells), apart_by()
     scaled = _scaled(model, cells, solution.spend, rules, started, by, stop)
     if scaled is not None:
@@ -348,7 +368,7 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
 infeasibility.SOLVE = solve
 
 
-def _roi_plans(model: ScaledProblem, cells: Cells, rules: Formulation, by: float,
+def _roi_plans(model: ScaledProblem, cells: Cells, rules: Allows, by: float,
                stop: Stop | None) -> list[Floats]:
     """Plans every rule but target_roi allows (`rules`), found on the true curves apart from
     the solver's pieces, which lie below a concave curve's first units and above an S-curve's
@@ -371,13 +391,12 @@ def _roi_plans(model: ScaledProblem, cells: Cells, rules: Formulation, by: float
         # moved to the group's members, as `_scaled` rounds each scale): trial 20's 19.05 on a
         # concave curve, 2.86 of it onto brand's S-curve, the one plan made in the 0.2 s left.
         if plan is not None and float(plan.sum()) > 0 and \
-                any(rules.feasible(rules.columns_for(cells, spend))
-                    for spend in (plan, rounded_plan(model, cells, plan))):
+                any(rules(spend) for spend in (plan, rounded_plan(model, cells, plan))):
             plans.append(plan)
     return plans
 
 
-def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulation,
+def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Allows,
             started: float, by: float, stop: Stop | None) -> Allocation | None:
     """The plan `spend` (per cell, scaled) at the largest scale found that meets target_roi
     rounded, on the true curves, within every other rule (a deal stays bought whole):
@@ -405,7 +424,7 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulatio
         spent = float(amounts.sum())
         if spent <= 0 or float(model.true_returns(cells, amounts).sum()) < \
                 target * spent * (1 - 1e-12) or \
-                not rules.feasible(rules.columns_for(cells, amounts)):
+                not rules(amounts):
             return None
         return amounts
 
@@ -449,11 +468,11 @@ def _scaled(model: ScaledProblem, cells: Cells, spend: Floats, rules: Formulatio
 
 def _roi_apart(model: ScaledProblem, cells: Cells, started: float, by: float,
                stop: Stop | None, plans: list[Floats] | None = None,
-               rules: Formulation | None = None) -> Allocation | None:
+               rules: Allows | None = None) -> Allocation | None:
     """The first of `_roi_plans` (`plans` where made already) that meets target_roi at some
     scale, at the largest found (`_scaled`), made by the instant `by` and scaled by it or
     APART_LEAST seconds after they are made (a plan of cents scaled up is worth thousands);
-    None where none does. `rules`: the request's model with every row but target_roi's, where
+    None where none does. `rules`: whether a plan keeps every rule but target_roi (`rules_but_roi`), where
     made already."""
     if plans is None and time.perf_counter() >= by:
         return None
@@ -512,6 +531,13 @@ def _roi_conflicts(model: ScaledProblem, cells: Cells, deadline: float) -> list[
     if named or infeasibility.given(by) <= 0:
         return named
     return checked(model, unreachable_roi(model, cells, by, found_none=True))
+
+
+def _under(model: ScaledProblem, cells: Cells, spend: Floats, ceiling: float) -> float:
+    """How far `ceiling` (scaled) lies above the plan `spend`'s return on the true curves,
+    relative to it."""
+    true = float(model.true_returns(cells, spend).sum())
+    return max(ceiling / true - 1, 0.0) if true > EPS else math.inf
 
 
 def _roi_binds(model: ScaledProblem, solution: Solution) -> bool:
@@ -862,12 +888,15 @@ def _cut(model: ScaledProblem, cells: Cells, answer: Allocation, short: float) -
 
 
 def _concave(model: ScaledProblem, cells: Cells, deadline: float,
-             start: period_prices.Start | None,
-             stop: Stop | None) -> tuple[Solution | None, period_prices.Start | None]:
+             start: period_prices.Start | None, stop: Stop | None,
+             reach: float | None = None) -> tuple[Solution | None, period_prices.Start | None]:
     """The route of a concave problem with no deals or conditional floors: the greedy, with
     prices on the periods' caps and the groups' rows in an LP when there are any (starting from
-    the last round's prices, `start`); no solution for the MILP's route (any other
+    the last round's prices, `start`), or under target_roi its frontier (`roi_frontier`, its
+    steps from the last round's `reach`); no solution for the MILP's route (any other
     problem, or one whose rows the priced greedy's LP could not meet)."""
+    if roi_frontier.applies(model, cells):
+        return roi_frontier.solve(model, cells, deadline, reach), None
     if not greedy.concave(model, cells):
         return None, None
     if period_prices.applies(model):
