@@ -128,15 +128,23 @@ HILLS = Problem(total=D(2_000_000), decimals=2, reserve=NONE, objective="min_spe
                          Period("p3", weight=D("0.8"))))
 
 
-@pytest.mark.parametrize("target", [D(150_000), D(600_000), D(900_000)])
-def test_the_least_spend_on_hill_curves_is_the_lps_within_its_error(monkeypatch, target):
+# Every channel capped, the money past their caps: F is flat at the money (price 0), so the
+# steps start from the floor, where the Hill curves' first pieces are steep.
+CAPPED = replace(HILLS, total=D(10_000_000),
+                 channels=tuple(replace(c, max=D(300_000)) for c in HILLS.channels[:3]))
+
+
+@pytest.mark.parametrize("problem", [replace(HILLS, target_return=D(150_000)),
+                                     replace(HILLS, target_return=D(600_000)), HILLS, CAPPED,
+                                     replace(CAPPED, target_return=D(800_000))])
+def test_the_least_spend_on_hill_curves_is_the_lps_within_its_error(monkeypatch, problem):
     # Concave Hill curves (one with a floor, one capped) beside a linear channel, over three
     # periods, one capped: the answer reaches the target on the true curves, `optimal`, and
     # spends what the LP under the curves' tangents finds least, within its stated error:
     # no plan spends less than spend × (1 − error), and the LP's least is the true least
     # within a millionth.
     monkeypatch.setattr(solver, "solve_milp", never)
-    problem = replace(HILLS, target_return=target)
+    target = problem.target_return
     answer = solve(problem)
     least = D(repr(least_spend(problem)))
     assert answer.expected_return >= target

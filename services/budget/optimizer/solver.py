@@ -942,9 +942,7 @@ def _spend_error(model: ScaledProblem, cells: Cells, spend: float, seconds: floa
     if spend <= EPS:
         return 0.0
     assert model.problem.target_return is not None
-    errors = np.fromiter((0.0 if cell.segments is None else cell.segments.error
-                          for cell in cells), dtype=float, count=len(cells))
-    target = model.money(model.problem.target_return) - float(cells.weight @ errors)
+    target = model.money(model.problem.target_return) - roi_frontier.rises(cells)
     least = _Relaxation(cells).least(target)
     end = time.perf_counter() + seconds
     for exact, relax in ((frozenset[int](), True), (None, False)):

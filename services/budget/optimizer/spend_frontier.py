@@ -53,39 +53,66 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
           ) -> tuple[Solution | None, period_prices.Start | None]:
     """The greedy's plan at s*, the least spend whose most return on the pieces reaches
     target_return (see the module), `optimal` on the pieces (`error` bounds it on the true
-    curves), with where the next cut's period prices start; None where the greedy with period
-    prices finds no plan or Newton's steps do not settle (the MILP's route then answers).
+    curves), with where the next cut's period prices start; where the steps (at most STEPS) end
+    first, the least budget tried that reaches the target (`error` bounds it too); None where
+    the greedy with period prices finds no plan (the MILP's route then answers).
     `Infeasible` (naming nothing yet) where the most return at the money falls short of the
     target; `SolveTimeout` where `deadline` (`time.perf_counter()`) passes first."""
     target = model.money(model.problem.target_return or Decimal(0))
     curves = Curves.of(cells)
-    point = _most(model, cells, curves, model.budget, deadline, start, None)
-    if point is None:
+    high = _most(model, cells, curves, model.budget, deadline, start, None)
+    if high is None:
         return None, None
-    plan = point.plan
-    if plan.model_return < target * (1 - NOISE):
+    if high.plan.model_return < target * (1 - NOISE):
         raise Infeasible([])
-    least = float(sum(model.lower))
-    budget = least
-    if (plan.marginal_value or 0.0) > EPS:
-        budget = max(least, float(plan.spend.sum())
-                     - (plan.model_return - target) / (plan.marginal_value or 0.0))
+    # s* lies in [low, top]: F(low) < target (or low is the floors' spend, which no plan
+    # spends less than), F(top) ≥ target, `high` its plan.
+    low, top = float(sum(model.lower)), model.budget
+    budget = _below(top, high.plan, target, low)
+    # What the last plan below s* lacked of the target, and where its Newton's step lands.
+    lacked, step = math.inf, low
+    point = high
     for _ in range(STEPS):
         if time.perf_counter() >= deadline:
             raise SolveTimeout("no plan meeting target_return found within the time limit")
-        point = _most(model, cells, curves, budget, deadline, point.start, point.fill)
-        if point is None:
+        if top - low <= NOISE * top:
+            break
+        found = _most(model, cells, curves, budget, deadline, point.start, point.fill)
+        if found is None:
             return None, None
-        plan = point.plan
-        short = target - plan.model_return
-        if short <= NOISE * target:
-            return plan, point.start
-        price = plan.marginal_value or 0.0
-        if price <= EPS:
-            # F is flat past here, below the target it reaches at the money: floats' noise.
+        point = found
+        short = target - point.plan.model_return
+        if abs(short) <= NOISE * target:
+            return point.plan, point.start
+        price = point.plan.marginal_value or 0.0
+        if short < 0:
+            # A bisection's plan, past s*.
+            high, top = point, budget
+        elif price <= EPS:
+            # F is flat here, below the target it reaches at the money: floats' noise.
             return None, None
-        budget = min(budget + short / price, model.budget)
-    return None, None
+        else:
+            # Newton's steps from below close in fast where F bends little, slowly where the
+            # pieces past here fall steeply: a step that took off less than half of what was
+            # lacked is followed by a bisection.
+            slow = short > lacked / 2
+            low, lacked, step = budget, short, budget + short / price
+            if slow:
+                budget = (low + top) / 2
+                continue
+        budget = min(max(step, _below(top, high.plan, target, low)), top)
+    # The steps ended (or the bracket closed) above s*: the plan at the bracket's top meets the
+    # target, and `error` bounds it.
+    return high.plan, high.start
+
+
+def _below(budget: float, plan: Solution, target: float, low: float) -> float:
+    """The step from `budget`, whose `plan` returns at least `target`, down F's tangent to the
+    target: at most s* (F's price is a supergradient), and at least `low`."""
+    price = plan.marginal_value or 0.0
+    if price <= EPS:
+        return low
+    return max(low, budget - (plan.model_return - target) / price)
 
 
 def error(model: ScaledProblem, cells: Cells, plan: Solution) -> float:
