@@ -264,7 +264,7 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
         elif problem.objective == "min_spend" and solution.solver.startswith("greedy"):
             # The frontier's plan (`spend_frontier`): bounded by F's price at it, which the
             # Lagrangian's rows dropped (floors, caps) leave far below (1.7 % at 200 x 26).
-            error = spend_frontier.error(model, cells, solution)
+            error = spend_frontier.error(model, cells, solution, deadline)
         elif problem.objective == "min_spend":
             error = _spend_error(model, cells, float(np.sum(solution.spend)),
                                  deadline - time.perf_counter())

@@ -29,6 +29,10 @@ from services.budget.optimizer.greedy import Curves, Fill
 from services.budget.optimizer.roi_frontier import NOISE, STEPS, rises, with_budget
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
+# Where F's tangent proves less, F is read at this share less spend than the plan's: half of
+# the error an `optimal` answer allows, the rest left for the units the rounding adds.
+PROBE = 0.5e-3
+
 
 @dataclass(frozen=True)
 class _Point:
@@ -115,19 +119,30 @@ def _below(budget: float, plan: Solution, target: float, low: float) -> float:
     return max(low, budget - (plan.model_return - target) / price)
 
 
-def error(model: ScaledProblem, cells: Cells, plan: Solution) -> float:
+def error(model: ScaledProblem, cells: Cells, plan: Solution,
+          deadline: float = math.inf) -> float:
     """How much less a plan reaching target_return on the true curves could spend than `solve`'s
-    `plan`, relative to its spend (see the module); 0 for a plan of nothing."""
+    `plan`, relative to its spend (see the module); 0 for a plan of nothing. Where F's tangent
+    proves less than half of TARGET_ERROR (its price at a kink may be the slope past it: 0
+    where a channel's cap ends F's rise), F is read at that much less spend: below target − E
+    there (F never falls), no plan reaching the target spends that little."""
     spent = float(plan.spend.sum())
     if spent <= EPS:
         return 0.0
     target = model.money(model.problem.target_return or Decimal(0))
+    rise = rises(cells)
     price = plan.marginal_value or 0.0
     # The period prices' plan is proven within its gap of F's (their bound holds at its price).
-    excess = plan.model_return * (1 + (plan.gap or 0.0)) - target + rises(cells)
+    excess = plan.model_return * (1 + (plan.gap or 0.0)) - target + rise
     least = float(sum(model.lower))
     if price > EPS:
         least = max(least, spent - excess / price)
+    probe = spent * (1 - PROBE)
+    if least < probe and time.perf_counter() < deadline:
+        point = _most(model, cells, Curves.of(cells), probe, deadline, None, None)
+        if point is not None and \
+                point.plan.model_return * (1 + (point.plan.gap or 0.0)) < target - rise:
+            least = probe
     return max(spent - least, 0.0) / spent
 
 
