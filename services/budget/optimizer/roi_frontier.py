@@ -90,18 +90,24 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
 def ceiling(model: ScaledProblem, cells: Cells, plan: Solution) -> tuple[float, float]:
     """The most return a plan meeting target_roi on the true curves can make, and the most it
     can spend (both scaled), from `solve`'s `plan` on `cells` (see the module)."""
-    distinct, curve = cells.curve_of
-    errors = np.array([0.0 if segments is None else segments.error
-                       for segments in distinct])[curve]
-    rises = float(cells.weight @ errors)
+    rise = rises(cells)
     target = float(model.problem.target_roi or 0)
     price = plan.marginal_value or 0.0
     spent = float(plan.spend.sum())
     further = model.budget - spent
     if price < target:
-        further = min(further, (plan.model_return - target * spent + rises) / (target - price))
+        further = min(further, (plan.model_return - target * spent + rise) / (target - price))
     further = max(further, 0.0)
-    return plan.model_return + price * further + rises, spent + further
+    return plan.model_return + price * further + rise, spent + further
+
+
+def rises(cells: Cells) -> float:
+    """E: the most a plan's return on the true curves can lie above its pieces' (scaled), each
+    cell's segments' error times its weight (a deal's pieces are exact)."""
+    distinct, curve = cells.curve_of
+    errors = np.array([0.0 if segments is None else segments.error
+                       for segments in distinct])[curve]
+    return float(cells.weight @ errors)
 
 
 def _frontier(model: ScaledProblem, curves: Curves, deadline: float,
@@ -114,9 +120,9 @@ def _frontier(model: ScaledProblem, curves: Curves, deadline: float,
     if not np.any(curves.value(some, np.zeros(len(some), dtype=np.intp)) > target):
         # No piece returns more than the target a unit: only the plan of nothing meets it
         # (three fills of the money to find so at 1,000 x 52, 0.8 s of CPU).
-        return greedy.fill_segments(_with_budget(model, 0.0), curves)
+        return greedy.fill_segments(with_budget(model, 0.0), curves)
     fill = greedy.fill_segments(model if past is None or past >= model.budget else
-                                _with_budget(model, past), curves)
+                                with_budget(model, past), curves)
     for _ in range(STEPS):
         spent = float(fill.spend.sum())
         short = target * spent - fill.model_return
@@ -129,11 +135,11 @@ def _frontier(model: ScaledProblem, curves: Curves, deadline: float,
         if fill.marginal >= target:
             return None
         budget = max(spent - short / (target - fill.marginal), 0.0)
-        fill = greedy.fill_segments(_with_budget(model, budget), curves, near=fill)
+        fill = greedy.fill_segments(with_budget(model, budget), curves, near=fill)
     return None
 
 
-def _with_budget(model: ScaledProblem, budget: float) -> ScaledProblem:
+def with_budget(model: ScaledProblem, budget: float) -> ScaledProblem:
     """`model` with `budget` (scaled) to spend."""
     smaller = copy.copy(model)
     smaller.budget = budget
