@@ -121,6 +121,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
+    restarted = math.inf
     for round_ in range(LP_ROUNDS):
         if time.perf_counter() > deadline or (stop is not None and stop() and heed):
             return None, None
@@ -146,7 +147,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
-        if margin > WINDOW and answer.gap <= RESTART_GAP:
+        if answer.gap <= min(RESTART_GAP, restarted):
             # The columns were widened for the LP to meet its rows, and its row prices are
             # near the optimum's: the columns start again from the cells' segments its plan
             # holds (so the next LP has that plan), grown towards the new thresholds. Every
@@ -157,7 +158,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # chosen (`bench/shapes.py`'s `department_l8`) widened to the whole curves, 48,000
             # columns, then kept them in six more LPs (5.1 s of CPU); started again, 1.1 s.
             low, high = answer.span
-            margin = WINDOW
+            margin, restarted = WINDOW, answer.gap
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
