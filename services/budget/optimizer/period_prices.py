@@ -68,18 +68,23 @@ WINDOW, WIDER = 1e-3, 8.0
 # every segment between its columns and such a threshold made LPs of 120,000 columns (the
 # benchmark's 400 × 8 with 200 groups: 21 → 2.8 s).
 GROWTH = 8
-# An LP whose plan is proven within this (relative to its return), and within less than the
-# last LP the columns started again from, has row prices near the optimum's: the next LP's
-# columns start again from its plan (`solve`). Further off, its thresholds are too: with every
-# week capped at 96 % of an even share (1,000 × 52), the columns started again after an LP at a
-# gap of 3.4 and grown towards its thresholds took four LPs of 54,000-60,000 columns (13 s of
-# CPU; 8 s never starting again); grown from its own columns, one LP of 87,000 at a gap of
-# 1.4e-3, then started again, three of 1,500 (4.8 s). The columns grown towards far-off
-# thresholds, not widened, are as large: trial 21's 500 × 26 with a group at `max_share` 0.15
-# solved 58,000 columns three times at gaps of 1e-7 (6.3 s), started again 330 (2.8 s). Each
-# start at a smaller gap than the last: started again at every near plan, every week capped
-# (trial 21's 500 × 26) lost the columns the bound needed, ten LPs never proven.
+# An LP whose columns were widened to meet its rows, and whose plan is proven within this
+# (relative to its return), has row prices near the optimum's: the next LP's columns start
+# again from its plan (`solve`). Further off, its thresholds are too: with every week capped
+# at 96 % of an even share (1,000 × 52), the columns started again after an LP at a gap of 3.4
+# and grown towards its thresholds took four LPs of 54,000-60,000 columns (13 s of CPU; 8 s
+# never starting again); grown from its own columns, one LP of 87,000 at a gap of 1.4e-3,
+# then started again, three of 1,500 (4.8 s).
 RESTART_GAP = 0.1
+# Columns grown towards far-off thresholds (never widened) can be as many: the greedy knows
+# nothing of the groups, and trial 21's 500 × 26 with one at `max_share` 0.15 grew to 58,000
+# and solved them three times, the second at a gap of 1.4e-7 (6.3 s of CPU); started again
+# from that plan, 330 (2.3 s). Such an LP's columns are left only this near the optimum, and
+# again only NEARER than the last start: at 1e-2, the benchmark's 200 × 4 with 200 groups
+# started again at 1.3e-4 and crept to its optimum in eleven LPs of 200 columns, where the
+# LP of 12,600 it left was proven by one more; started again at every plan nearer than the
+# last, it never was in twelve.
+GROWN_GAP, NEARER = 1e-5, 1e-2
 # Column generation rounds before giving up (the MILP route then solves the problem).
 LP_ROUNDS = 12
 # The plan is proven when the bound is within this of it, relative to its return.
@@ -151,10 +156,12 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
                             model_return=answer.model_return, priced=answer.priced), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
-        if answer.gap <= min(RESTART_GAP, restarted):
-            # The LP's row prices are near the optimum's: the columns start again from the
-            # cells' segments its plan holds (so the next LP has that plan), grown towards the
-            # new thresholds. Every week capped (`points_all_capped`): the LP widened to 34,000
+        if margin > WINDOW and answer.gap <= RESTART_GAP or \
+                answer.gap <= min(GROWN_GAP, restarted * NEARER):
+            # The columns were widened for the LP to meet its rows (or grew to a plan at the
+            # optimum), and its row prices are near the optimum's: the columns start again from
+            # the cells' segments its plan holds (so the next LP has that plan), grown towards
+            # the new thresholds. Every week capped (`points_all_capped`): the LP widened to 34,000
             # columns solved again with 200 more, 0.4 s; from its plan's 1,000 columns, four
             # LPs of 0.05 s. With groups too (the segments the plan holds whole are then one
             # column at their mean slope, which returns what they do): a department's 160 x 52
