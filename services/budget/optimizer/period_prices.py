@@ -76,6 +76,15 @@ GROWTH = 8
 # never starting again); grown from its own columns, one LP of 87,000 at a gap of 1.4e-3,
 # then started again, three of 1,500 (4.8 s).
 RESTART_GAP = 0.1
+# Columns grown towards far-off thresholds (never widened) can be as many: the greedy knows
+# nothing of the groups, and trial 21's 500 × 26 with one at `max_share` 0.15 grew to 58,000
+# and solved them three times, the second at a gap of 1.4e-7 (6.3 s of CPU); started again
+# from that plan, 330 (2.3 s). Such an LP's columns are left only this near the optimum, and
+# again only NEARER than the last start: at 1e-2, the benchmark's 200 × 4 with 200 groups
+# started again at 1.3e-4 and crept to its optimum in eleven LPs of 200 columns, where the
+# LP of 12,600 it left was proven by one more; started again at every plan nearer than the
+# last, it never was in twelve.
+GROWN_GAP, NEARER = 1e-5, 1e-2
 # Column generation rounds before giving up (the MILP route then solves the problem).
 LP_ROUNDS = 12
 # The plan is proven when the bound is within this of it, relative to its return.
@@ -147,6 +156,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
     answer = None
+    restarted = math.inf
     for round_ in range(LP_ROUNDS):
         if stopping.heard() and answer is not None and not heed:
             return _solution(answer, "feasible"), None
@@ -172,18 +182,20 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             return _solution(answer, "optimal"), \
                 Start(prices=answer.prices, threshold=answer.threshold, near=near,
                       rows=answer.rows)
-        if margin > WINDOW and answer.gap <= RESTART_GAP:
-            # The columns were widened for the LP to meet its rows, and its row prices are
-            # near the optimum's: the columns start again from the cells' segments its plan
-            # holds (so the next LP has that plan), grown towards the new thresholds. Every
-            # week capped (`points_all_capped`): the LP of 34,000 columns solved again with
-            # 200 more, 0.4 s; from its plan's 1,000 columns, four LPs of 0.05 s. With groups
-            # too (the segments the plan holds whole are then one column at their mean slope,
-            # which returns what they do): a department's 160 x 52 first plan with its floors
-            # chosen (`bench/shapes.py`'s `department_l8`) widened to the whole curves, 48,000
-            # columns, then kept them in six more LPs (5.1 s of CPU); started again, 1.1 s.
+        if margin > WINDOW and answer.gap <= RESTART_GAP or \
+                answer.gap <= min(GROWN_GAP, restarted * NEARER):
+            # The columns were widened for the LP to meet its rows (or grew to a plan at the
+            # optimum), and its row prices are near the optimum's: the columns start again from
+            # the cells' segments its plan holds (so the next LP has that plan), grown towards
+            # the new thresholds. Every week capped (`points_all_capped`): the LP widened to 34,000
+            # columns solved again with 200 more, 0.4 s; from its plan's 1,000 columns, four
+            # LPs of 0.05 s. With groups too (the segments the plan holds whole are then one
+            # column at their mean slope, which returns what they do): a department's 160 x 52
+            # first plan with its floors chosen (`bench/shapes.py`'s `department_l8`) widened
+            # to the whole curves, 48,000 columns, then kept them in six more LPs (5.1 s of
+            # CPU); started again, 1.1 s.
             low, high = answer.span
-            margin = WINDOW
+            margin, restarted = WINDOW, answer.gap
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
         step = GROWTH << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
