@@ -85,8 +85,8 @@ def _counted_lps(monkeypatch) -> tuple[list[int], list[bool]]:
     planned: list[bool] = []
     restricted = period_prices._Restricted.solve
 
-    def counted(lp, low, high, deadline):
-        answer = restricted(lp, low, high, deadline)
+    def counted(lp, low, high, deadline, stop=None):
+        answer = restricted(lp, low, high, deadline, stop)
         sizes.append(int((high - low).sum()))
         planned.append(answer is not None)
         return answer
@@ -223,21 +223,27 @@ def test_a_stop_during_the_first_plan_ends_it(monkeypatch):
     problem = s_curves_and_deals(channels=24, periods=8)
     model = ScaledProblem(problem)
     hulls = _envelopes(model.cells(FIRST_TOLERANCE, time.perf_counter() + 60))
-    asked: list[bool] = []
+    heard: list[bool] = []
+    solved: list[int] = []
     late: list[bool] = []
     lp = period_prices._Restricted.solve
 
     def solve_lp(self, *args):
-        late.append(any(asked))
-        return lp(self, *args)
+        late.append(bool(heard))
+        answer = lp(self, *args)
+        solved.append(1)
+        return answer
 
     monkeypatch.setattr(period_prices._Restricted, "solve", solve_lp)
-    for first in (2, 3, 5):
-        asked.clear()
+    # Unstopped, the plan takes four LPs: the stop comes after the first, second or third.
+    for first in (1, 2, 3):
+        heard.clear()
+        solved.clear()
 
         def stop(first: int = first) -> bool:
-            asked.append(len(asked) + 1 >= first)
-            return asked[-1]
+            if len(solved) >= first:
+                heard.append(True)
+            return bool(heard)
 
         assert first_plan.envelope_plan(model, hulls, time.perf_counter() + 60, stop) is None
     assert late and not any(late)   # LPs were solved, none once the stop was heard
