@@ -59,6 +59,14 @@ def test_cells_arrays_and_curves_match_the_cells_read(seed: int) -> None:
     assert [distinct[i] is None for i in curve.tolist()] == made.is_deal.tolist()
 
 
+def _refuse_cells(monkeypatch) -> None:
+    """Any `Cell` made fails the test."""
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Cell was made")
+
+    monkeypatch.setattr(scaled.Cell, "__init__", refused)
+
+
 def test_concave_route_reads_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
     """Concave curves under period caps, solved within the first cut, on more cells than the
     budget's pricing on the true curves takes (`assembly.PRICE_PER_CELL`): the cut, the priced
@@ -75,10 +83,7 @@ def test_concave_route_reads_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
                                     for w in range(52)))
     assert PRICE_FIXED + PRICE_PER_CELL * 160 * 52 > PRICE_MOST
 
-    def refused(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a Cell was made")
-
-    monkeypatch.setattr(scaled.Cell, "__init__", refused)
+    _refuse_cells(monkeypatch)
     answer = solve(problem)
     assert answer.status == "optimal" and answer.solver == "greedy+highs"
     assert answer.approximation_error <= 0.001
@@ -170,10 +175,7 @@ def test_s_curve_route_reads_no_cell(monkeypatch: pytest.MonkeyPatch) -> None:
                                     for w in range(52)))
     assert PRICE_FIXED + PRICE_PER_CELL * 160 * 52 > PRICE_MOST
 
-    def refused(*args: object, **kwargs: object) -> None:
-        raise AssertionError("a Cell was made")
-
-    monkeypatch.setattr(scaled.Cell, "__init__", refused)
+    _refuse_cells(monkeypatch)
     answer = solve(problem)
     assert answer.status == "optimal" and answer.approximation_error <= 0.001
     assert answer.spend == D(21_600_000)
