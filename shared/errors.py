@@ -56,6 +56,11 @@ class NotAcceptable(Problem):
     status, slug, title = 406, "not-acceptable", "No acceptable representation"
 
 
+class UnsupportedMediaType(Problem):
+    status, slug, title = 415, "unsupported-media-type", "Unsupported media type"
+    documented_headers = ("Accept",)
+
+
 class Conflict(Problem):
     status, slug, title = 409, "conflict", "Conflict with the current state"
 

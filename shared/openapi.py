@@ -28,7 +28,14 @@ from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 
-from shared.errors import PROBLEM_MEDIA_TYPE, InvalidRequest, NotAcceptable, NotFound, Problem
+from shared.errors import (
+    PROBLEM_MEDIA_TYPE,
+    InvalidRequest,
+    NotAcceptable,
+    NotFound,
+    Problem,
+    UnsupportedMediaType,
+)
 from shared.idempotency import IDEMPOTENCY_HEADER, REPLAYED_HEADER
 from shared.pagination import Page
 from shared.versioning import conditional_json, require_if_match, version_etag
@@ -77,6 +84,8 @@ HEADERS = {
     "Retry-After": {"description": "Seconds to wait before trying again.",
                     "schema": {"type": "string"}},
     "Allow": {"description": "The methods this path supports.", "schema": {"type": "string"}},
+    "Accept": {"description": "The media type the route takes its body as.",
+               "schema": {"type": "string"}},
 }
 # CPython 3.11's parser keeps recursion state that two threads parsing at once can corrupt
 # ("AST constructor recursion depth mismatch"); tests run several apps in one process.
@@ -262,6 +271,9 @@ class RouteFacts:
         if any(d.query_params or d.header_params or d.body_params or d.path_params
                for d in dependants):
             problems.add(InvalidRequest)
+        self.takes_json = any(d.body_params for d in dependants)
+        if self.takes_json:
+            problems.add(UnsupportedMediaType)
         problems.add(NotAcceptable)
         self.problems = problems
         model = route.response_model

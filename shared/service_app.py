@@ -18,7 +18,13 @@ from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.db import backend_name, check_database, create_db_engine
-from shared.errors import NotAcceptable, ServiceUnavailable, install_error_handlers, invalid_fields
+from shared.errors import (
+    NotAcceptable,
+    ServiceUnavailable,
+    UnsupportedMediaType,
+    install_error_handlers,
+    invalid_fields,
+)
 from shared.idempotency import install_replay_handler
 from shared.internal_auth import CallerDep, InternalAuthMiddleware
 from shared.metrics import install_metrics
@@ -158,10 +164,25 @@ def _accepts(accept: str, media_types: frozenset[str]) -> bool:
     return False
 
 
+def _json_media(content_type: str) -> bool:
+    """Whether a `Content-Type` names JSON (`application/json` or a `+json` type), as FastAPI
+    reads a body as JSON."""
+    media = content_type.split(";")[0].strip().lower()
+    kind, _, sub = media.partition("/")
+    return kind == "application" and (sub == "json" or sub.endswith("+json"))
+
+
+def _has_body(request: Request) -> bool:
+    headers = request.headers
+    return headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
+
+
 def check_request(request: Request) -> None:
     """Refuse query parameters the route does not take (a typo must not widen a filter), one
     given twice (every one takes a single value: `kind=a&kind=b` would be read as `kind=b`,
-    dropping what the caller sent) and an `Accept` the route cannot answer (406)."""
+    dropping what the caller sent), an `Accept` the route cannot answer (406) and a body sent
+    as something other than JSON (415: FastAPI would read it as bytes and answer that the body
+    is not an object, hiding the header that is wrong)."""
     facts: RouteFacts | None = request.app.state.route_facts.get(id(request.scope.get("route")))
     if facts is None:
         return
@@ -174,6 +195,12 @@ def check_request(request: Request) -> None:
     if repeated := sorted({name for name in names if names.count(name) > 1}):
         raise invalid_fields([(name, "this parameter may be given once") for name in repeated],
                              where="query")
+    sent = request.headers.get("content-type")
+    if facts.takes_json and not _json_media(sent or "") and _has_body(request):
+        raise UnsupportedMediaType(
+            f"This route takes a JSON body, sent {f'as `{sent}`' if sent else 'with no type'}; "
+            "send it with `Content-Type: application/json`.",
+            headers={"Accept": "application/json"})
     accept = request.headers.get("accept")
     if accept and not _accepts(accept, facts.media_types):
         raise NotAcceptable(f"This route answers {', '.join(sorted(facts.media_types))} only; "

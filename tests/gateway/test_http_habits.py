@@ -1,4 +1,5 @@
 """HTTP habits clients rely on, through the gateway to the real services."""
+import json
 import uuid
 
 import pytest
@@ -83,6 +84,24 @@ def test_accept_csv_on_a_json_route_is_406(gateway, admin):
     for accept in ("application/json", "*/*", "application/*", "text/csv, application/json;q=0.5"):
         assert gateway.get("/api/v1/budget/budgets",
                            headers=admin | {"Accept": accept}).status_code == 200, accept
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_sent_as_json_is_415_naming_the_header(gateway, admin, content_type):
+    headers = admin | ({"Content-Type": content_type} if content_type else {})
+    before = gateway.get("/api/v1/budget/budgets?limit=100", headers=admin).json()["items"]
+    answer = gateway.post("/api/v1/budget/budgets", headers=headers,
+                          content=json.dumps(_budget("as text")).encode())
+    assert answer.status_code == 415, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["accept"] == "application/json"
+    assert "Content-Type: application/json" in answer.json()["detail"]
+    assert gateway.get("/api/v1/budget/budgets?limit=100", headers=admin).json()["items"] == before
+    # A JSON type with parameters, or a +json type, is JSON.
+    for sent in ("application/json; charset=utf-8", "application/merge-patch+json"):
+        stored = gateway.post("/api/v1/budget/budgets", headers=admin | {"Content-Type": sent},
+                              content=json.dumps(_budget("typed")).encode())
+        assert stored.status_code == 201, stored.text
 
 
 def test_head_and_options_answer_with_the_right_allow(gateway, admin):
