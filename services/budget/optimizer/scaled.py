@@ -487,11 +487,9 @@ class ScaledProblem:
             share = shares[on_hill]
             values[on_hill] = weights[on_hill] * share * hill_each(
                 spend[on_hill] / share, *rows[cells.channel[on_hill]].T)
-        for c, mine in _by_channel(cells):
+        for c, mine in _by_channel(cells, np.flatnonzero(~hills[cells.channel])):
             response = self.problem.channels[c].response
             x = spend[mine]
-            if isinstance(response, Hill):
-                continue
             if isinstance(response, Deal):
                 values[mine] = np.array([cells[i].deal[1] if cells[i].deal else 0.0
                                          for i in mine]) * (x > EPS)
@@ -571,9 +569,9 @@ class ScaledProblem:
             slopes[on_hill] = np.multiply(weight, hill_slope_each(
                 spend[on_hill] / shares[on_hill], *rows[cells.channel[on_hill]].T),
                 out=np.zeros(len(on_hill)), where=weight > 0)
-        for c, mine in _by_channel(cells):
+        for c, mine in _by_channel(cells, np.flatnonzero(~hills[cells.channel])):
             response = self.problem.channels[c].response
-            if isinstance(response, (Deal, Hill)):
+            if isinstance(response, Deal):
                 continue
             slopes[mine] = np.multiply(weights[mine], self.curve_slope(
                 response, spend[mine] / shares[mine]), out=np.zeros(len(mine)),
@@ -652,10 +650,11 @@ def _shares(periods: tuple[Period, ...]) -> list[float]:
     return [share / sum(given) for share in given]
 
 
-def _by_channel(cells: Cells) -> list[tuple[int, Indices]]:
-    """The cells' indices grouped by channel (cells come channel by channel)."""
-    channel = cells.channel
-    starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(cells) else \
+def _by_channel(cells: Cells, among: Indices) -> list[tuple[int, Indices]]:
+    """The indices `among` (increasing) of the cells grouped by channel (cells come channel by
+    channel)."""
+    channel = cells.channel[among]
+    starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(among) else \
         np.zeros(0, dtype=np.intp)
-    ends = np.r_[starts[1:], len(cells)]
-    return [(int(channel[a]), np.arange(a, b)) for a, b in zip(starts, ends)]
+    ends = np.r_[starts[1:], len(among)]
+    return [(int(channel[a]), among[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
