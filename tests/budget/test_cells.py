@@ -122,14 +122,14 @@ def test_true_returns_kept_for_the_same_plan(monkeypatch: pytest.MonkeyPatch) ->
     cells = model.cells(FIRST_TOLERANCE)
     spend = np.minimum(cells.upper, 0.01)
     reads = 0
-    curve = scaled.hill
+    curve = scaled.hill_each
 
     def counted(*args: object) -> object:
         nonlocal reads
         reads += 1
         return curve(*args)   # type: ignore[arg-type]
 
-    monkeypatch.setattr(scaled, "hill", counted)
+    monkeypatch.setattr(scaled, "hill_each", counted)
     first = model.true_returns(cells, spend)
     once = reads
     assert once > 0

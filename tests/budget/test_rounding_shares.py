@@ -171,3 +171,24 @@ def test_a_share_no_cent_split_holds_is_refused_naming_the_share():
     assert answer.status == "optimal" and a >= Decimal("40000.01") and b >= eased.min_share * (a + b)
     assert [a.amount for a in optimizer.solve(asked("40000.00")).allocations] == \
         [Decimal("40000.00"), Decimal("40000.00")]
+
+
+def test_a_full_period_passes_its_channels_unit_to_their_next_cell() -> None:
+    # Fractions of a cent per cell: a p0 .9, p1 .6, p2 .0; b p0 .8, p1 .5, p2 .1. The totals
+    # are 30.02 for a and 30.01 for b (6,002.9 cents wanted: 6,003, a's .5 before b's .4), so
+    # a lacks 2 cents over its cells' floors and b 1, and each period has room for 1. By falling
+    # fraction: a's p0 takes p0's cent, b's p0 is refused, a's p1 takes p1's, b's p1 is refused
+    # and b's p2 takes p2's.
+    problem = Problem(Decimal(1000), 2, (Channel("a", Linear(Decimal(2))),
+                                         Channel("b", Linear(Decimal(3)))),
+                      periods=tuple(Period(f"p{p}", cap=Decimal("20.01")) for p in range(3)))
+    model = ScaledProblem(problem)
+    cells = model.cells(4e-4)
+    plan = {(0, 0): 10.009, (0, 1): 10.006, (0, 2): 10.0,
+            (1, 0): 10.008, (1, 1): 10.005, (1, 2): 10.001}
+    spend = np.array([plan[cell.channel, cell.period] / model.unit for cell in cells])
+    rounded = round_allocation(model, cells, spend)
+    units = {(cell.channel, cell.period): units
+             for cell, units in zip(cells, rounded.units.tolist())}
+    assert [[units[c, p] for p in range(3)] for c in range(2)] == [[1001, 1001, 1000],
+                                                                  [1000, 1000, 1001]]

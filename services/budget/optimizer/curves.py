@@ -6,6 +6,7 @@ either gates the leading segments with binaries, so the approximation is solved 
 stands in the curve's concave envelope (its upper hull), a relaxation that is exact wherever the
 plan sits on a hull breakpoint or off the curve's non-concave stretches (`hull`).
 """
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,8 @@ def hill(spend: Floats | float, beta: Floats | float, k: Floats | float,
     return value
 
 
-def hill_slope(spend: Floats | float, beta: float, k: float, alpha: float) -> Floats:
+def hill_slope(spend: Floats | float, beta: Floats | float, k: Floats | float,
+               alpha: float) -> Floats:
     """Return the derivative of the Hill curve (infinite at 0 when alpha < 1)."""
     s = np.maximum(np.asarray(spend, dtype=float), 0.0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -73,6 +75,32 @@ def hill_slope(spend: Floats | float, beta: float, k: float, alpha: float) -> Fl
         slope = beta * alpha * ratio / (s * (1.0 + ratio) ** 2)
     at_zero = np.inf if alpha < 1 else (beta / k if alpha == 1 else 0.0)
     return np.where(s > 0, slope, at_zero)
+
+
+def hill_each(spend: Floats, beta: Floats, k: Floats, alpha: Floats) -> Floats:
+    """`hill` with a curve per point (arrays as long as `spend`), each point as `hill` of its
+    curve alone gives it: numpy's power takes a path of its own for some single exponents (0.5,
+    2), so the points go one exponent at a time, not one call per curve (1,000 curves' calls
+    were a sixth of their cut at 1,000 x 52, `bench/shapes.py`'s `near_linear`)."""
+    return _per_exponent(hill, spend, beta, k, alpha)
+
+
+def hill_slope_each(spend: Floats, beta: Floats, k: Floats, alpha: Floats) -> Floats:
+    """`hill_slope` with a curve per point, as `hill_each`."""
+    return _per_exponent(hill_slope, spend, beta, k, alpha)
+
+
+def _per_exponent(function: Callable[[Floats, Floats, Floats, float], Floats], spend: Floats,
+                  beta: Floats, k: Floats, alpha: Floats) -> Floats:
+    """`function` of each point's curve, the points of one exponent at a time."""
+    values = np.empty(len(spend))
+    exponents, which = np.unique(alpha, return_inverse=True)
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(exponents) + 1)).tolist()
+    for exponent, a, b in zip(exponents.tolist(), bounds[:-1], bounds[1:]):
+        mine = order[a:b]
+        values[mine] = function(spend[mine], beta[mine], k[mine], exponent)
+    return values
 
 
 def _hill_density(spend: Floats, beta: Floats, k: Floats, alpha: Floats) -> Floats:
@@ -192,8 +220,7 @@ def prefixes_of(cuts: list[Prefixing]) -> list[list[Segments]]:
     """`prefixes` of each of `cuts`, all at once: the few array steps of each of 1,000 curves'
     prefixes, one curve at a time, were a sixth of a 1,000 x 52 solve with a quarter of its
     weeks capped (`bench/shapes.py`'s `near_linear`: 0.27 s of CPU). A Hill curve's values are
-    read curve by curve, as the cut reads them (numpy's power does not round every point as
-    with one exponent for all)."""
+    read as the cut reads them (`hill_each`)."""
     # Every curve's pieces one after another (`offset`: where each curve's begin), and per
     # upper its curve, the piece it ends in (`whole`, counted within its curve), that piece's
     # start and the last piece's slope and rise.
@@ -210,13 +237,11 @@ def prefixes_of(cuts: list[Prefixing]) -> list[list[Segments]]:
                                           len(segments.lengths) - 1), 0)
             slope = segments.slopes[whole]
         else:
-            beta, k, alpha = curve.tolist()
             # Near the upper the piece would be too short for its slope to be read off the
-            # curve.
+            # curve (read below, every curve's at once).
             room = np.maximum(smallest, 1e-9 * uppers)
             whole = np.maximum(np.searchsorted(knots, uppers - room, side="right") - 1, 0)
-            slope = (hill(uppers, beta, k, alpha) - hill(knots[whole], beta, k, alpha)) / \
-                (uppers - knots[whole])
+            slope = np.full(len(uppers), np.nan)
         whole_parts.append(whole)
         start_parts.append(knots[whole])
         slope_parts.append(slope)
@@ -225,6 +250,16 @@ def prefixes_of(cuts: list[Prefixing]) -> list[list[Segments]]:
     whole = np.concatenate(whole_parts) if cuts else np.zeros(0, dtype=np.intp)
     start = np.concatenate(start_parts) if cuts else flat
     slope = np.concatenate(slope_parts) if cuts else flat
+    hilly = np.array([cut[2] is not None for cut in cuts], dtype=bool)
+    on_curve = np.flatnonzero(hilly[item])
+    rows = np.array([cut[2] if cut[2] is not None else np.full(3, np.nan) for cut in cuts])
+    if len(on_curve):
+        assert all(segments.rises is not None for segments, _, curve, _, _ in cuts
+                   if curve is not None), "a Hill curve's cut keeps its pieces' rises"
+        parameters = rows[item[on_curve]].T
+        slope[on_curve] = (hill_each(uppers[on_curve], *parameters)
+                           - hill_each(start[on_curve], *parameters)) / \
+            (uppers[on_curve] - start[on_curve])
     share = np.array([cut[4] for cut in cuts])[item]
     lengths_all = np.concatenate([segments.lengths for segments, *_ in cuts]) if cuts else flat
     slopes_all = np.concatenate([segments.slopes for segments, *_ in cuts]) if cuts else flat
@@ -233,12 +268,7 @@ def prefixes_of(cuts: list[Prefixing]) -> list[list[Segments]]:
                                 else segments.rises for segments, *_ in cuts]) if cuts else flat
     # The last piece's rise, sampled on the curve as the cut samples its pieces.
     rise = np.zeros(len(uppers))
-    hilly = np.array([cut[2] is not None for cut in cuts], dtype=bool)
-    on_curve = np.flatnonzero(hilly[item])
     if len(on_curve):
-        assert all(segments.rises is not None for segments, _, curve, _, _ in cuts
-                   if curve is not None), "a Hill curve's cut keeps its pieces' rises"
-        rows = np.array([cut[2] if cut[2] is not None else np.full(3, np.nan) for cut in cuts])
         units = np.array([cut[3] for cut in cuts])[item[on_curve]]
         above, _ = _errors(start[on_curve], uppers[on_curve], rows[item[on_curve]])
         rise[on_curve] = np.where(_holds_a_unit(start[on_curve], uppers[on_curve], units),
@@ -435,9 +465,7 @@ def hill_segments(curves: Floats, relative: Floats | float, smallest: Floats | N
         rises = np.insert(rises, at, 0.0)
         fresh = np.insert(fresh, at, True)
     starts = np.searchsorted(owner, np.arange(len(curves) + 1))
-    # Curve by curve: numpy's power does not round every point as with one exponent for all.
-    ys = np.concatenate([hill(xs[a:b], *curves[row, :3].tolist()) for row, (a, b) in
-                         enumerate(zip(starts[:-1].tolist(), starts[1:].tolist()))])
+    ys = hill_each(xs, *curves[owner, :3].T)
     return _segments_through(xs, ys, starts, worst.tolist(), rises)
 
 

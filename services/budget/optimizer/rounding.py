@@ -317,9 +317,10 @@ def _largest_remainder_capped(channel: npt.NDArray[np.intp], period: npt.NDArray
     The floors, then a unit more for the cells by falling fractional part, across all channels
     (the largest first), while the cell's channel lacks units and its period has room: a cell a
     full period refuses leaves its channel's unit to the channel's next cell. That greedy is
-    found in rounds, all channels and periods at once (deferred acceptance: each channel asks
-    its best cells not yet refused for the units it lacks; each period keeps the best it is
-    asked for and refuses the rest, for good, since it is only asked more from then on).
+    walked cell by cell over the cells that can take a unit (their channel lacks and their
+    period has room), until no channel lacks: found in rounds of deferred acceptance over every
+    cell at once instead, it took 12-20 rounds and 0.07-0.13 s of CPU at 1,000 x 52
+    (`bench/shapes.py`'s `tiny_caps`, `points_all_capped`), the walk 0.02 s.
     A channel whose cells' periods are all full by then takes whole units where room is left
     (`largest_remainder`), or goes short (what it lacks stays unspent; no cap is passed).
     """
@@ -333,21 +334,18 @@ def _largest_remainder_capped(channel: npt.NDArray[np.intp], period: npt.NDArray
     floors -= _given_back(channel, values - floors, floors, np.maximum(-lacking, 0))
     lacking = np.maximum(lacking, 0)
     left = room - sum_by(period, floors, periods)
-    rank = np.empty(len(values), dtype=np.intp)
-    rank[np.argsort(floors - values, kind="stable")] = np.arange(len(values))
-    by_channel, by_period = np.lexsort((rank, channel)), np.lexsort((rank, period))
-    refused = np.zeros(len(values), dtype=bool)
-    while True:
-        asking = ~refused[by_channel]
-        asked = np.zeros(len(values), dtype=bool)
-        asked[by_channel] = asking & (_ranks(channel[by_channel], asking) <
-                                      lacking[channel[by_channel]])
-        offered = asked[by_period]
-        kept = np.zeros(len(values), dtype=bool)
-        kept[by_period] = offered & (_ranks(period[by_period], offered) < left[period[by_period]])
-        if not (asked & ~kept).any():
+    order = np.argsort(floors - values, kind="stable")
+    order = order[(lacking[channel[order]] > 0) & (left[period[order]] > 0)]
+    lacks, rooms, need = lacking.tolist(), left.tolist(), int(lacking.sum())
+    given = []
+    for i, c, p in zip(order.tolist(), channel[order].tolist(), period[order].tolist()):
+        if not need:
             break
-        refused |= asked & ~kept
+        if lacks[c] and rooms[p] > 0:
+            lacks[c], rooms[p], need = lacks[c] - 1, rooms[p] - 1, need - 1
+            given.append(i)
+    kept = np.zeros(len(values), dtype=bool)
+    kept[given] = True
     floors += kept
     lacking -= sum_by(channel, kept.astype(np.int64), channels)
     left -= sum_by(period, kept.astype(np.int64), periods)

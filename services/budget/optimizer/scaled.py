@@ -18,9 +18,11 @@ from services.budget.optimizer.curves import (
     Prefixing,
     Segments,
     hill,
+    hill_each,
     hill_priced_most,
     hill_segments,
     hill_slope,
+    hill_slope_each,
     linear_segments,
     points_segments,
     prefixes_of,
@@ -477,7 +479,15 @@ class ScaledProblem:
     def _true_returns(self, cells: Cells, spend: Floats) -> Floats:
         values = np.zeros(len(cells))
         weights, shares = cells.weight, cells.share
-        for c, mine in _by_channel(cells):
+        # The Hill channels' cells at once (`hill_each`): a channel at a time was 4,000 calls
+        # and 0.06 s of CPU a solve at 1,000 x 52.
+        hills, rows = self._hill_rows()
+        on_hill = np.flatnonzero(hills[cells.channel])
+        if len(on_hill):
+            share = shares[on_hill]
+            values[on_hill] = weights[on_hill] * share * hill_each(
+                spend[on_hill] / share, *rows[cells.channel[on_hill]].T)
+        for c, mine in _by_channel(cells, np.flatnonzero(~hills[cells.channel])):
             response = self.problem.channels[c].response
             x = spend[mine]
             if isinstance(response, Deal):
@@ -487,6 +497,15 @@ class ScaledProblem:
             weight, share = weights[mine], shares[mine]
             values[mine] = weight * share * self._curve(response, x / share)
         return values
+
+    def _hill_rows(self) -> tuple[npt.NDArray[np.bool_], Floats]:
+        """Per channel: whether its curve is a Hill curve, and its beta, k (scaled) and alpha
+        (NaN for another curve)."""
+        responses = [channel.response for channel in self.problem.channels]
+        hills = np.array([isinstance(r, Hill) for r in responses], dtype=bool)
+        rows = np.array([[float(r.beta) / self.unit, float(r.k) / self.unit, float(r.alpha)]
+                         if isinstance(r, Hill) else [np.nan] * 3 for r in responses])
+        return hills, rows.reshape(len(responses), 3)
 
     def priced_error(self, cells: Cells, solution: Solution) -> float | None:
         """Bound how far the true optimum can lie above the plan, relative to the plan's
@@ -524,12 +543,9 @@ class ScaledProblem:
         if priced is None:
             return None
         terms: Floats = priced.segments().copy()
-        responses = [channel.response for channel in self.problem.channels]
-        hills = np.array([isinstance(r, Hill) for r in responses], dtype=bool)
+        hills, rows = self._hill_rows()
         mine = np.flatnonzero(hills[cells.channel])
         if len(mine):
-            rows = np.array([[float(r.beta) / self.unit, float(r.k) / self.unit, float(r.alpha)]
-                             if isinstance(r, Hill) else [np.nan] * 3 for r in responses])
             beta, k, alpha = rows[cells.channel[mine]].T
             if np.any(alpha > 1.0):
                 return None
@@ -543,12 +559,20 @@ class ScaledProblem:
         """Per cell, the return of the next unit spent on the true curve (NaN for a deal)."""
         slopes = np.full(len(cells), np.nan)
         weights, shares = cells.weight, cells.share
-        for c, mine in _by_channel(cells):
+        hills, rows = self._hill_rows()
+        on_hill = np.flatnonzero(hills[cells.channel])
+        if len(on_hill):
+            # The Hill channels' cells at once (`_true_returns`). A period of weight 0 returns
+            # nothing at any spend: its slope is 0, where the product would be 0 · ∞ (NaN) at a
+            # spend of 0 on a Hill curve with alpha < 1.
+            weight = weights[on_hill]
+            slopes[on_hill] = np.multiply(weight, hill_slope_each(
+                spend[on_hill] / shares[on_hill], *rows[cells.channel[on_hill]].T),
+                out=np.zeros(len(on_hill)), where=weight > 0)
+        for c, mine in _by_channel(cells, np.flatnonzero(~hills[cells.channel])):
             response = self.problem.channels[c].response
             if isinstance(response, Deal):
                 continue
-            # A period of weight 0 returns nothing at any spend: its slope is 0, where the
-            # product would be 0 · ∞ (NaN) at a spend of 0 on a Hill curve with alpha < 1.
             slopes[mine] = np.multiply(weights[mine], self.curve_slope(
                 response, spend[mine] / shares[mine]), out=np.zeros(len(mine)),
                 where=weights[mine] > 0)
@@ -626,10 +650,11 @@ def _shares(periods: tuple[Period, ...]) -> list[float]:
     return [share / sum(given) for share in given]
 
 
-def _by_channel(cells: Cells) -> list[tuple[int, Indices]]:
-    """The cells' indices grouped by channel (cells come channel by channel)."""
-    channel = cells.channel
-    starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(cells) else \
+def _by_channel(cells: Cells, among: Indices) -> list[tuple[int, Indices]]:
+    """The indices `among` (increasing) of the cells grouped by channel (cells come channel by
+    channel)."""
+    channel = cells.channel[among]
+    starts = np.flatnonzero(np.r_[True, channel[1:] != channel[:-1]]) if len(among) else \
         np.zeros(0, dtype=np.intp)
-    ends = np.r_[starts[1:], len(cells)]
-    return [(int(channel[a]), np.arange(a, b)) for a, b in zip(starts, ends)]
+    ends = np.r_[starts[1:], len(among)]
+    return [(int(channel[a]), among[a:b]) for a, b in zip(starts.tolist(), ends.tolist())]
