@@ -639,3 +639,38 @@ def test_the_price_rounds_run_the_greedy_on_the_uncapped_periods_alike_cells_mer
                                        None)
     np.testing.assert_allclose(merged, every, rtol=1e-9, atol=1e-12)
     _check_against_whole_lp(problem)
+
+
+@pytest.mark.parametrize("seed", [5, 6])
+def test_the_price_rounds_guess_each_level_moved_against_the_prices_move(seed):
+    # Every week capped: a price raised by δ in every week is the budget's level, and each
+    # capped or floored channel's own, lowered by δ (the same thresholds, the same plan), so
+    # the guess moved from the plan at the old prices is the new plan's levels exactly.
+    model, cells = _capped_model(all_capped(seed))
+    curves = greedy.Curves.of(cells)
+    prices = np.linspace(0.0, 0.2, len(model.periods))
+    before = period_prices.fill_segments(model, dataclasses.replace(
+        curves, price=prices[cells.period]))
+    delta = 0.1 * before.marginal
+    after = period_prices.fill_segments(model, dataclasses.replace(
+        curves, price=(prices + delta)[cells.period]))
+    moved = period_prices._moved(before, curves, cells.period,
+                                 np.full(len(model.periods), delta))
+    assert after.marginal > 0
+    np.testing.assert_allclose(moved.marginal, after.marginal, rtol=1e-9)
+    np.testing.assert_allclose(moved.level, after.level, rtol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 13])
+def test_the_price_rounds_thresholds_do_not_hang_on_the_guessed_levels(seed, monkeypatch):
+    # The guesses only order the selections' pivots: the rounds guessing from the last plan
+    # unmoved find the same thresholds, to the bit.
+    model, cells = _capped_model(all_capped(seed))
+    curves = greedy.Curves.of(cells)
+    caps = np.array([model.money(period.cap) for period in model.periods])
+    moved, _ = period_prices._adjusted(model, curves, cells.period, caps,
+                                       np.zeros(len(caps)), None)
+    monkeypatch.setattr(period_prices, "_moved", lambda fill, *_: fill)
+    unmoved, _ = period_prices._adjusted(model, curves, cells.period, caps,
+                                         np.zeros(len(caps)), None)
+    np.testing.assert_array_equal(moved, unmoved)

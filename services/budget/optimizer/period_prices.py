@@ -225,12 +225,18 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     moves: Floats | None = None
     # After a leap: the prices of the step it extrapolated, taken should the leap miss more.
     fallback: Floats | None = None
+    # The prices `fill` was made at, where it was made on these cells (not the coarser cut's).
+    filled_at: Floats | None = None
     for round_ in range(PRICE_ROUNDS):
         if stopping is not None and stopping.late() and round_ > 0:
             break
         # Each round starts its selections at the last round's levels (the prices move less
-        # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52.
-        fill = fill_segments(model, replace(alike, price=prices[alike_period]), near=fill)
+        # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52; moved against
+        # the prices' move (`_moved`).
+        near = fill if filled_at is None or fill is None else \
+            _moved(fill, alike, alike_period, prices - filled_at)
+        fill = fill_segments(model, replace(alike, price=prices[alike_period]), near=near)
+        filled_at = prices
         levels = np.clip(fill.level, -_FAR, _FAR)
         spent = np.bincount(alike_period, weights=fill.spend, minlength=len(caps))
         # What the plan spends over the caps, and under those it prices.
@@ -265,6 +271,24 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
         moves = moved - prices
         prices = moved
     return levels[curves.channel] + prices[period], fill
+
+
+def _moved(fill: Fill, curves: Curves, period: Indices, change: Floats) -> Fill:
+    """`fill` with its levels moved as the periods' prices' `change` would move them, as a
+    guess for the greedy at the new prices (`Curves.select`): each level down by the change
+    its plan's money meets, on average weighted by the money. A price raised by δ in every
+    period is the budget's (or a capped channel's) level lowered by δ, the same thresholds:
+    with every week capped (`points_all_capped`) the budget's level fell 2.23 → 1.66 over the
+    rounds as the prices rose, 5-10 % a round, each move four guesses from the last level
+    (`NEAR` 10× further each time); moved, one or two."""
+    paid = fill.spend * change[period]
+    total = float(fill.spend.sum())
+    budget = float(paid.sum()) / total if total > 0 else 0.0
+    spent = curves.by_channel(fill.spend, len(fill.level))
+    # A channel spending nothing moves as the budget's level does.
+    own = np.divide(curves.by_channel(paid, len(fill.level)), spent,
+                    out=np.full_like(spent, budget), where=spent > 0)
+    return replace(fill, marginal=fill.marginal - budget, level=fill.level - own)
 
 
 def _merged(curves: Curves, period: Indices, caps: Floats) -> tuple[Curves, Indices]:
