@@ -39,16 +39,18 @@ lands on 14.29, where h = 26.43 − 57.14 < 0 at a price of 5: no plan meets it 
 A `min_if_used` floor (bought at it or not at all) makes F non-concave: the MILP's, as are
 groups' shares (`applies`), and floors past the money or a channel's cap.
 
-Period caps are not in F: a plan keeping them is their optimum too (the caps only take plans
-away), and one breaking them is left to the MILP.
+Under period caps F is the greedy's with period prices (`period_prices`: an LP's optimum, proven
+within its gap, its budget row's price the step's slope), as `spend_frontier`'s: concave in s
+too, so the same steps and bound hold, the gap added to F's bound.
 """
 import copy
 import math
 import time
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from services.budget.optimizer import greedy
+from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.curves import Floats
 from services.budget.optimizer.greedy import Curves, Fill
@@ -90,21 +92,26 @@ def within_bounds(model: ScaledProblem, cells: Cells, spend: Floats,
 
 
 def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
-          past: float | None = None) -> Solution | None:
+          past: float | None = None, start: period_prices.Start | None = None
+          ) -> tuple[Solution | None, period_prices.Start | None]:
     """The most return among plans on the pieces returning at least target_roi × spend (see the
-    module), `optimal` on the pieces (`ceiling` bounds it on the true curves); None where the
-    plan breaks a period's cap (or Newton's steps do not settle). `Infeasible` (naming nothing
-    yet, as the MILP's route under `infeasibility.unnamed`) where no plan that spends meets the
-    target on the pieces; `SolveTimeout` where `deadline` (`time.perf_counter()`) passes
-    before the plan is found, as the MILP's would. `past`: a spend (scaled) no plan meeting
-    the target spends more than, where Newton's steps start (a coarser cut's `ceiling`)."""
-    fill = _frontier(model, Curves.of(cells), deadline, past)
-    if fill is not None and float(fill.spend.sum()) <= EPS:
+    module), `optimal` on the pieces (`ceiling` bounds it on the true curves), with where the
+    next cut's period prices start; None where the period prices' LP finds no plan (or Newton's
+    steps do not settle). `Infeasible` (naming nothing yet, as the MILP's route under
+    `infeasibility.unnamed`) where no plan that spends meets the target on the pieces;
+    `SolveTimeout` where `deadline` (`time.perf_counter()`) passes before the plan is found, as
+    the MILP's would. `past`: a spend (scaled) no plan meeting the target spends more than,
+    where Newton's steps start (a coarser cut's `ceiling`); `start`: that cut's period prices."""
+    point = _frontier(model, cells, deadline, past, start)
+    if point is None:
+        if time.perf_counter() >= deadline:
+            raise SolveTimeout("no plan meeting target_roi found within the time limit")
+        return None, None
+    if float(point.plan.spend.sum()) <= EPS:
         raise Infeasible([])
-    if fill is None or not _keeps_caps(model, cells, fill):
-        return None
-    return Solution(spend=fill.spend, status="optimal", gap=0.0, solver="greedy",
-                    marginal_value=fill.marginal, model_return=fill.model_return)
+    # The period prices' Lagrangian bounds the most return at the plan's spend alone, not that
+    # of plans the curves' rises let spend more (`ceiling` bounds those).
+    return replace(point.plan, priced=None), point.start
 
 
 def ceiling(model: ScaledProblem, cells: Cells, plan: Solution) -> tuple[float, float]:
@@ -114,11 +121,13 @@ def ceiling(model: ScaledProblem, cells: Cells, plan: Solution) -> tuple[float, 
     target = float(model.problem.target_roi or 0)
     price = plan.marginal_value or 0.0
     spent = float(plan.spend.sum())
+    # The period prices' plan is proven within its gap of F's (their bound holds at its price).
+    most = plan.model_return * (1 + (plan.gap or 0.0))
     further = model.budget - spent
     if price < target:
-        further = min(further, (plan.model_return - target * spent + rise) / (target - price))
+        further = min(further, (most - target * spent + rise) / (target - price))
     further = max(further, 0.0)
-    return plan.model_return + price * further + rise, spent + further
+    return most + price * further + rise, spent + further
 
 
 def rises(cells: Cells) -> float:
@@ -130,12 +139,14 @@ def rises(cells: Cells) -> float:
     return float(cells.weight @ errors)
 
 
-def _frontier(model: ScaledProblem, curves: Curves, deadline: float,
-              past: float | None) -> Fill | None:
-    """The greedy's plan at s*, the largest budget within the money where its return reaches
+def _frontier(model: ScaledProblem, cells: Cells, deadline: float, past: float | None,
+              start: period_prices.Start | None) -> "Point | None":
+    """F's plan at s*, the largest budget within the money where its return reaches
     target_roi × s*, by Newton's steps from the money (or `past`) down, never below the floors
-    (None where STEPS end first); `Infeasible` where the floors leave no s (see the module)."""
+    (None where STEPS end first, or the period prices find no plan); `Infeasible` where the
+    floors leave no s (see the module)."""
     target = float(model.problem.target_roi or 0)
+    curves = Curves.of(cells)
     # What the floors spend as `greedy.fill_segments` sums them: a budget below it is no
     # budget the greedy can keep.
     floors = float(np.clip(0.0, model.lower, model.upper).sum())
@@ -144,31 +155,61 @@ def _frontier(model: ScaledProblem, curves: Curves, deadline: float,
             not np.any(curves.value(some, np.zeros(len(some), dtype=np.intp)) > target):
         # No piece returns more than the target a unit: only the plan of nothing meets it
         # (three fills of the money to find so at 1,000 x 52, 0.8 s of CPU).
-        return greedy.fill_segments(with_budget(model, 0.0), curves)
-    fill = greedy.fill_segments(model if past is None or past >= model.budget else
-                                with_budget(model, max(past, floors)), curves)
+        return most(model, cells, curves, 0.0, deadline, None, None)
+    budget = model.budget if past is None else min(max(past, floors), model.budget)
+    point = most(model, cells, curves, budget, deadline, start, None)
     for _ in range(STEPS):
-        spent = float(fill.spend.sum())
-        short = target * spent - fill.model_return
+        if point is None:
+            return None
+        plan = point.plan
+        spent = float(plan.spend.sum())
+        short = target * spent - plan.model_return
         if short <= NOISE * target * spent:
-            return fill
+            return point
         if time.perf_counter() >= deadline:
             raise SolveTimeout("no plan meeting target_roi found within the time limit")
-        # h's slope at s is the greedy's price there less t. Without floors it is below 0 where
-        # h(s) < 0 (h is concave and h(0) = 0), but for floats' noise; with them h(s) < 0 at a
-        # slope of at least 0 leaves h < 0 everywhere. The money left unspent is priced at 0.
-        if fill.marginal >= target:
+        # h's slope at s is F's price there less t. Without floors it is below 0 where h(s) < 0
+        # (h is concave and h(0) = 0), but for floats' noise; with them h(s) < 0 at a slope of
+        # at least 0 leaves h < 0 everywhere. The money left unspent is priced at 0.
+        price = plan.marginal_value or 0.0
+        if price >= target:
             if floors > EPS:
                 raise Infeasible([])
             return None
-        budget = spent - short / (target - fill.marginal)
+        budget = spent - short / (target - price)
         if budget <= floors:
             if spent <= floors * (1 + NOISE) + EPS:
                 # The step's tangent, above h, crosses zero below the floors, from the floors.
                 raise Infeasible([])
             budget = floors
-        fill = greedy.fill_segments(with_budget(model, budget), curves, near=fill)
+        point = most(model, cells, curves, budget, deadline, point.start, point.fill)
     return None
+
+
+@dataclass(frozen=True)
+class Point:
+    """F at one budget: the plan, and where the next step's fill starts (the period prices'
+    `Start` under caps, else the greedy's `Fill`)."""
+
+    plan: Solution
+    start: period_prices.Start | None
+    fill: Fill | None
+
+
+def most(model: ScaledProblem, cells: Cells, curves: Curves, budget: float, deadline: float,
+         start: period_prices.Start | None, near: Fill | None) -> Point | None:
+    """F(budget): the most return on the pieces with `budget` (scaled) to spend, at least the
+    floors, its plan and price (a supergradient of F), `optimal`; None where the period prices'
+    LP finds none. `start`, `near`: the last step's, where this one's prices and levels are
+    sought first."""
+    smaller = with_budget(model, budget)
+    if period_prices.applies(model):
+        plan, start = period_prices.solve(smaller, cells, deadline, start)
+        return None if plan is None else Point(plan, start, None)
+    fill = greedy.fill_segments(smaller, curves, near=near)
+    return Point(Solution(spend=fill.spend, status="optimal", gap=0.0, solver="greedy",
+                          marginal_value=fill.marginal, model_return=fill.model_return),
+                 None, fill)
 
 
 def with_budget(model: ScaledProblem, budget: float) -> ScaledProblem:
@@ -176,13 +217,6 @@ def with_budget(model: ScaledProblem, budget: float) -> ScaledProblem:
     smaller = copy.copy(model)
     smaller.budget = budget
     return smaller
-
-
-def _keeps_caps(model: ScaledProblem, cells: Cells, fill: Fill) -> bool:
-    """Whether `fill` spends within every period's cap."""
-    caps = _period_caps(model)
-    spent = np.bincount(cells.period, weights=fill.spend, minlength=len(caps))
-    return bool(np.all(spent <= caps * (1 + EPS) + EPS))
 
 
 def _period_caps(model: ScaledProblem) -> Floats:
