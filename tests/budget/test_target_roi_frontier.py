@@ -140,11 +140,14 @@ def test_the_frontiers_steps_stop_at_the_deadline(clock, monkeypatch):  # noqa: 
 
 
 @pytest.mark.parametrize("target", [D("0.5"), D("2.5")])
-def test_within_bounds_agrees_with_the_rules_model(target):
+@pytest.mark.parametrize("floor", [None, D(2500)])
+def test_within_bounds_agrees_with_the_rules_model(target, floor):
     # The bounds read off a plan are the rules' model's rows on a bounds-only request:
-    # both accept the frontier's plan, and both refuse it past a period's cap.
+    # both accept the frontier's plan, and both refuse it past a period's cap; with a floor
+    # of 2,500 on h0, both refuse it where h0 spends 2,000, and accept it at 3,000.
     problem = replace(CONCAVE, target_roi=target,
-                      periods=(Period("p1", cap=D(30_000)), Period("p2")))
+                      periods=(Period("p1", cap=D(30_000)), Period("p2")),
+                      channels=(replace(CONCAVE.channels[0], min=floor),) + CONCAVE.channels[1:])
     model = solver.ScaledProblem(problem)
     cells = model.cells(1e-3)
     assert roi_frontier.bounds_only(model, cells)
@@ -152,9 +155,13 @@ def test_within_bounds_agrees_with_the_rules_model(target):
     plan = np.full(len(cells), 1000.0 / model.unit)
     over = plan.copy()
     over[cells.period == 0] = 40_000.0 / model.unit
-    for spend in (plan, over):
-        assert roi_frontier.within_bounds(model, cells, spend) == \
-            form.feasible(form.columns_for(cells, spend))
+    floored = plan.copy()
+    floored[cells.channel == 0] = 1500.0 / model.unit
+    answers = []
+    for spend in (plan, over, floored):
+        answers.append(roi_frontier.within_bounds(model, cells, spend))
+        assert answers[-1] == form.feasible(form.columns_for(cells, spend))
+    assert answers == [floor is None, False, True]
 
 
 def test_a_refusal_whose_naming_found_nothing_is_no_plan_in_time(monkeypatch):
