@@ -33,16 +33,28 @@ def never(*args, **kwargs):
 
 def least_spend(problem: Problem, points: int = 3000) -> float:
     """The least spend of any plan whose return reaches target_return, by an LP apart from the
-    optimizer: each cell's return r ≤ weight · roi · x on a linear curve, and on a Hill curve
-    under its tangents at `points` spends (a concave curve lies below each), so the LP's
-    least is at most the true least, and within the tangents' spacing of it."""
+    optimizer (`curves_lp`): its least is at most the true least, and within the tangents'
+    spacing of it."""
+    size, rows, bounds = curves_lp(problem, points)
+    rows.append(np.r_[np.zeros(size), -np.ones(size)])
+    bounds.append(-float(problem.target_return))
+    result = linprog(np.r_[np.ones(size), np.zeros(size)], A_ub=np.array(rows),
+                     b_ub=np.array(bounds), bounds=[(0, None)] * (2 * size), method="highs")
+    assert result.status == 0, result.message
+    return float(result.fun)
+
+
+def curves_lp(problem: Problem, points: int = 3000) -> tuple[int, list[np.ndarray], list[float]]:
+    """An LP's rows (A x ≤ b) for every rule of `problem` but its objective's, apart from the
+    optimizer: per cell its spend, then its return r ≤ weight · roi · x on a linear curve, and
+    on a Hill curve under its tangents at `points` spends (a concave curve lies below each); the
+    money, the channels' floors and caps, the periods' caps. Returns the cells' count with the
+    rows and their bounds."""
     channels, periods = problem.channels, problem.periods
     n, m = len(channels), len(periods)
     cells = [(c, p) for c in range(n) for p in range(m)]
     size = len(cells)
     share = 1.0 / m
-    # Variables: each cell's spend, then its return.
-    cost = np.r_[np.ones(size), np.zeros(size)]
     rows, bounds = [], []
 
     def row(spend=None, ret=None) -> np.ndarray:
@@ -71,9 +83,6 @@ def least_spend(problem: Problem, points: int = 3000) -> float:
             bounds.append(v - s * at)
         rows.append(row(ret={i: 1.0}))
         bounds.append(weight * share * beta)
-    target = float(problem.target_return)
-    rows.append(row(ret=dict.fromkeys(range(size), -1.0)))
-    bounds.append(-target)
     available = float(problem.total - problem.reserve.amount)
     rows.append(row(dict.fromkeys(range(size), 1.0)))
     bounds.append(available)
@@ -89,10 +98,7 @@ def least_spend(problem: Problem, points: int = 3000) -> float:
         if period.cap is not None:
             rows.append(row({i: 1.0 for i, (_, pp) in enumerate(cells) if pp == p}))
             bounds.append(float(period.cap))
-    result = linprog(cost, A_ub=np.array(rows), b_ub=np.array(bounds),
-                     bounds=[(0, None)] * (2 * size), method="highs")
-    assert result.status == 0, result.message
-    return float(result.fun)
+    return size, rows, bounds
 
 
 LINEAR = Problem(total=D(1000), decimals=2, reserve=NONE, objective="min_spend",

@@ -268,7 +268,7 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
                                        "named, within the time limit") from None
             raise
         ceiling = None
-        if problem.objective == "target_roi" and solution.solver == "greedy":
+        if problem.objective == "target_roi" and solution.solver.startswith("greedy"):
             # The frontier's plan (`roi_frontier`): bounded with the target's row loosened by
             # the curves' rises, which `_error` does not count.
             ceiling, reach = roi_frontier.ceiling(model, cells, solution)
@@ -926,7 +926,7 @@ def _concave(model: ScaledProblem, cells: Cells, deadline: float,
     (`roi_frontier`, its steps from the last round's `reach`; `spend_frontier`); no solution
     for the MILP's route (any other problem, or one whose rows the priced greedy's LP could not meet)."""
     if roi_frontier.applies(model, cells):
-        return roi_frontier.solve(model, cells, deadline, reach), None
+        return roi_frontier.solve(model, cells, deadline, reach, start)
     if spend_frontier.applies(model, cells):
         return spend_frontier.solve(model, cells, deadline, start)
     if not greedy.concave(model, cells):

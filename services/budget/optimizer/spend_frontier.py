@@ -20,28 +20,17 @@ at least s* − (F(s*) − T + E) / λ*, λ* the price at s*: `error`.
 """
 import math
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 
 from services.budget.optimizer import greedy, period_prices
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
-from services.budget.optimizer.greedy import Curves, Fill
-from services.budget.optimizer.roi_frontier import NOISE, STEPS, rises, with_budget
+from services.budget.optimizer.greedy import Curves
+from services.budget.optimizer.roi_frontier import NOISE, STEPS, most, rises
 from services.budget.optimizer.scaled import EPS, Cells, ScaledProblem, Solution
 
 # Where F's tangent proves less, F is read at this share less spend than the plan's: half of
 # the error an `optimal` answer allows, the rest left for the units the rounding adds.
 PROBE = 0.5e-3
-
-
-@dataclass(frozen=True)
-class _Point:
-    """F at one budget: the plan, and where the next step's fill starts (the period prices'
-    `Start` under caps, else the greedy's `Fill`)."""
-
-    plan: Solution
-    start: period_prices.Start | None
-    fill: Fill | None
 
 
 def applies(model: ScaledProblem, cells: Cells) -> bool:
@@ -64,7 +53,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     target; `SolveTimeout` where `deadline` (`time.perf_counter()`) passes first."""
     target = model.money(model.problem.target_return or Decimal(0))
     curves = Curves.of(cells)
-    high = _most(model, cells, curves, model.budget, deadline, start, None)
+    high = most(model, cells, curves, model.budget, deadline, start, None)
     if high is None:
         return None, None
     if high.plan.model_return < target * (1 - NOISE):
@@ -81,7 +70,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             raise SolveTimeout("no plan meeting target_return found within the time limit")
         if top - low <= NOISE * top:
             break
-        found = _most(model, cells, curves, budget, deadline, point.start, point.fill)
+        found = most(model, cells, curves, budget, deadline, point.start, point.fill)
         if found is None:
             return None, None
         point = found
@@ -139,23 +128,8 @@ def error(model: ScaledProblem, cells: Cells, plan: Solution,
         least = max(least, spent - excess / price)
     probe = spent * (1 - PROBE)
     if least < probe and time.perf_counter() < deadline:
-        point = _most(model, cells, Curves.of(cells), probe, deadline, None, None)
+        point = most(model, cells, Curves.of(cells), probe, deadline, None, None)
         if point is not None and \
                 point.plan.model_return * (1 + (point.plan.gap or 0.0)) < target - rise:
             least = probe
     return max(spent - least, 0.0) / spent
-
-
-def _most(model: ScaledProblem, cells: Cells, curves: Curves, budget: float, deadline: float,
-          start: period_prices.Start | None, near: Fill | None) -> _Point | None:
-    """F(budget): the most return on the pieces with `budget` (scaled) to spend, its plan and
-    price (a supergradient of F), `optimal`; None where the period prices' LP finds none.
-    `start`, `near`: the last step's, where this one's prices and levels are sought first."""
-    smaller = with_budget(model, budget)
-    if period_prices.applies(model):
-        plan, start = period_prices.solve(smaller, cells, deadline, start)
-        return None if plan is None else _Point(plan, start, None)
-    fill = greedy.fill_segments(smaller, curves, near=near)
-    return _Point(Solution(spend=fill.spend, status="optimal", gap=0.0, solver="greedy",
-                           marginal_value=fill.marginal, model_return=fill.model_return),
-                  None, fill)
