@@ -10,7 +10,9 @@ solve. The answer comes within `timeout` plus the time to kill one process (mill
 a call that asks for it is first stopped as a cancel would stop it, so a solver that ran past
 its own deadline (a loaded machine) still answers its best plan, within the stop's graces.
 Closing the pool kills every worker and starts no new one, so a stopping service leaves no
-process behind.
+process behind. A call that answers with a thread of its own still running (a HiGHS run left
+behind past its limit, in a stretch where it reads no clock) retires its worker: the pool
+starts another in its place, as it does after a timeout.
 
 A call may also follow the solve (its progress reports reach the caller while it runs) and
 stop it early (the solver returns its best answer so far; one that does not hear the stop is
@@ -139,6 +141,8 @@ class _Worker:
     def __init__(self, preload: tuple[str, ...]):
         request_read, self._requests = os.pipe()
         self._answers, answer_write = os.pipe()
+        # Told by the worker with its last answer: a thread the call left runs on in it.
+        self.retiring = False
         self.process = subprocess.Popen(
             [sys.executable, "-m", "shared.workers", ",".join(preload), str(request_read),
              str(answer_write)],
@@ -174,6 +178,9 @@ class _Worker:
                 kind, value = _read_message(self._answers, until)
                 if kind == "heard":
                     heard_at = time.monotonic()
+                    continue
+                if kind == "retiring":
+                    self.retiring = True
                     continue
                 if kind != "progress":
                     relay.flush(time.monotonic(), last=True)
@@ -333,7 +340,10 @@ class WorkerPool:
                     # worker is still busy with the call, so it cannot serve another.
                     self._replace(worker)
                     raise
-                self._give_back(worker)
+                if worker.retiring:
+                    self._replace(worker)
+                else:
+                    self._give_back(worker)
                 if not ok:
                     raise value
                 return value
@@ -365,6 +375,10 @@ class _Answers:
             # call's progress: from then on, that call's reports are dropped.
             if call == self._call:
                 _write_message(self._fd, ("progress", values))
+
+    def retiring(self) -> None:
+        with self._lock:
+            _write_message(self._fd, ("retiring", None))
 
     def answer(self, kind: str, value: object) -> None:
         with self._lock:
@@ -455,7 +469,18 @@ def _serve(preload: list[str], requests: int, answers_fd: int) -> None:
             kind, value = "value", function(*args, **hooks)
         except Exception as error:
             kind, value = "error", error
+        if _left_running():
+            # A target_roi whose MILP was left behind at its 5 s limit kept 60-90 % of a core
+            # busy for minutes after (HiGHS 1.16's presolve reads no clock): every later call
+            # of this worker would have shared the core with it.
+            answers.retiring()
         answers.answer(kind, value)
+
+
+def _left_running() -> bool:
+    """Whether a thread the call started still runs (the worker's own threads are daemons)."""
+    return any(not thread.daemon and thread is not threading.main_thread()
+               for thread in threading.enumerate())
 
 
 if __name__ == "__main__":

@@ -76,12 +76,19 @@ def hooks(**given: object) -> list[str]:
 
 
 def reports_after_answering(*, progress: Callable[[dict[str, bool]], None]) -> None:
-    """Leave a thread reporting after the call answered, as a solver's timer thread might."""
+    """Leave a thread reporting after the call answered, as a solver's timer thread might (a
+    daemon: it is not work the call left running)."""
     def keep_reporting() -> None:
         for _ in range(20):
             time.sleep(0.05)
             progress({"late": True})
-    threading.Thread(target=keep_reporting).start()
+    threading.Thread(target=keep_reporting, daemon=True).start()
+
+
+def leaves_a_run_behind(seconds: float) -> int:
+    """Answer while a thread of the call still works, as a HiGHS run left past its limit."""
+    threading.Thread(target=time.sleep, args=(seconds,), name="highs").start()
+    return os.getpid()
 
 
 def loaded(names: list[str]) -> list[str]:
@@ -172,6 +179,15 @@ def test_close_kills_every_worker_and_starts_none(pool):
     assert not any(alive(pid) for pid in pids)
     with pytest.raises(ServiceUnavailable, match="shutting down"):
         pool.run(nap, 0, timeout=1)
+
+
+def test_a_worker_left_running_a_thread_of_its_call_is_replaced(pool):
+    pid = pool.run(leaves_a_run_behind, 60, timeout=30)
+    assert not alive(pid)
+    assert pid not in {pool.run(worker_pid, timeout=30) for _ in range(4)}
+    # A call that leaves nothing running keeps its worker.
+    kept = pool.run(worker_pid, timeout=30)
+    assert kept in {pool.run(worker_pid, timeout=30) for _ in range(4)}
 
 
 def test_a_worker_killed_from_outside_is_replaced(pool):
