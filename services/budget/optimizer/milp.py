@@ -45,7 +45,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.budget.optimizer import deal_bound, deal_search, first_plan, greedy
+from services.budget.optimizer import deal_bound, deal_search, first_plan, greedy, period_prices
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import (
     MIP_GAP,
@@ -85,6 +85,12 @@ CELL_BUILD = 8e-5
 # its plan's gap and the answer's assembly after it about as much again (the solver's
 # ASSEMBLY_SHARE keeps 0.3 s of a 2 s limit for them, the README's margin the rest).
 GREEDY_CELL = 3.5e-6
+# The priced greedy (`first_plan`) takes about this many seconds of CPU a cell to its first
+# LP's plan, its first price round hearing no clock (1,000 x 52 S-curves' envelopes with a
+# group: 0.65 s); with a plan in hand (`first_plan.scaled_plan`) and less time left, it is not
+# begun (1,500 x 52 with capped weeks, loaded: begun 0.1 s before the deadline, it ended 1.2 s
+# past it).
+PRICED_CELL = 2e-5
 # A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
 HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
@@ -154,6 +160,23 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     # run for their bound (`backends.PROVING`).
     proving = False
     coarse: Cells | None = None                   # the coarse envelope LP's cells, if made
+    if warm_start and not floors and needs_binaries and period_prices.applies(model) and \
+            greedy.concave(model, hulls):
+        # S-curves under period caps or groups' shares: the first plan's priced greedy reads no
+        # clock in its price rounds, so a plan and a bound are made first by the greedy alone
+        # (`first_plan.scaled_plan`), answered where nothing better comes in time. Not begun
+        # with less time left than it takes, as below.
+        if _left(deadline) < GREEDY_CELL * len(cells):
+            raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
+        unscaled, scaled = first_plan.scaled_plan(model, hulls)
+        bound = _objective(model, hulls, unscaled)
+        if scaled is not None:
+            spend = scaled
+            best = spend, _objective(model, cells, spend)
+            if report:
+                report(best[1], bound)
+        # The models of the real cells are made only where they fit in the time left.
+        build = CELL_BUILD * len(cells)
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
@@ -179,26 +202,38 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                                  marginal, stop=stop)
         # No model is made yet: its time is estimated.
         build = CELL_BUILD * len(cells)
-    elif warm_start and not floors and (first := first_plan.envelope_plan(model, hulls, deadline,
-                                                                        stop)):
+    elif warm_start and not floors and (best is None or _left(deadline) >= PRICED_CELL * len(
+            cells)) and (first := first_plan.envelope_plan(model, hulls, deadline, stop)):
         # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
         # bound every model of the real cells and narrow their curves, in about a second. Not
         # polished: the plan is the optimum of the real curves' envelopes with its deals
         # fixed, and its prices the envelope LP's own, which no other prices' L(y) is below.
-        building = time.perf_counter()
-        envelope_model = formulate(model, hulls, exact=())
-        build = time.perf_counter() - building
         spend, marginal = first.spend, first.marginal
-        priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
-                                                               first.rows))
-        bound = priced[2]
-        held = _held(envelope_model, cells, spend)
-        if held is not None:
-            spend = held[1]
-            best = spend, _objective(model, cells, spend)
+        if _left(deadline) < CELL_BUILD * len(cells):
+            # No model of the real cells fits in the time left (their envelope's, its
+            # narrowing and the gated model after it take about as long as the gated model):
+            # the plan, which meets every row, is answered with the envelope LP's bound.
+            # Trial 21's 1,000 x 52 S-curves with a group at 5 s: the first plan at 4.4 s, then
+            # the models past the limit.
+            best = _better(best, (spend, _objective(model, cells, spend)), True)
+            bound = min(b for b in (bound, first.bound) if b is not None)
+            build = CELL_BUILD * len(cells)
             if report:
                 report(best[1], bound)
-    elif warm_start and not floors:
+        else:
+            building = time.perf_counter()
+            envelope_model = formulate(model, hulls, exact=())
+            build = time.perf_counter() - building
+            priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
+                                                                   first.rows))
+            bound = min(b for b in (bound, priced[2], first.bound) if b is not None)
+            held = _held(envelope_model, cells, spend)
+            if held is not None:
+                spend = held[1]
+                best = _better(best, (spend, _objective(model, cells, spend)), True)
+                if report:
+                    report(best[1], bound)
+    elif warm_start and not floors and best is None:
         if stopped():
             raise SolveTimeout("stopped before any plan was found")
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
@@ -240,7 +275,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
             bound = priced[2]
         polish = True
-    elif warm_start and needs_binaries:
+    elif warm_start and needs_binaries and best is None:
         # The envelope LP bounds every model below, however its cells are gated; rounded and
         # re-solved with its binaries fixed it is often a plan within the gap already.
         envelope_model = formulate(model, cells, exact=())
