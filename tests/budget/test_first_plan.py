@@ -301,3 +301,23 @@ def test_scaled_plan_splits_the_money_at_a_missed_share():
     assert envelope is not None
     assert _objective(model, hulls, scaled) == pytest.approx(
         _objective(model, hulls, envelope.spend), rel=1e-7)
+
+
+def test_scaled_plan_with_no_time_for_another_pass_scales_the_greedys_optimum(monkeypatch):
+    # The greedy reads no clock: past `until` its plan is scaled down to the share (the
+    # brand's others), with no pass of the greedy for the split.
+    model = ScaledProblem(S_CURVES_WITH_A_BRAND)
+    hulls = _envelopes(model.cells(FIRST_TOLERANCE))
+    passes = []
+    made = first_plan.greedy.solve
+
+    def counted(*args):
+        passes.append(1)
+        return made(*args)
+
+    monkeypatch.setattr(first_plan.greedy, "solve", counted)
+    relaxed, scaled = first_plan.scaled_plan(model, hulls, time.perf_counter())
+    assert len(passes) == 1 and scaled is not None
+    _holds(model, hulls, scaled)
+    brand = np.isin(hulls.channel, model.members(S_CURVES_WITH_A_BRAND.groups[0]))
+    np.testing.assert_allclose(scaled[brand], relaxed[brand], rtol=1e-8)

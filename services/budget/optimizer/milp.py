@@ -91,9 +91,6 @@ GREEDY_CELL = 3.5e-6
 # begun (1,500 x 52 with capped weeks, loaded: begun 0.1 s before the deadline, it ended 1.2 s
 # past it).
 PRICED_CELL = 2e-5
-# `first_plan.scaled_plan` takes about this many seconds of CPU a cell (up to five passes of
-# the greedy: 1.07 s at 2,000 x 55 with capped weeks and a group, 0.35 s at 1,000 x 52).
-SCALED_CELL = 1e-5
 # A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
 HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
@@ -168,10 +165,11 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         # S-curves under period caps or groups' shares: the first plan's priced greedy reads no
         # clock in its price rounds, so a plan and a bound are made first by the greedy alone
         # (`first_plan.scaled_plan`), answered where nothing better comes in time. Not begun
-        # with less time left than it takes, as below.
-        if _left(deadline) < SCALED_CELL * len(cells):
+        # with less time left than its first pass takes, as below (its others heed the
+        # deadline).
+        if _left(deadline) < GREEDY_CELL * len(cells):
             raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
-        unscaled, scaled = first_plan.scaled_plan(model, hulls)
+        unscaled, scaled = first_plan.scaled_plan(model, hulls, deadline)
         bound = _objective(model, hulls, unscaled)
         if scaled is not None:
             spend = scaled
