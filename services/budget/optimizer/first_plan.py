@@ -314,11 +314,12 @@ def scaled_plan(model: ScaledProblem, hulls: Cells,
                                     held)
     spend *= 1 - SCALED_MARGIN
     for _ in range(SCALED_PASSES):
-        left = [(member, share, floor) for member, share, floor in shares
-                if _misses(spend, member, share, floor)]
-        if not left:
-            break
-        for member, share, floor in left:
+        left = False
+        for member, share, floor in shares:
+            # Asked again for each: scaling for one share moves the others'.
+            if not _misses(spend, member, share, floor):
+                continue
+            left = True
             inside, total = float(spend[member].sum()), float(spend.sum())
             # The channels scaled keep the other side's sum: Σ inside = share · total.
             held_back = ~member if floor else member
@@ -326,10 +327,11 @@ def scaled_plan(model: ScaledProblem, hulls: Cells,
             spend[held_back] *= (1 - SCALED_MARGIN) * (
                 kept * (1 - share) / (share * (total - inside)) if floor else
                 share * kept / ((1 - share) * inside))
-    else:
-        return relaxed, None
+        if not left:
+            break
     by_channel = np.bincount(channel, weights=spend, minlength=len(model.lower))
-    if np.any(by_channel < np.asarray(model.lower) * (1 - SCALED_MARGIN) - EPS) or \
+    if any(_misses(spend, *share) for share in shares) or \
+            np.any(by_channel < np.asarray(model.lower) * (1 - SCALED_MARGIN) - EPS) or \
             np.any(np.bincount(period, weights=spend, minlength=len(caps)) > caps) or \
             float(spend.sum()) > model.budget:
         return relaxed, None
@@ -339,7 +341,8 @@ def scaled_plan(model: ScaledProblem, hulls: Cells,
 def _misses(spend: Floats, member: npt.NDArray[np.bool_], share: float, floor: bool) -> bool:
     """Whether the members' part of `spend` misses a group's floor (or ceiling) `share`."""
     inside, total = float(spend[member].sum()), float(spend.sum())
-    return inside < share * total if floor else inside > share * total
+    # Within float noise a share holds (a ceiling of 1 over every channel's sums).
+    return inside < share * total - EPS if floor else inside > share * total + EPS
 
 
 def _filled(model: ScaledProblem, hulls: Cells, side: npt.NDArray[np.bool_], money: float,
