@@ -91,6 +91,8 @@ GREEDY_CELL = 3.5e-6
 # begun (1,500 x 52 with capped weeks, loaded: begun 0.1 s before the deadline, it ended 1.2 s
 # past it).
 PRICED_CELL = 2e-5
+# The pace of the wall clock to the CPU's is read once the MILP has taken this much CPU.
+PACE_CPU = 0.05
 # A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
 HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
@@ -120,19 +122,30 @@ GAP_SAFETY = 0.9
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                gating: Gating = "tangent", warm_start: bool = True,
                report: Report | None = None, stop: Stop | None = None,
-               target_error: float | None = None) -> Solution:
+               target_error: float | None = None,
+               since: tuple[float, float] | None = None) -> Solution:
     """The MILP's plan by `deadline` (a `time.perf_counter()` instant) or once `stop()` turns
     true (the best plan so far, with its gap), or `Infeasible` naming the smallest change that
     makes one possible, or `SolveTimeout` when no plan is found.
 
     `target_error`: how far below the true optimum the answer may be; a plan is proven (and
     the search ends) within what the curves' own error leaves of it (`_gap`), at least
-    MIP_GAP."""
+    MIP_GAP. `since`: when the solve began, by `time.perf_counter()` and `time.process_time()`
+    (else now), for the pace of the wall clock to the CPU's."""
     def stopped() -> bool:
         return stop is not None and stop()
 
     def over() -> bool:
         return stopped() or _left(deadline) <= 0
+
+    entered = since or (time.perf_counter(), time.process_time())
+
+    def pace() -> float:
+        """Wall seconds a second of this process's CPU has taken (at least 1): the steps'
+        estimates are CPU's, and a loaded machine gives the process part of a core (trial
+        21's 1,500 x 52 at 30 s, load 9: the envelope model's 2.6 s of CPU took 11 s)."""
+        cpu = time.process_time() - entered[1]
+        return max(1.0, (time.perf_counter() - entered[0]) / cpu) if cpu > PACE_CPU else 1.0
 
     if model.problem.solver == "cbc":
         return _solve_cbc(model, cells, deadline)
@@ -177,7 +190,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             if report:
                 report(best[1], bound)
         # The models of the real cells are made only where they fit in the time left.
-        build = CELL_BUILD * len(cells)
+        build = CELL_BUILD * len(cells) * pace()
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
@@ -204,13 +217,13 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         # No model is made yet: its time is estimated.
         build = CELL_BUILD * len(cells)
     elif warm_start and not floors and (best is None or _left(deadline) >= PRICED_CELL * len(
-            cells)) and (first := first_plan.envelope_plan(model, hulls, deadline, stop)):
+            cells) * pace()) and (first := first_plan.envelope_plan(model, hulls, deadline, stop)):
         # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
         # bound every model of the real cells and narrow their curves, in about a second. Not
         # polished: the plan is the optimum of the real curves' envelopes with its deals
         # fixed, and its prices the envelope LP's own, which no other prices' L(y) is below.
         spend, marginal = first.spend, first.marginal
-        if _left(deadline) < CELL_BUILD * len(cells):
+        if _left(deadline) < CELL_BUILD * len(cells) * pace():
             # No model of the real cells fits in the time left (their envelope's, its
             # narrowing and the gated model after it take about as long as the gated model):
             # the plan, which meets every row, is answered with the envelope LP's bound.
@@ -218,7 +231,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             # the models past the limit.
             best = _better(best, (spend, _objective(model, cells, spend)), True)
             bound = min(b for b in (bound, first.bound) if b is not None)
-            build = CELL_BUILD * len(cells)
+            build = CELL_BUILD * len(cells) * pace()
             if report:
                 report(best[1], bound)
         else:

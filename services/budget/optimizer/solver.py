@@ -130,15 +130,17 @@ def solve(problem: Problem, progress: Callable[[Progress], None] | None = None, 
     `gating` and `warm_start` choose the MILP's method ("full" gating and a cold start are the
     references the tests and the benchmark compare with).
     """
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     with infeasibility.answer_by(started + problem.time_limit + infeasibility.NAMING_SECONDS):
         return _solved(problem, started, progress, stop=stop, gating=gating,
-                       warm_start=warm_start)
+                       warm_start=warm_start, cpu=cpu)
 
 
 def _solved(problem: Problem, started: float, progress: Callable[[Progress], None] | None, *,
-            stop: Stop | None, gating: Gating, warm_start: bool) -> Allocation:
-    """`solve`'s answer, begun at `started` (`time.perf_counter()`)."""
+            stop: Stop | None, gating: Gating, warm_start: bool,
+            cpu: float | None = None) -> Allocation:
+    """`solve`'s answer, begun at `started` (`time.perf_counter()`; `cpu`, `time.process_time()`
+    then)."""
     limit = problem.time_limit
     deadline = started + limit - min(ASSEMBLY_SHARE * limit + ASSEMBLY_FIXED, ASSEMBLY_CAP)
     apart_at = deadline + APART_SHARE * (started + limit - deadline)
@@ -207,7 +209,8 @@ def _solved(problem: Problem, started: float, progress: Callable[[Progress], Non
                 with unnamed() if problem.objective == "target_roi" else nullcontext():
                     solution = solve_milp(model, cells, round_by, gating=gating,
                                           warm_start=warm_start, report=report, stop=stop,
-                                          target_error=TARGET_ERROR)
+                                          target_error=TARGET_ERROR,
+                                          since=None if cpu is None else (started, cpu))
         except SolveTimeout:
             cut = coarse or made
             if best is None and problem.objective == "target_roi" and cut is not None and \
