@@ -178,9 +178,9 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
         # S-curves under period caps or groups' shares: the first plan's priced greedy reads no
         # clock in its price rounds, so a plan and a bound are made first by the greedy alone
         # (`first_plan.scaled_plan`), answered where nothing better comes in time. Not begun
-        # with less time left than its first pass takes, as below (its others heed the
-        # deadline).
-        if _left(deadline) < GREEDY_CELL * len(cells):
+        # with less time left than its first pass takes at the solve's pace, as below (its
+        # others heed the deadline).
+        if _left(deadline) < GREEDY_CELL * len(cells) * pace():
             raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
         unscaled, scaled = first_plan.scaled_plan(model, hulls, deadline)
         bound = _objective(model, hulls, unscaled)
