@@ -15,18 +15,24 @@ import pytest
 from services.budget import optimizer as package
 from services.budget.optimizer import (
     Channel,
+    Group,
     Hill,
     Infeasible,
+    Period,
     Problem,
     Reserve,
     SolveTimeout,
+    first_plan,
     infeasibility,
     milp,
+    period_prices,
     solve,
     solver,
 )
 from services.budget.optimizer.rounding import round_allocation
 from tests.budget.test_conflict_fixes import HARD_MIN_ROI
+from tests.budget.test_optimize_properties import check_plan
+from tests.budget.test_period_prices import _capped_model, _holds, all_capped, trial_shape
 from tests.budget.test_target_roi_size import BRAND_ON_AN_S_CURVE, UNREACHABLE
 
 # The answer comes within the time limit plus this (README, "Limits a client can rely on").
@@ -50,7 +56,8 @@ def clock(monkeypatch) -> Clock:
     for name in ("assembly", "backends", "first_plan", "infeasibility", "marginal", "milp",
                  "period_prices", "roi_frontier", "scaled", "solver"):
         module = getattr(package, name)
-        monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=made.perf_counter))
+        monkeypatch.setattr(module, "time", SimpleNamespace(perf_counter=made.perf_counter,
+                                                            process_time=time.process_time))
     return made
 
 
@@ -204,3 +211,189 @@ def test_s_curves_greedy_is_not_begun_with_less_time_left_than_it_takes(clock, m
     with pytest.raises(SolveTimeout):
         solve(S_CURVES_PAST_A_TANGENT)
     assert clock.perf_counter() <= started + S_CURVES_PAST_A_TANGENT.time_limit + ANSWER_MARGIN
+
+
+# Four S-curves over three weeks, the first capped at 60,000, and a brand group (s2, s3) at
+# `min_share` 0.4: optimal in 0.1 s of CPU. The envelopes' greedy, which knows neither the cap
+# nor the group, gives the brand less than 0.4 of its spend.
+S_CURVES_CAPPED_WITH_A_GROUP = Problem(
+    total=D(400_000), decimals=2, reserve=Reserve(percent=D(0)),
+    channels=tuple(Channel(f"s{i}", Hill(D(beta), D(k), D(alpha))) for i, (beta, k, alpha) in
+                   enumerate(((900_000, 100_000, 3), (600_000, 80_000, "2.5"),
+                              (500_000, 60_000, 2), (300_000, 50_000, 3)))),
+    periods=(Period("w1", cap=D(60_000)), Period("w2"), Period("w3", weight=D("0.8"))),
+    groups=(Group("brand", ("s2", "s3"), min_share=D("0.4")),), time_limit=5)
+
+
+def _keeps_the_cap_and_the_group(answer) -> None:
+    problem = S_CURVES_CAPPED_WITH_A_GROUP
+    check_plan(problem, answer)
+    assert sum(line.periods[0].amount for line in answer.allocations) <= problem.periods[0].cap
+    brand = sum(line.amount for line in answer.allocations if line.channel in ("s2", "s3"))
+    assert brand >= problem.groups[0].min_share * answer.spend
+
+
+def _covers_the_optimum(answer) -> None:
+    """The answer's gap covers the optimum: its bound holds for every plan."""
+    best = solve(S_CURVES_CAPPED_WITH_A_GROUP)
+    assert best.status == "optimal" and best.expected_return >= answer.expected_return
+    assert float(answer.expected_return) * (1 + answer.gap) >= float(best.expected_return)
+
+
+def test_s_curves_under_caps_and_a_group_answer_the_greedys_scaled_plan_when_time_is_short(
+        clock, monkeypatch):
+    # Trial 21's 1,500 x 52 S-curves with 13 capped weeks at 5 s: the first plan's priced
+    # greedy, whose price rounds read no clock, was begun 0.1 s before the deadline and ended
+    # 1.2 s past it with no plan (a 422 at 6.6 s). The envelopes' greedy now makes a plan
+    # first, scaled down to the cap and the group's share; with no time left after it, the
+    # priced greedy is not begun nor any model made, and that plan is answered, `feasible`
+    # with its gap to the greedy's bound (the envelopes' optimum under the budget alone).
+    made = first_plan.scaled_plan
+
+    def slow(*args):
+        clock.lag += S_CURVES_CAPPED_WITH_A_GROUP.time_limit
+        return made(*args)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("begun past the deadline")
+
+    monkeypatch.setattr(first_plan, "scaled_plan", slow)
+    monkeypatch.setattr(first_plan, "envelope_plan", refused)
+    monkeypatch.setattr(milp, "formulate", refused)
+    started = clock.perf_counter()
+    answer = solve(S_CURVES_CAPPED_WITH_A_GROUP)
+    assert clock.perf_counter() <= started + S_CURVES_CAPPED_WITH_A_GROUP.time_limit + \
+        ANSWER_MARGIN
+    assert answer.status == "feasible" and answer.spend > 0
+    _keeps_the_cap_and_the_group(answer)
+    monkeypatch.undo()
+    _covers_the_optimum(answer)
+
+
+def test_s_curves_first_plan_is_answered_without_models_when_it_ends_near_the_deadline(
+        clock, monkeypatch):
+    # Trial 21's 1,000 x 52 S-curves with a group at 5 s: the first plan came at 4.4 s, then
+    # the envelope's model (1 s of CPU), its narrowing and the gated model ran past the limit.
+    # With less time left than the models take, the first plan (it meets every row) is
+    # answered at once, `feasible`, with the envelope LP's bound.
+    made = first_plan.envelope_plan
+
+    def slow(model, hulls, deadline, stop=None):
+        plan = made(model, hulls, deadline, stop)
+        clock.lag += deadline - clock.perf_counter()
+        return plan
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a model was made past the deadline")
+
+    monkeypatch.setattr(first_plan, "envelope_plan", slow)
+    monkeypatch.setattr(milp, "formulate", refused)
+    started = clock.perf_counter()
+    answer = solve(S_CURVES_CAPPED_WITH_A_GROUP)
+    assert clock.perf_counter() <= started + S_CURVES_CAPPED_WITH_A_GROUP.time_limit + \
+        ANSWER_MARGIN
+    assert answer.status == "feasible"
+    _keeps_the_cap_and_the_group(answer)
+    monkeypatch.undo()
+    _covers_the_optimum(answer)
+
+
+def test_priced_greedy_answers_its_last_lps_plan_when_the_next_lp_is_stopped_at_the_deadline(
+        clock, monkeypatch):
+    # The trial's shape (points curves, a capped week, a group on each pair of channels) takes
+    # three LPs, the first's plan 46 times its return below its bound. Here the second is
+    # stopped at the deadline (as HiGHS stopped trial 21's second LP of 146,000 columns at
+    # 1,000 x 52 with a group): the rounds answered no plan, and the MILP's route after them
+    # had no time for one (a 422). The first LP's plan meets every row: it is the answer,
+    # `feasible` with its gap, which covers the optimum.
+    model, cells = _capped_model(trial_shape(4000, 30))
+    solved = period_prices._Restricted.solve
+    lps: list[int] = []
+
+    def stopped(self, low, high, deadline, stop=None):
+        lps.append(1)
+        if len(lps) == 2:
+            clock.lag += deadline - clock.perf_counter() + 1.0
+            return None
+        return solved(self, low, high, deadline, stop)
+
+    monkeypatch.setattr(period_prices._Restricted, "solve", stopped)
+    solution, start = period_prices.solve(model, cells, clock.perf_counter() + 10.0)
+    assert len(lps) == 2 and solution is not None and start is not None
+    assert solution.status == "feasible"
+    _holds(model, cells, solution.spend)
+    monkeypatch.undo()
+    proven, _ = period_prices.solve(model, cells)
+    assert proven is not None and proven.status == "optimal"
+    assert solution.model_return <= proven.model_return <= \
+        solution.model_return * (1 + solution.gap)
+
+
+def test_price_rounds_end_at_the_deadline(monkeypatch):
+    # Every week capped: the price rounds take 6-8 greedy passes, and read no clock (1,500 x 52
+    # S-curves' envelopes with 13 capped weeks: 1.3 s of CPU, 2.7 s loaded, past a 5 s limit).
+    # Past the deadline they end after their first pass, and the rounds answer no plan.
+    model, cells = _capped_model(all_capped(5))
+    passes: list[int] = []
+    walked = period_prices.fill_segments
+
+    def counted(*args, **kwargs):
+        passes.append(1)
+        return walked(*args, **kwargs)
+
+    monkeypatch.setattr(period_prices, "fill_segments", counted)
+    assert period_prices.solve(model, cells, time.perf_counter()) == (None, None)
+    assert len(passes) == 1
+
+
+def test_a_finer_round_is_not_begun_where_its_cut_would_end_past_the_deadline(
+        clock, monkeypatch):
+    # Trial 21's 1,500 x 52 S-curves with capped weeks, loaded: the first round's cut took
+    # 2.2 s, its plan came at 3.3 s of a 5 s limit, and the finer round's cut, begun with
+    # 1.1 s left, was stopped 0.6 s past the deadline (the answer 0.2 s past the margin).
+    # Here every plan is short of the target error and each cut takes 2.5 s: a second cut
+    # would end past the deadline (4.4 s), so it is not begun.
+    monkeypatch.setattr(solver, "TARGET_ERROR", 1e-15)
+    cuts: list[int] = []
+    made = solver.ScaledProblem.cells
+
+    def slow(self, *args, **kwargs):
+        cuts.append(1)
+        clock.lag += 2.5
+        return made(self, *args, **kwargs)
+
+    monkeypatch.setattr(solver.ScaledProblem, "cells", slow)
+    started = clock.perf_counter()
+    answer = solve(S_CURVES_CAPPED_WITH_A_GROUP)
+    assert clock.perf_counter() <= started + S_CURVES_CAPPED_WITH_A_GROUP.time_limit + \
+        ANSWER_MARGIN
+    assert len(cuts) == 1 and answer.status == "feasible"
+    _keeps_the_cap_and_the_group(answer)
+
+
+def test_the_models_estimate_follows_the_machines_pace(clock, monkeypatch):
+    # Trial 21's 1,500 x 52 S-curves with capped weeks at 30 s, load 9: the first plan at
+    # 15.1 s, then the envelope model, estimated at 6.2 s of CPU, took 11 s of the 13.4 s
+    # left (2.6 s of CPU), and the answer came at 30.9 s. Here the first plan's step takes
+    # 4 s of the clock for its few milliseconds of CPU, and leaves 20 ms: more than the
+    # models' CPU (1 ms) but less than that at the pace seen: no model is made, and the
+    # first plan is answered.
+    monkeypatch.setattr(milp, "PACE_CPU", 0.0)
+    made = first_plan.envelope_plan
+
+    def slow(model, hulls, deadline, stop=None):
+        plan = made(model, hulls, deadline, stop)
+        clock.lag += deadline - clock.perf_counter() - 0.02
+        return plan
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a model was made that the time left did not fit")
+
+    monkeypatch.setattr(first_plan, "envelope_plan", slow)
+    monkeypatch.setattr(milp, "formulate", refused)
+    started = clock.perf_counter()
+    answer = solve(S_CURVES_CAPPED_WITH_A_GROUP)
+    assert clock.perf_counter() <= started + S_CURVES_CAPPED_WITH_A_GROUP.time_limit + \
+        ANSWER_MARGIN
+    assert answer.status == "feasible"
+    _keeps_the_cap_and_the_group(answer)

@@ -45,7 +45,7 @@ from typing import Literal
 
 import numpy as np
 
-from services.budget.optimizer import deal_bound, deal_search, first_plan, greedy
+from services.budget.optimizer import deal_bound, deal_search, first_plan, greedy, period_prices
 from services.budget.optimizer.answer import Infeasible, SolveTimeout
 from services.budget.optimizer.backends import (
     MIP_GAP,
@@ -85,6 +85,14 @@ CELL_BUILD = 8e-5
 # its plan's gap and the answer's assembly after it about as much again (the solver's
 # ASSEMBLY_SHARE keeps 0.3 s of a 2 s limit for them, the README's margin the rest).
 GREEDY_CELL = 3.5e-6
+# The priced greedy (`first_plan`) takes about this many seconds of CPU a cell to its first
+# LP's plan, its first price round hearing no clock (1,000 x 52 S-curves' envelopes with a
+# group: 0.65 s); with a plan in hand (`first_plan.scaled_plan`) and less time left, it is not
+# begun (1,500 x 52 with capped weeks, loaded: begun 0.1 s before the deadline, it ended 1.2 s
+# past it).
+PRICED_CELL = 2e-5
+# The pace of the wall clock to the CPU's is read once the MILP has taken this much CPU.
+PACE_CPU = 0.05
 # A plan meets a row to this (absolute, scaled), as `Formulation.feasible` holds it.
 HELD = 1e-7
 # After a stop, the real cells' envelope is made for the plan's gap only if it should take at
@@ -114,19 +122,30 @@ GAP_SAFETY = 0.9
 def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                gating: Gating = "tangent", warm_start: bool = True,
                report: Report | None = None, stop: Stop | None = None,
-               target_error: float | None = None) -> Solution:
+               target_error: float | None = None,
+               since: tuple[float, float] | None = None) -> Solution:
     """The MILP's plan by `deadline` (a `time.perf_counter()` instant) or once `stop()` turns
     true (the best plan so far, with its gap), or `Infeasible` naming the smallest change that
     makes one possible, or `SolveTimeout` when no plan is found.
 
     `target_error`: how far below the true optimum the answer may be; a plan is proven (and
     the search ends) within what the curves' own error leaves of it (`_gap`), at least
-    MIP_GAP."""
+    MIP_GAP. `since`: when the solve began, by `time.perf_counter()` and `time.process_time()`
+    (else now), for the pace of the wall clock to the CPU's."""
     def stopped() -> bool:
         return stop is not None and stop()
 
     def over() -> bool:
         return stopped() or _left(deadline) <= 0
+
+    entered = since or (time.perf_counter(), time.process_time())
+
+    def pace() -> float:
+        """Wall seconds a second of this process's CPU has taken (at least 1): the steps'
+        estimates are CPU's, and a loaded machine gives the process part of a core (trial
+        21's 1,500 x 52 at 30 s, load 9: the envelope model's 2.6 s of CPU took 11 s)."""
+        cpu = time.process_time() - entered[1]
+        return max(1.0, (time.perf_counter() - entered[0]) / cpu) if cpu > PACE_CPU else 1.0
 
     if model.problem.solver == "cbc":
         return _solve_cbc(model, cells, deadline)
@@ -154,6 +173,24 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
     # run for their bound (`backends.PROVING`).
     proving = False
     coarse: Cells | None = None                   # the coarse envelope LP's cells, if made
+    if warm_start and not floors and needs_binaries and period_prices.applies(model) and \
+            greedy.concave(model, hulls):
+        # S-curves under period caps or groups' shares: the first plan's priced greedy reads no
+        # clock in its price rounds, so a plan and a bound are made first by the greedy alone
+        # (`first_plan.scaled_plan`), answered where nothing better comes in time. Not begun
+        # with less time left than its first pass takes at the solve's pace, as below (its
+        # others heed the deadline).
+        if _left(deadline) < GREEDY_CELL * len(cells) * pace():
+            raise SolveTimeout(f"no plan found within {model.problem.time_limit:g} s")
+        unscaled, scaled = first_plan.scaled_plan(model, hulls, deadline)
+        bound = _objective(model, hulls, unscaled)
+        if scaled is not None:
+            spend = scaled
+            best = spend, _objective(model, cells, spend)
+            if report:
+                report(best[1], bound)
+        # The models of the real cells are made only where they fit in the time left.
+        build = CELL_BUILD * len(cells) * pace()
     if warm_start and needs_binaries and greedy.applies(model, hulls):
         # Only S-curves under a budget and channel bounds: the envelope is concave, so the
         # greedy solves its LP exactly, in a fraction of the LP's time; the cells it leaves
@@ -179,26 +216,38 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
                                  marginal, stop=stop)
         # No model is made yet: its time is estimated.
         build = CELL_BUILD * len(cells)
-    elif warm_start and not floors and (first := first_plan.envelope_plan(model, hulls, deadline,
-                                                                        stop)):
+    elif warm_start and not floors and (best is None or _left(deadline) >= PRICED_CELL * len(
+            cells) * pace()) and (first := first_plan.envelope_plan(model, hulls, deadline, stop)):
         # The envelope LP by the priced greedy (`first_plan`): a plan, and row prices that
         # bound every model of the real cells and narrow their curves, in about a second. Not
         # polished: the plan is the optimum of the real curves' envelopes with its deals
         # fixed, and its prices the envelope LP's own, which no other prices' L(y) is below.
-        building = time.perf_counter()
-        envelope_model = formulate(model, hulls, exact=())
-        build = time.perf_counter() - building
         spend, marginal = first.spend, first.marginal
-        priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
-                                                               first.rows))
-        bound = priced[2]
-        held = _held(envelope_model, cells, spend)
-        if held is not None:
-            spend = held[1]
-            best = spend, _objective(model, cells, spend)
+        if _left(deadline) < CELL_BUILD * len(cells) * pace():
+            # No model of the real cells fits in the time left (their envelope's, its
+            # narrowing and the gated model after it take about as long as the gated model):
+            # the plan, which meets every row, is answered with the envelope LP's bound.
+            # Trial 21's 1,000 x 52 S-curves with a group at 5 s: the first plan at 4.4 s, then
+            # the models past the limit.
+            best = _better(best, (spend, _objective(model, cells, spend)), True)
+            bound = min(b for b in (bound, first.bound) if b is not None)
+            build = CELL_BUILD * len(cells) * pace()
             if report:
                 report(best[1], bound)
-    elif warm_start and not floors:
+        else:
+            building = time.perf_counter()
+            envelope_model = formulate(model, hulls, exact=())
+            build = time.perf_counter() - building
+            priced = _priced(envelope_model, first_plan.row_prices(model, hulls, envelope_model,
+                                                                   first.rows))
+            bound = min(b for b in (bound, priced[2], first.bound) if b is not None)
+            held = _held(envelope_model, cells, spend)
+            if held is not None:
+                spend = held[1]
+                best = _better(best, (spend, _objective(model, cells, spend)), True)
+                if report:
+                    report(best[1], bound)
+    elif warm_start and not floors and best is None:
         if stopped():
             raise SolveTimeout("stopped before any plan was found")
         # The coarse envelope LP, rounded and re-solved with its binaries fixed, is often a plan
@@ -240,7 +289,7 @@ def solve_milp(model: ScaledProblem, cells: Cells, deadline: float, *,
             priced = _priced(envelope_model, prices(envelope_model, relaxed.row_dual))
             bound = priced[2]
         polish = True
-    elif warm_start and needs_binaries:
+    elif warm_start and needs_binaries and best is None:
         # The envelope LP bounds every model below, however its cells are gated; rounded and
         # re-solved with its binaries fixed it is often a plan within the gap already.
         envelope_model = formulate(model, cells, exact=())

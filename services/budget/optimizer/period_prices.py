@@ -131,7 +131,8 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     """The optimum of concave cells under the budget, channel bounds, period caps and groups'
     shares, proven by the bound above, and where the next round starts; no plan when the LP
     finds none (the caller then takes the MILP route, which names the conflict of
-    an impossible request), the deadline passes first or, with `heed`, `stop()` turns true.
+    an impossible request), the deadline passes before any LP's plan (after one, that plan is
+    the answer, `feasible` with its gap) or, with `heed`, `stop()` turns true.
 
     `stop` is asked at each round and while an LP runs. Once it turns true the rounds end
     with the last LP's plan (it meets every row), `feasible` with its gap, or, before any,
@@ -151,18 +152,28 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     else:
         threshold, near = _adjusted(model, curves, period, caps,
                                     np.zeros(len(caps)) if start is None else start.prices, near,
-                                    stopping)
+                                    stopping, deadline)
     margin = WINDOW
     low, high = _window(plain, threshold, margin)
     lp = _Restricted(model, plain, period, caps)
-    answer = None
+    answer = last = None
     restarted = math.inf
     for round_ in range(LP_ROUNDS):
         if stopping.heard() and answer is not None and not heed:
             return _solution(answer, "feasible"), None
-        if time.perf_counter() > deadline or stopping.late():
+        if stopping.late():
             return None, None
+        if time.perf_counter() > deadline:
+            # The last LP's plan meets every row and its bound holds at any prices: at the
+            # deadline it is the answer, `feasible` with its gap (trial 21's 1,000 x 52 S-curves
+            # with a group at 5 s: its first LP's plan at 1.7 s, then the second LP, of 146,000
+            # columns, was stopped at the deadline and the request answered no plan).
+            return (None, None) if last is None else \
+                (_solution(last, "feasible"), _start(last, near))
         answer = lp.solve(low, high, deadline, stopping.late)
+        if answer is None and time.perf_counter() > deadline:
+            continue
+        last = answer or last
         if answer is None:
             # The columns cannot meet the rows (the bought segments spend more than a cap, or
             # the columns reach no floor): widen every cell's window around its threshold, to
@@ -179,9 +190,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # is the LP's float noise: the plan is proven within it (the bound holds at any
             # prices). Widening the columns further only made the LP bigger: 74,000 columns
             # solved again for 6 s on a 1,000 × 52 shape, to the same gap of 3e-6.
-            return _solution(answer, "optimal"), \
-                Start(prices=answer.prices, threshold=answer.threshold, near=near,
-                      rows=answer.rows)
+            return _solution(answer, "optimal"), _start(answer, near)
         if margin > WINDOW and answer.gap <= RESTART_GAP or \
                 answer.gap <= min(GROWN_GAP, restarted * NEARER):
             # The columns were widened for the LP to meet its rows (or grew to a plan at the
@@ -203,6 +212,10 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     return None, None
 
 
+def _start(answer: "_Answer", near: Fill | None) -> "Start":
+    return Start(prices=answer.prices, threshold=answer.threshold, near=near, rows=answer.rows)
+
+
 def _solution(answer: "_Answer", status: str) -> Solution:
     return Solution(spend=answer.spend, status=status, gap=answer.gap, solver="greedy+highs",
                     marginal_value=answer.budget_price, model_return=answer.model_return,
@@ -211,11 +224,14 @@ def _solution(answer: "_Answer", status: str) -> Solution:
 
 def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Floats,
               prices: Floats, fill: Fill | None,
-              stopping: _Stopping | None = None) -> tuple[Floats, Fill | None]:
+              stopping: _Stopping | None = None,
+              deadline: float = math.inf) -> tuple[Floats, Fill | None]:
     """Each cell's threshold (its channel's level plus its period's price) after rounds of
     price adjustment from `prices`: the greedy at the periods' prices, then each capped
     period's price moved to where its cells spend its cap (or, converging slowly, leaping
-    ahead), until the plan meets the caps or stops getting closer (or `stopping` is late);
+    ahead), until the plan meets the caps or stops getting closer (or `stopping` is late, or
+    the `deadline` passes: 1,500 x 52 S-curves' envelopes with 13 capped weeks took 1.3 s of
+    CPU, 2.7 s on a loaded machine, past a 5 s limit);
     and the last round's greedy plan. `fill`: a greedy plan at nearby prices (the last
     round's, on the curves cut more coarsely), or none."""
     # The rounds' greedy runs on the cells merged where alike: their thresholds are the same.
@@ -228,7 +244,8 @@ def _adjusted(model: ScaledProblem, curves: Curves, period: Indices, caps: Float
     # The prices `fill` was made at, where it was made on these cells (not the coarser cut's).
     filled_at: Floats | None = None
     for round_ in range(PRICE_ROUNDS):
-        if stopping is not None and stopping.late() and round_ > 0:
+        if round_ > 0 and (stopping is not None and stopping.late() or
+                           time.perf_counter() > deadline):
             break
         # Each round starts its selections at the last round's levels (the prices move less
         # each round): 30 → 12 rounds of selection on the trial's 1,000 × 52; moved against
