@@ -674,3 +674,70 @@ def test_the_price_rounds_thresholds_do_not_hang_on_the_guessed_levels(seed, mon
     unmoved, _ = period_prices._adjusted(model, curves, cells.period, caps,
                                          np.zeros(len(caps)), None)
     np.testing.assert_array_equal(moved, unmoved)
+
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_the_columns_start_again_from_a_grown_lps_plan_near_the_optimum_without_groups(
+        seed, monkeypatch):
+    # Every week capped, no group, the rounds started from prices half again the optimum's: the
+    # first LP meets its rows (never widened) 0.27-0.67 from its bound; its columns grown towards
+    # its thresholds, 1,700-2,200, give a plan 1e-5-4e-3 from it. Without groups such a plan's
+    # row prices are near the optimum's: the next LP starts again from its plan (64-310 columns,
+    # where it kept them and added some: 1,779-2,436). Trial 21's 500 x 26 with every week capped
+    # (a first LP 7.7 from its bound): 64,000 columns at 3e-3, then two LPs of 71,000 (6.4 s of
+    # CPU); started again, 3.6 s.
+    model, cells = _capped_model(all_capped(seed))
+    _, start = period_prices.solve(model, cells)
+    assert start is not None
+    sizes, gaps = [], []
+    restricted = period_prices._Restricted.solve
+
+    def counted(lp, low, high, *args):
+        answer = restricted(lp, low, high, *args)
+        sizes.append(int((high - low).sum()))
+        gaps.append(math.inf if answer is None else answer.gap)
+        return answer
+
+    monkeypatch.setattr(period_prices._Restricted, "solve", counted)
+    solution, _ = period_prices.solve(
+        model, cells, start=dataclasses.replace(start, prices=start.prices * 1.5, near=None))
+    assert period_prices.RESTART_GAP < gaps[0] < math.inf
+    near = next(i for i, gap in enumerate(gaps) if gap <= period_prices.RESTART_GAP)
+    assert gaps[near] > period_prices.PROVEN_GAP
+    assert sizes[near + 1] < sizes[near] / 4
+    assert solution is not None and solution.status == "optimal" and solution.gap < 1e-7
+    _holds(model, cells, solution.spend)
+    expected = reference(model, cells)
+    assert expected is not None
+    assert _objective(model, solution.model_return, solution.spend) == \
+        pytest.approx(expected[0], rel=1e-7, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_without_groups_the_columns_grow_a_few_segments_a_round(seed, monkeypatch):
+    # The same rounds started off: the first LP's thresholds are far from the optimum's, and its
+    # cells' columns grow at most PLAIN_GROWTH segments each way towards them (8 past 1,300
+    # cells: 1,700-2,200 columns; 2: 1,000-1,400, the plan as near), to the whole LP's value.
+    model, cells = _capped_model(all_capped(seed))
+    _, start = period_prices.solve(model, cells)
+    assert start is not None
+    spans = []
+    restricted = period_prices._Restricted.solve
+
+    def counted(lp, low, high, *args):
+        spans.append((low.copy(), high.copy()))
+        return restricted(lp, low, high, *args)
+
+    monkeypatch.setattr(period_prices._Restricted, "solve", counted)
+    solution, _ = period_prices.solve(
+        model, cells, start=dataclasses.replace(start, prices=start.prices * 1.5, near=None))
+    (low, high), (grown_low, grown_high) = spans[:2]
+    assert np.all(grown_low >= low - period_prices.PLAIN_GROWTH)
+    assert np.all(grown_high <= high + period_prices.PLAIN_GROWTH)
+    assert np.any(grown_low < low) and np.any(grown_high > high)
+    assert solution is not None and solution.status == "optimal"
+    expected = reference(model, cells)
+    assert expected is not None
+    assert _objective(model, solution.model_return, solution.spend) == \
+        pytest.approx(expected[0], rel=1e-7, abs=1e-12)

@@ -66,8 +66,12 @@ WINDOW, WIDER = 1e-3, 8.0
 # A round's new columns reach at most this many segments past a cell's columns, twice as far
 # each round: the first row prices with groups are far off (the greedy ignores the groups), and
 # every segment between its columns and such a threshold made LPs of 120,000 columns (the
-# benchmark's 400 × 8 with 200 groups: 21 → 2.8 s).
-GROWTH = 8
+# benchmark's 400 × 8 with 200 groups: 21 → 2.8 s). Without groups, PLAIN_GROWTH: trial 21's
+# 500 × 26 with every week capped (the greedy's ties put 0.32 of the budget over the caps; a
+# first LP 7.7 from its bound, its budget row slack) grew 8 past every cell to 64,000 columns
+# (2.0 s of CPU), 2 past to 21,000 (0.5 s) at a gap as near (3e-3, 6e-3); the whole solve
+# 3.8 → 2.3 s. With groups 2 chose other deals in `department_l8`'s first plan (14.47 M → 14.42 M).
+GROWTH, PLAIN_GROWTH = 8, 2
 # An LP whose columns were widened to meet its rows, and whose plan is proven within this
 # (relative to its return), has row prices near the optimum's: the next LP's columns start
 # again from its plan (`solve`). Further off, its thresholds are too: with every week capped
@@ -83,7 +87,10 @@ RESTART_GAP = 0.1
 # again only NEARER than the last start: at 1e-2, the benchmark's 200 × 4 with 200 groups
 # started again at 1.3e-4 and crept to its optimum in eleven LPs of 200 columns, where the
 # LP of 12,600 it left was proven by one more; started again at every plan nearer than the
-# last, it never was in twelve.
+# last, it never was in twelve. Without groups the greedy knows every row, and a grown LP's plan
+# within RESTART_GAP (nearer than the last start) is near enough: trial 21's 500 x 26 with every
+# week capped at 0.96 or 1.1 of an even share, a first LP 7.7 from its bound, grew to 64,000
+# columns at 3e-3, then solved 71,000 twice (6.4 s of CPU); started again there, 3.8 s.
 GROWN_GAP, NEARER = 1e-5, 1e-2
 # Column generation rounds before giving up (the MILP route then solves the problem).
 LP_ROUNDS = 12
@@ -158,6 +165,8 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
     lp = _Restricted(model, plain, period, caps)
     answer = last = None
     restarted = math.inf
+    grown_gap, growth = (GROWN_GAP, GROWTH) if model.problem.groups else \
+        (RESTART_GAP, PLAIN_GROWTH)
     for round_ in range(LP_ROUNDS):
         if stopping.heard() and answer is not None and not heed:
             return _solution(answer, "feasible"), None
@@ -192,13 +201,13 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             # solved again for 6 s on a 1,000 × 52 shape, to the same gap of 3e-6.
             return _solution(answer, "optimal"), _start(answer, near)
         if margin > WINDOW and answer.gap <= RESTART_GAP or \
-                answer.gap <= min(GROWN_GAP, restarted * NEARER):
-            # The columns were widened for the LP to meet its rows (or grew to a plan at the
-            # optimum), and its row prices are near the optimum's: the columns start again from
-            # the cells' segments its plan holds (so the next LP has that plan), grown towards
-            # the new thresholds. Every week capped (`points_all_capped`): the LP widened to 34,000
-            # columns solved again with 200 more, 0.4 s; from its plan's 1,000 columns, four
-            # LPs of 0.05 s. With groups too (the segments the plan holds whole are then one
+                answer.gap <= min(grown_gap, restarted * NEARER):
+            # The columns were widened for the LP to meet its rows (or grew to a plan near the
+            # optimum: `grown_gap`), and its row prices are near the optimum's: the columns start
+            # again from the cells' segments its plan holds (so the next LP has that plan),
+            # grown towards the new thresholds. Every week capped (`points_all_capped`): the LP
+            # widened to 34,000 columns solved again with 200 more, 0.4 s; from its plan's 1,000
+            # columns, four LPs of 0.05 s. With groups too (the segments the plan holds whole are then one
             # column at their mean slope, which returns what they do): a department's 160 x 52
             # first plan with its floors chosen (`bench/shapes.py`'s `department_l8`) widened
             # to the whole curves, 48,000 columns, then kept them in six more LPs (5.1 s of
@@ -206,7 +215,7 @@ def solve(model: ScaledProblem, cells: Cells, deadline: float = math.inf,
             low, high = answer.span
             margin, restarted = WINDOW, answer.gap
         near_low, near_high = _window(plain, answer.threshold, WINDOW)
-        step = GROWTH << round_
+        step = growth << round_
         low, high = np.minimum(low, np.maximum(near_low, low - step)), \
             np.maximum(high, np.minimum(near_high, high + step))
     return None, None
